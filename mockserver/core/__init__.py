@@ -1,0 +1,1 @@
+"""The simulation: plain Python, no HTTP. Nothing under core/ imports Starlette."""

@@ -1,0 +1,92 @@
+"""The mock's one clock. Every timestamp the mock emits is read here, never from the wall."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+ClockMode = Literal["wall", "virtual"]
+
+DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00.000Z: a fixed start keeps transcripts stable
+
+
+class ClockError(ValueError):
+    """Raised when a caller asks time to run backwards: jobs would un-finish."""
+
+
+class Clock:
+    """Mock time in integer milliseconds since the Unix epoch.
+
+    `virtual` moves only when told (advance/set). `wall` follows the host's monotonic
+    clock multiplied by `speed`, so `--speed 60` plays the 60-second job flow in one second;
+    it can be pushed forward too. Integer milliseconds keep arithmetic exact, so two runs
+    with the same requests produce the same bytes.
+    """
+
+    __slots__ = ("_anchor_ns", "_offset_ms", "_ticker", "mode", "speed", "start_ms")
+
+    def __init__(
+        self,
+        mode: ClockMode = "virtual",
+        *,
+        speed: float = 1.0,
+        start_ms: int = DEFAULT_START_MS,
+        ticker: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        if speed <= 0:
+            raise ClockError("speed must be positive")
+        self.mode: ClockMode = mode
+        self.speed = speed
+        self.start_ms = start_ms
+        self._ticker = ticker  # the host's monotonic clock; tests pass a fake one
+        self._offset_ms = 0
+        self._anchor_ns = ticker()
+
+    def now_ms(self) -> int:
+        if self.mode == "virtual":
+            return self.start_ms + self._offset_ms
+        elapsed_ms = (self._ticker() - self._anchor_ns) * self.speed / 1_000_000
+        return self.start_ms + self._offset_ms + int(elapsed_ms)
+
+    def advance(self, seconds: float) -> int:
+        if seconds < 0:
+            raise ClockError("the clock never moves backwards; use reset to return to the start")
+        self._offset_ms += round(seconds * 1000)
+        return self.now_ms()
+
+    def set(self, instant_ms: int) -> int:
+        now = self.now_ms()
+        if instant_ms < now:
+            raise ClockError(
+                f"cannot set the clock to {format_ms(instant_ms)}: it is already {format_ms(now)}"
+            )
+        self._offset_ms += instant_ms - now
+        return self.now_ms()
+
+    def reset(self) -> None:
+        self._offset_ms = 0
+        self._anchor_ns = self._ticker()
+
+    def snapshot(self) -> dict[str, int | float | str]:
+        """What a state export needs to resume at the same instant."""
+        return {"mode": self.mode, "speed": self.speed, "startMs": self.start_ms, "nowMs": self.now_ms()}
+
+    def restore(self, now_ms: int) -> None:
+        self._anchor_ns = self._ticker()
+        self._offset_ms = now_ms - self.start_ms
+
+
+def format_ms(ms: int) -> str:
+    """ISO-8601 UTC with millisecond precision and a Z, the form the Layers job docs show."""
+    seconds, millis = divmod(ms, 1000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+
+
+def parse_timestamp(text: str) -> int:
+    """Inverse of format_ms; accepts any ISO-8601 instant with an offset or Z."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp needs a UTC offset or Z")
+    return int(parsed.timestamp() * 1000)

@@ -1,0 +1,97 @@
+"""Fixture files: the organizations, keys and projects a server knows at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .records import TIERS, ApiKey, Organization, Project, canonical_id
+
+DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "default.yaml"
+GENDERS = ("all", "female", "male")
+OUTCOMES = ("completed", "failed", "canceled")
+
+
+class FixtureError(ValueError):
+    """A fixture file that cannot be loaded; the message names the file and the entry."""
+
+
+@dataclass(slots=True)
+class Fixtures:
+    organizations: dict[str, Organization] = field(default_factory=dict)
+    keys: dict[str, ApiKey] = field(default_factory=dict)
+    projects: dict[str, Project] = field(default_factory=dict)
+
+
+def load_fixtures(path: Path | str = DEFAULT_FIXTURES) -> Fixtures:
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise FixtureError(f"{path}: {exc}") from exc
+    return parse_fixtures(document, source=str(path))
+
+
+def _need(entry: dict[str, Any], name: str, where: str) -> Any:
+    if name not in entry:
+        raise FixtureError(f"{where}: missing `{name}`")
+    return entry[name]
+
+
+def parse_fixtures(document: Any, source: str = "fixtures") -> Fixtures:
+    if not isinstance(document, dict) or not isinstance(document.get("organizations"), list):
+        raise FixtureError(f"{source}: expected a mapping with an `organizations` list")
+    fixtures = Fixtures()
+    for i, org_entry in enumerate(document["organizations"]):
+        where = f"{source}: organizations[{i}]"
+        org_id = str(_need(org_entry, "organizationId", where))
+        if org_id in fixtures.organizations:
+            raise FixtureError(f"{where}: duplicate organizationId {org_id}")
+        fixtures.organizations[org_id] = Organization(
+            org_id, str(_need(org_entry, "name", where)), int(org_entry.get("creditBalance", 0))
+        )
+        for j, p in enumerate(org_entry.get("projects", [])):
+            pwhere = f"{where}.projects[{j}]"
+            project_id = canonical_id("prj_", str(_need(p, "projectId", pwhere)))
+            if project_id is None:
+                raise FixtureError(f"{pwhere}: projectId must be prj_<uuid>")
+            gender = p.get("targetGender", "all")
+            if gender not in GENDERS:
+                raise FixtureError(f"{pwhere}: targetGender must be one of {GENDERS}")
+            if p.get("outcome") not in (None, *OUTCOMES):
+                raise FixtureError(f"{pwhere}: outcome must be one of {OUTCOMES}")
+            fixtures.projects[project_id] = Project(
+                project_id=project_id,
+                org_id=org_id,
+                name=str(_need(p, "name", pwhere)),
+                target_gender=gender,
+                brand_voice=p.get("brandVoice", "authentic"),
+                primary_language=p.get("primaryLanguage", "en"),
+                timezone=p.get("timezone", "UTC"),
+                customer_external_id=p.get("customerExternalId"),
+                app_name=p.get("appName"),
+                metadata=dict(p.get("metadata", {})),
+                outcome=p.get("outcome"),
+            )
+        for j, k in enumerate(org_entry.get("keys", [])):
+            kwhere = f"{where}.keys[{j}]"
+            key = str(_need(k, "key", kwhere))
+            if not key.startswith(("lp_live_", "lp_test_")) or key.count("_") < 3:
+                raise FixtureError(f"{kwhere}: key must look like lp_live_<id>_<secret>")
+            if key in fixtures.keys:
+                raise FixtureError(f"{kwhere}: duplicate key")
+            tier = k.get("rateLimitTier", "standard")
+            if tier not in TIERS:
+                raise FixtureError(f"{kwhere}: rateLimitTier must be one of {TIERS}")
+            fixtures.keys[key] = ApiKey(
+                key=key,
+                api_key_id=str(_need(k, "apiKeyId", kwhere)),
+                org_id=org_id,
+                scopes=tuple(k.get("scopes", ())),
+                tier=tier,
+                killed=bool(k.get("killed", False)),
+            )
+    return fixtures

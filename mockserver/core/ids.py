@@ -1,0 +1,79 @@
+"""Seeded identifiers, names and URLs.
+
+Every id the mock mints is a hash of the seed and a salt. Without an Idempotency-Key the salt
+is a per-kind sequence number, so the same request sequence gives the same ids; with one, the
+salt is the idempotency scope itself, so the ids depend on the seed and the key alone.
+"""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+FIRST_NAMES = {
+    "female": ("Ava", "Nova", "Maya", "Luna", "Iris", "Zoe", "Mila", "Elena", "Hana", "Priya"),
+    "male": ("Leo", "Kai", "Milo", "Theo", "Ezra", "Omar", "Jonas", "Ravi", "Mateo", "Finn"),
+    "non_binary": ("River", "Sage", "Rowan", "Quinn", "Ash", "Remy", "Skyler", "Indigo"),
+}
+LAST_NAMES = ("Chen", "Park", "Rivera", "Okafor", "Novak", "Haddad", "Silva", "Moreau", "Kaur")
+MEDIA_BASE = "https://media.layers-mock.invalid/portraits"
+
+
+def _digest(seed: int, salt: str, size: int) -> bytes:
+    return blake2b(salt.encode(), digest_size=size, key=seed.to_bytes(8, "big")).digest()
+
+
+def uuid_from(seed: int, salt: str) -> str:
+    """A version-4-shaped UUID: partners validate ids with uuid regexes."""
+    raw = bytearray(_digest(seed, salt, 16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def ulid_from(seed: int, salt: str, at_ms: int) -> str:
+    """A ULID whose time part is mock time and whose randomness is seeded."""
+    value = (at_ms & ((1 << 48) - 1)) << 80 | int.from_bytes(_digest(seed, salt, 10), "big")
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(CROCKFORD[index])
+    return "".join(reversed(chars))
+
+
+def persona_name(seed: int, influencer_id: str, gender: str) -> str:
+    pick = int.from_bytes(_digest(seed, "name:" + influencer_id, 4), "big")
+    firsts = FIRST_NAMES.get(gender, FIRST_NAMES["female"])
+    return f"{firsts[pick % len(firsts)]} {LAST_NAMES[(pick // 97) % len(LAST_NAMES)]}"
+
+
+def portrait_url(influencer_id: str) -> str:
+    return f"{MEDIA_BASE}/{influencer_id}.png"
+
+
+class IdMint:
+    """Counters per kind of id; the counters are state and travel with exports."""
+
+    __slots__ = ("counters", "seed")
+
+    def __init__(self, seed: int, counters: dict[str, int] | None = None) -> None:
+        self.seed = seed
+        self.counters: dict[str, int] = dict(counters or {})
+
+    def _salt(self, kind: str, scope: str | None) -> str:
+        if scope is not None:
+            return f"{kind}:key:{scope}"
+        n = self.counters.get(kind, 0) + 1
+        self.counters[kind] = n
+        return f"{kind}:seq:{n}"
+
+    def uuid(self, kind: str, scope: str | None = None) -> str:
+        return uuid_from(self.seed, self._salt(kind, scope))
+
+    def ulid(self, kind: str, at_ms: int, scope: str | None = None) -> str:
+        return ulid_from(self.seed, self._salt(kind, scope), at_ms)
+
+    def request_id(self, at_ms: int) -> str:
+        return "req_" + self.ulid("req", at_ms)

@@ -1,0 +1,78 @@
+"""RFC 7240 `Prefer` preferences the mock honours; a real server ignores them.
+
+Partner code can send the same header to the mock and to production: `outcome=failed` decides
+how a job ends, `fault=503` injects an error, `latency=1500` delays the answer. Unknown
+preferences are ignored as the RFC says; a known one with a bad value is a 422, because a
+silently ignored typo would make a partner's failure test pass for the wrong reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import validation
+from .jobs import STAGES
+
+OUTCOMES = ("completed", "failed", "canceled")
+PROGRESSIONS = ("time", "poll")
+FAULTS = ("429", "500", "503", "drop")
+MAX_LATENCY_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    outcome: str | None = None
+    stage: str | None = None
+    progression: str | None = None
+    fault: str | None = None
+    latency_ms: int | None = None
+
+    def applied(self) -> str | None:
+        """How the journal names what was injected into this request."""
+        marks = [f"fault={self.fault}"] if self.fault else []
+        if self.latency_ms:
+            marks.append(f"latency={self.latency_ms}")
+        return ",".join(marks) or None
+
+
+NONE = Preferences()
+
+
+def _pairs(header: str) -> list[tuple[str, str]]:
+    pairs = []
+    for preference in header.split(","):
+        for part in preference.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name:
+                pairs.append((name.strip().lower(), value.strip().strip('"')))
+    return pairs
+
+
+def parse_prefer(header: str | None) -> Preferences:
+    if not header:
+        return NONE
+    found: dict[str, str] = {}
+    problems: list[str] = []
+    for name, value in _pairs(header):
+        if name in ("outcome", "stage", "progression", "fault", "latency"):
+            found[name] = value
+    choices = {"outcome": OUTCOMES, "stage": STAGES, "progression": PROGRESSIONS, "fault": FAULTS}
+    for name, allowed in choices.items():
+        if name in found and found[name] not in allowed:
+            problems.append(f"{name} must be one of {', '.join(allowed)}.")
+    latency = None
+    if "latency" in found:
+        text = found["latency"]
+        if text.isdigit() and int(text) <= MAX_LATENCY_MS:
+            latency = int(text)
+        else:
+            problems.append(f"latency must be a whole number of milliseconds, 0 to {MAX_LATENCY_MS}.")
+    if problems:
+        raise validation("Invalid header.", field_errors={"Prefer": problems})
+    return Preferences(
+        outcome=found.get("outcome"),
+        stage=found.get("stage"),
+        progression=found.get("progression"),
+        fault=found.get("fault"),
+        latency_ms=latency,
+    )

@@ -1,0 +1,68 @@
+"""Per-key, per-endpoint-class request budgets, counted in minutes of mock time.
+
+Fixed windows aligned on the mock clock's minutes: a test exhausts a bucket, advances the
+clock sixty seconds, and finds it full again, without sleeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WINDOW_MS = 60_000
+LIMITS: dict[str, dict[str, int]] = {
+    "standard": {"read-light": 120, "write-light": 60, "long-running": 20},
+    "pilot": {"read-light": 1_200, "write-light": 600, "long-running": 60},
+    "partner": {"read-light": 6_000, "write-light": 3_000, "long-running": 300},
+}
+UNLIMITED = 1_000_000  # what the mock-only `unlimited` tier reports; it never runs out
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    endpoint_class: str
+    limit: int
+    remaining: int
+    reset_s: int  # Unix seconds at which the window resets
+    retry_after_s: int | None  # set when this request is refused
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [
+            ("x-ratelimit-endpoint-class", self.endpoint_class),
+            ("x-ratelimit-limit", str(self.limit)),
+            ("x-ratelimit-remaining", str(self.remaining)),
+            ("x-ratelimit-reset", str(self.reset_s)),
+        ]
+
+
+class RateLimiter:
+    __slots__ = ("_windows",)
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def take(self, api_key_id: str, tier: str, endpoint_class: str, now_ms: int) -> Quota:
+        window = now_ms // WINDOW_MS
+        reset_ms = (window + 1) * WINDOW_MS
+        reset_s = -(-reset_ms // 1000)
+        limits = LIMITS.get(tier)
+        if limits is None:
+            return Quota(endpoint_class, UNLIMITED, UNLIMITED, reset_s, None)
+        limit = limits[endpoint_class]
+        bucket = (api_key_id, endpoint_class)
+        seen_window, used = self._windows.get(bucket, (window, 0))
+        if seen_window != window:
+            used = 0
+        if used >= limit:
+            retry_after = max(1, -(-(reset_ms - now_ms) // 1000))
+            return Quota(endpoint_class, limit, 0, reset_s, retry_after)
+        self._windows[bucket] = (window, used + 1)
+        return Quota(endpoint_class, limit, limit - used - 1, reset_s, None)
+
+    def clear(self) -> None:
+        self._windows.clear()
+
+    def snapshot(self) -> list[list[object]]:
+        return [[k, c, w, n] for (k, c), (w, n) in self._windows.items()]
+
+    def restore(self, rows: list[list[object]]) -> None:
+        self._windows = {(str(k), str(c)): (int(w), int(n)) for k, c, w, n in rows}  # type: ignore[call-overload]

@@ -1,0 +1,77 @@
+"""The rows the mock keeps: organizations, keys, projects and influencers.
+
+Records hold facts only. An influencer's status, name and image are derived from its job
+(see influencers.py), so nothing here has to be updated as time passes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+TIERS = ("standard", "pilot", "partner", "unlimited")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(slots=True)
+class Organization:
+    organization_id: str
+    name: str
+    credit_balance: int = 0
+
+
+@dataclass(slots=True)
+class ApiKey:
+    key: str
+    api_key_id: str
+    org_id: str
+    scopes: tuple[str, ...]
+    tier: str = "standard"
+    killed: bool = False
+
+    def allows(self, scope: str | None) -> bool:
+        return scope is None or "*" in self.scopes or scope in self.scopes
+
+
+@dataclass(slots=True)
+class Project:
+    project_id: str
+    org_id: str
+    name: str
+    target_gender: str = "all"
+    brand_voice: str = "authentic"
+    primary_language: str = "en"
+    timezone: str = "UTC"
+    customer_external_id: str | None = None
+    app_name: str | None = None
+    app_description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_ms: int = 0
+    outcome: str | None = None  # a fixture rule: the end of every job in this project
+    influencer_ids: list[str] = field(default_factory=list)  # creation order, never shrinks
+
+
+@dataclass(slots=True)
+class InfluencerFacts:
+    influencer_id: str
+    org_id: str
+    project_id: str
+    job_id: str
+    created_ms: int
+    gender: str
+    age_range: str | None
+    brand_voice: str
+    language: str
+    generated_name: str
+    prompt: str | None = None
+    name_override: str | None = None
+    patched_ms: int | None = None
+    deleted_ms: int | None = None
+    position: int = 0  # index in the project's influencer list, for cursors
+
+
+def canonical_id(prefix: str, raw: str) -> str | None:
+    """`prj_<uuid>` and the bare `<uuid>` name the same thing; anything else is unknown."""
+    bare = raw[len(prefix) :] if raw.startswith(prefix) else raw
+    return prefix + bare if UUID_RE.match(bare) else None

@@ -1,0 +1,132 @@
+"""Fault and outcome rules set through the control plane, and the chaos profile.
+
+A rule matches requests (method, path, organization, project, operation) and gives them a
+fault, a latency, a job outcome or a progression, optionally only `count` times or with a
+`probability`. Chance is drawn from the seed and the request's sequence number, never from a
+process-wide random, so two runs with one seed inject the same faults into the same requests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any
+
+from .prefer import Preferences
+
+EFFECTS = ("fault", "latencyMs", "outcome", "stage", "progression")
+
+
+def chance(seed: int, salt: str) -> float:
+    """A uniform draw in [0, 1) that depends on the seed and the salt alone."""
+    digest = blake2b(salt.encode(), digest_size=8, key=seed.to_bytes(8, "big")).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _path_matcher(pattern: str) -> re.Pattern[str]:
+    if "*" not in pattern:
+        return re.compile(re.escape(pattern))
+    parts = re.split(r"(\*\*|\*)", pattern)
+    regex = "".join(".*" if p == "**" else "[^/]*" if p == "*" else re.escape(p) for p in parts)
+    return re.compile(regex + r"\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What a rule can match on; `sequence` numbers requests for seeded chance."""
+
+    method: str
+    path: str
+    operation_id: str
+    organization_id: str | None
+    project_id: str | None
+    sequence: int
+
+
+@dataclass(slots=True)
+class Rule:
+    rule_id: str
+    spec: dict[str, Any]  # the input as given, echoed back by the control plane
+    remaining: int | None
+    _path: re.Pattern[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_input(cls, rule_id: str, spec: dict[str, Any]) -> Rule:
+        path = spec["match"].get("path")
+        return cls(rule_id, spec, spec.get("count"), _path_matcher(path) if path else None)
+
+    def matches(self, request: RequestFacts) -> bool:
+        match = self.spec["match"]
+        return (
+            (match.get("method") is None or match["method"].upper() == request.method)
+            and (self._path is None or bool(self._path.match(request.path)))
+            and match.get("operationId") in (None, request.operation_id)
+            and match.get("organizationId") in (None, request.organization_id)
+            and match.get("projectId") in (None, request.project_id)
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {"ruleId": self.rule_id, **self.spec, "remaining": self.remaining}
+
+
+class Rules:
+    __slots__ = ("_next", "rules")
+
+    def __init__(self) -> None:
+        self.rules: dict[str, Rule] = {}
+        self._next = 0
+
+    def add(self, spec: dict[str, Any]) -> Rule:
+        self._next += 1
+        rule = Rule.from_input(f"rule_{self._next}", spec)
+        self.rules[rule.rule_id] = rule
+        return rule
+
+    def delete(self, rule_id: str) -> bool:
+        return self.rules.pop(rule_id, None) is not None
+
+    def clear(self) -> int:
+        count = len(self.rules)
+        self.rules.clear()
+        return count
+
+    def apply(self, seed: int, request: RequestFacts, prefs: Preferences) -> Preferences:
+        """Effects of every matching rule; the request's own Prefer header wins over rules."""
+        if not self.rules:
+            return prefs
+        found: dict[str, Any] = {}
+        for rule in list(self.rules.values()):
+            if not rule.matches(request):
+                continue
+            probability = rule.spec.get("probability")
+            if probability is not None and chance(seed, f"{rule.rule_id}:{request.sequence}") >= probability:
+                continue
+            for name in EFFECTS:
+                if name in rule.spec:
+                    found.setdefault(name, rule.spec[name])
+            if rule.remaining is not None:
+                rule.remaining -= 1
+                if rule.remaining <= 0:
+                    del self.rules[rule.rule_id]
+        if not found:
+            return prefs
+        return Preferences(
+            outcome=prefs.outcome or found.get("outcome"),
+            stage=prefs.stage or found.get("stage"),
+            progression=prefs.progression or found.get("progression"),
+            fault=prefs.fault or found.get("fault"),
+            latency_ms=prefs.latency_ms or found.get("latencyMs"),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"next": self._next, "rules": [r.public() for r in self.rules.values()]}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.rules = {}
+        for item in snapshot.get("rules", []):
+            spec = {k: v for k, v in item.items() if k not in ("ruleId", "remaining")}
+            rule = Rule.from_input(item["ruleId"], spec)
+            rule.remaining = item["remaining"]
+            self.rules[rule.rule_id] = rule
+        self._next = int(snapshot.get("next", len(self.rules)))

@@ -1,0 +1,22 @@
+"""What the app is given instead of reaching for globals: the simulator, the journal, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .core.chaos import ChaosProfile
+from .core.jobs import Progression
+from .core.journal import Journal
+from .core.simulator import Simulator
+from .core.store import MemoryStore, Store
+
+
+@dataclass(slots=True)
+class Deps:
+    sim: Simulator
+    journal: Journal = field(default_factory=Journal)
+    strict: bool = False
+    progression: Progression = "time"
+    admin_token: str | None = None  # required on /_mock/ when the server is not on loopback
+    chaos: ChaosProfile | None = None
+    store: Store = field(default_factory=MemoryStore)

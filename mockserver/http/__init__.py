@@ -1,0 +1,1 @@
+"""The thin HTTP edge: translate requests into simulator calls and answers back."""

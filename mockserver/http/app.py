@@ -1,0 +1,108 @@
+"""Build the Starlette application from the contract and the handler tables."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..core.errors import ApiError
+from ..deps import Deps
+from ..spec import Spec, SpecError, control_spec, partner_spec
+from .control import CONTROL_HANDLERS, ControlPipeline
+from .handlers import HANDLERS, RATE_CLASS_OF, RESOLVERS
+from .pipeline import OperationPipeline
+from .render import dumps, error_body, send_response
+
+
+def check_handlers(spec: Spec, handlers: Mapping[str, Any]) -> None:
+    """Start-up fails loudly when the contract and the code disagree."""
+    missing = sorted(set(spec.operations) - set(handlers))
+    extra = sorted(set(handlers) - set(spec.operations))
+    if missing or extra:
+        raise SpecError(
+            f"{spec.source}: operations without a handler: {missing or 'none'}; "
+            f"handlers without an operation: {extra or 'none'}"
+        )
+
+
+class PathDispatch:
+    """All operations of one path; an undeclared method is a 405 with Allow."""
+
+    __slots__ = ("allow", "by_method", "deps")
+
+    def __init__(self, by_method: dict[str, Any], deps: Deps) -> None:
+        self.by_method = by_method
+        self.allow = ", ".join(sorted(by_method))
+        self.deps = deps
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        pipeline = self.by_method.get(scope["method"])
+        if pipeline is not None:
+            await pipeline(scope, receive, send)
+            return
+        exc = ApiError(
+            "METHOD_NOT_ALLOWED",
+            f"{scope['method']} is not allowed on this path; allowed: {self.allow}.",
+        )
+        await _send_error(self.deps, send, exc, [(b"allow", self.allow.encode())])
+
+
+class NoRoute:
+    __slots__ = ("deps",)
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        exc = ApiError("NOT_FOUND", f"No route for {scope['method']} {scope['path']}.")
+        await _send_error(self.deps, send, exc, [])
+
+
+async def _send_error(deps: Deps, send: Any, exc: ApiError, headers: list[tuple[bytes, bytes]]) -> None:
+    request_id = deps.sim.state.mint.request_id(deps.sim.now())
+    out = [(b"x-request-id", request_id.encode()), *headers]
+    await send_response(send, exc.status, out, dumps(error_body(exc, request_id)))
+
+
+def _routes(spec: Spec, make: Any, deps: Deps) -> list[Route]:
+    by_path: dict[str, dict[str, Any]] = defaultdict(dict)
+    for op in spec.operations.values():
+        by_path[op.path][op.method] = make(op)
+    return [Route(path, PathDispatch(methods, deps)) for path, methods in by_path.items()]
+
+
+def build_app(deps: Deps, spec: Spec | None = None, control: Spec | None = None) -> Starlette:
+    spec = spec or partner_spec()
+    control = control or control_spec()
+    check_handlers(spec, HANDLERS)
+    check_handlers(control, CONTROL_HANDLERS)
+
+    def partner(op: Any) -> OperationPipeline:
+        return OperationPipeline(
+            op, HANDLERS[op.operation_id], deps, RESOLVERS, RATE_CLASS_OF.get(op.operation_id)
+        )
+
+    def controller(op: Any) -> ControlPipeline:
+        return ControlPipeline(op, CONTROL_HANDLERS[op.operation_id], deps)
+
+    routes = [
+        *_routes(control, controller, deps),
+        *_routes(spec, partner, deps),
+        Route("/{rest:path}", NoRoute(deps)),
+    ]
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Outermost guard: whatever escaped is still answered in the contract's envelope.
+        request_id = deps.sim.state.mint.request_id(deps.sim.now())
+        body = error_body(ApiError("INTERNAL", "Internal error."), request_id)
+        return Response(dumps(body), 500, {"x-request-id": request_id}, "application/json")
+
+    app = Starlette(routes=routes, exception_handlers={Exception: internal_error})
+    app.state.deps = deps
+    return app

@@ -1,0 +1,134 @@
+"""One small function per operationId: translate the call, ask the simulator, shape the reply."""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..core.errors import ApiError, invalid_body
+from ..core.jobs import STAGES, JobFacts
+from ..core.records import ApiKey, Project
+from ..core.simulator import JobPlan, project_body
+from ..deps import Deps
+from . import inputs
+from .pipeline import Call, Handler, Reply, Resolver
+from .render import dumps
+
+
+def plan_for(call: Call, project: Project | None) -> JobPlan:
+    """Prefer header first, then the project's fixture outcome, then the server's defaults."""
+    prefs = call.prefs
+    outcome = prefs.outcome or (project.outcome if project else None) or "completed"
+    end_stage = STAGES.index(prefs.stage) if prefs.stage else len(STAGES) - 1
+    progression = prefs.progression or call.deps.progression
+    return JobPlan(outcome, end_stage, progression)  # type: ignore[arg-type]
+
+
+def create_influencer(call: Call) -> Reply:
+    project: Project = call.resources["projectId"]
+    sim = call.deps.sim
+    body = sim.create_influencer(project, call.body, plan_for(call, project), call.idempotency_scope)
+    return Reply(202, body, [("location", body["locationUrl"])])
+
+
+def get_job(call: Call) -> Reply:
+    body = call.deps.sim.job_body(call.resources["jobId"])
+    payload = dumps(body)
+    etag = '"' + blake2b(payload, digest_size=10).hexdigest() + '"'
+    if call.headers.get("if-none-match") in (etag, "W/" + etag, "*"):
+        return Reply(304, None, [("etag", etag)])
+    return Reply(200, body, [("etag", etag)])
+
+
+def cancel_job(call: Call) -> Reply:
+    status, body = call.deps.sim.cancel_job(call.resources["jobId"])
+    return Reply(status, body)
+
+
+def get_influencer(call: Call) -> Reply:
+    return Reply(200, call.deps.sim.influencer_body(call.resources["influencerId"]))
+
+
+def list_influencers(call: Call) -> Reply:
+    q = call.query
+    body = call.deps.sim.list_influencers(
+        call.resources["projectId"], q["limit"], q.get("cursor"), q.get("status")
+    )
+    return Reply(200, body)
+
+
+def patch_influencer(call: Call) -> Reply:
+    return Reply(200, call.deps.sim.patch_influencer(call.resources["influencerId"], call.body))
+
+
+def delete_influencer(call: Call) -> Reply:
+    return Reply(200, call.deps.sim.delete_influencer(call.resources["influencerId"]))
+
+
+def whoami(call: Call) -> Reply:
+    return Reply(200, call.deps.sim.whoami(call.key))
+
+
+def create_project(call: Call) -> Reply:
+    sim = call.deps.sim
+    if not _known_timezone(call.body["timezone"]):
+        raise invalid_body(field_errors={"timezone": ["Must be an IANA time zone name."]})
+    plan = plan_for(call, None)
+    return Reply(201, sim.create_project(call.key, call.body, plan, call.idempotency_scope))
+
+
+def get_project(call: Call) -> Reply:
+    return Reply(200, project_body(call.resources["projectId"]))
+
+
+def _known_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def project_rate_class(body: inputs.Body) -> str:
+    """Creating a project is long-running only when appDescription starts an influencer."""
+    try:
+        _, parsed = inputs.parse_json(body)
+    except ApiError:  # a bad body is reported at step 5, after auth, rate limit and scope
+        return "write-light"
+    return "long-running" if isinstance(parsed, dict) and "appDescription" in parsed else "write-light"
+
+
+HANDLERS: dict[str, Handler] = {
+    "createInfluencer": create_influencer,
+    "getJob": get_job,
+    "cancelJob": cancel_job,
+    "getInfluencer": get_influencer,
+    "listInfluencers": list_influencers,
+    "patchInfluencer": patch_influencer,
+    "deleteInfluencer": delete_influencer,
+    "whoami": whoami,
+    "createProject": create_project,
+    "getProject": get_project,
+}
+
+RATE_CLASS_OF = {"createProject": project_rate_class}
+
+
+def _project(deps: Deps, key: ApiKey, raw: str) -> Project:
+    return deps.sim.project_for(key, raw)
+
+
+def _influencer(deps: Deps, key: ApiKey, raw: str) -> Any:
+    return deps.sim.influencer_for(key, raw)
+
+
+def _job(deps: Deps, key: ApiKey, raw: str) -> JobFacts:
+    return deps.sim.job_for(key, raw)
+
+
+RESOLVERS: dict[str, Resolver] = {
+    "projectId": _project,
+    "influencerId": _influencer,
+    "jobId": _job,
+}

@@ -1,0 +1,137 @@
+"""Reading what a client sent: headers, a bounded body, JSON, and the declared query and headers.
+
+Every way a body can be wrong (too big, not UTF-8, truncated, too deep, not an object, the wrong
+content type) ends as a 422 in the contract's envelope: never a 500, never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from ..core.errors import ApiError, invalid_body, validation
+from ..spec import Operation, Param
+from ..validation import collect_errors
+
+MAX_BODY_BYTES = 1024 * 1024
+INTEGER = re.compile(r"^-?\d{1,18}$")
+
+
+class Body:
+    __slots__ = ("content_type", "raw", "too_large")
+
+    def __init__(self, raw: bytes, too_large: bool, content_type: str | None) -> None:
+        self.raw = raw
+        self.too_large = too_large
+        self.content_type = content_type
+
+
+def header_map(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def read_body(receive: Any, content_type: str | None) -> Body:
+    """Reads at most MAX_BODY_BYTES; past that it stops and remembers the body was too large."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return Body(b"", True, content_type)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return Body(b"".join(chunks), False, content_type)
+
+
+def is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def parse_json(body: Body) -> tuple[bool, Any]:
+    """(present, value). No body at all is `present=False`; the operation decides if that is ok."""
+    if body.too_large:
+        raise invalid_body([f"Body is larger than {MAX_BODY_BYTES // 1024} KiB."])
+    if not body.raw.strip():
+        return False, None
+    if not is_json(body.content_type):
+        raise invalid_body(["Content-Type must be application/json."])
+    try:
+        return True, orjson.loads(body.raw)
+    except orjson.JSONDecodeError:
+        raise invalid_body(["Body is not valid JSON (UTF-8, at most 1024 levels deep)."]) from None
+
+
+def validate_body(op: Operation, body: Body) -> dict[str, Any]:
+    present, value = parse_json(body)
+    if not present:
+        if op.body_required:
+            raise invalid_body(["A JSON body is required."])
+        return {}
+    if op.body_validator is None:
+        raise invalid_body(["This operation takes no body."])
+    fields, form = collect_errors(op.body_validator, value, op.unknown_field_messages)
+    if fields or form:
+        raise invalid_body(form, fields)
+    return value
+
+
+def _coerce(param: Param, text: str) -> Any:
+    if param.schema.get("type") == "integer" and INTEGER.match(text):
+        return int(text)
+    return text
+
+
+def _check(params: list[Param], values: dict[str, str], message: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for param in params:
+        if param.name not in values:
+            if param.required:
+                errors[param.name] = ["Required."]
+            elif param.default is not None:
+                parsed[param.name] = param.default
+            continue
+        value = _coerce(param, values[param.name])
+        fields, form = collect_errors(param.validator, value)
+        if fields or form:
+            errors[param.name] = [m for ms in fields.values() for m in ms] + form
+        else:
+            parsed[param.name] = value
+    if errors:
+        raise validation(message, field_errors=errors)
+    return parsed
+
+
+def validate_query(op: Operation, query_string: bytes) -> dict[str, Any]:
+    params = [p for p in op.params if p.location == "query"]
+    if not params:
+        return {}
+    values: dict[str, str] = {}
+    try:
+        pairs = parse_qsl(query_string.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise validation("Invalid query.", ["Query string is not valid UTF-8."]) from None
+    for name, value in pairs:
+        values.setdefault(name, value)
+    return _check(params, values, "Invalid query.")
+
+
+def validate_headers(op: Operation, headers: dict[str, str]) -> dict[str, Any]:
+    params = [p for p in op.params if p.location == "header" and p.name.lower() != "prefer"]
+    values = {p.name: headers[p.name.lower()] for p in params if p.name.lower() in headers}
+    return _check(params, values, "Invalid header.")
+
+
+def as_api_error(exc: Exception) -> ApiError:
+    return exc if isinstance(exc, ApiError) else ApiError("INTERNAL", "Internal error.")

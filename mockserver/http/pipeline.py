@@ -1,0 +1,258 @@
+"""One request through one operation, in the contract's order of checks.
+
+authenticate (401/503) → rate limit (429) → scope (403) → path resources (404)
+→ body, query and headers (422) → idempotency (replay / 409) → handler.
+Each step either passes or raises ApiError; the error is rendered in one place below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+
+from ..core.errors import ApiError
+from ..core.idempotency import Scope, StoredResponse
+from ..core.prefer import Preferences, parse_prefer
+from ..core.records import ApiKey
+from ..core.rules import RequestFacts
+from ..deps import Deps
+from ..spec import Operation
+from . import inputs
+from .render import Headers, dumps, encode_headers, error_body, send_response
+from .strict import check_response
+
+MUTATING = frozenset({"POST", "PATCH", "DELETE"})
+
+
+class ConnectionDropped(Exception):
+    """A `drop` fault: the connection was closed and nothing may be sent."""
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: Any
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything a handler may read about the request it answers."""
+
+    deps: Deps
+    op: Operation
+    key: ApiKey
+    resources: dict[str, Any]
+    body: dict[str, Any]
+    query: dict[str, Any]
+    headers: dict[str, str]
+    prefs: Preferences
+    idempotency_scope: str | None
+
+
+Handler = Callable[[Call], Reply]
+Resolver = Callable[[Deps, ApiKey, str], Any]
+
+
+def encode_body(body: Any) -> bytes | None:
+    return None if body is None else dumps(body)
+
+
+class OperationPipeline:
+    __slots__ = ("deps", "handler", "inflight", "op", "rate_class_of", "resolvers")
+
+    def __init__(
+        self,
+        op: Operation,
+        handler: Handler,
+        deps: Deps,
+        resolvers: dict[str, Resolver],
+        rate_class_of: Callable[[inputs.Body], str] | None = None,
+    ) -> None:
+        self.op = op
+        self.handler = handler
+        self.deps = deps
+        self.resolvers = {p.name: resolvers[p.name] for p in op.params if p.location == "path"}
+        self.rate_class_of = rate_class_of
+        self.inflight: dict[Scope, asyncio.Future[None]] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        deps = self.deps
+        sim = deps.sim
+        request_id = sim.state.mint.request_id(sim.now())
+        headers = inputs.header_map(scope)
+        body = await inputs.read_body(receive, headers.get("content-type"))
+        out: Headers = [(b"x-request-id", request_id.encode())]
+        key: ApiKey | None = None
+        injected: str | None = None
+        try:
+            key = sim.authenticate(headers.get("authorization"))
+            rate_class = self.rate_class_of(body) if self.rate_class_of else self.op.rate_class
+            quota = sim.state.rates.take(key.api_key_id, key.tier, rate_class, sim.now())
+            out.extend(encode_headers(quota.headers()))
+            if quota.retry_after_s is not None:
+                raise ApiError(
+                    "RATE_LIMITED",
+                    f"Rate limit of {quota.limit} {rate_class} requests per minute exceeded.",
+                    {"endpointClass": rate_class, "limit": quota.limit},
+                    {"retry-after": str(quota.retry_after_s)},
+                )
+            if not key.allows(self.op.scope):
+                raise ApiError(
+                    "FORBIDDEN_SCOPE",
+                    f"This key is missing the {self.op.scope} scope.",
+                    {"requiredScope": self.op.scope},
+                )
+            params = scope.get("path_params", {})
+            resources = {n: r(deps, key, params[n]) for n, r in self.resolvers.items()}
+            call_body = inputs.validate_body(self.op, body)
+            query = inputs.validate_query(self.op, scope.get("query_string", b""))
+            declared = inputs.validate_headers(self.op, headers)
+            prefs, injected = self._preferences(key, resources, headers, scope["path"])
+            await self._inject(prefs, receive)
+            idem_key = declared.get("Idempotency-Key") if self.op.method in MUTATING else None
+            call = Call(deps, self.op, key, resources, call_body, query, headers, prefs, None)
+            if idem_key is None:
+                reply = self.handler(call)
+                status, payload, extra = reply.status, encode_body(reply.body), reply.headers
+                out.extend(encode_headers(extra))
+            else:
+                status, payload, stored = await self._idempotent(
+                    call, (key.api_key_id, self.op.method, scope["path"], idem_key), body
+                )
+                out.extend(stored)
+        except ConnectionDropped:
+            self._journal(scope, 0, request_id, key, injected)
+            return
+        except ApiError as exc:
+            status = exc.status
+            payload = dumps(error_body(exc, request_id))
+            if exc.headers:
+                out.extend(encode_headers(list(exc.headers.items())))
+        await self._finish(scope, send, status, out, payload, request_id, key, injected)
+
+    def _preferences(
+        self, key: ApiKey, resources: dict[str, Any], headers: dict[str, str], path: str
+    ) -> tuple[Preferences, str | None]:
+        """The request's Prefer header, then control-plane rules, then the chaos profile."""
+        state = self.deps.sim.state
+        prefs = parse_prefer(headers.get("prefer"))
+        marks = [m] if (m := prefs.applied()) else []
+        sequence = state.mint.counters.get("req", 0)
+        if state.rules.rules:
+            project_id = next((getattr(r, "project_id", None) for r in resources.values()), None)
+            facts = RequestFacts(
+                self.op.method, path, self.op.operation_id, key.org_id, project_id, sequence
+            )
+            ruled = state.rules.apply(state.seed, facts, prefs)
+            if ruled != prefs and (m := ruled.applied()) and m not in marks:
+                marks.append("rule:" + m)
+            prefs = ruled
+        chaos = self.deps.chaos
+        if chaos is not None and not prefs.fault and (drawn := chaos.draw(state.seed, sequence)):
+            prefs = replace(
+                prefs, fault=drawn.fault, latency_ms=prefs.latency_ms or drawn.latency_ms
+            )
+            marks.append("chaos:" + (drawn.applied() or ""))
+        return prefs, ",".join(marks) or None
+
+    async def _inject(self, prefs: Preferences, receive: Any) -> None:
+        if prefs.latency_ms:
+            await asyncio.sleep(prefs.latency_ms / 1000)  # real time, other requests go on
+        if prefs.fault == "drop":
+            transport = getattr(getattr(receive, "__self__", None), "transport", None)
+            if transport is not None:
+                transport.abort()  # a real closed connection, not an HTTP answer
+            raise ConnectionDropped
+        if prefs.fault == "500":
+            raise ApiError("INTERNAL", "Injected fault: internal error.", {"injected": True})
+        if prefs.fault == "503":
+            raise ApiError(
+                "KILL_SWITCH", "Injected fault: service unavailable.", {"scope": "key", "injected": True}
+            )
+        if prefs.fault == "429":
+            raise ApiError(
+                "RATE_LIMITED",
+                "Injected fault: rate limited.",
+                {"injected": True},
+                {"retry-after": "1"},
+            )
+
+    async def _idempotent(
+        self, call: Call, scope: Scope, body: inputs.Body
+    ) -> tuple[int, bytes | None, Headers]:
+        """Same key and body: the first answer, verbatim. Same key, other body: 409."""
+        records = self.deps.sim.state.idempotency
+        _, parsed = inputs.parse_json(body)
+        fingerprint = orjson.dumps(parsed if parsed is not None else {}, option=orjson.OPT_SORT_KEYS)
+        record = records.lookup(scope, self.deps.sim.now())
+        while record is None and scope in self.inflight:
+            await asyncio.shield(self.inflight[scope])
+            record = records.lookup(scope, self.deps.sim.now())
+        if record is not None:
+            if record.fingerprint != fingerprint:
+                raise ApiError(
+                    "IDEMPOTENCY_CONFLICT",
+                    "This Idempotency-Key was already used with a different request body.",
+                )
+            return record.status, record.body, list(record.headers)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inflight[scope] = done
+        try:
+            call.idempotency_scope = blake2b(repr(scope).encode(), digest_size=16).hexdigest()
+            reply = self.handler(call)
+            payload = encode_body(reply.body)
+            extra = encode_headers(reply.headers)
+            records.store(
+                scope,
+                StoredResponse(fingerprint, reply.status, payload, tuple(extra), self.deps.sim.now()),
+            )
+            self.deps.sim.state.dirty.add(("idempotency", "\x1f".join(scope)))
+            return reply.status, payload, extra
+        finally:
+            del self.inflight[scope]
+            done.set_result(None)
+
+    async def _finish(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        status: int,
+        out: Headers,
+        payload: bytes | None,
+        request_id: str,
+        key: ApiKey | None,
+        injected: str | None,
+    ) -> None:
+        if self.deps.strict:
+            check_response(self.op, status, out, payload)
+        state = self.deps.sim.state
+        if state.dirty:
+            self.deps.store.commit(state, self.deps.sim.clock)  # durable before the client knows
+        await send_response(send, status, out, payload)
+        self._journal(scope, status, request_id, key, injected)
+
+    def _journal(
+        self,
+        scope: dict[str, Any],
+        status: int,
+        request_id: str,
+        key: ApiKey | None,
+        injected: str | None,
+    ) -> None:
+        self.deps.journal.record(
+            at_ms=self.deps.sim.now(),
+            method=self.op.method,
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            status=status,
+            requestId=request_id,
+            apiKeyId=key.api_key_id if key else None,
+            operationId=self.op.operation_id,
+            injected=injected,
+        )

@@ -1,0 +1,36 @@
+"""Bodies and error envelopes: the only place an error body is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..core.errors import ApiError
+
+JSON = (b"content-type", b"application/json")
+Headers = list[tuple[bytes, bytes]]
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def error_body(exc: ApiError, request_id: str) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message, "requestId": request_id}
+    if exc.details is not None:
+        error["details"] = exc.details
+    return {"error": error}
+
+
+def encode_headers(pairs: list[tuple[str, str]]) -> Headers:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
+
+
+async def send_response(send: Any, status: int, headers: Headers, body: bytes | None) -> None:
+    if body is not None:
+        headers = [*headers, JSON, (b"content-length", str(len(body)).encode())]
+    else:
+        headers = [*headers, (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body or b""})

@@ -1,0 +1,74 @@
+"""Server settings and the one function that turns them into an application."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .core.chaos import ChaosProfile
+from .core.clock import Clock, ClockMode
+from .core.fixtures import DEFAULT_FIXTURES, load_fixtures
+from .core.jobs import Progression
+from .core.simulator import Simulator
+from .core.store import MemoryStore, Store
+from .deps import Deps
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 4010
+    fixtures: Path = DEFAULT_FIXTURES
+    seed: int = 0
+    clock: ClockMode = "wall"
+    speed: float = 1.0
+    progression: Progression = "time"
+    strict: bool = False
+    admin_token: str | None = None
+    chaos: Path | None = None
+    state: str | None = None  # "memory" (default) or "sqlite:PATH"
+
+    @property
+    def loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+
+def make_store(spec: str | None) -> Store:
+    """`memory` or `sqlite:PATH`; anything else is a usage error."""
+    if spec in (None, "memory"):
+        return MemoryStore()
+    if spec.startswith("sqlite:") and len(spec) > len("sqlite:"):
+        from .core.durable import SqliteStore
+
+        return SqliteStore(Path(spec[len("sqlite:") :]))
+    raise ValueError(f"--state must be memory or sqlite:PATH, not {spec!r}")
+
+
+def make_deps(settings: Settings) -> Deps:
+    clock = Clock(settings.clock, speed=settings.speed)
+    sim = Simulator(load_fixtures(settings.fixtures), clock, settings.seed)
+    store = make_store(settings.state)
+    kept = store.load(clock)
+    if kept is not None:
+        sim.replace_state(kept)
+    else:
+        store.replace(sim.state, clock)
+    return Deps(
+        sim=sim,
+        strict=settings.strict,
+        progression=settings.progression,
+        admin_token=settings.admin_token,
+        chaos=ChaosProfile.load(settings.chaos) if settings.chaos else None,
+        store=store,
+    )
+
+
+def make_app(settings: Settings) -> Any:
+    from .http.app import build_app
+
+    return build_app(make_deps(settings))

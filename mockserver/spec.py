@@ -1,0 +1,181 @@
+"""The contract, loaded once: operations, scopes, rate classes and compiled validators.
+
+Everything the server knows about an operation comes from `openapi/`: its route, the scope in
+its security requirement, its `x-rate-class`, its parameters and body schema, and the schema of
+every response it may send. Nothing here restates a schema in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import yaml
+
+SPEC_DIR = Path(__file__).resolve().parents[1] / "openapi"
+PARTNER_SPEC = SPEC_DIR / "layers.yaml"
+CONTROL_SPEC = SPEC_DIR / "control.yaml"
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+class SpecError(RuntimeError):
+    """The contract cannot drive the server: a broken $ref, a missing handler, and so on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    location: str  # query | header | path
+    required: bool
+    schema: dict[str, Any]
+    validator: Any
+    default: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseContract:
+    validator: Any | None  # None: the response has no body
+    required_headers: tuple[str, ...]
+    header_validators: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    scope: str | None
+    rate_class: str
+    params: list[Param] = field(default_factory=list)
+    body_validator: Any | None = None
+    body_required: bool = False
+    body_schema: dict[str, Any] | None = None
+    unknown_field_messages: dict[str, str] = field(default_factory=dict)
+    responses: dict[str, ResponseContract] = field(default_factory=dict)
+
+    def response_for(self, status: int) -> ResponseContract | None:
+        return self.responses.get(str(status)) or self.responses.get(f"{str(status)[0]}XX")
+
+
+class Spec:
+    def __init__(self, document: dict[str, Any], source: str = "spec") -> None:
+        self.document = document
+        self.source = source
+        self.components = document.get("components", {})
+        self.operations: dict[str, Operation] = {}
+        for path, item in document.get("paths", {}).items():
+            item = self.resolve(item)
+            for method in METHODS:
+                if method in item:
+                    op = self._operation(path, method, item, item[method])
+                    if op.operation_id in self.operations:
+                        raise SpecError(f"{source}: operationId {op.operation_id} is used twice")
+                    self.operations[op.operation_id] = op
+
+    @classmethod
+    def load(cls, path: Path | str) -> Spec:
+        path = Path(path)
+        try:
+            return cls(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+        except (OSError, yaml.YAMLError) as exc:
+            raise SpecError(f"cannot read the contract {path}: {exc}") from exc
+
+    def resolve(self, node: Any) -> Any:
+        """Follow a local `$ref` (components/parameters, responses, headers, request bodies)."""
+        seen = 0
+        while isinstance(node, dict) and "$ref" in node and len(node) == 1:
+            ref = node["$ref"]
+            if not ref.startswith("#/"):
+                raise SpecError(f"{self.source}: only local $refs are supported, got {ref}")
+            target: Any = self.document
+            for part in ref[2:].split("/"):
+                part = part.replace("~1", "/").replace("~0", "~")
+                if not isinstance(target, dict) or part not in target:
+                    raise SpecError(f"{self.source}: $ref {ref} points nowhere")
+                target = target[part]
+            node = target
+            seen += 1
+            if seen > 32:
+                raise SpecError(f"{self.source}: $ref cycle at {ref}")
+        return node
+
+    def validator(self, schema: dict[str, Any], formats: bool = False) -> Any:
+        """Compile once, with the whole document as root so every $ref resolves."""
+        root = dict(schema)
+        root["components"] = self.components
+        try:
+            return jsonschema_rs.Draft202012Validator(root, validate_formats=formats)
+        except (ValueError, jsonschema_rs.ReferencingError) as exc:
+            raise SpecError(f"{self.source}: schema does not compile: {exc}") from exc
+
+    def schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return self.resolve(schema)
+
+    def _operation(
+        self, path: str, method: str, item: dict[str, Any], raw: dict[str, Any]
+    ) -> Operation:
+        where = f"{self.source}: {method.upper()} {path}"
+        operation_id = raw.get("operationId")
+        if not operation_id:
+            raise SpecError(f"{where}: has no operationId")
+        scope = None
+        for requirement in raw.get("security", self.document.get("security", [])):
+            for scopes in requirement.values():
+                if scopes:
+                    scope = scopes[0]
+        op = Operation(
+            operation_id=operation_id,
+            method=method.upper(),
+            path=path,
+            scope=scope,
+            rate_class=raw.get("x-rate-class", "read-light"),
+        )
+        for param in [*item.get("parameters", []), *raw.get("parameters", [])]:
+            param = self.resolve(param)
+            schema = param.get("schema", {})
+            op.params.append(
+                Param(
+                    name=param["name"],
+                    location=param["in"],
+                    required=bool(param.get("required", param["in"] == "path")),
+                    schema=schema,
+                    validator=self.validator(schema),
+                    default=self.resolve(schema).get("default"),
+                )
+            )
+        if "requestBody" in raw:
+            body = self.resolve(raw["requestBody"])
+            media = body.get("content", {}).get("application/json")
+            if media is None:
+                raise SpecError(f"{where}: the request body must be application/json")
+            op.body_required = bool(body.get("required", False))
+            op.body_schema = self.resolve(media["schema"])
+            op.body_validator = self.validator(media["schema"])
+            op.unknown_field_messages = dict(op.body_schema.get("x-unknown-field-messages", {}))
+        for status, response in raw.get("responses", {}).items():
+            response = self.resolve(response)
+            media = response.get("content", {}).get("application/json")
+            headers = {
+                name.lower(): self.resolve(h) for name, h in response.get("headers", {}).items()
+            }
+            op.responses[str(status)] = ResponseContract(
+                validator=self.validator(media["schema"], formats=True) if media else None,
+                required_headers=tuple(n for n, h in headers.items() if h.get("required")),
+                header_validators={
+                    n: self.validator(h["schema"]) for n, h in headers.items() if "schema" in h
+                },
+            )
+        return op
+
+
+@cache
+def partner_spec() -> Spec:
+    return Spec.load(PARTNER_SPEC)
+
+
+@cache
+def control_spec() -> Spec:
+    return Spec.load(CONTROL_SPEC)

@@ -1,0 +1,70 @@
+"""JSON Schema errors to the contract's `fieldErrors` / `formErrors`, in one function.
+
+The messages are written for a partner reading a 422: they name the rule, never echo the
+value (a 1 MB string must not come back in an error body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+UNKNOWN_FIELD = "Unrecognized key."
+TYPE_NAMES = {"object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
+              "number": "a number", "boolean": "a boolean", "null": "null"}
+
+
+def _message(kind: Any) -> str:
+    name = type(kind).__name__
+    facts = kind.as_dict()
+    if name == "Enum":
+        return "Must be one of: " + ", ".join("null" if o is None else str(o) for o in facts["options"]) + "."
+    if name == "Type":
+        return "Must be " + " or ".join(TYPE_NAMES.get(t, t) for t in facts["types"]) + "."
+    if name == "MaxLength":
+        return f"Must be at most {facts['limit']} characters."
+    if name == "MinLength":
+        return f"Must be at least {facts['limit']} characters."
+    if name == "Maximum":
+        return f"Must be at most {facts['limit']}."
+    if name == "Minimum":
+        return f"Must be at least {facts['limit']}."
+    if name == "Pattern":
+        return "Has the wrong format."
+    if name == "Constant":
+        return f"Must be {facts['expected_value']}."
+    if name == "MaxProperties":
+        return f"Must have at most {facts['limit']} fields."
+    return "Is not valid."
+
+
+def collect_errors(
+    validator: Any, instance: Any, unknown_messages: Mapping[str, str] | None = None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """(fieldErrors, formErrors) for `instance`; both empty when it is valid."""
+    fields: dict[str, list[str]] = {}
+    form: list[str] = []
+
+    def add(name: str, message: str) -> None:
+        messages = fields.setdefault(name, [])
+        if message not in messages:
+            messages.append(message)
+
+    for error in validator.iter_errors(instance):
+        kind = error.kind
+        name = type(kind).__name__
+        path = error.instance_path
+        if path:
+            add(str(path[0]), _message(kind))
+        elif name == "AdditionalProperties":
+            for unexpected in kind.unexpected:
+                add(unexpected, (unknown_messages or {}).get(unexpected, UNKNOWN_FIELD))
+        elif name == "Required":
+            add(kind.property, "Required.")
+        elif name == "Type":
+            form.append("Body must be a JSON object.")
+        elif name == "MinProperties":
+            form.append("Send at least one field.")
+        else:
+            form.append(_message(kind))
+    return fields, form
