@@ -1,0 +1,63 @@
+"""Shared test helpers: the mock in-process, strict, on a virtual clock and a fixed seed.
+
+Strict mode is on for every test, so any response the spec does not describe fails the test
+that provoked it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from starlette.testclient import TestClient
+
+from mockserver.core.clock import Clock
+from mockserver.core.fixtures import load_fixtures
+from mockserver.core.simulator import Simulator
+from mockserver.deps import Deps
+from mockserver.http.app import build_app
+
+FULL = "lp_test_acmefull_Zx81Qm4TnR7vKp2W"
+STANDARD = "lp_test_acmestd_Bq5Hs8Ty1Uw3Xz6C"
+NO_INFLUENCERS = "lp_test_acmenoinf_H3kV9sLq2MwP8dYt"
+NO_JOBS = "lp_test_acmenojobs_R6tY2uI8oP4aS1dF"
+KILLED = "lp_live_acmekilled_G7hJ3kL9zX5cV2bN"
+GLOBEX = "lp_test_globexfull_M4nB7vC1xZ9lK6jH"
+PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"  # Acme, targetGender female
+GLOBEX_PROJECT = "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d"  # Globex, targetGender all
+SEED = 7
+
+
+def auth(key: str = FULL, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **extra}
+
+
+class Mock:
+    """The in-process mock plus the handles a test steers it with."""
+
+    def __init__(self, deps: Deps, client: TestClient) -> None:
+        self.deps = deps
+        self.client = client
+
+    def advance(self, seconds: float) -> None:
+        response = self.client.post("/_mock/clock/advance", json={"seconds": seconds})
+        assert response.status_code == 200, response.text
+
+    def create(self, key: str = FULL, project: str = PROJECT, **kwargs: Any) -> httpx.Response:
+        headers = auth(key, **kwargs.pop("headers", {}))
+        return self.client.post(f"/v1/projects/{project}/influencers", headers=headers, **kwargs)
+
+    def job(self, job_id: str, key: str = FULL, **headers: str) -> httpx.Response:
+        return self.client.get(f"/v1/jobs/{job_id}", headers=auth(key, **headers))
+
+    def influencer(self, influencer_id: str, key: str = FULL) -> httpx.Response:
+        return self.client.get(f"/v1/influencers/{influencer_id}", headers=auth(key))
+
+
+def make_mock(seed: int = SEED, progression: str = "time", fixtures: Any = None) -> Mock:
+    sim = Simulator(fixtures or load_fixtures(), Clock("virtual"), seed)
+    deps = Deps(sim=sim, strict=True, progression=progression)  # type: ignore[arg-type]
+    return Mock(deps, TestClient(build_app(deps)))
+
+
