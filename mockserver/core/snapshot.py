@@ -2,7 +2,9 @@
 
 Export then import into a fresh server gives a server that answers every later request exactly
 as the first would have: records, counters of the id mint, idempotency records, rate windows,
-rules and the clock's instant all travel.
+rules and the clock's instant all travel. The per-record helpers (`row`, `from_row`,
+`idempotency_item`, `meta`) are shared with the durable store, so a file and an export hold
+one format.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from .clock import Clock
 from .errors import validation
-from .idempotency import IdempotencyRecords, StoredResponse
+from .idempotency import IdempotencyRecords, Scope, StoredResponse
 from .ids import IdMint
 from .jobs import JobFacts
 from .records import ApiKey, InfluencerFacts, Organization, Project
@@ -26,6 +28,13 @@ TABLES: dict[str, type] = {
     "influencers": InfluencerFacts,
     "jobs": JobFacts,
 }
+KEY_FIELD = {
+    "organizations": "organization_id",
+    "keys": "key",
+    "projects": "project_id",
+    "influencers": "influencer_id",
+    "jobs": "job_id",
+}
 
 
 def row(record: Any) -> dict[str, Any]:
@@ -34,30 +43,55 @@ def row(record: Any) -> dict[str, Any]:
 
 def from_row(cls: type, data: dict[str, Any]) -> Any:
     names = {f.name for f in fields(cls)}
-    values = {k: tuple(v) if k in ("scopes", "schedule_ms") else v for k, v in data.items() if k in names}
+    values = {
+        k: tuple(v) if k in ("scopes", "schedule_ms") else v for k, v in data.items() if k in names
+    }
     return cls(**values)
 
 
-def export_state(state: State, clock: Clock) -> dict[str, Any]:
+def idempotency_item(scope: Scope, rec: StoredResponse) -> dict[str, Any]:
+    return {
+        "scope": list(scope),
+        "fingerprint": rec.fingerprint.decode(),
+        "status": rec.status,
+        "body": None if rec.body is None else rec.body.decode(),
+        "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in rec.headers],
+        "storedMs": rec.stored_ms,
+    }
+
+
+def idempotency_record(item: dict[str, Any]) -> tuple[Scope, StoredResponse]:
+    scope: Scope = tuple(item["scope"])  # type: ignore[assignment]
+    return scope, StoredResponse(
+        item["fingerprint"].encode(),
+        int(item["status"]),
+        None if item["body"] is None else item["body"].encode(),
+        tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in item["headers"]),
+        int(item["storedMs"]),
+    )
+
+
+def meta(state: State, clock: Clock) -> dict[str, Any]:
+    """Everything of the state that is not a record: seed, counters, clock, rates, rules."""
     return {
         "format": FORMAT,
         "seed": state.seed,
         "clock": clock.snapshot(),
         "mint": dict(state.mint.counters),
-        **{name: [row(r) for r in getattr(state, name).values()] for name in TABLES},
-        "idempotency": [
-            {
-                "scope": list(scope),
-                "fingerprint": rec.fingerprint.decode(),
-                "status": rec.status,
-                "body": None if rec.body is None else rec.body.decode(),
-                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in rec.headers],
-                "storedMs": rec.stored_ms,
-            }
-            for scope, rec in state.idempotency.items()
-        ],
         "rates": state.rates.snapshot(),
         "rules": state.rules.snapshot(),
+    }
+
+
+def export_state(state: State, clock: Clock) -> dict[str, Any]:
+    document = meta(state, clock)
+    rates, rules = document.pop("rates"), document.pop("rules")
+    return {
+        **document,
+        **{name: [row(r) for r in getattr(state, name).values()] for name in TABLES},
+        "idempotency": [idempotency_item(scope, rec) for scope, rec in state.idempotency.items()],
+        "rates": rates,
+        "rules": rules,
     }
 
 
@@ -73,25 +107,14 @@ def import_state(document: Any, clock: Clock) -> State:
             projects={},
             mint=IdMint(int(document["seed"]), document.get("mint", {})),
         )
-        key_field = {"organizations": "organization_id", "keys": "key", "projects": "project_id",
-                     "influencers": "influencer_id", "jobs": "job_id"}
         for name, cls in TABLES.items():
             table = getattr(state, name)
             for data in document.get(name, []):
                 record = from_row(cls, data)
-                table[getattr(record, key_field[name])] = record
+                table[getattr(record, KEY_FIELD[name])] = record
         records = IdempotencyRecords()
         for item in document.get("idempotency", []):
-            records.store(
-                tuple(item["scope"]),  # type: ignore[arg-type]
-                StoredResponse(
-                    item["fingerprint"].encode(),
-                    int(item["status"]),
-                    None if item["body"] is None else item["body"].encode(),
-                    tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in item["headers"]),
-                    int(item["storedMs"]),
-                ),
-            )
+            records.store(*idempotency_record(item))
         state.idempotency = records
         state.rates.restore(document.get("rates", []))
         state.rules.restore(document.get("rules", {}))

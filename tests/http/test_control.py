@@ -1,0 +1,88 @@
+"""The /_mock/ control plane: health, fixtures, clock, reset, journal."""
+
+from __future__ import annotations
+
+from support import FULL, PROJECT, Mock, auth
+
+
+def test_health_and_fixtures(mock: Mock) -> None:
+    assert mock.client.get("/_mock/health").json() == {"status": "ok"}
+    orgs = mock.client.get("/_mock/fixtures").json()["organizations"]
+    acme = orgs[0]
+    assert acme["projects"] == [{"projectId": PROJECT, "name": "Acme Coffee", "targetGender": "female"}]
+    keys = {k["key"]: k for k in acme["keys"]}
+    assert keys[FULL]["scopes"] == ["*"]
+    assert any(k["killed"] for k in acme["keys"])
+    assert {o["projects"][0]["targetGender"] for o in orgs} == {"female", "all"}
+
+
+def test_clock_reads_advances_and_never_goes_back(mock: Mock) -> None:
+    assert mock.client.get("/_mock/clock").json()["mode"] == "virtual"
+    moved = mock.client.post("/_mock/clock/advance", json={"seconds": 90}).json()
+    assert moved == {"now": "2026-01-01T00:01:30.000Z"}
+    back = mock.client.post("/_mock/clock/advance", json={"seconds": -1})
+    assert back.status_code == 422
+    earlier = mock.client.post("/_mock/clock/set", json={"now": "2026-01-01T00:00:00.000Z"})
+    assert earlier.status_code == 422 and "already" in earlier.json()["error"]["details"]["formErrors"][0]
+    later = mock.client.post("/_mock/clock/set", json={"now": "2026-01-02T00:00:00.000Z"})
+    assert later.json() == {"now": "2026-01-02T00:00:00.000Z"}
+
+
+def test_reset_returns_state_clock_and_seed_to_the_start(mock: Mock) -> None:
+    first = mock.create(json={}).json()
+    mock.advance(100)
+    body = mock.client.post("/_mock/reset").json()
+    assert body == {"status": "reset", "now": "2026-01-01T00:00:00.000Z", "seed": 7}
+    assert mock.job(first["jobId"]).status_code == 404
+    assert mock.create(json={}).json() == first  # same seed, same sequence, same bytes
+    reseeded = mock.client.post("/_mock/reset", json={"seed": 8}).json()
+    assert reseeded["seed"] == 8
+    assert mock.create(json={}).json()["jobId"] != first["jobId"]
+
+
+def test_reset_one_organization_keeps_the_others(mock: Mock) -> None:
+    acme = mock.create(json={}).json()
+    globex = mock.create(
+        key="lp_test_globexfull_M4nB7vC1xZ9lK6jH", project="prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d", json={}
+    ).json()
+    response = mock.client.post("/_mock/reset", json={"organizationId": "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"})
+    assert response.status_code == 200
+    assert mock.job(acme["jobId"]).status_code == 404
+    assert mock.job(globex["jobId"], "lp_test_globexfull_M4nB7vC1xZ9lK6jH").status_code == 200
+    assert mock.client.post("/_mock/reset", json={"organizationId": "org_nope"}).status_code == 404
+
+
+def test_journal_is_newest_first_and_filterable(mock: Mock) -> None:
+    job = mock.create(json={}).json()["jobId"]
+    mock.job(job)
+    mock.create(json={"gender": "robot"})
+    mock.client.get("/v1/whoami")
+    everything = mock.client.get("/_mock/requests").json()
+    assert [e["status"] for e in everything["items"]] == [401, 422, 200, 202]
+    assert everything["total"] == 4
+    only_422 = mock.client.get("/_mock/requests?status=422").json()["items"]
+    assert [e["operationId"] for e in only_422] == ["createInfluencer"]
+    jobs = mock.client.get("/_mock/requests?method=get&path=/v1/jobs").json()["items"]
+    assert [e["path"] for e in jobs] == [f"/v1/jobs/{job}"]
+    assert mock.client.get("/_mock/requests?limit=1").json()["items"][0]["status"] == 401
+    assert mock.client.get("/_mock/requests?limit=0").status_code == 422
+
+
+def test_journal_is_bounded(mock: Mock) -> None:
+    mock.deps.journal._entries = type(mock.deps.journal._entries)(maxlen=5)
+    for _ in range(8):
+        mock.client.get("/v1/whoami", headers=auth())
+    body = mock.client.get("/_mock/requests").json()
+    assert body["total"] == 5
+    assert body["items"][0]["sequence"] == 8
+
+
+def test_control_plane_bad_input_is_422(mock: Mock) -> None:
+    assert mock.client.post("/_mock/clock/advance", json={"secs": 1}).status_code == 422
+    assert mock.client.post("/_mock/clock/advance", content=b"{").status_code == 422
+
+
+def test_admin_token_guards_the_control_plane_when_set(mock: Mock) -> None:
+    mock.deps.admin_token = "s3cret"
+    assert mock.client.get("/_mock/health").status_code == 401
+    assert mock.client.get("/_mock/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200

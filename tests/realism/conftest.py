@@ -1,0 +1,65 @@
+"""A real uvicorn server in a thread, for what an in-process client cannot show: a request
+that waits without blocking the others, and a connection that is really closed."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from support import SEED
+
+from mockserver.core.clock import Clock
+from mockserver.core.fixtures import load_fixtures
+from mockserver.core.simulator import Simulator
+from mockserver.deps import Deps
+from mockserver.http.app import build_app
+
+
+@dataclass
+class LiveServer:
+    url: str
+    deps: Deps
+    # Set when a request carrying a `latency` preference has reached the app.
+    slow_arrived: threading.Event = field(default_factory=threading.Event)
+
+
+class _ArrivalSignal:
+    """ASGI wrapper that tells the test when a slow request is inside the server."""
+
+    def __init__(self, app: Any, live: LiveServer) -> None:
+        self.app = app
+        self.live = live
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and any(
+            k == b"prefer" and b"latency" in v for k, v in scope["headers"]
+        ):
+            self.live.slow_arrived.set()
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def live() -> Iterator[LiveServer]:
+    deps = Deps(sim=Simulator(load_fixtures(), Clock("virtual"), SEED), strict=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # bound and listening: clients queue until the server accepts
+    server_live = LiveServer(f"http://127.0.0.1:{sock.getsockname()[1]}", deps)
+    app = _ArrivalSignal(build_app(deps), server_live)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield server_live
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        assert not thread.is_alive(), "the live server did not stop"
