@@ -101,7 +101,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project), flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after a graceful shutdown; that is a normal stop
+    print("layers-mock stopped", flush=True)
     return 0
 
 
