@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
 import socket
 import sys
@@ -52,8 +53,9 @@ def banner(settings: Settings, deps_keys: list[tuple[str, str, str]], project: s
         lines += [
             "  try:",
             f"    curl -s -X POST {url}/v1/projects/{project}/influencers \\",
-            f"      -H 'Authorization: Bearer {deps_keys[0][0]}' -H 'Content-Type: application/json' \\",
-            "      -d '{\"gender\": \"female\", \"prompt\": \"barista energy\"}'",
+            f"      -H 'Authorization: Bearer {deps_keys[0][0]}' \\",
+            "      -H 'Content-Type: application/json' \\",
+            '      -d \'{"gender": "female", "prompt": "barista energy"}\'',
         ]
     return "\n".join(lines)
 
@@ -95,16 +97,17 @@ def serve(args: argparse.Namespace) -> int:
     try:
         sock.bind((settings.host, settings.port))
     except OSError as exc:
-        print(f"layers-mock: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        print(
+            f"layers-mock: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
+        )
         return 2
     sock.listen(2048)
     settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project), flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    try:
+    # uvicorn re-raises Ctrl-C after its graceful shutdown; for us that is a normal stop.
+    with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises Ctrl-C after a graceful shutdown; that is a normal stop
     print("layers-mock stopped", flush=True)
     return 0
 

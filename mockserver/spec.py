@@ -66,8 +66,8 @@ class Spec:
         self.source = source
         self.components = document.get("components", {})
         self.operations: dict[str, Operation] = {}
-        for path, item in document.get("paths", {}).items():
-            item = self.resolve(item)
+        for path, raw_item in document.get("paths", {}).items():
+            item = self.resolve(raw_item)
             for method in METHODS:
                 if method in item:
                     op = self._operation(path, method, item, item[method])
@@ -91,8 +91,8 @@ class Spec:
             if not ref.startswith("#/"):
                 raise SpecError(f"{self.source}: only local $refs are supported, got {ref}")
             target: Any = self.document
-            for part in ref[2:].split("/"):
-                part = part.replace("~1", "/").replace("~0", "~")
+            for escaped in ref[2:].split("/"):
+                part = escaped.replace("~1", "/").replace("~0", "~")
                 if not isinstance(target, dict) or part not in target:
                     raise SpecError(f"{self.source}: $ref {ref} points nowhere")
                 target = target[part]
@@ -133,8 +133,8 @@ class Spec:
             scope=scope,
             rate_class=raw.get("x-rate-class", "read-light"),
         )
-        for param in [*item.get("parameters", []), *raw.get("parameters", [])]:
-            param = self.resolve(param)
+        for declared in [*item.get("parameters", []), *raw.get("parameters", [])]:
+            param = self.resolve(declared)
             schema = param.get("schema", {})
             op.params.append(
                 Param(
@@ -155,8 +155,8 @@ class Spec:
             op.body_schema = self.resolve(media["schema"])
             op.body_validator = self.validator(media["schema"])
             op.unknown_field_messages = dict(op.body_schema.get("x-unknown-field-messages", {}))
-        for status, response in raw.get("responses", {}).items():
-            response = self.resolve(response)
+        for status, declared_response in raw.get("responses", {}).items():
+            response = self.resolve(declared_response)
             media = response.get("content", {}).get("application/json")
             headers = {
                 name.lower(): self.resolve(h) for name, h in response.get("headers", {}).items()

@@ -10,15 +10,26 @@ from collections.abc import Mapping
 from typing import Any
 
 UNKNOWN_FIELD = "Unrecognized key."
-TYPE_NAMES = {"object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
-              "number": "a number", "boolean": "a boolean", "null": "null"}
+TYPE_NAMES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
 
 
 def _message(kind: Any) -> str:
     name = type(kind).__name__
     facts = kind.as_dict()
     if name == "Enum":
-        return "Must be one of: " + ", ".join("null" if o is None else str(o) for o in facts["options"]) + "."
+        return (
+            "Must be one of: "
+            + ", ".join("null" if o is None else str(o) for o in facts["options"])
+            + "."
+        )
     if name == "Type":
         return "Must be " + " or ".join(TYPE_NAMES.get(t, t) for t in facts["types"]) + "."
     if name == "MaxLength":

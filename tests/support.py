@@ -65,8 +65,6 @@ def make_mock(seed: int = SEED, progression: str = "time", fixtures: Any = None)
     return Mock(deps, TestClient(build_app(deps)))
 
 
-
-
 @contextlib.contextmanager
 def running_server(app: Any) -> Iterator[str]:
     """Serve `app` with uvicorn on an ephemeral 127.0.0.1 port in a thread.

@@ -47,7 +47,9 @@ def test_serve_prints_banner_answers_and_stops_cleanly_on_ctrl_c() -> None:
     assert "Traceback" not in stderr
 
 
-def test_bad_fixture_file_is_a_clear_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_fixture_file_is_a_clear_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("organizations:\n  - name: No id\n")
     assert main(["serve", "--fixtures", str(broken), "--port", "0"]) == 2

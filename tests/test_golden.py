@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import orjson
-
 from support import GLOBEX_PROJECT, NO_INFLUENCERS, PROJECT, auth, make_mock
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "session.txt"
@@ -22,12 +21,24 @@ CREATE = f"/v1/projects/{PROJECT}/influencers"
 # (method, path, headers, json body or None, clock advance in seconds before the request)
 SCRIPT: list[tuple[str, str, dict[str, str], object, float]] = [
     ("GET", "/v1/whoami", auth(), None, 0),
-    ("POST", CREATE, auth(**{"Idempotency-Key": "golden-1"}), {"gender": "female", "prompt": "barista energy"}, 0),
+    (
+        "POST",
+        CREATE,
+        auth(**{"Idempotency-Key": "golden-1"}),
+        {"gender": "female", "prompt": "barista energy"},
+        0,
+    ),
     ("POST", CREATE, auth(), {"ageRange": "senior"}, 1),
     ("POST", CREATE, auth(Prefer="outcome=failed; stage=training"), {}, 0),
     ("GET", "/v1/jobs/{job1}", auth(), None, 2),
     ("GET", "/v1/influencers/{inf1}", auth(), None, 14),
-    ("POST", CREATE, auth(**{"Idempotency-Key": "golden-1"}), {"gender": "female", "prompt": "barista energy"}, 0),
+    (
+        "POST",
+        CREATE,
+        auth(**{"Idempotency-Key": "golden-1"}),
+        {"gender": "female", "prompt": "barista energy"},
+        0,
+    ),
     ("POST", CREATE, auth(**{"Idempotency-Key": "golden-1"}), {"gender": "male"}, 0),
     ("POST", CREATE, auth(), {"name": "Ava", "language": "en"}, 0),
     ("POST", CREATE, auth(NO_INFLUENCERS), {}, 0),

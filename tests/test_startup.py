@@ -14,13 +14,17 @@ from mockserver.spec import Spec, SpecError, partner_spec
 def test_operation_without_handler_fails_loudly() -> None:
     document = copy.deepcopy(partner_spec().document)
     document["paths"]["/v1/whoami"]["get"]["operationId"] = "whoAmINow"
-    with pytest.raises(SpecError, match=r"without a handler: \['whoAmINow'\].*without an operation: \['whoami'\]"):
+    with pytest.raises(
+        SpecError, match=r"without a handler: \['whoAmINow'\].*without an operation: \['whoami'\]"
+    ):
         build_app(make_mock().deps, spec=Spec(document))
 
 
 def test_broken_ref_fails_loudly() -> None:
     document = copy.deepcopy(partner_spec().document)
-    document["paths"]["/v1/whoami"]["get"]["responses"]["200"] = {"$ref": "#/components/responses/Nope"}
+    document["paths"]["/v1/whoami"]["get"]["responses"]["200"] = {
+        "$ref": "#/components/responses/Nope"
+    }
     with pytest.raises(SpecError, match="points nowhere"):
         Spec(document)
 

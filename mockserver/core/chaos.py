@@ -62,7 +62,9 @@ class ChaosProfile:
                 fault = name
                 break
             roll -= probability
-        slow = self.latency_ms and chance(seed, f"chaos:latency:{sequence}") < self.latency_probability
+        slow = (
+            self.latency_ms and chance(seed, f"chaos:latency:{sequence}") < self.latency_probability
+        )
         if fault is None and not slow:
             return None
         return Preferences(fault=fault, latency_ms=self.latency_ms if slow else None)

@@ -50,5 +50,8 @@ def validation(
     form_errors: list[str] | None = None,
     field_errors: Mapping[str, list[str]] | None = None,
 ) -> ApiError:
-    details: dict[str, Any] = {"fieldErrors": dict(field_errors or {}), "formErrors": form_errors or []}
+    details: dict[str, Any] = {
+        "fieldErrors": dict(field_errors or {}),
+        "formErrors": form_errors or [],
+    }
     return ApiError("VALIDATION", message, details)

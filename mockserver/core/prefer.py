@@ -66,7 +66,9 @@ def parse_prefer(header: str | None) -> Preferences:
         if text.isdigit() and int(text) <= MAX_LATENCY_MS:
             latency = int(text)
         else:
-            problems.append(f"latency must be a whole number of milliseconds, 0 to {MAX_LATENCY_MS}.")
+            problems.append(
+                f"latency must be a whole number of milliseconds, 0 to {MAX_LATENCY_MS}."
+            )
     if problems:
         raise validation("Invalid header.", field_errors={"Prefer": problems})
     return Preferences(

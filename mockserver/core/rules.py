@@ -100,7 +100,10 @@ class Rules:
             if not rule.matches(request):
                 continue
             probability = rule.spec.get("probability")
-            if probability is not None and chance(seed, f"{rule.rule_id}:{request.sequence}") >= probability:
+            if (
+                probability is not None
+                and chance(seed, f"{rule.rule_id}:{request.sequence}") >= probability
+            ):
                 continue
             for name in EFFECTS:
                 if name in rule.spec:

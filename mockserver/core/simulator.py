@@ -33,7 +33,11 @@ from .jobs import (
 from .records import ApiKey, InfluencerFacts, Project, canonical_id
 from .state import State
 
-ALREADY = {"completed": "ALREADY_COMPLETED", "failed": "ALREADY_FAILED", "canceled": "ALREADY_CANCELED"}
+ALREADY = {
+    "completed": "ALREADY_COMPLETED",
+    "failed": "ALREADY_FAILED",
+    "canceled": "ALREADY_CANCELED",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,9 @@ class Simulator:
             raise ApiError("UNAUTHENTICATED", "Missing, malformed, or wrong API key.")
         if key.killed:
             raise ApiError(
-                "KILL_SWITCH", "This API key has been disabled by its kill switch.", {"scope": "key"}
+                "KILL_SWITCH",
+                "This API key has been disabled by its kill switch.",
+                {"scope": "key"},
             )
         return key
 
@@ -200,7 +206,11 @@ class Simulator:
         """Soft delete: the row stays (its job is still readable) but the influencer is gone."""
         inf.deleted_ms = self.now()
         self.state.dirty.add(("influencers", inf.influencer_id))
-        return {"influencerId": inf.influencer_id, "status": "deleted", "deletedAt": format_ms(inf.deleted_ms)}
+        return {
+            "influencerId": inf.influencer_id,
+            "status": "deleted",
+            "deletedAt": format_ms(inf.deleted_ms),
+        }
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -265,7 +275,6 @@ class Simulator:
             # The documented background workflow: the first influencer starts by itself.
             self.create_influencer(project, {}, plan, None if scope is None else scope + ":first")
         return project_body(project)
-
 
 
 def project_body(project: Project) -> dict[str, Any]:

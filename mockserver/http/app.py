@@ -64,7 +64,9 @@ class NoRoute:
         await _send_error(self.deps, send, exc, [])
 
 
-async def _send_error(deps: Deps, send: Any, exc: ApiError, headers: list[tuple[bytes, bytes]]) -> None:
+async def _send_error(
+    deps: Deps, send: Any, exc: ApiError, headers: list[tuple[bytes, bytes]]
+) -> None:
     request_id = deps.sim.state.mint.request_id(deps.sim.now())
     out = [(b"x-request-id", request_id.encode()), *headers]
     await send_response(send, exc.status, out, dumps(error_body(exc, request_id)))

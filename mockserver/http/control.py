@@ -30,7 +30,9 @@ def ready(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[st
     return Reply(200, {"status": "ready"})
 
 
-def fixtures(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def fixtures(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     state = deps.sim.state
     orgs = []
     for org in state.organizations.values():
@@ -59,7 +61,9 @@ def fixtures(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict
     return Reply(200, {"organizations": orgs})
 
 
-def get_clock(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def get_clock(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     clock = deps.sim.clock
     return Reply(
         200,
@@ -86,13 +90,17 @@ def advance_clock(
     return Reply(200, {"now": format_ms(now)})
 
 
-def set_clock(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def set_clock(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     try:
         now = deps.sim.clock.set(parse_timestamp(body["now"]))
     except ClockError as exc:
         raise _clock_error(exc) from None
     except ValueError:
-        raise validation("Invalid body.", field_errors={"now": ["Must be an ISO-8601 instant."]}) from None
+        raise validation(
+            "Invalid body.", field_errors={"now": ["Must be an ISO-8601 instant."]}
+        ) from None
     return Reply(200, {"now": format_ms(now)})
 
 
@@ -107,11 +115,15 @@ def reset(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[st
     )
 
 
-def get_seed(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def get_seed(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     return Reply(200, {"seed": deps.sim.state.seed})
 
 
-def requests(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def requests(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     items, total = deps.journal.query(
         method=query.get("method"),
         path=query.get("path"),
@@ -121,29 +133,41 @@ def requests(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict
     return Reply(200, {"items": items, "total": total})
 
 
-def list_rules(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def list_rules(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     return Reply(200, {"items": [r.public() for r in deps.sim.state.rules.rules.values()]})
 
 
-def add_rule(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def add_rule(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     return Reply(201, deps.sim.state.rules.add(body).public())
 
 
-def clear_rules(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def clear_rules(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     return Reply(200, {"deleted": deps.sim.state.rules.clear()})
 
 
-def delete_rule(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def delete_rule(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     if not deps.sim.state.rules.delete(path["ruleId"]):
         raise ApiError("NOT_FOUND", "Rule not found.")
     return Reply(200, {"deleted": 1})
 
 
-def get_state(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def get_state(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     return Reply(200, export_state(deps.sim.state, deps.sim.clock))
 
 
-def put_state(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def put_state(
+    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+) -> Reply:
     deps.sim.replace_state(import_state(body, deps.sim.clock))
     deps.store.replace(deps.sim.state, deps.sim.clock)
     return Reply(200, {"status": "imported"})

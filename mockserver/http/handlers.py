@@ -28,7 +28,9 @@ def plan_for(call: Call, project: Project | None) -> JobPlan:
 def create_influencer(call: Call) -> Reply:
     project: Project = call.resources["projectId"]
     sim = call.deps.sim
-    body = sim.create_influencer(project, call.body, plan_for(call, project), call.idempotency_scope)
+    body = sim.create_influencer(
+        project, call.body, plan_for(call, project), call.idempotency_scope
+    )
     return Reply(202, body, [("location", body["locationUrl"])])
 
 
@@ -96,7 +98,9 @@ def project_rate_class(body: inputs.Body) -> str:
         _, parsed = inputs.parse_json(body)
     except ApiError:  # a bad body is reported at step 5, after auth, rate limit and scope
         return "write-light"
-    return "long-running" if isinstance(parsed, dict) and "appDescription" in parsed else "write-light"
+    return (
+        "long-running" if isinstance(parsed, dict) and "appDescription" in parsed else "write-light"
+    )
 
 
 HANDLERS: dict[str, Handler] = {

@@ -26,4 +26,6 @@ def test_ulids_are_crockford_and_carry_mock_time() -> None:
     value = ulid_from(7, "x", 1_767_225_600_000)
     assert ULID.match(value)
     assert value[:10] == ulid_from(9, "y", 1_767_225_600_000)[:10]
-    assert re.match(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", uuid_from(7, "x"))
+    assert re.match(
+        r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", uuid_from(7, "x")
+    )

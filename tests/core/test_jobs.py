@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -91,7 +93,7 @@ def test_status_stage_and_progress_never_go_back(
     )
     rank = {"running": 0, "completed": 1, "failed": 1, "canceled": 1}
     states = [job_state(facts, START + t) for t in sorted(times)]
-    for before, after in zip(states, states[1:], strict=False):
+    for before, after in pairwise(states):
         assert rank[before.status] <= rank[after.status]
         assert before.progress <= after.progress
         assert 0 <= after.progress <= 1

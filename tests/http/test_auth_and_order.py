@@ -52,7 +52,10 @@ def test_missing_scope_is_403_naming_it(mock: Mock) -> None:
     response = mock.create(NO_INFLUENCERS, json={})
     assert response.status_code == 403
     body = error(response)
-    assert (body["code"], body["details"]["requiredScope"]) == ("FORBIDDEN_SCOPE", "influencers:write")
+    assert (body["code"], body["details"]["requiredScope"]) == (
+        "FORBIDDEN_SCOPE",
+        "influencers:write",
+    )
     job = mock.create(json={}).json()["jobId"]
     response = mock.job(job, NO_JOBS)
     assert response.status_code == 403

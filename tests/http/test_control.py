@@ -9,7 +9,9 @@ def test_health_and_fixtures(mock: Mock) -> None:
     assert mock.client.get("/_mock/health").json() == {"status": "ok"}
     orgs = mock.client.get("/_mock/fixtures").json()["organizations"]
     acme = orgs[0]
-    assert acme["projects"] == [{"projectId": PROJECT, "name": "Acme Coffee", "targetGender": "female"}]
+    assert acme["projects"] == [
+        {"projectId": PROJECT, "name": "Acme Coffee", "targetGender": "female"}
+    ]
     keys = {k["key"]: k for k in acme["keys"]}
     assert keys[FULL]["scopes"] == ["*"]
     assert any(k["killed"] for k in acme["keys"])
@@ -23,7 +25,10 @@ def test_clock_reads_advances_and_never_goes_back(mock: Mock) -> None:
     back = mock.client.post("/_mock/clock/advance", json={"seconds": -1})
     assert back.status_code == 422
     earlier = mock.client.post("/_mock/clock/set", json={"now": "2026-01-01T00:00:00.000Z"})
-    assert earlier.status_code == 422 and "already" in earlier.json()["error"]["details"]["formErrors"][0]
+    assert (
+        earlier.status_code == 422
+        and "already" in earlier.json()["error"]["details"]["formErrors"][0]
+    )
     later = mock.client.post("/_mock/clock/set", json={"now": "2026-01-02T00:00:00.000Z"})
     assert later.json() == {"now": "2026-01-02T00:00:00.000Z"}
 
@@ -43,9 +48,13 @@ def test_reset_returns_state_clock_and_seed_to_the_start(mock: Mock) -> None:
 def test_reset_one_organization_keeps_the_others(mock: Mock) -> None:
     acme = mock.create(json={}).json()
     globex = mock.create(
-        key="lp_test_globexfull_M4nB7vC1xZ9lK6jH", project="prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d", json={}
+        key="lp_test_globexfull_M4nB7vC1xZ9lK6jH",
+        project="prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d",
+        json={},
     ).json()
-    response = mock.client.post("/_mock/reset", json={"organizationId": "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"})
+    response = mock.client.post(
+        "/_mock/reset", json={"organizationId": "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"}
+    )
     assert response.status_code == 200
     assert mock.job(acme["jobId"]).status_code == 404
     assert mock.job(globex["jobId"], "lp_test_globexfull_M4nB7vC1xZ9lK6jH").status_code == 200
@@ -85,4 +94,7 @@ def test_control_plane_bad_input_is_422(mock: Mock) -> None:
 def test_admin_token_guards_the_control_plane_when_set(mock: Mock) -> None:
     mock.deps.admin_token = "s3cret"
     assert mock.client.get("/_mock/health").status_code == 401
-    assert mock.client.get("/_mock/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert (
+        mock.client.get("/_mock/health", headers={"Authorization": "Bearer s3cret"}).status_code
+        == 200
+    )

@@ -28,10 +28,14 @@ def test_replay_is_the_first_answer_verbatim(mock: Mock) -> None:
 
 
 def test_same_body_compared_as_parsed_json(mock: Mock) -> None:
-    first = mock.create(content=b'{"gender":"male","ageRange":"adult"}', headers={
-        "Content-Type": "application/json", "Idempotency-Key": "k-2"})
-    again = mock.create(content=b'{ "ageRange": "adult",  "gender": "male" }', headers={
-        "Content-Type": "application/json", "Idempotency-Key": "k-2"})
+    first = mock.create(
+        content=b'{"gender":"male","ageRange":"adult"}',
+        headers={"Content-Type": "application/json", "Idempotency-Key": "k-2"},
+    )
+    again = mock.create(
+        content=b'{ "ageRange": "adult",  "gender": "male" }',
+        headers={"Content-Type": "application/json", "Idempotency-Key": "k-2"},
+    )
     assert again.content == first.content
 
 
@@ -70,9 +74,10 @@ def test_keyed_ids_depend_on_seed_and_key_not_on_order() -> None:
     a, b = make_mock(), make_mock()
     a.create(json={})
     a.create(json={})
-    assert a.create(json={}, **key("k-6")).json()["influencerId"] == b.create(
-        json={}, **key("k-6")
-    ).json()["influencerId"]
+    assert (
+        a.create(json={}, **key("k-6")).json()["influencerId"]
+        == b.create(json={}, **key("k-6")).json()["influencerId"]
+    )
 
 
 def test_patch_and_delete_replay(mock: Mock) -> None:
@@ -82,7 +87,9 @@ def test_patch_and_delete_replay(mock: Mock) -> None:
     mock.advance(5)
     again = mock.client.patch(url, json={"name": "Nova"}, headers=auth(**{"Idempotency-Key": "p"}))
     assert again.content == first.content
-    conflict = mock.client.patch(url, json={"name": "Ava"}, headers=auth(**{"Idempotency-Key": "p"}))
+    conflict = mock.client.patch(
+        url, json={"name": "Ava"}, headers=auth(**{"Idempotency-Key": "p"})
+    )
     assert conflict.status_code == 409
 
 
@@ -98,7 +105,11 @@ def test_twenty_concurrent_creates_with_one_key_make_one_influencer() -> None:
             }
             return await asyncio.gather(
                 *(
-                    client.post(f"/v1/projects/{PROJECT}/influencers", json={"gender": "male"}, headers=headers)
+                    client.post(
+                        f"/v1/projects/{PROJECT}/influencers",
+                        json={"gender": "male"},
+                        headers=headers,
+                    )
                     for _ in range(20)
                 )
             )

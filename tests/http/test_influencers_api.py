@@ -35,7 +35,10 @@ def test_status_filter(mock: Mock) -> None:
     mock.advance(60)
     pending = mock.create(json={}).json()["influencerId"]
     by_status = {
-        s: [i["influencerId"] for i in mock.client.get(f"{LIST}?status={s}", headers=auth()).json()["items"]]
+        s: [
+            i["influencerId"]
+            for i in mock.client.get(f"{LIST}?status={s}", headers=auth()).json()["items"]
+        ]
         for s in ("ready", "pending", "training", "failed")
     }
     assert by_status == {"ready": [ready], "pending": [pending], "training": [], "failed": []}

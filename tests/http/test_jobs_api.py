@@ -23,7 +23,11 @@ def test_accept_envelope_and_location(mock: Mock) -> None:
 def test_influencer_exists_at_once_pending(mock: Mock) -> None:
     influencer_id = mock.create(json={}).json()["influencerId"]
     influencer = mock.influencer(influencer_id).json()
-    assert (influencer["status"], influencer["name"], influencer["imageUrl"]) == ("pending", None, None)
+    assert (influencer["status"], influencer["name"], influencer["imageUrl"]) == (
+        "pending",
+        None,
+        None,
+    )
     listing = mock.client.get(f"/v1/projects/{PROJECT}/influencers", headers=auth()).json()
     assert [i["influencerId"] for i in listing["items"]] == [influencer_id]
 
@@ -74,7 +78,9 @@ def test_progress_only_grows(mock: Mock) -> None:
         ("outcome=canceled, stage=queued", "canceled", "queued", 2),
     ],
 )
-def test_prefer_outcome_decides_the_end(mock: Mock, prefer: str, status: str, stage: str, at: int) -> None:
+def test_prefer_outcome_decides_the_end(
+    mock: Mock, prefer: str, status: str, stage: str, at: int
+) -> None:
     accepted = mock.create(json={}, headers={"Prefer": prefer}).json()
     mock.advance(at - 0.001)
     assert mock.job(accepted["jobId"]).json()["status"] == "running"
@@ -120,7 +126,11 @@ def test_cancel_has_three_answers(mock: Mock) -> None:
     assert response.status_code == 409
     error = response.json()["error"]
     assert error["code"] == "CONFLICT"
-    assert error["details"] == {"subcode": "JOB_CANCEL_UNAVAILABLE", "jobId": late, "stage": "finalizing"}
+    assert error["details"] == {
+        "subcode": "JOB_CANCEL_UNAVAILABLE",
+        "jobId": late,
+        "stage": "finalizing",
+    }
     mock.advance(4)
     response = mock.client.post(f"/v1/jobs/{late}/cancel", headers=auth())
     assert response.json()["reason"] == "ALREADY_COMPLETED"

@@ -86,9 +86,12 @@ def test_body_level_problems_are_form_errors(
 
 def test_ten_megabyte_body_is_refused_cleanly(mock: Mock) -> None:
     huge = json.dumps({"prompt": "x" * (10 * 1024 * 1024)}).encode()
-    assert "larger than" in details(mock.create(content=huge, headers={"Content-Type": "application/json"}))[
-        "formErrors"
-    ][0]
+    assert (
+        "larger than"
+        in details(mock.create(content=huge, headers={"Content-Type": "application/json"}))[
+            "formErrors"
+        ][0]
+    )
 
 
 def test_rejected_create_leaves_nothing_behind(mock: Mock) -> None:
@@ -99,8 +102,14 @@ def test_rejected_create_leaves_nothing_behind(mock: Mock) -> None:
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("limit=abc", "limit"), ("limit=0", "limit"), ("limit=101", "limit"), ("status=done", "status"),
-     ("cursor=%%%", "cursor"), ("cursor=eyJiZWZvcmUiOiAtMX0", "cursor")],
+    [
+        ("limit=abc", "limit"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("status=done", "status"),
+        ("cursor=%%%", "cursor"),
+        ("cursor=eyJiZWZvcmUiOiAtMX0", "cursor"),
+    ],
 )
 def test_bad_query_values_are_422(mock: Mock, query: str, field: str) -> None:
     response = mock.client.get(f"{CREATE}?{query}", headers=auth())
@@ -115,14 +124,27 @@ def test_malformed_idempotency_key_is_422(mock: Mock, key: bytes) -> None:
 
 
 def test_bad_prefer_value_is_422_and_unknown_preference_ignored(mock: Mock) -> None:
-    assert "Prefer" in details(mock.create(json={}, headers={"Prefer": "outcome=exploded"}))["fieldErrors"]
-    assert mock.create(json={}, headers={"Prefer": "return=minimal, respond-async"}).status_code == 202
+    assert (
+        "Prefer"
+        in details(mock.create(json={}, headers={"Prefer": "outcome=exploded"}))["fieldErrors"]
+    )
+    assert (
+        mock.create(json={}, headers={"Prefer": "return=minimal, respond-async"}).status_code == 202
+    )
 
 
 def test_patch_needs_at_least_one_known_field(mock: Mock) -> None:
     influencer = mock.create(json={}).json()["influencerId"]
     url = f"/v1/influencers/{influencer}"
     assert details(mock.client.patch(url, headers=auth(), json={}))["formErrors"]
-    assert "gender" in details(mock.client.patch(url, headers=auth(), json={"gender": None}))["fieldErrors"]
-    assert "imageUrl" in details(mock.client.patch(url, headers=auth(), json={"imageUrl": "x"}))["fieldErrors"]
-    assert details(mock.client.patch(url, headers=auth()))["formErrors"] == ["A JSON body is required."]
+    assert (
+        "gender"
+        in details(mock.client.patch(url, headers=auth(), json={"gender": None}))["fieldErrors"]
+    )
+    assert (
+        "imageUrl"
+        in details(mock.client.patch(url, headers=auth(), json={"imageUrl": "x"}))["fieldErrors"]
+    )
+    assert details(mock.client.patch(url, headers=auth()))["formErrors"] == [
+        "A JSON body is required."
+    ]
