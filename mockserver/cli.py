@@ -104,7 +104,9 @@ def serve(args: argparse.Namespace) -> int:
     sock.listen(2048)
     settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project), flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", server_header=False
+    )
     # uvicorn re-raises Ctrl-C after its graceful shutdown; for us that is a normal stop.
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
