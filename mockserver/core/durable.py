@@ -7,12 +7,15 @@ durable once it returns against a killed process (the WAL is in the OS's hands);
 claim to survive a power cut, which would need `FULL` and an fsync per request.
 
 Rows hold the same JSON as a state export (snapshot.py), and `load` rebuilds the state through
-`import_state`, so the file and the export cannot drift apart.
+`import_state`, so the file and the export cannot drift apart. One exception: a project row
+leaves out its list of influencer ids, which grows with every create and would make each commit
+cost O(influencers); `load` rebuilds the list from the influencers' positions.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import orjson
 from .clock import Clock
 from .errors import ApiError
 from .idempotency import Scope
-from .snapshot import TABLES, idempotency_item, import_state, meta, row
+from .snapshot import TABLES, idempotency_item, import_state, meta
 from .state import State
 
 SCHEMA = """
@@ -70,6 +73,7 @@ class SqliteStore:
         for tbl, data in self._db.execute("SELECT tbl, data FROM records ORDER BY rowid"):
             if tbl in document:
                 document[tbl].append(orjson.loads(data))
+        _relink(document)
         try:
             return import_state(document, clock)
         except ApiError as exc:
@@ -92,7 +96,7 @@ class SqliteStore:
 
     def replace(self, state: State, clock: Clock) -> None:
         upserts = [
-            (name, ident, orjson.dumps(row(record)))
+            (name, ident, _dump(name, record))
             for name in TABLES
             for ident, record in getattr(state, name).items()
         ]
@@ -114,7 +118,7 @@ class SqliteStore:
             rec = state.idempotency.lookup(scope, now_ms)
             return None if rec is None else orjson.dumps(idempotency_item(scope, rec))
         record = getattr(state, tbl).get(ident)
-        return None if record is None else orjson.dumps(row(record))
+        return None if record is None else _dump(tbl, record)
 
     def _write(
         self,
@@ -136,3 +140,21 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+def _dump(tbl: str, record: Any) -> bytes:
+    """orjson writes a dataclass as `row` would, without asdict's deep copy."""
+    if tbl == "projects":
+        return orjson.dumps(
+            {f.name: getattr(record, f.name) for f in fields(record) if f.name != "influencer_ids"}
+        )
+    return orjson.dumps(record)
+
+
+def _relink(document: dict[str, Any]) -> None:
+    """Each project's influencer ids in creation order, from the influencers' positions."""
+    linked: dict[str, list[tuple[int, str]]] = {}
+    for inf in document["influencers"]:
+        linked.setdefault(inf["project_id"], []).append((inf["position"], inf["influencer_id"]))
+    for project in document["projects"]:
+        project["influencer_ids"] = [i for _, i in sorted(linked.get(project["project_id"], []))]

@@ -1,4 +1,4 @@
-"""Projects over the API: POST /v1/projects and GET /v1/projects/{projectId} (CONTRACT, Projects)."""
+"""Projects over the API: POST /v1/projects and GET /v1/projects/{projectId}."""
 
 from __future__ import annotations
 
@@ -145,7 +145,12 @@ def test_projects_read_and_write_scopes(tmp_path: Path) -> None:
 
 
 def test_app_description_starts_the_first_influencer_at_once(mock: Mock) -> None:
-    body = {"name": "Acme Gym", "timezone": "UTC", "targetGender": "male", "appDescription": DESCRIPTION}
+    body = {
+        "name": "Acme Gym",
+        "timezone": "UTC",
+        "targetGender": "male",
+        "appDescription": DESCRIPTION,
+    }
     project = create_project(mock, body).json()
     listing = mock.client.get(f"/v1/projects/{project['id']}/influencers", headers=auth())
     [first] = listing.json()["items"]
@@ -154,7 +159,11 @@ def test_app_description_starts_the_first_influencer_at_once(mock: Mock) -> None
     assert (first["brandVoice"], first["language"]) == ("authentic", "en")
     job_id = mock.deps.sim.state.influencers[first["influencerId"]].job_id
     job = mock.job(job_id).json()
-    assert (job["status"], job["stage"], job["influencerId"]) == ("running", "queued", first["influencerId"])
+    assert (job["status"], job["stage"], job["influencerId"]) == (
+        "running",
+        "queued",
+        first["influencerId"],
+    )
     mock.advance(15)
     assert mock.influencer(first["influencerId"]).json()["status"] == "training"
     mock.advance(45)
@@ -167,8 +176,15 @@ def test_app_description_starts_the_first_influencer_at_once(mock: Mock) -> None
 
 
 @pytest.mark.parametrize(("target", "gender"), [("female", "female"), ("all", "female")])
-def test_first_influencer_gender_follows_target_gender(mock: Mock, target: str, gender: str) -> None:
-    body = {"name": "Acme Gym", "timezone": "UTC", "targetGender": target, "appDescription": DESCRIPTION}
+def test_first_influencer_gender_follows_target_gender(
+    mock: Mock, target: str, gender: str
+) -> None:
+    body = {
+        "name": "Acme Gym",
+        "timezone": "UTC",
+        "targetGender": target,
+        "appDescription": DESCRIPTION,
+    }
     project = create_project(mock, body).json()
     listing = mock.client.get(f"/v1/projects/{project['id']}/influencers", headers=auth())
     assert [i["gender"] for i in listing.json()["items"]] == [gender]
@@ -183,7 +199,9 @@ def test_without_app_description_no_influencer_starts(mock: Mock) -> None:
 def test_first_influencer_honours_prefer_outcome(mock: Mock) -> None:
     body = {"name": "Acme Gym", "timezone": "UTC", "appDescription": DESCRIPTION}
     project = create_project(mock, body, Prefer="outcome=failed; stage=queued").json()
-    [first] = mock.client.get(f"/v1/projects/{project['id']}/influencers", headers=auth()).json()["items"]
+    [first] = mock.client.get(f"/v1/projects/{project['id']}/influencers", headers=auth()).json()[
+        "items"
+    ]
     mock.advance(2)
     failed = mock.influencer(first["influencerId"]).json()
     assert failed["status"] == "failed"
@@ -191,7 +209,12 @@ def test_first_influencer_honours_prefer_outcome(mock: Mock) -> None:
 
 
 def test_api_created_project_is_as_real_as_a_fixture_project(mock: Mock) -> None:
-    body = {"name": "Acme Tea", "timezone": "UTC", "brandVoice": "educational", "primaryLanguage": "de"}
+    body = {
+        "name": "Acme Tea",
+        "timezone": "UTC",
+        "brandVoice": "educational",
+        "primaryLanguage": "de",
+    }
     project = create_project(mock, body).json()
     created = mock.create(project=project["id"], json={"gender": "non_binary"})
     assert created.status_code == 202, created.text
