@@ -80,12 +80,14 @@ class SqliteStore:
             raise ValueError(f"{self.path}: not a layers-mock state file: {exc.details}") from None
 
     def commit(self, state: State, clock: Clock) -> None:
-        if not state.dirty:
-            return
+        """Dirty rows plus the meta row; with nothing dirty (a control-plane move of the clock
+        or of the rules, marked ("meta", "")) only the meta row."""
         upserts: list[tuple[str, str, bytes]] = []
         deletes: list[tuple[str, str]] = []
         now_ms = clock.now_ms()
         for tbl, ident in state.dirty:
+            if tbl == "meta":
+                continue
             data = self._row(state, tbl, ident, now_ms)
             if data is None:
                 deletes.append((tbl, ident))

@@ -26,7 +26,8 @@ class State:
     idempotency: IdempotencyRecords = field(default_factory=IdempotencyRecords)
     rates: RateLimiter = field(default_factory=RateLimiter)
     rules: Rules = field(default_factory=Rules)
-    # (table, id) of every record changed since the last commit; tables as in snapshot.TABLES
+    # (table, id) of every record changed since the last commit; tables as in snapshot.TABLES,
+    # plus ("idempotency", scope) and ("meta", "") for counters, rules and the clock
     dirty: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod

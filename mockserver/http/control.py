@@ -202,7 +202,9 @@ class ControlPipeline:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         deps = self.deps
-        request_id = deps.sim.state.mint.request_id(deps.sim.now())
+        # A counter of its own: steering the mock must not shift the ids and seeded draws
+        # (chaos, rule probabilities) of the partner requests it steers.
+        request_id = "req_" + deps.sim.state.mint.ulid("control-req", deps.sim.now())
         headers = inputs.header_map(scope)
         body = await inputs.read_body(receive, headers.get("content-type"))
         out = [(b"x-request-id", request_id.encode())]
@@ -213,6 +215,8 @@ class ControlPipeline:
             parsed = inputs.validate_body(self.op, body)
             query = inputs.validate_query(self.op, scope.get("query_string", b""))
             reply = self.handler(deps, parsed, query, scope.get("path_params", {}))
+            if self.op.method != "GET":
+                deps.store.commit(deps.sim.state, deps.sim.clock)  # rules and clock survive too
             status, payload = reply.status, dumps(reply.body)
             out.extend(encode_headers(reply.headers))
         except ApiError as exc:

@@ -259,3 +259,13 @@ def test_state_option_is_memory_or_sqlite(tmp_path: Path) -> None:
     for bad in ("sqlite:", "postgres://x", "disk"):
         with pytest.raises(ValueError, match="--state"):
             make_store(bad)
+
+
+def test_control_plane_moves_survive_a_restart(tmp_path: Path) -> None:
+    settings = Settings(clock="virtual", seed=SEED, state=f"sqlite:{tmp_path / 's.sqlite'}")
+    with TestClient(build_app(make_deps(settings))) as client:
+        client.post("/_mock/rules", json={"match": {"operationId": "whoami"}, "fault": "500"})
+        moved = client.post("/_mock/clock/advance", json={"seconds": 30}).json()["now"]
+    with TestClient(build_app(make_deps(settings))) as client:
+        assert client.get("/_mock/clock").json()["now"] == moved
+        assert [r["fault"] for r in client.get("/_mock/rules").json()["items"]] == ["500"]
