@@ -1,1 +1,1 @@
-"""The conformance suite: holds any deployment, the mock or a real one, to the contract."""
+"""The conformance suite: contract clauses checked against the mock or any deployment."""

@@ -1,0 +1,247 @@
+"""The Schemathesis engine: cases generated from `openapi/layers.yaml`, sent through `Target`.
+
+Schemathesis generates positive and negative cases per operation and judges each response with
+its built-in checks; we send the requests ourselves (so the budget, the recorder and the
+rate limit apply to them exactly as to the Hypothesis engine) and map each built-in check to
+a contract clause. Pitfalls followed from the reference notes: the fixture project is pinned
+(otherwise every case is a 404), a fresh Idempotency-Key goes on every case whose headers are
+not the negated part, the mock-steering `Prefer` header is pinned, and the checks that send
+requests of their own (ignored_auth, ...) are left to our explicit auth clauses.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from schemathesis.checks import CHECKS
+from schemathesis.core.failures import FailureGroup
+from schemathesis.generation import GenerationMode
+
+from . import contract as c
+from .clauses import Session, check_influencer_exists, check_pollable
+from .report import Violation
+from .target import BudgetSpent, Exchange, Unsendable
+
+SPEC = Path(__file__).resolve().parents[2] / "openapi" / "layers.yaml"
+
+# built-in check -> clause it evidences
+CHECK_CLAUSES = {
+    "not_a_server_error": "responses.no-5xx",
+    "status_code_conformance": "responses.match-spec",
+    "content_type_conformance": "responses.match-spec",
+    "response_headers_conformance": "responses.match-spec",
+    "response_schema_conformance": "responses.match-spec",
+    "negative_data_rejection": "validation.negative-rejected",
+    "positive_data_acceptance": "validation.positive-accepted",
+    "missing_required_header": "auth.missing-key-401",
+}
+ST_CLAUSES = tuple(sorted(set(CHECK_CLAUSES.values())))
+# Rules the schema cannot express: minted tokens and checks against outside databases.
+SEMANTIC = frozenset({"cursor", "timezone", "primaryLanguage"})
+MUTATING = {"POST", "PATCH", "DELETE"}
+
+
+PINNED = "4.32.5"  # pyproject pins it; defaults and check semantics move between releases
+
+
+def load_schema() -> Any:
+    if schemathesis.__version__ != PINNED:
+        raise RuntimeError(
+            f"conformance needs schemathesis=={PINNED}, found {schemathesis.__version__}"
+        )
+    schema = schemathesis.openapi.from_path(SPEC)
+    schema.config.update(base_url="http://conformance.invalid")
+    return schema
+
+
+def _checks() -> list[Any]:
+    return [check for check in CHECKS.get_all() if check.__name__ in CHECK_CLAUSES]
+
+
+def _to_httpx(ex: Exchange) -> httpx.Response:
+    request = httpx.Request(ex.method, ex.url, headers=ex.request_headers, content=ex.request_body)
+    response = httpx.Response(
+        ex.status, headers=ex.response_headers, content=ex.response_body, request=request
+    )
+    response.elapsed = timedelta(0)  # recorded exchanges carry no timing; checks need a value
+    return response
+
+
+def judge(case: Any, ex: Exchange, sent_headers: dict[str, str]) -> None:
+    """Run each mapped built-in check on its own, so a failure names exactly one clause."""
+    response = _to_httpx(ex)
+    for check in _checks():
+        if check.__name__ == "positive_data_acceptance" and _opaque_rejected(ex):
+            continue
+        if check.__name__ == "negative_data_rejection" and _only_extra_parameters(case):
+            continue
+        try:
+            case.validate_response(response, checks=[check], headers=sent_headers)
+        except (AssertionError, FailureGroup) as exc:  # schemathesis failures are AssertionErrors
+            clause = CHECK_CLAUSES[check.__name__]
+            raise Violation(clause, f"{check.__name__}: {_titles(exc)}", ex) from exc
+
+
+def _titles(exc: BaseException) -> str:
+    inner = getattr(exc, "exceptions", None) or [exc]
+    parts = []
+    for failure in inner:
+        title = getattr(failure, "title", None) or str(failure).strip().splitlines()[0]
+        message = (getattr(failure, "message", "") or "").strip().splitlines()
+        parts.append(f"{title}: {message[0]}" if message else title)
+    return "; ".join(parts)
+
+
+def _opaque_rejected(ex: Exchange) -> bool:
+    """A schema-valid but unminted `cursor` (opaque server token) or a string that is not an
+    IANA zone / BCP-47 tag is rightly 422 by the contract; the schema cannot say so."""
+    body = ex.json()
+    if ex.status != 422 or not isinstance(body, dict):
+        return False
+    fields = (body.get("error", {}).get("details") or {}).get("fieldErrors") or {}
+    return bool(fields) and set(fields) <= SEMANTIC
+
+
+def _mutations(case: Any) -> tuple[Any, ...]:
+    phase = getattr(case.meta, "phase", None)
+    return tuple(getattr(getattr(phase, "data", None), "mutations", None) or ())
+
+
+def _only_extra_parameters(case: Any) -> bool:
+    """Unknown query/header parameters: the contract does not say they are 422 (only unknown
+    *body* fields are), so a server that ignores them conforms; Schemathesis agrees (#2315)."""
+    mutations = _mutations(case)
+    return bool(mutations) and all(
+        tuple(m.keywords) == ("additionalProperties",)
+        and getattr(m.parameter_location, "value", "") in ("query", "header", "cookie")
+        for m in mutations
+    )
+
+
+def _header_negated(case: Any) -> bool:
+    components = getattr(case.meta, "components", None) or {}
+    return any(loc.value == "header" and info.mode.is_negative for loc, info in components.items())
+
+
+def run_schemathesis(s: Session, examples: int) -> None:
+    """Fuzz every partner operation in both modes; raise the first Violation."""
+    t = s.target
+    schema = load_schema()
+    sample = s.sample_job() if t.budget.can_create() or s.sample is not None else None
+    ids = sample.json() if sample is not None else {}
+    path_parameters = {
+        "projectId": s.project,
+        "jobId": (ids or {}).get("jobId", "job_00000000000000000000000000"),
+        "influencerId": (ids or {}).get("influencerId", "inf_00000000-0000-4000-8000-000000000000"),
+    }
+    operations = [result.ok() for result in schema.get_all_operations()]
+    # Destructive operations last, so the sample influencer/job stay usable for the rest.
+    operations.sort(key=lambda op: (op.method.upper() in {"DELETE", "PATCH"}, op.label))
+    for op in operations:
+        params = {k: v for k, v in path_parameters.items() if f"{{{k}}}" in op.path}
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            if (
+                mode is GenerationMode.POSITIVE
+                and op.method.upper() in MUTATING
+                and not t.in_process
+            ):
+                continue  # against a deployment, accepted writes cost money or destroy data
+            strategy = op.as_strategy(
+                mode, path_parameters=params, headers={"Prefer": "outcome=completed"}
+            )
+
+            _fuzz(s, op, strategy, examples)
+
+
+def _fuzz(s: Session, op: Any, strategy: Any, examples: int) -> None:
+    t = s.target
+
+    @settings(
+        max_examples=examples,
+        database=None,
+        derandomize=False,
+        deadline=None,
+        phases=(Phase.explicit, Phase.generate),
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
+    @seed(t.seed)
+    @given(case=strategy)
+    def one(case: Any) -> None:
+        # A case whose negation *is* the Authorization header must go out without our key,
+        # or the negation is undone and the judgement is about a request never sent.
+        auth_negated = any(
+            getattr(m, "parameter", None) == "Authorization" for m in _mutations(case)
+        )
+        kwargs = case.as_transport_kwargs(
+            base_url=t.base_url, headers={} if auth_negated else t.auth()
+        )
+        headers = {k: str(v) for k, v in (kwargs.get("headers") or {}).items()}
+        headers.pop("X-Schemathesis-TestCaseId", None)  # random: breaks a fixed sequence
+        if not all(v.isascii() and k.isascii() for k, v in headers.items()):
+            return  # HTTP/1.1 clients cannot send these; nothing a server could be judged on
+        if "Idempotency-Key" in headers and not _header_negated(case):
+            headers["Idempotency-Key"] = t.idempotency_key()
+        body = kwargs.get("json")
+        content = kwargs.get("data")
+        if isinstance(content, str):
+            content = content.encode()
+        path = str(kwargs["url"])[len(t.base_url) :]
+        try:
+            ex = t.send(
+                kwargs["method"],
+                path,
+                headers=headers,
+                json_body=body if content is None else None,
+                content=content,
+                params=kwargs.get("params") or None,
+            )
+        except (BudgetSpent, Unsendable):
+            return
+        judge(case, ex, headers)
+        if op.label == "POST /v1/projects/{projectId}/influencers" and ex.status == 202:
+            check_pollable(s, ex)
+            check_influencer_exists(s, ex)
+
+    one()
+
+
+def validate_exchanges(exchanges: list[Exchange]) -> None:
+    """responses.match-spec for the Hypothesis engine's exchanges too: every response of the
+    run (not only Schemathesis' own) must be one the spec describes."""
+    schema = load_schema()
+    checks = [
+        check
+        for check in CHECKS.get_all()
+        if CHECK_CLAUSES.get(check.__name__) == "responses.match-spec"
+    ]
+    for ex in exchanges:
+        if ex.path.startswith("/_mock/"):
+            continue
+        op = schema.find_operation_by_path(ex.method, ex.path.split("?")[0])
+        if op is None:
+            continue
+        values = _path_values(op.path, ex.path.split("?")[0])
+        case = op.Case(path_parameters=values)
+        try:
+            case.validate_response(_to_httpx(ex), checks=checks)
+        except (AssertionError, FailureGroup) as exc:
+            raise Violation("responses.match-spec", _titles(exc), ex) from exc
+
+
+def _path_values(template: str, path: str) -> dict[str, str]:
+    out = {}
+    for t_part, p_part in zip(
+        template.strip("/").split("/"), path.strip("/").split("/"), strict=False
+    ):
+        if t_part.startswith("{"):
+            out[t_part[1:-1]] = p_part
+    return out
+
+
+__all__ = ["ST_CLAUSES", "c", "run_schemathesis", "validate_exchanges"]
