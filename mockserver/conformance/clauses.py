@@ -23,6 +23,23 @@ from . import contract as c
 from .report import NotChecked, Violation
 from .target import Exchange, Target
 
+
+def run_settings(max_examples: int, derandomize: bool = False) -> settings:
+    """One Hypothesis profile for every engine: no example database (a seed alone must
+    reproduce a run), no deadline (a deployment's latency is not a bug), no shrinking (a
+    failing clause is reported with its first counterexample; shrinking would spend the
+    budget of real requests)."""
+    return settings(
+        max_examples=max_examples,
+        database=None,
+        derandomize=derandomize,
+        deadline=None,
+        phases=(Phase.explicit, Phase.generate),
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
+
+
 INVALID_BODY = {"gender": "__conformance_probe__"}  # rejected by step 5, after auth/scope/404
 
 
@@ -87,15 +104,7 @@ def prop(
     """
 
     def decorate(fn: Callable[[Any], None]) -> None:
-        @settings(
-            max_examples=n or session.examples,
-            database=None,
-            derandomize=False,
-            deadline=None,
-            phases=(Phase.explicit, Phase.generate),
-            suppress_health_check=list(HealthCheck),
-            report_multiple_bugs=False,
-        )
+        @run_settings(n or session.examples)
         @seed(session.target.seed)
         @given(strategy)
         def run(value: Any) -> None:

@@ -17,13 +17,13 @@ from typing import Any
 
 import httpx
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import given, seed
 from schemathesis.checks import CHECKS
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 
 from . import contract as c
-from .clauses import Session, check_influencer_exists, check_pollable
+from .clauses import Session, check_influencer_exists, check_pollable, run_settings
 from .report import Violation
 from .target import BudgetSpent, Exchange, Unsendable
 
@@ -161,15 +161,7 @@ def run_schemathesis(s: Session, examples: int) -> None:
 def _fuzz(s: Session, op: Any, strategy: Any, examples: int) -> None:
     t = s.target
 
-    @settings(
-        max_examples=examples,
-        database=None,
-        derandomize=False,
-        deadline=None,
-        phases=(Phase.explicit, Phase.generate),
-        suppress_health_check=list(HealthCheck),
-        report_multiple_bugs=False,
-    )
+    @run_settings(examples)
     @seed(t.seed)
     @given(case=strategy)
     def one(case: Any) -> None:

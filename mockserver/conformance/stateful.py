@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -24,7 +24,7 @@ from hypothesis.stateful import (
 )
 
 from . import contract as c
-from .clauses import Session, check_influencer_exists, check_pollable
+from .clauses import Session, check_influencer_exists, check_pollable, run_settings
 from .report import NotChecked, Violation
 from .target import Exchange
 
@@ -186,14 +186,5 @@ def run_lifecycle(
     machine = build_machine(s, patience, poll_interval)
     run_state_machine_as_test(
         machine,
-        settings=settings(
-            max_examples=scenarios,
-            stateful_step_count=steps,
-            database=None,
-            derandomize=True,
-            deadline=None,
-            phases=(Phase.explicit, Phase.generate),
-            suppress_health_check=list(HealthCheck),
-            report_multiple_bugs=False,
-        ),
+        settings=settings(run_settings(scenarios, derandomize=True), stateful_step_count=steps),
     )

@@ -3,15 +3,13 @@ that waits without blocking the others, and a connection that is really closed."
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
-from support import SEED
+from support import SEED, running_server
 
 from mockserver.core.clock import Clock
 from mockserver.core.fixtures import load_fixtures
@@ -46,20 +44,7 @@ class _ArrivalSignal:
 @pytest.fixture
 def live() -> Iterator[LiveServer]:
     deps = Deps(sim=Simulator(load_fixtures(), Clock("virtual"), SEED), strict=True)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)  # bound and listening: clients queue until the server accepts
-    server_live = LiveServer(f"http://127.0.0.1:{sock.getsockname()[1]}", deps)
-    app = _ArrivalSignal(build_app(deps), server_live)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
+    server_live = LiveServer("", deps)
+    with running_server(_ArrivalSignal(build_app(deps), server_live)) as base:
+        server_live.url = base
         yield server_live
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        assert not thread.is_alive(), "the live server did not stop"
