@@ -94,14 +94,13 @@ class Server:
     def banner_port(self, prefix: str, timeout: float = 30.0) -> int | None:
         """The port in the first line `<prefix> ... http://127.0.0.1:PORT` of the log."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             for line in self.log.read_text(errors="replace").splitlines():
                 if line.startswith(prefix) and "http://" in line:
                     return int(line.rsplit(":", 1)[1].strip().rstrip("/"))
-            if not self.alive():
+            if not self.alive() or time.monotonic() >= deadline:
                 return None
             time.sleep(0.002)
-        return None
 
     def stop(self, grace: float = 10.0) -> None:
         pids = descendants(self.pid)
@@ -187,7 +186,9 @@ def ensure_wrk() -> str:
         say("wrk is missing: apt-get install -y wrk")
         cmd = ["apt-get", "install", "-y", "-q", "wrk"]
         if subprocess.run(cmd, check=False, timeout=300, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], check=False, timeout=300, capture_output=True)
+            subprocess.run(
+                ["apt-get", "update", "-q"], check=False, timeout=300, capture_output=True
+            )
             subprocess.run(cmd, check=False, timeout=300, capture_output=True)
         found = shutil.which("wrk")
     if not found:
@@ -255,7 +256,8 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 
     def fmt(row: list[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
 
     lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)]

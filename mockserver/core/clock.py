@@ -9,7 +9,8 @@ from typing import Literal
 
 ClockMode = Literal["wall", "virtual"]
 
-DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00.000Z: a fixed start keeps transcripts stable
+# 2026-01-01T00:00:00.000Z: a fixed start keeps transcripts stable
+DEFAULT_START_MS = 1_767_225_600_000
 
 
 class ClockError(ValueError):
@@ -71,17 +72,32 @@ class Clock:
 
     def snapshot(self) -> dict[str, int | float | str]:
         """What a state export needs to resume at the same instant."""
-        return {"mode": self.mode, "speed": self.speed, "startMs": self.start_ms, "nowMs": self.now_ms()}
+        return {
+            "mode": self.mode,
+            "speed": self.speed,
+            "startMs": self.start_ms,
+            "nowMs": self.now_ms(),
+        }
 
     def restore(self, now_ms: int) -> None:
         self._anchor_ns = self._ticker()
         self._offset_ms = now_ms - self.start_ms
 
 
+_SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS", a small bounded memo
+_SECONDS_MAX = 4096
+
+
 def format_ms(ms: int) -> str:
     """ISO-8601 UTC with millisecond precision and a Z, the form the Layers job docs show."""
     seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+    stamp = _SECONDS.get(seconds)
+    if stamp is None:
+        stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        if len(_SECONDS) >= _SECONDS_MAX:
+            _SECONDS.clear()
+        _SECONDS[seconds] = stamp
+    return f"{stamp}.{millis:03d}Z"
 
 
 def parse_timestamp(text: str) -> int:

@@ -77,6 +77,14 @@ def boundary_ms(job: JobFacts, index: int) -> int | None:
 
 def _stage_at(job: JobFacts, now_ms: int) -> int:
     stage = 0
+    if job.progression != "poll":  # time progression: boundary_ms inlined, same comparisons
+        offset = now_ms - job.started_ms
+        schedule = job.schedule_ms
+        for index in range(1, DONE + 1):
+            if schedule[index] > offset:
+                break
+            stage = index
+        return stage
     for index in range(1, DONE + 1):
         at = boundary_ms(job, index)
         if at is None or at > now_ms:
@@ -113,7 +121,9 @@ def job_state(job: JobFacts, now_ms: int) -> JobState:
         return JobState(status, stage, progress, finished, finished)
     stage = _stage_at(job, now_ms)
     changed = boundary_ms(job, 2) if stage >= 2 else job.started_ms
-    return JobState("running", stage, _progress(job, stage, now_ms), None, changed or job.started_ms)
+    return JobState(
+        "running", stage, _progress(job, stage, now_ms), None, changed or job.started_ms
+    )
 
 
 def influencer_status(state: JobState) -> str:
@@ -132,9 +142,7 @@ def record_poll(job: JobFacts, now_ms: int) -> bool:
     return False
 
 
-def job_envelope(
-    job: JobFacts, state: JobState, fmt: Callable[[int], str]
-) -> dict[str, object]:
+def job_envelope(job: JobFacts, state: JobState, fmt: Callable[[int], str]) -> dict[str, object]:
     """The GET /v1/jobs/{jobId} body; `fmt` turns mock milliseconds into timestamps."""
     body: dict[str, object] = {
         "jobId": job.job_id,

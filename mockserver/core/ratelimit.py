@@ -15,6 +15,9 @@ LIMITS: dict[str, dict[str, int]] = {
     "partner": {"read-light": 6_000, "write-light": 3_000, "long-running": 300},
 }
 UNLIMITED = 1_000_000  # what the mock-only `unlimited` tier reports; it never runs out
+_ENCODED: dict[Quota, tuple[tuple[bytes, bytes], ...]] = {}  # bounded memo for header_bytes
+_ENCODED_MAX = 1024
+_UNLIMITED_QUOTAS: dict[tuple[str, int], Quota] = {}  # (class, reset_s) -> the same answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,16 @@ class Quota:
             ("x-ratelimit-reset", str(self.reset_s)),
         ]
 
+    def header_bytes(self) -> tuple[tuple[bytes, bytes], ...]:
+        """`headers()` as the (lower-case name, value) bytes pairs the ASGI server sends."""
+        encoded = _ENCODED.get(self)
+        if encoded is None:
+            encoded = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers())
+            if len(_ENCODED) >= _ENCODED_MAX:
+                _ENCODED.clear()
+            _ENCODED[self] = encoded
+        return encoded
+
 
 class RateLimiter:
     __slots__ = ("_windows",)
@@ -46,7 +59,13 @@ class RateLimiter:
         reset_s = -(-reset_ms // 1000)
         limits = LIMITS.get(tier)
         if limits is None:
-            return Quota(endpoint_class, UNLIMITED, UNLIMITED, reset_s, None)
+            quota = _UNLIMITED_QUOTAS.get((endpoint_class, reset_s))
+            if quota is None:
+                if len(_UNLIMITED_QUOTAS) >= _ENCODED_MAX:
+                    _UNLIMITED_QUOTAS.clear()
+                quota = Quota(endpoint_class, UNLIMITED, UNLIMITED, reset_s, None)
+                _UNLIMITED_QUOTAS[(endpoint_class, reset_s)] = quota
+            return quota
         limit = limits[endpoint_class]
         bucket = (api_key_id, endpoint_class)
         seen_window, used = self._windows.get(bucket, (window, 0))

@@ -55,7 +55,9 @@ def is_json(content_type: str | None) -> bool:
     if content_type is None:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def parse_json(body: Body) -> tuple[bool, Any]:
@@ -80,6 +82,8 @@ def validate_body(op: Operation, body: Body) -> dict[str, Any]:
         return {}
     if op.body_validator is None:
         raise invalid_body(["This operation takes no body."])
+    if op.body_validator.is_valid(value):
+        return value
     fields, form = collect_errors(op.body_validator, value, op.unknown_field_messages)
     if fields or form:
         raise invalid_body(form, fields)
@@ -113,8 +117,20 @@ def _check(params: list[Param], values: dict[str, str], message: str) -> dict[st
     return parsed
 
 
+def query_params(op: Operation) -> list[Param]:
+    return [p for p in op.params if p.location == "query"]
+
+
+def header_params(op: Operation) -> list[Param]:
+    return [p for p in op.params if p.location == "header" and p.name.lower() != "prefer"]
+
+
 def validate_query(op: Operation, query_string: bytes) -> dict[str, Any]:
-    params = [p for p in op.params if p.location == "query"]
+    return check_query(query_params(op), query_string)
+
+
+def check_query(params: list[Param], query_string: bytes) -> dict[str, Any]:
+    """`validate_query` with the operation's query parameters already picked out."""
     if not params:
         return {}
     values: dict[str, str] = {}
@@ -128,7 +144,13 @@ def validate_query(op: Operation, query_string: bytes) -> dict[str, Any]:
 
 
 def validate_headers(op: Operation, headers: dict[str, str]) -> dict[str, Any]:
-    params = [p for p in op.params if p.location == "header" and p.name.lower() != "prefer"]
+    return check_headers(header_params(op), headers)
+
+
+def check_headers(params: list[Param], headers: dict[str, str]) -> dict[str, Any]:
+    """`validate_headers` with the operation's declared headers already picked out."""
+    if not params:
+        return {}
     values = {p.name: headers[p.name.lower()] for p in params if p.name.lower() in headers}
     return _check(params, values, "Invalid header.")
 

@@ -17,7 +17,7 @@ import orjson
 
 from ..core.errors import ApiError
 from ..core.idempotency import Scope, StoredResponse
-from ..core.prefer import Preferences, parse_prefer
+from ..core.prefer import NONE, Preferences, parse_prefer
 from ..core.records import ApiKey
 from ..core.rules import RequestFacts
 from ..deps import Deps
@@ -64,7 +64,17 @@ def encode_body(body: Any) -> bytes | None:
 
 
 class OperationPipeline:
-    __slots__ = ("deps", "handler", "inflight", "op", "rate_class_of", "resolvers")
+    __slots__ = (
+        "deps",
+        "handler",
+        "header_params",
+        "inflight",
+        "mutating",
+        "op",
+        "query_params",
+        "rate_class_of",
+        "resolvers",
+    )
 
     def __init__(
         self,
@@ -79,6 +89,10 @@ class OperationPipeline:
         self.deps = deps
         self.resolvers = {p.name: resolvers[p.name] for p in op.params if p.location == "path"}
         self.rate_class_of = rate_class_of
+        # Per-operation facts picked out of the spec once, not on every request.
+        self.query_params = inputs.query_params(op)
+        self.header_params = inputs.header_params(op)
+        self.mutating = op.method in MUTATING
         self.inflight: dict[Scope, asyncio.Future[None]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -86,7 +100,10 @@ class OperationPipeline:
         sim = deps.sim
         request_id = sim.state.mint.request_id(sim.now())
         headers = inputs.header_map(scope)
-        body = await inputs.read_body(receive, headers.get("content-type"))
+        if "content-length" in headers or "transfer-encoding" in headers:
+            body = await inputs.read_body(receive, headers.get("content-type"))
+        else:  # HTTP/1.1: no length and no chunking means no body; nothing to wait for
+            body = inputs.Body(b"", False, headers.get("content-type"))
         out: Headers = [(b"x-request-id", request_id.encode())]
         key: ApiKey | None = None
         injected: str | None = None
@@ -94,7 +111,7 @@ class OperationPipeline:
             key = sim.authenticate(headers.get("authorization"))
             rate_class = self.rate_class_of(body) if self.rate_class_of else self.op.rate_class
             quota = sim.state.rates.take(key.api_key_id, key.tier, rate_class, sim.now())
-            out.extend(encode_headers(quota.headers()))
+            out.extend(quota.header_bytes())
             if quota.retry_after_s is not None:
                 raise ApiError(
                     "RATE_LIMITED",
@@ -111,11 +128,12 @@ class OperationPipeline:
             params = scope.get("path_params", {})
             resources = {n: r(deps, key, params[n]) for n, r in self.resolvers.items()}
             call_body = inputs.validate_body(self.op, body)
-            query = inputs.validate_query(self.op, scope.get("query_string", b""))
-            declared = inputs.validate_headers(self.op, headers)
+            query = inputs.check_query(self.query_params, scope.get("query_string", b""))
+            declared = inputs.check_headers(self.header_params, headers)
             prefs, injected = self._preferences(key, resources, headers, scope["path"])
-            await self._inject(prefs, receive)
-            idem_key = declared.get("Idempotency-Key") if self.op.method in MUTATING else None
+            if prefs is not NONE:
+                await self._inject(prefs, receive)
+            idem_key = declared.get("Idempotency-Key") if self.mutating else None
             call = Call(deps, self.op, key, resources, call_body, query, headers, prefs, None)
             if idem_key is None:
                 reply = self.handler(call)
@@ -141,7 +159,10 @@ class OperationPipeline:
     ) -> tuple[Preferences, str | None]:
         """The request's Prefer header, then control-plane rules, then the chaos profile."""
         state = self.deps.sim.state
-        prefs = parse_prefer(headers.get("prefer"))
+        header = headers.get("prefer")
+        if not header and not state.rules.rules and self.deps.chaos is None:
+            return NONE, None  # the common case: nothing asked for, nothing to draw
+        prefs = parse_prefer(header)
         marks = [m] if (m := prefs.applied()) else []
         sequence = state.mint.counters.get("req", 0)
         if state.rules.rules:
@@ -173,7 +194,9 @@ class OperationPipeline:
             raise ApiError("INTERNAL", "Injected fault: internal error.", {"injected": True})
         if prefs.fault == "503":
             raise ApiError(
-                "KILL_SWITCH", "Injected fault: service unavailable.", {"scope": "key", "injected": True}
+                "KILL_SWITCH",
+                "Injected fault: service unavailable.",
+                {"scope": "key", "injected": True},
             )
         if prefs.fault == "429":
             raise ApiError(
@@ -189,7 +212,9 @@ class OperationPipeline:
         """Same key and body: the first answer, verbatim. Same key, other body: 409."""
         records = self.deps.sim.state.idempotency
         _, parsed = inputs.parse_json(body)
-        fingerprint = orjson.dumps(parsed if parsed is not None else {}, option=orjson.OPT_SORT_KEYS)
+        fingerprint = orjson.dumps(
+            parsed if parsed is not None else {}, option=orjson.OPT_SORT_KEYS
+        )
         record = records.lookup(scope, self.deps.sim.now())
         while record is None and scope in self.inflight:
             await asyncio.shield(self.inflight[scope])
@@ -210,7 +235,9 @@ class OperationPipeline:
             extra = encode_headers(reply.headers)
             records.store(
                 scope,
-                StoredResponse(fingerprint, reply.status, payload, tuple(extra), self.deps.sim.now()),
+                StoredResponse(
+                    fingerprint, reply.status, payload, tuple(extra), self.deps.sim.now()
+                ),
             )
             self.deps.sim.state.dirty.add(("idempotency", "\x1f".join(scope)))
             return reply.status, payload, extra
@@ -218,7 +245,7 @@ class OperationPipeline:
             del self.inflight[scope]
             done.set_result(None)
 
-    async def _finish(
+    async def _finish(  # noqa: PLR0917
         self,
         scope: dict[str, Any],
         send: Any,
@@ -245,14 +272,14 @@ class OperationPipeline:
         key: ApiKey | None,
         injected: str | None,
     ) -> None:
-        self.deps.journal.record(
-            at_ms=self.deps.sim.now(),
-            method=self.op.method,
-            path=scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"),
-            status=status,
-            requestId=request_id,
-            apiKeyId=key.api_key_id if key else None,
-            operationId=self.op.operation_id,
-            injected=injected,
+        self.deps.journal.add(
+            self.deps.sim.now(),
+            self.op.method,
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            status,
+            request_id,
+            key.api_key_id if key else None,
+            self.op.operation_id,
+            injected,
         )

@@ -42,6 +42,8 @@ def check_response(op: Operation, status: int, headers: Headers, body: bytes | N
     if body is None:
         raise ContractViolation(f"{where}: the spec declares a body but none was sent")
     instance = orjson.loads(body)
-    errors = [f"{list(e.instance_path)}: {e.message}" for e in contract.validator.iter_errors(instance)]
+    errors = [
+        f"{list(e.instance_path)}: {e.message}" for e in contract.validator.iter_errors(instance)
+    ]
     if errors:
         raise ContractViolation(f"{where}: body violates the schema: " + "; ".join(errors[:5]))
