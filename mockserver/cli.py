@@ -64,6 +64,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .http.app import build_app
+    from .http.heap import FrozenHeap
 
     token = args.admin_token
     settings = Settings(
@@ -105,7 +106,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project), flush=True)
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", server_header=False
+        FrozenHeap(app), log_level="warning", access_log=False, lifespan="off", server_header=False
     )
     # uvicorn re-raises Ctrl-C after its graceful shutdown; for us that is a normal stop.
     with contextlib.suppress(KeyboardInterrupt):

@@ -7,6 +7,7 @@ every response it may send. Nothing here restates a schema in Python.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -38,11 +39,41 @@ class Param:
     default: Any = None
 
 
-@dataclass(frozen=True, slots=True)
 class ResponseContract:
-    validator: Any | None  # None: the response has no body
-    required_headers: tuple[str, ...]
-    header_validators: dict[str, Any]
+    """What one (operation, status) may send. Compiled on first use: only strict mode and the
+    tests read these, and compiling every response schema at start-up would cost a plain
+    `serve` a third of its memory."""
+
+    __slots__ = ("_compile", "_headers", "_schema", "_validators", "required_headers")
+
+    def __init__(
+        self,
+        compile_schema: Callable[[dict[str, Any], bool], Any],
+        schema: dict[str, Any] | None,
+        required_headers: tuple[str, ...],
+        header_schemas: dict[str, dict[str, Any]],
+    ) -> None:
+        self._compile = compile_schema
+        self._schema = schema
+        self._headers = header_schemas
+        self._validators: tuple[Any, dict[str, Any]] | None = None
+        self.required_headers = required_headers
+
+    def _compiled(self) -> tuple[Any, dict[str, Any]]:
+        if self._validators is None:
+            body = None if self._schema is None else self._compile(self._schema, True)
+            headers = {n: self._compile(h, False) for n, h in self._headers.items()}
+            self._validators = (body, headers)
+        return self._validators
+
+    @property
+    def validator(self) -> Any | None:
+        """None when the response has no body."""
+        return self._compiled()[0]
+
+    @property
+    def header_validators(self) -> dict[str, Any]:
+        return self._compiled()[1]
 
 
 @dataclass(slots=True)
@@ -176,11 +207,10 @@ class Spec:
                 name.lower(): self.resolve(h) for name, h in response.get("headers", {}).items()
             }
             op.responses[str(status)] = ResponseContract(
-                validator=self.validator(media["schema"], formats=True) if media else None,
-                required_headers=tuple(n for n, h in headers.items() if h.get("required")),
-                header_validators={
-                    n: self.validator(h["schema"]) for n, h in headers.items() if "schema" in h
-                },
+                self.validator,
+                media["schema"] if media else None,
+                tuple(n for n, h in headers.items() if h.get("required")),
+                {n: h["schema"] for n, h in headers.items() if "schema" in h},
             )
         return op
 

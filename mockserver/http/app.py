@@ -93,9 +93,9 @@ def build_app(deps: Deps, spec: Spec | None = None, control: Spec | None = None)
     def controller(op: Any) -> ControlPipeline:
         return ControlPipeline(op, CONTROL_HANDLERS[op.operation_id], deps)
 
-    routes = [
-        *_routes(control, controller, deps),
+    routes = [  # partner routes first: Starlette matches in order, and they carry the load
         *_routes(spec, partner, deps),
+        *_routes(control, controller, deps),
         Route("/{rest:path}", NoRoute(deps)),
     ]
 

@@ -36,7 +36,7 @@ class ConnectionDropped(Exception):
 @dataclass(slots=True)
 class Reply:
     status: int
-    body: Any
+    body: Any  # a JSON-able value, bytes already encoded, or None for no body
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -60,7 +60,10 @@ Resolver = Callable[[Deps, ApiKey, str], Any]
 
 
 def encode_body(body: Any) -> bytes | None:
-    return None if body is None else dumps(body)
+    """A handler may hand over bytes it already encoded (get_job hashes them for the ETag)."""
+    if body is None or isinstance(body, bytes):
+        return body
+    return dumps(body)
 
 
 class OperationPipeline:
@@ -171,8 +174,10 @@ class OperationPipeline:
                 self.op.method, path, self.op.operation_id, key.org_id, project_id, sequence
             )
             ruled = state.rules.apply(state.seed, facts, prefs)
-            if ruled != prefs and (m := ruled.applied()) and m not in marks:
-                marks.append("rule:" + m)
+            if ruled != prefs:
+                state.dirty.add(("meta", ""))  # a counted rule was used up: persist it
+                if (m := ruled.applied()) and m not in marks:
+                    marks.append("rule:" + m)
             prefs = ruled
         chaos = self.deps.chaos
         if chaos is not None and not prefs.fault and (drawn := chaos.draw(state.seed, sequence)):

@@ -1,0 +1,34 @@
+"""Keep the garbage collector off the mock's long-lived records.
+
+Every created influencer leaves objects the cyclic collector tracks; each full collection walks
+all of them, which at 60,000 influencers took 25 to 45 ms: the create p99 of a long load test.
+The records hold no reference cycles (refcounting frees them), so moving them into the
+permanent generation with `gc.freeze()` costs nothing but cyclic garbage that happens to be
+alive at the moment of a freeze, and buys a flat p99. Used by `serve`, not by tests.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+FREEZE_EVERY = 5_000  # requests between freezes
+
+
+class FrozenHeap:
+    """ASGI wrapper: freeze what start-up built, then freeze again every FREEZE_EVERY requests."""
+
+    __slots__ = ("app", "count")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        gc.collect()
+        gc.freeze()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.count += 1
+        if self.count >= FREEZE_EVERY:
+            self.count = 0
+            gc.freeze()
+        await self.app(scope, receive, send)
