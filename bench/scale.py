@@ -85,20 +85,17 @@ def rss_mb() -> float:
 # ---------- the server side of part 1 (a child process) ------------------------------------
 
 
-def serve(count: int, freeze: bool = False) -> None:
+def serve(count: int) -> None:
     import uvicorn
 
     from mockserver.http.app import build_app
+    from mockserver.http.heap import FrozenHeap
 
     t0 = time.perf_counter()
     deps = build()
     app = build_app(deps)
     middle = fill(deps, count)[1]
-    # A settled server: the full collection a long-running fill would have run by now happens
-    # here, before the clock starts, not in the middle of the first measured case.
-    gc.collect()
-    if freeze:  # --gc-freeze: what a server that freezes its settled state would see
-        gc.freeze()
+    app = FrozenHeap(app)  # as `layers-mock serve` wraps it: the filled state leaves the GC
     fill_s = time.perf_counter() - t0
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -113,7 +110,7 @@ def serve(count: int, freeze: bool = False) -> None:
 
 def reads_at(count: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     log = workdir / f"scale-{count}.log"
-    argv = [sys.executable, __file__, "_serve", str(count), *(["freeze"] if args.gc_freeze else [])]
+    argv = [sys.executable, __file__, "_serve", str(count)]
     server = Server(f"mock@{count}", argv, log)
     out: dict[str, Any] = {"stored": count}
     try:
@@ -292,7 +289,7 @@ def report(reads: list[dict[str, Any]], per_inf: dict[str, Any], bounded: dict[s
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_serve"]:
-        serve(int(argv[1]), argv[2:3] == ["freeze"])
+        serve(int(argv[1]))
         return 0
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,9 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 100_000, 1_000_000])
-    parser.add_argument(
-        "--gc-freeze", action="store_true", help="gc.freeze() the filled state before serving"
-    )
     args = parser.parse_args(argv)
     ensure_wrk()
     import tempfile
