@@ -21,7 +21,7 @@ ENV = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "conform",
         help="check a deployment against the contract",
@@ -73,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(ALL_CLAUSES))
         return 0
-    values = {name: getattr(args, name) or os.environ.get(env) for name, env in ENV.items()}
+    values: dict[str, str | None] = {
+        name: getattr(args, name) or os.environ.get(env) for name, env in ENV.items()
+    }
     identities = None
     if values["base_url"]:
         missing = [f"--{n.replace('_', '-')}" for n in ("api_key", "project_id") if not values[n]]
@@ -81,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"layers-mock conform: --base-url needs {' and '.join(missing)}", file=sys.stderr)
             return 2
         identities = Identities(
-            values["api_key"],
-            values["project_id"],
+            values["api_key"] or "",
+            values["project_id"] or "",
             values["scopeless_key"],
             values["foreign_project_id"],
         )

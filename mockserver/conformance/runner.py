@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TextIO
 
 import httpx
@@ -166,7 +167,7 @@ class _Runner:
     def run_all(self, session: Session, examples: int) -> None:
         o, target = self.options, self.target
         for name, fn in CLAUSES.items():
-            self.attempt([name], "hypothesis", lambda fn=fn: fn(session))
+            self.attempt([name], "hypothesis", partial(fn, session))
         self.attempt(
             STATEFUL_CLAUSES,
             "stateful",
@@ -174,7 +175,7 @@ class _Runner:
         )
         self.attempt(ST_CLAUSES, "schemathesis", lambda: run_schemathesis(session, examples))
         for name, check in RESPONSE_CLAUSES.items():
-            self.attempt([name], "responses", lambda check=check: check(target.exchanges))
+            self.attempt([name], "responses", partial(check, target.exchanges))
         self.attempt(
             ["responses.match-spec"], "responses", lambda: validate_exchanges(target.exchanges)
         )

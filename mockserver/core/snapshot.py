@@ -61,7 +61,7 @@ def idempotency_item(scope: Scope, rec: StoredResponse) -> dict[str, Any]:
 
 
 def idempotency_record(item: dict[str, Any]) -> tuple[Scope, StoredResponse]:
-    scope: Scope = tuple(item["scope"])  # type: ignore[assignment]
+    scope: Scope = tuple(item["scope"])
     return scope, StoredResponse(
         item["fingerprint"].encode(),
         int(item["status"]),
