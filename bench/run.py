@@ -14,6 +14,9 @@ Servers:
   prism        Prism 5.16 mocking openapi/layers.yaml, installed from npm into a folder outside
                the repo (default /tmp/layers-mock-bench-peers); skipped with a message if it
                cannot be installed. Logging silenced by default (`-v silent`, its fastest setting).
+  wiremock     WireMock 3.13.2 (the npm package's standalone jar, run with `java -jar`, same
+               folder) on two stubs generated from the spec's examples (bench/wiremock_stubs.py);
+               request journal off by default (`--wiremock-args`). Skipped if npm or java fails.
 
 Prints one table and the ratios of layers-mock to every other server; writes
 bench/results/run-<time>.json and bench/results/run-latest.json.
@@ -55,11 +58,13 @@ from common import (
     wait_ready,
     write_results,
 )
+from wiremock_stubs import write_stubs
 
 SPEC = ROOT / "openapi" / "layers.yaml"
 PRISM_VERSION = "5.16"
+WIREMOCK_VERSION = "3.13.2"
 FALLBACK_JOB = "job_01KB85FD00M9S346Q3D25VT4F5"
-SERVERS = ("layers-mock", "alt", "bare", "prism")
+SERVERS = ("layers-mock", "alt", "bare", "prism", "wiremock")
 
 
 def prism_bin(folder: Path) -> Path | None:
@@ -93,16 +98,68 @@ def prism_bin(folder: Path) -> Path | None:
     return binary if binary.exists() else None
 
 
+def wiremock_jar(folder: Path) -> Path | None:
+    """WireMock's standalone jar from the npm package in `folder` (installed if missing), or None
+    with a message when npm or java is unavailable."""
+    jar = (
+        folder
+        / "node_modules"
+        / "wiremock"
+        / "build"
+        / f"wiremock-standalone-{WIREMOCK_VERSION}.jar"
+    )
+    if not _which("java"):
+        say("wiremock: skipped (java is not installed)")
+        return None
+    if not jar.exists():
+        if not _which("npm"):
+            say("wiremock: skipped (npm is not installed)")
+            return None
+        say(f"wiremock: npm install wiremock@{WIREMOCK_VERSION} into {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            subprocess.run(
+                [
+                    "npm",
+                    "install",
+                    "--prefix",
+                    str(folder),
+                    "--no-audit",
+                    "--no-fund",
+                    f"wiremock@{WIREMOCK_VERSION}",
+                ],
+                check=True,
+                timeout=600,
+                capture_output=True,
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            say(f"wiremock: skipped (npm install failed: {exc})")
+            return None
+    if not jar.exists():
+        say(f"wiremock: skipped ({jar} missing after npm install)")
+        return None
+    try:
+        subprocess.run(
+            ["java", "-jar", str(jar), "--version"], check=True, timeout=60, capture_output=True
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        say(f"wiremock: skipped (java -jar {jar.name} --version failed: {exc})")
+        return None
+    return jar
+
+
 def _which(name: str) -> bool:
     from shutil import which
 
     return which(name) is not None
 
 
-def version_of(name: str, prism: Path | None) -> str:
-    if name == "prism" and prism is not None:
+def version_of(name: str, peers: dict[str, Path | None]) -> str:
+    peer = peers.get(name)
+    if name in ("prism", "wiremock") and peer is not None:
+        argv = [str(peer)] if name == "prism" else ["java", "-jar", str(peer)]
         out = subprocess.run(
-            [str(prism), "--version"], capture_output=True, text=True, timeout=60, check=False
+            [*argv, "--version"], capture_output=True, text=True, timeout=60, check=False
         )
         return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "?"
     if name in ("layers-mock", "alt"):
@@ -116,7 +173,7 @@ def version_of(name: str, prism: Path | None) -> str:
 
 
 def launch(
-    name: str, args: argparse.Namespace, workdir: Path, prism: Path | None
+    name: str, args: argparse.Namespace, workdir: Path, peers: dict[str, Path | None]
 ) -> tuple[Server, Any]:
     log = workdir / f"{name}.log"
     if name in ("layers-mock", "alt"):
@@ -134,8 +191,25 @@ def launch(
         )
         return server, lambda: server.banner_port("bare listening on", 0)
     port = free_port()
+    if name == "wiremock":
+        root = workdir / "wiremock"
+        write_stubs(SPEC, root)
+        argv = [
+            "java",
+            "-jar",
+            str(peers["wiremock"]),
+            "--port",
+            str(port),
+            "--bind-address",
+            "127.0.0.1",
+            "--root-dir",
+            str(root),
+            "--disable-banner",
+            *args.wiremock_args.split(),
+        ]
+        return Server(name, argv, log), lambda: port
     argv = [
-        str(prism),
+        str(peers["prism"]),
         "mock",
         "-h",
         "127.0.0.1",
@@ -148,11 +222,11 @@ def launch(
 
 
 def measure(
-    name: str, args: argparse.Namespace, workdir: Path, prism: Path | None, job_id: str
+    name: str, args: argparse.Namespace, workdir: Path, peers: dict[str, Path | None], job_id: str
 ) -> dict[str, Any]:
     label = args.alt_name if name == "alt" else name
-    out: dict[str, Any] = {"server": label, "version": version_of(name, prism)}
-    server, port_of = launch(name, args, workdir, prism)
+    out: dict[str, Any] = {"server": label, "version": version_of(name, peers)}
+    server, port_of = launch(name, args, workdir, peers)
     created: dict[str, Any] = {}
 
     def good_create(port: int) -> bool:
@@ -357,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=SERVERS,
         default=None,
-        help="servers to run, in order (default: layers-mock [alt] bare prism)",
+        help="servers to run, in order (default: layers-mock [alt] bare prism wiremock)",
     )
     parser.add_argument("--alt-cmd", help="command of a second mock build to measure (alt)")
     parser.add_argument("--alt-name", default="alt")
@@ -365,10 +439,15 @@ def main(argv: list[str] | None = None) -> int:
         "--peers-dir",
         type=Path,
         default=Path(tempfile.gettempdir()) / "layers-mock-bench-peers",
-        help="npm prefix for Prism (outside the repo)",
+        help="npm prefix for Prism and WireMock (outside the repo)",
     )
     parser.add_argument(
         "--prism-args", default="-v silent", help="extra Prism flags ('' = its default logging)"
+    )
+    parser.add_argument(
+        "--wiremock-args",
+        default="--no-request-journal --disable-request-logging",
+        help="extra WireMock flags (default: journal and request logging off, its fastest)",
     )
     parser.add_argument(
         "--mock-args",
@@ -383,12 +462,16 @@ def main(argv: list[str] | None = None) -> int:
     if "alt" in args.only and not args.alt_cmd:
         parser.error("alt needs --alt-cmd")
     ensure_wrk()
-    prism = prism_bin(args.peers_dir) if "prism" in args.only else None
+    peers: dict[str, Path | None] = {
+        "prism": prism_bin(args.peers_dir) if "prism" in args.only else None,
+        "wiremock": wiremock_jar(args.peers_dir) if "wiremock" in args.only else None,
+    }
     meta = machine() | {
         "load": f"wrk -t{args.threads} -c{args.conns} -d{args.seconds:g}s "
         f"after a {args.warmup:g}s warm-up; POST {CREATE_PATH} and GET /v1/jobs/{{jobId}}",
         "rounds": args.rounds,
         "prism_args": args.prism_args,
+        "wiremock_args": args.wiremock_args,
         "mock_args": args.mock_args,
     }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in args.only}
@@ -396,13 +479,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="layers-mock-bench-") as tmp:
         for round_no in range(args.rounds):
             for name in args.only:
-                if name == "prism" and prism is None:
+                if name in peers and peers[name] is None:
                     runs[name] = [
-                        {"server": "prism", "note": "skipped: Prism could not be installed"}
+                        {"server": name, "note": f"skipped: {name} could not be installed or run"}
                     ]
                     continue
                 say(f"{name}: starting (round {round_no + 1} of {args.rounds})")
-                result = measure(name, args, Path(tmp), prism, job_id)
+                result = measure(name, args, Path(tmp), peers, job_id)
                 if name in ("layers-mock", "alt") and result.get("job_id"):
                     job_id = result["job_id"]
                 runs[name].append(result)

@@ -15,6 +15,7 @@ from ..core.errors import ApiError
 from ..deps import Deps
 from ..spec import Spec, SpecError, control_spec, partner_spec
 from .control import CONTROL_HANDLERS, ControlPipeline
+from .dispatch import MockApp, PartnerPaths
 from .handlers import HANDLERS, RATE_CLASS_OF, RESOLVERS
 from .pipeline import OperationPipeline
 from .render import dumps, error_body, send_response
@@ -93,8 +94,9 @@ def build_app(deps: Deps, spec: Spec | None = None, control: Spec | None = None)
     def controller(op: Any) -> ControlPipeline:
         return ControlPipeline(op, CONTROL_HANDLERS[op.operation_id], deps)
 
+    partner_routes = _routes(spec, partner, deps)
     routes = [  # partner routes first: Starlette matches in order, and they carry the load
-        *_routes(spec, partner, deps),
+        *partner_routes,
         *_routes(control, controller, deps),
         Route("/{rest:path}", NoRoute(deps)),
     ]
@@ -105,6 +107,4 @@ def build_app(deps: Deps, spec: Spec | None = None, control: Spec | None = None)
         body = error_body(ApiError("INTERNAL", "Internal error."), request_id)
         return Response(dumps(body), 500, {"x-request-id": request_id}, "application/json")
 
-    app = Starlette(routes=routes, exception_handlers={Exception: internal_error})
-    app.state.deps = deps
-    return app
+    return MockApp(routes, PartnerPaths(partner_routes), internal_error, deps)
