@@ -67,33 +67,28 @@ FALLBACK_JOB = "job_01KB85FD00M9S346Q3D25VT4F5"
 SERVERS = ("layers-mock", "alt", "bare", "prism", "wiremock")
 
 
+def npm_install(name: str, package: str, folder: Path) -> bool:
+    """Install one npm package into `folder`; False (with a message) when that cannot be done."""
+    if not _which("npm"):
+        say(f"{name}: skipped (npm is not installed)")
+        return False
+    say(f"{name}: npm install {package} into {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    command = ["npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund", package]
+    try:
+        subprocess.run(command, check=True, timeout=600, capture_output=True)
+    except (subprocess.SubprocessError, OSError) as exc:
+        say(f"{name}: skipped (npm install failed: {exc})")
+        return False
+    return True
+
+
 def prism_bin(folder: Path) -> Path | None:
     """Prism's CLI in `folder`, installing it from npm there if it is missing."""
     binary = folder / "node_modules" / ".bin" / "prism"
     if binary.exists():
         return binary
-    if not _which("npm"):
-        say("prism: skipped (npm is not installed)")
-        return None
-    say(f"prism: npm install @stoplight/prism-cli@{PRISM_VERSION} into {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--prefix",
-                str(folder),
-                "--no-audit",
-                "--no-fund",
-                f"@stoplight/prism-cli@{PRISM_VERSION}",
-            ],
-            check=True,
-            timeout=600,
-            capture_output=True,
-        )
-    except (subprocess.SubprocessError, OSError) as exc:
-        say(f"prism: skipped (npm install failed: {exc})")
+    if not npm_install("prism", f"@stoplight/prism-cli@{PRISM_VERSION}", folder):
         return None
     return binary if binary.exists() else None
 
@@ -111,30 +106,8 @@ def wiremock_jar(folder: Path) -> Path | None:
     if not _which("java"):
         say("wiremock: skipped (java is not installed)")
         return None
-    if not jar.exists():
-        if not _which("npm"):
-            say("wiremock: skipped (npm is not installed)")
-            return None
-        say(f"wiremock: npm install wiremock@{WIREMOCK_VERSION} into {folder}")
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            subprocess.run(
-                [
-                    "npm",
-                    "install",
-                    "--prefix",
-                    str(folder),
-                    "--no-audit",
-                    "--no-fund",
-                    f"wiremock@{WIREMOCK_VERSION}",
-                ],
-                check=True,
-                timeout=600,
-                capture_output=True,
-            )
-        except (subprocess.SubprocessError, OSError) as exc:
-            say(f"wiremock: skipped (npm install failed: {exc})")
-            return None
+    if not jar.exists() and not npm_install("wiremock", f"wiremock@{WIREMOCK_VERSION}", folder):
+        return None
     if not jar.exists():
         say(f"wiremock: skipped ({jar} missing after npm install)")
         return None
