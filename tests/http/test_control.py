@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from starlette.testclient import TestClient
 from support import FULL, PROJECT, Mock, auth
+
+from mockserver.core.clock import Clock
+from mockserver.core.fixtures import load_fixtures
+from mockserver.core.journal import Journal
+from mockserver.core.simulator import Simulator
+from mockserver.deps import Deps
+from mockserver.http.app import build_app
 
 
 def test_health_and_fixtures(mock: Mock) -> None:
@@ -77,13 +85,14 @@ def test_journal_is_newest_first_and_filterable(mock: Mock) -> None:
     assert mock.client.get("/_mock/requests?limit=0").status_code == 422
 
 
-def test_journal_is_bounded(mock: Mock) -> None:
-    mock.deps.journal._entries = type(mock.deps.journal._entries)(maxlen=5)
+def test_journal_is_bounded() -> None:
+    sim = Simulator(load_fixtures(), Clock("virtual"), 7)
+    client = TestClient(build_app(Deps(sim=sim, journal=Journal(capacity=5), strict=True)))
     for _ in range(8):
-        mock.client.get("/v1/whoami", headers=auth())
-    body = mock.client.get("/_mock/requests").json()
+        client.get("/v1/whoami", headers=auth())
+    body = client.get("/_mock/requests").json()
     assert body["total"] == 5
-    assert body["items"][0]["sequence"] == 8
+    assert [e["sequence"] for e in body["items"]] == [8, 7, 6, 5, 4]
 
 
 def test_control_plane_bad_input_is_422(mock: Mock) -> None:
