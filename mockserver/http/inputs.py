@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from ..core.errors import ApiError, invalid_body, validation
+from ..core.errors import invalid_body, validation
 from ..spec import Operation, Param
 from ..validation import collect_errors
 
@@ -153,7 +153,3 @@ def check_headers(params: list[Param], headers: dict[str, str]) -> dict[str, Any
         return {}
     values = {p.name: headers[p.name.lower()] for p in params if p.name.lower() in headers}
     return _check(params, values, "Invalid header.")
-
-
-def as_api_error(exc: Exception) -> ApiError:
-    return exc if isinstance(exc, ApiError) else ApiError("INTERNAL", "Internal error.")
