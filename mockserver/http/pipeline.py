@@ -144,7 +144,7 @@ class OperationPipeline:
                 out.extend(encode_headers(extra))
             else:
                 status, payload, stored = await self._idempotent(
-                    call, (key.api_key_id, self.op.method, scope["path"], idem_key), body
+                    call, (key.api_key_id, self.op.method, scope["path"], idem_key)
                 )
                 out.extend(stored)
         except ConnectionDropped:
@@ -211,15 +211,12 @@ class OperationPipeline:
                 {"retry-after": "1"},
             )
 
-    async def _idempotent(
-        self, call: Call, scope: Scope, body: inputs.Body
-    ) -> tuple[int, bytes | None, Headers]:
-        """Same key and body: the first answer, verbatim. Same key, other body: 409."""
+    async def _idempotent(self, call: Call, scope: Scope) -> tuple[int, bytes | None, Headers]:
+        """Same key and body: the first answer, verbatim. Same key, other body: 409.
+
+        Bodies compare as parsed JSON: the validated body (no body is `{}`), keys sorted."""
         records = self.deps.sim.state.idempotency
-        _, parsed = inputs.parse_json(body)
-        fingerprint = orjson.dumps(
-            parsed if parsed is not None else {}, option=orjson.OPT_SORT_KEYS
-        )
+        fingerprint = orjson.dumps(call.body, option=orjson.OPT_SORT_KEYS)
         record = records.lookup(scope, self.deps.sim.now())
         while record is None and scope in self.inflight:
             await asyncio.shield(self.inflight[scope])
