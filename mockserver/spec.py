@@ -20,6 +20,7 @@ import yaml
 SPEC_DIR = Path(__file__).resolve().parents[1] / "openapi"
 PARTNER_SPEC = SPEC_DIR / "layers.yaml"
 CONTROL_SPEC = SPEC_DIR / "control.yaml"
+NOT_SIMULATED_SPEC = SPEC_DIR / "not-simulated.yaml"
 # libyaml's loader when PyYAML was built with it: ten times faster, the same safe subset.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -223,3 +224,8 @@ def partner_spec() -> Spec:
 @cache
 def control_spec() -> Spec:
     return Spec.load(CONTROL_SPEC)
+
+
+@cache
+def not_simulated_spec() -> Spec:
+    return Spec.load(NOT_SIMULATED_SPEC)

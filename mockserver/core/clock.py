@@ -51,6 +51,12 @@ class Clock:
         elapsed_ms = (self._ticker() - self._anchor_ns) * self.speed / 1_000_000
         return self.start_ms + self._offset_ms + int(elapsed_ms)
 
+    @property
+    def client_speed(self) -> float:
+        """How many mock seconds pass per second the client waits: `speed` on a wall clock; on a
+        virtual clock the client's time is the mock's (a test advances it), so 1."""
+        return self.speed if self.mode == "wall" else 1.0
+
     def advance(self, seconds: float) -> int:
         if seconds < 0:
             raise ClockError("the clock never moves backwards; use reset to return to the start")

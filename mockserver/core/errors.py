@@ -7,6 +7,7 @@ from typing import Any
 
 STATUS_BY_CODE: dict[str, int] = {
     "UNAUTHENTICATED": 401,
+    "BILLING_EXHAUSTED": 402,
     "FORBIDDEN_SCOPE": 403,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
@@ -15,6 +16,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "VALIDATION": 422,
     "RATE_LIMITED": 429,
     "INTERNAL": 500,
+    "NOT_SIMULATED": 501,
     "KILL_SWITCH": 503,
 }
 

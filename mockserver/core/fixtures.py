@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from .clock import DEFAULT_START_MS, parse_timestamp
 from .records import TIERS, ApiKey, Organization, Project, canonical_id
 
 DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "default.yaml"
@@ -50,8 +51,13 @@ def parse_fixtures(document: Any, source: str = "fixtures") -> Fixtures:
         org_id = str(_need(org_entry, "organizationId", where))
         if org_id in fixtures.organizations:
             raise FixtureError(f"{where}: duplicate organizationId {org_id}")
+        owner = org_entry.get("ownerEmail")
         fixtures.organizations[org_id] = Organization(
-            org_id, str(_need(org_entry, "name", where)), int(org_entry.get("creditBalance", 0))
+            org_id,
+            str(_need(org_entry, "name", where)),
+            int(org_entry.get("creditBalance", 0)),
+            parent_id=org_entry.get("parentOrganizationId"),
+            owner_email=None if owner is None else str(owner),
         )
         for j, p in enumerate(org_entry.get("projects", [])):
             pwhere = f"{where}.projects[{j}]"
@@ -63,6 +69,7 @@ def parse_fixtures(document: Any, source: str = "fixtures") -> Fixtures:
                 raise FixtureError(f"{pwhere}: targetGender must be one of {GENDERS}")
             if p.get("outcome") not in (None, *OUTCOMES):
                 raise FixtureError(f"{pwhere}: outcome must be one of {OUTCOMES}")
+            created = _instant(p.get("createdAt"), pwhere)
             fixtures.projects[project_id] = Project(
                 project_id=project_id,
                 org_id=org_id,
@@ -74,6 +81,11 @@ def parse_fixtures(document: Any, source: str = "fixtures") -> Fixtures:
                 customer_external_id=p.get("customerExternalId"),
                 app_name=p.get("appName"),
                 metadata=dict(p.get("metadata", {})),
+                created_ms=created,
+                updated_ms=created,
+                tagline=p.get("tagline"),
+                owner_email=p.get("ownerEmail", owner),
+                seq=len(fixtures.projects) + 1,
                 outcome=p.get("outcome"),
             )
         for j, k in enumerate(org_entry.get("keys", [])):
@@ -93,5 +105,32 @@ def parse_fixtures(document: Any, source: str = "fixtures") -> Fixtures:
                 scopes=tuple(k.get("scopes", ())),
                 tier=tier,
                 killed=bool(k.get("killed", False)),
+                owner_email=k.get("ownerEmail", owner),
             )
+    _check_parents(fixtures, source)
     return fixtures
+
+
+def _instant(value: Any, where: str) -> int:
+    """A fixture's createdAt; without one, the mock clock's start (never 1970)."""
+    if value is None:
+        return DEFAULT_START_MS
+    try:
+        return parse_timestamp(str(value))
+    except ValueError:
+        raise FixtureError(f"{where}: createdAt must be an ISO-8601 instant with Z") from None
+
+
+def _check_parents(fixtures: Fixtures, source: str) -> None:
+    """Sub-organizations are one level deep: a parent exists and has no parent itself."""
+    orgs = fixtures.organizations
+    for org in orgs.values():
+        parent = org.parent_id
+        if parent is None:
+            continue
+        if parent not in orgs:
+            raise FixtureError(f"{source}: {org.organization_id}: unknown parent {parent}")
+        if orgs[parent].parent_id is not None or parent == org.organization_id:
+            raise FixtureError(
+                f"{source}: {org.organization_id}: sub-organizations are one level deep"
+            )

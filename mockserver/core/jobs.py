@@ -54,6 +54,7 @@ class JobFacts:
     cancel_ms: int | None = None
     poll_steps_ms: list[int] = field(default_factory=list)
     schedule_ms: tuple[int, ...] = DEFAULT_SCHEDULE_MS
+    credits: int = 0  # reserved at the start; spent if it completes (credits.py)
 
 
 @dataclass(frozen=True, slots=True)

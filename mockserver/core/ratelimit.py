@@ -6,6 +6,7 @@ clock sixty seconds, and finds it full again, without sleeping.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 WINDOW_MS = 60_000
@@ -25,8 +26,8 @@ class Quota:
     endpoint_class: str
     limit: int
     remaining: int
-    reset_s: int  # Unix seconds at which the window resets
-    retry_after_s: int | None  # set when this request is refused
+    reset_s: int  # seconds until the window resets, in the client's time (at least 1)
+    retry_after_s: int | None  # set when this request is refused; client seconds too
 
     def headers(self) -> list[tuple[str, str]]:
         return [
@@ -47,16 +48,25 @@ class Quota:
         return encoded
 
 
+def client_seconds(mock_ms: int, speed: float) -> int:
+    """Whole seconds the client waits for `mock_ms` of mock time: rounded up, never 0."""
+    return max(1, math.ceil(mock_ms / (1000 * speed)))
+
+
 class RateLimiter:
     __slots__ = ("_windows",)
 
     def __init__(self) -> None:
         self._windows: dict[tuple[str, str], tuple[int, int]] = {}
 
-    def take(self, api_key_id: str, tier: str, endpoint_class: str, now_ms: int) -> Quota:
+    def take(
+        self, api_key_id: str, tier: str, endpoint_class: str, now_ms: int, speed: float = 1.0
+    ) -> Quota:
+        """`speed` is mock seconds per client second (Clock.client_speed): a client on a wall
+        clock at --speed 60 that honours Retry-After must wait real seconds, not mock ones."""
         window = now_ms // WINDOW_MS
         reset_ms = (window + 1) * WINDOW_MS
-        reset_s = -(-reset_ms // 1000)
+        reset_s = client_seconds(reset_ms - now_ms, speed)
         limits = LIMITS.get(tier)
         if limits is None:
             quota = _UNLIMITED_QUOTAS.get((endpoint_class, reset_s))
@@ -72,8 +82,7 @@ class RateLimiter:
         if seen_window != window:
             used = 0
         if used >= limit:
-            retry_after = max(1, -(-(reset_ms - now_ms) // 1000))
-            return Quota(endpoint_class, limit, 0, reset_s, retry_after)
+            return Quota(endpoint_class, limit, 0, reset_s, reset_s)
         self._windows[bucket] = (window, used + 1)
         return Quota(endpoint_class, limit, limit - used - 1, reset_s, None)
 

@@ -18,7 +18,9 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 class Organization:
     organization_id: str
     name: str
-    credit_balance: int = 0
+    credit_balance: int = 0  # the wallet at start; usage is derived from jobs (credits.py)
+    parent_id: str | None = None  # one level deep: a child's parent has no parent
+    owner_email: str | None = None
 
 
 @dataclass(slots=True)
@@ -29,6 +31,12 @@ class ApiKey:
     scopes: tuple[str, ...]
     tier: str = "standard"
     killed: bool = False
+    owner_email: str | None = None  # the default ownerEmail of the projects it creates
+
+    @property
+    def sandbox(self) -> bool:
+        """`lp_test_` keys spend no credits (the Layers sandbox concept page)."""
+        return self.key.startswith("lp_test_")
 
     def allows(self, scope: str | None) -> bool:
         return scope is None or "*" in self.scopes or scope in self.scopes
@@ -48,6 +56,11 @@ class Project:
     app_description: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     created_ms: int = 0
+    status: str = "active"  # or "archived": soft-deleted, reversible
+    owner_email: str | None = None
+    tagline: str | None = None
+    updated_ms: int = 0
+    seq: int = 0  # creation order within the whole state: the keyset of the project list
     outcome: str | None = None  # a fixture rule: the end of every job in this project
     influencer_ids: list[str] = field(default_factory=list)  # creation order, never shrinks
 

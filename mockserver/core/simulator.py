@@ -6,15 +6,15 @@ into a response; everything a partner can observe is decided here.
 
 from __future__ import annotations
 
-import base64
-import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from . import credits as wallets
+from . import projects as prj
 from .clock import Clock, format_ms
-from .errors import ApiError, not_found, validation
+from .errors import ApiError, not_found
 from .fixtures import Fixtures
 from .ids import persona_name
 from .influencers import default_gender, influencer_view
@@ -30,8 +30,10 @@ from .jobs import (
     job_state,
     record_poll,
 )
+from .listing import ProjectListing, decode_cursor, encode_cursor
 from .records import ApiKey, InfluencerFacts, Project, canonical_id
 from .state import State
+from .tenancy import acting_key
 
 ALREADY = {
     "completed": "ALREADY_COMPLETED",
@@ -89,6 +91,10 @@ class Simulator:
             )
         return key
 
+    def acting_key(self, key: ApiKey, organization: str | None) -> ApiKey:
+        """The key as it acts: in its own organization or the child X-Layers-Organization names."""
+        return acting_key(key, organization, self.state.organizations)
+
     def project_for(self, key: ApiKey, raw: str) -> Project:
         project_id = canonical_id("prj_", raw)
         project = self.state.projects.get(project_id) if project_id else None
@@ -112,26 +118,74 @@ class Simulator:
     # -- influencers ------------------------------------------------------------------------
 
     def create_influencer(
-        self, project: Project, body: dict[str, Any], plan: JobPlan, scope: str | None = None
+        self,
+        project: Project,
+        body: dict[str, Any],
+        plan: JobPlan,
+        scope: str | None = None,
+        credits: int = 0,
     ) -> dict[str, Any]:
         """Start an influencer_create job; the influencer exists, pending, at once."""
+        gender = body.get("gender") or default_gender(project.target_gender)
+        return self._start_influencer(
+            project,
+            Persona(
+                gender,
+                body.get("ageRange", "young_adult"),
+                project.brand_voice,
+                project.primary_language,
+                body.get("prompt"),
+            ),
+            plan,
+            scope,
+            credits,
+        )
+
+    def clone_influencer(
+        self,
+        source: InfluencerFacts,
+        body: dict[str, Any],
+        plan: JobPlan,
+        scope: str | None = None,
+        credits: int = 0,
+    ) -> dict[str, Any]:
+        """A new influencer in the source's project that looks like it, with overrides."""
+        overrides = body.get("overrides", {})
+        persona = Persona(
+            overrides.get("gender", source.gender),
+            overrides.get("ageRange", source.age_range),
+            overrides.get("brandVoice", source.brand_voice),
+            overrides.get("language", source.language),
+            source.prompt,
+            body["name"],
+        )
+        project = self.state.projects[source.project_id]
+        return self._start_influencer(project, persona, plan, scope, credits)
+
+    def _start_influencer(
+        self, project: Project, persona: Persona, plan: JobPlan, scope: str | None, credits: int
+    ) -> dict[str, Any]:
+        prj.refuse_if_archived(project)
         now = self.now()
+        wallet = self.wallet(project.org_id) if credits else None
+        if wallet is not None:
+            wallets.require(wallet, credits)  # before anything is minted: a 402 leaves nothing
         mint = self.state.mint
         influencer_id = "inf_" + mint.uuid("inf", scope)
         job_id = "job_" + mint.ulid("job", now, scope)
-        gender = body.get("gender") or default_gender(project.target_gender)
         inf = InfluencerFacts(
             influencer_id=influencer_id,
             org_id=project.org_id,
             project_id=project.project_id,
             job_id=job_id,
             created_ms=now,
-            gender=gender,
-            age_range=body.get("ageRange", "young_adult"),
-            brand_voice=project.brand_voice,
-            language=project.primary_language,
-            generated_name=persona_name(self.state.seed, influencer_id, gender),
-            prompt=body.get("prompt"),
+            gender=persona.gender,
+            age_range=persona.age_range,
+            brand_voice=persona.brand_voice,
+            language=persona.language,
+            generated_name=persona_name(self.state.seed, influencer_id, persona.gender),
+            prompt=persona.prompt,
+            name_override=persona.name,
             position=len(project.influencer_ids),
         )
         job = JobFacts(
@@ -143,10 +197,15 @@ class Simulator:
             outcome=plan.outcome,
             end_stage=plan.end_stage,
             progression=plan.progression,
+            credits=credits,
         )
+        listing = self.listing(project)
         self.state.influencers[influencer_id] = inf
         self.state.jobs[job_id] = job
         project.influencer_ids.append(influencer_id)
+        listing.append(inf.position, job, now)
+        if wallet is not None:
+            wallet.track(job, now)
         self.state.dirty.update(
             (("influencers", influencer_id), ("jobs", job_id), ("projects", project.project_id))
         )
@@ -164,28 +223,33 @@ class Simulator:
     def influencer_body(self, inf: InfluencerFacts) -> dict[str, Any]:
         return influencer_view(inf, self.state.jobs[inf.job_id], self.now(), format_ms)
 
+    def listing(self, project: Project) -> ProjectListing:
+        """The project's list index, built from its influencers on first use."""
+        listing = self.state.listings.get(project.project_id)
+        if listing is None:
+            listing = ProjectListing()
+            now = self.now()
+            for position, influencer_id in enumerate(project.influencer_ids):
+                inf = self.state.influencers[influencer_id]
+                job = self.state.jobs[inf.job_id]
+                listing.append(position, job, now, live=inf.deleted_ms is None)
+            self.state.listings[project.project_id] = listing
+        return listing
+
     def list_influencers(
         self, project: Project, limit: int, cursor: str | None, status: str | None
     ) -> dict[str, Any]:
-        """Newest first. The cursor is a position, so a page costs the same at any list size."""
-        ids = project.influencer_ids
-        start = decode_cursor(cursor, len(ids)) if cursor else len(ids)
+        """Newest first; a page costs O(limit) at any list size, with or without a filter."""
+        now = self.now()
+        before = decode_cursor(cursor) if cursor else len(project.influencer_ids)
+        positions = self.listing(project).page(before, limit, status, now)
         items: list[dict[str, Any]] = []
-        next_cursor = None
-        position = start
-        while position > 0:
-            position -= 1
-            inf = self.state.influencers[ids[position]]
-            if inf.deleted_ms is not None:
-                continue
-            view = self.influencer_body(inf)
-            if status is not None and view["status"] != status:
-                continue
-            if len(items) == limit:
-                next_cursor = encode_cursor(position + 1)
-                break
-            items.append(view)
-        return {"items": items, "nextCursor": next_cursor}
+        for position in positions[:limit]:
+            view = self.influencer_body(self.state.influencers[project.influencer_ids[position]])
+            if status is None or view["status"] == status:  # see ProjectListing.append
+                items.append(view)
+        more = len(positions) > limit
+        return {"items": items, "nextCursor": encode_cursor(positions[limit - 1]) if more else None}
 
     def patch_influencer(self, inf: InfluencerFacts, body: dict[str, Any]) -> dict[str, Any]:
         if "name" in body:
@@ -204,7 +268,10 @@ class Simulator:
 
     def delete_influencer(self, inf: InfluencerFacts) -> dict[str, Any]:
         """Soft delete: the row stays (its job is still readable) but the influencer is gone."""
-        inf.deleted_ms = self.now()
+        now = self.now()
+        project = self.state.projects[inf.project_id]
+        self.listing(project).unplace(inf.position, self.state.jobs[inf.job_id], now)
+        inf.deleted_ms = now
         self.state.dirty.add(("influencers", inf.influencer_id))
         return {
             "influencerId": inf.influencer_id,
@@ -216,9 +283,26 @@ class Simulator:
 
     def job_body(self, job: JobFacts) -> dict[str, Any]:
         now = self.now()
-        if record_poll(job, now):
-            self.state.dirty.add(("jobs", job.job_id))
+        if job.progression == "poll":
+            with self._moving(job, now):
+                if record_poll(job, now):
+                    self.state.dirty.add(("jobs", job.job_id))
         return job_envelope(job, job_state(job, now), format_ms)
+
+    @contextmanager
+    def _moving(self, job: JobFacts, now: int) -> Iterator[None]:
+        """Around a change of the facts that place a job's influencer in its list and wallet."""
+        inf = self.state.influencers.get(job.influencer_id)
+        project = self.state.projects.get(job.project_id)
+        listing = None
+        if inf is not None and inf.deleted_ms is None and project is not None:
+            listing = self.listing(project)
+            listing.unplace(inf.position, job, now)
+        yield
+        if listing is not None and inf is not None:
+            listing.place(inf.position, job, now)
+        if job.credits:
+            self.wallet(job.org_id).touch(job, now)
 
     def cancel_job(self, job: JobFacts) -> tuple[int, dict[str, Any]]:
         now = self.now()
@@ -232,11 +316,27 @@ class Simulator:
                 "Job cannot be canceled during this stage.",
                 {"subcode": "JOB_CANCEL_UNAVAILABLE", "jobId": job.job_id, "stage": stage},
             )
-        job.cancel_ms = now
+        with self._moving(job, now):
+            job.cancel_ms = now
         self.state.dirty.add(("jobs", job.job_id))
         return 202, {"jobId": job.job_id, "accepted": True}
 
     # -- organization and projects ----------------------------------------------------------
+
+    def wallet(self, org_id: str) -> wallets.Wallet:
+        """The organization's wallet at the mock's now (rebuilt from its jobs on first use)."""
+        now = self.now()
+        wallet = self.state.wallets.get(org_id)
+        if wallet is None:
+            org = self.state.organizations[org_id]
+            wallet = wallets.build_wallet(org, self.state.jobs.values(), now)
+            self.state.wallets[org_id] = wallet
+        wallet.settle(self.state.jobs, now)
+        return wallet
+
+    def credits(self, key: ApiKey) -> dict[str, Any]:
+        org = self.state.organizations[key.org_id]
+        return wallets.wallet_view(org, self.wallet(key.org_id), self.now(), format_ms)
 
     def whoami(self, key: ApiKey) -> dict[str, Any]:
         org = self.state.organizations[key.org_id]
@@ -244,16 +344,17 @@ class Simulator:
             "organizationId": org.organization_id,
             "workspaceId": org.organization_id,
             "organizationName": org.name,
-            "parentOrganizationId": None,
+            "parentOrganizationId": org.parent_id,
             "scopes": list(key.scopes),
             "rateLimitTier": key.tier,
             "apiKeyId": key.api_key_id,
-            "creditBalance": org.credit_balance,
+            "creditBalance": self.wallet(key.org_id).balance,
         }
 
     def create_project(
         self, key: ApiKey, body: dict[str, Any], plan: JobPlan, scope: str | None = None
     ) -> dict[str, Any]:
+        prj.check_metadata(body)
         now = self.now()
         project = Project(
             project_id="prj_" + self.state.mint.uuid("prj", scope),
@@ -266,47 +367,63 @@ class Simulator:
             customer_external_id=body.get("customerExternalId"),
             app_name=body.get("appName"),
             app_description=body.get("appDescription"),
+            tagline=body.get("tagline"),
+            owner_email=body.get("ownerEmail", key.owner_email),
             metadata=body.get("metadata", {}),
             created_ms=now,
+            updated_ms=now,
+            seq=self._next_project_seq(),
         )
         self.state.projects[project.project_id] = project
         self.state.dirty.add(("projects", project.project_id))
         if project.app_description:
-            # The documented background workflow: the first influencer starts by itself.
-            self.create_influencer(project, {}, plan, None if scope is None else scope + ":first")
-        return project_body(project)
+            # The documented background workflow: the first influencer starts by itself, and
+            # its failure (here: a wallet that cannot pay for it) never fails the create.
+            cost = self.job_credits(key)
+            if not cost or self.wallet(key.org_id).available >= cost:
+                first = None if scope is None else scope + ":first"
+                self.create_influencer(project, {}, plan, first, cost)
+        return prj.project_body(project, format_ms)
+
+    def project_body(self, project: Project) -> dict[str, Any]:
+        return prj.project_body(project, format_ms)
+
+    def list_projects(self, key: ApiKey, query: dict[str, Any]) -> dict[str, Any]:
+        cursor = query.get("cursor")
+        before = decode_cursor(cursor) if cursor else None
+        return prj.list_projects(self.state.projects.values(), key.org_id, query, before, format_ms)
+
+    def patch_project(self, project: Project, body: dict[str, Any]) -> dict[str, Any]:
+        prj.patch_project(project, body, self.now())
+        self.state.dirty.add(("projects", project.project_id))
+        return prj.project_body(project, format_ms)
+
+    def archive_project(self, project: Project) -> dict[str, Any]:
+        prj.archive_project(project, self.now())
+        self.state.dirty.add(("projects", project.project_id))
+        return prj.project_body(project, format_ms)
+
+    @staticmethod
+    def job_credits(key: ApiKey) -> int:
+        """What a job started with this key reserves: nothing for a sandbox `lp_test_` key."""
+        return 0 if key.sandbox else wallets.INFLUENCER_CREATE_CREDITS
+
+    def _next_project_seq(self) -> int:
+        counters = self.state.mint.counters
+        last = counters.get("projectSeq")
+        if last is None:
+            last = max((p.seq for p in self.state.projects.values()), default=0)
+        counters["projectSeq"] = last + 1
+        return last + 1
 
 
-def project_body(project: Project) -> dict[str, Any]:
-    stamp = format_ms(project.created_ms)
-    return {
-        "id": project.project_id,
-        "organizationId": project.org_id,
-        "name": project.name,
-        "status": "active",
-        "timezone": project.timezone,
-        "customerExternalId": project.customer_external_id,
-        "primaryLanguage": project.primary_language,
-        "appName": project.app_name,
-        "appDescription": project.app_description,
-        "brandVoice": project.brand_voice,
-        "targetGender": project.target_gender,
-        "metadata": project.metadata,
-        "createdAt": stamp,
-        "updatedAt": stamp,
-    }
+@dataclass(frozen=True, slots=True)
+class Persona:
+    """What a new influencer starts from: the create body and project, or a clone's source."""
 
-
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"before": position})).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, size: int) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        position = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["before"]
-    except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error):
-        position = None
-    if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position <= size:
-        raise validation("Invalid query.", field_errors={"cursor": ["Malformed cursor."]})
-    return position
+    gender: str
+    age_range: str | None
+    brand_voice: str
+    language: str
+    prompt: str | None
+    name: str | None = None

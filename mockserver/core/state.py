@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from .credits import Wallet
 from .fixtures import Fixtures
 from .idempotency import IdempotencyRecords
 from .ids import IdMint
 from .jobs import JobFacts
+from .listing import ProjectListing
 from .ratelimit import RateLimiter
 from .records import ApiKey, InfluencerFacts, Organization, Project
 from .rules import Rules
@@ -29,6 +31,9 @@ class State:
     # (table, id) of every record changed since the last commit; tables as in snapshot.TABLES,
     # plus ("idempotency", scope) and ("meta", "") for counters, rules and the clock
     dirty: set[tuple[str, str]] = field(default_factory=set)
+    # Derived from the records above and rebuilt on first use; never exported or stored.
+    listings: dict[str, ProjectListing] = field(default_factory=dict)  # by project id
+    wallets: dict[str, Wallet] = field(default_factory=dict)  # by organization id
 
     @classmethod
     def from_fixtures(cls, fixtures: Fixtures, seed: int) -> State:
@@ -51,4 +56,8 @@ class State:
         self.keys = {k: v for k, v in self.keys.items() if v.org_id != org_id}
         self.keys.update({k: v for k, v in fresh.keys.items() if v.org_id == org_id})
         key_ids = {v.api_key_id for v in fresh.keys.values() if v.org_id == org_id}
+        # and what parent keys did inside this organization (X-Layers-Organization)
+        key_ids |= {f"{v.api_key_id}@{org_id}" for v in self.keys.values()}
         self.idempotency.drop_keys(key_ids)
+        self.listings.clear()
+        self.wallets.clear()

@@ -13,12 +13,13 @@ from starlette.routing import Route
 
 from ..core.errors import ApiError
 from ..deps import Deps
-from ..spec import Spec, SpecError, control_spec, partner_spec
+from ..spec import Spec, SpecError, control_spec, not_simulated_spec, partner_spec
 from .control import CONTROL_HANDLERS, ControlPipeline
 from .dispatch import MockApp, PartnerPaths
 from .handlers import HANDLERS, RATE_CLASS_OF, RESOLVERS
 from .pipeline import OperationPipeline
 from .render import dumps, error_body, send_response
+from .unsimulated import NotSimulated
 
 
 def check_handlers(spec: Spec, handlers: Mapping[str, Any]) -> None:
@@ -74,15 +75,29 @@ async def _send_error(
 
 
 def _routes(spec: Spec, make: Any, deps: Deps) -> list[Route]:
+    return _merged_routes([(spec, make)], deps)
+
+
+def _merged_routes(specs: list[tuple[Spec, Any]], deps: Deps) -> list[Route]:
+    """One route per path, whichever documents declare its methods (405 knows them all)."""
     by_path: dict[str, dict[str, Any]] = defaultdict(dict)
-    for op in spec.operations.values():
-        by_path[op.path][op.method] = make(op)
+    for spec, make in specs:
+        for op in spec.operations.values():
+            if op.method in by_path[op.path]:
+                raise SpecError(f"{spec.source}: {op.method} {op.path} is declared twice")
+            by_path[op.path][op.method] = make(op)
     return [Route(path, PathDispatch(methods, deps)) for path, methods in by_path.items()]
 
 
-def build_app(deps: Deps, spec: Spec | None = None, control: Spec | None = None) -> Starlette:
+def build_app(
+    deps: Deps,
+    spec: Spec | None = None,
+    control: Spec | None = None,
+    unsimulated: Spec | None = None,
+) -> Starlette:
     spec = spec or partner_spec()
     control = control or control_spec()
+    unsimulated = unsimulated or not_simulated_spec()
     check_handlers(spec, HANDLERS)
     check_handlers(control, CONTROL_HANDLERS)
 
@@ -94,7 +109,13 @@ def build_app(deps: Deps, spec: Spec | None = None, control: Spec | None = None)
     def controller(op: Any) -> ControlPipeline:
         return ControlPipeline(op, CONTROL_HANDLERS[op.operation_id], deps)
 
-    partner_routes = _routes(spec, partner, deps)
+    def not_simulated(op: Any) -> NotSimulated:
+        return NotSimulated(op, deps)
+
+    # Paths the partner document shares with the not-simulated one (a method of each) are one
+    # route; the fast path covers the partner document's paths.
+    partner_routes = _merged_routes([(spec, partner), (unsimulated, not_simulated)], deps)
+    shared = {op.path for op in spec.operations.values()}
     routes = [  # partner routes first: Starlette matches in order, and they carry the load
         *partner_routes,
         *_routes(control, controller, deps),
@@ -107,4 +128,5 @@ def build_app(deps: Deps, spec: Spec | None = None, control: Spec | None = None)
         body = error_body(ApiError("INTERNAL", "Internal error."), request_id)
         return Response(dumps(body), 500, {"x-request-id": request_id}, "application/json")
 
-    return MockApp(routes, PartnerPaths(partner_routes), internal_error, deps)
+    fast = [route for route in partner_routes if route.path in shared]
+    return MockApp(routes, PartnerPaths(fast), internal_error, deps)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from hashlib import blake2b
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..core.errors import ApiError, invalid_body
+from ..core.errors import ApiError
 from ..core.jobs import STAGES, JobFacts
-from ..core.records import ApiKey, Project
-from ..core.simulator import JobPlan, project_body
+from ..core.records import ApiKey, InfluencerFacts, Project
+from ..core.simulator import JobPlan
 from ..deps import Deps
 from . import inputs
 from .pipeline import Call, Handler, Reply, Resolver
@@ -29,7 +28,25 @@ def create_influencer(call: Call) -> Reply:
     project: Project = call.resources["projectId"]
     sim = call.deps.sim
     body = sim.create_influencer(
-        project, call.body, plan_for(call, project), call.idempotency_scope
+        project,
+        call.body,
+        plan_for(call, project),
+        call.idempotency_scope,
+        sim.job_credits(call.key),
+    )
+    return Reply(202, body, [("location", body["locationUrl"])])
+
+
+def clone_influencer(call: Call) -> Reply:
+    source: InfluencerFacts = call.resources["influencerId"]
+    sim = call.deps.sim
+    project = sim.state.projects[source.project_id]
+    body = sim.clone_influencer(
+        source,
+        call.body,
+        plan_for(call, project),
+        call.idempotency_scope,
+        sim.job_credits(call.key),
     )
     return Reply(202, body, [("location", body["locationUrl"])])
 
@@ -73,22 +90,28 @@ def whoami(call: Call) -> Reply:
 
 def create_project(call: Call) -> Reply:
     sim = call.deps.sim
-    if not _known_timezone(call.body["timezone"]):
-        raise invalid_body(field_errors={"timezone": ["Must be an IANA time zone name."]})
     plan = plan_for(call, None)
     return Reply(201, sim.create_project(call.key, call.body, plan, call.idempotency_scope))
 
 
 def get_project(call: Call) -> Reply:
-    return Reply(200, project_body(call.resources["projectId"]))
+    return Reply(200, call.deps.sim.project_body(call.resources["projectId"]))
 
 
-def _known_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+def list_projects(call: Call) -> Reply:
+    return Reply(200, call.deps.sim.list_projects(call.key, call.query))
+
+
+def patch_project(call: Call) -> Reply:
+    return Reply(200, call.deps.sim.patch_project(call.resources["projectId"], call.body))
+
+
+def delete_project(call: Call) -> Reply:
+    return Reply(200, call.deps.sim.archive_project(call.resources["projectId"]))
+
+
+def get_credits(call: Call) -> Reply:
+    return Reply(200, call.deps.sim.credits(call.key))
 
 
 def project_rate_class(body: inputs.Body) -> str:
@@ -113,6 +136,11 @@ HANDLERS: dict[str, Handler] = {
     "whoami": whoami,
     "createProject": create_project,
     "getProject": get_project,
+    "listProjects": list_projects,
+    "patchProject": patch_project,
+    "deleteProject": delete_project,
+    "cloneInfluencer": clone_influencer,
+    "getCredits": get_credits,
 }
 
 RATE_CLASS_OF = {"createProject": project_rate_class}

@@ -113,7 +113,9 @@ class OperationPipeline:
         try:
             key = sim.authenticate(headers.get("authorization"))
             rate_class = self.rate_class_of(body) if self.rate_class_of else self.op.rate_class
-            quota = sim.state.rates.take(key.api_key_id, key.tier, rate_class, sim.now())
+            quota = sim.state.rates.take(
+                key.api_key_id, key.tier, rate_class, sim.now(), sim.clock.client_speed
+            )
             out.extend(quota.header_bytes())
             if quota.retry_after_s is not None:
                 raise ApiError(
@@ -122,6 +124,9 @@ class OperationPipeline:
                     {"endpointClass": rate_class, "limit": quota.limit},
                     {"retry-after": str(quota.retry_after_s)},
                 )
+            # X-Layers-Organization: after the rate limit, so its 403/404/422 report the bucket
+            caller = key
+            key = sim.acting_key(key, headers.get("x-layers-organization"))
             if not key.allows(self.op.scope):
                 raise ApiError(
                     "FORBIDDEN_SCOPE",
@@ -143,8 +148,12 @@ class OperationPipeline:
                 status, payload, extra = reply.status, encode_body(reply.body), reply.headers
                 out.extend(encode_headers(extra))
             else:
+                # a parent key acting in a child keeps one record set per organization
+                principal = caller.api_key_id
+                if key is not caller:
+                    principal += "@" + key.org_id
                 status, payload, stored = await self._idempotent(
-                    call, (key.api_key_id, self.op.method, scope["path"], idem_key)
+                    call, (principal, self.op.method, scope["path"], idem_key)
                 )
                 out.extend(stored)
         except ConnectionDropped:

@@ -71,7 +71,7 @@ def test_invalid_project_is_422_naming_the_field_and_creates_nothing(
     assert error["code"] == "VALIDATION"
     assert field in error["details"]["fieldErrors"]
     assert mock.deps.sim.state.mint.counters.get("prj", 0) == 0  # nothing minted, nothing stored
-    assert len(mock.deps.sim.state.projects) == 2  # the two fixture projects
+    assert len(mock.deps.sim.state.projects) == len(load_fixtures().projects)  # fixtures only
 
 
 def test_boundary_lengths_are_accepted(mock: Mock) -> None:

@@ -11,7 +11,7 @@ RATE_HEADERS = (
     "x-ratelimit-remaining",
     "x-ratelimit-reset",
 )
-WINDOW_END_S = 1_767_225_660  # the mock clock starts on a minute; its first window ends here
+WINDOW_S = 60  # the mock clock starts on a minute: its first window resets in 60 s
 
 
 def quota(response: httpx.Response) -> tuple[str, int, int, int]:
@@ -28,22 +28,23 @@ def test_standard_long_running_bucket_runs_out_at_20_and_refills_after_a_minute(
     for n in range(20):
         response = mock.create(STANDARD)
         assert response.status_code == 202
-        assert quota(response) == ("long-running", 20, 19 - n, WINDOW_END_S)
+        assert quota(response) == ("long-running", 20, 19 - n, WINDOW_S)
     refused = mock.create(STANDARD)
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "RATE_LIMITED"
     assert refused.headers["retry-after"] == "60"
-    assert quota(refused) == ("long-running", 20, 0, WINDOW_END_S)
+    assert quota(refused) == ("long-running", 20, 0, WINDOW_S)
     listing = mock.client.get(f"/v1/projects/{PROJECT}/influencers?limit=100", headers=auth())
     assert len(listing.json()["items"]) == 20  # the refused create made nothing
     mock.advance(59.5)
     late = mock.create(STANDARD)
     assert late.status_code == 429
     assert late.headers["retry-after"] == "1"  # whole seconds, rounded up, never 0
+    assert late.headers["x-ratelimit-reset"] == "1"  # seconds to wait, not an instant
     mock.advance(0.5)
     refilled = mock.create(STANDARD)
     assert refilled.status_code == 202
-    assert quota(refilled) == ("long-running", 20, 19, WINDOW_END_S + 60)
+    assert quota(refilled) == ("long-running", 20, 19, WINDOW_S)
 
 
 def test_buckets_of_one_key_are_independent(mock: Mock) -> None:

@@ -20,7 +20,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "openapi"
-DOCS = ("layers.yaml", "control.yaml")
+DOCS = ("layers.yaml", "control.yaml", "not-simulated.yaml")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 BASE_URI = "urn:layers-mock:"
 
@@ -49,7 +49,14 @@ LAYERS_OPERATIONS = {
         "/v1/projects/{projectId}/influencers",
         ["influencers:write"],
         "long-running",
-        {"202", "403", "404", "409", "422"},
+        {"202", "402", "403", "404", "409", "422"},
+    ),
+    "cloneInfluencer": (
+        "post",
+        "/v1/influencers/{influencerId}/clone",
+        ["influencers:write"],
+        "long-running",
+        {"202", "402", "403", "404", "409", "422"},
     ),
     "listInfluencers": (
         "get",
@@ -93,13 +100,35 @@ LAYERS_OPERATIONS = {
         "write-light",
         {"200", "202", "403", "404", "409", "422"},
     ),
-    "whoami": ("get", "/v1/whoami", [], "read-light", {"200", "422"}),
+    "whoami": ("get", "/v1/whoami", [], "read-light", {"200", "403", "404", "422"}),
+    "getCredits": ("get", "/v1/credits", [], "read-light", {"200", "403", "404", "422"}),
     "createProject": (
         "post",
         "/v1/projects",
         ["projects:write"],
         "long-running",
-        {"201", "403", "409", "422"},
+        {"201", "403", "404", "409", "422"},
+    ),
+    "listProjects": (
+        "get",
+        "/v1/projects",
+        ["projects:read"],
+        "read-light",
+        {"200", "403", "404", "422"},
+    ),
+    "patchProject": (
+        "patch",
+        "/v1/projects/{projectId}",
+        ["projects:write"],
+        "write-light",
+        {"200", "403", "404", "409", "422"},
+    ),
+    "deleteProject": (
+        "delete",
+        "/v1/projects/{projectId}",
+        ["projects:write"],
+        "write-light",
+        {"200", "403", "404", "409", "422"},
     ),
     "getProject": (
         "get",
@@ -117,12 +146,14 @@ RATE_HEADERS = (
 )
 ERROR_CODE_BY_STATUS = {
     "401": {"UNAUTHENTICATED"},
+    "402": {"BILLING_EXHAUSTED"},
     "403": {"FORBIDDEN_SCOPE"},
     "404": {"NOT_FOUND"},
     "409": {"IDEMPOTENCY_CONFLICT", "CONFLICT"},
     "422": {"VALIDATION"},
     "429": {"RATE_LIMITED"},
     "500": {"INTERNAL"},
+    "501": {"NOT_SIMULATED"},
     "503": {"KILL_SWITCH"},
 }
 
@@ -436,6 +467,7 @@ def test_layers_operation_conventions(layers: dict[str, Any], operation_id: str)
     params = [resolve(layers, p)[0] for p in item.get("parameters", []) + op.get("parameters", [])]
     names = {(p["in"], p["name"]) for p in params}
     assert ("header", "Prefer") in names
+    assert ("header", "X-Layers-Organization") in names
     assert (("header", "Idempotency-Key") in names) == (method in ("post", "patch", "delete"))
     for param in params:
         if param["in"] == "path":
@@ -504,12 +536,23 @@ def test_links(layers: dict[str, Any]) -> None:
     assert {link["operationId"] for link in inf_links.values()} == {
         "patchInfluencer",
         "deleteInfluencer",
+        "cloneInfluencer",
     }
+    clone = paths["/v1/influencers/{influencerId}/clone"]["post"]["responses"]["202"]["links"]
+    assert {k: v["operationId"] for k, v in clone.items()} == {
+        k: v["operationId"] for k, v in links.items() if k != "CloneInfluencer"
+    }
+    assert clone["GetInfluencer"]["parameters"] == {"influencerId": "$response.body#/influencerId"}
     operation_ids = {op["operationId"] for _, _, _, op in operations(layers)}
+    targets = set()
     for _, _, _, op in operations(layers):
         for _, response in responses(layers, op):
             for link in response.get("links", {}).values():
                 assert link["operationId"] in operation_ids
+                targets.add(link["operationId"])
+    # An archived project stays readable, so a stateful fuzzer that followed a link to the
+    # DELETE would report the (documented) read after it as a use after free.
+    assert "deleteProject" not in targets
 
 
 def test_control_plane_conventions() -> None:
