@@ -28,6 +28,14 @@ NO_INFLUENCERS = "lp_test_acmenoinf_H3kV9sLq2MwP8dYt"
 NO_JOBS = "lp_test_acmenojobs_R6tY2uI8oP4aS1dF"
 KILLED = "lp_live_acmekilled_G7hJ3kL9zX5cV2bN"
 GLOBEX = "lp_test_globexfull_M4nB7vC1xZ9lK6jH"
+# A parent organization and its child (sub-organization), both with lp_live_ keys (they spend).
+NORTH_ADMIN = "lp_live_northadmin_T5yU8iO2pA4sD7fG"  # org:admin and the influencer scopes
+NORTH_PLAIN = "lp_live_northplain_H2jK5lZ8xC1vB4nM"  # the same scopes without org:admin
+BAKERY = "lp_live_bakery_Q9wE3rT6yU1iO4pA"  # the child's own key, 20 credits in its wallet
+NORTH_ORG = "org_9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+CHILD_ORG = "org_c4d5e6f7-0a1b-4c2d-9e3f-5a6b7c8d9e0f"
+NORTH_PROJECT = "prj_1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+CHILD_PROJECT = "prj_8e9f0a1b-2c3d-4e5f-9a6b-7c8d9e0f1a2b"
 PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"  # Acme, targetGender female
 GLOBEX_PROJECT = "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d"  # Globex, targetGender all
 SEED = 7
