@@ -8,8 +8,10 @@
    (Simulator.create_influencer, the same call the create handler makes), then served by uvicorn
    exactly as `layers-mock serve` serves it, and wrk (-t2 -c32) measures GET /v1/jobs/{id},
    GET /v1/influencers/{id} (an entry in the middle of the state) and the first page of
-   GET /v1/projects/{id}/influencers (limit 25). Ratios: get job and get influencer at 1,000,000
-   vs 1,000; a list page at 100,000 vs 100.
+   GET /v1/projects/{id}/influencers (limit 25), and a status-filtered page that matches nothing
+   yet (?status=ready&limit=1: every job is still running, so a scan would read the whole list).
+   Ratios: get job and get influencer at 1,000,000 vs 1,000; a list page and a filtered page at
+   100,000 vs 100.
 2. Memory per created influencer with its job: tracemalloc over 50,000 creates (and the RSS
    delta between the 1,000 and the 1,000,000 servers).
 3. Bounded memory under reads: RSS (after gc.collect) after 20,000 and after 200,000 reads
@@ -128,6 +130,7 @@ def reads_at(count: int, args: argparse.Namespace, workdir: Path) -> dict[str, A
             "get_job": f"/v1/jobs/{info['jobId']}",
             "get_influencer": f"/v1/influencers/{info['influencerId']}",
             "list_page": f"/v1/projects/{PROJECT}/influencers?limit=25",
+            "filtered_page": f"/v1/projects/{PROJECT}/influencers?status=ready&limit=1",
         }
         for case, path in cases.items():
             if args.warmup > 0:
@@ -221,7 +224,7 @@ def report(reads: list[dict[str, Any]], per_inf: dict[str, Any], bounded: dict[s
     rows = []
     for r in reads:
         row = [f"{r['stored']:,}", r.get("fill_s", "-"), r.get("rss_mb", "-")]
-        for case in ("get_job", "get_influencer", "list_page"):
+        for case in ("get_job", "get_influencer", "list_page", "filtered_page"):
             w = r.get(case) or {}
             row += (
                 [f"{w['rps']:.0f}", _ms(w["lat_p50_us"]), _ms(w["lat_p99_us"])]
@@ -244,6 +247,9 @@ def report(reads: list[dict[str, Any]], per_inf: dict[str, Any], bounded: dict[s
                 "list_rps",
                 "p50",
                 "p99",
+                "filtered_rps",
+                "p50",
+                "p99",
             ],
             rows,
         )
@@ -262,6 +268,11 @@ def report(reads: list[dict[str, Any]], per_inf: dict[str, Any], bounded: dict[s
         [f"get job at {big:,} / at 1,000", ratio("get_job", big, 1_000), ">= 0.90"],
         [f"get influencer at {big:,} / at 1,000", ratio("get_influencer", big, 1_000), ">= 0.90"],
         ["list page at 100,000 / at 100", ratio("list_page", 100_000, 100), "~ 1.00 (>= 0.90)"],
+        [
+            "filtered page at 100,000 / at 100",
+            ratio("filtered_page", 100_000, 100),
+            "~ 1.00 (>= 0.90)",
+        ],
     ]
     per = per_inf["bytes_per_influencer"]
     rows.append(["bytes per influencer + job (tracemalloc)", f"{per:,}", "< 2,048"])
