@@ -136,7 +136,9 @@ def _period(now_ms: int) -> tuple[int, int]:
     """The calendar month (UTC) of the mock clock: the mock's billing period."""
     now = datetime.fromtimestamp(now_ms / 1000, UTC)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(
-        month=start.month + 1
+    end = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
     )
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000)

@@ -28,9 +28,10 @@ from sortedcontainers import SortedList
 
 from .errors import validation
 from .ids import CROCKFORD
-from .jobs import DONE, JobFacts, end_ms, influencer_status, job_state
+from .jobs import JobFacts, end_ms, influencer_status, job_state
 
 CURSOR_DIGITS = 12
+TRAINING_STAGE = 2  # rendering_portrait: from its start the influencer reads `training`
 _DIGIT = {c: i for i, c in enumerate(CROCKFORD)}
 # (training begins, terminal begins) as offsets from startedAt, and the terminal status;
 # training is None when the job ends before it would train
@@ -64,9 +65,9 @@ def timeline(job: JobFacts) -> Timeline | None:
     if end is None:
         return None
     end -= job.started_ms
-    training = job.schedule_ms[2] if DONE > 2 else None
+    training = job.schedule_ms[TRAINING_STAGE]  # where the influencer turns `training`
     terminal = "ready" if job.outcome == "completed" else "failed"
-    return (training if training is not None and training < end else None, end, terminal)
+    return (training if training < end else None, end, terminal)
 
 
 class ProjectListing:

@@ -37,4 +37,4 @@ def acting_key(key: ApiKey, header: str | None, orgs: dict[str, Organization]) -
     org = orgs.get(org_id) if org_id else None
     if org is None or org.parent_id != key.org_id:
         raise not_found("Organization")  # unknown, or not a direct child of the key's
-    return replace(key, org_id=org_id)
+    return replace(key, org_id=org.organization_id)

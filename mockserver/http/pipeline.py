@@ -59,6 +59,11 @@ Handler = Callable[[Call], Reply]
 Resolver = Callable[[Deps, ApiKey, str], Any]
 
 
+def principal(caller: ApiKey, acting: ApiKey) -> str:
+    """Whose idempotency records: a parent key acting in a child keeps a set per organization."""
+    return caller.api_key_id if acting is caller else f"{caller.api_key_id}@{acting.org_id}"
+
+
 def encode_body(body: Any) -> bytes | None:
     """A handler may hand over bytes it already encoded (get_job hashes them for the ETag)."""
     if body is None or isinstance(body, bytes):
@@ -148,12 +153,8 @@ class OperationPipeline:
                 status, payload, extra = reply.status, encode_body(reply.body), reply.headers
                 out.extend(encode_headers(extra))
             else:
-                # a parent key acting in a child keeps one record set per organization
-                principal = caller.api_key_id
-                if key is not caller:
-                    principal += "@" + key.org_id
                 status, payload, stored = await self._idempotent(
-                    call, (principal, self.op.method, scope["path"], idem_key)
+                    call, (principal(caller, key), self.op.method, scope["path"], idem_key)
                 )
                 out.extend(stored)
         except ConnectionDropped:

@@ -50,7 +50,10 @@ def test_failed_and_canceled_jobs_give_their_reservation_back(mock: Mock) -> Non
     start(mock, headers={"Prefer": "outcome=failed; stage=training"})
     canceled = start(mock).json()
     assert wallet(mock)["available"] == 0
-    assert mock.client.post(f"/v1/jobs/{canceled['jobId']}/cancel", headers=auth(BAKERY)).status_code == 202
+    assert (
+        mock.client.post(f"/v1/jobs/{canceled['jobId']}/cancel", headers=auth(BAKERY)).status_code
+        == 202
+    )
     assert wallet(mock)["available"] == 10  # the cancel released at once
     mock.advance(60)
     assert (wallet(mock)["balance"], wallet(mock)["available"]) == (20, 20)

@@ -1,4 +1,4 @@
-"""Projects beyond create and read: list, patch, archive, and the create body Layers' client sends."""
+"""Projects beyond create and read: list, patch, archive, and the create body of Layers' client."""
 
 from __future__ import annotations
 
@@ -119,7 +119,14 @@ def test_list_filters_search_status_and_customer_external_id(mock: Mock) -> None
 
 @pytest.mark.parametrize(
     "query",
-    ["?limit=0", "?limit=201", "?limit=x", "?status=deleted", "?cursor=eyJ9", "?cursor=0000000000000"],
+    [
+        "?limit=0",
+        "?limit=201",
+        "?limit=x",
+        "?status=deleted",
+        "?cursor=eyJ9",
+        "?cursor=0000000000000",
+    ],
 )
 def test_bad_list_queries_are_422(mock: Mock, query: str) -> None:
     response = listing(mock, query)
@@ -139,7 +146,12 @@ def test_patch_is_partial_replaces_metadata_whole_and_clears_with_null(mock: Moc
     patched = mock.client.patch(
         f"/v1/projects/{project['id']}",
         headers=auth(),
-        json={"name": "Acme Tea 2", "metadata": {"c": 3}, "appName": None, "timezone": "Asia/Tokyo"},
+        json={
+            "name": "Acme Tea 2",
+            "metadata": {"c": 3},
+            "appName": None,
+            "timezone": "Asia/Tokyo",
+        },
     )
     assert patched.status_code == 200, patched.text
     body = patched.json()
@@ -150,7 +162,9 @@ def test_patch_is_partial_replaces_metadata_whole_and_clears_with_null(mock: Moc
     assert body["createdAt"] == project["createdAt"]
 
 
-@pytest.mark.parametrize("field", ["id", "organizationId", "createdAt", "ingestState", "brandContext"])
+@pytest.mark.parametrize(
+    "field", ["id", "organizationId", "createdAt", "ingestState", "brandContext"]
+)
 def test_read_only_fields_are_422_saying_read_only(mock: Mock, field: str) -> None:
     response = mock.client.patch(
         f"/v1/projects/{PROJECT}", headers=auth(), json={field: {"appName": "x"}}
@@ -165,7 +179,9 @@ def test_read_only_fields_are_422_saying_read_only(mock: Mock, field: str) -> No
 )
 def test_bad_patches_are_422_and_change_nothing(mock: Mock, body: dict[str, Any]) -> None:
     before = mock.client.get(f"/v1/projects/{PROJECT}", headers=auth()).json()
-    assert mock.client.patch(f"/v1/projects/{PROJECT}", headers=auth(), json=body).status_code == 422
+    assert (
+        mock.client.patch(f"/v1/projects/{PROJECT}", headers=auth(), json=body).status_code == 422
+    )
     assert mock.client.get(f"/v1/projects/{PROJECT}", headers=auth()).json() == before
 
 
@@ -178,7 +194,10 @@ def test_archive_refuses_new_jobs_keeps_data_and_restores_with_patch(mock: Mock)
     assert again.status_code == 200 and again.json() == archived.json()  # idempotent by state
     refused = mock.create()
     assert refused.status_code == 409
-    assert refused.json()["error"]["details"] == {"subcode": "PROJECT_ARCHIVED", "projectId": PROJECT}
+    assert refused.json()["error"]["details"] == {
+        "subcode": "PROJECT_ARCHIVED",
+        "projectId": PROJECT,
+    }
     clone = mock.client.post(
         f"/v1/influencers/{created['influencerId']}/clone", headers=auth(), json={"name": "Twin"}
     )
@@ -187,7 +206,9 @@ def test_archive_refuses_new_jobs_keeps_data_and_restores_with_patch(mock: Mock)
     assert [i["influencerId"] for i in listed["items"]] == [created["influencerId"]]
     mock.advance(60)
     assert mock.influencer(created["influencerId"]).json()["status"] == "ready"  # jobs go on
-    restored = mock.client.patch(f"/v1/projects/{PROJECT}", headers=auth(), json={"status": "active"})
+    restored = mock.client.patch(
+        f"/v1/projects/{PROJECT}", headers=auth(), json={"status": "active"}
+    )
     assert restored.json()["status"] == "active"
     assert mock.create().status_code == 202
 

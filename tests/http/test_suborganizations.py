@@ -68,9 +68,7 @@ def test_idempotency_keys_are_kept_per_organization(mock: Mock) -> None:
     body = {"name": "Same Name", "timezone": "UTC"}
     key = {"Idempotency-Key": "shared-key"}
     in_child = mock.client.post("/v1/projects", headers={**as_child(), **key}, json=body).json()
-    in_parent = mock.client.post(
-        "/v1/projects", headers=auth(NORTH_ADMIN, **key), json=body
-    ).json()
+    in_parent = mock.client.post("/v1/projects", headers=auth(NORTH_ADMIN, **key), json=body).json()
     assert in_child["organizationId"] == CHILD_ORG
     assert in_parent["organizationId"] == NORTH_ORG  # not a replay of the child's project
     assert in_parent["id"] != in_child["id"]
@@ -137,4 +135,6 @@ def test_reset_of_the_child_drops_what_the_parent_did_inside_it(mock: Mock) -> N
     assert mock.client.get(f"/v1/projects/{first['id']}", headers=as_child()).status_code == 404
     again = mock.client.post("/v1/projects", headers={**as_child(), **key}, json=body)
     assert again.status_code == 201
-    assert mock.client.get(f"/v1/projects/{again.json()['id']}", headers=as_child()).status_code == 200
+    assert (
+        mock.client.get(f"/v1/projects/{again.json()['id']}", headers=as_child()).status_code == 200
+    )
