@@ -1,19 +1,12 @@
 """The ceiling: a bare Starlette app of the same shape as the two benchmarked operations.
 
 POST /v1/projects/{projectId}/influencers reads the body and answers a 202 JSON of the mock's
-size; GET /v1/jobs/{jobId} answers a 200 JSON. Served by uvicorn exactly as `layers-mock serve`
-serves the mock (same Config: default loop and HTTP implementation, one worker, access log off,
-lifespan off, a socket bound before the banner).
-
-    python bench/bare.py --port 0     # prints "bare listening on http://127.0.0.1:PORT"
+size; GET /v1/jobs/{jobId} answers a 200 JSON. bench/on_engine.py serves it on the same engine
+as the mock row it is compared with (`python bench/on_engine.py bare granian --port 0`).
 """
 
 from __future__ import annotations
 
-import argparse
-import socket
-
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -61,22 +54,3 @@ app = Starlette(
         Route("/v1/jobs/{jobId}", get_job, methods=["GET"]),
     ]
 )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(2048)
-    print(f"bare listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
-    # The same Config as mockserver/cli.py serve().
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
-
-
-if __name__ == "__main__":
-    main()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import secrets
-import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -61,8 +59,7 @@ def banner(settings: Settings, deps_keys: list[tuple[str, str, str]], project: s
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from . import serving
     from .http.app import build_app
     from .http.heap import FrozenHeap
 
@@ -92,25 +89,16 @@ def serve(args: argparse.Namespace) -> int:
     keys = [(k.key, k.org_id, ",".join(k.scopes)) for k in state.keys.values() if not k.killed]
     project = next(iter(state.projects), None)
     # Bind before printing: once the banner is out, connections queue instead of failing.
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((settings.host, settings.port))
+        sock = serving.bind(settings.host, settings.port)
     except OSError as exc:
         print(
             f"layers-mock: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
         )
         return 2
-    sock.listen(2048)
     settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project), flush=True)
-    config = uvicorn.Config(
-        FrozenHeap(app), log_level="warning", access_log=False, lifespan="off", server_header=False
-    )
-    # uvicorn re-raises Ctrl-C after its graceful shutdown; for us that is a normal stop.
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
+    serving.serve(FrozenHeap(app), sock)
     print("layers-mock stopped", flush=True)
     return 0
 

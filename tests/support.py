@@ -7,15 +7,13 @@ that provoked it.
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.testclient import TestClient
 
+from mockserver import serving
 from mockserver.core.clock import Clock
 from mockserver.core.fixtures import load_fixtures
 from mockserver.core.simulator import Simulator
@@ -75,21 +73,10 @@ def make_mock(seed: int = SEED, progression: str = "time", fixtures: Any = None)
 
 @contextlib.contextmanager
 def running_server(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on an ephemeral 127.0.0.1 port in a thread.
+    """Serve `app` on an ephemeral 127.0.0.1 port in a thread, on the engine `serve` uses.
 
     The socket is bound and listening before the thread starts, so the first request queues
     in the backlog instead of racing the start-up: no readiness polling, no sleeping.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serving.running(app) as (host, port):
+        yield f"http://{host}:{port}"

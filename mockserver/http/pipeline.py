@@ -23,6 +23,7 @@ from ..core.rules import RequestFacts
 from ..deps import Deps
 from ..spec import Operation
 from . import inputs
+from .connection import drop_connection
 from .render import Headers, dumps, encode_headers, error_body, send_response
 from .strict import check_response
 
@@ -145,7 +146,7 @@ class OperationPipeline:
             declared = inputs.check_headers(self.header_params, headers)
             prefs, injected = self._preferences(key, resources, headers, scope["path"])
             if prefs is not NONE:
-                await self._inject(prefs, receive)
+                await self._inject(prefs, scope)
             idem_key = declared.get("Idempotency-Key") if self.mutating else None
             call = Call(deps, self.op, key, resources, call_body, query, headers, prefs, None)
             if idem_key is None:
@@ -197,13 +198,11 @@ class OperationPipeline:
             marks.append("chaos:" + (drawn.applied() or ""))
         return prefs, ",".join(marks) or None
 
-    async def _inject(self, prefs: Preferences, receive: Any) -> None:
+    async def _inject(self, prefs: Preferences, scope: dict[str, Any]) -> None:
         if prefs.latency_ms:
             await asyncio.sleep(prefs.latency_ms / 1000)  # real time, other requests go on
         if prefs.fault == "drop":
-            transport = getattr(getattr(receive, "__self__", None), "transport", None)
-            if transport is not None:
-                transport.abort()  # a real closed connection, not an HTTP answer
+            drop_connection(scope)  # a real closed connection, not an HTTP answer
             raise ConnectionDropped
         if prefs.fault == "500":
             raise ApiError("INTERNAL", "Injected fault: internal error.", {"injected": True})

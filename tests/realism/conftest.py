@@ -1,5 +1,6 @@
-"""A real uvicorn server in a thread, for what an in-process client cannot show: a request
-that waits without blocking the others, and a connection that is really closed."""
+"""A real HTTP server (on the engine `serve` uses) in a thread, for what an in-process client
+cannot show: a request that waits without blocking the others, and a connection that is really
+closed."""
 
 from __future__ import annotations
 

@@ -1,0 +1,168 @@
+"""The HTTP server under the mock: granian (Rust, hyper) embedded in this process, on uvloop.
+
+Chosen by measurement (`./dev bench`, bench/README.md): on this app granian spends about half
+the CPU per request uvicorn does on HTTP parsing and the loopback, and it bounds what a client
+can send before the app sees anything, which uvicorn's httptools protocol does not:
+
+- a header section over `MAX_HEADER_BYTES`, or more than hyper's fixed 100 header fields, is
+  answered `431 Request Header Fields Too Large` with an empty body by the server itself and
+  the connection closed: the request never reaches the mock (no envelope, no request id, no
+  journal entry), and memory stays bounded whatever the client sends. hyper checks the size
+  after each read, so the cut falls between the limit and twice it (64 to 128 KiB), by how the
+  bytes arrive;
+- a client that has not finished its request line and headers `header_timeout_s` after its
+  first byte (or stays idle that long between two requests on a kept-alive connection) is
+  disconnected, so slow clients hold no more than a socket for that long;
+- HTTP/1.1 only (no h2c, whose header limit is hyper's 16 MiB).
+
+One process, one app: the socket is bound by the caller (so the banner is printed only once
+connections queue, and `--port 0` knows its port) and handed to granian by file descriptor.
+Granian's worker processes (`MPServer`) take the same socket; that is how `--workers N` plugs
+in (one app per process, the socket shared): see `serve`'s docstring.
+
+Granian has no public way to serve an already-bound socket, so `_Embedded` overrides one
+private method (`_init_shared_socket`); granian is pinned below its next major version for it,
+and every HTTP-level test runs through this module, so a change there fails the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+HEADER_TIMEOUT_S = 10.0
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers (hyper: the read buffer's size)
+BACKLOG = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a client may cost the server before the app sees its request."""
+
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    max_header_bytes: int = MAX_HEADER_BYTES
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket: connections queue in its backlog from here on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _server(app: Any, sock: socket.socket, limits: Limits) -> Any:
+    from granian._granian import SocketHolder as _SocketHolder
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    socket_holder: Any = _SocketHolder  # (fd, is_unix, backlog); granian's stub omits them
+
+    class _Embedded(Server):
+        def _init_shared_socket(self) -> None:
+            # Serve the socket we bound instead of binding (host, port) again.
+            self._ssp = None
+            self._shd = socket_holder(os.dup(sock.fileno()), False, BACKLOG)  # granian closes it
+
+    host, port = sock.getsockname()[:2]
+    return _Embedded(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGINL,  # no lifespan: the app is built before the socket
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=max(1, round(limits.header_timeout_s * 1000)),
+            max_buffer_size=max(8192, limits.max_header_bytes),  # hyper's minimum is 8 KiB
+        ),
+        websockets=False,
+        backlog=BACKLOG,
+        # Errors only: an exception escaping the app is logged with its traceback (the client
+        # already got the INTERNAL envelope); granian's start-up chatter is not.
+        log_level=LogLevels.error,
+    )
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # Windows: the standard loop
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def serve(app: Any, sock: socket.socket, limits: Limits = Limits()) -> None:
+    """Serve `app` on `sock` until SIGINT or SIGTERM, then stop gracefully and return.
+
+    Ctrl-C is the normal way to stop the mock, so it returns instead of raising.
+
+    `--workers N` (a shared store, issue 12) plugs in here: for N > 1, granian's `MPServer`
+    with the same `_init_shared_socket` override, `workers=N`, and a `target_loader` that
+    builds the app in each worker process (fork start method: the socket is inherited, the
+    app and its store connection are made after the fork). N = 1 stays embedded.
+    """
+    server = _server(app, sock, limits)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.stop)
+        await server.serve()
+
+    loop = _new_loop()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the handlers are set
+            loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+@contextlib.contextmanager
+def running(
+    app: Any, limits: Limits = Limits(), host: str = "127.0.0.1"
+) -> Iterator[tuple[str, int]]:
+    """Serve `app` on an ephemeral port of `host` in a thread; yields (host, port).
+
+    The socket listens before this yields, so a first request queues instead of racing the
+    start-up: callers need no readiness polling. For tests and embedding in a test process.
+    """
+    sock = bind(host, 0)
+    server = _server(app, sock, limits)
+    loop = _new_loop()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve())
+        except BaseException as exc:  # reported to the caller on exit
+            failed.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="layers-mock-server", daemon=True)
+    thread.start()
+    try:
+        yield host, sock.getsockname()[1]
+    finally:
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            loop.call_soon_threadsafe(server.stop)
+        thread.join(timeout=10)
+        sock.close()
+    if failed:
+        raise failed[0]
