@@ -33,10 +33,15 @@ def header_map(scope: dict[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def read_body(receive: Any, content_type: str | None) -> Body:
-    """Reads at most MAX_BODY_BYTES; past that it stops and remembers the body was too large."""
+async def read_body(receive: Any, content_type: str | None, length: str | None = None) -> Body:
+    """Reads at most MAX_BODY_BYTES; past that it stops and remembers the body was too large.
+
+    With a Content-Length it stops as soon as that many bytes are in: granian hands over the
+    body, then an empty last message, and waiting for that one is a trip through the event loop
+    (6 % of a create's instructions, server included)."""
     chunks: list[bytes] = []
     size = 0
+    expected = int(length) if length is not None and length.isdigit() else -1
     while True:
         message = await receive()
         if message["type"] != "http.request":
@@ -46,7 +51,7 @@ async def read_body(receive: Any, content_type: str | None) -> Body:
         if size > MAX_BODY_BYTES:
             return Body(b"", True, content_type)
         chunks.append(chunk)
-        if not message.get("more_body", False):
+        if size == expected or not message.get("more_body", False):
             break
     return Body(b"".join(chunks), False, content_type)
 

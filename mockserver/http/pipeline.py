@@ -110,7 +110,9 @@ class OperationPipeline:
         request_id = sim.state.mint.request_id(sim.now())
         headers = inputs.header_map(scope)
         if "content-length" in headers or "transfer-encoding" in headers:
-            body = await inputs.read_body(receive, headers.get("content-type"))
+            body = await inputs.read_body(
+                receive, headers.get("content-type"), headers.get("content-length")
+            )
         else:  # HTTP/1.1: no length and no chunking means no body; nothing to wait for
             body = inputs.Body(b"", False, headers.get("content-type"))
         out: Headers = [(b"x-request-id", request_id.encode())]
