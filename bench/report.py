@@ -88,6 +88,8 @@ def _ratio_rows(results: list[dict[str, Any]]) -> list[list[Any]]:
                 continue
             if other["server"].startswith("bare") and other["server"] != own_bare:
                 continue  # a bare endpoint is compared only on its own engine
+            if mock_name != "layers-mock" and other["server"] != own_bare:
+                continue  # peers are compared with the default engine only
             row: list[Any] = [f"{mock_name} / {other['server']}"]
             for case in CASES:
                 m, o = mock[case], other[case]
@@ -184,7 +186,7 @@ def readme_block(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     ratios = _ratio_rows(results)
     body = [
         f"{meta['date'][:10]}, {meta['cpus']} vCPU, {meta['load']}, {meta['rounds']} round(s), "
-        "median round, ±% = spread over the rounds",
+        f"median round, ±% = spread over the rounds; load average before {meta['load_before']}",
         "",
         table(_header(compact=True), [_row(r, compact=True) for r in results]),
     ]
