@@ -1,8 +1,9 @@
 """The HTTP server under the mock: granian (Rust, hyper) embedded in this process, on uvloop.
 
-Chosen by measurement (`./dev bench`, bench/README.md): on this app granian spends about half
-the CPU per request uvicorn does on HTTP parsing and the loopback, and it bounds what a client
-can send before the app sees anything, which uvicorn's httptools protocol does not:
+Chosen by measurement (`./dev bench`, bench/README.md): granian's own work per request (HTTP
+parsing, sockets, the ASGI glue) is 55-60 % of uvicorn's on this app by instruction counts, it
+parses on a Rust thread beside the one that runs the app, and it bounds what a client can send
+before the app sees anything, which uvicorn's httptools protocol does not:
 
 - a header section over `MAX_HEADER_BYTES`, or more than hyper's fixed 100 header fields, is
   answered `431 Request Header Fields Too Large` with an empty body by the server itself and
@@ -12,7 +13,9 @@ can send before the app sees anything, which uvicorn's httptools protocol does n
   bytes arrive;
 - a client that has not finished its request line and headers `header_timeout_s` after its
   first byte (or stays idle that long between two requests on a kept-alive connection) is
-  disconnected, so slow clients hold no more than a socket for that long;
+  disconnected, so slow clients hold no more than a socket for that long (a connection that
+  never sends a byte is left open, as hyper starts the timer at the first byte: it holds a
+  socket and no task);
 - HTTP/1.1 only (no h2c, whose header limit is hyper's 16 MiB).
 
 One process, one app: the socket is bound by the caller (so the banner is printed only once
