@@ -1,8 +1,8 @@
 """The `drop` fault: close the client's TCP connection without an HTTP answer.
 
 ASGI has no message for "close the connection now", and granian offers no handle on it (an app
-that returns or raises without answering gets a 500 from it). What every server on this
-machine does share is the process's file descriptors: the connection's socket is the one
+that returns or raises without answering gets a 500 from it). What any server running the app
+in its own process shares with it is the file descriptors: the connection's socket is the one
 whose local and peer addresses are the request's `server` and `client`. Shutting it down in
 both directions makes the client read end-of-file before any status line (the connection is
 dropped, as a crashed upstream or a load balancer would drop it), and the server's own write
