@@ -3,45 +3,172 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import math
 import secrets
+import socket
+import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, NoReturn
 
+from . import __version__
 from .core.chaos import ChaosError
-from .core.fixtures import DEFAULT_FIXTURES, FixtureError
+from .core.fixtures import FixtureError
 from .settings import Settings, make_deps
 from .spec import SpecError
 
+MAX_SEED = 2**64 - 1  # ids are keyed hashes of the seed as 8 bytes
+
+EXAMPLES = """examples:
+  layers-mock serve --clock virtual      # the mock on http://127.0.0.1:4010, time moves when told
+  layers-mock conform                    # check the mock against the contract, in-process
+
+`layers-mock serve --help` and `layers-mock conform --help` show every flag and its default."""
+
+SERVE_EXAMPLES = """examples:
+  layers-mock serve --clock virtual             # time moves only through /_mock/clock/advance
+  layers-mock serve --port 0 --log-requests     # any free port; one line per request
+  layers-mock serve --clock wall --speed 60     # the 60-second job flow in one second
+  layers-mock serve --seed 7 --chaos chaos.yaml --state sqlite:./mock.sqlite"""
+
+CONFORM_EXAMPLES = """examples:
+  layers-mock conform                           # the mock, in-process, no socket
+  layers-mock conform --list                    # the clauses, named after the contract
+  LAYERS_API_KEY=lp_live_... layers-mock conform --base-url https://staging.example.com \\
+      --project-id prj_... --max-creates 5 --junit conformance.xml"""
+
+CONFORM_EXTRA = (
+    "layers-mock conform needs the conformance engines (schemathesis, hypothesis, httpx): "
+    "pip install 'layers-mock[conform]'"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit 2: the usage block buries the one thing that matters."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples keep their line breaks; every option that has a default says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in help_text
+            or any(default is absent for absent in (None, False, argparse.SUPPRESS))
+            or default == []
+            or not action.option_strings
+        ):
+            return help_text
+        return f"{help_text} (default: %(default)s)"
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 0 to 65535 (0: any free)")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: use a whole number, 0 to 2^64-1")
+    return value
+
+
+def speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a speed: use a positive number")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="layers-mock", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the mock on a port")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=4010)
-    serve.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES)
-    serve.add_argument("--seed", type=int, default=0)
-    serve.add_argument("--clock", choices=("wall", "virtual"), default="wall")
-    serve.add_argument("--speed", type=float, default=1.0, help="wall clock speed factor")
-    serve.add_argument("--progression", choices=("time", "poll"), default="time")
+    parser = Parser(
+        prog="layers-mock",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"layers-mock {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,conform}")
+    serve = sub.add_parser(
+        "serve",
+        help="run the mock on a port",
+        description="Run the mock: the partner API under /v1/, its control plane under /_mock/.",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=port, default=4010, help="port to listen on; 0: any free")
+    serve.add_argument(
+        "--fixtures",
+        type=Path,
+        help="organizations, keys and projects (YAML); default: the fixtures shipped with it",
+    )
+    serve.add_argument("--seed", type=seed, default=0, help="seed of every id, name and draw")
+    serve.add_argument(
+        "--clock",
+        choices=("wall", "virtual"),
+        default="wall",
+        help="wall: follows real time (times --speed); virtual: moves only when told",
+    )
+    serve.add_argument("--speed", type=speed, default=1.0, help="wall clock speed factor")
+    serve.add_argument(
+        "--progression",
+        choices=("time", "poll"),
+        default="time",
+        help="time: jobs move with the clock; poll: every read of a job moves it one stage",
+    )
     serve.add_argument("--strict", action="store_true", help="validate every response")
-    serve.add_argument("--admin-token", help="token for /_mock/ when not bound to loopback")
+    serve.add_argument(
+        "--admin-token",
+        help="token for /_mock/ when not bound to loopback (generated if not given)",
+    )
     serve.add_argument("--chaos", type=Path, help="chaos profile (YAML): seeded background faults")
-    serve.add_argument("--state", default="memory", help="memory (default) or sqlite:PATH")
+    serve.add_argument("--state", default="memory", help="memory or sqlite:PATH (durable)")
+    serve.add_argument(
+        "--log-requests", action="store_true", help="print one line per request to stdout"
+    )
+    serve.add_argument(
+        "--journal-bodies",
+        action="store_true",
+        help="keep headers and bodies in /_mock/requests (bounded; keys redacted)",
+    )
     from .conformance.command import add_parser as add_conform_parser
 
     add_conform_parser(sub)
+    conform = sub.choices["conform"]
+    conform.formatter_class = HelpFormatter
+    conform.epilog = CONFORM_EXAMPLES
     return parser
 
 
 def banner(settings: Settings, deps_keys: list[tuple[str, str, str]], project: str | None) -> str:
     url = f"http://{settings.host}:{settings.port}"
+    clock = f"wall (speed {settings.speed:g})" if settings.clock == "wall" else settings.clock
+    fixtures = "default (shipped with layers-mock)" if settings.fixtures is None else None
     lines = [
         f"layers-mock listening on {url}",
-        f"  seed {settings.seed} · clock {settings.clock} (speed {settings.speed:g}) · "
+        f"  seed {settings.seed} · clock {clock} · "
         f"progression {settings.progression} · strict {'on' if settings.strict else 'off'}",
-        f"  fixtures {settings.fixtures}",
+        f"  fixtures {fixtures or settings.fixtures}",
         "  keys:",
         *(f"    {key}  {org}  [{scopes}]" for key, org, scopes in deps_keys),
     ]
@@ -62,6 +189,7 @@ def serve(args: argparse.Namespace) -> int:
     from . import serving
     from .http.app import build_app
     from .http.heap import FrozenHeap
+    from .http.request_log import RequestLog
 
     token = args.admin_token
     settings = Settings(
@@ -75,16 +203,22 @@ def serve(args: argparse.Namespace) -> int:
         strict=args.strict,
         chaos=args.chaos,
         state=args.state,
+        journal_bodies=args.journal_bodies,
     )
     if not settings.loopback and token is None:
         token = secrets.token_urlsafe(18)  # never leave the control plane open off loopback
     settings = replace(settings, admin_token=token)
     try:
         deps = make_deps(settings)
-        app = build_app(deps)
-    except (FixtureError, SpecError, ChaosError, ValueError) as exc:
+        app: Any = build_app(deps)
+    except sqlite3.Error as exc:
+        print(f"layers-mock: --state {settings.state}: {exc}", file=sys.stderr)
+        return 2
+    except (FixtureError, SpecError, ChaosError, ValueError, OSError) as exc:
         print(f"layers-mock: {exc}", file=sys.stderr)
         return 2
+    if args.log_requests:
+        app = RequestLog(app, deps, sys.stdout)
     state = deps.sim.state
     keys = [(k.key, k.org_id, ",".join(k.scopes)) for k in state.keys.values() if not k.killed]
     project = next(iter(state.projects), None)
@@ -103,10 +237,17 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def conform_engines_missing() -> bool:
+    return any(importlib.util.find_spec(m) is None for m in ("schemathesis", "hypothesis", "httpx"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if conform_engines_missing():
+        print(CONFORM_EXTRA, file=sys.stderr)
+        return 2
     from .conformance.command import run as conform
 
     return conform(args)

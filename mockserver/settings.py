@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .core.chaos import ChaosProfile
 from .core.clock import Clock, ClockMode
-from .core.fixtures import DEFAULT_FIXTURES, load_fixtures
+from .core.fixtures import DEFAULT_FIXTURES, Fixtures, load_fixtures, parse_fixtures
 from .core.jobs import Progression
+from .core.journal import Journal
 from .core.simulator import Simulator
 from .core.store import MemoryStore, Store
 from .deps import Deps
@@ -20,7 +22,8 @@ from .deps import Deps
 class Settings:
     host: str = "127.0.0.1"
     port: int = 4010
-    fixtures: Path = DEFAULT_FIXTURES
+    # None: the default fixtures shipped in the package; a path; or the document itself
+    fixtures: Path | Mapping[str, Any] | None = None
     seed: int = 0
     clock: ClockMode = "wall"
     speed: float = 1.0
@@ -29,6 +32,7 @@ class Settings:
     admin_token: str | None = None
     chaos: Path | None = None
     state: str | None = None  # "memory" (default) or "sqlite:PATH"
+    journal_bodies: bool = False  # keep headers and bodies in /_mock/requests (bounded)
 
     @property
     def loopback(self) -> bool:
@@ -49,9 +53,17 @@ def make_store(spec: str | None) -> Store:
     raise ValueError(f"--state must be memory or sqlite:PATH, not {spec!r}")
 
 
+def fixtures_of(settings: Settings) -> Fixtures:
+    if settings.fixtures is None:
+        return load_fixtures(DEFAULT_FIXTURES)
+    if isinstance(settings.fixtures, Mapping):
+        return parse_fixtures(settings.fixtures, source="fixtures")
+    return load_fixtures(settings.fixtures)
+
+
 def make_deps(settings: Settings) -> Deps:
     clock = Clock(settings.clock, speed=settings.speed)
-    sim = Simulator(load_fixtures(settings.fixtures), clock, settings.seed)
+    sim = Simulator(fixtures_of(settings), clock, settings.seed)
     store = make_store(settings.state)
     kept = store.load(clock)
     if kept is not None:
@@ -65,6 +77,7 @@ def make_deps(settings: Settings) -> Deps:
         admin_token=settings.admin_token,
         chaos=ChaosProfile.load(settings.chaos) if settings.chaos else None,
         store=store,
+        journal=Journal(bodies=settings.journal_bodies),
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ import jsonschema_rs
 import orjson
 import yaml
 
-SPEC_DIR = Path(__file__).resolve().parents[1] / "openapi"
+# The repository's openapi/ ships inside the package (mockserver/openapi links to it in a
+# checkout; the wheel holds a copy), so an installed mock finds its contract wherever it lives.
+SPEC_DIR: Traversable = files("mockserver") / "openapi"
 PARTNER_SPEC = SPEC_DIR / "layers.yaml"
 CONTROL_SPEC = SPEC_DIR / "control.yaml"
 NOT_SIMULATED_SPEC = SPEC_DIR / "not-simulated.yaml"
@@ -112,8 +116,9 @@ class Spec:
                     self.operations[op.operation_id] = op
 
     @classmethod
-    def load(cls, path: Path | str) -> Spec:
-        path = Path(path)
+    def load(cls, path: Traversable | str) -> Spec:
+        """A file path, or a resource inside the package (PARTNER_SPEC, CONTROL_SPEC)."""
+        path = Path(path) if isinstance(path, str) else path
         try:
             text = path.read_text(encoding="utf-8")
             return cls(yaml.load(text, Loader=SAFE_LOADER), source=str(path))  # noqa: S506

@@ -12,7 +12,7 @@ requests of their own (ignored_auth, ...) are left to our explicit auth clauses.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
+from importlib.resources import as_file
 from typing import Any
 
 import httpx
@@ -22,12 +22,13 @@ from schemathesis.checks import CHECKS
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 
+from ..spec import PARTNER_SPEC
 from . import contract as c
 from .clauses import Session, check_influencer_exists, check_pollable, run_settings
 from .report import Violation
 from .target import BudgetSpent, Exchange, Unsendable
 
-SPEC = Path(__file__).resolve().parents[2] / "openapi" / "layers.yaml"
+SPEC = PARTNER_SPEC  # inside the package: an installed wheel finds it too
 
 # built-in check -> clause it evidences
 CHECK_CLAUSES = {
@@ -54,7 +55,8 @@ def load_schema() -> Any:
         raise RuntimeError(
             f"conformance needs schemathesis=={PINNED}, found {schemathesis.__version__}"
         )
-    schema = schemathesis.openapi.from_path(SPEC)
+    with as_file(SPEC) as path:  # a real file already, unless the package is zipped
+        schema = schemathesis.openapi.from_path(path)
     schema.config.update(base_url="http://conformance.invalid")
     return schema
 

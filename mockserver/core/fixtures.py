@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,8 @@ import yaml
 from .clock import DEFAULT_START_MS, parse_timestamp
 from .records import TIERS, ApiKey, Organization, Project, canonical_id
 
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "default.yaml"
+# The repository's fixtures/ ships inside the package, like openapi/ (see mockserver/spec.py).
+DEFAULT_FIXTURES: Traversable = files("mockserver") / "fixtures" / "default.yaml"
 GENDERS = ("all", "female", "male")
 OUTCOMES = ("completed", "failed", "canceled")
 
@@ -27,8 +30,8 @@ class Fixtures:
     projects: dict[str, Project] = field(default_factory=dict)
 
 
-def load_fixtures(path: Path | str = DEFAULT_FIXTURES) -> Fixtures:
-    path = Path(path)
+def load_fixtures(path: Traversable | str = DEFAULT_FIXTURES) -> Fixtures:
+    path = Path(path) if isinstance(path, str) else path
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

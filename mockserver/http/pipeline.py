@@ -17,6 +17,7 @@ import orjson
 
 from ..core.errors import ApiError
 from ..core.idempotency import Scope, StoredResponse
+from ..core.journal import Exchange
 from ..core.prefer import NONE, Preferences, parse_prefer
 from ..core.records import ApiKey
 from ..core.rules import RequestFacts
@@ -161,14 +162,16 @@ class OperationPipeline:
                 )
                 out.extend(stored)
         except ConnectionDropped:
-            self._journal(scope, 0, request_id, key, injected)
+            self._journal(
+                scope, 0, request_id, key, injected, (scope["headers"], body.raw, None, None)
+            )
             return
         except ApiError as exc:
             status = exc.status
             payload = dumps(error_body(exc, request_id))
             if exc.headers:
                 out.extend(encode_headers(list(exc.headers.items())))
-        await self._finish(scope, send, status, out, payload, request_id, key, injected)
+        await self._finish(scope, send, status, out, payload, request_id, key, injected, body.raw)
 
     def _preferences(
         self, key: ApiKey, resources: dict[str, Any], headers: dict[str, str], path: str
@@ -268,6 +271,7 @@ class OperationPipeline:
         request_id: str,
         key: ApiKey | None,
         injected: str | None,
+        request_body: bytes,
     ) -> None:
         if self.deps.strict:
             check_response(self.op, status, out, payload)
@@ -275,15 +279,17 @@ class OperationPipeline:
         if state.dirty:
             self.deps.store.commit(state, self.deps.sim.clock)  # durable before the client knows
         await send_response(send, status, out, payload)
-        self._journal(scope, status, request_id, key, injected)
+        exchange = (scope["headers"], request_body, out, payload)
+        self._journal(scope, status, request_id, key, injected, exchange)
 
-    def _journal(
+    def _journal(  # noqa: PLR0917 - one call per request, positional like Journal.add
         self,
         scope: dict[str, Any],
         status: int,
         request_id: str,
         key: ApiKey | None,
         injected: str | None,
+        exchange: Exchange,
     ) -> None:
         self.deps.journal.add(
             self.deps.sim.now(),
@@ -295,4 +301,5 @@ class OperationPipeline:
             key.api_key_id if key else None,
             self.op.operation_id,
             injected,
+            exchange,
         )

@@ -1,0 +1,626 @@
+"""layers-mock in your tests: the Layers Partner API in-process, on a clock your test drives.
+
+Install it as a dev dependency, with the extra that brings httpx and the pytest plugin::
+
+    pip install 'layers-mock[pytest]'
+
+In-process (no socket, no thread): hand `mock.transport` to httpx, or take `mock.client()`, an
+httpx client that already carries a full-scope key. Jobs move only when the test says so::
+
+    from layers_mock import LayersMock
+
+    with LayersMock(seed=0) as mock:
+        api = mock.client()
+        job = api.post(f"/v1/projects/{mock.project}/influencers", json={}).json()
+        mock.advance(60)                        # the job's whole minute, at once
+        assert api.get(f"/v1/jobs/{job['jobId']}").json()["status"] == "completed"
+
+Creating one: `LayersMock(seed=0, clock="virtual", fixtures=None, progression="time")`.
+`seed` fixes every id, name and URL (same seed and requests, same bytes); `clock="wall"` follows
+real time (times `speed`); `fixtures` is a YAML path or the same document as a dict (default:
+the fixtures shipped with layers-mock); `progression="poll"` moves a job one stage per read.
+Every response is checked against the contract (`strict=True`): if the mock ever answered
+something the spec does not describe, your test fails loudly instead of learning a wrong API.
+
+Clients:
+  `mock.transport` / `mock.async_transport`  httpx transports into the mock
+  `mock.client(key="full")` / `mock.async_client(...)`  httpx clients with a key set (a role
+      of `mock.keys` or any key) and `base_url` set
+  `mock.base_url`  `http://layers-mock.test` in-process; the real URL while served
+
+A real server, for clients that are not Python or not httpx (a Node SDK, curl, requests)::
+
+    with LayersMock().serve() as mock:          # port=0: a free port, in a thread
+        subprocess.run(["node", "client.js", mock.base_url, mock.keys.full], check=True)
+        mock.assert_called("POST", "/v1/projects/*/influencers", times=1)
+
+While served, everything below keeps working from the test and steers the same mock.
+
+Time (the mock's, never the wall's):
+  `mock.advance(seconds)`  move forward (a float or a timedelta); `mock.set_clock(instant)`
+  jump to a datetime or ISO-8601 string; `mock.now` the mock's time (an aware datetime).
+  `mock.sleep(seconds)`  a drop-in for `time.sleep` and `asyncio.sleep` that advances the mock
+  clock instead of waiting. Inject it into the code under test (`wait_until_ready(api, job,
+  sleep=mock.sleep)`; `await mock.sleep(5)` works too), or patch it in:
+  `monkeypatch.setattr(time, "sleep", mock.sleep)`. A polling loop then runs instantly and the
+  same way every time. Prefer injection for asyncio code: patching `asyncio.sleep` globally
+  also speeds up every other coroutine's waits (the mock's own stay real).
+
+State:
+  `mock.reset(seed=None)`  back to the start: fixtures reloaded, clock at its start, journal and
+  rules empty (`seed`: a new seed; default: the one it was created with).
+  `mock.keys`  by role: `full` (every scope), `scopeless` (no influencers:write), `no_jobs` (no
+  jobs:read), `killed` (503 KILL_SWITCH), `foreign` (another organization), `standard` (every
+  scope on the standard tier, to rehearse 429s); None where the fixtures have no such key.
+  `mock.project`  a project of the full key's organization; `mock.projects` all of them;
+  `mock.foreign_project`  one of the foreign key's organization.
+
+Outcomes and faults:
+  `mock.prefer(outcome="failed", stage="training")` → `{"Prefer": "outcome=failed;
+  stage=training"}`: headers for one request (also `fault=503`, `latency_ms=1500`,
+  `progression="poll"`). A real Layers server ignores `Prefer`, so the same client code runs
+  against both.
+  `mock.rules.add(operation="getJob", fault="503", count=2)`  steer requests your code sends
+  itself (match on `method`, `path`, `operation`, `project`, `organization`; effects `fault`,
+  `latency_ms`, `outcome`, `stage`, `progression`; `count`, `probability`).
+  `mock.rules.list()`, `mock.rules.delete(rule_id)`, `mock.rules.clear()`.
+
+Verification (in the spirit of WireMock's `verify`):
+  `mock.requests(method=None, path=None)`  what the mock answered, oldest first, each a
+  `Recorded` with the request's and the response's headers and bodies (key secrets shown as
+  `***`); `path` is exact or a glob (`/v1/jobs/*`).
+  `mock.assert_called(method, path, times=None)`  at least once, or exactly `times`; the
+  failure lists what the mock did see. `mock.assert_not_called(method, path)`.
+
+The pytest plugin (installed with the package) gives each test a fresh mock, reset rather than
+rebuilt, so a test costs microseconds of set-up::
+
+    def test_ready(layers_mock):                       # in-process
+        ...
+
+    def test_node_sdk(layers_mock_server):             # one real server per session
+        ...
+
+    @pytest.mark.layers_mock(seed=3, clock="virtual", progression="poll")
+    def test_polling(layers_mock): ...
+
+Errors the control plane refuses (a clock moved backwards, a bad rule) raise `LayersMockError`
+(a ValueError) with the mock's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Generator, Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
+
+import orjson
+
+from mockserver import __version__
+from mockserver.settings import Settings, make_app
+
+from ._asgi import Runner, async_transport, call_app, running_loop, sync_transport
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Keys", "LayersMock", "LayersMockError", "Recorded", "Rules", "__version__"]
+
+IN_PROCESS_URL = "http://layers-mock.test"  # .test is reserved for testing (RFC 2606)
+MAX_SEED = 2**64 - 1
+JOURNAL_LIMIT = 1000  # what /_mock/requests returns at most, which is all the journal keeps
+_real_sleep = time.sleep  # captured before anyone patches time.sleep with LayersMock.sleep
+_real_async_sleep = asyncio.sleep
+
+
+class LayersMockError(ValueError):
+    """The mock refused a control-plane call (or its set-up); the message is the mock's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """API keys of the fixtures, by role; None where the fixtures have no such key."""
+
+    full: str
+    scopeless: str | None = None
+    no_jobs: str | None = None
+    killed: str | None = None
+    foreign: str | None = None
+    standard: str | None = None
+
+    def get(self, role: str) -> str | None:
+        """The key of a role by name (`"no-jobs"` and `"no_jobs"` both work), or None."""
+        name = role.replace("-", "_")
+        return getattr(self, name) if name in ROLES else None
+
+
+ROLES = tuple(f.name for f in fields(Keys))
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One request the mock answered, as its journal kept it (oldest first in `requests()`)."""
+
+    sequence: int
+    at: datetime
+    method: str
+    path: str
+    query: str
+    status: int
+    request_id: str
+    api_key_id: str | None
+    operation_id: str | None
+    injected: str | None
+    request_headers: Mapping[str, str]
+    request_body: str
+    response_headers: Mapping[str, str]
+    response_body: str | None  # None when nothing was sent (a dropped connection)
+
+    def request_json(self) -> Any:
+        """The request body parsed, or None when it was empty."""
+        return orjson.loads(self.request_body) if self.request_body.strip() else None
+
+    def response_json(self) -> Any:
+        """The response body parsed, or None when there was none."""
+        return orjson.loads(self.response_body) if self.response_body else None
+
+    def __str__(self) -> str:
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.method} {self.path}{query} → {self.status or 'dropped'}"
+
+
+class _Slept:
+    """What `sleep` returns: nothing to a synchronous caller, and to `await` one turn of the
+    event loop, as `asyncio.sleep(0)` gives (the clock already moved when `sleep` was called)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+class Rules:
+    """Fault and outcome rules on requests your code sends itself (`/_mock/rules`)."""
+
+    def __init__(self, mock: LayersMock) -> None:
+        self._mock = mock
+
+    def add(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        operation: str | None = None,
+        project: str | None = None,
+        organization: str | None = None,
+        fault: str | int | None = None,
+        latency_ms: int | None = None,
+        outcome: str | None = None,
+        stage: str | None = None,
+        progression: str | None = None,
+        count: int | None = None,
+        probability: float | None = None,
+    ) -> dict[str, Any]:
+        """Add a rule; returns it as stored (with its `ruleId` and `remaining`)."""
+        match = {
+            "method": method,
+            "path": path,
+            "operationId": operation,
+            "projectId": project,
+            "organizationId": organization,
+        }
+        effects = {
+            "fault": None if fault is None else str(fault),
+            "latencyMs": latency_ms,
+            "outcome": outcome,
+            "stage": stage,
+            "progression": progression,
+            "count": count,
+            "probability": probability,
+        }
+        body = {
+            "match": {k: v for k, v in match.items() if v is not None},
+            **{k: v for k, v in effects.items() if v is not None},
+        }
+        rule: dict[str, Any] = self._mock._control("POST", "/_mock/rules", body)
+        return rule
+
+    def list(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._mock._control("GET", "/_mock/rules")["items"]
+        return items
+
+    def delete(self, rule_id: str) -> None:
+        self._mock._control("DELETE", f"/_mock/rules/{rule_id}")
+
+    def clear(self) -> int:
+        deleted: int = self._mock._control("DELETE", "/_mock/rules")["deleted"]
+        return deleted
+
+
+class LayersMock:
+    """The Layers Partner API, in-process, on a clock the test drives. See the module docs."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        clock: Literal["virtual", "wall"] = "virtual",
+        fixtures: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        progression: Literal["time", "poll"] = "time",
+        *,
+        speed: float = 1.0,
+        strict: bool = True,
+    ) -> None:
+        _check_options(seed, clock, progression, speed)
+        if fixtures is not None and not isinstance(fixtures, Mapping):
+            fixtures = Path(fixtures)
+        settings = Settings(
+            seed=seed,
+            clock=clock,
+            fixtures=fixtures,
+            progression=progression,
+            speed=speed,
+            strict=strict,
+            journal_bodies=True,
+        )
+        try:
+            self._app = make_app(settings)
+        except ValueError as exc:  # fixtures that cannot be loaded, among others
+            raise LayersMockError(str(exc)) from exc
+        self.seed = seed
+        self.clock = clock
+        self.progression = progression
+        self._runner = Runner()
+        self._base_url = IN_PROCESS_URL
+        self._served: tuple[Any, threading.Thread, socket.socket] | None = None
+        self._transport: httpx.BaseTransport | None = None
+        self._async_transport: httpx.AsyncBaseTransport | None = None
+        self.rules = Rules(self)
+        self.keys, self.projects, self.foreign_project = _roles(
+            self._control("GET", "/_mock/fixtures")
+        )
+
+    # -- lifecycle
+
+    def __enter__(self) -> LayersMock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving if it is, and release the private event loop."""
+        self._stop_serving()
+        self._runner.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"LayersMock(seed={self.seed}, clock={self.clock!r}, "
+            f"progression={self.progression!r}) at {self.base_url}"
+        )
+
+    @property
+    def project(self) -> str:
+        """A project of the full key's organization: where most tests create influencers."""
+        return self.projects[0]
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    # -- clients
+
+    @property
+    def transport(self) -> httpx.BaseTransport:
+        """An httpx transport into the mock: `httpx.Client(transport=mock.transport, ...)`."""
+        if self._transport is None:
+            self._transport = sync_transport(self._app, self._runner)
+        return self._transport
+
+    @property
+    def async_transport(self) -> httpx.AsyncBaseTransport:
+        """The same for `httpx.AsyncClient`; the app runs in the caller's event loop."""
+        if self._async_transport is None:
+            self._async_transport = async_transport(self._app, self._runner)
+        return self._async_transport
+
+    def _key(self, key: str) -> str:
+        found = self.keys.get(key)
+        if found is not None:
+            return found
+        if key.startswith(("lp_live_", "lp_test_")):
+            return key
+        raise LayersMockError(f"no {key!r} key in these fixtures (roles: full, scopeless, ...)")
+
+    def client(self, key: str = "full", **kwargs: Any) -> httpx.Client:
+        """An httpx.Client with `Authorization: Bearer <key>` and `base_url` set; `key` is a role
+        of `keys` or a key. In-process it uses `transport`; while served, the socket."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self._key(key)}", **kwargs.pop("headers", {})}
+        if self._served is None:
+            kwargs.setdefault("transport", self.transport)
+        return httpx.Client(base_url=self.base_url, headers=headers, **kwargs)
+
+    def async_client(self, key: str = "full", **kwargs: Any) -> httpx.AsyncClient:
+        """`client()` for asyncio code."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self._key(key)}", **kwargs.pop("headers", {})}
+        if self._served is None:
+            kwargs.setdefault("transport", self.async_transport)
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, **kwargs)
+
+    # -- a real server
+
+    @contextlib.contextmanager
+    def serve(self, port: int = 0, host: str = "127.0.0.1") -> Iterator[LayersMock]:
+        """Serve this mock on a real socket (uvicorn in a thread) for the `with` block.
+
+        The socket is listening before this returns, so a client may connect at once (no
+        readiness polling). `base_url` is the server's URL inside the block."""
+        import uvicorn
+
+        if self._served is not None:
+            raise RuntimeError("this LayersMock is already being served")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise LayersMockError(f"cannot listen on {host}:{port}: {exc}") from exc
+        sock.listen(128)
+        config = uvicorn.Config(
+            self._app, log_level="warning", access_log=False, lifespan="off", server_header=False
+        )
+        server = uvicorn.Server(config)
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(server.serve(sockets=[sock]))
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=run, name="layers-mock-server", daemon=True)
+        self._runner.server_loop = loop
+        self._served = (server, thread, sock)
+        address, bound_port = sock.getsockname()[:2]
+        shown = f"[{address}]" if family == socket.AF_INET6 else address
+        self._base_url = f"http://{shown}:{bound_port}"
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop_serving()
+
+    def _stop_serving(self) -> None:
+        if self._served is None:
+            return
+        server, thread, sock = self._served
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        self._served = None
+        self._runner.server_loop = None
+        self._base_url = IN_PROCESS_URL
+
+    # -- time
+
+    @property
+    def now(self) -> datetime:
+        """The mock's current time (UTC)."""
+        return _instant(self._control("GET", "/_mock/clock")["now"])
+
+    def advance(self, seconds: float | timedelta) -> datetime:
+        """Move the mock clock forward; returns the new time. Never backwards (LayersMockError)."""
+        if isinstance(seconds, timedelta):
+            seconds = seconds.total_seconds()
+        return _instant(self._control("POST", "/_mock/clock/advance", {"seconds": seconds})["now"])
+
+    def set_clock(self, instant: datetime | str) -> datetime:
+        """Jump to `instant` (an aware datetime or ISO-8601 with an offset); never backwards."""
+        if isinstance(instant, datetime):
+            if instant.tzinfo is None:
+                raise LayersMockError("set_clock needs an aware datetime (e.g. tzinfo=UTC)")
+            instant = instant.isoformat()
+        return _instant(self._control("POST", "/_mock/clock/set", {"now": instant})["now"])
+
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """A drop-in for time.sleep and asyncio.sleep: on a virtual clock it advances the mock
+        clock by `seconds` and returns at once; on a wall clock it really sleeps.
+
+        Waits of the mock itself (an injected latency, the server's housekeeping) stay real
+        even if `asyncio.sleep` was patched with this, so patching cannot stall the mock."""
+        running = running_loop()
+        if self._runner.owns(running):
+            return _real_async_sleep(seconds)
+        if not (isinstance(seconds, int | float) and seconds >= 0):
+            raise ValueError("sleep length must be a non-negative number")
+        if self.clock == "virtual":
+            if seconds:
+                self.advance(seconds)
+        else:
+            _real_sleep(seconds)
+        return _Slept()
+
+    # -- state
+
+    def reset(self, seed: int | None = None) -> None:
+        """Back to the start: fixtures reloaded, clock at its start, journal and rules empty."""
+        seed = self.seed if seed is None else seed
+        _check_seed(seed)
+        self._control("POST", "/_mock/reset", {"seed": seed})
+
+    # -- outcomes and faults
+
+    @staticmethod
+    def prefer(
+        *,
+        outcome: str | None = None,
+        stage: str | None = None,
+        progression: str | None = None,
+        fault: str | int | None = None,
+        latency_ms: int | None = None,
+    ) -> dict[str, str]:
+        """Headers asking the mock for an outcome or a fault on one request (RFC 7240)."""
+        parts = {
+            "outcome": outcome,
+            "stage": stage,
+            "progression": progression,
+            "fault": fault,
+            "latency": latency_ms,
+        }
+        value = "; ".join(f"{name}={v}" for name, v in parts.items() if v is not None)
+        if not value:
+            raise TypeError("prefer() needs at least one of outcome, stage, progression, fault")
+        return {"Prefer": value}
+
+    # -- verification
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
+        """What the mock answered since the start (or the last reset), oldest first.
+
+        `method` is case-insensitive; `path` is exact or a glob (`*` matches any characters)."""
+        query = urlencode({"limit": JOURNAL_LIMIT})
+        items = self._control("GET", "/_mock/requests", query=query)["items"]
+        recorded = [_recorded(item) for item in reversed(items)]
+        return [r for r in recorded if _matches(r, method, path)]
+
+    def assert_called(self, method: str, path: str, *, times: int | None = None) -> list[Recorded]:
+        """Assert the mock answered `method path` at least once, or exactly `times` times."""
+        matched = self.requests(method, path)
+        if (times is None and matched) or len(matched) == times:
+            return matched
+        expected = "at least once" if times is None else f"{times} time(s)"
+        seen = "\n".join(f"  {r}" for r in self.requests()[-20:]) or "  (nothing)"
+        raise AssertionError(
+            f"expected {method.upper()} {path} {expected}, it was called {len(matched)} "
+            f"time(s); the mock answered (last 20):\n{seen}"
+        )
+
+    def assert_not_called(self, method: str, path: str) -> None:
+        self.assert_called(method, path, times=0)
+
+    # -- the control plane, in-process
+
+    def _control(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, query: str = ""
+    ) -> Any:
+        payload = orjson.dumps(body) if body is not None else b""
+        call = call_app(self._app, method, path, query=query.encode(), body=payload)
+        status, _, raw = self._runner.run(call)
+        answer = orjson.loads(raw) if raw else None
+        if status >= 400:
+            raise LayersMockError(_error_text(answer, status))
+        return answer
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise LayersMockError(f"seed must be a whole number from 0 to 2**64-1, not {seed!r}")
+
+
+def _check_options(seed: Any, clock: Any, progression: Any, speed: Any) -> None:
+    _check_seed(seed)
+    if clock not in ("virtual", "wall"):
+        raise LayersMockError(f"clock must be 'virtual' or 'wall', not {clock!r}")
+    if progression not in ("time", "poll"):
+        raise LayersMockError(f"progression must be 'time' or 'poll', not {progression!r}")
+    if not isinstance(speed, int | float) or not (math.isfinite(speed) and speed > 0):
+        raise LayersMockError(f"speed must be a positive number, not {speed!r}")
+
+
+def _error_text(answer: Any, status: int) -> str:
+    error = answer.get("error", {}) if isinstance(answer, dict) else {}
+    message = str(error.get("message", f"the mock answered {status}"))
+    details = error.get("details") or {}
+    problems = [*details.get("formErrors", [])]
+    problems += [f"{k}: {'; '.join(v)}" for k, v in details.get("fieldErrors", {}).items()]
+    return f"{message} {' '.join(problems)}".strip()
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _roles(document: Mapping[str, Any]) -> tuple[Keys, tuple[str, ...], str | None]:
+    """Keys by role and projects, from what /_mock/fixtures lists (see `Keys`)."""
+    keys = [
+        (org["organizationId"], key) for org in document["organizations"] for key in org["keys"]
+    ]
+    usable = [(org, k) for org, k in keys if not k["killed"]]
+    if not usable:
+        raise LayersMockError("the fixtures have no usable (not killed) key")
+    everything = [(org, k) for org, k in usable if "*" in k["scopes"]]
+    # the full key: every scope, preferring the unlimited tier so tests never meet a 429
+    ranked = sorted(everything or usable, key=lambda ok: ok[1]["rateLimitTier"] != "unlimited")
+    home, full = ranked[0]
+    mine = [k for org, k in usable if org == home]
+
+    def first(keys_: list[dict[str, Any]]) -> str | None:
+        return keys_[0]["key"] if keys_ else None
+
+    def lacks(scope: str) -> list[dict[str, Any]]:
+        return [k for k in mine if scope not in k["scopes"] and "*" not in k["scopes"]]
+
+    projects = {
+        org["organizationId"]: tuple(p["projectId"] for p in org["projects"])
+        for org in document["organizations"]
+    }
+    foreign = next(((org, k) for org, k in everything if org != home), None)
+    roles = Keys(
+        full=full["key"],
+        scopeless=first(lacks("influencers:write")),
+        no_jobs=first([k for k in lacks("jobs:read") if "influencers:write" in k["scopes"]]),
+        killed=first([k for org, k in keys if org == home and k["killed"]]),
+        foreign=foreign[1]["key"] if foreign else None,
+        standard=first(
+            [k for k in mine if "*" in k["scopes"] and k["rateLimitTier"] == "standard"]
+        ),
+    )
+    if not projects[home]:
+        raise LayersMockError(f"the fixtures give organization {home} no project")
+    foreign_projects = projects[foreign[0]] if foreign else ()
+    return roles, projects[home], foreign_projects[0] if foreign_projects else None
+
+
+def _recorded(item: Mapping[str, Any]) -> Recorded:
+    request = item.get("request") or {"headers": {}, "body": ""}
+    response = item.get("response")
+    return Recorded(
+        sequence=item["sequence"],
+        at=_instant(item["at"]),
+        method=item["method"],
+        path=item["path"],
+        query=item["query"],
+        status=item["status"],
+        request_id=item["requestId"],
+        api_key_id=item["apiKeyId"],
+        operation_id=item["operationId"],
+        injected=item["injected"],
+        request_headers=request["headers"],
+        request_body=request["body"],
+        response_headers=response["headers"] if response else {},
+        response_body=response["body"] if response else None,
+    )
+
+
+def _matches(recorded: Recorded, method: str | None, path: str | None) -> bool:
+    if method is not None and recorded.method != method.upper():
+        return False
+    if path is None:
+        return True
+    return fnmatch.fnmatchcase(recorded.path, path) if "*" in path else recorded.path == path

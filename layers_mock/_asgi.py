@@ -1,0 +1,185 @@
+"""Plumbing of the testing API: running the ASGI app from synchronous code, and httpx transports.
+
+Nothing here is public: `layers_mock.LayersMock` is the interface.
+
+Why not `httpx.ASGITransport`: on every request it tries `import sniffio` to detect trio, and
+without sniffio installed (httpx no longer depends on it) that failed import scans sys.path
+each time: measured, it was a third of an in-process request. `call_app` below is the same
+exchange (one scope, the body in one message, the answer collected) without it, and the
+control plane uses it too, so steering the mock needs no HTTP client at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import httpx
+
+T = TypeVar("T")
+HOST = "layers-mock.test"
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class Dropped(Exception):
+    """The app ended without answering: the `drop` fault closed the connection."""
+
+
+class Runner:
+    """Runs the app's coroutines to the end for synchronous callers.
+
+    In-process, on a private event loop in the caller's thread (no thread hop: a request costs
+    what the app costs). Called from inside a running loop (an async test calling `advance`),
+    on a short-lived helper thread, since the caller's loop cannot be re-entered. While served,
+    on the server's loop, so that the test and the server never touch the state at once.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.RLock()
+        self.server_loop: asyncio.AbstractEventLoop | None = None
+
+    def owns(self, loop: asyncio.AbstractEventLoop | None) -> bool:
+        return loop is not None and loop in (self._loop, self.server_loop)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        running = running_loop()
+        server = self.server_loop
+        if server is not None:
+            if running is server:
+                coro.close()
+                raise RuntimeError("LayersMock called from its own server thread")
+            return asyncio.run_coroutine_threadsafe(coro, server).result()
+        with self._lock:
+            if running is None:
+                if self._loop is None or self._loop.is_closed():
+                    self._loop = asyncio.new_event_loop()
+                    weakref.finalize(self, self._loop.close)
+                return self._loop.run_until_complete(coro)
+            with ThreadPoolExecutor(1, thread_name_prefix="layers-mock") as helper:
+                return helper.submit(asyncio.run, coro).result()
+
+    def close(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.close()
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def call_app(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    query: bytes = b"",
+    headers: RawHeaders | None = None,
+    body: bytes = b"",
+) -> tuple[int, RawHeaders, bytes]:
+    """One HTTP exchange with the ASGI app: (status, headers, body); Dropped if none came."""
+    if headers is None:
+        headers = [(b"host", HOST.encode())]
+        if body:
+            headers += [(b"content-type", b"application/json")]
+        headers.append((b"content-length", b"%d" % len(body)))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "server": (HOST, 80),
+        "client": ("127.0.0.1", 0),
+    }
+    delivered = False
+    status = 0
+    response_headers: RawHeaders = []
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, response_headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            response_headers = list(message.get("headers", ()))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    if not status:
+        raise Dropped
+    return status, response_headers, b"".join(chunks)
+
+
+async def _exchange(app: Any, request: httpx.Request, body: bytes) -> httpx.Response:
+    import httpx
+
+    try:
+        status, headers, content = await call_app(
+            app,
+            request.method,
+            request.url.path,
+            query=request.url.query,
+            headers=[(name.lower(), value) for name, value in request.headers.raw],
+            body=body,
+        )
+    except Dropped:  # what httpx raises for a real connection closed without an answer
+        raise httpx.RemoteProtocolError(
+            "Server disconnected without sending a response.", request=request
+        ) from None
+    if request.method == "HEAD":
+        content = b""
+    return httpx.Response(
+        status, headers=headers, stream=httpx.ByteStream(content), request=request
+    )
+
+
+def sync_transport(app: Any, runner: Runner) -> httpx.BaseTransport:
+    import httpx
+
+    class Transport(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return runner.run(_exchange(app, request, request.read()))
+
+        def close(self) -> None:
+            """The mock owns its loop: closing a client must not close it."""
+
+    return Transport()
+
+
+def async_transport(app: Any, runner: Runner) -> httpx.AsyncBaseTransport:
+    import httpx
+
+    class AsyncTransport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            body = await request.aread()
+            server = runner.server_loop
+            if server is not None and running_loop() is not server:  # served: its loop, its state
+                future = asyncio.run_coroutine_threadsafe(_exchange(app, request, body), server)
+                return await asyncio.wrap_future(future)
+            return await _exchange(app, request, body)
+
+        async def aclose(self) -> None:
+            """The mock owns the app: closing a client must not close anything of it."""
+
+    return AsyncTransport()

@@ -1,0 +1,123 @@
+"""The journal: bounded by entries and by bytes, bodies kept only when asked, keys never shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mockserver.core.journal import (
+    DEFAULT_MAX_BYTES,
+    ENTRY_OVERHEAD,
+    MAX_BODY_BYTES,
+    Journal,
+    redact,
+)
+
+KEY = "lp_test_acmefull_Zx81Qm4TnR7vKp2W"
+REQUEST_HEADERS = [(b"authorization", f"Bearer {KEY}".encode()), (b"host", b"x")]
+
+
+def add(
+    journal: Journal, path: str = "/v1/whoami", body: bytes = b"", answer: bytes = b"{}"
+) -> None:
+    journal.add(
+        0,
+        "POST",
+        path,
+        "",
+        200,
+        "req_1",
+        "key_1",
+        "whoami",
+        None,
+        (REQUEST_HEADERS, body, [(b"content-type", b"application/json")], answer),
+    )
+
+
+def newest(journal: Journal) -> dict[str, Any]:
+    return journal.query(limit=1)[0][0]
+
+
+def test_bodies_are_off_by_default_and_nothing_extra_is_kept() -> None:
+    journal = Journal()
+    add(journal, body=b'{"gender": "female"}')
+    entry = newest(journal)
+    assert "request" not in entry and "response" not in entry
+    assert journal.bytes == ENTRY_OVERHEAD + len("/v1/whoami")
+
+
+def test_bodies_and_headers_are_kept_when_asked_with_the_key_secret_masked() -> None:
+    journal = Journal(bodies=True)
+    add(journal, body=f'{{"note": "{KEY}"}}'.encode(), answer=b'{"ok": true}')
+    entry = newest(journal)
+    assert entry["request"]["headers"]["authorization"] == "Bearer lp_test_acmefull_***"
+    assert entry["request"]["body"] == '{"note": "lp_test_acmefull_***"}'
+    assert entry["response"] == {
+        "headers": {"content-type": "application/json"},
+        "body": '{"ok": true}',
+        "truncated": False,
+    }
+    assert KEY not in repr(journal.query())
+
+
+def test_a_token_that_is_not_a_layers_key_is_masked_whole() -> None:
+    journal = Journal(bodies=True)
+    journal.add(
+        0,
+        "GET",
+        "/v1/whoami",
+        "",
+        401,
+        "r",
+        None,
+        "whoami",
+        None,
+        ([(b"authorization", b"Bearer hunter2"), (b"x-api-key", b"sekrit")], b"", [], b""),
+    )
+    headers = newest(journal)["request"]["headers"]
+    assert headers == {"authorization": "Bearer ***", "x-api-key": "***"}
+
+
+def test_a_long_body_is_cut_and_marked() -> None:
+    journal = Journal(bodies=True)
+    add(journal, body=b"x" * (MAX_BODY_BYTES + 10))
+    request = newest(journal)["request"]
+    assert len(request["body"]) == MAX_BODY_BYTES and request["truncated"] is True
+
+
+def test_the_byte_bound_drops_the_oldest_entries() -> None:
+    journal = Journal(bodies=True, max_bytes=20_000)
+    for i in range(10):
+        add(journal, path=f"/v1/jobs/{i}", body=b"y" * 4_000)
+    paths = [e["path"] for e in journal.query(limit=100)[0]]
+    assert paths == ["/v1/jobs/9", "/v1/jobs/8", "/v1/jobs/7", "/v1/jobs/6"]
+    assert journal.bytes <= 20_000
+
+
+def test_a_thousand_large_exchanges_stay_within_the_documented_bound() -> None:
+    journal = Journal(bodies=True)
+    for _ in range(1_000):
+        add(journal, body=b"z" * MAX_BODY_BYTES, answer=b"w" * MAX_BODY_BYTES)
+    assert journal.bytes <= DEFAULT_MAX_BYTES
+    assert 0 < len(journal) < 1_000  # bytes, not the entry count, is what bounded it
+
+
+def test_dropped_connection_has_no_response() -> None:
+    journal = Journal(bodies=True)
+    journal.add(
+        0,
+        "GET",
+        "/v1/whoami",
+        "",
+        0,
+        "r",
+        "k",
+        "whoami",
+        "fault=drop",
+        (REQUEST_HEADERS, b"", None, None),
+    )
+    assert newest(journal)["response"] is None
+
+
+def test_redact_keeps_the_key_id_and_hides_only_secrets() -> None:
+    assert redact(f"a {KEY} b lp_live_x_y") == "a lp_test_acmefull_*** b lp_live_x_***"
+    assert redact("prj_254a4ce1 inf_x job_01") == "prj_254a4ce1 inf_x job_01"
