@@ -100,7 +100,7 @@ import threading
 import time
 from collections.abc import Awaitable, Generator, Iterator, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
@@ -312,6 +312,8 @@ class LayersMock:
     @property
     def project(self) -> str:
         """A project of the full key's organization: where most tests create influencers."""
+        if not self.projects:
+            raise LayersMockError("the full key's organization has no project in these fixtures")
         return self.projects[0]
 
     @property
@@ -431,12 +433,18 @@ class LayersMock:
         return _instant(self._control("POST", "/_mock/clock/advance", {"seconds": seconds})["now"])
 
     def set_clock(self, instant: datetime | str) -> datetime:
-        """Jump to `instant` (an aware datetime or ISO-8601 with an offset); never backwards."""
-        if isinstance(instant, datetime):
-            if instant.tzinfo is None:
-                raise LayersMockError("set_clock needs an aware datetime (e.g. tzinfo=UTC)")
-            instant = instant.isoformat()
-        return _instant(self._control("POST", "/_mock/clock/set", {"now": instant})["now"])
+        """Jump to `instant`: an aware datetime, or ISO-8601 text with an offset or `Z`
+        (`"2026-01-02T09:00:00Z"`). Never backwards (LayersMockError)."""
+        if isinstance(instant, str):
+            try:
+                instant = _instant(instant)
+            except ValueError:
+                raise LayersMockError(f"{instant!r} is not an ISO-8601 instant") from None
+        if not isinstance(instant, datetime) or instant.tzinfo is None:
+            raise LayersMockError("set_clock needs an aware datetime or ISO-8601 with an offset")
+        utc = instant.astimezone(UTC)
+        wire = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        return _instant(self._control("POST", "/_mock/clock/set", {"now": wire})["now"])
 
     def sleep(self, seconds: float) -> Awaitable[None]:
         """A drop-in for time.sleep and asyncio.sleep: on a virtual clock it advances the mock
@@ -519,7 +527,10 @@ class LayersMock:
     def _control(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, query: str = ""
     ) -> Any:
-        payload = orjson.dumps(body) if body is not None else b""
+        try:
+            payload = orjson.dumps(body) if body is not None else b""
+        except TypeError as exc:  # e.g. an integer past 64 bits
+            raise LayersMockError(f"cannot send {body!r}: {exc}") from None
         call = call_app(self._app, method, path, query=query.encode(), body=payload)
         status, _, raw = self._runner.run(call)
         answer = orjson.loads(raw) if raw else None
@@ -591,8 +602,6 @@ def _roles(document: Mapping[str, Any]) -> tuple[Keys, tuple[str, ...], str | No
             [k for k in mine if "*" in k["scopes"] and k["rateLimitTier"] == "standard"]
         ),
     )
-    if not projects[home]:
-        raise LayersMockError(f"the fixtures give organization {home} no project")
     foreign_projects = projects[foreign[0]] if foreign else ()
     return roles, projects[home], foreign_projects[0] if foreign_projects else None
 

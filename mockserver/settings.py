@@ -10,7 +10,13 @@ from typing import Any
 
 from .core.chaos import ChaosProfile
 from .core.clock import Clock, ClockMode
-from .core.fixtures import DEFAULT_FIXTURES, Fixtures, load_fixtures, parse_fixtures
+from .core.fixtures import (
+    DEFAULT_FIXTURES,
+    FixtureError,
+    Fixtures,
+    load_fixtures,
+    parse_fixtures,
+)
 from .core.jobs import Progression
 from .core.journal import Journal
 from .core.simulator import Simulator
@@ -54,11 +60,17 @@ def make_store(spec: str | None) -> Store:
 
 
 def fixtures_of(settings: Settings) -> Fixtures:
-    if settings.fixtures is None:
-        return load_fixtures(DEFAULT_FIXTURES)
-    if isinstance(settings.fixtures, Mapping):
-        return parse_fixtures(settings.fixtures, source="fixtures")
-    return load_fixtures(settings.fixtures)
+    """The fixtures to start from; a document of the wrong shape is a FixtureError too."""
+    source = settings.fixtures
+    try:
+        if source is None:
+            return load_fixtures(DEFAULT_FIXTURES)
+        if isinstance(source, Mapping):
+            return parse_fixtures(source, source="fixtures")
+        return load_fixtures(source)
+    except (TypeError, AttributeError) as exc:  # e.g. an entry that is a number, not a mapping
+        name = source if isinstance(source, Path) else "fixtures"
+        raise FixtureError(f"{name}: not a fixtures document ({exc})") from exc
 
 
 def make_deps(settings: Settings) -> Deps:

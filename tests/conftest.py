@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from support import Mock, make_mock
 
+pytest_plugins = ("pytester",)  # the pytest plugin is tested in fresh pytest sessions
+
 
 @pytest.fixture
 def mock() -> Iterator[Mock]:

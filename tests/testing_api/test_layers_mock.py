@@ -1,0 +1,308 @@
+"""The public testing API, as a partner's test uses it: clients, clock, state, scripting, verify."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+import layers_mock
+from layers_mock import LayersMock, LayersMockError
+
+ROOT = Path(__file__).resolve().parents[2]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[LayersMock]:
+    with LayersMock() as mock:
+        yield mock
+
+
+@pytest.fixture
+def mock(shared: LayersMock) -> LayersMock:
+    shared.reset()
+    return shared
+
+
+def create(mock: LayersMock, **kwargs: object) -> httpx.Response:
+    return mock.client().post(f"/v1/projects/{mock.project}/influencers", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_job_completes_when_the_test_moves_the_clock(mock: LayersMock) -> None:
+    api = mock.client()
+    job = create(mock, json={"gender": "female"}).json()
+    assert mock.now == START
+    assert mock.advance(59) == START + timedelta(seconds=59)
+    assert api.get(f"/v1/jobs/{job['jobId']}").json()["stage"] == "finalizing"
+    mock.advance(timedelta(seconds=1))
+    done = api.get(f"/v1/jobs/{job['jobId']}").json()
+    assert done["status"] == "completed" and done["stage"] == "finalizing"
+    assert api.get(f"/v1/influencers/{job['influencerId']}").json()["status"] == "ready"
+
+
+def test_set_clock_jumps_forward_and_never_back(mock: LayersMock) -> None:
+    assert mock.set_clock("2026-01-02T09:30:00Z") == datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
+    later = datetime(2026, 1, 2, 11, 30, 0, 250_000, tzinfo=UTC)
+    assert mock.set_clock(later) == later
+    with pytest.raises(LayersMockError, match="cannot set the clock"):
+        mock.set_clock(START)
+    with pytest.raises(LayersMockError, match="aware datetime"):
+        mock.set_clock(datetime(2027, 1, 1))  # naive: the mistake under test
+    with pytest.raises(LayersMockError, match="not an ISO-8601 instant"):
+        mock.set_clock("next tuesday")
+    with pytest.raises(LayersMockError, match="seconds"):
+        mock.advance(-1)
+    with pytest.raises(LayersMockError):
+        mock.advance(10**30)
+    assert mock.now == later
+
+
+def test_keys_act_out_their_roles(mock: LayersMock) -> None:
+    keys = mock.keys
+    assert create(mock).status_code == 202
+    job = create(mock).json()["jobId"]
+    assert (
+        mock.client("scopeless").post(f"/v1/projects/{mock.project}/influencers").status_code == 403
+    )
+    assert mock.client("no-jobs").get(f"/v1/jobs/{job}").status_code == 403
+    assert mock.client(keys.killed or "").get("/v1/whoami").status_code == 503
+    foreign = mock.client("foreign")
+    assert foreign.post(f"/v1/projects/{mock.project}/influencers").status_code == 404
+    assert foreign.post(f"/v1/projects/{mock.foreign_project}/influencers").status_code == 202
+    limited = mock.client("standard").get("/v1/whoami")
+    assert limited.headers["X-RateLimit-Limit"] == "120"
+    assert mock.projects == (mock.project,)
+    with pytest.raises(LayersMockError, match="no 'admin' key"):
+        mock.client("admin")
+
+
+def test_reset_starts_over_with_the_same_ids(mock: LayersMock) -> None:
+    first = create(mock).json()
+    mock.advance(30)
+    mock.rules.add(operation="whoami", fault="503")
+    mock.reset()
+    assert mock.now == START and mock.requests() == [] and mock.rules.list() == []
+    assert mock.client().get(f"/v1/jobs/{first['jobId']}").status_code == 404
+    assert create(mock).json() == first  # same seed, same requests: the same bytes
+    mock.reset(seed=1)
+    assert create(mock).json()["jobId"] != first["jobId"]
+    with pytest.raises(LayersMockError, match="seed"):
+        mock.reset(seed=-1)
+
+
+def test_the_journal_keeps_what_was_sent_and_answered_without_the_key(mock: LayersMock) -> None:
+    created = create(mock, json={"prompt": "barista"}, headers={"Idempotency-Key": "k1"})
+    mock.client().get("/v1/whoami", params={"x": "1"})
+    first, second = mock.requests()
+    assert (first.method, first.status, first.operation_id) == ("POST", 202, "createInfluencer")
+    assert first.request_json() == {"prompt": "barista"}
+    assert first.request_headers["idempotency-key"] == "k1"
+    assert first.request_headers["authorization"] == "Bearer lp_test_acmefull_***"
+    assert first.response_json() == created.json()
+    assert first.response_headers["location"] == created.headers["location"]
+    assert (second.path, second.query, second.request_json()) == ("/v1/whoami", "x=1", None)
+    assert mock.keys.full not in repr(mock.requests())
+    assert [str(r) for r in mock.requests("get")] == ["GET /v1/whoami?x=1 → 200"]
+
+
+def test_assert_called_counts_and_says_what_it_saw(mock: LayersMock) -> None:
+    job = create(mock).json()["jobId"]
+    for _ in range(3):
+        mock.client().get(f"/v1/jobs/{job}")
+    assert len(mock.assert_called("GET", "/v1/jobs/*", times=3)) == 3
+    mock.assert_called("POST", f"/v1/projects/{mock.project}/influencers")
+    mock.assert_not_called("DELETE", "/v1/influencers/*")
+    with pytest.raises(AssertionError) as failure:
+        mock.assert_called("GET", "/v1/jobs/*", times=2)
+    message = str(failure.value)
+    assert "expected GET /v1/jobs/* 2 time(s), it was called 3 time(s)" in message
+    assert f"GET /v1/jobs/{job} → 200" in message
+    with pytest.raises(AssertionError, match="at least once"):
+        mock.assert_called("GET", "/v1/whoami")
+
+
+def test_prefer_and_rules_script_outcomes_and_faults(mock: LayersMock) -> None:
+    assert mock.prefer(outcome="failed", stage="training") == {
+        "Prefer": "outcome=failed; stage=training"
+    }
+    job = create(mock, headers=mock.prefer(outcome="failed", stage="training")).json()
+    mock.advance(60)
+    failed = mock.client().get(f"/v1/jobs/{job['jobId']}").json()
+    assert (failed["status"], failed["stage"]) == ("failed", "training")
+    rule = mock.rules.add(operation="getJob", fault=503, count=1)
+    assert rule["remaining"] == 1 and mock.rules.list() == [rule]
+    statuses = [mock.client().get(f"/v1/jobs/{job['jobId']}").status_code for _ in range(2)]
+    assert statuses == [503, 200]
+    assert [r.injected for r in mock.requests("GET")] == [None, "rule:fault=503", None]
+    mock.rules.add(project=mock.project, outcome="canceled")
+    assert mock.rules.clear() == 1  # the counted rule expired after its one use
+    with pytest.raises(LayersMockError, match="fault"):
+        mock.rules.add(fault="418")
+    with pytest.raises(TypeError):
+        mock.prefer()
+
+
+def test_a_dropped_connection_looks_like_one_to_httpx(mock: LayersMock) -> None:
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+        mock.client().get("/v1/whoami", headers=mock.prefer(fault="drop"))
+    assert mock.client().get("/v1/whoami").status_code == 200  # the next request is served
+
+
+def wait_until_done(
+    api: httpx.Client, job_id: str, sleep: Callable[[float], object] | None = None
+) -> dict[str, str]:
+    """A partner's polling loop: every 5 seconds until the job ends, at most 30 polls.
+
+    `time.sleep` is looked up at each call, not captured as a default argument: a default
+    `sleep=time.sleep` would keep the real one and the patch would never be seen."""
+    for _ in range(30):
+        job: dict[str, str] = api.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] != "running":
+            return job
+        (sleep or time.sleep)(5)
+    raise AssertionError("the job never finished")
+
+
+def test_injected_sleep_runs_a_polling_loop_on_the_mock_clock(mock: LayersMock) -> None:
+    job = create(mock).json()["jobId"]
+    assert wait_until_done(mock.client(), job, sleep=mock.sleep)["status"] == "completed"
+    assert mock.now == START + timedelta(seconds=60)
+    mock.assert_called("GET", f"/v1/jobs/{job}", times=13)
+    with pytest.raises(ValueError, match="non-negative"):
+        mock.sleep(-1)
+
+
+def test_time_sleep_patched_with_the_mock_sleep(
+    mock: LayersMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "sleep", mock.sleep)
+    job = create(mock).json()["jobId"]
+    assert wait_until_done(mock.client(), job)["status"] == "completed"  # calls time.sleep(5)
+    assert mock.now == START + timedelta(seconds=60)
+
+
+def test_async_code_uses_the_async_client_and_awaits_the_sleep(mock: LayersMock) -> None:
+    async def partner_code() -> dict[str, str]:
+        async with mock.async_client() as api:
+            response = await api.post(f"/v1/projects/{mock.project}/influencers", json={})
+            job_id = response.json()["jobId"]
+            while (job := (await api.get(f"/v1/jobs/{job_id}")).json())["status"] == "running":
+                await mock.sleep(20)
+            mock.advance(1)  # a synchronous call from inside a running loop works too
+            return job
+
+    assert asyncio.run(partner_code())["status"] == "completed"
+    assert mock.now == START + timedelta(seconds=61)
+
+
+def test_a_wall_clock_mock_really_sleeps_and_moves_by_itself() -> None:
+    with LayersMock(clock="wall", speed=1000) as mock:
+        before = mock.now
+        mock.sleep(0.01)  # 10 real ms, 10 mock seconds at speed 1000
+        assert mock.now >= before + timedelta(seconds=10)
+
+
+def test_serve_puts_the_same_mock_on_a_real_port(mock: LayersMock) -> None:
+    curl = shutil.which("curl")
+    assert curl, "curl is needed to show a non-Python client"
+    with mock.serve() as served:
+        assert served is mock and mock.base_url.startswith("http://127.0.0.1:")
+        out = subprocess.run(
+            [
+                curl,
+                "-s",
+                "-X",
+                "POST",
+                f"{mock.base_url}/v1/projects/{mock.project}/influencers",
+                "-H",
+                f"Authorization: Bearer {mock.keys.full}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        job = httpx.Response(200, content=out).json()["jobId"]
+        mock.advance(60)  # steered from the test while the server runs
+        over_socket = mock.client().get(f"/v1/jobs/{job}")  # a real socket now
+        assert over_socket.json()["status"] == "completed"
+        assert mock.transport and mock.client(transport=mock.transport)
+        mock.assert_called("POST", "/v1/projects/*/influencers", times=1)
+        assert mock.requests()[0].request_headers["user-agent"].startswith("curl/")
+        with pytest.raises(RuntimeError, match="already being served"), mock.serve():
+            pass
+    assert mock.base_url == "http://layers-mock.test"
+    assert mock.client().get(f"/v1/jobs/{job}").status_code == 200  # in-process again
+
+
+def test_serve_on_a_taken_port_is_a_clear_error(mock: LayersMock) -> None:
+    with mock.serve() as served:
+        port = int(served.base_url.rsplit(":", 1)[1])
+        with (
+            LayersMock() as other,
+            pytest.raises(LayersMockError, match="cannot listen"),
+            other.serve(port=port),
+        ):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**64}, "seed"),
+        ({"seed": True}, "seed"),
+        ({"clock": "sundial"}, "clock"),
+        ({"progression": "leaps"}, "progression"),
+        ({"speed": 0}, "speed"),
+        ({"speed": float("nan")}, "speed"),
+        ({"fixtures": "no/such/file.yaml"}, "No such file"),
+        ({"fixtures": {"organizations": [1]}}, "not a fixtures document"),
+        ({"fixtures": {"orgs": []}}, "organizations"),
+        ({"fixtures": {"organizations": []}}, "no usable"),
+    ],
+)
+def test_bad_options_are_a_clear_error(options: dict[str, object], message: str) -> None:
+    with pytest.raises(LayersMockError, match=message):
+        LayersMock(**options)  # type: ignore[arg-type]
+
+
+def test_custom_fixtures_give_their_own_keys_and_projects() -> None:
+    document = {
+        "organizations": [
+            {
+                "organizationId": "org_1",
+                "name": "Solo",
+                "keys": [{"key": "lp_test_solo_S3cr3t", "apiKeyId": "key_1", "scopes": ["*"]}],
+            }
+        ]
+    }
+    with LayersMock(fixtures=document) as mock:
+        assert mock.keys.full == "lp_test_solo_S3cr3t" and mock.keys.foreign is None
+        assert mock.client().get("/v1/whoami").json()["organizationId"] == "org_1"
+        with pytest.raises(LayersMockError, match="no project"):
+            _ = mock.project
+
+
+def test_the_public_module_reaches_no_internals_and_nothing_internal_imports_it() -> None:
+    imported: set[str] = set()
+    for path in (ROOT / "layers_mock").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module)
+    assert {m for m in imported if m.startswith("mockserver")} == {
+        "mockserver",
+        "mockserver.settings",
+    }
+    for path in (ROOT / "mockserver").rglob("*.py"):
+        assert "layers_mock" not in path.read_text(), path
+    assert set(layers_mock.__all__) >= {"LayersMock", "LayersMockError", "Recorded", "Keys"}
