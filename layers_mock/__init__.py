@@ -48,7 +48,8 @@ Time (the mock's, never the wall's):
 
 State:
   `mock.reset(seed=None)`  back to the start: fixtures reloaded, clock at its start, journal and
-  rules empty (`seed`: a new seed; default: the one it was created with).
+  rules empty (`seed`: a new seed; default: the one it was created with). `mock.seed` is the
+  seed in force.
   `mock.keys`  by role: `full` (every scope), `scopeless` (no influencers:write), `no_jobs` (no
   jobs:read), `killed` (503 KILL_SWITCH), `foreign` (another organization), `standard` (every
   scope on the standard tier, to rehearse 429s); None where the fixtures have no such key.
@@ -277,7 +278,8 @@ class LayersMock:
             self._app = make_app(settings)
         except ValueError as exc:  # fixtures that cannot be loaded, among others
             raise LayersMockError(str(exc)) from exc
-        self.seed = seed
+        self.seed = seed  # the seed in force: `reset(seed=...)` changes it
+        self._first_seed = seed
         self.clock = clock
         self.progression = progression
         self._runner = Runner()
@@ -468,9 +470,10 @@ class LayersMock:
 
     def reset(self, seed: int | None = None) -> None:
         """Back to the start: fixtures reloaded, clock at its start, journal and rules empty."""
-        seed = self.seed if seed is None else seed
+        seed = self._first_seed if seed is None else seed
         _check_seed(seed)
         self._control("POST", "/_mock/reset", {"seed": seed})
+        self.seed = seed
 
     # -- outcomes and faults
 

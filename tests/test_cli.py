@@ -10,7 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mockserver.cli import main
+from mockserver import __version__, cli
+from mockserver.cli import banner, main
+from mockserver.settings import Settings
+
+PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"
 
 
 def start(*flags: str) -> subprocess.Popen[str]:
@@ -61,3 +65,104 @@ def test_bad_fixture_file_is_a_clear_usage_error(
 def test_bad_state_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--state", "postgres://x", "--port", "0"]) == 2
     assert "--state must be memory or sqlite:PATH" in capsys.readouterr().err
+
+
+def test_version_and_help_show_defaults_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out == f"layers-mock {__version__}\n"
+    for command, default in (("serve", "(default: 4010)"), ("conform", "(default: 600.0)")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert default in text and "examples:\n  layers-mock " + command in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["serve", "--port", "70000"], "argument --port: '70000' is not a port"),
+        (["serve", "--port", "-1"], "is not a port"),
+        (["serve", "--port", "http"], "is not a port"),
+        (["serve", "--seed", "-3"], "is not a seed"),
+        (["serve", "--seed", str(2**64)], "is not a seed"),
+        (["serve", "--speed", "0"], "is not a speed"),
+        (["serve", "--speed", "inf"], "is not a speed"),
+        (["serve", "--clock", "sundial"], "invalid choice: 'sundial'"),
+        (["serve", "--bogus"], "unrecognized arguments: --bogus"),
+        (["conform", "--examples", "many"], "invalid int value"),
+        (["launch"], "invalid choice: 'launch'"),
+        ([], "the following arguments are required"),
+    ],
+)
+def test_a_bad_flag_is_one_clear_line_and_exit_2(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.count("\n") == 1 and says in err and "--help" in err, err
+
+
+def test_an_unusable_state_file_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--port", "0", "--state", f"sqlite:{tmp_path}/no/such/dir.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("layers-mock: --state sqlite:") and err.count("\n") == 1
+
+
+def test_a_fixture_file_of_the_wrong_shape_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("organizations: [1, 2]\n")
+    assert main(["serve", "--fixtures", str(odd), "--port", "0"]) == 2
+    assert "not a fixtures document" in capsys.readouterr().err
+
+
+def test_conform_without_its_engines_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "conform_engines_missing", lambda: True)
+    assert main(["conform", "--list"]) == 2
+    assert capsys.readouterr().err == f"{cli.CONFORM_EXTRA}\n"
+
+
+def test_the_banner_shows_speed_only_on_a_wall_clock() -> None:
+    keys = [("lp_test_x_y", "org", "*")]
+    virtual = banner(Settings(clock="virtual", speed=60), keys, None)
+    wall = banner(Settings(clock="wall", speed=60), keys, None)
+    assert "clock virtual ·" in virtual and "speed" not in virtual
+    assert "clock wall (speed 60) ·" in wall
+    assert "fixtures default (shipped with layers-mock)" in wall
+
+
+def test_log_requests_prints_a_line_per_request_and_the_journal_keeps_bodies() -> None:
+    process = start("--clock", "virtual", "--log-requests", "--journal-bodies", "--strict")
+    try:
+        assert process.stdout is not None
+        base = process.stdout.readline().split()[-1]
+        while "barista energy" not in process.stdout.readline():  # the banner ends with a curl
+            pass
+        auth = {"Authorization": "Bearer lp_test_acmefull_Zx81Qm4TnR7vKp2W"}
+        created = httpx.post(
+            f"{base}/v1/projects/{PROJECT}/influencers", headers=auth, json={"prompt": "hi"}
+        )
+        httpx.get(f"{base}/v1/whoami", headers={**auth, "Prefer": "fault=503"})
+        httpx.get(f"{base}/nowhere?x=1")
+        journal = httpx.get(f"{base}/_mock/requests").json()["items"]
+        lines = [process.stdout.readline() for _ in range(4)]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    request_id = created.headers["x-request-id"]
+    assert lines[0].startswith("2026-01-01T00:00:00.000Z  202  POST /v1/projects/")
+    assert request_id in lines[0] and " ms  " in lines[0]
+    assert "  503  GET /v1/whoami  " in lines[1] and lines[1].rstrip().endswith("fault=503")
+    assert "  404  GET /nowhere?x=1  " in lines[2]
+    assert "  200  GET /_mock/requests  " in lines[3]
+    assert journal[1]["request"]["body"] == '{"prompt":"hi"}'
+    assert journal[1]["request"]["headers"]["authorization"] == "Bearer lp_test_acmefull_***"
+    assert journal[1]["response"]["headers"]["x-request-id"] == request_id

@@ -74,7 +74,7 @@ def test_the_marker_sets_seed_clock_and_progression(pytester: pytest.Pytester) -
 
         @pytest.mark.layers_mock(seed=3)
         def test_another_seed(layers_mock):
-            assert layers_mock.seed == 0  # the shared mock, reset with the marker's seed
+            assert layers_mock.seed == 3  # the session's mock, reset with the marker's seed
             assert first_job(layers_mock)["jobId"] != "job_01KDVDNA00AXST9X6Z27ZCYT55"
 
         @pytest.mark.layers_mock(progression="poll")

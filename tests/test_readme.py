@@ -1,0 +1,44 @@
+"""The README's "Use it in your tests" examples run as written, so they cannot rot.
+
+Blocks with test functions run as a partner's test file in a fresh pytest session (pytester);
+the others run as a script.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def examples() -> list[str]:
+    text = README.read_text()
+    section = text[text.index("## Use it in your tests") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_the_section_shows_fixture_sleep_and_a_served_mock() -> None:
+    blocks = examples()
+    assert len(blocks) == 3
+    joined = "\n".join(blocks)
+    for shown in ("layers_mock.advance", "sleep=layers_mock.sleep", "monkeypatch.setattr(time",
+                  "mock.serve()", "\"curl\""):  # fmt: skip
+        assert shown in joined
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_pytest_examples_pass(pytester: pytest.Pytester, index: int) -> None:
+    block = examples()[index]
+    pytester.makepyfile(test_readme_example=block)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=block.count("\ndef test_") + block.startswith("def test_"))
+
+
+def test_the_script_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(examples()[2], str(README), "exec"), {"__name__": "__readme__"})
+    job_id, authorization = capsys.readouterr().out.split(maxsplit=1)
+    assert job_id.startswith("job_") and authorization.strip() == "Bearer lp_test_acmefull_***"
