@@ -21,6 +21,7 @@ import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from .clock import format_ms
@@ -88,8 +89,8 @@ class JournalEntry:
     apiKeyId: str | None
     operationId: str | None
     injected: str | None
-    request: Message | None = None
-    response: Message | None = None  # None also when nothing was sent (a dropped connection)
+    request: tuple[Any, ...] | None = None  # Message fields; None when bodies are not kept
+    response: tuple[Any, ...] | None = None  # None also when nothing was sent (a drop)
     size: int = 0  # accounted bytes
 
 
@@ -107,19 +108,19 @@ def _public(entry: JournalEntry) -> dict[str, Any]:
         "injected": entry.injected,
     }
     if entry.request is not None:
-        fields["request"] = entry.request.public()
-        fields["response"] = entry.response.public() if entry.response is not None else None
+        fields["request"] = Message(*entry.request).public()
+        fields["response"] = Message(*entry.response).public() if entry.response else None
     return fields
 
 
-def _message(headers: RawHeaders, body: bytes | None) -> tuple[Message, int]:
+def _message(headers: RawHeaders, body: bytes | None) -> tuple[tuple[Any, ...], int]:
+    """(headers, body, truncated) as a plain tuple (a Message only when read), and its size."""
     body = body or b""
-    truncated = len(body) > MAX_BODY_BYTES
     # A copy, sized to fit: the bytes orjson hands over keep its 4 KiB buffer (tracemalloc
     # saw 4 KiB held per 300-byte job envelope), which would make the byte bound a fiction.
-    body = memoryview(body)[:MAX_BODY_BYTES].tobytes()
-    size = len(body) + sum(len(n) + len(v) + HEADER_OVERHEAD for n, v in headers)
-    return Message(headers, body, truncated), size
+    kept = memoryview(body)[:MAX_BODY_BYTES].tobytes()
+    size = len(kept) + HEADER_OVERHEAD * len(headers) + sum(map(len, chain.from_iterable(headers)))
+    return (headers, kept, len(body) > MAX_BODY_BYTES), size
 
 
 class Journal:
