@@ -35,6 +35,8 @@ A real server, for clients that are not Python or not httpx (a Node SDK, curl, r
         mock.assert_called("POST", "/v1/projects/*/influencers", times=1)
 
 While served, everything below keeps working from the test and steers the same mock.
+`serve()` and the steering methods need nothing but the base install; only `transport`,
+`client()` and their async twins need httpx (the `pytest` extra).
 
 Time (the mock's, never the wall's):
   `mock.advance(seconds)`  move forward (a float or a timedelta); `mock.set_clock(instant)`
@@ -69,7 +71,8 @@ Outcomes and faults:
 Verification (in the spirit of WireMock's `verify`):
   `mock.requests(method=None, path=None)`  what the mock answered, oldest first, each a
   `Recorded` with the request's and the response's headers and bodies (key secrets shown as
-  `***`); `path` is exact or a glob (`/v1/jobs/*`).
+  `***`); `path` is exact or a glob (`/v1/jobs/*`). The journal keeps the last 1,000 requests
+  (and at most 4 MiB of them; a body is cut at 16 KiB): plenty for a test, reset with it.
   `mock.assert_called(method, path, times=None)`  at least once, or exactly `times`; the
   failure lists what the mock did see. `mock.assert_not_called(method, path)`.
 
@@ -84,6 +87,8 @@ rebuilt, so a test costs microseconds of set-up::
 
     @pytest.mark.layers_mock(seed=3, clock="virtual", progression="poll")
     def test_polling(layers_mock): ...
+
+(`pytest -p no:layers_mock` turns the plugin off.)
 
 Errors the control plane refuses (a clock moved backwards, a bad rule) raise `LayersMockError`
 (a ValueError) with the mock's message.

@@ -42,3 +42,17 @@ def test_the_script_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(examples()[2], str(README), "exec"), {"__name__": "__readme__"})
     job_id, authorization = capsys.readouterr().out.split(maxsplit=1)
     assert job_id.startswith("job_") and authorization.strip() == "Bearer lp_test_acmefull_***"
+
+
+def test_the_first_example_of_the_testing_manual_runs() -> None:
+    """The manual is the module docstring of layers_mock; its first example must hold too."""
+    import layers_mock
+
+    manual = layers_mock.__doc__ or ""
+    start = manual.index("says so::\n") + len("says so::\n")
+    lines = []
+    for line in manual[start:].splitlines()[1:]:
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    exec(compile("\n".join(lines), "layers_mock.__doc__", "exec"), {})

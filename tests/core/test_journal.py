@@ -121,3 +121,14 @@ def test_dropped_connection_has_no_response() -> None:
 def test_redact_keeps_the_key_id_and_hides_only_secrets() -> None:
     assert redact(f"a {KEY} b lp_live_x_y") == "a lp_test_acmefull_*** b lp_live_x_***"
     assert redact("prj_254a4ce1 inf_x job_01") == "prj_254a4ce1 inf_x job_01"
+
+
+def test_bodies_that_are_not_utf8_and_keys_in_any_header_are_shown_safely() -> None:
+    journal = Journal(bodies=True)
+    journal.add(
+        0, "POST", "/v1/whoami", "", 422, "r", "k", "whoami", None,
+        ([(b"x-note", f"sent with {KEY}".encode()), (b"x-bin", b"\xff")], b"\xff\xfe{", [], b""),
+    )  # fmt: skip
+    request = newest(journal)["request"]
+    assert request["body"] == "\ufffd\ufffd{"
+    assert request["headers"] == {"x-note": "sent with lp_test_acmefull_***", "x-bin": "\xff"}
