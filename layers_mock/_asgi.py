@@ -103,7 +103,7 @@ async def call_app(
         "root_path": "",
         "headers": headers,
         "server": (HOST, 80),
-        "client": ("127.0.0.1", 0),
+        "client": None,  # no socket: nothing for a `drop` fault to look for
     }
     delivered = False
     status = 0
