@@ -116,7 +116,14 @@ import orjson
 from mockserver import __version__
 from mockserver.settings import Settings, make_app
 
-from ._asgi import Runner, async_transport, call_app, running_loop, sync_transport
+from ._asgi import (
+    Runner,
+    async_transport,
+    call_app,
+    require_httpx,
+    running_loop,
+    sync_transport,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -354,6 +361,7 @@ class LayersMock:
     def client(self, key: str = "full", **kwargs: Any) -> httpx.Client:
         """An httpx.Client with `Authorization: Bearer <key>` and `base_url` set; `key` is a role
         of `keys` or a key. In-process it uses `transport`; while served, the socket."""
+        require_httpx()
         import httpx
 
         headers = {"Authorization": f"Bearer {self._key(key)}", **kwargs.pop("headers", {})}
@@ -363,6 +371,7 @@ class LayersMock:
 
     def async_client(self, key: str = "full", **kwargs: Any) -> httpx.AsyncClient:
         """`client()` for asyncio code."""
+        require_httpx()
         import httpx
 
         headers = {"Authorization": f"Bearer {self._key(key)}", **kwargs.pop("headers", {})}

@@ -12,6 +12,7 @@ control plane uses it too, so steering the mock needs no HTTP client at all.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 import weakref
 from collections.abc import Coroutine
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 HOST = "layers-mock.test"
+NEEDS_HTTPX = "the httpx clients of LayersMock need httpx: pip install 'layers-mock[pytest]'"
 RawHeaders = list[tuple[bytes, bytes]]
 
 
@@ -67,6 +69,12 @@ class Runner:
     def close(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.close()
+
+
+def require_httpx() -> None:
+    """An ImportError that says which extra brings httpx, when it is missing."""
+    if importlib.util.find_spec("httpx") is None:
+        raise ImportError(NEEDS_HTTPX)
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -155,6 +163,7 @@ async def _exchange(app: Any, request: httpx.Request, body: bytes) -> httpx.Resp
 
 
 def sync_transport(app: Any, runner: Runner) -> httpx.BaseTransport:
+    require_httpx()
     import httpx
 
     class Transport(httpx.BaseTransport):
@@ -168,6 +177,7 @@ def sync_transport(app: Any, runner: Runner) -> httpx.BaseTransport:
 
 
 def async_transport(app: Any, runner: Runner) -> httpx.AsyncBaseTransport:
+    require_httpx()
     import httpx
 
     class AsyncTransport(httpx.AsyncBaseTransport):

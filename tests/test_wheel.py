@@ -165,6 +165,24 @@ def test_the_base_install_serves_from_outside_the_checkout(base: WheelEnv) -> No
     assert server.returncode == 0 and "Traceback" not in stderr
 
 
+def test_the_testing_api_without_its_extra_steers_and_names_the_extra(base: WheelEnv) -> None:
+    assert not base.extras, "the base-install tests must run before the extras are installed"
+    script = """
+from layers_mock import LayersMock
+mock = LayersMock()
+print(mock.advance(60).isoformat())
+try:
+    mock.client()
+except ImportError as exc:
+    print(exc)
+"""
+    done = base.run(base.bin / "python", "-c", script)
+    assert done.stdout == (
+        "2026-01-01T00:01:00+00:00\n"
+        "the httpx clients of LayersMock need httpx: pip install 'layers-mock[pytest]'\n"
+    )
+
+
 def test_conform_without_its_extra_names_the_extra(base: WheelEnv) -> None:
     assert not base.extras, "the base-install tests must run before the extras are installed"
     done = base.run(base.bin / "layers-mock", "conform", check=False)
