@@ -4,7 +4,8 @@ Nothing here is public: `layers_mock.LayersMock` is the interface.
 
 Why not `httpx.ASGITransport`: on every request it tries `import sniffio` to detect trio, and
 without sniffio installed (httpx no longer depends on it) that failed import scans sys.path
-each time: measured, it was a third of an in-process request. `call_app` below is the same
+each time. Measured through `httpx.Client` on this 2-core machine while busy: a whoami took
+1.44 ms with it and 1.04 ms with this module, the same share every round. `call_app` is the same
 exchange (one scope, the body in one message, the answer collected) without it, and the
 control plane uses it too, so steering the mock needs no HTTP client at all.
 """
