@@ -35,8 +35,8 @@ A real server, for clients that are not Python or not httpx (a Node SDK, curl, r
         mock.assert_called("POST", "/v1/projects/*/influencers", times=1)
 
 While served, everything below keeps working from the test and steers the same mock.
-`serve()` and the steering methods need nothing but the base install; only `transport`,
-`client()` and their async twins need httpx (the `pytest` extra).
+The steering methods need nothing but the base install; `serve()` needs uvicorn and the httpx
+clients need httpx, both in the `pytest` extra.
 
 Time (the mock's, never the wall's):
   `mock.advance(seconds)`  move forward (a float or a timedelta); `mock.set_clock(instant)`
@@ -77,7 +77,7 @@ Verification (in the spirit of WireMock's `verify`):
   failure lists what the mock did see. `mock.assert_not_called(method, path)`.
 
 The pytest plugin (installed with the package) gives each test a fresh mock, reset rather than
-rebuilt, so a test costs microseconds of set-up::
+rebuilt, so a test's set-up costs a fraction of a millisecond::
 
     def test_ready(layers_mock):                       # in-process
         ...
