@@ -118,6 +118,20 @@ def roundtrip_us(n: int = 2_000, strict: bool = True) -> float:
     return best * 1e6
 
 
+def reset_us(n: int = 500) -> float:
+    """What the pytest plugin pays per test: one reset of the session's mock."""
+    sys.path.insert(0, str(ROOT))
+    from layers_mock import LayersMock
+
+    with LayersMock() as mock:
+        for _ in range(50):
+            mock.reset()
+        started = time.perf_counter()
+        for _ in range(n):
+            mock.reset()
+        return (time.perf_counter() - started) / n * 1e6
+
+
 def app_roundtrip_us(n: int = 2_000) -> float:
     """The same round trip straight into the ASGI app inside one event-loop run: what the mock
     itself costs, without httpx and without entering the loop three times."""
@@ -207,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             results["roundtrip_us"] = round(roundtrip_us(), 1)
             results["roundtrip_not_strict_us"] = round(roundtrip_us(strict=False), 1)
             results["roundtrip_app_only_us"] = round(app_roundtrip_us(), 1)
+            results["reset_us"] = round(reset_us(), 1)
     print(json.dumps(results, indent=2))
     return 0
 
