@@ -98,14 +98,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import math
 import os
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Generator, Iterator, Mapping
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -124,6 +122,17 @@ from ._asgi import (
     running_loop,
     sync_transport,
 )
+from ._views import (
+    Keys,
+    LayersMockError,
+    Recorded,
+    Rules,
+    error_text,
+    matches,
+    parse_instant,
+    recorded_from,
+    roles_of,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -137,62 +146,6 @@ _real_sleep = time.sleep  # captured before anyone patches time.sleep with Layer
 _real_async_sleep = asyncio.sleep
 
 
-class LayersMockError(ValueError):
-    """The mock refused a control-plane call (or its set-up); the message is the mock's."""
-
-
-@dataclass(frozen=True, slots=True)
-class Keys:
-    """API keys of the fixtures, by role; None where the fixtures have no such key."""
-
-    full: str
-    scopeless: str | None = None
-    no_jobs: str | None = None
-    killed: str | None = None
-    foreign: str | None = None
-    standard: str | None = None
-
-    def get(self, role: str) -> str | None:
-        """The key of a role by name (`"no-jobs"` and `"no_jobs"` both work), or None."""
-        name = role.replace("-", "_")
-        return getattr(self, name) if name in ROLES else None
-
-
-ROLES = tuple(f.name for f in fields(Keys))
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One request the mock answered, as its journal kept it (oldest first in `requests()`)."""
-
-    sequence: int
-    at: datetime
-    method: str
-    path: str
-    query: str
-    status: int
-    request_id: str
-    api_key_id: str | None
-    operation_id: str | None
-    injected: str | None
-    request_headers: Mapping[str, str]
-    request_body: str
-    response_headers: Mapping[str, str]
-    response_body: str | None  # None when nothing was sent (a dropped connection)
-
-    def request_json(self) -> Any:
-        """The request body parsed, or None when it was empty."""
-        return orjson.loads(self.request_body) if self.request_body.strip() else None
-
-    def response_json(self) -> Any:
-        """The response body parsed, or None when there was none."""
-        return orjson.loads(self.response_body) if self.response_body else None
-
-    def __str__(self) -> str:
-        query = f"?{self.query}" if self.query else ""
-        return f"{self.method} {self.path}{query} → {self.status or 'dropped'}"
-
-
 class _Slept:
     """What `sleep` returns: nothing to a synchronous caller, and to `await` one turn of the
     event loop, as `asyncio.sleep(0)` gives (the clock already moved when `sleep` was called)."""
@@ -201,64 +154,6 @@ class _Slept:
 
     def __await__(self) -> Generator[None, None, None]:
         yield
-
-
-class Rules:
-    """Fault and outcome rules on requests your code sends itself (`/_mock/rules`)."""
-
-    def __init__(self, mock: LayersMock) -> None:
-        self._mock = mock
-
-    def add(
-        self,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        operation: str | None = None,
-        project: str | None = None,
-        organization: str | None = None,
-        fault: str | int | None = None,
-        latency_ms: int | None = None,
-        outcome: str | None = None,
-        stage: str | None = None,
-        progression: str | None = None,
-        count: int | None = None,
-        probability: float | None = None,
-    ) -> dict[str, Any]:
-        """Add a rule; returns it as stored (with its `ruleId` and `remaining`)."""
-        match = {
-            "method": method,
-            "path": path,
-            "operationId": operation,
-            "projectId": project,
-            "organizationId": organization,
-        }
-        effects = {
-            "fault": None if fault is None else str(fault),
-            "latencyMs": latency_ms,
-            "outcome": outcome,
-            "stage": stage,
-            "progression": progression,
-            "count": count,
-            "probability": probability,
-        }
-        body = {
-            "match": {k: v for k, v in match.items() if v is not None},
-            **{k: v for k, v in effects.items() if v is not None},
-        }
-        rule: dict[str, Any] = self._mock._control("POST", "/_mock/rules", body)
-        return rule
-
-    def list(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self._mock._control("GET", "/_mock/rules")["items"]
-        return items
-
-    def delete(self, rule_id: str) -> None:
-        self._mock._control("DELETE", f"/_mock/rules/{rule_id}")
-
-    def clear(self) -> int:
-        deleted: int = self._mock._control("DELETE", "/_mock/rules")["deleted"]
-        return deleted
 
 
 class LayersMock:
@@ -299,8 +194,8 @@ class LayersMock:
         self._served: tuple[Any, threading.Thread, socket.socket] | None = None
         self._transport: httpx.BaseTransport | None = None
         self._async_transport: httpx.AsyncBaseTransport | None = None
-        self.rules = Rules(self)
-        self.keys, self.projects, self.foreign_project = _roles(
+        self.rules = Rules(self._control)
+        self.keys, self.projects, self.foreign_project = roles_of(
             self._control("GET", "/_mock/fixtures")
         )
 
@@ -440,27 +335,29 @@ class LayersMock:
     @property
     def now(self) -> datetime:
         """The mock's current time (UTC)."""
-        return _instant(self._control("GET", "/_mock/clock")["now"])
+        return parse_instant(self._control("GET", "/_mock/clock")["now"])
 
     def advance(self, seconds: float | timedelta) -> datetime:
         """Move the mock clock forward; returns the new time. Never backwards (LayersMockError)."""
         if isinstance(seconds, timedelta):
             seconds = seconds.total_seconds()
-        return _instant(self._control("POST", "/_mock/clock/advance", {"seconds": seconds})["now"])
+        return parse_instant(
+            self._control("POST", "/_mock/clock/advance", {"seconds": seconds})["now"]
+        )
 
     def set_clock(self, instant: datetime | str) -> datetime:
         """Jump to `instant`: an aware datetime, or ISO-8601 text with an offset or `Z`
         (`"2026-01-02T09:00:00Z"`). Never backwards (LayersMockError)."""
         if isinstance(instant, str):
             try:
-                instant = _instant(instant)
+                instant = parse_instant(instant)
             except ValueError:
                 raise LayersMockError(f"{instant!r} is not an ISO-8601 instant") from None
         if not isinstance(instant, datetime) or instant.tzinfo is None:
             raise LayersMockError("set_clock needs an aware datetime or ISO-8601 with an offset")
         utc = instant.astimezone(UTC)
         wire = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-        return _instant(self._control("POST", "/_mock/clock/set", {"now": wire})["now"])
+        return parse_instant(self._control("POST", "/_mock/clock/set", {"now": wire})["now"])
 
     def sleep(self, seconds: float) -> Awaitable[None]:
         """A drop-in for time.sleep and asyncio.sleep: on a virtual clock it advances the mock
@@ -521,8 +418,8 @@ class LayersMock:
         `method` is case-insensitive; `path` is exact or a glob (`*` matches any characters)."""
         query = urlencode({"limit": JOURNAL_LIMIT})
         items = self._control("GET", "/_mock/requests", query=query)["items"]
-        recorded = [_recorded(item) for item in reversed(items)]
-        return [r for r in recorded if _matches(r, method, path)]
+        recorded = [recorded_from(item) for item in reversed(items)]
+        return [r for r in recorded if matches(r, method, path)]
 
     def assert_called(self, method: str, path: str, *, times: int | None = None) -> list[Recorded]:
         """Assert the mock answered `method path` at least once, or exactly `times` times."""
@@ -552,7 +449,7 @@ class LayersMock:
         status, _, raw = self._runner.run(call)
         answer = orjson.loads(raw) if raw else None
         if status >= 400:
-            raise LayersMockError(_error_text(answer, status))
+            raise LayersMockError(error_text(answer, status))
         return answer
 
 
@@ -569,84 +466,3 @@ def _check_options(seed: Any, clock: Any, progression: Any, speed: Any) -> None:
         raise LayersMockError(f"progression must be 'time' or 'poll', not {progression!r}")
     if not isinstance(speed, int | float) or not (math.isfinite(speed) and speed > 0):
         raise LayersMockError(f"speed must be a positive number, not {speed!r}")
-
-
-def _error_text(answer: Any, status: int) -> str:
-    error = answer.get("error", {}) if isinstance(answer, dict) else {}
-    message = str(error.get("message", f"the mock answered {status}"))
-    details = error.get("details") or {}
-    problems = [*details.get("formErrors", [])]
-    problems += [f"{k}: {'; '.join(v)}" for k, v in details.get("fieldErrors", {}).items()]
-    return f"{message} {' '.join(problems)}".strip()
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _roles(document: Mapping[str, Any]) -> tuple[Keys, tuple[str, ...], str | None]:
-    """Keys by role and projects, from what /_mock/fixtures lists (see `Keys`)."""
-    keys = [
-        (org["organizationId"], key) for org in document["organizations"] for key in org["keys"]
-    ]
-    usable = [(org, k) for org, k in keys if not k["killed"]]
-    if not usable:
-        raise LayersMockError("the fixtures have no usable (not killed) key")
-    everything = [(org, k) for org, k in usable if "*" in k["scopes"]]
-    # the full key: every scope, preferring the unlimited tier so tests never meet a 429
-    ranked = sorted(everything or usable, key=lambda ok: ok[1]["rateLimitTier"] != "unlimited")
-    home, full = ranked[0]
-    mine = [k for org, k in usable if org == home]
-
-    def first(keys_: list[dict[str, Any]]) -> str | None:
-        return keys_[0]["key"] if keys_ else None
-
-    def lacks(scope: str) -> list[dict[str, Any]]:
-        return [k for k in mine if scope not in k["scopes"] and "*" not in k["scopes"]]
-
-    projects = {
-        org["organizationId"]: tuple(p["projectId"] for p in org["projects"])
-        for org in document["organizations"]
-    }
-    foreign = next(((org, k) for org, k in everything if org != home), None)
-    roles = Keys(
-        full=full["key"],
-        scopeless=first(lacks("influencers:write")),
-        no_jobs=first([k for k in lacks("jobs:read") if "influencers:write" in k["scopes"]]),
-        killed=first([k for org, k in keys if org == home and k["killed"]]),
-        foreign=foreign[1]["key"] if foreign else None,
-        standard=first(
-            [k for k in mine if "*" in k["scopes"] and k["rateLimitTier"] == "standard"]
-        ),
-    )
-    foreign_projects = projects[foreign[0]] if foreign else ()
-    return roles, projects[home], foreign_projects[0] if foreign_projects else None
-
-
-def _recorded(item: Mapping[str, Any]) -> Recorded:
-    request = item.get("request") or {"headers": {}, "body": ""}
-    response = item.get("response")
-    return Recorded(
-        sequence=item["sequence"],
-        at=_instant(item["at"]),
-        method=item["method"],
-        path=item["path"],
-        query=item["query"],
-        status=item["status"],
-        request_id=item["requestId"],
-        api_key_id=item["apiKeyId"],
-        operation_id=item["operationId"],
-        injected=item["injected"],
-        request_headers=request["headers"],
-        request_body=request["body"],
-        response_headers=response["headers"] if response else {},
-        response_body=response["body"] if response else None,
-    )
-
-
-def _matches(recorded: Recorded, method: str | None, path: str | None) -> bool:
-    if method is not None and recorded.method != method.upper():
-        return False
-    if path is None:
-        return True
-    return fnmatch.fnmatchcase(recorded.path, path) if "*" in path else recorded.path == path

@@ -1,0 +1,215 @@
+"""What the testing API hands back, read from the control plane: keys by role, recorded
+requests, rules; and its one error type. Private: everything here is re-exported by
+`layers_mock`, where partners import it from.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+Control = Callable[..., Any]  # LayersMock._control: (method, path, body=None, query="") -> JSON
+
+
+class LayersMockError(ValueError):
+    """The mock refused a control-plane call (or its set-up); the message is the mock's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """API keys of the fixtures, by role; None where the fixtures have no such key."""
+
+    full: str
+    scopeless: str | None = None
+    no_jobs: str | None = None
+    killed: str | None = None
+    foreign: str | None = None
+    standard: str | None = None
+
+    def get(self, role: str) -> str | None:
+        """The key of a role by name (`"no-jobs"` and `"no_jobs"` both work), or None."""
+        name = role.replace("-", "_")
+        return getattr(self, name) if name in ROLES else None
+
+
+ROLES = tuple(f.name for f in fields(Keys))
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One request the mock answered, as its journal kept it (oldest first in `requests()`)."""
+
+    sequence: int
+    at: datetime
+    method: str
+    path: str
+    query: str
+    status: int
+    request_id: str
+    api_key_id: str | None
+    operation_id: str | None
+    injected: str | None
+    request_headers: Mapping[str, str]
+    request_body: str
+    response_headers: Mapping[str, str]
+    response_body: str | None  # None when nothing was sent (a dropped connection)
+
+    def request_json(self) -> Any:
+        """The request body parsed, or None when it was empty."""
+        return orjson.loads(self.request_body) if self.request_body.strip() else None
+
+    def response_json(self) -> Any:
+        """The response body parsed, or None when there was none."""
+        return orjson.loads(self.response_body) if self.response_body else None
+
+    def __str__(self) -> str:
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.method} {self.path}{query} → {self.status or 'dropped'}"
+
+
+class Rules:
+    """Fault and outcome rules on requests your code sends itself (`/_mock/rules`)."""
+
+    def __init__(self, control: Control) -> None:
+        self._control = control
+
+    def add(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        operation: str | None = None,
+        project: str | None = None,
+        organization: str | None = None,
+        fault: str | int | None = None,
+        latency_ms: int | None = None,
+        outcome: str | None = None,
+        stage: str | None = None,
+        progression: str | None = None,
+        count: int | None = None,
+        probability: float | None = None,
+    ) -> dict[str, Any]:
+        """Add a rule; returns it as stored (with its `ruleId` and `remaining`)."""
+        match = {
+            "method": method,
+            "path": path,
+            "operationId": operation,
+            "projectId": project,
+            "organizationId": organization,
+        }
+        effects = {
+            "fault": None if fault is None else str(fault),
+            "latencyMs": latency_ms,
+            "outcome": outcome,
+            "stage": stage,
+            "progression": progression,
+            "count": count,
+            "probability": probability,
+        }
+        body = {
+            "match": {k: v for k, v in match.items() if v is not None},
+            **{k: v for k, v in effects.items() if v is not None},
+        }
+        rule: dict[str, Any] = self._control("POST", "/_mock/rules", body)
+        return rule
+
+    def list(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._control("GET", "/_mock/rules")["items"]
+        return items
+
+    def delete(self, rule_id: str) -> None:
+        self._control("DELETE", f"/_mock/rules/{rule_id}")
+
+    def clear(self) -> int:
+        deleted: int = self._control("DELETE", "/_mock/rules")["deleted"]
+        return deleted
+
+
+def parse_instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def error_text(answer: Any, status: int) -> str:
+    error = answer.get("error", {}) if isinstance(answer, dict) else {}
+    message = str(error.get("message", f"the mock answered {status}"))
+    details = error.get("details") or {}
+    problems = [*details.get("formErrors", [])]
+    problems += [f"{k}: {'; '.join(v)}" for k, v in details.get("fieldErrors", {}).items()]
+    return f"{message} {' '.join(problems)}".strip()
+
+
+def roles_of(document: Mapping[str, Any]) -> tuple[Keys, tuple[str, ...], str | None]:
+    """Keys by role and projects, from what /_mock/fixtures lists (see `Keys`)."""
+    keys = [
+        (org["organizationId"], key) for org in document["organizations"] for key in org["keys"]
+    ]
+    usable = [(org, k) for org, k in keys if not k["killed"]]
+    if not usable:
+        raise LayersMockError("the fixtures have no usable (not killed) key")
+    everything = [(org, k) for org, k in usable if "*" in k["scopes"]]
+    # the full key: every scope, preferring the unlimited tier so tests never meet a 429
+    ranked = sorted(everything or usable, key=lambda ok: ok[1]["rateLimitTier"] != "unlimited")
+    home, full = ranked[0]
+    mine = [k for org, k in usable if org == home]
+
+    def first(keys_: list[dict[str, Any]]) -> str | None:
+        return keys_[0]["key"] if keys_ else None
+
+    def lacks(scope: str) -> list[dict[str, Any]]:
+        return [k for k in mine if scope not in k["scopes"] and "*" not in k["scopes"]]
+
+    projects = {
+        org["organizationId"]: tuple(p["projectId"] for p in org["projects"])
+        for org in document["organizations"]
+    }
+    foreign = next(((org, k) for org, k in everything if org != home), None)
+    roles = Keys(
+        full=full["key"],
+        scopeless=first(lacks("influencers:write")),
+        no_jobs=first([k for k in lacks("jobs:read") if "influencers:write" in k["scopes"]]),
+        killed=first([k for org, k in keys if org == home and k["killed"]]),
+        foreign=foreign[1]["key"] if foreign else None,
+        standard=first(
+            [k for k in mine if "*" in k["scopes"] and k["rateLimitTier"] == "standard"]
+        ),
+    )
+    foreign_projects = projects[foreign[0]] if foreign else ()
+    return roles, projects[home], foreign_projects[0] if foreign_projects else None
+
+
+def recorded_from(item: Mapping[str, Any]) -> Recorded:
+    request = item.get("request") or {"headers": {}, "body": ""}
+    response = item.get("response")
+    return Recorded(
+        sequence=item["sequence"],
+        at=parse_instant(item["at"]),
+        method=item["method"],
+        path=item["path"],
+        query=item["query"],
+        status=item["status"],
+        request_id=item["requestId"],
+        api_key_id=item["apiKeyId"],
+        operation_id=item["operationId"],
+        injected=item["injected"],
+        request_headers=request["headers"],
+        request_body=request["body"],
+        response_headers=response["headers"] if response else {},
+        response_body=response["body"] if response else None,
+    )
+
+
+def matches(recorded: Recorded, method: str | None, path: str | None) -> bool:
+    if method is not None and recorded.method != method.upper():
+        return False
+    if path is None:
+        return True
+    return fnmatch.fnmatchcase(recorded.path, path) if "*" in path else recorded.path == path
+
+
+for _public in (LayersMockError, Keys, Recorded, Rules):
+    _public.__module__ = "layers_mock"  # where partners import them from, and see them named
