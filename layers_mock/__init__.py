@@ -35,8 +35,8 @@ A real server, for clients that are not Python or not httpx (a Node SDK, curl, r
         mock.assert_called("POST", "/v1/projects/*/influencers", times=1)
 
 While served, everything below keeps working from the test and steers the same mock.
-The steering methods need nothing but the base install; `serve()` needs uvicorn and the httpx
-clients need httpx, both in the `pytest` extra.
+The steering methods and `serve()` need nothing but the base install; the httpx clients need
+httpx, in the `pytest` extra.
 
 Time (the mock's, never the wall's):
   `mock.advance(seconds)`  move forward (a float or a timedelta); `mock.set_clock(instant)`
@@ -101,7 +101,6 @@ import contextlib
 import math
 import os
 import socket
-import threading
 import time
 from collections.abc import Awaitable, Generator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -136,6 +135,8 @@ from ._views import (
 
 if TYPE_CHECKING:
     import httpx
+
+    from mockserver.serving import Background
 
 __all__ = ["Keys", "LayersMock", "LayersMockError", "Recorded", "Rules", "__version__"]
 
@@ -191,7 +192,7 @@ class LayersMock:
         self.progression = progression
         self._runner = Runner()
         self._base_url = IN_PROCESS_URL
-        self._served: tuple[Any, threading.Thread, socket.socket] | None = None
+        self._served: Background | None = None
         self._transport: httpx.BaseTransport | None = None
         self._async_transport: httpx.AsyncBaseTransport | None = None
         self.rules = Rules(self._control)
@@ -278,42 +279,24 @@ class LayersMock:
 
     @contextlib.contextmanager
     def serve(self, port: int = 0, host: str = "127.0.0.1") -> Iterator[LayersMock]:
-        """Serve this mock on a real socket (uvicorn in a thread) for the `with` block.
+        """Serve this mock on a real socket (granian, in a thread) for the `with` block.
 
         The socket is listening before this returns, so a client may connect at once (no
         readiness polling). `base_url` is the server's URL inside the block."""
-        import uvicorn
+        from mockserver import serving
 
         if self._served is not None:
             raise RuntimeError("this LayersMock is already being served")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.bind((host, port))
+            sock = serving.bind(host, port)
         except OSError as exc:
-            sock.close()
             raise LayersMockError(f"cannot listen on {host}:{port}: {exc}") from exc
-        sock.listen(128)
-        config = uvicorn.Config(
-            self._app, log_level="warning", access_log=False, lifespan="off", server_header=False
-        )
-        server = uvicorn.Server(config)
-        loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(server.serve(sockets=[sock]))
-            finally:
-                loop.close()
-
-        thread = threading.Thread(target=run, name="layers-mock-server", daemon=True)
-        self._runner.server_loop = loop
-        self._served = (server, thread, sock)
+        background = serving.Background(self._app, sock)
+        self._runner.server_loop = background.loop
+        self._served = background
         address, bound_port = sock.getsockname()[:2]
-        shown = f"[{address}]" if family == socket.AF_INET6 else address
+        shown = f"[{address}]" if sock.family == socket.AF_INET6 else address
         self._base_url = f"http://{shown}:{bound_port}"
-        thread.start()
         try:
             yield self
         finally:
@@ -322,13 +305,10 @@ class LayersMock:
     def _stop_serving(self) -> None:
         if self._served is None:
             return
-        server, thread, sock = self._served
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        self._served = None
+        background, self._served = self._served, None
         self._runner.server_loop = None
         self._base_url = IN_PROCESS_URL
+        background.stop()
 
     # -- time
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import math
 import secrets
-import socket
 import sqlite3
 import sys
 from dataclasses import replace

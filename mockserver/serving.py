@@ -135,6 +135,41 @@ def serve(app: Any, sock: socket.socket, limits: Limits = Limits()) -> None:
         loop.close()
 
 
+class Background:
+    """`app` served on `sock` by a thread of its own, until `stop()`.
+
+    `loop` is the event loop the app runs on: code in another thread that must not touch the
+    app's state at the same moment as a request (the testing API's steering calls) submits
+    its coroutines there.
+    """
+
+    def __init__(self, app: Any, sock: socket.socket, limits: Limits = Limits()) -> None:
+        self.sock = sock
+        self.loop = _new_loop()
+        self._server = _server(app, sock, limits)
+        self._failed: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="layers-mock-server", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._server.serve())
+        except BaseException as exc:  # reported to the caller by stop()
+            self._failed.append(exc)
+        finally:
+            self.loop.close()
+
+    def stop(self) -> None:
+        """Stop serving, wait for the thread, close the socket; re-raise what the server raised."""
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            self.loop.call_soon_threadsafe(self._server.stop)
+        self._thread.join(timeout=10)
+        self.sock.close()
+        if self._failed:
+            raise self._failed[0]
+
+
 @contextlib.contextmanager
 def running(
     app: Any, limits: Limits = Limits(), host: str = "127.0.0.1"
@@ -144,28 +179,8 @@ def running(
     The socket listens before this yields, so a first request queues instead of racing the
     start-up: callers need no readiness polling. For tests and embedding in a test process.
     """
-    sock = bind(host, 0)
-    server = _server(app, sock, limits)
-    loop = _new_loop()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(server.serve())
-        except BaseException as exc:  # reported to the caller on exit
-            failed.append(exc)
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, name="layers-mock-server", daemon=True)
-    thread.start()
+    background = Background(app, bind(host, 0), limits)
     try:
-        yield host, sock.getsockname()[1]
+        yield host, background.sock.getsockname()[1]
     finally:
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            loop.call_soon_threadsafe(server.stop)
-        thread.join(timeout=10)
-        sock.close()
-    if failed:
-        raise failed[0]
+        background.stop()
