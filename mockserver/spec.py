@@ -27,6 +27,7 @@ CONTROL_SPEC = SPEC_DIR / "control.yaml"
 NOT_SIMULATED_SPEC = SPEC_DIR / "not-simulated.yaml"
 # libyaml's loader when PyYAML was built with it: ten times faster, the same safe subset.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+JSON = "application/json"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -49,7 +50,15 @@ class ResponseContract:
     tests read these, and compiling every response schema at start-up would cost a plain
     `serve` a third of its memory."""
 
-    __slots__ = ("_compile", "_headers", "_schema", "_validators", "required_headers")
+    __slots__ = (
+        "_compile",
+        "_headers",
+        "_media",
+        "_schema",
+        "_validators",
+        "media_types",
+        "required_headers",
+    )
 
     def __init__(
         self,
@@ -57,12 +66,16 @@ class ResponseContract:
         schema: dict[str, Any] | None,
         required_headers: tuple[str, ...],
         header_schemas: dict[str, dict[str, Any]],
+        media: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self._compile = compile_schema
         self._schema = schema
         self._headers = header_schemas
         self._validators: tuple[Any, dict[str, Any]] | None = None
         self.required_headers = required_headers
+        # every declared media type and its schema: JSON for the API, text/html for the dashboard
+        self._media = media if media is not None else {} if schema is None else {JSON: schema}
+        self.media_types = tuple(self._media)
 
     def _compiled(self) -> tuple[Any, dict[str, Any]]:
         if self._validators is None:
@@ -79,6 +92,13 @@ class ResponseContract:
     @property
     def header_validators(self) -> dict[str, Any]:
         return self._compiled()[1]
+
+    def validator_for(self, media_type: str) -> Any | None:
+        """The body validator for one media type; None when no body of that type is declared."""
+        if media_type == JSON:
+            return self.validator
+        schema = self._media.get(media_type)
+        return None if schema is None else self._compile(schema, True)
 
 
 @dataclass(slots=True)
@@ -208,7 +228,8 @@ class Spec:
             op.unknown_field_messages = dict(op.body_schema.get("x-unknown-field-messages", {}))
         for status, declared_response in raw.get("responses", {}).items():
             response = self.resolve(declared_response)
-            media = response.get("content", {}).get("application/json")
+            content = response.get("content", {})
+            media = content.get("application/json")
             headers = {
                 name.lower(): self.resolve(h) for name, h in response.get("headers", {}).items()
             }
@@ -217,6 +238,7 @@ class Spec:
                 media["schema"] if media else None,
                 tuple(n for n, h in headers.items() if h.get("required")),
                 {n: h["schema"] for n, h in headers.items() if "schema" in h},
+                {media_type: m.get("schema", {}) for media_type, m in content.items()},
             )
         return op
 

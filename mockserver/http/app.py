@@ -14,6 +14,8 @@ from starlette.routing import Route
 from ..core.errors import ApiError
 from ..deps import Deps
 from ..spec import Spec, SpecError, control_spec, not_simulated_spec, partner_spec
+from ..ui.pages import UI_HANDLERS
+from ..ui.pipeline import UiPipeline
 from .control import CONTROL_HANDLERS, ControlPipeline
 from .dispatch import MockApp, PartnerPaths
 from .handlers import HANDLERS, RATE_CLASS_OF, RESOLVERS
@@ -99,14 +101,16 @@ def build_app(
     control = control or control_spec()
     unsimulated = unsimulated or not_simulated_spec()
     check_handlers(spec, HANDLERS)
-    check_handlers(control, CONTROL_HANDLERS)
+    check_handlers(control, {**CONTROL_HANDLERS, **UI_HANDLERS})
 
     def partner(op: Any) -> OperationPipeline:
         return OperationPipeline(
             op, HANDLERS[op.operation_id], deps, RESOLVERS, RATE_CLASS_OF.get(op.operation_id)
         )
 
-    def controller(op: Any) -> ControlPipeline:
+    def controller(op: Any) -> ControlPipeline | UiPipeline:
+        if op.operation_id in UI_HANDLERS:  # the dashboard: pages, not JSON
+            return UiPipeline(op, UI_HANDLERS[op.operation_id], deps)
         return ControlPipeline(op, CONTROL_HANDLERS[op.operation_id], deps)
 
     def not_simulated(op: Any) -> NotSimulated:

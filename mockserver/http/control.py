@@ -15,6 +15,8 @@ from ..core.snapshot import export_state, import_state
 from ..deps import Deps
 from ..spec import Operation
 from . import inputs
+from .access import control_principal
+from .control_reads import READ_HANDLERS
 from .pipeline import Reply
 from .render import dumps, encode_headers, error_body, send_response
 from .strict import check_response
@@ -189,6 +191,7 @@ CONTROL_HANDLERS: dict[str, ControlHandler] = {
     "mockReset": reset,
     "mockGetSeed": get_seed,
     "mockRequests": requests,
+    **READ_HANDLERS,
 }
 
 
@@ -209,9 +212,7 @@ class ControlPipeline:
         body = await inputs.read_body(receive, headers.get("content-type"))
         out = [(b"x-request-id", request_id.encode())]
         try:
-            token = deps.admin_token
-            if token is not None and headers.get("authorization") != f"Bearer {token}":
-                raise ApiError("UNAUTHENTICATED", "The control plane needs the admin token.")
+            control_principal(deps, headers.get("authorization"))
             parsed = inputs.validate_body(self.op, body)
             query = inputs.validate_query(self.op, scope.get("query_string", b""))
             reply = self.handler(deps, parsed, query, scope.get("path_params", {}))

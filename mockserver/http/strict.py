@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from ..spec import Operation
+from ..spec import JSON, Operation
 from .render import Headers
 
 
@@ -23,7 +23,9 @@ def _header_value(validator: Any, text: str) -> bool:
         return False
 
 
-def check_response(op: Operation, status: int, headers: Headers, body: bytes | None) -> None:
+def check_response(
+    op: Operation, status: int, headers: Headers, body: bytes | None, media_type: str = JSON
+) -> None:
     where = f"{op.operation_id} answered {status}"
     contract = op.response_for(status)
     if contract is None:
@@ -35,15 +37,17 @@ def check_response(op: Operation, status: int, headers: Headers, body: bytes | N
     for name, validator in contract.header_validators.items():
         if name in sent and not _header_value(validator, sent[name]):
             raise ContractViolation(f"{where}: header {name}={sent[name]!r} violates its schema")
-    if contract.validator is None:
+    validator = contract.validator_for(media_type)
+    if validator is None:
+        if body and contract.media_types:
+            declared = ", ".join(contract.media_types)
+            raise ContractViolation(f"{where}: sent {media_type}, the spec declares {declared}")
         if body:
             raise ContractViolation(f"{where}: the spec declares no body but one was sent")
         return
     if body is None:
         raise ContractViolation(f"{where}: the spec declares a body but none was sent")
-    instance = orjson.loads(body)
-    errors = [
-        f"{list(e.instance_path)}: {e.message}" for e in contract.validator.iter_errors(instance)
-    ]
+    instance = orjson.loads(body) if media_type == JSON else body.decode("utf-8")
+    errors = [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(instance)]
     if errors:
         raise ContractViolation(f"{where}: body violates the schema: " + "; ".join(errors[:5]))

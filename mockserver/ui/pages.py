@@ -1,0 +1,115 @@
+"""The dashboard's routes, one function per operationId of openapi/control.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import ApiError
+from ..deps import Deps
+from ..http import control
+from ..http.access import Principal
+from ..http.render import dumps
+from . import views
+from .assets import SCRIPT, STYLESHEET, asset
+from .render import render
+
+HTML = "text/html"
+# No script, style, frame or form target from anywhere but this server; the page is never
+# framed (a framed Reset button could be clicked by a page the user did not mean to trust).
+PAGE_HEADERS = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),  # the page shows full API keys
+]
+JOURNAL_WINDOW = 1000  # the most /_mock/requests returns; older entries cannot be opened
+
+
+@dataclass(slots=True)
+class UiRequest:
+    deps: Deps
+    principal: Principal
+    query: dict[str, Any]
+    path: dict[str, str]
+    accept: str
+    base_url: str
+    token: str | None  # the page URL's ?token=, carried into the filter form
+
+
+@dataclass(slots=True)
+class Page:
+    status: int
+    body: bytes
+    media_type: str = HTML
+    headers: list[tuple[str, str]] = field(default_factory=lambda: list(PAGE_HEADERS))
+
+
+UiHandler = Callable[[UiRequest], Page]
+
+
+def _urls() -> dict[str, str]:
+    css, js = asset(STYLESHEET), asset(SCRIPT)
+    assert css is not None and js is not None
+    return {"css_url": css.url, "js_url": js.url}
+
+
+def index(req: UiRequest) -> Page:
+    """GET /: a person's browser gets a link to the dashboard, a script gets the same in JSON."""
+    if "text/html" in req.accept:
+        return Page(200, render("index.html", **_urls()))
+    links = {"service": "layers-mock", "dashboard": "/_mock/ui", "controlPlane": "/_mock/"}
+    return Page(200, dumps({**links, "partnerApi": "/v1/"}), "application/json", [])
+
+
+def dashboard(req: UiRequest) -> Page:
+    context = views.page_context(req.deps, req.principal, req.query, req.base_url)
+    return Page(200, render("page.html", token=req.token, **_urls(), **context))
+
+
+def live(req: UiRequest) -> Page:
+    return Page(200, render("live.html", **views.live_context(req.deps, req.principal, req.query)))
+
+
+def job(req: UiRequest) -> Page:
+    context = views.job_context(req.deps, req.path["jobId"], req.base_url)
+    if not req.principal.sees(context["detail"]["summary"]["organizationId"]):
+        raise ApiError("NOT_FOUND", "Job not found.")
+    return Page(200, render("job.html", **context))
+
+
+def journal_entry(req: UiRequest) -> Page:
+    items = control.requests(req.deps, {}, {"limit": JOURNAL_WINDOW}, {}).body["items"]
+    wanted = req.path["sequence"]
+    entry = next((e for e in items if str(e["sequence"]) == wanted), None)
+    if entry is None:
+        raise ApiError("NOT_FOUND", f"No request {wanted} among the journal's newest entries.")
+    return Page(200, render("request.html", **views.request_context(req.deps, entry, req.base_url)))
+
+
+def static_file(req: UiRequest) -> Page:
+    found = asset(req.path["name"])
+    if found is None:
+        raise ApiError("NOT_FOUND", "No such dashboard asset.")
+    current = req.query.get("v") == found.version
+    cache = "public, max-age=31536000, immutable" if current else "no-cache"
+    headers = [("Cache-Control", cache), ("X-Content-Type-Options", "nosniff")]
+    return Page(200, found.body, found.media_type, headers)
+
+
+UI_HANDLERS: dict[str, UiHandler] = {
+    "mockIndex": index,
+    "mockDashboard": dashboard,
+    "mockDashboardLive": live,
+    "mockDashboardJob": job,
+    "mockDashboardRequest": journal_entry,
+    "mockDashboardAsset": static_file,
+}
+# Open to anyone who can reach the port: they carry no state (the spec's security says so too).
+PUBLIC = frozenset({"mockIndex", "mockDashboardAsset"})

@@ -1,0 +1,80 @@
+"""One dashboard request: access, query, handler, self-check, send. Errors stay in the envelope.
+
+The same steps as a JSON control route (http/control.py), with two differences: a page answers
+HTML, CSS or JavaScript, and a page URL may carry the admin token as `?token=` because a
+browser following a link cannot add an Authorization header.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..core.errors import ApiError
+from ..deps import Deps
+from ..http import inputs
+from ..http.access import OPEN, control_principal
+from ..http.curl import base_url
+from ..http.render import Headers, dumps, encode_headers, error_body
+from ..http.strict import check_response
+from ..spec import JSON, Operation
+from .pages import PUBLIC, UiHandler, UiRequest
+
+
+def _query_token(query_string: bytes) -> str | None:
+    pairs = parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True)
+    return next((value for name, value in pairs if name == "token"), None)
+
+
+class UiPipeline:
+    __slots__ = ("deps", "handler", "op", "public")
+
+    def __init__(self, op: Operation, handler: UiHandler, deps: Deps) -> None:
+        self.op = op
+        self.handler = handler
+        self.deps = deps
+        self.public = op.operation_id in PUBLIC
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        deps = self.deps
+        # the control plane's own id counter: watching the mock never shifts partner ids
+        request_id = "req_" + deps.sim.state.mint.ulid("control-req", deps.sim.now())
+        headers = inputs.header_map(scope)
+        body = await inputs.read_body(receive, headers.get("content-type"))
+        out: Headers = [(b"x-request-id", request_id.encode())]
+        raw_query = scope.get("query_string", b"")
+        media_type = JSON
+        try:
+            token = _query_token(raw_query)
+            principal = (
+                OPEN
+                if self.public
+                else control_principal(deps, headers.get("authorization"), token)
+            )
+            inputs.validate_body(self.op, body)
+            query = inputs.validate_query(self.op, raw_query)
+            request = UiRequest(
+                deps,
+                principal,
+                query,
+                scope.get("path_params", {}),
+                headers.get("accept", ""),
+                base_url(headers.get("host"), scope.get("server")),
+                None if self.public else token,
+            )
+            page = self.handler(request)
+            status, payload, media_type = page.status, page.body, page.media_type
+            out.extend(encode_headers(page.headers))
+        except ApiError as exc:
+            status, payload = exc.status, dumps(error_body(exc, request_id))
+            if exc.headers:
+                out.extend(encode_headers(list(exc.headers.items())))
+        if deps.strict:
+            check_response(self.op, status, out, payload, media_type)
+        charset = "" if media_type == JSON else "; charset=utf-8"
+        out += [
+            (b"content-type", (media_type + charset).encode()),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,105 @@
+"""What each dashboard view shows, read through the control plane's own handlers.
+
+Every value on the page is the body of a /_mock/ route as that route would answer it (the same
+handler function, called the same way), so the page can never disagree with a script. The
+Principal narrows what is shown; today it always sees every organization.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from ..deps import Deps
+from ..http import control, control_reads
+from ..http.access import Principal
+from ..http.curl import ENV_KEY, curl_command
+from ..spec import partner_spec
+
+JOURNAL_ROWS = 50
+JOB_ROWS = 50
+# The rule templates: which partner operation starts a job and which one polls it.
+CREATE_OPERATION = "createInfluencer"
+POLL_OPERATION = "getJob"
+
+
+def _body(handler: control.ControlHandler, deps: Deps, **query: Any) -> Any:
+    """Call a control route's handler exactly as its route does, and take its body."""
+    return handler(deps, {}, {k: v for k, v in query.items() if v is not None}, {}).body
+
+
+def _organizations(deps: Deps, principal: Principal) -> list[dict[str, Any]]:
+    orgs = _body(control.fixtures, deps)["organizations"]
+    return [org for org in orgs if principal.sees(org["organizationId"])]
+
+
+def live_context(deps: Deps, principal: Principal, filters: dict[str, Any]) -> dict[str, Any]:
+    """The moving parts: clock, jobs, journal, rules. An empty filter (a form's) is no filter."""
+    filters = {name: value for name, value in filters.items() if value != ""}
+    organization_id = principal.organization_id or filters.get("organizationId")
+    jobs = _body(
+        control_reads.list_jobs,
+        deps,
+        organizationId=organization_id,
+        projectId=filters.get("projectId"),
+        status=filters.get("status"),
+        limit=JOB_ROWS,
+    )
+    projects = _body(control_reads.list_projects, deps, organizationId=principal.organization_id)
+    journal = _body(control.requests, deps, limit=JOURNAL_ROWS)
+    if principal.organization_id is not None:
+        keys = {k["apiKeyId"] for org in _organizations(deps, principal) for k in org["keys"]}
+        journal["items"] = [e for e in journal["items"] if e["apiKeyId"] in keys]
+    return {
+        "clock": _body(control.get_clock, deps),
+        "seed": _body(control.get_seed, deps)["seed"],
+        "jobs": jobs,
+        "filtered": any(filters.get(k) for k in ("organizationId", "projectId", "status")),
+        "project_names": {p["projectId"]: p["name"] for p in projects["items"]},
+        "journal": journal,
+        "rules": _body(control.list_rules, deps)["items"],
+        "chaos": _body(control_reads.get_chaos, deps)["profile"],
+    }
+
+
+def page_context(
+    deps: Deps, principal: Principal, filters: dict[str, Any], base_url: str
+) -> dict[str, Any]:
+    """The whole page: the live parts plus fixtures, filters and the rule templates."""
+    context = live_context(deps, principal, filters)
+    filters = {name: value for name, value in filters.items() if value != ""}
+    organizations = _organizations(deps, principal)
+    keys = [k for org in organizations for k in org["keys"]]
+    projects = _body(control_reads.list_projects, deps, organizationId=principal.organization_id)
+    context.update(
+        fixtures=organizations,
+        projects=projects["items"],
+        filters=filters,
+        key_curls={
+            k["apiKeyId"]: curl_command("GET", base_url + "/v1/whoami", key=k["key"]) for k in keys
+        },
+        key_exports={k["apiKeyId"]: "export LAYERS_API_KEY=" + shlex.quote(k["key"]) for k in keys},
+        operations=sorted(partner_spec().operations),
+        create_operation=CREATE_OPERATION,
+        poll_operation=POLL_OPERATION,
+    )
+    return context
+
+
+def job_context(deps: Deps, job_id: str, base_url: str) -> dict[str, Any]:
+    detail = control_reads.get_job(deps, {}, {}, {"jobId": job_id}).body
+    return {"detail": detail, "curl": curl_command("GET", f"{base_url}/v1/jobs/{job_id}")}
+
+
+def request_context(deps: Deps, entry: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """One journal entry with its curl; bodies are shown when the journal kept them."""
+    request_body = entry.get("requestBody")
+    url = base_url + entry["path"] + ("?" + entry["query"] if entry["query"] else "")
+    key = ENV_KEY if entry["apiKeyId"] else None
+    return {
+        "e": entry,
+        "request_body": request_body,
+        "response_body": entry.get("responseBody"),
+        "curl": curl_command(entry["method"], url, key=key, body=request_body),
+        "body_missing": request_body is None and entry["method"] in ("POST", "PATCH", "PUT"),
+    }

@@ -1,0 +1,109 @@
+"""A real Chromium for the dashboard tests, driven by Playwright, against a real mock server.
+
+The browser is Debian's `chromium` package (Playwright's own browser downloads are not used).
+Where it cannot start, the browser tests are skipped with a message saying how to run them,
+except when LAYERS_MOCK_BROWSER_TESTS=required (as .ci/run sets it): then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from support import SEED, running_server
+
+from mockserver.core.clock import Clock
+from mockserver.core.fixtures import load_fixtures
+from mockserver.core.simulator import Simulator
+from mockserver.deps import Deps
+from mockserver.http.app import build_app
+
+CHROMIUM = os.environ.get("LAYERS_MOCK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = os.environ.get("LAYERS_MOCK_BROWSER_TESTS") == "required"
+# As root Chromium needs --no-sandbox; the rest keeps it off the network it may not reach.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOW = (
+    "install Debian's chromium (`apt-get install chromium`) or point LAYERS_MOCK_CHROMIUM at a "
+    "Chromium binary; .ci/run does the first and makes these tests required"
+)
+
+
+def _cannot_run(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"browser tests are required here, but {reason}", pytrace=False)
+    pytest.skip(f"{reason}: {HOW}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        _cannot_run("the playwright package is not installed")
+    if not os.path.exists(CHROMIUM):
+        _cannot_run(f"no Chromium at {CHROMIUM}")
+    playwright = sync_playwright().start()
+    try:
+        # Playwright gives each launch a fresh, empty profile (user data dir) of its own.
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    except Error as exc:
+        playwright.stop()
+        _cannot_run(f"Chromium at {CHROMIUM} did not start ({exc.message.splitlines()[0]})")
+    yield launched
+    launched.close()
+    playwright.stop()
+
+
+@dataclass
+class Served:
+    """The mock on 127.0.0.1 with a virtual clock, strict, and a client for the partner API."""
+
+    url: str
+    deps: Deps
+    api: httpx.Client
+    errors: list[str] = field(default_factory=list)  # what the page's script threw
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    deps = Deps(sim=Simulator(load_fixtures(), Clock("virtual"), SEED), strict=True)
+    with running_server(build_app(deps)) as url, httpx.Client(base_url=url) as api:
+        yield Served(url, deps, api)
+
+
+@pytest.fixture
+def server(served: Served) -> Iterator[Served]:
+    served.api.post("/_mock/reset").raise_for_status()
+    served.errors.clear()
+    yield served
+    served.deps.admin_token = None
+
+
+@pytest.fixture
+def page(browser: Any, server: Served) -> Iterator[Any]:
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    tab = context.new_page()
+    tab.on("pageerror", lambda exc: server.errors.append(str(exc)))
+    tab.on(
+        "console",
+        lambda message: server.errors.append(message.text) if message.type == "error" else None,
+    )
+    yield tab
+    context.close()
+    assert server.errors == [], "the page logged errors"

@@ -1,0 +1,173 @@
+"""The dashboard's HTML routes without a browser: access, escaping, assets, the root page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from support import FULL, Mock, auth
+
+from mockserver.spec import control_spec, partner_spec
+from mockserver.ui.assets import SCRIPT, STYLESHEET, asset, stylesheet
+from mockserver.ui.pages import PUBLIC
+from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION
+
+HOSTILE_PROJECT = "</option><script>x()</script>"  # names are at most 30 characters
+HOSTILE_INFLUENCER = '"><img src=x onerror=a()>'
+
+
+def test_root_links_a_browser_to_the_dashboard_and_a_script_gets_json(mock: Mock) -> None:
+    page = mock.client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert 'href="/_mock/ui"' in page.text
+    assert mock.client.get("/").json()["dashboard"] == "/_mock/ui"
+
+
+def test_the_page_shows_every_panel(mock: Mock) -> None:
+    job = mock.create(json={}).json()
+    page = mock.client.get("/_mock/ui")
+    assert page.status_code == 200 and page.text.startswith("<!doctype html>")
+    for landmark in ("jobs-panel", "journal-panel", "clock-panel", "rules-panel", "fixtures-panel"):
+        assert f'id="{landmark}"' in page.text
+    assert f'id="job-{job["jobId"]}"' in page.text
+    assert 'id="req-1"' in page.text  # the create, in the journal
+    assert "lp_test_globexfull_M4nB7vC1xZ9lK6jH" in page.text  # a ready-to-paste curl per key
+
+
+def test_every_kind_of_rule_is_shown(mock: Mock) -> None:
+    rules = [
+        {"match": {"operationId": "getJob"}, "fault": "503", "count": 2},
+        {"match": {}, "latencyMs": 0, "probability": 0.5},
+        {"match": {"projectId": "prj_x"}, "outcome": "failed", "stage": "training"},
+        {
+            "match": {"method": "POST", "path": "/v1/**"},
+            "progression": "poll",
+            "outcome": "canceled",
+        },
+    ]
+    for rule in rules:
+        assert mock.client.post("/_mock/rules", json=rule).status_code == 201
+    text = mock.client.get("/_mock/ui/live").text
+    for shown in (
+        "fault 503",
+        "2 left",
+        "latency 0 ms",
+        "p=0.5",
+        "outcome failed in training",
+        "progression poll",
+        "outcome canceled",
+        "every request",
+        "path=/v1/**",
+    ):
+        assert shown in text
+
+
+def test_pages_are_locked_down_by_their_headers(mock: Mock) -> None:
+    page = mock.client.get("/_mock/ui")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"  # it shows full keys
+    assert "<script>" not in page.text and "style=" not in page.text  # nothing inline
+
+
+def test_hostile_names_are_text_everywhere(mock: Mock) -> None:
+    created = mock.client.post(
+        "/v1/projects", headers=auth(FULL), json={"name": HOSTILE_PROJECT, "timezone": "UTC"}
+    ).json()
+    job = mock.create(project=created["id"], json={}).json()
+    renamed = mock.client.patch(
+        f"/v1/influencers/{job['influencerId']}", headers=auth(), json={"name": HOSTILE_INFLUENCER}
+    )
+    assert renamed.status_code == 200
+    paths = ("/_mock/ui", "/_mock/ui/live", f"/_mock/ui?projectId={created['id']}")
+    for path in (*paths, f"/_mock/ui/jobs/{job['jobId']}"):
+        text = mock.client.get(path).text
+        assert "<script>x()" not in text and "<img src=x" not in text, path
+        assert "&lt;img src=x onerror=a()&gt;" in text, path
+    assert "&lt;/option&gt;&lt;script&gt;x()&lt;/script&gt;" in mock.client.get("/_mock/ui").text
+
+
+def test_journal_detail_carries_a_curl_without_the_key(mock: Mock) -> None:
+    mock.create(json={"gender": "female"})
+    detail = mock.client.get("/_mock/ui/requests/1").text
+    assert FULL not in detail
+    assert "Authorization: Bearer ${LAYERS_API_KEY}" in detail
+    assert "/v1/projects/prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39/influencers" in detail
+
+
+def test_a_hostile_host_header_does_not_reach_the_curl(mock: Mock) -> None:
+    mock.client.get("/v1/whoami", headers=auth())
+    detail = mock.client.get("/_mock/ui/requests/1", headers={"Host": "x'; rm -rf ~; echo '"}).text
+    assert "rm -rf" not in detail
+    curl = re.search(r'id="detail-curl">([^<]*)<', detail)
+    assert curl is not None and "http://testserver:80/v1/whoami" in curl.group(1)  # the socket's
+
+
+def test_assets_ship_in_the_package_and_are_cached_by_version(mock: Mock) -> None:
+    for name, media in ((STYLESHEET, "text/css"), (SCRIPT, "text/javascript")):
+        found = asset(name)
+        assert found is not None
+        fresh = mock.client.get(found.url)
+        assert fresh.headers["content-type"] == media + "; charset=utf-8"
+        assert fresh.content == found.body
+        assert "immutable" in fresh.headers["cache-control"]
+        stale = mock.client.get(f"/_mock/ui/assets/{name}?v=old")
+        assert stale.headers["cache-control"] == "no-cache"
+    assert ":root" in stylesheet()  # the look the conformance report shares
+
+
+def test_the_page_links_only_to_itself(mock: Mock) -> None:
+    page = mock.client.get("/_mock/ui").text
+    external = re.findall(r'(?:src|href)="(?!/|#|data:)([^"]+)"', page)
+    assert external == []  # no CDN, no font service: it works offline
+
+
+def test_admin_token_in_the_page_url_or_header(mock: Mock) -> None:
+    mock.deps.admin_token = "s3cret"
+    assert mock.client.get("/_mock/ui").status_code == 401
+    assert mock.client.get("/_mock/ui?token=wrong").status_code == 401
+    assert mock.client.get("/_mock/ui?token=").status_code == 401
+    page = mock.client.get("/_mock/ui?token=s3cret")
+    assert page.status_code == 200
+    assert 'name="token" value="s3cret"' in page.text  # the filter form keeps it
+    live = mock.client.get("/_mock/ui/live", headers={"Authorization": "Bearer s3cret"})
+    assert live.status_code == 200
+    # what carries no state stays open: a stylesheet link cannot send a header
+    assert mock.client.get("/_mock/ui/assets/layers.css").status_code == 200
+    assert mock.client.get("/").status_code == 200
+
+
+def test_an_empty_admin_token_locks_instead_of_opening(mock: Mock) -> None:
+    mock.deps.admin_token = ""
+    assert mock.client.get("/_mock/ui?token=").status_code == 401
+    empty = {"Authorization": "Bearer "}
+    assert mock.client.get("/_mock/health", headers=empty).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path", ["/_mock/ui", "/_mock/ui/live", "/_mock/ui/requests/1", "/", "/_mock/jobs"]
+)
+def test_a_get_with_a_body_is_refused_in_the_envelope(mock: Mock, path: str) -> None:
+    mock.client.get("/v1/whoami", headers=auth())
+    response = mock.client.request(
+        "GET", path, content=b'{"a": 1}', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "VALIDATION"
+
+
+def test_open_routes_are_exactly_those_the_spec_leaves_open() -> None:
+    paths = control_spec().document["paths"]
+    open_ops = {
+        op["operationId"]
+        for item in paths.values()
+        for op in item.values()
+        if isinstance(op, dict) and op.get("security") == [{}]
+    }
+    assert open_ops == PUBLIC
+
+
+def test_rule_templates_name_operations_of_the_contract() -> None:
+    assert {CREATE_OPERATION, POLL_OPERATION} <= set(partner_spec().operations)
