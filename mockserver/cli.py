@@ -172,6 +172,8 @@ def banner(settings: Settings, deps_keys: list[tuple[str, str, str]], project: s
     ]
     if settings.admin_token:
         lines.append(f"  control plane token: {settings.admin_token}")
+    token = f"?token={settings.admin_token}" if settings.admin_token else ""
+    lines.append(f"  dashboard: {url}/_mock/ui{token}")
     if deps_keys and project:
         lines += [
             "  try:",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 
 ENV_KEY = "${LAYERS_API_KEY}"
 # What a Host header may look like before it is trusted to build a URL: name or address, port.
@@ -30,19 +31,27 @@ def curl_command(
     url: str,
     key: str | None = ENV_KEY,
     body: str | None = None,
-    content_type: str = "application/json",
+    headers: Sequence[tuple[str, str]] = (),
 ) -> str:
     """One line: `curl -i -X METHOD 'url' -H "Authorization: Bearer ${LAYERS_API_KEY}" ...`.
 
     `key` is ENV_KEY (the default: the shell fills it in), a literal key (quoted like any other
     value, for the fixtures panel's ready-to-paste lines), or None for a request without one.
+    `headers` are sent as given (an Authorization among them is dropped: `key` decides it); a
+    body without a Content-Type among them is sent as JSON.
     """
     parts = ["curl", "-i", "-X", shlex.quote(method), shlex.quote(url)]
     if key == ENV_KEY:
         parts += ["-H", f'"Authorization: Bearer {ENV_KEY}"']
     elif key is not None:
         parts += ["-H", shlex.quote(f"Authorization: Bearer {key}")]
+    names = set()
+    for name, value in headers:
+        if name.lower() != "authorization":
+            names.add(name.lower())
+            parts += ["-H", shlex.quote(f"{name}: {value}")]
     if body is not None:
-        parts += ["-H", shlex.quote(f"Content-Type: {content_type}")]
+        if "content-type" not in names:
+            parts += ["-H", shlex.quote("Content-Type: application/json")]
         parts += ["--data-binary", shlex.quote(body)]
     return " ".join(parts)

@@ -59,6 +59,7 @@ class UiPipeline:
                 query,
                 scope.get("path_params", {}),
                 headers.get("accept", ""),
+                headers.get("if-none-match"),
                 base_url(headers.get("host"), scope.get("server")),
                 None if self.public else token,
             )
@@ -71,10 +72,9 @@ class UiPipeline:
                 out.extend(encode_headers(list(exc.headers.items())))
         if deps.strict:
             check_response(self.op, status, out, payload, media_type)
-        charset = "" if media_type == JSON else "; charset=utf-8"
-        out += [
-            (b"content-type", (media_type + charset).encode()),
-            (b"content-length", str(len(payload)).encode()),
-        ]
+        if payload:
+            charset = "" if media_type == JSON else "; charset=utf-8"
+            out.append((b"content-type", (media_type + charset).encode()))
+        out.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": payload})

@@ -11,10 +11,13 @@ from functools import cache
 from typing import Any, get_args
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from ..core.jobs import STAGES, Status
 
 TONE_BY_STATUS = {"running": "info", "completed": "ok", "failed": "bad", "canceled": "idle"}
+FILL_BY_STATUS = {"running": "cur", "failed": "failed", "canceled": "canceled"}
+SEGMENT = 100 / len(STAGES)
 
 
 def tone(status: Any) -> str:
@@ -37,6 +40,27 @@ def hms(timestamp: str) -> str:
     return timestamp[11:23] if len(timestamp) >= 23 else timestamp
 
 
+def stage_svg(job: dict[str, Any]) -> Markup:
+    """The bar's picture: one segment per stage, done ones full, the current one filled as far
+    as the job is through it. Built here, not in the template: it is drawn for every job on
+    every refresh, and only numbers and fixed class names go into it."""
+    done = len(STAGES) if job["status"] == "completed" else int(job["stageIndex"])
+    parts = [
+        '<svg viewBox="0 0 100 6" preserveAspectRatio="none" aria-hidden="true" focusable="false">'
+    ]
+    for n in range(len(STAGES)):
+        x = n * SEGMENT + 0.5
+        kind = "done" if n < done else "seg"
+        parts.append(f'<rect class="{kind}" x="{x:g}" width="{SEGMENT - 1:g}" height="6"/>')
+        if n == done:
+            ran = job["stageProgress"] if job["status"] == "running" else 1.0
+            width = (SEGMENT - 1) * float(ran)
+            fill = FILL_BY_STATUS[job["status"]]
+            parts.append(f'<rect class="{fill}" x="{x:g}" width="{width:.2f}" height="6"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - numbers and fixed class names only
+
+
 def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
@@ -51,7 +75,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         extensions=["jinja2.ext.do"],
     )
-    env.filters.update(tone=tone, short=short, hms=hms, pretty=pretty)
+    env.filters.update(tone=tone, short=short, hms=hms, pretty=pretty, stage_svg=stage_svg)
     env.globals.update(stages=STAGES, statuses=get_args(Status))
     return env
 

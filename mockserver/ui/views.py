@@ -16,11 +16,15 @@ from ..http.access import Principal
 from ..http.curl import ENV_KEY, curl_command
 from ..spec import partner_spec
 
-JOURNAL_ROWS = 50
-JOB_ROWS = 50
+JOURNAL_ROWS = 30
+JOB_ROWS = 30
 # The rule templates: which partner operation starts a job and which one polls it.
 CREATE_OPERATION = "createInfluencer"
 POLL_OPERATION = "getJob"
+# Request headers a replay needs to get the same answer (the key comes from the shell).
+REPLAYED_HEADERS = frozenset(
+    {"content-type", "idempotency-key", "prefer", "if-none-match", "x-layers-organization"}
+)
 
 
 def _body(handler: control.ControlHandler, deps: Deps, **query: Any) -> Any:
@@ -92,14 +96,22 @@ def job_context(deps: Deps, job_id: str, base_url: str) -> dict[str, Any]:
 
 
 def request_context(deps: Deps, entry: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """One journal entry with its curl; bodies are shown when the journal kept them."""
-    request_body = entry.get("requestBody")
+    """One journal entry with its curl. When the journal keeps bodies, an entry carries
+    `request` and `response` ({headers, body, truncated}, keys already redacted): they are shown,
+    and the curl replays the body and the headers that change the answer."""
+    request = entry.get("request")
+    request_body = request["body"] if request and request["body"] else None
+    replayed = [
+        (name, value)
+        for name, value in (request["headers"] if request else {}).items()
+        if name in REPLAYED_HEADERS
+    ]
     url = base_url + entry["path"] + ("?" + entry["query"] if entry["query"] else "")
     key = ENV_KEY if entry["apiKeyId"] else None
     return {
         "e": entry,
-        "request_body": request_body,
-        "response_body": entry.get("responseBody"),
-        "curl": curl_command(entry["method"], url, key=key, body=request_body),
-        "body_missing": request_body is None and entry["method"] in ("POST", "PATCH", "PUT"),
+        "request": request,
+        "response": entry.get("response"),
+        "curl": curl_command(entry["method"], url, key=key, body=request_body, headers=replayed),
+        "body_missing": request is None and entry["method"] in ("POST", "PATCH", "PUT"),
     }

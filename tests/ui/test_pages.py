@@ -7,10 +7,13 @@ import re
 import pytest
 from support import FULL, Mock, auth
 
+from mockserver.cli import banner
+from mockserver.settings import Settings
 from mockserver.spec import control_spec, partner_spec
 from mockserver.ui.assets import SCRIPT, STYLESHEET, asset, stylesheet
 from mockserver.ui.pages import PUBLIC
-from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION
+from mockserver.ui.render import render
+from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION, request_context
 
 HOSTILE_PROJECT = "</option><script>x()</script>"  # names are at most 30 characters
 HOSTILE_INFLUENCER = '"><img src=x onerror=a()>'
@@ -171,3 +174,65 @@ def test_open_routes_are_exactly_those_the_spec_leaves_open() -> None:
 
 def test_rule_templates_name_operations_of_the_contract() -> None:
     assert {CREATE_OPERATION, POLL_OPERATION} <= set(partner_spec().operations)
+
+
+def test_an_unchanged_live_fragment_is_a_304_without_a_body(mock: Mock) -> None:
+    first = mock.client.get("/_mock/ui/live")
+    etag = first.headers["etag"]
+    again = mock.client.get("/_mock/ui/live", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    mock.advance(1)  # the clock moved: the fragment did too
+    moved = mock.client.get("/_mock/ui/live", headers={"If-None-Match": etag})
+    assert moved.status_code == 200 and moved.headers["etag"] != etag
+    stale = mock.client.get("/_mock/ui/live", headers={"If-None-Match": '"nope", W/"x"'})
+    assert stale.status_code == 200
+
+
+def test_kept_bodies_are_shown_and_replayed(mock: Mock) -> None:
+    """An entry as the journal gives it when it keeps bodies (keys already redacted)."""
+    body = '{"gender": "female", "prompt": "</pre><script>x()</script>"}'
+    entry = {
+        "sequence": 3,
+        "at": "2026-01-01T00:00:00.000Z",
+        "method": "POST",
+        "path": "/v1/projects/prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39/influencers",
+        "query": "",
+        "status": 202,
+        "requestId": "req_01KDVDNA00EQ0WGATGKDQXFGG8",
+        "apiKeyId": "key_0f1e2d3c-4b5a-4968-8776-655443322110",
+        "operationId": "createInfluencer",
+        "injected": None,
+        "request": {
+            "headers": {
+                "authorization": "Bearer lp_test_acmefull_***",
+                "content-type": "application/json",
+                "idempotency-key": "k-1",
+                "prefer": "outcome=failed",
+                "user-agent": "partner/1.0",
+            },
+            "body": body,
+            "truncated": False,
+        },
+        "response": {
+            "headers": {"content-type": "application/json"},
+            "body": '{"jobId": "j"}',
+            "truncated": True,
+        },
+    }
+    html = render("request.html", **request_context(mock.deps, entry, "http://h")).decode()
+    assert "&lt;/pre&gt;&lt;script&gt;x()&lt;/script&gt;" in html and "<script>" not in html
+    assert "Cut: the journal keeps the first 16 KiB" in html
+    curl = re.search(r'id="detail-curl">([^<]*)<', html)
+    assert curl is not None
+    line = curl.group(1).replace("&#34;", '"').replace("&#39;", "'").replace("&gt;", ">")
+    line = line.replace("&lt;", "<").replace("&amp;", "&")
+    assert "'Idempotency-Key: k-1'" not in line  # names as the journal gives them: lower case
+    assert "'idempotency-key: k-1'" in line and "'prefer: outcome=failed'" in line
+    assert "user-agent" not in line and "lp_test_acmefull" not in line
+    assert line.count("Content-Type") + line.count("content-type") == 1
+
+
+def test_the_serve_banner_links_the_dashboard() -> None:
+    assert "  dashboard: http://127.0.0.1:4010/_mock/ui" in banner(Settings(), [], None)
+    shared = banner(Settings(host="0.0.0.0", admin_token="t0k"), [], None)
+    assert "  dashboard: http://0.0.0.0:4010/_mock/ui?token=t0k" in shared
