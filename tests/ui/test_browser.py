@@ -74,6 +74,15 @@ def test_a_created_influencer_appears_and_moves_with_the_clock(page: Any, server
     expect(stage).to_have_attribute("aria-valuetext", re.compile(r"^training, stage 4 of 5"))
     expect(page.locator("#clock-values")).to_contain_text("2026-01-01T00:00:35.000Z")
 
+    page.get_by_label("Set to").fill("2026-01-01T00:00:10.000Z")  # backwards: refused, said
+    page.get_by_role("button", name="Set", exact=True).click()
+    expect(page.locator("#notice")).to_contain_text("it is already 2026-01-01T00:00:35.000Z")
+    page.get_by_label("Set to").fill("2026-01-01T00:01:00.000Z")
+    page.get_by_role("button", name="Set", exact=True).click()
+    row = page.locator(f'tr[data-job="{job["jobId"]}"]')
+    expect(row).to_contain_text("completed")
+    expect(row).to_contain_text("ready")
+
 
 def test_jobs_filter_by_status(page: Any, server: Served) -> None:
     done = create(server)
@@ -88,6 +97,11 @@ def test_jobs_filter_by_status(page: Any, server: Served) -> None:
     page.get_by_label("Status").select_option("running")
     expect(page.locator(f'tr[data-job="{running["jobId"]}"]')).to_be_visible()
     expect(page.locator("#jobs-rows tr[data-job]")).to_have_count(1)
+
+    page.once("dialog", lambda dialog: dialog.accept())  # "Reset everything?"
+    page.get_by_role("button", name="Reset everything…").click()
+    expect(page.locator("#jobs-rows")).to_contain_text("No jobs yet")
+    assert server.api.get("/_mock/jobs").json()["items"] == []
 
 
 def test_a_rule_armed_from_the_page_fails_the_next_poll(page: Any, server: Served) -> None:

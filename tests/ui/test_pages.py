@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from support import FULL, Mock, auth
+from support import FULL, GLOBEX, GLOBEX_PROJECT, Mock, auth
 
 from mockserver.cli import banner
+from mockserver.http.access import OPEN, Principal
 from mockserver.settings import Settings
 from mockserver.spec import control_spec, partner_spec
 from mockserver.ui.assets import SCRIPT, STYLESHEET, asset, stylesheet
 from mockserver.ui.pages import PUBLIC
 from mockserver.ui.render import render
-from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION, request_context
+from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION, page_context, request_context
 
 HOSTILE_PROJECT = "</option><script>x()</script>"  # names are at most 30 characters
 HOSTILE_INFLUENCER = '"><img src=x onerror=a()>'
@@ -236,3 +237,17 @@ def test_the_serve_banner_links_the_dashboard() -> None:
     assert "  dashboard: http://127.0.0.1:4010/_mock/ui" in banner(Settings(), [], None)
     shared = banner(Settings(host="0.0.0.0", admin_token="t0k"), [], None)
     assert "  dashboard: http://0.0.0.0:4010/_mock/ui?token=t0k" in shared
+
+
+def test_a_principal_of_one_organization_sees_only_its_own(mock: Mock) -> None:
+    """The shape a tenant key will take: the views narrow to the principal's organization."""
+    mock.create(json={})
+    mock.create(key=GLOBEX, project=GLOBEX_PROJECT, json={})
+    globex = Principal("admin", organization_id="org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02")
+    context = page_context(mock.deps, globex, {}, "http://h")
+    assert [org["name"] for org in context["fixtures"]] == ["Globex Media"]
+    assert [p["name"] for p in context["projects"]] == ["Globex Studio"]
+    assert {j["projectId"] for j in context["jobs"]["items"]} == {GLOBEX_PROJECT}
+    assert [e["operationId"] for e in context["journal"]["items"]] == ["createInfluencer"]
+    everyone = page_context(mock.deps, OPEN, {}, "http://h")
+    assert len(everyone["journal"]["items"]) == 2
