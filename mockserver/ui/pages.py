@@ -97,7 +97,8 @@ def journal_entry(req: UiRequest) -> Page:
     items = control.requests(req.deps, {}, {"limit": JOURNAL_WINDOW}, {}).body["items"]
     wanted = req.path["sequence"]
     entry = next((e for e in items if str(e["sequence"]) == wanted), None)
-    if entry is None:
+    keys = views.visible_keys(req.deps, req.principal)
+    if entry is None or (keys is not None and entry["apiKeyId"] not in keys):
         raise ApiError("NOT_FOUND", f"No request {wanted} among the journal's newest entries.")
     return Page(200, render("request.html", **views.request_context(req.deps, entry, req.base_url)))
 

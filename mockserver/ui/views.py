@@ -37,6 +37,13 @@ def _organizations(deps: Deps, principal: Principal) -> list[dict[str, Any]]:
     return [org for org in orgs if principal.sees(org["organizationId"])]
 
 
+def visible_keys(deps: Deps, principal: Principal) -> set[str] | None:
+    """The key ids whose journal entries the principal may read; None: all of them."""
+    if principal.organization_id is None:
+        return None
+    return {k["apiKeyId"] for org in _organizations(deps, principal) for k in org["keys"]}
+
+
 def live_context(deps: Deps, principal: Principal, filters: dict[str, Any]) -> dict[str, Any]:
     """The moving parts: clock, jobs, journal, rules. An empty filter (a form's) is no filter."""
     filters = {name: value for name, value in filters.items() if value != ""}
@@ -51,8 +58,8 @@ def live_context(deps: Deps, principal: Principal, filters: dict[str, Any]) -> d
     )
     projects = _body(control_reads.list_projects, deps, organizationId=principal.organization_id)
     journal = _body(control.requests, deps, limit=JOURNAL_ROWS)
-    if principal.organization_id is not None:
-        keys = {k["apiKeyId"] for org in _organizations(deps, principal) for k in org["keys"]}
+    keys = visible_keys(deps, principal)
+    if keys is not None:
         journal["items"] = [e for e in journal["items"] if e["apiKeyId"] in keys]
     return {
         "clock": _body(control.get_clock, deps),

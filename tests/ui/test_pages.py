@@ -8,11 +8,12 @@ import pytest
 from support import FULL, GLOBEX, GLOBEX_PROJECT, Mock, auth
 
 from mockserver.cli import banner
+from mockserver.core.errors import ApiError
 from mockserver.http.access import OPEN, Principal
 from mockserver.settings import Settings
 from mockserver.spec import control_spec, partner_spec
 from mockserver.ui.assets import SCRIPT, STYLESHEET, asset, stylesheet
-from mockserver.ui.pages import PUBLIC
+from mockserver.ui.pages import PUBLIC, UiRequest, journal_entry
 from mockserver.ui.render import render
 from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION, page_context, request_context
 
@@ -251,3 +252,8 @@ def test_a_principal_of_one_organization_sees_only_its_own(mock: Mock) -> None:
     assert [e["operationId"] for e in context["journal"]["items"]] == ["createInfluencer"]
     everyone = page_context(mock.deps, OPEN, {}, "http://h")
     assert len(everyone["journal"]["items"]) == 2
+    acme_entry = UiRequest(mock.deps, globex, {}, {"sequence": "1"}, "", None, "http://h", None)
+    with pytest.raises(ApiError):
+        journal_entry(acme_entry)
+    acme_entry.path = {"sequence": "2"}
+    assert journal_entry(acme_entry).status == 200

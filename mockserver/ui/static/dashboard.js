@@ -155,7 +155,9 @@
         break;
       case "reset":
         if (window.confirm("Reset everything? Created projects, influencers, jobs, rules and the journal are dropped and the clock returns to its start.")) {
-          act(() => api("POST", "/_mock/reset", {}), () => "Reset done").then(() => location.reload());
+          // back to the unfiltered page: a project created through the API is gone now
+          act(() => api("POST", "/_mock/reset", {}), () => "Reset done")
+            .then(() => { location.search = token ? "?token=" + encodeURIComponent(token) : ""; });
         }
         break;
       case "job":
