@@ -26,6 +26,8 @@ PAIRS = [
     ("--idle", "--idle-bg"),
     ("--fg", "--warn-bg"),  # an injected journal row
     ("--muted", "--warn-bg"),
+    ("--ok", "--panel"),  # the conformance report's verdicts on its page
+    ("--idle", "--panel"),
 ]
 
 
