@@ -94,6 +94,13 @@ def test_hostile_names_are_text_everywhere(mock: Mock) -> None:
     assert "&lt;/option&gt;&lt;script&gt;x()&lt;/script&gt;" in mock.client.get("/_mock/ui").text
 
 
+def test_a_hostile_path_and_query_in_the_journal_are_text(mock: Mock) -> None:
+    mock.client.get("/v1/jobs/%3Cimg%20src=x%20onerror=a()%3E?q=%3Cscript%3Ex()", headers=auth())
+    for path in ("/_mock/ui/live", "/_mock/ui/requests/1"):
+        text = mock.client.get(path).text
+        assert "<img src=x" not in text and "&lt;img src=x onerror=a()&gt;" in text, path
+
+
 def test_journal_detail_carries_a_curl_without_the_key(mock: Mock) -> None:
     mock.create(json={"gender": "female"})
     detail = mock.client.get("/_mock/ui/requests/1").text

@@ -5,6 +5,8 @@
 
 (() => {
   const REFRESH_MS = 1000;
+  const RESET_QUESTION = "Reset everything? Created projects, influencers, jobs, rules and the "
+    + "journal are dropped and the clock returns to its start.";
   const token = new URLSearchParams(location.search).get("token");
   const notice = document.getElementById("notice");
   const dialog = document.getElementById("detail");
@@ -24,16 +26,19 @@
 
   // A control-plane call: JSON in, JSON out; a failure says what the server said.
   async function api(method, path, body) {
-    const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
+    const json = body === undefined ? {} : { "Content-Type": "application/json" };
+    const init = { method, headers: headers(json) };
     if (body !== undefined) init.body = JSON.stringify(body);
     const response = await fetch(path, init);
     const data = await response.json().catch(() => null);
     if (!response.ok) {
       const error = (data && data.error) || {};
       const details = error.details || {};
-      const fields = Object.entries(details.fieldErrors || {}).map(([k, v]) => k + ": " + v.join(" "));
+      const fields = Object.entries(details.fieldErrors || {})
+        .map(([name, messages]) => name + ": " + messages.join(" "));
       const reasons = fields.concat(details.formErrors || []);
-      throw new Error((error.message || response.status + " " + response.statusText) + (reasons.length ? " " + reasons.join("; ") : ""));
+      const message = error.message || response.status + " " + response.statusText;
+      throw new Error(message + (reasons.length ? " " + reasons.join("; ") : ""));
     }
     return data;
   }
@@ -77,8 +82,8 @@
       }
       // a keyboard user's place survives the swap when the element they were on still exists
       if (focused && document.activeElement !== document.getElementById(focused)) {
-        const again = document.getElementById(focused);
-        if (again) again.focus();
+        const target = document.getElementById(focused);
+        if (target) target.focus();
       }
       document.body.dataset.refreshed = String(Date.now());
     } catch (error) {
@@ -148,13 +153,15 @@
           (r) => "Clock advanced to " + r.now);
         break;
       case "clock-set":
-        act(() => api("POST", "/_mock/clock/set", { now: data.at }), (r) => "Clock set to " + r.now);
+        act(() => api("POST", "/_mock/clock/set", { now: data.at }),
+          (r) => "Clock set to " + r.now);
         break;
       case "delete-rule":
-        act(() => api("DELETE", "/_mock/rules/" + encodeURIComponent(data.rule)), () => "Rule " + data.rule + " deleted");
+        act(() => api("DELETE", "/_mock/rules/" + encodeURIComponent(data.rule)),
+          () => "Rule " + data.rule + " deleted");
         break;
       case "reset":
-        if (window.confirm("Reset everything? Created projects, influencers, jobs, rules and the journal are dropped and the clock returns to its start.")) {
+        if (window.confirm(RESET_QUESTION)) {
           // back to the unfiltered page: a project created through the API is gone now
           act(() => api("POST", "/_mock/reset", {}), () => "Reset done")
             .then(() => { location.search = token ? "?token=" + encodeURIComponent(token) : ""; });
@@ -203,9 +210,13 @@
   });
 
   // Filters apply as soon as they change (the Filter button is there without script too).
-  document.getElementById("filters").addEventListener("change", (event) => event.currentTarget.submit());
+  document.getElementById("filters")
+    .addEventListener("change", (event) => event.currentTarget.submit());
 
   pause.addEventListener("change", () => { if (!pause.checked) refresh(); schedule(); });
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); schedule(); });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+    schedule();
+  });
   schedule();
 })();
