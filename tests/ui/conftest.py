@@ -7,11 +7,15 @@ except when LAYERS_MOCK_BROWSER_TESTS=required (as .ci/run sets it): then they f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +43,7 @@ ARGS = [
 EXPECTED_REFUSAL = re.compile(
     r"^Failed to load resource: the server responded with a status of 4\d\d"
 )
+STUCK_AFTER_S = 120  # a browser test takes 1 to 5 s; this is a hang, not a slow machine
 HOW = (
     "install Debian's chromium (`apt-get install chromium`) or point LAYERS_MOCK_CHROMIUM at a "
     "Chromium binary; .ci/run does the first and makes these tests required"
@@ -96,6 +101,20 @@ def server(served: Served) -> Iterator[Served]:
     served.deps.admin_token = None
 
 
+def _stop_the_driver(bitten: threading.Event) -> None:
+    """The watchdog's bite: Playwright bounds most calls, not all (a page.evaluate whose promise
+    never settles waits forever). Killing its driver makes the stuck call raise, so the test
+    fails in a few minutes with a traceback instead of holding CI for its whole hour."""
+    bitten.set()
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(")", 1)[1].split()[1] != me:
+                continue
+            if b"playwright" in (stat.parent / "cmdline").read_bytes():
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+
+
 def _console_error(server: Served, message: Any) -> None:
     # A 4xx the page asked for and then explained (a clock set backwards) is logged by Chromium
     # as "Failed to load resource"; anything else, a 5xx included, is a failure of the page.
@@ -105,13 +124,21 @@ def _console_error(server: Served, message: Any) -> None:
 
 @pytest.fixture
 def page(browser: Any, server: Served) -> Iterator[Any]:
+    bitten = threading.Event()
+    watchdog = threading.Timer(STUCK_AFTER_S, _stop_the_driver, [bitten])
+    watchdog.daemon = True
+    watchdog.start()
     context = browser.new_context(
         viewport={"width": 1440, "height": 900},
         permissions=["clipboard-read", "clipboard-write"],
     )
+    context.set_default_timeout(15_000)
     tab = context.new_page()
     tab.on("pageerror", lambda exc: server.errors.append(str(exc)))
     tab.on("console", lambda message: _console_error(server, message))
     yield tab
+    watchdog.cancel()
+    if bitten.is_set():
+        pytest.fail(f"stuck for {STUCK_AFTER_S} s: the watchdog stopped the browser")
     context.close()
     assert server.errors == [], "the page logged errors"

@@ -45,6 +45,19 @@ def stage_of(page: Any, job_id: str) -> Any:
     return page.locator(f'tr[data-job="{job_id}"]').get_by_role("progressbar")
 
 
+def clipboard(page: Any) -> str:
+    """What the page copied, read back from the browser's clipboard (bounded: a read that never
+    settles fails the test instead of hanging it)."""
+    return str(
+        page.evaluate(
+            """() => Promise.race([
+                 navigator.clipboard.readText(),
+                 new Promise((_, fail) => setTimeout(() => fail(new Error("hung")), 5000)),
+               ])"""
+        )
+    )
+
+
 def run_in_bash(command: str) -> str:
     bash, curl = shutil.which("bash"), shutil.which("curl")
     assert bash and curl, "the copy-as-curl test runs the real curl (.ci/run installs it)"
@@ -152,7 +165,7 @@ def test_copy_a_journal_curl_and_run_it(page: Any, server: Served) -> None:
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("getJob")
     dialog.get_by_role("button", name="Copy as curl").click()
-    copied = page.evaluate("navigator.clipboard.readText()")
+    copied = clipboard(page)
     assert "${LAYERS_API_KEY}" in copied and FULL not in copied
     replayed = run_in_bash(copied)
     assert replayed.startswith("HTTP/1.1 200")
@@ -164,7 +177,7 @@ def test_copy_a_journal_curl_and_run_it(page: Any, server: Served) -> None:
 def test_copy_a_key_curl_from_the_fixtures(page: Any, server: Served) -> None:
     open_dashboard(page, server)
     page.get_by_role("button", name=f"Copy the curl for {STANDARD_KEY_ID}").click()
-    copied = page.evaluate("navigator.clipboard.readText()")
+    copied = clipboard(page)
     replayed = run_in_bash(copied)
     assert replayed.startswith("HTTP/1.1 200") and '"organizationName":"Acme Growth"' in replayed
 

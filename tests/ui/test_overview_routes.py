@@ -165,9 +165,11 @@ def test_projects_lists_fixtures_then_created_ones(mock: Mock) -> None:
     ).json()
     mock.create(json={})
     body = mock.client.get("/_mock/projects").json()
-    names = [(p["name"], p["influencers"]) for p in body["items"]]
-    assert names == [("Acme Coffee", 1), ("Globex Studio", 0), ("Side project", 0)]
-    assert body["items"][2]["projectId"] == created["id"]
+    fixtures = mock.client.get("/_mock/fixtures").json()["organizations"]
+    loaded = [p["projectId"] for org in fixtures for p in org["projects"]]
+    assert [p["projectId"] for p in body["items"]] == [*loaded, created["id"]]
+    counts = {p["name"]: p["influencers"] for p in body["items"]}
+    assert counts["Acme Coffee"] == 1 and counts["Side project"] == 0
     only = mock.client.get(f"/_mock/projects?organizationId={GLOBEX_ORG}&limit=1").json()
     assert [p["name"] for p in only["items"]] == ["Globex Studio"] and not only["truncated"]
     assert mock.client.get("/_mock/projects?limit=1").json()["truncated"] is True
