@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from support import FULL, GLOBEX, GLOBEX_PROJECT, Mock, auth
+from support import FULL, GLOBEX, GLOBEX_PROJECT, Mock, auth, make_mock
 
 from mockserver.cli import banner
 from mockserver.core.errors import ApiError
 from mockserver.http.access import OPEN, Principal
+from mockserver.http.strict import ContractViolation
 from mockserver.settings import Settings
 from mockserver.spec import control_spec, partner_spec
 from mockserver.ui.assets import SCRIPT, STYLESHEET, asset, stylesheet
-from mockserver.ui.pages import PUBLIC, UiRequest, journal_entry
+from mockserver.ui.pages import PUBLIC, UI_HANDLERS, Page, UiRequest, journal_entry
 from mockserver.ui.render import render
 from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION, page_context, request_context
 
@@ -264,3 +265,20 @@ def test_a_principal_of_one_organization_sees_only_its_own(mock: Mock) -> None:
         journal_entry(acme_entry)
     acme_entry.path = {"sequence": "2"}
     assert journal_entry(acme_entry).status == 200
+
+
+@pytest.mark.parametrize(
+    ("page", "complaint"),
+    [
+        (Page(200, b"<p>not a document</p>"), "does not match"),
+        (Page(200, b"hello", "text/plain"), "sent text/plain, the spec declares text/html"),
+        (Page(200, b"<!doctype html>", headers=[]), "content-security-policy is missing"),
+    ],
+)
+def test_strict_mode_checks_html_answers_too(
+    monkeypatch: pytest.MonkeyPatch, page: Page, complaint: str
+) -> None:
+    monkeypatch.setitem(UI_HANDLERS, "mockDashboard", lambda req: page)
+    mock = make_mock()
+    with pytest.raises(ContractViolation, match=complaint):
+        mock.client.get("/_mock/ui")
