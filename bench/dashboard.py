@@ -230,7 +230,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     def sampler() -> None:
         now = time.monotonic()
         page = state["page"]
-        if page is None and now - state["t0"] >= args.warmup:
+        if page is None and not args.no_page and now - state["t0"] >= args.warmup:
             page = chromium.new_page(viewport={"width": 1440, "height": 900})
             page.on("response", on_response)
             page.goto(base + "/_mock/ui")
@@ -257,7 +257,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         chromium.close()
         playwright.stop()
         server.stop()
-    opened = state.get("opened", seconds)
+    opened = state.get("opened", args.warmup)  # with --no-page: when it would have opened
     window = [(t, kb) for t, kb, _ in samples if t >= opened + 60]
     slope = 0.0
     if len(window) > 2:
@@ -316,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--minutes", type=float, default=20)
     s.add_argument("--warmup", type=float, default=60, help="seconds of load before the page opens")
     s.add_argument("--every", type=float, default=10, help="seconds between RSS samples")
+    s.add_argument("--no-page", action="store_true", help="the same load, no page: the control")
     s.set_defaults(run=soak)
     args = parser.parse_args(argv)
     result = args.run(args)
