@@ -159,6 +159,10 @@ def test_the_base_install_serves_from_outside_the_checkout(base: WheelEnv) -> No
             timeout=30,
         )
         assert created.status_code == 202 and created.json()["stage"] == "queued"
+        # the dashboard, its templates and static files from the wheel (strict: as specified)
+        page = httpx.get(f"{url}/_mock/ui", timeout=30)
+        assert page.status_code == 200 and created.json()["jobId"] in page.text
+        assert httpx.get(f"{url}/_mock/ui/assets/layers.css", timeout=30).status_code == 200
     finally:
         server.send_signal(signal.SIGINT)
         _, stderr = server.communicate(timeout=30)

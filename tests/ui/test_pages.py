@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -9,6 +10,7 @@ from support import FULL, GLOBEX, GLOBEX_PROJECT, Mock, auth, make_mock
 
 from mockserver.cli import banner
 from mockserver.core.errors import ApiError
+from mockserver.core.journal import Journal
 from mockserver.http.access import OPEN, Principal
 from mockserver.http.strict import ContractViolation
 from mockserver.settings import Settings
@@ -282,3 +284,20 @@ def test_strict_mode_checks_html_answers_too(
     mock = make_mock()
     with pytest.raises(ContractViolation, match=complaint):
         mock.client.get("/_mock/ui")
+
+
+def test_a_journal_that_keeps_bodies_shows_them_and_replays_them() -> None:
+    mock = make_mock()
+    mock.deps.journal = Journal(bodies=True)  # what `serve --journal-bodies` gives
+    with mock.client:
+        headers = {"Idempotency-Key": "replay-1", "Prefer": "outcome=failed"}
+        job = mock.create(json={"gender": "male"}, headers=headers).json()
+        detail = mock.client.get("/_mock/ui/requests/1").text
+    assert '"gender":"male"' in html.unescape(detail)  # the request body, as sent
+    assert job["jobId"] in detail  # the response body
+    assert FULL not in detail and "lp_test_acmefull_***" in detail  # redacted by the journal
+    curl = re.search(r'id="detail-curl">([^<]*)<', detail)
+    assert curl is not None
+    line = html.unescape(curl.group(1))
+    assert "'idempotency-key: replay-1'" in line and "'prefer: outcome=failed'" in line
+    assert "--data-binary" in line and "male" in line and "Bearer ${LAYERS_API_KEY}" in line
