@@ -17,6 +17,10 @@
 3. Bounded memory under reads: RSS (after gc.collect) after 20,000 and after 200,000 reads
    through the whole ASGI app (journal, rate limiter, ...), in-process.
 
+4. Memory per stored record, RSS over 1,000,000 mixed requests, the SQLite commit cost, and
+   export / import / SQLite at 1,000,000 influencers: see scale_memory.py (issue 9).
+   `--parts records mixed commit roundtrip` runs only those.
+
 Writes bench/results/scale-<time>.json and bench/results/scale-latest.json.
 """
 
@@ -36,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import scale_memory as memory
 from common import (
     CREATE_BODY,
     PROJECT,
@@ -51,6 +56,7 @@ from common import (
 )
 
 BODY = json.loads(CREATE_BODY)
+PARTS = ("reads", "records", "mixed", "commit", "roundtrip")
 
 
 def build(settings_kwargs: dict[str, Any] | None = None) -> Any:
@@ -310,34 +316,101 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 100_000, 1_000_000])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="which measurements to run (default: all)",
+    )
+    parser.add_argument("--mixed", type=int, default=1_000_000, help="requests of the mixed run")
+    parser.add_argument("--roundtrip", type=int, default=1_000_000, help="influencers")
     args = parser.parse_args(argv)
-    ensure_wrk()
     import tempfile
 
-    say("memory per influencer (tracemalloc, 50,000 creates)")
-    per_inf = memory_per_influencer()
-    say("memory after 20,000 and 200,000 reads")
-    bounded = memory_under_reads()
-    reads = []
+    results: dict[str, Any] = {}
+    texts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="layers-mock-scale-") as tmp:
-        for count in args.sizes:
-            say(f"serving {count:,} stored influencers")
-            reads.append(reads_at(count, args, Path(tmp)))
-    text = report(reads, per_inf, bounded)
+        work = Path(tmp)
+        if "reads" in args.parts:
+            ensure_wrk()
+            say("memory per influencer (tracemalloc, 50,000 creates)")
+            per_inf = memory_per_influencer()
+            say("memory after 20,000 and 200,000 reads")
+            bounded = memory_under_reads()
+            reads = []
+            for count in args.sizes:
+                say(f"serving {count:,} stored influencers")
+                reads.append(reads_at(count, args, work))
+            texts.append(report(reads, per_inf, bounded))
+            results |= {
+                "reads": reads,
+                "memory_per_influencer": per_inf,
+                "memory_under_reads": bounded,
+            }
+        if "records" in args.parts:
+            say("RSS per stored record (100,000 plain and 100,000 keyed creates, real server)")
+            results["records"] = memory.records(work)
+        if "mixed" in args.parts:
+            say(f"RSS over {args.mixed:,} mixed requests (real server)")
+            results["mixed"] = memory.mixed(work, args.mixed, max(args.mixed // 5, 1))
+        if "commit" in args.parts:
+            say("SQLite commit cost per create (in-process)")
+            results["commit"] = memory.commit_cost()
+        if "roundtrip" in args.parts:
+            say(f"export / import / SQLite at {args.roundtrip:,} influencers (in-process)")
+            results["roundtrip"] = memory.roundtrip(args.roundtrip)
+    texts.append(memory_report(results))
+    text = "\n\n".join(t for t in texts if t)
     print(text)
     meta = machine() | {"load": f"wrk -t{args.threads} -c{args.conns} -d{args.seconds:g}s"}
-    path = write_results(
-        "scale",
-        {
-            "meta": meta,
-            "reads": reads,
-            "memory_per_influencer": per_inf,
-            "memory_under_reads": bounded,
-            "report": text,
-        },
-    )
+    path = write_results("scale", {"meta": meta, **results, "report": text})
     say(f"results: {path}")
     return 0
+
+
+def memory_report(results: dict[str, Any]) -> str:
+    rows: list[list[Any]] = []
+    if "records" in results:
+        r = results["records"]
+        rows += [
+            ["RSS per influencer + job (plain create)", f"{r['plain_create_bytes']:,} B", ""],
+            ["RSS per idempotency record", f"{r['idempotency_record_bytes']:,} B", ""],
+            ["RSS per keyed create (both)", f"{r['keyed_create_bytes']:,} B", "< 2,048 B"],
+            ["RSS per journal entry", f"{r['journal_entry_bytes']:,} B", ""],
+        ]
+    if "mixed" in results:
+        m = results["mixed"]
+        samples = ", ".join(f"{s['requests'] // 1000:,}k: {s['rss_mb']} MB" for s in m["samples"])
+        rows.append([f"RSS over mixed requests ({samples})", f"x{m['growth']}", "<= x1.05"])
+    if "commit" in results:
+        c = results["commit"]
+        rows.append(
+            [
+                "create + commit, memory / sqlite (in-process)",
+                f"{c['memory_us_per_create']} / {c['sqlite_us_per_create']} µs",
+                f"commit {c['sqlite_commit_us']} µs",
+            ]
+        )
+    if "roundtrip" in results:
+        t = results["roundtrip"]
+        rows += [
+            [
+                f"export of {t['influencers']:,} influencers",
+                f"{t['export_s']} s, {t['export_mb']} MB",
+                "",
+            ],
+            [f"import of {t['influencers']:,} (read, checked, built)", f"{t['import_s']} s", ""],
+            [
+                "SQLite: whole write / load at start",
+                f"{t['sqlite_write_s']} s / {t['sqlite_load_s']} s",
+                f"{t['sqlite_mb']} MB on disk",
+            ],
+            ["peak RSS of the round trip", f"{t['peak_rss_mb']} MB", ""],
+        ]
+    if not rows:
+        return ""
+    return "## memory, durability and round trips\n" + table(["measure", "value", "target"], rows)
 
 
 if __name__ == "__main__":

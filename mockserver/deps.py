@@ -8,7 +8,6 @@ from .core.chaos import ChaosProfile
 from .core.jobs import Progression
 from .core.journal import Journal
 from .core.simulator import Simulator
-from .core.store import MemoryStore, Store
 
 
 @dataclass(slots=True)
@@ -19,4 +18,3 @@ class Deps:
     progression: Progression = "time"
     admin_token: str | None = None  # required on /_mock/ when the server is not on loopback
     chaos: ChaosProfile | None = None
-    store: Store = field(default_factory=MemoryStore)

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .core.chaos import ChaosProfile
 from .core.clock import Clock, ClockMode
+from .core.errors import ApiError
 from .core.fixtures import (
     DEFAULT_FIXTURES,
     FixtureError,
@@ -20,8 +23,9 @@ from .core.fixtures import (
 from .core.jobs import Progression
 from .core.journal import Journal
 from .core.simulator import Simulator
-from .core.store import MemoryStore, Store
+from .core.store import StoreInUse
 from .deps import Deps
+from .stores import make_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +52,14 @@ class Settings:
             return self.host == "localhost"
 
 
-def make_store(spec: str | None) -> Store:
-    """`memory` or `sqlite:PATH`; anything else is a usage error."""
-    if spec in (None, "memory"):
-        return MemoryStore()
-    if spec.startswith("sqlite:") and len(spec) > len("sqlite:"):
-        from .core.durable import SqliteStore
-
-        return SqliteStore(Path(spec[len("sqlite:") :]))
-    raise ValueError(f"--state must be memory or sqlite:PATH, not {spec!r}")
+def check_admin_token(token: str | None) -> str | None:
+    """An admin token guards nothing if a header can match it by accident: empty, blank or
+    with whitespace (an `Authorization: Bearer ` header) is refused at start-up."""
+    if token is not None and (
+        not token or not token.isprintable() or any(c.isspace() for c in token)
+    ):
+        raise ValueError("--admin-token must be printable characters without spaces, not empty")
+    return token
 
 
 def fixtures_of(settings: Settings) -> Fixtures:
@@ -74,21 +77,32 @@ def fixtures_of(settings: Settings) -> Fixtures:
 
 
 def make_deps(settings: Settings) -> Deps:
+    admin_token = check_admin_token(settings.admin_token)
     clock = Clock(settings.clock, speed=settings.speed)
-    sim = Simulator(fixtures_of(settings), clock, settings.seed)
     store = make_store(settings.state)
-    kept = store.load(clock)
-    if kept is not None:
-        sim.replace_state(kept)
-    else:
-        store.replace(sim.state, clock)
+    sim = Simulator(fixtures_of(settings), clock, settings.seed, store)
+    from .statecheck import state_check
+
+    try:
+        sim.start(state_check())
+    except StoreInUse as exc:
+        raise ValueError(str(exc)) from None
+    except (ApiError, orjson.JSONDecodeError) as exc:
+        store.close()
+        found = (
+            "; ".join((exc.details or {}).get("formErrors", [])[:3])
+            if isinstance(exc, ApiError)
+            else str(exc)
+        )
+        raise ValueError(
+            f"{settings.state}: not a state file this version of layers-mock can read: {found}"
+        ) from None
     return Deps(
         sim=sim,
         strict=settings.strict,
         progression=settings.progression,
-        admin_token=settings.admin_token,
+        admin_token=admin_token,
         chaos=ChaosProfile.load(settings.chaos) if settings.chaos else None,
-        store=store,
         journal=Journal(bodies=settings.journal_bodies),
     )
 

@@ -50,9 +50,14 @@ def _message(kind: Any) -> str:
 
 
 def collect_errors(
-    validator: Any, instance: Any, unknown_messages: Mapping[str, str] | None = None
+    validator: Any,
+    instance: Any,
+    unknown_messages: Mapping[str, str] | None = None,
+    *,
+    body: bool = True,
 ) -> tuple[dict[str, list[str]], list[str]]:
-    """(fieldErrors, formErrors) for `instance`; both empty when it is valid."""
+    """(fieldErrors, formErrors) for `instance`; both empty when it is valid. `body=False`
+    for a single value (a query parameter, a header), which is not "a JSON object"."""
     fields: dict[str, list[str]] = {}
     form: list[str] = []
 
@@ -73,9 +78,28 @@ def collect_errors(
         elif name == "Required":
             add(kind.property, "Required.")
         elif name == "Type":
-            form.append("Body must be a JSON object.")
+            form.append("Body must be a JSON object." if body else _message(kind))
         elif name == "MinProperties":
             form.append("Send at least one field.")
         else:
             form.append(_message(kind))
     return fields, form
+
+
+def problems(validator: Any, instance: Any, limit: int = 5) -> list[str]:
+    """`<path>: <message>` for the first errors of `instance`, for documents deeper than a
+    request body (a state import), where a field name alone would not say where."""
+    found: list[str] = []
+    for error in validator.iter_errors(instance):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path)
+        name = type(error.kind).__name__
+        if name == "AdditionalProperties":
+            message = "Unrecognized keys: " + ", ".join(map(str, error.kind.unexpected)) + "."
+        elif name == "Required":
+            message = f"Missing {error.kind.property}."
+        else:
+            message = _message(error.kind)
+        found.append(f"{path}: {message}" if path else message)
+        if len(found) >= limit:
+            break
+    return found

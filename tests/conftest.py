@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from served import servers  # noqa: F401 - a fixture for every test module
 from support import Mock, make_mock
 
 pytest_plugins = ("pytester",)  # the pytest plugin is tested in fresh pytest sessions

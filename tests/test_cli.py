@@ -166,3 +166,10 @@ def test_log_requests_prints_a_line_per_request_and_the_journal_keeps_bodies() -
     assert journal[1]["request"]["body"] == '{"prompt":"hi"}'
     assert journal[1]["request"]["headers"]["authorization"] == "Bearer lp_test_acmefull_***"
     assert journal[1]["response"]["headers"]["x-request-id"] == request_id
+
+
+def test_serve_refuses_an_empty_admin_token(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 9, D14: an empty token off loopback printed no token and admitted `Bearer `."""
+    code = main(["serve", "--host", "0.0.0.0", "--port", "0", "--admin-token", ""])
+    assert code == 2
+    assert "--admin-token" in capsys.readouterr().err

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 ClockMode = Literal["wall", "virtual"]
 
 # 2026-01-01T00:00:00.000Z: a fixed start keeps transcripts stable
 DEFAULT_START_MS = 1_767_225_600_000
+# The instants a timestamp can name: 1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z. Past
+# the last one no timestamp can be written, so every way of moving the clock stops there.
+MIN_MS = 0
+MAX_MS = 253_402_300_799_999
+MAX_SPEED = 1_000_000.0  # a wall clock this fast still takes 70 host hours to reach MAX_MS
 
 
 class ClockError(ValueError):
-    """Raised when a caller asks time to run backwards: jobs would un-finish."""
+    """Raised when a caller asks time to run backwards (jobs would un-finish) or past the last
+    instant a timestamp can name (every later read of the clock would fail)."""
+
+
+def check_instant(ms: int, what: str = "instant") -> int:
+    """`ms` if a timestamp can name it; a ClockError otherwise."""
+    if isinstance(ms, bool) or not isinstance(ms, int) or not MIN_MS <= ms <= MAX_MS:
+        raise ClockError(f"the {what} must lie between {format_ms(MIN_MS)} and {format_ms(MAX_MS)}")
+    return ms
 
 
 class Clock:
@@ -36,11 +50,11 @@ class Clock:
         start_ms: int = DEFAULT_START_MS,
         ticker: Callable[[], int] = time.monotonic_ns,
     ) -> None:
-        if speed <= 0:
-            raise ClockError("speed must be positive")
+        if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
+            raise ClockError(f"speed must be a number above 0 and at most {MAX_SPEED:g}")
         self.mode: ClockMode = mode
         self.speed = speed
-        self.start_ms = start_ms
+        self.start_ms = check_instant(start_ms, "start")
         self._ticker = ticker  # the host's monotonic clock; tests pass a fake one
         self._offset_ms = 0
         self._anchor_ns = ticker()
@@ -49,7 +63,7 @@ class Clock:
         if self.mode == "virtual":
             return self.start_ms + self._offset_ms
         elapsed_ms = (self._ticker() - self._anchor_ns) * self.speed / 1_000_000
-        return self.start_ms + self._offset_ms + int(elapsed_ms)
+        return min(self.start_ms + self._offset_ms + int(elapsed_ms), MAX_MS)  # a wall clock stops
 
     @property
     def client_speed(self) -> float:
@@ -58,12 +72,22 @@ class Clock:
         return self.speed if self.mode == "wall" else 1.0
 
     def advance(self, seconds: float) -> int:
+        """Move forward; a move that is negative, not finite or past MAX_MS changes nothing."""
+        if not math.isfinite(seconds):
+            raise ClockError("seconds must be a finite number")
         if seconds < 0:
             raise ClockError("the clock never moves backwards; use reset to return to the start")
+        now = self.now_ms()
+        if round(seconds * 1000) > MAX_MS - now:
+            raise ClockError(
+                f"cannot advance {seconds:g} s from {format_ms(now)}: the clock ends at "
+                f"{format_ms(MAX_MS)}"
+            )
         self._offset_ms += round(seconds * 1000)
         return self.now_ms()
 
     def set(self, instant_ms: int) -> int:
+        check_instant(instant_ms)
         now = self.now_ms()
         if instant_ms < now:
             raise ClockError(
@@ -86,10 +110,12 @@ class Clock:
         }
 
     def restore(self, now_ms: int) -> None:
+        check_instant(now_ms)
         self._anchor_ns = self._ticker()
         self._offset_ms = now_ms - self.start_ms
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS", a small bounded memo
 _SECONDS_MAX = 4096
 
@@ -111,4 +137,5 @@ def parse_timestamp(text: str) -> int:
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError("timestamp needs a UTC offset or Z")
-    return int(parsed.timestamp() * 1000)
+    # Integer arithmetic: a float timestamp * 1000 can round .999 down to .998.
+    return (parsed - EPOCH) // timedelta(milliseconds=1)

@@ -18,6 +18,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "INTERNAL": 500,
     "NOT_SIMULATED": 501,
     "KILL_SWITCH": 503,
+    "STORAGE_UNAVAILABLE": 503,
 }
 
 

@@ -2,11 +2,15 @@
 
 Every id the mock mints is a hash of the seed and a salt. Without an Idempotency-Key the salt
 is a per-kind sequence number, so the same request sequence gives the same ids; with one, the
-salt is the idempotency scope itself, so the ids depend on the seed and the key alone.
+salt is the idempotency scope itself, so the ids depend on the seed and the key alone. Either
+way a minted id never names a record that exists: a salt whose id is taken is followed by the
+next one (for a key, `scope:1`, `scope:2`, ...), so a key reused after its record expired
+mints new ids instead of overwriting what it created a day ago.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from hashlib import blake2b
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -14,6 +18,8 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
 _PAIR_SHIFTS = tuple(range(120, -1, -10))
 _KEYED: dict[tuple[int, int], blake2b] = {}  # (seed, digest size) -> keyed, unused hasher
+MAX_SEED = 2**64 - 1  # the seed keys BLAKE2b as 8 big-endian bytes
+Taken = Callable[[str], bool]
 
 FIRST_NAMES = {
     "female": ("Ava", "Nova", "Maya", "Luna", "Iris", "Zoe", "Mila", "Elena", "Hana", "Priya"),
@@ -22,6 +28,16 @@ FIRST_NAMES = {
 }
 LAST_NAMES = ("Chen", "Park", "Rivera", "Okafor", "Novak", "Haddad", "Silva", "Moreau", "Kaur")
 MEDIA_BASE = "https://media.layers-mock.invalid/portraits"
+
+
+def check_seed(value: object) -> int:
+    """The seed as an int, or a ValueError: every id is hashed with it, so a seed that cannot
+    key the hash would break every later request, not just this one."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON `1.0` is the integer 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"the seed must be a whole number from 0 to {MAX_SEED}")
+    return value
 
 
 def _digest(seed: int, salt: str, size: int) -> bytes:
@@ -69,21 +85,30 @@ class IdMint:
     __slots__ = ("counters", "seed")
 
     def __init__(self, seed: int, counters: dict[str, int] | None = None) -> None:
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.counters: dict[str, int] = dict(counters or {})
 
-    def _salt(self, kind: str, scope: str | None) -> str:
-        if scope is not None:
-            return f"{kind}:key:{scope}"
-        n = self.counters.get(kind, 0) + 1
-        self.counters[kind] = n
-        return f"{kind}:seq:{n}"
+    def _mint(
+        self, kind: str, scope: str | None, render: Callable[[str], str], taken: Taken | None
+    ) -> str:
+        if scope is None:
+            while True:
+                n = self.counters.get(kind, 0) + 1
+                self.counters[kind] = n
+                value = render(f"{kind}:seq:{n}")
+                if taken is None or not taken(value):
+                    return value
+        salt = f"{kind}:key:{scope}"
+        value, retry = render(salt), 0
+        while taken is not None and taken(value):
+            retry += 1
+            value = render(f"{salt}:{retry}")
+        return value
 
-    def uuid(self, kind: str, scope: str | None = None) -> str:
-        return uuid_from(self.seed, self._salt(kind, scope))
+    def uuid(self, kind: str, scope: str | None = None, taken: Taken | None = None) -> str:
+        return self._mint(kind, scope, lambda salt: uuid_from(self.seed, salt), taken)
 
-    def ulid(self, kind: str, at_ms: int, scope: str | None = None) -> str:
-        return ulid_from(self.seed, self._salt(kind, scope), at_ms)
-
-    def request_id(self, at_ms: int) -> str:
-        return "req_" + self.ulid("req", at_ms)
+    def ulid(
+        self, kind: str, at_ms: int, scope: str | None = None, taken: Taken | None = None
+    ) -> str:
+        return self._mint(kind, scope, lambda salt: ulid_from(self.seed, salt, at_ms), taken)

@@ -89,8 +89,15 @@ class RateLimiter:
     def clear(self) -> None:
         self._windows.clear()
 
-    def snapshot(self) -> list[list[object]]:
-        return [[k, c, w, n] for (k, c), (w, n) in self._windows.items()]
+    def without_keys(self, api_key_ids: set[str]) -> RateLimiter:
+        """A copy without the windows of these API keys (a reset of one organization)."""
+        kept = RateLimiter()
+        kept._windows = {b: w for b, w in self._windows.items() if b[0] not in api_key_ids}
+        return kept
 
-    def restore(self, rows: list[list[object]]) -> None:
-        self._windows = {(str(k), str(c)): (int(w), int(n)) for k, c, w, n in rows}  # type: ignore[call-overload]
+    def snapshot(self) -> list[tuple[str, str, int, int]]:
+        return [(k, c, w, n) for (k, c), (w, n) in self._windows.items()]
+
+    def restore(self, rows: list[tuple[str, str, int, int]]) -> None:
+        """Rows as `snapshot` wrote them, already checked (snapshot.py validates imports)."""
+        self._windows = {(k, c): (w, n) for k, c, w, n in rows}

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 TIERS = ("standard", "pilot", "partner", "unlimited")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -63,6 +65,12 @@ class Project:
     seq: int = 0  # creation order within the whole state: the keyset of the project list
     outcome: str | None = None  # a fixture rule: the end of every job in this project
     influencer_ids: list[str] = field(default_factory=list)  # creation order, never shrinks
+
+    def size_bytes(self) -> int:
+        """What the project costs to keep, near enough to bound the table by bytes: its
+        metadata (up to a whole request body) dominates."""
+        text = (self.name, self.customer_external_id, self.app_name, self.app_description)
+        return 400 + len(orjson.dumps(self.metadata)) + sum(len(t or "") for t in text)
 
 
 @dataclass(slots=True)

@@ -8,28 +8,24 @@ process-wide random, so two runs with one seed inject the same faults into the s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
+from .errors import ApiError
+from .glob import PathGlob
 from .prefer import Preferences
 
 EFFECTS = ("fault", "latencyMs", "outcome", "stage", "progression")
+# Every partner request is checked against every rule: the count is bounded, and so is each
+# rule (control.yaml caps its strings), so rules cost at most ~1 MB and a bounded time per request.
+MAX_RULES = 1_000
 
 
 def chance(seed: int, salt: str) -> float:
     """A uniform draw in [0, 1) that depends on the seed and the salt alone."""
     digest = blake2b(salt.encode(), digest_size=8, key=seed.to_bytes(8, "big")).digest()
     return int.from_bytes(digest, "big") / 2**64
-
-
-def _path_matcher(pattern: str) -> re.Pattern[str]:
-    if "*" not in pattern:
-        return re.compile(re.escape(pattern))
-    parts = re.split(r"(\*\*|\*)", pattern)
-    regex = "".join(".*" if p == "**" else "[^/]*" if p == "*" else re.escape(p) for p in parts)
-    return re.compile(regex + r"\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +45,22 @@ class Rule:
     rule_id: str
     spec: dict[str, Any]  # the input as given, echoed back by the control plane
     remaining: int | None
-    _path: re.Pattern[str] | None = field(default=None, repr=False)
+    _path: PathGlob | None = field(default=None, repr=False)
 
     @classmethod
     def from_input(cls, rule_id: str, spec: dict[str, Any]) -> Rule:
+        """`spec` as control.yaml's RuleInput validated it; JSON `2.0` counts as 2."""
         path = spec["match"].get("path")
-        return cls(rule_id, spec, spec.get("count"), _path_matcher(path) if path else None)
+        for name in ("count", "latencyMs"):
+            if name in spec:
+                spec[name] = int(spec[name])
+        return cls(rule_id, spec, spec.get("count"), PathGlob(path) if path else None)
 
     def matches(self, request: RequestFacts) -> bool:
         match = self.spec["match"]
         return (
             (match.get("method") is None or match["method"].upper() == request.method)
-            and (self._path is None or bool(self._path.match(request.path)))
+            and (self._path is None or self._path.matches(request.path))
             and match.get("operationId") in (None, request.operation_id)
             and match.get("organizationId") in (None, request.organization_id)
             and match.get("projectId") in (None, request.project_id)
@@ -78,7 +78,13 @@ class Rules:
         self._next = 0
 
     def add(self, spec: dict[str, Any]) -> Rule:
+        if len(self.rules) >= MAX_RULES:
+            raise ApiError(
+                "CONFLICT", f"There are already {MAX_RULES} rules; delete some before adding more."
+            )
         self._next += 1
+        while f"rule_{self._next}" in self.rules:  # an imported rule may hold the next id
+            self._next += 1
         rule = Rule.from_input(f"rule_{self._next}", spec)
         self.rules[rule.rule_id] = rule
         return rule
@@ -126,10 +132,11 @@ class Rules:
         return {"next": self._next, "rules": [r.public() for r in self.rules.values()]}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
+        """A snapshot as `snapshot()` wrote it, already checked against control.yaml."""
         self.rules = {}
-        for item in snapshot.get("rules", []):
+        for item in snapshot["rules"]:
             spec = {k: v for k, v in item.items() if k not in ("ruleId", "remaining")}
             rule = Rule.from_input(item["ruleId"], spec)
-            rule.remaining = item["remaining"]
+            rule.remaining = None if item["remaining"] is None else int(item["remaining"])
             self.rules[rule.rule_id] = rule
-        self._next = int(snapshot.get("next", len(self.rules)))
+        self._next = int(snapshot["next"])

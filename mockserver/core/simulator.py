@@ -31,10 +31,18 @@ from .jobs import (
     record_poll,
 )
 from .listing import ProjectListing, decode_cursor, encode_cursor
+from .persist import counter_rows, dirty_batch, load, whole_batch
 from .records import ApiKey, InfluencerFacts, Project, canonical_id
+from .requestids import RequestIds
+from .restore import Check, Restored
 from .state import State
+from .store import Batch, Store
 from .tenancy import acting_key
 
+# Bounds the largest table (and so the state's memory: ~800 bytes per influencer with its job,
+# bench/scale.py); every other table is bounded by its own limit or by the fixtures.
+MAX_INFLUENCERS = 2_000_000
+MAX_PROJECT_BYTES = 64 * 1024**2  # projects carry up to 8 KB of partner metadata each
 ALREADY = {
     "completed": "ALREADY_COMPLETED",
     "failed": "ALREADY_FAILED",
@@ -52,24 +60,82 @@ class JobPlan:
 
 
 class Simulator:
-    def __init__(self, fixtures: Fixtures, clock: Clock, seed: int = 0) -> None:
+    """The state, its clock, its request ids and its store, and every operation on them.
+
+    Whatever replaces the state (a reset, an import) is written to the store first and swapped
+    in only once that succeeded, so memory and store never disagree; `generation` counts the
+    swaps, so that a request that waited (a latency fault) can tell its lookups are stale.
+    """
+
+    def __init__(
+        self, fixtures: Fixtures, clock: Clock, seed: int = 0, store: Store | None = None
+    ) -> None:
         self.fixtures = fixtures
         self.clock = clock
         self.state = State.from_fixtures(fixtures, seed)
+        self.requests = RequestIds()  # not part of the state: never reset, never rewound
+        self.generation = 0
+        self.store = store if store is not None and store.durable else None
+        if self.store is not None:
+            durable = self.store
+            self.requests.reserve = lambda ceilings: durable.write(Batch(counter_rows(ceilings)))
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def reset(self, seed: int | None = None, organization_id: str | None = None) -> None:
-        if organization_id is not None:
-            if organization_id not in self.fixtures.organizations:
-                raise not_found("Organization")
-            self.state.drop_organization(organization_id, self.fixtures)
+    def start(self, check: Check) -> None:
+        """Resume what the store holds (checked like an import), or write the fresh state."""
+        if self.store is None:
             return
-        self.state = State.from_fixtures(self.fixtures, self.state.seed if seed is None else seed)
+        stored = self.store.open()
+        if stored is None:
+            self.store.write(whole_batch(self.state, self.requests, self.clock))
+            return
+        restored, ceilings = load(stored, check)
+        self._install(restored.state)
+        self.clock.restore(restored.now_ms)
+        self.requests.advance(restored.requests)
+        self.requests.resume(ceilings)
+
+    def commit(self) -> None:
+        """Write what the last request changed; StoreUnavailable if it could not be written
+        (what it changed stays marked and goes with the next write that succeeds)."""
+        state = self.state
+        if self.store is not None and state.dirty:
+            self.store.write(dirty_batch(state, self.requests, self.clock))
+        state.dirty.clear()
+
+    def reset(self, seed: int | None = None) -> None:
+        fresh = State.from_fixtures(self.fixtures, self.state.seed if seed is None else seed)
+        self._replace(fresh, self.clock.start_ms)
         self.clock.reset()
 
-    def replace_state(self, state: State) -> None:
+    def reset_organization(self, organization_id: str) -> None:
+        if organization_id not in self.fixtures.organizations:
+            raise not_found("Organization")
+        after = self.state.without_organization(organization_id, self.fixtures)
+        if self.store is not None:
+            self.store.write(dirty_batch(after, self.requests, self.clock))
+        after.dirty.clear()
+        self._install(after)
+
+    def restore(self, restored: Restored) -> None:
+        """An import: the state, the clock's instant, and request ids that only move forward."""
+        self.requests.advance(restored.requests)
+        self._replace(restored.state, restored.now_ms)
+        self.clock.restore(restored.now_ms)
+
+    def _replace(self, state: State, now_ms: int) -> None:
+        if self.store is not None:
+            self.store.write(whole_batch(state, self.requests, self.clock, now_ms))
+        state.dirty.clear()
+        self._install(state)
+
+    def _install(self, state: State) -> None:
         self.state = state
+        self.generation += 1
+
+    def request_id(self, kind: str = "req") -> str:
+        return self.requests.next(kind, self.state.seed, self.clock.now_ms())
 
     def now(self) -> int:
         return self.clock.now_ms()
@@ -167,12 +233,16 @@ class Simulator:
     ) -> dict[str, Any]:
         prj.refuse_if_archived(project)
         now = self.now()
+        state = self.state
+        self._room_for_influencer()
         wallet = self.wallet(project.org_id) if credits else None
         if wallet is not None:
             wallets.require(wallet, credits)  # before anything is minted: a 402 leaves nothing
-        mint = self.state.mint
-        influencer_id = "inf_" + mint.uuid("inf", scope)
-        job_id = "job_" + mint.ulid("job", now, scope)
+        mint = state.mint
+        # Never an id that exists: a reused Idempotency-Key must not overwrite a live record.
+        influencer_id = mint.uuid("inf", scope, lambda u: "inf_" + u in state.influencers)
+        influencer_id = "inf_" + influencer_id
+        job_id = "job_" + mint.ulid("job", now, scope, lambda u: "job_" + u in state.jobs)
         inf = InfluencerFacts(
             influencer_id=influencer_id,
             org_id=project.org_id,
@@ -219,6 +289,15 @@ class Simulator:
             "locationUrl": "/v1/jobs/" + job_id,
             "startedAt": format_ms(now),
         }
+
+    def _room_for_influencer(self) -> None:
+        if len(self.state.influencers) >= MAX_INFLUENCERS:
+            raise ApiError(
+                "STORAGE_UNAVAILABLE",
+                f"The mock holds {MAX_INFLUENCERS:,} influencers, as many as it keeps; reset "
+                "it (POST /_mock/reset) to make room.",
+                {"reason": "capacity"},
+            )
 
     def influencer_body(self, inf: InfluencerFacts) -> dict[str, Any]:
         return influencer_view(inf, self.state.jobs[inf.job_id], self.now(), format_ms)
@@ -356,8 +435,10 @@ class Simulator:
     ) -> dict[str, Any]:
         prj.check_metadata(body)
         now = self.now()
+        projects = self.state.projects
         project = Project(
-            project_id="prj_" + self.state.mint.uuid("prj", scope),
+            project_id="prj_"
+            + self.state.mint.uuid("prj", scope, lambda u: "prj_" + u in projects),
             org_id=key.org_id,
             name=body["name"],
             timezone=body["timezone"],
@@ -374,6 +455,17 @@ class Simulator:
             updated_ms=now,
             seq=self._next_project_seq(),
         )
+        if project.app_description:
+            self._room_for_influencer()  # checked first: a project without its first influencer
+        size = project.size_bytes()
+        if self.state.project_bytes + size > MAX_PROJECT_BYTES:
+            raise ApiError(
+                "STORAGE_UNAVAILABLE",
+                f"The mock's projects take {MAX_PROJECT_BYTES // 1024**2} MiB, as much as it "
+                "keeps; reset it (POST /_mock/reset) to make room.",
+                {"reason": "capacity"},
+            )
+        self.state.project_bytes += size
         self.state.projects[project.project_id] = project
         self.state.dirty.add(("projects", project.project_id))
         if project.app_description:

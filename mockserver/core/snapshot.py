@@ -1,26 +1,41 @@
-"""The whole state as one JSON document, and back.
+"""The whole state as one JSON document (an export), and the rows a durable store keeps.
 
 Export then import into a fresh server gives a server that answers every later request exactly
 as the first would have: records, counters of the id mint, idempotency records, rate windows,
-rules and the clock's instant all travel. The per-record helpers (`row`, `from_row`,
-`idempotency_item`, `meta`) are shared with the durable store, so a file and an export hold
-one format.
+rules and the clock's instant all travel. A row of a durable store is the same JSON as a row of
+an export, so a file and an export hold one format and are read back by one reader
+(restore.py).
+
+The export is written one record per line:
+
+    {"format":"layers-mock/state@2","seed":7,...,"rules":{...},
+    "organizations":[
+    {...},
+    {...}
+    ],
+    ...
+    "idempotency":[
+    ]}
+
+It is an ordinary JSON document; the layout only lets an import read it a line at a time, so
+that a million influencers never sit in memory as one parsed tree (layout.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from .clock import Clock
-from .errors import validation
-from .idempotency import IdempotencyRecords, Scope, StoredResponse
-from .ids import IdMint
+from .idempotency import StoredResponse, unpack_headers
 from .jobs import JobFacts
 from .records import ApiKey, InfluencerFacts, Organization, Project
+from .requestids import RequestIds
 from .state import State
 
-FORMAT = "layers-mock/state@1"
+FORMAT = "layers-mock/state@2"
 TABLES: dict[str, type] = {
     "organizations": Organization,
     "keys": ApiKey,
@@ -34,92 +49,88 @@ KEY_FIELD = {
     "projects": "project_id",
     "influencers": "influencer_id",
     "jobs": "job_id",
+    "idempotency": "key",
 }
+ALL_TABLES = (*TABLES, "idempotency")  # the order of an export
+CHUNK_ROWS = 2_000  # rows per chunk of a streamed export
 
 
-def row(record: Any) -> dict[str, Any]:
-    return asdict(record)
-
-
-def from_row(cls: type, data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    values = {
-        k: tuple(v) if k in ("scopes", "schedule_ms") else v for k, v in data.items() if k in names
-    }
-    return cls(**values)
-
-
-def idempotency_item(scope: Scope, rec: StoredResponse) -> dict[str, Any]:
+def project_row(project: Project) -> dict[str, Any]:
+    """A project without its list of influencer ids: the list grows with every create (a
+    commit would cost O(influencers)) and is rebuilt from the influencers' positions."""
     return {
-        "scope": list(scope),
-        "fingerprint": rec.fingerprint.decode(),
-        "status": rec.status,
-        "body": None if rec.body is None else rec.body.decode(),
-        "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in rec.headers],
-        "storedMs": rec.stored_ms,
+        "project_id": project.project_id,
+        "org_id": project.org_id,
+        "name": project.name,
+        "target_gender": project.target_gender,
+        "brand_voice": project.brand_voice,
+        "primary_language": project.primary_language,
+        "timezone": project.timezone,
+        "customer_external_id": project.customer_external_id,
+        "app_name": project.app_name,
+        "app_description": project.app_description,
+        "metadata": project.metadata,
+        "created_ms": project.created_ms,
+        "outcome": project.outcome,
     }
 
 
-def idempotency_record(item: dict[str, Any]) -> tuple[Scope, StoredResponse]:
-    scope: Scope = tuple(item["scope"])
-    return scope, StoredResponse(
-        item["fingerprint"].encode(),
-        int(item["status"]),
-        None if item["body"] is None else item["body"].encode(),
-        tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in item["headers"]),
-        int(item["storedMs"]),
-    )
+def idempotency_row(key: bytes, record: StoredResponse) -> dict[str, Any]:
+    return {
+        "key": key.hex(),
+        "api_key_id": record.api_key_id,
+        "operation_id": record.operation_id,
+        "fingerprint": record.fingerprint.hex(),
+        "status": record.status,
+        "headers": [
+            [k.decode("latin-1"), v.decode("latin-1")] for k, v in unpack_headers(record.headers)
+        ],
+        "body": None if record.body is None else record.body.decode(),
+        "stored_ms": record.stored_ms,
+    }
 
 
-def meta(state: State, clock: Clock) -> dict[str, Any]:
+def row_bytes(table: str, record: Any) -> bytes:
+    """orjson writes a dataclass field by field, without asdict's deep copy."""
+    return orjson.dumps(project_row(record) if table == "projects" else record)
+
+
+def meta(state: State, ids: RequestIds, clock: Clock) -> dict[str, Any]:
     """Everything of the state that is not a record: seed, counters, clock, rates, rules."""
     return {
         "format": FORMAT,
         "seed": state.seed,
         "clock": clock.snapshot(),
         "mint": dict(state.mint.counters),
+        "requests": dict(ids.counters),
         "rates": state.rates.snapshot(),
         "rules": state.rules.snapshot(),
     }
 
 
-def export_state(state: State, clock: Clock) -> dict[str, Any]:
-    document = meta(state, clock)
-    rates, rules = document.pop("rates"), document.pop("rules")
-    return {
-        **document,
-        **{name: [row(r) for r in getattr(state, name).values()] for name in TABLES},
-        "idempotency": [idempotency_item(scope, rec) for scope, rec in state.idempotency.items()],
-        "rates": rates,
-        "rules": rules,
-    }
+def table_rows(state: State, table: str) -> Iterator[tuple[str, bytes]]:
+    """(id, row) of every record of `table`, in insertion order."""
+    if table == "idempotency":
+        for key, record in state.idempotency.items():
+            yield key.hex(), orjson.dumps(idempotency_row(key, record))
+        return
+    for ident, record in getattr(state, table).items():
+        yield ident, row_bytes(table, record)
 
 
-def import_state(document: Any, clock: Clock) -> State:
-    """Rebuild a State; a document that is not an export is a 422, and nothing changes."""
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise validation("Invalid body.", [f"Not a state export: `format` must be {FORMAT}."])
-    try:
-        state = State(
-            seed=int(document["seed"]),
-            organizations={},
-            keys={},
-            projects={},
-            mint=IdMint(int(document["seed"]), document.get("mint", {})),
-        )
-        for name, cls in TABLES.items():
-            table = getattr(state, name)
-            for data in document.get(name, []):
-                record = from_row(cls, data)
-                table[getattr(record, KEY_FIELD[name])] = record
-        records = IdempotencyRecords()
-        for item in document.get("idempotency", []):
-            records.store(*idempotency_record(item))
-        state.idempotency = records
-        state.rates.restore(document.get("rates", []))
-        state.rules.restore(document.get("rules", {}))
-        now_ms = int(document["clock"]["nowMs"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise validation("Invalid body.", [f"State document is malformed: {exc!r}."]) from None
-    clock.restore(now_ms)
-    return state
+def export_chunks(state: State, ids: RequestIds, clock: Clock) -> Iterator[bytes]:
+    """The export, in the one-record-per-line layout, a few thousand rows per chunk."""
+    yield orjson.dumps(meta(state, ids, clock))[:-1] + b",\n"
+    for n, table in enumerate(ALL_TABLES):
+        yield b'"' + table.encode() + b'":[\n'
+        pending: list[bytes] = []
+        for _, data in table_rows(state, table):
+            if pending:
+                pending.append(b",\n")
+            pending.append(data)
+            if len(pending) >= 2 * CHUNK_ROWS:
+                yield b"".join(pending)
+                pending = [b""]  # the next row still needs its separator
+        if pending:
+            yield b"".join(pending) + b"\n"
+        yield b"]}\n" if n == len(ALL_TABLES) - 1 else b"],\n"

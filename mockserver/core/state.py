@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from .credits import Wallet
 from .fixtures import Fixtures
 from .idempotency import IdempotencyRecords
-from .ids import IdMint
+from .ids import IdMint, check_seed
 from .jobs import JobFacts
 from .listing import ProjectListing
 from .ratelimit import RateLimiter
 from .records import ApiKey, InfluencerFacts, Organization, Project
 from .rules import Rules
+
+TABLE_NAMES = ("organizations", "keys", "projects", "influencers", "jobs")
 
 
 @dataclass(slots=True)
@@ -28,12 +30,18 @@ class State:
     idempotency: IdempotencyRecords = field(default_factory=IdempotencyRecords)
     rates: RateLimiter = field(default_factory=RateLimiter)
     rules: Rules = field(default_factory=Rules)
-    # (table, id) of every record changed since the last commit; tables as in snapshot.TABLES,
-    # plus ("idempotency", scope) and ("meta", "") for counters, rules and the clock
+    # (table, id) of every record changed since the last commit; tables as in TABLE_NAMES,
+    # plus ("idempotency", key hex) and ("meta", "") for counters, rules, rates and the clock
     dirty: set[tuple[str, str]] = field(default_factory=set)
     # Derived from the records above and rebuilt on first use; never exported or stored.
     listings: dict[str, ProjectListing] = field(default_factory=dict)  # by project id
     wallets: dict[str, Wallet] = field(default_factory=dict)  # by organization id
+    project_bytes: int = 0  # kept up to date by create_project; projects are bounded by bytes
+
+    def __post_init__(self) -> None:
+        self.seed = check_seed(self.seed)
+        self.idempotency.dirty = self.dirty
+        self.project_bytes = sum(p.size_bytes() for p in self.projects.values())
 
     @classmethod
     def from_fixtures(cls, fixtures: Fixtures, seed: int) -> State:
@@ -46,18 +54,43 @@ class State:
             mint=IdMint(seed),
         )
 
-    def drop_organization(self, org_id: str, fixtures: Fixtures) -> None:
-        """Return one organization to its fixtures; the others keep everything."""
+    def without_organization(self, org_id: str, fixtures: Fixtures) -> State:
+        """A new State in which one organization is back to its fixtures (its created records,
+        idempotency records and rate-limit windows gone) and the others keep everything.
+        Built beside this one, so the caller can store it first and switch only on success."""
         fresh = copy.deepcopy(fixtures)
-        self.projects = {k: p for k, p in self.projects.items() if p.org_id != org_id}
-        self.projects.update({k: p for k, p in fresh.projects.items() if p.org_id == org_id})
-        self.influencers = {k: i for k, i in self.influencers.items() if i.org_id != org_id}
-        self.jobs = {k: j for k, j in self.jobs.items() if j.org_id != org_id}
-        self.keys = {k: v for k, v in self.keys.items() if v.org_id != org_id}
-        self.keys.update({k: v for k, v in fresh.keys.items() if v.org_id == org_id})
-        key_ids = {v.api_key_id for v in fresh.keys.values() if v.org_id == org_id}
-        # and what parent keys did inside this organization (X-Layers-Organization)
-        key_ids |= {f"{v.api_key_id}@{org_id}" for v in self.keys.values()}
-        self.idempotency.drop_keys(key_ids)
-        self.listings.clear()
-        self.wallets.clear()
+        ours = {k.api_key_id for k in self.keys.values() if k.org_id == org_id}
+        ours |= {k.api_key_id for k in fresh.keys.values() if k.org_id == org_id}
+        projects = {k: p for k, p in self.projects.items() if p.org_id != org_id}
+        projects.update({k: p for k, p in fresh.projects.items() if p.org_id == org_id})
+        keys = {k: v for k, v in self.keys.items() if v.org_id != org_id}
+        keys.update({k: v for k, v in fresh.keys.items() if v.org_id == org_id})
+        after = State(
+            seed=self.seed,
+            organizations=self.organizations,
+            keys=keys,
+            projects=projects,
+            influencers={k: i for k, i in self.influencers.items() if i.org_id != org_id},
+            jobs={k: j for k, j in self.jobs.items() if j.org_id != org_id},
+            mint=self.mint,
+            # and what parent keys did inside this organization (X-Layers-Organization)
+            idempotency=self.idempotency.without_keys(
+                ours | {f"{v.api_key_id}@{org_id}" for v in self.keys.values()}
+            ),
+            rates=self.rates.without_keys(ours),
+            rules=self.rules,
+        )
+        after.dirty |= self.dirty  # what was not yet stored still has to be
+        for name in TABLE_NAMES:
+            before, now = getattr(self, name), getattr(after, name)
+            after.dirty.update((name, ident) for ident in before.keys() - now.keys())
+            after.dirty.update(
+                (name, ident) for ident, r in now.items() if before.get(ident) is not r
+            )
+        after.dirty.update(
+            ("idempotency", key.hex())
+            for key, _ in self.idempotency.items()
+            if after.idempotency.get(key) is None
+        )
+        after.dirty.add(("meta", ""))
+        return after

@@ -1,37 +1,63 @@
-"""Where state lives between requests. In memory by default; durable stores keep the same face.
+"""What a store is: the one interface between the pure state and wherever it is kept.
 
-The simulator marks what a request changed in `state.dirty`; the HTTP edge calls `commit`
-before the response leaves, so a client that saw a 2xx can rely on its effect surviving a
-crash of a durable store.
+The simulator changes the state in memory and names what changed (`State.dirty`); `persist.py`
+turns that into a `Batch` of rows, and the HTTP edge hands the batch to the store before the
+response leaves, so a client that saw a 2xx can rely on its effect surviving a crash of a
+durable store. Stores live outside core/ (mockserver/stores/); tests/stores holds the one
+contract suite every store passes.
+
+The interface is rows, not Python objects, so that a store on another machine (Redis, a
+database server) can implement it: a row is `(table, id, bytes)`, a batch is applied whole or
+not at all, and `open` both claims the store for this server and reads it back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from .clock import Clock
-from .state import State
+Row = tuple[str, str, bytes]  # (table, id, data)
+
+
+class StoreInUse(Exception):
+    """Another server holds the store: two writers would silently overwrite each other."""
+
+
+class StoreUnavailable(Exception):
+    """A write did not happen (a full disk, a read-only file, an I/O error). Nothing of the
+    batch is in the store; the message says why, for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One atomic write: `wipe` empties the store first, then deletes and upserts apply, then
+    the meta row (seed, counters, clock, rates, rules) is replaced when given."""
+
+    upserts: Iterable[Row] = ()
+    deletes: Sequence[tuple[str, str]] = ()
+    meta: bytes | None = None
+    wipe: bool = False
+
+
+@dataclass(slots=True)
+class Stored:
+    """What `open` found: the meta row and every row, each table in the order it was written
+    (list order and idempotency eviction order depend on it)."""
+
+    meta: bytes
+    rows: Iterator[Row] = field(default_factory=lambda: iter(()))
 
 
 class Store(Protocol):
-    def load(self, clock: Clock) -> State | None:
-        """The state kept from an earlier run, or None to start from the fixtures."""
+    durable: bool  # False: nothing survives the process, and `open` always finds nothing
 
-    def commit(self, state: State, clock: Clock) -> None:
-        """Persist what `state.dirty` names, then clear it."""
+    def open(self) -> Stored | None:
+        """Claim the store for this server (StoreInUse if another holds it) and read what
+        earlier runs left, or None when there is nothing to resume."""
 
-    def replace(self, state: State, clock: Clock) -> None:
-        """Persist everything (after a reset or an import)."""
+    def write(self, batch: Batch) -> None:
+        """Apply the whole batch or none of it (StoreUnavailable)."""
 
-
-class MemoryStore:
-    """The default: nothing to write, so nothing to wait for."""
-
-    def load(self, clock: Clock) -> State | None:
-        return None
-
-    def commit(self, state: State, clock: Clock) -> None:
-        state.dirty.clear()
-
-    def replace(self, state: State, clock: Clock) -> None:
-        state.dirty.clear()
+    def close(self) -> None:
+        """Release the store; a closed store can be opened again, by this or another server."""

@@ -36,13 +36,15 @@ def check_handlers(spec: Spec, handlers: Mapping[str, Any]) -> None:
 
 
 class PathDispatch:
-    """All operations of one path; an undeclared method is a 405 with Allow."""
+    """All operations of one path; HEAD is GET without the body (RFC 9110 §9.3.2); any other
+    undeclared method is a 405 with Allow."""
 
     __slots__ = ("allow", "by_method", "deps")
 
     def __init__(self, by_method: dict[str, Any], deps: Deps) -> None:
         self.by_method = by_method
-        self.allow = ", ".join(sorted(by_method))
+        allowed = {*by_method, "HEAD"} if "GET" in by_method else set(by_method)
+        self.allow = ", ".join(sorted(allowed))
         self.deps = deps
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -50,11 +52,25 @@ class PathDispatch:
         if pipeline is not None:
             await pipeline(scope, receive, send)
             return
+        if scope["method"] == "HEAD" and "GET" in self.by_method:
+            await self.by_method["GET"](scope, receive, _without_body(send))
+            return
         exc = ApiError(
             "METHOD_NOT_ALLOWED",
             f"{scope['method']} is not allowed on this path; allowed: {self.allow}.",
         )
         await _send_error(self.deps, send, exc, [(b"allow", self.allow.encode())])
+
+
+def _without_body(send: Any) -> Any:
+    """The GET answer's status and headers (Content-Length included), and no body bytes."""
+
+    async def head(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head
 
 
 class NoRoute:
@@ -68,10 +84,20 @@ class NoRoute:
         await _send_error(self.deps, send, exc, [])
 
 
+def request_id_for(deps: Deps) -> str:
+    """A request id for an answer outside any operation. Minting cannot fail (the seed and the
+    clock are checked wherever they are set); if it did anyway, the error must still go out in
+    the envelope, so it falls back to an id of zeros rather than a text/plain 500."""
+    try:
+        return deps.sim.request_id()
+    except Exception:
+        return "req_" + "0" * 26
+
+
 async def _send_error(
     deps: Deps, send: Any, exc: ApiError, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    request_id = deps.sim.state.mint.request_id(deps.sim.now())
+    request_id = request_id_for(deps)
     out = [(b"x-request-id", request_id.encode()), *headers]
     await send_response(send, exc.status, out, dumps(error_body(exc, request_id)))
 
@@ -128,9 +154,9 @@ def build_app(
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         # Outermost guard: whatever escaped is still answered in the contract's envelope.
-        request_id = deps.sim.state.mint.request_id(deps.sim.now())
+        request_id = request_id_for(deps)
         body = error_body(ApiError("INTERNAL", "Internal error."), request_id)
         return Response(dumps(body), 500, {"x-request-id": request_id}, "application/json")
 
     fast = [route for route in partner_routes if route.path in shared]
-    return MockApp(routes, PartnerPaths(fast), internal_error, deps)
+    return MockApp(routes, PartnerPaths(fast), internal_error, deps, NoRoute(deps))

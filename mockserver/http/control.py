@@ -1,24 +1,30 @@
 """The control plane under /_mock/: everything a test needs to steer the mock.
 
 Never under /v1/, so a partner's client cannot reach it by accident. Bodies and queries are
-validated against openapi/control.yaml like any partner request.
+validated against openapi/control.yaml like any partner request; whatever a control request
+sets is checked here, once, so that nothing it leaves behind can make a later request fail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core.clock import ClockError, format_ms, parse_timestamp
-from ..core.errors import ApiError, validation
-from ..core.snapshot import export_state, import_state
+from ..core.errors import ApiError, invalid_body, validation
+from ..core.ids import check_seed
+from ..core.layout import StateReader
+from ..core.restore import StateBuilder
+from ..core.snapshot import export_chunks
+from ..core.store import StoreUnavailable
 from ..deps import Deps
 from ..spec import Operation
+from ..statecheck import state_check
 from . import inputs
 from .access import control_principal
 from .control_reads import READ_HANDLERS
-from .pipeline import Reply
-from .render import dumps, encode_headers, error_body, send_response
+from .pipeline import Reply, storage_error
+from .render import JSON, dumps, encode_headers, error_body, send_response
 from .strict import check_response
 
 ControlHandler = Callable[[Deps, dict[str, Any], dict[str, Any], dict[str, str]], Reply]
@@ -107,9 +113,20 @@ def set_clock(
 
 
 def reset(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
-    deps.sim.reset(seed=body.get("seed"), organization_id=body.get("organizationId"))
-    deps.store.replace(deps.sim.state, deps.sim.clock)
-    if body.get("organizationId") is None:
+    organization_id, seed = body.get("organizationId"), body.get("seed")
+    if organization_id is not None:
+        if seed is not None:
+            raise invalid_body(
+                field_errors={
+                    "seed": ["Cannot go with organizationId: every organization shares the seed."]
+                }
+            )
+        deps.sim.reset_organization(organization_id)
+    else:
+        try:
+            deps.sim.reset(None if seed is None else check_seed(seed))
+        except ValueError as exc:
+            raise invalid_body(field_errors={"seed": [f"{exc}."]}) from None
         deps.journal.clear()
     return Reply(
         200,
@@ -164,15 +181,15 @@ def delete_rule(
 def get_state(
     deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
 ) -> Reply:
-    return Reply(200, export_state(deps.sim.state, deps.sim.clock))
+    # Encoded at once, without yielding to other requests: an export is one instant.
+    sim = deps.sim
+    return Reply(200, list(export_chunks(sim.state, sim.requests, sim.clock)))
 
 
 def put_state(
     deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
 ) -> Reply:
-    deps.sim.replace_state(import_state(body, deps.sim.clock))
-    deps.store.replace(deps.sim.state, deps.sim.clock)
-    return Reply(200, {"status": "imported"})
+    raise AssertionError("PUT /_mock/state reads its body as a stream: ControlPipeline._import")
 
 
 CONTROL_HANDLERS: dict[str, ControlHandler] = {
@@ -207,21 +224,76 @@ class ControlPipeline:
         deps = self.deps
         # A counter of its own: steering the mock must not shift the ids and seeded draws
         # (chaos, rule probabilities) of the partner requests it steers.
-        request_id = "req_" + deps.sim.state.mint.ulid("control-req", deps.sim.now())
+        request_id = deps.sim.request_id("control-req")
         headers = inputs.header_map(scope)
-        body = await inputs.read_body(receive, headers.get("content-type"))
         out = [(b"x-request-id", request_id.encode())]
+        payload: bytes | list[bytes] | None
         try:
             control_principal(deps, headers.get("authorization"))
-            parsed = inputs.validate_body(self.op, body)
-            query = inputs.validate_query(self.op, scope.get("query_string", b""))
-            reply = self.handler(deps, parsed, query, scope.get("path_params", {}))
+            if self.op.operation_id == "mockPutState":
+                reply = await self._import(headers, receive)
+            else:
+                body = await inputs.read_body(receive, headers.get("content-type"))
+                parsed = inputs.validate_body(self.op, body)
+                query = inputs.validate_query(self.op, scope.get("query_string", b""))
+                reply = self.handler(deps, parsed, query, scope.get("path_params", {}))
             if self.op.method != "GET":
-                deps.store.commit(deps.sim.state, deps.sim.clock)  # rules and clock survive too
-            status, payload = reply.status, dumps(reply.body)
+                deps.sim.state.dirty.add(("meta", ""))  # rules, clock and counters survive too
+                deps.sim.commit()
+            status = reply.status
+            payload = reply.body if isinstance(reply.body, list) else dumps(reply.body)
             out.extend(encode_headers(reply.headers))
+        except StoreUnavailable as exc:
+            status, payload = 503, dumps(error_body(storage_error(exc), request_id))
         except ApiError as exc:
             status, payload = exc.status, dumps(error_body(exc, request_id))
+        if isinstance(payload, list):
+            await self._stream(send, status, out, payload)
+            return
         if deps.strict:
             check_response(self.op, status, out, payload)
         await send_response(send, status, out, payload)
+
+    async def _import(self, headers: dict[str, str], receive: Any) -> Reply:
+        """PUT /_mock/state, read as it arrives (layout.py); the state changes at the end,
+        whole, and only once the store has it."""
+        if not inputs.is_json(headers.get("content-type")):
+            raise invalid_body(["Content-Type must be application/json."])
+        builder = StateBuilder(state_check())
+        reader = StateReader(builder)
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise invalid_body(["The body ended early."])
+            reader.feed(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        reader.end()
+        self.deps.sim.restore(builder.finish())
+        return Reply(200, {"status": "imported"})
+
+    async def _stream(self, send: Any, status: int, out: list[Any], chunks: list[bytes]) -> None:
+        if self.deps.strict:
+            check_response(self.op, status, out, b"".join(chunks))
+        size = sum(len(c) for c in chunks)
+        headers = [*out, JSON, (b"content-length", str(size).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        for n, chunk in enumerate(_batched(chunks)):
+            await send({"type": "http.response.body", "body": chunk, "more_body": n >= 0})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _batched(chunks: list[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
+    """Chunks of about `size` bytes; the list empties as it goes, so memory falls as it sends."""
+    pending: list[bytes] = []
+    held = 0
+    chunks.reverse()
+    while chunks:
+        chunk = chunks.pop()
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)

@@ -7,7 +7,9 @@ about 24 % faster in-process (24.1 to 18.4 µs) and put it ahead of WireMock und
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -61,6 +63,21 @@ class PartnerPaths:
         return target, {name: found.group(group) for name, group in params}
 
 
+def _closing(deps: Deps) -> Any:
+    """Lifespan: the store is released when the app shuts down (a durable store's lock)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            store = deps.sim.store
+            if store is not None:
+                store.close()
+
+    return lifespan
+
+
 class MockApp(Starlette):
     """Starlette, with the partner API's requests dispatched before its middleware and router.
 
@@ -73,14 +90,20 @@ class MockApp(Starlette):
     """
 
     def __init__(
-        self, routes: list[Route], partner: PartnerPaths, internal: Any, deps: Deps
+        self, routes: list[Route], partner: PartnerPaths, internal: Any, deps: Deps, no_route: Any
     ) -> None:
-        super().__init__(routes=routes, exception_handlers={Exception: internal})
+        super().__init__(
+            routes=routes, exception_handlers={Exception: internal}, lifespan=_closing(deps)
+        )
         self.partner = partner
         self.internal = internal
+        self.no_route = no_route
         self.state.deps = deps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/"):
+            await self.no_route(scope, receive, send)  # `OPTIONS *`: no route, in the envelope
+            return
         if scope["type"] == "http" and not scope.get("root_path"):
             hit = self.partner.match(scope["path"])
             if hit is not None:

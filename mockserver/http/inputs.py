@@ -112,7 +112,7 @@ def _check(params: list[Param], values: dict[str, str], message: str) -> dict[st
                 parsed[param.name] = param.default
             continue
         value = _coerce(param, values[param.name])
-        fields, form = collect_errors(param.validator, value)
+        fields, form = collect_errors(param.validator, value, body=False)
         if fields or form:
             errors[param.name] = [m for ms in fields.values() for m in ms] + form
         else:

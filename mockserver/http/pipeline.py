@@ -1,7 +1,8 @@
 """One request through one operation, in the contract's order of checks.
 
-authenticate (401/503) → rate limit (429) → scope (403) → path resources (404)
-→ body, query and headers (422) → idempotency (replay / 409) → handler.
+authenticate (401/503) → rate limit (429) → scope (403) → a stored idempotent answer
+(replay / 409, CONTRACT.md 2026-12-01) → path resources (404) → body, query and headers (422)
+→ idempotency (replay / 409) → handler → written to the store (503) → sent.
 Each step either passes or raises ApiError; the error is rendered in one place below.
 """
 
@@ -10,17 +11,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from hashlib import blake2b
 from typing import Any
 
 import orjson
 
 from ..core.errors import ApiError
-from ..core.idempotency import Scope, StoredResponse
+from ..core.idempotency import (
+    Scope,
+    StoredResponse,
+    body_fingerprint,
+    scope_digest,
+    unpack_headers,
+)
 from ..core.journal import Exchange
 from ..core.prefer import NONE, Preferences, parse_prefer
 from ..core.records import ApiKey
 from ..core.rules import RequestFacts
+from ..core.store import StoreUnavailable
 from ..deps import Deps
 from ..spec import Operation
 from . import inputs
@@ -33,6 +40,14 @@ MUTATING = frozenset({"POST", "PATCH", "DELETE"})
 
 class ConnectionDropped(Exception):
     """A `drop` fault: the connection was closed and nothing may be sent."""
+
+
+def storage_error(exc: StoreUnavailable) -> ApiError:
+    return ApiError(
+        "STORAGE_UNAVAILABLE",
+        "The mock could not write its state file; nothing of this request was acknowledged.",
+        {"reason": str(exc)},
+    )
 
 
 @dataclass(slots=True)
@@ -55,6 +70,7 @@ class Call:
     headers: dict[str, str]
     prefs: Preferences
     idempotency_scope: str | None
+    generation: int = 0  # of the state the resources were looked up in
 
 
 Handler = Callable[[Call], Reply]
@@ -103,64 +119,65 @@ class OperationPipeline:
         self.query_params = inputs.query_params(op)
         self.header_params = inputs.header_params(op)
         self.mutating = op.method in MUTATING
-        self.inflight: dict[Scope, asyncio.Future[None]] = {}
+        self.inflight: dict[bytes, asyncio.Future[None]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         deps = self.deps
         sim = deps.sim
-        request_id = sim.state.mint.request_id(sim.now())
+        request_id = sim.request_id()
         headers = inputs.header_map(scope)
-        if "content-length" in headers or "transfer-encoding" in headers:
-            body = await inputs.read_body(
-                receive, headers.get("content-type"), headers.get("content-length")
-            )
-        else:  # HTTP/1.1: no length and no chunking means no body; nothing to wait for
-            body = inputs.Body(b"", False, headers.get("content-type"))
+        body = await _read_body(headers, receive)
         out: Headers = [(b"x-request-id", request_id.encode())]
         key: ApiKey | None = None
         injected: str | None = None
         try:
             key = sim.authenticate(headers.get("authorization"))
-            rate_class = self.rate_class_of(body) if self.rate_class_of else self.op.rate_class
-            quota = sim.state.rates.take(
-                key.api_key_id, key.tier, rate_class, sim.now(), sim.clock.client_speed
-            )
-            out.extend(quota.header_bytes())
-            if quota.retry_after_s is not None:
-                raise ApiError(
-                    "RATE_LIMITED",
-                    f"Rate limit of {quota.limit} {rate_class} requests per minute exceeded.",
-                    {"endpointClass": rate_class, "limit": quota.limit},
-                    {"retry-after": str(quota.retry_after_s)},
-                )
-            # X-Layers-Organization: after the rate limit, so its 403/404/422 report the bucket
             caller = key
-            key = sim.acting_key(key, headers.get("x-layers-organization"))
-            if not key.allows(self.op.scope):
-                raise ApiError(
-                    "FORBIDDEN_SCOPE",
-                    f"This key is missing the {self.op.scope} scope.",
-                    {"requiredScope": self.op.scope},
-                )
-            params = scope.get("path_params", {})
-            resources = {n: r(deps, key, params[n]) for n, r in self.resolvers.items()}
-            call_body = inputs.validate_body(self.op, body)
-            query = inputs.check_query(self.query_params, scope.get("query_string", b""))
-            declared = inputs.check_headers(self.header_params, headers)
-            prefs, injected = self._preferences(key, resources, headers, scope["path"])
-            if prefs is not NONE:
-                await self._inject(prefs, scope)
-            idem_key = declared.get("Idempotency-Key") if self.mutating else None
-            call = Call(deps, self.op, key, resources, call_body, query, headers, prefs, None)
-            if idem_key is None:
-                reply = self.handler(call)
-                status, payload, extra = reply.status, encode_body(reply.body), reply.headers
-                out.extend(encode_headers(extra))
+            key = self._admit(key, body, out, headers)
+            idem_key = headers.get("idempotency-key") if self.mutating else None
+            whose = principal(caller, key)
+            replay = None if idem_key is None else self._stored(whose, scope, idem_key, body)
+            if replay is not None:
+                # A retry after a lost answer gets it again, even if the resource has changed
+                # or gone since (CONTRACT.md 2026-12-01); faults still apply to it.
+                prefs, injected = self._preferences(key, {}, headers, scope["path"])
+                if prefs is not NONE:
+                    await self._inject(prefs, scope)
+                status, payload = replay.status, replay.body
+                out.extend(unpack_headers(replay.headers))
             else:
-                status, payload, stored = await self._idempotent(
-                    call, (principal(caller, key), self.op.method, scope["path"], idem_key)
+                generation = sim.generation
+                params = scope.get("path_params", {})
+                resources = self._resolve(key, params)
+                call_body = inputs.validate_body(self.op, body)
+                query = inputs.check_query(self.query_params, scope.get("query_string", b""))
+                declared = inputs.check_headers(self.header_params, headers)
+                prefs, injected = self._preferences(key, resources, headers, scope["path"])
+                if prefs is not NONE:
+                    await self._inject(prefs, scope)
+                call = Call(
+                    deps,
+                    self.op,
+                    key,
+                    resources,
+                    call_body,
+                    query,
+                    headers,
+                    prefs,
+                    None,
+                    generation,
                 )
-                out.extend(stored)
+                self._land(call, params)
+                idem_key = declared.get("Idempotency-Key") if self.mutating else None
+                if idem_key is None:
+                    reply = self.handler(call)
+                    status, payload, extra = reply.status, encode_body(reply.body), reply.headers
+                    out.extend(encode_headers(extra))
+                else:
+                    status, payload, stored = await self._idempotent(
+                        call, params, (whose, self.op.method, scope["path"], idem_key)
+                    )
+                    out.extend(stored)
         except ConnectionDropped:
             self._journal(
                 scope, 0, request_id, key, injected, (scope["headers"], body.raw, None, None)
@@ -173,6 +190,65 @@ class OperationPipeline:
                 out.extend(encode_headers(list(exc.headers.items())))
         await self._finish(scope, send, status, out, payload, request_id, key, injected, body.raw)
 
+    def _admit(
+        self, key: ApiKey, body: inputs.Body, out: Headers, headers: dict[str, str]
+    ) -> ApiKey:
+        """Steps 2 and 3: the caller's rate limit (its headers go on every later answer), the
+        organization it acts in, and the scope. Returns the key as it acts."""
+        sim = self.deps.sim
+        rate_class = self.rate_class_of(body) if self.rate_class_of else self.op.rate_class
+        quota = sim.state.rates.take(
+            key.api_key_id, key.tier, rate_class, sim.now(), sim.clock.client_speed
+        )
+        out.extend(quota.header_bytes())
+        if quota.retry_after_s is not None:
+            raise ApiError(
+                "RATE_LIMITED",
+                f"Rate limit of {quota.limit} {rate_class} requests per minute exceeded.",
+                {"endpointClass": rate_class, "limit": quota.limit},
+                {"retry-after": str(quota.retry_after_s)},
+            )
+        # X-Layers-Organization: after the rate limit, so its 403/404/422 report the bucket
+        key = sim.acting_key(key, headers.get("x-layers-organization"))
+        if not key.allows(self.op.scope):
+            raise ApiError(
+                "FORBIDDEN_SCOPE",
+                f"This key is missing the {self.op.scope} scope.",
+                {"requiredScope": self.op.scope},
+            )
+        return key
+
+    def _resolve(self, key: ApiKey, params: dict[str, str]) -> dict[str, Any]:
+        return {n: r(self.deps, key, params[n]) for n, r in self.resolvers.items()}
+
+    def _land(self, call: Call, params: dict[str, str]) -> None:
+        """After a wait, a reset or an import may have replaced the state: look the path's
+        resources up again in the state the request lands in, never write into the old one."""
+        generation = self.deps.sim.generation
+        if call.generation != generation:
+            call.resources = self._resolve(call.key, params)
+            call.generation = generation
+
+    def _stored(
+        self, whose: str, scope: dict[str, Any], idem_key: str, body: inputs.Body
+    ) -> StoredResponse | None:
+        """Step 3½: a stored answer for this key replays before the resource lookup; another
+        body is a 409. None when there is no record (the order of checks goes on as usual)."""
+        sim = self.deps.sim
+        digest = scope_digest((whose, self.op.method, scope["path"], idem_key))
+        record = sim.state.idempotency.lookup(digest, sim.now())
+        if record is None:
+            return None
+        try:
+            _, parsed = inputs.parse_json(body)
+        except ApiError:
+            parsed = None  # not JSON at all: not the body that was stored
+        if parsed is None and not body.raw.strip():
+            parsed = {}
+        if parsed is None or _fingerprint(parsed) != record.fingerprint:
+            raise _conflict()
+        return record
+
     def _preferences(
         self, key: ApiKey, resources: dict[str, Any], headers: dict[str, str], path: str
     ) -> tuple[Preferences, str | None]:
@@ -183,7 +259,7 @@ class OperationPipeline:
             return NONE, None  # the common case: nothing asked for, nothing to draw
         prefs = parse_prefer(header)
         marks = [m] if (m := prefs.applied()) else []
-        sequence = state.mint.counters.get("req", 0)
+        sequence = self.deps.sim.requests.sequence()
         if state.rules.rules:
             project_id = next((getattr(r, "project_id", None) for r in resources.values()), None)
             facts = RequestFacts(
@@ -225,40 +301,44 @@ class OperationPipeline:
                 {"retry-after": "1"},
             )
 
-    async def _idempotent(self, call: Call, scope: Scope) -> tuple[int, bytes | None, Headers]:
-        """Same key and body: the first answer, verbatim. Same key, other body: 409.
+    async def _idempotent(
+        self, call: Call, params: dict[str, str], scope: Scope
+    ) -> tuple[int, bytes | None, Headers]:
+        """Same key and body: the first answer. Same key, other body: 409.
 
         Bodies compare as parsed JSON: the validated body (no body is `{}`), keys sorted."""
-        records = self.deps.sim.state.idempotency
-        fingerprint = orjson.dumps(call.body, option=orjson.OPT_SORT_KEYS)
-        record = records.lookup(scope, self.deps.sim.now())
-        while record is None and scope in self.inflight:
-            await asyncio.shield(self.inflight[scope])
-            record = records.lookup(scope, self.deps.sim.now())
+        sim = self.deps.sim
+        digest = scope_digest(scope)
+        fingerprint = _fingerprint(call.body)
+        record = sim.state.idempotency.lookup(digest, sim.now())
+        while record is None and digest in self.inflight:
+            await asyncio.shield(self.inflight[digest])
+            self._land(call, params)
+            record = sim.state.idempotency.lookup(digest, sim.now())
         if record is not None:
             if record.fingerprint != fingerprint:
-                raise ApiError(
-                    "IDEMPOTENCY_CONFLICT",
-                    "This Idempotency-Key was already used with a different request body.",
-                )
-            return record.status, record.body, list(record.headers)
+                raise _conflict()
+            return record.status, record.body, unpack_headers(record.headers)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.inflight[scope] = done
+        self.inflight[digest] = done
         try:
-            call.idempotency_scope = blake2b(repr(scope).encode(), digest_size=16).hexdigest()
+            call.idempotency_scope = digest.hex()
             reply = self.handler(call)
             payload = encode_body(reply.body)
             extra = encode_headers(reply.headers)
-            records.store(
-                scope,
-                StoredResponse(
-                    fingerprint, reply.status, payload, tuple(extra), self.deps.sim.now()
-                ),
+            stored = StoredResponse.of(
+                scope[0],  # whose records: the caller, per organization it acts in
+                self.op.operation_id,
+                fingerprint,
+                reply.status,
+                extra,
+                payload,
+                sim.now(),
             )
-            self.deps.sim.state.dirty.add(("idempotency", "\x1f".join(scope)))
+            sim.state.idempotency.store(digest, stored)
             return reply.status, payload, extra
         finally:
-            del self.inflight[scope]
+            del self.inflight[digest]
             done.set_result(None)
 
     async def _finish(  # noqa: PLR0917
@@ -275,9 +355,14 @@ class OperationPipeline:
     ) -> None:
         if self.deps.strict:
             check_response(self.op, status, out, payload)
-        state = self.deps.sim.state
-        if state.dirty:
-            self.deps.store.commit(state, self.deps.sim.clock)  # durable before the client knows
+        try:
+            self.deps.sim.commit()  # durable before the client knows
+        except StoreUnavailable as exc:
+            kept = [h for h in out if h[0] == b"x-request-id" or h[0].startswith(b"x-ratelimit-")]
+            out, status = kept, 503
+            payload = dumps(error_body(storage_error(exc), request_id))
+            if self.deps.strict:
+                check_response(self.op, status, out, payload)
         await send_response(send, status, out, payload)
         exchange = (scope["headers"], request_body, out, payload)
         self._journal(scope, status, request_id, key, injected, exchange)
@@ -303,3 +388,23 @@ class OperationPipeline:
             injected,
             exchange,
         )
+
+
+def _fingerprint(body: Any) -> bytes:
+    return body_fingerprint(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+
+
+def _conflict() -> ApiError:
+    return ApiError(
+        "IDEMPOTENCY_CONFLICT",
+        "This Idempotency-Key was already used with a different request body.",
+    )
+
+
+async def _read_body(headers: dict[str, str], receive: Any) -> inputs.Body:
+    if "content-length" in headers or "transfer-encoding" in headers:
+        return await inputs.read_body(
+            receive, headers.get("content-type"), headers.get("content-length")
+        )
+    # HTTP/1.1: no length and no chunking means no body; nothing to wait for
+    return inputs.Body(b"", False, headers.get("content-type"))

@@ -118,7 +118,7 @@ def test_whoami_describes_the_key(mock: Mock) -> None:
 def test_unknown_method_is_405_with_allow_and_unknown_path_404(mock: Mock) -> None:
     response = mock.client.put(CREATE, headers=auth())
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["allow"] == "GET, HEAD, POST"
     assert error(response)["code"] == "METHOD_NOT_ALLOWED"
     response = mock.client.get("/v2/anything", headers=auth())
     assert response.status_code == 404

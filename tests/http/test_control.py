@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from starlette.testclient import TestClient
 from support import FULL, PROJECT, Mock, auth
 
@@ -107,3 +110,46 @@ def test_admin_token_guards_the_control_plane_when_set(mock: Mock) -> None:
         mock.client.get("/_mock/health", headers={"Authorization": "Bearer s3cret"}).status_code
         == 200
     )
+
+
+def test_reset_of_one_organization_refills_its_rate_limits(mock: Mock) -> None:
+    """Issue 9, D13: the windows of the reset organization's keys were kept."""
+    from support import STANDARD, bulk
+
+    reads = [("GET", "/v1/whoami", auth(STANDARD), None)] * 120
+    assert {r.status_code for r in bulk(mock.client.app, reads)} == {200}
+    assert mock.client.get("/v1/whoami", headers=auth(STANDARD)).status_code == 429
+    globex = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
+    assert mock.client.post("/_mock/reset", json={"organizationId": globex}).status_code == 200
+    assert mock.client.get("/v1/whoami", headers=auth(STANDARD)).status_code == 429  # not ours
+    acme = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+    assert mock.client.post("/_mock/reset", json={"organizationId": acme}).status_code == 200
+    assert mock.client.get("/v1/whoami", headers=auth(STANDARD)).status_code == 200
+
+
+def test_rules_are_bounded(mock: Mock, monkeypatch: Any) -> None:
+    from mockserver.core import rules
+
+    monkeypatch.setattr(rules, "MAX_RULES", 3)
+    rule = {"match": {"operationId": "whoami"}, "latencyMs": 1}
+    assert [mock.client.post("/_mock/rules", json=rule).status_code for _ in range(4)] == [
+        201,
+        201,
+        201,
+        409,
+    ]
+    mock.client.delete("/_mock/rules/rule_1")
+    assert mock.client.post("/_mock/rules", json=rule).json()["ruleId"] == "rule_4"
+
+
+def test_an_empty_admin_token_guards_nothing_and_is_refused() -> None:
+    """Issue 9, D14: `--admin-token ''` off loopback let `Authorization: Bearer ` in."""
+    from mockserver.http.control import admitted
+    from mockserver.settings import Settings, make_deps
+
+    assert not admitted("", "Bearer ")
+    assert not admitted("s3cret", "Bearer s3cre")
+    assert admitted("s3cret", "Bearer s3cret")
+    for bad in ("", " ", "two words"):
+        with pytest.raises(ValueError, match="admin-token"):
+            make_deps(Settings(host="0.0.0.0", admin_token=bad))

@@ -120,3 +120,73 @@ def test_twenty_concurrent_creates_with_one_key_make_one_influencer() -> None:
     assert {r.status_code for r in responses} == {202}
     assert len({r.content for r in responses}) == 1
     assert len(listing["items"]) == 1
+
+
+# -- CONTRACT.md "Changes" 2026-12-01 and issue 9 D2 -------------------------------------------
+
+
+def test_a_delete_retried_after_a_lost_answer_gets_its_200_again(mock: Mock) -> None:
+    influencer = mock.create(json={}).json()["influencerId"]
+    url = f"/v1/influencers/{influencer}"
+    first = mock.client.delete(url, headers=auth(**{"Idempotency-Key": "gone"}))
+    assert first.status_code == 200
+    again = mock.client.delete(url, headers=auth(**{"Idempotency-Key": "gone"}))
+    assert (again.status_code, again.content) == (200, first.content)  # not the 404 it is now
+    assert mock.client.delete(url, headers=auth()).status_code == 404  # without the key: 404
+
+
+def test_a_patch_replays_even_after_its_influencer_was_deleted(mock: Mock) -> None:
+    influencer = mock.create(json={}).json()["influencerId"]
+    url = f"/v1/influencers/{influencer}"
+    first = mock.client.patch(url, json={"name": "Nova"}, headers=auth(**{"Idempotency-Key": "n"}))
+    mock.client.delete(url, headers=auth())
+    again = mock.client.patch(url, json={"name": "Nova"}, headers=auth(**{"Idempotency-Key": "n"}))
+    assert (again.status_code, again.content) == (200, first.content)
+    other = mock.client.patch(url, json={"name": "Ava"}, headers=auth(**{"Idempotency-Key": "n"}))
+    assert other.status_code == 409  # a different body is a conflict, before the 404
+    assert other.json()["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+    fresh = mock.client.patch(url, json={"name": "Ava"}, headers=auth(**{"Idempotency-Key": "m"}))
+    assert fresh.status_code == 404  # no stored answer: the order of checks is unchanged
+
+
+def test_a_replay_repeats_every_header_but_the_request_id_and_the_rate_limit(mock: Mock) -> None:
+    from support import STANDARD
+
+    first = mock.create(STANDARD, json={"gender": "male"}, **key("h"))
+    again = mock.create(STANDARD, json={"gender": "male"}, **key("h"))
+    assert again.content == first.content
+    for name, value in first.headers.items():
+        if name == "x-request-id":
+            assert again.headers[name] != value
+        elif name == "x-ratelimit-remaining":  # the replay counted against the bucket
+            assert int(again.headers[name]) == int(value) - 1
+        elif not name.startswith("x-ratelimit-"):
+            assert again.headers[name] == value, name
+    assert set(again.headers) == set(first.headers)
+
+
+def test_a_key_reused_after_its_record_was_evicted_mints_new_ids(mock: Mock) -> None:
+    mock.deps.sim.state.idempotency.max_records = 2
+    first = mock.create(json={}, **key("old")).json()
+    mock.create(json={}, **key("two"))
+    mock.create(json={}, **key("three"))  # "old" is evicted: the oldest goes first
+    renamed = mock.client.patch(
+        f"/v1/influencers/{first['influencerId']}", json={"name": "Kept"}, headers=auth()
+    )
+    assert renamed.status_code == 200
+    again = mock.create(json={}, **key("old")).json()
+    assert again["influencerId"] != first["influencerId"]
+    assert again["jobId"] != first["jobId"]
+    assert mock.influencer(first["influencerId"]).json()["name"] == "Kept"
+    listing = mock.client.get(f"/v1/projects/{PROJECT}/influencers", headers=auth()).json()
+    ids = [i["influencerId"] for i in listing["items"]]
+    assert len(ids) == len(set(ids)) == 4
+
+
+def test_records_are_bounded_by_bytes_as_well_as_by_count(mock: Mock) -> None:
+    records = mock.deps.sim.state.idempotency
+    first = mock.create(json={}, **key("first")).json()
+    records.max_bytes = records.size_bytes * 3  # room for three answers like this one
+    latest = [mock.create(json={}, **key(f"k{n}")).json() for n in range(10)]
+    assert mock.create(json={}, **key("first")).json() != first  # evicted: a new create
+    assert mock.create(json={}, **key("k9")).json() == latest[-1]  # the newest still replay

@@ -4,75 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import signal
 import sqlite3
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from served import Served, Servers
 from starlette.testclient import TestClient
 from support import FULL, PROJECT, SEED, auth
 
 from mockserver.core.clock import format_ms
-from mockserver.core.durable import SqliteStore
 from mockserver.http.app import build_app
-from mockserver.settings import Settings, make_deps, make_store
+from mockserver.settings import Settings, make_deps
+from mockserver.stores import make_store
+from mockserver.stores.sqlite import SqliteStore
 
 START = 1_767_225_600_000
-BANNER_TIMEOUT_S = 30
-
-
-def _pump(stream: Any, lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
-
-
-class Served:
-    """`layers-mock serve --state sqlite:PATH` in a subprocess, found through its banner."""
-
-    def __init__(self, path: Path) -> None:
-        command = [sys.executable, "-m", "mockserver.cli", "serve", "--state", f"sqlite:{path}"]
-        command += ["--clock", "virtual", "--port", "0", "--seed", str(SEED), "--host", "127.0.0.1"]
-        self.proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_pump, args=(self.proc.stdout, lines), daemon=True).start()
-        first = lines.get(timeout=BANNER_TIMEOUT_S)  # the socket is bound before this is printed
-        assert first.startswith("layers-mock listening on http://127.0.0.1:"), first
-        self.url = first.split()[-1]
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        assert self.proc.returncode == -signal.SIGKILL
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "state.sqlite"
-    yield path
-    for leftover in _servers:
-        if leftover.proc.poll() is None:
-            leftover.kill()
-    _servers.clear()
-
-
-_servers: list[Served] = []
-
-
-def serve(path: Path) -> Served:
-    served = Served(path)
-    _servers.append(served)
-    return served
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "state.sqlite"
 
 
 def rows(path: Path) -> dict[str, dict[str, Any]]:
@@ -119,8 +74,8 @@ async def load(url: str, server: Served) -> dict[str, httpx.Response]:
     return answered
 
 
-def test_every_2xx_survives_sigkill_and_jobs_carry_on(db: Path) -> None:
-    first = serve(db)
+def test_every_2xx_survives_sigkill_and_jobs_carry_on(db: Path, servers: Servers) -> None:
+    first = servers(db)
     with httpx.Client(base_url=first.url, timeout=10) as client:
         early = client.post(
             f"/v1/projects/{PROJECT}/influencers",
@@ -147,7 +102,7 @@ def test_every_2xx_survives_sigkill_and_jobs_carry_on(db: Path) -> None:
         assert body["influencerId"] in influencers and body["jobId"] in jobs
     assert len(keyed) == len(influencers) - 1  # all but the one created without a key
 
-    second = serve(db)
+    second = servers(db)
     with httpx.Client(base_url=second.url, timeout=10) as client:
         clock = client.get("/_mock/clock").json()
         assert clock["now"] == format_ms(START + 30_000)  # the clock resumes where it was
@@ -211,7 +166,8 @@ def test_restart_in_process_restores_the_same_state(tmp_path: Path) -> None:
         before = client.get("/_mock/state").json()
     with TestClient(build_app(make_deps(settings))) as client:
         after = client.get("/_mock/state").json()
-        assert after["mint"].pop("req") == before["mint"].pop("req")
+        # request ids go on after the last block reserved before the restart, never back
+        assert after.pop("requests")["req"] > before.pop("requests")["req"]
         assert after == before
         replay = client.post(
             "/v1/projects",
@@ -234,11 +190,14 @@ def test_only_dirty_rows_are_written_in_one_transaction(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     settings = Settings(clock="virtual", seed=SEED, state=f"sqlite:{path}")
     deps = make_deps(settings)
-    store = deps.store
+    store = deps.sim.store
     assert isinstance(store, SqliteStore)
     statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
+    store._db.set_trace_callback(statements.append)  # type: ignore[union-attr]
     with TestClient(build_app(deps)) as client:
+        client.get("/v1/whoami", headers=auth(FULL))
+        assert statements[-2].startswith("INSERT INTO records")  # a block of request ids
+        statements.clear()
         client.get("/v1/whoami", headers=auth(FULL))
         assert statements == []  # a read changes nothing: no write, no wait
         client.post(

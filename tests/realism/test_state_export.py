@@ -73,7 +73,7 @@ def test_export_then_import_answers_every_later_request_identically(mock: Mock) 
     exported = mock.client.get("/_mock/state")
     assert exported.status_code == 200
     document = exported.json()
-    assert document["format"] == "layers-mock/state@1"
+    assert document["format"] == "layers-mock/state@2"
     assert len(document["idempotency"]) == 2
     fresh = make_mock(seed=SEED + 100)  # another seed: the import must bring the seed along
     with fresh.client:
@@ -101,8 +101,8 @@ def test_a_document_that_is_not_an_export_is_422_and_changes_nothing(mock: Mock)
     created = mock.create().json()
     for bad in (
         {"format": "other"},
-        {"format": "layers-mock/state@1"},
-        {"format": "layers-mock/state@1", "seed": "x"},
+        {"format": "layers-mock/state@2"},
+        {"format": "layers-mock/state@2", "seed": "x"},
     ):
         response = mock.client.put("/_mock/state", json=bad)
         assert response.status_code == 422, response.text

@@ -154,7 +154,7 @@ ERROR_CODE_BY_STATUS = {
     "429": {"RATE_LIMITED"},
     "500": {"INTERNAL"},
     "501": {"NOT_SIMULATED"},
-    "503": {"KILL_SWITCH"},
+    "503": {"KILL_SWITCH", "STORAGE_UNAVAILABLE"},
 }
 
 

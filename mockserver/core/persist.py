@@ -1,0 +1,78 @@
+"""The state as batches of rows for a store, and back (see store.py for what a store is).
+
+A commit writes only what `state.dirty` names, plus the meta row; a whole write (reset, import,
+a new file) wipes the store and writes everything. Request-id reservations are rows of their
+own (table `counters`), so that reserving a block never writes the rest of the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+
+from .clock import Clock
+from .requestids import RequestIds
+from .restore import Check, Restored, StateBuilder
+from .snapshot import ALL_TABLES, idempotency_row, meta, row_bytes, table_rows
+from .state import State
+from .store import Batch, Row, Stored
+
+COUNTERS = "counters"
+
+
+def meta_bytes(state: State, ids: RequestIds, clock: Clock, now_ms: int | None = None) -> bytes:
+    document = meta(state, ids, clock)
+    if now_ms is not None:
+        document["clock"]["nowMs"] = now_ms
+    return orjson.dumps(document)
+
+
+def counter_rows(ceilings: dict[str, int]) -> list[Row]:
+    return [(COUNTERS, kind, str(n).encode()) for kind, n in ceilings.items()]
+
+
+def dirty_batch(state: State, ids: RequestIds, clock: Clock) -> Batch:
+    """The rows a request changed, as they are now (or deleted when gone), and the meta row."""
+    upserts: list[Row] = []
+    deletes: list[tuple[str, str]] = []
+    for table, ident in state.dirty:
+        if table == "meta":
+            continue
+        if table == "idempotency":
+            key = bytes.fromhex(ident)
+            record = state.idempotency.get(key)
+            data = None if record is None else orjson.dumps(idempotency_row(key, record))
+        else:
+            found = getattr(state, table).get(ident)
+            data = None if found is None else row_bytes(table, found)
+        if data is None:
+            deletes.append((table, ident))
+        else:
+            upserts.append((table, ident, data))
+    return Batch(upserts, deletes, meta_bytes(state, ids, clock))
+
+
+def whole_batch(state: State, ids: RequestIds, clock: Clock, now_ms: int | None = None) -> Batch:
+    """Everything, replacing whatever the store held (rows are produced as the store reads)."""
+
+    def rows() -> Iterator[Row]:
+        for table in ALL_TABLES:
+            for ident, data in table_rows(state, table):
+                yield table, ident, data
+        yield from counter_rows(ids.reserved)
+
+    return Batch(rows(), (), meta_bytes(state, ids, clock, now_ms), wipe=True)
+
+
+def load(stored: Stored, check: Check) -> tuple[Restored, dict[str, int]]:
+    """What a durable store held, checked like an import: (the state, request-id ceilings)."""
+    builder = StateBuilder(check)
+    builder.meta(orjson.loads(stored.meta))
+    ceilings: dict[str, int] = {}
+    for table, ident, data in stored.rows:
+        if table == COUNTERS:
+            ceilings[ident] = int(data)
+        else:
+            builder.row(table, orjson.loads(data))
+    return builder.finish(), ceilings

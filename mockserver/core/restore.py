@@ -1,0 +1,248 @@
+"""Reading a state back (an import, or a durable store at start-up), checked completely first.
+
+Every row is checked against control.yaml's schema for its table (the caller passes that check
+in: core/ does not read the contract) and every reference between records is checked here: a
+key's organization exists, an influencer's project and job exist and agree with it, list
+positions have no gap, an idempotency record belongs to a known key, and so on. Only a document
+that passes all of it becomes a State; until then nothing of the running server changes. A
+broken document is a 422 that names the first problems, never a server that answers 500 later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import orjson
+
+from .clock import check_instant
+from .errors import ApiError, validation
+from .idempotency import IdempotencyRecords, StoredResponse
+from .ids import IdMint, check_seed
+from .ratelimit import RateLimiter
+from .rules import Rules
+from .snapshot import FORMAT, KEY_FIELD, TABLES
+from .state import State
+
+# (part, value) -> problems; part is "meta", a table name or "idempotency-answer". The edge
+# implements it with control.yaml's schemas (and the partner contract for stored answers).
+Check = Callable[[str, Any], list[str]]
+MAX_PROBLEMS = 20
+# Headers a stored answer may not carry: the server writes these itself on every response.
+OWN_HEADERS = frozenset(
+    {"content-length", "content-type", "transfer-encoding", "connection", "x-request-id"}
+)
+
+
+@dataclass(slots=True)
+class Restored:
+    state: State
+    requests: dict[str, int]  # request-id counters (requestids.py)
+    now_ms: int
+
+
+def _converter(cls: type) -> Callable[[dict[str, Any]], Any]:
+    """Row -> record. The schema has checked the row's fields (exactly the record's) and which
+    are integers; JSON may still spell one `2.0`, which must become 2 before it meets
+    arithmetic or a timestamp. Runs once per row of a million-row import: kept lean."""
+    ints = [f.name for f in fields(cls) if f.type in ("int", "int | None")]
+    int_lists = [f.name for f in fields(cls) if f.type in ("list[int]", "tuple[int, ...]")]
+    tuples = [f.name for f in fields(cls) if str(f.type).startswith("tuple")]
+
+    def convert(data: dict[str, Any]) -> Any:
+        for name in ints:
+            if data[name].__class__ is float:
+                data[name] = int(data[name])
+        for name in int_lists:
+            data[name] = [int(v) for v in data[name]]
+        for name in tuples:
+            data[name] = tuple(data[name])
+        return cls(**data)
+
+    return convert
+
+
+CONVERT = {name: _converter(cls) for name, cls in TABLES.items()}
+
+
+class StateBuilder:
+    """Feed it the meta part, then rows in any order; `finish` checks references and builds."""
+
+    def __init__(self, check: Check) -> None:
+        self.check = check
+        self.problems: list[str] = []
+        self.header: dict[str, Any] | None = None
+        self.tables: dict[str, dict[str, Any]] = {name: {} for name in TABLES}
+        self.answers: list[tuple[bytes, StoredResponse]] = []
+        self.answer_keys: set[bytes] = set()
+        self.counts = dict.fromkeys((*TABLES, "idempotency"), 0)
+
+    def _problem(self, text: str) -> None:
+        self.problems.append(text)
+        if len(self.problems) >= MAX_PROBLEMS:
+            raise self._error()  # enough to act on; reading on would only cost time
+
+    def _error(self) -> ApiError:
+        return validation("Invalid body.", [f"State document: {p}" for p in self.problems])
+
+    def meta(self, document: Any) -> None:
+        problems = self.check("meta", document)
+        if not problems and document.get("format") != FORMAT:
+            problems = [f"format: must be {FORMAT}."]
+        for text in problems:
+            self._problem(text.removeprefix("."))
+        if not problems:
+            self.header = document
+
+    def row(self, table: str, data: Any) -> None:
+        if table not in self.counts:
+            self._problem(f"{table}: not a table of a state export.")
+            return
+        where = f"{table}[{self.counts[table]}]"
+        self.counts[table] += 1
+        problems = self.check(table, data)
+        for text in problems:
+            self._problem(_at(where, text))
+        if problems:
+            return
+        ident = data[KEY_FIELD[table]]
+        if table == "idempotency":
+            self._answer(where, data)
+            return
+        found = self.tables[table]
+        if ident in found:
+            self._problem(f"{where}: duplicate id {ident}.")
+            return
+        found[ident] = CONVERT[table](data)
+
+    def _answer(self, where: str, data: dict[str, Any]) -> None:
+        key = bytes.fromhex(data["key"])
+        if key in self.answer_keys:
+            self._problem(f"{where}: duplicate key {data['key']}.")
+            return
+        for name, value in data["headers"]:
+            if name != name.lower() or name in OWN_HEADERS or name.startswith("x-ratelimit-"):
+                self._problem(f"{where}.headers: {name!r} is not a header a stored answer keeps.")
+            if not (value.isascii() and value.isprintable()):
+                self._problem(f"{where}.headers: the value of {name!r} is not printable ASCII.")
+                return
+        body = None if data["body"] is None else data["body"].encode()
+        if body is not None:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError:
+                self._problem(f"{where}.body: not a JSON document.")
+                return
+        for text in self.check("idempotency-answer", data):
+            self._problem(_at(where, text))
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in data["headers"]]
+        self.answer_keys.add(key)
+        self.answers.append(
+            (
+                key,
+                StoredResponse.of(
+                    data["api_key_id"],
+                    data["operation_id"],
+                    bytes.fromhex(data["fingerprint"]),
+                    int(data["status"]),
+                    headers,
+                    body,
+                    int(data["stored_ms"]),
+                ),
+            )
+        )
+
+    def finish(self) -> Restored:
+        """The State, or a 422 naming the first problems (nothing else happens)."""
+        if self.header is None and not self.problems:
+            self._problem("meta: missing.")
+        if not self.problems:
+            self._references()
+        if self.problems:
+            raise self._error()
+        assert self.header is not None
+        return self._build(self.header)
+
+    def _references(self) -> None:
+        t = self.tables
+        orgs, keys, projects = t["organizations"], t["keys"], t["projects"]
+        influencers, jobs = t["influencers"], t["jobs"]
+        key_ids: set[str] = set()
+        for key in keys.values():
+            if key.org_id not in orgs:
+                self._problem(
+                    f"keys: {key.api_key_id} belongs to unknown organization {key.org_id}."
+                )
+            if key.api_key_id in key_ids:
+                self._problem(f"keys: apiKeyId {key.api_key_id} is used twice.")
+            key_ids.add(key.api_key_id)
+        for project in projects.values():
+            if project.org_id not in orgs:
+                self._problem(f"projects: {project.project_id} belongs to unknown organization.")
+        positions: dict[str, list[int]] = {}
+        for inf in influencers.values():
+            project = projects.get(inf.project_id)
+            job = jobs.get(inf.job_id)
+            if project is None or project.org_id != inf.org_id:
+                self._problem(f"influencers: {inf.influencer_id} names an unknown project.")
+            elif job is None or job.influencer_id != inf.influencer_id:
+                self._problem(f"influencers: {inf.influencer_id} names a job that is not its own.")
+            else:
+                positions.setdefault(inf.project_id, []).append(inf.position)
+        for job in jobs.values():
+            inf = influencers.get(job.influencer_id)
+            if inf is None or inf.job_id != job.job_id or inf.project_id != job.project_id:
+                self._problem(f"jobs: {job.job_id} names an influencer that is not its own.")
+            elif job.org_id != inf.org_id:
+                self._problem(f"jobs: {job.job_id} belongs to another organization.")
+            elif any(b < a for a, b in zip(job.schedule_ms, job.schedule_ms[1:], strict=False)):
+                self._problem(f"jobs: {job.job_id} has a schedule that goes backwards.")
+        for project_id, seen in positions.items():
+            if sorted(seen) != list(range(len(seen))):
+                self._problem(f"influencers: positions in project {project_id} are not 0..n-1.")
+        for _, answer in self.answers:
+            if answer.api_key_id not in key_ids:
+                self._problem(f"idempotency: a record belongs to unknown key {answer.api_key_id}.")
+        assert self.header is not None
+        for api_key_id, _, _, _ in self.header["rates"]:
+            if api_key_id not in key_ids:
+                self._problem(f"rates: a window belongs to unknown key {api_key_id}.")
+        rule_ids = [r["ruleId"] for r in self.header["rules"]["rules"]]
+        if len(set(rule_ids)) != len(rule_ids):
+            self._problem("rules: a ruleId is used twice.")
+
+    def _build(self, header: dict[str, Any]) -> Restored:
+        t = self.tables
+        for inf in sorted(t["influencers"].values(), key=lambda i: i.position):
+            t["projects"][inf.project_id].influencer_ids.append(inf.influencer_id)
+        seed = check_seed(header["seed"])
+        records = IdempotencyRecords()
+        state = State(
+            seed=seed,
+            organizations=t["organizations"],
+            keys=t["keys"],
+            projects=t["projects"],
+            influencers=t["influencers"],
+            jobs=t["jobs"],
+            mint=IdMint(seed, {k: int(v) for k, v in header["mint"].items()}),
+            idempotency=records,
+            rates=RateLimiter(),
+            rules=Rules(),
+        )
+        for key, answer in self.answers:
+            records.store(key, answer)
+        state.rates.restore([(k, c, int(w), int(n)) for k, c, w, n in header["rates"]])
+        state.rules.restore(header["rules"])
+        state.dirty.clear()
+        now_ms = check_instant(int(header["clock"]["nowMs"]))
+        requests = {k: int(v) for k, v in header["requests"].items()}
+        return Restored(state, requests, now_ms)
+
+
+def _at(where: str, text: str) -> str:
+    return f"{where}{text}" if text[:1] in ".[" else f"{where}: {text}"
+
+
+def broken(message: str) -> ApiError:
+    return validation("Invalid body.", [f"State document: {message}"])

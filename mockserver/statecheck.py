@@ -1,0 +1,80 @@
+"""The check a state import (or a state file read at start-up) must pass, from the contracts.
+
+Rows are checked against control.yaml's State* schemas, and a stored idempotent answer against
+the partner contract's response for its operation and status, so that nothing imported can
+later make the mock send a response the spec does not describe. References between records
+are core/restore.py's business.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import orjson
+
+from .core.restore import Check
+from .core.snapshot import ALL_TABLES
+from .spec import Spec, control_spec, partner_spec
+from .validation import problems
+
+ROW_SCHEMAS = {
+    "organizations": "StateOrganization",
+    "keys": "StateKey",
+    "projects": "StateProject",
+    "influencers": "StateInfluencer",
+    "jobs": "StateJob",
+    "idempotency": "StateIdempotency",
+}
+
+
+def _validator(spec: Spec, name: str) -> Any:
+    return spec.validator({"$ref": f"#/components/schemas/{name}"})
+
+
+@cache
+def state_check() -> Check:
+    control, partner = control_spec(), partner_spec()
+    document = _validator(control, "StateDocument")
+    rows = {table: _validator(control, name) for table, name in ROW_SCHEMAS.items()}
+    empty: dict[str, list[Any]] = {table: [] for table in ALL_TABLES}
+
+    def check(part: str, value: Any) -> list[str]:
+        if part == "meta":
+            whole = {**empty, **value} if isinstance(value, dict) else value
+            return [] if document.is_valid(whole) else problems(document, whole)
+        if part == "idempotency-answer":
+            return _answer(partner, value)
+        validator = rows[part]
+        return [] if validator.is_valid(value) else problems(validator, value)
+
+    return check
+
+
+def _answer(partner: Spec, row: dict[str, Any]) -> list[str]:
+    """A replay sends this answer again; it must be one the operation may send."""
+    op = partner.operations.get(row["operation_id"])
+    if op is None or op.method not in ("POST", "PATCH", "DELETE"):
+        return [f".operation_id: {row['operation_id']} is not an operation that takes a key."]
+    contract = op.response_for(row["status"])
+    if contract is None:
+        return [f".status: {op.operation_id} never answers {row['status']}."]
+    sent = {name for name, _ in row["headers"]}
+    missing = [
+        name
+        for name in contract.required_headers
+        if name not in sent and name != "x-request-id" and not name.startswith("x-ratelimit-")
+    ]
+    if missing:
+        return [f".headers: {op.operation_id} {row['status']} needs {', '.join(missing)}."]
+    for name, value in row["headers"]:
+        validator = contract.header_validators.get(name)
+        if validator is not None and not validator.is_valid(value):
+            return [f".headers: {name} is not a valid value."]
+    if contract.validator is None:
+        return [] if row["body"] is None else [f".body: {op.operation_id} sends no body here."]
+    if row["body"] is None:
+        return [f".body: {op.operation_id} {row['status']} has a body."]
+    body = orjson.loads(row["body"])
+    found = problems(contract.validator, body)
+    return [f".body{p}" for p in found]

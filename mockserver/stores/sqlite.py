@@ -1,0 +1,132 @@
+"""The state in an SQLite file (`--state sqlite:PATH`): a 2xx answer survives a killed server.
+
+One transaction per batch, so the file always holds the state after some whole request (or
+reset, or import), never part of one. WAL with `synchronous=NORMAL` makes a commit durable
+once it returns against a killed process (the WAL is in the OS's hands); it does not claim to
+survive a power cut, which would need `FULL` and an fsync per request.
+
+One file, one server. Two servers on one file would mint the same ids and overwrite each
+other's rows, so `open` takes an exclusive lock (flock on `PATH.lock`, which the kernel
+releases when the process dies, kill -9 included) and a second server refuses to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from ..core.store import Batch, Row, Stored, StoreInUse, StoreUnavailable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    tbl  TEXT NOT NULL,
+    id   TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (tbl, id)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    data BLOB NOT NULL
+);
+"""
+# Upsert keeps the rowid, so reading in rowid order gives the order rows were first written.
+UPSERT = (
+    "INSERT INTO records (tbl, id, data) VALUES (?, ?, ?) "
+    "ON CONFLICT (tbl, id) DO UPDATE SET data = excluded.data"
+)
+DELETE = "DELETE FROM records WHERE tbl = ? AND id = ?"
+META = (
+    "INSERT INTO meta (id, data) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+)
+
+
+class SqliteStore:
+    """A Store on one SQLite file, used from the server's single event-loop thread."""
+
+    durable = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock: IO[str] | None = None
+
+    def open(self) -> Stored | None:
+        self._claim()
+        try:
+            # isolation_level=None: transactions are begun and ended here, explicitly.
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            found = db.execute("SELECT data FROM meta WHERE id = 1").fetchone()
+        except sqlite3.Error as exc:
+            self.close()
+            raise ValueError(f"{self.path}: cannot use this file as a state file: {exc}") from None
+        self._db = db
+        return None if found is None else Stored(bytes(found[0]), self._rows())
+
+    def _claim(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            handle = lock_path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(
+                f"{self.path}: cannot create the lock file {lock_path}: {exc}"
+            ) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StoreInUse(
+                f"{self.path} is in use by another layers-mock server ({holder}); one state "
+                "file serves one server at a time: stop that server or choose another file"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+
+    def _rows(self) -> Iterator[Row]:
+        assert self._db is not None
+        for tbl, ident, data in self._db.execute(
+            "SELECT tbl, id, data FROM records ORDER BY rowid"
+        ):
+            yield tbl, ident, bytes(data)
+
+    def write(self, batch: Batch) -> None:
+        db = self._db
+        if db is None:
+            raise StoreUnavailable(f"{self.path} is not open")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if batch.wipe:
+                db.execute("DELETE FROM records")
+            db.executemany(DELETE, batch.deletes)
+            db.executemany(UPSERT, batch.upserts)
+            if batch.meta is not None:
+                db.execute(META, (batch.meta,))
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
+            raise
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None

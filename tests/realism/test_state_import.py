@@ -1,0 +1,140 @@
+"""PUT /_mock/state at size and under failure (issue 9, D4 and D10).
+
+An export bigger than the 1 MiB body limit could not be imported; an import (or a reset) that
+the SQLite file could not take left memory and file different. An import is read as it
+arrives, checked whole, and applied whole or not at all, in memory and on disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import orjson
+from starlette.testclient import TestClient
+from support import FULL, PROJECT, SEED, Mock, auth, bulk, make_mock
+
+from mockserver.core.clock import Clock
+from mockserver.core.fixtures import load_fixtures
+from mockserver.core.simulator import Simulator
+from mockserver.core.store import Batch, StoreUnavailable
+from mockserver.deps import Deps
+from mockserver.http.app import build_app
+from mockserver.settings import Settings, make_deps
+from mockserver.statecheck import state_check
+
+JSON = {"Content-Type": "application/json"}
+ORG = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+
+
+def test_an_export_bigger_than_a_megabyte_imports_and_answers_alike(mock: Mock) -> None:
+    path = f"/v1/projects/{PROJECT}/influencers"
+    creates = [
+        ("POST", path, auth(**{"Idempotency-Key": f"k{n}"}), {"prompt": f"p{n}"})
+        for n in range(800)
+    ]
+    assert {r.status_code for r in bulk(mock.client.app, creates)} == {202}
+
+    exported = mock.client.get("/_mock/state")
+    assert len(exported.content) > 1024 * 1024
+    fresh = make_mock(seed=SEED + 1)
+    with fresh.client:
+        imported = fresh.client.put("/_mock/state", content=exported.content, headers=JSON)
+        assert imported.status_code == 200, imported.text
+        again = fresh.create(json={"prompt": "p799"}, headers={"Idempotency-Key": "k799"})
+        original = mock.create(json={"prompt": "p799"}, headers={"Idempotency-Key": "k799"})
+        assert again.content == original.content
+        assert fresh.client.get("/_mock/state").content == mock.client.get("/_mock/state").content
+
+
+def test_a_document_in_another_layout_is_read_whole(mock: Mock) -> None:
+    mock.create(json={}, headers={"Idempotency-Key": "one"})
+    document = mock.client.get("/_mock/state").json()
+    compact = orjson.dumps(document, option=orjson.OPT_INDENT_2)  # what a jq pass might leave
+    fresh = make_mock(seed=SEED + 1)
+    with fresh.client:
+        assert fresh.client.put("/_mock/state", content=compact, headers=JSON).status_code == 200
+        assert fresh.client.get("/_mock/state").json() == mock.client.get("/_mock/state").json()
+
+
+def test_a_broken_line_of_an_export_is_named_and_changes_nothing(mock: Mock) -> None:
+    created = mock.create(json={}).json()
+    lines = mock.client.get("/_mock/state").content.split(b"\n")
+    row = next(i for i, line in enumerate(lines) if b'"influencer_id"' in line)
+    lines[row] = lines[row][:-5]
+    answer = mock.client.put("/_mock/state", content=b"\n".join(lines), headers=JSON)
+    assert answer.status_code == 422
+    assert f"line {row + 1}" in answer.json()["error"]["details"]["formErrors"][0]
+    assert mock.job(created["jobId"]).status_code == 200
+
+
+def full(deps: object) -> None:
+    """The file may not grow any more (as on a full disk)."""
+    db: sqlite3.Connection = deps.sim.store._db  # type: ignore[attr-defined]
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+
+
+def test_an_import_the_file_cannot_take_changes_nothing(tmp_path: Path) -> None:
+    settings = Settings(
+        clock="virtual", seed=SEED, state=f"sqlite:{tmp_path / 's.sqlite'}", strict=True
+    )
+    source = make_mock()
+    path = f"/v1/projects/{PROJECT}/influencers"
+    bulk(source.client.app, [("POST", path, auth(), {"prompt": f"p{n}"}) for n in range(300)])
+    with source.client:
+        document = source.client.get("/_mock/state").content
+    deps = make_deps(settings)
+    with TestClient(build_app(deps)) as client:
+        kept = client.post(f"/v1/projects/{PROJECT}/influencers", headers=auth(FULL), json={})
+        before = client.get("/_mock/state").json()
+        full(deps)
+        answer = client.put("/_mock/state", content=document, headers=JSON)
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "STORAGE_UNAVAILABLE" and "full" in error["details"]["reason"]
+        after = client.get("/_mock/state").json()
+        assert after.pop("requests")["control-req"] > before.pop("requests")["control-req"]
+        assert after == before  # memory kept the state it had
+        refused = client.post(f"/v1/projects/{PROJECT}/influencers", headers=auth(FULL), json={})
+        assert refused.status_code == 503 and "location" not in refused.headers
+    with TestClient(build_app(make_deps(settings))) as client:  # and so did the file
+        job = client.get(kept.headers["location"], headers=auth(FULL))
+        assert job.status_code == 200
+        listing = client.get(f"/v1/projects/{PROJECT}/influencers", headers=auth(FULL)).json()
+        assert [i["influencerId"] for i in listing["items"]] == [kept.json()["influencerId"]]
+
+
+class Refusing:
+    """A durable store that refuses every write once armed (a disk that just filled up)."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        self.armed = False
+
+    def open(self) -> None:
+        return None
+
+    def write(self, batch: Batch) -> None:
+        if self.armed:
+            raise StoreUnavailable("cannot write: the disk is full")
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_reset_the_store_refuses_keeps_the_state() -> None:
+    store = Refusing()
+    sim = Simulator(load_fixtures(), Clock("virtual"), SEED, store)
+    sim.start(state_check())
+    client = TestClient(build_app(Deps(sim=sim, strict=True)))
+    created = client.post(f"/v1/projects/{PROJECT}/influencers", headers=auth(FULL), json={})
+    store.armed = True
+    for answer in (
+        client.post("/_mock/reset", json={}),
+        client.post("/_mock/reset", json={"organizationId": ORG}),
+    ):
+        assert answer.status_code == 503
+        assert answer.json()["error"]["details"]["reason"] == "cannot write: the disk is full"
+    store.armed = False
+    assert client.get(created.headers["location"], headers=auth(FULL)).status_code == 200

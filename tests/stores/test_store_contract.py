@@ -1,0 +1,161 @@
+"""What "a store" means (core/store.py), as one suite that every store passes.
+
+A new store joins by adding a `Backend` to BACKENDS (and to DURABLE if it keeps anything):
+the memory store, the SQLite store, and later a networked one all answer to the same clauses.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mockserver.core.store import Batch, Store, StoreInUse, StoreUnavailable
+from mockserver.stores import MemoryStore
+from mockserver.stores.sqlite import SqliteStore
+
+
+@dataclass
+class Backend:
+    """Opens stores on one place (a file, a server); `fill_up`/`free` exhaust and restore its
+    space, for durable stores."""
+
+    make: Callable[[], Store]
+    fill_up: Callable[[Store], None] | None = None
+    free: Callable[[Store], None] | None = None
+
+
+def _sqlite(tmp_path: Path) -> Backend:
+    path = tmp_path / "state.sqlite"
+
+    def pages(store: Store, count: int | None) -> None:
+        db: sqlite3.Connection = store._db  # type: ignore[attr-defined]
+        current = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {current if count is None else count}")
+
+    return Backend(
+        lambda: SqliteStore(path),
+        fill_up=lambda store: pages(store, None),
+        free=lambda store: pages(store, 1_000_000),
+    )
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "memory": lambda tmp_path: Backend(MemoryStore),
+    "sqlite": _sqlite,
+}
+DURABLE = ["sqlite"]
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture(params=DURABLE)
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+ROWS = [("influencers", f"inf_{n}", f'{{"n":{n}}}'.encode()) for n in range(5)]
+
+
+def reopened(backend: Backend) -> tuple[bytes, list[tuple[str, str, bytes]]] | None:
+    store = backend.make()
+    found = store.open()
+    result = None if found is None else (found.meta, list(found.rows))
+    store.close()
+    return result
+
+
+def test_a_new_store_holds_nothing(backend: Backend) -> None:
+    store = backend.make()
+    assert store.open() is None
+    store.write(Batch(ROWS, (), b'{"m":1}', wipe=True))
+    store.close()
+
+
+def test_a_store_that_keeps_nothing_says_so(backend: Backend) -> None:
+    store = backend.make()
+    store.open()
+    store.write(Batch(ROWS, (), b'{"m":1}', wipe=True))
+    store.close()
+    assert (reopened(backend) is not None) == store.durable
+
+
+def test_what_was_written_is_read_back_in_write_order(durable: Backend) -> None:
+    store = durable.make()
+    store.open()
+    store.write(Batch(ROWS, (), b'{"m":1}', wipe=True))
+    store.write(Batch([("influencers", "inf_1", b'{"n":"one"}')], [("influencers", "inf_3")], b"2"))
+    store.close()
+    found = reopened(durable)
+    assert found is not None
+    meta, rows = found
+    assert meta == b"2"
+    assert [r[1] for r in rows] == ["inf_0", "inf_1", "inf_2", "inf_4"]  # an update keeps its place
+    assert rows[1][2] == b'{"n":"one"}'
+
+
+def test_a_wipe_replaces_everything(durable: Backend) -> None:
+    store = durable.make()
+    store.open()
+    store.write(Batch(ROWS, (), b"1", wipe=True))
+    store.write(Batch([("jobs", "job_1", b"{}")], (), b"2", wipe=True))
+    store.close()
+    assert reopened(durable) == (b"2", [("jobs", "job_1", b"{}")])
+
+
+def test_a_batch_that_fails_half_way_leaves_nothing_of_itself(durable: Backend) -> None:
+    store = durable.make()
+    store.open()
+    store.write(Batch(ROWS[:2], (), b"1", wipe=True))
+
+    def rows_then_crash() -> Iterator[tuple[str, str, bytes]]:
+        yield ("jobs", "job_1", b"{}")
+        raise RuntimeError("the producer of the batch failed")
+
+    with pytest.raises(RuntimeError):
+        store.write(Batch(rows_then_crash(), (), b"2", wipe=True))
+    store.write(Batch([("jobs", "job_2", b"{}")], (), b"3"))  # the store is still usable
+    store.close()
+    assert reopened(durable) == (b"3", [*ROWS[:2], ("jobs", "job_2", b"{}")])
+
+
+def test_a_full_store_refuses_the_whole_batch_and_takes_the_next_once_freed(
+    durable: Backend,
+) -> None:
+    assert durable.fill_up is not None and durable.free is not None
+    store = durable.make()
+    store.open()
+    store.write(Batch(ROWS, (), b"1", wipe=True))
+    durable.fill_up(store)
+    big = [("jobs", f"job_{n}", b"x" * 2000) for n in range(50)]
+    with pytest.raises(StoreUnavailable, match="full"):
+        store.write(Batch(big, [("influencers", "inf_0")], b"2"))
+    durable.free(store)
+    store.write(Batch(big[:1], (), b"3"))
+    store.close()
+    assert reopened(durable) == (b"3", [*ROWS, big[0]])
+
+
+def test_one_store_serves_one_server_at_a_time(durable: Backend) -> None:
+    first = durable.make()
+    first.open()
+    second = durable.make()
+    with pytest.raises(StoreInUse, match="in use by another layers-mock server"):
+        second.open()
+    first.close()
+    assert second.open() is None
+    second.close()
+
+
+def test_a_closed_store_refuses_writes_instead_of_losing_them(durable: Backend) -> None:
+    store = durable.make()
+    store.open()
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        store.write(Batch(ROWS, (), b"1"))
