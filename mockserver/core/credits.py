@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .clock import MAX_MS
 from .errors import ApiError
 from .jobs import JobFacts, end_ms, job_state
 from .records import Organization
 
+MAX_YEAR = 9999
 INFLUENCER_CREATE_CREDITS = 10  # mock decision: the docs price content formats, not personas
 # GET /v1/credits `estimatedCreditsPerFormat`, as the docs print it (content is not simulated)
 ESTIMATED_CREDITS_PER_FORMAT = {
@@ -136,6 +138,8 @@ def _period(now_ms: int) -> tuple[int, int]:
     """The calendar month (UTC) of the mock clock: the mock's billing period."""
     now = datetime.fromtimestamp(now_ms / 1000, UTC)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if start.year == MAX_YEAR and start.month == 12:  # no January 10000: the clock ends first
+        return int(start.timestamp() * 1000), MAX_MS
     end = (
         start.replace(year=start.year + 1, month=1)
         if start.month == 12

@@ -20,6 +20,7 @@ from .clock import check_instant
 from .errors import ApiError, validation
 from .idempotency import IdempotencyRecords, StoredResponse
 from .ids import IdMint, check_seed
+from .projects import METADATA_MAX_BYTES
 from .ratelimit import RateLimiter
 from .rules import Rules
 from .snapshot import FORMAT, KEY_FIELD, TABLES
@@ -168,6 +169,15 @@ class StateBuilder:
         t = self.tables
         orgs, keys, projects = t["organizations"], t["keys"], t["projects"]
         influencers, jobs = t["influencers"], t["jobs"]
+        for org in orgs.values():
+            parent = orgs.get(org.parent_id) if org.parent_id is not None else None
+            if org.parent_id is not None and (
+                parent is None or parent is org or parent.parent_id is not None
+            ):
+                self._problem(
+                    f"organizations: {org.organization_id} names a parent that is not a "
+                    "top-level organization."
+                )
         key_ids: set[str] = set()
         for key in keys.values():
             if key.org_id not in orgs:
@@ -177,9 +187,19 @@ class StateBuilder:
             if key.api_key_id in key_ids:
                 self._problem(f"keys: apiKeyId {key.api_key_id} is used twice.")
             key_ids.add(key.api_key_id)
+        seqs: set[int] = set()
         for project in projects.values():
             if project.org_id not in orgs:
                 self._problem(f"projects: {project.project_id} belongs to unknown organization.")
+            if project.seq in seqs:
+                self._problem(f"projects: seq {project.seq} is used twice (the list's keyset).")
+            seqs.add(project.seq)
+            if len(orjson.dumps(project.metadata)) > METADATA_MAX_BYTES:
+                self._problem(f"projects: the metadata of {project.project_id} is over 8 KB.")
+        assert self.header is not None
+        next_seq = self.header["mint"].get("projectSeq")
+        if next_seq is not None and seqs and int(next_seq) < max(seqs):
+            self._problem("mint: projectSeq is below a project's seq (the next would repeat it).")
         positions: dict[str, list[int]] = {}
         for inf in influencers.values():
             project = projects.get(inf.project_id)
@@ -202,9 +222,9 @@ class StateBuilder:
             if sorted(seen) != list(range(len(seen))):
                 self._problem(f"influencers: positions in project {project_id} are not 0..n-1.")
         for _, answer in self.answers:
-            if answer.api_key_id not in key_ids:
+            key_id, _, acting_in = answer.api_key_id.partition("@")  # pipeline.principal
+            if key_id not in key_ids or (acting_in and acting_in not in orgs):
                 self._problem(f"idempotency: a record belongs to unknown key {answer.api_key_id}.")
-        assert self.header is not None
         for api_key_id, _, _, _ in self.header["rates"]:
             if api_key_id not in key_ids:
                 self._problem(f"rates: a window belongs to unknown key {api_key_id}.")

@@ -24,6 +24,7 @@ that a million influencers never sit in memory as one parsed tree (layout.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -55,24 +56,13 @@ ALL_TABLES = (*TABLES, "idempotency")  # the order of an export
 CHUNK_ROWS = 2_000  # rows per chunk of a streamed export
 
 
+PROJECT_FIELDS = tuple(f.name for f in fields(Project) if f.name != "influencer_ids")
+
+
 def project_row(project: Project) -> dict[str, Any]:
     """A project without its list of influencer ids: the list grows with every create (a
     commit would cost O(influencers)) and is rebuilt from the influencers' positions."""
-    return {
-        "project_id": project.project_id,
-        "org_id": project.org_id,
-        "name": project.name,
-        "target_gender": project.target_gender,
-        "brand_voice": project.brand_voice,
-        "primary_language": project.primary_language,
-        "timezone": project.timezone,
-        "customer_external_id": project.customer_external_id,
-        "app_name": project.app_name,
-        "app_description": project.app_description,
-        "metadata": project.metadata,
-        "created_ms": project.created_ms,
-        "outcome": project.outcome,
-    }
+    return {name: getattr(project, name) for name in PROJECT_FIELDS}
 
 
 def idempotency_row(key: bytes, record: StoredResponse) -> dict[str, Any]:

@@ -37,7 +37,7 @@ class NotSimulated:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         deps = self.deps
         sim = deps.sim
-        request_id = sim.state.mint.request_id(sim.now())
+        request_id = sim.request_id()
         headers = [(b"x-request-id", request_id.encode())]
         payload = dumps(error_body(self.exc, request_id))
         if deps.strict:

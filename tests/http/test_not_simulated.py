@@ -66,4 +66,4 @@ def test_unknown_paths_stay_404_and_wrong_methods_405(mock: Mock) -> None:
     assert unknown.json()["error"]["code"] == "NOT_FOUND"
     wrong = mock.client.put("/v1/content/x", headers=auth())
     assert wrong.status_code == 405
-    assert wrong.headers["allow"] == "GET, PATCH"
+    assert wrong.headers["allow"] == "GET, HEAD, PATCH"
