@@ -10,7 +10,8 @@ mints new ids instead of overwriting what it created a day ago.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
+from functools import partial
 from hashlib import blake2b
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -19,7 +20,6 @@ _PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
 _PAIR_SHIFTS = tuple(range(120, -1, -10))
 _KEYED: dict[tuple[int, int], blake2b] = {}  # (seed, digest size) -> keyed, unused hasher
 MAX_SEED = 2**64 - 1  # the seed keys BLAKE2b as 8 big-endian bytes
-Taken = Callable[[str], bool]
 
 FIRST_NAMES = {
     "female": ("Ava", "Nova", "Maya", "Luna", "Iris", "Zoe", "Mila", "Elena", "Hana", "Priya"),
@@ -88,27 +88,61 @@ class IdMint:
         self.seed = check_seed(seed)
         self.counters: dict[str, int] = dict(counters or {})
 
-    def _mint(
-        self, kind: str, scope: str | None, render: Callable[[str], str], taken: Taken | None
+    def _salt(self, kind: str, scope: str | None) -> str:
+        if scope is not None:
+            return f"{kind}:key:{scope}"
+        n = self.counters.get(kind, 0) + 1
+        self.counters[kind] = n
+        return f"{kind}:seq:{n}"
+
+    def _next_free(
+        self,
+        kind: str,
+        scope: str | None,
+        salt: str,
+        *,
+        render: Callable[[str], str],
+        taken: Container[str],
+        prefix: str,
     ) -> str:
-        if scope is None:
-            while True:
-                n = self.counters.get(kind, 0) + 1
-                self.counters[kind] = n
-                value = render(f"{kind}:seq:{n}")
-                if taken is None or not taken(value):
-                    return value
-        salt = f"{kind}:key:{scope}"
-        value, retry = render(salt), 0
-        while taken is not None and taken(value):
+        """The rare path: the first salt's id is taken (a reused key, an imported counter)."""
+        retry = 0
+        while True:
             retry += 1
-            value = render(f"{salt}:{retry}")
+            value = render(self._salt(kind, None) if scope is None else f"{salt}:{retry}")
+            if prefix + value not in taken:
+                return value
+
+    def uuid(
+        self,
+        kind: str,
+        scope: str | None = None,
+        taken: Container[str] = (),
+        prefix: str = "",
+    ) -> str:
+        """A uuid; with `taken`, never one whose `prefix + uuid` is in it."""
+        salt = self._salt(kind, scope)
+        value = uuid_from(self.seed, salt)
+        if taken and prefix + value in taken:
+            render = partial(uuid_from, self.seed)
+            return self._next_free(kind, scope, salt, render=render, taken=taken, prefix=prefix)
         return value
 
-    def uuid(self, kind: str, scope: str | None = None, taken: Taken | None = None) -> str:
-        return self._mint(kind, scope, lambda salt: uuid_from(self.seed, salt), taken)
-
     def ulid(
-        self, kind: str, at_ms: int, scope: str | None = None, taken: Taken | None = None
+        self,
+        kind: str,
+        at_ms: int,
+        scope: str | None = None,
+        taken: Container[str] = (),
+        prefix: str = "",
     ) -> str:
-        return self._mint(kind, scope, lambda salt: ulid_from(self.seed, salt, at_ms), taken)
+        salt = self._salt(kind, scope)
+        value = ulid_from(self.seed, salt, at_ms)
+        if taken and prefix + value in taken:
+            render = partial(_ulid_at, self.seed, at_ms)
+            return self._next_free(kind, scope, salt, render=render, taken=taken, prefix=prefix)
+        return value
+
+
+def _ulid_at(seed: int, at_ms: int, salt: str) -> str:
+    return ulid_from(seed, salt, at_ms)

@@ -122,21 +122,26 @@ class OperationPipeline:
         self.inflight: dict[bytes, asyncio.Future[None]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        deps = self.deps
-        sim = deps.sim
+        deps, sim = self.deps, self.deps.sim
         request_id = sim.request_id()
         headers = inputs.header_map(scope)
-        body = await _read_body(headers, receive)
+        if "content-length" in headers or "transfer-encoding" in headers:
+            body = await inputs.read_body(
+                receive, headers.get("content-type"), headers.get("content-length")
+            )
+        else:  # HTTP/1.1: no length and no chunking means no body; nothing to wait for
+            body = inputs.Body(b"", False, headers.get("content-type"))
         out: Headers = [(b"x-request-id", request_id.encode())]
         key: ApiKey | None = None
         injected: str | None = None
         try:
             key = sim.authenticate(headers.get("authorization"))
-            caller = key
-            key = self._admit(key, body, out, headers)
-            idem_key = headers.get("idempotency-key") if self.mutating else None
-            whose = principal(caller, key)
-            replay = None if idem_key is None else self._stored(whose, scope, idem_key, body)
+            caller, key = key, self._admit(key, body, out, headers)
+            replay = (
+                self._stored(principal(caller, key), scope, headers["idempotency-key"], body)
+                if self.mutating and "idempotency-key" in headers
+                else None
+            )
             if replay is not None:
                 # A retry after a lost answer gets it again, even if the resource has changed
                 # or gone since (CONTRACT.md 2026-12-01); faults still apply to it.
@@ -148,7 +153,7 @@ class OperationPipeline:
             else:
                 generation = sim.generation
                 params = scope.get("path_params", {})
-                resources = self._resolve(key, params)
+                resources = {n: r(deps, key, params[n]) for n, r in self.resolvers.items()}
                 call_body = inputs.validate_body(self.op, body)
                 query = inputs.check_query(self.query_params, scope.get("query_string", b""))
                 declared = inputs.check_headers(self.header_params, headers)
@@ -167,7 +172,8 @@ class OperationPipeline:
                     None,
                     generation,
                 )
-                self._land(call, params)
+                if call.generation != sim.generation:  # a reset or import while it waited
+                    self._land(call, params)
                 idem_key = declared.get("Idempotency-Key") if self.mutating else None
                 if idem_key is None:
                     reply = self.handler(call)
@@ -175,7 +181,9 @@ class OperationPipeline:
                     out.extend(encode_headers(extra))
                 else:
                     status, payload, stored = await self._idempotent(
-                        call, params, (whose, self.op.method, scope["path"], idem_key)
+                        call,
+                        params,
+                        (principal(caller, key), self.op.method, scope["path"], idem_key),
                     )
                     out.extend(stored)
         except ConnectionDropped:
@@ -356,7 +364,8 @@ class OperationPipeline:
         if self.deps.strict:
             check_response(self.op, status, out, payload)
         try:
-            self.deps.sim.commit()  # durable before the client knows
+            if self.deps.sim.state.dirty:
+                self.deps.sim.commit()  # durable before the client knows
         except StoreUnavailable as exc:
             kept = [h for h in out if h[0] == b"x-request-id" or h[0].startswith(b"x-ratelimit-")]
             out, status = kept, 503
@@ -399,12 +408,3 @@ def _conflict() -> ApiError:
         "IDEMPOTENCY_CONFLICT",
         "This Idempotency-Key was already used with a different request body.",
     )
-
-
-async def _read_body(headers: dict[str, str], receive: Any) -> inputs.Body:
-    if "content-length" in headers or "transfer-encoding" in headers:
-        return await inputs.read_body(
-            receive, headers.get("content-type"), headers.get("content-length")
-        )
-    # HTTP/1.1: no length and no chunking means no body; nothing to wait for
-    return inputs.Body(b"", False, headers.get("content-type"))

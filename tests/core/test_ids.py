@@ -29,3 +29,28 @@ def test_ulids_are_crockford_and_carry_mock_time() -> None:
     assert re.match(
         r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", uuid_from(7, "x")
     )
+
+
+def test_a_minted_id_never_names_a_record_that_exists() -> None:
+    """Issue 9, D2: a key reused after its record expired minted the same ids again."""
+    first = IdMint(7).uuid("inf", scope="k1")
+    again = IdMint(7).uuid("inf", scope="k1", taken={"inf_" + first}, prefix="inf_")
+    assert again != first
+    assert again == IdMint(7).uuid("inf", scope="k1", taken={"inf_" + first}, prefix="inf_")
+    mint = IdMint(7)
+    counted = IdMint(7).uuid("inf")  # what the counter mints first
+    assert mint.uuid("inf", taken={"inf_" + counted}, prefix="inf_") != counted
+    assert mint.counters["inf"] == 2  # the taken number is used up, not reused
+
+
+def test_a_seed_is_a_whole_number_of_64_bits() -> None:
+    """Issue 9, D1: a float or out-of-range seed broke every later request."""
+    import pytest
+
+    from mockserver.core.ids import check_seed
+
+    assert check_seed(1.0) == 1
+    assert check_seed(2**64 - 1) == 2**64 - 1
+    for bad in (1.5, -1, 2**64, True, "7", None):
+        with pytest.raises(ValueError, match="seed"):
+            check_seed(bad)

@@ -205,8 +205,8 @@ def test_only_dirty_rows_are_written_in_one_transaction(tmp_path: Path) -> None:
         )
     assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
     assert (
-        sum(s.startswith("INSERT INTO records") for s in statements) == 4
-    )  # inf, job, project, key
+        sum(s.startswith("INSERT INTO records") for s in statements) == 3
+    )  # influencer, job, idempotency record: not the project, whose stored row did not change
     assert sum(s.startswith("INSERT INTO meta") for s in statements) == 1
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
