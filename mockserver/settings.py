@@ -85,8 +85,9 @@ def make_deps(settings: Settings) -> Deps:
 
     try:
         sim.start(state_check())
-    except StoreInUse as exc:
-        raise ValueError(str(exc)) from None
+    except (StoreInUse, ValueError) as exc:  # the file's lock, the file, or its clock
+        store.close()
+        raise ValueError(f"--state {settings.state}: {exc}") from None
     except (ApiError, orjson.JSONDecodeError) as exc:
         store.close()
         found = (
@@ -95,7 +96,8 @@ def make_deps(settings: Settings) -> Deps:
             else str(exc)
         )
         raise ValueError(
-            f"{settings.state}: not a state file this version of layers-mock can read: {found}"
+            f"--state {settings.state}: not a state file this version of layers-mock can read: "
+            f"{found}"
         ) from None
     return Deps(
         sim=sim,

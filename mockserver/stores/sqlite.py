@@ -66,7 +66,7 @@ class SqliteStore:
             found = db.execute("SELECT data FROM meta WHERE id = 1").fetchone()
         except sqlite3.Error as exc:
             self.close()
-            raise ValueError(f"{self.path}: cannot use this file as a state file: {exc}") from None
+            raise ValueError(f"cannot use {self.path} as a state file: {exc}") from None
         self._db = db
         return None if found is None else Stored(bytes(found[0]), self._rows())
 
@@ -75,9 +75,7 @@ class SqliteStore:
         try:
             handle = lock_path.open("a+", encoding="utf-8")
         except OSError as exc:
-            raise ValueError(
-                f"{self.path}: cannot create the lock file {lock_path}: {exc}"
-            ) from None
+            raise ValueError(f"cannot create the lock file {lock_path}: {exc}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -85,8 +83,8 @@ class SqliteStore:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise StoreInUse(
-                f"{self.path} is in use by another layers-mock server ({holder}); one state "
-                "file serves one server at a time: stop that server or choose another file"
+                f"in use by another layers-mock server ({holder}); one state file serves one "
+                "server at a time: stop that server or choose another file"
             ) from None
         handle.seek(0)
         handle.truncate()
