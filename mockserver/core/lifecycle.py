@@ -1,0 +1,91 @@
+"""The state's lifecycle: where it is kept, what replaces it, and the ids of requests.
+
+Whatever replaces the state (a reset, an import) is written to the store first and swapped in
+only once that succeeded, so memory and store never disagree; `generation` counts the swaps, so
+that a request that waited (a latency fault) can tell its lookups are stale. Request ids live
+here, beside the state rather than in it: a reset does not rewind them (requestids.py).
+"""
+
+from __future__ import annotations
+
+from .clock import Clock
+from .errors import not_found
+from .fixtures import Fixtures
+from .persist import counter_rows, dirty_batch, load, whole_batch
+from .requestids import RequestIds
+from .restore import Check, Restored
+from .state import State
+from .store import Batch, Store
+
+
+class Lifecycle:
+    """The part of the Simulator that keeps, replaces and stores its State."""
+
+    def __init__(
+        self, fixtures: Fixtures, clock: Clock, seed: int = 0, store: Store | None = None
+    ) -> None:
+        self.fixtures = fixtures
+        self.clock = clock
+        self.state = State.from_fixtures(fixtures, seed)
+        self.requests = RequestIds()  # not part of the state: never reset, never rewound
+        self.generation = 0
+        self.store = store if store is not None and store.durable else None
+        if self.store is not None:
+            durable = self.store
+            self.requests.reserve = lambda ceilings: durable.write(Batch(counter_rows(ceilings)))
+
+    def start(self, check: Check) -> None:
+        """Resume what the store holds (checked like an import), or write the fresh state."""
+        if self.store is None:
+            return
+        stored = self.store.open()
+        if stored is None:
+            self.store.write(whole_batch(self.state, self.requests, self.clock))
+            return
+        restored, ceilings = load(stored, check)
+        self._install(restored.state)
+        self.clock.restore(restored.now_ms)
+        self.requests.advance(restored.requests)
+        self.requests.resume(ceilings)
+
+    def commit(self) -> None:
+        """Write what the last request changed; StoreUnavailable if it could not be written
+        (what it changed stays marked and goes with the next write that succeeds)."""
+        state = self.state
+        if state.dirty:
+            if self.store is not None:
+                self.store.write(dirty_batch(state, self.requests, self.clock))
+            state.dirty.clear()
+
+    def reset(self, seed: int | None = None) -> None:
+        fresh = State.from_fixtures(self.fixtures, self.state.seed if seed is None else seed)
+        self._replace(fresh, self.clock.start_ms)
+        self.clock.reset()
+
+    def reset_organization(self, organization_id: str) -> None:
+        if organization_id not in self.fixtures.organizations:
+            raise not_found("Organization")
+        after = self.state.without_organization(organization_id, self.fixtures)
+        if self.store is not None:
+            self.store.write(dirty_batch(after, self.requests, self.clock))
+        after.dirty.clear()
+        self._install(after)
+
+    def restore(self, restored: Restored) -> None:
+        """An import: the state, the clock's instant, and request ids that only move forward."""
+        self.requests.advance(restored.requests)
+        self._replace(restored.state, restored.now_ms)
+        self.clock.restore(restored.now_ms)
+
+    def _replace(self, state: State, now_ms: int) -> None:
+        if self.store is not None:
+            self.store.write(whole_batch(state, self.requests, self.clock, now_ms))
+        state.dirty.clear()
+        self._install(state)
+
+    def _install(self, state: State) -> None:
+        self.state = state
+        self.generation += 1
+
+    def request_id(self, kind: str = "req") -> str:
+        return self.requests.next(kind, self.state.seed, self.clock.now_ms())
