@@ -47,8 +47,15 @@ class Pipe:
 
     def __init__(self, port: int) -> None:
         self.conn = socket.create_connection(("127.0.0.1", port), timeout=120)
+        self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
         self.sent = 0
+
+    def _recv(self) -> bytes:
+        # Acknowledge at once: with delayed ACKs, each window of pipelined requests stalls
+        # ~40 ms on the server's Nagle (measured: 2.2 ms per request at a window of 20).
+        self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return self.conn.recv(1 << 20)
 
     def send(self, requests: list[bytes]) -> list[tuple[int, bytes]]:
         self.conn.sendall(b"".join(requests))
@@ -56,14 +63,14 @@ class Pipe:
         answers = []
         for _ in requests:
             while b"\r\n\r\n" not in self.buffer:
-                self.buffer += self.conn.recv(1 << 20)
+                self.buffer += self._recv()
             head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
             lines = head.split(b"\r\n")
             length = next(
                 int(x.split(b":", 1)[1]) for x in lines if x.lower().startswith(b"content-length:")
             )
             while len(self.buffer) < length:
-                self.buffer += self.conn.recv(1 << 20)
+                self.buffer += self._recv()
             body, self.buffer = self.buffer[:length], self.buffer[length:]
             answers.append((int(lines[0].split()[1]), body))
         return answers
