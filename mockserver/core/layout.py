@@ -47,13 +47,16 @@ class StateReader:
             first = bytes(self.buffer[: newline if newline >= 0 else SNIFF_BYTES]).rstrip()
             self.mode = "lines" if first.startswith(HEADER) and first.endswith(b",") else "whole"
         if self.mode == "whole":
-            if self.size > MAX_WHOLE_BYTES:
-                raise broken(
-                    f"larger than {MAX_WHOLE_BYTES // 1024**2} MiB and not in the layout of an "
-                    "export (one record per line, as GET /_mock/state writes it)."
-                )
+            self._whole_fits()
             return
         self._lines(final=False)
+
+    def _whole_fits(self) -> None:
+        if self.size > MAX_WHOLE_BYTES:
+            raise broken(
+                f"larger than {MAX_WHOLE_BYTES // 1024**2} MiB and not in the layout of an "
+                "export (one record per line, as GET /_mock/state writes it)."
+            )
 
     def end(self) -> None:
         if self.mode == "lines":
@@ -62,7 +65,8 @@ class StateReader:
                 raise broken("ends before the closing `]}` of its last table.")
             self._all_tables()
             return
-        if not bytes(self.buffer).strip():
+        self._whole_fits()  # also a short body that never showed its layout
+        if not self.buffer or self.buffer.isspace():
             raise broken("empty.")
         try:
             document = orjson.loads(self.buffer)

@@ -1,0 +1,62 @@
+"""Reading an import as it arrives (core/layout.py): any chunking, bounded sizes."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support import PROJECT, SEED
+
+from mockserver.core import layout
+from mockserver.core.clock import Clock
+from mockserver.core.errors import ApiError
+from mockserver.core.fixtures import load_fixtures
+from mockserver.core.layout import StateReader
+from mockserver.core.restore import StateBuilder
+from mockserver.core.simulator import JobPlan, Simulator
+from mockserver.core.snapshot import export_chunks
+from mockserver.statecheck import state_check
+
+
+def export(count: int = 30) -> bytes:
+    sim = Simulator(load_fixtures(), Clock("virtual"), SEED)
+    for n in range(count):
+        sim.create_influencer(sim.state.projects[PROJECT], {"prompt": f"p{n}"}, JobPlan())
+    return b"".join(export_chunks(sim.state, sim.requests, sim.clock))
+
+
+DOCUMENT = export()
+
+
+def read(chunks: list[bytes]) -> int:
+    builder = StateBuilder(state_check())
+    reader = StateReader(builder)
+    for chunk in chunks:
+        reader.feed(chunk)
+    reader.end()
+    return len(builder.finish().state.influencers)
+
+
+@settings(max_examples=30, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(DOCUMENT)), max_size=40))
+def test_an_export_reads_the_same_however_it_is_cut(cuts: list[int]) -> None:
+    bounds = [0, *sorted(set(cuts)), len(DOCUMENT)]
+    assert read([DOCUMENT[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]) == 30
+
+
+def test_the_same_document_in_another_layout_reads_whole() -> None:
+    again = orjson.dumps(orjson.loads(DOCUMENT), option=orjson.OPT_INDENT_2)
+    assert read([again]) == 30
+
+
+def test_a_document_past_either_bound_is_422(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(layout, "MAX_WHOLE_BYTES", 1000)
+    whole = orjson.dumps(orjson.loads(DOCUMENT))
+    with pytest.raises(ApiError, match="Invalid body") as other_layout:
+        read([whole])
+    assert "not in the layout of an export" in str(other_layout.value.details)
+    monkeypatch.setattr(layout, "MAX_STATE_BYTES", len(DOCUMENT) - 1)
+    with pytest.raises(ApiError) as too_big:
+        read([DOCUMENT])
+    assert "larger than" in str(too_big.value.details)
