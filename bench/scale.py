@@ -377,7 +377,12 @@ def memory_report(results: dict[str, Any]) -> str:
             ["RSS per influencer + job (plain create)", f"{r['plain_create_bytes']:,} B", ""],
             ["RSS per idempotency record", f"{r['idempotency_record_bytes']:,} B", ""],
             ["RSS per keyed create (both)", f"{r['keyed_create_bytes']:,} B", "< 2,048 B"],
-            ["RSS per journal entry", f"{r['journal_entry_bytes']:,} B", ""],
+            [
+                "RSS per journal entry (without / with bodies)",
+                f"{r['journal_entry_bytes']['plain']:,} / "
+                f"{r['journal_entry_bytes']['with_bodies']:,} B",
+                "journal: 1,000 entries, 4 MiB",
+            ],
         ]
     if "mixed" in results:
         m = results["mixed"]

@@ -122,8 +122,9 @@ def records(workdir: Path, count: int = 100_000) -> dict[str, Any]:
     return out
 
 
-def journal_entry_bytes(count: int = 200_000) -> int:
-    """In-process: a journal of `count` entries, filled with the values a request leaves."""
+def journal_entry_bytes(count: int = 100_000) -> dict[str, int]:
+    """In-process: a journal of `count` entries (its own bounds lifted), filled with the values
+    a create leaves, without and with bodies (`--journal-bodies`)."""
     from mockserver.core.journal import Journal
 
     def rss() -> int:
@@ -132,23 +133,40 @@ def journal_entry_bytes(count: int = 200_000) -> int:
                 return int(line.split()[1]) * 1024
         return 0
 
-    journal = Journal(capacity=count)
-    gc.collect()
-    before = rss()
-    for n in range(count):
-        journal.add(
-            1_767_225_600_000 + n,
-            "GET",
-            f"/v1/jobs/job_01KDTZ8H{n:018d}",
-            "",
-            200,
-            f"req_01KDTZ8H{n:018d}",
-            "key_0f1e2d3c-4b5a-4968-8776-655443322110",
-            "getJob",
-            None,
-        )
-    gc.collect()
-    return round((rss() - before) / count)
+    request_headers = [
+        (b"host", b"127.0.0.1:4010"),
+        (b"authorization", f"Bearer {TOKEN}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"72"),
+    ]
+    out: dict[str, int] = {}
+    for bodies in (False, True):
+        journal = Journal(capacity=count, bodies=bodies, max_bytes=1 << 40)
+        gc.collect()
+        before = rss()
+        for n in range(count):
+            job = f"job_01KDTZ8H{n:018d}"
+            response_headers = [
+                (b"x-request-id", f"req_01KDTZ8H{n:018d}".encode()),
+                (b"location", f"/v1/jobs/{job}".encode()),
+            ]
+            response = ('{"jobId":"' + job + '","kind":"influencer_create"}').encode() * 6
+            journal.add(
+                1_767_225_600_000 + n,
+                "POST",
+                CREATE,
+                "",
+                202,
+                f"req_01KDTZ8H{n:018d}",
+                "key_0f1e2d3c-4b5a-4968-8776-655443322110",
+                "createInfluencer",
+                None,
+                (request_headers, bytes(72), response_headers, response),
+            )
+        gc.collect()
+        out["with_bodies" if bodies else "plain"] = round((rss() - before) / count)
+        del journal
+    return out
 
 
 def _session(pipe: Pipe, n: int) -> int:
