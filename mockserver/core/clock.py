@@ -63,7 +63,8 @@ class Clock:
         if self.mode == "virtual":
             return self.start_ms + self._offset_ms
         elapsed_ms = (self._ticker() - self._anchor_ns) * self.speed / 1_000_000
-        return min(self.start_ms + self._offset_ms + int(elapsed_ms), MAX_MS)  # a wall clock stops
+        now = self.start_ms + self._offset_ms + int(elapsed_ms)
+        return now if now < MAX_MS else MAX_MS  # a wall clock stops at the end of time
 
     @property
     def client_speed(self) -> float:

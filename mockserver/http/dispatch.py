@@ -101,15 +101,15 @@ class MockApp(Starlette):
         self.state.deps = deps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith("/"):
-            await self.no_route(scope, receive, send)  # `OPTIONS *`: no route, in the envelope
-            return
         if scope["type"] == "http" and not scope.get("root_path"):
             hit = self.partner.match(scope["path"])
             if hit is not None:
                 scope["app"] = self
                 scope["path_params"] = hit[1]
                 await self._guarded(hit[0], scope, receive, send)
+                return
+            if not scope["path"].startswith("/"):  # `OPTIONS *`: no route, in the envelope
+                await self.no_route(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
