@@ -1,8 +1,10 @@
 """`layers-mock conform`: check the mock (in-process, default) or any deployment over HTTP.
 
-Exit codes: 0 every checked clause passed, 1 a contract violation, 2 usage or connection error.
-Keys may come from the environment (LAYERS_API_KEY, LAYERS_SCOPELESS_KEY) so they stay out of
-shell history; reports never print a key, only the variable it came from.
+Exit codes: 0 every checked clause passed; 1 the deployment broke the contract; 2 the run could
+not do its job (wrong inputs, no connection, an interrupt, a bug of the runner); 3 clauses were
+NOT CHECKED and --fail-on-not-checked was given. Every report asked for is written whatever
+the ending (a partial report says why). Keys may come from the environment (LAYERS_API_KEY,
+...) so they stay out of shell history; reports never print a key, only its variable.
 """
 
 from __future__ import annotations
@@ -11,6 +13,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # `serve` builds this parser too: keep its start-up free of httpx
+    from .report import RunReport
+    from .target import Identities
+
+EXIT_ERROR = 2  # report.EXIT_ERROR
 
 ENV = {
     "base_url": "LAYERS_BASE_URL",
@@ -18,6 +27,23 @@ ENV = {
     "project_id": "LAYERS_PROJECT_ID",
     "scopeless_key": "LAYERS_SCOPELESS_KEY",
     "foreign_project_id": "LAYERS_FOREIGN_PROJECT_ID",
+    "second_key": "LAYERS_SECOND_KEY",
+    "foreign_key": "LAYERS_FOREIGN_KEY",
+    "killed_key": "LAYERS_KILLED_KEY",
+    "throttle_key": "LAYERS_THROTTLE_KEY",
+    "admin_token": "LAYERS_MOCK_ADMIN_TOKEN",
+}
+HELP = {
+    "base_url": "deployment to check",
+    "api_key": "full-scope key",
+    "project_id": "a project of that key's organization",
+    "scopeless_key": "a key without influencers:write",
+    "foreign_project_id": "a project of another organization",
+    "second_key": "another key of the same organization",
+    "foreign_key": "a key of another organization",
+    "killed_key": "a key whose kill switch is on",
+    "throttle_key": "a limited-tier key the run may exhaust (429 clause)",
+    "admin_token": "the mock's admin token (with --control-plane)",
 }
 
 
@@ -29,93 +55,143 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = p.add_argument_group("target (default: the mock, in-process, default fixtures)")
-    target.add_argument("--base-url", help=f"deployment to check (env {ENV['base_url']})")
-    target.add_argument("--api-key", help=f"full-scope key (env {ENV['api_key']})")
+    for name, what in HELP.items():
+        target.add_argument("--" + name.replace("_", "-"), help=f"{what} (env {ENV[name]})")
     target.add_argument(
-        "--project-id", help=f"a project of that key's org (env {ENV['project_id']})"
-    )
-    target.add_argument(
-        "--scopeless-key", help=f"a key without influencers:write (env {ENV['scopeless_key']})"
-    )
-    target.add_argument(
-        "--foreign-project-id",
-        help=f"a project of another organization (env {ENV['foreign_project_id']})",
+        "--control-plane",
+        action="store_true",
+        help="against a layers-mock URL: may move its clock through /_mock/ (reported)",
     )
     budget = p.add_argument_group("budget")
     budget.add_argument(
-        "--max-creates",
-        type=int,
-        help="max real jobs to start (default 5 against a URL, unlimited against the mock)",
+        "--max-creates", type=int, help="max real jobs to start (default 5 against a URL)"
     )
-    budget.add_argument("--max-time", type=float, help="seconds; remaining clauses NOT CHECKED")
     budget.add_argument(
-        "--rate-limit", type=float, help="max requests per second (429 Retry-After always honoured)"
+        "--max-projects", type=int, help="max projects to create (default 0 against a URL)"
     )
+    budget.add_argument(
+        "--max-time", type=float, help="seconds, planned across clauses (the rest NOT CHECKED)"
+    )
+    budget.add_argument("--rate-limit", type=float, help="max requests per second")
     budget.add_argument("--seed", type=int, default=0, help="mock seed and request sequence seed")
+    budget.add_argument("--patience", type=float, default=600.0, help="seconds a job may take")
+    budget.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls")
     budget.add_argument(
-        "--patience", type=float, default=600.0, help="seconds a real job may take to finish"
+        "--profile", choices=("quick", "default", "thorough"), default="default", help="how hard"
     )
     budget.add_argument("--examples", type=int, help="generated cases per property/operation")
-    p.add_argument(
-        "--only", action="append", default=[], metavar="CLAUSE", help="clause name or prefix"
-    )
+    budget.add_argument("--database", type=Path, help="keep Hypothesis' example database here")
+    p.add_argument("--only", action="append", default=[], metavar="CLAUSE", help="name or prefix")
     p.add_argument("--list", action="store_true", help="list the clauses and exit")
-    p.add_argument("--junit", type=Path, help="write a JUnit XML report")
-    p.add_argument("--json", type=Path, help="write a JSON report")
-    p.add_argument("--quiet", action="store_true", help="no live progress line")
+    p.add_argument("--replay", type=Path, metavar="FILE", help="re-send a saved failure")
+    p.add_argument(
+        "--fail-on-not-checked", action="store_true", help="exit 3 if any clause is NOT CHECKED"
+    )
+    reports = p.add_argument_group("reports")
+    reports.add_argument("--junit", type=Path, help="JUnit XML")
+    reports.add_argument("--json", type=Path, help="JSON")
+    reports.add_argument("--html", type=Path, help="a self-contained HTML page")
+    reports.add_argument("--markdown", type=Path, help="Markdown (CI step summary)")
+    reports.add_argument("--failures-dir", type=Path, help="save each failure for --replay")
+    reports.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _identities(values: dict[str, str | None]) -> Identities:
+    from .target import Identities
+
+    return Identities(
+        values["api_key"] or "",
+        values["project_id"] or "",
+        values["scopeless_key"],
+        values["foreign_project_id"],
+        values["second_key"],
+        values["foreign_key"],
+        values["killed_key"],
+        values["throttle_key"],
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from .runner import ALL_CLAUSES, Options
+    from .catalogue import listing
+    from .report import FAIL, PASS
+    from .runner import Options, print_tracebacks
     from .runner import run as run_suite
-    from .target import Identities, TargetUnreachable
 
     if args.list:
-        print("\n".join(ALL_CLAUSES))
+        sys.stdout.write(listing())
         return 0
-    values: dict[str, str | None] = {
-        name: getattr(args, name) or os.environ.get(env) for name, env in ENV.items()
-    }
+    values = {name: getattr(args, name) or os.environ.get(env) for name, env in ENV.items()}
     identities = None
     if values["base_url"]:
         missing = [f"--{n.replace('_', '-')}" for n in ("api_key", "project_id") if not values[n]]
         if missing:
             print(f"layers-mock conform: --base-url needs {' and '.join(missing)}", file=sys.stderr)
-            return 2
-        identities = Identities(
-            values["api_key"] or "",
-            values["project_id"] or "",
-            values["scopeless_key"],
-            values["foreign_project_id"],
-        )
+            return EXIT_ERROR
+        identities = _identities(values)
+    elif args.control_plane:
+        print("layers-mock conform: --control-plane needs --base-url", file=sys.stderr)
+        return EXIT_ERROR
+    quiet = args.quiet
     options = Options(
         base_url=values["base_url"],
         identities=identities,
+        control_plane=args.control_plane,
+        admin_token=values["admin_token"],
         max_creates=args.max_creates,
+        max_projects=args.max_projects,
         max_time=args.max_time,
         rate_limit=args.rate_limit,
         seed=args.seed,
         only=args.only,
+        profile=args.profile,
         examples=args.examples,
         patience=args.patience,
-        progress=None if args.quiet else sys.stderr,
+        poll_interval=args.poll_interval,
+        database=args.database,
+        fail_on_not_checked=args.fail_on_not_checked,
+        failures_dir=args.failures_dir,
+        progress=None if quiet else sys.stderr,
+        live=not quiet and sys.stderr.isatty(),
     )
-    try:
-        report, target = run_suite(options)
-    except ValueError as exc:
-        print(f"layers-mock conform: {exc}", file=sys.stderr)
-        return 2
-    except TargetUnreachable as exc:
-        print(f"layers-mock conform: cannot reach the target: {exc}", file=sys.stderr)
-        return 2
-    secrets = target.secrets
+    if args.replay:
+        from .replay import replay
+
+        return replay(args.replay, options)
+    if not quiet:
+        where = values["base_url"] or "the in-process mock"
+        print(f"conform: {where} · seed {args.seed} · profile {args.profile}", file=sys.stderr)
+    report, target = run_suite(options)
+    secrets = target.secrets if target is not None else {}
+    print_tracebacks(report)
+    write_reports(report, args, secrets)
+    if report.error and report.count(PASS) + report.count(FAIL) == 0:
+        print(f"layers-mock conform: {report.error}", file=sys.stderr)
+        return report.exit_code()
     print(report.table())
     failures = report.failures_text(secrets)
     if failures:
         print()
         print(failures)
-    if args.json:
-        report.write_json(args.json, secrets)
-    if args.junit:
-        report.write_junit(args.junit, secrets)
+    if report.error:
+        print(f"\nlayers-mock conform: {report.error}", file=sys.stderr)
     return report.exit_code()
+
+
+def write_reports(report: RunReport, args: argparse.Namespace, secrets: dict[str, str]) -> None:
+    """Every report asked for, whatever the ending; a report that cannot be written is said."""
+    from .report_html import write_html
+
+    writers = (
+        (args.json, report.write_json),
+        (args.junit, report.write_junit),
+        (args.markdown, report.write_markdown),
+        (args.html, lambda path, s: write_html(report, path, s)),
+    )
+    for path, write in writers:
+        if path is None:
+            continue
+        try:
+            write(path, secrets)
+        except OSError as exc:
+            print(f"layers-mock conform: cannot write {path}: {exc}", file=sys.stderr)
+            report.error = report.error or f"cannot write {path}"

@@ -1,71 +1,96 @@
-"""Run every clause against one target and collect one verdict per clause.
+"""Run a plan of clauses against one target and turn whatever each raised into a verdict.
 
-Order matters for money: the negative clauses (401/403/404/422) run first and cost nothing on a
-conforming deployment; the clauses that need a real job share one sample job; the state machine
-and Schemathesis get whatever budget is left. A clause that cannot run (identity missing,
-budget or time spent) is NOT CHECKED with the reason, never silently PASS.
+The run never ends without a report: a violation is a FAIL on its clause with its evidence; a
+spent budget or missing identity is NOT CHECKED with the reason; wrong inputs, a lost
+connection, an interrupt or a bug of the runner end the run with `report.error` set (exit 2)
+and every clause not reached is NOT CHECKED "not reached", so the reports say what was and was
+not checked before the stop.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
-from .clauses import CLAUSES, RESPONSE_CLAUSES, Session
+from .catalogue import BY_NAME, CATALOGUE
+from .clause import Clause
+from .observe import Transcript
+from .planner import Abilities, Plan, make_plan, select
+from .preflight import InputError, preflight
 from .report import FAIL, NOT_CHECKED, PASS, NotChecked, RunReport, Verdict, Violation
-from .st_engine import ST_CLAUSES, run_schemathesis, validate_exchanges
-from .stateful import STATEFUL_CLAUSES, run_lifecycle
-from .target import Budget, BudgetSpent, Identities, Target, TargetUnreachable, TimeUp
+from .session import Session
+from .target import (
+    Budget,
+    BudgetSpent,
+    ControlPlane,
+    Identities,
+    NotOurs,
+    ShareSpent,
+    Target,
+    TargetUnreachable,
+    TimeUp,
+    Unsendable,
+)
 
 # The default fixtures' identities (fixtures/default.yaml): used only for the in-process mock.
-MOCK_KEY = "lp_test_acmefull_Zx81Qm4TnR7vKp2W"
-MOCK_SCOPELESS_KEY = "lp_test_acmenoinf_H3kV9sLq2MwP8dYt"
-MOCK_PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"
-MOCK_FOREIGN_PROJECT = "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d"
+MOCK_IDENTITIES = Identities(
+    api_key="lp_test_acmefull_Zx81Qm4TnR7vKp2W",
+    project_id="prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39",
+    scopeless_key="lp_test_acmenoinf_H3kV9sLq2MwP8dYt",
+    foreign_project_id="prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d",
+    second_key="lp_test_acmestd_Bq5Hs8Ty1Uw3Xz6C",
+    foreign_key="lp_test_globexfull_M4nB7vC1xZ9lK6jH",
+    killed_key="lp_live_acmekilled_G7hJ3kL9zX5cV2bN",
+    throttle_key="lp_test_acmestd_Bq5Hs8Ty1Uw3Xz6C",
+)
 
-# Clauses that produce error responses for the response-level clauses to judge.
-PRODUCERS = ("auth.missing-key-401", "tenancy.foreign-project-404", "validation.body-shape-422")
-
-ALL_CLAUSES = tuple(dict.fromkeys((*CLAUSES, *STATEFUL_CLAUSES, *ST_CLAUSES, *RESPONSE_CLAUSES)))
+# name -> (examples per property/operation, state-machine scenarios, steps per scenario);
+# the default against a URL is lighter: every request there is real.
+PROFILES: dict[str, tuple[int, int, int]] = {
+    "quick": (3, 1, 6),
+    "default": (25, 3, 8),
+    "default-url": (4, 2, 8),
+    "thorough": (200, 10, 20),
+}
 
 
 @dataclass(slots=True)
 class Options:
     base_url: str | None = None
     identities: Identities | None = None
+    control_plane: bool = False  # against a URL: may use the mock's /_mock/ clock
+    admin_token: str | None = None
     max_creates: int | None = None
+    max_projects: int | None = None
     max_time: float | None = None
     rate_limit: float | None = None
     seed: int = 0
     only: list[str] = field(default_factory=list)
-    examples: int | None = None  # per property / per operation and mode
-    scenarios: int = 3
-    steps: int = 8
+    profile: str = "default"
+    examples: int | None = None
+    scenarios: int | None = None
+    steps: int | None = None
     patience: float = 600.0
     poll_interval: float = 5.0
+    database: Path | None = None  # keep Hypothesis' example database here
+    fail_on_not_checked: bool = False
+    failures_dir: Path | None = None
     sleep: Callable[[float], None] = time.sleep  # Retry-After, --rate-limit, real-job polling
+    now: Callable[[], float] = time.monotonic
     app: Any = None  # an ASGI app to test in-process instead of the default mock
     progress: TextIO | None = None
+    live: bool = False  # one rewritten progress line (a terminal) instead of plain lines
 
 
-def selected(options: Options) -> list[str]:
-    if not options.only:
-        return list(ALL_CLAUSES)
-    unknown = [o for o in options.only if not any(n.startswith(o) for n in ALL_CLAUSES)]
-    if unknown:
-        raise ValueError(
-            f"unknown clause(s): {', '.join(unknown)}; known: {', '.join(ALL_CLAUSES)}"
-        )
-    return [n for n in ALL_CLAUSES if any(n.startswith(o) for o in options.only)]
-
-
-def build_target(options: Options, on_request: Callable[[Target], None] | None) -> Target:
+def build_target(options: Options) -> Target:
     if options.base_url:
         if options.identities is None:
             raise ValueError("--base-url needs --api-key and --project-id")
@@ -74,14 +99,19 @@ def build_target(options: Options, on_request: Callable[[Target], None] | None) 
             options.max_creates if options.max_creates is not None else 5,
             options.max_time,
             options.rate_limit,
+            max_projects=options.max_projects if options.max_projects is not None else 0,
+            now=options.now,
         )
+        control = None
+        if options.control_plane:
+            control = ControlPlane(client, options.base_url.rstrip("/"), options.admin_token)
         return Target(
             client,
             options.base_url,
             options.identities,
             budget,
+            control=control,
             seed=options.seed,
-            on_request=on_request,
             sleep=options.sleep,
         )
     with warnings.catch_warnings():  # Starlette nudges towards httpx2; httpx is what we pin
@@ -93,110 +123,280 @@ def build_target(options: Options, on_request: Callable[[Target], None] | None) 
         from ..settings import Settings, make_app
 
         app = make_app(Settings(clock="virtual", seed=options.seed))
-    identities = options.identities or Identities(
-        MOCK_KEY, MOCK_PROJECT, MOCK_SCOPELESS_KEY, MOCK_FOREIGN_PROJECT
-    )
     client = TestClient(app, base_url="http://testserver", raise_server_exceptions=False)
-    budget = Budget(options.max_creates, options.max_time, options.rate_limit)
+    budget = Budget(
+        options.max_creates,
+        options.max_time,
+        options.rate_limit,
+        max_projects=options.max_projects,
+        now=options.now,
+    )
     return Target(
         client,
         "http://testserver",
-        identities,
+        options.identities or MOCK_IDENTITIES,
         budget,
         app=app,
+        control=ControlPlane(client, "http://testserver", options.admin_token),
         seed=options.seed,
-        on_request=on_request,
         sleep=options.sleep,
     )
 
 
+def profile_numbers(options: Options, in_process: bool) -> tuple[int, int, int]:
+    name = options.profile
+    if name == "default" and not in_process:
+        name = "default-url"
+    examples, scenarios, steps = PROFILES[name]
+    return (
+        options.examples or examples,
+        options.scenarios or scenarios,
+        options.steps or steps,
+    )
+
+
 class _Runner:
-    """Runs groups of clauses and turns what each group raised into verdicts."""
-
-    def __init__(self, options: Options, wanted: list[str]) -> None:
+    def __init__(self, options: Options, report: RunReport) -> None:
         self.options = options
-        self.wanted = wanted
-        self.to_run = set(wanted)
-        if any(n in RESPONSE_CLAUSES for n in wanted) and not any(n in CLAUSES for n in wanted):
-            self.to_run.update(PRODUCERS)  # something must provoke the error responses
-        self.started = time.monotonic()
-        self.current = ""
+        self.report = report
+        self.started = options.now()
         self.last_progress = 0.0
-        self.target = build_target(options, self.progress)
-        self.report = RunReport(target=options.base_url or "in-process mock", seed=options.seed)
+        self.current = "preflight"
+        self.time_up: str | None = None
+        self.target = build_target(options)
+        self.target.on_request = self.progress
+        examples, scenarios, steps = profile_numbers(options, self.target.in_process)
+        database = None
+        if options.database is not None:
+            from hypothesis.database import DirectoryBasedExampleDatabase
 
+            database = DirectoryBasedExampleDatabase(str(options.database))
+        self.session = Session(
+            self.target,
+            examples,
+            patience=options.patience,
+            poll_interval=options.poll_interval,
+            scenarios=scenarios,
+            steps=steps,
+            database=database,
+        )
+        self.plan: Plan | None = None
+        self.seen: dict[str, Verdict] = {}  # every verdict, asked for or not (engines)
+        self.wanted: list[Clause] = []
+
+    # -- progress -----------------------------------------------------------------------------
     def progress(self, t: Target) -> None:
-        """The live line: which clause, how many requests and jobs, how long."""
         out = self.options.progress
-        now = time.monotonic()
-        if out is None or now - self.last_progress < 0.2:
+        now = self.options.now()
+        if out is None or not self.options.live or now - self.last_progress < 0.2:
             return
         self.last_progress = now
         out.write(
-            f"\r[conform] {self.current:<36} {len(t.exchanges):>5} requests · "
+            f"\r[conform] {self.current[:40]:<40} {len(t.exchanges):>5} requests · "
             f"{t.budget.creates} jobs · {now - self.started:5.1f}s"
         )
         out.flush()
 
-    def attempt(self, group: Sequence[str], engine: str, fn: Callable[[], None]) -> None:
-        # Producers only run as single Hypothesis clauses; engines run for what was asked.
-        pool = self.to_run if engine == "hypothesis" else set(self.wanted)
-        names = [n for n in group if n in pool]
-        if not names:
+    def say(self, verdict: Verdict) -> None:
+        out = self.options.progress
+        if out is None:
             return
-        self.current = names[0] if len(names) == 1 else f"{engine} ({len(names)} clauses)"
-        before, t0 = len(self.target.exchanges), time.monotonic()
-        evidence = None
+        if self.options.live:
+            out.write("\r" + " " * 80 + "\r")
+        note = f": {verdict.reason}" if verdict.reason and verdict.status != PASS else ""
+        out.write(f"conform: {verdict.status:<11} {verdict.clause}{note}\n")
+        out.flush()
+
+    # -- the run -----------------------------------------------------------------------------
+    def execute(self, wanted: list[Clause]) -> None:
+        s, o = self.session, self.options
+        self.wanted = wanted
+        preflight(s, control_plane=o.control_plane)
+        self.plan = plan = make_plan(
+            wanted,
+            Abilities(
+                identities=self.target.ids,
+                clock=self.target.control is not None,
+                still=s.still,
+                mock=self.target.control is not None,
+                max_creates=self.target.budget.max_creates,
+                max_projects=self.target.budget.max_projects,
+                max_time=o.max_time,
+            ),
+        )
+        s.allowance = dict(plan.allowance)
+        for name, reason in plan.skipped.items():
+            self.record(Verdict(name, BY_NAME[name].section, NOT_CHECKED, reason))
+        if any(c.needs.sample for c in plan.active):  # it moves on while the probes run
+            self.warm_up()
+        for clause in plan.active:
+            self.attempt(clause)
+        transcript = Transcript(s, list(self.target.exchanges))
+        for clause in plan.observers:
+            self.observe(clause, transcript)
+        for clause in wanted:
+            if clause.judged_by and clause.name not in self.report.verdicts:
+                engine = self.seen.get(clause.judged_by)
+                status = engine.status if engine and engine.status != FAIL else NOT_CHECKED
+                reason = "" if status == PASS else (engine.reason if engine else "not run")
+                self.record(Verdict(clause.name, clause.section, status, reason))
+
+    def warm_up(self) -> None:
+        s = self.session
+        s.clause = self.target.clause = self.current = "sample"
         try:
-            fn()
-            outcome = {n: (PASS, "") for n in names}
+            s.sample_job()
+        except (NotChecked, BudgetSpent, ShareSpent) as exc:
+            s.sample_error = getattr(exc, "reason", str(exc))
+
+    def attempt(self, clause: Clause) -> None:
+        s, t = self.session, self.target
+        name = clause.name
+        if self.time_up is not None:
+            self.record(Verdict(name, clause.section, NOT_CHECKED, self.time_up))
+            return
+        s.clause = t.clause = self.current = name
+        deadline = self.plan.deadlines.get(name) if self.plan else None
+        t.budget.clause_deadline = None if deadline is None else self.started + deadline
+        before, t0 = len(t.exchanges), self.options.now()
+        status, reason, evidence, found = PASS, "", None, None
+        try:
+            clause.run(s)  # type: ignore[misc]
         except Violation as v:
-            outcome = {n: (NOT_CHECKED, f"stopped early: {v.clause} failed") for n in names}
-            outcome[v.clause] = (FAIL, v.message)
             evidence = v.exchange
+            if v.clause == name or v.clause not in BY_NAME:
+                status, reason = FAIL, v.message
+            else:
+                found = v
+                status, reason = NOT_CHECKED, f"stopped early: {v.clause} failed"
         except NotChecked as nc:
-            outcome = {n: (NOT_CHECKED, nc.reason) for n in names}
-        except (TimeUp, BudgetSpent) as exc:
-            outcome = {n: (NOT_CHECKED, str(exc)) for n in names}
-        spent, seconds = len(self.target.exchanges) - before, time.monotonic() - t0
-        for name, (status, reason) in outcome.items():
-            if name in self.wanted:
-                exchange = evidence if status == FAIL else None
-                self.report.record(Verdict(name, engine, status, reason, spent, exchange, seconds))
+            status, reason = NOT_CHECKED, nc.reason
+        except ShareSpent as exc:
+            status, reason = NOT_CHECKED, f"{exc} ({deadline or 0:.0f}s into --max-time)"
+        except TimeUp as exc:
+            status, reason = NOT_CHECKED, str(exc)
+            self.time_up = f"{exc} before it ran"
+        except (BudgetSpent, Unsendable) as exc:
+            status, reason = NOT_CHECKED, str(exc)
+        except (TargetUnreachable, NotOurs, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug of the runner in this clause: say so, keep going
+            status, reason = NOT_CHECKED, f"internal error: {type(exc).__name__}: {exc}"
+            self.report.error = self.report.error or f"internal error in {name}: {exc!r}"
+            self.report.tracebacks.append(traceback.format_exc())
+        finally:
+            t.budget.clause_deadline = None
+        if notes := s.notes.get(name):
+            reason = "; ".join([reason, *notes]) if reason else "; ".join(notes)
+        spent, seconds = len(t.exchanges) - before, self.options.now() - t0
+        if found is not None:
+            self.record(
+                Verdict(
+                    found.clause,
+                    BY_NAME[found.clause].section,
+                    FAIL,
+                    found.message,
+                    spent,
+                    found.exchange,
+                    seconds,
+                )
+            )
+        self.record(Verdict(name, clause.section, status, reason, spent, evidence, seconds))
 
-    def run_all(self, session: Session, examples: int) -> None:
-        o, target = self.options, self.target
-        for name, fn in CLAUSES.items():
-            self.attempt([name], "hypothesis", partial(fn, session))
-        self.attempt(
-            STATEFUL_CLAUSES,
-            "stateful",
-            lambda: run_lifecycle(session, o.scenarios, o.steps, o.patience, o.poll_interval),
-        )
-        self.attempt(ST_CLAUSES, "schemathesis", lambda: run_schemathesis(session, examples))
-        for name, check in RESPONSE_CLAUSES.items():
-            self.attempt([name], "responses", partial(check, target.exchanges))
-        self.attempt(
-            ["responses.match-spec"], "responses", lambda: validate_exchanges(target.exchanges)
-        )
+    def observe(self, clause: Clause, transcript: Transcript) -> None:
+        self.current = clause.name
+        status, reason, evidence = PASS, "", None
+        t0 = self.options.now()
+        try:
+            clause.observe(transcript)  # type: ignore[misc]
+        except Violation as v:
+            status, reason, evidence = FAIL, v.message, v.exchange
+        except NotChecked as nc:
+            status, reason = NOT_CHECKED, nc.reason
+        except Exception as exc:
+            status, reason = NOT_CHECKED, f"internal error: {type(exc).__name__}: {exc}"
+            self.report.error = self.report.error or f"internal error in {clause.name}: {exc!r}"
+            self.report.tracebacks.append(traceback.format_exc())
+        seconds = self.options.now() - t0
+        self.record(Verdict(clause.name, clause.section, status, reason, 0, evidence, seconds))
+
+    def record(self, verdict: Verdict) -> None:
+        self.seen.setdefault(verdict.clause, verdict)
+        if verdict.clause not in {c.name for c in self.wanted}:
+            return
+        if verdict.status == FAIL and self.options.failures_dir is not None:
+            from .replay import save_failure
+
+            verdict.replay_file = str(save_failure(self.options.failures_dir, self, verdict))
+        self.report.record(verdict)
+        self.say(self.report.verdicts[verdict.clause])
+
+    def finish(self, stopped: str | None) -> None:
+        report, t = self.report, self.target
+        for clause in self.wanted:
+            if clause.name not in report.verdicts:
+                why = f"not reached: the run stopped ({stopped})" if stopped else "not run"
+                report.record(Verdict(clause.name, clause.section, NOT_CHECKED, why))
+        order = {c.name: i for i, c in enumerate(CATALOGUE)}
+        report.verdicts = dict(sorted(report.verdicts.items(), key=lambda kv: order[kv[0]]))
+        report.requests = len(t.exchanges)
+        report.statuses = t.statuses.copy()
+        report.creates = t.budget.creates
+        report.projects = t.budget.projects
+        report.seconds = self.options.now() - self.started
+        report.sequence_digest = t.digest.hexdigest()
+        control = t.control
+        if control is None:
+            report.control_plane = "not used (black box: the partner API only)"
+        else:
+            where = "in-process mock" if t.in_process else "--control-plane"
+            report.control_plane = (
+                f"{where}: moved the mock's clock {control.advanced_s:g}s forward "
+                f"in {control.moves} step(s)"
+            )
+        if self.options.progress is not None and self.options.live:
+            self.options.progress.write("\r" + " " * 80 + "\r")
+            self.options.progress.flush()
 
 
-def run(options: Options) -> tuple[RunReport, Target]:
-    """Raises ValueError (usage) or TargetUnreachable (connection): both exit code 2."""
-    runner = _Runner(options, selected(options))
-    target, report = runner.target, runner.report
-    examples = options.examples or (25 if target.in_process else 4)
+def run(options: Options) -> tuple[RunReport, Target | None]:
+    """Never raises: every ending is in the report (error set: exit 2)."""
+    report = RunReport(
+        target=options.base_url or "in-process mock",
+        seed=options.seed,
+        profile=options.profile,
+        fail_on_not_checked=options.fail_on_not_checked,
+    )
+    runner: _Runner | None = None
+    stopped: str | None = None
     try:
-        runner.run_all(Session(target, examples), examples)
-    finally:
-        if options.progress is not None:
-            options.progress.write("\r" + " " * 80 + "\r")
-            options.progress.flush()
-    report.requests = len(target.exchanges)
-    report.creates = target.budget.creates
-    report.seconds = time.monotonic() - runner.started
-    report.sequence_digest = target.digest.hexdigest()
-    return report, target
+        wanted = select(options.only)
+        runner = _Runner(options, report)
+        runner.execute(wanted)
+    except ValueError as exc:
+        report.error = stopped = str(exc)
+    except InputError as exc:
+        report.error = str(exc)
+        stopped = "the inputs do not fit the target"
+    except TargetUnreachable as exc:
+        report.error = f"cannot reach the target: {exc}"
+        stopped = "the target stopped answering"
+    except KeyboardInterrupt:
+        report.error = stopped = "interrupted"
+    except Exception as exc:  # a bug of the runner: exit 2, with whatever was checked so far
+        report.error = f"internal error of the runner: {type(exc).__name__}: {exc}"
+        report.tracebacks.append(traceback.format_exc())
+        stopped = "internal error"
+    if stopped is not None:
+        report.partial = stopped
+    if runner is not None:
+        runner.finish(stopped)
+    return report, runner.target if runner is not None else None
 
 
-__all__ = ["ALL_CLAUSES", "Options", "TargetUnreachable", "run", "selected"]
+def print_tracebacks(report: RunReport, out: TextIO = sys.stderr) -> None:
+    for text in report.tracebacks:
+        out.write(text)
+
+
+__all__ = ["MOCK_IDENTITIES", "PROFILES", "Options", "run", "select"]

@@ -1,190 +1,152 @@
 """The job lifecycle as a Hypothesis rule-based state machine over plain HTTP.
 
-Rules start jobs (within the budget), poll them, read their influencers, replay their creates
-and, on the mock only, move the virtual clock. Invariants hold after every step: a job's status,
-stage and progress never go backwards, its influencer's status agrees with it, and every job
-ends in a terminal state within the patience bound (the mock's clock is advanced; a real
-deployment is polled at an interval until the bound or `--max-time`).
+Rules start jobs (out of the planned allowance), poll them with their influencer in between,
+cancel them, list the project and, when the clock is ours, move it. After every poll the
+invariants hold: status, stage and progress never go back, and the influencer agrees with the
+job read before and after it. Teardown waits until every job is terminal (the mock's clock is
+moved; a black box is polled until --patience or the time share).
+
+Against a deployment nothing is repeatable, so every rule runs through `Capture`: the first
+violation (or spent budget) stops the machine's work and is raised once Hypothesis is done,
+and every precondition depends only on the machine's own counters (see harness.py). A rule
+that needs nothing (`look_at_list`) is always enabled, so a spent budget never leaves the
+machine without a rule to run.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import settings
+from hypothesis import seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    get_state_machine_test,
+    initialize,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from . import contract as c
-from .clauses import Session, check_influencer_exists, check_pollable, run_settings
-from .report import NotChecked, Violation
+from .clauses.influencers import check_agrees
+from .clauses.jobs import check_monotonic
+from .harness import Capture, run_guarded, run_settings
+from .report import NotChecked
+from .session import Job, Session, body_of
 from .target import Exchange
 
-STATEFUL_CLAUSES = (
-    "jobs.status-monotonic",
-    "jobs.terminal-within-patience",
-    "jobs.influencer-agrees",
-)
+CLAUSE = "lifecycle.state-machine"
+OUTCOMES = st.sampled_from(["completed", "failed", "canceled"])
 
 
 @dataclass(slots=True)
 class Tracked:
-    accepted: Exchange
-    job_id: str
-    influencer_id: str
-    outcome: str
-    history: list[Exchange] = field(default_factory=list)
+    job: Job
+    history: list[tuple[Exchange, dict[str, Any]]] = field(default_factory=list)
 
 
-def _rank(job: dict[str, Any]) -> tuple[int, int, float]:
-    status = 0 if job.get("status") == "running" else 1
-    stage = c.STAGES.index(job["stage"]) if job.get("stage") in c.STAGES else -1
-    return status, stage, float(job.get("progress") or 0)
+def _poll(s: Session, tracked: Tracked) -> None:
+    before = s.read_job(tracked.job)
+    influencer = s.read_influencer(tracked.job)
+    after = s.read_job(tracked.job)
+    for ex in (before, after):
+        if ex.status == 200:
+            tracked.history.append((ex, body_of(ex)))
+    check_monotonic(tracked.history)
+    if before.status == after.status == influencer.status == 200:
+        check_agrees(body_of(before), influencer, body_of(after))
 
 
-def check_monotonic(history: list[Exchange]) -> None:
-    """Status, stage and progress never go back; a terminal status never changes."""
-    previous: dict[str, Any] | None = None
-    for ex in history:
-        job = ex.json()
-        if ex.status != 200 or not isinstance(job, dict):
-            continue
-        if previous is not None:
-            was, now = _rank(previous), _rank(job)
-            if previous.get("status") in c.TERMINAL and job.get("status") != previous.get("status"):
-                raise Violation(
-                    "jobs.status-monotonic",
-                    f"terminal {previous.get('status')} became {job.get('status')}",
-                    ex,
-                )
-            for label, a, b in zip(("status", "stage", "progress"), was, now, strict=True):
-                if b < a:
-                    raise Violation(
-                        "jobs.status-monotonic",
-                        f"{label} went backwards: {previous.get(label)} -> {job.get(label)}",
-                        ex,
-                    )
-        previous = job
+def _finish(s: Session, tracked: Tracked) -> None:
+    body = s.wait_terminal(tracked.job)
+    influencer = s.read_influencer(tracked.job)
+    final = s.read_job(tracked.job)  # a terminal status is final: read once more to see it stay
+    path = c.job_path(tracked.job.job_id)
+    reads = [
+        (ex, body_of(ex))
+        for ex in s.target.exchanges
+        if ex.method == "GET" and ex.bare_path == path and ex.status == 200
+    ]
+    check_monotonic(reads)
+    if influencer.status == 200:
+        check_agrees(body, influencer, body_of(final))
 
 
-def check_agrees(
-    job_before: dict[str, Any], influencer: Exchange, job_after: dict[str, Any]
-) -> None:
-    """The influencer read between two job reads has a status between what each implies."""
-    body = influencer.json() or {}
-    got = body.get("status")
-    low = c.implied_influencer_status(job_before)
-    high = c.implied_influencer_status(job_after)
-    rank = c.INFLUENCER_RANK
-    if got not in rank or not rank[low] <= rank[got] <= rank[high]:
-        raise Violation(
-            "jobs.influencer-agrees",
-            f"influencer {got!r}, job implies {low!r}..{high!r}",
-            influencer,
-        )
-    if got in ("ready", "failed") and got not in (low, high):
-        raise Violation(
-            "jobs.influencer-agrees", f"influencer {got!r}, job implies {high!r}", influencer
-        )
-    if got == "failed" and not body.get("errorMessage"):
-        raise Violation(
-            "jobs.influencer-agrees", "failed influencer without errorMessage", influencer
-        )
-
-
-def build_machine(s: Session, patience: float, poll_interval: float) -> type[RuleBasedStateMachine]:
-    t = s.target
-    mock = t.has_clock_control
+def build_machine(s: Session, per_scenario: int, capture: Capture) -> type[RuleBasedStateMachine]:
+    clock = s.clock
 
     class JobLifecycle(RuleBasedStateMachine):
         jobs = Bundle("jobs")
 
         def __init__(self) -> None:
             super().__init__()
+            self.started = 0  # the machine's own counter: preconditions never look outside
             self.tracked: list[Tracked] = []
 
-        @precondition(lambda self: len(self.tracked) < 3 and t.budget.can_create())
-        @rule(target=jobs, outcome=st.sampled_from(["completed", "failed", "canceled"]))
-        def start(self, outcome: str) -> Tracked:
-            body = {"prompt": f"conformance {outcome}"}
-            ex = s.create(
-                body,
-                headers={"Idempotency-Key": t.idempotency_key(), "Prefer": f"outcome={outcome}"},
-            )
-            if ex.status != 202:
-                raise Violation("validation.positive-accepted", f"create answered {ex.status}", ex)
-            data = ex.json() or {}
-            job = Tracked(ex, str(data.get("jobId")), str(data.get("influencerId")), outcome)
-            check_pollable(s, ex)
-            check_influencer_exists(s, ex)
-            self.tracked.append(job)
-            return job
+        @initialize(target=jobs, outcome=OUTCOMES)
+        def first(self, outcome: str) -> Tracked | None:
+            return self._start(outcome)
 
-        @rule(job=jobs)
-        def poll(self, job: Tracked) -> None:
-            before = s.get(c.job_path(job.job_id))
-            influencer = s.get(c.influencer_path(job.influencer_id))
-            after = s.get(c.job_path(job.job_id))
-            job.history += [before, after]
-            check_monotonic(job.history)
-            if before.status == after.status == 200 and influencer.status == 200:
-                check_agrees(before.json(), influencer, after.json())
+        @precondition(lambda self: self.started < per_scenario)
+        @rule(target=jobs, outcome=OUTCOMES)
+        def start(self, outcome: str) -> Tracked | None:
+            return self._start(outcome)
 
-        @precondition(lambda self: mock)
+        def _start(self, outcome: str) -> Tracked | None:
+            self.started += 1
+            job = capture.call(lambda: s.start_job(outcome, {"prompt": f"conformance {outcome}"}))
+            if job is None:
+                return None
+            tracked = Tracked(job)
+            self.tracked.append(tracked)
+            return tracked
+
+        @rule(tracked=jobs)
+        def poll(self, tracked: Tracked | None) -> None:
+            if tracked is not None:
+                capture.guard(lambda: _poll(s, tracked), stateful=True)
+
+        @rule(tracked=jobs)
+        def cancel(self, tracked: Tracked | None) -> None:
+            if tracked is not None:
+                capture.guard(lambda: _cancel_and_poll(s, tracked), stateful=True)
+
+        @precondition(lambda self: clock)
         @rule(seconds=st.sampled_from([1, 3, 13, 20, 30]))
         def advance(self, seconds: int) -> None:
-            t.advance(seconds)
+            capture.guard(lambda: s.target.advance(seconds), stateful=True)
+
+        @rule()
+        def look_at_list(self) -> None:
+            capture.call(lambda: s.get(c.create_path(s.project) + "?limit=5"))
 
         def teardown(self) -> None:
-            deadline = time.monotonic() + patience
-            for job in self.tracked:
-                while True:
-                    ex = s.get(c.job_path(job.job_id))
-                    job.history.append(ex)
-                    check_monotonic(job.history)
-                    if (ex.json() or {}).get("status") in c.TERMINAL:
-                        influencer = s.get(c.influencer_path(job.influencer_id))
-                        check_agrees(ex.json(), influencer, ex.json())
-                        # A terminal status is final: read once more to see it stay.
-                        job.history.append(s.get(c.job_path(job.job_id)))
-                        check_monotonic(job.history)
-                        break
-                    if mock:
-                        if len(job.history) > 40:
-                            raise Violation(
-                                "jobs.terminal-within-patience",
-                                f"not terminal after {c.COMPLETES_AFTER_S}s+ of mock time",
-                                ex,
-                            )
-                        t.advance(c.COMPLETES_AFTER_S / 4)
-                        continue
-                    left = min(deadline - time.monotonic(), t.budget.remaining_time() or patience)
-                    if left <= 0:
-                        raise Violation(
-                            "jobs.terminal-within-patience",
-                            f"not terminal within {patience:g}s",
-                            ex,
-                        )
-                    t.sleep(min(poll_interval, left))
+            for tracked in self.tracked:
+                capture.guard(lambda t=tracked: _finish(s, t), stateful=True)  # type: ignore[misc]
 
     return JobLifecycle
 
 
-def run_lifecycle(
-    s: Session, scenarios: int, steps: int, patience: float, poll_interval: float
-) -> None:
-    if not s.target.budget.can_create():
-        raise NotChecked("--max-creates budget spent before the lifecycle could start a job")
-    machine = build_machine(s, patience, poll_interval)
-    run_state_machine_as_test(
-        machine,
-        settings=settings(run_settings(scenarios, derandomize=True), stateful_step_count=steps),
+def _cancel_and_poll(s: Session, tracked: Tracked) -> None:
+    s.call("POST", c.cancel_path(tracked.job.job_id))
+    _poll(s, tracked)
+
+
+def run_lifecycle(s: Session, scenarios: int, steps: int) -> None:
+    """Run the machine; its cancel answers are judged by jobs.cancel-answer-agrees."""
+    allowance = s.allowance.get(CLAUSE)
+    if allowance is not None and allowance < 1:
+        raise NotChecked("needs a job: the --max-creates budget left none for it")
+    per_scenario = 2
+    if allowance is not None:
+        scenarios = max(1, min(scenarios, allowance))
+        per_scenario = max(1, min(per_scenario, allowance // scenarios))
+    capture = Capture()
+    test = get_state_machine_test(
+        build_machine(s, per_scenario, capture),
+        settings=settings(run_settings(scenarios, derandomize=False), stateful_step_count=steps),
     )
+    seed(s.target.seed)(test)
+    run_guarded(test, capture, s.note)

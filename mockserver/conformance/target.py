@@ -1,9 +1,11 @@
 """One HTTP client for every engine: the mock in-process, or any deployment over the network.
 
 Every request of the run goes through `Target.send`, so the budget (real job starts, time,
-rate) is enforced in one place, every exchange is recorded for the report and its curl, and
-the same clause code runs unchanged in-process (Starlette's sync ASGI client, no socket) or
-against a URL (plain httpx).
+rate) is enforced in one place, every exchange is recorded for the report, the observers and
+the replay file, and the same clause code runs unchanged in-process (Starlette's sync ASGI
+client, no socket) or against a URL (plain httpx). The guard that keeps the run's hands off
+what it did not create lives here too: a PATCH, DELETE or cancel of an id the run saw in a
+list but never created is a bug of the runner, refused before it leaves.
 """
 
 from __future__ import annotations
@@ -14,21 +16,30 @@ import random
 import re
 import shlex
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-CREATES = re.compile(r"^/v1/projects(/[^/]+/influencers)?/?$")
+from . import contract as c
+
+CREATES = re.compile(r"^/v1/projects/[^/]+/influencers/?$")
+PROJECT_CREATE = re.compile(r"^/v1/projects/?$")
+MUTATES = re.compile(r"^/v1/(influencers/(?P<inf>[^/]+)|jobs/(?P<job>[^/]+)/cancel)$")
 
 
 class BudgetSpent(Exception):
-    """A request that could start a real job was refused: the `--max-creates` budget is spent."""
+    """A request that could start a real job (or create a project) was refused locally."""
 
 
 class TimeUp(Exception):
     """`--max-time` is spent; whatever clause was running is reported NOT CHECKED."""
+
+
+class ShareSpent(TimeUp):
+    """This clause's planned share of `--max-time` is spent; the next clause gets its own."""
 
 
 class Unsendable(ValueError):
@@ -40,6 +51,10 @@ class TargetUnreachable(Exception):
     """The deployment did not answer at all (a usage/connection error, exit code 2)."""
 
 
+class NotOurs(RuntimeError):
+    """The runner tried to change a resource it did not create: a bug of the runner."""
+
+
 @dataclass(slots=True)
 class Identities:
     """The keys and projects a run may use; anything missing narrows what can be checked."""
@@ -48,6 +63,28 @@ class Identities:
     project_id: str
     scopeless_key: str | None = None
     foreign_project_id: str | None = None
+    second_key: str | None = None  # another key of the same organization
+    foreign_key: str | None = None  # a key of another organization
+    killed_key: str | None = None
+    throttle_key: str | None = None  # a limited-tier key the run may exhaust
+
+    # environment variable each secret is reported as (never the key itself)
+    ENV = {
+        "api_key": "LAYERS_API_KEY",
+        "scopeless_key": "LAYERS_SCOPELESS_KEY",
+        "second_key": "LAYERS_SECOND_KEY",
+        "foreign_key": "LAYERS_FOREIGN_KEY",
+        "killed_key": "LAYERS_KILLED_KEY",
+        "throttle_key": "LAYERS_THROTTLE_KEY",
+    }
+
+    def secrets(self) -> dict[str, str]:
+        out = {}
+        for attr, env in self.ENV.items():
+            value = getattr(self, attr)
+            if value:
+                out[value] = env
+        return out
 
 
 @dataclass(slots=True)
@@ -55,21 +92,40 @@ class Budget:
     max_creates: int | None  # None: unlimited (the mock)
     max_time: float | None
     rate_limit: float | None  # requests per second, None: as fast as it answers
-    started: float = field(default_factory=time.monotonic)
+    max_projects: int | None = None
+    now: Callable[[], float] = time.monotonic
+    started: float = 0.0
     creates: int = 0
+    projects: int = 0
+    clause_deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        self.started = self.now()
 
     def can_create(self, n: int = 1) -> bool:
         return self.max_creates is None or self.creates + n <= self.max_creates
 
+    def creates_left(self) -> int | None:
+        return None if self.max_creates is None else max(0, self.max_creates - self.creates)
+
+    def can_create_project(self) -> bool:
+        return self.max_projects is None or self.projects < self.max_projects
+
+    def elapsed(self) -> float:
+        return self.now() - self.started
+
     def remaining_time(self) -> float | None:
-        if self.max_time is None:
-            return None
-        return self.max_time - (time.monotonic() - self.started)
+        left = None if self.max_time is None else self.max_time - self.elapsed()
+        if self.clause_deadline is not None:
+            share = self.clause_deadline - self.now()
+            left = share if left is None else min(left, share)
+        return left
 
     def check_time(self) -> None:
-        left = self.remaining_time()
-        if left is not None and left <= 0:
+        if self.max_time is not None and self.elapsed() >= self.max_time:
             raise TimeUp(f"--max-time {self.max_time:g}s spent")
+        if self.clause_deadline is not None and self.now() >= self.clause_deadline:
+            raise ShareSpent("its planned share of --max-time was spent")
 
 
 @dataclass(slots=True)
@@ -82,10 +138,19 @@ class Exchange:
     status: int
     response_headers: dict[str, str]
     response_body: bytes
+    seq: int = 0
+    clause: str = ""
+    at: float = 0.0  # seconds since the run started (client clock)
 
     def json(self) -> Any:
         try:
             return json.loads(self.response_body)
+        except ValueError:
+            return None
+
+    def request_json(self) -> Any:
+        try:
+            return json.loads(self.request_body)
         except ValueError:
             return None
 
@@ -94,6 +159,20 @@ class Exchange:
             if key.lower() == name.lower():
                 return value
         return None
+
+    def request_header(self, name: str) -> str | None:
+        for key, value in self.request_headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    @property
+    def bare_path(self) -> str:
+        return self.path.split("?", 1)[0]
+
+    @property
+    def partner(self) -> bool:
+        return self.path.startswith("/v1/")
 
     def redacted(self, secrets: dict[str, str]) -> dict[str, str]:
         out = {}
@@ -107,14 +186,9 @@ class Exchange:
     def curl(self, secrets: dict[str, str]) -> str:
         """A curl that reproduces the request; keys appear as $ENV references, never literally."""
         parts = ["curl", "-i", "-X", self.method, shlex.quote(self.url)]
+        skip = {"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"}
         for key, value in self.redacted(secrets).items():
-            if key.lower() in {
-                "host",
-                "content-length",
-                "accept-encoding",
-                "connection",
-                "user-agent",
-            }:
+            if key.lower() in skip:
                 continue
             quoted = f"{key}: {value}".replace('"', '\\"')
             parts += ["-H", f'"{quoted}"']
@@ -124,9 +198,11 @@ class Exchange:
 
     def as_dict(self, secrets: dict[str, str]) -> dict[str, Any]:
         return {
+            "seq": self.seq,
             "request": {
                 "method": self.method,
                 "url": self.url,
+                "path": self.path,
                 "headers": self.redacted(secrets),
                 "body": self.request_body.decode("utf-8", "replace"),
             },
@@ -137,6 +213,66 @@ class Exchange:
             },
             "curl": self.curl(secrets),
         }
+
+
+@dataclass(slots=True)
+class ClockMove:
+    """A move of the mock's clock, recorded in the sequence so a replay makes it too."""
+
+    seconds: float
+    seq: int = 0
+    clause: str = ""
+
+
+Step = Exchange | ClockMove
+
+
+class ControlPlane:
+    """The mock's `/_mock/` clock: in-process always, against a URL only with --control-plane."""
+
+    def __init__(self, client: httpx.Client, base_url: str, token: str | None) -> None:
+        self.client = client
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.advanced_s = 0.0
+        self.moves = 0
+        self.mode: str | None = None  # "virtual" or "wall", once the clock was read
+
+    def clock(self) -> dict[str, Any]:
+        """Raises TargetUnreachable when the clock cannot be read (wrong URL, token)."""
+        try:
+            response = self.client.get(self.base_url + "/_mock/clock", headers=self.headers)
+        except httpx.TransportError as exc:
+            raise TargetUnreachable(f"GET /_mock/clock: {exc}") from exc
+        body = _json(response.content)
+        if response.status_code != 200 or not isinstance(body, dict) or "now" not in body:
+            raise TargetUnreachable(f"GET /_mock/clock answered {response.status_code}")
+        self.mode = str(body.get("mode"))
+        return body
+
+    def now_s(self) -> float:
+        return c.parse_time(self.clock()["now"]) or 0.0
+
+    def advance(self, seconds: float) -> None:
+        try:
+            response = self.client.post(
+                self.base_url + "/_mock/clock/advance",
+                json={"seconds": seconds},
+                headers=self.headers,
+            )
+        except httpx.TransportError as exc:
+            raise TargetUnreachable(f"POST /_mock/clock/advance: {exc}") from exc
+        if response.status_code != 200:
+            raise TargetUnreachable(f"POST /_mock/clock/advance answered {response.status_code}")
+        self.advanced_s += seconds
+        self.moves += 1
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 class Target:
@@ -150,6 +286,7 @@ class Target:
         budget: Budget,
         *,
         app: Any = None,
+        control: ControlPlane | None = None,
         seed: int = 0,
         sleep: Callable[[float], None] = time.sleep,
         on_request: Callable[[Target], None] | None = None,
@@ -158,15 +295,22 @@ class Target:
         self.base_url = base_url.rstrip("/")
         self.ids = identities
         self.budget = budget
-        self.app = app  # the ASGI app when in-process (Schemathesis' own checks use it)
+        self.app = app  # the ASGI app when in-process
+        self.control = control  # None: black box, the partner API only
         self.seed = seed  # also seeds Hypothesis: same seed, same cases, same sequence
         self.rng = random.Random(seed)
         self.sleep = sleep
         self.on_request = on_request
+        self.steps: list[Step] = []
         self.exchanges: list[Exchange] = []
+        self.statuses: Counter[int] = Counter()
         self.digest = hashlib.sha256()
-        self._last_send = 0.0
-        self._clock_control: bool | None = None
+        self.clause = ""  # the clause on whose behalf requests are being sent
+        self.owned: set[str] = set()  # bare ids of jobs, influencers, projects the run created
+        self.seen: set[str] = set()  # bare ids read in lists that the run did not create
+        self.accepted_keys: set[str] = set()  # Idempotency-Keys whose create was accepted
+        self.slept_s = 0.0
+        self._last_send: float | None = None
 
     @property
     def in_process(self) -> bool:
@@ -174,10 +318,7 @@ class Target:
 
     @property
     def secrets(self) -> dict[str, str]:
-        out = {self.ids.api_key: "LAYERS_API_KEY"}
-        if self.ids.scopeless_key:
-            out[self.ids.scopeless_key] = "LAYERS_SCOPELESS_KEY"
-        return out
+        return self.ids.secrets()
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.ids.api_key}"}
@@ -186,26 +327,58 @@ class Target:
         """Fresh per logical operation, yet reproducible from the seed (no uuid4)."""
         return f"conform-{self.rng.getrandbits(64):016x}"
 
+    def wait(self, seconds: float) -> None:
+        """Real time passes (a black-box deployment's jobs move on the wall clock)."""
+        if seconds > 0:
+            self.slept_s += seconds
+            self.sleep(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move the mock's clock (only when it is ours to move) and record the move."""
+        if self.control is None:
+            raise RuntimeError("advance() without a control plane")
+        self.control.advance(seconds)
+        self.steps.append(ClockMove(seconds, len(self.steps), self.clause))
+
     def send(
         self,
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, Any] | None = None,
         json_body: Any = None,
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
-        may_create: bool | None = None,
+        retry_429: bool = True,
+        expect_replay: bool = False,
     ) -> Exchange:
-        """Send one request, enforcing the budget; a 429 is retried after its Retry-After."""
+        """Send one request, enforcing the budget; a 429 is retried after its Retry-After.
+
+        --max-creates and --max-projects are hard ceilings: once spent, no request that could
+        start a job or create a project on the partner's keys leaves, even one meant to be
+        rejected (a broken deployment might accept it). Requests without such a key (none, a
+        malformed, unknown or killed one) cannot be billed to anyone and are always sent.
+        `expect_replay=True` marks the retry of an accepted create with its Idempotency-Key: it
+        replays, so it is sent even when the budget is spent; if it starts a job after all,
+        that is counted and reported."""
         self.budget.check_time()
-        creates = (
-            may_create
-            if may_create is not None
-            else (method.upper() == "POST" and bool(CREATES.match(path.split("?", maxsplit=1)[0])))
+        bare_path = path.split("?", maxsplit=1)[0]
+        makes_project = method.upper() == "POST" and bool(PROJECT_CREATE.match(bare_path))
+        creates = method.upper() == "POST" and bool(CREATES.match(bare_path))
+        # A project with appDescription starts its first influencer: that is a job too.
+        creates = creates or (
+            makes_project
+            and b"appDescription"
+            in (content or b"") + (json.dumps(json_body).encode() if json_body is not None else b"")
         )
-        if creates and not self.budget.can_create():
+        key = (headers or {}).get("Idempotency-Key")
+        replay = expect_replay and key is not None and key in self.accepted_keys
+        gated = not replay and self._billable(headers or {})
+        if creates and gated and not self.budget.can_create():
             raise BudgetSpent(f"--max-creates {self.budget.max_creates} spent")
+        if makes_project and gated and not self.budget.can_create_project():
+            raise BudgetSpent(f"--max-projects {self.budget.max_projects} spent")
+        self._guard(method.upper(), bare_path)
         if content is None and json_body is not None:
             content = json.dumps(json_body).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
@@ -220,13 +393,19 @@ class Target:
                 raise Unsendable(f"{method} {request.url}: {exc}") from exc
             except httpx.TransportError as exc:
                 raise TargetUnreachable(f"{method} {request.url}: {exc}") from exc
-            if response.status_code != 429 or attempt == 3:
-                break
+            exchange = self._record(request, response, creates, makes_project)
+            if response.status_code != 429 or not retry_429 or attempt == 3:
+                return exchange
             wait = _retry_after(response.headers.get("Retry-After"))
             left = self.budget.remaining_time()
             if left is not None and wait > left:
-                break
-            self.sleep(wait)
+                return exchange
+            self.wait(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record(
+        self, request: httpx.Request, response: httpx.Response, creates: bool, project: bool
+    ) -> Exchange:
         exchange = Exchange(
             method=request.method,
             url=str(request.url),
@@ -236,40 +415,70 @@ class Target:
             status=response.status_code,
             response_headers=dict(response.headers),
             response_body=response.content,
+            seq=len(self.steps),
+            clause=self.clause,
+            at=round(self.budget.elapsed(), 3),
         )
-        if creates and response.status_code in (201, 202):
-            self.budget.creates += 1
+        body = exchange.json()
+        minted = body.get("jobId") or body.get("id") if isinstance(body, dict) else None
+        if response.status_code in (201, 202) and (creates or project):
+            key = request.headers.get("Idempotency-Key")
+            if key:
+                self.accepted_keys.add(key)
+            if isinstance(minted, str) and c.bare(minted) not in self.owned:
+                self.budget.creates += 1 if creates else 0
+                self.budget.projects += 1 if project else 0
+        self._learn_ids(exchange)
+        self.steps.append(exchange)
         self.exchanges.append(exchange)
+        self.statuses[exchange.status] += 1
         self.digest.update(f"{exchange.method} {exchange.path}\n".encode() + exchange.request_body)
         if self.on_request is not None:
             self.on_request(self)
         return exchange
 
+    def _learn_ids(self, ex: Exchange) -> None:
+        body = ex.json()
+        if not isinstance(body, dict):
+            return
+        if ex.method == "POST" and ex.status in (201, 202):
+            for key in ("jobId", "influencerId", "id"):
+                if isinstance(body.get(key), str):
+                    self.owned.add(c.bare(body[key]))
+        if ex.method == "GET" and isinstance(body.get("items"), list):
+            for item in body["items"]:
+                if isinstance(item, dict) and isinstance(item.get("influencerId"), str):
+                    bare_id = c.bare(item["influencerId"])
+                    if bare_id not in self.owned:
+                        self.seen.add(bare_id)
+
+    def _guard(self, method: str, path: str) -> None:
+        """Never PATCH, DELETE or cancel something the run read in a list but did not create."""
+        if method not in ("PATCH", "DELETE", "POST"):
+            return
+        found = MUTATES.match(path)
+        if found is None or (method == "POST") != bool(found.group("job")):
+            return
+        target = c.bare(found.group("inf") or found.group("job") or "")
+        if target in self.seen and target not in self.owned:
+            raise NotOurs(f"refused {method} {path}: the run did not create it")
+
+    def _billable(self, headers: dict[str, Any]) -> bool:
+        auth = next((str(v) for k, v in headers.items() if k.lower() == "authorization"), "")
+        token = auth.removeprefix("Bearer ").strip()
+        ids = self.ids
+        keys = (ids.api_key, ids.scopeless_key, ids.second_key, ids.foreign_key, ids.throttle_key)
+        return bool(token) and token in keys
+
     def _throttle(self) -> None:
         if not self.budget.rate_limit:
             return
-        gap = 1.0 / self.budget.rate_limit - (time.monotonic() - self._last_send)
-        if gap > 0:
-            self.sleep(gap)
-        self._last_send = time.monotonic()
-
-    # -- steering: only the mock has a clock to move ------------------------------------------
-    @property
-    def has_clock_control(self) -> bool:
-        """True when `/_mock/clock` answers (the mock, in-process or served); never on Layers."""
-        if self._clock_control is None:
-            try:
-                probe = self.client.get(self.base_url + "/_mock/clock")
-                self._clock_control = probe.status_code == 200 and "now" in probe.text
-            except httpx.TransportError:
-                self._clock_control = False
-        return self._clock_control
-
-    def advance(self, seconds: float) -> None:
-        response = self.client.post(
-            self.base_url + "/_mock/clock/advance", json={"seconds": seconds}
-        )
-        response.raise_for_status()
+        now = self.budget.now()
+        if self._last_send is not None:
+            gap = 1.0 / self.budget.rate_limit - (now - self._last_send)
+            if gap > 0:
+                self.wait(gap)
+        self._last_send = self.budget.now()
 
 
 def _retry_after(value: str | None) -> float:

@@ -1,4 +1,5 @@
-"""Serving helpers for the conformance tests: the mock (or a broken wrapper) on 127.0.0.1.
+"""Serving helpers for the conformance tests: the mock (or a broken wrapper) on 127.0.0.1, and
+the focused run the mutation study gives each deployment.
 
 Serving itself is support.running_server: the socket is bound and listening before the server
 thread starts, so connections queue instead of failing (no sleep, no readiness polling).
@@ -8,13 +9,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from support import running_server
+from support import (
+    FULL,
+    GLOBEX,
+    GLOBEX_PROJECT,
+    KILLED,
+    NO_INFLUENCERS,
+    PROJECT,
+    STANDARD,
+    running_server,
+)
 
+from mockserver.conformance.runner import Options
+from mockserver.conformance.target import Identities
 from mockserver.settings import Settings, make_app
+
+# Every identity the suite can use, as a partner would pass them against a deployment.
+IDS = Identities(
+    api_key=FULL,
+    project_id=PROJECT,
+    scopeless_key=NO_INFLUENCERS,
+    foreign_project_id=GLOBEX_PROJECT,
+    second_key=STANDARD,
+    foreign_key=GLOBEX,
+    killed_key=KILLED,
+    throttle_key=STANDARD,
+)
 
 
 def mock_app(seed: int = 0) -> Any:
     return make_app(Settings(clock="virtual", seed=seed))
+
+
+def focused(url: str, clause: str, seed: int = 0) -> Options:
+    """Only `clause` (and what produces its evidence), quick profile, the mock's clock ours."""
+    return Options(
+        base_url=url,
+        identities=IDS,
+        control_plane=True,
+        only=[clause],
+        profile="quick",
+        seed=seed,
+        max_creates=100,
+        max_projects=10,
+        poll_interval=0.01,
+    )
 
 
 serve = running_server  # the one way tests serve an app on 127.0.0.1

@@ -1,0 +1,1 @@
+"""The contract's sections, one module each; `catalogue.py` puts them in reading order."""

@@ -1,0 +1,475 @@
+"""Influencers and lists (CONTRACT.md: Create influencer, Job lifecycle; spec: getInfluencer,
+listInfluencers, patchInfluencer, deleteInfluencer).
+
+The sample influencer is read, listed, patched and finally deleted here; lists are followed to
+their end and compared with one big page, so an item repeated or skipped across pages shows.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+from .. import contract as c
+from ..clause import Needs, Section
+from ..observe import Transcript
+from ..report import NotChecked, Violation
+from ..session import Job, Session, body_of, expect_error
+from ..target import Exchange
+
+SECTION = Section("influencers", "Influencers and lists")
+JSON = dict[str, Any]
+
+
+@SECTION.observer("influencers.exists-at-once", producers=("jobs.accepted-envelope",))
+def exists_at_once(t: Transcript) -> None:
+    """The influencer a 202 names exists at once: readable, in the project, not yet ready."""
+    judged = False
+    for accepted in t.accepts:
+        body = body_of(accepted)
+        path = c.influencer_path(str(body.get("influencerId")))
+        first = next(
+            (
+                ex
+                for ex in t.partner
+                if ex.seq > accepted.seq and ex.method == "GET" and ex.bare_path == path
+            ),
+            None,
+        )
+        if first is None:
+            continue
+        judged = True
+        got = body_of(first)
+        if first.status != 200 or got.get("influencerId") != body.get("influencerId"):
+            raise Violation(
+                "influencers.exists-at-once",
+                f"GET right after the 202 answered {first.status}",
+                first,
+            )
+        if got.get("projectId") != body.get("projectId"):
+            raise Violation("influencers.exists-at-once", "another projectId than the 202's", first)
+    t.need(judged, "no influencer was read after its 202")
+
+
+def _first_list_after(s: Session, job: Job) -> Exchange | None:
+    path = c.create_path(s.project)
+    return next(
+        (
+            ex
+            for ex in s.target.exchanges
+            if ex.seq > job.accepted.seq and ex.method == "GET" and ex.bare_path == path
+        ),
+        None,
+    )
+
+
+@SECTION.clause("influencers.listed-at-once", needs=Needs(sample=True))
+def listed_at_once(s: Session) -> None:
+    """The new influencer is in the project's list right after the 202 (newest first)."""
+    job = s.sample_job()
+    ex = _first_list_after(s, job) or s.get(c.create_path(s.project) + "?limit=10")
+    ids = [i.get("influencerId") for i in body_of(ex).get("items") or [] if isinstance(i, dict)]
+    if ex.status != 200 or job.influencer_id not in ids:
+        raise Violation("influencers.listed-at-once", "the new influencer is not listed", ex)
+
+
+@SECTION.observer(
+    "influencers.status-follows-job",
+    producers=("jobs.terminal-within-patience", "lifecycle.state-machine"),
+)
+def status_follows_job(t: Transcript) -> None:
+    """An influencer is pending, then training, then ready or failed exactly as its job says
+    (queued/generating_persona, rendering_portrait to finalizing, completed / failed, canceled)."""
+    judged = False
+    for job_id in t.accepted_by_job:
+        rows = t.timeline(job_id)
+        last_job: JSON = {"status": "running", "stage": "queued"}
+        for i, (ex, kind, body) in enumerate(rows):
+            if kind == "job":
+                last_job = body
+                continue
+            after = next((b for _, k, b in rows[i + 1 :] if k == "job"), None)
+            check_agrees(last_job, ex, after)
+            judged = True
+    t.need(judged, "no influencer was read between two reads of its job")
+
+
+def check_agrees(before: JSON, influencer: Exchange, after: JSON | None) -> None:
+    """The influencer read between two job reads has a status between what each implies."""
+    got = str(body_of(influencer).get("status"))
+    low = c.implied_influencer_status(before)
+    rank = c.INFLUENCER_RANK
+    high = c.implied_influencer_status(after) if after is not None else None
+    ok = got in rank and rank[low] <= rank[got]
+    if ok and high is not None:
+        ok = rank[got] <= rank[high] and (got not in ("ready", "failed") or got in (low, high))
+    if ok and low in ("ready", "failed"):
+        ok = got == low
+    if not ok:
+        raise Violation(
+            "influencers.status-follows-job",
+            f"influencer {got!r} while its job implies {low!r}..{high or '?'!r}",
+            influencer,
+        )
+
+
+def _own_records(t: Transcript) -> list[tuple[Exchange, JSON]]:
+    """Every influencer record of the run's own influencers: GETs, PATCH answers, list items."""
+    own = set(t.job_of_influencer)
+    out: list[tuple[Exchange, JSON]] = []
+    for ex in t.partner:
+        body = body_of(ex)
+        if ex.status != 200:
+            continue
+        if isinstance(body.get("items"), list):
+            out += [
+                (ex, item)
+                for item in body["items"]
+                if isinstance(item, dict) and c.bare(str(item.get("influencerId"))) in own
+            ]
+        elif (
+            ex.bare_path.startswith(c.influencer_path(""))
+            and ex.method in ("GET", "PATCH")
+            and c.bare(str(body.get("influencerId"))) in own
+        ):
+            out.append((ex, body))
+    return out
+
+
+def _fields_problem(record: JSON) -> str | None:
+    status = record.get("status")
+    if status == "ready":
+        if not record.get("name") or not isinstance(record.get("imageUrl"), str):
+            return "ready without name and imageUrl"
+        if record.get("errorMessage") is not None:
+            return "ready with an errorMessage"
+    elif status == "failed":
+        if not record.get("errorMessage"):
+            return "failed without errorMessage"
+        if record.get("imageUrl") is not None:
+            return "failed with an imageUrl"
+    elif status in ("pending", "training") and (
+        record.get("imageUrl") is not None or record.get("errorMessage") is not None
+    ):
+        return f"{status} with an imageUrl or errorMessage"
+    return None
+
+
+@SECTION.observer("influencers.fields-follow-status", producers=("jobs.terminal-within-patience",))
+def fields_follow_status(t: Transcript) -> None:
+    """ready ⇒ name and imageUrl set, no errorMessage; failed ⇒ errorMessage, no imageUrl;
+    pending and training ⇒ neither imageUrl nor errorMessage (in reads, PATCH answers, lists)."""
+    records = _own_records(t)
+    for ex, record in records:
+        problem = _fields_problem(record)
+        if problem:
+            raise Violation("influencers.fields-follow-status", problem, ex)
+    t.need(any(r.get("status") == "ready" for _, r in records), "no ready influencer was read")
+
+
+@SECTION.observer("influencers.record-matches-create", producers=("jobs.accepted-envelope",))
+def record_matches_create(t: Transcript) -> None:
+    """Until it is PATCHed, an influencer has the gender and ageRange it was created with (or
+    the defaults: the project's female/male targetGender else female, young_adult) and the
+    project's brandVoice and primaryLanguage."""
+    row = t.session.project_row or {}
+    patched: set[str] = set()
+    judged = False
+    for ex in t.partner:
+        path = ex.bare_path
+        if ex.method == "PATCH" and path.startswith(c.influencer_path("")):
+            patched.add(c.bare(path.rsplit("/", 1)[1]))
+            continue
+        if ex.method != "GET" or ex.status != 200 or not path.startswith(c.influencer_path("")):
+            continue
+        inf = c.bare(path.rsplit("/", 1)[1])
+        job_id = t.job_of_influencer.get(inf)
+        if job_id is None or inf in patched:
+            continue
+        sent = t.accepted_by_job[job_id].request_json()
+        sent = sent if isinstance(sent, dict) else {}
+        want: JSON = {"ageRange": sent.get("ageRange", c.DEFAULT_AGE_RANGE)}
+        if "gender" in sent or row:
+            want["gender"] = sent.get("gender") or c.default_gender(row.get("targetGender"))
+        if row:
+            want |= {"brandVoice": row.get("brandVoice"), "language": row.get("primaryLanguage")}
+        got = body_of(ex)
+        wrong = {k: got.get(k) for k in want if got.get(k) != want[k]}
+        judged = True
+        if wrong:
+            raise Violation("influencers.record-matches-create", f"{wrong}, expected {want}", ex)
+    t.need(judged, "no influencer was read before being patched")
+
+
+@SECTION.observer("influencers.timestamps-ordered", producers=("jobs.terminal-within-patience",))
+def timestamps_ordered(t: Transcript) -> None:
+    """createdAt never moves and is not after updatedAt; updatedAt never goes back."""
+    clause = "influencers.timestamps-ordered"
+    last: dict[str, tuple[str, float]] = {}
+    for ex, record in _own_records(t):
+        inf = c.bare(str(record.get("influencerId")))
+        created = c.parse_time(record.get("createdAt"))
+        updated = c.parse_time(record.get("updatedAt"))
+        if created is None or updated is None or updated < created:
+            raise Violation(clause, "updatedAt is before createdAt (or not a timestamp)", ex)
+        if inf in last:
+            first_created, previous = last[inf]
+            if record.get("createdAt") != first_created or updated < previous:
+                raise Violation(clause, "createdAt moved or updatedAt went back", ex)
+        last[inf] = (str(record.get("createdAt")), updated)
+    t.need(bool(last), "no influencer was read")
+
+
+PATCHED_FIELDS = ("brandVoice", "language")
+UNTOUCHED = ("influencerId", "projectId", "gender", "ageRange", "name", "imageUrl", "status")
+
+
+def _patch_and_check(
+    clause: str, s: Session, job: Job, body: JSON, untouched: tuple[str, ...]
+) -> JSON:
+    before = s.influencer_record(job)
+    if s.clock:
+        s.target.advance(2)  # so that updatedAt must move to a new instant
+    ex = s.call("PATCH", c.influencer_path(job.influencer_id), body)
+    got = body_of(ex)
+    if ex.status != 200:
+        raise Violation(clause, f"PATCH answered {ex.status}", ex)
+    wrong = {k: got.get(k) for k, v in body.items() if got.get(k) != v}
+    changed = [k for k in untouched if k not in body and got.get(k) != before.get(k)]
+    if wrong or changed:
+        raise Violation(clause, f"not applied: {wrong}; changed although omitted: {changed}", ex)
+    was, now = c.parse_time(before.get("updatedAt")), c.parse_time(got.get("updatedAt"))
+    if was is None or now is None or now < was or (s.clock and now <= was):
+        raise Violation(clause, "updatedAt did not move forward", ex)
+    if got.get("createdAt") != before.get("createdAt"):
+        raise Violation(clause, "createdAt moved", ex)
+    read = s.read_influencer(job)
+    if body_of(read) != got:
+        raise Violation(clause, "GET after the PATCH differs from the PATCH's answer", read)
+    return got
+
+
+@SECTION.clause("influencers.patch-applies", needs=Needs(sample=True))
+def patch_applies(s: Session) -> None:
+    """PATCH sets the fields sent, leaves the others untouched, moves updatedAt forward, and
+    answers (and stores) the full record."""
+    job = s.sample_job()
+    s.wait_terminal(job)
+    current = s.influencer_record(job)
+    voice = next(v for v in c.BRAND_VOICES if v != current.get("brandVoice"))
+    _patch_and_check(
+        "influencers.patch-applies", s, job, {"brandVoice": voice, "language": "es-MX"}, UNTOUCHED
+    )
+
+
+@SECTION.clause("influencers.patch-clears-age-range", needs=Needs(sample=True))
+def patch_clears_age_range(s: Session) -> None:
+    """PATCH {"ageRange": null} clears the age band; gender can be changed (but not cleared)."""
+    job = s.sample_job()
+    s.wait_terminal(job)
+    clause = "influencers.patch-clears-age-range"
+    _patch_and_check(clause, s, job, {"ageRange": None}, UNTOUCHED)
+    current = s.influencer_record(job)
+    gender = next(g for g in c.GENDERS if g != current.get("gender"))
+    _patch_and_check(clause, s, job, {"gender": gender}, UNTOUCHED)
+
+
+@SECTION.clause("influencers.patch-name-sticks", needs=Needs(jobs=1), black_box=False)
+def patch_name_sticks(s: Session) -> None:
+    """A name PATCHed while the job runs survives its completion (mock decision)."""
+    clause = "influencers.patch-name-sticks"
+    job = s.start_job()
+    ex = s.call("PATCH", c.influencer_path(job.influencer_id), {"name": "Conformance Sticky"})
+    if ex.status != 200 or body_of(ex).get("name") != "Conformance Sticky":
+        raise Violation(clause, f"PATCH name answered {ex.status}", ex)
+    if s.wait_terminal(job).get("status") != "completed":
+        raise NotChecked("the job did not complete")
+    read = s.read_influencer(job)
+    if body_of(read).get("name") != "Conformance Sticky":
+        raise Violation(clause, "completion overwrote the PATCHed name", read)
+
+
+def _list_ids(ex: Exchange) -> list[str]:
+    items = body_of(ex).get("items")
+    if not isinstance(items, list):
+        return []
+    return [str(i.get("influencerId")) for i in items if isinstance(i, dict)]
+
+
+def _walk(s: Session, query: str, limit: int, need: int, clause: str) -> list[str]:
+    """Follow nextCursor from the first page until `need` items or the end; every page but the
+    last holds exactly `limit` items."""
+    ids: list[str] = []
+    cursor: str | None = None
+    for _ in range(need // limit + 2):
+        params = f"?limit={limit}{query}" + (f"&cursor={cursor}" if cursor else "")
+        ex = s.get(c.create_path(s.project) + params)
+        if ex.status != 200:
+            raise Violation(clause, f"a page answered {ex.status}", ex)
+        page = _list_ids(ex)
+        cursor = body_of(ex).get("nextCursor")
+        if len(page) > limit or (cursor is not None and len(page) != limit):
+            raise Violation(clause, f"a page of {len(page)} items with limit={limit}", ex)
+        ids += page
+        if cursor is None or len(ids) >= need:
+            return ids
+    raise Violation(clause, "the walk did not end", None)
+
+
+def check_pages(s: Session, clause: str, query: str = "", limit: int = 2) -> int:
+    """The pages of a walk, put together, are the big page: same items, same order, none
+    repeated or skipped, nextCursor null exactly at the end. Returns the items compared."""
+    for _ in range(2):  # a list that changed during the walk is walked once more
+        reference = s.get(c.create_path(s.project) + f"?limit={c.LIMIT_MAX}{query}")
+        ref = _list_ids(reference)
+        limit = min(limit, max(1, len(ref) // 3))
+        if len(ref) < limit + 1:
+            raise NotChecked(f"needs at least 2 items in the list ({len(ref)})")
+        complete = body_of(reference).get("nextCursor") is None
+        walked = _walk(s, query, limit, len(ref), clause)
+        if len(set(walked)) != len(walked):
+            repeated = sorted({i for i in walked if walked.count(i) > 1})
+            raise Violation(clause, f"an item came back on a later page: {repeated[:3]}", None)
+        if _list_ids(s.get(c.create_path(s.project) + f"?limit={c.LIMIT_MAX}{query}")) != ref:
+            continue
+        if walked[: len(ref)] != ref or (complete and len(walked) != len(ref)):
+            missing = [i for i in ref if i not in walked]
+            raise Violation(clause, f"the pages skip {missing[:3]} or reorder the list", reference)
+        return len(ref)
+    raise NotChecked("the list kept changing while it was walked")
+
+
+def _at_least(s: Session, n: int) -> None:
+    """Start jobs (out of the clause's spare allowance) until the list has `n` items."""
+    have = len(_list_ids(s.get(c.create_path(s.project) + f"?limit={n}")))
+    for _ in range(n - have):
+        if not s.allowance.get(s.clause, 1):
+            return
+        if s.clock:
+            s.target.advance(1)  # distinct createdAt, so the order is the list's to get right
+        s.start_job(read_back=False)
+
+
+@SECTION.clause("lists.pages-complete", needs=Needs(sample=True, spare=2))
+def pages_complete(s: Session) -> None:
+    """Following nextCursor gives every item once, in order, with full pages of `limit` and a
+    null nextCursor only at the end; without limit a page holds at most 25."""
+    s.sample_job()
+    _at_least(s, 3)
+    count = check_pages(s, "lists.pages-complete")
+    default = s.get(c.create_path(s.project))
+    n = len(_list_ids(default))
+    if n > c.LIMIT_DEFAULT or (count > c.LIMIT_DEFAULT and n != c.LIMIT_DEFAULT):
+        raise Violation("lists.pages-complete", f"a default page of {n} items", default)
+
+
+@SECTION.clause("lists.status-filter", needs=Needs(sample=True))
+def status_filter(s: Session) -> None:
+    """`status=` lists exactly the influencers in that status (following pages too), including
+    the run's own finished ones."""
+    clause = "lists.status-filter"
+    job = s.sample_job()
+    s.wait_terminal(job)
+    own: dict[str, str] = {}
+    for j in s.jobs:
+        read = s.read_influencer(j)
+        if read.status == 200 and body_of(read).get("status") in ("ready", "failed"):
+            own[j.influencer_id] = str(body_of(read).get("status"))
+    counts: dict[str, int] = {}
+    for status in c.INFLUENCER_STATUSES:
+        ex = s.get(c.create_path(s.project) + f"?limit={c.LIMIT_MAX}&status={status}")
+        items = body_of(ex).get("items") or []
+        wrong = [
+            i.get("status") for i in items if isinstance(i, dict) and i.get("status") != status
+        ]
+        if ex.status != 200 or wrong:
+            raise Violation(clause, f"status={status} listed {sorted(set(map(str, wrong)))}", ex)
+        counts[status] = len(items)
+        listed = set(_list_ids(ex))
+        complete = body_of(ex).get("nextCursor") is None
+        absent = [i for i, st in own.items() if st == status and i not in listed]
+        if absent and complete:
+            raise Violation(clause, f"status={status} left out {absent[:2]}", ex)
+    busiest = max(counts, key=lambda k: counts[k])
+    if counts[busiest] >= 2:
+        check_pages(s, clause, f"&status={busiest}", limit=1)
+
+
+@SECTION.observer("lists.newest-first", producers=("lists.pages-complete",))
+def newest_first(t: Transcript) -> None:
+    """Every page lists influencers newest first (createdAt never increases down the page)."""
+    for ex in t.list_reads:
+        stamps = [
+            c.parse_time(i.get("createdAt"))
+            for i in body_of(ex).get("items") or []
+            if isinstance(i, dict)
+        ]
+        for a, b in pairwise(stamps):
+            if a is None or b is None or b > a:
+                raise Violation("lists.newest-first", "an older influencer before a newer one", ex)
+    t.need(any(len(body_of(e).get("items") or []) > 1 for e in t.list_reads), "no list of 2+")
+
+
+@SECTION.clause("lists.items-match-records", needs=Needs(sample=True))
+def items_match_records(s: Session) -> None:
+    """A list item is the full influencer record, equal to what GET returns."""
+    job = s.sample_job()
+    s.wait_terminal(job)
+    record = s.influencer_record(job)
+    ex = s.get(c.create_path(s.project) + f"?limit={c.LIMIT_MAX}")
+    item = next(
+        (i for i in body_of(ex).get("items") or [] if i.get("influencerId") == job.influencer_id),
+        None,
+    )
+    if item is None:
+        raise NotChecked("the sample influencer is not on the first page")
+    if item != record:
+        diff = sorted(k for k in set(item) | set(record) if item.get(k) != record.get(k))
+        raise Violation("lists.items-match-records", f"list item differs from GET: {diff}", ex)
+
+
+def _delete_sample(s: Session) -> Exchange:
+    """The sample influencer's DELETE (sent once, by whichever delete clause runs first)."""
+    if s.sample_deleted is None:
+        job = s.sample_job()
+        s.sample_deleted = s.call("DELETE", c.influencer_path(job.influencer_id))
+    return s.sample_deleted
+
+
+@SECTION.clause("influencers.delete-archives", needs=Needs(sample=True))
+def delete_archives(s: Session) -> None:
+    """DELETE answers 200 {influencerId, status: "deleted", deletedAt}."""
+    job = s.sample_job()
+    ex = _delete_sample(s)
+    body = body_of(ex)
+    want = {"influencerId": job.influencer_id, "status": "deleted"}
+    if ex.status != 200 or {k: body.get(k) for k in want} != want:
+        raise Violation("influencers.delete-archives", f"DELETE answered {ex.status}", ex)
+    if not c.TIMESTAMP.match(str(body.get("deletedAt"))):
+        raise Violation("influencers.delete-archives", "deletedAt is not a timestamp", ex)
+
+
+@SECTION.clause("influencers.deleted-is-gone", needs=Needs(sample=True))
+def deleted_is_gone(s: Session) -> None:
+    """A deleted influencer is gone: GET and PATCH are 404, and no list shows it."""
+    clause = "influencers.deleted-is-gone"
+    job = s.sample_job()
+    if _delete_sample(s).status != 200:
+        raise NotChecked("the DELETE was not accepted")
+    path = c.influencer_path(job.influencer_id)
+    expect_error(clause, s.get(path), 404, "NOT_FOUND")
+    expect_error(clause, s.call("PATCH", path, {"name": "Conformance Gone"}), 404, "NOT_FOUND")
+    for query in ("", "&status=ready", "&status=failed"):
+        ex = s.get(c.create_path(s.project) + f"?limit={c.LIMIT_MAX}{query}")
+        if job.influencer_id in _list_ids(ex):
+            raise Violation(clause, "the deleted influencer is still listed", ex)
+
+
+@SECTION.clause("influencers.delete-twice-404", needs=Needs(sample=True))
+def delete_twice_404(s: Session) -> None:
+    """Deleting twice (without an Idempotency-Key) is 404, not 200: there is no undelete."""
+    job = s.sample_job()
+    if _delete_sample(s).status != 200:
+        raise NotChecked("the DELETE was not accepted")
+    ex = s.call("DELETE", c.influencer_path(job.influencer_id))
+    expect_error("influencers.delete-twice-404", ex, 404, "NOT_FOUND")

@@ -1,0 +1,98 @@
+"""Check the run's inputs against the target before any clause: wrong inputs are exit 2 with
+one sentence, never a table of contract violations.
+
+A wrong key used to come out as "8 passed, 13 failed" with a curl to `/v1/jobs/None`. Here the
+key is tried on whoami, the project on its influencer list, the scopeless key on whoami and on
+the API, the foreign project on its owner, and the control plane on its clock. What can only be
+the deployment's fault (whoami listing scopes the API does not enforce, a foreign project that
+answers 200) is left to the clauses, which report it as a FAIL.
+"""
+
+from __future__ import annotations
+
+from . import contract as c
+from .session import Session, body_of, error_of
+from .target import TargetUnreachable
+
+INVALID_BODY = {"gender": "__conformance_probe__"}
+
+
+class InputError(Exception):
+    """The run's inputs do not fit the target (exit code 2, one sentence)."""
+
+
+def _whoami(s: Session, identity: str, flag: str) -> dict[str, object]:
+    key = getattr(s.target.ids, identity)
+    ex = s.get("/v1/whoami", key=key)
+    if identity == "killed_key":  # what it answers is for auth.killed-key-503 to judge
+        return body_of(ex)
+    if ex.status == 401:
+        raise InputError(f"{flag} was refused by GET /v1/whoami (401 UNAUTHENTICATED): check it")
+    if ex.status == 503 and identity != "killed_key":
+        raise InputError(f"{flag} is killed (GET /v1/whoami answered 503 KILL_SWITCH)")
+    if ex.status != 200 and identity != "killed_key":
+        raise InputError(
+            f"GET /v1/whoami answered {ex.status} to {flag}: is --base-url the Layers API?"
+        )
+    body = body_of(ex)
+    if ex.status == 200:
+        s.whoami[identity] = body
+    return body
+
+
+def preflight(s: Session, control_plane: bool = False) -> None:
+    """Raises InputError with one sentence when an input does not fit the target."""
+    t, ids = s.target, s.target.ids
+    s.clause = t.clause = "preflight"
+    me = _whoami(s, "api_key", "--api-key")
+    org = me.get("organizationId")
+    listed = s.get(c.create_path(s.project) + "?limit=1")
+    if listed.status == 404:
+        raise InputError(
+            f"--project-id {s.project} is not a project of the key's organization "
+            "(its influencer list answered 404)"
+        )
+    if listed.status == 403:
+        raise InputError("--api-key lacks influencers:write: the runner needs a full-scope key")
+    if c.grants(s.scopes(), c.PROJECTS_READ):
+        row = s.get(c.project_path(s.project))
+        if row.status == 200:
+            s.project_row = body_of(row)
+    if ids.scopeless_key:
+        _whoami(s, "scopeless_key", "--scopeless-key")
+        probe = s.create(INVALID_BODY, key=ids.scopeless_key)
+        refused = probe.status == 403 and error_of(probe).get("code") == "FORBIDDEN_SCOPE"
+        if not refused and c.grants(s.scopes("scopeless_key"), c.INFLUENCERS_WRITE):
+            raise InputError(
+                "--scopeless-key has influencers:write (whoami lists it and the API accepts it); "
+                "give a key without that scope"
+            )
+    if ids.foreign_project_id and c.grants(s.scopes(), c.PROJECTS_READ):
+        row = s.get(c.project_path(ids.foreign_project_id))
+        if row.status == 200 and org and body_of(row).get("organizationId") == org:
+            raise InputError(
+                f"--foreign-project-id {ids.foreign_project_id} belongs to the key's own "
+                "organization; give a project of another organization"
+            )
+    for identity, flag, same_org in (
+        ("second_key", "--second-key", True),
+        ("foreign_key", "--foreign-key", False),
+    ):
+        if getattr(ids, identity):
+            other = _whoami(s, identity, flag)
+            if same_org and other.get("apiKeyId") == me.get("apiKeyId"):
+                raise InputError(f"{flag} is the same key as --api-key; give another one")
+            if (other.get("organizationId") == org) != same_org:
+                where = "the same organization as" if same_org else "another organization than"
+                raise InputError(f"{flag} must be a key of {where} --api-key")
+    if ids.throttle_key:
+        _whoami(s, "throttle_key", "--throttle-key")
+    if ids.killed_key:
+        _whoami(s, "killed_key", "--killed-key")
+    if t.control is not None:
+        try:
+            t.control.clock()
+        except TargetUnreachable as exc:
+            raise InputError(
+                f"--control-plane: the mock's clock cannot be read ({exc}); is --admin-token right?"
+            ) from exc

@@ -1,0 +1,236 @@
+"""Issue 8's defects, each reproduced as it was seen: the runner never crashes, checks its
+inputs first, plans its time, leaves a served mock's clock alone unless told, and reports
+every ending (internal errors exit 2, with partial reports)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conformance.broken_deployments import broken
+from conformance.rewrite import Ctx, Req, Rewrite
+from conformance.serving import IDS, mock_app, serve
+from support import FULL, GLOBEX_PROJECT, NO_INFLUENCERS, PROJECT
+
+from mockserver.cli import main
+from mockserver.conformance.report import FAIL, NOT_CHECKED, PASS
+from mockserver.conformance.runner import Options, run
+from mockserver.conformance.session import Session
+from mockserver.conformance.stateful import run_lifecycle
+from mockserver.conformance.target import BudgetSpent
+from mockserver.settings import Settings, make_app
+
+
+def fast_wall_app(**kwargs: Any) -> Any:
+    """A served mock whose clock the runner cannot move: 60 s of job in 0.1 s."""
+    return make_app(Settings(clock="wall", speed=600, **kwargs))
+
+
+def black_box(url: str, *extra: str) -> list[str]:
+    return [
+        "conform",
+        "--quiet",
+        "--base-url",
+        url,
+        "--api-key",
+        FULL,
+        "--project-id",
+        PROJECT,
+        "--scopeless-key",
+        NO_INFLUENCERS,
+        "--foreign-project-id",
+        GLOBEX_PROJECT,
+        "--poll-interval",
+        "0.02",
+        "--profile",
+        "quick",
+        *extra,
+    ]
+
+
+# -- 1. a spent create budget is NOT CHECKED, never a crash --------------------------------------
+def test_budget_running_out_inside_the_state_machine_is_a_clean_stop() -> None:
+    """The crash: no rule could run once the budget was spent (InvalidDefinition), then
+    Hypothesis saw the data change between runs (FlakyStrategyDefinition)."""
+    _, target = run(Options(max_creates=1, only=["auth.missing-key-401"]))
+    assert target is not None
+    session = Session(target, examples=3)
+    session.clause = "lifecycle.state-machine"  # no allowance: the budget is the only limit
+    with pytest.raises(BudgetSpent):
+        run_lifecycle(session, scenarios=3, steps=8)
+
+
+def test_black_box_with_one_job_ends_with_reports_and_reasons(tmp_path: Path) -> None:
+    with serve(fast_wall_app()) as url:
+        code = main(
+            [
+                *black_box(url, "--max-creates", "1", "--seed", "1", "--only", "jobs."),
+                *["--only", "lifecycle.", "--only", "influencers.", "--only", "idempotency."],
+                *["--junit", str(tmp_path / "r.xml"), "--json", str(tmp_path / "r.json")],
+            ]
+        )
+    data = json.loads((tmp_path / "r.json").read_text())
+    verdicts = {c["clause"]: c for c in data["clauses"]}
+    assert code == 0, [c for c in data["clauses"] if c["verdict"] == FAIL]
+    assert (tmp_path / "r.xml").stat().st_size > 0
+    assert data["jobsStarted"] <= 1
+    assert verdicts["lifecycle.state-machine"]["verdict"] == NOT_CHECKED
+    assert "--max-creates 1" in verdicts["lifecycle.state-machine"]["reason"]
+
+
+# -- 2. a violation found by the state machine is a FAIL, for every seed ------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_state_machine_violation_is_a_fail_with_evidence(
+    seed: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve(broken("status-goes-backwards", fast_wall_app(seed=seed))) as url:
+        code = main(black_box(url, "--seed", str(seed), "--only", "jobs.status-monotonic"))
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "jobs.status-monotonic  FAIL" in out
+    assert "reproduce: curl" in out
+    assert FULL not in out
+
+
+# -- 3. wrong inputs are exit 2 with one sentence --------------------------------------------------
+@pytest.mark.parametrize(
+    ("flags", "sentence"),
+    [
+        (["--api-key", "lp_test_nobody_AAAAAAAAAAAAAAAA"], "--api-key was refused"),
+        (["--project-id", "prj_00000000-0000-4000-8000-000000000000"], "is not a project"),
+        (["--scopeless-key", FULL], "--scopeless-key has influencers:write"),
+        (["--foreign-project-id", PROJECT], "belongs to the key's own organization"),
+        (["--second-key", FULL], "--second-key is the same key"),
+    ],
+)
+def test_wrong_inputs_exit_2_with_one_sentence(
+    flags: list[str], sentence: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve(mock_app()) as url:
+        code = main([*black_box(url), *flags, "--json", str(tmp_path / "r.json")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert sentence in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert captured.out == ""  # no table of "violations"
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["partial"] is True
+    assert data["counts"][FAIL] == 0
+
+
+# -- 4. the time budget is planned across clauses -------------------------------------------------
+class FakeTime:
+    """A clock that moves a millisecond each time it is read, and on every sleep."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        self.t += 0.001
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_a_huge_example_count_still_checks_every_clause_in_its_share() -> None:
+    """It used to be "4 passed, 0 failed, 22 not checked": the first clause ate the budget."""
+    clock = FakeTime()
+    options = Options(examples=100_000, max_time=2.0, now=clock.now, sleep=clock.sleep)
+    options.only = ["auth.", "tenancy.", "validation.unknown", "validation.enum"]
+    report, _ = run(options)
+    assert report.count(NOT_CHECKED) == 0, report.table()
+    assert report.count(PASS) == len(report.verdicts)
+    shared = [v for v in report.verdicts.values() if "time share ran out" in v.reason]
+    assert len(shared) >= 3
+
+
+def test_fail_on_not_checked_exits_3_and_the_summary_says_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with serve(mock_app()) as url:
+        code = main(black_box(url, "--only", "auth.", "--fail-on-not-checked"))
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "NOT CHECKED: 1 clause(s): needs --killed-key (1)" in out
+
+
+# -- 5. a served mock's clock is the partner's: black box unless --control-plane -------------------
+def test_black_box_never_touches_the_control_plane() -> None:
+    seen: list[str] = []
+
+    def record(req: Req, ctx: Ctx) -> None:
+        seen.append(req.path)
+
+    with serve(Rewrite(fast_wall_app(), on_request=record)) as url:
+        report, _ = run(Options(base_url=url, identities=IDS, profile="quick", poll_interval=0.02))
+    assert seen and not [p for p in seen if p.startswith("/_mock/")]
+    assert report.control_plane.startswith("not used")
+    assert report.verdicts["jobs.stage-timings"].status == NOT_CHECKED
+
+
+def test_control_plane_is_opt_in_and_reported() -> None:
+    seen: list[str] = []
+
+    def record(req: Req, ctx: Ctx) -> None:
+        seen.append(req.path)
+
+    with serve(Rewrite(mock_app(), on_request=record)) as url:
+        options = Options(
+            base_url=url, identities=IDS, control_plane=True, only=["jobs.stage-timings"]
+        )
+        report, _ = run(options)
+    assert "/_mock/clock/advance" in seen
+    assert report.verdicts["jobs.stage-timings"].status == PASS
+    assert "moved the mock's clock 60.5s forward" in report.control_plane
+
+
+# -- 6. internal errors exit 2 and still write every report ----------------------------------------
+def _reports(tmp_path: Path) -> list[str]:
+    return [
+        "--json",
+        str(tmp_path / "r.json"),
+        "--junit",
+        str(tmp_path / "r.xml"),
+        "--html",
+        str(tmp_path / "r.html"),
+        "--markdown",
+        str(tmp_path / "r.md"),
+    ]
+
+
+@pytest.mark.parametrize("stop", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_crash_of_the_runner_exits_2_with_partial_reports(
+    stop: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(self: Session) -> Any:
+        raise stop
+
+    monkeypatch.setattr(Session, "sample_job", explode)
+    code = main(["conform", "--quiet", "--profile", "quick", *_reports(tmp_path)])
+    assert code == 2
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["partial"] is True
+    assert data["exitCode"] == 2
+    assert "PARTIAL" in (tmp_path / "r.md").read_text()
+    assert "PARTIAL RUN" in (tmp_path / "r.html").read_text()
+    assert 'name="partial" value="true"' in (tmp_path / "r.xml").read_text()
+
+
+def test_a_bug_in_one_clause_exits_2_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(self: Session) -> Any:
+        raise KeyError("workbench")
+
+    monkeypatch.setattr(Session, "workbench_job", explode)
+    only = ["--only", "validation.patch", "--only", "validation.unknown"]
+    code = main(["conform", "--quiet", *only, *_reports(tmp_path)])
+    data = json.loads((tmp_path / "r.json").read_text())
+    verdicts = {c["clause"]: c for c in data["clauses"]}
+    assert code == 2
+    assert "internal error" in verdicts["validation.patch-body-422"]["reason"]
+    assert verdicts["validation.unknown-field-named"]["verdict"] == PASS
+    assert data["error"].startswith("internal error in validation.patch-body-422")

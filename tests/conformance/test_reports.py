@@ -1,0 +1,145 @@
+"""What QA and CI get from a run: the reports (JSON, JUnit, HTML, Markdown), the progress line,
+failure files that `--replay` re-sends, the example database, and the budgets honoured over
+HTTP (--rate-limit, Retry-After, --max-creates as a hard ceiling)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from conformance.broken_deployments import broken
+from conformance.rewrite import Ctx, Req, Resp, Rewrite, error
+from conformance.serving import IDS, focused, mock_app, serve
+from support import FULL, PROJECT
+
+from mockserver.cli import main
+from mockserver.conformance.report import FAIL, PASS
+from mockserver.conformance.runner import Options, run
+
+
+def test_failure_reports_carry_request_response_curl_and_seed(tmp_path: Path) -> None:
+    with serve(broken("etag-weak", mock_app())) as url:
+        code = main(
+            [
+                "conform",
+                "--quiet",
+                "--base-url",
+                url,
+                "--api-key",
+                FULL,
+                "--project-id",
+                PROJECT,
+                "--control-plane",
+                "--seed",
+                "4",
+                "--only",
+                "jobs.etag-strong",
+                "--html",
+                str(tmp_path / "r.html"),
+                "--markdown",
+                str(tmp_path / "r.md"),
+                "--json",
+                str(tmp_path / "r.json"),
+                "--junit",
+                str(tmp_path / "r.xml"),
+            ]
+        )
+    assert code == 1
+    page = (tmp_path / "r.html").read_text()
+    assert "<style>" in page and "<script" not in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from the network
+    assert "FAIL jobs.etag-strong" in page
+    assert "reproduce: curl" in page and "--seed 4 --only jobs.etag-strong" in page
+    assert FULL not in page and "${LAYERS_API_KEY}" in page
+    md = (tmp_path / "r.md").read_text()
+    assert "| `jobs.etag-strong` | ❌ FAIL |" in md and "reproduce: curl" in md
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["seed"] == 4 and data["partial"] is False
+    assert data["clauses"][0]["evidence"]["response"]["status"] == 200
+    assert set(data["requestsByStatus"]) >= {"200", "202"}
+    assert data["jobsStarted"] >= 1
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+
+
+def test_progress_is_a_live_line_on_a_terminal_and_plain_lines_otherwise() -> None:
+    plain, live = io.StringIO(), io.StringIO()
+    run(Options(only=["auth.x-api"], progress=plain))
+    run(Options(only=["auth.x-api"], progress=live, live=True))
+    assert "\r" not in plain.getvalue()
+    assert "conform: PASS        auth.x-api-key-rejected" in plain.getvalue()
+    assert "\r[conform]" in live.getvalue() or "\r" in live.getvalue()
+
+
+def test_the_seed_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conform", "--seed", "9", "--only", "auth.x-api"]) == 0
+    captured = capsys.readouterr()
+    assert "seed 9" in captured.err
+    assert "seed 9" in captured.out
+
+
+def test_a_saved_failure_replays_exactly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve(broken("delete-twice-200", mock_app())) as url:
+        options = focused(url, "influencers.delete-twice-404")
+        options.failures_dir = tmp_path
+        report, _ = run(options)
+        [saved] = list(tmp_path.glob("*.json"))
+        assert report.verdicts["influencers.delete-twice-404"].replay_file == str(saved)
+        steps = json.loads(saved.read_text())["steps"]
+        assert [s["method"] for s in steps][-2:] == ["DELETE", "DELETE"]
+        assert "${LAYERS_API_KEY}" in json.dumps(steps) and FULL not in saved.read_text()
+        flags = ["--base-url", url, "--api-key", FULL, "--project-id", PROJECT]
+        assert main(["conform", "--quiet", "--replay", str(saved), *flags]) == 1
+    assert "REPRODUCED" in capsys.readouterr().out
+    # the faithful mock (in-process, the file's seed) does not reproduce it
+    assert main(["conform", "--quiet", "--replay", str(saved)]) == 0
+    assert "not reproduced" in capsys.readouterr().out
+
+
+def test_the_example_database_keeps_yesterdays_failure(tmp_path: Path) -> None:
+    with serve(broken("any-live-key-writes", mock_app())) as url:
+        options = focused(url, "auth.unknown-key-401")
+        options.database = tmp_path / "db"
+        report, _ = run(options)
+    assert report.verdicts["auth.unknown-key-401"].status == FAIL
+    assert any(p.is_file() for p in (tmp_path / "db").rglob("*"))
+
+
+def test_rate_limit_is_honoured_between_requests() -> None:
+    slept: list[float] = []
+    report, _ = run(Options(only=["auth.x-api"], rate_limit=5.0, sleep=slept.append))
+    assert report.verdicts["auth.x-api-key-rejected"].status == PASS
+    assert len(slept) >= report.requests - 1
+    assert all(0 < s <= 0.2 for s in slept)
+
+
+def test_429_is_retried_after_its_retry_after() -> None:
+    def throttle_once(req: Req, resp: Resp, ctx: Ctx) -> None:
+        if req.path == "/v1/whoami" and req.key == "" and not ctx.mem.get("done"):
+            ctx.mem["done"] = True
+            error(resp, 429, "RATE_LIMITED")
+            resp.headers["retry-after"] = "7"
+
+    slept: list[float] = []
+    app = Rewrite(mock_app(), None, throttle_once)
+    report, _ = run(Options(app=app, only=["auth.missing-key-401"], sleep=slept.append))
+    assert slept == [7.0]
+    assert report.verdicts["auth.missing-key-401"].status == PASS
+    assert report.statuses[429] == 1
+
+
+def test_max_creates_is_a_hard_ceiling_even_when_probes_start_jobs() -> None:
+    """A deployment that starts a job for every invalid body cannot push the run past it."""
+    with serve(broken("unknown-fields-dropped", mock_app())) as url:
+        options = Options(base_url=url, identities=IDS, max_creates=3, profile="quick")
+        options.only = ["auth.", "validation."]
+        report, _ = run(options)
+    assert report.creates == 3
+    assert "--max-creates 3 spent" in report.verdicts["validation.enum-and-length-422"].reason
+    assert report.verdicts["validation.unknown-field-named"].status == FAIL
