@@ -8,6 +8,7 @@ from __future__ import annotations
 from .clause import Clause, Section
 from .clauses import (
     auth,
+    cancel,
     engines,
     errors,
     idempotency,
@@ -15,6 +16,7 @@ from .clauses import (
     jobs,
     projects,
     ratelimits,
+    steering,
     validation,
 )
 
@@ -23,10 +25,12 @@ SECTIONS: tuple[Section, ...] = (
     validation.SECTION,
     idempotency.SECTION,
     jobs.SECTION,
+    cancel.SECTION,
     influencers.SECTION,
     projects.SECTION,
     ratelimits.SECTION,
     errors.SECTION,
+    steering.SECTION,
     engines.SECTION,
 )
 

@@ -193,11 +193,7 @@ class Session:
         read_back: bool = True,
     ) -> Job:
         """Start one job out of the running clause's allowance (its share of --max-creates)."""
-        left = self.allowance.get(self.clause)
-        if left is not None:
-            if left <= 0:
-                raise NotChecked("needs a job: the --max-creates budget left none for it")
-            self.allowance[self.clause] = left - 1
+        self.spend_job()
         prefer = f"outcome={outcome}" + (f", {extra_prefer}" if extra_prefer else "")
         headers = {"Idempotency-Key": idempotency_key or self.target.idempotency_key()}
         headers["Prefer"] = prefer
@@ -211,6 +207,14 @@ class Session:
             self.read_job(job)
             self.read_influencer(job)
         return job
+
+    def spend_job(self) -> None:
+        """Take one job out of the running clause's allowance (its share of --max-creates)."""
+        left = self.allowance.get(self.clause)
+        if left is not None:
+            if left <= 0:
+                raise NotChecked("needs a job: the --max-creates budget left none for it")
+            self.allowance[self.clause] = left - 1
 
     def sample_job(self) -> Job:
         """The run's one shared job (no body at all: the contract says that is valid)."""

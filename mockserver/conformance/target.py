@@ -18,6 +18,7 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -402,6 +403,36 @@ class Target:
                 return exchange
             self.wait(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def send_together(
+        self, method: str, path: str, headers: dict[str, Any], json_body: Any, n: int
+    ) -> list[Exchange]:
+        """The same request `n` times at once (threads over HTTP; one after another
+        in-process, where the app runs on the client's thread). Recorded in submission
+        order, so the run's sequence stays a function of the seed."""
+        self.budget.check_time()
+        creates = method.upper() == "POST" and bool(CREATES.match(path.split("?", maxsplit=1)[0]))
+        if creates and self._billable(headers) and not self.budget.can_create():
+            raise BudgetSpent(f"--max-creates {self.budget.max_creates} spent")
+        content = json.dumps(json_body).encode()
+        headers = {"Content-Type": "application/json", **headers}
+        requests = [
+            self.client.build_request(
+                method, self.base_url + path, headers=headers, content=content
+            )
+            for _ in range(n)
+        ]
+        try:
+            if self.in_process:
+                responses = [self.client.send(r) for r in requests]
+            else:
+                with ThreadPoolExecutor(n) as pool:
+                    responses = list(pool.map(self.client.send, requests))
+        except httpx.TransportError as exc:
+            raise TargetUnreachable(f"{method} {path}: {exc}") from exc
+        return [
+            self._record(q, r, creates, False) for q, r in zip(requests, responses, strict=True)
+        ]
 
     def _record(
         self, request: httpx.Request, response: httpx.Response, creates: bool, project: bool

@@ -225,7 +225,7 @@ def cancel_refused_while_rendering(req: Req, resp: Resp, ctx: Ctx) -> None:
         error(resp, 409, "CONFLICT", {"subcode": "JOB_CANCEL_UNAVAILABLE"})
 
 
-@breaks("jobs.failed-outcome", on="request")
+@breaks("steering.prefer-outcome", on="request")
 def prefer_stage_ignored(req: Req, ctx: Ctx) -> None:
     """`Prefer: stage=` is dropped by the gateway: failures always happen while finalizing."""
     prefer = req.headers.get("prefer", "")
@@ -234,7 +234,7 @@ def prefer_stage_ignored(req: Req, ctx: Ctx) -> None:
         req.headers["prefer"] = ",".join(kept)
 
 
-@breaks("jobs.stage-timings")
+@breaks("steering.stage-timings")
 def finalizing_five_seconds_early(req: Req, resp: Resp, ctx: Ctx) -> None:
     """The finalizing stage starts at 50 s instead of 55 s."""
     training = is_job_read(req, resp) and resp.json()["stage"] == "training"
@@ -405,3 +405,10 @@ def delete_twice_200(req: Req, resp: Resp, ctx: Ctx) -> None:
         ctx.mem[req.path] = (resp.status, resp.body)
     elif resp.status == 404 and req.path in ctx.mem:
         resp.status, resp.body = ctx.mem[req.path]
+
+
+@breaks("influencers.fields-follow-status")
+def name_before_ready(req: Req, resp: Resp, ctx: Ctx) -> None:
+    """The persona's name shows while the portrait is still training."""
+    if is_influencer_read(req, resp) and resp.json()["status"] == "training":
+        edit(resp, name="Early Name")

@@ -146,3 +146,20 @@ def crash_on_unknown_field(req: Req, resp: Resp, ctx: Ctx) -> None:
     """An unknown create field crashes the handler (500 INTERNAL)."""
     if resp.status == 422 and req.method == "POST" and req.path.endswith("/influencers"):
         error(resp, 500, "INTERNAL")
+
+
+# -- mock steering ------------------------------------------------------------------------------
+@breaks("steering.poll-progression", on="request")
+def progression_prefer_dropped(req: Req, ctx: Ctx) -> None:
+    """The gateway drops `Prefer: progression=`: jobs follow the clock only."""
+    prefer = req.headers.get("prefer", "")
+    if "progression=" in prefer:
+        kept = [p for p in prefer.replace(";", ",").split(",") if "progression=" not in p]
+        req.headers["prefer"] = ",".join(kept)
+
+
+@breaks("steering.injected-faults")
+def unknown_preference_rejected(req: Req, resp: Resp, ctx: Ctx) -> None:
+    """An unknown preference is a 422 instead of being ignored (RFC 7240 says ignore it)."""
+    if "conformance-unknown" in req.headers.get("prefer", ""):
+        error(resp, 422, "VALIDATION", {"fieldErrors": {"Prefer": ["Unknown."]}, "formErrors": []})

@@ -168,7 +168,7 @@ def test_black_box_never_touches_the_control_plane() -> None:
         report, _ = run(Options(base_url=url, identities=IDS, profile="quick", poll_interval=0.02))
     assert seen and not [p for p in seen if p.startswith("/_mock/")]
     assert report.control_plane.startswith("not used")
-    assert report.verdicts["jobs.stage-timings"].status == NOT_CHECKED
+    assert report.verdicts["steering.stage-timings"].status == NOT_CHECKED
 
 
 def test_control_plane_is_opt_in_and_reported() -> None:
@@ -179,11 +179,11 @@ def test_control_plane_is_opt_in_and_reported() -> None:
 
     with serve(Rewrite(mock_app(), on_request=record)) as url:
         options = Options(
-            base_url=url, identities=IDS, control_plane=True, only=["jobs.stage-timings"]
+            base_url=url, identities=IDS, control_plane=True, only=["steering.stage-timings"]
         )
         report, _ = run(options)
     assert "/_mock/clock/advance" in seen
-    assert report.verdicts["jobs.stage-timings"].status == PASS
+    assert report.verdicts["steering.stage-timings"].status == PASS
     assert "moved the mock's clock 60.5s forward" in report.control_plane
 
 

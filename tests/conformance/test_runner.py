@@ -77,10 +77,12 @@ def test_sections_are_the_contract_s() -> None:
         "validation",
         "idempotency",
         "jobs",
+        "cancel",
         "influencers",
         "projects",
         "ratelimits",
         "errors",
+        "steering",
         "engines",
     ]
     assert all(c.doc and c.doc.endswith(".") for c in CATALOGUE)

@@ -214,3 +214,23 @@ def expired_key_is_new(s: Session) -> None:
     created = c.parse_time(body_of(inf).get("createdAt"))
     if inf.status != 200 or created is None or created >= (c.parse_time(second.started_at) or 0):
         raise Violation(clause, "the first influencer changed after its key was reused", inf)
+
+
+@SECTION.clause("idempotency.concurrent-one-resource", needs=Needs(jobs=1))
+def concurrent_one_resource(s: Session) -> None:
+    """Concurrent requests with one Idempotency-Key produce one resource: the others wait and
+    replay, so every answer is the same 202 naming one job."""
+    s.spend_job()
+    t = s.target
+    headers = {**t.auth(), "Idempotency-Key": t.idempotency_key(), "Prefer": "outcome=completed"}
+    answers = t.send_together(
+        "POST", c.create_path(s.project), headers, {"prompt": "conformance concurrent"}, 3
+    )
+    jobs = {body_of(ex).get("jobId") for ex in answers}
+    if any(ex.status != 202 for ex in answers) or len(jobs) != 1:
+        statuses = [ex.status for ex in answers]
+        raise Violation(
+            "idempotency.concurrent-one-resource",
+            f"three concurrent creates with one key answered {statuses} naming {len(jobs)} job(s)",
+            answers[-1],
+        )

@@ -136,8 +136,10 @@ def _own_records(t: Transcript) -> list[tuple[Exchange, JSON]]:
     return out
 
 
-def _fields_problem(record: JSON) -> str | None:
+def _fields_problem(record: JSON, patched: bool) -> str | None:
     status = record.get("status")
+    if status != "ready" and record.get("name") is not None and not patched:
+        return f"{status} with a name (it is generated when the job completes)"
     if status == "ready":
         if not record.get("name") or not isinstance(record.get("imageUrl"), str):
             return "ready without name and imageUrl"
@@ -158,10 +160,17 @@ def _fields_problem(record: JSON) -> str | None:
 @SECTION.observer("influencers.fields-follow-status", producers=("jobs.terminal-within-patience",))
 def fields_follow_status(t: Transcript) -> None:
     """ready ⇒ name and imageUrl set, no errorMessage; failed ⇒ errorMessage, no imageUrl;
-    pending and training ⇒ neither imageUrl nor errorMessage (in reads, PATCH answers, lists)."""
+    pending and training ⇒ neither imageUrl nor errorMessage; no name before ready unless
+    PATCHed (in reads, PATCH answers and lists)."""
     records = _own_records(t)
     for ex, record in records:
-        problem = _fields_problem(record)
+        patched = any(
+            p.method == "PATCH"
+            and p.seq <= ex.seq
+            and p.bare_path.endswith(c.bare(str(record.get("influencerId"))))
+            for p in t.partner
+        )
+        problem = _fields_problem(record, patched)
         if problem:
             raise Violation("influencers.fields-follow-status", problem, ex)
     t.need(any(r.get("status") == "ready" for _, r in records), "no ready influencer was read")

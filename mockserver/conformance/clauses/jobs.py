@@ -14,7 +14,7 @@ from .. import contract as c
 from ..clause import Needs, Section
 from ..observe import Transcript
 from ..report import NotChecked, Violation
-from ..session import Job, Session, body_of, error_of, expect_error
+from ..session import Session, body_of
 from ..target import Exchange
 
 SECTION = Section("jobs", "Jobs: accept, poll, lifecycle, cancel")
@@ -191,7 +191,7 @@ def completed_envelope(t: Transcript) -> None:
     _envelope_rule(t, "jobs.completed-envelope", "completed", _completed)
 
 
-@SECTION.observer("jobs.failed-envelope", producers=("jobs.failed-outcome",))
+@SECTION.observer("jobs.failed-envelope", producers=("steering.prefer-outcome",))
 def failed_envelope(t: Transcript) -> None:
     """A failed job has finishedAt and error {code, message}, and no result."""
     _envelope_rule(t, "jobs.failed-envelope", "failed", _failed)
@@ -265,23 +265,6 @@ def etag_strong(t: Transcript) -> None:
     t.need(len(reads) > 1, "no job was read twice")
 
 
-@SECTION.clause("jobs.cancel-finalizing-409", needs=Needs(jobs=1, clock=True, still=True))
-def cancel_finalizing_409(s: Session) -> None:
-    """A cancel in stage finalizing is 409 CONFLICT (subcode JOB_CANCEL_UNAVAILABLE, the jobId
-    and stage), and the job goes on to complete."""
-    clause = "jobs.cancel-finalizing-409"
-    job = s.start_job()
-    s.advance_to(job, "finalizing")
-    ex = s.call("POST", c.cancel_path(job.job_id))
-    error = expect_error(clause, ex, 409, "CONFLICT")
-    details = error.get("details") or {}
-    want = {"subcode": c.CANCEL_SUBCODE, "jobId": job.job_id, "stage": "finalizing"}
-    if {k: details.get(k) for k in want} != want:
-        raise Violation(clause, f"details {details!r}, expected {want}", ex)
-    if s.wait_terminal(job).get("status") != "completed":
-        raise Violation(clause, "the job did not complete after a refused cancel", None)
-
-
 @SECTION.clause("jobs.terminal-within-patience", needs=Needs(sample=True), weight=4)
 def terminal_within_patience(s: Session) -> None:
     """The sample job reaches a terminal status (within 60 s of mock time, or --patience on a
@@ -339,187 +322,3 @@ def stale_etag_200(s: Session) -> None:
         raise Violation(
             "jobs.stale-etag-200", f"a stale If-None-Match answered {stale.status}", stale
         )
-
-
-def _cancel(s: Session, job: Job) -> Exchange:
-    return s.call("POST", c.cancel_path(job.job_id))
-
-
-def check_cancel_answer(clause: str, ex: Exchange, job: Job) -> str:
-    """The cancel answer is one of the three the contract allows, well formed; returns which."""
-    body = body_of(ex)
-    if ex.status == 202:
-        if body != {"jobId": job.job_id, "accepted": True}:
-            raise Violation(clause, f"202 body {body!r}", ex)
-        return "accepted"
-    if ex.status == 200:
-        if body.get("accepted") is not False or body.get("reason") not in c.CANCEL_REASONS.values():
-            raise Violation(clause, f"200 body {body!r}", ex)
-        return "terminal"
-    if ex.status == 409 and error_of(ex).get("code") == "CONFLICT":
-        return "finalizing"
-    raise Violation(clause, f"cancel answered {ex.status}", ex)
-
-
-def check_canceled(clause: str, s: Session, job: Job, stage: str | None) -> None:
-    """After an accepted cancel the job ends canceled (in `stage` when known) and its
-    influencer is failed with an errorMessage that says it was canceled."""
-    body = s.wait_terminal(job)
-    if body.get("status") != "canceled":
-        raise Violation(clause, f"an accepted cancel ended {body.get('status')}", None)
-    if stage is not None and body.get("stage") != stage:
-        raise Violation(clause, f"canceled in {stage}, reads stage {body.get('stage')}", None)
-    inf = s.read_influencer(job)
-    message = str(body_of(inf).get("errorMessage") or "")
-    if body_of(inf).get("status") != "failed" or "cancel" not in message.lower():
-        raise Violation(
-            clause, "the influencer of a canceled job must be failed, saying canceled", inf
-        )
-
-
-@SECTION.observer(
-    "jobs.cancel-answer-agrees",
-    producers=("jobs.cancel-accepted", "jobs.cancel-terminal-200", "lifecycle.state-machine"),
-)
-def cancel_answer_agrees(t: Transcript) -> None:
-    """Every cancel answer agrees with the job around it: after a 202 it ends canceled; a 200
-    names the terminal status it had reached; a 409 CONFLICT comes only in finalizing."""
-    clause = "jobs.cancel-answer-agrees"
-    judged = False
-    for ex in t.partner:
-        op = c.operation_of(ex.method, ex.path)
-        job_id = ex.bare_path.split("/")[3] if op is not None and op.name == "cancelJob" else ""
-        reads = t.job_bodies.get(job_id)
-        if not reads:
-            continue
-        before = [b for r, b in reads if r.seq < ex.seq][-1:]
-        after = [b for r, b in reads if r.seq > ex.seq]
-        was = before[0].get("status") if before else "running"
-        ended = next((b.get("status") for b in after if b.get("status") in c.TERMINAL), None)
-        judged = judged or bool(after)
-        if ex.status == 202 and (was in c.TERMINAL or ended not in (None, "canceled")):
-            raise Violation(clause, f"cancel accepted, the job was {was} and ended {ended}", ex)
-        if ex.status == 200:
-            reached = was if was in c.TERMINAL else ended
-            reason = body_of(ex).get("reason")
-            if reached is None or reason != c.CANCEL_REASONS.get(str(reached)):
-                raise Violation(clause, f"reason {reason!r} for a {reached or 'running'} job", ex)
-        if ex.status == 409 and error_of(ex).get("code") == "CONFLICT":
-            nxt = after[0] if after else {}
-            if was in c.TERMINAL or ended == "canceled" or nxt.get("stage") != "finalizing":
-                raise Violation(clause, f"409 for a job in {nxt.get('stage')} ({was})", ex)
-    t.need(judged, "no cancel was followed by a read of its job")
-
-
-@SECTION.clause("jobs.cancel-accepted", needs=Needs(jobs=1), weight=2)
-def cancel_accepted(s: Session) -> None:
-    """A cancel while the job is cancelable (queued to training) is 202 {jobId, accepted:
-    true}; the job ends canceled and its influencer failed, saying canceled."""
-    clause = "jobs.cancel-accepted"
-    job = s.start_job(body={}, read_back=s.still)  # a black box: cancel at once, while it runs
-    stage = body_of(s.read_job(job)).get("stage") if s.still else None
-    ex = _cancel(s, job)
-    kind = check_cancel_answer(clause, ex, job)
-    if s.still and kind != "accepted":
-        raise Violation(clause, f"a cancel in stage {stage} was not accepted", ex)
-    if kind == "finalizing":
-        raise NotChecked("the job had reached finalizing when the cancel arrived")
-    if kind == "terminal":
-        raise NotChecked("the job had finished when the cancel arrived")
-    if s.still:  # mock decision: the cancel takes effect at once, in the stage it was in
-        now = s.read_job(job)
-        if body_of(now).get("status") != "canceled":
-            raise Violation(clause, "the next poll after an accepted cancel is not canceled", now)
-    check_canceled(clause, s, job, stage)
-
-
-@SECTION.clause(
-    "jobs.cancel-in-each-stage", needs=Needs(jobs=3, clock=True, still=True), black_box=False
-)
-def cancel_in_each_stage(s: Session) -> None:
-    """A cancel in generating_persona, rendering_portrait and training is accepted and the job
-    reads canceled at once, in that stage (mock decision)."""
-    clause = "jobs.cancel-in-each-stage"
-    for stage in ("generating_persona", "rendering_portrait", "training"):
-        job = s.start_job()
-        s.advance_to(job, stage)
-        ex = _cancel(s, job)
-        if check_cancel_answer(clause, ex, job) != "accepted":
-            raise Violation(clause, f"a cancel in {stage} was not accepted", ex)
-        check_canceled(clause, s, job, stage)
-
-
-@SECTION.clause("jobs.cancel-terminal-200", needs=Needs(sample=True))
-def cancel_terminal_200(s: Session) -> None:
-    """A cancel of a finished job is 200 {accepted: false, reason ALREADY_<status>} and
-    changes nothing (cancelling twice included)."""
-    clause = "jobs.cancel-terminal-200"
-    jobs = [s.sample_job(), *(j for j in s.jobs if j is not s.sample)]
-    for job in jobs[:4]:
-        ex = s.read_job(job)
-        before = body_of(ex)
-        if before.get("status") not in c.TERMINAL:
-            if job is not s.sample:
-                continue
-            before = s.wait_terminal(job)
-        answer = _cancel(s, job)
-        reason = c.CANCEL_REASONS[str(before.get("status"))]
-        if answer.status != 200 or body_of(answer) != {
-            "jobId": job.job_id,
-            "accepted": False,
-            "reason": reason,
-        }:
-            raise Violation(
-                clause, f"cancel of a {before.get('status')} job, expected {reason}", answer
-            )
-        after = body_of(s.read_job(job))
-        if after != before:
-            raise Violation(clause, "a refused cancel changed the job", None)
-
-
-@SECTION.clause("jobs.failed-outcome", needs=Needs(jobs=1), black_box=False)
-def failed_outcome(s: Session) -> None:
-    """`Prefer: outcome=failed, stage=rendering_portrait` ends the job failed in that stage with
-    an error; its influencer is failed with an errorMessage (mock steering)."""
-    clause = "jobs.failed-outcome"
-    job = s.start_job(outcome="failed", extra_prefer="stage=rendering_portrait")
-    body = s.wait_terminal(job)
-    if body.get("status") != "failed":
-        raise NotChecked(f"the job ended {body.get('status')}: the deployment ignores Prefer")
-    if body.get("stage") != "rendering_portrait":
-        raise Violation(clause, f"failed in stage {body.get('stage')}", None)
-    inf = body_of(s.read_influencer(job))
-    if inf.get("status") != "failed" or not inf.get("errorMessage"):
-        raise Violation(clause, f"influencer {inf.get('status')} without errorMessage", None)
-
-
-def checkpoints() -> list[tuple[float, str | None]]:
-    """Half a second either side of every stage boundary: (seconds after start, stage)."""
-    points: list[tuple[float, str | None]] = [(0.5, "queued")]
-    for before, stage in zip(c.STAGES, c.STAGES[1:], strict=False):
-        begins = c.STAGE_BEGINS_S[stage]
-        points += [(begins - 0.5, before), (begins + 0.5, stage)]
-    return [*points, (c.COMPLETES_AFTER_S - 0.5, "finalizing"), (c.COMPLETES_AFTER_S + 0.5, None)]
-
-
-@SECTION.clause("jobs.stage-timings", needs=Needs(jobs=1, clock=True, still=True), black_box=False)
-def stage_timings(s: Session) -> None:
-    """Stages begin at 0, 2, 15, 35 and 55 s of mock time and the job completes at 60 s, with
-    the influencer pending, then training, then ready (the default simulated timings)."""
-    clause = "jobs.stage-timings"
-    job = s.start_job()
-    for seconds, stage in checkpoints():
-        elapsed = s.mock_elapsed(job)
-        if seconds > elapsed:
-            s.target.advance(round(seconds - elapsed, 3))
-        ex = s.read_job(job)
-        body = body_of(ex)
-        want = ("running", stage) if stage else ("completed", "finalizing")
-        if (body.get("status"), body.get("stage")) != want:
-            raise Violation(clause, f"{seconds:g}s after start, expected {want}", ex)
-        inf = s.read_influencer(job)
-        implied = c.STAGE_INFLUENCER[stage] if stage else "ready"
-        if body_of(inf).get("status") != implied:
-            raise Violation(
-                clause, f"{seconds:g}s after start the influencer is not {implied}", inf
-            )
