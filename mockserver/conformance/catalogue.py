@@ -40,6 +40,28 @@ if len(BY_NAME) != len(CATALOGUE):  # pragma: no cover - a duplicate name is a t
     raise RuntimeError("two clauses share a name")
 
 
+def _needs(clause: Clause) -> str:
+    needs = clause.needs.describe()
+    if not clause.black_box:
+        needs = "mock only" + ("" if needs == "-" else f", {needs}")
+    return needs
+
+
+def markdown() -> str:
+    """The clause table of README.md (`conform --list markdown` prints it)."""
+    lines = []
+    for section in SECTIONS:
+        lines += [f"**{section.title}**", "", "| clause | needs | holds the deployment to |"]
+        lines.append("|---|---|---|")
+        for clause in section.clauses:
+            kind = {"observer": " (all traffic)", "engine": f" (by `{clause.judged_by}`)"}
+            lines.append(
+                f"| `{clause.name}` | {_needs(clause)}{kind.get(clause.kind, '')} | {clause.doc} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def listing() -> str:
     """`conform --list`: each clause, what it needs, and what it holds the deployment to."""
     width = max(len(clause.name) for clause in CATALOGUE)
@@ -47,9 +69,7 @@ def listing() -> str:
     for section in SECTIONS:
         lines.append(f"\n{section.title}")
         for clause in section.clauses:
-            needs = clause.needs.describe()
-            if not clause.black_box:
-                needs = "mock only" + ("" if needs == "-" else f", {needs}")
+            needs = _needs(clause)
             kind = {"observer": "(all traffic)", "engine": f"(by {clause.judged_by})"}
             lines.append(
                 f"  {clause.name:<{width}}  [{needs}] {kind.get(clause.kind, '')}".rstrip()

@@ -49,6 +49,8 @@ class Needs:
             parts.append("workbench job")
         if self.jobs:
             parts.append(f"{self.jobs} job{'s' if self.jobs > 1 else ''}")
+        if self.spare:
+            parts.append(f"up to {self.spare} more job{'s' if self.spare > 1 else ''}")
         if self.projects:
             parts.append(f"{self.projects} project{'s' if self.projects > 1 else ''}")
         parts += [IDENTITY_FLAGS[i].removeprefix("--") for i in self.identities]

@@ -82,7 +82,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     budget.add_argument("--examples", type=int, help="generated cases per property/operation")
     budget.add_argument("--database", type=Path, help="keep Hypothesis' example database here")
     p.add_argument("--only", action="append", default=[], metavar="CLAUSE", help="name or prefix")
-    p.add_argument("--list", action="store_true", help="list the clauses and exit")
+    p.add_argument(
+        "--list",
+        nargs="?",
+        const="text",
+        choices=("text", "markdown"),
+        help="list the clauses (and what each needs) and exit",
+    )
     p.add_argument("--replay", type=Path, metavar="FILE", help="re-send a saved failure")
     p.add_argument(
         "--fail-on-not-checked", action="store_true", help="exit 3 if any clause is NOT CHECKED"
@@ -112,13 +118,13 @@ def _identities(values: dict[str, str | None]) -> Identities:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .catalogue import listing
+    from .catalogue import listing, markdown
     from .report import FAIL, PASS
     from .runner import Options, print_tracebacks
     from .runner import run as run_suite
 
     if args.list:
-        sys.stdout.write(listing())
+        sys.stdout.write(markdown() if args.list == "markdown" else listing())
         return 0
     values = {name: getattr(args, name) or os.environ.get(env) for name, env in ENV.items()}
     identities = None

@@ -4,12 +4,14 @@ over HTTP, for several seeds; the same seed sends the same requests; the catalog
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conformance.broken_deployments import BROKEN
 from conformance.serving import focused, mock_app, serve
 
 from mockserver.cli import main
-from mockserver.conformance.catalogue import BY_NAME, CATALOGUE, SECTIONS
+from mockserver.conformance.catalogue import BY_NAME, CATALOGUE, SECTIONS, markdown
 from mockserver.conformance.report import PASS
 from mockserver.conformance.runner import Options, run
 
@@ -91,3 +93,9 @@ def test_sections_are_the_contract_s() -> None:
 def test_unknown_clause_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["conform", "--quiet", "--only", "no.such-clause"]) == 2
     assert "unknown clause" in capsys.readouterr().err
+
+
+def test_readme_carries_the_clause_table_as_generated() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- clauses -->\n", 1)[1].split("<!-- /clauses -->", 1)[0]
+    assert block.strip() == markdown().strip(), "run: layers-mock conform --list markdown"

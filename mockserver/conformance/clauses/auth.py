@@ -17,6 +17,7 @@ from ..clause import Needs, Section
 from ..observe import Transcript
 from ..report import NotChecked, Violation
 from ..session import Session, body_of, error_of, expect_error
+from ..target import BudgetSpent
 
 SECTION = Section("auth", "Authentication, scopes, tenancy and identity")
 
@@ -144,7 +145,11 @@ def granted_scopes_honoured(s: Session) -> None:
             continue
         if method == "GET" and path == c.project_path(s.project) and not s.project_row:
             continue  # the main key cannot read it either: nothing to compare with
-        ex = s.call(method, path, body, key=key)
+        try:
+            ex = s.call(method, path, body, key=key)
+        except BudgetSpent as exc:  # a project create, with --max-projects 0: skip that one
+            s.note(f"{op.name} not probed: {exc}")
+            continue
         error = error_of(ex)
         forbidden = ex.status == 403 and error.get("code") == "FORBIDDEN_SCOPE"
         if c.grants(scopes, op.scope) and forbidden:
@@ -225,8 +230,8 @@ def unknown_ids_404(s: Session) -> None:
 
 @SECTION.clause("tenancy.bare-uuid-accepted", needs=Needs(sample=True))
 def bare_uuid_accepted(s: Session) -> None:
-    """The bare <uuid> names the same project or influencer as prj_<uuid> / inf_<uuid>;
-    responses always use the prefixed form."""
+    """A bare uuid names the same project or influencer as its prj_ / inf_ form; responses
+    always use the prefixed form."""
     job = s.sample_job()
     ex = s.get(c.influencer_path(c.bare(job.influencer_id)))
     if ex.status != 200 or body_of(ex).get("influencerId") != job.influencer_id:

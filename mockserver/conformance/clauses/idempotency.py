@@ -216,7 +216,7 @@ def expired_key_is_new(s: Session) -> None:
         raise Violation(clause, "the first influencer changed after its key was reused", inf)
 
 
-@SECTION.clause("idempotency.concurrent-one-resource", needs=Needs(jobs=1))
+@SECTION.clause("idempotency.concurrent-one-resource", needs=Needs(spare=1))
 def concurrent_one_resource(s: Session) -> None:
     """Concurrent requests with one Idempotency-Key produce one resource: the others wait and
     replay, so every answer is the same 202 naming one job."""
