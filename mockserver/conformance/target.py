@@ -28,7 +28,7 @@ from . import contract as c
 
 CREATES = re.compile(r"^/v1/projects/[^/]+/influencers/?$")
 PROJECT_CREATE = re.compile(r"^/v1/projects/?$")
-MUTATES = re.compile(r"^/v1/(influencers/(?P<inf>[^/]+)|jobs/(?P<job>[^/]+)/cancel)$")
+ID_SEGMENT = re.compile(r"^(prj_|inf_|job_)?[0-9A-Za-z-]{20,}$")
 
 
 class BudgetSpent(Exception):
@@ -484,15 +484,21 @@ class Target:
                         self.seen.add(bare_id)
 
     def _guard(self, method: str, path: str) -> None:
-        """Never PATCH, DELETE or cancel something the run read in a list but did not create."""
-        if method not in ("PATCH", "DELETE", "POST"):
+        """Against a deployment, never change what the run did not create: a PATCH, DELETE,
+        PUT or POST naming an existing id the run did not mint (the given projects, an
+        influencer read in a list) is a bug of the runner, refused before it leaves. Creating
+        an influencer in the given project is the one write on something not the run's."""
+        if self.in_process or method not in ("PATCH", "DELETE", "POST", "PUT"):
             return
-        found = MUTATES.match(path)
-        if found is None or (method == "POST") != bool(found.group("job")):
+        if method == "POST" and CREATES.match(path):
             return
-        target = c.bare(found.group("inf") or found.group("job") or "")
-        if target in self.seen and target not in self.owned:
-            raise NotOurs(f"refused {method} {path}: the run did not create it")
+        ids = self.ids
+        existing = self.seen | {c.bare(ids.project_id)}
+        if ids.foreign_project_id:
+            existing.add(c.bare(ids.foreign_project_id))
+        for segment in path.split("/"):
+            if ID_SEGMENT.match(segment) and c.bare(segment) in existing - self.owned:
+                raise NotOurs(f"refused {method} {path}: the run did not create {segment}")
 
     def _billable(self, headers: dict[str, Any]) -> bool:
         auth = next((str(v) for k, v in headers.items() if k.lower() == "authorization"), "")

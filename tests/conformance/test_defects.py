@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conformance.broken_deployments import broken
 from conformance.rewrite import Ctx, Req, Rewrite
@@ -15,6 +16,7 @@ from conformance.serving import IDS, mock_app, serve
 from support import FULL, GLOBEX_PROJECT, NO_INFLUENCERS, PROJECT
 
 from mockserver.cli import main
+from mockserver.conformance import contract as c
 from mockserver.conformance.report import FAIL, NOT_CHECKED, PASS
 from mockserver.conformance.runner import Options, run
 from mockserver.conformance.session import Session
@@ -234,3 +236,28 @@ def test_a_bug_in_one_clause_exits_2_and_the_run_goes_on(
     assert "internal error" in verdicts["validation.patch-body-422"]["reason"]
     assert verdicts["validation.unknown-field-named"]["verdict"] == PASS
     assert data["error"].startswith("internal error in validation.patch-body-422")
+
+
+def test_the_run_changes_only_what_it_created() -> None:
+    """Someone else's influencer in the project, and the project itself, are never written to
+    (PATCH, DELETE, cancel or any other write), whatever the clauses and the fuzzer try."""
+    writes: list[tuple[str, str]] = []
+
+    def record(req: Req, ctx: Ctx) -> None:
+        if req.method in ("PATCH", "DELETE", "PUT", "POST"):
+            writes.append((req.method, req.path))
+
+    app = fast_wall_app()
+    with serve(Rewrite(app, on_request=record)) as url:
+        theirs = httpx.post(
+            f"{url}/v1/projects/{PROJECT}/influencers", headers={"Authorization": f"Bearer {FULL}"}
+        ).json()["influencerId"]
+        writes.clear()
+        report, _ = run(
+            Options(base_url=url, identities=IDS, profile="quick", poll_interval=0.02, seed=2)
+        )
+    assert report.error is None, report.error
+    assert not [w for w in writes if theirs in w[1] or c.bare(theirs) in w[1]]
+    project_writes = [w for w in writes if w[1].rstrip("/").endswith(c.bare(PROJECT))]
+    assert project_writes == []
+    assert ("POST", f"/v1/projects/{PROJECT}/influencers") in writes  # it did create its own

@@ -146,6 +146,8 @@ def valid_create_accepted(t: Transcript) -> None:
         op = c.operation_of(ex.method, ex.path)
         if op is None or op.name != "createInfluencer" or t.identity_of(ex) != "api_key":
             continue
+        if ex.request_header("X-Layers-Organization") is not None:
+            continue  # acting in another organization: not this clause's question
         key = ex.request_header("Idempotency-Key")
         if key is not None:
             first = used.setdefault(key, ex.request_body)
