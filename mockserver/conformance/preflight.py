@@ -69,7 +69,7 @@ def preflight(s: Session, control_plane: bool = False) -> None:
             )
     if ids.foreign_project_id and c.grants(s.scopes(), c.PROJECTS_READ):
         row = s.get(c.project_path(ids.foreign_project_id))
-        if row.status == 200 and org and body_of(row).get("organizationId") == org:
+        if row.status == 200 and org and body_of(row).get("organizationId") == org:  # ours
             raise InputError(
                 f"--foreign-project-id {ids.foreign_project_id} belongs to the key's own "
                 "organization; give a project of another organization"
@@ -80,7 +80,11 @@ def preflight(s: Session, control_plane: bool = False) -> None:
     ):
         if getattr(ids, identity):
             other = _whoami(s, identity, flag)
-            if same_org and other.get("apiKeyId") == me.get("apiKeyId"):
+            if not (org and other.get("organizationId") and me.get("apiKeyId")):
+                continue  # whoami does not say (identity.whoami-describes-key will FAIL)
+            if getattr(ids, identity) == ids.api_key or (
+                same_org and other.get("apiKeyId") == me.get("apiKeyId")
+            ):
                 raise InputError(f"{flag} is the same key as --api-key; give another one")
             if (other.get("organizationId") == org) != same_org:
                 where = "the same organization as" if same_org else "another organization than"

@@ -29,6 +29,12 @@ def body_of(ex: Exchange) -> JSON:
     return body if isinstance(body, dict) else {}
 
 
+def items_of(ex: Exchange) -> list[JSON]:
+    """A list page's items that are objects ([] when the page is not a page)."""
+    items = body_of(ex).get("items")
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
 def error_of(ex: Exchange) -> JSON:
     error = body_of(ex).get("error")
     return error if isinstance(error, dict) else {}

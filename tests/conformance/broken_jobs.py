@@ -412,3 +412,13 @@ def name_before_ready(req: Req, resp: Resp, ctx: Ctx) -> None:
     """The persona's name shows while the portrait is still training."""
     if is_influencer_read(req, resp) and resp.json()["status"] == "training":
         edit(resp, name="Early Name")
+
+
+@breaks("lists.items-in-project")
+def list_leaks_other_projects(req: Req, resp: Resp, ctx: Ctx) -> None:
+    """The project filter is lost on the list query: another project's influencer shows."""
+    if is_list(req, resp) and _page(resp):
+        body = resp.json()
+        stranger = {**body["items"][0], "projectId": "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d"}
+        body["items"] = [*body["items"], stranger]
+        resp.set_json(body)

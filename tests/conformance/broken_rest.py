@@ -163,3 +163,10 @@ def unknown_preference_rejected(req: Req, resp: Resp, ctx: Ctx) -> None:
     """An unknown preference is a 422 instead of being ignored (RFC 7240 says ignore it)."""
     if "conformance-unknown" in req.headers.get("prefer", ""):
         error(resp, 422, "VALIDATION", {"fieldErrors": {"Prefer": ["Unknown."]}, "formErrors": []})
+
+
+@breaks("ratelimits.429-retry-after")
+def retry_after_in_milliseconds(req: Req, resp: Resp, ctx: Ctx) -> None:
+    """Retry-After is sent in milliseconds."""
+    if resp.status == 429 and resp.headers.get("retry-after", "").isdigit():
+        resp.headers["retry-after"] = str(int(resp.headers["retry-after"]) * 1000)

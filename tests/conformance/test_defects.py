@@ -261,3 +261,22 @@ def test_the_run_changes_only_what_it_created() -> None:
     project_writes = [w for w in writes if w[1].rstrip("/").endswith(c.bare(PROJECT))]
     assert project_writes == []
     assert ("POST", f"/v1/projects/{PROJECT}/influencers") in writes  # it did create its own
+
+
+def _html(req: Req, resp: Any, ctx: Ctx) -> None:
+    if req.path.startswith("/v1/"):
+        resp.status, resp.body = 200, b"<html>It works!</html>"
+        resp.headers["content-type"] = "text/html"
+
+
+def _not_objects(req: Req, resp: Any, ctx: Ctx) -> None:
+    if req.path.startswith("/v1/") and req.path != "/v1/whoami" and resp.body:
+        resp.body = b'{"items": {"a": 1}, "jobId": null, "status": 5, "error": [], "startedAt": 7}'
+
+
+@pytest.mark.parametrize("hook", [_html, _not_objects])
+def test_garbage_answers_are_failures_never_a_crash(hook: Any) -> None:
+    report, _ = run(Options(app=Rewrite(mock_app(), None, hook), profile="quick"))
+    assert report.error is None and not report.tracebacks
+    assert report.exit_code() == 1
+    assert report.count(FAIL) > 20

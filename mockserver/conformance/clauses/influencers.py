@@ -14,7 +14,7 @@ from .. import contract as c
 from ..clause import Needs, Section
 from ..observe import Transcript
 from ..report import NotChecked, Violation
-from ..session import Job, Session, body_of, expect_error
+from ..session import Job, Session, body_of, expect_error, items_of
 from ..target import Exchange
 
 SECTION = Section("influencers", "Influencers and lists")
@@ -68,7 +68,7 @@ def listed_at_once(s: Session) -> None:
     """The new influencer is in the project's list right after the 202 (newest first)."""
     job = s.sample_job()
     ex = _first_list_after(s, job) or s.get(c.create_path(s.project) + "?limit=10")
-    ids = [i.get("influencerId") for i in body_of(ex).get("items") or [] if isinstance(i, dict)]
+    ids = [i.get("influencerId") for i in items_of(ex)]
     if ex.status != 200 or job.influencer_id not in ids:
         raise Violation("influencers.listed-at-once", "the new influencer is not listed", ex)
 
@@ -316,6 +316,8 @@ def _walk(s: Session, query: str, limit: int, need: int, clause: str) -> list[st
         if ex.status != 200:
             raise Violation(clause, f"a page answered {ex.status}", ex)
         page = _list_ids(ex)
+        if ids and not page:
+            raise Violation(clause, "nextCursor led to an empty page (it must be null)", ex)
         cursor = body_of(ex).get("nextCursor")
         if len(page) > limit or (cursor is not None and len(page) != limit):
             raise Violation(clause, f"a page of {len(page)} items with limit={limit}", ex)
@@ -344,7 +346,7 @@ def check_pages(s: Session, clause: str, query: str = "", limit: int = 2) -> int
         if walked[: len(ref)] != ref or (complete and len(walked) != len(ref)):
             missing = [i for i in ref if i not in walked]
             raise Violation(clause, f"the pages skip {missing[:3]} or reorder the list", reference)
-        return len(ref)
+        return len(ref) if complete else c.LIMIT_MAX + 1
     raise NotChecked("the list kept changing while it was walked")
 
 
@@ -368,7 +370,7 @@ def pages_complete(s: Session) -> None:
     count = check_pages(s, "lists.pages-complete")
     default = s.get(c.create_path(s.project))
     n = len(_list_ids(default))
-    if n > c.LIMIT_DEFAULT or (count > c.LIMIT_DEFAULT and n != c.LIMIT_DEFAULT):
+    if n != min(count, c.LIMIT_DEFAULT):
         raise Violation("lists.pages-complete", f"a default page of {n} items", default)
 
 
@@ -387,10 +389,8 @@ def status_filter(s: Session) -> None:
     counts: dict[str, int] = {}
     for status in c.INFLUENCER_STATUSES:
         ex = s.get(c.create_path(s.project) + f"?limit={c.LIMIT_MAX}&status={status}")
-        items = body_of(ex).get("items") or []
-        wrong = [
-            i.get("status") for i in items if isinstance(i, dict) and i.get("status") != status
-        ]
+        items = items_of(ex)
+        wrong = [i.get("status") for i in items if i.get("status") != status]
         if ex.status != 200 or wrong:
             raise Violation(clause, f"status={status} listed {sorted(set(map(str, wrong)))}", ex)
         counts[status] = len(items)
@@ -408,15 +408,30 @@ def status_filter(s: Session) -> None:
 def newest_first(t: Transcript) -> None:
     """Every page lists influencers newest first (createdAt never increases down the page)."""
     for ex in t.list_reads:
-        stamps = [
-            c.parse_time(i.get("createdAt"))
-            for i in body_of(ex).get("items") or []
-            if isinstance(i, dict)
-        ]
+        stamps = [c.parse_time(i.get("createdAt")) for i in items_of(ex)]
         for a, b in pairwise(stamps):
             if a is None or b is None or b > a:
                 raise Violation("lists.newest-first", "an older influencer before a newer one", ex)
-    t.need(any(len(body_of(e).get("items") or []) > 1 for e in t.list_reads), "no list of 2+")
+    t.need(any(len(items_of(e)) > 1 for e in t.list_reads), "no list of 2+")
+
+
+@SECTION.observer(
+    "lists.items-in-project",
+    producers=("lists.pages-complete", "projects.first-influencer", "tenancy.foreign-key-404"),
+)
+def items_in_project(t: Transcript) -> None:
+    """A project's list holds that project's influencers only (no other project's, no other
+    organization's)."""
+    judged = False
+    for ex in t.list_reads:
+        project = "prj_" + c.bare(ex.bare_path.split("/")[3])
+        for item in items_of(ex):
+            judged = True
+            if item.get("projectId") != project:
+                raise Violation(
+                    "lists.items-in-project", f"an item of {item.get('projectId')} listed", ex
+                )
+    t.need(judged, "no list with items")
 
 
 @SECTION.clause("lists.items-match-records", needs=Needs(sample=True))
@@ -427,7 +442,7 @@ def items_match_records(s: Session) -> None:
     record = s.influencer_record(job)
     ex = s.get(c.create_path(s.project) + f"?limit={c.LIMIT_MAX}")
     item = next(
-        (i for i in body_of(ex).get("items") or [] if i.get("influencerId") == job.influencer_id),
+        (i for i in items_of(ex) if i.get("influencerId") == job.influencer_id),
         None,
     )
     if item is None:
@@ -441,7 +456,8 @@ def _delete_sample(s: Session) -> Exchange:
     """The sample influencer's DELETE (sent once, by whichever delete clause runs first)."""
     if s.sample_deleted is None:
         job = s.sample_job()
-        s.sample_deleted = s.call("DELETE", c.influencer_path(job.influencer_id))
+        path = c.influencer_path(job.influencer_id)
+        s.sample_deleted = s.call("DELETE", path, {"reason": "conformance run"})
     return s.sample_deleted
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from .. import contract as c
 from ..clause import Needs, Section
 from ..report import NotChecked, Violation
-from ..session import Session, body_of, expect_error
+from ..session import Session, body_of, expect_error, items_of
 from ..target import Exchange
 
 SECTION = Section("projects", "Projects")
@@ -132,7 +132,7 @@ def first_influencer(s: Session) -> None:
     if ex.status != 201:
         raise Violation(clause, f"create project answered {ex.status}", ex)
     listed = s.get(c.create_path(str(body_of(ex).get("id"))))
-    items = body_of(listed).get("items") or []
+    items = items_of(listed)
     if listed.status != 200 or len(items) != 1:
         raise Violation(clause, f"the new project lists {len(items)} influencers", listed)
     got = items[0]
