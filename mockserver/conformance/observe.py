@@ -14,9 +14,9 @@ from functools import cached_property
 from typing import Any
 
 from . import contract as c
+from .exchange import ClockMove, Exchange
 from .report import NotChecked
 from .session import Session, body_of
-from .target import ClockMove, Exchange
 
 JOB_READ = c.job_path("")
 INFLUENCER = c.influencer_path("")

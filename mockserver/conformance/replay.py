@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .target import ClockMove, Exchange, Identities, Step, Target
+from .exchange import ClockMove, Exchange, Step
+from .target import Identities, Target
 
 if TYPE_CHECKING:
     from .report import Verdict

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from . import contract as c
 from . import harness
+from .exchange import Exchange
 from .report import NotChecked, Violation
-from .target import Exchange, ShareSpent, Target
+from .target import ShareSpent, Target
 
 JSON = dict[str, Any]
 WORKBENCH_BODY = {"gender": "male", "ageRange": "adult", "prompt": "conformance workbench"}

@@ -26,10 +26,11 @@ from schemathesis.generation import GenerationMode
 
 from ..spec import PARTNER_SPEC
 from . import contract as c
+from .exchange import Exchange
 from .harness import Capture, run_guarded, run_settings
 from .report import Violation
 from .session import Session
-from .target import BudgetSpent, Exchange, NotOurs, TimeUp
+from .target import BudgetSpent, NotOurs, TimeUp
 
 SPEC = PARTNER_SPEC  # inside the package: an installed wheel finds it too
 

@@ -32,10 +32,10 @@ from hypothesis.stateful import (
 from . import contract as c
 from .clauses.influencers import check_agrees
 from .clauses.jobs import check_monotonic
+from .exchange import Exchange
 from .harness import Capture, run_guarded, run_settings
 from .report import NotChecked
 from .session import Job, Session, body_of
-from .target import Exchange
 
 CLAUSE = "lifecycle.state-machine"
 OUTCOMES = st.sampled_from(["completed", "failed", "canceled"])

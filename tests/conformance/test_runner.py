@@ -81,6 +81,8 @@ def test_sections_are_the_contract_s() -> None:
         "jobs",
         "cancel",
         "influencers",
+        "lists",
+        "delete",
         "projects",
         "ratelimits",
         "errors",

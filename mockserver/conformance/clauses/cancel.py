@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from .. import contract as c
 from ..clause import Needs, Section
+from ..exchange import Exchange
 from ..observe import Transcript
 from ..report import NotChecked, Violation
 from ..session import Job, Session, body_of, error_of, expect_error
-from ..target import Exchange
 
 SECTION = Section("cancel", "Cancel")
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from .. import contract as c
 from ..clause import Needs, Section
+from ..exchange import Exchange
 from ..observe import Transcript
 from ..report import NotChecked, Violation
 from ..session import Session, body_of
-from ..target import Exchange
 
 SECTION = Section("jobs", "Jobs: accept, poll, lifecycle, cancel")
 JSON = dict[str, Any]

@@ -10,9 +10,9 @@ from typing import Any
 
 from .. import contract as c
 from ..clause import Needs, Section
+from ..exchange import Exchange
 from ..report import NotChecked, Violation
 from ..session import Session, body_of, expect_error, items_of
-from ..target import Exchange
 
 SECTION = Section("projects", "Projects")
 

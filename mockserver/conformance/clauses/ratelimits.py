@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from .. import contract as c
 from ..clause import Needs, Section
+from ..exchange import Exchange
 from ..observe import Transcript
 from ..report import NotChecked, Violation
 from ..session import Session, error_of, expect_error
-from ..target import Exchange
 
 SECTION = Section("ratelimits", "Rate limits")
 UNKNOWN_INFLUENCER = "inf_00000000-0000-4000-8000-0000000a7e11"
