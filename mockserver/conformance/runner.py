@@ -52,13 +52,22 @@ MOCK_IDENTITIES = Identities(
     throttle_key="lp_test_acmestd_Bq5Hs8Ty1Uw3Xz6C",
 )
 
-# name -> (examples per property/operation, state-machine scenarios, steps per scenario);
-# the default against a URL is lighter: every request there is real.
-PROFILES: dict[str, tuple[int, int, int]] = {
-    "quick": (3, 1, 6),
-    "default": (25, 3, 8),
-    "default-url": (4, 2, 8),
-    "thorough": (200, 10, 20),
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    examples: int  # generated cases per Hypothesis property
+    scenarios: int  # state-machine runs
+    steps: int  # rules per state-machine run
+    fuzz: int  # Schemathesis cases per operation and mode
+
+
+# The default against a URL is lighter: every request there is real. The default in-process
+# keeps the whole catalogue under a minute on a busy 2-core machine (Schemathesis is most of it).
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(3, 1, 6, 3),
+    "default": Profile(25, 3, 8, 12),
+    "default-url": Profile(4, 2, 8, 4),
+    "thorough": Profile(200, 10, 20, 200),
 }
 
 
@@ -143,15 +152,17 @@ def build_target(options: Options) -> Target:
     )
 
 
-def profile_numbers(options: Options, in_process: bool) -> tuple[int, int, int]:
+def profile_of(options: Options, in_process: bool) -> Profile:
+    """The named profile, with --examples (properties and fuzzing alike) on top."""
     name = options.profile
     if name == "default" and not in_process:
         name = "default-url"
-    examples, scenarios, steps = PROFILES[name]
-    return (
-        options.examples or examples,
-        options.scenarios or scenarios,
-        options.steps or steps,
+    p = PROFILES[name]
+    return Profile(
+        options.examples or p.examples,
+        options.scenarios or p.scenarios,
+        options.steps or p.steps,
+        options.examples or p.fuzz,
     )
 
 
@@ -165,7 +176,7 @@ class _Runner:
         self.time_up: str | None = None
         self.target = build_target(options)
         self.target.on_request = self.progress
-        examples, scenarios, steps = profile_numbers(options, self.target.in_process)
+        profile = profile_of(options, self.target.in_process)
         database = None
         if options.database is not None:
             from hypothesis.database import DirectoryBasedExampleDatabase
@@ -173,11 +184,12 @@ class _Runner:
             database = DirectoryBasedExampleDatabase(str(options.database))
         self.session = Session(
             self.target,
-            examples,
+            profile.examples,
             patience=options.patience,
             poll_interval=options.poll_interval,
-            scenarios=scenarios,
-            steps=steps,
+            scenarios=profile.scenarios,
+            steps=profile.steps,
+            fuzz_examples=profile.fuzz,
             database=database,
         )
         self.plan: Plan | None = None

@@ -86,6 +86,7 @@ class Session:
     target: Target
     examples: int
     patience: float = 600.0
+    fuzz_examples: int = 3  # Schemathesis cases per operation and mode
     scenarios: int = 3  # state-machine runs
     steps: int = 8  # rules per state-machine run
     poll_interval: float = 5.0

@@ -27,7 +27,7 @@ def schemathesis_fuzz(s: Session) -> None:
     writes only in-process), each answer judged by Schemathesis' checks."""
     from ..st_engine import run_schemathesis
 
-    run_schemathesis(s, s.examples)
+    run_schemathesis(s, s.fuzz_examples)
 
 
 SECTION.add(
