@@ -128,15 +128,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     values = {name: getattr(args, name) or os.environ.get(env) for name, env in ENV.items()}
     identities = None
+    problem = None
     if values["base_url"]:
         missing = [f"--{n.replace('_', '-')}" for n in ("api_key", "project_id") if not values[n]]
         if missing:
-            print(f"layers-mock conform: --base-url needs {' and '.join(missing)}", file=sys.stderr)
-            return EXIT_ERROR
+            problem = f"--base-url needs {' and '.join(missing)}"
         identities = _identities(values)
     elif args.control_plane:
-        print("layers-mock conform: --control-plane needs --base-url", file=sys.stderr)
-        return EXIT_ERROR
+        problem = "--control-plane needs --base-url"
+    if problem is not None:
+        return usage_error(problem, args, values["base_url"])
     quiet = args.quiet
     options = Options(
         base_url=values["base_url"],
@@ -181,6 +182,17 @@ def run(args: argparse.Namespace) -> int:
     if report.error:
         print(f"\nlayers-mock conform: {report.error}", file=sys.stderr)
     return report.exit_code()
+
+
+def usage_error(problem: str, args: argparse.Namespace, target: str | None) -> int:
+    """Exit 2 with one sentence, and the reports asked for (empty, partial, saying why)."""
+    from .report import RunReport
+
+    print(f"layers-mock conform: {problem}", file=sys.stderr)
+    report = RunReport(target=target or "in-process mock", seed=args.seed, error=problem)
+    report.partial = "usage error: nothing was run"
+    write_reports(report, args, {})
+    return EXIT_ERROR
 
 
 def write_reports(report: RunReport, args: argparse.Namespace, secrets: dict[str, str]) -> None:

@@ -5,6 +5,7 @@ every ending (internal errors exit 2, with partial reports)."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,29 @@ def test_garbage_answers_are_failures_never_a_crash(hook: Any) -> None:
     assert report.error is None and not report.tracebacks
     assert report.exit_code() == 1
     assert report.count(FAIL) > 20
+
+
+def test_a_usage_error_exits_2_and_still_writes_the_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LAYERS_API_KEY", raising=False)
+    monkeypatch.delenv("LAYERS_PROJECT_ID", raising=False)
+    code = main(["conform", "--base-url", "http://127.0.0.1:9", *_reports(tmp_path)])
+    assert code == 2
+    assert "--base-url needs --api-key and --project-id" in capsys.readouterr().err
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["partial"] is True and data["exitCode"] == 2
+    assert (tmp_path / "r.xml").exists() and (tmp_path / "r.html").exists()
+
+
+def test_an_unreachable_target_exits_2_with_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now: connection refused at once
+    code = main([*black_box(f"http://127.0.0.1:{port}"), "--json", str(tmp_path / "r.json")])
+    assert code == 2
+    assert "cannot reach the target" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r.json").read_text())["partial"] is True
