@@ -106,6 +106,14 @@ class Transcript:
         """Sequence numbers of the moves of the mock's clock (between exchanges)."""
         return [step.seq for step in self.session.target.steps if isinstance(step, ClockMove)]
 
+    def moved_between(self, a: Exchange, b: Exchange) -> float:
+        """Seconds the mock's clock was moved between two exchanges."""
+        return sum(
+            step.seconds
+            for step in self.session.target.steps
+            if isinstance(step, ClockMove) and a.seq < step.seq < b.seq
+        )
+
     def identity_of(self, ex: Exchange) -> str | None:
         """Which identity (Identities attribute) sent this request, if any."""
         auth = ex.request_header("Authorization") or ""

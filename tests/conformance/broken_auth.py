@@ -338,3 +338,12 @@ def records_never_expire(req: Req, resp: Resp, ctx: Ctx) -> None:
     if "idempotency-key" in req.headers and resp.status < 300:
         stored = ctx.mem.setdefault((*_scope(req), req.body), (resp.status, resp.body))
         resp.status, resp.body = stored
+
+
+@breaks("identity.whoami-describes-key")
+def whoami_key_id_is_the_key(req: Req, resp: Resp, ctx: Ctx) -> None:
+    """whoami's apiKeyId is the key itself (so every log that prints it leaks the key)."""
+    if req.path == "/v1/whoami" and resp.status == 200:
+        body = resp.json()
+        body["apiKeyId"] = req.key
+        resp.set_json(body)

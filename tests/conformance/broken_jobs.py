@@ -422,3 +422,10 @@ def list_leaks_other_projects(req: Req, resp: Resp, ctx: Ctx) -> None:
         stranger = {**body["items"][0], "projectId": "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d"}
         body["items"] = [*body["items"], stranger]
         resp.set_json(body)
+
+
+@breaks("idempotency.every-retry-replays", on="request")
+def cancel_ignores_idempotency_key(req: Req, ctx: Ctx) -> None:
+    """Cancel is not idempotent: a retry with the same key is evaluated afresh."""
+    if is_cancel(req):
+        req.headers.pop("idempotency-key", None)

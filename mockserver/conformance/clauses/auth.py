@@ -262,6 +262,9 @@ def whoami_describes_key(s: Session) -> None:
         problems.append("scopes is not a list")
     if me.get("rateLimitTier") not in (*c.TIER_LIMITS, "unlimited"):
         problems.append(f"rateLimitTier {me.get('rateLimitTier')!r}")
+    secret = s.target.ids.api_key.rsplit("_", 1)[-1]
+    if not me.get("apiKeyId") or secret in str(me.get("apiKeyId")):
+        problems.append("apiKeyId is missing or carries the key's secret (it must be log-safe)")
     for other in ("scopeless_key", "second_key"):
         key = getattr(s.target.ids, other)
         if key:

@@ -9,11 +9,13 @@ Most clauses here work on the workbench influencer with PATCH, so they cost no j
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .. import contract as c
 from ..clause import Needs, Section
 from ..exchange import Exchange
+from ..observe import Transcript
 from ..report import NotChecked, Violation
 from ..session import Session, body_of, expect_error
 
@@ -234,3 +236,41 @@ def concurrent_one_resource(s: Session) -> None:
             f"three concurrent creates with one key answered {statuses} naming {len(jobs)} job(s)",
             answers[-1],
         )
+
+
+def _canonical(ex: Exchange) -> str:
+    body = ex.request_json() if ex.request_body.strip() else {}
+    return json.dumps(body, sort_keys=True)
+
+
+@SECTION.observer(
+    "idempotency.every-retry-replays",
+    producers=(
+        "idempotency.replay-identical",
+        "jobs.cancel-accepted",
+        "projects.create-idempotent",
+    ),
+)
+def every_retry_replays(t: Transcript) -> None:
+    """Every retry the run made (any operation, any key) with an Idempotency-Key and the same
+    body, within 24 hours of mock time, repeated the first accepted answer."""
+    first: dict[tuple[str, ...], Exchange] = {}
+    judged = False
+    for ex in t.partner:
+        key = ex.request_header("Idempotency-Key")
+        if key is None or ex.method not in ("POST", "PATCH", "DELETE"):
+            continue
+        if ex.status == 429 or ex.status >= 500:
+            continue  # refused before the record is looked up (rate limit) or a fault
+        group = (str(t.identity_of(ex)), ex.method, ex.bare_path, key, _canonical(ex))
+        stored = first.get(group)
+        if stored is None:
+            if ex.status < 300:  # only accepted answers are stored
+                first[group] = ex
+            continue
+        if t.moved_between(stored, ex) >= c.IDEMPOTENCY_WINDOW_S:
+            first[group] = ex  # expired: a new record
+            continue
+        judged = True
+        check_replay("idempotency.every-retry-replays", stored, ex)
+    t.need(judged, "no request was retried with its Idempotency-Key")
