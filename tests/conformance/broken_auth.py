@@ -347,3 +347,13 @@ def whoami_key_id_is_the_key(req: Req, resp: Resp, ctx: Ctx) -> None:
         body = resp.json()
         body["apiKeyId"] = req.key
         resp.set_json(body)
+
+
+@breaks("idempotency.replay-identical")
+def replay_without_location(req: Req, resp: Resp, ctx: Ctx) -> None:
+    """A replayed 202 is rebuilt from the stored body only: its Location header is lost."""
+    if is_create(req) and resp.status == 202 and "idempotency-key" in req.headers:
+        seen = ctx.mem.setdefault("keys", set())
+        if _scope(req) in seen:
+            resp.headers.pop("location", None)
+        seen.add(_scope(req))

@@ -41,8 +41,8 @@ def check_replay(clause: str, first: Exchange, again: Exchange) -> None:
             clause, f"replay answered {again.status} {again.response_body[:160]!r}", again
         )
     a, b = replayed_headers(first), replayed_headers(again)
-    if a != b:
-        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    diff = sorted(k for k in a if a[k] != b.get(k))  # a replay may add a header, not drop one
+    if diff:
         raise Violation(clause, f"replayed headers differ: {diff}", again)
     if again.header("X-Request-Id") == first.header("X-Request-Id"):
         raise Violation(clause, "the replay reused the first answer's X-Request-Id", again)
