@@ -25,6 +25,10 @@ IDENTITY_FLAGS = {
     "foreign_key": "--foreign-key",
     "killed_key": "--killed-key",
     "throttle_key": "--throttle-key",
+    "org_admin_key": "--org-admin-key",
+    "child_organization_id": "--child-organization-id",
+    "wallet_key": "--wallet-key",
+    "wallet_project_id": "--wallet-project-id",
 }
 
 

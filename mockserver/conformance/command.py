@@ -31,6 +31,10 @@ ENV = {
     "foreign_key": "LAYERS_FOREIGN_KEY",
     "killed_key": "LAYERS_KILLED_KEY",
     "throttle_key": "LAYERS_THROTTLE_KEY",
+    "org_admin_key": "LAYERS_ORG_ADMIN_KEY",
+    "child_organization_id": "LAYERS_CHILD_ORGANIZATION_ID",
+    "wallet_key": "LAYERS_WALLET_KEY",
+    "wallet_project_id": "LAYERS_WALLET_PROJECT_ID",
     "admin_token": "LAYERS_MOCK_ADMIN_TOKEN",
 }
 HELP = {
@@ -43,6 +47,10 @@ HELP = {
     "foreign_key": "a key of another organization",
     "killed_key": "a key whose kill switch is on",
     "throttle_key": "a limited-tier key the run may exhaust (429 clause)",
+    "org_admin_key": "a key with org:admin (sub-organization clauses)",
+    "child_organization_id": "a direct child of --org-admin-key's organization",
+    "wallet_key": "a key of another organization whose wallet the run may run dry",
+    "wallet_project_id": "a project of --wallet-key's organization",
     "admin_token": "the mock's admin token (with --control-plane)",
 }
 
@@ -114,6 +122,10 @@ def _identities(values: dict[str, str | None]) -> Identities:
         values["foreign_key"],
         values["killed_key"],
         values["throttle_key"],
+        values["org_admin_key"],
+        values["child_organization_id"],
+        values["wallet_key"],
+        values["wallet_project_id"],
     )
 
 
@@ -134,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             problem = f"--base-url needs {' and '.join(missing)}"
         identities = _identities(values)
+        pair = [f"--{n.replace('_', '-')}" for n in ("wallet_key", "wallet_project_id")]
+        if problem is None and bool(values["wallet_key"]) != bool(values["wallet_project_id"]):
+            problem = f"{pair[0]} and {pair[1]} go together (the wallet's jobs need a project)"
     elif args.control_plane:
         problem = "--control-plane needs --base-url"
     if problem is not None:

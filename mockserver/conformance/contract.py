@@ -19,7 +19,9 @@ ERROR_CODES: dict[int, frozenset[str]] = {
     409: frozenset({"CONFLICT", "IDEMPOTENCY_CONFLICT"}),
     422: frozenset({"VALIDATION"}),
     429: frozenset({"RATE_LIMITED"}),
+    402: frozenset({"BILLING_EXHAUSTED"}),
     500: frozenset({"INTERNAL"}),
+    501: frozenset({"NOT_SIMULATED"}),
     503: frozenset({"KILL_SWITCH"}),
 }
 # The 422 message names where the problem is (spec, components.responses.Validation).
@@ -73,6 +75,12 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("whoami", "GET", "/v1/whoami", None, READ),
     _op("createProject", "POST", "/v1/projects", PROJECTS_WRITE, WRITE),
     _op("getProject", "GET", "/v1/projects/{p}", PROJECTS_READ, READ),
+    # The surface around the flow (spec: listProjects, patchProject, deleteProject, clone, credits)
+    _op("listProjects", "GET", "/v1/projects", PROJECTS_READ, READ),
+    _op("patchProject", "PATCH", "/v1/projects/{p}", PROJECTS_WRITE, WRITE),
+    _op("deleteProject", "DELETE", "/v1/projects/{p}", PROJECTS_WRITE, WRITE),
+    _op("cloneInfluencer", "POST", "/v1/influencers/{i}/clone", INFLUENCERS_WRITE, LONG),
+    _op("getCredits", "GET", "/v1/credits", None, READ),
 )
 # The methods each known path supports (405 with Allow for any other).
 PATH_METHODS: dict[str, frozenset[str]] = {
@@ -81,8 +89,10 @@ PATH_METHODS: dict[str, frozenset[str]] = {
     "/v1/jobs/{j}/cancel": frozenset({"POST"}),
     "/v1/influencers/{i}": frozenset({"GET", "PATCH", "DELETE"}),
     "/v1/whoami": frozenset({"GET"}),
-    "/v1/projects": frozenset({"POST"}),
-    "/v1/projects/{p}": frozenset({"GET"}),
+    "/v1/projects": frozenset({"GET", "POST"}),
+    "/v1/projects/{p}": frozenset({"GET", "PATCH", "DELETE"}),
+    "/v1/influencers/{i}/clone": frozenset({"POST"}),
+    "/v1/credits": frozenset({"GET"}),
 }
 
 
@@ -133,17 +143,46 @@ PATCH_FIELDS = frozenset({"name", "gender", "ageRange", "brandVoice", "language"
 NAME_MAX = 128
 DELETE_REASON_MAX = 1024
 
-# Lists: page size 1 to 100, default 25; newest first.
+# Lists: page size 1 to 100, default 25; newest first. A cursor is 1 to 12 Crockford digits.
 LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT = 1, 100, 25
+CURSOR = re.compile(r"^[0-9A-HJKMNP-TV-Z]{1,12}$")
 INFLUENCER_STATUSES = ("pending", "training", "ready", "failed")
 
 # Projects: name 3 to 30, appDescription 100 to 1,000, timezone IANA.
 PROJECT_NAME_MIN, PROJECT_NAME_MAX = 3, 30
 APP_DESCRIPTION_MIN, APP_DESCRIPTION_MAX = 100, 1000
 PROJECT_DEFAULTS = {"primaryLanguage": "en", "brandVoice": "authentic", "targetGender": "all"}
+PROJECT_STATUSES = ("active", "archived")
+PROJECT_LIMIT_MAX = 200  # listProjects: limit 1 to 200
+TAGLINE_MAX = 80
+METADATA_MAX_BYTES = 8 * 1024  # "at most 8 KB" (compact UTF-8 JSON, a mock decision)
+# PATCH project: the read-only system fields the Layers PATCH page lists.
+PROJECT_READ_ONLY = ("id", "organizationId", "createdAt", "ingestState", "brandContext")
+ARCHIVED_SUBCODE = "PROJECT_ARCHIVED"
+
+# Clone: name 1 to 128 (required); overrides accepts these four only; strict at both levels.
+CLONE_OVERRIDES = frozenset({"gender", "ageRange", "brandVoice", "language"})
+
+# Sub-organizations: the header, and the scope that allows it (`*` includes it).
+ORG_HEADER = "X-Layers-Organization"
+ORG_ADMIN = "org:admin"
+ORG_ID = re.compile(r"^org_[0-9a-f-]{36}$")
+
+# Credits: a job that cannot be paid for is refused with this code (and nothing starts).
+BILLING_EXHAUSTED = "BILLING_EXHAUSTED"
+SANDBOX_PREFIX = "lp_test_"  # sandbox keys spend no credits (spec: Credits and sandbox keys)
+
+# Layers operations the mock does not simulate (openapi/not-simulated.yaml): method, path
+# template, operationId. Each answers 501 NOT_SIMULATED, whatever the key.
+NOT_SIMULATED = (
+    ("GET", "/v1/audit-log", "listAuditLog"),
+    ("GET", "/v1/credits/events", "listCreditEvents"),
+    ("GET", "/v1/projects/{projectId}/content", "listContent"),
+)
 
 # Idempotency-Key: 1 to 255 printable characters; records live 24 hours of mock time.
 IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7E]{1,255}$")
 IDEMPOTENCY_WINDOW_S = 24 * 3600
 
 # Job lifecycle: status order (only running is non-terminal) and stage order.
@@ -199,6 +238,13 @@ def influencer_path(influencer_id: str) -> str:
 
 def project_path(project_id: str) -> str:
     return f"/v1/projects/{project_id}"
+
+
+def clone_path(influencer_id: str) -> str:
+    return f"/v1/influencers/{influencer_id}/clone"
+
+
+PROJECTS, CREDITS, WHOAMI = "/v1/projects", "/v1/credits", "/v1/whoami"
 
 
 def bare(resource_id: str) -> str:

@@ -3,9 +3,11 @@ one sentence, never a table of contract violations.
 
 A wrong key used to come out as "8 passed, 13 failed" with a curl to `/v1/jobs/None`. Here the
 key is tried on whoami, the project on its influencer list, the scopeless key on whoami and on
-the API, the foreign project on its owner, and the control plane on its clock. What can only be
-the deployment's fault (whoami listing scopes the API does not enforce, a foreign project that
-answers 200) is left to the clauses, which report it as a FAIL.
+the API, the foreign project on its owner, the org:admin key and its child on whoami, the
+wallet's key and project on the project's list, and the control plane on its clock. What can
+only be the deployment's fault (whoami listing scopes the API does not enforce, a foreign
+project that answers 200, a child header that is ignored) is left to the clauses, which report
+it as a FAIL.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ def preflight(s: Session, control_plane: bool = False) -> None:
             if (other.get("organizationId") == org) != same_org:
                 where = "the same organization as" if same_org else "another organization than"
                 raise InputError(f"{flag} must be a key of {where} --api-key")
+    _suborganization(s)
+    _wallet(s, org)
     if ids.throttle_key:
         _whoami(s, "throttle_key", "--throttle-key")
     if ids.killed_key:
@@ -100,3 +104,47 @@ def preflight(s: Session, control_plane: bool = False) -> None:
             raise InputError(
                 f"--control-plane: the mock's clock cannot be read ({exc}); is --admin-token right?"
             ) from exc
+
+
+def _suborganization(s: Session) -> None:
+    """--org-admin-key has org:admin; --child-organization-id is a child it may act in."""
+    ids = s.target.ids
+    if ids.org_admin_key:
+        admin = _whoami(s, "org_admin_key", "--org-admin-key")
+        listed = isinstance(admin.get("scopes"), list)  # else whoami-describes-key judges it
+        if listed and not c.grants(s.scopes("org_admin_key"), c.ORG_ADMIN):
+            raise InputError(
+                f"--org-admin-key lacks {c.ORG_ADMIN} (whoami lists {s.scopes('org_admin_key')})"
+            )
+        if ids.child_organization_id:
+            headers = {c.ORG_HEADER: ids.child_organization_id}
+            ex = s.get(c.WHOAMI, ids.org_admin_key, **headers)
+            if ex.status in (403, 404):
+                raise InputError(
+                    f"--child-organization-id {ids.child_organization_id} is not a child of "
+                    f"--org-admin-key's organization {admin.get('organizationId')} "
+                    f"(whoami with {c.ORG_HEADER} answered {ex.status})"
+                )
+
+
+def _wallet(s: Session, org: object) -> None:
+    """--wallet-key is a key of another organization, --wallet-project-id one of its projects."""
+    ids = s.target.ids
+    if not ids.wallet_key:
+        return
+    if not ids.wallet_project_id:
+        raise InputError("--wallet-key needs --wallet-project-id (its jobs need a project)")
+    theirs = _whoami(s, "wallet_key", "--wallet-key").get("organizationId")
+    if ids.wallet_key == ids.api_key or (org and theirs == org):
+        raise InputError(
+            "--wallet-key must be a key of another organization than --api-key: running its "
+            "wallet dry would refuse the run's own jobs"
+        )
+    listed = s.get(c.create_path(ids.wallet_project_id) + "?limit=1", ids.wallet_key)
+    if listed.status == 404:
+        raise InputError(
+            f"--wallet-project-id {ids.wallet_project_id} is not a project of --wallet-key's "
+            "organization (its influencer list answered 404)"
+        )
+    if listed.status == 403:
+        raise InputError("--wallet-key lacks influencers:write: its jobs cannot be started")

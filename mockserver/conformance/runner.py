@@ -50,6 +50,10 @@ MOCK_IDENTITIES = Identities(
     foreign_key="lp_test_globexfull_M4nB7vC1xZ9lK6jH",
     killed_key="lp_live_acmekilled_G7hJ3kL9zX5cV2bN",
     throttle_key="lp_test_acmestd_Bq5Hs8Ty1Uw3Xz6C",
+    org_admin_key="lp_live_northadmin_T5yU8iO2pA4sD7fG",  # Northwind Agency, org:admin
+    child_organization_id="org_c4d5e6f7-0a1b-4c2d-9e3f-5a6b7c8d9e0f",  # its child, Bakery Bros
+    wallet_key="lp_live_bakery_Q9wE3rT6yU1iO4pA",  # the child's own key: 20 credits, two jobs
+    wallet_project_id="prj_8e9f0a1b-2c3d-4e5f-9a6b-7c8d9e0f1a2b",
 )
 
 
@@ -171,6 +175,7 @@ class _Runner:
         self.options = options
         self.report = report
         self.started = options.now()
+        self.planned = self.started  # when the plan was made (after the preflight)
         self.last_progress = 0.0
         self.current = "preflight"
         self.time_up: str | None = None
@@ -224,6 +229,8 @@ class _Runner:
         s, o = self.session, self.options
         self.wanted = wanted
         preflight(s, control_plane=o.control_plane)
+        self.planned = o.now()  # the clauses share what the preflight left of --max-time
+        left = None if o.max_time is None else max(0.0, o.max_time - (self.planned - self.started))
         self.plan = plan = make_plan(
             wanted,
             Abilities(
@@ -233,7 +240,7 @@ class _Runner:
                 mock=self.target.control is not None,
                 max_creates=self.target.budget.max_creates,
                 max_projects=self.target.budget.max_projects,
-                max_time=o.max_time,
+                max_time=left,
             ),
         )
         s.allowance = dict(plan.allowance)
@@ -269,7 +276,7 @@ class _Runner:
             return
         s.clause = t.clause = self.current = name
         deadline = self.plan.deadlines.get(name) if self.plan else None
-        t.budget.clause_deadline = None if deadline is None else self.started + deadline
+        t.budget.clause_deadline = None if deadline is None else self.planned + deadline
         before, t0 = len(t.exchanges), self.options.now()
         status, reason, evidence, found = PASS, "", None, None
         try:

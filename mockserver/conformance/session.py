@@ -75,6 +75,7 @@ class Job:
     influencer_id: str
     outcome: str
     body: JSON
+    key: str | None = None  # None: the main key (--api-key); else the key that started it
 
     @property
     def started_at(self) -> str:
@@ -111,6 +112,12 @@ class Session:
     @property
     def clock(self) -> bool:
         """True when the run may move the mock's clock (in-process, or --control-plane)."""
+        return self.target.control is not None
+
+    @property
+    def mock(self) -> bool:
+        """True when the target is a layers-mock the run may steer (in-process, or a URL with
+        --control-plane): its mock-only decisions may be held to the letter."""
         return self.target.control is not None
 
     @property
@@ -199,18 +206,23 @@ class Session:
         idempotency_key: str | None = None,
         extra_prefer: str = "",
         read_back: bool = True,
+        key: str | None = None,
+        project: str | None = None,
     ) -> Job:
-        """Start one job out of the running clause's allowance (its share of --max-creates)."""
+        """Start one job out of the running clause's allowance (its share of --max-creates).
+        A job of another key or project (a wallet's) is not one of `jobs`, which are the main
+        project's."""
         self.spend_job()
         prefer = f"outcome={outcome}" + (f", {extra_prefer}" if extra_prefer else "")
         headers = {"Idempotency-Key": idempotency_key or self.target.idempotency_key()}
         headers["Prefer"] = prefer
-        ex = self.create(body, headers=headers)
+        ex = self.create(body, key=key, project=project, headers=headers)
         if ex.status != 202:
             raise NotChecked(f"could not start a job: the create answered {ex.status}")
         data = body_of(ex)
-        job = Job(ex, str(data.get("jobId")), str(data.get("influencerId")), outcome, data)
-        self.jobs.append(job)
+        job = Job(ex, str(data.get("jobId")), str(data.get("influencerId")), outcome, data, key)
+        if key is None and project is None:
+            self.jobs.append(job)
         if read_back:  # the observers judge that the job and influencer exist right away
             self.read_job(job)
             self.read_influencer(job)
@@ -249,10 +261,22 @@ class Session:
         return self.workbench
 
     def read_job(self, job: Job, **headers: str) -> Exchange:
-        return self.get(c.job_path(job.job_id), **headers)
+        return self.get(c.job_path(job.job_id), job.key, **headers)
 
     def read_influencer(self, job: Job) -> Exchange:
-        return self.get(c.influencer_path(job.influencer_id))
+        return self.get(c.influencer_path(job.influencer_id), job.key)
+
+    def wallet(self, key: str | None = None, organization: str | None = None) -> JSON:
+        """The wallet, read as GET /v1/credits, /v1/whoami, /v1/credits with one key (acting
+        in `organization` when given): the three reads side by side are the evidence that
+        credits.whoami-matches-wallet judges. Returns the second wallet read."""
+        headers = {c.ORG_HEADER: organization} if organization else {}
+        self.get(c.CREDITS, key, **headers)
+        self.get(c.WHOAMI, key, **headers)
+        ex = self.get(c.CREDITS, key, **headers)
+        if ex.status != 200:
+            raise Violation(self.clause, f"GET /v1/credits answered {ex.status}", ex)
+        return body_of(ex)
 
     def wait_terminal(self, job: Job) -> JSON:
         """Poll until the job is terminal: the mock's clock is moved when it is ours to move;

@@ -5,8 +5,13 @@ its built-in checks; we send the requests ourselves (so the budget, the recorder
 rate limit apply to them exactly as to the Hypothesis engine) and map each built-in check to
 a contract clause. Pitfalls followed from the reference notes: the fixture project is pinned
 (otherwise every case is a 404), a fresh Idempotency-Key goes on every case whose headers are
-not the negated part, the mock-steering `Prefer` header is pinned, and the checks that send
-requests of their own (ignored_auth, ...) are left to our explicit auth clauses.
+not the negated part, the mock-steering `Prefer` header is pinned, `X-Layers-Organization` is
+left out (a made-up organization is a 404 that says nothing of the operation; the sub-
+organization clauses own that header), and the checks that send requests of their own
+(ignored_auth, ...) are left to our explicit auth clauses.
+
+Against a URL only the contract's surface is fuzzed, never with accepted writes, and only on
+what the run may touch: a project is patched or archived only when it is the run's own.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from . import contract as c
 from .exchange import Exchange
 from .harness import Capture, run_guarded, run_settings
 from .report import Violation
-from .session import Session
+from .session import Session, body_of
 from .target import BudgetSpent, NotOurs, TimeUp
 
 SPEC = PARTNER_SPEC  # inside the package: an installed wheel finds it too
@@ -157,12 +162,17 @@ def run_schemathesis(s: Session, examples: int) -> None:
         "influencerId": ids.get("influencerId", "inf_00000000-0000-4000-8000-000000000000"),
     }
     operations = [result.ok() for result in schema.get_all_operations()]
-    if not t.in_process:  # only the contract's surface: newer operations get their clauses first
+    if not t.in_process:  # only the contract's surface table (contract.OPERATIONS)
         operations = [op for op in operations if c.operation_of(op.method, _sample_path(op.path))]
     # Destructive operations last, so the sample influencer/job stay usable for the rest.
     operations.sort(key=lambda op: (op.method.upper() in {"DELETE", "PATCH"}, op.label))
+    own_project = body_of(s.created_project).get("id") if s.created_project else None
     for op in operations:
         params = {k: v for k, v in path_parameters.items() if f"{{{k}}}" in op.path}
+        if not t.in_process and op.method.upper() in {"PATCH", "DELETE"} and "projectId" in params:
+            if not own_project:
+                continue  # the given project is not the run's to change, and it has no other
+            params["projectId"] = str(own_project)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             if (
                 mode is GenerationMode.POSITIVE
@@ -191,11 +201,14 @@ def _fuzz(s: Session, op: Any, strategy: Any, examples: int) -> None:
         auth_negated = any(
             getattr(m, "parameter", None) == "Authorization" for m in _mutations(case)
         )
+        if any(getattr(m, "parameter", None) == c.ORG_HEADER for m in _mutations(case)):
+            return  # negating X-Layers-Organization is the suborgs section's question
         kwargs = case.as_transport_kwargs(
             base_url=t.base_url, headers={} if auth_negated else t.auth()
         )
         headers = {k: str(v) for k, v in (kwargs.get("headers") or {}).items()}
         headers.pop("X-Schemathesis-TestCaseId", None)  # random: breaks a fixed sequence
+        headers.pop(c.ORG_HEADER, None)  # a made-up organization: 404 before the operation
         if not all(v.isascii() and k.isascii() for k, v in headers.items()):
             return  # HTTP/1.1 clients cannot send these; nothing a server could be judged on
         if "Idempotency-Key" in headers and not _header_negated(case):

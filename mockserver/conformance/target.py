@@ -26,7 +26,8 @@ import httpx
 from . import contract as c
 from .exchange import ClockMove, Exchange, Step
 
-CREATES = re.compile(r"^/v1/projects/[^/]+/influencers/?$")
+INFLUENCER_CREATE = re.compile(r"^/v1/projects/[^/]+/influencers/?$")
+CREATES = re.compile(r"^/v1/projects/[^/]+/influencers/?$|^/v1/influencers/[^/]+/clone/?$")
 PROJECT_CREATE = re.compile(r"^/v1/projects/?$")
 ID_SEGMENT = re.compile(r"^(prj_|inf_|job_)?[0-9A-Za-z-]{20,}$")
 
@@ -68,6 +69,10 @@ class Identities:
     foreign_key: str | None = None  # a key of another organization
     killed_key: str | None = None
     throttle_key: str | None = None  # a limited-tier key the run may exhaust
+    org_admin_key: str | None = None  # a key with org:admin whose organization has a child
+    child_organization_id: str | None = None  # a direct child of org_admin_key's organization
+    wallet_key: str | None = None  # a key (of another organization) whose wallet may run dry
+    wallet_project_id: str | None = None  # a project of wallet_key's organization
 
     # environment variable each secret is reported as (never the key itself)
     ENV = {
@@ -77,7 +82,25 @@ class Identities:
         "foreign_key": "LAYERS_FOREIGN_KEY",
         "killed_key": "LAYERS_KILLED_KEY",
         "throttle_key": "LAYERS_THROTTLE_KEY",
+        "org_admin_key": "LAYERS_ORG_ADMIN_KEY",
+        "wallet_key": "LAYERS_WALLET_KEY",
     }
+
+    def billable_keys(self) -> tuple[str, ...]:
+        """Every key given that can start jobs (billed to someone: the budget counts them)."""
+        return tuple(
+            k
+            for k in (
+                self.api_key,
+                self.scopeless_key,
+                self.second_key,
+                self.foreign_key,
+                self.throttle_key,
+                self.org_admin_key,
+                self.wallet_key,
+            )
+            if k
+        )
 
     def secrets(self) -> dict[str, str]:
         out = {}
@@ -378,25 +401,28 @@ class Target:
                 if isinstance(body.get(key), str):
                     self.owned.add(c.bare(body[key]))
         if ex.method == "GET" and isinstance(body.get("items"), list):
-            for item in body["items"]:
-                if isinstance(item, dict) and isinstance(item.get("influencerId"), str):
-                    bare_id = c.bare(item["influencerId"])
-                    if bare_id not in self.owned:
-                        self.seen.add(bare_id)
+            for item in body["items"]:  # influencers and projects read in lists
+                if not isinstance(item, dict):
+                    continue
+                for key in ("influencerId", "id"):
+                    if isinstance(item.get(key), str) and c.bare(item[key]) not in self.owned:
+                        self.seen.add(c.bare(item[key]))
 
     def _guard(self, method: str, path: str) -> None:
         """Against a deployment, never change what the run did not create: a PATCH, DELETE,
         PUT or POST naming an existing id the run did not mint (the given projects, an
-        influencer read in a list) is a bug of the runner, refused before it leaves. Creating
-        an influencer in the given project is the one write on something not the run's."""
+        influencer or project read in a list) is a bug of the runner, refused before it leaves.
+        Creating an influencer in a given project is the one write on something not the run's;
+        a clone names its source, so only the run's own influencers are cloned."""
         if self.in_process or method not in ("PATCH", "DELETE", "POST", "PUT"):
             return
-        if method == "POST" and CREATES.match(path):
+        if method == "POST" and INFLUENCER_CREATE.match(path):
             return
         ids = self.ids
         existing = self.seen | {c.bare(ids.project_id)}
-        if ids.foreign_project_id:
-            existing.add(c.bare(ids.foreign_project_id))
+        for given in (ids.foreign_project_id, ids.wallet_project_id):
+            if given:
+                existing.add(c.bare(given))
         for segment in path.split("/"):
             if ID_SEGMENT.match(segment) and c.bare(segment) in existing - self.owned:
                 raise NotOurs(f"refused {method} {path}: the run did not create {segment}")
@@ -404,9 +430,7 @@ class Target:
     def _billable(self, headers: dict[str, Any]) -> bool:
         auth = next((str(v) for k, v in headers.items() if k.lower() == "authorization"), "")
         token = auth.removeprefix("Bearer ").strip()
-        ids = self.ids
-        keys = (ids.api_key, ids.scopeless_key, ids.second_key, ids.foreign_key, ids.throttle_key)
-        return bool(token) and token in keys
+        return bool(token) and token in self.ids.billable_keys()
 
     def _throttle(self) -> None:
         if not self.budget.rate_limit:

@@ -4,7 +4,7 @@ Each deployment is the faithful mock behind one rewrite (rewrite.py): a plausibl
 could ship (an off-by-one in pagination, a cancel that answers 202 for a finished job, a replay
 with a fresh body...). The suite must FAIL each on the clause named with it, over HTTP; the
 unwrapped mock must pass. That is how the checks themselves are tested, the way Schemathesis
-tests its checks on planted bugs. The deployments live in three modules by contract area and
+tests its checks on planted bugs. The deployments live in four modules by contract area and
 register here with `@breaks`.
 """
 
@@ -50,7 +50,7 @@ def broken(name: str, app: Any) -> Rewrite:
 
 
 def _load() -> None:
-    from conformance import broken_auth, broken_jobs, broken_rest  # noqa: F401
+    from conformance import broken_auth, broken_jobs, broken_rest, broken_surface  # noqa: F401
 
 
 _load()

@@ -10,11 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from support import (
+    BAKERY,
+    CHILD_ORG,
+    CHILD_PROJECT,
     FULL,
     GLOBEX,
     GLOBEX_PROJECT,
     KILLED,
     NO_INFLUENCERS,
+    NORTH_ADMIN,
     PROJECT,
     STANDARD,
     running_server,
@@ -34,6 +38,10 @@ IDS = Identities(
     foreign_key=GLOBEX,
     killed_key=KILLED,
     throttle_key=STANDARD,
+    org_admin_key=NORTH_ADMIN,
+    child_organization_id=CHILD_ORG,
+    wallet_key=BAKERY,
+    wallet_project_id=CHILD_PROJECT,
 )
 
 

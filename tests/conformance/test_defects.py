@@ -14,16 +14,29 @@ import pytest
 from conformance.broken_deployments import broken
 from conformance.rewrite import Ctx, Req, Rewrite
 from conformance.serving import IDS, mock_app, serve
-from support import FULL, GLOBEX_PROJECT, NO_INFLUENCERS, PROJECT
+from support import (
+    BAKERY,
+    CHILD_PROJECT,
+    FULL,
+    GLOBEX_PROJECT,
+    NO_INFLUENCERS,
+    NORTH_ADMIN,
+    NORTH_PLAIN,
+    NORTH_PROJECT,
+    PROJECT,
+)
 
 from mockserver.cli import main
 from mockserver.conformance import contract as c
+from mockserver.conformance.clauses.auth import UNKNOWN_PROJECT
 from mockserver.conformance.report import FAIL, NOT_CHECKED, PASS
 from mockserver.conformance.runner import Options, run
 from mockserver.conformance.session import Session
 from mockserver.conformance.stateful import run_lifecycle
 from mockserver.conformance.target import BudgetSpent
 from mockserver.settings import Settings, make_app
+
+GLOBEX_ORG = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
 
 
 def fast_wall_app(**kwargs: Any) -> Any:
@@ -106,6 +119,11 @@ def test_state_machine_violation_is_a_fail_with_evidence(
         (["--scopeless-key", FULL], "--scopeless-key has influencers:write"),
         (["--foreign-project-id", PROJECT], "belongs to the key's own organization"),
         (["--second-key", FULL], "--second-key is the same key"),
+        (["--org-admin-key", NORTH_PLAIN], "--org-admin-key lacks org:admin"),
+        (["--org-admin-key", NORTH_ADMIN, "--child-organization-id", GLOBEX_ORG], "not a child"),
+        (["--wallet-key", FULL, "--wallet-project-id", PROJECT], "another organization"),
+        (["--wallet-key", BAKERY, "--wallet-project-id", PROJECT], "not a project of --wallet"),
+        (["--wallet-key", BAKERY], "--wallet-key and --wallet-project-id go together"),
     ],
 )
 def test_wrong_inputs_exit_2_with_one_sentence(
@@ -240,8 +258,10 @@ def test_a_bug_in_one_clause_exits_2_and_the_run_goes_on(
 
 
 def test_the_run_changes_only_what_it_created() -> None:
-    """Someone else's influencer in the project, and the project itself, are never written to
-    (PATCH, DELETE, cancel or any other write), whatever the clauses and the fuzzer try."""
+    """Someone else's influencer in the project, and the given projects themselves (the main
+    one, the wallet's, the child's), are never written to (PATCH, DELETE, archive, clone, or
+    any other write), whatever the clauses and the fuzzer try; the projects it patches and
+    archives are its own."""
     writes: list[tuple[str, str]] = []
 
     def record(req: Req, ctx: Ctx) -> None:
@@ -254,14 +274,20 @@ def test_the_run_changes_only_what_it_created() -> None:
             f"{url}/v1/projects/{PROJECT}/influencers", headers={"Authorization": f"Bearer {FULL}"}
         ).json()["influencerId"]
         writes.clear()
-        report, _ = run(
-            Options(base_url=url, identities=IDS, profile="quick", poll_interval=0.02, seed=2)
-        )
+        options = Options(base_url=url, identities=IDS, profile="quick", poll_interval=0.02, seed=2)
+        options.max_creates, options.max_projects = 20, 2
+        report, target = run(options)
     assert report.error is None, report.error
+    assert target is not None
     assert not [w for w in writes if theirs in w[1] or c.bare(theirs) in w[1]]
-    project_writes = [w for w in writes if w[1].rstrip("/").endswith(c.bare(PROJECT))]
-    assert project_writes == []
+    given = [c.bare(p) for p in (PROJECT, CHILD_PROJECT, NORTH_PROJECT)]
+    assert not [w for w in writes if c.bare(w[1].rstrip("/").split("/")[-1]) in given]
+    rows = [p for m, p in writes if m in ("PATCH", "DELETE") and p.startswith("/v1/projects/")]
+    changed = {c.bare(p.split("/")[3]) for p in rows if p.count("/") == 3}
+    assert changed & target.owned  # it archived and patched its own projects, and
+    assert changed - target.owned == {c.bare(UNKNOWN_PROJECT)}  # probed one that does not exist
     assert ("POST", f"/v1/projects/{PROJECT}/influencers") in writes  # it did create its own
+    assert ("POST", f"/v1/projects/{CHILD_PROJECT}/influencers") in writes  # and the wallet's
 
 
 def _html(req: Req, resp: Any, ctx: Ctx) -> None:

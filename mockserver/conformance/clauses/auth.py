@@ -40,6 +40,11 @@ def probes(s: Session) -> list[tuple[str, str, Any]]:
         ("GET", "/v1/whoami", None),
         ("POST", "/v1/projects", {"bogus": True}),
         ("GET", c.project_path(s.project), None),
+        ("GET", c.PROJECTS, None),
+        ("PATCH", c.project_path(UNKNOWN_PROJECT), {"bogus": True}),
+        ("DELETE", c.project_path(UNKNOWN_PROJECT), None),
+        ("POST", c.clone_path(UNKNOWN_INFLUENCER), {"bogus": True}),
+        ("GET", c.CREDITS, None),
     ]
 
 
@@ -288,6 +293,8 @@ def whoami_scopes_honest(t: Transcript) -> None:
         scopes = t.session.whoami.get(identity or "", {}).get("scopes")
         if identity is None or op is None or not isinstance(scopes, list):
             continue
+        if ex.request_header(c.ORG_HEADER) is not None:
+            continue  # acting in another organization: org:admin is its own question (suborgs)
         forbidden = ex.status == 403 and error_of(ex).get("code") == "FORBIDDEN_SCOPE"
         granted = c.grants(scopes, op.scope)
         if forbidden and granted:

@@ -101,12 +101,14 @@ def unknown_path_404(s: Session) -> None:
 
 @SECTION.observer("responses.no-5xx", producers=EVERYTHING)
 def no_5xx(t: Transcript) -> None:
-    """No request of the run is answered with a 5xx (but a killed key's 503 KILL_SWITCH and
-    the faults the run asked the mock for)."""
+    """No request of the run is answered with a 5xx (but a killed key's 503 KILL_SWITCH, the
+    faults the run asked the mock for, and the mock's 501 NOT_SIMULATED outside the surface)."""
     for ex in t.partner:
-        killed = t.identity_of(ex) == "killed_key" and error_of(ex).get("code") == "KILL_SWITCH"
+        code = error_of(ex).get("code")
+        killed = t.identity_of(ex) == "killed_key" and code == "KILL_SWITCH"
         injected = "fault=" in (ex.request_header("Prefer") or "")
-        if ex.status >= 500 and not killed and not injected:
+        unsimulated = code == "NOT_SIMULATED" and c.operation_of(ex.method, ex.path) is None
+        if ex.status >= 500 and not killed and not injected and not unsimulated:
             raise Violation("responses.no-5xx", f"answered {ex.status}", ex)
     t.need(bool(t.partner), "no response")
 
@@ -119,3 +121,20 @@ def match_spec(t: Transcript) -> None:
 
     validate_exchanges(t.partner)
     t.need(bool(t.partner), "no response")
+
+
+@SECTION.clause("errors.not-simulated-501", black_box=False)
+def not_simulated_501(s: Session) -> None:
+    """A Layers operation the mock does not simulate (the audit log, credit events, content,
+    ...) is 501 NOT_SIMULATED naming it in details (operation, method, path), with or without
+    a key: never a 404 that reads as "wrong id" (mock only)."""
+    clause = "errors.not-simulated-501"
+    for method, template, operation in c.NOT_SIMULATED:
+        path = template.replace("{projectId}", s.project)
+        for headers in (s.target.auth(), {}):
+            ex = s.target.send(method, path, headers=headers)
+            details = expect_error(clause, ex, 501, "NOT_SIMULATED").get("details") or {}
+            want = {"operation": operation, "method": method, "path": template}
+            got = {k: details.get(k) for k in want}
+            if got != want:
+                raise Violation(clause, f"details {got}, expected {want}", ex)

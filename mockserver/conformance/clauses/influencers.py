@@ -192,6 +192,9 @@ def record_matches_create(t: Transcript) -> None:
         job_id = t.job_of_influencer.get(inf)
         if job_id is None or inf in patched:
             continue
+        accepted = body_of(t.accepted_by_job[job_id])
+        if c.bare(str(accepted.get("projectId"))) != c.bare(t.session.project):
+            continue  # another project's (a wallet's): its defaults are not the row read here
         sent = t.accepted_by_job[job_id].request_json()
         sent = sent if isinstance(sent, dict) else {}
         want: JSON = {"ageRange": sent.get("ageRange", c.DEFAULT_AGE_RANGE)}

@@ -1,11 +1,14 @@
 """Lists (spec: listInfluencers): newest first, pages followed to their end and compared with
 one big page (so an item repeated or skipped across pages shows), the status filter, and the
-items themselves.
+items themselves; and, on the mock, cursors as keyset positions (both lists).
 """
 
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
+
+from hypothesis import strategies as st
 
 from .. import contract as c
 from ..clause import Needs, Section
@@ -169,3 +172,66 @@ def items_match_records(s: Session) -> None:
     if item != record:
         diff = sorted(k for k in set(item) | set(record) if item.get(k) != record.get(k))
         raise Violation("lists.items-match-records", f"list item differs from GET: {diff}", ex)
+
+
+CURSORS = st.from_regex(r"\A[0-9A-HJKMNP-TV-Z]{1,12}\Z")
+LARGEST = "Z" * 12
+
+
+def _slice_of(
+    clause: str, ex: Exchange, full: list[Any], *, whole: bool, key: str, limit: int
+) -> None:
+    """The page is a run of the whole list, in its order, full unless it is the last."""
+    if ex.status != 200:
+        raise Violation(clause, f"a well-formed cursor answered {ex.status}", ex)
+    page = [i.get(key) for i in items_of(ex)]
+    last = body_of(ex).get("nextCursor") is None
+    if not page:
+        if not last:
+            raise Violation(clause, "an empty page with a nextCursor", ex)
+        return
+    if page[0] not in full:
+        if whole:
+            raise Violation(clause, f"the page holds {page[0]}, which the list does not", ex)
+        return
+    at = full.index(page[0])
+    if full[at : at + len(page)] != page and (whole or at + len(page) <= len(full)):
+        raise Violation(clause, "the page is not a run of the list in its order", ex)
+    if not last and len(page) != limit:
+        raise Violation(clause, f"a page of {len(page)} with limit={limit} and a nextCursor", ex)
+    if last and whole and at + len(page) != len(full):
+        raise Violation(clause, "nextCursor is null before the end of the list", ex)
+
+
+@SECTION.clause("lists.any-wellformed-cursor", needs=Needs(sample=True), black_box=False)
+def any_wellformed_cursor(s: Session) -> None:
+    """Any cursor of 1 to 12 Crockford digits, minted or not, is a keyset position on both
+    lists: 200 with the items after it in list order ("0" gives nothing, the largest gives
+    the first page); never a 422 (mock decision: real Layers cursors are opaque)."""
+    clause = "lists.any-wellformed-cursor"
+    s.sample_job()
+    lists = [(c.create_path(s.project), c.LIMIT_MAX, "influencerId")]
+    if c.grants(s.scopes(), c.PROJECTS_READ):
+        lists.append((c.PROJECTS, c.PROJECT_LIMIT_MAX, "id"))
+    wholes = []
+    for path, most, key in lists:
+        reference = s.get(f"{path}?limit={most}")
+        full = [i.get(key) for i in items_of(reference)]
+        whole = body_of(reference).get("nextCursor") is None
+        wholes.append((full, whole))
+        empty = s.get(f"{path}?cursor=0")
+        if empty.status != 200 or items_of(empty) or body_of(empty).get("nextCursor") is not None:
+            raise Violation(clause, "cursor 0 (before everything) is not an empty last page", empty)
+        first = s.get(f"{path}?limit=2&cursor={LARGEST}")
+        if [i.get(key) for i in items_of(first)] != full[:2]:
+            raise Violation(
+                clause, f"cursor {LARGEST} (after everything) is not the first page", first
+            )
+
+    @s.prop(st.tuples(st.sampled_from(range(len(lists))), CURSORS, st.integers(1, 5)))
+    def _(case: tuple[int, str, int]) -> None:
+        which, cursor, limit = case
+        path, _, key = lists[which]
+        full, whole = wholes[which]
+        ex = s.get(f"{path}?limit={limit}&cursor={cursor}")
+        _slice_of(clause, ex, full, whole=whole, key=key, limit=limit)

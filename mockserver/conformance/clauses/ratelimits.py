@@ -7,6 +7,8 @@ key given for that purpose (`--throttle-key`), never with the partner's producti
 
 from __future__ import annotations
 
+import math
+
 from .. import contract as c
 from ..clause import Needs, Section
 from ..exchange import Exchange
@@ -35,6 +37,7 @@ def _int(value: str | None) -> int | None:
 
 
 EVERY_CLASS = ("tenancy.unknown-ids-404", "jobs.accepted-envelope")
+SURE_MARGIN_S = 1.5  # Reset is rounded up (1 s), and an answer takes time to come back
 
 
 @SECTION.observer("ratelimits.headers-present", producers=EVERY_CLASS)
@@ -92,9 +95,11 @@ def remaining_counts_down(t: Transcript) -> None:
     """Within one window every request of a key and class (replays too) takes one from
     X-RateLimit-Remaining; a 429 leaves it at 0.
 
-    Two requests are in one window when the mock's clock was not moved between them and the
-    reset did not move later (X-RateLimit-Reset as an instant stays put within a window; as
-    seconds to wait it counts down)."""
+    Two requests are in one window when the mock's clock was not moved between them, the
+    reset did not move later (as seconds to wait it counts down), and, on a clock that does
+    not stand still, the second came sooner than the first's Reset said the window ends: Reset
+    is rounded up, so only Reset - 1 client seconds (less a margin for the answer's way back)
+    are sure. On a mock sped up so much that Reset is always 1, no pair is sure."""
     clause = "ratelimits.remaining-counts-down"
     last: dict[tuple[str, str], tuple[Exchange, int, int]] = {}
     moves = t.clock_moves
@@ -116,7 +121,8 @@ def remaining_counts_down(t: Transcript) -> None:
         if bucket in last:
             before, was_remaining, was_reset = last[bucket]
             moved = any(before.seq < m < ex.seq for m in moves)
-            if not moved and reset <= was_reset:
+            elapsed = 0.0 if t.session.still else ex.at - before.at
+            if not moved and reset <= was_reset and elapsed < was_reset - SURE_MARGIN_S:
                 judged = True
                 if remaining >= was_remaining:
                     raise Violation(clause, f"remaining {was_remaining} then {remaining}", ex)
@@ -137,13 +143,20 @@ def retry_after_429(s: Session) -> None:
     limit = c.TIER_LIMITS[str(tier)][c.WRITE]
     path = c.influencer_path(UNKNOWN_INFLUENCER)
     throttled: Exchange | None = None
-    served = 0
+    served, left = 0, None
     for _ in range(limit + 5):
         ex = s.call("PATCH", path, {"name": "Conformance"}, key=key, retry_429=False)
         if ex.status == 429:
             throttled = ex
             break
         served += 1
+        now_left = _int(ex.header("X-RateLimit-Remaining"))
+        if left is not None and now_left is not None and now_left > left:
+            raise NotChecked(
+                f"the window rolled over after {served} requests: at this pace (a sped-up "
+                "clock, --rate-limit) the key cannot reach its limit within one window"
+            )
+        left = now_left
     if throttled is None:
         raise Violation(clause, f"{limit + 5} write-light requests, no 429", None)
     if served > limit:
@@ -170,3 +183,53 @@ def _wait(s: Session, seconds: int) -> None:
     if left is not None and left < seconds:
         raise NotChecked(f"Retry-After {seconds}s is longer than the time left")
     s.target.wait(seconds)
+
+
+@SECTION.clause(
+    "ratelimits.client-time",
+    needs=Needs(identities=("throttle_key",), clock=True),
+    black_box=False,
+)
+def client_time(s: Session) -> None:
+    """X-RateLimit-Reset and Retry-After are seconds of the client's time: on a virtual clock
+    mock seconds (Reset of them later the window is new, a second sooner it is not); on a wall
+    clock real ones, at most 60 / --speed rounded up (mock only: the clock shows the speed)."""
+    clause = "ratelimits.client-time"
+    key = s.require("throttle_key", "a limited-tier key")
+    tier = s.whoami.get("throttle_key", {}).get("rateLimitTier")
+    if tier not in c.TIER_LIMITS:
+        raise NotChecked(f"--throttle-key has tier {tier!r}, which has no window to reset")
+    assert s.target.control is not None
+    clock = s.target.control.clock()
+    virtual = clock.get("mode") == "virtual"
+    speed = 1.0 if virtual else float(clock.get("speed") or 1)
+    most = max(1, math.ceil(60 / speed))  # a window is a minute of mock time
+    for ex in s.target.exchanges:  # the 429s of the key (ratelimits.429-retry-after's)
+        if ex.status != 429 or ex.request_header("Authorization") != f"Bearer {key}":
+            continue
+        wait = _int(ex.header("Retry-After"))
+        if wait is None or not 1 <= wait <= most:
+            raise Violation(clause, f"Retry-After {ex.header('Retry-After')!r}, most {most}", ex)
+    first = s.get(c.WHOAMI, key)
+    reset, remaining = (
+        _int(first.header("X-RateLimit-Reset")),
+        _int(first.header("X-RateLimit-Remaining")),
+    )
+    if reset is None or remaining is None or not 1 <= reset <= most:
+        raise Violation(clause, f"X-RateLimit-Reset {reset!r}: at most {most} s", first)
+    if not virtual:
+        return  # on a wall clock the bound is what can be judged without waiting a window out
+    if reset > 1:
+        s.target.advance(reset - 1)
+        same = s.get(c.WHOAMI, key)
+        if _int(same.header("X-RateLimit-Remaining")) != remaining - 1:
+            raise Violation(
+                clause, f"{reset - 1} s on, the window said to end in {reset} s was new", same
+            )
+    s.target.advance(1)
+    fresh = s.get(c.WHOAMI, key)
+    limit = c.TIER_LIMITS[str(tier)][c.READ]
+    if _int(fresh.header("X-RateLimit-Remaining")) != limit - 1:
+        raise Violation(
+            clause, f"{reset} s on, the window said to end in {reset} s was not new", fresh
+        )

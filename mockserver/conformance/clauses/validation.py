@@ -149,6 +149,8 @@ def valid_create_accepted(t: Transcript) -> None:
         if ex.request_header("X-Layers-Organization") is not None:
             continue  # acting in another organization: not this clause's question
         key = ex.request_header("Idempotency-Key")
+        if key is not None and not c.IDEMPOTENCY_KEY.match(key):
+            continue  # a bad key is 422 (validation.idempotency-key-422), whatever the body
         if key is not None:
             first = used.setdefault(key, ex.request_body)
             if first != ex.request_body:

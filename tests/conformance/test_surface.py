@@ -1,0 +1,72 @@
+"""The runner on the surface around the flow: what it fuzzes against a URL (and what it leaves
+alone), rate-limit headers in the client's time on a sped-up wall clock, and no false alarm
+from the rate-limit clauses when a window lasts a fraction of a second."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.rewrite import Ctx, Req, Resp, Rewrite
+from conformance.serving import IDS, focused, serve
+from support import SEED
+
+from mockserver.conformance import contract as c
+from mockserver.conformance.report import FAIL, PASS
+from mockserver.conformance.runner import Options, run
+from mockserver.settings import Settings, make_app
+
+
+def wall_app(speed: float) -> Any:
+    return make_app(Settings(clock="wall", speed=speed, seed=SEED))
+
+
+def test_the_fuzzer_covers_the_new_surface_against_a_url_and_leaves_the_header_out() -> None:
+    """Against a URL Schemathesis fuzzes the project list, the wallet and clone (rejected
+    cases only, on the run's own influencer), never patches or archives a project that is
+    not the run's, and never sends X-Layers-Organization (a made-up one is only a 404)."""
+    seen: list[Req] = []
+
+    def record(req: Req, ctx: Ctx) -> None:
+        seen.append(req)
+
+    with serve(Rewrite(wall_app(600), on_request=record)) as url:
+        only = ["fuzz.", "jobs.accepted-envelope"]  # the sample job: what clone is fuzzed on
+        options = Options(base_url=url, identities=IDS, only=only, poll_interval=0.02)
+        options.examples = 4
+        report, target = run(options)
+    assert report.verdicts["fuzz.schemathesis"].status == PASS, report.table()
+    assert target is not None
+    fuzz = [r for r in seen if r.headers.get("user-agent", "").startswith("schemathesis")]
+    sent = {(r.method, r.path) for r in fuzz}
+    assert ("GET", c.PROJECTS) in sent and ("GET", c.CREDITS) in sent
+    clones = {p for m, p in sent if m == "POST" and p.endswith("/clone")}
+    assert clones and all(c.bare(p.split("/")[3]) in target.owned for p in clones)
+    changes = [r for r in seen if r.method in ("PATCH", "DELETE") and r.path.startswith(c.PROJECTS)]
+    assert changes == []  # no project of its own: none to patch or archive
+    assert not [r for r in fuzz if c.ORG_HEADER.lower() in r.headers]
+
+
+def _mock_seconds_reset(req: Req, resp: Resp, ctx: Ctx) -> None:
+    """X-RateLimit-Reset counts mock seconds on a wall clock (the window's end at --speed 60
+    is a second away, the header says up to 60)."""
+    if "x-ratelimit-reset" in resp.headers:
+        resp.headers["x-ratelimit-reset"] = str(60 - int(ctx.now_s()) % 60)
+
+
+def test_reset_is_in_real_seconds_on_a_sped_up_wall_clock() -> None:
+    with serve(wall_app(60)) as url:
+        report, _ = run(focused(url, "ratelimits.client-time"))
+    assert report.verdicts["ratelimits.client-time"].status == PASS, report.table()
+    with serve(Rewrite(wall_app(60), None, _mock_seconds_reset)) as url:
+        report, _ = run(focused(url, "ratelimits.client-time"))
+    assert report.verdicts["ratelimits.client-time"].status == FAIL, report.table()
+    assert "at most 1 s" in report.verdicts["ratelimits.client-time"].reason
+
+
+def test_rate_limit_clauses_raise_no_false_alarm_when_a_window_lasts_0_1_s() -> None:
+    """At --speed 600 a minute's window lasts a tenth of a second: the runner cannot tell
+    two requests in one window apart, nor reach a limit inside one; that is NOT CHECKED."""
+    with serve(wall_app(600)) as url:
+        options = Options(base_url=url, identities=IDS, only=["ratelimits."], poll_interval=0.02)
+        report, _ = run(options)
+    assert report.count(FAIL) == 0, report.table()
