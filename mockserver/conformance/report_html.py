@@ -1,14 +1,18 @@
 """The HTML report: one self-contained file (no script, no network) a QA engineer can attach to
 a ticket: the summary, the verdict table, and each failure with its request, response, curl and
-the command that replays it."""
+the command that replays it.
+
+It has the dashboard's look: the one stylesheet of layers-mock's HTML (mockserver/ui/static/
+layers.css, whose `body.report` rules are this page's) is inlined, so the file works offline
+and the two pages cannot drift apart."""
 
 from __future__ import annotations
 
 from html import escape
 from pathlib import Path
 
+from ..ui.assets import stylesheet
 from .report import NOT_CHECKED, RunReport, exchange_lines
-from .theme import CSS
 
 
 def render_html(report: RunReport, secrets: dict[str, str]) -> str:
@@ -16,7 +20,8 @@ def render_html(report: RunReport, secrets: dict[str, str]) -> str:
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<title>{escape(title)}</title><style>{stylesheet()}</style></head>",
+        '<body class="report">',
         f"<h1>{escape(title)}</h1>",
         '<div class="summary">',
     ]

@@ -1,6 +1,6 @@
-"""What QA and CI get from a run: the reports (JSON, JUnit, HTML, Markdown), the progress line,
-failure files that `--replay` re-sends, the example database, and the budgets honoured over
-HTTP (--rate-limit, Retry-After, --max-creates as a hard ceiling)."""
+"""What QA and CI get from a run: the reports (JSON, JUnit, HTML in the dashboard's look,
+Markdown), the progress line, failure files that `--replay` re-sends, the example database,
+and the budgets honoured over HTTP (--rate-limit, Retry-After, --max-creates as a ceiling)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from conformance.serving import IDS, focused, mock_app, serve
 from support import FULL, PROJECT
 
 from mockserver.cli import main
-from mockserver.conformance.report import FAIL, PASS
+from mockserver.conformance.report import FAIL, NOT_CHECKED, PASS, RunReport, Verdict
+from mockserver.conformance.report_html import render_html
 from mockserver.conformance.runner import Options, run
+from mockserver.ui.assets import stylesheet
 
 
 def test_failure_reports_carry_request_response_curl_and_seed(tmp_path: Path) -> None:
@@ -143,3 +145,21 @@ def test_max_creates_is_a_hard_ceiling_even_when_probes_start_jobs() -> None:
     assert report.creates == 3
     assert "--max-creates 3 spent" in report.verdicts["validation.enum-and-length-422"].reason
     assert report.verdicts["validation.unknown-field-named"].status == FAIL
+
+
+def test_the_html_report_has_the_dashboard_s_look_in_one_offline_file() -> None:
+    """One stylesheet for the project's HTML: the dashboard's, inlined, with a rule for every
+    class the report uses (a class without one would render unstyled)."""
+    report = RunReport(target="http://deployment.example", seed=3, partial="interrupted")
+    report.error = "interrupted"
+    for status, clause in ((PASS, "auth.missing-key-401"), (FAIL, "jobs.etag-strong")):
+        report.record(Verdict(clause, clause.split(".")[0], status, "why"))
+    report.record(Verdict("auth.killed-key-503", "auth", NOT_CHECKED, "needs --killed-key"))
+    page = render_html(report, {})
+    sheet = stylesheet()
+    assert f"<style>{sheet}</style>" in page and '<body class="report">' in page
+    assert "@import" not in sheet and "url(" not in sheet  # nothing to fetch: works offline
+    used = {name for names in re.findall(r'class="([^"]+)"', page) for name in names.split()}
+    assert used >= {"summary", "partial", "verdict", "PASS", "FAIL", "NOT-CHECKED"}
+    unstyled = [name for name in used if not re.search(rf"\.{re.escape(name)}\b", sheet)]
+    assert unstyled == []
