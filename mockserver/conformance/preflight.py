@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import contract as c
 from .session import Session, body_of, error_of
-from .target import TargetUnreachable
+from .target import Identities, TargetUnreachable
 
 INVALID_BODY = {"gender": "__conformance_probe__"}
 
@@ -46,6 +46,7 @@ def preflight(s: Session, control_plane: bool = False) -> None:
     """Raises InputError with one sentence when an input does not fit the target."""
     t, ids = s.target, s.target.ids
     s.clause = t.clause = "preflight"
+    _sendable(ids)
     me = _whoami(s, "api_key", "--api-key")
     org = me.get("organizationId")
     listed = s.get(c.create_path(s.project) + "?limit=1")
@@ -148,3 +149,19 @@ def _wallet(s: Session, org: object) -> None:
         )
     if listed.status == 403:
         raise InputError("--wallet-key lacks influencers:write: its jobs cannot be started")
+
+
+HEADER_INPUTS = (*Identities.ENV, "child_organization_id")  # every input sent in a header
+
+
+def _sendable(ids: Identities) -> None:
+    """Keys and the child organization travel in headers: printable ASCII, no spaces."""
+    for attr in HEADER_INPUTS:
+        value = getattr(ids, attr)
+        if value and not (
+            value.isascii() and value.isprintable() and not any(ch.isspace() for ch in value)
+        ):
+            flag = "--" + attr.replace("_", "-")
+            raise InputError(
+                f"{flag} must be printable ASCII without spaces (it is sent in a header)"
+            )

@@ -124,6 +124,8 @@ def test_state_machine_violation_is_a_fail_with_evidence(
         (["--wallet-key", FULL, "--wallet-project-id", PROJECT], "another organization"),
         (["--wallet-key", BAKERY, "--wallet-project-id", PROJECT], "not a project of --wallet"),
         (["--wallet-key", BAKERY], "--wallet-key and --wallet-project-id go together"),
+        (["--child-organization-id", "org_\nx"], "must be printable ASCII without spaces"),
+        (["--wallet-key", "lp_live_caf\xe9", "--wallet-project-id", PROJECT], "printable ASCII"),
     ],
 )
 def test_wrong_inputs_exit_2_with_one_sentence(
