@@ -107,7 +107,7 @@ def exhausted_402(s: Session) -> None:
         covered = price is None or available >= price
         if covered:
             left = s.allowance.get(clause)
-            needed = 1 if price is None else available // price
+            needed = 0 if price is None else available // price
             if left is not None and needed > left:
                 raise NotChecked(
                     f"the wallet holds {available} available credits at {price} a job: running "
