@@ -41,23 +41,30 @@ def error_of(ex: Exchange) -> JSON:
     return error if isinstance(error, dict) else {}
 
 
-def expect_error(clause: str, ex: Exchange, status: int, code: str | None = None) -> JSON:
-    """The answer is `status` with the error envelope (and `code`, when given)."""
-    if ex.status != status:
-        raise Violation(clause, f"expected {status}, got {ex.status}", ex)
+def expect_error(
+    clause: str, ex: Exchange, status: int | tuple[int, ...] | None, code: str | None = None
+) -> JSON:
+    """The answer is `status` (one of them; None: any 4xx, a refusal) with the error envelope
+    (and `code`, when given)."""
+    allowed = (status,) if isinstance(status, int) else status
+    if (allowed is None and not 400 <= ex.status < 500) or (allowed and ex.status not in allowed):
+        want = "a 4xx refusal" if allowed is None else " or ".join(map(str, allowed))
+        raise Violation(clause, f"expected {want}, got {ex.status}", ex)
     error = error_of(ex)
     if not error:
-        raise Violation(clause, f"{status} without the error envelope", ex)
+        raise Violation(clause, f"{ex.status} without the error envelope", ex)
     if code is not None and error.get("code") != code:
         raise Violation(
-            clause, f"{status} carried error.code={error.get('code')!r}, expected {code}", ex
+            clause, f"{ex.status} carried error.code={error.get('code')!r}, expected {code}", ex
         )
     return error
 
 
-def field_errors(clause: str, ex: Exchange, message: str = c.INVALID_BODY) -> JSON:
-    """A 422 VALIDATION with `message` and a details.fieldErrors object."""
-    error = expect_error(clause, ex, 422, "VALIDATION")
+def field_errors(
+    clause: str, ex: Exchange, message: str = c.INVALID_BODY, status: int | tuple[int, ...] = 422
+) -> JSON:
+    """A 422 VALIDATION (or `status`) with `message` and a details.fieldErrors object."""
+    error = expect_error(clause, ex, status, "VALIDATION")
     if error.get("message") != message:
         raise Violation(clause, f"422 message {error.get('message')!r}, expected {message!r}", ex)
     fields = (error.get("details") or {}).get("fieldErrors")
