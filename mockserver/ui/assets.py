@@ -29,11 +29,20 @@ class Asset:
         return f"/_mock/ui/assets/{self.name}?v={self.version}"
 
 
-@cache
+KNOWN = frozenset({STYLESHEET, SCRIPT})
+
+
 def asset(name: str) -> Asset | None:
-    """The named file of ui/static, or None: only files that exist there are ever served."""
-    if name not in (STYLESHEET, SCRIPT):
-        return None
+    """The named file of ui/static, or None: only the fixed set of KNOWN names is ever served.
+
+    The name is checked before the cache: a cache keyed by whatever a public route was asked
+    for would grow by one entry per distinct name, without bound.
+    """
+    return _load(name) if name in KNOWN else None
+
+
+@cache
+def _load(name: str) -> Asset:
     body = files(__package__).joinpath("static", name).read_bytes()
     media_type = MEDIA_TYPES[name[name.rindex(".") :]]
     return Asset(name, media_type, body, hashlib.sha256(body).hexdigest()[:12])
@@ -44,3 +53,8 @@ def stylesheet() -> str:
     found = asset(STYLESHEET)
     assert found is not None
     return found.body.decode("utf-8")
+
+
+def asset_cache_size() -> int:
+    """How many files are held in memory: at most len(KNOWN), whatever was requested."""
+    return _load.cache_info().currsize

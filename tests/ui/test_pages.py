@@ -15,7 +15,7 @@ from mockserver.http.access import OPEN, Principal
 from mockserver.http.strict import ContractViolation
 from mockserver.settings import Settings
 from mockserver.spec import control_spec, partner_spec
-from mockserver.ui.assets import SCRIPT, STYLESHEET, asset, stylesheet
+from mockserver.ui.assets import SCRIPT, STYLESHEET, asset, asset_cache_size, stylesheet
 from mockserver.ui.pages import PUBLIC, UI_HANDLERS, Page, UiRequest, journal_entry
 from mockserver.ui.render import render
 from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION, page_context, request_context
@@ -131,6 +131,17 @@ def test_assets_ship_in_the_package_and_are_cached_by_version(mock: Mock) -> Non
         stale = mock.client.get(f"/_mock/ui/assets/{name}?v=old")
         assert stale.headers["cache-control"] == "no-cache"
     assert ":root" in stylesheet()  # the look the conformance report shares
+
+
+def test_unknown_asset_names_are_404_and_never_grow_memory(mock: Mock) -> None:
+    """A public route keyed a cache by whatever name it was asked for: one entry per request."""
+    for i in range(300):
+        missing = mock.client.get(f"/_mock/ui/assets/probe-{i}.css")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "NOT_FOUND"
+    for name in ("../pages.py", "layers.css.bak", "LAYERS.CSS", "__init__.py"):
+        assert asset(name) is None
+    assert asset_cache_size() <= 2  # only the known files, however many names were asked for
 
 
 def test_the_page_links_only_to_itself(mock: Mock) -> None:
