@@ -9,8 +9,11 @@ Principal with `organization_id` set, and every caller already receives that Pri
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from ..core.errors import ApiError
 from ..deps import Deps
@@ -54,3 +57,70 @@ def control_principal(
     if (scheme.lower() == "bearer" and _matches(given, token)) or _matches(query_token, token):
         return ADMIN
     raise ApiError("UNAUTHENTICATED", "The control plane needs the admin token.")
+
+
+def check_site(
+    deps: Deps, headers: Mapping[str, str], server: Sequence[object] | None = None
+) -> None:
+    """Refuse a control request a web page made, before it can reset or read the mock.
+
+    A page on any site may POST to http://127.0.0.1:4010/_mock/reset (a "simple" request needs
+    no CORS preflight), and a page whose DNS name is rebound to 127.0.0.1 is, to the browser,
+    same-origin with the mock. The browser names the page in `Origin` and the name it resolved
+    in `Host`; curl, SDKs and test clients send no Origin and a loopback Host, so they pass.
+    In open mode (no admin token) Host must name loopback or the address the connection came
+    in on (`server`, the ASGI scope's: the bound address, or an in-process client's host).
+    """
+    bound_host = str(server[0]) if server else None
+    host = headers.get("host")
+    origin = headers.get("origin")
+    if origin is not None and not _same_or_local_origin(origin, host, bound_host):
+        raise ApiError(
+            "FORBIDDEN_SCOPE",
+            "The control plane refuses requests from another site's page (Origin is neither "
+            "this server nor a loopback address).",
+        )
+    if deps.admin_token is None and host is not None:
+        name = _hostname(host)
+        if name is None or not _local(name, bound_host):
+            raise ApiError(
+                "FORBIDDEN_SCOPE",
+                "Without an admin token the control plane answers only to a loopback Host "
+                "(localhost, 127.0.0.1, [::1]) or the address it is bound to.",
+            )
+
+
+def _hostname(netloc: str) -> str | None:
+    """The host part of a Host header or an origin's authority, lower case; None if malformed."""
+    try:
+        parts = urlsplit("//" + netloc)
+        name, _ = parts.hostname, parts.port  # .port raises on a port that is not a number
+    except ValueError:
+        return None
+    if not name or parts.username is not None or parts.path or parts.query or parts.fragment:
+        return None
+    return name
+
+
+def _local(name: str, bound_host: str | None) -> bool:
+    if name == "localhost" or (bound_host is not None and name == bound_host.lower()):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _same_or_local_origin(origin: str, host: str | None, bound_host: str | None) -> bool:
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or parts.path or parts.query or parts.fragment:
+        return False  # "null" (a sandboxed frame, a file:// page) and anything malformed
+    name = _hostname(parts.netloc)
+    if name is None:
+        return False
+    if host is not None and parts.netloc.lower() == host.lower():
+        return True  # the dashboard's own fetches
+    return _local(name, bound_host)

@@ -21,7 +21,7 @@ from ..deps import Deps
 from ..spec import Operation
 from ..statecheck import state_check
 from . import inputs
-from .access import control_principal
+from .access import check_site, control_principal
 from .control_reads import READ_HANDLERS
 from .pipeline import Reply, storage_error
 from .render import JSON, dumps, encode_headers, error_body, send_response
@@ -229,6 +229,7 @@ class ControlPipeline:
         out = [(b"x-request-id", request_id.encode())]
         payload: bytes | list[bytes] | None
         try:
+            check_site(deps, headers, scope.get("server"))
             control_principal(deps, headers.get("authorization"))
             if self.op.operation_id == "mockPutState":
                 reply = await self._import(headers, receive)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from ..core.errors import ApiError
 from ..deps import Deps
 from ..http import inputs
-from ..http.access import OPEN, control_principal
+from ..http.access import OPEN, check_site, control_principal
 from ..http.curl import base_url
 from ..http.render import Headers, dumps, encode_headers, error_body
 from ..http.strict import check_response
@@ -46,6 +46,8 @@ class UiPipeline:
         media_type = JSON
         try:
             token = _query_token(raw_query)
+            if not self.public:
+                check_site(deps, headers, scope.get("server"))
             principal = (
                 OPEN
                 if self.public
