@@ -8,6 +8,7 @@ silently ignored typo would make a partner's failure test pass for the wrong rea
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import validation
@@ -17,6 +18,8 @@ OUTCOMES = ("completed", "failed", "canceled")
 PROGRESSIONS = ("time", "poll")
 FAULTS = ("429", "500", "503", "drop")
 MAX_LATENCY_MS = 60_000
+# ASCII digits only: str.isdigit() accepts "²" (int() then raises) and "٣" (int() reads 3).
+LATENCY = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ def parse_prefer(header: str | None) -> Preferences:
     latency = None
     if "latency" in found:
         text = found["latency"]
-        if text.isdigit() and int(text) <= MAX_LATENCY_MS:
+        if LATENCY.fullmatch(text) and int(text) <= MAX_LATENCY_MS:
             latency = int(text)
         else:
             problems.append(

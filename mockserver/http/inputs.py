@@ -41,7 +41,7 @@ async def read_body(receive: Any, content_type: str | None, length: str | None =
     (6 % of a create's instructions, server included)."""
     chunks: list[bytes] = []
     size = 0
-    expected = int(length) if length is not None and length.isdigit() else -1
+    expected = int(length) if length is not None and length.isascii() and length.isdigit() else -1
     while True:
         message = await receive()
         if message["type"] != "http.request":
