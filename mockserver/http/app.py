@@ -59,7 +59,9 @@ class PathDispatch:
             "METHOD_NOT_ALLOWED",
             f"{scope['method']} is not allowed on this path; allowed: {self.allow}.",
         )
-        await _send_error(self.deps, send, exc, [(b"allow", self.allow.encode())])
+        await _send_error(
+            self.deps, send, exc, [(b"allow", self.allow.encode())], scope.get("path", "")
+        )
 
 
 def _without_body(send: Any) -> Any:
@@ -81,23 +83,27 @@ class NoRoute:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         exc = ApiError("NOT_FOUND", f"No route for {scope['method']} {scope['path']}.")
-        await _send_error(self.deps, send, exc, [])
+        await _send_error(self.deps, send, exc, [], scope.get("path", ""))
 
 
-def request_id_for(deps: Deps) -> str:
+def request_id_for(deps: Deps, path: str = "") -> str:
     """A request id for an answer outside any operation. Minting cannot fail (the seed and the
     clock are checked wherever they are set); if it did anyway, the error must still go out in
-    the envelope, so it falls back to an id of zeros rather than a text/plain 500."""
+    the envelope, so it falls back to an id of zeros rather than a text/plain 500.
+
+    A miss under /_mock (a typo such as `/_mock/clock/`) takes the control plane's counter, as
+    every control route does: steering the mock must not shift the partner's ids and draws."""
+    kind = "control-req" if path == "/_mock" or path.startswith("/_mock/") else "req"
     try:
-        return deps.sim.request_id()
+        return deps.sim.request_id(kind)
     except Exception:
         return "req_" + "0" * 26
 
 
 async def _send_error(
-    deps: Deps, send: Any, exc: ApiError, headers: list[tuple[bytes, bytes]]
+    deps: Deps, send: Any, exc: ApiError, headers: list[tuple[bytes, bytes]], path: str
 ) -> None:
-    request_id = request_id_for(deps)
+    request_id = request_id_for(deps, path)
     out = [(b"x-request-id", request_id.encode()), *headers]
     await send_response(send, exc.status, out, dumps(error_body(exc, request_id)))
 
@@ -154,7 +160,7 @@ def build_app(
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         # Outermost guard: whatever escaped is still answered in the contract's envelope.
-        request_id = request_id_for(deps)
+        request_id = request_id_for(deps, request.scope.get("path", ""))
         body = error_body(ApiError("INTERNAL", "Internal error."), request_id)
         return Response(dumps(body), 500, {"x-request-id": request_id}, "application/json")
 

@@ -153,3 +153,29 @@ def test_an_empty_admin_token_guards_nothing_and_is_refused(mock: Mock) -> None:
     for bad in ("", " ", "two words"):
         with pytest.raises(ValueError, match="admin-token"):
             make_deps(Settings(host="0.0.0.0", admin_token=bad))
+
+
+def test_a_control_plane_miss_leaves_the_partner_ids_alone() -> None:
+    """A typo'd control URL (404) or method (405) took an id from the partner counter."""
+    from support import make_mock
+
+    untouched, probed = make_mock(), make_mock()
+    misses = [
+        probed.client.get("/_mock/clock/"),
+        probed.client.post("/_mock/nope", json={}),
+        probed.client.get("/_mock"),
+        probed.client.delete("/_mock/clock"),
+    ]
+    assert [m.status_code for m in misses] == [404, 404, 404, 405]
+    assert all(m.json()["error"]["requestId"] == m.headers["x-request-id"] for m in misses)
+    for mock in (untouched, probed):
+        assert mock.client.post("/_mock/clock/advance", json={"seconds": 1}).status_code == 200
+    expected = untouched.create(json={})
+    got = probed.create(json={})
+    assert got.headers["x-request-id"] == expected.headers["x-request-id"]
+    assert got.json()["jobId"] == expected.json()["jobId"]
+    assert probed.client.get("/v1/nope", headers=auth()).status_code == 404  # partner: counted
+    assert (
+        probed.create(json={}).headers["x-request-id"]
+        != untouched.create(json={}).headers["x-request-id"]
+    )
