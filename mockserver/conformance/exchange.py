@@ -68,16 +68,20 @@ class Exchange:
         return out
 
     def curl(self, secrets: dict[str, str]) -> str:
-        """A curl that reproduces the request; keys appear as $ENV references, never literally."""
-        parts = ["curl", "-i", "-X", self.method, shlex.quote(self.url)]
+        """A curl that reproduces the request; keys appear as $ENV references, never literally.
+
+        Every argument is single-quoted (shlex.quote) but the "${ENV}" references themselves:
+        a header value the server (or a fuzzer) chose, such as `$(touch x)`, must stay text
+        when the line is pasted into a shell."""
+        parts = ["curl", "-i", "-X", _word(self.method, secrets), _word(self.url, secrets)]
         skip = {"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"}
-        for key, value in self.redacted(secrets).items():
+        for key, value in self.request_headers.items():
             if key.lower() in skip:
                 continue
-            quoted = f"{key}: {value}".replace('"', '\\"')
-            parts += ["-H", f'"{quoted}"']
+            parts += ["-H", _word(f"{key}: {value}", secrets)]
         if self.request_body:
-            parts += ["--data-binary", shlex.quote(self.request_body.decode("utf-8", "replace"))]
+            body = self.request_body.decode("utf-8", "replace")
+            parts += ["--data-binary", _word(body, secrets)]
         return " ".join(parts)
 
     def as_dict(self, secrets: dict[str, str]) -> dict[str, Any]:
@@ -109,3 +113,25 @@ class ClockMove:
 
 
 Step = Exchange | ClockMove
+
+
+def _word(text: str, secrets: dict[str, str]) -> str:
+    """One shell word: literal text single-quoted, each secret as a double-quoted "${ENV}"."""
+    pieces: list[str | tuple[str]] = [text]  # a str is literal, a 1-tuple names a variable
+    for secret, env in secrets.items():
+        if not secret:
+            continue
+        split: list[str | tuple[str]] = []
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                split.append(piece)
+                continue
+            for n, literal in enumerate(piece.split(secret)):
+                if n:
+                    split.append((env,))
+                split.append(literal)
+        pieces = split
+    word = "".join(
+        f'"${{{p[0]}}}"' if isinstance(p, tuple) else shlex.quote(p) for p in pieces if p
+    )
+    return word or "''"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -17,6 +18,7 @@ from conformance.serving import IDS, focused, mock_app, serve
 from support import FULL, PROJECT
 
 from mockserver.cli import main
+from mockserver.conformance.exchange import Exchange
 from mockserver.conformance.report import FAIL, NOT_CHECKED, PASS, RunReport, Verdict
 from mockserver.conformance.report_html import render_html
 from mockserver.conformance.runner import Options, run
@@ -163,3 +165,44 @@ def test_the_html_report_has_the_dashboard_s_look_in_one_offline_file() -> None:
     assert used >= {"summary", "partial", "verdict", "PASS", "FAIL", "NOT-CHECKED"}
     unstyled = [name for name in used if not re.search(rf"\.{re.escape(name)}\b", sheet)]
     assert unstyled == []
+
+
+HOSTILE_VALUES = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "a'b\"c",
+    "line\nbreak",
+    "tab\there",
+    "x; touch pwned",
+    "${HOME}",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+def test_the_reproduce_line_never_runs_what_a_value_contains(tmp_path: Path, value: str) -> None:
+    """The curl line is pasted into a shell: a header value must arrive as text, not run."""
+    exchange = Exchange(
+        method="POST",
+        url=f"http://127.0.0.1:4010/v1/x?q={value}",
+        path="/v1/x",
+        request_headers={"Authorization": "Bearer lp_test_k_s3cret", "X-Odd": value},
+        request_body=value.encode(),
+        status=200,
+        response_headers={},
+        response_body=b"",
+    )
+    line = exchange.curl({"lp_test_k_s3cret": "LAYERS_KEY"})
+    assert "s3cret" not in line
+    shell = f'curl() {{ printf "%s\\0" "$@"; }}\n{line}\n'
+    ran = subprocess.run(
+        ["bash", "-c", shell],
+        cwd=tmp_path,
+        env={"LAYERS_KEY": "lp_test_k_s3cret", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        check=True,
+    )
+    args = ran.stdout.decode().split("\0")[:-1]
+    assert not (tmp_path / "pwned").exists()
+    assert args[:4] == ["-i", "-X", "POST", f"http://127.0.0.1:4010/v1/x?q={value}"]
+    assert args[4:6] == ["-H", "Authorization: Bearer lp_test_k_s3cret"]  # the $ENV expands
+    assert ["-H", f"X-Odd: {value}", "--data-binary", value] == args[6:]
