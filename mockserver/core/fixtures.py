@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -15,6 +16,9 @@ from .records import TIERS, ApiKey, Organization, Project, canonical_id
 
 # The repository's fixtures/ ships inside the package, like openapi/ (see mockserver/spec.py).
 DEFAULT_FIXTURES: Traversable = files("mockserver") / "fixtures" / "default.yaml"
+# The key's id and secret hold no `_`, so the journal's redaction (core/journal.py) knows where
+# the id ends and never shows a part of the secret.
+KEY_SHAPE = re.compile(r"^lp_(live|test)_[A-Za-z0-9]+_[A-Za-z0-9]+$")
 GENDERS = ("all", "female", "male")
 OUTCOMES = ("completed", "failed", "canceled")
 
@@ -94,8 +98,12 @@ def parse_fixtures(document: Any, source: str = "fixtures") -> Fixtures:
         for j, k in enumerate(org_entry.get("keys", [])):
             kwhere = f"{where}.keys[{j}]"
             key = str(_need(k, "key", kwhere))
-            if not key.startswith(("lp_live_", "lp_test_")) or key.count("_") < 3:
-                raise FixtureError(f"{kwhere}: key must look like lp_live_<id>_<secret>")
+            if not KEY_SHAPE.fullmatch(key):
+                raise FixtureError(
+                    f"{kwhere}: key must match {KEY_SHAPE.pattern} "
+                    "(lp_live_<id>_<secret>, letters and digits only: the journal shows "
+                    "everything up to the second `_` and hides the rest)"
+                )
             if key in fixtures.keys:
                 raise FixtureError(f"{kwhere}: duplicate key")
             tier = k.get("rateLimitTier", "standard")

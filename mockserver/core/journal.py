@@ -38,8 +38,12 @@ RawHeaders = Sequence[tuple[bytes, bytes]]
 # (request headers, request body, response headers or None if nothing was sent, response body)
 Exchange = tuple[RawHeaders, bytes, RawHeaders | None, bytes | None]
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})
-# lp_live_<id>_<secret>: the id may stay (it names the key), the secret never leaves.
-KEY_SECRET = re.compile(r"\b(lp_(?:live|test)_[A-Za-z0-9]+_)[A-Za-z0-9]+")
+# lp_live_<id>_<secret>: the id may stay (it names the key), the secret never leaves. Whatever
+# follows the first `<id>_` is masked, `_` and `-` included: a key shaped lp_test_a_b_c shows
+# lp_test_a_***, never a part of its secret.
+KEY_SECRET = re.compile(r"\b(lp_(?:live|test)_[A-Za-z0-9]+_)[A-Za-z0-9_-]+")
+# What a secret header's token may show: a well-formed key's `lp_<env>_<id>_` prefix, nothing else.
+WELL_FORMED_KEY = re.compile(r"(lp_(?:live|test)_[A-Za-z0-9]+_)[A-Za-z0-9]+")
 
 
 def redact(text: str) -> str:
@@ -51,9 +55,11 @@ def _redact_header(name: str, value: str) -> str:
     if name not in SECRET_HEADERS:
         return redact(value)
     scheme, _, token = value.partition(" ")
-    if token and KEY_SECRET.search(token):
-        return f"{scheme} {redact(token)}"
-    return "***" if not token else f"{scheme} ***"
+    if not token:
+        return "***"
+    key = WELL_FORMED_KEY.fullmatch(token)
+    shown = key.group(1) + "***" if key else "***"
+    return f"{scheme} {shown}" if scheme.isascii() and scheme.isalpha() else "***"
 
 
 @dataclass(frozen=True, slots=True)

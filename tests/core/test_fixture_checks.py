@@ -1,0 +1,75 @@
+"""Fixture files are checked when loaded: a bad entry is one clear error naming file and path."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from mockserver.core.fixtures import DEFAULT_FIXTURES, FixtureError, parse_fixtures
+from mockserver.core.journal import Journal
+
+DEFAULT: dict[str, Any] = yaml.safe_load(DEFAULT_FIXTURES.read_text(encoding="utf-8"))
+
+
+def with_key(key: str) -> dict[str, Any]:
+    document = copy.deepcopy(DEFAULT)
+    document["organizations"][0]["keys"][0]["key"] = key
+    return document
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "lp_test_my_id_Zx81Qm4TnR7vKp2W",  # `_` in the id: the journal showed `_Zx81...`
+        "lp_test_acme_Zx81-Qm4T",
+        "lp_test_acme_",
+        "lp_test__secret",
+        "lp_prod_acme_secret",
+        "lp_test_acmé_secret",
+        "lp_test_acme_secret\n",
+        " lp_test_acme_secret",
+    ],
+)
+def test_a_key_the_journal_could_not_redact_is_refused_at_load(key: str) -> None:
+    with pytest.raises(FixtureError) as refused:
+        parse_fixtures(with_key(key), source="team.yaml")
+    message = str(refused.value)
+    assert message.startswith("team.yaml: organizations[0].keys[0]: key must match ")
+    assert "Zx81" not in message and "secret" not in message.replace("<secret>", "")
+
+
+def _shown(authorization: bytes) -> str:
+    journal = Journal(bodies=True)
+    exchange = ([(b"authorization", authorization)], b"", [], b"")
+    journal.add(0, "GET", "/v1/whoami", "", 401, "r", None, "whoami", None, exchange)
+    return str(journal.query(limit=1)[0][0]["request"]["headers"]["authorization"])
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        (b"Bearer lp_test_acmefull_Zx81Qm4TnR7vKp2W", "Bearer lp_test_acmefull_***"),
+        (b"Bearer lp_test_my_id_Zx81Qm4TnR7vKp2W", "Bearer ***"),
+        (b"Bearer lp_test_acme_Zx81-Qm4T", "Bearer ***"),
+        (b"Bearer lp_test_acme_Zx81 extra", "Bearer ***"),
+        (b"lp_test_acme_Zx81Qm4T", "***"),
+        (b"Zx81Qm4T lp_test_acme_Zx81Qm4T", "***"),
+        (b"Basic Zx81Qm4TnR7vKp2W", "Basic ***"),
+        (b"Bearer  lp_test_acme_Zx81Qm4T", "Bearer ***"),
+        (b"Bearer \xff\xfeZx81", "Bearer ***"),
+    ],
+)
+def test_a_secret_header_shows_at_most_the_key_prefix(sent: bytes, shown: str) -> None:
+    assert _shown(sent) == shown
+
+
+def test_free_text_hides_everything_after_the_key_id() -> None:
+    journal = Journal(bodies=True)
+    body = b'{"note": "lp_test_my_id_Zx81Qm4TnR7vKp2W and lp_live_a_b-c_d"}'
+    journal.add(0, "POST", "/v1/x", "", 200, "r", None, "x", None, ([], body, [], b""))
+    text = journal.query(limit=1)[0][0]["request"]["body"]
+    assert "Zx81" not in text and "b-c" not in text and "_d" not in text
+    assert text == '{"note": "lp_test_my_*** and lp_live_a_***"}'
