@@ -66,11 +66,13 @@ def fixtures_of(settings: Settings) -> Fixtures:
     """The fixtures to start from; a document of the wrong shape is a FixtureError too."""
     source = settings.fixtures
     try:
-        if source is None:
+        if source is None:  # shipped, and tests/core/test_fixture_checks.py checks it
             return load_fixtures(DEFAULT_FIXTURES)
+        from .fixturecheck import check_fixtures
+
         if isinstance(source, Mapping):
-            return parse_fixtures(source, source="fixtures")
-        return load_fixtures(source)
+            return parse_fixtures(source, source="fixtures", check=check_fixtures)
+        return load_fixtures(source, check=check_fixtures)
     except (TypeError, AttributeError) as exc:  # e.g. an entry that is a number, not a mapping
         name = source if isinstance(source, Path) else "fixtures"
         raise FixtureError(f"{name}: not a fixtures document ({exc})") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -34,13 +35,20 @@ class Fixtures:
     projects: dict[str, Project] = field(default_factory=dict)
 
 
-def load_fixtures(path: Traversable | str = DEFAULT_FIXTURES) -> Fixtures:
+# Checks a raw fixtures document against the contract (mockserver/fixturecheck.py): passed in,
+# so that this module stays free of the spec loader.
+FixtureCheck = Callable[[dict[str, Any], str], None]
+
+
+def load_fixtures(
+    path: Traversable | str = DEFAULT_FIXTURES, check: FixtureCheck | None = None
+) -> Fixtures:
     path = Path(path) if isinstance(path, str) else path
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise FixtureError(f"{path}: {exc}") from exc
-    return parse_fixtures(document, source=str(path))
+    return parse_fixtures(document, source=str(path), check=check)
 
 
 def _need(entry: dict[str, Any], name: str, where: str) -> Any:
@@ -49,9 +57,13 @@ def _need(entry: dict[str, Any], name: str, where: str) -> Any:
     return entry[name]
 
 
-def parse_fixtures(document: Any, source: str = "fixtures") -> Fixtures:
+def parse_fixtures(
+    document: Any, source: str = "fixtures", check: FixtureCheck | None = None
+) -> Fixtures:
     if not isinstance(document, dict) or not isinstance(document.get("organizations"), list):
         raise FixtureError(f"{source}: expected a mapping with an `organizations` list")
+    if check is not None:
+        check(document, source)
     fixtures = Fixtures()
     for i, org_entry in enumerate(document["organizations"]):
         where = f"{source}: organizations[{i}]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ import yaml
 
 from mockserver.core.fixtures import DEFAULT_FIXTURES, FixtureError, parse_fixtures
 from mockserver.core.journal import Journal
+from mockserver.fixturecheck import check_fixtures
+from mockserver.settings import Settings, fixtures_of
 
 DEFAULT: dict[str, Any] = yaml.safe_load(DEFAULT_FIXTURES.read_text(encoding="utf-8"))
 
@@ -73,3 +76,50 @@ def test_free_text_hides_everything_after_the_key_id() -> None:
     text = journal.query(limit=1)[0][0]["request"]["body"]
     assert "Zx81" not in text and "b-c" not in text and "_d" not in text
     assert text == '{"note": "lp_test_my_*** and lp_live_a_***"}'
+
+
+def with_project(**fields: Any) -> dict[str, Any]:
+    document = copy.deepcopy(DEFAULT)
+    document["organizations"][0]["projects"][0].update(fields)
+    return document
+
+
+def test_the_shipped_fixtures_pass_the_contract_check() -> None:
+    check_fixtures(copy.deepcopy(DEFAULT), "default.yaml")
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"brandVoice": "wity"}, "projects[0].brandVoice: Must be one of: "),
+        ({"primaryLanguage": "klingon"}, "projects[0].primaryLanguage: Has the wrong format."),
+        ({"primaryLanguage": 7}, "projects[0].primaryLanguage: "),
+        ({"timezone": "Mars/Olympus"}, "projects[0].timezone: "),
+        ({"targetGender": None}, "projects[0].targetGender: "),
+        ({"appName": "x"}, "projects[0].appName: Must be at least 3 characters."),
+        ({"tagline": "t" * 81}, "projects[0].tagline: Must be at most 80 characters."),
+        ({"metadata": "crm"}, "projects[0].metadata: Must be an object."),
+        ({"ownerEmail": "not an email"}, "projects[0].ownerEmail: Has the wrong format."),
+        ({"name": ["Acme"]}, "projects[0].name: Must be a string."),
+    ],
+)
+def test_a_project_field_its_schema_refuses_names_file_and_path(
+    tmp_path: Path, fields: dict[str, Any], says: str
+) -> None:
+    team = tmp_path / "team.yaml"
+    team.write_text(yaml.safe_dump(with_project(**fields)))
+    with pytest.raises(FixtureError) as refused:
+        fixtures_of(Settings(fixtures=team))
+    message = str(refused.value)
+    assert message.startswith(f"{team}: organizations[0].") and says in message, message
+    with pytest.raises(FixtureError) as inline:
+        fixtures_of(Settings(fixtures=with_project(**fields)))
+    assert str(inline.value).startswith("fixtures: organizations[0].projects[0].")
+
+
+def test_an_organization_owner_email_is_checked_too() -> None:
+    document = copy.deepcopy(DEFAULT)
+    document["organizations"][1]["ownerEmail"] = "nobody"
+    with pytest.raises(FixtureError) as refused:
+        fixtures_of(Settings(fixtures=document))
+    assert str(refused.value) == "fixtures: organizations[1].ownerEmail: Has the wrong format."
