@@ -6,7 +6,7 @@ value (a 1 MB string must not come back in an error body).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 UNKNOWN_FIELD = "Unrecognized key."
@@ -71,7 +71,9 @@ def collect_errors(
         name = type(kind).__name__
         path = error.instance_path
         if path:
-            add(str(path[0]), _message(kind))
+            # The key is the top-level field (as zod's flatten() keys fieldErrors); the message
+            # names the nested one, at any depth: "overrides.foo: Unrecognized key."
+            add(str(path[0]), _nested_message(path, kind, name))
         elif name == "AdditionalProperties":
             for unexpected in kind.unexpected:
                 add(unexpected, (unknown_messages or {}).get(unexpected, UNKNOWN_FIELD))
@@ -84,6 +86,25 @@ def collect_errors(
         else:
             form.append(_message(kind))
     return fields, form
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    """overrides.foo, items[0].name: the path a reader would type."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _nested_message(path: Sequence[str | int], kind: Any, name: str) -> str:
+    if name == "AdditionalProperties":
+        unexpected = ", ".join(_dotted([*path, str(u)]) for u in kind.unexpected)
+        return f"{unexpected}: {UNKNOWN_FIELD}"
+    if name == "Required":
+        return f"{_dotted([*path, kind.property])}: Required."
+    if len(path) == 1:
+        return _message(kind)  # the key already names the field
+    return f"{_dotted(path)}: {_message(kind)}"
 
 
 def problems(validator: Any, instance: Any, limit: int = 5) -> list[str]:

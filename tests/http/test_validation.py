@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import jsonschema_rs
 import pytest
 from support import PROJECT, Mock, auth
+
+from mockserver.validation import collect_errors
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 
@@ -148,3 +152,53 @@ def test_patch_needs_at_least_one_known_field(mock: Mock) -> None:
     assert details(mock.client.patch(url, headers=auth()))["formErrors"] == [
         "A JSON body is required."
     ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"foo": 1}, "overrides.foo: Unrecognized key."),
+        ({"foo": 1, "bar": 2}, "overrides.foo, overrides.bar: Unrecognized key."),
+        ({"gender": "robot"}, "overrides.gender: Must be one of: "),
+        ({"ageRange": 3}, "overrides.ageRange: Must be "),
+    ],
+)
+def test_a_nested_field_is_named_in_its_message(mock: Mock, overrides: Any, says: str) -> None:
+    source = mock.create(json={}).json()["influencerId"]
+    answer = mock.client.post(
+        f"/v1/influencers/{source}/clone",
+        headers=auth(),
+        json={"name": "Maria ES", "overrides": overrides},
+    )
+    messages = details(answer)["fieldErrors"]["overrides"]
+    assert any(m.startswith(says) for m in messages), messages
+
+
+def test_paths_are_named_at_every_depth() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["must"],
+                "properties": {
+                    "must": {"type": "string"},
+                    "list": {
+                        "type": "array",
+                        "items": {"type": "object", "properties": {"n": {"type": "integer"}}},
+                    },
+                },
+            },
+            "top": {"type": "integer"},
+        },
+    }
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    fields, form = collect_errors(
+        validator, {"a": {"list": [{"n": 1}, {"n": "x"}], "odd": 1}, "top": "x"}
+    )
+    assert form == []
+    assert fields["top"] == ["Must be an integer."]  # one level: the key names it
+    assert sorted(fields["a"]) == sorted(
+        ["a.must: Required.", "a.list[1].n: Must be an integer.", "a.odd: Unrecognized key."]
+    )
