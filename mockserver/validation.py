@@ -21,15 +21,24 @@ TYPE_NAMES = {
 }
 
 
+# An enum longer than this is summarised in a message (a count and a few examples).
+MAX_LISTED = 12
+
+
+def _spread(count: int, shown: int = 3) -> list[int]:
+    """Indexes of a few options spread across the list (not three neighbours)."""
+    return [i * count // shown for i in range(shown)]
+
+
 def _message(kind: Any) -> str:
     name = type(kind).__name__
     facts = kind.as_dict()
     if name == "Enum":
-        return (
-            "Must be one of: "
-            + ", ".join("null" if o is None else str(o) for o in facts["options"])
-            + "."
-        )
+        options = ["null" if o is None else str(o) for o in facts["options"]]
+        if len(options) > MAX_LISTED:  # the time zones: ~600 names, 10 KB in every 422
+            such = ", ".join(options[i] for i in _spread(len(options)))
+            return f"Must be one of the {len(options)} values the contract lists, such as {such}."
+        return "Must be one of: " + ", ".join(options) + "."
     if name == "Type":
         return "Must be " + " or ".join(TYPE_NAMES.get(t, t) for t in facts["types"]) + "."
     if name == "MaxLength":

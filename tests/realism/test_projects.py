@@ -232,3 +232,19 @@ def test_api_created_project_is_as_real_as_a_fixture_project(mock: Mock) -> None
     assert mock.job(envelope["jobId"]).json()["status"] == "completed"
     deleted = mock.client.delete(f"/v1/influencers/{envelope['influencerId']}", headers=auth())
     assert deleted.status_code == 200
+
+
+@pytest.mark.parametrize("timezone", ["Mars/Olympus", "europe/paris", "", "UTC+2"])
+def test_a_bad_timezone_is_a_short_422_not_the_whole_list(mock: Mock, timezone: str) -> None:
+    response = create_project(mock, {"name": "Acme Tea", "timezone": timezone})
+    assert response.status_code == 422
+    (message,) = response.json()["error"]["details"]["fieldErrors"]["timezone"]
+    assert message.startswith("Must be one of the ") and "such as " in message
+    assert "Africa/" in message and "Europe/Paris" not in message.split("such as")[0]
+    assert len(response.content) < 600  # it was about 10 KB: the whole tz database
+
+
+def test_a_short_enum_is_still_listed_whole(mock: Mock) -> None:
+    response = create_project(mock, {"name": "Acme Tea", "timezone": "UTC", "targetGender": "x"})
+    (message,) = response.json()["error"]["details"]["fieldErrors"]["targetGender"]
+    assert message == "Must be one of: all, female, male."
