@@ -73,6 +73,8 @@ Verification (in the spirit of WireMock's `verify`):
   `Recorded` with the request's and the response's headers and bodies (key secrets shown as
   `***`); `path` is exact or a glob (`/v1/jobs/*`). The journal keeps the last 1,000 requests
   (and at most 4 MiB of them; a body is cut at 16 KiB): plenty for a test, reset with it.
+  A cut body is marked (`request_truncated`, `response_truncated`), and its `request_json()`
+  or `response_json()` raises LayersMockError saying so rather than a JSON syntax error.
   `mock.assert_called(method, path, times=None)`  at least once, or exactly `times`; the
   failure lists what the mock did see. `mock.assert_not_called(method, path)`.
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+# The journal's documented body bound (openapi/control.yaml, /_mock/requests): 16 KiB.
+MAX_BODY_BYTES = 16 * 1024
 Control = Callable[..., Any]  # LayersMock._control: (method, path, body=None, query="") -> JSON
 
 
@@ -58,18 +60,32 @@ class Recorded:
     request_body: str
     response_headers: Mapping[str, str]
     response_body: str | None  # None when nothing was sent (a dropped connection)
+    # The journal keeps at most MAX_BODY_BYTES of a body; past that it is cut, and marked.
+    request_truncated: bool = False
+    response_truncated: bool = False
 
     def request_json(self) -> Any:
         """The request body parsed, or None when it was empty."""
+        _whole("request", self.request_truncated)
         return orjson.loads(self.request_body) if self.request_body.strip() else None
 
     def response_json(self) -> Any:
         """The response body parsed, or None when there was none."""
+        _whole("response", self.response_truncated)
         return orjson.loads(self.response_body) if self.response_body else None
 
     def __str__(self) -> str:
         query = f"?{self.query}" if self.query else ""
         return f"{self.method} {self.path}{query} → {self.status or 'dropped'}"
+
+
+def _whole(which: str, truncated: bool) -> None:
+    """A cut body is not JSON: say so instead of letting orjson report a syntax error."""
+    if truncated:
+        raise LayersMockError(
+            f"the {which} body was truncated at {MAX_BODY_BYTES} bytes by the mock's journal, "
+            f"so it cannot be parsed; `{which}_body` holds the first {MAX_BODY_BYTES} bytes"
+        )
 
 
 class Rules:
@@ -200,6 +216,8 @@ def recorded_from(item: Mapping[str, Any]) -> Recorded:
         request_body=request["body"],
         response_headers=response["headers"] if response else {},
         response_body=response["body"] if response else None,
+        request_truncated=bool(request.get("truncated")),
+        response_truncated=bool(response and response.get("truncated")),
     )
 
 

@@ -308,3 +308,23 @@ def test_the_public_module_reaches_no_internals_and_nothing_internal_imports_it(
     for path in (ROOT / "mockserver").rglob("*.py"):
         assert "layers_mock" not in path.read_text(), path
     assert set(layers_mock.__all__) >= {"LayersMock", "LayersMockError", "Recorded", "Keys"}
+
+
+def test_a_body_cut_at_the_journal_bound_says_so_instead_of_a_json_error(mock: LayersMock) -> None:
+    client = mock.client()
+    for n in range(3):  # three projects of 8 KB metadata: their list is past 16 KiB
+        body = {"name": f"Big {n}", "timezone": "UTC", "metadata": {"blob": "x" * 8000}}
+        assert client.post("/v1/projects", json=body).status_code == 201
+    listed = client.get("/v1/projects", params={"limit": 10})
+    assert len(listed.content) > 16 * 1024
+    huge = client.post("/v1/projects", json={"name": "Huge", "timezone": "UTC", "x": "y" * 20000})
+    assert huge.status_code == 422
+    reads = mock.requests("GET", "/v1/projects")
+    assert reads[-1].response_truncated and not reads[-1].request_truncated
+    with pytest.raises(LayersMockError, match="response body was truncated at 16384 bytes"):
+        reads[-1].response_json()
+    refused = mock.requests("POST", "/v1/projects")[-1]
+    assert refused.request_truncated and refused.status == 422
+    with pytest.raises(LayersMockError, match="request body was truncated at 16384 bytes"):
+        refused.request_json()
+    assert refused.response_json()["error"]["code"] == "VALIDATION"  # a whole body still parses
