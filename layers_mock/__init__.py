@@ -190,6 +190,7 @@ class LayersMock:
             raise LayersMockError(str(exc)) from exc
         self.seed = seed  # the seed in force: `reset(seed=...)` changes it
         self._first_seed = seed
+        self._carry_ns = 0  # the part of advances below the clock's millisecond, carried
         self.clock = clock
         self.progression = progression
         self._runner = Runner()
@@ -320,12 +321,26 @@ class LayersMock:
         return parse_instant(self._control("GET", "/_mock/clock")["now"])
 
     def advance(self, seconds: float | timedelta) -> datetime:
-        """Move the mock clock forward; returns the new time. Never backwards (LayersMockError)."""
+        """Move the mock clock forward; returns the new time. Never backwards (LayersMockError).
+
+        The mock's clock counts whole milliseconds; what is left below one is carried to the
+        next advance (or sleep), so 1,000 x advance(0.0004) moves it 400 ms, not 0."""
         if isinstance(seconds, timedelta):
-            seconds = seconds.total_seconds()
-        return parse_instant(
-            self._control("POST", "/_mock/clock/advance", {"seconds": seconds})["now"]
-        )
+            ns = (seconds // timedelta(microseconds=1)) * 1000
+        elif isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0:
+            ns = round(seconds * 1e9)
+        else:  # negative, infinite, not a number: the mock's refusal says why
+            ns = -1
+        if ns < 0:
+            wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
+            return parse_instant(
+                self._control("POST", "/_mock/clock/advance", {"seconds": wire})["now"]
+            )
+        whole_ms, self._carry_ns = divmod(ns + self._carry_ns, 1_000_000)
+        if not whole_ms:
+            return self.now
+        moved = self._control("POST", "/_mock/clock/advance", {"seconds": whole_ms / 1000})
+        return parse_instant(moved["now"])
 
     def set_clock(self, instant: datetime | str) -> datetime:
         """Jump to `instant`: an aware datetime, or ISO-8601 text with an offset or `Z`
@@ -339,7 +354,9 @@ class LayersMock:
             raise LayersMockError("set_clock needs an aware datetime or ISO-8601 with an offset")
         utc = instant.astimezone(UTC)
         wire = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-        return parse_instant(self._control("POST", "/_mock/clock/set", {"now": wire})["now"])
+        moved = parse_instant(self._control("POST", "/_mock/clock/set", {"now": wire})["now"])
+        self._carry_ns = 0
+        return moved
 
     def sleep(self, seconds: float) -> Awaitable[None]:
         """A drop-in for time.sleep and asyncio.sleep: on a virtual clock it advances the mock
@@ -366,6 +383,7 @@ class LayersMock:
         seed = self._first_seed if seed is None else seed
         _check_seed(seed)
         self._control("POST", "/_mock/reset", {"seed": seed})
+        self._carry_ns = 0
         self.seed = seed
 
     # -- outcomes and faults

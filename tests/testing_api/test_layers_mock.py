@@ -328,3 +328,23 @@ def test_a_body_cut_at_the_journal_bound_says_so_instead_of_a_json_error(mock: L
     with pytest.raises(LayersMockError, match="request body was truncated at 16384 bytes"):
         refused.request_json()
     assert refused.response_json()["error"]["code"] == "VALIDATION"  # a whole body still parses
+
+
+def test_sub_millisecond_advances_add_up(mock: LayersMock) -> None:
+    """The clock counts milliseconds: 0.4 ms was rounded away on every call."""
+    start = mock.now
+    for _ in range(1000):
+        mock.advance(0.0004)
+    assert mock.now - start == timedelta(milliseconds=400)
+    for _ in range(10):
+        mock.sleep(0.00015)  # a polling loop's tiny sleeps: 1.5 ms, carried
+    assert mock.now - start == timedelta(milliseconds=401)
+    assert mock.advance(timedelta(microseconds=500)) - start == timedelta(milliseconds=402)
+    mock.advance(0.0007)  # 0.7 ms waits for more
+    mock.reset()
+    mock.advance(0.0004)  # the carry went with the reset
+    assert mock.now == START
+    with pytest.raises(LayersMockError):
+        mock.advance(-0.0001)
+    with pytest.raises(LayersMockError):
+        mock.advance(timedelta(seconds=-1))
