@@ -3,8 +3,8 @@
 
 - `layers_mock`: an in-process mock, fresh for each test;
 - `layers_mock_server`: the same, served on a real port (one server per session);
-- `@pytest.mark.layers_mock(seed=0, clock="virtual", progression="time", fixtures=None)`: how
-  the test's mock starts.
+- `@pytest.mark.layers_mock(seed=0, clock="virtual", progression="time", fixtures=None,
+  speed=1.0, strict=True)`: how the test's mock starts (the keywords of `LayersMock`).
 
 Fresh is cheap: one mock per configuration lives for the whole session, and each test gets it
 reset (fixtures reloaded, clock at its start, journal and rules empty, the marker's seed), which
@@ -25,13 +25,22 @@ import pytest
 if TYPE_CHECKING:
     from . import LayersMock
 
-OPTIONS = {"seed": 0, "clock": "virtual", "progression": "time", "fixtures": None}
+# Every keyword LayersMock takes, with its default (a test checks the two lists agree).
+OPTIONS = {
+    "seed": 0,
+    "clock": "virtual",
+    "progression": "time",
+    "fixtures": None,
+    "speed": 1.0,
+    "strict": True,
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "layers_mock(seed=0, clock='virtual', progression='time', fixtures=None): "
+        "layers_mock(seed=0, clock='virtual', progression='time', fixtures=None, speed=1.0, "
+        "strict=True): "
         "how this test's layers-mock starts (fixtures layers_mock, layers_mock_server)",
     )
 
@@ -47,7 +56,14 @@ class _Pool:
         from . import LayersMock
 
         key = json.dumps(
-            [served, options["clock"], options["progression"], options["fixtures"]],
+            [
+                served,
+                options["clock"],
+                options["progression"],
+                options["fixtures"],
+                options["speed"],
+                options["strict"],
+            ],
             sort_keys=True,
             default=str,
         )
@@ -58,6 +74,8 @@ class _Pool:
                 clock=options["clock"],
                 progression=options["progression"],
                 fixtures=options["fixtures"],
+                speed=options["speed"],
+                strict=options["strict"],
             )
             self.mocks[key] = mock
             if served:

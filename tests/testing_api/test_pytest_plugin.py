@@ -89,14 +89,32 @@ def test_the_marker_sets_seed_clock_and_progression(pytester: pytest.Pytester) -
         def test_a_wall_clock(layers_mock):
             assert layers_mock.clock == "wall"
 
-        @pytest.mark.layers_mock(speed=2)
+        @pytest.mark.layers_mock(clock="wall", speed=60, strict=False)
+        def test_speed_and_strict_as_layers_mock_takes_them(layers_mock):
+            clock = layers_mock.client().get("/_mock/clock").json()
+            assert (clock["mode"], clock["speed"]) == ("wall", 60.0)
+
+        @pytest.mark.layers_mock(sped=2)
         def test_unknown_option(layers_mock):
             pass
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4, errors=1)
-    result.stdout.fnmatch_lines(["*layers_mock takes keywords seed, clock, progression, fixtures*"])
+    result.assert_outcomes(passed=5, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*layers_mock takes keywords seed, clock, progression, fixtures, speed, strict; got sped*"]
+    )
+
+
+def test_the_marker_takes_every_keyword_layers_mock_takes() -> None:
+    """The marker refused `speed`: its list had fallen behind LayersMock's signature."""
+    import inspect
+
+    from layers_mock import LayersMock
+    from layers_mock.pytest_plugin import OPTIONS
+
+    parameters = inspect.signature(LayersMock).parameters
+    assert {name: p.default for name, p in parameters.items()} == OPTIONS
 
 
 def test_one_server_per_session_reset_for_each_test(pytester: pytest.Pytester) -> None:
