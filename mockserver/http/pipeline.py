@@ -121,7 +121,7 @@ class OperationPipeline:
         self.mutating = op.method in MUTATING
         self.inflight: dict[bytes, asyncio.Future[None]] = {}
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: PLR0915 - the steps in order
         deps, sim = self.deps, self.deps.sim
         request_id = sim.request_id()
         headers = inputs.header_map(scope)
@@ -196,6 +196,9 @@ class OperationPipeline:
             payload = dumps(error_body(exc, request_id))
             if exc.headers:
                 out.extend(encode_headers(list(exc.headers.items())))
+        except Exception:
+            await self._bug(scope, send, request_id, key, injected, body.raw)
+            raise  # on to the server's log (stderr), as the outermost guard would do
         await self._finish(scope, send, status, out, payload, request_id, key, injected, body.raw)
 
     def _admit(
@@ -375,6 +378,24 @@ class OperationPipeline:
         await send_response(send, status, out, payload)
         exchange = (scope["headers"], request_body, out, payload)
         self._journal(scope, status, request_id, key, injected, exchange)
+
+    async def _bug(  # noqa: PLR0917 - the request's facts, as _journal takes them
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        request_id: str,
+        key: ApiKey | None,
+        injected: str | None,
+        request_body: bytes,
+    ) -> None:
+        """A bug: the envelope with this request's id (no traceback) to the client, and the
+        500 to the journal, so /_mock/requests shows it where the user looks."""
+        out = [(b"x-request-id", request_id.encode())]
+        payload = dumps(error_body(ApiError("INTERNAL", "Internal error."), request_id))
+        await send_response(send, 500, out, payload)
+        self._journal(
+            scope, 500, request_id, key, injected, (scope["headers"], request_body, out, payload)
+        )
 
     def _journal(  # noqa: PLR0917 - one call per request, positional like Journal.add
         self,
