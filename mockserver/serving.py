@@ -53,6 +53,24 @@ class Limits:
     max_header_bytes: int = MAX_HEADER_BYTES
 
 
+# granian's handlers write to stdout by default: a traceback would land among the banner and the
+# --log-requests lines a script reads there. Diagnostics go to stderr.
+LOG_TO_STDERR = {
+    "handlers": {
+        "console": {
+            "formatter": "generic",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+        },
+        "access": {
+            "formatter": "access",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+        },
+    }
+}
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket: connections queue in its backlog from here on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -98,6 +116,7 @@ def _server(app: Any, sock: socket.socket, limits: Limits) -> Any:
         # Errors only: an exception escaping the app is logged with its traceback (the client
         # already got the INTERNAL envelope); granian's start-up chatter is not.
         log_level=LogLevels.error,
+        log_dictconfig=LOG_TO_STDERR,
     )
 
 

@@ -4,17 +4,24 @@
 
 The line starts with mock time (the clock jobs move by), then the status, the request, how long
 the mock took, the request id the client saw in `X-Request-Id`, and what was injected, if
-anything. An ASGI wrapper around the whole app, so that 404s for unknown paths and control-plane
-calls are logged too; it costs nothing when the flag is off, because it is not there.
+anything. Secrets are masked as the journal masks them (an API key shows `lp_test_<id>_***`,
+the dashboard's `?token=` shows `token=***`). An ASGI wrapper around the whole app, so that 404s
+for unknown paths and control-plane calls are logged too; it costs nothing when the flag is
+off, because it is not there.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, TextIO
 
 from ..core.clock import format_ms
+from ..core.journal import redact
 from ..deps import Deps
+
+# The dashboard's `?token=<admin token>`: the value never reaches the log.
+TOKEN_PARAM = re.compile(r"(^|&)(token=)[^&]*", re.IGNORECASE)
 
 
 class RequestLog:
@@ -50,7 +57,8 @@ class RequestLog:
     def _line(self, scope: dict[str, Any], status: int, request_id: str, seconds: float) -> None:
         target = scope["path"]
         if query := scope.get("query_string", b""):
-            target += "?" + query.decode("latin-1")
+            target += "?" + TOKEN_PARAM.sub(r"\1\2***", query.decode("latin-1"))
+        target = redact(target)  # an API key in a path or a query shows its id, never its secret
         last = self.deps.journal.last()
         injected = last.injected if last is not None and last.requestId == request_id else None
         sent = str(status) if status else "---"  # a dropped connection sends nothing
