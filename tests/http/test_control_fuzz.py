@@ -30,7 +30,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 from support import FULL, PROJECT, auth, make_mock
 
-from mockserver.spec import CONTROL_SPEC
+from mockserver.spec import CONTROL_SPEC, control_spec
 
 EXAMPLES = 12
 # Generating a whole StateDocument from its schema is slow, and nearly every one fails the
@@ -275,3 +275,35 @@ def test_no_edit_of_a_real_export_breaks_the_mock() -> None:
         one()
     finally:
         loop.close()
+
+
+BODIES = [
+    (b'{"x": 1}', "application/json"),
+    (b"[1, 2]", "application/json"),
+    (b"garbage", "text/plain"),
+    (b"\xff\xfe", "application/octet-stream"),
+    (b"{", "application/json"),
+]
+
+
+@pytest.mark.parametrize(
+    "op",
+    sorted(control_spec().operations.values(), key=lambda o: o.operation_id),
+    ids=lambda o: o.operation_id,
+)
+def test_a_body_where_none_is_declared_gets_a_declared_answer(op: Any) -> None:
+    """GET /_mock/health with a body answered an undeclared 422, a 500 in strict mode."""
+    mock = make_mock()  # strict: an undeclared answer raises ContractViolation here
+    path = op.path
+    for name, value in {
+        "jobId": "job_x",
+        "sequence": "1",
+        "name": "layers.css",
+        "ruleId": "r",
+    }.items():
+        path = path.replace("{" + name + "}", value)
+    for body, media_type in BODIES:
+        answer = mock.client.request(
+            op.method, path, content=body, headers={"content-type": media_type}
+        )
+        assert answer.status_code < 500, (op.operation_id, body, answer.text)
