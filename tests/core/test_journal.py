@@ -132,3 +132,44 @@ def test_bodies_that_are_not_utf8_and_keys_in_any_header_are_shown_safely() -> N
     request = newest(journal)["request"]
     assert request["body"] == "\ufffd\ufffd{"
     assert request["headers"] == {"x-note": "sent with lp_test_acmefull_***", "x-bin": "\xff"}
+
+
+def test_query_filters_counts_and_pages_over_both_entry_kinds() -> None:
+    """query filters the stored tuples and builds only the page: the answers must not change."""
+    journal = Journal()
+    for i in range(60):
+        journal.add(
+            i,
+            "GET" if i % 2 else "POST",
+            f"/v1/jobs/job_{i % 7}",
+            "",
+            200 if i % 3 else 404,
+            f"req_{i}",
+            "key_1",
+            "getJob",
+            None,
+            None,
+        )
+        if i % 10 == 0:  # record() keeps JournalEntry objects, add() tuples
+            journal.record(
+                at_ms=i,
+                method="DELETE",
+                path="/v1/jobs/job_0",
+                query="",
+                status=404,
+                requestId=f"rec_{i}",
+                apiKeyId=None,
+                operationId=None,
+                injected=None,
+            )
+    page, total = journal.query(method="get", status=404, limit=3)
+    every, _ = journal.query(limit=1000)
+    expected = [e for e in every if e["method"] == "GET" and e["status"] == 404]
+    assert total == len(expected) and page == expected[:3]
+    deletes, total = journal.query(method="DELETE", path="/v1/jobs/job_0", limit=100)
+    assert total == 6 and [d["requestId"] for d in deletes][:2] == ["rec_50", "rec_40"]
+    assert journal.query(path="/v1/jobs/job_6", limit=0) == (
+        [],
+        len([e for e in every if e["path"] == "/v1/jobs/job_6"]),
+    )
+    assert [e["sequence"] for e in every] == sorted((e["sequence"] for e in every), reverse=True)
