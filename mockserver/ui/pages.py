@@ -66,8 +66,10 @@ def index(req: UiRequest) -> Page:
     """GET /: a person's browser gets a link to the dashboard, a script gets the same in JSON."""
     if "text/html" in req.accept:
         return Page(200, render("index.html", **_urls()))
-    links = {"service": "layers-mock", "dashboard": "/_mock/ui", "controlPlane": "/_mock/"}
-    return Page(200, dumps({**links, "partnerApi": "/v1/"}), "application/json", [])
+    # Every link is a route that answers (a bare /_mock/ or /v1/ is a 404): the control
+    # plane's keys and projects, and the partner API's "who am I" for a key.
+    links = {"service": "layers-mock", "dashboard": "/_mock/ui", "controlPlane": "/_mock/fixtures"}
+    return Page(200, dumps({**links, "partnerApi": "/v1/whoami"}), "application/json", [])
 
 
 def dashboard(req: UiRequest) -> Page:

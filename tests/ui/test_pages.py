@@ -31,6 +31,15 @@ def test_root_links_a_browser_to_the_dashboard_and_a_script_gets_json(mock: Mock
     assert mock.client.get("/").json()["dashboard"] == "/_mock/ui"
 
 
+def test_every_link_the_root_advertises_answers(mock: Mock) -> None:
+    """GET / named `/_mock/` and `/v1/`, which are 404s."""
+    links = mock.client.get("/").json()
+    del links["service"]
+    for name, url in links.items():
+        answer = mock.client.get(url, headers=auth())
+        assert answer.status_code == 200, (name, url, answer.status_code)
+
+
 def test_the_page_shows_every_panel(mock: Mock) -> None:
     job = mock.create(json={}).json()
     page = mock.client.get("/_mock/ui")
@@ -114,7 +123,11 @@ def test_journal_detail_carries_a_curl_without_the_key(mock: Mock) -> None:
 
 def test_a_hostile_host_header_does_not_reach_the_curl(mock: Mock) -> None:
     mock.client.get("/v1/whoami", headers=auth())
-    detail = mock.client.get("/_mock/ui/requests/1", headers={"Host": "x'; rm -rf ~; echo '"}).text
+    hostile = {"Host": "x'; rm -rf ~; echo '"}
+    refused = mock.client.get("/_mock/ui/requests/1", headers=hostile)
+    assert refused.status_code == 403 and "rm -rf" not in refused.text  # open mode: not loopback
+    mock.deps.admin_token = "s3cret"  # with a token the Host is not checked: still never echoed
+    detail = mock.client.get("/_mock/ui/requests/1?token=s3cret", headers=hostile).text
     assert "rm -rf" not in detail
     curl = re.search(r'id="detail-curl">([^<]*)<', detail)
     assert curl is not None and "http://testserver:80/v1/whoami" in curl.group(1)  # the socket's
