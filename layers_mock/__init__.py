@@ -1,8 +1,9 @@
 """layers-mock in your tests: the Layers Partner API in-process, on a clock your test drives.
 
-Install it as a dev dependency, with the extra that brings httpx and the pytest plugin::
+Install it as a dev dependency, with the extra that brings httpx and the pytest plugin, from a
+checkout of layers-mock or a wheel built from one (it is not on PyPI)::
 
-    pip install 'layers-mock[pytest]'
+    pip install '/path/to/layers-mock[pytest]'
 
 In-process (no socket, no thread): hand `mock.transport` to httpx, or take `mock.client()`, an
 httpx client that already carries a full-scope key. Jobs move only when the test says so::

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 HOST = "layers-mock.test"
-NEEDS_HTTPX = "the httpx clients of LayersMock need httpx: pip install 'layers-mock[pytest]'"
+NEEDS_HTTPX = (
+    "the httpx clients of LayersMock need httpx: install the [pytest] extra "
+    "(pip install '/path/to/layers-mock[pytest]')"
+)
 RawHeaders = list[tuple[bytes, bytes]]
 
 

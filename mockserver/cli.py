@@ -40,7 +40,8 @@ CONFORM_EXAMPLES = """examples:
 
 CONFORM_EXTRA = (
     "layers-mock conform needs the conformance engines (schemathesis, hypothesis, httpx): "
-    "pip install 'layers-mock[conform]'"
+    "install the [conform] extra (pip install '/path/to/layers-mock[conform]', from a checkout "
+    "or a wheel built from one)"
 )
 
 
