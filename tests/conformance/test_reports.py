@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -77,6 +78,24 @@ def test_progress_is_a_live_line_on_a_terminal_and_plain_lines_otherwise() -> No
     assert "\r" not in plain.getvalue()
     assert "conform: PASS        auth.x-api-key-rejected" in plain.getvalue()
     assert "\r[conform]" in live.getvalue() or "\r" in live.getvalue()
+
+
+def test_the_live_line_under_only_labels_a_clause_run_for_evidence() -> None:
+    """--only jobs.etag-strong showed `[conform] jobs.if-none-match-304`, a clause not asked for."""
+    live = io.StringIO()
+    run(Options(only=["jobs.etag-strong"], progress=live, live=True, now=_ticking()))
+    labels = set(re.findall(r"\[conform\] (\S+(?: \S+)?)\s{2,}", live.getvalue()))
+    assert labels, live.getvalue()
+    assert all(
+        x in ("preflight", "sample job", "jobs.etag-strong") or x.startswith("evidence: ")
+        for x in labels
+    ), labels
+
+
+def _ticking() -> Any:
+    """A clock that moves 1 s per read, so the live line (at most every 0.2 s) is written."""
+    ticks = iter(range(10**6))
+    return lambda: float(next(ticks))
 
 
 def test_the_seed_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
