@@ -56,3 +56,20 @@ def test_the_first_example_of_the_testing_manual_runs() -> None:
             break
         lines.append(line[4:])
     exec(compile("\n".join(lines), "layers_mock.__doc__", "exec"), {})
+
+
+def test_every_json_body_the_readme_sends_to_the_partner_api_is_accepted() -> None:
+    """The Projects example sent `"appDescription":"<100 to 1000 chars>"`: a 422 if pasted."""
+    import json
+
+    from support import FULL, auth, make_mock
+
+    sent = re.findall(
+        r"curl -s -X (POST|PATCH) \$B(/v1/[^ ]*) [^\n]*\\\n\s+-d '(\{[^']*\})'", README.read_text()
+    )
+    assert sent, "no partner-API body found in the README"
+    for method, raw_path, body in sent:
+        mock = make_mock()
+        path = raw_path.replace("$P", "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39")
+        answer = mock.client.request(method, path, json=json.loads(body), headers=auth(FULL))
+        assert answer.status_code < 400, (method, path, answer.text)
