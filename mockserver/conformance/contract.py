@@ -22,7 +22,8 @@ ERROR_CODES: dict[int, frozenset[str]] = {
     402: frozenset({"BILLING_EXHAUSTED"}),
     500: frozenset({"INTERNAL"}),
     501: frozenset({"NOT_SIMULATED"}),
-    503: frozenset({"KILL_SWITCH"}),
+    # STORAGE_UNAVAILABLE: the mock could not keep the effect (a mock decision; spec 503)
+    503: frozenset({"KILL_SWITCH", "STORAGE_UNAVAILABLE"}),
 }
 # The 422 message names where the problem is (spec, components.responses.Validation).
 INVALID_BODY, INVALID_QUERY, INVALID_HEADER = "Invalid body.", "Invalid query.", "Invalid header."

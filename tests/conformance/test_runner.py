@@ -5,6 +5,7 @@ over HTTP, for several seeds; the same seed sends the same requests; the catalog
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conformance.broken_deployments import BROKEN
@@ -106,3 +107,46 @@ def test_readme_carries_the_clause_table_as_generated() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- clauses -->\n", 1)[1].split("<!-- /clauses -->", 1)[0]
     assert block.strip() == markdown().strip(), "run: layers-mock conform --list markdown"
+
+
+def _codes(node: Any, doc: dict[str, Any]) -> set[str]:
+    """Every `error.code` const (or enum) reachable from a response schema."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target: Any = doc
+            for part in node["$ref"][2:].split("/"):
+                target = target[part]
+            return _codes(target, doc)
+        found: set[str] = set()
+        code = node.get("properties", {}).get("error", {}).get("properties", {}).get("code", {})
+        if "const" in code:
+            found.add(code["const"])
+        found.update(code.get("enum", []))
+        for value in node.values():
+            found |= _codes(value, doc)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_codes(v, doc) for v in node)) if node else set()
+    return set()
+
+
+def test_the_runner_knows_every_error_code_the_partner_contract_can_answer() -> None:
+    """STORAGE_UNAVAILABLE (503) was missing: a mock whose disk filled up failed
+    errors.code-matches-status although it answered as its contract says."""
+    import yaml
+
+    from mockserver.conformance.contract import ERROR_CODES
+    from mockserver.spec import PARTNER_SPEC
+
+    doc = yaml.safe_load(PARTNER_SPEC.read_text(encoding="utf-8"))
+    declared: dict[int, set[str]] = {}
+    for item in doc["paths"].values():
+        for op in item.values():
+            if not isinstance(op, dict):
+                continue
+            for status, response in op.get("responses", {}).items():
+                if status.isdigit() and int(status) >= 400:
+                    declared.setdefault(int(status), set()).update(_codes(response, doc))
+    missing = {s: codes - ERROR_CODES.get(s, frozenset()) for s, codes in declared.items()}
+    assert {s: m for s, m in missing.items() if m} == {}
+    assert "STORAGE_UNAVAILABLE" in declared[503]
