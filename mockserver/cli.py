@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import secrets
-import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -207,16 +205,21 @@ def serve(args: argparse.Namespace) -> int:
         journal_bodies=args.journal_bodies,
     )
     if not settings.loopback and token is None:
+        import secrets  # here, not at the top: start-up imports only what every serve needs
+
         token = secrets.token_urlsafe(18)  # never leave the control plane open off loopback
     settings = replace(settings, admin_token=token)
     try:
         deps = make_deps(settings)
         app: Any = build_app(deps)
-    except sqlite3.Error as exc:
-        print(f"layers-mock: --state {settings.state}: {exc}", file=sys.stderr)
-        return 2
     except (FixtureError, SpecError, ChaosError, ValueError, OSError) as exc:
         print(f"layers-mock: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # sqlite3.Error, matched by module: sqlite3 is imported only when --state asks for it
+        if type(exc).__module__ != "sqlite3":
+            raise
+        print(f"layers-mock: --state {settings.state}: {exc}", file=sys.stderr)
         return 2
     if args.log_requests:
         app = RequestLog(app, deps, sys.stdout)

@@ -19,14 +19,14 @@ import jsonschema_rs
 import orjson
 import yaml
 
+from .yaml_cache import load_yaml
+
 # The repository's openapi/ ships inside the package (mockserver/openapi links to it in a
 # checkout; the wheel holds a copy), so an installed mock finds its contract wherever it lives.
 SPEC_DIR: Traversable = files("mockserver") / "openapi"
 PARTNER_SPEC = SPEC_DIR / "layers.yaml"
 CONTROL_SPEC = SPEC_DIR / "control.yaml"
 NOT_SIMULATED_SPEC = SPEC_DIR / "not-simulated.yaml"
-# libyaml's loader when PyYAML was built with it: ten times faster, the same safe subset.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 JSON = "application/json"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -141,7 +141,7 @@ class Spec:
         path = Path(path) if isinstance(path, str) else path
         try:
             text = path.read_text(encoding="utf-8")
-            return cls(yaml.load(text, Loader=SAFE_LOADER), source=str(path))  # noqa: S506
+            return cls(load_yaml(text), source=str(path))
         except (OSError, yaml.YAMLError) as exc:
             raise SpecError(f"cannot read the contract {path}: {exc}") from exc
 
