@@ -45,7 +45,9 @@ def load_fixtures(
 ) -> Fixtures:
     path = Path(path) if isinstance(path, str) else path
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader when there is one: same safe subset, ~10 ms less at start-up
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
     except (OSError, yaml.YAMLError) as exc:
         raise FixtureError(f"{path}: {exc}") from exc
     return parse_fixtures(document, source=str(path), check=check)
