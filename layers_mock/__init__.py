@@ -49,6 +49,13 @@ Time (the mock's, never the wall's):
   same way every time. Prefer injection for asyncio code: patching `asyncio.sleep` globally
   also speeds up every other coroutine's waits (the mock's own stay real).
 
+A clock per organization (a shared sandbox's tenants, in the spirit of Stripe's test clocks):
+  `org = mock.organization("foreign")` (a role, a key, or an organization id), then
+  `org.advance(86400)` / `org.set_clock(instant)`: that organization gets a clock of its own
+  and its jobs, timestamps, idempotency and rate-limit windows follow it; nobody else moves.
+  `org.now`, `org.detached`, `org.follow_server_clock()`, `org.reset()` (its data only). Given
+  a key, every call carries it, exactly as a tenant's calls on a shared sandbox.
+
 State:
   `mock.reset(seed=None)`  back to the start: fixtures reloaded, clock at its start, journal and
   rules empty (`seed`: a new seed; default: the one it was created with). `mock.seed` is the
@@ -124,6 +131,7 @@ from ._asgi import (
     running_loop,
     sync_transport,
 )
+from ._organization import Organization
 from ._views import (
     Keys,
     LayersMockError,
@@ -141,7 +149,15 @@ if TYPE_CHECKING:
 
     from mockserver.serving import Background
 
-__all__ = ["Keys", "LayersMock", "LayersMockError", "Recorded", "Rules", "__version__"]
+__all__ = [
+    "Keys",
+    "LayersMock",
+    "LayersMockError",
+    "Organization",
+    "Recorded",
+    "Rules",
+    "__version__",
+]
 
 IN_PROCESS_URL = "http://layers-mock.test"  # .test is reserved for testing (RFC 2606)
 MAX_SEED = 2**64 - 1
@@ -377,6 +393,21 @@ class LayersMock:
             _real_sleep(seconds)
         return _Slept()
 
+    def organization(self, who: str) -> Organization:
+        """One organization's own clock, reset and journal. `who` is a role of `keys`
+        (`"foreign"`), a key (the calls then carry it, as a tenant's on a shared sandbox), or an
+        organization id (the operator's calls)::
+
+            other = mock.organization("foreign")
+            other.advance(86400)    # a day passes for that organization only
+        """
+        if who.startswith("org_"):
+            return Organization(self._control, who, None)
+        key = self._key(who)
+        for org in self._control("GET", "/_mock/fixtures", key=key)["organizations"]:
+            return Organization(self._control, org["organizationId"], key)
+        raise LayersMockError(f"the key {who!r} belongs to no organization")  # pragma: no cover
+
     # -- state
 
     def reset(self, seed: int | None = None) -> None:
@@ -440,13 +471,27 @@ class LayersMock:
     # -- the control plane, in-process
 
     def _control(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, query: str = ""
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        query: str = "",
+        *,
+        key: str | None = None,
     ) -> Any:
         try:
             payload = orjson.dumps(body) if body is not None else b""
         except TypeError as exc:  # e.g. an integer past 64 bits
             raise LayersMockError(f"cannot send {body!r}: {exc}") from None
-        call = call_app(self._app, method, path, query=query.encode(), body=payload)
+        headers = None
+        if key is not None:  # a tenant's call (organization.py): its own key, as on a sandbox
+            headers = [(b"host", b"layers-mock.test"), (b"content-length", b"%d" % len(payload))]
+            headers.append((b"authorization", b"Bearer " + key.encode("latin-1")))
+            if payload:
+                headers.append((b"content-type", b"application/json"))
+        call = call_app(
+            self._app, method, path, query=query.encode(), body=payload, headers=headers
+        )
         status, _, raw = self._runner.run(call)
         answer = orjson.loads(raw) if raw else None
         if status >= 400:

@@ -31,6 +31,33 @@ def check_instant(ms: int, what: str = "instant") -> int:
     return ms
 
 
+def advanced(now: int, seconds: float) -> int:
+    """`now` moved forward by `seconds`; a ClockError for a move that is negative, not finite
+    or past MAX_MS. Shared by the server clock and every organization's own (orgclocks.py)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ClockError("seconds must be a number")
+    if not math.isfinite(seconds):
+        raise ClockError("seconds must be a finite number")
+    if seconds < 0:
+        raise ClockError("the clock never moves backwards; use reset to return to the start")
+    if round(seconds * 1000) > MAX_MS - now:
+        raise ClockError(
+            f"cannot advance {seconds:g} s from {format_ms(now)}: the clock ends at "
+            f"{format_ms(MAX_MS)}"
+        )
+    return now + round(seconds * 1000)
+
+
+def set_to(now: int, instant_ms: int) -> int:
+    """`instant_ms`, if a clock at `now` may jump there (never backwards, never past MAX_MS)."""
+    check_instant(instant_ms)
+    if instant_ms < now:
+        raise ClockError(
+            f"cannot set the clock to {format_ms(instant_ms)}: it is already {format_ms(now)}"
+        )
+    return instant_ms
+
+
 class Clock:
     """Mock time in integer milliseconds since the Unix epoch.
 
@@ -74,27 +101,13 @@ class Clock:
 
     def advance(self, seconds: float) -> int:
         """Move forward; a move that is negative, not finite or past MAX_MS changes nothing."""
-        if not math.isfinite(seconds):
-            raise ClockError("seconds must be a finite number")
-        if seconds < 0:
-            raise ClockError("the clock never moves backwards; use reset to return to the start")
         now = self.now_ms()
-        if round(seconds * 1000) > MAX_MS - now:
-            raise ClockError(
-                f"cannot advance {seconds:g} s from {format_ms(now)}: the clock ends at "
-                f"{format_ms(MAX_MS)}"
-            )
-        self._offset_ms += round(seconds * 1000)
+        self._offset_ms += advanced(now, seconds) - now
         return self.now_ms()
 
     def set(self, instant_ms: int) -> int:
-        check_instant(instant_ms)
         now = self.now_ms()
-        if instant_ms < now:
-            raise ClockError(
-                f"cannot set the clock to {format_ms(instant_ms)}: it is already {format_ms(now)}"
-            )
-        self._offset_ms += instant_ms - now
+        self._offset_ms += set_to(now, instant_ms) - now
         return self.now_ms()
 
     def reset(self) -> None:

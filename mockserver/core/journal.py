@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -222,8 +222,10 @@ class Journal:
         path: str | None = None,
         status: int | None = None,
         limit: int = 100,
+        api_key_ids: Collection[str] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Newest first; `path` matches as a prefix so /v1/jobs finds every job read.
+        `api_key_ids`: only the requests of these keys (a tenant reads its own organization's).
 
         Filters on the stored tuples and builds only the entries it returns: building every
         entry per read cost ~4-6 ms at 1,000 entries, for a page of 100 or fewer."""
@@ -231,12 +233,18 @@ class Journal:
         found: list[dict[str, Any]] = []
         matched = 0
         for raw in reversed(self._entries):
-            # (sequence, at_ms, method, path, query, status, ...): JournalEntry's field order
-            fields = raw if isinstance(raw, tuple) else (0, 0, raw.method, raw.path, "", raw.status)
+            # (sequence, at_ms, method, path, query, status, requestId, apiKeyId, ...):
+            # JournalEntry's field order
+            fields = (
+                raw
+                if isinstance(raw, tuple)
+                else (0, 0, raw.method, raw.path, "", raw.status, "", raw.apiKeyId)
+            )
             if (
                 (want is not None and fields[2] != want)
                 or (path is not None and not fields[3].startswith(path))
                 or (status is not None and fields[5] != status)
+                or (api_key_ids is not None and fields[7] not in api_key_ids)
             ):
                 continue
             matched += 1

@@ -12,6 +12,7 @@ from .clock import Clock
 from .errors import not_found
 from .fixtures import Fixtures
 from .persist import counter_rows, dirty_batch, load, whole_batch
+from .records import canonical_id
 from .requestids import RequestIds
 from .restore import Check, Restored
 from .state import State
@@ -86,6 +87,36 @@ class Lifecycle:
     def _install(self, state: State) -> None:
         self.state = state
         self.generation += 1
+
+    # -- a clock per organization (orgclocks.py) -------------------------------------------
+
+    def organization(self, raw: str) -> str:
+        """The id of an existing organization (with or without its `org_` prefix), or 404."""
+        orgs = self.state.organizations
+        org_id = raw if raw in orgs else canonical_id("org_", raw)
+        if not org_id or org_id not in orgs:
+            raise not_found("Organization")
+        return org_id
+
+    def organization_clock(self, org_id: str) -> tuple[int, bool]:
+        """(the organization's instant, whether it has a clock of its own)."""
+        clocks = self.state.clocks
+        return clocks.now(org_id, self.clock.now_ms()), clocks.is_detached(org_id)
+
+    def advance_organization(self, org_id: str, seconds: float) -> int:
+        moved = self.state.clocks.advance(org_id, seconds, self.clock.now_ms())
+        self.state.dirty.add(("meta", ""))
+        return moved
+
+    def set_organization(self, org_id: str, instant_ms: int) -> int:
+        moved = self.state.clocks.set(org_id, instant_ms, self.clock.now_ms())
+        self.state.dirty.add(("meta", ""))
+        return moved
+
+    def follow_server_clock(self, org_id: str) -> int:
+        now = self.state.clocks.follow(org_id, self.clock.now_ms())
+        self.state.dirty.add(("meta", ""))
+        return now
 
     def request_id(self, kind: str = "req") -> str:
         return self.requests.next(kind, self.state.seed, self.clock.now_ms())

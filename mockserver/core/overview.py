@@ -82,6 +82,7 @@ def job_detail(state: State, job_id: str, now_ms: int, fmt: Fmt) -> dict[str, An
         raise not_found("Job")
     inf = state.influencers.get(job.influencer_id)
     visible = inf is not None and inf.deleted_ms is None
+    now_ms = state.clocks.now(job.org_id, now_ms)  # its organization may have its own clock
     return {
         "summary": job_summary(state, job, now_ms, fmt),
         "job": job_envelope(job, state_of(job, now_ms), fmt),
@@ -140,9 +141,10 @@ def jobs_overview(
         if status is not None and examined >= MAX_SCAN:
             truncated = True
             break
-        summary = job_summary(state, job, now_ms, fmt)
+        summary = job_summary(state, job, state.clocks.now(job.org_id, now_ms), fmt)
         if status is None or summary["status"] == status:
             items.append(summary)
+    now_ms = state.clocks.now(organization_id, now_ms)  # the server's, or the one asked about
     return {"now": fmt(now_ms), "items": items, "truncated": truncated}
 
 

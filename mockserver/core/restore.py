@@ -20,6 +20,7 @@ from .clock import check_instant
 from .errors import ApiError, validation
 from .idempotency import IdempotencyRecords, StoredResponse
 from .ids import IdMint, check_seed
+from .orgclocks import OrgClocks
 from .projects import METADATA_MAX_BYTES
 from .ratelimit import RateLimiter
 from .rules import Rules
@@ -160,6 +161,7 @@ class StateBuilder:
             self._problem("meta: missing.")
         if not self.problems:
             self._references()
+            self._clocks()
         if self.problems:
             raise self._error()
         assert self.header is not None
@@ -232,6 +234,12 @@ class StateBuilder:
         if len(set(rule_ids)) != len(rule_ids):
             self._problem("rules: a ruleId is used twice.")
 
+    def _clocks(self) -> None:
+        assert self.header is not None
+        for org_id in self.header["clock"].get("organizations", {}):
+            if org_id not in self.tables["organizations"]:
+                self._problem(f"clock: a clock belongs to unknown organization {org_id}.")
+
     def _build(self, header: dict[str, Any]) -> Restored:
         t = self.tables
         for inf in sorted(t["influencers"].values(), key=lambda i: i.position):
@@ -249,6 +257,7 @@ class StateBuilder:
             idempotency=records,
             rates=RateLimiter(),
             rules=Rules(),
+            clocks=OrgClocks.restore(header["clock"].get("organizations", {})),
         )
         for key, answer in self.answers:
             records.store(key, answer)

@@ -58,8 +58,13 @@ class Simulator(Lifecycle):
     """The simulated API: every operation a partner request can ask for, on the State that
     Lifecycle keeps (lifecycle.py)."""
 
-    def now(self) -> int:
-        return self.clock.now_ms()
+    def now(self, organization_id: str | None = None) -> int:
+        """The server clock's instant, or the organization's when it has a clock of its own."""
+        return self.state.clocks.now(organization_id, self.clock.now_ms())
+
+    def client_speed(self, organization_id: str) -> float:
+        """Mock seconds per client second for the organization: a detached clock is virtual."""
+        return 1.0 if self.state.clocks.is_detached(organization_id) else self.clock.client_speed
 
     # -- identity and lookups (steps 1 and 4 of the order of checks) ------------------------
 
@@ -153,7 +158,7 @@ class Simulator(Lifecycle):
         self, project: Project, persona: Persona, plan: JobPlan, scope: str | None, credits: int
     ) -> dict[str, Any]:
         prj.refuse_if_archived(project)
-        now = self.now()
+        now = self.now(project.org_id)
         state = self.state
         if len(state.influencers) >= MAX_INFLUENCERS:
             self._room_for_influencer()
@@ -221,14 +226,14 @@ class Simulator(Lifecycle):
             )
 
     def influencer_body(self, inf: InfluencerFacts) -> dict[str, Any]:
-        return influencer_view(inf, self.state.jobs[inf.job_id], self.now(), format_ms)
+        return influencer_view(inf, self.state.jobs[inf.job_id], self.now(inf.org_id), format_ms)
 
     def listing(self, project: Project) -> ProjectListing:
         """The project's list index, built from its influencers on first use."""
         listing = self.state.listings.get(project.project_id)
         if listing is None:
             listing = ProjectListing()
-            now = self.now()
+            now = self.now(project.org_id)
             for position, influencer_id in enumerate(project.influencer_ids):
                 inf = self.state.influencers[influencer_id]
                 job = self.state.jobs[inf.job_id]
@@ -240,7 +245,7 @@ class Simulator(Lifecycle):
         self, project: Project, limit: int, cursor: str | None, status: str | None
     ) -> dict[str, Any]:
         """Newest first; a page costs O(limit) at any list size, with or without a filter."""
-        now = self.now()
+        now = self.now(project.org_id)
         before = decode_cursor(cursor) if cursor else len(project.influencer_ids)
         positions = self.listing(project).page(before, limit, status, now)
         items: list[dict[str, Any]] = []
@@ -262,13 +267,13 @@ class Simulator(Lifecycle):
             inf.brand_voice = body["brandVoice"]
         if "language" in body:
             inf.language = body["language"]
-        inf.patched_ms = self.now()
+        inf.patched_ms = self.now(inf.org_id)
         self.state.dirty.add(("influencers", inf.influencer_id))
         return self.influencer_body(inf)
 
     def delete_influencer(self, inf: InfluencerFacts) -> dict[str, Any]:
         """Soft delete: the row stays (its job is still readable) but the influencer is gone."""
-        now = self.now()
+        now = self.now(inf.org_id)
         project = self.state.projects[inf.project_id]
         self.listing(project).unplace(inf.position, self.state.jobs[inf.job_id], now)
         inf.deleted_ms = now
@@ -282,7 +287,7 @@ class Simulator(Lifecycle):
     # -- jobs -------------------------------------------------------------------------------
 
     def job_body(self, job: JobFacts) -> dict[str, Any]:
-        now = self.now()
+        now = self.now(job.org_id)
         if job.progression == "poll":
             with self._moving(job, now):
                 if record_poll(job, now):
@@ -305,7 +310,7 @@ class Simulator(Lifecycle):
             self.wallet(job.org_id).touch(job, now)
 
     def cancel_job(self, job: JobFacts) -> tuple[int, dict[str, Any]]:
-        now = self.now()
+        now = self.now(job.org_id)
         state = job_state(job, now)
         if state.status != "running":
             return 200, {"jobId": job.job_id, "accepted": False, "reason": ALREADY[state.status]}
@@ -324,8 +329,8 @@ class Simulator(Lifecycle):
     # -- organization and projects ----------------------------------------------------------
 
     def wallet(self, org_id: str) -> wallets.Wallet:
-        """The organization's wallet at the mock's now (rebuilt from its jobs on first use)."""
-        now = self.now()
+        """The organization's wallet at its now (rebuilt from its jobs on first use)."""
+        now = self.now(org_id)
         wallet = self.state.wallets.get(org_id)
         if wallet is None:
             org = self.state.organizations[org_id]
@@ -336,7 +341,7 @@ class Simulator(Lifecycle):
 
     def credits(self, key: ApiKey) -> dict[str, Any]:
         org = self.state.organizations[key.org_id]
-        return wallets.wallet_view(org, self.wallet(key.org_id), self.now(), format_ms)
+        return wallets.wallet_view(org, self.wallet(key.org_id), self.now(key.org_id), format_ms)
 
     def whoami(self, key: ApiKey) -> dict[str, Any]:
         org = self.state.organizations[key.org_id]
@@ -355,7 +360,7 @@ class Simulator(Lifecycle):
         self, key: ApiKey, body: dict[str, Any], plan: JobPlan, scope: str | None = None
     ) -> dict[str, Any]:
         prj.check_metadata(body)
-        now = self.now()
+        now = self.now(key.org_id)
         projects = self.state.projects
         project = Project(
             project_id="prj_" + self.state.mint.uuid("prj", scope, projects, "prj_"),
@@ -406,12 +411,12 @@ class Simulator(Lifecycle):
         return prj.list_projects(self.state.projects.values(), key.org_id, query, before, format_ms)
 
     def patch_project(self, project: Project, body: dict[str, Any]) -> dict[str, Any]:
-        prj.patch_project(project, body, self.now())
+        prj.patch_project(project, body, self.now(project.org_id))
         self.state.dirty.add(("projects", project.project_id))
         return prj.project_body(project, format_ms)
 
     def archive_project(self, project: Project) -> dict[str, Any]:
-        prj.archive_project(project, self.now())
+        prj.archive_project(project, self.now(project.org_id))
         self.state.dirty.add(("projects", project.project_id))
         return prj.project_body(project, format_ms)
 

@@ -90,12 +90,20 @@ def meta(state: State, ids: RequestIds, clock: Clock) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "seed": state.seed,
-        "clock": clock.snapshot(),
+        "clock": _clocks(state, clock),
         "mint": dict(state.mint.counters),
         "requests": dict(ids.counters),
         "rates": state.rates.snapshot(),
         "rules": state.rules.snapshot(),
     }
+
+
+def _clocks(state: State, clock: Clock) -> dict[str, Any]:
+    """The server clock, and the organizations' own clocks when any has one (orgclocks.py)."""
+    snapshot: dict[str, Any] = clock.snapshot()
+    if state.clocks.detached:
+        snapshot["organizations"] = state.clocks.snapshot()
+    return snapshot
 
 
 def table_rows(state: State, table: str) -> Iterator[tuple[str, bytes]]:

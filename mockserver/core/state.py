@@ -11,6 +11,7 @@ from .idempotency import IdempotencyRecords
 from .ids import IdMint, check_seed
 from .jobs import JobFacts
 from .listing import ProjectListing
+from .orgclocks import OrgClocks
 from .ratelimit import RateLimiter
 from .records import ApiKey, InfluencerFacts, Organization, Project
 from .rules import Rules
@@ -30,6 +31,7 @@ class State:
     idempotency: IdempotencyRecords = field(default_factory=IdempotencyRecords)
     rates: RateLimiter = field(default_factory=RateLimiter)
     rules: Rules = field(default_factory=Rules)
+    clocks: OrgClocks = field(default_factory=OrgClocks)  # organizations with a clock of their own
     # (table, id) of every record changed since the last commit; tables as in TABLE_NAMES,
     # plus ("idempotency", key hex) and ("meta", "") for counters, rules, rates and the clock
     dirty: set[tuple[str, str]] = field(default_factory=set)
@@ -79,6 +81,7 @@ class State:
             ),
             rates=self.rates.without_keys(ours),
             rules=self.rules,
+            clocks=self.clocks.without(org_id),  # its clock follows the server's again
         )
         after.dirty |= self.dirty  # what was not yet stored still has to be
         for name in TABLE_NAMES:

@@ -1,9 +1,14 @@
 """Who may use the control plane, decided in one place for the JSON routes and the dashboard.
 
-Today there are two ways in: the server runs without an admin token (it is bound to loopback),
-or the request carries the token. A tenant key (an organization steering only its own data on a
-shared sandbox) is the third way still to come: it becomes one more branch here returning a
-Principal with `organization_id` set, and every caller already receives that Principal.
+Three ways in. Without an admin token the server is bound to loopback and the control plane is
+open to whoever can reach it, whatever Authorization a request carries (a test's client that
+sends its partner key on every request keeps working, as it always did). With an admin token:
+the token in `Authorization: Bearer` is the admin, and one of an organization's own partner API
+keys (`Authorization: Bearer lp_…`) is a tenant steering only its own organization on a shared
+sandbox. Any key of the organization whose kill switch is off will do, with no scope needed:
+the control plane is a test harness, not the partner API.
+
+What each kind may do, route by route, is decided in control.py (`TENANT_ROUTES`).
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from ..deps import Deps
 class Principal:
     """Who is asking. `organization_id` None means every organization is visible."""
 
-    kind: Literal["open", "admin"]
+    kind: Literal["open", "admin", "tenant"]
     organization_id: str | None = None
 
     def sees(self, organization_id: str) -> bool:
         return self.organization_id is None or self.organization_id == organization_id
 
 
+TENANT_PREFIX = "lp_"  # every partner key; an admin token may be anything else
 OPEN = Principal("open")
 ADMIN = Principal("admin")
 
@@ -54,9 +60,17 @@ def control_principal(
     if token is None:
         return OPEN
     scheme, _, given = (authorization or "").partition(" ")
-    if (scheme.lower() == "bearer" and _matches(given, token)) or _matches(query_token, token):
+    bearer = given.strip() if scheme.lower() == "bearer" else ""
+    if _matches(bearer, token) or _matches(query_token, token):
         return ADMIN
-    raise ApiError("UNAUTHENTICATED", "The control plane needs the admin token.")
+    key = deps.sim.state.keys.get(bearer) if bearer.startswith(TENANT_PREFIX) else None
+    if key is not None and not key.killed:
+        return Principal("tenant", key.org_id)
+    raise ApiError(
+        "UNAUTHENTICATED",
+        "The control plane needs the admin token, or a live API key of your organization.",
+    )
+
 
 
 def check_site(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core.clock import ClockError, format_ms, parse_timestamp
-from ..core.errors import ApiError, invalid_body, validation
+from ..core.errors import ApiError, invalid_body, not_found, validation
 from ..core.ids import check_seed
 from ..core.layout import StateReader
 from ..core.restore import StateBuilder
@@ -21,29 +21,48 @@ from ..deps import Deps
 from ..spec import Operation
 from ..statecheck import state_check
 from . import inputs
-from .access import check_site, control_principal
+from .access import Principal, check_site, control_principal
+from .control_clocks import CLOCK_HANDLERS, server_wide
 from .control_reads import READ_HANDLERS
 from .pipeline import Reply, storage_error
 from .render import JSON, dumps, encode_headers, error_body, send_response
 from .strict import check_response
 
-ControlHandler = Callable[[Deps, dict[str, Any], dict[str, Any], dict[str, str]], Reply]
+ControlHandler = Callable[[Deps, dict[str, Any], dict[str, Any], dict[str, str], Principal], Reply]
 
 
-def health(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def health(
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
+) -> Reply:
     return Reply(200, {"status": "ok"})
 
 
-def ready(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def ready(
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
+) -> Reply:
     return Reply(200, {"status": "ready"})
 
 
 def fixtures(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     state = deps.sim.state
     orgs = []
     for org in state.organizations.values():
+        if not who.sees(org.organization_id):
+            continue
         orgs.append(
             {
                 "organizationId": org.organization_id,
@@ -70,7 +89,11 @@ def fixtures(
 
 
 def get_clock(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     clock = deps.sim.clock
     return Reply(
@@ -89,7 +112,11 @@ def _clock_error(exc: ClockError) -> ApiError:
 
 
 def advance_clock(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     try:
         now = deps.sim.clock.advance(body["seconds"])
@@ -99,7 +126,11 @@ def advance_clock(
 
 
 def set_clock(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     try:
         now = deps.sim.clock.set(parse_timestamp(body["now"]))
@@ -112,8 +143,20 @@ def set_clock(
     return Reply(200, {"now": format_ms(now)})
 
 
-def reset(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]) -> Reply:
+def reset(
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
+) -> Reply:
     organization_id, seed = body.get("organizationId"), body.get("seed")
+    if who.organization_id is not None:  # a tenant resets its own organization, nothing else
+        if seed is not None and organization_id is None:
+            raise server_wide()
+        organization_id = deps.sim.organization(organization_id or who.organization_id)
+        if not who.sees(organization_id):
+            raise not_found("Organization")
     if organization_id is not None:
         if seed is not None:
             raise invalid_body(
@@ -135,43 +178,72 @@ def reset(deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[st
 
 
 def get_seed(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     return Reply(200, {"seed": deps.sim.state.seed})
 
 
 def requests(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
+    mine = None
+    if who.organization_id is not None:  # a tenant reads the requests of its own keys only
+        keys = deps.sim.state.keys.values()
+        mine = {k.api_key_id for k in keys if k.org_id == who.organization_id}
     items, total = deps.journal.query(
         method=query.get("method"),
         path=query.get("path"),
         status=query.get("status"),
         limit=query.get("limit", 100),
+        api_key_ids=mine,
     )
     return Reply(200, {"items": items, "total": total})
 
 
 def list_rules(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     return Reply(200, {"items": [r.public() for r in deps.sim.state.rules.rules.values()]})
 
 
 def add_rule(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     return Reply(201, deps.sim.state.rules.add(body).public())
 
 
 def clear_rules(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     return Reply(200, {"deleted": deps.sim.state.rules.clear()})
 
 
 def delete_rule(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     if not deps.sim.state.rules.delete(path["ruleId"]):
         raise ApiError("NOT_FOUND", "Rule not found.")
@@ -179,7 +251,11 @@ def delete_rule(
 
 
 def get_state(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     # Encoded at once, without yielding to other requests: an export is one instant.
     sim = deps.sim
@@ -187,7 +263,11 @@ def get_state(
 
 
 def put_state(
-    deps: Deps, body: dict[str, Any], query: dict[str, Any], path: dict[str, str]
+    deps: Deps,
+    body: dict[str, Any],
+    query: dict[str, Any],
+    path: dict[str, str],
+    who: Principal,
 ) -> Reply:
     raise AssertionError("PUT /_mock/state reads its body as a stream: ControlPipeline._import")
 
@@ -209,7 +289,26 @@ CONTROL_HANDLERS: dict[str, ControlHandler] = {
     "mockGetSeed": get_seed,
     "mockRequests": requests,
     **READ_HANDLERS,
+    **CLOCK_HANDLERS,
 }
+# What a tenant key may call (access.py); every other control route is the operator's (403).
+# Each of these narrows itself to the tenant's organization: reads filter, and anything of
+# another organization is 404 exactly like an unknown one, so a tenant learns nothing of it.
+TENANT_ROUTES = frozenset(
+    {
+        "mockHealth",
+        "mockReady",
+        "mockFixtures",
+        "mockGetClock",  # the server clock, read only: the one a following organization sees
+        "mockGetSeed",
+        "mockReset",
+        "mockRequests",
+        "mockListJobs",
+        "mockGetJob",
+        "mockListProjects",
+        *CLOCK_HANDLERS,
+    }
+)
 
 
 class ControlPipeline:
@@ -230,14 +329,16 @@ class ControlPipeline:
         payload: bytes | list[bytes] | None
         try:
             check_site(deps, headers, scope.get("server"))
-            control_principal(deps, headers.get("authorization"))
+            who = control_principal(deps, headers.get("authorization"))
+            if who.kind == "tenant" and self.op.operation_id not in TENANT_ROUTES:
+                raise server_wide()
             if self.op.operation_id == "mockPutState":
                 reply = await self._import(headers, receive)
             else:
                 body = await inputs.read_body(receive, headers.get("content-type"))
                 parsed = inputs.validate_body(self.op, body)
                 query = inputs.validate_query(self.op, scope.get("query_string", b""))
-                reply = self.handler(deps, parsed, query, scope.get("path_params", {}))
+                reply = self.handler(deps, parsed, query, scope.get("path_params", {}), who)
             if self.op.method != "GET":
                 deps.sim.state.dirty.add(("meta", ""))  # rules, clock and counters survive too
                 deps.sim.commit()

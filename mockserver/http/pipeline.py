@@ -138,7 +138,7 @@ class OperationPipeline:
             key = sim.authenticate(headers.get("authorization"))
             caller, key = key, self._admit(key, body, out, headers)
             replay = (
-                self._stored(principal(caller, key), scope, headers["idempotency-key"], body)
+                self._stored(principal(caller, key), scope, headers["idempotency-key"], body, key)
                 if self.mutating and "idempotency-key" in headers
                 else None
             )
@@ -209,7 +209,7 @@ class OperationPipeline:
         sim = self.deps.sim
         rate_class = self.rate_class_of(body) if self.rate_class_of else self.op.rate_class
         quota = sim.state.rates.take(
-            key.api_key_id, key.tier, rate_class, sim.now(), sim.clock.client_speed
+            key.api_key_id, key.tier, rate_class, sim.now(key.org_id), sim.client_speed(key.org_id)
         )
         out.extend(quota.header_bytes())
         if quota.retry_after_s is not None:
@@ -241,13 +241,13 @@ class OperationPipeline:
             call.generation = generation
 
     def _stored(
-        self, whose: str, scope: dict[str, Any], idem_key: str, body: inputs.Body
+        self, whose: str, scope: dict[str, Any], idem_key: str, body: inputs.Body, key: ApiKey
     ) -> StoredResponse | None:
         """Step 3½: a stored answer for this key replays before the resource lookup; another
         body is a 409. None when there is no record (the order of checks goes on as usual)."""
         sim = self.deps.sim
         digest = scope_digest((whose, self.op.method, scope["path"], idem_key))
-        record = sim.state.idempotency.lookup(digest, sim.now())
+        record = sim.state.idempotency.lookup(digest, sim.now(key.org_id))
         if record is None:
             return None
         try:
@@ -321,11 +321,11 @@ class OperationPipeline:
         sim = self.deps.sim
         digest = scope_digest(scope)
         fingerprint = _fingerprint(call.body)
-        record = sim.state.idempotency.lookup(digest, sim.now())
+        record = sim.state.idempotency.lookup(digest, sim.now(call.key.org_id))
         while record is None and digest in self.inflight:
             await asyncio.shield(self.inflight[digest])
             self._land(call, params)
-            record = sim.state.idempotency.lookup(digest, sim.now())
+            record = sim.state.idempotency.lookup(digest, sim.now(call.key.org_id))
         if record is not None:
             if record.fingerprint != fingerprint:
                 raise _conflict()
@@ -344,7 +344,7 @@ class OperationPipeline:
                 reply.status,
                 extra,
                 payload,
-                sim.now(),
+                sim.now(call.key.org_id),
             )
             sim.state.idempotency.store(digest, stored)
             return reply.status, payload, extra

@@ -89,14 +89,15 @@ def live(req: UiRequest) -> Page:
 
 
 def job(req: UiRequest) -> Page:
-    context = views.job_context(req.deps, req.path["jobId"], req.base_url)
+    context = views.job_context(req.deps, req.principal, req.path["jobId"], req.base_url)
     if not req.principal.sees(context["detail"]["summary"]["organizationId"]):
         raise ApiError("NOT_FOUND", "Job not found.")
     return Page(200, render("job.html", **context))
 
 
 def journal_entry(req: UiRequest) -> Page:
-    items = control.requests(req.deps, {}, {"limit": JOURNAL_WINDOW}, {}).body["items"]
+    query = {"limit": JOURNAL_WINDOW}
+    items = control.requests(req.deps, {}, query, {}, req.principal).body["items"]
     wanted = req.path["sequence"]
     entry = next((e for e in items if str(e["sequence"]) == wanted), None)
     keys = views.visible_keys(req.deps, req.principal)

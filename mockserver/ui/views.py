@@ -2,7 +2,7 @@
 
 Every value on the page is the body of a /_mock/ route as that route would answer it (the same
 handler function, called the same way), so the page can never disagree with a script. The
-Principal narrows what is shown; today it always sees every organization.
+Principal narrows what is shown: a tenant sees its own organization only.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from ..core.clock import format_ms
 from ..deps import Deps
 from ..http import control, control_reads
 from ..http.access import Principal
@@ -27,13 +28,13 @@ REPLAYED_HEADERS = frozenset(
 )
 
 
-def _body(handler: control.ControlHandler, deps: Deps, **query: Any) -> Any:
+def _body(handler: control.ControlHandler, deps: Deps, who: Principal, **query: Any) -> Any:
     """Call a control route's handler exactly as its route does, and take its body."""
-    return handler(deps, {}, {k: v for k, v in query.items() if v is not None}, {}).body
+    return handler(deps, {}, {k: v for k, v in query.items() if v is not None}, {}, who).body
 
 
 def _organizations(deps: Deps, principal: Principal) -> list[dict[str, Any]]:
-    orgs = _body(control.fixtures, deps)["organizations"]
+    orgs = _body(control.fixtures, deps, principal)["organizations"]
     return [org for org in orgs if principal.sees(org["organizationId"])]
 
 
@@ -51,25 +52,31 @@ def live_context(deps: Deps, principal: Principal, filters: dict[str, Any]) -> d
     jobs = _body(
         control_reads.list_jobs,
         deps,
+        principal,
         organizationId=organization_id,
         projectId=filters.get("projectId"),
         status=filters.get("status"),
         limit=JOB_ROWS,
     )
-    projects = _body(control_reads.list_projects, deps, organizationId=principal.organization_id)
-    journal = _body(control.requests, deps, limit=JOURNAL_ROWS)
+    projects = _body(control_reads.list_projects, deps, principal)
+    journal = _body(control.requests, deps, principal, limit=JOURNAL_ROWS)
     keys = visible_keys(deps, principal)
     if keys is not None:
         journal["items"] = [e for e in journal["items"] if e["apiKeyId"] in keys]
+    clock = _body(control.get_clock, deps, principal)
+    tenant = principal.organization_id
+    if tenant is not None:  # a tenant's page runs on its organization's clock
+        clock["now"] = format_ms(deps.sim.organization_clock(tenant)[0])
     return {
-        "clock": _body(control.get_clock, deps),
-        "seed": _body(control.get_seed, deps)["seed"],
+        "clock": clock,
+        "seed": _body(control.get_seed, deps, principal)["seed"],
         "jobs": jobs,
         "filtered": any(filters.get(k) for k in ("organizationId", "projectId", "status")),
         "project_names": {p["projectId"]: p["name"] for p in projects["items"]},
         "journal": journal,
-        "rules": _body(control.list_rules, deps)["items"],
-        "chaos": _body(control_reads.get_chaos, deps)["profile"],
+        # the server's rules and chaos profile are the operator's, not shown to a tenant
+        "rules": [] if tenant else _body(control.list_rules, deps, principal)["items"],
+        "chaos": None if tenant else _body(control_reads.get_chaos, deps, principal)["profile"],
     }
 
 
@@ -81,7 +88,7 @@ def page_context(
     filters = {name: value for name, value in filters.items() if value != ""}
     organizations = _organizations(deps, principal)
     keys = [k for org in organizations for k in org["keys"]]
-    projects = _body(control_reads.list_projects, deps, organizationId=principal.organization_id)
+    projects = _body(control_reads.list_projects, deps, principal)
     context.update(
         fixtures=organizations,
         projects=projects["items"],
@@ -97,8 +104,8 @@ def page_context(
     return context
 
 
-def job_context(deps: Deps, job_id: str, base_url: str) -> dict[str, Any]:
-    detail = control_reads.get_job(deps, {}, {}, {"jobId": job_id}).body
+def job_context(deps: Deps, principal: Principal, job_id: str, base_url: str) -> dict[str, Any]:
+    detail = control_reads.get_job(deps, {}, {}, {"jobId": job_id}, principal).body
     return {"detail": detail, "curl": curl_command("GET", f"{base_url}/v1/jobs/{job_id}")}
 
 

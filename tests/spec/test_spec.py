@@ -18,6 +18,8 @@ import pytest
 import yaml
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
+from mockserver.http.control import TENANT_ROUTES
+
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "openapi"
 DOCS = ("layers.yaml", "control.yaml", "not-simulated.yaml")
@@ -560,8 +562,11 @@ def test_control_plane_conventions() -> None:
     assert all(path.startswith("/_mock/") or path == "/" for path in doc["paths"])
     assert doc["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"
     # the dashboard: pages also take the token in their URL; links and static files are open
-    page_security = [{}, {"adminToken": []}, {"adminTokenQuery": []}]
+    page_security = [{}, {"adminToken": []}, {"tenantKey": []}, {"adminTokenQuery": []}]
+    # what a tenant key may call is decided in one place (control.py); the spec says the same
+    tenant_security = [{}, {"adminToken": []}, {"tenantKey": []}]
     security_of = {
+        **dict.fromkeys(TENANT_ROUTES, tenant_security),
         "mockIndex": [{}],
         "mockDashboardAsset": [{}],
         "mockDashboard": page_security,
@@ -589,6 +594,10 @@ def test_control_plane_conventions() -> None:
         "mockGetJob",
         "mockListProjects",
         "mockGetChaos",
+        "mockGetOrganizationClock",
+        "mockAdvanceOrganizationClock",
+        "mockSetOrganizationClock",
+        "mockResetOrganizationClock",
         *security_of,
     }
     found = set()
