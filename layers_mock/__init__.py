@@ -405,8 +405,9 @@ class LayersMock:
             return Organization(self._control, who, None)
         key = self._key(who)
         for org in self._control("GET", "/_mock/fixtures", key=key)["organizations"]:
-            return Organization(self._control, org["organizationId"], key)
-        raise LayersMockError(f"the key {who!r} belongs to no organization")  # pragma: no cover
+            if any(k["key"] == key for k in org["keys"]):
+                return Organization(self._control, org["organizationId"], key)
+        raise LayersMockError(f"the key {who!r} belongs to no organization of the mock")
 
     # -- state
 

@@ -53,14 +53,16 @@ class Organization:
 
     def set_clock(self, instant: datetime | str) -> datetime:
         """Jump this organization's clock to `instant` (never backwards)."""
-        if isinstance(instant, datetime):
-            if instant.tzinfo is None:
-                raise LayersMockError(
-                    "set_clock needs an aware datetime or ISO-8601 with an offset"
-                )
-            utc = instant.astimezone(UTC)
-            instant = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-        return parse_instant(self._call("POST", self._path + "/set", {"now": instant})["now"])
+        if isinstance(instant, str):
+            try:
+                instant = parse_instant(instant)
+            except ValueError:
+                raise LayersMockError(f"{instant!r} is not an ISO-8601 instant") from None
+        if not isinstance(instant, datetime) or instant.tzinfo is None:
+            raise LayersMockError("set_clock needs an aware datetime or ISO-8601 with an offset")
+        utc = instant.astimezone(UTC)
+        wire = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        return parse_instant(self._call("POST", self._path + "/set", {"now": wire})["now"])
 
     def follow_server_clock(self) -> datetime:
         """Drop its own clock and follow the mock's again (refused while the mock's is behind)."""
