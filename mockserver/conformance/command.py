@@ -36,6 +36,7 @@ ENV = {
     "wallet_key": "LAYERS_WALLET_KEY",
     "wallet_project_id": "LAYERS_WALLET_PROJECT_ID",
     "admin_token": "LAYERS_MOCK_ADMIN_TOKEN",
+    "tenant_key": "LAYERS_MOCK_TENANT_KEY",
 }
 HELP = {
     "base_url": "deployment to check",
@@ -52,6 +53,7 @@ HELP = {
     "wallet_key": "a key of another organization whose wallet the run may run dry",
     "wallet_project_id": "a project of --wallet-key's organization",
     "admin_token": "the mock's admin token (with --control-plane)",
+    "tenant_key": "instead of --admin-token: a key whose organization's own clock the run moves",
 }
 
 
@@ -159,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         identities=identities,
         control_plane=args.control_plane,
         admin_token=values["admin_token"],
+        tenant_key=values["tenant_key"],
         max_creates=args.max_creates,
         max_projects=args.max_projects,
         max_time=args.max_time,

@@ -103,7 +103,8 @@ def preflight(s: Session, control_plane: bool = False) -> None:
             t.control.clock()
         except TargetUnreachable as exc:
             raise InputError(
-                f"--control-plane: the mock's clock cannot be read ({exc}); is --admin-token right?"
+                f"--control-plane: the mock's clock cannot be read ({exc}); is "
+                f"{'--tenant-key' if t.control.tenant_key else '--admin-token'} right?"
             ) from exc
 
 

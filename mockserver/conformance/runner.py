@@ -81,6 +81,7 @@ class Options:
     identities: Identities | None = None
     control_plane: bool = False  # against a URL: may use the mock's /_mock/ clock
     admin_token: str | None = None
+    tenant_key: str | None = None  # move this key's organization's clock, not the server's
     max_creates: int | None = None
     max_projects: int | None = None
     max_time: float | None = None
@@ -117,7 +118,9 @@ def build_target(options: Options) -> Target:
         )
         control = None
         if options.control_plane:
-            control = ControlPlane(client, options.base_url.rstrip("/"), options.admin_token)
+            control = ControlPlane(
+                client, options.base_url.rstrip("/"), options.admin_token, options.tenant_key
+            )
         return Target(
             client,
             options.base_url,
@@ -150,7 +153,7 @@ def build_target(options: Options) -> Target:
         options.identities or MOCK_IDENTITIES,
         budget,
         app=app,
-        control=ControlPlane(client, "http://testserver", options.admin_token),
+        control=ControlPlane(client, "http://testserver", options.admin_token, options.tenant_key),
         seed=options.seed,
         sleep=options.sleep,
     )

@@ -153,42 +153,76 @@ class Budget:
 
 
 class ControlPlane:
-    """The mock's `/_mock/` clock: in-process always, against a URL only with --control-plane."""
+    """The mock's `/_mock/` clock: in-process always, against a URL only with --control-plane.
 
-    def __init__(self, client: httpx.Client, base_url: str, token: str | None) -> None:
+    With a tenant key (--tenant-key) the run moves that key's organization's own clock
+    (`/_mock/organizations/{id}/clock`, the routes a tenant of a shared sandbox may use) instead
+    of the server clock, and never needs the admin token."""
+
+    def __init__(
+        self, client: httpx.Client, base_url: str, token: str | None, tenant_key: str | None = None
+    ) -> None:
         self.client = client
         self.base_url = base_url
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        secret = tenant_key or token
+        self.headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self.tenant_key = tenant_key
+        self._path: str | None = None if tenant_key else "/_mock/clock"
         self.advanced_s = 0.0
         self.moves = 0
         self.mode: str | None = None  # "virtual" or "wall", once the clock was read
 
+    def _get(self, path: str) -> Any:
+        try:
+            response = self.client.get(self.base_url + path, headers=self.headers)
+        except httpx.TransportError as exc:
+            raise TargetUnreachable(f"GET {path}: {exc}") from exc
+        body = _json(response.content)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise TargetUnreachable(f"GET {path} answered {response.status_code}")
+        return body
+
+    def path(self) -> str:
+        """The clock this run moves: the server's, or the tenant key's organization's."""
+        if self._path is None:
+            organizations = self._get("/_mock/fixtures").get("organizations") or []
+            mine = [
+                org["organizationId"]
+                for org in organizations
+                if any(k.get("key") == self.tenant_key for k in org.get("keys", []))
+            ]
+            if not mine:
+                raise TargetUnreachable("--tenant-key: no organization of the mock has this key")
+            self._path = f"/_mock/organizations/{mine[0]}/clock"
+        return self._path
+
     def clock(self) -> dict[str, Any]:
         """Raises TargetUnreachable when the clock cannot be read (wrong URL, token)."""
-        try:
-            response = self.client.get(self.base_url + "/_mock/clock", headers=self.headers)
-        except httpx.TransportError as exc:
-            raise TargetUnreachable(f"GET /_mock/clock: {exc}") from exc
-        body = _json(response.content)
-        if response.status_code != 200 or not isinstance(body, dict) or "now" not in body:
-            raise TargetUnreachable(f"GET /_mock/clock answered {response.status_code}")
-        self.mode = str(body.get("mode"))
+        path = self.path()
+        body = self._get(path)
+        if "now" not in body:
+            raise TargetUnreachable(f"GET {path} answered no clock")
+        if self.tenant_key is None:
+            self.mode = str(body.get("mode"))
+        else:  # its own clock is virtual; following the server's, it runs as the server's does
+            self.mode = (
+                "virtual" if body.get("detached") else str(self._get("/_mock/clock")["mode"])
+            )
         return body
 
     def now_s(self) -> float:
         return c.parse_time(self.clock()["now"]) or 0.0
 
     def advance(self, seconds: float) -> None:
+        path = self.path() + "/advance"
         try:
             response = self.client.post(
-                self.base_url + "/_mock/clock/advance",
-                json={"seconds": seconds},
-                headers=self.headers,
+                self.base_url + path, json={"seconds": seconds}, headers=self.headers
             )
         except httpx.TransportError as exc:
-            raise TargetUnreachable(f"POST /_mock/clock/advance: {exc}") from exc
+            raise TargetUnreachable(f"POST {path}: {exc}") from exc
         if response.status_code != 200:
-            raise TargetUnreachable(f"POST /_mock/clock/advance answered {response.status_code}")
+            raise TargetUnreachable(f"POST {path} answered {response.status_code}")
         self.advanced_s += seconds
         self.moves += 1
 

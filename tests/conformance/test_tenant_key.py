@@ -1,0 +1,67 @@
+"""`conform --control-plane --tenant-key`: on a shared sandbox the run moves its own
+organization's clock through the tenant routes and never needs the admin token (issue 12)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from conformance.rewrite import Ctx, Req, Rewrite
+from conformance.serving import IDS, serve
+from support import FULL, GLOBEX, auth
+
+from mockserver.cli import main
+from mockserver.conformance.report import PASS
+from mockserver.conformance.runner import Options, run
+from mockserver.settings import Settings, make_app
+
+ACME = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+GLOBEX_ORG = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
+
+
+def sandbox() -> object:
+    return make_app(Settings(clock="virtual", seed=0, admin_token="operator-only"))
+
+
+def test_a_tenant_key_moves_its_own_organizations_clock_only() -> None:
+    seen: list[str] = []
+
+    def record(req: Req, ctx: Ctx) -> None:
+        seen.append(req.path)
+
+    with serve(Rewrite(sandbox(), on_request=record)) as url:
+        options = Options(
+            base_url=url,
+            identities=IDS,
+            control_plane=True,
+            tenant_key=FULL,
+            only=["steering.stage-timings"],
+        )
+        report, _ = run(options)
+        server = httpx.get(url + "/_mock/clock", headers=auth(GLOBEX)).json()
+        theirs = httpx.get(f"{url}/_mock/organizations/{GLOBEX_ORG}/clock", headers=auth(GLOBEX))
+    assert report.verdicts["steering.stage-timings"].status == PASS
+    assert f"/_mock/organizations/{ACME}/clock/advance" in seen
+    assert "/_mock/clock/advance" not in seen
+    assert server["now"] == "2026-01-01T00:00:00.000Z"  # nobody else's time moved
+    assert theirs.json()["detached"] is False
+
+
+def test_a_wrong_tenant_key_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with serve(sandbox()) as url:
+        code = main(
+            [
+                "conform",
+                "--quiet",
+                "--base-url",
+                url,
+                "--api-key",
+                FULL,
+                "--project-id",
+                IDS.project_id,
+                "--control-plane",
+                "--tenant-key",
+                "lp_test_nobody_at_all",
+            ]
+        )
+    assert code == 2
+    assert "is --tenant-key right?" in capsys.readouterr().err
