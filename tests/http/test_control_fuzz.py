@@ -38,6 +38,7 @@ EXAMPLES = 12
 FEWER = {"mockPutState": 3}
 EDITS = 60
 BOUNDARY_CASES = 80  # per operation; PUT /_mock/state alone has ~1,100
+TENANT_CASES = 20  # per operation, from a tenant key: the narrowing, not the inputs again
 CHECKED = {
     "not_a_server_error",
     "status_code_conformance",
@@ -143,12 +144,20 @@ def send(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, case: Any) 
 
 
 class Session:
-    """A fresh strict mock and one event loop, for one operation's cases."""
+    """A fresh strict mock and one event loop, for one operation's cases. `tenant`: a shared
+    sandbox's (an admin token is set) and every control request carries a tenant's own key."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant: bool = False) -> None:
         self.loop = asyncio.new_event_loop()
-        transport = httpx.ASGITransport(app=make_mock().client.app)
-        self.client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        mock = make_mock()
+        headers = {}
+        if tenant:
+            mock.deps.admin_token = "operator-only"
+            headers = auth(FULL)
+        transport = httpx.ASGITransport(app=mock.client.app)
+        self.client = httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=headers
+        )
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
@@ -167,6 +176,23 @@ def test_no_boundary_case_breaks_the_mock(operation: Any) -> None:
             operation, generation_modes=modes, generation_config=config
         )
         for case in itertools.islice(cases, BOUNDARY_CASES):
+            exercise(session.loop, session.client, case)
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
+def test_no_boundary_case_of_a_tenant_breaks_the_mock(operation: Any) -> None:
+    """The same boundary cases from a tenant key on a server with an admin token: every answer
+    (403 for what is server-wide, 404 for another organization's) is one the spec describes."""
+    session = Session(tenant=True)
+    modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+    config = SCHEMA.config.generation_for(operation=operation)
+    try:
+        cases = SCHEMA.iter_coverage_cases(
+            operation, generation_modes=modes, generation_config=config
+        )
+        for case in itertools.islice(cases, TENANT_CASES):
             exercise(session.loop, session.client, case)
     finally:
         session.close()
@@ -237,7 +263,10 @@ def test_no_edit_of_a_real_export_breaks_the_mock() -> None:
         mock.client.post(
             "/_mock/rules", json={"match": {"path": "/v1/**"}, "latencyMs": 1, "count": 3}
         )
+        globex = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"  # an organization's own clock too
+        mock.client.post(f"/_mock/organizations/{globex}/clock/advance", json={"seconds": 30})
         document = mock.client.get("/_mock/state").json()
+    assert document["clock"]["organizations"]
     paths = _leaves(document)[1:]
     loop = asyncio.new_event_loop()
 
