@@ -299,6 +299,7 @@ class Session:
             if ex.status != 200:
                 raise Violation(clause, f"polling the job answered {ex.status}", ex)
             if self.clock:
+                self._movable(job)
                 if self.mock_elapsed(job) > 3 * c.COMPLETES_AFTER_S:
                     raise Violation(
                         clause, f"not terminal {3 * c.COMPLETES_AFTER_S}s (mock) after start", ex
@@ -313,6 +314,18 @@ class Session:
                 raise ShareSpent(f"time ran out waiting for {job.job_id} to finish")
             t.wait(min(self.poll_interval, left if left is not None else self.poll_interval))
         raise Violation(clause, "not terminal after 200 polls", None)
+
+    def _movable(self, job: Job) -> None:
+        """With --tenant-key only the tenant's organization's clock moves: another
+        organization's job would stand still, so what needs it to finish is NOT CHECKED."""
+        control = self.target.control
+        key = job.key or self.target.ids.api_key
+        if control is not None and not control.moves_jobs_of(
+            key, job.accepted.request_header(c.ORG_HEADER)
+        ):
+            raise NotChecked(
+                "--tenant-key moves only its organization's clock; this job is another's"
+            )
 
     def mock_elapsed(self, job: Job) -> float:
         """Mock seconds since the job started (only with the clock)."""

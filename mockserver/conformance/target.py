@@ -168,6 +168,7 @@ class ControlPlane:
         self.headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         self.tenant_key = tenant_key
         self._path: str | None = None if tenant_key else "/_mock/clock"
+        self.own_keys: set[str] | None = None  # with a tenant key: its organization's keys
         self.advanced_s = 0.0
         self.moves = 0
         self.mode: str | None = None  # "virtual" or "wall", once the clock was read
@@ -187,14 +188,24 @@ class ControlPlane:
         if self._path is None:
             organizations = self._get("/_mock/fixtures").get("organizations") or []
             mine = [
-                org["organizationId"]
+                org
                 for org in organizations
                 if any(k.get("key") == self.tenant_key for k in org.get("keys", []))
             ]
             if not mine:
                 raise TargetUnreachable("--tenant-key: no organization of the mock has this key")
-            self._path = f"/_mock/organizations/{mine[0]}/clock"
+            self.own_keys = {str(k.get("key")) for k in mine[0].get("keys", [])}
+            self._path = f"/_mock/organizations/{mine[0]['organizationId']}/clock"
         return self._path
+
+    def moves_jobs_of(self, key: str, acting_in: str | None) -> bool:
+        """Whether moving this clock moves the jobs `key` starts (in `acting_in`, the child an
+        X-Layers-Organization header names): always for the server clock; with a tenant key,
+        only its own organization's."""
+        if self.tenant_key is None:
+            return True
+        self.path()
+        return acting_in is None and self.own_keys is not None and key in self.own_keys
 
     def clock(self) -> dict[str, Any]:
         """Raises TargetUnreachable when the clock cannot be read (wrong URL, token)."""
@@ -204,11 +215,11 @@ class ControlPlane:
             raise TargetUnreachable(f"GET {path} answered no clock")
         if self.tenant_key is None:
             self.mode = str(body.get("mode"))
-        else:  # its own clock is virtual; following the server's, it runs as the server's does
-            self.mode = (
-                "virtual" if body.get("detached") else str(self._get("/_mock/clock")["mode"])
-            )
-        return body
+            return body
+        # its own clock is virtual; following the server's, it runs as the server's does
+        server = "virtual" if body.get("detached") else self._get("/_mock/clock").get("mode")
+        self.mode = str(server)
+        return {**body, "mode": self.mode}
 
     def now_s(self) -> float:
         return c.parse_time(self.clock()["now"]) or 0.0

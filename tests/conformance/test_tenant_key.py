@@ -10,7 +10,7 @@ from conformance.serving import IDS, serve
 from support import FULL, GLOBEX, auth
 
 from mockserver.cli import main
-from mockserver.conformance.report import PASS
+from mockserver.conformance.report import NOT_CHECKED, PASS
 from mockserver.conformance.runner import Options, run
 from mockserver.settings import Settings, make_app
 
@@ -65,3 +65,16 @@ def test_a_wrong_tenant_key_is_one_sentence_and_exit_2(capsys: pytest.CaptureFix
         )
     assert code == 2
     assert "is --tenant-key right?" in capsys.readouterr().err
+
+
+def test_what_needs_another_organizations_clock_is_not_checked_never_failed() -> None:
+    options = Options(
+        tenant_key=FULL,
+        only=["ratelimits.429-retry-after", "credits.reserve-then-settle"],
+        profile="quick",
+    )
+    report, _ = run(options)
+    assert report.verdicts["ratelimits.429-retry-after"].status == PASS  # Acme's own key
+    settle = report.verdicts["credits.reserve-then-settle"]  # the wallet is another org's
+    assert settle.status == NOT_CHECKED
+    assert "--tenant-key moves only its organization's clock" in settle.reason
