@@ -58,7 +58,8 @@ class State:
 
     def without_organization(self, org_id: str, fixtures: Fixtures) -> State:
         """A new State in which one organization is back to its fixtures (its created records,
-        idempotency records and rate-limit windows gone) and the others keep everything.
+        idempotency records, rate-limit windows and own clock gone) and the others keep
+        everything.
         Built beside this one, so the caller can store it first and switch only on success."""
         fresh = copy.deepcopy(fixtures)
         ours = {k.api_key_id for k in self.keys.values() if k.org_id == org_id}
