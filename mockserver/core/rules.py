@@ -20,6 +20,9 @@ EFFECTS = ("fault", "latencyMs", "outcome", "stage", "progression")
 # Every partner request is checked against every rule: the count is bounded, and so is each
 # rule (control.yaml caps its strings), so rules cost at most ~1 MB and a bounded time per request.
 MAX_RULES = 1_000
+# A tenant's rules (an organization steering itself on a shared sandbox) are bounded apart, so
+# that one organization cannot use up the rules every other one may need.
+MAX_TENANT_RULES = 100
 
 
 def chance(seed: int, salt: str) -> float:
@@ -66,6 +69,10 @@ class Rule:
             and match.get("projectId") in (None, request.project_id)
         )
 
+    @property
+    def organization_id(self) -> str | None:
+        return self.spec["match"].get("organizationId")
+
     def public(self) -> dict[str, Any]:
         return {"ruleId": self.rule_id, **self.spec, "remaining": self.remaining}
 
@@ -77,10 +84,17 @@ class Rules:
         self.rules: dict[str, Rule] = {}
         self._next = 0
 
-    def add(self, spec: dict[str, Any]) -> Rule:
+    def add(self, spec: dict[str, Any], tenant: str | None = None) -> Rule:
+        """A new rule; `tenant`: added by that organization (its match names it already)."""
         if len(self.rules) >= MAX_RULES:
             raise ApiError(
                 "CONFLICT", f"There are already {MAX_RULES} rules; delete some before adding more."
+            )
+        if tenant is not None and len(self.of(tenant)) >= MAX_TENANT_RULES:
+            raise ApiError(
+                "CONFLICT",
+                f"There are already {MAX_TENANT_RULES} rules of this organization; delete some "
+                "before adding more.",
             )
         self._next += 1
         while f"rule_{self._next}" in self.rules:  # an imported rule may hold the next id
@@ -92,10 +106,19 @@ class Rules:
     def delete(self, rule_id: str) -> bool:
         return self.rules.pop(rule_id, None) is not None
 
-    def clear(self) -> int:
-        count = len(self.rules)
-        self.rules.clear()
-        return count
+    def of(self, organization_id: str | None) -> list[Rule]:
+        """Every rule, or those that match one organization's requests only."""
+        rules = self.rules.values()
+        if organization_id is None:
+            return list(rules)
+        return [r for r in rules if r.organization_id == organization_id]
+
+    def clear(self, organization_id: str | None = None) -> int:
+        """Every rule, or one organization's (see `of`); how many went."""
+        gone = self.of(organization_id)
+        for rule in gone:
+            del self.rules[rule.rule_id]
+        return len(gone)
 
     def apply(self, seed: int, request: RequestFacts, prefs: Preferences) -> Preferences:
         """Effects of every matching rule; the request's own Prefer header wins over rules."""

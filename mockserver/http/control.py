@@ -14,6 +14,7 @@ from ..core.clock import ClockError, format_ms, parse_timestamp
 from ..core.errors import ApiError, invalid_body, not_found, validation
 from ..core.ids import check_seed
 from ..core.layout import StateReader
+from ..core.records import canonical_id
 from ..core.restore import StateBuilder
 from ..core.snapshot import export_chunks
 from ..core.store import StoreUnavailable
@@ -215,7 +216,7 @@ def list_rules(
     path: dict[str, str],
     who: Principal,
 ) -> Reply:
-    return Reply(200, {"items": [r.public() for r in deps.sim.state.rules.rules.values()]})
+    return Reply(200, {"items": [r.public() for r in deps.sim.state.rules.of(who.organization_id)]})
 
 
 def add_rule(
@@ -225,7 +226,13 @@ def add_rule(
     path: dict[str, str],
     who: Principal,
 ) -> Reply:
-    return Reply(201, deps.sim.state.rules.add(body).public())
+    tenant = who.organization_id
+    if tenant is not None:  # a tenant's rule matches its own organization's requests only
+        named = body["match"].get("organizationId")
+        if named is not None and named != tenant and canonical_id("org_", named) != tenant:
+            raise not_found("Organization")  # another's or unknown: the same answer
+        body["match"]["organizationId"] = tenant
+    return Reply(201, deps.sim.state.rules.add(body, tenant).public())
 
 
 def clear_rules(
@@ -235,7 +242,7 @@ def clear_rules(
     path: dict[str, str],
     who: Principal,
 ) -> Reply:
-    return Reply(200, {"deleted": deps.sim.state.rules.clear()})
+    return Reply(200, {"deleted": deps.sim.state.rules.clear(who.organization_id)})
 
 
 def delete_rule(
@@ -245,8 +252,11 @@ def delete_rule(
     path: dict[str, str],
     who: Principal,
 ) -> Reply:
-    if not deps.sim.state.rules.delete(path["ruleId"]):
-        raise ApiError("NOT_FOUND", "Rule not found.")
+    rules = deps.sim.state.rules
+    rule = rules.rules.get(path["ruleId"])
+    if rule is None or not who.sees(rule.organization_id or ""):
+        raise ApiError("NOT_FOUND", "Rule not found.")  # another tenant's: as if it did not exist
+    rules.delete(rule.rule_id)
     return Reply(200, {"deleted": 1})
 
 
@@ -302,6 +312,10 @@ TENANT_ROUTES = frozenset(
         "mockGetClock",  # the server clock, read only: the one a following organization sees
         "mockGetSeed",
         "mockReset",
+        "mockListRules",  # its own rules: they match its organization's requests only
+        "mockAddRule",
+        "mockClearRules",
+        "mockDeleteRule",
         "mockRequests",
         "mockListJobs",
         "mockGetJob",

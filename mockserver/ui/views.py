@@ -74,8 +74,8 @@ def live_context(deps: Deps, principal: Principal, filters: dict[str, Any]) -> d
         "filtered": any(filters.get(k) for k in ("organizationId", "projectId", "status")),
         "project_names": {p["projectId"]: p["name"] for p in projects["items"]},
         "journal": journal,
-        # the server's rules and chaos profile are the operator's, not shown to a tenant
-        "rules": [] if tenant else _body(control.list_rules, deps, principal)["items"],
+        "rules": _body(control.list_rules, deps, principal)["items"],  # a tenant's: its own
+        # the chaos profile is the operator's, not shown to a tenant
         "chaos": None if tenant else _body(control_reads.get_chaos, deps, principal)["profile"],
     }
 

@@ -80,10 +80,6 @@ def test_another_organization_is_404_exactly_like_an_unknown_one(mock: Mock) -> 
         ("POST", "/_mock/clock/advance", {"seconds": 1}),
         ("POST", "/_mock/clock/set", {"now": "2026-02-01T00:00:00.000Z"}),
         ("POST", "/_mock/reset", {"seed": 3}),
-        ("GET", "/_mock/rules", None),
-        ("POST", "/_mock/rules", {"match": {"operationId": "whoami"}, "fault": "503"}),
-        ("DELETE", "/_mock/rules", None),
-        ("DELETE", "/_mock/rules/rule_1", None),
         ("GET", "/_mock/state", None),
         ("PUT", "/_mock/state", {}),
         ("GET", "/_mock/chaos", None),
@@ -214,3 +210,54 @@ def test_the_dashboard_shows_a_tenant_its_own_organization_only(mock: Mock) -> N
     assert as_tenant(mock, "GET", f"/_mock/ui/jobs/{theirs}").status_code == 404
     live = as_tenant(mock, "GET", "/_mock/ui/live")
     assert live.status_code == 200 and theirs not in live.text
+
+
+def test_a_tenants_rules_match_its_own_requests_only(mock: Mock) -> None:
+    added = as_tenant(mock, "POST", "/_mock/rules", json={"match": {}, "fault": "503"})
+    assert added.status_code == 201
+    assert added.json()["match"] == {"organizationId": ACME}
+    assert mock.client.get("/v1/whoami", headers=auth(FULL)).status_code == 503
+    assert mock.client.get("/v1/whoami", headers=auth(GLOBEX)).status_code == 200
+    bare = as_tenant(
+        mock, "POST", "/_mock/rules", json={"match": {"organizationId": ACME[4:]}, "latencyMs": 1}
+    )
+    assert bare.json()["match"]["organizationId"] == ACME
+    for named in (GLOBEX_ORG, UNKNOWN_ORG, "nope"):
+        refused = as_tenant(
+            mock, "POST", "/_mock/rules", json={"match": {"organizationId": named}, "fault": "503"}
+        )
+        assert error(refused) == (404, "NOT_FOUND", "Organization not found.")
+
+
+def test_a_tenant_lists_deletes_and_clears_its_own_rules_only(mock: Mock) -> None:
+    operator = mock.client.post(
+        "/_mock/rules", headers=ADMIN, json={"match": {"operationId": "whoami"}, "fault": "500"}
+    ).json()["ruleId"]
+    theirs = as_tenant(mock, "POST", "/_mock/rules", GLOBEX, json={"match": {}, "fault": "503"})
+    ours = as_tenant(mock, "POST", "/_mock/rules", json={"match": {}, "latencyMs": 1}).json()
+    assert [r["ruleId"] for r in as_tenant(mock, "GET", "/_mock/rules").json()["items"]] == [
+        ours["ruleId"]
+    ]
+    for other in (operator, theirs.json()["ruleId"], "rule_999"):
+        assert error(as_tenant(mock, "DELETE", f"/_mock/rules/{other}")) == (
+            404,
+            "NOT_FOUND",
+            "Rule not found.",
+        )
+    as_tenant(mock, "POST", "/_mock/rules", json={"match": {}, "latencyMs": 2})
+    assert as_tenant(mock, "DELETE", "/_mock/rules").json() == {"deleted": 2}
+    left = mock.client.get("/_mock/rules", headers=ADMIN).json()["items"]
+    assert [r["ruleId"] for r in left] == [operator, theirs.json()["ruleId"]]
+    assert as_tenant(mock, "DELETE", f"/_mock/rules/{theirs.json()['ruleId']}", GLOBEX).is_success
+
+
+def test_a_tenant_holds_at_most_100_rules(mock: Mock) -> None:
+    for _ in range(100):
+        assert as_tenant(
+            mock, "POST", "/_mock/rules", json={"match": {}, "latencyMs": 1}
+        ).is_success
+    full = as_tenant(mock, "POST", "/_mock/rules", json={"match": {}, "latencyMs": 1})
+    assert error(full)[:2] == (409, "CONFLICT")
+    assert "100 rules of this organization" in error(full)[2]
+    another = as_tenant(mock, "POST", "/_mock/rules", GLOBEX, json={"match": {}, "latencyMs": 1})
+    assert another.status_code == 201  # the bound is per organization
