@@ -210,6 +210,9 @@ def test_the_dashboard_shows_a_tenant_its_own_organization_only(mock: Mock) -> N
     assert as_tenant(mock, "GET", f"/_mock/ui/jobs/{theirs}").status_code == 404
     live = as_tenant(mock, "GET", "/_mock/ui/live")
     assert live.status_code == 200 and theirs not in live.text
+    entry = mock.client.get("/_mock/requests", headers=ADMIN).json()["items"][0]["sequence"]
+    assert as_tenant(mock, "GET", f"/_mock/ui/requests/{entry}").status_code == 404
+    assert as_tenant(mock, "GET", f"/_mock/ui/requests/{entry}", GLOBEX).status_code == 200
 
 
 def test_a_tenants_rules_match_its_own_requests_only(mock: Mock) -> None:
