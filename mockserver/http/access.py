@@ -60,9 +60,10 @@ def control_principal(
     if token is None:
         return OPEN
     scheme, _, given = (authorization or "").partition(" ")
-    bearer = given.strip() if scheme.lower() == "bearer" else ""
+    bearer = given if scheme.lower() == "bearer" else ""
     if _matches(bearer, token) or _matches(query_token, token):
         return ADMIN
+    bearer = bearer.strip()  # as the partner API reads a key (Simulator.authenticate)
     key = deps.sim.state.keys.get(bearer) if bearer.startswith(TENANT_PREFIX) else None
     if key is not None and not key.killed:
         return Principal("tenant", key.org_id)
