@@ -9,7 +9,21 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from support import FULL, GLOBEX, GLOBEX_PROJECT, PROJECT, SEED, STANDARD, Mock, auth, make_mock
+from support import (
+    CHILD_ORG,
+    CHILD_PROJECT,
+    FULL,
+    GLOBEX,
+    GLOBEX_PROJECT,
+    NORTH_ADMIN,
+    NORTH_ORG,
+    PROJECT,
+    SEED,
+    STANDARD,
+    Mock,
+    auth,
+    make_mock,
+)
 
 from mockserver.http.app import build_app
 from mockserver.settings import Settings, make_deps
@@ -120,6 +134,21 @@ def test_idempotency_expiry_follows_the_organizations_clock(mock: Mock) -> None:
     fresh = mock.create(json={}, headers={"Idempotency-Key": "k1"})
     assert fresh.status_code == 202
     assert fresh.json()["jobId"] != first.json()["jobId"]
+
+
+def test_a_parent_acting_in_a_child_keeps_its_records_on_the_childs_clock(mock: Mock) -> None:
+    headers = {"X-Layers-Organization": CHILD_ORG, "Idempotency-Key": "p1"}
+    first = mock.create(NORTH_ADMIN, CHILD_PROJECT, json={}, headers=headers)
+    assert first.status_code == 202 and first.json()["startedAt"] == START
+    advance(mock, NORTH_ORG, 2 * DAY)  # the parent's days: the child's records stand
+    assert mock.create(NORTH_ADMIN, CHILD_PROJECT, json={}, headers=headers).content == (
+        first.content
+    )
+    advance(mock, CHILD_ORG, DAY)
+    again = mock.create(NORTH_ADMIN, CHILD_PROJECT, json={}, headers=headers)
+    assert again.status_code == 202
+    assert again.json()["startedAt"] == "2026-01-02T00:00:00.000Z"  # the child's instant
+    assert again.json()["jobId"] != first.json()["jobId"]
 
 
 def test_following_the_server_clock_again_never_runs_time_backwards(mock: Mock) -> None:
