@@ -378,9 +378,9 @@ class _Runner:
             report.control_plane = "not used (black box: the partner API only)"
         else:
             where = "in-process mock" if t.in_process else "--control-plane"
+            whose = "the mock's clock" if control.tenant_key is None else "--tenant-key's own clock"
             report.control_plane = (
-                f"{where}: moved the mock's clock {control.advanced_s:g}s forward "
-                f"in {control.moves} step(s)"
+                f"{where}: moved {whose} {control.advanced_s:g}s forward in {control.moves} step(s)"
             )
         if self.options.progress is not None and self.options.live:
             self.options.progress.write("\r" + " " * 80 + "\r")

@@ -44,6 +44,7 @@ def test_a_tenant_key_moves_its_own_organizations_clock_only() -> None:
     assert "/_mock/clock/advance" not in seen
     assert server["now"] == "2026-01-01T00:00:00.000Z"  # nobody else's time moved
     assert theirs.json()["detached"] is False
+    assert report.control_plane.startswith("--control-plane: moved --tenant-key's own clock")
 
 
 def test_a_wrong_tenant_key_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
