@@ -73,7 +73,6 @@ def control_principal(
     )
 
 
-
 def check_site(
     deps: Deps, headers: Mapping[str, str], server: Sequence[object] | None = None
 ) -> None:

@@ -90,7 +90,7 @@ def test_server_wide_operations_are_403_for_a_tenant_and_change_nothing(
 ) -> None:
     before = mock.client.get("/_mock/state", headers=ADMIN).json()
     answer = as_tenant(mock, method, path, json=body)
-    assert error(answer)[:2] == (403, "FORBIDDEN")
+    assert error(answer)[:2] == (403, "FORBIDDEN_SCOPE")
     after = mock.client.get("/_mock/state", headers=ADMIN).json()
     after.pop("requests"), before.pop("requests")  # control request ids move on, nothing else
     assert after == before
