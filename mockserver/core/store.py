@@ -49,8 +49,27 @@ class Stored:
     rows: Iterator[Row] = field(default_factory=lambda: iter(()))
 
 
+class StoreConflict(StoreUnavailable):
+    """A shared store's lease on the sandbox was lost before the write (it outlived the lease,
+    and another worker has written since): nothing of the batch is in the store, and the
+    writer's copy of the state is behind and must be read again."""
+
+
+@dataclass(slots=True)
+class Changes:
+    """What other workers committed to a shared store since this worker last looked: the
+    batches in commit order, or (when the log no longer reaches back, or one was a wipe)
+    everything, to be installed in place of the worker's copy."""
+
+    batches: list[Batch] = field(default_factory=list)
+    everything: Stored | None = None
+
+
 class Store(Protocol):
     durable: bool  # False: nothing survives the process, and `open` always finds nothing
+    # True: many servers (workers, hosts) open it at once, each keeping a copy of the state
+    # that it brings up to date before each request (`SharedStore`); False: one server.
+    shared: bool
 
     def open(self) -> Stored | None:
         """Claim the store for this server (StoreInUse if another holds it) and read what
@@ -61,3 +80,23 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the store; a closed store can be opened again, by this or another server."""
+
+
+class SharedStore(Store, Protocol):
+    """A store that many servers use at once (stores/redis.py). Each keeps a copy of the state;
+    a request first applies what the others committed (`changes`), and a request that may
+    change the state runs under the sandbox's lease (`lock` ... `write`/`unlock`), so requests
+    are serializable across servers: one order, as if one process had answered them all."""
+
+    def changes(self) -> Changes:
+        """What others committed since this store's position (one round trip)."""
+
+    def lock(self) -> Changes | None:
+        """Take the lease and return the changes up to now (one round trip), or None when
+        another server holds it (try again shortly)."""
+
+    def unlock(self) -> None:
+        """Give the lease back (a no-op when not held)."""
+
+    def reserve(self, kind: str, count: int) -> int:
+        """Claim `count` request numbers of `kind` for this server; the last one claimed."""

@@ -10,6 +10,7 @@ class MemoryStore:
     Callers skip building batches for a store that is not durable (see core/persist.py)."""
 
     durable = False
+    shared = False
 
     def open(self) -> Stored | None:
         return None

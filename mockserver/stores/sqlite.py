@@ -49,6 +49,7 @@ class SqliteStore:
     """A Store on one SQLite file, used from the server's single event-loop thread."""
 
     durable = True
+    shared = False
 
     def __init__(self, path: Path) -> None:
         self.path = path

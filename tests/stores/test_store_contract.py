@@ -1,7 +1,9 @@
 """What "a store" means (core/store.py), as one suite that every store passes.
 
 A new store joins by adding a `Backend` to BACKENDS (and to DURABLE if it keeps anything):
-the memory store, the SQLite store, and later a networked one all answer to the same clauses.
+the memory store, the SQLite store and the Redis store all answer to the same clauses. A store
+that many servers share (Redis) answers to the SHARED clauses instead of "one server at a
+time".
 """
 
 from __future__ import annotations
@@ -12,9 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redisd import RedisServer, redis_server  # noqa: F401 - the session's redis-server
 
-from mockserver.core.store import Batch, Store, StoreInUse, StoreUnavailable
+from mockserver.core.store import (
+    Batch,
+    SharedStore,
+    Store,
+    StoreConflict,
+    StoreInUse,
+    StoreUnavailable,
+)
 from mockserver.stores import MemoryStore
+from mockserver.stores.redis import RedisStore
 from mockserver.stores.sqlite import SqliteStore
 
 
@@ -43,21 +54,50 @@ def _sqlite(tmp_path: Path) -> Backend:
     )
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {
-    "memory": lambda tmp_path: Backend(MemoryStore),
-    "sqlite": _sqlite,
+def _redis(server: RedisServer) -> Backend:
+    url = server.sandbox()
+
+    def memory(store: Store, limit: str) -> None:
+        client = store._client  # type: ignore[attr-defined]
+        used = client.info("memory")["used_memory"]
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", str(used) if limit == "full" else limit)
+
+    return Backend(
+        lambda: RedisStore(url),
+        fill_up=lambda store: memory(store, "full"),
+        free=lambda store: memory(store, "0"),
+    )
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
+    "memory": lambda request, tmp_path: Backend(MemoryStore),
+    "sqlite": lambda request, tmp_path: _sqlite(tmp_path),
+    "redis": lambda request, tmp_path: _redis(request.getfixturevalue("redis_server")),
 }
-DURABLE = ["sqlite"]
+DURABLE = ["sqlite", "redis"]
+EXCLUSIVE = ["sqlite"]  # one server at a time
+SHARED = ["redis"]  # many servers at once
 
 
 @pytest.fixture(params=list(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture(params=DURABLE)
 def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
+
+
+@pytest.fixture(params=EXCLUSIVE)
+def exclusive(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](request, tmp_path)
+
+
+@pytest.fixture(params=SHARED)
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](request, tmp_path)
 
 
 ROWS = [("influencers", f"inf_{n}", f'{{"n":{n}}}'.encode()) for n in range(5)]
@@ -142,14 +182,94 @@ def test_a_full_store_refuses_the_whole_batch_and_takes_the_next_once_freed(
     assert reopened(durable) == (b"3", [*ROWS, big[0]])
 
 
-def test_one_store_serves_one_server_at_a_time(durable: Backend) -> None:
-    first = durable.make()
+def test_one_store_serves_one_server_at_a_time(exclusive: Backend) -> None:
+    first = exclusive.make()
     first.open()
-    second = durable.make()
+    second = exclusive.make()
     with pytest.raises(StoreInUse, match="in use by another layers-mock server"):
         second.open()
     first.close()
     assert second.open() is None
+    second.close()
+
+
+def _two(shared: Backend) -> tuple[SharedStore, SharedStore]:
+    first, second = shared.make(), shared.make()
+    assert first.shared and second.shared
+    assert first.open() is None
+    first.write(Batch(ROWS[:2], (), b"1", wipe=True))  # the first to open writes the fresh state
+    found = second.open()  # found at once: nothing to wait for, nothing written
+    assert found is not None and (found.meta, list(found.rows)) == (b"1", ROWS[:2])
+    return first, second  # type: ignore[return-value]
+
+
+def test_a_shared_store_shows_each_server_what_the_others_committed_in_order(
+    shared: Backend,
+) -> None:
+    first, second = _two(shared)
+    assert first.changes().batches == [] and second.changes().batches == []
+    assert first.lock() is not None
+    first.write(Batch([ROWS[2]], [("influencers", "inf_0")], b"2"))
+    assert first.lock() is not None
+    first.write(Batch([("influencers", "inf_1", b"{}")], (), b"3"))
+    found = second.changes()
+    assert found.everything is None
+    assert [(list(b.upserts), list(b.deletes), b.meta) for b in found.batches] == [
+        ([ROWS[2]], [("influencers", "inf_0")], b"2"),
+        ([("influencers", "inf_1", b"{}")], [], b"3"),
+    ]
+    assert second.changes().batches == []  # seen once
+    assert first.changes().batches == []  # its own writes are not news to it
+    first.close()
+    second.close()
+
+
+def test_a_shared_store_lets_one_server_write_at_a_time(shared: Backend) -> None:
+    first, second = _two(shared)
+    assert first.lock() is not None
+    assert second.lock() is None  # held: the second waits
+    first.write(Batch([ROWS[3]], (), b"2"))  # the write gives the lease back
+    taken = second.lock()
+    assert taken is not None and [list(b.upserts) for b in taken.batches] == [[ROWS[3]]]
+    second.unlock()
+    first.close()
+    second.close()
+
+
+def test_a_server_that_missed_a_commit_cannot_write_over_it(shared: Backend) -> None:
+    first, second = _two(shared)
+    assert first.lock() is not None
+    first.write(Batch([ROWS[3]], (), b"2"))
+    with pytest.raises(StoreConflict):  # the second has not seen commit 2
+        second.write(Batch([ROWS[4]], (), b"3"))
+    store = shared.make()
+    found = store.open()
+    assert found is not None and found.meta == b"2" and ROWS[4] not in list(found.rows)
+    for s in (first, second, store):
+        s.close()
+
+
+def test_a_reset_or_a_long_absence_sends_everything_instead_of_the_log(shared: Backend) -> None:
+    first, second = _two(shared)
+    assert first.lock() is not None
+    first.write(Batch([("jobs", "job_1", b"{}")], (), b"2", wipe=True))
+    found = second.changes()
+    assert found.everything is not None
+    assert (found.everything.meta, list(found.everything.rows)) == (
+        b"2",
+        [("jobs", "job_1", b"{}")],
+    )
+    assert second.changes().batches == []
+    first.close()
+    second.close()
+
+
+def test_request_numbers_are_handed_out_in_blocks_no_two_servers_share(shared: Backend) -> None:
+    first, second = _two(shared)
+    blocks = [first.reserve("req", 1024), second.reserve("req", 1024), first.reserve("req", 10)]
+    assert blocks == sorted(blocks) and len(set(blocks)) == 3
+    assert blocks[1] - blocks[0] == 1024 and blocks[2] - blocks[1] == 10
+    first.close()
     second.close()
 
 

@@ -1,0 +1,307 @@
+"""The state on Redis (`--state redis://HOST:PORT/DB`): one sandbox shared by many workers.
+
+Every worker (a process of `--workers N`, or a server on another host) keeps a copy of the
+state and Redis keeps the truth, as a log of committed batches beside the rows they leave:
+
+- `rows` (a hash `table\\0id` -> row) and `order` (a sorted set: the order rows were first
+  written, which lists and idempotency eviction depend on) hold the state; `meta` holds the
+  meta row (seed, id counters, clock, rate windows, rules); `requests` the request-number
+  counters (blocks are handed out with HINCRBY, so request ids stay unique across workers).
+- `log` is a capped stream of the batches themselves, numbered by `commits`: a worker brings
+  its copy up to date by reading the entries after the last one it saw (one XRANGE; usually
+  none), and reads everything again only when the log no longer reaches back that far (it is
+  capped at `LOG_LENGTH` entries) or when an entry is a wipe (reset, import).
+- `lease` is the sandbox's write lease: a request that may change the state takes it (and
+  the changes so far, in the same round trip), runs on the up-to-date copy, and writes its
+  batch with one script that also gives the lease back. So requests that write are
+  serialized across workers in one order, exactly as one process would answer them: one
+  influencer for twenty concurrent creates with one Idempotency-Key, a rate limit or a
+  rule's count that holds exactly, ids that follow the commit order. The write script also
+  checks that no one wrote since the writer's last look (compare-and-append), so a worker
+  whose lease ran out (`LEASE_MS`) cannot overwrite a newer state: its write is refused.
+
+All keys share one hash tag, `{lm:NAME}`, so every script touches one slot and runs on Redis
+Cluster as it does on one server (a sandbox lives on one shard; see the README).
+
+Durability is Redis's: a batch is applied before the script returns, and with
+`appendonly yes` it is in the AOF before the answer is sent (see the README for what each
+`appendfsync` setting promises). redis-py's synchronous client is used on purpose: a commit
+is part of the request's synchronous step, like the SQLite store's, so that no other request
+of the same worker runs between "caught up" and "written".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from ..core.store import Batch, Changes, Row, StoreConflict, Stored, StoreUnavailable
+
+LOG_LENGTH = 10_000  # entries kept in the log; a worker further behind reads everything
+LEASE_MS = 10_000  # a write lease outlives any request's synchronous step by far
+COUNTERS = "counters"  # persist.COUNTERS: request-number reservations, kept in `requests`
+SEP = "\x00"
+
+# The write: lease and position checked, rows applied, the batch logged, the lease released.
+# `#!lua` (no flags): Redis checks maxmemory before the script starts, so a full Redis refuses
+# the whole batch instead of applying part of it.
+WRITE = """#!lua
+local rows, order, meta, log, commits, lease, requests, seq =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local token, seen, wipe, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local holder = redis.call('GET', lease)
+if holder and holder ~= token then return {'LEASE'} end
+local n = tonumber(redis.call('GET', commits) or '0')
+if n ~= seen then return {'BEHIND'} end
+local batch = cjson.decode(ARGV[5])
+if wipe == '1' then redis.call('DEL', rows, order) end
+for _, d in ipairs(batch.d) do
+  local f = d[1] .. '\\0' .. d[2]
+  redis.call('HDEL', rows, f)
+  redis.call('ZREM', order, f)
+end
+local base = redis.call('INCRBY', seq, #batch.u)
+for i, u in ipairs(batch.u) do
+  if u[1] == 'counters' then
+    local now = tonumber(redis.call('HGET', requests, u[2]) or '0')
+    if tonumber(u[3]) > now then redis.call('HSET', requests, u[2], u[3]) end
+  else
+    local f = u[1] .. '\\0' .. u[2]
+    redis.call('HSET', rows, f, u[3])
+    redis.call('ZADD', order, 'NX', base - #batch.u + i, f)
+  end
+end
+if batch.m ~= cjson.null then redis.call('SET', meta, batch.m) end
+n = redis.call('INCR', commits)
+redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'n', n, 'b', ARGV[5])
+if holder then redis.call('DEL', lease) end
+return {'OK', n}
+"""
+
+# The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
+CHANGES = """#!lua
+local log, commits, lease = KEYS[1], KEYS[2], KEYS[3]
+local seen, token, ms = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+if token ~= '' and not redis.call('SET', lease, token, 'NX', 'PX', ms) then
+  if redis.call('GET', lease) ~= token then return {'HELD'} end
+end
+local n = tonumber(redis.call('GET', commits) or '0')
+if n == seen then return {'OK', n} end
+if n - seen > tonumber(ARGV[4]) then return {'FAR', n} end
+local first = redis.call('XREVRANGE', log, '+', '-', 'COUNT', n - seen)
+return {'OK', n, first}
+"""
+
+# Give the lease back, if it is still ours.
+UNLOCK = """#!lua
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """`redis://HOST:PORT/DB[?sandbox=NAME]` -> (the URL for redis-py, the sandbox's name).
+    Many sandboxes can share one Redis under different names."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"--state {url!r}: use redis://HOST:PORT/DB")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    names = query.pop("sandbox", ["default"])
+    name = names[-1]
+    if not name or not name.isascii() or not all(c.isalnum() or c in "-_." for c in name):
+        raise ValueError("--state: sandbox= must be letters, digits, '-', '_' or '.'")
+    if query:
+        raise ValueError(f"--state: unknown option {sorted(query)[0]!r} (only sandbox=NAME)")
+    try:
+        db = int(parts.path.lstrip("/") or "0")
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"--state {url!r}: use redis://HOST:PORT/DB (DB a number)") from None
+    base = parts._replace(query="", path=f"/{db}").geturl()
+    return base, name
+
+
+class RedisStore:
+    """A SharedStore on one Redis (see the module docstring); one per worker process."""
+
+    durable = True
+    shared = True
+
+    def __init__(self, url: str, *, log_length: int = LOG_LENGTH, lease_ms: int = LEASE_MS) -> None:
+        self.url, self.name = parse_url(url)
+        tag = "{lm:" + self.name + "}"
+        self.keys = {
+            k: f"{tag}:{k}"
+            for k in ("rows", "order", "meta", "log", "commits", "lease", "requests", "seq")
+        }
+        self.log_length = log_length
+        self.lease_ms = lease_ms
+        self.seen = 0  # the number of the last commit this worker's copy includes
+        self.token = ""  # our lease's token while we hold it
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+
+    # -- Store ------------------------------------------------------------------------------
+
+    def open(self) -> Stored | None:
+        """Connect and read everything. When nothing is there yet, keep the lease (taken to
+        read), so that the caller's first write of the fresh state is the only one."""
+        try:
+            import redis
+        except ImportError:
+            raise ValueError(
+                "--state redis:// needs the Redis client: pip install 'layers-mock[redis]'"
+            ) from None
+        client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        self._client = client
+        self._scripts = {
+            "write": client.register_script(WRITE),
+            "changes": client.register_script(CHANGES),
+            "unlock": client.register_script(UNLOCK),
+        }
+        deadline = time.monotonic() + self.lease_ms / 1000 + 1
+        while True:
+            try:
+                found = self._changes(secrets.token_hex(8), max_distance=0)
+            except StoreUnavailable as exc:
+                self.close()
+                raise ValueError(str(exc)) from None
+            if found is not None:
+                break
+            if time.monotonic() > deadline:  # pragma: no cover - a lease is never held this long
+                self.close()
+                raise ValueError(f"{self.url}: the sandbox's lease is held by another worker")
+            time.sleep(0.01)  # start-up only: another worker is writing the fresh state
+        everything = found.everything if found.everything is not None else self._everything()
+        if everything is not None:
+            self.unlock()
+        return everything
+
+    def write(self, batch: Batch) -> None:
+        client = self._client
+        if client is None:
+            raise StoreUnavailable(f"{self.url} is not open")
+        upserts = [[t, i, d.decode()] for t, i, d in batch.upserts]  # whole before anything
+        deletes = [[t, i] for t, i in batch.deletes]
+        meta = None if batch.meta is None else batch.meta.decode()
+        entry = orjson.dumps({"u": upserts, "d": deletes, "m": meta, "w": batch.wipe})
+        keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
+        keys += [self.keys["requests"], self.keys["seq"]]
+        args = [self.token, self.seen, "1" if batch.wipe else "0", self.log_length, entry]
+        answer = self._call("write", keys, args)
+        self.token = ""  # the script gave the lease back
+        if answer[0] != b"OK":
+            raise StoreConflict(
+                f"{self.url}: another worker wrote first ({answer[0].decode()}); "
+                "nothing of this request was kept"
+            )
+        self.seen = int(answer[1])
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self.unlock()
+                self._client.close()
+            self._client = None
+
+    # -- SharedStore ------------------------------------------------------------------------
+
+    def changes(self) -> Changes:
+        return self._changes("")  # type: ignore[return-value]
+
+    def lock(self) -> Changes | None:
+        return self._changes(secrets.token_hex(8))
+
+    def unlock(self) -> None:
+        if self.token and self._client is not None:
+            token, self.token = self.token, ""
+            self._call("unlock", [self.keys["lease"]], [token])
+
+    def reserve(self, kind: str, count: int) -> int:
+        if self._client is None:
+            raise StoreUnavailable(f"{self.url} is not open")
+        try:
+            return int(self._client.hincrby(self.keys["requests"], kind, count))
+        except Exception as exc:
+            raise StoreUnavailable(_reason(self.url, exc)) from None
+
+    # -- inside -----------------------------------------------------------------------------
+
+    def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        if self._client is None:
+            raise StoreUnavailable(f"{self.url} is not open")
+        try:
+            return self._scripts[script](keys=keys, args=args)
+        except Exception as exc:  # redis.RedisError, OSError: the batch did not happen
+            raise StoreUnavailable(_reason(self.url, exc)) from None
+
+    def _changes(self, token: str, max_distance: int | None = None) -> Changes | None:
+        """Beyond `max_distance` commits behind, everything is read instead of the log."""
+        keys = [self.keys["log"], self.keys["commits"], self.keys["lease"]]
+        far = self.log_length // 2 if max_distance is None else max_distance
+        args = [self.seen, token, self.lease_ms, far]
+        answer = self._call("changes", keys, args)
+        if answer[0] == b"HELD":
+            return None
+        self.token = token
+        n = int(answer[1])
+        if n == self.seen:
+            return Changes()
+        entries = answer[2] if len(answer) > 2 else []
+        batches: list[Batch] = []
+        expected = n
+        for _, fields in entries:  # newest first
+            data = dict(zip(fields[::2], fields[1::2], strict=True))
+            if int(data[b"n"]) != expected:
+                break  # the log was trimmed past what we saw
+            expected -= 1
+            batches.append(_batch(data[b"b"]))
+        if answer[0] != b"OK" or expected != self.seen or any(b.wipe for b in batches):
+            everything = self._everything()
+            return Changes(everything=everything)
+        batches.reverse()
+        self.seen = n
+        return Changes(batches)
+
+    def _everything(self) -> Stored | None:
+        """Meta, every row in first-written order and the commit number, as of one instant."""
+        k = self.keys
+        try:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.get(k["meta"]).hgetall(k["rows"]).zrange(k["order"], 0, -1)
+                pipe.get(k["commits"])
+                meta, rows, order, commits = pipe.execute()
+        except Exception as exc:
+            raise StoreUnavailable(_reason(self.url, exc)) from None
+        self.seen = int(commits or 0)
+        if meta is None:
+            return None
+        found: list[Row] = []
+        for field in order:
+            data = rows.get(field)
+            if data is not None:
+                table, _, ident = field.decode().partition(SEP)
+                found.append((table, ident, data))
+        return Stored(meta, iter(found))
+
+
+def _batch(raw: bytes) -> Batch:
+    entry = orjson.loads(raw)
+    return Batch(
+        [(t, i, d.encode()) for t, i, d in entry["u"] if t != COUNTERS],
+        [(t, i) for t, i in entry["d"]],
+        None if entry["m"] is None else entry["m"].encode(),
+        bool(entry["w"]),
+    )
+
+
+def _reason(url: str, exc: Exception) -> str:
+    text = str(exc)
+    if "maxmemory" in text:  # OOM: the whole script was refused before it ran
+        return f"{url} is full: {text}"
+    return f"{url}: {text or type(exc).__name__}"

@@ -1,0 +1,134 @@
+"""A real redis-server for the tests: started on a free port in a temporary directory, with
+the AOF on (`appendfsync always`, what the README recommends for "nothing acknowledged is
+lost"), and stopped at the end of the session.
+
+Without redis-server (a laptop) the Redis tests are skipped with a message that says how to
+get it; with LAYERS_MOCK_REDIS_TESTS=required (.ci/run) they fail instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REQUIRED = os.environ.get("LAYERS_MOCK_REDIS_TESTS") == "required"
+HOW = "install redis-server (apt install redis-server) to run the Redis tests"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """One redis-server process; `kill()` and `start()` again keep its directory (and AOF)."""
+
+    directory: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    sandboxes: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def sandbox(self) -> str:
+        """A URL naming a sandbox no other test uses (the server is shared by the session)."""
+        self.sandboxes += 1
+        return f"{self.url}?sandbox=t{self.sandboxes}"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH")
+        self.port = self.port or _free_port()
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not self.ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server did not start: {log}")
+            time.sleep(0.02)  # not a test waiting for state: a server starting up
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no last save; what survives is what the AOF had."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self.process = None
+
+
+@contextlib.contextmanager
+def started() -> Iterator[RedisServer]:
+    with tempfile.TemporaryDirectory(prefix="layers-mock-redis-") as directory:
+        server = RedisServer(Path(directory))
+        try:
+            server.start()
+        except RuntimeError as exc:
+            if REQUIRED:
+                pytest.fail(f"LAYERS_MOCK_REDIS_TESTS=required, but: {exc}")
+            pytest.skip(f"{exc}: {HOW}")
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The session's shared server: tests keep apart by sandbox name (`sandbox()`)."""
+    with started() as server:
+        yield server
