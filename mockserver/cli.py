@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import math
 import sys
@@ -86,6 +87,21 @@ def seed(text: str) -> int:
     return value
 
 
+MAX_WORKERS = 64
+
+
+def workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of workers: use a whole number, 1 to {MAX_WORKERS}"
+        )
+    return value
+
+
 def speed(text: str) -> float:
     try:
         value = float(text)
@@ -139,7 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="token for /_mock/ when not bound to loopback (generated if not given)",
     )
     serve.add_argument("--chaos", type=Path, help="chaos profile (YAML): seeded background faults")
-    serve.add_argument("--state", default="memory", help="memory or sqlite:PATH (durable)")
+    serve.add_argument(
+        "--state",
+        default="memory",
+        help="memory, sqlite:PATH (durable) or redis://HOST:PORT/DB (durable, shared by workers)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=workers,
+        default=1,
+        help="processes answering on the port; more than 1 needs --state redis://",
+    )
     serve.add_argument(
         "--log-requests", action="store_true", help="print one line per request to stdout"
     )
@@ -209,6 +235,13 @@ def serve(args: argparse.Namespace) -> int:
 
         token = secrets.token_urlsafe(18)  # never leave the control plane open off loopback
     settings = replace(settings, admin_token=token)
+    if args.workers > 1 and not str(settings.state).startswith(("redis://", "rediss://")):
+        print(
+            f"layers-mock: --workers {args.workers} needs a state the workers share: "
+            f"--state redis://HOST:PORT/DB (--state {settings.state} lives in one process)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         deps = make_deps(settings)
         app: Any = build_app(deps)
@@ -236,9 +269,29 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project), flush=True)
-    serving.serve(FrozenHeap(app), sock)
+    if args.workers > 1:
+        store = deps.sim.store
+        if store is not None:
+            store.close()  # each worker opens its own connection after the fork
+        load = functools.partial(worker_app, settings, args.log_requests)
+        serving.serve_workers(load, sock, args.workers)
+    else:
+        serving.serve(FrozenHeap(app), sock)
     print("layers-mock stopped", flush=True)
     return 0
+
+
+def worker_app(settings: Settings, log_requests: bool) -> Any:
+    """The app of one `--workers` process, built in that process (its own store connection)."""
+    from .http.app import build_app
+    from .http.heap import FrozenHeap
+    from .http.request_log import RequestLog
+
+    deps = make_deps(settings)
+    app: Any = build_app(deps)
+    if log_requests:
+        app = RequestLog(app, deps, sys.stdout)
+    return FrozenHeap(app)
 
 
 def conform_engines_missing() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .core.chaos import ChaosProfile
 from .core.jobs import Progression
@@ -18,3 +19,4 @@ class Deps:
     progression: Progression = "time"
     admin_token: str | None = None  # required on /_mock/ when the server is not on loopback
     chaos: ChaosProfile | None = None
+    shared: Any = None  # http/shared.SharedGate on a shared store (many workers), else None

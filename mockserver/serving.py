@@ -20,8 +20,8 @@ before the app sees anything, which uvicorn's httptools protocol does not:
 
 One process, one app: the socket is bound by the caller (so the banner is printed only once
 connections queue, and `--port 0` knows its port) and handed to granian by file descriptor.
-Granian's worker processes (`MPServer`) take the same socket; that is how `--workers N` plugs
-in (one app per process, the socket shared): see `serve`'s docstring.
+Granian's worker processes (`MPServer`) take the same socket: that is `--workers N`
+(`serve_workers`: one app per process, built after the fork, the socket shared).
 
 Granian has no public way to serve an already-bound socket, so `_Embedded` overrides one
 private method (`_init_shared_socket`); granian is pinned below its next major version for it,
@@ -36,7 +36,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,39 +85,70 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Any, sock: socket.socket, limits: Limits) -> Any:
-    from granian._granian import SocketHolder as _SocketHolder
+def _options(sock: socket.socket, limits: Limits) -> dict[str, Any]:
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
-    from granian.server.embed import Server
 
-    socket_holder: Any = _SocketHolder  # (fd, is_unix, backlog); granian's stub omits them
+    host, port = sock.getsockname()[:2]
+    return {
+        "address": host,
+        "port": port,
+        "interface": Interfaces.ASGINL,  # no lifespan: the app is built before the socket
+        "http": HTTPModes.http1,
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=max(1, round(limits.header_timeout_s * 1000)),
+            max_buffer_size=max(8192, limits.max_header_bytes),  # hyper's minimum is 8 KiB
+        ),
+        "websockets": False,
+        "backlog": BACKLOG,
+        # Errors only: an exception escaping the app is logged with its traceback (the client
+        # already got the INTERNAL envelope); granian's start-up chatter is not.
+        "log_level": LogLevels.error,
+        "log_dictconfig": LOG_TO_STDERR,
+    }
+
+
+def _holder(fd: int) -> Any:
+    from granian._granian import SocketHolder
+
+    socket_holder: Any = SocketHolder  # (fd, is_unix, backlog); granian's stub omits them
+    return socket_holder(fd, False, BACKLOG)
+
+
+def _server(app: Any, sock: socket.socket, limits: Limits) -> Any:
+    from granian.server.embed import Server
 
     class _Embedded(Server):
         def _init_shared_socket(self) -> None:
             # Serve the socket we bound instead of binding (host, port) again.
             self._ssp = None
-            self._shd = socket_holder(os.dup(sock.fileno()), False, BACKLOG)  # granian closes it
+            self._shd = _holder(os.dup(sock.fileno()))  # granian closes it
 
-    host, port = sock.getsockname()[:2]
-    return _Embedded(
-        app,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGINL,  # no lifespan: the app is built before the socket
-        http=HTTPModes.http1,
-        http1_settings=HTTP1Settings(
-            header_read_timeout=max(1, round(limits.header_timeout_s * 1000)),
-            max_buffer_size=max(8192, limits.max_header_bytes),  # hyper's minimum is 8 KiB
-        ),
-        websockets=False,
-        backlog=BACKLOG,
-        # Errors only: an exception escaping the app is logged with its traceback (the client
-        # already got the INTERNAL envelope); granian's start-up chatter is not.
-        log_level=LogLevels.error,
-        log_dictconfig=LOG_TO_STDERR,
-    )
+    return _Embedded(app, **_options(sock, limits))
+
+
+def serve_workers(
+    load_app: Callable[[], Any], sock: socket.socket, workers: int, limits: Limits = Limits()
+) -> None:
+    """`--workers N`: N processes answer on `sock`, each with its own app from `load_app`
+    (called in the worker, after the fork, so each has its own store connection). Only a
+    shared store (Redis) can back more than one: the caller refuses the others. Returns once
+    SIGINT or SIGTERM has stopped the workers."""
+    from granian.server.mp import MPServer
+
+    class _Workers(MPServer):
+        def _init_shared_socket(self) -> None:
+            fd = os.dup(sock.fileno())  # inherited by the forked workers
+            self._ssp = None
+            self._shd = _holder(fd)
+            self._sfd = fd  # type: ignore[assignment]
+            self._sso = socket.socket(fileno=os.dup(fd))
+            self._sso.set_inheritable(True)
+
+    server = _Workers("layers-mock", workers=workers, **_options(sock, limits))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve(target_loader=load_app, wrap_loader=False)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -133,10 +164,7 @@ def serve(app: Any, sock: socket.socket, limits: Limits = Limits()) -> None:
 
     Ctrl-C is the normal way to stop the mock, so it returns instead of raising.
 
-    `--workers N` (a shared store, issue 12) plugs in here: for N > 1, granian's `MPServer`
-    with the same `_init_shared_socket` override, `workers=N`, and a `target_loader` that
-    builds the app in each worker process (fork start method: the socket is inherited, the
-    app and its store connection are made after the fork). N = 1 stays embedded.
+    `--workers N` with N > 1 is `serve_workers` below; N = 1 stays embedded, here.
     """
     server = _server(app, sock, limits)
 

@@ -123,6 +123,11 @@ class IdempotencyRecords:
     def get(self, key: bytes) -> StoredResponse | None:
         return self._records.get(key)
 
+    def discard(self, key: bytes) -> None:
+        """Forget a record another worker already dropped (core/replica.py)."""
+        if key in self._records:
+            self._drop(key)
+
     def __len__(self) -> int:
         return len(self._records)
 

@@ -4,19 +4,26 @@ Whatever replaces the state (a reset, an import) is written to the store first a
 only once that succeeded, so memory and store never disagree; `generation` counts the swaps, so
 that a request that waited (a latency fault) can tell its lookups are stale. Request ids live
 here, beside the state rather than in it: a reset does not rewind them (requestids.py).
+
+On a shared store (many workers, store.SharedStore) the state here is this worker's copy:
+`catch_up` applies what the other workers committed (replica.py), and a request that may
+change the state first takes the sandbox's lease (`take_lease`), so that writes happen in one
+order across workers. A copy that may have drifted from the store (a write that failed) is
+read again whole before it answers anything else.
 """
 
 from __future__ import annotations
 
+from . import replica
 from .clock import Clock
 from .errors import not_found
 from .fixtures import Fixtures
 from .persist import counter_rows, dirty_batch, load, whole_batch
 from .records import canonical_id
-from .requestids import RequestIds
+from .requestids import BLOCK, RequestIds
 from .restore import Check, Restored
 from .state import State
-from .store import Batch, Store
+from .store import Batch, Changes, SharedStore, Store, Stored, StoreUnavailable
 
 
 class Lifecycle:
@@ -31,19 +38,32 @@ class Lifecycle:
         self.requests = RequestIds()  # not part of the state: never reset, never rewound
         self.generation = 0
         self.store = store if store is not None and store.durable else None
-        if self.store is not None:
+        self.shared: SharedStore | None = None
+        self.check: Check | None = None
+        if store is not None and store.shared:
+            shared: SharedStore = store  # type: ignore[assignment]
+            self.shared = shared
+            self.requests.reserve = lambda kind, ceilings: shared.reserve(kind, BLOCK)
+        elif self.store is not None:
             durable = self.store
-            self.requests.reserve = lambda ceilings: durable.write(Batch(counter_rows(ceilings)))
+            self.requests.reserve = lambda kind, ceilings: durable.write(
+                Batch(counter_rows(ceilings))
+            )
 
     def start(self, check: Check) -> None:
         """Resume what the store holds (checked like an import), or write the fresh state."""
+        self.check = check
         if self.store is None:
             return
         stored = self.store.open()
         if stored is None:
             self.store.write(whole_batch(self.state, self.requests, self.clock))
             return
-        restored, ceilings = load(stored, check)
+        self._resume(stored)
+
+    def _resume(self, stored: Stored) -> None:
+        assert self.check is not None
+        restored, ceilings = load(stored, self.check)
         self._install(restored.state)
         self.clock.restore(restored.now_ms)
         self.requests.advance(restored.requests)
@@ -51,12 +71,48 @@ class Lifecycle:
 
     def commit(self) -> None:
         """Write what the last request changed; StoreUnavailable if it could not be written
-        (what it changed stays marked and goes with the next write that succeeds)."""
+        (what it changed stays marked and goes with the next write that succeeds; on a shared
+        store, this worker's copy is read again instead, as others may have written since)."""
         state = self.state
         if state.dirty:
             if self.store is not None:
-                self.store.write(dirty_batch(state, self.requests, self.clock))
+                try:
+                    self.store.write(dirty_batch(state, self.requests, self.clock))
+                except StoreUnavailable:
+                    if self.shared is not None:
+                        self.shared.forget()
+                    raise
             state.dirty.clear()
+
+    # -- a shared store ---------------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Apply what other workers committed since this one last looked (StoreUnavailable)."""
+        if self.shared is not None:
+            self._apply(self.shared.changes())
+
+    def take_lease(self) -> bool:
+        """Take the sandbox's write lease and catch up; False while another worker holds it.
+        The rate windows a leased request uses are written with it, even if nothing else is."""
+        assert self.shared is not None
+        changes = self.shared.lock()
+        if changes is None:
+            return False
+        self._apply(changes)
+        self.state.dirty.add(("meta", ""))
+        return True
+
+    def release_lease(self) -> None:
+        if self.shared is not None:
+            self.shared.unlock()
+
+    def _apply(self, changes: Changes) -> None:
+        if changes.everything is not None:
+            self._resume(changes.everything)
+        elif changes.batches:
+            for batch in changes.batches:
+                replica.apply(self.state, batch, self.clock)
+            self.generation += 1  # records were replaced: a waiting request looks them up again
 
     def reset(self, seed: int | None = None) -> None:
         fresh = State.from_fixtures(self.fixtures, self.state.seed if seed is None else seed)

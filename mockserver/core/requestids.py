@@ -7,6 +7,8 @@ forward. A durable store could still lose the last numbers to a kill -9 (reads w
 so numbers are reserved in blocks: before the first number of a block is handed out, the end
 of the block is written to the store, and a restarted server continues after the last
 reservation. A crash costs at most one block of unused numbers, and reads stay write-free.
+A shared store (many workers) hands each worker blocks of its own: `reserve` then returns the
+end of the block it granted, and the worker's numbers jump to that block.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .store import StoreUnavailable
 
 KINDS = ("req", "control-req")  # partner requests, control-plane requests: counted apart
 BLOCK = 1024
-Reserve = Callable[[dict[str, int]], None]
+# (kind, the ceilings wanted) -> None (granted as asked) or the end of the block granted
+Reserve = Callable[[str, dict[str, int]], int | None]
 
 
 class RequestIds:
@@ -35,7 +38,10 @@ class RequestIds:
         if self.reserve is not None and n > self.reserved.get(kind, 0):
             ceilings = {**self.reserved, kind: n + BLOCK - 1}
             try:
-                self.reserve(ceilings)
+                granted = self.reserve(kind, ceilings)
+                if granted is not None:
+                    n = max(n, granted - BLOCK + 1)
+                    ceilings = {**self.reserved, kind: granted}
                 self.reserved = ceilings
             except StoreUnavailable:
                 pass  # tried again on the next request; only a crash before then could repeat

@@ -98,5 +98,9 @@ class SharedStore(Store, Protocol):
     def unlock(self) -> None:
         """Give the lease back (a no-op when not held)."""
 
+    def forget(self) -> None:
+        """This worker's copy can no longer be trusted (a write failed): the next `changes`
+        or `lock` sends everything."""
+
     def reserve(self, kind: str, count: int) -> int:
         """Claim `count` request numbers of `kind` for this server; the last one claimed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +21,7 @@ from .dispatch import MockApp, PartnerPaths
 from .handlers import HANDLERS, RATE_CLASS_OF, RESOLVERS
 from .pipeline import OperationPipeline
 from .render import dumps, error_body, send_response
+from .shared import SharedGate
 from .unsimulated import NotSimulated
 
 
@@ -165,4 +166,7 @@ def build_app(
         return Response(dumps(body), 500, {"x-request-id": request_id}, "application/json")
 
     fast = [route for route in partner_routes if route.path in shared]
-    return MockApp(routes, PartnerPaths(fast), internal_error, deps, NoRoute(deps))
+    app = MockApp(routes, PartnerPaths(fast), internal_error, deps, NoRoute(deps))
+    if deps.sim.shared is not None:  # many workers on one store: one order of writes
+        return cast(Starlette, SharedGate(app, deps))
+    return app

@@ -291,8 +291,9 @@ class OperationPipeline:
         return prefs, ",".join(marks) or None
 
     async def _inject(self, prefs: Preferences, scope: dict[str, Any]) -> None:
-        if prefs.latency_ms:
-            await asyncio.sleep(prefs.latency_ms / 1000)  # real time, other requests go on
+        if prefs.latency_ms:  # real time, other requests go on (other workers' writes too)
+            shared = self.deps.shared
+            await (shared.sleep if shared else asyncio.sleep)(prefs.latency_ms / 1000)
         if prefs.fault == "drop":
             drop_connection(scope)  # a real closed connection, not an HTTP answer
             raise ConnectionDropped

@@ -222,6 +222,9 @@ class RedisStore:
             token, self.token = self.token, ""
             self._call("unlock", [self.keys["lease"]], [token])
 
+    def forget(self) -> None:
+        self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read
+
     def reserve(self, kind: str, count: int) -> int:
         if self._client is None:
             raise StoreUnavailable(f"{self.url} is not open")

@@ -1,0 +1,123 @@
+"""The gate in front of the app on a shared store: every request sees one order of writes.
+
+Before a request, the worker's copy of the state catches up with what the other workers
+committed (core/lifecycle.py). A request that may change the state (POST, PATCH, PUT, DELETE,
+or any request while rules are set, or with `--progression poll`, where reads move jobs)
+first takes the sandbox's write lease, so writes are serialized across workers; its commit
+gives the lease back in the same round trip. A read takes one round trip (the catch-up) and
+no lease.
+
+Within the worker, an asyncio lock makes its own leased requests take turns, so the lease is
+asked for by one request at a time; a latency fault gives the lease up while it sleeps
+(`sleep`), so a slow answer does not hold every other worker's writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+from ..core.errors import ApiError
+from ..core.store import StoreUnavailable
+from ..deps import Deps
+from .render import dumps, error_body, send_response
+
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
+_HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("holding", default=False)
+
+
+class SharedGate:
+    """ASGI middleware: catch up, take the lease when the request may write, give it back."""
+
+    def __init__(self, app: Any, deps: Deps) -> None:
+        self.app = app
+        self.deps = deps
+        self.turn = asyncio.Lock()
+        deps.shared = self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
+
+    def _writes(self, scope: dict[str, Any]) -> bool:
+        sim = self.deps.sim
+        return (
+            scope["method"] in WRITES
+            or bool(sim.state.rules.rules)
+            or self.deps.progression == "poll"
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sim = self.deps.sim
+        try:
+            sim.catch_up()
+        except StoreUnavailable as exc:
+            await self._unavailable(send, exc)
+            return
+        if not self._writes(scope):
+            await self.app(scope, receive, send)
+            return
+        async with self.turn:
+            try:
+                await self._lease()
+            except StoreUnavailable as exc:
+                await self._unavailable(send, exc)
+                return
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self._release()
+
+    async def _lease(self) -> None:
+        sim = self.deps.sim
+        # Held by another process: nothing in this one to wait on, so poll.
+        while not sim.take_lease():  # noqa: ASYNC110
+            await asyncio.sleep(RETRY_S)
+        _HOLDING.set(True)
+
+    def _release(self) -> None:
+        """Anything the request left unwritten is written (in practice nothing: the pipelines
+        commit before they answer), then the lease is given back if the commit did not."""
+        _HOLDING.set(False)
+        sim = self.deps.sim
+        try:
+            if sim.state.dirty:
+                sim.commit()
+        except StoreUnavailable:
+            pass  # the copy is read again before the next request (Lifecycle.commit)
+        finally:
+            sim.release_lease()
+
+    async def sleep(self, seconds: float) -> None:
+        """A latency fault: write what the request did so far, give the lease and the turn up
+        while sleeping, and take them again after (catching up with what happened meanwhile)."""
+        if not _HOLDING.get():
+            await asyncio.sleep(seconds)
+            return
+        self._release()
+        self.turn.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self.turn.acquire()
+        try:
+            await self._lease()
+        except StoreUnavailable as exc:
+            raise _unreachable(exc) from None
+
+    async def _unavailable(self, send: Any, exc: StoreUnavailable) -> None:
+        request_id = self.deps.sim.request_id()
+        body = dumps(error_body(_unreachable(exc), request_id))
+        await send_response(send, 503, [(b"x-request-id", request_id.encode())], body)
+
+
+def _unreachable(exc: StoreUnavailable) -> ApiError:
+    return ApiError(
+        "STORAGE_UNAVAILABLE",
+        "The mock could not reach its shared state; nothing of this request was done.",
+        {"reason": str(exc)},
+    )
