@@ -102,6 +102,9 @@ class Lifecycle:
         self.state.dirty.add(("meta", ""))
         return True
 
+    def holds_lease(self) -> bool:
+        return self.shared is not None and self.shared.holds()
+
     def release_lease(self) -> None:
         if self.shared is not None:
             self.shared.unlock()

@@ -98,6 +98,9 @@ class SharedStore(Store, Protocol):
     def unlock(self) -> None:
         """Give the lease back (a no-op when not held)."""
 
+    def holds(self) -> bool:
+        """Whether this server holds the lease (a write gives it back)."""
+
     def forget(self) -> None:
         """This worker's copy can no longer be trusted (a write failed): the next `changes`
         or `lock` sends everything."""

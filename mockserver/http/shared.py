@@ -31,6 +31,8 @@ _HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("holding", defau
 class SharedGate:
     """ASGI middleware: catch up, take the lease when the request may write, give it back."""
 
+    nap = staticmethod(asyncio.sleep)  # a latency fault's wait (tests look inside it)
+
     def __init__(self, app: Any, deps: Deps) -> None:
         self.app = app
         self.deps = deps
@@ -85,7 +87,7 @@ class SharedGate:
         _HOLDING.set(False)
         sim = self.deps.sim
         try:
-            if sim.state.dirty:
+            if sim.state.dirty and sim.holds_lease():
                 sim.commit()
         except StoreUnavailable:
             pass  # the copy is read again before the next request (Lifecycle.commit)
@@ -96,12 +98,12 @@ class SharedGate:
         """A latency fault: write what the request did so far, give the lease and the turn up
         while sleeping, and take them again after (catching up with what happened meanwhile)."""
         if not _HOLDING.get():
-            await asyncio.sleep(seconds)
+            await self.nap(seconds)
             return
         self._release()
         self.turn.release()
         try:
-            await asyncio.sleep(seconds)
+            await self.nap(seconds)
         finally:
             await self.turn.acquire()
         try:

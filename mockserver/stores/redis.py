@@ -104,26 +104,35 @@ return 0
 """
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """`redis://HOST:PORT/DB[?sandbox=NAME]` -> (the URL for redis-py, the sandbox's name).
-    Many sandboxes can share one Redis under different names."""
+def parse_url(url: str) -> tuple[str, str, int]:
+    """`redis://HOST:PORT/DB[?sandbox=NAME&lease=MS]` -> (the URL for redis-py, the sandbox's
+    name, the lease in ms). Many sandboxes can share one Redis under different names; the
+    lease bounds how long a killed worker holding it can stall the others' writes."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ValueError(f"--state {url!r}: use redis://HOST:PORT/DB")
     query = parse_qs(parts.query, keep_blank_values=True)
-    names = query.pop("sandbox", ["default"])
-    name = names[-1]
-    if not name or not name.isascii() or not all(c.isalnum() or c in "-_." for c in name):
-        raise ValueError("--state: sandbox= must be letters, digits, '-', '_' or '.'")
+    name = query.pop("sandbox", ["default"])[-1]
+    if not 0 < len(name) <= 64 or not all(
+        c.isascii() and (c.isalnum() or c in "-_.") for c in name
+    ):
+        raise ValueError("--state: sandbox= must be 1 to 64 letters, digits, '-', '_' or '.'")
+    lease = query.pop("lease", [str(LEASE_MS)])[-1]
+    if not lease.isascii() or not lease.isdigit() or not 100 <= int(lease) <= 600_000:
+        raise ValueError("--state: lease= must be a whole number of milliseconds, 100 to 600000")
     if query:
-        raise ValueError(f"--state: unknown option {sorted(query)[0]!r} (only sandbox=NAME)")
+        raise ValueError(
+            f"--state: unknown option {sorted(query)[0]!r} (only sandbox=NAME and lease=MS)"
+        )
     try:
         db = int(parts.path.lstrip("/") or "0")
         _ = parts.port
     except ValueError:
-        raise ValueError(f"--state {url!r}: use redis://HOST:PORT/DB (DB a number)") from None
+        db = -1
+    if not 0 <= db <= 65535:
+        raise ValueError(f"--state {url!r}: use redis://HOST:PORT/DB (DB a number from 0)")
     base = parts._replace(query="", path=f"/{db}").geturl()
-    return base, name
+    return base, name, int(lease)
 
 
 class RedisStore:
@@ -132,15 +141,14 @@ class RedisStore:
     durable = True
     shared = True
 
-    def __init__(self, url: str, *, log_length: int = LOG_LENGTH, lease_ms: int = LEASE_MS) -> None:
-        self.url, self.name = parse_url(url)
+    def __init__(self, url: str, *, log_length: int = LOG_LENGTH) -> None:
+        self.url, self.name, self.lease_ms = parse_url(url)
         tag = "{lm:" + self.name + "}"
         self.keys = {
             k: f"{tag}:{k}"
             for k in ("rows", "order", "meta", "log", "commits", "lease", "requests", "seq")
         }
         self.log_length = log_length
-        self.lease_ms = lease_ms
         self.seen = 0  # the number of the last commit this worker's copy includes
         self.token = ""  # our lease's token while we hold it
         self._client: Any = None
@@ -222,6 +230,9 @@ class RedisStore:
             token, self.token = self.token, ""
             self._call("unlock", [self.keys["lease"]], [token])
 
+    def holds(self) -> bool:
+        return bool(self.token)
+
     def forget(self) -> None:
         self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read
 
@@ -251,7 +262,8 @@ class RedisStore:
         answer = self._call("changes", keys, args)
         if answer[0] == b"HELD":
             return None
-        self.token = token
+        if token:
+            self.token = token  # a catch-up without the lease leaves a held one alone
         n = int(answer[1])
         if n == self.seen:
             return Changes()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from redisd import RedisServer, redis_server  # noqa: F401 - the session's redis-server
+from redisd import RedisServer
 
 from mockserver.core.store import (
     Batch,

@@ -1,0 +1,190 @@
+"""Two workers on one Redis behave as one mock (issue 12): the same answers, limits and ids as
+one process, whichever worker a request reaches.
+
+Each "worker" here is a whole server (its own app, store connection, event loop and thread)
+on its own port, all on one sandbox of the session's redis-server: what two processes of
+`--workers 2`, or two hosts, are to each other. tests/redis/test_served.py runs the real
+`serve --workers 2` and kills processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from redisd import RedisServer
+from starlette.testclient import TestClient
+from support import FULL, GLOBEX, PROJECT, SEED, STANDARD, auth
+
+from mockserver import serving
+from mockserver.core.store import Batch
+from mockserver.http.app import build_app
+from mockserver.settings import Settings, make_deps
+from mockserver.stores import make_store
+from mockserver.stores.redis import RedisStore
+
+CREATE = f"/v1/projects/{PROJECT}/influencers"
+
+
+@contextlib.contextmanager
+def workers(url: str, count: int = 2, **options: Any) -> Iterator[list[str]]:
+    """`count` servers on one sandbox; yields their base URLs."""
+    settings = Settings(state=url, clock="virtual", seed=SEED, strict=True, **options)
+    with contextlib.ExitStack() as stack:
+        bases = []
+        for _ in range(count):
+            host, port = stack.enter_context(serving.running(build_app(make_deps(settings))))
+            bases.append(f"http://{host}:{port}")
+        yield bases
+
+
+def spread(bases: list[str], requests: list[tuple[str, str, dict[str, str], Any]]) -> list[Any]:
+    """Send every request at once, the n-th to worker n mod len(bases); (status, body) each."""
+
+    async def run() -> list[Any]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            sent = [
+                client.request(method, bases[n % len(bases)] + path, headers=headers, json=body)
+                for n, (method, path, headers, body) in enumerate(requests)
+            ]
+            return [(r.status_code, r.json()) for r in await asyncio.gather(*sent)]
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def sandbox(redis_server: RedisServer) -> str:
+    return redis_server.sandbox()
+
+
+def test_twenty_concurrent_creates_with_one_key_over_two_workers_make_one_influencer(
+    sandbox: str,
+) -> None:
+    with workers(sandbox) as bases:
+        headers = auth(FULL, **{"Idempotency-Key": "same-key-20"})
+        answers = spread(bases, [("POST", CREATE, headers, {"gender": "male"})] * 20)
+        assert {status for status, _ in answers} == {202}, [a for a in answers if a[0] != 202][:2]
+        assert all(body == answers[0][1] for _, body in answers)  # 20 identical answers
+        for base in bases:  # and both workers list exactly one influencer
+            listed = httpx.get(base + CREATE, headers=auth(FULL)).json()["items"]
+            assert [i["influencerId"] for i in listed] == [answers[0][1]["influencerId"]]
+
+
+def test_the_standard_tiers_limit_holds_exactly_across_workers(sandbox: str) -> None:
+    with workers(sandbox) as bases:
+        answers = spread(bases, [("POST", CREATE, auth(STANDARD), {"gender": "female"})] * 26)
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [202] * 20 + [429] * 6  # `long-running`: 20 a minute, both workers
+        limited = [body for status, body in answers if status == 429]
+        assert all(b["error"]["code"] == "RATE_LIMITED" for b in limited)
+
+
+def test_a_rule_with_a_count_fires_exactly_that_often_across_workers(sandbox: str) -> None:
+    with workers(sandbox) as bases:
+        rule = {"match": {"operationId": "createInfluencer"}, "fault": "500", "count": 2}
+        assert httpx.post(bases[1] + "/_mock/rules", json=rule).status_code == 201
+        answers = spread(bases, [("POST", CREATE, auth(FULL), {})] * 8)
+        assert sorted(status for status, _ in answers) == [202] * 6 + [500] * 2
+        assert httpx.get(bases[0] + "/_mock/rules").json()["items"] == []  # used up, everywhere
+
+
+def test_ids_follow_the_order_of_requests_as_in_one_process(sandbox: str) -> None:
+    """The same requests in the same order, alternating over two workers, mint the same ids as
+    one in-memory server with the same seed."""
+    bodies = [{"gender": g} for g in ("female", "male", "female", "male")]
+    with workers(sandbox) as bases:
+        shared = [
+            httpx.post(bases[n % 2] + CREATE, headers=auth(FULL), json=body).json()
+            for n, body in enumerate(bodies)
+        ]
+    with workers("memory", count=1) as (base,):
+        alone = [httpx.post(base + CREATE, headers=auth(FULL), json=body).json() for body in bodies]
+    assert [a["influencerId"] for a in shared] == [a["influencerId"] for a in alone]
+    assert [a["jobId"] for a in shared] == [a["jobId"] for a in alone]
+
+
+def test_the_clock_moved_on_one_worker_moves_every_workers_jobs(sandbox: str) -> None:
+    with workers(sandbox) as (first, second):
+        job = httpx.post(first + CREATE, headers=auth(FULL), json={}).json()["jobId"]
+        assert httpx.get(f"{second}/v1/jobs/{job}", headers=auth(FULL)).json()["status"] == (
+            "running"
+        )
+        assert httpx.post(first + "/_mock/clock/advance", json={"seconds": 3600}).is_success
+        done = httpx.get(f"{second}/v1/jobs/{job}", headers=auth(FULL)).json()
+        assert done["status"] == "completed"
+        assert httpx.get(second + "/_mock/clock").json() == httpx.get(first + "/_mock/clock").json()
+
+
+def test_a_reset_on_one_worker_empties_every_worker(sandbox: str) -> None:
+    with workers(sandbox) as (first, second):
+        httpx.post(second + CREATE, headers=auth(FULL), json={}).raise_for_status()
+        assert httpx.post(first + "/_mock/reset", json={}).is_success
+        assert httpx.get(second + CREATE, headers=auth(FULL)).json()["items"] == []
+
+
+def test_a_new_worker_starts_from_what_the_others_wrote(sandbox: str) -> None:
+    with workers(sandbox, count=1) as (first,):
+        made = httpx.post(first + CREATE, headers=auth(GLOBEX.replace("globex", "acme")), json={})
+        assert made.status_code == 401  # a key that does not exist, to be sure of the next line
+        made = httpx.post(first + CREATE, headers=auth(FULL), json={}).json()
+        with workers(sandbox, count=1) as (late,):
+            listed = httpx.get(late + CREATE, headers=auth(FULL)).json()["items"]
+            assert [i["influencerId"] for i in listed] == [made["influencerId"]]
+            again = httpx.post(late + CREATE, headers=auth(FULL), json={}).json()
+            assert again["influencerId"] != made["influencerId"]
+        assert len(httpx.get(first + CREATE, headers=auth(FULL)).json()["items"]) == 2
+
+
+def test_a_latency_fault_gives_the_lease_up_while_it_sleeps(sandbox: str) -> None:
+    """A slow answer does not hold every other worker's writes: while it sleeps, another
+    worker can take the lease (and after it, the slow request still lands its create)."""
+    deps = make_deps(Settings(state=sandbox, clock="virtual", seed=SEED, strict=True))
+    app = build_app(deps)
+    other = RedisStore(sandbox)
+    other.open()
+    free_while_asleep: list[bool] = []
+
+    async def nap(seconds: float) -> None:
+        assert seconds == 1.5
+        free_while_asleep.append(other.lock() is not None)
+        other.write(Batch(meta=None))  # another worker's write lands in the meantime
+
+    deps.shared.nap = nap
+    with TestClient(app) as client:
+        slow = client.post(CREATE, headers=auth(FULL, Prefer="latency=1500"), json={})
+        assert slow.status_code == 202
+        assert free_while_asleep == [True]
+        assert len(client.get(CREATE, headers=auth(FULL)).json()["items"]) == 1
+    other.close()
+
+
+def test_bad_redis_urls_are_refused_in_one_sentence() -> None:
+    for url, says in [
+        ("redis://", "use redis://HOST:PORT/DB"),
+        ("redis://h:1/x", "DB a number"),
+        ("redis://h:1/0?sandbox=", "sandbox="),
+        ("redis://h:1/0?sandbox=a%20b", "sandbox="),
+        ("redis://h:1/0?sandbox=" + "a" * 65, "sandbox="),
+        ("redis://h:1/0?lease=0", "lease="),
+        ("redis://h:1/0?lease=-5", "lease="),
+        ("redis://h:1/0?lease=1e9", "lease="),
+        ("redis://h:1/0?password=x", "unknown option 'password'"),
+        ("redis://h:99999/0", "use redis://"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            make_store(url)
+
+
+def test_a_redis_that_cannot_be_reached_is_one_sentence_at_start() -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]  # bound, never listening: the connection is refused
+    with pytest.raises(ValueError, match=f"--state redis://127.0.0.1:{port}/0: .*"):
+        make_deps(Settings(state=f"redis://127.0.0.1:{port}/0"))
+    closed.close()
