@@ -1,0 +1,180 @@
+"""`serve --workers N` and what survives a kill -9, with real processes (issue 12 items 1-2).
+
+Durability promise tested here (README "Shared state on Redis"): with `appendonly yes` and
+`appendfsync always`, a 2xx answer's effect is in Redis's AOF before the answer leaves, so
+neither a killed worker nor a killed redis-server loses anything acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from redisd import RedisServer, started
+from served import BANNER_TIMEOUT_S
+from starlette.testclient import TestClient
+from support import FULL, PROJECT, SEED, auth
+
+from mockserver.cli import main
+from mockserver.http.app import build_app
+from mockserver.settings import Settings, make_deps
+
+CREATE = f"/v1/projects/{PROJECT}/influencers"
+
+
+class Serve:
+    """`layers-mock serve` in a subprocess, found through its banner."""
+
+    def __init__(self, *args: str) -> None:
+        command = [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0"]
+        command += ["--clock", "virtual", "--seed", str(SEED), *args]
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        first = self.lines.get(timeout=BANNER_TIMEOUT_S)
+        assert first.startswith("layers-mock listening on http://127.0.0.1:"), first
+        self.url = first.split()[-1]
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, as this test kills it."""
+    with started() as server:
+        yield server
+
+
+def all_influencers(base: str) -> list[str]:
+    found: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(base + CREATE, headers=auth(FULL), params=params).json()
+        found += [i["influencerId"] for i in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            return found
+
+
+@pytest.mark.parametrize("state", ["memory", "sqlite:{tmp}/state.sqlite"])
+def test_more_than_one_worker_needs_a_shared_store(
+    state: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["serve", "--port", "0", "--workers", "2", "--state", state.format(tmp=tmp_path)]) == 2
+    )
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1, err
+    assert "--workers 2 needs a state the workers share: --state redis://" in err
+    assert out == ""
+    assert not (tmp_path / "state.sqlite").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "65", "two", ""])
+def test_a_number_of_workers_that_is_not_one_to_64_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--workers", value])
+    assert exited.value.code == 2
+    assert "is not a number of workers: use a whole number, 1 to 64" in capsys.readouterr().err
+
+
+def test_two_worker_processes_on_one_port_answer_as_one_mock(redis_server: RedisServer) -> None:
+    server = Serve("--state", redis_server.sandbox(), "--workers", "2")
+    try:
+        headers = auth(FULL, **{"Idempotency-Key": "one-key"})
+
+        async def burst() -> list[httpx.Response]:
+            limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each
+            async with httpx.AsyncClient(base_url=server.url, limits=limits) as client:
+                sent = [client.post(CREATE, headers=headers, json={}) for _ in range(20)]
+                return list(await asyncio.gather(*sent))
+
+        answers = asyncio.run(burst())
+        assert {a.status_code for a in answers} == {202}
+        assert len({a.content for a in answers}) == 1
+        assert all_influencers(server.url) == [answers[0].json()["influencerId"]]
+    finally:
+        assert server.stop() == 0
+    assert "layers-mock stopped\n" in list(server.lines.queue)
+
+
+def test_a_worker_killed_mid_burst_loses_nothing_it_acknowledged(
+    redis_server: RedisServer,
+) -> None:
+    url = redis_server.sandbox() + "&lease=300"  # a dead worker's lease is gone in 0.3 s
+    server = Serve("--state", url)
+    acknowledged: list[str] = []
+    enough = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(base_url=server.url) as client:
+            while True:
+                try:
+                    answer = client.post(CREATE, headers=auth(FULL), json={})
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if answer.status_code == 202:
+                    acknowledged.append(answer.json()["influencerId"])
+                if len(acknowledged) >= 40:
+                    enough.set()
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    assert enough.wait(timeout=60)
+    os.kill(server.proc.pid, signal.SIGKILL)  # mid-burst: four clients are still sending
+    for sender in senders:
+        sender.join(timeout=30)
+    assert server.proc.wait(timeout=10) == -signal.SIGKILL
+    again = Serve("--state", url)
+    try:
+        kept = all_influencers(again.url)
+        assert set(acknowledged) <= set(kept)
+        assert len(kept) - len(acknowledged) <= 4  # at most one unanswered create per client
+        assert httpx.post(again.url + CREATE, headers=auth(FULL), json={}).status_code == 202
+    finally:
+        again.stop()
+
+
+def test_redis_killed_and_restarted_keeps_every_acknowledged_write(
+    private_redis: RedisServer,
+) -> None:
+    settings = Settings(state=private_redis.url, clock="virtual", seed=SEED, strict=True)
+    with TestClient(build_app(make_deps(settings))) as client:
+        made = [client.post(CREATE, headers=auth(FULL), json={}) for _ in range(10)]
+        assert {m.status_code for m in made} == {202}
+        private_redis.kill()  # kill -9: no shutdown save, only the AOF
+        down = client.post(CREATE, headers=auth(FULL), json={})
+        assert down.status_code == 503
+        assert down.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
+        down = client.get(CREATE, headers=auth(FULL))
+        assert down.status_code == 503
+        private_redis.start()
+        listed = client.get(CREATE, headers=auth(FULL), params={"limit": 100}).json()["items"]
+        assert {i["influencerId"] for i in listed} == {m.json()["influencerId"] for m in made}
+        assert client.post(CREATE, headers=auth(FULL), json={}).status_code == 202
+    with TestClient(build_app(make_deps(settings))) as fresh:  # a worker started afterwards
+        listed = fresh.get(CREATE, headers=auth(FULL), params={"limit": 100}).json()["items"]
+        assert len(listed) == 11
