@@ -1,0 +1,156 @@
+"""Shared state on Redis (issue 12): one worker in memory, one worker on Redis, two on Redis.
+
+Each configuration runs alone on 127.0.0.1 under bench/run.py's wrk load (wrk -t2 -c32, 2 s
+warm-up, then `--seconds` per case) for the same two requests:
+  create  POST /v1/projects/{projectId}/influencers  -> 202
+  get     GET  /v1/jobs/{jobId}                      -> 200
+and reports requests/s, p50/p99 latency, and CPU µs per request of every process: the mock's
+process tree (all workers) and redis-server, and their sum. redis-server runs as the README
+recommends (`--appendonly yes --appendfsync always`, in a fresh temporary directory), or with
+`--fsync everysec`.
+
+    .venv/bin/python bench/redis.py                 # ~1 minute; results in bench/results/
+    .venv/bin/python bench/redis.py --seconds 5 --fsync everysec
+
+On a 2-core machine wrk, redis-server and the workers share two cores: read the CPU columns
+as well as requests/s (the per-request CPU is what scales on a bigger machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    CREATE_BODY,
+    CREATE_PATH,
+    ROOT,
+    Server,
+    free_port,
+    machine,
+    request,
+    run_wrk,
+    say,
+    table,
+    tree_cpu_s,
+    wait_ready,
+    write_results,
+)
+
+CONFIGS = [
+    ("memory, 1 worker", None, 1),
+    ("redis, 1 worker", "redis", 1),
+    ("redis, 2 workers", "redis", 2),
+]
+
+
+def start_redis(directory: Path, fsync: str) -> tuple[Server, int]:
+    port = free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("bench/redis.py needs redis-server (apt-get install redis-server)")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
+    argv += ["--save", "", "--appendonly", "yes", "--appendfsync", fsync]
+    server = Server("redis-server", argv, directory / "redis.out")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if "Ready to accept connections" in (directory / "redis.out").read_text(errors="replace"):
+            return server, port
+        time.sleep(0.01)
+    server.stop()
+    sys.exit("redis-server did not start")
+
+
+def measure(
+    name: str, store: str | None, workers: int, seconds: float, fsync: str, tmp: Path
+) -> dict[str, Any]:
+    redis: Server | None = None
+    state = "memory"
+    if store == "redis":
+        directory = tmp / f"redis-{workers}"
+        directory.mkdir()
+        redis, redis_port = start_redis(directory, fsync)
+        state = f"redis://127.0.0.1:{redis_port}/0"
+    argv = [str(ROOT / ".venv/bin/layers-mock"), "serve", "--port", "0", "--state", state]
+    argv += ["--workers", str(workers)]
+    mock = Server(name, argv, tmp / f"mock-{workers}-{store}.out")
+    out: dict[str, Any] = {"name": name, "workers": workers, "store": store or "memory"}
+    try:
+        ready = wait_ready(
+            mock,
+            lambda: mock.banner_port("layers-mock listening on"),
+            lambda port: request(port, "POST", CREATE_PATH, CREATE_BODY)[0] == 202,
+            60,
+        )
+        if ready is None:
+            out["error"] = "did not start"
+            return out
+        port = ready[0]
+        _, body = request(port, "POST", CREATE_PATH, CREATE_BODY)
+        job_path = "/v1/jobs/" + json.loads(body)["jobId"]
+        for case, method, path, payload in [
+            ("create", "POST", CREATE_PATH, CREATE_BODY),
+            ("get", "GET", job_path, ""),
+        ]:
+            run_wrk(port, method, path, payload, seconds=2)  # warm-up
+            pids = [mock.pid] + ([redis.pid] if redis else [])
+            cpu0 = [tree_cpu_s(p) for p in pids]
+            result = run_wrk(port, method, path, payload, seconds=seconds)
+            cpu = [tree_cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True)]
+            n = max(1, int(result.get("requests", 0)))
+            result["mock_cpu_us"] = 1e6 * cpu[0] / n
+            result["redis_cpu_us"] = 1e6 * cpu[1] / n if redis else 0.0
+            out[case] = result
+            say(f"{name} {case}: {result.get('rps', 0):.0f} req/s")
+    finally:
+        mock.stop()
+        if redis is not None:
+            redis.stop()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--fsync", choices=("always", "everysec"), default="always")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="layers-mock-bench-redis-") as tmp:
+        for name, store, workers in CONFIGS:
+            results.append(measure(name, store, workers, args.seconds, args.fsync, Path(tmp)))
+    rows = []
+    for r in results:
+        for case in ("create", "get"):
+            c = r.get(case, {})
+            if "rps" not in c:
+                rows.append([r["name"], case, "error", "", "", "", "", ""])
+                continue
+            rows.append([
+                r["name"],
+                case,
+                f"{c['rps']:.0f}",
+                f"{c['lat_p50_us'] / 1000:.2f}",
+                f"{c['lat_p99_us'] / 1000:.2f}",
+                f"{c['mock_cpu_us']:.0f}",
+                f"{c['redis_cpu_us']:.0f}",
+                f"{c['mock_cpu_us'] + c['redis_cpu_us']:.0f}",
+            ])  # fmt: skip
+    header = ["config", "case", "req/s", "p50 ms", "p99 ms", "mock µs", "redis µs", "total µs"]
+    print(table(header, rows))
+    path = write_results(
+        "redis",
+        {"machine": machine(), "fsync": args.fsync, "seconds": args.seconds, "results": results},
+    )
+    say(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
