@@ -6,7 +6,9 @@ same rows a durable store keeps (persist.py), applied in commit order. Applying 
 inverse of writing one: each row replaces the record of its id, each delete removes one, and
 the meta row replaces the counters, rate windows and rules. What is derived from the records
 (a project's list of influencer ids, list indexes, wallets, the bytes the projects take) is
-kept consistent here: list indexes and wallets are dropped and rebuilt on first use.
+kept consistent here: a list index follows a new influencer at the end of its project and a job
+that moved (as the simulator does), and is dropped (rebuilt on first use) after anything else;
+a wallet is dropped when one of its jobs or its organization changed.
 
 Rows come from this program's own workers, so they are not checked again the way an import is
 (restore.py); a wipe (reset, import) is never applied here: the store sends everything instead.
@@ -14,13 +16,15 @@ Rows come from this program's own workers, so they are not checked again the way
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from .clock import Clock
 from .idempotency import StoredResponse
-from .records import Project
+from .jobs import JobFacts
+from .records import InfluencerFacts, Project
 from .restore import CONVERT
 from .snapshot import TABLES
 from .state import State
@@ -29,23 +33,58 @@ from .store import Batch
 COUNTERS = "counters"  # persist.COUNTERS: request-number reservations, not part of the State
 
 
+@dataclass(slots=True)
+class _Moves:
+    """What a batch did to list indexes: projects to rebuild, influencers appended at the end
+    of their list, and jobs replaced (with the facts they replaced)."""
+
+    relist: set[str] = field(default_factory=set)
+    appended: list[InfluencerFacts] = field(default_factory=list)
+    jobs: list[tuple[JobFacts, JobFacts]] = field(default_factory=list)
+
+
 def apply(state: State, batch: Batch, clock: Clock) -> None:
     """Apply one committed batch to `state` without marking anything of it dirty."""
     before = set(state.dirty)
-    relist: set[str] = set()
+    moves = _Moves()
     for table, ident in batch.deletes:
-        _delete(state, table, ident, relist)
+        _delete(state, table, ident, moves)
     for table, ident, data in batch.upserts:
         if table != COUNTERS:
-            _upsert(state, table, ident, orjson.loads(data), relist)
-    for project_id in relist:
-        _relist(state, project_id)
+            _upsert(state, table, ident, orjson.loads(data), moves)
     if batch.meta is not None:
         _meta(state, orjson.loads(batch.meta), clock)
+    for project_id in moves.relist:
+        _relist(state, project_id)
+    _follow(state, moves, clock.now_ms())
     state.dirty.intersection_update(before)  # the same set object the idempotency records share
 
 
-def _delete(state: State, table: str, ident: str, relist: set[str]) -> None:
+def _follow(state: State, moves: _Moves, now: int) -> None:
+    """Keep built list indexes in step, as the simulator does for its own changes; a list
+    that cannot be followed (anything unusual) is dropped and rebuilt on first use."""
+    for inf in moves.appended:
+        listing = state.listings.get(inf.project_id)
+        job = state.jobs.get(inf.job_id)
+        if listing is not None:
+            if job is None or inf.project_id in moves.relist:
+                state.listings.pop(inf.project_id, None)
+            else:
+                listing.append(inf.position, job, now, live=inf.deleted_ms is None)
+    appended = {inf.job_id for inf in moves.appended}
+    for old, new in moves.jobs:
+        listing = state.listings.get(new.project_id)
+        owner = state.influencers.get(new.influencer_id)
+        if listing is None or new.job_id in appended or owner is None or owner.deleted_ms:
+            continue
+        try:
+            listing.unplace(owner.position, old, now)
+            listing.place(owner.position, new, now)
+        except (KeyError, ValueError):
+            state.listings.pop(new.project_id, None)
+
+
+def _delete(state: State, table: str, ident: str, moves: _Moves) -> None:
     if table == "idempotency":
         state.idempotency.discard(bytes.fromhex(ident))
         return
@@ -58,13 +97,13 @@ def _delete(state: State, table: str, ident: str, relist: set[str]) -> None:
         state.project_bytes -= old.size_bytes()
         state.listings.pop(ident, None)
     elif table == "influencers":
-        relist.add(old.project_id)
+        moves.relist.add(old.project_id)
     elif table == "jobs":
         state.listings.pop(old.project_id, None)
         state.wallets.pop(old.org_id, None)
 
 
-def _upsert(state: State, table: str, ident: str, row: dict[str, Any], relist: set[str]) -> None:
+def _upsert(state: State, table: str, ident: str, row: dict[str, Any], moves: _Moves) -> None:
     if table == "idempotency":
         state.idempotency.store(bytes.fromhex(ident), _answer(row))
         return
@@ -82,12 +121,16 @@ def _upsert(state: State, table: str, ident: str, row: dict[str, Any], relist: s
         project = state.projects.get(record.project_id)
         if old is None and project is not None and record.position == len(project.influencer_ids):
             project.influencer_ids.append(ident)  # the usual case: a new influencer, at the end
+            moves.appended.append(record)
         elif old is None or old.position != record.position:
-            relist.add(record.project_id)
-        state.listings.pop(record.project_id, None)
+            moves.relist.add(record.project_id)
+        elif old.deleted_ms != record.deleted_ms or old.project_id != record.project_id:
+            state.listings.pop(record.project_id, None)  # deleted: rebuilt without it
     elif table == "jobs":
-        state.listings.pop(record.project_id, None)
-        state.wallets.pop(record.org_id, None)
+        if old is not None:
+            moves.jobs.append((old, record))
+        if record.credits or (old is not None and old.credits):
+            state.wallets.pop(record.org_id, None)
     elif table == "organizations":
         state.wallets.pop(ident, None)
 

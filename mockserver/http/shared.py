@@ -3,7 +3,7 @@
 Before a request, the worker's copy of the state catches up with what the other workers
 committed (core/lifecycle.py). A request that may change the state (POST, PATCH, PUT, DELETE,
 or any request while rules are set, or with `--progression poll`, where reads move jobs)
-first takes the sandbox's write lease, so writes are serialized across workers; its commit
+(or reads a job moved by polls) first takes the sandbox's write lease, so writes are serialized across workers; its commit
 gives the lease back in the same round trip. A read takes one round trip (the catch-up) and
 no lease.
 
@@ -24,6 +24,7 @@ from ..deps import Deps
 from .render import dumps, error_body, send_response
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
 RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
 _HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("holding", default=False)
 
@@ -43,12 +44,16 @@ class SharedGate:
         return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
 
     def _writes(self, scope: dict[str, Any]) -> bool:
-        sim = self.deps.sim
-        return (
-            scope["method"] in WRITES
-            or bool(sim.state.rules.rules)
-            or self.deps.progression == "poll"
-        )
+        """Whether a read may write: with rules (a count is used up), or a job read that
+        moves a job by polls (`--progression poll`, or a job started with that preference)."""
+        state = self.deps.sim.state
+        if state.rules.rules or self.deps.progression == "poll":
+            return True
+        path: str = scope["path"]
+        if path.startswith(JOB_READ):
+            job = state.jobs.get(path[len(JOB_READ) :])
+            return job is not None and job.progression == "poll"
+        return False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -109,6 +109,34 @@ def test_ids_follow_the_order_of_requests_as_in_one_process(sandbox: str) -> Non
     assert [a["jobId"] for a in shared] == [a["jobId"] for a in alone]
 
 
+def test_lists_read_on_one_worker_follow_what_another_changed(sandbox: str) -> None:
+    """Creates, a cancel, a delete and poll steps on one worker; every list and status filter
+    read on the other (whose list index was built before) answers as the writer does."""
+    with workers(sandbox) as (reader, writer):
+        made = [httpx.post(writer + CREATE, headers=auth(FULL), json={}).json() for _ in range(2)]
+
+        def lists(base: str) -> list[Any]:
+            return [
+                httpx.get(base + CREATE, headers=auth(FULL), params=params).json()
+                for params in [{}, {"status": "pending"}, {"status": "failed"}, {"limit": 1}]
+            ]
+
+        lists(reader)  # the reader builds its index now, before the changes below
+        poll = auth(FULL, Prefer="progression=poll")
+        made += [httpx.post(writer + CREATE, headers=poll, json={}).json() for _ in range(3)]
+        cancel = httpx.post(f"{writer}/v1/jobs/{made[0]['jobId']}/cancel", headers=auth(FULL))
+        assert cancel.status_code == 202
+        gone = httpx.delete(
+            f"{writer}/v1/influencers/{made[1]['influencerId']}", headers=auth(FULL)
+        )
+        assert gone.status_code == 200
+        for _ in range(3):  # poll steps move a job between statuses
+            assert httpx.get(f"{writer}/v1/jobs/{made[2]['jobId']}", headers=auth(FULL)).is_success
+        assert httpx.post(writer + "/_mock/clock/advance", json={"seconds": 5}).is_success
+        assert lists(reader) == lists(writer)
+        assert len(lists(reader)[0]["items"]) == 4
+
+
 def test_the_clock_moved_on_one_worker_moves_every_workers_jobs(sandbox: str) -> None:
     with workers(sandbox) as (first, second):
         job = httpx.post(first + CREATE, headers=auth(FULL), json={}).json()["jobId"]
