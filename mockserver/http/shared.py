@@ -1,11 +1,11 @@
 """The gate in front of the app on a shared store: every request sees one order of writes.
 
 Before a request, the worker's copy of the state catches up with what the other workers
-committed (core/lifecycle.py). A request that may change the state (POST, PATCH, PUT, DELETE,
-or any request while rules are set, or with `--progression poll`, where reads move jobs)
-(or reads a job moved by polls) first takes the sandbox's write lease, so writes are serialized across workers; its commit
-gives the lease back in the same round trip. A read takes one round trip (the catch-up) and
-no lease.
+committed (core/lifecycle.py). A request that may change the state (POST, PATCH, PUT, DELETE;
+any request while rules are set; a read of a job that polls move, or any with `--progression
+poll`) first takes the sandbox's write lease, so writes are serialized across workers; its
+commit gives the lease back in the same round trip. A read takes one round trip (the catch-up)
+and no lease.
 
 Within the worker, an asyncio lock makes its own leased requests take turns, so the lease is
 asked for by one request at a time; a latency fault gives the lease up while it sleeps
