@@ -41,7 +41,7 @@ class Settings:
     strict: bool = False
     admin_token: str | None = None
     chaos: Path | None = None
-    state: str | None = None  # "memory" (default) or "sqlite:PATH"
+    state: str | None = None  # "memory" (default), "sqlite:PATH" or "redis://HOST:PORT/DB"
     journal_bodies: bool = False  # keep headers and bodies in /_mock/requests (bounded)
 
     @property
@@ -107,8 +107,17 @@ def make_deps(settings: Settings) -> Deps:
         progression=settings.progression,
         admin_token=admin_token,
         chaos=ChaosProfile.load(settings.chaos) if settings.chaos else None,
-        journal=Journal(bodies=settings.journal_bodies),
+        journal=_journal(store, settings.journal_bodies),
     )
+
+
+def _journal(store: Any, bodies: bool) -> Journal:
+    """On a shared store, one journal for every worker (stores/redis_journal.py)."""
+    if store.shared:
+        from .stores.redis_journal import SharedJournal
+
+        return SharedJournal(store, bodies=bodies)
+    return Journal(bodies=bodies)
 
 
 def make_app(settings: Settings) -> Any:

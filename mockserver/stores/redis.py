@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from ..core.store import Batch, Changes, Row, StoreConflict, Stored, StoreUnavailable
+from .redis_journal import APPEND
 
 LOG_LENGTH = 10_000  # entries kept in the log; a worker further behind reads everything
 LEASE_MS = 10_000  # a write lease outlives any request's synchronous step by far
@@ -146,7 +147,10 @@ class RedisStore:
         tag = "{lm:" + self.name + "}"
         self.keys = {
             k: f"{tag}:{k}"
-            for k in ("rows", "order", "meta", "log", "commits", "lease", "requests", "seq")
+            for k in (
+                *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
+                *("journal", "journal-seq"),
+            )
         }
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
@@ -171,6 +175,7 @@ class RedisStore:
             "write": client.register_script(WRITE),
             "changes": client.register_script(CHANGES),
             "unlock": client.register_script(UNLOCK),
+            "journal": client.register_script(APPEND),
         }
         deadline = time.monotonic() + self.lease_ms / 1000 + 1
         while True:
@@ -243,6 +248,29 @@ class RedisStore:
             return int(self._client.hincrby(self.keys["requests"], kind, count))
         except Exception as exc:
             raise StoreUnavailable(_reason(self.url, exc)) from None
+
+    # -- the journal (redis_journal.py) ----------------------------------------------------
+
+    def journal_append(self, entries: list[bytes], capacity: int) -> None:
+        keys = [self.keys["journal"], self.keys["journal-seq"]]
+        self._call("journal", keys, [capacity, *entries])
+
+    def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
+        """(number, entry) of the newest `capacity` entries, oldest first."""
+        if self._client is None:
+            raise StoreUnavailable(f"{self.url} is not open")
+        try:
+            found = self._client.xrevrange(self.keys["journal"], count=capacity)
+        except Exception as exc:
+            raise StoreUnavailable(_reason(self.url, exc)) from None
+        return [(int(fields[b"n"]), fields[b"e"]) for _, fields in reversed(found)]
+
+    def journal_clear(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.delete(self.keys["journal"], self.keys["journal-seq"])
+            except Exception as exc:
+                raise StoreUnavailable(_reason(self.url, exc)) from None
 
     # -- inside -----------------------------------------------------------------------------
 

@@ -216,3 +216,32 @@ def test_a_redis_that_cannot_be_reached_is_one_sentence_at_start() -> None:
     with pytest.raises(ValueError, match=f"--state redis://127.0.0.1:{port}/0: .*"):
         make_deps(Settings(state=f"redis://127.0.0.1:{port}/0"))
     closed.close()
+
+
+def test_every_worker_reads_one_journal(sandbox: str) -> None:
+    """/_mock/requests on any worker shows what every worker answered, once each, newest first
+    (TestClient returns once the app is done, journal included: no waiting here)."""
+    settings = Settings(state=sandbox, clock="virtual", seed=SEED, strict=True, journal_bodies=True)
+    with (
+        TestClient(build_app(make_deps(settings))) as first,
+        TestClient(build_app(make_deps(settings))) as second,
+    ):
+        made = first.post(CREATE, headers=auth(FULL), json={"gender": "male"})
+        job = second.get(f"/v1/jobs/{made.json()['jobId']}", headers=auth(FULL))
+        assert first.get("/v1/jobs/job_nope", headers=auth(FULL)).status_code == 404
+        for reader in (first, second):
+            items = reader.get("/_mock/requests").json()["items"]
+            assert [(i["method"], i["path"], i["status"]) for i in items] == [
+                ("GET", "/v1/jobs/job_nope", 404),
+                ("GET", f"/v1/jobs/{made.json()['jobId']}", 200),
+                ("POST", CREATE, 202),
+            ]
+            assert [i["requestId"] for i in items[1:]] == [
+                job.headers["x-request-id"],
+                made.headers["x-request-id"],
+            ]
+            assert items[2]["request"]["body"] == '{"gender":"male"}'
+            assert items[2]["request"]["headers"]["authorization"] == "Bearer lp_test_acmefull_***"
+            assert items[0]["sequence"] > items[1]["sequence"] > items[2]["sequence"]
+        assert second.post("/_mock/reset", json={}).is_success
+        assert first.get("/_mock/requests").json()["items"] == []

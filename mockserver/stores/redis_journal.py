@@ -1,0 +1,128 @@
+"""The request journal of a sandbox on Redis: every worker's entries in one capped stream.
+
+Each worker records its entries as a single server does (core/journal.py) and sends them to
+the sandbox's `journal` stream in batches: at once when the worker has nothing else in hand,
+otherwise within `FLUSH_S` (one round trip for many entries under load, instead of one per
+request). A read of `/_mock/requests` on any worker sends that worker's own first, then reads
+the stream, so it shows what every worker answered, numbered in the order the entries reached
+Redis. The stream keeps the newest `capacity` entries (1,000); the byte bound applies when
+the journal is read, as in one process.
+
+Entries travel as JSON: headers and bodies as latin-1 text, so bytes come back exactly, and
+keys are redacted when the journal is read, as in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..core.journal import DEFAULT_CAPACITY, DEFAULT_MAX_BYTES, Journal, JournalEntry
+
+if TYPE_CHECKING:
+    from .redis import RedisStore
+
+FLUSH_S = 0.01
+
+APPEND = """#!lua
+local journal, seq, cap = KEYS[1], KEYS[2], ARGV[1]
+for i = 2, #ARGV do
+  local n = redis.call('INCR', seq)
+  redis.call('XADD', journal, 'MAXLEN', cap, '*', 'n', n, 'e', ARGV[i])
+end
+return #ARGV - 1
+"""
+
+
+def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
+    fields = list(entry) if isinstance(entry, tuple) else [getattr(entry, f) for f in FIELDS]
+    for at in (10, 11):  # request, response: (headers, body, truncated) or None
+        message = fields[at]
+        if message is not None:
+            headers, body, truncated = message
+            fields[at] = [
+                [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers],
+                body.decode("latin-1"),
+                truncated,
+            ]
+    return orjson.dumps(fields)
+
+
+def _decode(sequence: int, raw: bytes) -> JournalEntry:
+    fields = orjson.loads(raw)
+    for at in (10, 11):
+        message = fields[at]
+        if message is not None:
+            headers, body, truncated = message
+            fields[at] = (
+                [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+                body.encode("latin-1"),
+                truncated,
+            )
+    fields[0] = sequence
+    return JournalEntry(*fields)
+
+
+FIELDS = JournalEntry.__dataclass_fields__.keys()
+
+
+class SharedJournal(Journal):
+    """A Journal whose reads show every worker's entries (see the module docstring)."""
+
+    __slots__ = ("busy", "outbox", "store", "timer")
+
+    def __init__(
+        self,
+        store: RedisStore,
+        capacity: int = DEFAULT_CAPACITY,
+        *,
+        bodies: bool = False,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        super().__init__(capacity, bodies=bodies, max_bytes=max_bytes)
+        self.store = store
+        self.outbox: list[bytes] = []
+        self.busy = 0  # requests this worker has in hand (http/shared.py counts them)
+        self.timer: asyncio.TimerHandle | None = None
+
+    def _keep(self, entry: tuple[Any, ...] | JournalEntry) -> None:
+        super()._keep(entry)  # this worker's own, for `last()` (--log-requests)
+        self.outbox.append(_encode(entry))
+        if self.busy <= 1:  # nothing else in hand: send it now
+            self.flush()
+        elif self.timer is None:
+            with contextlib.suppress(RuntimeError):  # no loop: sent with the next one
+                self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Send what this worker recorded; a Redis that cannot take it loses those entries
+        (the journal is a window on the traffic, not a record the mock answers from)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.outbox:
+            return
+        entries, self.outbox = self.outbox, []
+        with contextlib.suppress(Exception):
+            self.store.journal_append(entries, self.capacity)
+
+    def _all(self) -> list[JournalEntry]:
+        self.flush()
+        found = [_decode(n, raw) for n, raw in self.store.journal_read(self.capacity)]
+        kept: list[JournalEntry] = []
+        size = 0
+        for entry in reversed(found):  # newest first, within the byte bound
+            size += entry.size
+            if kept and size > self.max_bytes:
+                break
+            kept.append(entry)
+        kept.reverse()
+        return kept
+
+    def clear(self) -> None:
+        super().clear()
+        self.outbox.clear()
+        self.store.journal_clear()
