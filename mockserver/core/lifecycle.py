@@ -23,7 +23,7 @@ from .records import canonical_id
 from .requestids import BLOCK, RequestIds
 from .restore import Check, Restored
 from .state import State
-from .store import Batch, Changes, SharedStore, Store, Stored, StoreUnavailable
+from .store import Batch, Bucket, Changes, SharedStore, Store, Stored, StoreUnavailable
 
 
 class Lifecycle:
@@ -86,19 +86,20 @@ class Lifecycle:
 
     # -- a shared store ---------------------------------------------------------------------
 
-    def catch_up(self) -> None:
-        """Apply what other workers committed since this one last looked (StoreUnavailable)."""
+    def catch_up(self, bucket: Bucket | None = None) -> None:
+        """Apply what other workers committed since this one last looked (StoreUnavailable),
+        and count the request in `bucket`, its rate window, across workers."""
         if self.shared is not None:
-            self._apply(self.shared.changes())
+            self._apply(self.shared.changes(bucket), bucket)
 
-    def take_lease(self) -> bool:
+    def take_lease(self, bucket: Bucket | None = None) -> bool:
         """Take the sandbox's write lease and catch up; False while another worker holds it.
         The rate windows a leased request uses are written with it, even if nothing else is."""
         assert self.shared is not None
-        changes = self.shared.lock()
+        changes = self.shared.lock(bucket)
         if changes is None:
             return False
-        self._apply(changes)
+        self._apply(changes, bucket)
         self.state.dirty.add(("meta", ""))
         return True
 
@@ -109,13 +110,16 @@ class Lifecycle:
         if self.shared is not None:
             self.shared.unlock()
 
-    def _apply(self, changes: Changes) -> None:
+    def _apply(self, changes: Changes, bucket: Bucket | None = None) -> None:
         if changes.everything is not None:
             self._resume(changes.everything)
         elif changes.batches:
             for batch in changes.batches:
                 replica.apply(self.state, batch, self.clock)
             self.generation += 1  # records were replaced: a waiting request looks them up again
+        if bucket is not None and changes.counted is not None:
+            b = bucket
+            self.state.rates.seed(b.api_key_id, b.endpoint_class, b.window, changes.counted - 1)
 
     def reset(self, seed: int | None = None) -> None:
         fresh = State.from_fixtures(self.fixtures, self.state.seed if seed is None else seed)

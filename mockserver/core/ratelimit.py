@@ -86,6 +86,11 @@ class RateLimiter:
         self._windows[bucket] = (window, used + 1)
         return Quota(endpoint_class, limit, limit - used - 1, reset_s, None)
 
+    def seed(self, api_key_id: str, endpoint_class: str, window: int, used: int) -> None:
+        """What other workers already used of a window (a shared store counts reads there):
+        the next `take` in that window is the `used + 1`-th."""
+        self._windows[(api_key_id, endpoint_class)] = (window, used)
+
     def clear(self) -> None:
         self._windows.clear()
 

@@ -63,6 +63,17 @@ class Changes:
 
     batches: list[Batch] = field(default_factory=list)
     everything: Stored | None = None
+    counted: int | None = None  # the request's number in the rate window it asked to count
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A rate window counted in the shared store itself, in the same round trip as the
+    catch-up: a read's window is exact across workers without a write of its own."""
+
+    api_key_id: str
+    endpoint_class: str
+    window: int
 
 
 class Store(Protocol):
@@ -88,12 +99,13 @@ class SharedStore(Store, Protocol):
     change the state runs under the sandbox's lease (`lock` ... `write`/`unlock`), so requests
     are serializable across servers: one order, as if one process had answered them all."""
 
-    def changes(self) -> Changes:
-        """What others committed since this store's position (one round trip)."""
+    def changes(self, bucket: Bucket | None = None) -> Changes:
+        """What others committed since this store's position (one round trip), counting one
+        request in `bucket` when given."""
 
-    def lock(self) -> Changes | None:
+    def lock(self, bucket: Bucket | None = None) -> Changes | None:
         """Take the lease and return the changes up to now (one round trip), or None when
-        another server holds it (try again shortly)."""
+        another server holds it (try again shortly); counts in `bucket` once taken."""
 
     def unlock(self) -> None:
         """Give the lease back (a no-op when not held)."""

@@ -5,7 +5,8 @@ committed (core/lifecycle.py). A request that may change the state (POST, PATCH,
 any request while rules are set; a read of a job that polls move, or any with `--progression
 poll`) first takes the sandbox's write lease, so writes are serialized across workers; its
 commit gives the lease back in the same round trip. A read takes one round trip (the catch-up)
-and no lease.
+and no lease; that round trip also counts a partner read in its key's read-light window in
+Redis, so read limits hold across workers as write limits do (through the commits).
 
 Within the worker, an asyncio lock makes its own leased requests take turns, so the lease is
 asked for by one request at a time; a latency fault gives the lease up while it sleeps
@@ -19,11 +20,13 @@ import contextvars
 from typing import Any
 
 from ..core.errors import ApiError
-from ..core.store import StoreUnavailable
+from ..core.ratelimit import LIMITS, WINDOW_MS
+from ..core.store import Bucket, StoreUnavailable
 from ..deps import Deps
 from .render import dumps, error_body, send_response
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+READ_CLASS = "read-light"  # every partner GET's x-rate-class (openapi/layers.yaml)
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
 RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
 _HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("holding", default=False)
@@ -69,7 +72,7 @@ class SharedGate:
     async def _gated(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["method"] not in WRITES:  # a write catches up as it takes the lease
             try:
-                self.deps.sim.catch_up()
+                self.deps.sim.catch_up(self._bucket(scope))
             except StoreUnavailable as exc:
                 await self._unavailable(send, exc)
                 return
@@ -86,6 +89,19 @@ class SharedGate:
                 await self.app(scope, receive, send)
             finally:
                 self._release()
+
+    def _bucket(self, scope: dict[str, Any]) -> Bucket | None:
+        """The read-light window a partner read of a rate-limited key counts in, so that it is
+        counted in Redis (exact across workers) with the catch-up; None for anything else."""
+        if self.app.partner.match(scope["path"]) is None:
+            return None
+        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        sim = self.deps.sim
+        key = sim.state.keys.get(token.strip()) if scheme.lower() == "bearer" else None
+        if key is None or key.killed or key.tier not in LIMITS:
+            return None
+        return Bucket(key.api_key_id, READ_CLASS, sim.now() // WINDOW_MS)
 
     async def _lease(self) -> None:
         sim = self.deps.sim

@@ -40,7 +40,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from ..core.store import Batch, Changes, Row, StoreConflict, Stored, StoreUnavailable
+from ..core.store import (
+    Batch,
+    Bucket,
+    Changes,
+    Row,
+    StoreConflict,
+    Stored,
+    StoreUnavailable,
+)
 from .redis_journal import APPEND
 
 LOG_LENGTH = 10_000  # entries kept in the log; a worker further behind reads everything
@@ -86,16 +94,21 @@ return {'OK', n}
 
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
 CHANGES = """#!lua
-local log, commits, lease = KEYS[1], KEYS[2], KEYS[3]
+local log, commits, lease, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local seen, token, ms = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 if token ~= '' and not redis.call('SET', lease, token, 'NX', 'PX', ms) then
   if redis.call('GET', lease) ~= token then return {'HELD'} end
 end
+local counted = 0
+if ARGV[5] == '1' then
+  counted = redis.call('INCR', rate)
+  redis.call('PEXPIRE', rate, 180000)
+end
 local n = tonumber(redis.call('GET', commits) or '0')
-if n == seen then return {'OK', n} end
-if n - seen > tonumber(ARGV[4]) then return {'FAR', n} end
-local first = redis.call('XREVRANGE', log, '+', '-', 'COUNT', n - seen)
-return {'OK', n, first}
+if n == seen then return {'OK', n, {}, counted} end
+if n - seen > tonumber(ARGV[4]) then return {'FAR', n, {}, counted} end
+local entries = redis.call('XREVRANGE', log, '+', '-', 'COUNT', n - seen)
+return {'OK', n, entries, counted}
 """
 
 # Give the lease back, if it is still ours.
@@ -149,7 +162,7 @@ class RedisStore:
             k: f"{tag}:{k}"
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
-                *("journal", "journal-seq"),
+                *("journal", "journal-seq", "rates"),
             )
         }
         self.log_length = log_length
@@ -224,11 +237,11 @@ class RedisStore:
 
     # -- SharedStore ------------------------------------------------------------------------
 
-    def changes(self) -> Changes:
-        return self._changes("")  # type: ignore[return-value]
+    def changes(self, bucket: Bucket | None = None) -> Changes:
+        return self._changes("", bucket=bucket)  # type: ignore[return-value]
 
-    def lock(self) -> Changes | None:
-        return self._changes(secrets.token_hex(8))
+    def lock(self, bucket: Bucket | None = None) -> Changes | None:
+        return self._changes(secrets.token_hex(8), bucket=bucket)
 
     def unlock(self) -> None:
         if self.token and self._client is not None:
@@ -282,20 +295,25 @@ class RedisStore:
         except Exception as exc:  # redis.RedisError, OSError: the batch did not happen
             raise StoreUnavailable(_reason(self.url, exc)) from None
 
-    def _changes(self, token: str, max_distance: int | None = None) -> Changes | None:
+    def _changes(
+        self, token: str, max_distance: int | None = None, bucket: Bucket | None = None
+    ) -> Changes | None:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
-        keys = [self.keys["log"], self.keys["commits"], self.keys["lease"]]
+        rate = self.keys["rates"]
+        if bucket is not None:
+            rate += f":{bucket.api_key_id}:{bucket.endpoint_class}:{bucket.window}"
+        keys = [self.keys["log"], self.keys["commits"], self.keys["lease"], rate]
         far = self.log_length // 2 if max_distance is None else max_distance
-        args = [self.seen, token, self.lease_ms, far]
+        args = [self.seen, token, self.lease_ms, far, "0" if bucket is None else "1"]
         answer = self._call("changes", keys, args)
         if answer[0] == b"HELD":
             return None
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone
-        n = int(answer[1])
+        n, entries = int(answer[1]), answer[2]
+        counted = int(answer[3]) if bucket is not None else None
         if n == self.seen:
-            return Changes()
-        entries = answer[2] if len(answer) > 2 else []
+            return Changes(counted=counted)
         batches: list[Batch] = []
         expected = n
         for _, fields in entries:  # newest first
@@ -306,10 +324,10 @@ class RedisStore:
             batches.append(_batch(data[b"b"]))
         if answer[0] != b"OK" or expected != self.seen or any(b.wipe for b in batches):
             everything = self._everything()
-            return Changes(everything=everything)
+            return Changes(everything=everything, counted=counted)
         batches.reverse()
         self.seen = n
-        return Changes(batches)
+        return Changes(batches, counted=counted)
 
     def _everything(self) -> Stored | None:
         """Meta, every row in first-written order and the commit number, as of one instant."""

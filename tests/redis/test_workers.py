@@ -85,6 +85,18 @@ def test_the_standard_tiers_limit_holds_exactly_across_workers(sandbox: str) -> 
         assert all(b["error"]["code"] == "RATE_LIMITED" for b in limited)
 
 
+def test_the_standard_tiers_read_limit_holds_exactly_across_workers(sandbox: str) -> None:
+    with workers(sandbox) as bases:
+        answers = spread(bases, [("GET", "/v1/whoami", auth(STANDARD), None)] * 130)
+        assert sorted(status for status, _ in answers) == [200] * 120 + [429] * 10
+        # a write in between carries windows in its commit: the count still holds after it
+        assert httpx.post(bases[0] + CREATE, headers=auth(STANDARD), json={}).status_code == 202
+        again = httpx.get(bases[1] + "/v1/whoami", headers=auth(STANDARD))
+        assert again.status_code == 429
+        assert httpx.post(bases[1] + "/_mock/clock/advance", json={"seconds": 60}).is_success
+        assert httpx.get(bases[0] + "/v1/whoami", headers=auth(STANDARD)).status_code == 200
+
+
 def test_a_rule_with_a_count_fires_exactly_that_often_across_workers(sandbox: str) -> None:
     with workers(sandbox) as bases:
         rule = {"match": {"operationId": "createInfluencer"}, "fault": "500", "count": 2}
