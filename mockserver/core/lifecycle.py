@@ -15,7 +15,7 @@ read again whole before it answers anything else.
 from __future__ import annotations
 
 from . import replica
-from .clock import Clock
+from .clock import MAX_MS, Clock
 from .errors import not_found
 from .fixtures import Fixtures
 from .persist import counter_rows, dirty_batch, load, whole_batch
@@ -65,7 +65,10 @@ class Lifecycle:
         assert self.check is not None
         restored, ceilings = load(stored, self.check)
         self._install(restored.state)
-        self.clock.restore(restored.now_ms)
+        now_ms = restored.now_ms
+        if self.clock.mode == "wall" and stored.elapsed_ms:  # a shared sandbox's time ran on
+            now_ms = min(MAX_MS, now_ms + int(stored.elapsed_ms * self.clock.speed))
+        self.clock.restore(now_ms)
         self.requests.advance(restored.requests)
         self.requests.resume(ceilings)
 

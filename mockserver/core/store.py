@@ -47,6 +47,9 @@ class Stored:
 
     meta: bytes
     rows: Iterator[Row] = field(default_factory=lambda: iter(()))
+    # How long ago the meta row was written, by the store's clock, when a wall clock should
+    # count that time (a shared store: its clock runs while any worker runs); else 0.
+    elapsed_ms: int = 0
 
 
 class StoreConflict(StoreUnavailable):

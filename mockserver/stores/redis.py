@@ -11,6 +11,8 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   its copy up to date by reading the entries after the last one it saw (one XRANGE; usually
   none), and reads everything again only when the log no longer reaches back that far (it is
   capped at `LOG_LENGTH` entries) or when an entry is a wipe (reset, import).
+- `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
+  sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
 - `lease` is the sandbox's write lease: a request that may change the state takes it (and
   the changes so far, in the same round trip), runs on the up-to-date copy, and writes its
   batch with one script that also gives the lease back. So requests that write are
@@ -85,7 +87,11 @@ for i, u in ipairs(batch.u) do
     redis.call('ZADD', order, 'NX', base - #batch.u + i, f)
   end
 end
-if batch.m ~= cjson.null then redis.call('SET', meta, batch.m) end
+if batch.m ~= cjson.null then
+  redis.call('SET', meta, batch.m)
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
+end
 n = redis.call('INCR', commits)
 redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'n', n, 'b', ARGV[5])
 if holder then redis.call('DEL', lease) end
@@ -162,7 +168,7 @@ class RedisStore:
             k: f"{tag}:{k}"
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
-                *("journal", "journal-seq", "rates"),
+                *("journal", "journal-seq", "rates", "at"),
             )
         }
         self.log_length = log_length
@@ -217,7 +223,7 @@ class RedisStore:
         meta = None if batch.meta is None else batch.meta.decode()
         entry = orjson.dumps({"u": upserts, "d": deletes, "m": meta, "w": batch.wipe})
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
-        keys += [self.keys["requests"], self.keys["seq"]]
+        keys += [self.keys["requests"], self.keys["seq"], self.keys["at"]]
         args = [self.token, self.seen, "1" if batch.wipe else "0", self.log_length, entry]
         answer = self._call("write", keys, args)
         self.token = ""  # the script gave the lease back
@@ -335,8 +341,8 @@ class RedisStore:
         try:
             with self._client.pipeline(transaction=True) as pipe:
                 pipe.get(k["meta"]).hgetall(k["rows"]).zrange(k["order"], 0, -1)
-                pipe.get(k["commits"])
-                meta, rows, order, commits = pipe.execute()
+                pipe.get(k["commits"]).get(k["at"]).time()
+                meta, rows, order, commits, at, now = pipe.execute()
         except Exception as exc:
             raise StoreUnavailable(_reason(self.url, exc)) from None
         self.seen = int(commits or 0)
@@ -348,7 +354,8 @@ class RedisStore:
             if data is not None:
                 table, _, ident = field.decode().partition(SEP)
                 found.append((table, ident, data))
-        return Stored(meta, iter(found))
+        elapsed = now[0] * 1000 + now[1] // 1000 - int(at) if at is not None else 0
+        return Stored(meta, iter(found), max(0, elapsed))
 
 
 def _batch(raw: bytes) -> Batch:

@@ -14,6 +14,7 @@ import contextlib
 import re
 import socket
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -35,7 +36,9 @@ CREATE = f"/v1/projects/{PROJECT}/influencers"
 @contextlib.contextmanager
 def workers(url: str, count: int = 2, **options: Any) -> Iterator[list[str]]:
     """`count` servers on one sandbox; yields their base URLs."""
-    settings = Settings(state=url, clock="virtual", seed=SEED, strict=True, **options)
+    settings = Settings(
+        **{"state": url, "clock": "virtual", "seed": SEED, "strict": True, **options}
+    )
     with contextlib.ExitStack() as stack:
         bases = []
         for _ in range(count):
@@ -159,6 +162,30 @@ def test_the_clock_moved_on_one_worker_moves_every_workers_jobs(sandbox: str) ->
         done = httpx.get(f"{second}/v1/jobs/{job}", headers=auth(FULL)).json()
         assert done["status"] == "completed"
         assert httpx.get(second + "/_mock/clock").json() == httpx.get(first + "/_mock/clock").json()
+
+
+def test_a_worker_joining_a_wall_clock_sandbox_keeps_its_time(
+    sandbox: str, redis_server: RedisServer
+) -> None:
+    """On a wall clock the sandbox's time runs while any worker runs: a worker that joins an
+    hour after the last commit (by Redis's clock) starts an hour on, not at that commit's
+    instant; and the first worker, behind, catches up with the next commit it sees."""
+
+    def now(base: str) -> datetime:
+        return datetime.fromisoformat(httpx.get(base + "/_mock/clock").json()["now"])
+
+    with workers(sandbox, count=1, clock="wall") as (first,):
+        httpx.post(first + CREATE, headers=auth(FULL), json={}).raise_for_status()
+        store = RedisStore(sandbox)
+        store.open()
+        client = store._client
+        client.set(store.keys["at"], int(client.get(store.keys["at"])) - 3_600_000)
+        store.close()
+        with workers(sandbox, count=1, clock="wall") as (late,):
+            ahead = now(late) - now(first)
+            assert timedelta(minutes=59) < ahead < timedelta(minutes=61)
+            httpx.post(late + CREATE, headers=auth(FULL), json={}).raise_for_status()
+            assert abs(now(first) - now(late)) < timedelta(seconds=5)
 
 
 def test_a_reset_on_one_worker_empties_every_worker(sandbox: str) -> None:
