@@ -171,6 +171,7 @@ def test_redis_killed_and_restarted_keeps_every_acknowledged_write(
         assert down.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
         down = client.get(CREATE, headers=auth(FULL))
         assert down.status_code == 503
+        assert client.get("/_mock/health").status_code == 200  # the worker itself is alive
         private_redis.start()
         listed = client.get(CREATE, headers=auth(FULL), params={"limit": 100}).json()["items"]
         assert {i["influencerId"] for i in listed} == {m.json()["influencerId"] for m in made}
