@@ -113,7 +113,7 @@ def make_deps(settings: Settings) -> Deps:
 
 def _journal(store: Any, bodies: bool) -> Journal:
     """On a shared store, one journal for every worker (stores/redis_journal.py)."""
-    if store.shared:
+    if getattr(store, "shared", False):
         from .stores.redis_journal import SharedJournal
 
         return SharedJournal(store, bodies=bodies)

@@ -40,7 +40,7 @@ class Lifecycle:
         self.store = store if store is not None and store.durable else None
         self.shared: SharedStore | None = None
         self.check: Check | None = None
-        if store is not None and store.shared:
+        if store is not None and getattr(store, "shared", False):  # older test doubles lack it
             shared: SharedStore = store  # type: ignore[assignment]
             self.shared = shared
             self.requests.reserve = lambda kind, ceilings: shared.reserve(kind, BLOCK)
