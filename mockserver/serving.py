@@ -146,7 +146,10 @@ def serve_workers(
             self._sso = socket.socket(fileno=os.dup(fd))
             self._sso.set_inheritable(True)
 
-    server = _Workers("layers-mock", workers=workers, **_options(sock, limits))
+    # A worker that dies (kill -9, out of memory) is replaced; a crash loop stops the server.
+    server = _Workers(
+        "layers-mock", workers=workers, respawn_failed_workers=True, **_options(sock, limits)
+    )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve(target_loader=load_app, wrap_loader=False)
 

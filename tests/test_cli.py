@@ -64,7 +64,7 @@ def test_bad_fixture_file_is_a_clear_usage_error(
 
 def test_bad_state_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--state", "postgres://x", "--port", "0"]) == 2
-    assert "--state must be memory or sqlite:PATH" in capsys.readouterr().err
+    assert "--state must be memory, sqlite:PATH or redis://HOST:PORT/DB" in capsys.readouterr().err
 
 
 def test_version_and_help_show_defaults_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
