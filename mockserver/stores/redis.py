@@ -175,6 +175,7 @@ class RedisStore:
         self.seen = 0  # the number of the last commit this worker's copy includes
         self.token = ""  # our lease's token while we hold it
         self._client: Any = None
+        self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self._scripts: dict[str, Any] = {}
 
     # -- Store ------------------------------------------------------------------------------
@@ -190,6 +191,7 @@ class RedisStore:
             ) from None
         client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
         self._client = client
+        self._conn = client.connection_pool.make_connection()
         self._scripts = {
             "write": client.register_script(WRITE),
             "changes": client.register_script(CHANGES),
@@ -238,8 +240,10 @@ class RedisStore:
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self.unlock()
+            with contextlib.suppress(Exception):
+                self._conn.disconnect()
                 self._client.close()
-            self._client = None
+            self._client = self._conn = None
 
     # -- SharedStore ------------------------------------------------------------------------
 
@@ -293,13 +297,30 @@ class RedisStore:
 
     # -- inside -----------------------------------------------------------------------------
 
-    def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        if self._client is None:
+    def _call(self, script: str, keys: list[str], args: list[Any], retry: bool = False) -> Any:
+        """One script on the store's own connection: redis-py's command path (pool, retries,
+        instrumentation) cost as much CPU as the rest of a request, so the hot path sends
+        EVALSHA itself; the first call of a script (NOSCRIPT) goes through the client, which
+        loads it. `retry`: a script safe to run twice is tried again on a new connection
+        once (the first call after a Redis restart finds the old socket dead)."""
+        conn = self._conn
+        if conn is None or self._client is None:
             raise StoreUnavailable(f"{self.url} is not open")
-        try:
-            return self._scripts[script](keys=keys, args=args)
-        except Exception as exc:  # redis.RedisError, OSError: the batch did not happen
-            raise StoreUnavailable(_reason(self.url, exc)) from None
+        runner = self._scripts[script]
+        for attempt in (1, 2):
+            try:
+                conn.send_command("EVALSHA", runner.sha, len(keys), *keys, *args)
+                return conn.read_response()
+            except Exception as exc:  # redis.RedisError, OSError: the batch did not happen
+                if type(exc).__name__ == "NoScriptError":
+                    try:
+                        return runner(keys=keys, args=args)
+                    except Exception as again:
+                        raise StoreUnavailable(_reason(self.url, again)) from None
+                conn.disconnect()
+                if not retry or attempt == 2 or type(exc).__name__ == "ResponseError":
+                    raise StoreUnavailable(_reason(self.url, exc)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _changes(
         self, token: str, max_distance: int | None = None, bucket: Bucket | None = None
@@ -311,7 +332,7 @@ class RedisStore:
         keys = [self.keys["log"], self.keys["commits"], self.keys["lease"], rate]
         far = self.log_length // 2 if max_distance is None else max_distance
         args = [self.seen, token, self.lease_ms, far, "0" if bucket is None else "1"]
-        answer = self._call("changes", keys, args)
+        answer = self._call("changes", keys, args, retry=True)
         if answer[0] == b"HELD":
             return None
         if token:
