@@ -63,14 +63,6 @@ class SharedGate:
         if scope["type"] != "http" or scope["path"] == HEALTH:
             await self.app(scope, receive, send)
             return
-        journal = self.deps.journal
-        journal.busy += 1  # type: ignore[attr-defined] # a SharedJournal (settings.py)
-        try:
-            await self._gated(scope, receive, send)
-        finally:
-            journal.busy -= 1  # type: ignore[attr-defined]
-
-    async def _gated(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["method"] not in WRITES:  # a write catches up as it takes the lease
             try:
                 self.deps.sim.catch_up(self._bucket(scope))

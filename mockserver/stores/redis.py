@@ -105,6 +105,10 @@ local seen, token, ms = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 if token ~= '' and not redis.call('SET', lease, token, 'NX', 'PX', ms) then
   if redis.call('GET', lease) ~= token then return {'HELD'} end
 end
+for i = 7, #ARGV do  -- journal entries this worker recorded since its last round trip
+  local j = redis.call('INCR', KEYS[6])
+  redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[6], '*', 'n', j, 'e', ARGV[i])
+end
 local counted = 0
 if ARGV[5] == '1' then
   counted = redis.call('INCR', rate)
@@ -176,6 +180,8 @@ class RedisStore:
         self.token = ""  # our lease's token while we hold it
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
+        self.outbox: list[bytes] = []  # journal entries not yet sent (redis_journal.py)
+        self.journal_capacity = 1000
         self._scripts: dict[str, Any] = {}
 
     # -- Store ------------------------------------------------------------------------------
@@ -274,9 +280,12 @@ class RedisStore:
 
     # -- the journal (redis_journal.py) ----------------------------------------------------
 
-    def journal_append(self, entries: list[bytes], capacity: int) -> None:
-        keys = [self.keys["journal"], self.keys["journal-seq"]]
-        self._call("journal", keys, [capacity, *entries])
+    def journal_flush(self) -> None:
+        """Send the journal entries no catch-up has taken along yet."""
+        if self.outbox:
+            entries, self.outbox = self.outbox, []
+            keys = [self.keys["journal"], self.keys["journal-seq"]]
+            self._call("journal", keys, [self.journal_capacity, *entries])
 
     def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
         """(number, entry) of the newest `capacity` entries, oldest first."""
@@ -330,8 +339,11 @@ class RedisStore:
         if bucket is not None:
             rate += f":{bucket.api_key_id}:{bucket.endpoint_class}:{bucket.window}"
         keys = [self.keys["log"], self.keys["commits"], self.keys["lease"], rate]
+        keys += [self.keys["journal"], self.keys["journal-seq"]]
         far = self.log_length // 2 if max_distance is None else max_distance
         args = [self.seen, token, self.lease_ms, far, "0" if bucket is None else "1"]
+        entries, self.outbox = self.outbox, []  # the journal's, sent on the way
+        args += [self.journal_capacity, *entries]
         answer = self._call("changes", keys, args, retry=True)
         if answer[0] == b"HELD":
             return None

@@ -1,12 +1,13 @@
 """The request journal of a sandbox on Redis: every worker's entries in one capped stream.
 
 Each worker records its entries as a single server does (core/journal.py) and sends them to
-the sandbox's `journal` stream in batches: at once when the worker has nothing else in hand,
-otherwise within `FLUSH_S` (one round trip for many entries under load, instead of one per
-request). A read of `/_mock/requests` on any worker sends that worker's own first, then reads
-the stream, so it shows what every worker answered, numbered in the order the entries reached
-Redis. The stream keeps the newest `capacity` entries (1,000); the byte bound applies when
-the journal is read, as in one process.
+the sandbox's `journal` stream with its next round trip to Redis (the next request's
+catch-up: under load, no round trip of their own), or within `FLUSH_S` when no request
+comes. A read of `/_mock/requests` on any worker sends that worker's own first, then reads
+the stream: it shows what every worker answered, newest first in the order the entries
+reached Redis (entries of two workers answered within a few milliseconds of each other may
+swap places). The stream keeps the newest `capacity` entries (1,000); the byte bound applies
+when the journal is read, as in one process.
 
 Entries travel as JSON: headers and bodies as latin-1 text, so bytes come back exactly, and
 keys are redacted when the journal is read, as in one process.
@@ -72,7 +73,7 @@ FIELDS = JournalEntry.__dataclass_fields__.keys()
 class SharedJournal(Journal):
     """A Journal whose reads show every worker's entries (see the module docstring)."""
 
-    __slots__ = ("busy", "outbox", "store", "timer")
+    __slots__ = ("store", "timer")
 
     def __init__(
         self,
@@ -84,30 +85,24 @@ class SharedJournal(Journal):
     ) -> None:
         super().__init__(capacity, bodies=bodies, max_bytes=max_bytes)
         self.store = store
-        self.outbox: list[bytes] = []
-        self.busy = 0  # requests this worker has in hand (http/shared.py counts them)
+        store.journal_capacity = capacity
         self.timer: asyncio.TimerHandle | None = None
 
     def _keep(self, entry: tuple[Any, ...] | JournalEntry) -> None:
         super()._keep(entry)  # this worker's own, for `last()` (--log-requests)
-        self.outbox.append(_encode(entry))
-        if self.busy <= 1:  # nothing else in hand: send it now
-            self.flush()
-        elif self.timer is None:
-            with contextlib.suppress(RuntimeError):  # no loop: sent with the next one
+        self.store.outbox.append(_encode(entry))  # goes with the worker's next round trip
+        if self.timer is None:
+            with contextlib.suppress(RuntimeError):  # no loop: sent with the next round trip
                 self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
 
     def flush(self) -> None:
-        """Send what this worker recorded; a Redis that cannot take it loses those entries
-        (the journal is a window on the traffic, not a record the mock answers from)."""
+        """Send what no round trip has taken along; a Redis that cannot take it loses those
+        entries (the journal is a window on the traffic, not a record the mock answers from)."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if not self.outbox:
-            return
-        entries, self.outbox = self.outbox, []
         with contextlib.suppress(Exception):
-            self.store.journal_append(entries, self.capacity)
+            self.store.journal_flush()
 
     def _all(self) -> list[JournalEntry]:
         self.flush()
@@ -124,5 +119,5 @@ class SharedJournal(Journal):
 
     def clear(self) -> None:
         super().clear()
-        self.outbox.clear()
+        self.store.outbox.clear()
         self.store.journal_clear()
