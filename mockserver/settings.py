@@ -25,7 +25,7 @@ from .core.journal import Journal
 from .core.simulator import Simulator
 from .core.store import StoreInUse
 from .deps import Deps
-from .stores import make_store
+from .stores import make_store, shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def make_deps(settings: Settings) -> Deps:
         sim.start(state_check())
     except (StoreInUse, ValueError) as exc:  # the file's lock, the file, or its clock
         store.close()
-        raise ValueError(f"--state {settings.state}: {exc}") from None
+        raise ValueError(f"--state {shown(settings.state)}: {exc}") from None
     except (ApiError, orjson.JSONDecodeError) as exc:
         store.close()
         found = (
@@ -98,8 +98,8 @@ def make_deps(settings: Settings) -> Deps:
             else str(exc)
         )
         raise ValueError(
-            f"--state {settings.state}: not a state file this version of layers-mock can read: "
-            f"{found}"
+            f"--state {shown(settings.state)}: not a state file this version of layers-mock can "
+            f"read: {found}"
         ) from None
     return Deps(
         sim=sim,

@@ -28,4 +28,13 @@ def make_store(spec: str | None) -> Store:
     raise ValueError(f"--state must be memory, sqlite:PATH or redis://HOST:PORT/DB, not {spec!r}")
 
 
-__all__ = ["MemoryStore", "make_store"]
+def shown(spec: str | None) -> str:
+    """`--state` as messages may show it: a Redis URL without its password."""
+    if spec is not None and spec.startswith(("redis://", "rediss://")):
+        from .redis import _shown
+
+        return _shown(spec)
+    return str(spec)
+
+
+__all__ = ["MemoryStore", "make_store", "shown"]

@@ -134,7 +134,7 @@ def parse_url(url: str) -> tuple[str, str, int]:
     lease bounds how long a killed worker holding it can stall the others' writes."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError(f"--state {url!r}: use redis://HOST:PORT/DB")
+        raise ValueError(f"--state {_shown(url)!r}: use redis://HOST:PORT/DB")
     query = parse_qs(parts.query, keep_blank_values=True)
     name = query.pop("sandbox", ["default"])[-1]
     if not 0 < len(name) <= 64 or not all(
@@ -154,7 +154,7 @@ def parse_url(url: str) -> tuple[str, str, int]:
     except ValueError:
         db = -1
     if not 0 <= db <= 65535:
-        raise ValueError(f"--state {url!r}: use redis://HOST:PORT/DB (DB a number from 0)")
+        raise ValueError(f"--state {_shown(url)!r}: use redis://HOST:PORT/DB (DB a number from 0)")
     base = parts._replace(query="", path=f"/{db}").geturl()
     return base, name, int(lease)
 
@@ -167,6 +167,7 @@ class RedisStore:
 
     def __init__(self, url: str, *, log_length: int = LOG_LENGTH) -> None:
         self.url, self.name, self.lease_ms = parse_url(url)
+        self.where = _shown(self.url)  # for messages: a password never reaches a client
         tag = "{lm:" + self.name + "}"
         self.keys = {
             k: f"{tag}:{k}"
@@ -215,7 +216,7 @@ class RedisStore:
                 break
             if time.monotonic() > deadline:  # pragma: no cover - a lease is never held this long
                 self.close()
-                raise ValueError(f"{self.url}: the sandbox's lease is held by another worker")
+                raise ValueError(f"{self.where}: the sandbox's lease is held by another worker")
             time.sleep(0.01)  # start-up only: another worker is writing the fresh state
         everything = found.everything if found.everything is not None else self._everything()
         if everything is not None:
@@ -225,7 +226,7 @@ class RedisStore:
     def write(self, batch: Batch) -> None:
         client = self._client
         if client is None:
-            raise StoreUnavailable(f"{self.url} is not open")
+            raise StoreUnavailable(f"{self.where} is not open")
         upserts = [[t, i, d.decode()] for t, i, d in batch.upserts]  # whole before anything
         deletes = [[t, i] for t, i in batch.deletes]
         meta = None if batch.meta is None else batch.meta.decode()
@@ -237,7 +238,7 @@ class RedisStore:
         self.token = ""  # the script gave the lease back
         if answer[0] != b"OK":
             raise StoreConflict(
-                f"{self.url}: another worker wrote first ({answer[0].decode()}); "
+                f"{self.where}: another worker wrote first ({answer[0].decode()}); "
                 "nothing of this request was kept"
             )
         self.seen = int(answer[1])
@@ -272,11 +273,11 @@ class RedisStore:
 
     def reserve(self, kind: str, count: int) -> int:
         if self._client is None:
-            raise StoreUnavailable(f"{self.url} is not open")
+            raise StoreUnavailable(f"{self.where} is not open")
         try:
             return int(self._client.hincrby(self.keys["requests"], kind, count))
         except Exception as exc:
-            raise StoreUnavailable(_reason(self.url, exc)) from None
+            raise StoreUnavailable(_reason(self.where, exc)) from None
 
     # -- the journal (redis_journal.py) ----------------------------------------------------
 
@@ -290,11 +291,11 @@ class RedisStore:
     def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
         """(number, entry) of the newest `capacity` entries, oldest first."""
         if self._client is None:
-            raise StoreUnavailable(f"{self.url} is not open")
+            raise StoreUnavailable(f"{self.where} is not open")
         try:
             found = self._client.xrevrange(self.keys["journal"], count=capacity)
         except Exception as exc:
-            raise StoreUnavailable(_reason(self.url, exc)) from None
+            raise StoreUnavailable(_reason(self.where, exc)) from None
         return [(int(fields[b"n"]), fields[b"e"]) for _, fields in reversed(found)]
 
     def journal_clear(self) -> None:
@@ -302,7 +303,7 @@ class RedisStore:
             try:
                 self._client.delete(self.keys["journal"], self.keys["journal-seq"])
             except Exception as exc:
-                raise StoreUnavailable(_reason(self.url, exc)) from None
+                raise StoreUnavailable(_reason(self.where, exc)) from None
 
     # -- inside -----------------------------------------------------------------------------
 
@@ -314,7 +315,7 @@ class RedisStore:
         once (the first call after a Redis restart finds the old socket dead)."""
         conn = self._conn
         if conn is None or self._client is None:
-            raise StoreUnavailable(f"{self.url} is not open")
+            raise StoreUnavailable(f"{self.where} is not open")
         runner = self._scripts[script]
         for attempt in (1, 2):
             try:
@@ -325,10 +326,10 @@ class RedisStore:
                     try:
                         return runner(keys=keys, args=args)
                     except Exception as again:
-                        raise StoreUnavailable(_reason(self.url, again)) from None
+                        raise StoreUnavailable(_reason(self.where, again)) from None
                 conn.disconnect()
                 if not retry or attempt == 2 or type(exc).__name__ == "ResponseError":
-                    raise StoreUnavailable(_reason(self.url, exc)) from None
+                    raise StoreUnavailable(_reason(self.where, exc)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _changes(
@@ -377,7 +378,7 @@ class RedisStore:
                 pipe.get(k["commits"]).get(k["at"]).time()
                 meta, rows, order, commits, at, now = pipe.execute()
         except Exception as exc:
-            raise StoreUnavailable(_reason(self.url, exc)) from None
+            raise StoreUnavailable(_reason(self.where, exc)) from None
         self.seen = int(commits or 0)
         if meta is None:
             return None
@@ -399,6 +400,15 @@ def _batch(raw: bytes) -> Batch:
         None if entry["m"] is None else entry["m"].encode(),
         bool(entry["w"]),
     )
+
+
+def _shown(url: str) -> str:
+    """The URL without its password (it appears in 503 answers and on stderr)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
 
 
 def _reason(url: str, exc: Exception) -> str:

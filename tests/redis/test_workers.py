@@ -252,8 +252,13 @@ def test_a_redis_that_cannot_be_reached_is_one_sentence_at_start() -> None:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]  # bound, never listening: the connection is refused
-    with pytest.raises(ValueError, match=f"--state redis://127.0.0.1:{port}/0: .*"):
+    with pytest.raises(ValueError, match=f"--state redis://127.0.0.1:{port}/0: .*") as refused:
         make_deps(Settings(state=f"redis://127.0.0.1:{port}/0"))
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ValueError) as refused:  # a password is never shown
+        make_deps(Settings(state=f"redis://me:s3cret@127.0.0.1:{port}/0"))
+    assert "s3cret" not in str(refused.value)
+    assert f"redis://me:***@127.0.0.1:{port}/0" in str(refused.value)
     closed.close()
 
 
