@@ -93,7 +93,7 @@ if batch.m ~= cjson.null then
   redis.call('SET', KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
 end
 n = redis.call('INCR', commits)
-redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'n', n, 'b', ARGV[5])
+redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'n', n, 'b', ARGV[6])
 if holder then redis.call('DEL', lease) end
 return {'OK', n}
 """
@@ -231,9 +231,11 @@ class RedisStore:
         deletes = [[t, i] for t, i in batch.deletes]
         meta = None if batch.meta is None else batch.meta.decode()
         entry = orjson.dumps({"u": upserts, "d": deletes, "m": meta, "w": batch.wipe})
+        # A wipe is logged without its rows: the others read everything after one anyway.
+        logged = orjson.dumps({"u": [], "d": [], "m": None, "w": True}) if batch.wipe else entry
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys["requests"], self.keys["seq"], self.keys["at"]]
-        args = [self.token, self.seen, "1" if batch.wipe else "0", self.log_length, entry]
+        args = [self.token, self.seen, "1" if batch.wipe else "0", self.log_length, entry, logged]
         answer = self._call("write", keys, args)
         self.token = ""  # the script gave the lease back
         if answer[0] != b"OK":

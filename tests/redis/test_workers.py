@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from redisd import RedisServer
 from starlette.testclient import TestClient
@@ -188,11 +189,24 @@ def test_a_worker_joining_a_wall_clock_sandbox_keeps_its_time(
             assert abs(now(first) - now(late)) < timedelta(seconds=5)
 
 
-def test_a_reset_on_one_worker_empties_every_worker(sandbox: str) -> None:
+def test_a_reset_or_an_import_on_one_worker_reaches_every_worker(sandbox: str) -> None:
     with workers(sandbox) as (first, second):
-        httpx.post(second + CREATE, headers=auth(FULL), json={}).raise_for_status()
+        made = httpx.post(second + CREATE, headers=auth(FULL), json={}).json()
+        exported = httpx.get(second + "/_mock/state").content
         assert httpx.post(first + "/_mock/reset", json={}).is_success
         assert httpx.get(second + CREATE, headers=auth(FULL)).json()["items"] == []
+        put = httpx.put(
+            first + "/_mock/state", content=exported, headers={"content-type": "application/json"}
+        )
+        assert put.status_code == 200, put.text
+        listed = httpx.get(second + CREATE, headers=auth(FULL)).json()["items"]
+        assert [i["influencerId"] for i in listed] == [made["influencerId"]]
+        with workers(sandbox, count=1) as (late,):  # and a worker that starts afterwards
+            now = orjson.loads(httpx.get(late + "/_mock/state").content)
+            before = orjson.loads(exported)
+            for document in (now, before):
+                del document["requests"]  # request numbers only move forward, per worker
+            assert now == before
 
 
 def test_a_new_worker_starts_from_what_the_others_wrote(sandbox: str) -> None:
