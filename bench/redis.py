@@ -6,11 +6,11 @@ warm-up, then `--seconds` per case) for the same two requests:
   get     GET  /v1/jobs/{jobId}                      -> 200
 and reports requests/s, p50/p99 latency, and CPU µs per request of every process: the mock's
 process tree (all workers) and redis-server, and their sum. redis-server runs as the README
-recommends (`--appendonly yes --appendfsync always`, in a fresh temporary directory), or with
-`--fsync everysec`.
+recommends (`--appendonly yes --appendfsync everysec`, in a fresh temporary directory), or
+with `--fsync always`.
 
     .venv/bin/python bench/redis.py                 # ~1 minute; results in bench/results/
-    .venv/bin/python bench/redis.py --seconds 5 --fsync everysec
+    .venv/bin/python bench/redis.py --seconds 5 --fsync always
 
 On a 2-core machine wrk, redis-server and the workers share two cores: read the CPU columns
 as well as requests/s (the per-request CPU is what scales on a bigger machine).
@@ -120,7 +120,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--fsync", choices=("always", "everysec"), default="always")
+    parser.add_argument("--fsync", choices=("always", "everysec"), default="everysec")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="layers-mock-bench-redis-") as tmp:

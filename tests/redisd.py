@@ -1,6 +1,6 @@
 """A real redis-server for the tests: started on a free port in a temporary directory, with
-the AOF on (`appendfsync always`, what the README recommends for "nothing acknowledged is
-lost"), and stopped at the end of the session.
+the AOF on as the README recommends (`appendfsync everysec`: a kill -9 of redis-server loses
+nothing acknowledged), and stopped at the end of the session.
 
 Without redis-server (a laptop) the Redis tests are skipped with a message that says how to
 get it; with LAYERS_MOCK_REDIS_TESTS=required (.ci/run) they fail instead.
@@ -69,7 +69,7 @@ class RedisServer:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                "everysec",
                 "--daemonize",
                 "no",
                 "--logfile",

@@ -1,8 +1,9 @@
 """`serve --workers N` and what survives a kill -9, with real processes (issue 12 items 1-2).
 
-Durability promise tested here (README "Shared state on Redis"): with `appendonly yes` and
-`appendfsync always`, a 2xx answer's effect is in Redis's AOF before the answer leaves, so
-neither a killed worker nor a killed redis-server loses anything acknowledged.
+Durability promise tested here (README "A shared sandbox on Redis"): with `appendonly yes` and
+`appendfsync everysec`, a 2xx answer's effect is in Redis's AOF (handed to the OS) before the
+answer leaves, so neither a killed worker nor a killed redis-server loses anything
+acknowledged.
 """
 
 from __future__ import annotations
