@@ -147,8 +147,13 @@ def serve_workers(
             self._sso.set_inheritable(True)
 
     # A worker that dies (kill -9, out of memory) is replaced; a crash loop stops the server.
+    # One that has not stopped 10 s after SIGTERM is killed: stopping never hangs.
     server = _Workers(
-        "layers-mock", workers=workers, respawn_failed_workers=True, **_options(sock, limits)
+        "layers-mock",
+        workers=workers,
+        respawn_failed_workers=True,
+        workers_kill_timeout=10,
+        **_options(sock, limits),
     )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve(target_loader=load_app, wrap_loader=False)
