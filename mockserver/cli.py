@@ -29,7 +29,8 @@ SERVE_EXAMPLES = """examples:
   layers-mock serve --clock virtual             # time moves only through /_mock/clock/advance
   layers-mock serve --port 0 --log-requests     # any free port; one line per request
   layers-mock serve --clock wall --speed 60     # the 60-second job flow in one second
-  layers-mock serve --seed 7 --chaos chaos.yaml --state sqlite:./mock.sqlite"""
+  layers-mock serve --seed 7 --chaos chaos.yaml --state sqlite:./mock.sqlite
+  layers-mock serve --state redis://127.0.0.1:6379/0 --workers 4   # one sandbox, many workers"""
 
 CONFORM_EXAMPLES = """examples:
   layers-mock conform                           # the mock, in-process, no socket
