@@ -112,7 +112,7 @@ end
 local counted = 0
 if ARGV[5] == '1' then
   counted = redis.call('INCR', rate)
-  redis.call('PEXPIRE', rate, 180000)
+  if counted == 1 then redis.call('PEXPIRE', rate, 180000) end  -- a window lasts a minute
 end
 local n = tonumber(redis.call('GET', commits) or '0')
 if n == seen then return {'OK', n, {}, counted} end
