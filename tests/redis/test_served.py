@@ -122,6 +122,40 @@ def test_two_worker_processes_on_one_port_answer_as_one_mock(redis_server: Redis
     assert "layers-mock stopped\n" in list(server.lines.queue)
 
 
+def test_the_conformance_suite_passes_against_two_workers_on_redis(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every clause, with every identity it needs, against `serve --workers 2` on Redis: the
+    kernel spreads the runner's connections over both workers."""
+    server = Serve("--state", redis_server.sandbox(), "--workers", "2")
+    keys = {
+        "api-key": FULL,
+        "project-id": PROJECT,
+        "scopeless-key": "lp_test_acmenoinf_H3kV9sLq2MwP8dYt",
+        "second-key": "lp_test_acmestd_Bq5Hs8Ty1Uw3Xz6C",
+        "throttle-key": "lp_test_acmestd_Bq5Hs8Ty1Uw3Xz6C",
+        "foreign-key": "lp_test_globexfull_M4nB7vC1xZ9lK6jH",
+        "foreign-project-id": "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d",
+        "killed-key": "lp_live_acmekilled_G7hJ3kL9zX5cV2bN",
+        "org-admin-key": "lp_live_northadmin_T5yU8iO2pA4sD7fG",
+        "child-organization-id": "org_c4d5e6f7-0a1b-4c2d-9e3f-5a6b7c8d9e0f",
+        "wallet-key": "lp_live_bakery_Q9wE3rT6yU1iO4pA",
+        "wallet-project-id": "prj_8e9f0a1b-2c3d-4e5f-9a6b-7c8d9e0f1a2b",
+        "max-creates": "40",
+        "max-projects": "20",
+    }
+    argv = ["conform", "--base-url", server.url, "--control-plane", "--fail-on-not-checked"]
+    for flag, value in keys.items():
+        argv += [f"--{flag}", value]
+    try:
+        status = main(argv)
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    assert status == 0, out[-3000:]
+    assert " 0 failed, 0 NOT CHECKED" in out
+
+
 def workers_of(pid: int) -> list[int]:
     """The worker processes `serve --workers` started (children of its main process)."""
     children: list[int] = []
