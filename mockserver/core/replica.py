@@ -66,16 +66,19 @@ def _follow(state: State, moves: _Moves, now: int) -> None:
     for inf in moves.appended:
         listing = state.listings.get(inf.project_id)
         job = state.jobs.get(inf.job_id)
-        if listing is not None:
-            if job is None or inf.project_id in moves.relist:
-                state.listings.pop(inf.project_id, None)
-            else:
-                listing.append(inf.position, job, now, live=inf.deleted_ms is None)
+        if listing is None:
+            continue
+        if job is None or inf.project_id in moves.relist or inf.position != len(listing.started):
+            state.listings.pop(inf.project_id, None)
+        else:
+            listing.append(inf.position, job, now, live=inf.deleted_ms is None)
     appended = {inf.job_id for inf in moves.appended}
     for old, new in moves.jobs:
         listing = state.listings.get(new.project_id)
         owner = state.influencers.get(new.influencer_id)
-        if listing is None or new.job_id in appended or owner is None or owner.deleted_ms:
+        if listing is None or new.job_id in appended or owner is None:
+            continue
+        if owner.deleted_ms is not None:
             continue
         try:
             listing.unplace(owner.position, old, now)
