@@ -14,6 +14,8 @@ read again whole before it answers anything else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import replica
 from .clock import MAX_MS, Clock
 from .errors import not_found
@@ -39,6 +41,10 @@ class Lifecycle:
         self.generation = 0
         self.store = store if store is not None and store.durable else None
         self.shared: SharedStore | None = None
+        # On a shared store, whether the request running now holds the lease (http/shared.py
+        # tells): a read that runs while another request of this worker holds it must not
+        # write that request's half-done changes, nor give its lease back.
+        self.may_commit: Callable[[], bool] = lambda: True
         self.check: Check | None = None
         if store is not None and getattr(store, "shared", False):  # older test doubles lack it
             shared: SharedStore = store  # type: ignore[assignment]
@@ -77,6 +83,8 @@ class Lifecycle:
         (what it changed stays marked and goes with the next write that succeeds; on a shared
         store, this worker's copy is read again instead, as others may have written since)."""
         state = self.state
+        if self.shared is not None and not self.may_commit():
+            return  # not this request's to write: the lease holder's commit takes it along
         if state.dirty:
             if self.store is not None:
                 try:

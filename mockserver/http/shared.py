@@ -43,6 +43,7 @@ class SharedGate:
         self.deps = deps
         self.turn = asyncio.Lock()
         deps.shared = self
+        deps.sim.may_commit = _HOLDING.get  # only the request holding the lease writes
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
@@ -106,7 +107,6 @@ class SharedGate:
     def _release(self) -> None:
         """Anything the request left unwritten is written (in practice nothing: the pipelines
         commit before they answer), then the lease is given back if the commit did not."""
-        _HOLDING.set(False)
         sim = self.deps.sim
         try:
             if sim.state.dirty and sim.holds_lease():
@@ -114,6 +114,7 @@ class SharedGate:
         except StoreUnavailable:
             pass  # the copy is read again before the next request (Lifecycle.commit)
         finally:
+            _HOLDING.set(False)
             sim.release_lease()
 
     async def sleep(self, seconds: float) -> None:

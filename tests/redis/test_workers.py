@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -317,3 +319,67 @@ def test_a_workers_journal_entries_go_with_its_next_round_trip(sandbox: str) -> 
         first.get("/v1/credits", headers=auth(FULL))  # its catch-up carries the whoami entry
         paths = [i["path"] for i in second.get("/_mock/requests").json()["items"]]
         assert "/v1/whoami" in paths
+
+
+def test_a_concurrent_mix_on_two_workers_leaves_them_agreeing(sandbox: str) -> None:
+    """Creates (some with one key, some moved by polls), polls, cancels, deletes, renames,
+    clock moves and counted rules from six clients at once over two workers: nothing is
+    refused for the store's sake, and both workers end with the same state and lists."""
+    projects = [(FULL, PROJECT), (GLOBEX, "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d")]
+    refused: list[str] = []
+
+    def client(bases: list[str], seed: int) -> None:
+        rng = random.Random(seed)
+        made: list[tuple[str, dict[str, Any]]] = []
+        with httpx.Client(timeout=30) as http:
+            for n in range(25):
+                base, (key, project) = rng.choice(bases), rng.choice(projects)
+                listing, pick = f"{base}/v1/projects/{project}/influencers", rng.random()
+                if pick < 0.35 or not made:
+                    headers = auth(key, Prefer=rng.choice(["progression=poll", "outcome=failed"]))
+                    if rng.random() < 0.3:
+                        headers["Idempotency-Key"] = f"k{rng.randrange(4)}"
+                    answer = http.post(listing, headers=headers, json={})
+                    if answer.status_code == 202:
+                        made.append((key, answer.json()))
+                    continue
+                key, job = rng.choice(made)
+                influencer = f"{base}/v1/influencers/{job['influencerId']}"
+                if pick < 0.55:
+                    answer = http.get(f"{base}/v1/jobs/{job['jobId']}", headers=auth(key))
+                elif pick < 0.65:
+                    answer = http.post(f"{base}/v1/jobs/{job['jobId']}/cancel", headers=auth(key))
+                elif pick < 0.72:
+                    answer = http.delete(influencer, headers=auth(key))
+                elif pick < 0.8:
+                    body = {"name": f"n{seed}-{n}"}
+                    answer = http.patch(influencer, headers=auth(key), json=body)
+                elif pick < 0.88:
+                    answer = http.post(base + "/_mock/clock/advance", json={"seconds": 7})
+                elif pick < 0.92:
+                    rule = {"match": {"operationId": "getJob"}, "fault": "503", "count": 2}
+                    answer = http.post(base + "/_mock/rules", json=rule)
+                else:
+                    answer = http.get(listing, headers=auth(key))
+                if answer.status_code == 503 and answer.json()["error"]["code"] != "KILL_SWITCH":
+                    refused.append(answer.text)
+
+    with workers(sandbox) as bases:
+        clients = [threading.Thread(target=client, args=(bases, n)) for n in range(6)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        assert refused == []
+        states = [orjson.loads(httpx.get(base + "/_mock/state").content) for base in bases]
+        for state in states:
+            del state["requests"]  # request numbers are each worker's own
+        assert states[0] == states[1]
+        for key, project in projects:
+            for status in (None, "pending", "training", "ready", "failed"):
+                params = {"limit": 100, **({"status": status} if status else {})}
+                path = f"/v1/projects/{project}/influencers"
+                pages = [
+                    httpx.get(b + path, headers=auth(key), params=params).json() for b in bases
+                ]
+                assert pages[0] == pages[1]
