@@ -102,7 +102,12 @@ def test_a_number_of_workers_that_is_not_one_to_64_is_a_usage_error(
     assert "is not a number of workers: use a whole number, 1 to 64" in capsys.readouterr().err
 
 
-def test_two_worker_processes_on_one_port_answer_as_one_mock(redis_server: RedisServer) -> None:
+def test_two_worker_processes_on_one_port_answer_as_one_mock(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`serve --workers 2` on Redis (the kernel spreads connections over both workers): twenty
+    concurrent creates with one key make one influencer, then every conformance clause, with
+    every identity it needs, passes; SIGTERM stops both workers."""
     server = Serve("--state", redis_server.sandbox(), "--workers", "2")
     try:
         headers = auth(FULL, **{"Idempotency-Key": "one-key"})
@@ -117,17 +122,17 @@ def test_two_worker_processes_on_one_port_answer_as_one_mock(redis_server: Redis
         assert {a.status_code for a in answers} == {202}
         assert len({a.content for a in answers}) == 1
         assert all_influencers(server.url) == [answers[0].json()["influencerId"]]
+        status = main(conform_argv(server.url))
     finally:
         assert server.stop() == 0
+    out = capsys.readouterr().out
+    assert status == 0, out[-3000:]
+    assert " 0 failed, 0 NOT CHECKED" in out
     assert "layers-mock stopped\n" in list(server.lines.queue)
 
 
-def test_the_conformance_suite_passes_against_two_workers_on_redis(
-    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Every clause, with every identity it needs, against `serve --workers 2` on Redis: the
-    kernel spreads the runner's connections over both workers."""
-    server = Serve("--state", redis_server.sandbox(), "--workers", "2")
+def conform_argv(url: str) -> list[str]:
+    """`conform` against a served mock with every identity the clauses need."""
     keys = {
         "api-key": FULL,
         "project-id": PROJECT,
@@ -144,16 +149,10 @@ def test_the_conformance_suite_passes_against_two_workers_on_redis(
         "max-creates": "40",
         "max-projects": "20",
     }
-    argv = ["conform", "--base-url", server.url, "--control-plane", "--fail-on-not-checked"]
+    argv = ["conform", "--base-url", url, "--control-plane", "--fail-on-not-checked"]
     for flag, value in keys.items():
         argv += [f"--{flag}", value]
-    try:
-        status = main(argv)
-    finally:
-        server.stop()
-    out = capsys.readouterr().out
-    assert status == 0, out[-3000:]
-    assert " 0 failed, 0 NOT CHECKED" in out
+    return argv
 
 
 def workers_of(pid: int) -> list[int]:
