@@ -117,6 +117,12 @@ class SharedJournal(Journal):
         kept.reverse()
         return kept
 
+    def query(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
+        """Journal.query over every worker's entries (its arguments, whatever they are)."""
+        view = Journal(self.capacity, bodies=self.bodies, max_bytes=self.max_bytes)
+        view._entries.extend(self._all())
+        return view.query(*args, **kwargs)
+
     def clear(self) -> None:
         super().clear()
         self.store.outbox.clear()
