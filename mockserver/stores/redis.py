@@ -194,7 +194,9 @@ class RedisStore:
             import redis
         except ImportError:
             raise ValueError(
-                "--state redis:// needs the Redis client: pip install 'layers-mock[redis]'"
+                "--state redis:// needs the Redis client: install the [redis] extra "
+                "(pip install '/path/to/layers-mock[redis]', from a checkout or a wheel built "
+                "from one)"
             ) from None
         client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
         self._client = client

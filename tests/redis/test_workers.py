@@ -14,6 +14,7 @@ import contextlib
 import random
 import re
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -383,3 +384,11 @@ def test_a_concurrent_mix_on_two_workers_leaves_them_agreeing(sandbox: str) -> N
                     httpx.get(b + path, headers=auth(key), params=params).json() for b in bases
                 ]
                 assert pages[0] == pages[1]
+
+
+def test_without_the_redis_client_the_error_names_the_extra(
+    sandbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if `[redis]` was not installed
+    with pytest.raises(ValueError, match=r"install the \[redis\] extra"):
+        make_deps(Settings(state=sandbox))
