@@ -24,6 +24,7 @@ import orjson
 from .clock import Clock
 from .idempotency import StoredResponse
 from .jobs import JobFacts
+from .orgclocks import OrgClocks
 from .records import InfluencerFacts, Project
 from .restore import CONVERT
 from .snapshot import TABLES
@@ -164,11 +165,7 @@ def _meta(state: State, meta: dict[str, Any], clock: Clock) -> None:
     state.mint.counters = {k: int(v) for k, v in meta["mint"].items()}
     state.rates.restore([(k, c, int(w), int(n)) for k, c, w, n in meta["rates"]])
     state.rules.restore(meta["rules"])
-    # Organizations' own clocks (core/orgclocks.py), in the states that have them.
-    clocks: Any = getattr(state, "clocks", None)
-    if clocks is not None:
-        detached = type(clocks).restore(meta["clock"].get("organizations", {}))
-        setattr(state, "clocks", detached)  # noqa: B010 - the field may not exist yet
+    state.clocks = OrgClocks.restore(meta["clock"].get("organizations", {}))
     now_ms = int(meta["clock"]["nowMs"])
     # A virtual clock is where the last writer left it. A wall clock only ever moves forward
     # here: each worker's clock runs at the same speed, so adopting the latest writer's

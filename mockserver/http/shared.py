@@ -95,7 +95,8 @@ class SharedGate:
         key = sim.state.keys.get(token.strip()) if scheme.lower() == "bearer" else None
         if key is None or key.killed or key.tier not in LIMITS:
             return None
-        return Bucket(key.api_key_id, READ_CLASS, sim.now() // WINDOW_MS)
+        # the window on the key's organization's clock, as the pipeline's rate limit reads it
+        return Bucket(key.api_key_id, READ_CLASS, sim.now(key.org_id) // WINDOW_MS)
 
     async def _lease(self) -> None:
         sim = self.deps.sim

@@ -392,3 +392,25 @@ def test_without_the_redis_client_the_error_names_the_extra(
     monkeypatch.setitem(sys.modules, "redis", None)  # as if `[redis]` was not installed
     with pytest.raises(ValueError, match=r"install the \[redis\] extra"):
         make_deps(Settings(state=sandbox))
+
+
+def test_an_organizations_own_clock_moved_on_one_worker_is_its_clock_on_every_worker(
+    sandbox: str,
+) -> None:
+    globex = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
+    foreign_project = "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d"
+    with workers(sandbox) as (first, second):
+        ours = httpx.post(first + CREATE, headers=auth(FULL), json={}).json()["jobId"]
+        theirs = httpx.post(
+            f"{first}/v1/projects/{foreign_project}/influencers", headers=auth(GLOBEX), json={}
+        ).json()["jobId"]
+        moved = httpx.post(
+            f"{second}/_mock/organizations/{globex}/clock/advance", json={"seconds": 86400}
+        )
+        assert moved.status_code == 200, moved.text
+        assert httpx.get(f"{first}/v1/jobs/{theirs}", headers=auth(GLOBEX)).json()["status"] == (
+            "completed"
+        )
+        assert httpx.get(f"{first}/v1/jobs/{ours}", headers=auth(FULL)).json()["status"] == (
+            "running"
+        )
