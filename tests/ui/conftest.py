@@ -56,8 +56,10 @@ def _cannot_run(reason: str) -> None:
     pytest.skip(f"{reason}: {HOW}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API keeps an event loop running on this thread until it
+    # stops, so it must stop with the module that used it, or a later asyncio.run() fails.
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
