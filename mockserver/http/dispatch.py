@@ -36,8 +36,11 @@ class PartnerPaths:
 
     def __init__(self, routes: list[Route]) -> None:
         branches: list[str] = []
-        # per branch: the route's app and its (parameter name, regex group name) pairs
-        self._targets: dict[str, tuple[ASGIApp, tuple[tuple[str, str], ...]]] = {}
+        # per branch: the route's app, its apps by method (PathDispatch.by_method), and its
+        # (parameter name, regex group name) pairs
+        self._targets: dict[
+            str, tuple[ASGIApp, dict[str, ASGIApp], tuple[tuple[str, str], ...]]
+        ] = {}
         for n, route in enumerate(routes):
             params: list[tuple[str, str]] = []
             pattern, at = "", 0
@@ -50,17 +53,23 @@ class PartnerPaths:
             if "{" in pattern:
                 raise ValueError(f"{route.path}: only plain {{name}} parameters are supported")
             branches.append(f"(?P<r{n}>{pattern})")
-            self._targets[f"r{n}"] = (route.app, tuple(params))
+            methods = getattr(route.app, "by_method", {})
+            self._targets[f"r{n}"] = (route.app, methods, tuple(params))
         self._regex = re.compile("^(?:" + "|".join(branches) + ")$")
 
-    def match(self, path: str) -> tuple[ASGIApp, dict[str, str]] | None:
-        """The first route matching `path` and its path parameters, or None."""
+    def match(self, path: str, method: str) -> tuple[ASGIApp, dict[str, str]] | None:
+        """What answers `method` on the first route matching `path`, and the path parameters;
+        None when no route matches.
+
+        A method the route declares goes straight to its operation's pipeline: one coroutine
+        fewer per request than through the route's PathDispatch, which still answers the
+        others (HEAD as GET without the body, 405 with Allow)."""
         found = self._regex.match(path)
         if found is None:
             return None
         # the branch's group closes after its parameters' groups, so it is the last group
-        target, params = self._targets[found.lastgroup]  # type: ignore[index]
-        return target, {name: found.group(group) for name, group in params}
+        route, methods, params = self._targets[found.lastgroup]  # type: ignore[index]
+        return methods.get(method, route), {name: found.group(group) for name, group in params}
 
 
 def _closing(deps: Deps) -> Any:
@@ -102,7 +111,7 @@ class MockApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
-            hit = self.partner.match(scope["path"])
+            hit = self.partner.match(scope["path"], scope["method"])
             if hit is not None:
                 scope["app"] = self
                 scope["path_params"] = hit[1]

@@ -87,7 +87,7 @@ class SharedGate:
     def _bucket(self, scope: dict[str, Any]) -> Bucket | None:
         """The read-light window a partner read of a rate-limited key counts in, so that it is
         counted in Redis (exact across workers) with the catch-up; None for anything else."""
-        if self.app.partner.match(scope["path"]) is None:
+        if self.app.partner.match(scope["path"], scope["method"]) is None:
             return None
         authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         scheme, _, token = authorization.decode("latin-1").partition(" ")
