@@ -17,7 +17,9 @@ from hashlib import blake2b
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Two Crockford digits for every 10-bit value: a ULID is 13 table lookups, not 26 divmods.
 _PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
-_PAIR_SHIFTS = tuple(range(120, -1, -10))
+_RANDOM_SHIFTS = tuple(range(70, -1, -10))  # 80 bits of randomness: 8 pairs
+_TIME_SHIFTS = (40, 30, 20, 10, 0)  # 48 bits of time, the top two of 50 zero: 5 pairs
+_last_time: tuple[int, str] = (-1, "")  # (at_ms, its 10 digits): requests share a millisecond
 _KEYED: dict[tuple[int, int], blake2b] = {}  # (seed, digest size) -> keyed, unused hasher
 MAX_SEED = 2**64 - 1  # the seed keys BLAKE2b as 8 big-endian bytes
 
@@ -65,8 +67,16 @@ def uuid_from(seed: int, salt: str) -> str:
 def ulid_from(seed: int, salt: str, at_ms: int) -> str:
     """A ULID whose time part is mock time and whose randomness is seeded."""
     # 26 digits of 5 bits = 130 bits, the top two zero: 48 bits of time, 80 of randomness.
-    value = (at_ms & ((1 << 48) - 1)) << 80 | int.from_bytes(_digest(seed, salt, 10), "big")
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
+    # Both parts fall on digit boundaries (50 = 10 digits, 80 = 16), so they are encoded
+    # apart, and the time's digits once per millisecond rather than once per id.
+    global _last_time  # noqa: PLW0603 - a one-entry memo
+    at, head = _last_time
+    if at != at_ms:
+        t = at_ms & ((1 << 48) - 1)
+        head = "".join([_PAIRS[(t >> shift) & 1023] for shift in _TIME_SHIFTS])
+        _last_time = (at_ms, head)
+    value = int.from_bytes(_digest(seed, salt, 10), "big")
+    return head + "".join([_PAIRS[(value >> shift) & 1023] for shift in _RANDOM_SHIFTS])
 
 
 def persona_name(seed: int, influencer_id: str, gender: str) -> str:
