@@ -36,6 +36,9 @@ from .render import Headers, dumps, encode_headers, error_body, send_response
 from .strict import check_response
 
 MUTATING = frozenset({"POST", "PATCH", "DELETE"})
+# Set in the request's scope just before its answer starts: dispatch.py's outermost guard reads
+# it instead of wrapping `send` to watch for http.response.start (a coroutine per message).
+STARTED = "mockserver.started"
 
 
 class ConnectionDropped(Exception):
@@ -376,6 +379,7 @@ class OperationPipeline:
             payload = dumps(error_body(storage_error(exc), request_id))
             if self.deps.strict:
                 check_response(self.op, status, out, payload)
+        scope[STARTED] = True
         await send_response(send, status, out, payload)
         exchange = (scope["headers"], request_body, out, payload)
         self._journal(scope, status, request_id, key, injected, exchange)
@@ -393,6 +397,7 @@ class OperationPipeline:
         500 to the journal, so /_mock/requests shows it where the user looks."""
         out = [(b"x-request-id", request_id.encode())]
         payload = dumps(error_body(ApiError("INTERNAL", "Internal error."), request_id))
+        scope[STARTED] = True
         await send_response(send, 500, out, payload)
         self._journal(
             scope, 500, request_id, key, injected, (scope["headers"], request_body, out, payload)
