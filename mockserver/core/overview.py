@@ -12,6 +12,7 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .clock import MAX_MS
 from .errors import not_found
 from .influencers import influencer_view
 from .jobs import DONE, STAGES, JobFacts, JobState, boundary_ms, influencer_status, job_envelope
@@ -66,7 +67,8 @@ def job_summary(state: State, job: JobFacts, now_ms: int, fmt: Fmt) -> dict[str,
         "progress": current.progress,
         "startedAt": fmt(job.started_ms),
         "finishedAt": None if current.finished_ms is None else fmt(current.finished_ms),
-        "nextBoundaryAt": None if boundary is None else fmt(boundary),
+        # A boundary past the last instant a clock can show is never reached: null, not a 500.
+        "nextBoundaryAt": None if boundary is None or boundary > MAX_MS else fmt(boundary),
         "plan": {
             "outcome": job.outcome,
             "endStage": None if job.outcome == "completed" else STAGES[job.end_stage],

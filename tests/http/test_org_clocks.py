@@ -313,3 +313,21 @@ def test_an_import_with_a_bad_organization_clock_is_422_and_changes_nothing(
     assert answer.status_code == 422, answer.text
     assert problem in " ".join(answer.json()["error"]["details"]["formErrors"])
     assert mock.deps.sim.state.clocks.detached == {}
+
+
+def test_a_running_job_at_the_end_of_time_reads_on_the_control_plane_without_a_500(
+    mock: Mock,
+) -> None:
+    # An organization's clock set to the last instant: its job's next stage would be past it.
+    answer = mock.client.post(
+        f"/_mock/organizations/{ACME}/clock/set", json={"now": "9999-12-31T23:59:59.999Z"}
+    )
+    assert answer.status_code == 200, answer.text
+    job_id = mock.create(FULL, PROJECT, json={}).json()["jobId"]
+    detail = mock.client.get(f"/_mock/jobs/{job_id}")
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["summary"]["status"] == "running"
+    assert detail.json()["summary"]["nextBoundaryAt"] is None  # never reached: time ends first
+    listed = mock.client.get("/_mock/jobs")
+    assert listed.status_code == 200, listed.text
+    assert mock.client.get("/_mock/ui").status_code == 200
