@@ -50,7 +50,7 @@ SCREENSHOT = ROOT / "docs" / "dashboard.png"
 
 def serve(*flags: str) -> tuple[Server, str]:
     port = free_port()
-    argv = [sys.executable, "-m", "mockserver.cli", "serve", "--port", str(port), *flags]
+    argv = [sys.executable, "-m", "layers_mock_server.cli", "serve", "--port", str(port), *flags]
     server = Server("layers-mock", argv, Path(f"/tmp/dashboard-bench-{port}.log"))
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

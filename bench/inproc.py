@@ -114,9 +114,9 @@ async def main(argv: list[str] | None = None) -> int:
     if args.app == "bare":
         from bare import app
     else:
-        from mockserver.http.app import build_app
-        from mockserver.http.heap import FrozenHeap
-        from mockserver.settings import Settings, make_deps
+        from layers_mock_server.http.app import build_app
+        from layers_mock_server.http.heap import FrozenHeap
+        from layers_mock_server.settings import Settings, make_deps
 
         app = FrozenHeap(build_app(make_deps(Settings())))
     body = CREATE_BODY.encode()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import timeit
 
-from mockserver.core.journal import Journal
+from layers_mock_server.core.journal import Journal
 
 EXCHANGE = (
     [(b"authorization", b"Bearer lp_test_acmefull_Zx81Qm4TnR7vKp2W")],

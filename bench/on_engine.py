@@ -4,10 +4,10 @@
     python bench/on_engine.py bare granian --port 0
 
 `mock` is the app `layers-mock serve` runs (default Settings, FrozenHeap around build_app);
-`bare` is bench/bare.py. `granian` serves it exactly as `serve` does (mockserver.serving, same
-limits); `uvicorn` as `serve` did before granian (default loop and HTTP implementation, so uvloop
-and httptools; access log, lifespan and the server header off). The socket is bound before the
-banner line in both cases.
+`bare` is bench/bare.py. `granian` serves it exactly as `serve` does
+(layers_mock_server.serving, same limits); `uvicorn` as `serve` did before granian (default
+loop and HTTP implementation, so uvloop and httptools; access log, lifespan and the server
+header off). The socket is bound before the banner line in both cases.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def build(what: str) -> Any:
         from bare import app
 
         return app
-    from mockserver.http.app import build_app
-    from mockserver.http.heap import FrozenHeap
-    from mockserver.settings import Settings, make_deps
+    from layers_mock_server.http.app import build_app
+    from layers_mock_server.http.heap import FrozenHeap
+    from layers_mock_server.settings import Settings, make_deps
 
     return FrozenHeap(build_app(make_deps(Settings())))
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    from mockserver import serving
+    from layers_mock_server import serving
 
     app = build(args.app)
     sock = serving.bind(args.host, args.port)

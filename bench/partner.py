@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "mockserver", "layers_mock", "openapi", "fixtures")
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "layers_mock_server",
+    "layers_mock",
+    "openapi",
+    "fixtures",
+)
 SUITE = ROOT / "tests" / "testing_api" / "partner_suite.py"
 
 

@@ -108,7 +108,7 @@ def launch(
     log = workdir / f"{name}-{port}.log"
     if name in ("layers-mock", "alt"):
         prefix = (
-            [sys.executable, "-m", "mockserver.cli", "serve"]
+            [sys.executable, "-m", "layers_mock_server.cli", "serve"]
             if name == "layers-mock"
             else args.alt_cmd.split()
         )

@@ -60,14 +60,14 @@ PARTS = ("reads", "records", "mixed", "commit", "roundtrip")
 
 
 def build(settings_kwargs: dict[str, Any] | None = None) -> Any:
-    from mockserver.settings import Settings, make_deps
+    from layers_mock_server.settings import Settings, make_deps
 
     return make_deps(Settings(**(settings_kwargs or {})))
 
 
 def fill(deps: Any, count: int) -> list[dict[str, Any]]:
     """`count` influencers with their jobs in PROJECT, straight through the simulator core."""
-    from mockserver.core.simulator import JobPlan
+    from layers_mock_server.core.simulator import JobPlan
 
     sim = deps.sim
     project = sim.state.projects[PROJECT]
@@ -96,8 +96,8 @@ def rss_mb() -> float:
 def serve(count: int) -> None:
     import uvicorn
 
-    from mockserver.http.app import build_app
-    from mockserver.http.heap import FrozenHeap
+    from layers_mock_server.http.app import build_app
+    from layers_mock_server.http.heap import FrozenHeap
 
     t0 = time.perf_counter()
     deps = build()
@@ -165,7 +165,7 @@ def memory_per_influencer(count: int = 50_000) -> dict[str, Any]:
 
 
 def memory_under_reads(first: int = 20_000, total: int = 200_000) -> dict[str, Any]:
-    from mockserver.http.app import build_app
+    from layers_mock_server.http.app import build_app
 
     deps = build()
     app = build_app(deps)

@@ -80,7 +80,16 @@ class Pipe:
 
 
 def serve(workdir: Path, name: str, *flags: str) -> tuple[Server, int]:
-    argv = [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0", "--clock", "virtual"]
+    argv = [
+        sys.executable,
+        "-m",
+        "layers_mock_server.cli",
+        "serve",
+        "--port",
+        "0",
+        "--clock",
+        "virtual",
+    ]
     server = Server(name, [*argv, *flags], workdir / f"{name}.log")
     port = server.banner_port("layers-mock listening on", timeout=60)
     if port is None:
@@ -125,7 +134,7 @@ def records(workdir: Path, count: int = 100_000) -> dict[str, Any]:
 def journal_entry_bytes(count: int = 100_000) -> dict[str, int]:
     """In-process: a journal of `count` entries (its own bounds lifted), filled with the values
     a create leaves, without and with bodies (`--journal-bodies`)."""
-    from mockserver.core.journal import Journal
+    from layers_mock_server.core.journal import Journal
 
     def rss() -> int:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -240,11 +249,11 @@ def mixed(workdir: Path, total: int = 1_000_000, every: int = 200_000) -> dict[s
 
 def commit_cost(count: int = 20_000) -> dict[str, Any]:
     """µs per create, in-process through the core, with and without an SQLite commit."""
-    from mockserver.core.clock import Clock
-    from mockserver.core.fixtures import load_fixtures
-    from mockserver.core.simulator import JobPlan, Simulator
-    from mockserver.statecheck import state_check
-    from mockserver.stores.sqlite import SqliteStore
+    from layers_mock_server.core.clock import Clock
+    from layers_mock_server.core.fixtures import load_fixtures
+    from layers_mock_server.core.simulator import JobPlan, Simulator
+    from layers_mock_server.statecheck import state_check
+    from layers_mock_server.stores.sqlite import SqliteStore
 
     out: dict[str, Any] = {"creates": count}
     with tempfile.TemporaryDirectory(prefix="layers-mock-commit-") as tmp:
@@ -266,14 +275,14 @@ def commit_cost(count: int = 20_000) -> dict[str, Any]:
 
 def roundtrip(count: int = 1_000_000) -> dict[str, Any]:
     """Export, import and an SQLite file of `count` influencers, through the server's code."""
-    from mockserver.core.clock import Clock
-    from mockserver.core.fixtures import load_fixtures
-    from mockserver.core.layout import StateReader
-    from mockserver.core.restore import StateBuilder
-    from mockserver.core.simulator import JobPlan, Simulator
-    from mockserver.core.snapshot import export_chunks
-    from mockserver.statecheck import state_check
-    from mockserver.stores.sqlite import SqliteStore
+    from layers_mock_server.core.clock import Clock
+    from layers_mock_server.core.fixtures import load_fixtures
+    from layers_mock_server.core.layout import StateReader
+    from layers_mock_server.core.restore import StateBuilder
+    from layers_mock_server.core.simulator import JobPlan, Simulator
+    from layers_mock_server.core.snapshot import export_chunks
+    from layers_mock_server.statecheck import state_check
+    from layers_mock_server.stores.sqlite import SqliteStore
 
     def hwm_mb() -> float:
         for line in Path("/proc/self/status").read_text().splitlines():

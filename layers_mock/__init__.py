@@ -120,8 +120,8 @@ from urllib.parse import urlencode
 
 import orjson
 
-from mockserver import __version__
-from mockserver.settings import Settings, make_app
+from layers_mock_server import __version__
+from layers_mock_server.settings import Settings, make_app
 
 from ._asgi import (
     Runner,
@@ -147,7 +147,7 @@ from ._views import (
 if TYPE_CHECKING:
     import httpx
 
-    from mockserver.serving import Background
+    from layers_mock_server.serving import Background
 
 __all__ = [
     "Keys",
@@ -303,7 +303,7 @@ class LayersMock:
 
         The socket is listening before this returns, so a client may connect at once (no
         readiness polling). `base_url` is the server's URL inside the block."""
-        from mockserver import serving
+        from layers_mock_server import serving
 
         if self._served is not None:
             raise RuntimeError("this LayersMock is already being served")

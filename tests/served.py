@@ -28,7 +28,7 @@ def _pump(stream: Any, lines: queue.Queue[str]) -> None:
 def serve_command(path: Path | None, *extra: str) -> list[str]:
     """`serve` on a state file, or in memory when `path` is None."""
     state = "memory" if path is None else f"sqlite:{path}"
-    command = [sys.executable, "-m", "mockserver.cli", "serve", "--state", state]
+    command = [sys.executable, "-m", "layers_mock_server.cli", "serve", "--state", state]
     command += ["--clock", "virtual", "--port", "0", "--seed", str(SEED), "--host", "127.0.0.1"]
     return [*command, *extra]
 

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 from starlette.testclient import TestClient
 
-from mockserver import serving
-from mockserver.core.clock import Clock
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.simulator import Simulator
-from mockserver.deps import Deps
-from mockserver.http.app import build_app
+from layers_mock_server import serving
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.simulator import Simulator
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
 
 FULL = "lp_test_acmefull_Zx81Qm4TnR7vKp2W"
 STANDARD = "lp_test_acmestd_Bq5Hs8Ty1Uw3Xz6C"

@@ -10,16 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mockserver import __version__, cli
-from mockserver.cli import banner, main
-from mockserver.settings import Settings
+from layers_mock_server import __version__, cli
+from layers_mock_server.cli import banner, main
+from layers_mock_server.settings import Settings
 
 PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"
 
 
 def start(*flags: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0", *flags],
+        [sys.executable, "-m", "layers_mock_server.cli", "serve", "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

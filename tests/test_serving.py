@@ -1,4 +1,4 @@
-"""The HTTP server under `layers-mock serve` (mockserver/serving.py), over real sockets.
+"""The HTTP server under `layers-mock serve` (layers_mock_server/serving.py), over real sockets.
 
 What a client of the mock relies on at the HTTP level, checked on the real command where it
 matters: the port and the banner, pipelining, HEAD, the body limit, the `drop` fault, header
@@ -23,8 +23,8 @@ import httpx
 import pytest
 from support import FULL, PROJECT, make_mock
 
-from mockserver import cli, serving
-from mockserver.http.heap import FrozenHeap
+from layers_mock_server import cli, serving
+from layers_mock_server.http.heap import FrozenHeap
 
 IO_TIMEOUT_S = 10  # a bound on every socket wait: a hang fails instead of blocking the suite
 CREATE = f"/v1/projects/{PROJECT}/influencers"
@@ -34,7 +34,7 @@ class Serve:
     """`layers-mock serve --port 0` in a subprocess, found through the first banner line."""
 
     def __init__(self, *flags: str) -> None:
-        command = [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0", *flags]
+        command = [sys.executable, "-m", "layers_mock_server.cli", "serve", "--port", "0", *flags]
         self.proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

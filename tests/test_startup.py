@@ -7,8 +7,8 @@ import copy
 import pytest
 from support import make_mock
 
-from mockserver.http.app import build_app
-from mockserver.spec import Spec, SpecError, partner_spec
+from layers_mock_server.http.app import build_app
+from layers_mock_server.spec import Spec, SpecError, partner_spec
 
 
 def test_operation_without_handler_fails_loudly() -> None:

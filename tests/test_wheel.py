@@ -26,7 +26,14 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "mockserver", "layers_mock", "openapi", "fixtures")
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "layers_mock_server",
+    "layers_mock",
+    "openapi",
+    "fixtures",
+)
 PARTNER_SUITE = Path(__file__).parent / "testing_api" / "partner_suite.py"
 PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"
 TIMEOUT = 300
@@ -114,9 +121,9 @@ def with_conform(with_pytest: WheelEnv) -> WheelEnv:
 def test_the_wheel_carries_the_contract_and_the_fixtures(base: WheelEnv) -> None:
     names = set(zipfile.ZipFile(base.wheel).namelist())
     assert {
-        "mockserver/openapi/layers.yaml",
-        "mockserver/openapi/control.yaml",
-        "mockserver/fixtures/default.yaml",
+        "layers_mock_server/openapi/layers.yaml",
+        "layers_mock_server/openapi/control.yaml",
+        "layers_mock_server/fixtures/default.yaml",
         "layers_mock/__init__.py",
         "layers_mock/pytest_plugin.py",
     } <= names
@@ -129,7 +136,9 @@ def test_the_wheel_carries_the_contract_and_the_fixtures(base: WheelEnv) -> None
 
 def test_the_base_install_serves_from_outside_the_checkout(base: WheelEnv) -> None:
     assert not base.extras, "the base-install tests must run before the extras are installed"
-    where = base.run(base.bin / "python", "-c", "import mockserver; print(mockserver.__file__)")
+    where = base.run(
+        base.bin / "python", "-c", "import layers_mock_server; print(layers_mock_server.__file__)"
+    )
     assert where.stdout.startswith(str(base.venv)) and str(ROOT) not in where.stdout
     missing = base.run(
         base.bin / "python",

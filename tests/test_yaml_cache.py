@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mockserver import yaml_cache
-from mockserver.spec import PARTNER_SPEC, Spec
-from mockserver.yaml_cache import load_yaml
+from layers_mock_server import yaml_cache
+from layers_mock_server.spec import PARTNER_SPEC, Spec
+from layers_mock_server.yaml_cache import load_yaml
 
 TEXT = "openapi: 3.1.0\npaths:\n  /x: {get: {operationId: x}}\n"
 
@@ -93,9 +93,9 @@ def test_the_contract_from_the_cache_is_the_contract(cache: Path) -> None:
 def test_serve_imports_neither_the_conformance_engines_nor_jinja2(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from mockserver.cli import serve\n"
-        "from mockserver.http.app import build_app\n"
-        "from mockserver.settings import Settings, make_deps\n"
+        "from layers_mock_server.cli import serve\n"
+        "from layers_mock_server.http.app import build_app\n"
+        "from layers_mock_server.settings import Settings, make_deps\n"
         "build_app(make_deps(Settings()))\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'schemathesis', 'hypothesis', 'jinja2', 'sqlite3'}))\n"

@@ -24,9 +24,9 @@ from support import (
     running_server,
 )
 
-from mockserver.conformance.runner import Options
-from mockserver.conformance.target import Identities
-from mockserver.settings import Settings, make_app
+from layers_mock_server.conformance.runner import Options
+from layers_mock_server.conformance.target import Identities
+from layers_mock_server.settings import Settings, make_app
 
 # Every identity the suite can use, as a partner would pass them against a deployment.
 IDS = Identities(

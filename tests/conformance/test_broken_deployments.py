@@ -11,9 +11,9 @@ import pytest
 from conformance.broken_deployments import BROKEN, broken
 from conformance.serving import focused, mock_app, serve
 
-from mockserver.conformance.catalogue import BY_NAME
-from mockserver.conformance.report import FAIL
-from mockserver.conformance.runner import run
+from layers_mock_server.conformance.catalogue import BY_NAME
+from layers_mock_server.conformance.report import FAIL
+from layers_mock_server.conformance.runner import run
 
 
 def test_the_study_is_large_and_spread_over_the_contract() -> None:

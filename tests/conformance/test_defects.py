@@ -26,15 +26,15 @@ from support import (
     PROJECT,
 )
 
-from mockserver.cli import main
-from mockserver.conformance import contract as c
-from mockserver.conformance.clauses.auth import UNKNOWN_PROJECT
-from mockserver.conformance.report import FAIL, NOT_CHECKED, PASS
-from mockserver.conformance.runner import Options, run
-from mockserver.conformance.session import Session
-from mockserver.conformance.stateful import run_lifecycle
-from mockserver.conformance.target import BudgetSpent
-from mockserver.settings import Settings, make_app
+from layers_mock_server.cli import main
+from layers_mock_server.conformance import contract as c
+from layers_mock_server.conformance.clauses.auth import UNKNOWN_PROJECT
+from layers_mock_server.conformance.report import FAIL, NOT_CHECKED, PASS
+from layers_mock_server.conformance.runner import Options, run
+from layers_mock_server.conformance.session import Session
+from layers_mock_server.conformance.stateful import run_lifecycle
+from layers_mock_server.conformance.target import BudgetSpent
+from layers_mock_server.settings import Settings, make_app
 
 GLOBEX_ORG = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
 

@@ -18,12 +18,12 @@ from conformance.rewrite import Ctx, Req, Resp, Rewrite, error
 from conformance.serving import IDS, focused, mock_app, serve
 from support import FULL, PROJECT
 
-from mockserver.cli import main
-from mockserver.conformance.exchange import Exchange
-from mockserver.conformance.report import FAIL, NOT_CHECKED, PASS, RunReport, Verdict
-from mockserver.conformance.report_html import render_html
-from mockserver.conformance.runner import Options, run
-from mockserver.ui.assets import stylesheet
+from layers_mock_server.cli import main
+from layers_mock_server.conformance.exchange import Exchange
+from layers_mock_server.conformance.report import FAIL, NOT_CHECKED, PASS, RunReport, Verdict
+from layers_mock_server.conformance.report_html import render_html
+from layers_mock_server.conformance.runner import Options, run
+from layers_mock_server.ui.assets import stylesheet
 
 
 def test_failure_reports_carry_request_response_curl_and_seed(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ import pytest
 from conformance.broken_deployments import BROKEN
 from conformance.serving import focused, mock_app, serve
 
-from mockserver.cli import main
-from mockserver.conformance.catalogue import BY_NAME, CATALOGUE, SECTIONS, markdown
-from mockserver.conformance.report import PASS
-from mockserver.conformance.runner import Options, run
+from layers_mock_server.cli import main
+from layers_mock_server.conformance.catalogue import BY_NAME, CATALOGUE, SECTIONS, markdown
+from layers_mock_server.conformance.report import PASS
+from layers_mock_server.conformance.runner import Options, run
 
 
 def test_quick_profile_passes_the_mock_in_process() -> None:
@@ -135,8 +135,8 @@ def test_the_runner_knows_every_error_code_the_partner_contract_can_answer() -> 
     errors.code-matches-status although it answered as its contract says."""
     import yaml
 
-    from mockserver.conformance.contract import ERROR_CODES
-    from mockserver.spec import PARTNER_SPEC
+    from layers_mock_server.conformance.contract import ERROR_CODES
+    from layers_mock_server.spec import PARTNER_SPEC
 
     doc = yaml.safe_load(PARTNER_SPEC.read_text(encoding="utf-8"))
     declared: dict[int, set[str]] = {}

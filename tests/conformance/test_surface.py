@@ -10,10 +10,10 @@ from conformance.rewrite import Ctx, Req, Resp, Rewrite
 from conformance.serving import IDS, focused, serve
 from support import SEED
 
-from mockserver.conformance import contract as c
-from mockserver.conformance.report import FAIL, PASS
-from mockserver.conformance.runner import Options, run
-from mockserver.settings import Settings, make_app
+from layers_mock_server.conformance import contract as c
+from layers_mock_server.conformance.report import FAIL, PASS
+from layers_mock_server.conformance.runner import Options, run
+from layers_mock_server.settings import Settings, make_app
 
 
 def wall_app(speed: float) -> Any:

@@ -9,10 +9,10 @@ from conformance.rewrite import Ctx, Req, Rewrite
 from conformance.serving import IDS, serve
 from support import FULL, GLOBEX, auth
 
-from mockserver.cli import main
-from mockserver.conformance.report import NOT_CHECKED, PASS
-from mockserver.conformance.runner import Options, run
-from mockserver.settings import Settings, make_app
+from layers_mock_server.cli import main
+from layers_mock_server.conformance.report import NOT_CHECKED, PASS
+from layers_mock_server.conformance.runner import Options, run
+from layers_mock_server.settings import Settings, make_app
 
 ACME = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
 GLOBEX_ORG = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"

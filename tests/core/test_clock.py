@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mockserver.core.clock import Clock, ClockError, format_ms, parse_timestamp
+from layers_mock_server.core.clock import Clock, ClockError, format_ms, parse_timestamp
 
 
 def test_virtual_clock_moves_only_when_told() -> None:
@@ -40,7 +40,7 @@ def test_timestamps_are_millisecond_utc_with_z() -> None:
 
 def test_the_clock_stops_at_the_last_instant_a_timestamp_can_name() -> None:
     """Issue 9, D7: 1e300 s (or 1 s past 9999-12-31T23:59:59.999Z) broke every later read."""
-    from mockserver.core.clock import MAX_MS
+    from layers_mock_server.core.clock import MAX_MS
 
     clock = Clock("virtual")
     start = clock.now_ms()

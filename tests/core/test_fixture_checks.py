@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from mockserver.core.fixtures import DEFAULT_FIXTURES, FixtureError, parse_fixtures
-from mockserver.core.journal import Journal
-from mockserver.fixturecheck import check_fixtures
-from mockserver.settings import Settings, fixtures_of
+from layers_mock_server.core.fixtures import DEFAULT_FIXTURES, FixtureError, parse_fixtures
+from layers_mock_server.core.journal import Journal
+from layers_mock_server.fixturecheck import check_fixtures
+from layers_mock_server.settings import Settings, fixtures_of
 
 DEFAULT: dict[str, Any] = yaml.safe_load(DEFAULT_FIXTURES.read_text(encoding="utf-8"))
 

@@ -8,7 +8,7 @@ import threading
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockserver.core.glob import PathGlob
+from layers_mock_server.core.glob import PathGlob
 
 
 def meaning(pattern: str) -> re.Pattern[str]:

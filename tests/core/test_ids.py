@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mockserver.core.ids import IdMint, ulid_from, uuid_from
+from layers_mock_server.core.ids import IdMint, ulid_from, uuid_from
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -47,7 +47,7 @@ def test_a_seed_is_a_whole_number_of_64_bits() -> None:
     """Issue 9, D1: a float or out-of-range seed broke every later request."""
     import pytest
 
-    from mockserver.core.ids import check_seed
+    from layers_mock_server.core.ids import check_seed
 
     assert check_seed(1.0) == 1
     assert check_seed(2**64 - 1) == 2**64 - 1

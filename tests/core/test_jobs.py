@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockserver.core.jobs import (
+from layers_mock_server.core.jobs import (
     STAGES,
     JobFacts,
     influencer_status,

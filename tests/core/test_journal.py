@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mockserver.core.journal import (
+from layers_mock_server.core.journal import (
     DEFAULT_MAX_BYTES,
     ENTRY_OVERHEAD,
     MAX_BODY_BYTES,

@@ -10,15 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import PROJECT, SEED
 
-from mockserver.core import layout
-from mockserver.core.clock import Clock
-from mockserver.core.errors import ApiError
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.layout import StateReader
-from mockserver.core.restore import StateBuilder
-from mockserver.core.simulator import JobPlan, Simulator
-from mockserver.core.snapshot import export_chunks
-from mockserver.statecheck import state_check
+from layers_mock_server.core import layout
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.errors import ApiError
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.layout import StateReader
+from layers_mock_server.core.restore import StateBuilder
+from layers_mock_server.core.simulator import JobPlan, Simulator
+from layers_mock_server.core.snapshot import export_chunks
+from layers_mock_server.statecheck import state_check
 
 
 def export(count: int = 30) -> bytes:

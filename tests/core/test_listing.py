@@ -13,12 +13,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockserver.core.clock import Clock
-from mockserver.core.errors import ApiError
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.jobs import STAGES
-from mockserver.core.listing import decode_cursor, encode_cursor
-from mockserver.core.simulator import JobPlan, Simulator
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.errors import ApiError
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.jobs import STAGES
+from layers_mock_server.core.listing import decode_cursor, encode_cursor
+from layers_mock_server.core.simulator import JobPlan, Simulator
 
 PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"
 STATUSES = (None, "pending", "training", "ready", "failed")

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import PROJECT, auth, make_mock
 
-from mockserver.core.errors import ApiError
-from mockserver.core.prefer import MAX_LATENCY_MS, parse_prefer
+from layers_mock_server.core.errors import ApiError
+from layers_mock_server.core.prefer import MAX_LATENCY_MS, parse_prefer
 
 NAMES = st.sampled_from(["latency", "outcome", "fault", "stage", "progression", "LATENCY", "x"])
 PREFERENCE = st.builds(lambda n, v: f"{n}={v}", NAMES, st.text(max_size=12)) | st.text(max_size=30)

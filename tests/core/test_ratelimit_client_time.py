@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mockserver.core.clock import Clock
-from mockserver.core.ratelimit import RateLimiter, client_seconds
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.ratelimit import RateLimiter, client_seconds
 
 
 def test_a_wall_clock_at_speed_60_asks_for_real_seconds() -> None:

@@ -8,12 +8,12 @@ import pytest
 from starlette.testclient import TestClient
 from support import FULL, PROJECT, Mock, auth
 
-from mockserver.core.clock import Clock
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.journal import Journal
-from mockserver.core.simulator import Simulator
-from mockserver.deps import Deps
-from mockserver.http.app import build_app
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.journal import Journal
+from layers_mock_server.core.simulator import Simulator
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
 
 
 def test_health_and_fixtures(mock: Mock) -> None:
@@ -128,7 +128,7 @@ def test_reset_of_one_organization_refills_its_rate_limits(mock: Mock) -> None:
 
 
 def test_rules_are_bounded(mock: Mock, monkeypatch: Any) -> None:
-    from mockserver.core import rules
+    from layers_mock_server.core import rules
 
     monkeypatch.setattr(rules, "MAX_RULES", 3)
     rule = {"match": {"operationId": "whoami"}, "latencyMs": 1}
@@ -144,7 +144,7 @@ def test_rules_are_bounded(mock: Mock, monkeypatch: Any) -> None:
 
 def test_an_empty_admin_token_guards_nothing_and_is_refused(mock: Mock) -> None:
     """Issue 9, D14: `--admin-token ''` off loopback let `Authorization: Bearer ` in."""
-    from mockserver.settings import Settings, make_deps
+    from layers_mock_server.settings import Settings, make_deps
 
     mock.deps.admin_token = ""  # were one set anyway, it would open nothing
     for header in ("Bearer ", "Bearer", "bearer  "):

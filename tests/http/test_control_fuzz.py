@@ -30,7 +30,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 from support import FULL, PROJECT, auth, make_mock
 
-from mockserver.spec import CONTROL_SPEC, control_spec
+from layers_mock_server.spec import CONTROL_SPEC, control_spec
 
 EXAMPLES = 12
 # Generating a whole StateDocument from its schema is slow, and nearly every one fails the

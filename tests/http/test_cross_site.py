@@ -6,7 +6,7 @@ import httpx
 import pytest
 from support import FULL, Mock, auth, running_server
 
-from mockserver.settings import Settings, make_app
+from layers_mock_server.settings import Settings, make_app
 
 HOSTILE_ORIGINS = [
     "https://evil.example",

@@ -6,7 +6,7 @@ import pytest
 from starlette.testclient import TestClient
 from support import PROJECT, auth, make_mock
 
-from mockserver.http import handlers
+from layers_mock_server.http import handlers
 
 
 def test_a_crash_in_a_handler_is_an_internal_envelope(monkeypatch: pytest.MonkeyPatch) -> None:

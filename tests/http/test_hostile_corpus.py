@@ -37,11 +37,11 @@ import pytest
 import yaml
 from support import FULL, PROJECT, SEED, auth, running_server
 
-from mockserver.core.clock import Clock
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.simulator import Simulator
-from mockserver.deps import Deps
-from mockserver.http.app import build_app
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.simulator import Simulator
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
 
 CORPUS = Path(__file__).resolve().parents[1] / "hostile"
 CASES = sorted(CORPUS.glob("*.yaml"))

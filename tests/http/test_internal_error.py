@@ -9,8 +9,8 @@ import pytest
 from starlette.testclient import TestClient
 from support import FULL, auth, make_mock
 
-from mockserver.http import handlers, pipeline
-from mockserver.http.app import build_app
+from layers_mock_server.http import handlers, pipeline
+from layers_mock_server.http.app import build_app
 
 
 def test_an_unexpected_error_is_answered_and_journaled(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 from support import Mock, auth
 
-from mockserver.spec import NOT_SIMULATED_SPEC
+from layers_mock_server.spec import NOT_SIMULATED_SPEC
 
 DOC = yaml.safe_load(NOT_SIMULATED_SPEC.read_text(encoding="utf-8"))
 ROUTES = [

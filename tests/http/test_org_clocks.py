@@ -25,8 +25,8 @@ from support import (
     make_mock,
 )
 
-from mockserver.http.app import build_app
-from mockserver.settings import Settings, make_deps
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
 
 ACME = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
 GLOBEX_ORG = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"

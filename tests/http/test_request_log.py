@@ -10,9 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 from support import FULL, auth, make_mock, running_server
 
-from mockserver.http import handlers
-from mockserver.http.app import build_app
-from mockserver.http.request_log import RequestLog
+from layers_mock_server.http import handlers
+from layers_mock_server.http.app import build_app
+from layers_mock_server.http.request_log import RequestLog
 
 
 def test_the_request_log_never_prints_a_token_or_a_key_secret() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from support import PROJECT, auth, make_mock
 
-from mockserver.core.fixtures import load_fixtures
-from mockserver.http import handlers
-from mockserver.http.pipeline import Reply
-from mockserver.http.strict import ContractViolation
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.http import handlers
+from layers_mock_server.http.pipeline import Reply
+from layers_mock_server.http.strict import ContractViolation
 
 
 def test_a_leaked_field_is_a_loud_failure(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import jsonschema_rs
 import pytest
 from support import PROJECT, Mock, auth
 
-from mockserver.validation import collect_errors
+from layers_mock_server.validation import collect_errors
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from support import SEED, running_server
 
-from mockserver.core.clock import Clock
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.simulator import Simulator
-from mockserver.deps import Deps
-from mockserver.http.app import build_app
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.simulator import Simulator
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
 
 
 @dataclass

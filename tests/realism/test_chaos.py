@@ -9,13 +9,13 @@ import pytest
 from starlette.testclient import TestClient
 from support import FULL, PROJECT, SEED, auth
 
-from mockserver.core.chaos import ChaosError, ChaosProfile
-from mockserver.core.clock import Clock
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.simulator import Simulator
-from mockserver.deps import Deps
-from mockserver.http.app import build_app
-from mockserver.settings import Settings, make_deps
+from layers_mock_server.core.chaos import ChaosError, ChaosProfile
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.simulator import Simulator
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
 
 PROFILE = """\
 faults: {"429": 0.15, "500": 0.1, "503": 0.15}

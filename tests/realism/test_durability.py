@@ -17,10 +17,10 @@ import orjson
 from served import Servers, serve_command
 from support import FULL, PROJECT, SEED, auth
 
-from mockserver.core.clock import Clock
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.simulator import JobPlan, Simulator
-from mockserver.core.snapshot import export_chunks
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.simulator import JobPlan, Simulator
+from layers_mock_server.core.snapshot import export_chunks
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 BIG = 10_000  # influencers in the big state: a write of ~20,000 rows, worth interrupting

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from support import FULL, GLOBEX, SEED, Mock, auth, make_mock
 
-from mockserver.core.fixtures import load_fixtures
+from layers_mock_server.core.fixtures import load_fixtures
 
 DESCRIPTION = "A loyalty app for neighbourhood coffee shops: stamp cards, pre-orders and " + (
     "seasonal drinks that regulars can vote on every month."

@@ -16,11 +16,11 @@ from served import Served, Servers
 from starlette.testclient import TestClient
 from support import FULL, PROJECT, SEED, auth
 
-from mockserver.core.clock import format_ms
-from mockserver.http.app import build_app
-from mockserver.settings import Settings, make_deps
-from mockserver.stores import make_store
-from mockserver.stores.sqlite import SqliteStore
+from layers_mock_server.core.clock import format_ms
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.stores import make_store
+from layers_mock_server.stores.sqlite import SqliteStore
 
 START = 1_767_225_600_000
 

@@ -14,14 +14,14 @@ import orjson
 from starlette.testclient import TestClient
 from support import FULL, PROJECT, SEED, Mock, auth, bulk, make_mock
 
-from mockserver.core.clock import Clock
-from mockserver.core.fixtures import load_fixtures
-from mockserver.core.simulator import Simulator
-from mockserver.core.store import Batch, StoreUnavailable
-from mockserver.deps import Deps
-from mockserver.http.app import build_app
-from mockserver.settings import Settings, make_deps
-from mockserver.statecheck import state_check
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.simulator import Simulator
+from layers_mock_server.core.store import Batch, StoreUnavailable
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.statecheck import state_check
 
 JSON = {"Content-Type": "application/json"}
 ORG = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"

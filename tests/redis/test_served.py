@@ -26,9 +26,9 @@ from served import BANNER_TIMEOUT_S
 from starlette.testclient import TestClient
 from support import FULL, PROJECT, SEED, auth
 
-from mockserver.cli import main
-from mockserver.http.app import build_app
-from mockserver.settings import Settings, make_deps
+from layers_mock_server.cli import main
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 
@@ -37,7 +37,7 @@ class Serve:
     """`layers-mock serve` in a subprocess, found through its banner."""
 
     def __init__(self, *args: str) -> None:
-        command = [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0"]
+        command = [sys.executable, "-m", "layers_mock_server.cli", "serve", "--port", "0"]
         command += ["--clock", "virtual", "--seed", str(SEED), *args]
         self.proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -27,12 +27,12 @@ from redisd import RedisServer
 from starlette.testclient import TestClient
 from support import FULL, GLOBEX, PROJECT, SEED, STANDARD, auth
 
-from mockserver import serving
-from mockserver.core.store import Batch
-from mockserver.http.app import build_app
-from mockserver.settings import Settings, make_deps
-from mockserver.stores import make_store
-from mockserver.stores.redis import RedisStore
+from layers_mock_server import serving
+from layers_mock_server.core.store import Batch
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.stores import make_store
+from layers_mock_server.stores.redis import RedisStore
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 

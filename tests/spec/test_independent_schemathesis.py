@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mockserver.spec import PARTNER_SPEC, partner_spec
+from layers_mock_server.spec import PARTNER_SPEC, partner_spec
 
 FULL_SCOPE_KEY = "lp_test_acmefull_Zx81Qm4TnR7vKp2W"
 PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"
@@ -25,7 +25,7 @@ PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"
 def test_schemathesis_defaults_find_nothing(tmp_path: Path) -> None:
     server_log = (tmp_path / "server.log").open("w")  # a file: a chatty server never blocks
     server = subprocess.Popen(
-        [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "layers_mock_server.cli", "serve", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=server_log,
         text=True,

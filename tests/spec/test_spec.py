@@ -18,7 +18,7 @@ import pytest
 import yaml
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from mockserver.http.control import TENANT_ROUTES
+from layers_mock_server.http.control import TENANT_ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "openapi"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from redisd import RedisServer
 
-from mockserver.core.store import (
+from layers_mock_server.core.store import (
     Batch,
     SharedStore,
     Store,
@@ -24,9 +24,9 @@ from mockserver.core.store import (
     StoreInUse,
     StoreUnavailable,
 )
-from mockserver.stores import MemoryStore
-from mockserver.stores.redis import RedisStore
-from mockserver.stores.sqlite import SqliteStore
+from layers_mock_server.stores import MemoryStore
+from layers_mock_server.stores.redis import RedisStore
+from layers_mock_server.stores.sqlite import SqliteStore
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import re
 import shutil
 import subprocess
 import time
@@ -300,13 +301,13 @@ def test_the_public_module_reaches_no_internals_and_nothing_internal_imports_it(
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 imported.add(node.module)
     # The app is built from Settings and served by the engine `layers-mock serve` runs on.
-    assert {m for m in imported if m.startswith("mockserver")} == {
-        "mockserver",
-        "mockserver.serving",
-        "mockserver.settings",
+    assert {m for m in imported if m.startswith("layers_mock_server")} == {
+        "layers_mock_server",
+        "layers_mock_server.serving",
+        "layers_mock_server.settings",
     }
-    for path in (ROOT / "mockserver").rglob("*.py"):
-        assert "layers_mock" not in path.read_text(), path
+    for path in (ROOT / "layers_mock_server").rglob("*.py"):
+        assert not re.search(r"\blayers_mock\b", path.read_text()), path
     assert set(layers_mock.__all__) >= {"LayersMock", "LayersMockError", "Recorded", "Keys"}
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mockserver.ui.assets import stylesheet
+from layers_mock_server.ui.assets import stylesheet
 
 # (text, background) pairs as the stylesheet uses them
 PAIRS = [

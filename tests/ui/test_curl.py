@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from mockserver.http.curl import base_url, curl_command
+from layers_mock_server.http.curl import base_url, curl_command
 
 HOSTILE = [
     "/v1/jobs/x'; touch /tmp/pwned; echo '",

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from support import FULL, GLOBEX, GLOBEX_PROJECT, PROJECT, Mock, auth, make_mock
 
-from mockserver.core import overview
-from mockserver.core.chaos import ChaosProfile
+from layers_mock_server.core import overview
+from layers_mock_server.core.chaos import ChaosProfile
 
 ACME = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
 GLOBEX_ORG = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"

@@ -8,17 +8,22 @@ import re
 import pytest
 from support import FULL, GLOBEX, GLOBEX_PROJECT, Mock, auth, make_mock
 
-from mockserver.cli import banner
-from mockserver.core.errors import ApiError
-from mockserver.core.journal import Journal
-from mockserver.http.access import OPEN, Principal
-from mockserver.http.strict import ContractViolation
-from mockserver.settings import Settings
-from mockserver.spec import control_spec, partner_spec
-from mockserver.ui.assets import SCRIPT, STYLESHEET, asset, asset_cache_size, stylesheet
-from mockserver.ui.pages import PUBLIC, UI_HANDLERS, Page, UiRequest, journal_entry
-from mockserver.ui.render import render
-from mockserver.ui.views import CREATE_OPERATION, POLL_OPERATION, page_context, request_context
+from layers_mock_server.cli import banner
+from layers_mock_server.core.errors import ApiError
+from layers_mock_server.core.journal import Journal
+from layers_mock_server.http.access import OPEN, Principal
+from layers_mock_server.http.strict import ContractViolation
+from layers_mock_server.settings import Settings
+from layers_mock_server.spec import control_spec, partner_spec
+from layers_mock_server.ui.assets import SCRIPT, STYLESHEET, asset, asset_cache_size, stylesheet
+from layers_mock_server.ui.pages import PUBLIC, UI_HANDLERS, Page, UiRequest, journal_entry
+from layers_mock_server.ui.render import render
+from layers_mock_server.ui.views import (
+    CREATE_OPERATION,
+    POLL_OPERATION,
+    page_context,
+    request_context,
+)
 
 HOSTILE_PROJECT = "</option><script>x()</script>"  # names are at most 30 characters
 HOSTILE_INFLUENCER = '"><img src=x onerror=a()>'

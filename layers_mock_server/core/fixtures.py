@@ -15,8 +15,9 @@ import yaml
 from .clock import DEFAULT_START_MS, parse_timestamp
 from .records import TIERS, ApiKey, Organization, Project, canonical_id
 
-# The repository's fixtures/ ships inside the package, like openapi/ (see mockserver/spec.py).
-DEFAULT_FIXTURES: Traversable = files("mockserver") / "fixtures" / "default.yaml"
+# The repository's fixtures/ ships inside the package, like openapi/
+# (see layers_mock_server/spec.py).
+DEFAULT_FIXTURES: Traversable = files("layers_mock_server") / "fixtures" / "default.yaml"
 # The key's id and secret hold no `_`, so the journal's redaction (core/journal.py) knows where
 # the id ends and never shows a part of the secret.
 KEY_SHAPE = re.compile(r"^lp_(live|test)_[A-Za-z0-9]+_[A-Za-z0-9]+$")
@@ -35,8 +36,8 @@ class Fixtures:
     projects: dict[str, Project] = field(default_factory=dict)
 
 
-# Checks a raw fixtures document against the contract (mockserver/fixturecheck.py): passed in,
-# so that this module stays free of the spec loader.
+# Checks a raw fixtures document against the contract (layers_mock_server/fixturecheck.py):
+# passed in, so that this module stays free of the spec loader.
 FixtureCheck = Callable[[dict[str, Any], str], None]
 
 

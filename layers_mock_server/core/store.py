@@ -3,7 +3,7 @@
 The simulator changes the state in memory and names what changed (`State.dirty`); `persist.py`
 turns that into a `Batch` of rows, and the HTTP edge hands the batch to the store before the
 response leaves, so a client that saw a 2xx can rely on its effect surviving a crash of a
-durable store. Stores live outside core/ (mockserver/stores/); tests/stores holds the one
+durable store. Stores live outside core/ (layers_mock_server/stores/); tests/stores holds the one
 contract suite every store passes.
 
 The interface is rows, not Python objects, so that a store on another machine (Redis, a

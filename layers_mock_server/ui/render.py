@@ -73,7 +73,7 @@ def environment() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     env = Environment(
-        loader=PackageLoader("mockserver.ui", "templates"),
+        loader=PackageLoader("layers_mock_server.ui", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,  # a misspelt name is an error in the tests, not a blank
         trim_blocks=True,

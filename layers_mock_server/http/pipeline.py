@@ -38,7 +38,7 @@ from .strict import check_response
 MUTATING = frozenset({"POST", "PATCH", "DELETE"})
 # Set in the request's scope just before its answer starts: dispatch.py's outermost guard reads
 # it instead of wrapping `send` to watch for http.response.start (a coroutine per message).
-STARTED = "mockserver.started"
+STARTED = "layers_mock_server.started"
 
 
 class ConnectionDropped(Exception):

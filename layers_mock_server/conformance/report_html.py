@@ -2,7 +2,7 @@
 a ticket: the summary, the verdict table, and each failure with its request, response, curl and
 the command that replays it.
 
-It has the dashboard's look: the one stylesheet of layers-mock's HTML (mockserver/ui/static/
+It has the dashboard's look: the one stylesheet of layers-mock's HTML (layers_mock_server/ui/static/
 layers.css, whose `body.report` rules are this page's) is inlined, so the file works offline
 and the two pages cannot drift apart."""
 

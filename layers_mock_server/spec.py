@@ -21,9 +21,9 @@ import yaml
 
 from .yaml_cache import load_yaml
 
-# The repository's openapi/ ships inside the package (mockserver/openapi links to it in a
+# The repository's openapi/ ships inside the package (layers_mock_server/openapi links to it in a
 # checkout; the wheel holds a copy), so an installed mock finds its contract wherever it lives.
-SPEC_DIR: Traversable = files("mockserver") / "openapi"
+SPEC_DIR: Traversable = files("layers_mock_server") / "openapi"
 PARTNER_SPEC = SPEC_DIR / "layers.yaml"
 CONTROL_SPEC = SPEC_DIR / "control.yaml"
 NOT_SIMULATED_SPEC = SPEC_DIR / "not-simulated.yaml"
