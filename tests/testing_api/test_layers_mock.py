@@ -205,11 +205,17 @@ def test_async_code_uses_the_async_client_and_awaits_the_sleep(mock: LayersMock)
     assert mock.now == START + timedelta(seconds=61)
 
 
-def test_a_wall_clock_mock_really_sleeps_and_moves_by_itself() -> None:
-    with LayersMock(clock="wall", speed=1000) as mock:
+def test_a_wall_clock_mock_really_sleeps_and_moves_by_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(layers_mock, "_real_sleep", slept.append)  # the host's sleep, recorded
+    with LayersMock(clock="wall", speed=1_000_000) as mock:
         before = mock.now
-        mock.sleep(0.01)  # 10 real ms, 10 mock seconds at speed 1000
-        assert mock.now >= before + timedelta(seconds=10)
+        mock.sleep(0.01)
+        assert slept == [0.01]  # handed to the host's sleep, not added to the mock clock
+        # at a million mock seconds per host second, any two reads are apart by themselves
+        assert before < mock.now < before + timedelta(seconds=10_000)
 
 
 def test_serve_puts_the_same_mock_on_a_real_port(mock: LayersMock) -> None:
