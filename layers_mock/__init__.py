@@ -113,7 +113,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Generator, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
@@ -142,6 +142,7 @@ from ._views import (
     parse_instant,
     recorded_from,
     roles_of,
+    wire_instant,
 )
 
 if TYPE_CHECKING:
@@ -362,15 +363,7 @@ class LayersMock:
     def set_clock(self, instant: datetime | str) -> datetime:
         """Jump to `instant`: an aware datetime, or ISO-8601 text with an offset or `Z`
         (`"2026-01-02T09:00:00Z"`). Never backwards (LayersMockError)."""
-        if isinstance(instant, str):
-            try:
-                instant = parse_instant(instant)
-            except ValueError:
-                raise LayersMockError(f"{instant!r} is not an ISO-8601 instant") from None
-        if not isinstance(instant, datetime) or instant.tzinfo is None:
-            raise LayersMockError("set_clock needs an aware datetime or ISO-8601 with an offset")
-        utc = instant.astimezone(UTC)
-        wire = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        wire = wire_instant(instant)
         moved = parse_instant(self._control("POST", "/_mock/clock/set", {"now": wire})["now"])
         self._carry_ns = 0
         return moved

@@ -8,11 +8,11 @@ tenant may do; given an organization id, the calls go as the operator's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ._views import LayersMockError, parse_instant
+from ._views import parse_instant, wire_instant
 
 Control = Callable[..., Any]
 
@@ -53,15 +53,7 @@ class Organization:
 
     def set_clock(self, instant: datetime | str) -> datetime:
         """Jump this organization's clock to `instant` (never backwards)."""
-        if isinstance(instant, str):
-            try:
-                instant = parse_instant(instant)
-            except ValueError:
-                raise LayersMockError(f"{instant!r} is not an ISO-8601 instant") from None
-        if not isinstance(instant, datetime) or instant.tzinfo is None:
-            raise LayersMockError("set_clock needs an aware datetime or ISO-8601 with an offset")
-        utc = instant.astimezone(UTC)
-        wire = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        wire = wire_instant(instant)
         return parse_instant(self._call("POST", self._path + "/set", {"now": wire})["now"])
 
     def follow_server_clock(self) -> datetime:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -148,6 +148,20 @@ class Rules:
 
 def parse_instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def wire_instant(instant: datetime | str) -> str:
+    """What `set_clock` accepts (an aware datetime, or ISO-8601 text with an offset or `Z`) as
+    the control plane's millisecond UTC text; LayersMockError for anything else."""
+    if isinstance(instant, str):
+        try:
+            instant = parse_instant(instant)
+        except ValueError:
+            raise LayersMockError(f"{instant!r} is not an ISO-8601 instant") from None
+    if not isinstance(instant, datetime) or instant.tzinfo is None:
+        raise LayersMockError("set_clock needs an aware datetime or ISO-8601 with an offset")
+    utc = instant.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def error_text(answer: Any, status: int) -> str:
