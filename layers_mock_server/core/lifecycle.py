@@ -14,7 +14,7 @@ read again whole before it answers anything else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from . import replica
 from .clock import MAX_MS, Clock
@@ -97,20 +97,30 @@ class Lifecycle:
 
     # -- a shared store ---------------------------------------------------------------------
 
-    def catch_up(self, bucket: Bucket | None = None) -> None:
+    def catch_up(self, buckets: Sequence[Bucket] = ()) -> list[int]:
         """Apply what other workers committed since this one last looked (StoreUnavailable),
-        and count the request in `bucket`, its rate window, across workers."""
-        if self.shared is not None:
-            self._apply(self.shared.changes(bucket), bucket)
+        counting one request in each of `buckets` across workers: one round trip for every
+        read waiting at once (http/shared.py). Returns each request's number in its window,
+        which `count` installs when that request runs."""
+        if self.shared is None:
+            return []
+        changes = self.shared.changes(buckets)
+        self._apply(changes)
+        return changes.counted
 
-    def take_lease(self, bucket: Bucket | None = None) -> bool:
+    def count(self, bucket: Bucket, counted: int) -> None:
+        """The request about to run is the `counted`-th in its rate window across workers:
+        its own take in the pipeline makes it so (exact however the waiting reads interleave)."""
+        self.state.rates.seed(bucket.api_key_id, bucket.endpoint_class, bucket.window, counted - 1)
+
+    def take_lease(self) -> bool:
         """Take the sandbox's write lease and catch up; False while another worker holds it.
         The rate windows a leased request uses are written with it, even if nothing else is."""
         assert self.shared is not None
-        changes = self.shared.lock(bucket)
+        changes = self.shared.lock()
         if changes is None:
             return False
-        self._apply(changes, bucket)
+        self._apply(changes)
         self.state.dirty.add(("meta", ""))
         return True
 
@@ -121,16 +131,13 @@ class Lifecycle:
         if self.shared is not None:
             self.shared.unlock()
 
-    def _apply(self, changes: Changes, bucket: Bucket | None = None) -> None:
+    def _apply(self, changes: Changes) -> None:
         if changes.everything is not None:
             self._resume(changes.everything)
         elif changes.batches:
             for batch in changes.batches:
                 replica.apply(self.state, batch, self.clock)
             self.generation += 1  # records were replaced: a waiting request looks them up again
-        if bucket is not None and changes.counted is not None:
-            b = bucket
-            self.state.rates.seed(b.api_key_id, b.endpoint_class, b.window, changes.counted - 1)
 
     def reset(self, seed: int | None = None) -> None:
         fresh = State.from_fixtures(self.fixtures, self.state.seed if seed is None else seed)

@@ -66,13 +66,15 @@ class Changes:
 
     batches: list[Batch] = field(default_factory=list)
     everything: Stored | None = None
-    counted: int | None = None  # the request's number in the rate window it asked to count
+    # Each counted request's number in its rate window, in the order the buckets were given.
+    counted: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
     """A rate window counted in the shared store itself, in the same round trip as the
-    catch-up: a read's window is exact across workers without a write of its own."""
+    catch-up: a read's window is exact across workers without a write of its own. One
+    catch-up counts many reads (one bucket each, the same bucket as often as it is given)."""
 
     api_key_id: str
     endpoint_class: str
@@ -102,13 +104,13 @@ class SharedStore(Store, Protocol):
     change the state runs under the sandbox's lease (`lock` ... `write`/`unlock`), so requests
     are serializable across servers: one order, as if one process had answered them all."""
 
-    def changes(self, bucket: Bucket | None = None) -> Changes:
+    def changes(self, buckets: Sequence[Bucket] = ()) -> Changes:
         """What others committed since this store's position (one round trip), counting one
-        request in `bucket` when given."""
+        request in each of `buckets` (`Changes.counted`, in the same order)."""
 
-    def lock(self, bucket: Bucket | None = None) -> Changes | None:
+    def lock(self) -> Changes | None:
         """Take the lease and return the changes up to now (one round trip), or None when
-        another server holds it (try again shortly); counts in `bucket` once taken."""
+        another server holds it (try again shortly)."""
 
     def unlock(self) -> None:
         """Give the lease back (a no-op when not held)."""

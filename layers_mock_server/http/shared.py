@@ -4,9 +4,14 @@ Before a request, the worker's copy of the state catches up with what the other 
 committed (core/lifecycle.py). A request that may change the state (POST, PATCH, PUT, DELETE;
 any request while rules are set; a read of a job that polls move, or any with `--progression
 poll`) first takes the sandbox's write lease, so writes are serialized across workers; its
-commit gives the lease back in the same round trip. A read takes one round trip (the catch-up)
-and no lease; that round trip also counts a partner read in its key's read-light window in
-Redis, so read limits hold across workers as write limits do (through the commits).
+commit gives the lease back in the same round trip. A read takes no lease, and shares its
+catch-up: reads that arrive together wait in a queue, and one round trip, started after every
+one of them arrived (`loop.call_soon`), brings the copy up to date for all of them; so each is
+answered from a copy at least as new as the moment it arrived (linearizable), and under load K
+reads cost one round trip instead of K. That round trip also counts each partner read in its
+key's read-light window in Redis, and hands each read its own number there, so read limits
+hold across workers as write limits do (through the commits). The round trip stays a
+synchronous call of redis-py's client: nothing else of this worker runs in the middle of it.
 
 Within the worker, an asyncio lock makes its own leased requests take turns, so the lease is
 asked for by one request at a time; a latency fault gives the lease up while it sleeps
@@ -42,6 +47,8 @@ class SharedGate:
         self.app = app
         self.deps = deps
         self.turn = asyncio.Lock()
+        # Reads waiting for the next catch-up, each with the rate window it counts in.
+        self.waiting: list[tuple[Bucket | None, asyncio.Future[int]]] = []
         deps.shared = self
         deps.sim.may_commit = _HOLDING.get  # only the request holding the lease writes
 
@@ -65,11 +72,14 @@ class SharedGate:
             await self.app(scope, receive, send)
             return
         if scope["method"] not in WRITES:  # a write catches up as it takes the lease
+            bucket = self._bucket(scope)
             try:
-                self.deps.sim.catch_up(self._bucket(scope))
+                counted = await self._caught_up(bucket)
             except StoreUnavailable as exc:
                 await self._unavailable(send, exc)
                 return
+            if bucket is not None:
+                self.deps.sim.count(bucket, counted)
             if not self._writes(scope):
                 await self.app(scope, receive, send)
                 return
@@ -83,6 +93,31 @@ class SharedGate:
                 await self.app(scope, receive, send)
             finally:
                 self._release()
+
+    def _caught_up(self, bucket: Bucket | None) -> asyncio.Future[int]:
+        """Wait for the next shared catch-up (it counts `bucket` when given; its number there)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.waiting.append((bucket, future))
+        if len(self.waiting) == 1:  # the first to wait schedules the round trip for all
+            future.get_loop().call_soon(self._catch_up)
+        return future
+
+    def _catch_up(self) -> None:
+        """One round trip for every read waiting now; each is woken with its number in its
+        rate window (0 without one), or with the reason none of them could be answered."""
+        waiting, self.waiting = self.waiting, []
+        buckets = [b for b, _ in waiting if b is not None]
+        try:
+            counted = iter(self.deps.sim.catch_up(buckets))
+        except Exception as exc:  # StoreUnavailable: 503 each; anything else: each one's bug
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for bucket, future in waiting:
+            number = next(counted) if bucket is not None else 0
+            if not future.done():  # a reader that went away was counted all the same
+                future.set_result(number)
 
     def _bucket(self, scope: dict[str, Any]) -> Bucket | None:
         """The read-light window a partner read of a rate-limited key counts in, so that it is

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -99,24 +100,28 @@ return {'OK', n}
 """
 
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
+# KEYS[6..] are rate windows, each counted ARGV[6..] times (one bucket per waiting read, the
+# same window once with its number of reads); then come the journal's entries.
 CHANGES = """#!lua
-local log, commits, lease, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local seen, token, ms = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local log, commits, lease = KEYS[1], KEYS[2], KEYS[3]
+local seen, token, ms, far = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 if token ~= '' and not redis.call('SET', lease, token, 'NX', 'PX', ms) then
   if redis.call('GET', lease) ~= token then return {'HELD'} end
 end
-for i = 7, #ARGV do  -- journal entries this worker recorded since its last round trip
-  local j = redis.call('INCR', KEYS[6])
-  redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[6], '*', 'n', j, 'e', ARGV[i])
+local counted = {}
+for i = 6, #KEYS do
+  local by = tonumber(ARGV[i])
+  local c = redis.call('INCRBY', KEYS[i], by)
+  if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
+  counted[#counted + 1] = c
 end
-local counted = 0
-if ARGV[5] == '1' then
-  counted = redis.call('INCR', rate)
-  if counted == 1 then redis.call('PEXPIRE', rate, 180000) end  -- a window lasts a minute
+for i = #KEYS + 1, #ARGV do  -- journal entries this worker recorded since its last round trip
+  local j = redis.call('INCR', KEYS[5])
+  redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[5], '*', 'n', j, 'e', ARGV[i])
 end
 local n = tonumber(redis.call('GET', commits) or '0')
 if n == seen then return {'OK', n, {}, counted} end
-if n - seen > tonumber(ARGV[4]) then return {'FAR', n, {}, counted} end
+if n - seen > far then return {'FAR', n, {}, counted} end
 local entries = redis.call('XREVRANGE', log, '+', '-', 'COUNT', n - seen)
 return {'OK', n, entries, counted}
 """
@@ -258,11 +263,11 @@ class RedisStore:
 
     # -- SharedStore ------------------------------------------------------------------------
 
-    def changes(self, bucket: Bucket | None = None) -> Changes:
-        return self._changes("", bucket=bucket)  # type: ignore[return-value]
+    def changes(self, buckets: Sequence[Bucket] = ()) -> Changes:
+        return self._changes("", buckets=buckets)  # type: ignore[return-value]
 
-    def lock(self, bucket: Bucket | None = None) -> Changes | None:
-        return self._changes(secrets.token_hex(8), bucket=bucket)
+    def lock(self) -> Changes | None:
+        return self._changes(secrets.token_hex(8))
 
     def unlock(self) -> None:
         if self.token and self._client is not None:
@@ -337,25 +342,27 @@ class RedisStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _changes(
-        self, token: str, max_distance: int | None = None, bucket: Bucket | None = None
+        self, token: str, max_distance: int | None = None, buckets: Sequence[Bucket] = ()
     ) -> Changes | None:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
-        rate = self.keys["rates"]
-        if bucket is not None:
-            rate += f":{bucket.api_key_id}:{bucket.endpoint_class}:{bucket.window}"
-        keys = [self.keys["log"], self.keys["commits"], self.keys["lease"], rate]
-        keys += [self.keys["journal"], self.keys["journal-seq"]]
+        windows: dict[Bucket, int] = {}  # each window once, with how many reads it counts
+        for bucket in buckets:
+            windows[bucket] = windows.get(bucket, 0) + 1
+        keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
+        rates = self.keys["rates"]
+        keys += [f"{rates}:{b.api_key_id}:{b.endpoint_class}:{b.window}" for b in windows]
         far = self.log_length // 2 if max_distance is None else max_distance
-        args = [self.seen, token, self.lease_ms, far, "0" if bucket is None else "1"]
+        args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
+        args += windows.values()
         entries, self.outbox = self.outbox, []  # the journal's, sent on the way
-        args += [self.journal_capacity, *entries]
+        args += entries
         answer = self._call("changes", keys, args, retry=True)
         if answer[0] == b"HELD":
             return None
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone
         n, entries = int(answer[1]), answer[2]
-        counted = int(answer[3]) if bucket is not None else None
+        counted = _numbers(buckets, windows, answer[3])
         if n == self.seen:
             return Changes(counted=counted)
         batches: list[Batch] = []
@@ -394,6 +401,17 @@ class RedisStore:
                 found.append((table, ident, data))
         elapsed = now[0] * 1000 + now[1] // 1000 - int(at) if at is not None else 0
         return Stored(meta, iter(found), max(0, elapsed))
+
+
+def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[Any]) -> list[int]:
+    """Each read's number in its window: a window counted k times up to `last` numbers its
+    reads last - k + 1 ... last, in the order they were given."""
+    next_of = {b: int(top) - k + 1 for (b, k), top in zip(windows.items(), last, strict=True)}
+    numbers = []
+    for bucket in buckets:
+        numbers.append(next_of[bucket])
+        next_of[bucket] += 1
+    return numbers
 
 
 def _batch(raw: bytes) -> Batch:

@@ -1,0 +1,154 @@
+"""Round trips shared by the requests of one worker on Redis (http/shared.py): reads that
+arrive together wait for one catch-up that started after all of them arrived.
+
+The requests here are driven straight into the worker's ASGI app on one event loop, so that
+"arrived together" is exact: every request's first step runs before the loop's next callback,
+which is where the shared round trip is scheduled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+from redisd import RedisServer
+from support import FULL, PROJECT, SEED, STANDARD, auth
+
+from layers_mock_server.core.store import StoreUnavailable
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
+
+CREATE = f"/v1/projects/{PROJECT}/influencers"
+
+
+class Worker:
+    """One worker (its app, its copy, its store) on a sandbox, and its round trips."""
+
+    def __init__(self, url: str) -> None:
+        self.deps: Deps = make_deps(Settings(state=url, clock="virtual", seed=SEED, strict=True))
+        self.app = build_app(self.deps)
+        self.store: Any = self.deps.sim.shared
+        self.trips: list[str] = []
+        for name in ("changes", "lock", "write"):
+            self._count(name)
+
+    def _count(self, name: str) -> None:
+        real: Callable[..., Any] = getattr(self.store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.trips.append(name)
+            return real(*args, **kwargs)
+
+        setattr(self.store, name, counted)
+
+    async def call(
+        self, method: str, path: str, headers: dict[str, str], body: Any = None
+    ) -> tuple[int, Any]:
+        """One request through the worker's ASGI app: (status, parsed body)."""
+        raw = b"" if body is None else orjson.dumps(body)
+        sent: list[dict[str, Any]] = []
+        listed = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        if raw:
+            listed.append((b"content-type", b"application/json"))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": listed,
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 80),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await self.app(scope, receive, send)
+        payload = b"".join(m.get("body", b"") for m in sent[1:])
+        return sent[0]["status"], orjson.loads(payload) if payload else None
+
+    def together(self, *requests: tuple[str, str, dict[str, str], Any]) -> list[tuple[int, Any]]:
+        """Every request arrives in the same loop tick; their answers in order."""
+
+        async def run() -> list[tuple[int, Any]]:
+            return list(await asyncio.gather(*(self.call(*r) for r in requests)))
+
+        return asyncio.run(run())
+
+    def close(self) -> None:
+        self.store.close()
+
+
+@pytest.fixture
+def two(redis_server: RedisServer) -> Iterator[tuple[Worker, Worker]]:
+    url = redis_server.sandbox()
+    first, second = Worker(url), Worker(url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def test_reads_that_arrive_together_share_one_round_trip_that_sees_every_earlier_commit(
+    two: tuple[Worker, Worker],
+) -> None:
+    first, second = two
+    [(status, made)] = second.together(("POST", CREATE, auth(FULL), {"gender": "male"}))
+    assert status == 202
+    first.trips.clear()
+    answers = first.together(*[("GET", CREATE, auth(FULL), None)] * 12)
+    assert first.trips == ["changes"]  # twelve reads, one catch-up
+    for status, listed in answers:  # each saw the commit made before it arrived
+        assert status == 200
+        assert [i["influencerId"] for i in listed["items"]] == [made["influencerId"]]
+
+
+def test_a_shared_round_trip_numbers_each_read_in_its_window_exactly(
+    two: tuple[Worker, Worker],
+) -> None:
+    first, second = two
+    whoami = ("GET", "/v1/whoami", auth(STANDARD), None)
+    mixed = [whoami] * 70 + [("GET", "/v1/whoami", auth(FULL), None)] * 5 + [whoami] * 60
+    answers = first.together(*mixed)
+    assert first.trips == ["changes"]
+    standard = [status for status, _ in answers[:70] + answers[75:]]
+    assert standard == [200] * 120 + [429] * 10  # `read-light`: 120 a minute, in arrival order
+    assert [status for status, _ in answers[70:75]] == [200] * 5  # another key's own window
+    # the window is counted in Redis: the other worker's next read is the 131st
+    [(status, body)] = second.together(whoami)
+    assert status == 429 and body["error"]["code"] == "RATE_LIMITED"
+
+
+def test_a_shared_round_trip_that_fails_answers_every_waiting_read_with_503(
+    two: tuple[Worker, Worker],
+) -> None:
+    first, _ = two
+    real = first.store.changes
+    failures: list[int] = []
+
+    def unreachable(buckets: Any = ()) -> Any:
+        failures.append(len(buckets))
+        raise StoreUnavailable("redis://127.0.0.1:1/0: Connection refused")
+
+    first.store.changes = unreachable
+    answers = first.together(*[("GET", "/v1/whoami", auth(STANDARD), None)] * 6)
+    assert failures == [6]  # one round trip for all six, and it failed
+    for status, body in answers:
+        assert status == 503
+        assert body["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert body["error"]["details"]["reason"].endswith("Connection refused")
+    first.store.changes = real
+    answers = first.together(*[("GET", "/v1/whoami", auth(STANDARD), None)] * 121)
+    # nothing of the failed reads was counted: the window still holds 120 reads
+    assert [status for status, _ in answers] == [200] * 120 + [429]
