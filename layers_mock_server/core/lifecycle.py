@@ -45,6 +45,10 @@ class Lifecycle:
         # tells): a read that runs while another request of this worker holds it must not
         # write that request's half-done changes, nor give its lease back.
         self.may_commit: Callable[[], bool] = lambda: True
+        # Whether the request's commit waits for its group's (http/shared.py): its batch is
+        # kept in `pending`, in order, and `commit_group` writes them all in one round trip.
+        self.defers: Callable[[], bool] = lambda: False
+        self.pending: list[Batch] = []
         self.check: Check | None = None
         if store is not None and getattr(store, "shared", False):  # older test doubles lack it
             shared: SharedStore = store  # type: ignore[assignment]
@@ -86,7 +90,9 @@ class Lifecycle:
         if self.shared is not None and not self.may_commit():
             return  # not this request's to write: the lease holder's commit takes it along
         if state.dirty:
-            if self.store is not None:
+            if self.shared is not None and self.defers():  # the meta row goes with the group's
+                self.pending.append(dirty_batch(state, self.requests, self.clock, meta=False))
+            elif self.store is not None:
                 try:
                     self.store.write(dirty_batch(state, self.requests, self.clock))
                 except StoreUnavailable:
@@ -94,6 +100,21 @@ class Lifecycle:
                         self.shared.forget()
                     raise
             state.dirty.clear()
+
+    def commit_group(self) -> None:
+        """Write what a group of requests changed: each one's batch in the order they ran,
+        then what is left (with the meta row), in one round trip; StoreUnavailable if none of
+        it could be written (this worker's copy is then read again, as after `commit`)."""
+        assert self.shared is not None
+        batches, self.pending = self.pending, []
+        batches.append(dirty_batch(self.state, self.requests, self.clock))
+        try:
+            self.shared.write_all(batches)
+        except StoreUnavailable:
+            self.shared.forget()
+            raise
+        finally:
+            self.state.dirty.clear()
 
     # -- a shared store ---------------------------------------------------------------------
 

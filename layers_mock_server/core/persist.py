@@ -32,8 +32,9 @@ def counter_rows(ceilings: dict[str, int]) -> list[Row]:
     return [(COUNTERS, kind, str(n).encode()) for kind, n in ceilings.items()]
 
 
-def dirty_batch(state: State, ids: RequestIds, clock: Clock) -> Batch:
-    """The rows a request changed, as they are now (or deleted when gone), and the meta row."""
+def dirty_batch(state: State, ids: RequestIds, clock: Clock, *, meta: bool = True) -> Batch:
+    """The rows a request changed, as they are now (or deleted when gone), and the meta row
+    (unless `meta` is False: a group commit writes it once, with its last batch)."""
     upserts: list[Row] = []
     deletes: list[tuple[str, str]] = []
     for table, ident in state.dirty:
@@ -50,7 +51,7 @@ def dirty_batch(state: State, ids: RequestIds, clock: Clock) -> Batch:
             deletes.append((table, ident))
         else:
             upserts.append((table, ident, data))
-    return Batch(upserts, deletes, meta_bytes(state, ids, clock))
+    return Batch(upserts, deletes, meta_bytes(state, ids, clock) if meta else None)
 
 
 def whole_batch(state: State, ids: RequestIds, clock: Clock, now_ms: int | None = None) -> Batch:

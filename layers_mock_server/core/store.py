@@ -115,6 +115,10 @@ class SharedStore(Store, Protocol):
     def unlock(self) -> None:
         """Give the lease back (a no-op when not held)."""
 
+    def write_all(self, batches: Sequence[Batch]) -> None:
+        """`write` for several batches, in order, all or none: a group commit (each batch is
+        one request's, committed under a number of its own, so others apply them in order)."""
+
     def holds(self) -> bool:
         """Whether this server holds the lease (a write gives it back)."""
 

@@ -59,42 +59,56 @@ LEASE_MS = 10_000  # a write lease outlives any request's synchronous step by fa
 COUNTERS = "counters"  # persist.COUNTERS: request-number reservations, kept in `requests`
 SEP = "\x00"
 
-# The write: lease and position checked, rows applied, the batch logged, the lease released.
+# The write: lease and position checked, then each batch applied and logged in order (a group
+# commit brings several, each committed under its own number), and the lease released.
 # `#!lua` (no flags): Redis checks maxmemory before the script starts, so a full Redis refuses
-# the whole batch instead of applying part of it.
+# the whole write instead of applying part of it.
 WRITE = """#!lua
 local rows, order, meta, log, commits, lease, requests, seq =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local token, seen, wipe, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local token, seen, maxlen, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+for i = 6 + count, #ARGV do  -- journal entries this worker recorded since its last round trip
+  local j = redis.call('INCR', KEYS[11])
+  redis.call('XADD', KEYS[10], 'MAXLEN', ARGV[4], '*', 'n', j, 'e', ARGV[i])
+end
 local holder = redis.call('GET', lease)
 if holder and holder ~= token then return {'LEASE'} end
 local n = tonumber(redis.call('GET', commits) or '0')
 if n ~= seen then return {'BEHIND'} end
-local batch = cjson.decode(ARGV[5])
-if wipe == '1' then redis.call('DEL', rows, order) end
-for _, d in ipairs(batch.d) do
-  local f = d[1] .. '\\0' .. d[2]
-  redis.call('HDEL', rows, f)
-  redis.call('ZREM', order, f)
-end
-local base = redis.call('INCRBY', seq, #batch.u)
-for i, u in ipairs(batch.u) do
-  if u[1] == 'counters' then
-    local now = tonumber(redis.call('HGET', requests, u[2]) or '0')
-    if tonumber(u[3]) > now then redis.call('HSET', requests, u[2], u[3]) end
-  else
-    local f = u[1] .. '\\0' .. u[2]
-    redis.call('HSET', rows, f, u[3])
-    redis.call('ZADD', order, 'NX', base - #batch.u + i, f)
+local met = false
+for b = 6, 5 + count do
+  local batch, logged = cjson.decode(ARGV[b]), ARGV[b]
+  if batch.w then  -- a wipe is logged without its rows: the others read everything after it
+    redis.call('DEL', rows, order)
+    logged = '{"u":[],"d":[],"m":null,"w":true}'
   end
+  for _, d in ipairs(batch.d) do
+    local f = d[1] .. '\\0' .. d[2]
+    redis.call('HDEL', rows, f)
+    redis.call('ZREM', order, f)
+  end
+  local base = redis.call('INCRBY', seq, #batch.u)
+  for i, u in ipairs(batch.u) do
+    if u[1] == 'counters' then
+      local now = tonumber(redis.call('HGET', requests, u[2]) or '0')
+      if tonumber(u[3]) > now then redis.call('HSET', requests, u[2], u[3]) end
+    else
+      local f = u[1] .. '\\0' .. u[2]
+      redis.call('HSET', rows, f, u[3])
+      redis.call('ZADD', order, 'NX', base - #batch.u + i, f)
+    end
+  end
+  if batch.m ~= cjson.null then
+    redis.call('SET', meta, batch.m)
+    met = true
+  end
+  n = redis.call('INCR', commits)
+  redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'n', n, 'b', logged)
 end
-if batch.m ~= cjson.null then
-  redis.call('SET', meta, batch.m)
+if met then
   local t = redis.call('TIME')
   redis.call('SET', KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
 end
-n = redis.call('INCR', commits)
-redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'n', n, 'b', ARGV[6])
 if holder then redis.call('DEL', lease) end
 return {'OK', n}
 """
@@ -231,19 +245,19 @@ class RedisStore:
         return everything
 
     def write(self, batch: Batch) -> None:
+        self.write_all([batch])
+
+    def write_all(self, batches: Sequence[Batch]) -> None:
         client = self._client
         if client is None:
             raise StoreUnavailable(f"{self.where} is not open")
-        upserts = [[t, i, d.decode()] for t, i, d in batch.upserts]  # whole before anything
-        deletes = [[t, i] for t, i in batch.deletes]
-        meta = None if batch.meta is None else batch.meta.decode()
-        entry = orjson.dumps({"u": upserts, "d": deletes, "m": meta, "w": batch.wipe})
-        # A wipe is logged without its rows: the others read everything after one anyway.
-        logged = orjson.dumps({"u": [], "d": [], "m": None, "w": True}) if batch.wipe else entry
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
-        keys += [self.keys["requests"], self.keys["seq"], self.keys["at"]]
-        args = [self.token, self.seen, "1" if batch.wipe else "0", self.log_length, entry, logged]
-        answer = self._call("write", keys, args)
+        keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
+        args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
+        args.append(len(batches))
+        args += [_entry(batch) for batch in batches]  # each whole before anything is sent
+        entries, self.outbox = self.outbox, []  # the journal's, sent on the way
+        answer = self._call("write", keys, args + entries)
         self.token = ""  # the script gave the lease back
         if answer[0] != b"OK":
             raise StoreConflict(
@@ -412,6 +426,14 @@ def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[A
         numbers.append(next_of[bucket])
         next_of[bucket] += 1
     return numbers
+
+
+def _entry(batch: Batch) -> bytes:
+    """A batch as the write script and the log take it (rows as text: the data is JSON)."""
+    upserts = [[t, i, d.decode()] for t, i, d in batch.upserts]
+    deletes = [[t, i] for t, i in batch.deletes]
+    meta = None if batch.meta is None else batch.meta.decode()
+    return orjson.dumps({"u": upserts, "d": deletes, "m": meta, "w": batch.wipe})
 
 
 def _batch(raw: bytes) -> Batch:

@@ -1,13 +1,13 @@
 """The request journal of a sandbox on Redis: every worker's entries in one capped stream.
 
-Each worker records its entries as a single server does (core/journal.py) and sends them to
-the sandbox's `journal` stream with its next round trip to Redis (the next request's
-catch-up: under load, no round trip of their own), or within `FLUSH_S` when no request
-comes. A read of `/_mock/requests` on any worker sends that worker's own first, then reads
-the stream: it shows what every worker answered, newest first in the order the entries
-reached Redis (entries of two workers answered within a few milliseconds of each other may
-swap places). The stream keeps the newest `capacity` entries (1,000); the byte bound applies
-when the journal is read, as in one process.
+Each worker records its entries as a single server does (core/journal.py) and sends them to the
+sandbox's `journal` stream with its next round trip to Redis (a catch-up or a commit: under
+load, no round trip of their own), or within `FLUSH_S` when no request comes. A read of
+`/_mock/requests` on any worker sends that worker's own first, then reads the stream: it shows
+what every worker answered, newest first in the order the entries reached Redis (entries of two
+workers answered within a few milliseconds of each other may swap places). The stream keeps the
+newest `capacity` entries (1,000); the byte bound applies when the journal is read, as in one
+process.
 
 Entries travel as JSON: headers and bodies as latin-1 text, so bytes come back exactly, and
 keys are redacted when the journal is read, as in one process.

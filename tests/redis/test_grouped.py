@@ -1,9 +1,11 @@
 """Round trips shared by the requests of one worker on Redis (http/shared.py): reads that
-arrive together wait for one catch-up that started after all of them arrived.
+arrive together wait for one catch-up that started after all of them arrived; writes waiting
+for the turn are committed together, under one lease, with their answers held until then.
 
 The requests here are driven straight into the worker's ASGI app on one event loop, so that
 "arrived together" is exact: every request's first step runs before the loop's next callback,
-which is where the shared round trip is scheduled.
+which is where the shared round trip is scheduled. Reading a request's body yields to the
+loop once (as a server's does), so the requests that arrived meanwhile queue for the turn.
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ from support import FULL, PROJECT, SEED, STANDARD, auth
 
 from layers_mock_server.core.store import StoreUnavailable
 from layers_mock_server.deps import Deps
+from layers_mock_server.http import shared
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
+
+
+class Turn:
+    """One trip through the event loop (a bare yield: the task runs again next iteration)."""
+
+    def __await__(self) -> Iterator[None]:
+        yield
 
 
 class Worker:
@@ -32,15 +42,17 @@ class Worker:
         self.deps: Deps = make_deps(Settings(state=url, clock="virtual", seed=SEED, strict=True))
         self.app = build_app(self.deps)
         self.store: Any = self.deps.sim.shared
+        self.loop = asyncio.new_event_loop()  # one loop, as a worker has
         self.trips: list[str] = []
-        for name in ("changes", "lock", "write"):
+        self.request_ids: list[str] = []
+        for name in ("changes", "lock", "write_all"):  # `write` is a write_all of one
             self._count(name)
 
     def _count(self, name: str) -> None:
         real: Callable[..., Any] = getattr(self.store, name)
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.trips.append(name)
+            self.trips.append(name.removesuffix("_all"))
             return real(*args, **kwargs)
 
         setattr(self.store, name, counted)
@@ -54,6 +66,7 @@ class Worker:
         listed = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         if raw:
             listed.append((b"content-type", b"application/json"))
+            listed.append((b"content-length", str(len(raw)).encode()))
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -70,6 +83,7 @@ class Worker:
         }
 
         async def receive() -> dict[str, Any]:
+            await Turn()
             return {"type": "http.request", "body": raw, "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
@@ -77,6 +91,8 @@ class Worker:
 
         await self.app(scope, receive, send)
         payload = b"".join(m.get("body", b"") for m in sent[1:])
+        found = dict(sent[0]["headers"])
+        self.request_ids.append(found.get(b"x-request-id", b"").decode())
         return sent[0]["status"], orjson.loads(payload) if payload else None
 
     def together(self, *requests: tuple[str, str, dict[str, str], Any]) -> list[tuple[int, Any]]:
@@ -85,10 +101,11 @@ class Worker:
         async def run() -> list[tuple[int, Any]]:
             return list(await asyncio.gather(*(self.call(*r) for r in requests)))
 
-        return asyncio.run(run())
+        return self.loop.run_until_complete(run())
 
     def close(self) -> None:
         self.store.close()
+        self.loop.close()
 
 
 @pytest.fixture
@@ -152,3 +169,78 @@ def test_a_shared_round_trip_that_fails_answers_every_waiting_read_with_503(
     answers = first.together(*[("GET", "/v1/whoami", auth(STANDARD), None)] * 121)
     # nothing of the failed reads was counted: the window still holds 120 reads
     assert [status for status, _ in answers] == [200] * 120 + [429]
+
+
+def influencers(worker: Worker) -> list[str]:
+    [(status, listed)] = worker.together(("GET", CREATE, auth(FULL), None))
+    assert status == 200
+    return [i["influencerId"] for i in listed["items"]]
+
+
+@pytest.fixture
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No time cap on a group: a loaded machine cannot split the groups these tests expect."""
+    monkeypatch.setattr(shared, "GROUP_S", 3600.0)
+
+
+def test_writes_waiting_for_the_turn_share_one_lease_and_one_commit(
+    two: tuple[Worker, Worker], patient: None
+) -> None:
+    first, second = two
+    answers = first.together(*[("POST", CREATE, auth(FULL), {"gender": "male"})] * 5)
+    assert [status for status, _ in answers] == [202] * 5
+    assert first.trips == ["lock", "write"]  # two round trips for five creates
+    made = [body["influencerId"] for _, body in answers]
+    assert len(set(made)) == 5
+    assert sorted(influencers(second)) == sorted(made)  # all of them committed
+    assert first.store._client.get(first.store.keys["lease"]) is None  # given back
+
+
+def test_a_group_gives_the_lease_back_after_group_writes_requests(
+    two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = two
+    monkeypatch.setattr(shared, "GROUP_WRITES", 3)
+    answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 7)
+    assert [status for status, _ in answers] == [202] * 7
+    assert first.trips == ["lock", "write"] * 3  # 3 + 3 + 1: the lease went back in between
+    assert len(influencers(second)) == 7
+    monkeypatch.setattr(shared, "GROUP_S", 0.0)  # no time to wait for anyone: one by one
+    first.trips.clear()
+    answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 3)
+    assert [status for status, _ in answers] == [202] * 3
+    assert first.trips == ["lock", "write"] * 3
+
+
+def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_none(
+    two: tuple[Worker, Worker], patient: None
+) -> None:
+    first, second = two
+    real = first.store.write_all
+    calls: list[int] = []
+
+    def refused(batches: Any) -> None:
+        calls.append(len(batches))
+        raise StoreUnavailable("redis://127.0.0.1:1/0: Connection reset by peer")
+
+    first.store.write_all = refused
+    before = len(first.request_ids)
+    answers = first.together(
+        *[("POST", CREATE, auth(FULL), {"gender": "female"})] * 4,
+        ("GET", CREATE, auth(FULL), None),  # arrives while the group is open
+    )
+    assert calls == [5]  # one commit for the group (a batch for each, then the meta row)
+    for status, body in answers[:4]:
+        assert status == 503
+        assert body["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert body["error"]["details"]["reason"].endswith("Connection reset by peer")
+    ids = set(first.request_ids[before : before + 5])  # the four and the read's
+    assert len(ids) == 5 and "" not in ids  # each its own request id, as in its envelope
+    assert {body["error"]["requestId"] for _, body in answers[:4]} < ids
+    # the read waited for the group's commit: it never saw the creates that were not kept
+    assert answers[4] == (200, answers[4][1]) and answers[4][1]["items"] == []
+    assert influencers(second) == []
+    first.store.write_all = real
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    assert influencers(first) == influencers(second) == [made["influencerId"]]
