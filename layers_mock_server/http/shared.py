@@ -41,6 +41,7 @@ from ..core.errors import ApiError
 from ..core.ratelimit import LIMITS, WINDOW_MS
 from ..core.store import Bucket, StoreUnavailable
 from ..deps import Deps
+from .inputs import MAX_BODY_BYTES
 from .render import dumps, error_body, send_response
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -84,11 +85,12 @@ class Held:
 class Group:
     """The requests whose changes wait for one commit, and when the lease was taken."""
 
-    __slots__ = ("done", "since", "size")
+    __slots__ = ("done", "since", "size", "timer")
 
     def __init__(self, since: float) -> None:
         self.since = since
         self.size = 0
+        self.timer = False
         self.done: asyncio.Future[StoreUnavailable | None] = (
             asyncio.get_running_loop().create_future()
         )
@@ -107,6 +109,7 @@ class SharedGate:
         self.waiting: list[tuple[Bucket | None, asyncio.Future[int]]] = []
         self.reading = 0  # reads woken by a catch-up that have not answered yet
         self.queued = 0  # leased requests waiting for the turn
+        self.coming = 0  # partner writes reading their body, to wait for the turn next
         self.group: Group | None = None  # the open group commit, if any
         deps.shared = self
         deps.sim.may_commit = _HOLDING.get  # only the request holding the lease writes
@@ -157,6 +160,14 @@ class SharedGate:
         """Take the turn (and the lease, unless this worker's open group holds it), run the
         request, and commit: now, or with the group (see the module docstring)."""
         groupable = self.app.partner.match(scope["path"], scope["method"]) is not None
+        if groupable:  # wait for the body before the turn, not holding it; the group waits
+            self.coming += 1
+            try:
+                receive = await _read_ahead(scope, receive)
+            finally:
+                self.coming -= 1
+                if not self.coming:
+                    asyncio.get_running_loop().call_soon(self._close_idle)
         await self._take_turn()
         held = Held()
         try:
@@ -201,9 +212,20 @@ class SharedGate:
     def _stays_open(self, group: Group) -> bool:
         """Whether the group waits for the next request (one is waiting for the turn, and no
         read is running that could see changes not committed yet), within the fairness cap."""
-        if not self.queued or self.reading or group.size >= GROUP_WRITES:
+        if not (self.queued or self.coming) or self.reading or group.size >= GROUP_WRITES:
             return False
-        return asyncio.get_running_loop().time() - group.since < GROUP_S
+        loop = asyncio.get_running_loop()
+        left = GROUP_S - (loop.time() - group.since)
+        if left <= 0:
+            return False
+        if not group.timer:  # closed at its deadline even if no one comes to close it
+            group.timer = True
+            loop.call_later(left, self._close_late, group)
+        return True
+
+    def _close_late(self, group: Group) -> None:
+        if self.group is group and not self.turn.locked():
+            self._close()
 
     def _close(self) -> None:
         """Commit what the open group changed, give the lease back, and let its answers go
@@ -230,7 +252,8 @@ class SharedGate:
 
     def _close_idle(self) -> None:
         """An open group whose next request went away (cancelled while waiting)."""
-        if self.group is not None and not self.queued and not self.turn.locked():
+        idle = not (self.queued or self.coming or self.turn.locked())
+        if self.group is not None and idle:
             self._close()
 
     def _caught_up(self, bucket: Bucket | None) -> asyncio.Future[int]:
@@ -314,6 +337,35 @@ class SharedGate:
         request_id = self.deps.sim.request_id()
         body = dumps(error_body(_unreachable(exc), request_id))
         await send_response(send, 503, [(b"x-request-id", request_id.encode())], body)
+
+
+async def _read_ahead(scope: dict[str, Any], receive: Any) -> Any:
+    """Read a partner request's body now (as inputs.read_body would: up to its length, or
+    past MAX_BODY_BYTES) and give the app a `receive` that hands the same messages over
+    again: a request holding the turn must not wait there for its client's bytes, as every
+    request after it in the group would wait too."""
+    length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+    chunked = any(k == b"transfer-encoding" for k, _ in scope["headers"])
+    if length is None and not chunked:
+        return receive  # no body (the pipeline does not wait for one either)
+    expected = int(length) if length is not None and length.isdigit() else -1
+    messages: list[dict[str, Any]] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if size > MAX_BODY_BYTES or size == expected or not message.get("more_body", False):
+            break
+    read = iter(messages)
+
+    async def again() -> dict[str, Any]:
+        message = next(read, None)
+        return message if message is not None else await receive()
+
+    return again
 
 
 def _unreachable(exc: StoreUnavailable) -> ApiError:

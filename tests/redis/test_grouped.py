@@ -58,8 +58,14 @@ class Worker:
         setattr(self.store, name, counted)
 
     async def call(
-        self, method: str, path: str, headers: dict[str, str], body: Any = None
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any = None,
+        sent_after: asyncio.Future[None] | None = None,
     ) -> tuple[int, Any]:
+        """`sent_after`: the client sends the body only once that is done (a slow client)."""
         """One request through the worker's ASGI app: (status, parsed body)."""
         raw = b"" if body is None else orjson.dumps(body)
         sent: list[dict[str, Any]] = []
@@ -84,6 +90,8 @@ class Worker:
 
         async def receive() -> dict[str, Any]:
             await Turn()
+            if sent_after is not None:
+                await sent_after
             return {"type": "http.request", "body": raw, "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
@@ -244,3 +252,29 @@ def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_
     [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
     assert status == 202
     assert influencers(first) == influencers(second) == [made["influencerId"]]
+
+
+def test_a_write_still_sending_its_body_does_not_hold_the_group_past_its_deadline(
+    two: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bodies are read before the turn; a group waits for a request still reading its body
+    only until GROUP_S after it took the lease, then commits without it."""
+    first, second = two
+    monkeypatch.setattr(shared, "GROUP_S", 0.01)
+
+    async def run() -> list[tuple[int, Any]]:
+        body_sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        slow = asyncio.ensure_future(
+            first.call("POST", CREATE, auth(FULL), {"gender": "male"}, sent_after=body_sent)
+        )
+        fast_call = first.call("POST", CREATE, auth(FULL), {"gender": "female"})
+        fast = await asyncio.wait_for(fast_call, 10)  # without the deadline: never
+        assert first.trips == ["lock", "write"]  # committed alone, at the group's deadline
+        assert not slow.done()
+        body_sent.set_result(None)
+        return [fast, await slow]
+
+    fast, slow = first.loop.run_until_complete(run())
+    assert fast[0] == slow[0] == 202
+    assert first.trips == ["lock", "write"] * 2
+    assert sorted(influencers(second)) == sorted([fast[1]["influencerId"], slow[1]["influencerId"]])
