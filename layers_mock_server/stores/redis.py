@@ -135,7 +135,8 @@ for i = #KEYS + 1, #ARGV do  -- journal entries this worker recorded since its l
 end
 local n = tonumber(redis.call('GET', commits) or '0')
 if n == seen then return {'OK', n, {}, counted} end
-if n - seen > far then return {'FAR', n, {}, counted} end
+-- far behind, or the store went back (flushed, or restored from an older copy): read it all
+if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
 local entries = redis.call('XREVRANGE', log, '+', '-', 'COUNT', n - seen)
 return {'OK', n, entries, counted}
 """

@@ -414,3 +414,22 @@ def test_an_organizations_own_clock_moved_on_one_worker_is_its_clock_on_every_wo
         assert httpx.get(f"{first}/v1/jobs/{ours}", headers=auth(FULL)).json()["status"] == (
             "running"
         )
+
+
+def test_a_store_that_went_back_is_read_again_whole(sandbox: str) -> None:
+    """Redis restored from an older copy (or its AOF cut short) holds fewer commits than a
+    worker has seen: the worker reads everything again instead of failing on the log."""
+    first, second = RedisStore(sandbox), RedisStore(sandbox)
+    assert first.open() is None
+    first.write(Batch([("jobs", "job_1", b"{}")], (), b"1", wipe=True))
+    assert second.open() is not None
+    for n in (2, 3):
+        assert first.lock() is not None
+        first.write(Batch([("jobs", f"job_{n}", b"{}")], (), str(n).encode()))
+    assert [b.meta for b in second.changes().batches] == [b"2", b"3"]
+    first._client.set(first.keys["commits"], 1)  # back to before commit 2
+    found = second.changes()
+    assert found.everything is not None and found.everything.meta == b"3"
+    assert second.changes().batches == []
+    first.close()
+    second.close()
