@@ -114,16 +114,26 @@ return {'OK', n}
 """
 
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
-# KEYS[6..] are rate windows, each counted ARGV[6..] times (one bucket per waiting read, the
+# A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
+# other worker takes the lease, so a worker writing without pause cannot starve it.
+# KEYS[7..] are rate windows, each counted ARGV[7..] times (one bucket per waiting read, the
 # same window once with its number of reads); then come the journal's entries.
 CHANGES = """#!lua
-local log, commits, lease = KEYS[1], KEYS[2], KEYS[3]
-local seen, token, ms, far = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
-if token ~= '' and not redis.call('SET', lease, token, 'NX', 'PX', ms) then
-  if redis.call('GET', lease) ~= token then return {'HELD'} end
+local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
+local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
+if token ~= '' then
+  local first = redis.call('GET', wants)
+  local ours = not first or first == me
+  if not (ours and redis.call('SET', lease, token, 'NX', 'PX', ms)) then
+    if redis.call('GET', lease) ~= token then
+      if ours then redis.call('SET', wants, me, 'PX', 100) end  -- gone if it stops asking
+      return {'HELD'}
+    end
+  end
+  if first == me then redis.call('DEL', wants) end
 end
 local counted = {}
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   local by = tonumber(ARGV[i])
   local c = redis.call('INCRBY', KEYS[i], by)
   if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
@@ -193,12 +203,13 @@ class RedisStore:
             k: f"{tag}:{k}"
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
-                *("journal", "journal-seq", "rates", "at"),
+                *("journal", "journal-seq", "rates", "at", "wants"),
             )
         }
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
         self.token = ""  # our lease's token while we hold it
+        self.ident = secrets.token_hex(8)  # this worker's name in the line for the lease
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self.outbox: list[bytes] = []  # journal entries not yet sent (redis_journal.py)
@@ -364,10 +375,12 @@ class RedisStore:
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
+        keys.append(self.keys["wants"])
         rates = self.keys["rates"]
         keys += [f"{rates}:{b.api_key_id}:{b.endpoint_class}:{b.window}" for b in windows]
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
+        args.append(self.ident)
         args += windows.values()
         entries, self.outbox = self.outbox, []  # the journal's, sent on the way
         args += entries

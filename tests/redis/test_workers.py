@@ -433,3 +433,27 @@ def test_a_store_that_went_back_is_read_again_whole(sandbox: str) -> None:
     assert second.changes().batches == []
     first.close()
     second.close()
+
+
+def test_a_worker_refused_the_lease_is_next_in_line(sandbox: str) -> None:
+    """A worker that writes without pause cannot starve another: once refused, the other is
+    next, and the first gets the lease again only after it."""
+    first, second = RedisStore(sandbox), RedisStore(sandbox)
+    assert first.open() is None
+    first.write(Batch([], (), b"1", wipe=True))
+    assert second.open() is not None
+    assert first.lock() is not None
+    assert second.lock() is None  # held: the second is next in line
+    first.write(Batch([], (), b"2"))  # the lease is free again ...
+    assert first.lock() is None  # ... but not for the first: the second waits for it
+    taken = second.lock()
+    assert taken is not None and [b.meta for b in taken.batches] == [b"2"]
+    assert first.lock() is None  # now the first is next
+    second.write(Batch([], (), b"3"))
+    assert second.lock() is None
+    assert first.lock() is not None
+    first.unlock()
+    assert second.lock() is not None  # no one else waits: whoever asks takes it
+    second.unlock()
+    first.close()
+    second.close()
