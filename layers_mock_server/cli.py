@@ -30,7 +30,8 @@ SERVE_EXAMPLES = """examples:
   layers-mock serve --port 0 --log-requests     # any free port; one line per request
   layers-mock serve --clock wall --speed 60     # the 60-second job flow in one second
   layers-mock serve --seed 7 --chaos chaos.yaml --state sqlite:./mock.sqlite
-  layers-mock serve --state redis://127.0.0.1:6379/0 --workers 4   # one sandbox, many workers"""
+  layers-mock serve --state redis://127.0.0.1:6379/0 --workers 4   # one sandbox, many workers
+  layers-mock serve --state 'redis://10.0.0.5:7000/0?sandbox=team-a'  # Redis Cluster: any node"""
 
 CONFORM_EXAMPLES = """examples:
   layers-mock conform                           # the mock, in-process, no socket
@@ -159,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--state",
         default="memory",
-        help="memory, sqlite:PATH (durable) or redis://HOST:PORT/DB (durable, shared by workers)",
+        help="memory, sqlite:PATH (durable) or redis://HOST:PORT/DB (durable, shared by workers;"
+        " on a Redis Cluster, any node's URL with DB 0)",
     )
     serve.add_argument(
         "--workers",

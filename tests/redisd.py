@@ -39,6 +39,7 @@ class RedisServer:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     sandboxes: int = 0
+    options: tuple[str, ...] = ()  # more redis-server options (tests/clusterd.py: cluster mode)
 
     @property
     def url(self) -> str:
@@ -83,6 +84,7 @@ class RedisServer:
                     "systemd",
                     "--logfile",
                     str(self.directory / "redis.log"),
+                    *self.options,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

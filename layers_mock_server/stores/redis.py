@@ -151,6 +151,15 @@ local entries = redis.call('XREVRANGE', log, '+', '-', 'COUNT', n - seen)
 return {'OK', n, entries, counted}
 """
 
+# Everything, as of one instant: meta, rows, their order, the commit number, when meta was
+# written, and Redis's clock. A script, not a MULTI: Redis Cluster clients cannot route TIME
+# (it has no key) inside a transaction. `no-writes`: a full Redis still lets a worker read.
+EVERYTHING = """#!lua flags=no-writes
+local meta, rows, order, commits, at = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE', order, 0, -1),
+  redis.call('GET', commits), redis.call('GET', at), redis.call('TIME')}
+"""
+
 # Give the lease back, if it is still ours.
 UNLOCK = """#!lua
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -161,10 +170,13 @@ return 0
 def parse_url(url: str) -> tuple[str, str, int]:
     """`redis://HOST:PORT/DB[?sandbox=NAME&lease=MS]` -> (the URL for redis-py, the sandbox's
     name, the lease in ms). Many sandboxes can share one Redis under different names; the
-    lease bounds how long a killed worker holding it can stall the others' writes."""
+    lease bounds how long a killed worker holding it can stall the others' writes. The same
+    URL, naming any node, reaches a Redis Cluster (redis_cluster.py)."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError(f"--state {_shown(url)!r}: use redis://HOST:PORT/DB")
+        raise ValueError(
+            f"--state {_shown(url)!r}: use redis://HOST:PORT/DB (a Redis Cluster: any node, DB 0)"
+        )
     query = parse_qs(parts.query, keep_blank_values=True)
     name = query.pop("sandbox", ["default"])[-1]
     if not 0 < len(name) <= 64 or not all(
@@ -184,7 +196,10 @@ def parse_url(url: str) -> tuple[str, str, int]:
     except ValueError:
         db = -1
     if not 0 <= db <= 65535:
-        raise ValueError(f"--state {_shown(url)!r}: use redis://HOST:PORT/DB (DB a number from 0)")
+        raise ValueError(
+            f"--state {_shown(url)!r}: use redis://HOST:PORT/DB (DB a number from 0; 0 on a "
+            "Redis Cluster)"
+        )
     base = parts._replace(query="", path=f"/{db}").geturl()
     return base, name, int(lease)
 
@@ -222,21 +237,24 @@ class RedisStore:
         """Connect and read everything. When nothing is there yet, keep the lease (taken to
         read), so that the caller's first write of the fresh state is the only one."""
         try:
-            import redis
+            import redis  # noqa: F401 - present, or say how to install it
         except ImportError:
             raise ValueError(
                 "--state redis:// needs the Redis client: install the [redis] extra "
                 "(pip install '/path/to/layers-mock[redis]', from a checkout or a wheel built "
                 "from one)"
             ) from None
-        client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        from .redis_cluster import connect  # a single server or a cluster (see there)
+
+        options = {"socket_timeout": 5, "socket_connect_timeout": 5}
+        client, self._conn = connect(self.url, self.keys["rows"], self.where, **options)
         self._client = client
-        self._conn = client.connection_pool.make_connection()
         self._scripts = {
             "write": client.register_script(WRITE),
             "changes": client.register_script(CHANGES),
             "unlock": client.register_script(UNLOCK),
             "journal": client.register_script(APPEND),
+            "everything": client.register_script(EVERYTHING),
         }
         deadline = time.monotonic() + self.lease_ms / 1000 + 1
         while True:
@@ -410,14 +428,9 @@ class RedisStore:
 
     def _everything(self) -> Stored | None:
         """Meta, every row in first-written order and the commit number, as of one instant."""
-        k = self.keys
-        try:
-            with self._client.pipeline(transaction=True) as pipe:
-                pipe.get(k["meta"]).hgetall(k["rows"]).zrange(k["order"], 0, -1)
-                pipe.get(k["commits"]).get(k["at"]).time()
-                meta, rows, order, commits, at, now = pipe.execute()
-        except Exception as exc:
-            raise StoreUnavailable(_reason(self.where, exc)) from None
+        keys = [self.keys[k] for k in ("meta", "rows", "order", "commits", "at")]
+        meta, pairs, order, commits, at, now = self._call("everything", keys, [], retry=True)
+        rows = dict(zip(pairs[::2], pairs[1::2], strict=True))
         self.seen = int(commits or 0)
         if meta is None:
             return None
@@ -427,7 +440,7 @@ class RedisStore:
             if data is not None:
                 table, _, ident = field.decode().partition(SEP)
                 found.append((table, ident, data))
-        elapsed = now[0] * 1000 + now[1] // 1000 - int(at) if at is not None else 0
+        elapsed = int(now[0]) * 1000 + int(now[1]) // 1000 - int(at) if at is not None else 0
         return Stored(meta, iter(found), max(0, elapsed))
 
 

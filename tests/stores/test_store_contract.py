@@ -8,12 +8,14 @@ time".
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from clusterd import RedisClusterServers, slot_of
 from redisd import RedisServer
 
 from layers_mock_server.core.store import (
@@ -70,14 +72,36 @@ def _redis(server: RedisServer) -> Backend:
     )
 
 
+SHARDS = itertools.cycle(range(3))  # the cluster's sandboxes take turns on its shards
+
+
+def _redis_cluster(cluster: RedisClusterServers) -> Backend:
+    url, name = cluster.sandbox(on=next(SHARDS))
+
+    def memory(store: Store, limit: str) -> None:
+        with cluster.client(cluster.owner(slot_of(name))) as client:  # the sandbox's shard
+            used = client.info("memory")["used_memory"]
+            client.config_set("maxmemory-policy", "noeviction")
+            client.config_set("maxmemory", str(used) if limit == "full" else limit)
+
+    return Backend(
+        lambda: RedisStore(url),
+        fill_up=lambda store: memory(store, "full"),
+        free=lambda store: memory(store, "0"),
+    )
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
     "memory": lambda request, tmp_path: Backend(MemoryStore),
     "sqlite": lambda request, tmp_path: _sqlite(tmp_path),
     "redis": lambda request, tmp_path: _redis(request.getfixturevalue("redis_server")),
+    "redis-cluster": lambda request, tmp_path: _redis_cluster(
+        request.getfixturevalue("redis_cluster")
+    ),
 }
-DURABLE = ["sqlite", "redis"]
+DURABLE = ["sqlite", "redis", "redis-cluster"]
 EXCLUSIVE = ["sqlite"]  # one server at a time
-SHARED = ["redis"]  # many servers at once
+SHARED = ["redis", "redis-cluster"]  # many servers at once
 
 
 @pytest.fixture(params=list(BACKENDS))

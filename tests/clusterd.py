@@ -1,0 +1,185 @@
+"""A real Redis Cluster for the tests: three redis-server masters (tests/redisd.py, with
+`--cluster-enabled yes`) on free ports in a temporary directory, the 16384 slots split among
+them, and stopped at the end of the session.
+
+The cluster is formed as `redis-cli --cluster create` forms one, minus its one-second naps:
+each node takes a third of the slots and a config epoch of its own, the first meets the
+others, and the session waits until every node says `cluster_state:ok` with all three known.
+That wait is bounded and loops on that condition only: Redis itself keeps a new master's
+state at "fail" for its first two seconds (CLUSTER_WRITABLE_DELAY), so forming costs ~2 s
+once per session.
+
+Same rule as the single server: skipped with a how-to message without redis-server, failed
+under LAYERS_MOCK_REDIS_TESTS=required (.ci/run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+from redisd import HOW, REQUIRED, RedisServer
+from redisd import _free_port as free_port
+
+SLOTS = 16384
+FORM_TIMEOUT_S = 20
+CLUSTER_OPTIONS = (
+    *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+    *("--cluster-node-timeout", "5000"),
+)
+
+
+def slot_of(sandbox: str) -> int:
+    """The slot every key of a sandbox lives in: the hash tag `{lm:NAME}`'s."""
+    return int(redis.crc.key_slot(("{lm:" + sandbox + "}").encode()))
+
+
+@dataclass
+class RedisClusterServers:
+    """Three masters; `sandbox(on=i)` names a sandbox whose slot node `i` holds."""
+
+    nodes: list[RedisServer]
+    buses: list[int]  # each node's cluster bus port
+    ids: list[str] = field(default_factory=list)
+    names: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def url(self) -> str:
+        """Any node's URL reaches the whole cluster: this is the first node's."""
+        return self.nodes[0].url
+
+    def client(self, node: int) -> redis.Redis:
+        return redis.Redis(port=self.nodes[node].port, socket_timeout=10)
+
+    def owner(self, slot: int) -> int:
+        """The index of the node that serves `slot`, as the first node sees it."""
+        with self.client(0) as client:
+            for start, end, (_, port, *_) in client.execute_command("CLUSTER SLOTS"):
+                if start <= slot <= end:
+                    return next(i for i, n in enumerate(self.nodes) if n.port == port)
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def sandbox(self, on: int) -> tuple[str, str]:
+        """(URL, name) of a sandbox no other test uses whose slot node `on` holds."""
+        for n in self.names:
+            name = f"c{n}"
+            if self.owner(slot_of(name)) == on:
+                return f"{self.url}?sandbox={name}", name
+        raise AssertionError("unreachable")  # pragma: no cover - the counter never ends
+
+    def move(self, slot: int, to: int, *, keys: list[bytes] | None = None) -> int:
+        """Reshard `slot` to node `to` as `redis-cli --cluster reshard` does: mark it
+        importing/migrating, MIGRATE its keys, then give it to `to` on every node. With
+        `keys`, migrate only those and leave the slot half-way (both marks set), as a
+        reshard that is still running leaves it. Returns the node it came from."""
+        source = self.owner(slot)
+        with self.client(to) as new:
+            new.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", self.ids[source])
+        with self.client(source) as old:
+            old.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", self.ids[to])
+            if keys is not None:
+                self._migrate(old, to, keys)
+                return source
+        self.finish_move(slot, source, to)
+        return source
+
+    def finish_move(self, slot: int, source: int, to: int) -> None:
+        """Migrate what is left of `slot` on `source` and give the slot to `to` everywhere
+        (the new owner first, as redis-cli does)."""
+        with self.client(source) as old:
+            while names := old.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000):
+                self._migrate(old, to, names)
+        others = [i for i in range(len(self.nodes)) if i not in (to, source)]
+        for node in (to, source, *others):
+            with self.client(node) as client:
+                client.execute_command("CLUSTER SETSLOT", slot, "NODE", self.ids[to])
+
+    def _migrate(self, old: redis.Redis, to: int, names: list[bytes]) -> None:
+        if names:
+            port = self.nodes[to].port
+            old.execute_command("MIGRATE", "127.0.0.1", port, "", 0, 10_000, "KEYS", *names)
+
+    def form(self) -> None:
+        """Split the slots, meet, and wait for `cluster_state:ok` on every node."""
+        count = len(self.nodes)
+        for i in range(count):
+            with self.client(i) as client:
+                self.ids.append(client.execute_command("CLUSTER MYID").decode())
+                client.execute_command("CLUSTER SET-CONFIG-EPOCH", i + 1)
+                first, last = i * SLOTS // count, (i + 1) * SLOTS // count
+                client.execute_command("CLUSTER ADDSLOTS", *range(first, last))
+        with self.client(0) as client:
+            for node, bus in zip(self.nodes[1:], self.buses[1:], strict=True):
+                client.execute_command("CLUSTER MEET", "127.0.0.1", node.port, bus)
+        deadline = time.monotonic() + FORM_TIMEOUT_S
+        while not all(self._ready(i) for i in range(count)):
+            if time.monotonic() > deadline:
+                states = [self._info(i) for i in range(count)]
+                raise RuntimeError(
+                    f"the cluster did not reach cluster_state:ok with {count} known nodes on "
+                    f"every node within {FORM_TIMEOUT_S} s: {states}"
+                )
+            time.sleep(0.05)  # the nodes' own cron (10 Hz) moves the state; nothing to await
+
+    def _info(self, node: int) -> dict[str, str]:
+        with self.client(node) as client:
+            info = client.execute_command("CLUSTER INFO")  # parsed by redis-py
+        return {str(k): str(v) for k, v in info.items()}
+
+    def _ready(self, node: int) -> bool:
+        info = self._info(node)
+        return (
+            info.get("cluster_state") == "ok"
+            and info.get("cluster_known_nodes") == str(len(self.nodes))
+            and info.get("cluster_slots_ok") == str(SLOTS)
+        )
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@contextlib.contextmanager
+def started_cluster(count: int = 3) -> Iterator[RedisClusterServers]:
+    """Without redis-server: skipped (failed when required). With it, a cluster that does
+    not form is a failure, not a skip: that is a bug of ours or of the machine."""
+    if shutil.which("redis-server") is None:
+        if REQUIRED:
+            pytest.fail("LAYERS_MOCK_REDIS_TESTS=required, but redis-server is not on PATH")
+        pytest.skip(f"redis-server is not on PATH: {HOW}")
+    with tempfile.TemporaryDirectory(prefix="layers-mock-cluster-") as directory:
+        # The cluster bus port is named: the default (port + 10000) may be taken or, for a
+        # free port above 55535, out of range.
+        buses = [free_port() for _ in range(count)]
+        nodes = []
+        for i, bus in enumerate(buses):
+            (Path(directory) / f"n{i}").mkdir()
+            options = (*CLUSTER_OPTIONS, "--cluster-port", str(bus))
+            nodes.append(RedisServer(Path(directory) / f"n{i}", options=options))
+        cluster = RedisClusterServers(nodes, buses)
+        try:
+            for node in nodes:
+                node.start()
+            cluster.form()
+        except (RuntimeError, redis.RedisError) as exc:
+            cluster.stop()
+            pytest.fail(f"the test cluster did not start: {exc}")
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """The session's shared cluster: tests keep apart by sandbox name (`sandbox(on=i)`)."""
+    with started_cluster() as cluster:
+        yield cluster
