@@ -56,6 +56,16 @@ A clock per organization (a shared sandbox's tenants, in the spirit of Stripe's 
   `org.now`, `org.detached`, `org.follow_server_clock()`, `org.reset()` (its data only). Given
   a key, every call carries it, exactly as a tenant's calls on a shared sandbox.
 
+A mock served elsewhere (a team's shared sandbox: `serve --admin-token ...`, perhaps on Redis):
+  `sandbox = layers_mock.connect("http://host:4010", key="lp_test_...")` steers it over HTTP
+  with the methods above that make sense there (now, advance, set_clock, sleep, reset,
+  requests, assert_called, rules, keys, project, client(), async_client(), prefer). Given a
+  key (a tenant), everything acts on that key's organization only: its own clock (plus
+  `follow_server_clock()`), a reset of its data, its journal, its rules; what only the operator
+  may do raises LayersMockError saying so. `admin_token=...` is the operator: the server's
+  clock and reset, and `organization(...)` as above. A server that cannot be reached, a wrong
+  key or the server's refusal (401, 404, 422, 503) is a LayersMockError with its message.
+
 State:
   `mock.reset(seed=None)`  back to the start: fixtures reloaded, clock at its start, journal and
   rules empty (`seed`: a new seed; default: the one it was created with). `mock.seed` is the
@@ -132,6 +142,7 @@ from ._asgi import (
     sync_transport,
 )
 from ._organization import Organization
+from ._remote import RemoteMock, connect
 from ._views import (
     Keys,
     LayersMockError,
@@ -156,8 +167,10 @@ __all__ = [
     "LayersMockError",
     "Organization",
     "Recorded",
+    "RemoteMock",
     "Rules",
     "__version__",
+    "connect",
 ]
 
 IN_PROCESS_URL = "http://layers-mock.test"  # .test is reserved for testing (RFC 2606)

@@ -23,10 +23,10 @@ def examples() -> list[str]:
 
 def test_the_section_shows_fixture_sleep_and_a_served_mock() -> None:
     blocks = examples()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     joined = "\n".join(blocks)
     for shown in ("layers_mock.advance", "sleep=layers_mock.sleep", "monkeypatch.setattr(time",
-                  "mock.serve()", "\"curl\""):  # fmt: skip
+                  "mock.serve()", "\"curl\"", "layers_mock.connect(url, key=key)"):  # fmt: skip
         assert shown in joined
 
 
@@ -36,6 +36,23 @@ def test_the_pytest_examples_pass(pytester: pytest.Pytester, index: int) -> None
     pytester.makepyfile(test_readme_example=block)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=block.count("\ndef test_") + block.startswith("def test_"))
+
+
+def test_the_shared_sandbox_example_passes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a served mock with an admin token: the example's key is a tenant there."""
+    from layers_mock import LayersMock
+    from layers_mock_server import serving
+    from layers_mock_server.settings import Settings, make_app
+
+    settings = Settings(clock="virtual", admin_token="operator-only", strict=True)
+    with serving.running(make_app(settings)) as (host, port), LayersMock() as local:
+        monkeypatch.setenv("LAYERS_SANDBOX_URL", f"http://{host}:{port}")
+        monkeypatch.setenv("LAYERS_SANDBOX_KEY", local.keys.foreign or "")
+        pytester.makepyfile(test_readme_example=examples()[3])
+        result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
 
 
 def test_the_script_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
