@@ -23,11 +23,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import redis
 from redisd import HOW, REQUIRED, RedisServer
 from redisd import _free_port as free_port
+
+if TYPE_CHECKING:  # redis-py is imported when a cluster is asked for: conftest loads this
+    import redis
 
 SLOTS = 16384
 FORM_TIMEOUT_S = 20
@@ -39,6 +42,8 @@ CLUSTER_OPTIONS = (
 
 def slot_of(sandbox: str) -> int:
     """The slot every key of a sandbox lives in: the hash tag `{lm:NAME}`'s."""
+    import redis
+
     return int(redis.crc.key_slot(("{lm:" + sandbox + "}").encode()))
 
 
@@ -57,6 +62,8 @@ class RedisClusterServers:
         return self.nodes[0].url
 
     def client(self, node: int) -> redis.Redis:
+        import redis
+
         return redis.Redis(port=self.nodes[node].port, socket_timeout=10)
 
     def owner(self, slot: int) -> int:
@@ -169,7 +176,7 @@ def started_cluster(count: int = 3) -> Iterator[RedisClusterServers]:
             for node in nodes:
                 node.start()
             cluster.form()
-        except (RuntimeError, redis.RedisError) as exc:
+        except Exception as exc:  # RuntimeError, redis.RedisError: say what, and stop them
             cluster.stop()
             pytest.fail(f"the test cluster did not start: {exc}")
         try:

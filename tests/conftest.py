@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from clusterd import redis_cluster  # noqa: F401 - one Redis Cluster for the whole session
 from served import servers  # noqa: F401 - a fixture for every test module
 from support import Mock, make_mock
 

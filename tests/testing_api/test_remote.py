@@ -19,10 +19,13 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from redisd import started
 from served import BANNER_TIMEOUT_S, serve_command
 from support import FULL, GLOBEX, KILLED
 
 from layers_mock import LayersMock, LayersMockError, RemoteMock, connect
+from layers_mock_server import serving
+from layers_mock_server.settings import Settings, make_app
 
 TOKEN = "operator-secret"
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -236,3 +239,20 @@ def test_a_tenant_on_an_open_server_still_resets_and_reads_only_its_own(
         with httpx.Client(base_url=layers_mock_server.base_url) as api:
             kept = api.get(f"/v1/jobs/{acme_job}", headers={"Authorization": f"Bearer {FULL}"})
         assert kept.status_code == 200  # Acme's job survived Globex's reset
+
+
+def test_a_sandbox_whose_redis_is_down_is_one_clear_error_and_then_works_again() -> None:
+    """A 503 STORAGE_UNAVAILABLE of a shared sandbox on Redis (killed with kill -9) comes
+    back as the server's message, and the same object works once Redis is back."""
+    with started() as redis_server:
+        settings = Settings(state=redis_server.url, clock="virtual", admin_token=TOKEN)
+        with (
+            serving.running(make_app(settings)) as (host, port),
+            connect(f"http://{host}:{port}", key=GLOBEX) as globex,
+        ):
+            globex.advance(60)
+            redis_server.kill()
+            with pytest.raises(LayersMockError, match=r"shared state.*\(503 from http"):
+                globex.advance(60)
+            redis_server.start()
+            assert globex.advance(60) == START.replace(minute=2)
