@@ -303,3 +303,25 @@ def test_a_closed_store_refuses_writes_instead_of_losing_them(durable: Backend) 
     store.close()
     with pytest.raises(StoreUnavailable):
         store.write(Batch(ROWS, (), b"1"))
+
+
+def test_a_catch_up_that_fails_after_taking_the_lease_gives_it_back(
+    shared: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading everything can fail after the lease was taken (Redis restarted in between):
+    the request is answered 503, and the lease must not stay held for its whole term, or
+    every write of every worker would wait for it (LEASE_MS)."""
+    first, second = _two(shared)
+
+    def unreachable() -> None:
+        raise StoreUnavailable("the read of everything failed")
+
+    first.forget()  # the next catch-up reads everything
+    monkeypatch.setattr(first, "_everything", unreachable)
+    with pytest.raises(StoreUnavailable):
+        first.lock()
+    assert not first.holds()
+    assert second.lock() is not None  # free at once
+    second.unlock()
+    first.close()
+    second.close()
