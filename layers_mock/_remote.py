@@ -78,6 +78,8 @@ def connect(
             "connect() takes key= (a tenant: one organization) or admin_token= (the "
             "operator), not both"
         )
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise LayersMockError(f"timeout must be a positive number of seconds, not {timeout!r}")
     for name, value in (("key", key), ("admin_token", admin_token)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise LayersMockError(f"{name} must be a non-empty string, not {value!r}")
@@ -123,6 +125,13 @@ class RemoteMock:
         self._since = 0  # a tenant's journal shows what came after its last reset (reset())
         try:
             fixtures = self._control("GET", "/_mock/fixtures")
+            if not isinstance(fixtures, dict) or not isinstance(
+                fixtures.get("organizations"), list
+            ):
+                raise LayersMockError(
+                    f"{base_url} is not a layers-mock: GET /_mock/fixtures answered "
+                    f"{fixtures!r:.80}"
+                )
             self._organization: Organization | None = None
             self._key_ids: frozenset[str] | None = None
             if key is not None:
@@ -184,6 +193,8 @@ class RemoteMock:
     def _key(self, key: str | None) -> str:
         if key is None:
             return self._tenant_key or self.keys.full
+        if not isinstance(key, str):
+            raise LayersMockError(f"key must be a role of `keys` or an API key, not {key!r}")
         found = self.keys.get(key)
         if found is not None:
             return found
@@ -292,6 +303,10 @@ class RemoteMock:
             raise LayersMockError(
                 "organization() is the operator's (connect with admin_token=): a tenant key "
                 "steers its own organization, through this object's methods"
+            )
+        if not isinstance(who, str):
+            raise LayersMockError(
+                f"organization() takes an organization id, a role or a key, not {who!r}"
             )
         if who.startswith("org_"):
             return Organization(self._control, who, None)

@@ -195,6 +195,8 @@ def test_a_bad_url_is_one_clear_error(base_url: str, says: str) -> None:
         ({"key": FULL, "admin_token": TOKEN}, "not both"),
         ({"key": ""}, "key must be a non-empty string"),
         ({"admin_token": 7}, "admin_token must be a non-empty string"),
+        ({"key": FULL, "timeout": 0}, "timeout must be a positive number"),
+        ({"key": FULL, "timeout": "10"}, "timeout must be a positive number"),
     ],
 )
 def test_wrong_credentials_are_one_clear_error(
@@ -213,8 +215,37 @@ def test_an_unreachable_host_is_one_clear_error() -> None:
     assert e.value.__cause__ is None and e.value.__suppress_context__  # no httpx traceback
 
 
-def test_a_server_that_is_not_layers_mock_is_one_clear_error() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+def test_hostile_arguments_are_one_clear_error(operator: RemoteMock, acme: RemoteMock) -> None:
+    with pytest.raises(LayersMockError, match="organization\\(\\) takes an organization id"):
+        operator.organization(7)  # type: ignore[arg-type]
+    with pytest.raises(LayersMockError, match="key must be a role of `keys` or an API key"):
+        acme.client(b"full")  # type: ignore[arg-type]
+    with pytest.raises(LayersMockError, match="no 'nobody' key"):
+        operator.organization("nobody")
+    with pytest.raises(LayersMockError, match="seconds"):
+        acme.advance("soon")  # type: ignore[arg-type]
+    with pytest.raises(LayersMockError, match="ISO-8601"):
+        acme.set_clock("tomorrow")
+
+
+class JsonApi(http.server.BaseHTTPRequestHandler):
+    """Some other JSON API: 200 and a list, whatever is asked."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("handler", [http.server.BaseHTTPRequestHandler, JsonApi])
+def test_a_server_that_is_not_layers_mock_is_one_clear_error(
+    handler: type[http.server.BaseHTTPRequestHandler],
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
