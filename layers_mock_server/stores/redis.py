@@ -408,15 +408,17 @@ class RedisStore:
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone
             try:
-                return self._caught_up(answer, bucket)
+                return self._caught_up(answer, buckets, windows)
             except BaseException:  # the lease was taken but the request will not run:
                 with contextlib.suppress(Exception):  # give it back, or this worker's next
                     self.unlock()  # request would wait for it to expire (LEASE_MS)
                 self.token = ""
                 raise
-        return self._caught_up(answer, bucket)
+        return self._caught_up(answer, buckets, windows)
 
-    def _caught_up(self, answer: Any, bucket: Bucket | None) -> Changes:
+    def _caught_up(
+        self, answer: Any, buckets: Sequence[Bucket], windows: dict[Bucket, int]
+    ) -> Changes:
         """The changes the CHANGES script's `answer` brings (reading everything if need be)."""
         n, entries = int(answer[1]), answer[2]
         counted = _numbers(buckets, windows, answer[3])
