@@ -132,6 +132,7 @@ class Clock:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS", a small bounded memo
 _SECONDS_MAX = 4096
+_MILLIS = tuple(f".{millis:03d}Z" for millis in range(1000))  # the tail, without formatting
 
 
 def format_ms(ms: int) -> str:
@@ -143,7 +144,7 @@ def format_ms(ms: int) -> str:
         if len(_SECONDS) >= _SECONDS_MAX:
             _SECONDS.clear()
         _SECONDS[seconds] = stamp
-    return f"{stamp}.{millis:03d}Z"
+    return stamp + _MILLIS[millis]
 
 
 def parse_timestamp(text: str) -> int:

@@ -14,6 +14,10 @@ from . import inputs
 from .pipeline import Call, Handler, Reply, Resolver
 from .render import dumps
 
+# An unkeyed BLAKE2b of the ETag's size, copied per response: the same digest as
+# blake2b(payload, digest_size=10), without parsing the constructor's arguments (~0.8 µs).
+_ETAG_HASH = blake2b(digest_size=10)
+
 
 def plan_for(call: Call, project: Project | None) -> JobPlan:
     """Prefer header first, then the project's fixture outcome, then the server's defaults."""
@@ -53,7 +57,9 @@ def clone_influencer(call: Call) -> Reply:
 
 def get_job(call: Call) -> Reply:
     payload = dumps(call.deps.sim.job_body(call.resources["jobId"]))
-    etag = '"' + blake2b(payload, digest_size=10).hexdigest() + '"'
+    hasher = _ETAG_HASH.copy()
+    hasher.update(payload)
+    etag = '"' + hasher.hexdigest() + '"'
     if call.headers.get("if-none-match") in (etag, "W/" + etag, "*"):
         return Reply(304, None, [("etag", etag)])
     return Reply(200, payload, [("etag", etag)])  # encoded once: the tag is of these bytes
