@@ -17,10 +17,12 @@ from hashlib import blake2b
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Two Crockford digits for every 10-bit value: a ULID is 13 table lookups, not 26 divmods.
 _PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
-_RANDOM_SHIFTS = tuple(range(70, -1, -10))  # 80 bits of randomness: 8 pairs
 _TIME_SHIFTS = (40, 30, 20, 10, 0)  # 48 bits of time, the top two of 50 zero: 5 pairs
 _last_time: tuple[int, str] = (-1, "")  # (at_ms, its 10 digits): requests share a millisecond
-_KEYED: dict[tuple[int, int], blake2b] = {}  # (seed, digest size) -> keyed, unused hasher
+# digest size -> seed -> a keyed, unused hasher (sizes: a uuid, a ULID's randomness, a name pick)
+_KEYED: dict[int, dict[int, blake2b]] = {}
+# a uuid's variant digit (hex digit 16): its top two bits forced to 10
+_VARIANT = {f"{v:x}": f"{(v & 0x3) | 0x8:x}" for v in range(16)}
 MAX_SEED = 2**64 - 1  # the seed keys BLAKE2b as 8 big-endian bytes
 
 FIRST_NAMES = {
@@ -45,11 +47,14 @@ def check_seed(value: object) -> int:
 def _digest(seed: int, salt: str, size: int) -> bytes:
     # A keyed BLAKE2b starts by compressing the key block; copying a hasher that has already
     # done so gives the same digest for about half the cost.
-    keyed = _KEYED.get((seed, size))
+    by_seed = _KEYED.get(size)
+    if by_seed is None:
+        by_seed = _KEYED[size] = {}
+    keyed = by_seed.get(seed)
     if keyed is None:
         keyed = blake2b(digest_size=size, key=seed.to_bytes(8, "big"))
-        if len(_KEYED) < 64:
-            _KEYED[(seed, size)] = keyed
+        if len(by_seed) < 64:
+            by_seed[seed] = keyed
     hasher = keyed.copy()
     hasher.update(salt.encode())
     return hasher.digest()
@@ -57,11 +62,10 @@ def _digest(seed: int, salt: str, size: int) -> bytes:
 
 def uuid_from(seed: int, salt: str) -> str:
     """A version-4-shaped UUID: partners validate ids with uuid regexes."""
-    raw = bytearray(_digest(seed, salt, 16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    # The version and variant bits are set on the hex digits: digit 12 is the version (4),
+    # digit 16 keeps its two low bits under the variant's 10.
+    h = _digest(seed, salt, 16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def ulid_from(seed: int, salt: str, at_ms: int) -> str:
@@ -75,8 +79,12 @@ def ulid_from(seed: int, salt: str, at_ms: int) -> str:
         t = at_ms & ((1 << 48) - 1)
         head = "".join([_PAIRS[(t >> shift) & 1023] for shift in _TIME_SHIFTS])
         _last_time = (at_ms, head)
-    value = int.from_bytes(_digest(seed, salt, 10), "big")
-    return head + "".join([_PAIRS[(value >> shift) & 1023] for shift in _RANDOM_SHIFTS])
+    v = int.from_bytes(_digest(seed, salt, 10), "big")
+    p = _PAIRS  # 80 bits, 10 at a time from the top: one f-string, no list to join (~0.6 µs)
+    return (
+        f"{head}{p[v >> 70]}{p[(v >> 60) & 1023]}{p[(v >> 50) & 1023]}{p[(v >> 40) & 1023]}"
+        f"{p[(v >> 30) & 1023]}{p[(v >> 20) & 1023]}{p[(v >> 10) & 1023]}{p[v & 1023]}"
+    )
 
 
 def persona_name(seed: int, influencer_id: str, gender: str) -> str:
