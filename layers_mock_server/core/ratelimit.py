@@ -7,7 +7,7 @@ clock sixty seconds, and finds it full again, without sleeping.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 WINDOW_MS = 60_000
 LIMITS: dict[str, dict[str, int]] = {
@@ -21,8 +21,10 @@ _ENCODED_MAX = 1024
 _UNLIMITED_QUOTAS: dict[tuple[str, int], Quota] = {}  # (class, reset_s) -> the same answer
 
 
-@dataclass(frozen=True, slots=True)
-class Quota:
+class Quota(NamedTuple):
+    """A NamedTuple, not a frozen dataclass: one is built or looked up on every request, and
+    header_bytes' memo hashes it (a tuple hashes in C, a dataclass through a Python __hash__)."""
+
     endpoint_class: str
     limit: int
     remaining: int
@@ -50,6 +52,8 @@ class Quota:
 
 def client_seconds(mock_ms: int, speed: float) -> int:
     """Whole seconds the client waits for `mock_ms` of mock time: rounded up, never 0."""
+    if speed == 1.0:  # every request at the default speed: ceil in integers, no float
+        return max(1, -(-mock_ms // 1000))
     return max(1, math.ceil(mock_ms / (1000 * speed)))
 
 
