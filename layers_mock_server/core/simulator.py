@@ -23,6 +23,7 @@ from .jobs import (
     NOT_CANCELABLE,
     STAGES,
     JobFacts,
+    JobState,
     Outcome,
     Progression,
     job_envelope,
@@ -287,12 +288,16 @@ class Simulator(Lifecycle):
     # -- jobs -------------------------------------------------------------------------------
 
     def job_body(self, job: JobFacts) -> dict[str, Any]:
+        return job_envelope(job, self.read_job(job), format_ms)
+
+    def read_job(self, job: JobFacts) -> JobState:
+        """What a read of the job sees now; in poll progression the read moves it a stage."""
         now = self.now(job.org_id)
         if job.progression == "poll":
             with self._moving(job, now):
                 if record_poll(job, now):
                     self.state.dirty.add(("jobs", job.job_id))
-        return job_envelope(job, job_state(job, now), format_ms)
+        return job_state(job, now)
 
     @contextmanager
     def _moving(self, job: JobFacts, now: int) -> Iterator[None]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from hashlib import blake2b
 from typing import Any
 
+from ..core.clock import format_ms
 from ..core.errors import ApiError
-from ..core.jobs import STAGES, JobFacts
+from ..core.jobs import STAGES, JobFacts, JobState, job_envelope
 from ..core.records import ApiKey, InfluencerFacts, Project
 from ..core.simulator import JobPlan
 from ..deps import Deps
@@ -17,6 +18,13 @@ from .render import dumps
 # An unkeyed BLAKE2b of the ETag's size, copied per response: the same digest as
 # blake2b(payload, digest_size=10), without parsing the constructor's arguments (~0.8 µs).
 _ETAG_HASH = blake2b(digest_size=10)
+# job id -> (the job's record, its state, the body and ETag rendered for them). The body is a
+# function of the record's fixed fields and the state, so a read whose state is equal (a poll
+# within the same 60 ms of progress, any poll of a finished job, every poll on a virtual clock
+# that has not moved) reuses the bytes and their tag: ~3 µs of a ~40 µs get job. The record is
+# compared by identity, so a reset or an import that mints the same id never matches.
+_RENDERED: dict[str, tuple[JobFacts, JobState, bytes, str]] = {}
+RENDERED_MAX = 1024  # jobs; ~0.7 KB each
 
 
 def plan_for(call: Call, project: Project | None) -> JobPlan:
@@ -56,10 +64,20 @@ def clone_influencer(call: Call) -> Reply:
 
 
 def get_job(call: Call) -> Reply:
-    payload = dumps(call.deps.sim.job_body(call.resources["jobId"]))
-    hasher = _ETAG_HASH.copy()
-    hasher.update(payload)
-    etag = '"' + hasher.hexdigest() + '"'
+    job: JobFacts = call.resources["jobId"]
+    state = call.deps.sim.read_job(job)
+    rendered = _RENDERED.get(job.job_id)
+    if rendered is not None and rendered[0] is job and rendered[1] == state:
+        payload, etag = rendered[2], rendered[3]
+    else:
+        # a right-sized copy: the bytes orjson hands over keep its 4 KiB buffer (tracemalloc)
+        payload = memoryview(dumps(job_envelope(job, state, format_ms))).tobytes()
+        hasher = _ETAG_HASH.copy()
+        hasher.update(payload)
+        etag = '"' + hasher.hexdigest() + '"'
+        if len(_RENDERED) >= RENDERED_MAX:
+            _RENDERED.clear()
+        _RENDERED[job.job_id] = (job, state, payload, etag)
     if call.headers.get("if-none-match") in (etag, "W/" + etag, "*"):
         return Reply(304, None, [("etag", etag)])
     return Reply(200, payload, [("etag", etag)])  # encoded once: the tag is of these bytes

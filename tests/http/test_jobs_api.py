@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support import PROJECT, Mock, auth, make_mock
+from support import GLOBEX, GLOBEX_PROJECT, PROJECT, Mock, auth, make_mock
 
 
 def test_accept_envelope_and_location(mock: Mock) -> None:
@@ -110,6 +110,24 @@ def test_etag_changes_exactly_when_the_envelope_changes(mock: Mock) -> None:
     moved = mock.job(job_id, **{"If-None-Match": first.headers["etag"]})
     assert moved.status_code == 200
     assert moved.headers["etag"] != first.headers["etag"]
+
+
+def test_a_job_minted_again_after_a_reset_is_read_as_it_is_now() -> None:
+    """A reset rewinds the id counters, so the next job gets the same id as the first one,
+    here in another organization's project: its read shows the new job, never the body or
+    ETag rendered for the old record of that id."""
+    mock = make_mock()
+    job_id = mock.create(json={}).json()["jobId"]
+    old = mock.job(job_id)
+    assert old.json()["projectId"] == PROJECT
+    assert mock.client.post("/_mock/reset").status_code == 200
+    again = mock.create(GLOBEX, GLOBEX_PROJECT, json={}).json()["jobId"]
+    assert again == job_id
+    new = mock.job(job_id, GLOBEX, **{"If-None-Match": old.headers["etag"]})
+    assert new.status_code == 200
+    assert new.json()["projectId"] == GLOBEX_PROJECT
+    assert new.headers["etag"] != old.headers["etag"]
+    assert mock.job(job_id).status_code == 404  # Acme's key: not its job any more
 
 
 def test_cancel_has_three_answers(mock: Mock) -> None:
