@@ -92,12 +92,18 @@ class ProjectListing:
             self.place(position, job, now_ms)
 
     def place(self, position: int, job: JobFacts, now_ms: int) -> None:
+        # get, then build only if missing: setdefault would build a SortedList per call
         group = timeline(job)
         if group is not None:
-            self.timelines.setdefault(group, SortedList()).add(position)
+            members = self.timelines.get(group)
+            if members is None:
+                members = self.timelines[group] = SortedList()
         else:
             status = influencer_status(job_state(job, now_ms))
-            self.fixed.setdefault(status, SortedList()).add(position)
+            members = self.fixed.get(status)
+            if members is None:
+                members = self.fixed[status] = SortedList()
+        members.add(position)
 
     def unplace(self, position: int, job: JobFacts, now_ms: int) -> None:
         """Before the facts that decide where it sits change (cancel, poll step, delete)."""
