@@ -54,3 +54,21 @@ def test_a_seed_is_a_whole_number_of_64_bits() -> None:
     for bad in (1.5, -1, 2**64, True, "7", None):
         with pytest.raises(ValueError, match="seed"):
             check_seed(bad)
+
+
+def test_canonical_ids_are_remembered_without_changing_an_answer() -> None:
+    """canonical_id remembers its answers per prefix; asked again, and past the number it
+    keeps, it answers as the pattern does: a uuid with or without the prefix, nothing else."""
+    from layers_mock_server.core.records import _CANONICAL_MAX, canonical_id
+
+    uuid = "254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"
+    for _ in range(2):
+        assert canonical_id("prj_", "prj_" + uuid) == "prj_" + uuid
+        assert canonical_id("prj_", uuid) == "prj_" + uuid
+        assert canonical_id("inf_", "prj_" + uuid) is None  # another kind's prefix
+        assert canonical_id("prj_", uuid.upper()) is None
+        assert canonical_id("prj_", "prj_" + uuid[:-1]) is None
+    for n in range(_CANONICAL_MAX + 10):
+        assert canonical_id("prj_", f"prj_{n:08x}-0000-4000-8000-000000000000") is not None
+        assert canonical_id("prj_", f"not-{n}") is None
+    assert canonical_id("prj_", uuid) == "prj_" + uuid
