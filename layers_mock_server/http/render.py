@@ -27,10 +27,16 @@ def encode_headers(pairs: list[tuple[str, str]]) -> Headers:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
 
+# (b"content-length", digits) for every body up to 4 KiB: one tuple lookup, no int formatting
+_LENGTHS = tuple((b"content-length", str(n).encode()) for n in range(4096))
+
+
 async def send_response(send: Any, status: int, headers: Headers, body: bytes | None) -> None:
     if body is not None:
-        headers = [*headers, JSON, (b"content-length", str(len(body)).encode())]
+        size = len(body)
+        length = _LENGTHS[size] if size < 4096 else (b"content-length", str(size).encode())
+        headers = [*headers, JSON, length]
     else:
-        headers = [*headers, (b"content-length", b"0")]
+        headers = [*headers, _LENGTHS[0]]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body or b""})
