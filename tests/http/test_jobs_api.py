@@ -175,3 +175,18 @@ def test_prefer_progression_poll_on_one_job_only(mock: Mock) -> None:
         mock.job(polled)
     assert mock.job(polled).json()["status"] == "completed"
     assert mock.job(timed).json()["stage"] == "queued"
+
+
+def test_content_length_is_the_body_size_below_and_above_the_precomputed_lengths(
+    mock: Mock,
+) -> None:
+    """Content-Length comes from a table for bodies under 1 KiB and is formatted above it:
+    either way it is the size of the body sent."""
+    job_id = mock.create(json={}).json()["jobId"]
+    for _ in range(8):
+        assert mock.create(json={"prompt": "p" * 60}).status_code == 202
+    small = mock.job(job_id)
+    large = mock.client.get(f"/v1/projects/{PROJECT}/influencers", headers=auth())
+    assert len(small.content) < 1024 < len(large.content)
+    for response in (small, large):
+        assert int(response.headers["content-length"]) == len(response.content)
