@@ -97,10 +97,11 @@ def _stage_at(job: JobFacts, now_ms: int) -> int:
 
 
 # fraction -> round(fraction, 3): float rounding to n digits goes through a decimal conversion
-# (~1.5 µs); a running job's fraction repeats for ~60 ms of reads, so the answer is memoized
-# per fraction (the same float in, the same float out, bounded).
+# (~1.5 µs), and a job polled under load is read many times within a millisecond, so the
+# answer is memoized per fraction (the same float in, the same float out). Bounded (~400 KB
+# at most): emptied when full.
 _ROUNDED: dict[float, float] = {}
-_ROUNDED_MAX = 65_536
+_ROUNDED_MAX = 4096
 
 
 def _rounded(fraction: float) -> float:

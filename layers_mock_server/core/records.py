@@ -94,9 +94,9 @@ class InfluencerFacts:
 
 # prefix -> raw id -> its canonical form or None: every request naming a project or an
 # influencer in its path asks, mostly about the same few ids (the regex was ~1.5 µs of a
-# create). Bounded per prefix: emptied when full.
+# create). Bounded per prefix (~150 KB at most): emptied when full.
 _CANONICAL: dict[str, dict[str, str | None]] = {}
-_CANONICAL_MAX = 4096
+_CANONICAL_MAX = 1024
 
 
 def canonical_id(prefix: str, raw: str) -> str | None:
@@ -107,7 +107,8 @@ def canonical_id(prefix: str, raw: str) -> str | None:
     elif raw in known:
         return known[raw]
     bare = raw[len(prefix) :] if raw.startswith(prefix) else raw
-    canonical = prefix + bare if UUID_RE.match(bare) else None
+    # an id already canonical is its own answer (one string kept, not two equal ones)
+    canonical = (raw if bare is not raw else prefix + bare) if UUID_RE.match(bare) else None
     if len(known) >= _CANONICAL_MAX:
         known.clear()
     known[raw] = canonical
