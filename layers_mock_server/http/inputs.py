@@ -29,8 +29,23 @@ class Body:
         self.content_type = content_type
 
 
+# header name bytes -> str: clients send the same few names on every request, and a dict hit
+# is cheaper than a decode (a third of building the map). Bounded: unknown names past it are
+# decoded every time.
+_NAMES: dict[bytes, str] = {}
+_NAMES_MAX = 256
+
+
 def header_map(scope: dict[str, Any]) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    headers: dict[str, str] = {}
+    for raw, value in scope["headers"]:
+        name = _NAMES.get(raw)
+        if name is None:
+            name = raw.decode("latin-1")
+            if len(_NAMES) < _NAMES_MAX:
+                _NAMES[raw] = name
+        headers[name] = value.decode("latin-1")
+    return headers
 
 
 async def read_body(receive: Any, content_type: str | None, length: str | None = None) -> Body:
