@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -37,6 +37,9 @@ HEADER_OVERHEAD = 120
 RawHeaders = Sequence[tuple[bytes, bytes]]
 # (request headers, request body, response headers or None if nothing was sent, response body)
 Exchange = tuple[RawHeaders, bytes, RawHeaders | None, bytes | None]
+# A shared store's group commit that failed: (request id, the response headers a request of
+# the group would have had) -> (the headers and body its client got instead; http/shared.py)
+Failed = Callable[[str, RawHeaders], tuple[list[tuple[bytes, bytes]], bytes]]
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})
 # lp_live_<id>_<secret>: the id may stay (it names the key), the secret never leaves. Whatever
 # follows the first `<id>_` is masked, `_` and `-` included: a key shaped lp_test_a_b_c shows
@@ -100,6 +103,9 @@ class JournalEntry:
     size: int = 0  # accounted bytes
 
 
+FIELDS = tuple(JournalEntry.__dataclass_fields__)
+
+
 def _public(entry: JournalEntry) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "sequence": entry.sequence,
@@ -127,6 +133,21 @@ def _message(headers: RawHeaders, body: bytes | None) -> tuple[tuple[Any, ...], 
     kept = memoryview(body)[:MAX_BODY_BYTES].tobytes()
     size = len(kept) + HEADER_OVERHEAD * len(headers) + sum(map(len, chain.from_iterable(headers)))
     return (headers, kept, len(body) > MAX_BODY_BYTES), size
+
+
+def reanswered(
+    entry: tuple[Any, ...] | JournalEntry, status: int, headers: RawHeaders, body: bytes
+) -> tuple[Any, ...]:
+    """The entry with the answer its client got instead of the one the request made (a shared
+    store's group commit that failed turns each answer into a 503), its size kept exact for
+    the byte bound; the response is replaced only where bodies are kept."""
+    found = list(entry) if isinstance(entry, tuple) else [getattr(entry, f) for f in FIELDS]
+    found[5] = status
+    if found[11] is not None:
+        before = _message(found[11][0], found[11][1])[1]  # the kept body measures as before
+        found[11], size = _message(headers, body)
+        found[12] += size - before
+    return tuple(found)
 
 
 class Journal:

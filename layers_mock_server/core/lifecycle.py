@@ -49,6 +49,9 @@ class Lifecycle:
         # kept in `pending`, in order, and `commit_group` writes them all in one round trip.
         self.defers: Callable[[], bool] = lambda: False
         self.pending: list[Batch] = []
+        # A commit failed and the copy (holding its changes) was not read again since: a
+        # request must not answer from it (http/shared.py); the next catch-up clears it.
+        self.stale = False
         self.check: Check | None = None
         if store is not None and getattr(store, "shared", False):  # older test doubles lack it
             shared: SharedStore = store  # type: ignore[assignment]
@@ -98,6 +101,7 @@ class Lifecycle:
                 except StoreUnavailable:
                     if self.shared is not None:
                         self.shared.forget()
+                        self.stale = True
                     raise
             state.dirty.clear()
 
@@ -112,6 +116,7 @@ class Lifecycle:
             self.shared.write_all(batches)
         except StoreUnavailable:
             self.shared.forget()
+            self.stale = True
             raise
         finally:
             self.state.dirty.clear()
@@ -153,6 +158,7 @@ class Lifecycle:
             self.shared.unlock()
 
     def _apply(self, changes: Changes) -> None:
+        self.stale = False  # caught up: after a failed commit, everything was read again
         if changes.everything is not None:
             self._resume(changes.everything)
         elif changes.batches:

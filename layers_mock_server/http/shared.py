@@ -27,7 +27,16 @@ No answer leaves before the commit that holds it returned (each request's answer
 the gate until then); if that commit fails, every request of the group is answered 503 in the
 envelope, and the copy is read again: nothing acknowledged is lost. No read sees a change that
 is not committed yet: a group is only left open while no read is running, and reads that
-arrive meanwhile wait for the group's commit before their own catch-up.
+arrive meanwhile wait for the group's commit before their own catch-up. A read already past
+its catch-up when a commit of this worker fails (woken in the same loop iteration as the
+failing write, or asleep in a latency fault) would answer from a copy that holds the failed
+changes until the next catch-up: it answers 503 instead (`sim.stale`). (A GET that sends a
+body waits for it after its catch-up; no GET takes a body, so the most it could show is a 422
+for its body where a copy read again would answer 404 first: left so, off the hot path.)
+
+The journal records what each client got: the entries of a group's requests are held with it
+(stores/redis_journal.py) and go with its commit, kept only if the commit is; if it fails,
+each is recorded as the 503 its client received, with the same request id.
 """
 
 from __future__ import annotations
@@ -35,9 +44,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import ApiError
+from ..core.journal import Failed, RawHeaders
 from ..core.ratelimit import LIMITS, WINDOW_MS
 from ..core.store import Bucket, StoreUnavailable
 from ..deps import Deps
@@ -51,6 +62,9 @@ JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job mov
 RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
 GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after the group took the lease
+# A read woken before a commit of this worker failed, and not caught up since, answers 503:
+# the copy holds that commit's changes until it is read again (the next catch-up).
+STALE = "a write of this worker failed while this request ran; its copy is being read again"
 _HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("holding", default=False)
 _DEFERS: contextvars.ContextVar[bool] = contextvars.ContextVar("defers", default=False)
 
@@ -72,13 +86,9 @@ class Held:
             for message in self.messages:
                 await send(message)
             return
-        kept = [
-            (k, v)
-            for k, v in self.messages[0].get("headers", [])
-            if k == b"x-request-id" or k.startswith(b"x-ratelimit-")
-        ]
-        request_id = next((v.decode() for k, v in kept if k == b"x-request-id"), "")
-        body = dumps(error_body(_unreachable(failure), request_id))
+        headers = self.messages[0].get("headers", [])
+        request_id = next((v.decode() for k, v in headers if k == b"x-request-id"), "")
+        kept, body = _failed(failure)(request_id, headers)
         await send_response(send, 503, kept, body)
 
 
@@ -114,6 +124,11 @@ class SharedGate:
         deps.shared = self
         deps.sim.may_commit = _HOLDING.get  # only the request holding the lease writes
         deps.sim.defers = _DEFERS.get  # ... and a partner request's batch waits for its group
+        # ... and its journal entry, so that the journal records what the client got (a 503
+        # when the group's commit fails): stores/redis_journal.py, on a shared journal
+        self.settle: Callable[[Failed | None], None] | None = getattr(deps.journal, "settle", None)
+        if self.settle is not None:
+            deps.journal.holding = _DEFERS.get  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
@@ -147,6 +162,9 @@ class SharedGate:
                     self._read_done()  # woken, then cancelled before it ran
                 raise
             try:
+                if self.deps.sim.stale:  # a commit failed since: the copy may hold its changes
+                    await self._unavailable(send, StoreUnavailable(STALE))
+                    return
                 if bucket is not None:
                     self.deps.sim.count(bucket, counted)
                 if not self._writes(scope):
@@ -191,7 +209,9 @@ class SharedGate:
             finally:
                 _DEFERS.reset(defers)
             group = self.group  # this request's (a latency fault may have begun another)
-            if group is not None and not (groupable and self._stays_open(group)):
+            if group is None:  # no group left to answer with (a latency fault's lease refused)
+                self._settle(None)
+            elif not (groupable and self._stays_open(group)):
                 self._close()
         finally:
             _HOLDING.set(False)
@@ -232,6 +252,7 @@ class SharedGate:
         (each with the commit's failure, if it failed); then the reads held meanwhile."""
         group, self.group = self.group, None
         if group is None:
+            self._settle(None)
             return
         sim = self.deps.sim
         failure: StoreUnavailable | None = None
@@ -246,9 +267,15 @@ class SharedGate:
             sim.pending.clear()
             with contextlib.suppress(StoreUnavailable):  # else it runs out (`lease=` ms)
                 sim.release_lease()
+        self._settle(failure)
         group.done.set_result(failure)
         if self.waiting:
             asyncio.get_running_loop().call_soon(self._catch_up)
+
+    def _settle(self, failure: StoreUnavailable | None) -> None:
+        """The journal entries held for a group: as answered, or each as its 503."""
+        if self.settle is not None:
+            self.settle(None if failure is None else _failed(failure))
 
     def _close_idle(self) -> None:
         """An open group whose next request went away (cancelled while waiting)."""
@@ -315,6 +342,8 @@ class SharedGate:
         happened meanwhile), as a group of its own."""
         if not _HOLDING.get():
             await self.nap(seconds)
+            if self.deps.sim.stale:  # a commit failed meanwhile: the copy may hold its changes
+                raise _unreachable(StoreUnavailable(STALE))
             return
         self._close()
         _HOLDING.set(False)
@@ -366,6 +395,17 @@ async def _read_ahead(scope: dict[str, Any], receive: Any) -> Any:
         return message if message is not None else await receive()
 
     return again
+
+
+def _failed(failure: StoreUnavailable) -> Failed:
+    """What a request of a group whose commit failed gets instead of its answer: a 503 with
+    its request id and rate headers (sent by Held, recorded by the journal)."""
+
+    def answer(request_id: str, headers: RawHeaders) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        kept = [(k, v) for k, v in headers if k == b"x-request-id" or k.startswith(b"x-ratelimit-")]
+        return kept, dumps(error_body(_unreachable(failure), request_id))
+
+    return answer
 
 
 def _unreachable(exc: StoreUnavailable) -> ApiError:

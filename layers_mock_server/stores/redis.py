@@ -25,11 +25,12 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
 All keys share one hash tag, `{lm:NAME}`, so every script touches one slot and runs on Redis
 Cluster as it does on one server (a sandbox lives on one shard; see the README).
 
-Durability is Redis's: a batch is applied before the script returns, and with
-`appendonly yes` it is in the AOF before the answer is sent (see the README for what each
-`appendfsync` setting promises). redis-py's synchronous client is used on purpose: a commit
-is part of the request's synchronous step, like the SQLite store's, so that no other request
-of the same worker runs between "caught up" and "written".
+Durability is Redis's: a batch is applied before the script returns; with `appendonly yes`
+and `appendfsync always` it is on disk before Redis answers, and so before the client's
+answer is sent (see the README for what each `appendfsync` setting promises). redis-py's
+synchronous client is used on purpose: a commit is part of the request's synchronous step,
+like the SQLite store's, so that no other request of the same worker runs between "caught
+up" and "written".
 """
 
 from __future__ import annotations
@@ -67,16 +68,22 @@ WRITE = """#!lua
 local rows, order, meta, log, commits, lease, requests, seq =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local token, seen, maxlen, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
-for i = 6 + count, #ARGV do  -- journal entries this worker recorded since its last round trip
-  local j = redis.call('INCR', KEYS[11])
-  redis.call('XADD', KEYS[10], 'MAXLEN', ARGV[4], '*', 'n', j, 'e', ARGV[i])
+-- journal entries after the batches: ARGV[6] of them whatever happens (recorded since this
+-- worker's last round trip), then the group's own, kept only with the write (their answers)
+local first, always = 7 + count, tonumber(ARGV[6])
+local function journal(from, to)
+  for i = from, to do
+    local j = redis.call('INCR', KEYS[11])
+    redis.call('XADD', KEYS[10], 'MAXLEN', ARGV[4], '*', 'n', j, 'e', ARGV[i])
+  end
 end
+journal(first, first + always - 1)
 local holder = redis.call('GET', lease)
 if holder and holder ~= token then return {'LEASE'} end
 local n = tonumber(redis.call('GET', commits) or '0')
 if n ~= seen then return {'BEHIND'} end
 local met = false
-for b = 6, 5 + count do
+for b = 7, 6 + count do
   local batch, logged = cjson.decode(ARGV[b]), ARGV[b]
   if batch.w then  -- a wipe is logged without its rows: the others read everything after it
     redis.call('DEL', rows, order)
@@ -110,6 +117,7 @@ if met then
   redis.call('SET', KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
 end
 if holder then redis.call('DEL', lease) end
+journal(first + always, #ARGV)
 return {'OK', n}
 """
 
@@ -228,6 +236,7 @@ class RedisStore:
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self.outbox: list[bytes] = []  # journal entries not yet sent (redis_journal.py)
+        self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
         self.journal_capacity = 1000
         self._scripts: dict[str, Any] = {}
 
@@ -284,10 +293,11 @@ class RedisStore:
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
-        args.append(len(batches))
-        args += [_entry(batch) for batch in batches]  # each whole before anything is sent
         entries, self.outbox = self.outbox, []  # the journal's, sent on the way
-        answer = self._call("write", keys, args + entries)
+        staged, self.staged = self.staged, []  # the group's: appended only if the write is
+        args += [len(batches), len(entries)]  # kept (else its 503s go later, SharedJournal)
+        args += [_entry(batch) for batch in batches]  # each whole before anything is sent
+        answer = self._call("write", keys, args + entries + staged)
         self.token = ""  # the script gave the lease back
         if answer[0] != b"OK":
             raise StoreConflict(

@@ -9,6 +9,12 @@ workers answered within a few milliseconds of each other may swap places). The s
 newest `capacity` entries (1,000); the byte bound applies when the journal is read, as in one
 process.
 
+A request answered in a group commit (http/shared.py) is answered only once the group's
+commit returned, so its entry waits with it (`holding`): the entries of a group go with its
+commit and are appended only if the commit is kept; if it fails, each is rewritten with the
+503 its client got instead (`settle`) and sent with the next round trip. The journal records
+what the client received.
+
 Entries travel as JSON: headers and bodies as latin-1 text, so bytes come back exactly, and
 keys are redacted when the journal is read, as in one process.
 """
@@ -17,11 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..core.journal import DEFAULT_CAPACITY, DEFAULT_MAX_BYTES, Journal, JournalEntry
+from ..core.journal import (
+    DEFAULT_CAPACITY,
+    DEFAULT_MAX_BYTES,
+    FIELDS,
+    Failed,
+    Journal,
+    JournalEntry,
+    reanswered,
+)
 
 if TYPE_CHECKING:
     from .redis import RedisStore
@@ -67,13 +82,10 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
     return JournalEntry(*fields)
 
 
-FIELDS = JournalEntry.__dataclass_fields__.keys()
-
-
 class SharedJournal(Journal):
     """A Journal whose reads show every worker's entries (see the module docstring)."""
 
-    __slots__ = ("store", "timer")
+    __slots__ = ("held", "holding", "store", "timer")
 
     def __init__(
         self,
@@ -87,13 +99,48 @@ class SharedJournal(Journal):
         self.store = store
         store.journal_capacity = capacity
         self.timer: asyncio.TimerHandle | None = None
+        # Whether the request recording now is answered with its group's commit (the gate
+        # sets it), and those entries, in order, until that commit returned.
+        self.holding: Callable[[], bool] = lambda: False
+        self.held: list[tuple[Any, ...] | JournalEntry] = []
 
     def _keep(self, entry: tuple[Any, ...] | JournalEntry) -> None:
+        if self.holding():
+            self.held.append(entry)
+            self.store.staged.append(_encode(entry))  # kept only with the group's commit
+            return
+        self._send(entry)
+
+    def _send(self, entry: tuple[Any, ...] | JournalEntry) -> None:
         super()._keep(entry)  # this worker's own, for `last()` (--log-requests)
         self.store.outbox.append(_encode(entry))  # goes with the worker's next round trip
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self.timer is None:
             with contextlib.suppress(RuntimeError):  # no loop: sent with the next round trip
                 self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+
+    def settle(self, failed: Failed | None) -> None:
+        """The held entries' commit returned (or none will come): kept as they are, or, when
+        `failed` (the commit failed), each answered entry as the 503 its client got instead."""
+        held, self.held = self.held, []
+        if failed is None:
+            for entry in held:
+                super()._keep(entry)
+            if self.store.staged:  # no commit took them along
+                self.store.outbox += self.store.staged
+                self.store.staged.clear()
+                self._schedule()
+            return
+        self.store.staged.clear()  # the failed commit did not append them
+        for entry in held:
+            fields = entry if isinstance(entry, tuple) else tuple(getattr(entry, f) for f in FIELDS)
+            status, request_id, response = fields[5], fields[6], fields[11]
+            if status:  # 0: the connection was dropped, nothing was sent either way
+                headers, body = failed(request_id, response[0] if response else ())
+                fields = reanswered(fields, 503, headers, body)
+            self._send(fields)
 
     def flush(self) -> None:
         """Send what no round trip has taken along; a Redis that cannot take it loses those
@@ -125,5 +172,7 @@ class SharedJournal(Journal):
 
     def clear(self) -> None:
         super().clear()
+        self.held.clear()
+        self.store.staged.clear()
         self.store.outbox.clear()
         self.store.journal_clear()

@@ -38,8 +38,11 @@ class Turn:
 class Worker:
     """One worker (its app, its copy, its store) on a sandbox, and its round trips."""
 
-    def __init__(self, url: str) -> None:
-        self.deps: Deps = make_deps(Settings(state=url, clock="virtual", seed=SEED, strict=True))
+    def __init__(self, url: str, *, bodies: bool = False) -> None:
+        settings = Settings(
+            state=url, clock="virtual", seed=SEED, strict=True, journal_bodies=bodies
+        )
+        self.deps: Deps = make_deps(settings)
         self.app = build_app(self.deps)
         self.store: Any = self.deps.sim.shared
         self.loop = asyncio.new_event_loop()  # one loop, as a worker has
@@ -278,3 +281,96 @@ def test_a_write_still_sending_its_body_does_not_hold_the_group_past_its_deadlin
     assert fast[0] == slow[0] == 202
     assert first.trips == ["lock", "write"] * 2
     assert sorted(influencers(second)) == sorted([fast[1]["influencerId"], slow[1]["influencerId"]])
+
+
+@pytest.mark.parametrize("how", ["unreachable", "refused by the write script"])
+def test_the_journal_records_the_503_each_request_of_a_failed_group_received(
+    redis_server: RedisServer, patient: None, how: str
+) -> None:
+    """A group's journal entries wait for its commit: a commit that fails (Redis cannot be
+    reached, or its script refuses a worker that is behind, the entries in hand) leaves a 503
+    with the client's request id for each request of the group, never the answer it did not
+    get; the answers that were kept stay as they were."""
+    first = Worker(redis_server.sandbox(), bodies=True)
+    try:
+        real = first.store.write_all
+
+        def failing(batches: Any) -> None:
+            if how == "unreachable":
+                raise StoreUnavailable("redis://127.0.0.1:1/0: Connection reset by peer")
+            first.store.seen += 1  # another worker wrote since: the script refuses it all
+            real(batches)
+
+        [(status, kept)] = first.together(("POST", CREATE, auth(FULL), {}))
+        assert status == 202
+        first.store.write_all = failing
+        answers = first.together(*[("POST", CREATE, auth(FULL), {"gender": "female"})] * 3)
+        assert [status for status, _ in answers] == [503] * 3
+        sent = [body["error"]["requestId"] for _, body in answers]
+        first.store.write_all = real
+        [(status, page)] = first.together(("GET", "/_mock/requests", {}, None))
+        assert status == 200
+        posts = [i for i in page["items"] if i["method"] == "POST"]
+        assert [(i["status"], i["requestId"]) for i in posts] == [
+            *[(503, r) for r in reversed(sent)],
+            (202, first.request_ids[0]),
+        ]
+        for entry, (_, body) in zip(reversed(posts[:3]), answers, strict=True):
+            assert orjson.loads(entry["response"]["body"]) == body  # the body the client got
+            assert entry["response"]["headers"]["x-request-id"] == entry["requestId"]
+        assert orjson.loads(posts[3]["response"]["body"]) == kept
+    finally:
+        first.close()
+
+
+def refuse_commits(worker: Worker) -> Callable[[], None]:
+    """The worker's commits fail (Redis unreachable) until the returned function is called."""
+    real = worker.store.write_all
+
+    def refused(batches: Any) -> None:
+        raise StoreUnavailable("redis://127.0.0.1:1/0: Connection reset by peer")
+
+    worker.store.write_all = refused
+    return lambda: setattr(worker.store, "write_all", real)
+
+
+def test_a_read_woken_before_a_failed_group_commit_never_answers_from_its_changes(
+    two: tuple[Worker, Worker],
+) -> None:
+    """The read's catch-up returns, then the write runs and its commit fails before the read
+    resumes (both are ready in one loop iteration): the copy holds the create that was not
+    kept, so the read answers 503 (as Redis could not be reached) instead of listing it; the
+    next catch-up reads the copy again."""
+    first, second = two
+    restore = refuse_commits(first)
+    read, write = first.together(
+        ("GET", CREATE, auth(FULL), None), ("POST", CREATE, auth(FULL), {"gender": "male"})
+    )
+    assert write[0] == 503
+    assert read[0] == 503 and read[1]["error"]["code"] == "STORAGE_UNAVAILABLE"
+    restore()
+    assert influencers(first) == influencers(second) == []
+
+
+def test_a_read_that_slept_through_a_failed_commit_does_not_answer_from_its_changes(
+    two: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A latency fault on a read: while it sleeps, a write of the same worker fails its
+    commit. The read, resumed, answers 503 instead of listing the create that was not kept."""
+    first, second = two
+    restore = refuse_commits(first)
+    slept: list[float] = []
+
+    async def nap(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 1:  # the first read's sleep: a write fails meanwhile
+            assert (await first.call("POST", CREATE, auth(FULL), {}))[0] == 503
+
+    monkeypatch.setattr(first.deps.shared, "nap", nap)
+    [(status, body)] = first.together(("GET", CREATE, auth(FULL, Prefer="latency=200"), None))
+    assert status == 503 and body["error"]["code"] == "STORAGE_UNAVAILABLE"
+    restore()
+    [(status, body)] = first.together(("GET", CREATE, auth(FULL, Prefer="latency=200"), None))
+    assert status == 200 and body["items"] == []  # the next catch-up read the copy again
+    assert slept == [0.2, 0.2]
+    assert influencers(second) == []
