@@ -1,6 +1,11 @@
 """A real redis-server for the tests: started on a free port in a temporary directory, with
-the AOF on as the README recommends (`appendfsync everysec`: a kill -9 of redis-server loses
-nothing acknowledged), and stopped at the end of the session.
+the AOF on, and stopped at the end of the session.
+
+`fsync`: the server a test kills runs with `appendfsync always`, as the README recommends:
+Redis fsyncs the AOF before it answers, so a kill -9 of redis-server loses nothing that was
+acknowledged. The session's shared server, never killed, keeps `everysec` (no fsync on the
+path of every write the suite makes): with it, a kill -9 can lose what Redis answered while
+its write of the AOF was postponed behind a slow background fsync (up to 2 s, aof.c).
 
 Without redis-server (a laptop) the Redis tests are skipped with a message that says how to
 get it; with LAYERS_MOCK_REDIS_TESTS=required (.ci/run) they fail instead.
@@ -40,6 +45,7 @@ class RedisServer:
     process: subprocess.Popen[bytes] | None = None
     sandboxes: int = 0
     options: tuple[str, ...] = ()  # more redis-server options (tests/clusterd.py: cluster mode)
+    fsync: str = "everysec"  # `appendfsync`: "always" for a server a test kills (see above)
 
     @property
     def url(self) -> str:
@@ -77,7 +83,7 @@ class RedisServer:
                     "--appendonly",
                     "yes",
                     "--appendfsync",
-                    "everysec",
+                    self.fsync,
                     "--daemonize",
                     "no",
                     "--supervised",
@@ -116,9 +122,9 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def started() -> Iterator[RedisServer]:
+def started(fsync: str = "everysec") -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory(prefix="layers-mock-redis-") as directory:
-        server = RedisServer(Path(directory))
+        server = RedisServer(Path(directory), fsync=fsync)
         try:
             server.start()
         except RuntimeError as exc:
