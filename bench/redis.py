@@ -5,12 +5,14 @@ warm-up, then `--seconds` per case) for the same two requests:
   create  POST /v1/projects/{projectId}/influencers  -> 202
   get     GET  /v1/jobs/{jobId}                      -> 200
 and reports requests/s, p50/p99 latency, and CPU µs per request of every process: the mock's
-process tree (all workers) and redis-server, and their sum. redis-server runs as the README
-recommends (`--appendonly yes --appendfsync everysec`, in a fresh temporary directory), or
-with `--fsync always`.
+process tree (all workers) and redis-server, and their sum. redis-server runs with the AOF on
+(`--appendonly yes`, in a fresh temporary directory) and `--appendfsync` as `--fsync` says:
+`always` (the default, as the README recommends: nothing acknowledged is lost), `everysec`,
+or `both`: each Redis configuration with `always` and then `everysec`, back to back, the rows
+labelled, so that one run shows what the recommended setting costs.
 
     .venv/bin/python bench/redis.py                 # ~1 minute; results in bench/results/
-    .venv/bin/python bench/redis.py --seconds 5 --fsync always
+    .venv/bin/python bench/redis.py --seconds 5 --fsync both
 
 On a 2-core machine wrk, redis-server and the workers share two cores: read the CPU columns
 as well as requests/s (the per-request CPU is what scales on a bigger machine).
@@ -75,14 +77,17 @@ def measure(
     redis: Server | None = None
     state = "memory"
     if store == "redis":
-        directory = tmp / f"redis-{workers}"
+        name = f"{name}, {fsync}"
+        directory = tmp / f"redis-{workers}-{fsync}"
         directory.mkdir()
         redis, redis_port = start_redis(directory, fsync)
         state = f"redis://127.0.0.1:{redis_port}/0"
     argv = [str(ROOT / ".venv/bin/layers-mock"), "serve", "--port", "0", "--state", state]
     argv += ["--workers", str(workers)]
-    mock = Server(name, argv, tmp / f"mock-{workers}-{store}.out")
+    mock = Server(name, argv, tmp / f"mock-{workers}-{store}-{fsync}.out")
     out: dict[str, Any] = {"name": name, "workers": workers, "store": store or "memory"}
+    if store == "redis":
+        out["fsync"] = fsync
     try:
         ready = wait_ready(
             mock,
@@ -120,12 +125,14 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--fsync", choices=("always", "everysec"), default="everysec")
+    parser.add_argument("--fsync", choices=("always", "everysec", "both"), default="always")
     args = parser.parse_args()
+    settings = ["always", "everysec"] if args.fsync == "both" else [args.fsync]
     results = []
     with tempfile.TemporaryDirectory(prefix="layers-mock-bench-redis-") as tmp:
         for name, store, workers in CONFIGS:
-            results.append(measure(name, store, workers, args.seconds, args.fsync, Path(tmp)))
+            for fsync in settings if store == "redis" else settings[:1]:
+                results.append(measure(name, store, workers, args.seconds, fsync, Path(tmp)))
     rows = []
     for r in results:
         for case in ("create", "get"):
@@ -145,6 +152,18 @@ def main() -> None:
             ])  # fmt: skip
     header = ["config", "case", "req/s", "p50 ms", "p99 ms", "mock µs", "redis µs", "total µs"]
     print(table(header, rows))
+    if len(settings) == 2:  # what the recommended setting costs, configuration by configuration
+        by = {(r["name"].rpartition(",")[0], r.get("fsync")): r for r in results}
+        for name, store, _ in CONFIGS:
+            if store != "redis":
+                continue
+            always, everysec = by.get((name, "always"), {}), by.get((name, "everysec"), {})
+            ratios = [
+                f"{case} {always[case]['rps'] / everysec[case]['rps']:.2f}"
+                for case in ("create", "get")
+                if "rps" in always.get(case, {}) and everysec.get(case, {}).get("rps")
+            ]
+            say(f"{name}: req/s always/everysec: {', '.join(ratios) or 'n/a'}")
     path = write_results(
         "redis",
         {"machine": machine(), "fsync": args.fsync, "seconds": args.seconds, "results": results},
