@@ -255,6 +255,9 @@ def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_
     [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
     assert status == 202
     assert influencers(first) == influencers(second) == [made["influencerId"]]
+    [(status, page)] = second.together(("GET", "/_mock/requests", {}, None))  # no bodies kept
+    posts = [(i["status"], i["requestId"]) for i in page["items"] if i["method"] == "POST"]
+    assert posts[1:] == [(503, body["error"]["requestId"]) for _, body in reversed(answers[:4])]
 
 
 def test_a_write_still_sending_its_body_does_not_hold_the_group_past_its_deadline(
