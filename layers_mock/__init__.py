@@ -142,7 +142,7 @@ from ._asgi import (
     sync_transport,
 )
 from ._organization import Organization
-from ._remote import RemoteMock, connect
+from ._remote import RemoteMock, _nanoseconds, connect
 from ._views import (
     Keys,
     LayersMockError,
@@ -358,10 +358,8 @@ class LayersMock:
         next advance (or sleep), so 1,000 x advance(0.0004) moves it 400 ms, not 0."""
         if isinstance(seconds, timedelta):
             ns = (seconds // timedelta(microseconds=1)) * 1000
-        elif isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0:
-            ns = round(seconds * 1e9)
-        else:  # negative, infinite, not a number: the mock's refusal says why
-            ns = -1
+        else:  # negative, infinite, not a number, past any float: the mock's refusal says why
+            ns = _nanoseconds(seconds)
         if ns < 0:
             wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
             return parse_instant(

@@ -24,7 +24,9 @@ of httpx's internals.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import time
 from collections.abc import Generator, Mapping
 from datetime import datetime, timedelta
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     import httpx
 
 JOURNAL_LIMIT = 1000  # what /_mock/requests returns at most, which is all the journal keeps
+_HEADER_TOKEN = re.compile(r"[!-~]+")  # a key or token as one header value carries it
 
 
 class _Slept:
@@ -78,11 +81,23 @@ def connect(
             "connect() takes key= (a tenant: one organization) or admin_token= (the "
             "operator), not both"
         )
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout < math.inf
+    ):
         raise LayersMockError(f"timeout must be a positive number of seconds, not {timeout!r}")
     for name, value in (("key", key), ("admin_token", admin_token)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise LayersMockError(f"{name} must be a non-empty string, not {value!r}")
+        if value is not None and not _HEADER_TOKEN.fullmatch(value):
+            # An Authorization header carries it: anything else is httpx's UnicodeEncodeError
+            # or "Illegal header value" (as if the server could not be reached), or a token
+            # no server could ever match. The value is not echoed: it is a secret.
+            raise LayersMockError(
+                f"{name} must be printable ASCII with no spaces or control characters, "
+                "as an Authorization header carries it"
+            )
     return RemoteMock(_base(base_url), key=key, admin_token=admin_token, timeout=timeout)
 
 
@@ -91,19 +106,30 @@ def _base(base_url: Any) -> str:
         raise LayersMockError(
             f"base_url must be a URL such as http://127.0.0.1:4010, not {base_url!r}"
         )
+    shown = _shown(base_url.strip())
     try:
         parts = urlsplit(base_url.strip())
         _ = parts.port  # a port that is not a number, or out of range
     except ValueError as exc:
-        raise LayersMockError(f"{base_url!r} is not a URL: {exc}") from None
+        raise LayersMockError(f"{shown!r} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LayersMockError(
-            f"{base_url!r} is not the URL of a server: use http(s)://HOST[:PORT], "
+            f"{shown!r} is not the URL of a server: use http(s)://HOST[:PORT], "
             "e.g. http://127.0.0.1:4010"
         )
     if parts.query or parts.fragment:
-        raise LayersMockError(f"{base_url!r}: the base URL takes no query or fragment")
+        raise LayersMockError(f"{shown!r}: the base URL takes no query or fragment")
     return base_url.strip().rstrip("/")
+
+
+def _shown(url: str) -> str:
+    """The URL as messages show it: a password in it (`http://user:pw@host`) masked."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 class RemoteMock:
@@ -116,6 +142,7 @@ class RemoteMock:
         import httpx
 
         self.base_url = base_url
+        self._shown = _shown(base_url)  # for messages: no password of the URL in them
         self._tenant_key = key
         self._timeout = timeout
         token = key if key is not None else admin_token
@@ -125,36 +152,41 @@ class RemoteMock:
         self._since = 0  # a tenant's journal shows what came after its last reset (reset())
         try:
             fixtures = self._control("GET", "/_mock/fixtures")
-            if not isinstance(fixtures, dict) or not isinstance(
-                fixtures.get("organizations"), list
-            ):
+            try:
+                self._know(fixtures, key)
+            except (KeyError, TypeError, AttributeError):  # JSON, not layers-mock's fixtures
                 raise LayersMockError(
-                    f"{base_url} is not a layers-mock: GET /_mock/fixtures answered "
+                    f"{self._shown} is not a layers-mock: GET /_mock/fixtures answered "
                     f"{fixtures!r:.80}"
-                )
-            self._organization: Organization | None = None
-            self._key_ids: frozenset[str] | None = None
-            if key is not None:
-                mine = [
-                    org
-                    for org in fixtures["organizations"]
-                    if any(k["key"] == key for k in org["keys"])
-                ]
-                if not mine:
-                    raise LayersMockError(
-                        f"the key {_masked(key)} belongs to no organization of the mock at "
-                        f"{base_url}"
-                    )
-                org = mine[0]
-                # An open server (no admin token) shows every organization: keep to this one.
-                fixtures = {**fixtures, "organizations": [org]}
-                self._organization = Organization(self._control, org["organizationId"], key)
-                self._key_ids = frozenset(k["apiKeyId"] for k in org["keys"])
-            self.keys, self.projects, self.foreign_project = roles_of(fixtures)
+                ) from None
         except BaseException:
             self._http.close()
             raise
         self.rules = Rules(self._control)
+
+    def _know(self, fixtures: Any, key: str | None) -> None:
+        """Keys, projects and (a tenant) its organization, from the server's fixtures."""
+        if not isinstance(fixtures, dict) or not isinstance(fixtures.get("organizations"), list):
+            raise TypeError("no list of organizations")
+        self._organization: Organization | None = None
+        self._key_ids: frozenset[str] | None = None
+        if key is not None:
+            mine = [
+                org
+                for org in fixtures["organizations"]
+                if any(k["key"] == key for k in org["keys"])
+            ]
+            if not mine:
+                raise LayersMockError(
+                    f"the key {_masked(key)} belongs to no organization of the mock at "
+                    f"{self._shown}"
+                )
+            org = mine[0]
+            # An open server (no admin token) shows every organization: keep to this one.
+            fixtures = {**fixtures, "organizations": [org]}
+            self._organization = Organization(self._control, org["organizationId"], key)
+            self._key_ids = frozenset(k["apiKeyId"] for k in org["keys"])
+        self.keys, self.projects, self.foreign_project = roles_of(fixtures)
 
     def __enter__(self) -> RemoteMock:
         return self
@@ -167,7 +199,7 @@ class RemoteMock:
 
     def __repr__(self) -> str:
         who = f"organization {self._organization.id}" if self._organization else "operator"
-        return f"RemoteMock({self.base_url!r}, {who})"
+        return f"RemoteMock({self._shown!r}, {who})"
 
     # -- who
 
@@ -232,13 +264,11 @@ class RemoteMock:
         Below a millisecond is carried to the next advance, as in `LayersMock.advance`."""
         if isinstance(seconds, timedelta):
             ns = (seconds // timedelta(microseconds=1)) * 1000
-        elif isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0:
-            ns = round(seconds * 1e9)
-        else:  # negative, infinite, not a number: the mock's refusal says why
+        else:
+            ns = _nanoseconds(seconds)
+        if ns < 0:  # negative, infinite, not a number: the mock's refusal says why
             wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
             return self._advance(wire)
-        if ns < 0:
-            return self._advance(ns / 1e9)
         whole_ms, self._carry_ns = divmod(ns + self._carry_ns, 1_000_000)
         return self._advance(whole_ms / 1000) if whole_ms else self.now
 
@@ -380,11 +410,11 @@ class RemoteMock:
             response = self._http.request(method, url, content=payload, headers=headers)
         except httpx.TimeoutException:
             raise LayersMockError(
-                f"{self.base_url} did not answer {method} {path} within {self._timeout} s"
+                f"{self._shown} did not answer {method} {path} within {self._timeout} s"
             ) from None
         except httpx.HTTPError as exc:
             raise LayersMockError(
-                f"cannot reach {self.base_url}: {exc or type(exc).__name__}"
+                f"cannot reach {self._shown}: {exc or type(exc).__name__}"
             ) from None
         try:
             answer = orjson.loads(response.content) if response.content else None
@@ -392,13 +422,22 @@ class RemoteMock:
             answer = ...
         if answer is ... or (response.status_code >= 400 and not _enveloped(answer)):
             raise LayersMockError(
-                f"{self.base_url} is not a layers-mock (or not this version): {method} {path} "
+                f"{self._shown} is not a layers-mock (or not this version): {method} {path} "
                 f"answered {response.status_code} {response.headers.get('content-type', '')}"
             )
         if response.status_code >= 400:
             status = response.status_code
-            raise LayersMockError(f"{error_text(answer, status)} ({status} from {self.base_url})")
+            raise LayersMockError(f"{error_text(answer, status)} ({status} from {self._shown})")
         return answer
+
+
+def _nanoseconds(seconds: Any) -> int:
+    """`seconds` in whole nanoseconds; -1 for what the mock refuses (negative, not finite,
+    past any float: its answer says why, not an OverflowError)."""
+    if isinstance(seconds, int | float) and seconds >= 0:
+        with contextlib.suppress(OverflowError, ValueError):
+            return round(seconds * 1e9)
+    return -1
 
 
 def _enveloped(answer: Any) -> bool:
