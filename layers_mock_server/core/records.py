@@ -97,10 +97,13 @@ class InfluencerFacts:
 # create). Bounded per prefix (~150 KB at most): emptied when full.
 _CANONICAL: dict[str, dict[str, str | None]] = {}
 _CANONICAL_MAX = 1024
+UUID_CHARS = 36
 
 
 def canonical_id(prefix: str, raw: str) -> str | None:
     """`prj_<uuid>` and the bare `<uuid>` name the same thing; anything else is unknown."""
+    if len(raw) > len(prefix) + UUID_CHARS:  # no id is this long: not remembered (memory)
+        return None
     known = _CANONICAL.get(prefix)
     if known is None:
         known = _CANONICAL[prefix] = {}

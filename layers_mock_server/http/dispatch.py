@@ -21,7 +21,8 @@ from ..deps import Deps
 from .pipeline import STARTED, OperationPipeline
 
 PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-RECENT_PATHS = 1024  # paths whose match is remembered
+RECENT_PATHS = 1024  # paths whose match is remembered ...
+RECENT_PATH_CHARS = 256  # ... when no longer than this (a real one is ~60): memory stays small
 
 
 class PartnerPaths:
@@ -78,9 +79,10 @@ class PartnerPaths:
             # the branch's group closes after its parameters' groups, so it is the last group
             route, methods, params = self._targets[found.lastgroup]  # type: ignore[index]
             hit = (route, methods, {name: found.group(group) for name, group in params})
-            if len(self._recent) >= RECENT_PATHS:
-                self._recent.clear()
-            self._recent[path] = hit
+            if len(path) <= RECENT_PATH_CHARS:  # else ~2x its length kept, 1,024 times over
+                if len(self._recent) >= RECENT_PATHS:
+                    self._recent.clear()
+                self._recent[path] = hit
         # the parameters' dict is shared by every request of the path: read, never written
         return hit[1].get(method, hit[0]), hit[2]
 
