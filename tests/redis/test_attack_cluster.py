@@ -1,0 +1,38 @@
+"""A Redis Cluster that is not ready at start-up: one sentence, never a traceback."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from clusterd import CLUSTER_OPTIONS
+from redisd import HOW, REQUIRED, RedisServer
+
+from layers_mock_server.cli import main
+
+
+def test_a_cluster_node_whose_slots_are_not_all_served_is_one_sentence_at_start(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A node in cluster mode before its cluster is formed (or one whose cluster lost a
+    shard's slots): redis-py's RedisClusterException is not a RedisError, and was a traceback
+    out of `serve`. The password of the URL stays out of the message."""
+    with tempfile.TemporaryDirectory(prefix="layers-mock-redis-") as directory:
+        node = RedisServer(Path(directory), options=CLUSTER_OPTIONS)
+        try:
+            node.start()
+        except RuntimeError as exc:
+            if REQUIRED:
+                pytest.fail(f"LAYERS_MOCK_REDIS_TESTS=required, but: {exc}")
+            pytest.skip(f"{exc}: {HOW}")
+        try:
+            url = f"redis://:hunter2@127.0.0.1:{node.port}/0?sandbox=lonely"
+            assert main(["serve", "--port", "0", "--state", url]) == 2
+        finally:
+            node.stop()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err
+    assert f"127.0.0.1:{node.port}" in err and "slots" in err
+    assert "hunter2" not in err
