@@ -37,6 +37,7 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
     to the shard serving `key` on a cluster. Errors are ValueErrors for `serve` to print
     (`where` is the URL without its password)."""
     import redis
+    from redis.exceptions import RedisClusterException
 
     client = redis.Redis.from_url(url, **options)
     try:
@@ -55,8 +56,13 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
         )
     try:
         cluster = redis.RedisCluster.from_url(url, **options)
+    except (redis.RedisError, RedisClusterException) as exc:  # the latter is no RedisError:
+        # slots not all served (a cluster still forming, or one that lost a shard)
+        raise ValueError(f"{where}: {exc or type(exc).__name__}") from None
+    try:
         return cluster, SlotConnection(cluster, key)
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
+        cluster.close()
         raise ValueError(f"{where}: {exc or type(exc).__name__}") from None
 
 
