@@ -100,3 +100,19 @@ def test_an_advance_past_any_clock_is_the_mocks_refusal_not_an_overflow(
             remote.advance(seconds)
         with pytest.raises(LayersMockError, match="seconds: Must be at most"):
             remote.sleep(seconds)
+
+
+@pytest.mark.parametrize("rule_id", ["x/..", ".", "..", "rul_1/../..", "a?b", "a#b"])
+def test_deleting_a_hostile_rule_id_deletes_nothing_else(
+    rule_id: str, layers_mock_server: LayersMock
+) -> None:
+    """httpx resolves dot segments: `rules.delete("x/..")` was DELETE /_mock/rules, which
+    deleted every rule and answered as if that one rule was gone."""
+    with connect(layers_mock_server.base_url) as remote:
+        kept = remote.rules.add(operation="createInfluencer", fault=500)
+        with pytest.raises(LayersMockError, match="not found|No route"):
+            remote.rules.delete(rule_id)
+        assert remote.rules.list() == [kept]
+        with pytest.raises(LayersMockError, match="not found|No route"):
+            layers_mock_server.rules.delete(rule_id)
+        assert layers_mock_server.rules.list() == [kept]
