@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -139,7 +140,10 @@ class Rules:
         return items
 
     def delete(self, rule_id: str) -> None:
-        self._control("DELETE", f"/_mock/rules/{rule_id}")
+        # one path segment, whatever it holds: an HTTP client resolves `.` and `..` (httpx
+        # turned rules.delete("x/..") into DELETE /_mock/rules, every rule)
+        segment = quote(str(rule_id), safe="").replace(".", "%2E")
+        self._control("DELETE", f"/_mock/rules/{segment}")
 
     def clear(self) -> int:
         deleted: int = self._control("DELETE", "/_mock/rules")["deleted"]
