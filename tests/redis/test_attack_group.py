@@ -1,0 +1,158 @@
+"""Hostile mixes on a worker on Redis (http/shared.py's group commit and leases): a retry of
+the same key, a 422 or a latency fault inside one group, a used-up rule, a failed commit
+retried, and a control request that replaces the whole state while another worker wants
+the lease. Driven straight into the worker's ASGI app, as test_grouped.py does."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import FULL, STANDARD, auth
+
+from layers_mock_server.core.store import StoreUnavailable
+from layers_mock_server.http import shared
+
+
+def _grouped() -> Any:
+    """test_grouped.py's Worker harness (tests/redis is not a package on the path)."""
+    name = "grouped_harness"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("test_grouped.py")
+        )
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_harness = _grouped()
+CREATE: str = _harness.CREATE
+Worker = _harness.Worker
+influencers = _harness.influencers
+two = _harness.two  # the fixture: two workers on one fresh sandbox
+
+
+@pytest.fixture
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shared, "GROUP_S", 3600.0)  # a loaded machine never splits a group
+
+
+def test_one_group_with_a_retried_key_a_conflict_and_a_422_commits_exactly_the_good_ones(
+    two: tuple[Any, Any], patient: None
+) -> None:
+    first, second = two
+    again = auth(FULL, **{"Idempotency-Key": "k1"})
+    answers = first.together(
+        ("POST", CREATE, again, {"gender": "male"}),
+        ("POST", CREATE, auth(FULL), {"gender": 7}),  # 422 in the middle of the group
+        ("POST", CREATE, again, {"gender": "male"}),  # the same key again: the same answer
+        ("POST", CREATE, again, {"gender": "female"}),  # the same key, another body: 409
+        ("POST", CREATE, auth(FULL), {}),
+    )
+    assert [status for status, _ in answers] == [202, 422, 202, 409, 202]
+    assert first.trips == ["lock", "write"]  # one group
+    assert answers[0] == answers[2]
+    made = {answers[0][1]["influencerId"], answers[4][1]["influencerId"]}
+    assert set(influencers(second)) == made == set(influencers(first))
+
+
+def test_a_latency_fault_inside_a_group_splits_it_and_loses_nothing(
+    two: tuple[Any, Any], patient: None
+) -> None:
+    first, second = two
+
+    async def nap(seconds: float) -> None:  # the mock's real-time wait, skipped
+        assert seconds == 0.01
+
+    first.deps.shared.nap = nap
+    answers = first.together(
+        ("POST", CREATE, auth(FULL), {}),
+        ("POST", CREATE, auth(FULL, Prefer="latency=10"), {}),
+        ("POST", CREATE, auth(FULL), {}),
+    )
+    assert [status for status, _ in answers] == [202] * 3
+    assert sorted(influencers(second)) == sorted(b["influencerId"] for _, b in answers)
+
+
+def test_a_rule_with_a_count_fires_once_in_a_group_and_is_used_up_everywhere(
+    two: tuple[Any, Any], patient: None
+) -> None:
+    first, second = two
+    rule = {"match": {"operationId": "createInfluencer"}, "fault": "500", "count": 1}
+    assert first.together(("POST", "/_mock/rules", {}, rule))[0][0] == 201
+    answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 4)
+    assert sorted(status for status, _ in answers) == [202, 202, 202, 500]
+    assert len(influencers(second)) == 3
+    assert second.together(("GET", "/_mock/rules", {}, None))[0][1]["items"] == []
+
+
+def test_the_read_limit_holds_across_workers_while_rules_make_reads_take_the_lease(
+    two: tuple[Any, Any], patient: None
+) -> None:
+    first, second = two
+    rule = {"match": {"operationId": "cancelJob"}, "fault": "500"}  # reads now take the lease
+    assert first.together(("POST", "/_mock/rules", {}, rule))[0][0] == 201
+    statuses = [s for s, _ in first.together(*[("GET", "/v1/whoami", auth(STANDARD), None)] * 100)]
+    statuses += [s for s, _ in second.together(*[("GET", "/v1/whoami", auth(STANDARD), None)] * 21)]
+    assert statuses == [200] * 120 + [429]
+
+
+def test_a_key_whose_group_commit_failed_creates_on_its_retry_once_on_any_worker(
+    two: tuple[Any, Any], patient: None
+) -> None:
+    first, second = two
+    real = first.store.write_all
+
+    def refused(batches: Any) -> None:
+        raise StoreUnavailable("redis://127.0.0.1:1/0: Connection reset by peer")
+
+    first.store.write_all = refused
+    again = auth(FULL, **{"Idempotency-Key": "k9"})
+    answers = first.together(("POST", CREATE, again, {}), ("POST", CREATE, again, {}))
+    assert [status for status, _ in answers] == [503, 503]
+    first.store.write_all = real
+    [retried] = first.together(("POST", CREATE, again, {}))
+    assert retried[0] == 202
+    assert second.together(("POST", CREATE, again, {})) == [retried]
+    assert influencers(second) == [retried[1]["influencerId"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/_mock/reset", {}),
+        ("POST", "/_mock/reset", {"organizationId": "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"}),
+        ("PUT", "/_mock/state", None),  # the state exported before the create
+    ],
+)
+def test_a_reset_or_import_is_one_write_under_the_lease_and_answers_what_it_did(
+    two: tuple[Any, Any], method: str, path: str, body: Any
+) -> None:
+    """The whole state written by a reset or an import gives the lease back; a second write
+    (the meta row) then went without it, and when another worker took the lease in between
+    it was refused: 503 "nothing of this request was kept", although the reset was kept."""
+    first, second = two
+    [(status, exported)] = first.together(("GET", "/_mock/state", {}, None))
+    assert status == 200
+    [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202 and len(influencers(second)) == 1
+    real = first.store.write_all
+    taken: list[bool] = []
+
+    def then_another_worker_takes_the_lease(batches: Any) -> None:
+        real(batches)
+        taken.append(second.deps.sim.take_lease())
+
+    first.store.write_all = then_another_worker_takes_the_lease
+    [(status, answer)] = first.together((method, path, {}, exported if body is None else body))
+    first.store.write_all = real
+    second.deps.sim.release_lease()
+    assert taken[:1] == [True]
+    assert status == 200, answer
+    assert len(taken) == 1  # one write
+    assert influencers(first) == influencers(second) == []  # done, everywhere
