@@ -198,12 +198,13 @@ def parse_url(url: str) -> tuple[str, str, int]:
         raise ValueError(
             f"--state: unknown option {sorted(query)[0]!r} (only sandbox=NAME and lease=MS)"
         )
+    digits = parts.path.lstrip("/") or "0"  # ASCII digits only: int() takes "+3" and "\u0663"
     try:
-        db = int(parts.path.lstrip("/") or "0")
-        _ = parts.port
+        db = int(digits) if digits.isascii() and digits.isdigit() else -1
+        port = parts.port
     except ValueError:
-        db = -1
-    if not 0 <= db <= 65535:
+        db = port = -1
+    if not 0 <= db <= 65535 or port == 0:  # redis-py reads port 0 as 6379
         raise ValueError(
             f"--state {_shown(url)!r}: use redis://HOST:PORT/DB (DB a number from 0; 0 on a "
             "Redis Cluster)"
