@@ -156,3 +156,20 @@ def test_a_reset_or_import_is_one_write_under_the_lease_and_answers_what_it_did(
     assert status == 200, answer
     assert len(taken) == 1  # one write
     assert influencers(first) == influencers(second) == []  # done, everywhere
+
+
+def test_the_read_limit_holds_in_the_window_another_worker_moved_the_clock_into(
+    two: tuple[Any, Any],
+) -> None:
+    """A read's window was taken from this worker's clock before its catch-up: after another
+    worker moved the clock a minute on, every read here was counted in the old window in
+    Redis and answered 200 without limit (130 of 130, and 120 more on the other worker)."""
+    first, second = two
+    whoami = ("GET", "/v1/whoami", auth(STANDARD), None)
+    assert [status for status, _ in first.together(*[whoami] * 121)] == [200] * 120 + [429]
+    [(status, _)] = second.together(("POST", "/_mock/clock/advance", {}, {"seconds": 60}))
+    assert status == 200
+    here = [status for status, _ in first.together(*[whoami] * 100)]
+    there = [status for status, _ in second.together(*[whoami] * 30)]
+    assert here == [200] * 100
+    assert there == [200] * 20 + [429] * 10
