@@ -151,16 +151,24 @@ class SharedGate:
             return
         if scope["method"] not in WRITES:  # a write catches up as it takes the lease
             bucket = self._bucket(scope)
-            woken = self._caught_up(bucket)
-            try:
-                counted = await woken
-            except StoreUnavailable as exc:
-                await self._unavailable(send, exc)
-                return
-            except asyncio.CancelledError:
-                if woken.done() and not woken.cancelled() and woken.exception() is None:
-                    self._read_done()  # woken, then cancelled before it ran
-                raise
+            while True:
+                woken = self._caught_up(bucket)
+                try:
+                    counted = await woken
+                except StoreUnavailable as exc:
+                    await self._unavailable(send, exc)
+                    return
+                except asyncio.CancelledError:
+                    if woken.done() and not woken.cancelled() and woken.exception() is None:
+                        self._read_done()  # woken, then cancelled before it ran
+                    raise
+                # The window was read on the clock before the catch-up: if another worker
+                # moved the clock into the next one, count the read again, in that window.
+                now = self._bucket(scope) if bucket is not None else None
+                if now is None or now == bucket:
+                    break
+                self._read_done()
+                bucket = now
             try:
                 if self.deps.sim.stale:  # a commit failed since: the copy may hold its changes
                     await self._unavailable(send, StoreUnavailable(STALE))
