@@ -110,9 +110,9 @@ def test_deleting_a_hostile_rule_id_deletes_nothing_else(
     deleted every rule and answered as if that one rule was gone."""
     with connect(layers_mock_server.base_url) as remote:
         kept = remote.rules.add(operation="createInfluencer", fault=500)
-        with pytest.raises(LayersMockError, match="not found|No route"):
+        with pytest.raises(LayersMockError, match=r"not found|No route"):
             remote.rules.delete(rule_id)
         assert remote.rules.list() == [kept]
-        with pytest.raises(LayersMockError, match="not found|No route"):
+        with pytest.raises(LayersMockError, match=r"not found|No route"):
             layers_mock_server.rules.delete(rule_id)
         assert layers_mock_server.rules.list() == [kept]
