@@ -106,8 +106,14 @@ def _verdict(value: float, target: float, higher_is_better: bool, unit: str = ""
     if met:
         return "met"
     if higher_is_better:
+        # A miss that two decimals would round up to the target is printed with three, so
+        # the line never reads "0.70x < 0.7x".
         short = 100 * (target - value) / target
-        return f"MISSED by {short:.0f} % ({value:.2f}{unit} < {target}{unit})"
+        digits = 3 if round(value, 2) >= target else 2
+        return (
+            f"MISSED by {short:.{0 if short >= 1 else 1}f} % "
+            f"({value:.{digits}f}{unit} < {target}{unit})"
+        )
     return f"MISSED by {value - target:.2f}{unit}"
 
 
