@@ -5,9 +5,9 @@ them, and stopped at the end of the session.
 The cluster is formed as `redis-cli --cluster create` forms one, minus its one-second naps:
 each node takes a third of the slots and a config epoch of its own, the first meets the
 others, and the session waits until every node says `cluster_state:ok` with all three known.
-That wait is bounded and loops on that condition only: Redis itself keeps a new master's
+That wait is bounded: Redis itself keeps a new master's
 state at "fail" for its first two seconds (CLUSTER_WRITABLE_DELAY), so forming costs ~2 s
-once per session.
+once per session. Each node's log says when its state turns ok, and that line is waited for.
 
 Same rule as the single server: skipped with a how-to message without redis-server, failed
 under LAYERS_MOCK_REDIS_TESTS=required (.ci/run).
@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from redisd import HOW, REQUIRED, RedisServer
+from redisd import RedisServer, cannot_run
 from redisd import _free_port as free_port
 
 if TYPE_CHECKING:  # redis-py is imported when a cluster is asked for: conftest loads this
     import redis
 
 SLOTS = 16384
+STATE_OK = "Cluster state changed: ok"  # what a node logs when its cluster_state turns ok
 FORM_TIMEOUT_S = 20
 CLUSTER_OPTIONS = (
     *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
@@ -126,15 +127,17 @@ class RedisClusterServers:
         with self.client(0) as client:
             for node, bus in zip(self.nodes[1:], self.buses[1:], strict=True):
                 client.execute_command("CLUSTER MEET", "127.0.0.1", node.port, bus)
+        # Each node logs the moment its state turns ok (all slots served by nodes it knows):
+        # waited on as its log arrives (redisd.RedisServer.wait_for_log), not polled.
         deadline = time.monotonic() + FORM_TIMEOUT_S
-        while not all(self._ready(i) for i in range(count)):
-            if time.monotonic() > deadline:
-                states = [self._info(i) for i in range(count)]
-                raise RuntimeError(
-                    f"the cluster did not reach cluster_state:ok with {count} known nodes on "
-                    f"every node within {FORM_TIMEOUT_S} s: {states}"
-                )
-            time.sleep(0.05)  # the nodes' own cron (10 Hz) moves the state; nothing to await
+        for node in self.nodes:
+            node.wait_for_log(STATE_OK, max(0.0, deadline - time.monotonic()))
+        if not all(self._ready(i) for i in range(count)):
+            states = [self._info(i) for i in range(count)]
+            raise RuntimeError(
+                f"the cluster did not reach cluster_state:ok with {count} known nodes on "
+                f"every node within {FORM_TIMEOUT_S} s: {states}"
+            )
 
     def _info(self, node: int) -> dict[str, str]:
         with self.client(node) as client:
@@ -159,9 +162,7 @@ def started_cluster(count: int = 3) -> Iterator[RedisClusterServers]:
     """Without redis-server: skipped (failed when required). With it, a cluster that does
     not form is a failure, not a skip: that is a bug of ours or of the machine."""
     if shutil.which("redis-server") is None:
-        if REQUIRED:
-            pytest.fail("LAYERS_MOCK_REDIS_TESTS=required, but redis-server is not on PATH")
-        pytest.skip(f"redis-server is not on PATH: {HOW}")
+        cannot_run("redis-server is not on PATH")
     with tempfile.TemporaryDirectory(prefix="layers-mock-cluster-") as directory:
         # The cluster bus port is named: the default (port + 10000) may be taken or, for a
         # free port above 55535, out of range.

@@ -20,9 +20,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -46,6 +48,10 @@ class RedisServer:
     sandboxes: int = 0
     options: tuple[str, ...] = ()  # more redis-server options (tests/clusterd.py: cluster mode)
     fsync: str = "everysec"  # `appendfsync`: "always" for a server a test kills (see above)
+    # The log, as redis-server writes it to its stdout: a thread copies it into `redis.log`
+    # and wakes whoever waits for a line (`wait_for_log`), so nothing polls the file.
+    _log: list[str] = field(default_factory=list)
+    _logged: threading.Condition = field(default_factory=threading.Condition)
 
     @property
     def url(self) -> str:
@@ -89,20 +95,38 @@ class RedisServer:
                     "--supervised",
                     "systemd",
                     "--logfile",
-                    str(self.directory / "redis.log"),
+                    "",  # stdout: read by _copy_log
                     *self.options,
                 ],
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, "NOTIFY_SOCKET": str(notify_path)},
             )
+            threading.Thread(target=self._copy_log, args=(self.process,), daemon=True).start()
             try:
                 while b"READY=1" not in notify.recv(4096):
                     pass
             except TimeoutError:
                 log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"redis-server did not start: {log}") from None
+
+    def _copy_log(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        with process.stdout, (self.directory / "redis.log").open("a") as copy:
+            for raw in process.stdout:
+                line = raw.decode(errors="replace")
+                copy.write(line)
+                copy.flush()
+                with self._logged:
+                    self._log.append(line)
+                    self._logged.notify_all()
+
+    def wait_for_log(self, text: str, timeout: float) -> bool:
+        """Block until redis-server has logged a line containing `text` (since it was first
+        started), or `timeout` seconds passed: False then."""
+        with self._logged:
+            return self._logged.wait_for(lambda: any(text in line for line in self._log), timeout)
 
     def kill(self) -> None:
         """kill -9: no shutdown, no last save; what survives is what the AOF had."""
@@ -121,16 +145,21 @@ class RedisServer:
             self.process = None
 
 
+def cannot_run(reason: str) -> NoReturn:
+    """No redis-server here: a skip that says how to get one, or a failure under .ci/run."""
+    if REQUIRED:
+        pytest.fail(f"LAYERS_MOCK_REDIS_TESTS=required, but {reason}")
+    pytest.skip(f"{reason}: {HOW}")
+
+
 @contextlib.contextmanager
-def started(fsync: str = "everysec") -> Iterator[RedisServer]:
+def started(fsync: str = "everysec", options: tuple[str, ...] = ()) -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory(prefix="layers-mock-redis-") as directory:
-        server = RedisServer(Path(directory), fsync=fsync)
+        server = RedisServer(Path(directory), fsync=fsync, options=options)
         try:
             server.start()
         except RuntimeError as exc:
-            if REQUIRED:
-                pytest.fail(f"LAYERS_MOCK_REDIS_TESTS=required, but: {exc}")
-            pytest.skip(f"{exc}: {HOW}")
+            cannot_run(str(exc))
         try:
             yield server
         finally:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
+import redisd
 from clusterd import CLUSTER_OPTIONS
-from redisd import HOW, REQUIRED, RedisServer
 from redisd import _free_port as free_port
 
 from layers_mock_server.cli import main
@@ -19,21 +16,11 @@ def test_a_cluster_node_whose_slots_are_not_all_served_is_one_sentence_at_start(
     """A node in cluster mode before its cluster is formed (or one whose cluster lost a
     shard's slots): redis-py's RedisClusterException is not a RedisError, and was a traceback
     out of `serve`. The password of the URL stays out of the message."""
-    with tempfile.TemporaryDirectory(prefix="layers-mock-redis-") as directory:
-        # the bus port named, as clusterd.py does: port + 10000 is out of range above 55535
-        bus = ("--cluster-port", str(free_port()))
-        node = RedisServer(Path(directory), options=(*CLUSTER_OPTIONS, *bus))
-        try:
-            node.start()
-        except RuntimeError as exc:
-            if REQUIRED:
-                pytest.fail(f"LAYERS_MOCK_REDIS_TESTS=required, but: {exc}")
-            pytest.skip(f"{exc}: {HOW}")
-        try:
-            url = f"redis://:hunter2@127.0.0.1:{node.port}/0?sandbox=lonely"
-            assert main(["serve", "--port", "0", "--state", url]) == 2
-        finally:
-            node.stop()
+    # the bus port named, as clusterd.py does: port + 10000 is out of range above 55535
+    bus = ("--cluster-port", str(free_port()))
+    with redisd.started(options=(*CLUSTER_OPTIONS, *bus)) as node:
+        url = f"redis://:hunter2@127.0.0.1:{node.port}/0?sandbox=lonely"
+        assert main(["serve", "--port", "0", "--state", url]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
     assert err.count("\n") == 1, err
