@@ -148,6 +148,7 @@ from ._views import (
     LayersMockError,
     Recorded,
     Rules,
+    check_called,
     error_text,
     matches,
     parse_instant,
@@ -460,15 +461,7 @@ class LayersMock:
 
     def assert_called(self, method: str, path: str, *, times: int | None = None) -> list[Recorded]:
         """Assert the mock answered `method path` at least once, or exactly `times` times."""
-        matched = self.requests(method, path)
-        if (times is None and matched) or len(matched) == times:
-            return matched
-        expected = "at least once" if times is None else f"{times} time(s)"
-        seen = "\n".join(f"  {r}" for r in self.requests()[-20:]) or "  (nothing)"
-        raise AssertionError(
-            f"expected {method.upper()} {path} {expected}, it was called {len(matched)} "
-            f"time(s); the mock answered (last 20):\n{seen}"
-        )
+        return check_called(self.requests, method, path, times)
 
     def assert_not_called(self, method: str, path: str) -> None:
         self.assert_called(method, path, times=0)

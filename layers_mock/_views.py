@@ -249,3 +249,18 @@ def matches(recorded: Recorded, method: str | None, path: str | None) -> bool:
 
 for _public in (LayersMockError, Keys, Recorded, Rules):
     _public.__module__ = "layers_mock"  # where partners import them from, and see them named
+
+
+def check_called(
+    requests: Callable[..., list[Recorded]], method: str, path: str, times: int | None
+) -> list[Recorded]:
+    """The in-process mock's and a remote sandbox's `assert_called`, over their `requests`."""
+    matched = requests(method, path)
+    if (times is None and matched) or len(matched) == times:
+        return matched
+    expected = "at least once" if times is None else f"{times} time(s)"
+    seen = "\n".join(f"  {r}" for r in requests()[-20:]) or "  (nothing)"
+    raise AssertionError(
+        f"expected {method.upper()} {path} {expected}, it was called {len(matched)} "
+        f"time(s); the mock answered (last 20):\n{seen}"
+    )

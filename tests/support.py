@@ -97,3 +97,22 @@ def bulk(app: Any, requests: list[tuple[str, str, dict[str, str], Any]]) -> list
             ]
 
     return asyncio.run(run())
+
+
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of one HTTP request, for tests that drive the app without a client
+    (to control when the body arrives, or to send what no client library would)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 80),
+    }

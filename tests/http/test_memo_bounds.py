@@ -8,7 +8,7 @@ import gc
 import tracemalloc
 from typing import Any
 
-from support import FULL
+from support import FULL, http_scope
 
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
@@ -25,20 +25,7 @@ def test_long_unknown_ids_leave_no_memory_behind() -> None:
     statuses: list[int] = []
 
     async def get(path: str) -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"authorization", f"Bearer {FULL}".encode())],
-            "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 80),
-        }
+        scope = http_scope("GET", path, [(b"authorization", f"Bearer {FULL}".encode())])
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 import orjson
-from support import FULL, PROJECT, Mock, auth
+from support import FULL, PROJECT, Mock, auth, http_scope
 
 
 async def call(
@@ -22,20 +22,8 @@ async def call(
     then on the pipeline runs without a pause until its latency wait)."""
     raw = b"" if body is None else orjson.dumps(body)
     all_headers = {**headers, "content-type": "application/json", "content-length": str(len(raw))}
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in all_headers.items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 1),
-    }
+    listed = [(k.lower().encode(), v.encode()) for k, v in all_headers.items()]
+    scope = http_scope(method, path, listed)
     answer: dict[str, Any] = {}
 
     async def receive() -> dict[str, Any]:

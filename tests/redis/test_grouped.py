@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from redisd import RedisServer
-from support import FULL, PROJECT, SEED, STANDARD, auth
+from support import FULL, PROJECT, SEED, STANDARD, auth, http_scope
 
 from layers_mock_server.core.store import StoreUnavailable
 from layers_mock_server.deps import Deps
@@ -68,28 +68,15 @@ class Worker:
         body: Any = None,
         sent_after: asyncio.Future[None] | None = None,
     ) -> tuple[int, Any]:
-        """`sent_after`: the client sends the body only once that is done (a slow client)."""
-        """One request through the worker's ASGI app: (status, parsed body)."""
+        """One request through the worker's ASGI app: (status, parsed body). `sent_after`:
+        the client sends the body only once that is done (a slow client)."""
         raw = b"" if body is None else orjson.dumps(body)
         sent: list[dict[str, Any]] = []
         listed = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         if raw:
             listed.append((b"content-type", b"application/json"))
             listed.append((b"content-length", str(len(raw)).encode()))
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": listed,
-            "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 80),
-        }
+        scope = http_scope(method, path, listed)
 
         async def receive() -> dict[str, Any]:
             await Turn()
