@@ -6,15 +6,15 @@ that a request that waited (a latency fault) can tell its lookups are stale. Req
 here, beside the state rather than in it: a reset does not rewind them (requestids.py).
 
 On a shared store (many workers, store.SharedStore) the state here is this worker's copy:
-`catch_up` applies what the other workers committed (replica.py), and a request that may
-change the state first takes the sandbox's lease (`take_lease`), so that writes happen in one
-order across workers. A copy that may have drifted from the store (a write that failed) is
-read again whole before it answers anything else.
+`caught_up` applies what the other workers committed (replica.py), and a request that may
+change the state first takes the sandbox's lease (`leased`), so that writes happen in one
+order across workers (http/shared.py does the round trips). A copy that may have drifted
+from the store (a write that failed) is read again whole before it answers anything else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from . import replica
 from .clock import MAX_MS, Clock
@@ -46,7 +46,7 @@ class Lifecycle:
         # write that request's half-done changes, nor give its lease back.
         self.may_commit: Callable[[], bool] = lambda: True
         # Whether the request's commit waits for its group's (http/shared.py): its batch is
-        # kept in `pending`, in order, and `commit_group` writes them all in one round trip.
+        # kept in `pending`, in order, and `group_batches` hands them all to one commit.
         self.defers: Callable[[], bool] = lambda: False
         self.pending: list[Batch] = []
         # A commit failed and the copy (holding its changes) was not read again since: a
@@ -105,32 +105,28 @@ class Lifecycle:
                     raise
             state.dirty.clear()
 
-    def commit_group(self) -> None:
-        """Write what a group of requests changed: each one's batch in the order they ran,
-        then what is left (with the meta row), in one round trip; StoreUnavailable if none of
-        it could be written (this worker's copy is then read again, as after `commit`)."""
-        assert self.shared is not None
+    def group_batches(self) -> list[Batch]:
+        """What a group of requests changed, for one commit (http/shared.py): each one's batch
+        in the order they ran, then what is left (with the meta row)."""
         batches, self.pending = self.pending, []
         batches.append(dirty_batch(self.state, self.requests, self.clock))
-        try:
-            self.shared.write_all(batches)
-        except StoreUnavailable:
-            self.shared.forget()
-            self.stale = True
-            raise
-        finally:
-            self.state.dirty.clear()
+        self.state.dirty.clear()
+        return batches
+
+    def commit_failed(self) -> None:
+        """A commit of this worker failed: its copy holds changes the store does not, and is
+        read again whole by the next catch-up or lease; until then nothing answers from it."""
+        assert self.shared is not None
+        self.shared.forget()
+        self.stale = True
 
     # -- a shared store ---------------------------------------------------------------------
 
-    def catch_up(self, buckets: Sequence[Bucket] = ()) -> list[int]:
-        """Apply what other workers committed since this one last looked (StoreUnavailable),
-        counting one request in each of `buckets` across workers: one round trip for every
-        read waiting at once (http/shared.py). Returns each request's number in its window,
-        which `count` installs when that request runs."""
-        if self.shared is None:
-            return []
-        changes = self.shared.changes(buckets)
+    def caught_up(self, changes: Changes) -> list[int]:
+        """Apply what other workers committed since this one last looked (a catch-up of
+        http/shared.py, counting the waiting reads in their rate windows in the same round
+        trip). Returns each read's number in its window, which `count` installs when that
+        request runs."""
         self._apply(changes)
         return changes.counted
 
@@ -139,15 +135,19 @@ class Lifecycle:
         its own take in the pipeline makes it so (exact however the waiting reads interleave)."""
         self.state.rates.seed(bucket.api_key_id, bucket.endpoint_class, bucket.window, counted - 1)
 
+    def leased(self, changes: Changes) -> None:
+        """The sandbox's write lease was taken with `changes`: apply them. The rate windows a
+        leased request uses are written with it, even if nothing else is."""
+        self._apply(changes)
+        self.state.dirty.add(("meta", ""))
+
     def take_lease(self) -> bool:
-        """Take the sandbox's write lease and catch up; False while another worker holds it.
-        The rate windows a leased request uses are written with it, even if nothing else is."""
+        """`leased`, in one synchronous round trip; False while another worker holds it."""
         assert self.shared is not None
         changes = self.shared.lock()
         if changes is None:
             return False
-        self._apply(changes)
-        self.state.dirty.add(("meta", ""))
+        self.leased(changes)
         return True
 
     def holds_lease(self) -> bool:

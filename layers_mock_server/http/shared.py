@@ -42,8 +42,10 @@ each is recorded as the 503 its client received, with the same request id.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +63,10 @@ READ_CLASS = "read-light"  # every partner GET's x-rate-class (openapi/layers.ya
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
 RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
 GROUP_WRITES = 16  # requests at most in one group commit ...
-GROUP_S = 0.005  # ... and for at most this long after the group took the lease
+GROUP_S = 0.005  # ... and for at most this long after it began
+CHAIN_S = 0.05  # a worker keeps the lease for its next groups for at most this long ...
+LINGER_S = 0.002  # ... and after its last group, in case another comes, for this long
+LOST = "the sandbox's lease was lost before the group's commit"
 # A read woken before a commit of this worker failed, and not caught up since, answers 503:
 # the copy holds that commit's changes until it is read again (the next catch-up).
 STALE = "a write of this worker failed while this request ran; its copy is being read again"
@@ -93,14 +98,16 @@ class Held:
 
 
 class Group:
-    """The requests whose changes wait for one commit, and when the lease was taken."""
+    """The requests whose changes wait for one commit, their journal entries, and (once its
+    commit is on its way) what came back."""
 
-    __slots__ = ("done", "since", "size", "timer")
+    __slots__ = ("done", "entries", "since", "size", "timer")
 
     def __init__(self, since: float) -> None:
         self.since = since
         self.size = 0
         self.timer = False
+        self.entries: list[Any] = []  # journal entries held with it (redis_journal.py)
         self.done: asyncio.Future[StoreUnavailable | None] = (
             asyncio.get_running_loop().create_future()
         )
@@ -114,21 +121,32 @@ class SharedGate:
     def __init__(self, app: Any, deps: Deps) -> None:
         self.app = app
         self.deps = deps
+        self.store: Any = deps.sim.shared
         self.turn = asyncio.Lock()
         # Reads waiting for the next catch-up, each with the rate window it counts in.
         self.waiting: list[tuple[Bucket | None, asyncio.Future[int]]] = []
+        self.catching = False  # a catch-up is on its way
+        self.catch_ups = 0  # catch-ups that came back: a writer lets the reads before it go
         self.reading = 0  # reads woken by a catch-up that have not answered yet
         self.queued = 0  # leased requests waiting for the turn
         self.coming = 0  # partner writes reading their body, to wait for the turn next
         self.group: Group | None = None  # the open group commit, if any
+        self.flying: collections.deque[Group] = collections.deque()  # commits on their way
+        self.chain = 0.0  # when this worker took the lease it still holds (loop time)
+        self.wanted = False  # another worker waits for that lease (a commit said so)
+        self.began = 0  # groups begun: a lingering lease goes back if no other began since
+        self.target: int | None = None  # the catch-ups the writer holding the turn waits for
+        self.broken: StoreUnavailable | None = None  # why the last commit failed
+        self.changed: list[asyncio.Future[None]] = []  # tasks waiting for the next change
         deps.shared = self
         deps.sim.may_commit = _HOLDING.get  # only the request holding the lease writes
         deps.sim.defers = _DEFERS.get  # ... and a partner request's batch waits for its group
         # ... and its journal entry, so that the journal records what the client got (a 503
         # when the group's commit fails): stores/redis_journal.py, on a shared journal
-        self.settle: Callable[[Failed | None], None] | None = getattr(deps.journal, "settle", None)
-        if self.settle is not None:
-            deps.journal.holding = _DEFERS.get  # type: ignore[attr-defined]
+        journal: Any = deps.journal
+        self.journal: Any = journal if hasattr(journal, "settle") else None
+        if self.journal is not None:
+            self.journal.holding = _DEFERS.get
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
@@ -173,18 +191,27 @@ class SharedGate:
                 if self.deps.sim.stale:  # a commit failed since: the copy may hold its changes
                     await self._unavailable(send, StoreUnavailable(STALE))
                     return
-                if bucket is not None:
-                    self.deps.sim.count(bucket, counted)
                 if not self._writes(scope):
+                    if bucket is not None:
+                        self.deps.sim.count(bucket, counted)
                     await self.app(scope, receive, send)
                     return
             finally:
                 self._read_done()
+            # a read that may write runs in its turn, its number in its window installed then
+            await self._leased(scope, receive, send, (bucket, counted) if bucket else None)
+            return
         await self._leased(scope, receive, send)
 
-    async def _leased(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Take the turn (and the lease, unless this worker's open group holds it), run the
-        request, and commit: now, or with the group (see the module docstring)."""
+    async def _leased(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        counted: tuple[Bucket, int] | None = None,
+    ) -> None:
+        """Take the turn (and the lease, unless this worker holds it still), run the request,
+        and send the commit: now, or with the group (see the module docstring)."""
         groupable = self.app.partner.match(scope["path"], scope["method"]) is not None
         if groupable:  # wait for the body before the turn, not holding it; the group waits
             self.coming += 1
@@ -196,18 +223,18 @@ class SharedGate:
                     asyncio.get_running_loop().call_soon(self._close_idle)
         await self._take_turn()
         held = Held()
+        group: Group | None = None
         try:
-            if self.group is not None and not groupable:
-                self._close()  # a control request runs alone, after what came before it
-            if self.group is None:
-                try:
-                    await self._lease()
-                except StoreUnavailable as exc:
-                    await self._unavailable(send, exc)
-                    return
-                self.group = Group(asyncio.get_running_loop().time())
+            try:
+                await self._begin(groupable)
+            except StoreUnavailable as exc:
+                await self._unavailable(send, exc)
+                return
+            assert self.group is not None
             self.group.size += 1
             _HOLDING.set(True)
+            if counted is not None:
+                self.deps.sim.count(*counted)
             defers = _DEFERS.set(groupable)
             try:
                 await self.app(scope, receive, held.send if groupable else send)
@@ -217,15 +244,39 @@ class SharedGate:
             finally:
                 _DEFERS.reset(defers)
             group = self.group  # this request's (a latency fault may have begun another)
-            if group is None:  # no group left to answer with (a latency fault's lease refused)
-                self._settle(None)
-            elif not (groupable and self._stays_open(group)):
+            if group is not None and not (groupable and self._stays_open(group)):
                 self._close()
         finally:
             _HOLDING.set(False)
-            self.turn.release()
+            self._give_turn()
         failure = None if group is None else await asyncio.shield(group.done)
         await held.release(send, failure)
+
+    async def _begin(self, groupable: bool) -> None:
+        """Before a leased request runs: the reads that were waiting when it got the turn go
+        first; a control request runs alone, after every commit before it came back; a new
+        group takes the lease, unless this worker kept it (a chain of groups)."""
+        if self.group is not None and (not groupable or not self.deps.sim.holds_lease()):
+            self._close()  # runs alone, after what came before it; or its lease is gone
+        if self.group is None:
+            behind = 1 if self.waiting or self.catching else 0
+            self.target = self.catch_ups + behind
+            await self._until(self._quiet)
+            if not groupable or not self.deps.sim.holds_lease():
+                await self._until(lambda: not self.flying)
+            if not self.deps.sim.holds_lease():
+                await self._lease()
+                self.chain = asyncio.get_running_loop().time()
+                self.broken = None
+                self.wanted = False
+            self.group = Group(asyncio.get_running_loop().time())
+            self.began += 1
+
+    def _quiet(self) -> bool:
+        """No read runs on the copy, none is catching up, and the reads that were waiting
+        when the writer got the turn have had theirs."""
+        target = self.target if self.target is not None else 0
+        return not self.catching and not self.reading and self.catch_ups >= target
 
     async def _take_turn(self) -> None:
         self.queued += 1
@@ -237,10 +288,20 @@ class SharedGate:
         finally:
             self.queued -= 1
 
+    def _give_turn(self) -> None:
+        self.turn.release()
+        if not self.turn.locked():
+            self.target = None
+            if self.waiting:
+                asyncio.get_running_loop().call_soon(self._catch_up)
+
     def _stays_open(self, group: Group) -> bool:
         """Whether the group waits for the next request (one is waiting for the turn, and no
-        read is running that could see changes not committed yet), within the fairness cap."""
-        if not (self.queued or self.coming) or self.reading or group.size >= GROUP_WRITES:
+        read is running or waiting that could see changes not committed yet), within the
+        fairness cap."""
+        if not (self.queued or self.coming) or self.reading or self.waiting:
+            return False
+        if group.size >= GROUP_WRITES:
             return False
         loop = asyncio.get_running_loop()
         left = GROUP_S - (loop.time() - group.since)
@@ -251,45 +312,109 @@ class SharedGate:
             loop.call_later(left, self._close_late, group)
         return True
 
+    def _keeps_lease(self) -> bool:
+        """Whether the commit being sent keeps the lease for this worker's next group (a
+        chain): until another worker waits for it (a commit's answer says so), and for at
+        most CHAIN_S; when no write is waiting now, it goes back after LINGER_S unless one
+        comes. So a worker writing alone takes the lease once, and two share it in turns."""
+        loop = asyncio.get_running_loop()
+        if self.wanted or loop.time() - self.chain >= CHAIN_S:
+            return False
+        if not (self.queued or self.coming):
+            loop.call_later(LINGER_S, self._let_go, self.began)
+        return True
+
+    def _let_go(self, began: int) -> None:
+        """The lease kept for a group that did not come: give it back."""
+        if self.began == began and self.group is None and self.deps.sim.holds_lease():
+            self.store.let_go()
+            self._changed()
+
+    async def settled(self) -> None:
+        """Wait until no group is open, every commit came back and the lease went back (tests,
+        and a worker stopping)."""
+        await self._until(
+            lambda: self.group is None and not self.flying and not self.deps.sim.holds_lease()
+        )
+
     def _close_late(self, group: Group) -> None:
         if self.group is group and not self.turn.locked():
             self._close()
 
-    def _close(self) -> None:
-        """Commit what the open group changed, give the lease back, and let its answers go
-        (each with the commit's failure, if it failed); then the reads held meanwhile."""
+    def _close(self, keep: bool = True) -> None:
+        """Send the commit of what the open group changed (keeping the lease, unless `keep` is
+        False or `_keeps_lease` says no); its answers go when it comes back (`_landed`), after
+        every commit before it."""
         group, self.group = self.group, None
         if group is None:
-            self._settle(None)
             return
         sim = self.deps.sim
-        failure: StoreUnavailable | None = None
-        try:
-            if sim.holds_lease():
-                sim.commit_group()
-            elif sim.pending:  # pragma: no cover - a group holds the lease until here
-                raise StoreUnavailable("the sandbox's lease was lost before the group's commit")
-        except StoreUnavailable as exc:
-            failure = exc  # the copy is read again before anything else (commit_group)
-        finally:
+        if self.journal is not None:
+            group.entries = self.journal.detach()
+        self.flying.append(group)
+        if not sim.holds_lease():  # a latency fault's lease refused, or a commit failed since
+            failure = (self.broken or StoreUnavailable(LOST)) if sim.pending else None
             sim.pending.clear()
-            with contextlib.suppress(StoreUnavailable):  # else it runs out (`lease=` ms)
+            sim.state.dirty.clear()
+            if self.journal is not None:
+                self.journal.unstage(failure is None)
+            self._landed(group, failure)
+            return
+        keep = keep and self._keeps_lease()
+        try:
+            sent = self.store.send_write(sim.group_batches(), keep)
+        except StoreUnavailable as exc:  # not even sent: the lease runs out (`lease=` ms)
+            if self.journal is not None:
+                self.journal.unstage(False)
+            with contextlib.suppress(StoreUnavailable):
                 sim.release_lease()
-        self._settle(failure)
-        group.done.set_result(failure)
-        if self.waiting:
-            asyncio.get_running_loop().call_soon(self._catch_up)
+            self._landed(group, exc)
+            return
+        sent.add_done_callback(functools.partial(self._sent_back, group))
 
-    def _settle(self, failure: StoreUnavailable | None) -> None:
-        """The journal entries held for a group: as answered, or each as its 503."""
-        if self.settle is not None:
-            self.settle(None if failure is None else _failed(failure))
+    def _sent_back(self, group: Group, sent: asyncio.Future[bool]) -> None:
+        failure = sent.exception()
+        if failure is not None and not isinstance(failure, StoreUnavailable):
+            failure = StoreUnavailable(f"{type(failure).__name__}: {failure}")
+        elif failure is None and sent.result():
+            self.wanted = True  # the next commit gives the lease back
+        self._landed(group, failure)
+
+    def _landed(self, group: Group, failure: StoreUnavailable | None) -> None:
+        """A group's commit came back (they come back in the order they were sent): its
+        answers go, or 503 each when it failed; the reads held meanwhile catch up after the
+        last one."""
+        if failure is not None:
+            self.broken = failure
+            self.deps.sim.commit_failed()
+        assert self.flying and self.flying[0] is group
+        self.flying.popleft()
+        if self.journal is not None:
+            self.journal.settle(None if failure is None else _failed(failure), group.entries)
+        group.done.set_result(failure)
+        if not self.flying:
+            self._changed()
+            if self.waiting:
+                asyncio.get_running_loop().call_soon(self._catch_up)
 
     def _close_idle(self) -> None:
         """An open group whose next request went away (cancelled while waiting)."""
         idle = not (self.queued or self.coming or self.turn.locked())
         if self.group is not None and idle:
             self._close()
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        """Wait until `ready()` (checked again whenever a read, catch-up or commit ends)."""
+        while not ready():
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.changed.append(future)
+            await future
+
+    def _changed(self) -> None:
+        changed, self.changed = self.changed, []
+        for future in changed:
+            if not future.done():
+                future.set_result(None)
 
     def _caught_up(self, bucket: Bucket | None) -> asyncio.Future[int]:
         """Wait for the next shared catch-up (it counts `bucket` when given; its number there)."""
@@ -300,28 +425,59 @@ class SharedGate:
         return future
 
     def _catch_up(self) -> None:
-        """One round trip for every read waiting now; each is woken with its number in its
-        rate window (0 without one), or with the reason none of them could be answered.
-        While a group is open, its commit comes first (it calls this again)."""
-        if self.group is not None or not self.waiting:
+        """One round trip for every read waiting now: sent when the copy holds nothing that
+        is not committed (no group open, no commit on its way, no writer let in), one at a
+        time; its reads are woken when it comes back."""
+        if self.catching or self.group is not None or self.flying or not self.waiting:
             return
+        if self.target is not None and self.catch_ups >= self.target:
+            return  # the writer holding the turn goes first; its turn ends with a catch-up
         waiting, self.waiting = self.waiting, []
         buckets = [b for b, _ in waiting if b is not None]
+        self.catching = True
         try:
-            counted = iter(self.deps.sim.catch_up(buckets))
-        except Exception as exc:  # StoreUnavailable: 503 each; anything else: each one's bug
-            for _, future in waiting:
-                if not future.done():
-                    future.set_exception(exc)
+            sent = self.store.send_changes(False, buckets)
+        except StoreUnavailable as exc:
+            self._read_back(waiting, None, exc)
             return
+        sent.add_done_callback(lambda done: self._read_back(waiting, done, None))
+
+    def _read_back(
+        self,
+        waiting: list[tuple[Bucket | None, asyncio.Future[int]]],
+        sent: asyncio.Future[Any] | None,
+        error: BaseException | None,
+    ) -> None:
+        """A catch-up came back: each read is woken with its number in its rate window (0
+        without one), or with the reason none of them could be answered."""
+        self.catching = False
+        self.catch_ups += 1
+        counted: Any = ()
+        if error is None and sent is not None:
+            error = sent.exception()
+            if error is None:
+                try:
+                    counted = iter(self.deps.sim.caught_up(sent.result()))
+                except Exception as exc:  # a bug: each read answers it as its own 500
+                    error = exc
         for bucket, future in waiting:
-            number = next(counted) if bucket is not None else 0
-            if not future.done():  # a reader that went away was counted all the same
-                future.set_result(number)
-                self.reading += 1
+            if future.done():  # a reader that went away was counted all the same
+                if error is None and bucket is not None:
+                    next(counted)
+                continue
+            if error is not None:
+                future.set_exception(error)
+                continue
+            future.set_result(next(counted) if bucket is not None else 0)
+            self.reading += 1
+        self._changed()
+        if self.waiting:
+            asyncio.get_running_loop().call_soon(self._catch_up)
 
     def _read_done(self) -> None:
         self.reading -= 1
+        if not self.reading:
+            self._changed()
 
     def _bucket(self, scope: dict[str, Any]) -> Bucket | None:
         """The read-light window a partner read of a rate-limited key counts in, so that it is
@@ -338,37 +494,52 @@ class SharedGate:
         return Bucket(key.api_key_id, READ_CLASS, sim.now(key.org_id) // WINDOW_MS)
 
     async def _lease(self) -> None:
-        sim = self.deps.sim
-        # Held by another process: nothing in this one to wait on, so poll.
-        while not sim.take_lease():  # noqa: ASYNC110
+        """Take the lease, with the changes up to now (after every commit of this worker came
+        back, so the copy holds nothing that is not committed)."""
+        while True:
+            changes = await self.store.send_changes(True)
+            if changes is not None:
+                break
+            # Held by another process: nothing in this one to wait on, so poll.
             await asyncio.sleep(RETRY_S)
-        _HOLDING.set(True)
+        self.deps.sim.leased(changes)
 
     async def sleep(self, seconds: float) -> None:
-        """A latency fault: write what the request (and its group) did so far, give the lease
+        """A latency fault: send what the request (and its group) did so far, give the lease
         and the turn up while sleeping, and take them again after (catching up with what
-        happened meanwhile), as a group of its own."""
+        happened meanwhile), as a group of its own. A read is not running on the copy while
+        it sleeps, and runs again only on a copy that holds nothing uncommitted."""
         if not _HOLDING.get():
-            await self.nap(seconds)
+            self._read_done()
+            try:
+                await self.nap(seconds)
+            finally:
+                await self._until(self._clean)
+                self.reading += 1
             if self.deps.sim.stale:  # a commit failed meanwhile: the copy may hold its changes
                 raise _unreachable(StoreUnavailable(STALE))
             return
-        self._close()
+        self._close(keep=False)  # other workers may write while it sleeps
         _HOLDING.set(False)
-        self.turn.release()
+        self._give_turn()
         try:
             await self.nap(seconds)
         finally:
             await self._take_turn()
-        if self.group is not None:
-            self._close()  # another group formed meanwhile: it is committed before this one
         try:
-            await self._lease()
+            await self._begin(True)
         except StoreUnavailable as exc:
+            self._give_turn()  # the request's own `finally` gives it back otherwise
+            await self.turn.acquire()  # ... so it must hold it when it unwinds
             raise _unreachable(exc) from None
-        self.group = Group(asyncio.get_running_loop().time())
+        assert self.group is not None
         self.group.size += 1
         _HOLDING.set(True)
+
+    def _clean(self) -> bool:
+        """The copy holds nothing uncommitted, and no writer is let in."""
+        writer = self.target is not None and self.catch_ups >= self.target
+        return self.group is None and not self.flying and not writer
 
     async def _unavailable(self, send: Any, exc: StoreUnavailable) -> None:
         request_id = self.deps.sim.request_id()

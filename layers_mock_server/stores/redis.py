@@ -35,11 +35,12 @@ up" and "written".
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -54,6 +55,9 @@ from ..core.store import (
     StoreUnavailable,
 )
 from .redis_journal import APPEND
+from .redis_pipe import Pipe
+
+T = TypeVar("T")
 
 LOG_LENGTH = 10_000  # entries kept in the log; a worker further behind reads everything
 LEASE_MS = 10_000  # a write lease outlives any request's synchronous step by far
@@ -68,9 +72,11 @@ WRITE = """#!lua
 local rows, order, meta, log, commits, lease, requests, seq =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local token, seen, maxlen, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
--- journal entries after the batches: ARGV[6] of them whatever happens (recorded since this
+-- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
+-- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
+-- Journal entries after the batches: ARGV[6] of them whatever happens (recorded since this
 -- worker's last round trip), then the group's own, kept only with the write (their answers)
-local first, always = 7 + count, tonumber(ARGV[6])
+local first, always, keep = 8 + count, tonumber(ARGV[6]), ARGV[7]
 local function journal(from, to)
   for i = from, to do
     local j = redis.call('INCR', KEYS[11])
@@ -83,7 +89,7 @@ if holder and holder ~= token then return {'LEASE'} end
 local n = tonumber(redis.call('GET', commits) or '0')
 if n ~= seen then return {'BEHIND'} end
 local met = false
-for b = 7, 6 + count do
+for b = 8, 7 + count do
   local batch, logged = cjson.decode(ARGV[b]), ARGV[b]
   if batch.w then  -- a wipe is logged without its rows: the others read everything after it
     redis.call('DEL', rows, order)
@@ -116,9 +122,15 @@ if met then
   local t = redis.call('TIME')
   redis.call('SET', KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
 end
-if holder then redis.call('DEL', lease) end
+local wanted = 0
+if holder and keep == '' then
+  redis.call('DEL', lease)
+elseif keep ~= '' then
+  local next = redis.call('GET', KEYS[12])
+  if next and next ~= keep then wanted = 1 end
+end
 journal(first + always, #ARGV)
-return {'OK', n}
+return {'OK', n, wanted}
 """
 
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
@@ -236,6 +248,7 @@ class RedisStore:
         self.ident = secrets.token_hex(8)  # this worker's name in the line for the lease
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
+        self.pipe: Pipe | None = None  # ... and one that does not wait (see _send)
         self.outbox: list[bytes] = []  # journal entries not yet sent (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
         self.journal_capacity = 1000
@@ -247,7 +260,7 @@ class RedisStore:
         """Connect and read everything. When nothing is there yet, keep the lease (taken to
         read), so that the caller's first write of the fresh state is the only one."""
         try:
-            import redis  # noqa: F401 - present, or say how to install it
+            import redis  # present, or say how to install it
         except ImportError:
             raise ValueError(
                 "--state redis:// needs the Redis client: install the [redis] extra "
@@ -266,6 +279,9 @@ class RedisStore:
             "journal": client.register_script(APPEND),
             "everything": client.register_script(EVERYTHING),
         }
+        if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
+            make = client.connection_pool.make_connection
+            self.pipe = Pipe(make, [WRITE, CHANGES, UNLOCK], self.where, timeout=5)
         deadline = time.monotonic() + self.lease_ms / 1000 + 1
         while True:
             try:
@@ -288,26 +304,67 @@ class RedisStore:
         self.write_all([batch])
 
     def write_all(self, batches: Sequence[Batch]) -> None:
-        client = self._client
-        if client is None:
+        keys, args, predicted = self._write_args(batches, keep=False)
+        token, self.token = self.token, ""  # the script gives the lease back
+        self._written(self._call("write", keys, args), predicted, token)
+        self.seen = predicted
+
+    def send_write(self, batches: Sequence[Batch], keep: bool) -> asyncio.Future[bool]:
+        """`write_all` sent without waiting (redis_pipe.py): the copy is taken to be at the
+        commit's number at once, so that the next group's commit can follow it before it came
+        back; `keep`: the lease stays ours, and the future says whether another worker waits
+        for it. Fails as `write_all` would; then the copy is forgotten at once (before any
+        answer sent after it is read), and every commit sent after it fails too, as it
+        counted on it (compare-and-append)."""
+        token = self.token
+        keys, args, predicted = self._write_args(batches, keep=keep)
+        self.seen = predicted
+        if not keep:
+            self.token = ""  # the script gives the lease back
+
+        def written(answer: Any) -> bool:
+            self._written(answer, predicted, token)
+            return bool(answer[2])
+
+        return self._then(self._send("write", keys, args), written, failed=self._lost)
+
+    def _lost(self) -> None:
+        """A write did not happen (refused, or its answer lost): nothing of the copy can be
+        trusted, and the lease, if still ours, goes back."""
+        self.forget()
+        if self.token:
+            self._release(self.token)
+
+    def _write_args(self, batches: Sequence[Batch], keep: bool) -> tuple[list[str], list[Any], int]:
+        if self._client is None:
             raise StoreUnavailable(f"{self.where} is not open")
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
+        keys.append(self.keys["wants"])
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         entries, self.outbox = self.outbox, []  # the journal's, sent on the way
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
-        args += [len(batches), len(entries)]  # kept (else its 503s go later, SharedJournal)
-        args += [_entry(batch) for batch in batches]  # each whole before anything is sent
-        answer = self._call("write", keys, args + entries + staged)
-        self.token = ""  # the script gave the lease back
+        args += [len(batches), len(entries), self.ident if keep else ""]  # kept (else its 503s go
+        args += [_entry(batch) for batch in batches]  # later, SharedJournal); each batch is
+        return keys, args + entries + staged, self.seen + len(batches)  # whole before sending
+
+    def _written(self, answer: Any, predicted: int, token: str) -> None:
+        """The write script's answer: the commit number it reached, or it refused (nothing
+        of it happened): then the lease, if it is still ours, is given back."""
         if answer[0] != b"OK":
+            if token and token != self.token:  # (a kept one goes back with `_lost`)
+                self._release(token)
             raise StoreConflict(
                 f"{self.where}: another worker wrote first ({answer[0].decode()}); "
                 "nothing of this request was kept"
             )
-        self.seen = int(answer[1])
+        if int(answer[1]) != predicted:  # pragma: no cover - the script counts as we do
+            raise StoreConflict(f"{self.where}: the commit numbers went astray")
 
     def close(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
+            self.pipe = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self.unlock()
@@ -324,10 +381,36 @@ class RedisStore:
     def lock(self) -> Changes | None:
         return self._changes(secrets.token_hex(8))
 
+    def send_changes(self, lease: bool, buckets: Sequence[Bucket] = ()) -> asyncio.Future[Any]:
+        """`changes` (or `lock`, when `lease`) sent without waiting (redis_pipe.py); its future
+        gets the Changes (None: another worker holds the lease)."""
+        token = secrets.token_hex(8) if lease else ""
+        keys, args, windows = self._changes_args(token, None, buckets)
+        return self._then(
+            self._send("changes", keys, args),
+            lambda answer: self._changes_answer(answer, token, buckets, windows),
+        )
+
     def unlock(self) -> None:
         if self.token and self._client is not None:
             token, self.token = self.token, ""
             self._call("unlock", [self.keys["lease"]], [token])
+
+    def let_go(self) -> None:
+        """Give the lease back without waiting (behind what the pipe carries already)."""
+        if self.token:
+            self._release(self.token)
+
+    def _release(self, token: str) -> None:
+        """Give back a lease whose write was refused (if no one took it since)."""
+        if self.token == token:
+            self.token = ""
+        with contextlib.suppress(Exception):
+            if self.pipe is None:
+                self._call("unlock", [self.keys["lease"]], [token])
+            else:
+                sent = self._send("unlock", [self.keys["lease"]], [token])
+                sent.add_done_callback(lambda f: f.exception())  # best effort: it runs out
 
     def holds(self) -> bool:
         return bool(self.token)
@@ -371,6 +454,38 @@ class RedisStore:
 
     # -- inside -----------------------------------------------------------------------------
 
+    def _send(self, script: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """One script through the pipe; without one (a cluster, TLS), run now, answered."""
+        if self.pipe is not None:
+            return self.pipe.call("EVALSHA", self._scripts[script].sha, len(keys), *keys, *args)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        try:
+            future.set_result(self._call(script, keys, args))
+        except StoreUnavailable as exc:
+            future.set_exception(exc)
+        return future
+
+    @staticmethod
+    def _then(
+        sent: asyncio.Future[Any],
+        finish: Callable[[Any], T],
+        failed: Callable[[], None] | None = None,
+    ) -> asyncio.Future[T]:
+        """A future for `finish(answer)`, resolved in the order the answers came; `failed`
+        runs first when there is none."""
+        done: asyncio.Future[T] = sent.get_loop().create_future()
+
+        def landed(_: asyncio.Future[Any]) -> None:
+            try:
+                done.set_result(finish(sent.result()))
+            except Exception as exc:  # StoreUnavailable; anything else is a bug, told as such
+                if failed is not None:
+                    failed()
+                done.set_exception(exc)
+
+        sent.add_done_callback(landed)
+        return done
+
     def _call(self, script: str, keys: list[str], args: list[Any], retry: bool = False) -> Any:
         """One script on the store's own connection: redis-py's command path (pool, retries,
         instrumentation) cost as much CPU as the rest of a request, so the hot path sends
@@ -400,6 +515,13 @@ class RedisStore:
         self, token: str, max_distance: int | None = None, buckets: Sequence[Bucket] = ()
     ) -> Changes | None:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
+        keys, args, windows = self._changes_args(token, max_distance, buckets)
+        answer = self._call("changes", keys, args, retry=True)
+        return self._changes_answer(answer, token, buckets, windows)
+
+    def _changes_args(
+        self, token: str, max_distance: int | None, buckets: Sequence[Bucket]
+    ) -> tuple[list[str], list[Any], dict[Bucket, int]]:
         windows: dict[Bucket, int] = {}  # each window once, with how many reads it counts
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
@@ -413,7 +535,11 @@ class RedisStore:
         args += windows.values()
         entries, self.outbox = self.outbox, []  # the journal's, sent on the way
         args += entries
-        answer = self._call("changes", keys, args, retry=True)
+        return keys, args, windows
+
+    def _changes_answer(
+        self, answer: Any, token: str, buckets: Sequence[Bucket], windows: dict[Bucket, int]
+    ) -> Changes | None:
         if answer[0] == b"HELD":
             return None
         if token:

@@ -121,19 +121,24 @@ class SharedJournal(Journal):
             with contextlib.suppress(RuntimeError):  # no loop: sent with the next round trip
                 self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
 
-    def settle(self, failed: Failed | None) -> None:
-        """The held entries' commit returned (or none will come): kept as they are, or, when
-        `failed` (the commit failed), each answered entry as the 503 its client got instead."""
+    def detach(self) -> list[tuple[Any, ...] | JournalEntry]:
+        """The entries held for the group being committed now (its staged copies go with
+        its commit): the next group's are held apart from them."""
         held, self.held = self.held, []
+        return held
+
+    def settle(
+        self, failed: Failed | None, held: list[tuple[Any, ...] | JournalEntry] | None = None
+    ) -> None:
+        """The held entries' commit returned (or none will come): kept as they are, or, when
+        `failed` (the commit failed, and did not append them), each answered entry as the
+        503 its client got instead."""
+        if held is None:
+            held = self.detach()
         if failed is None:
             for entry in held:
                 super()._keep(entry)
-            if self.store.staged:  # no commit took them along
-                self.store.outbox += self.store.staged
-                self.store.staged.clear()
-                self._schedule()
             return
-        self.store.staged.clear()  # the failed commit did not append them
         for entry in held:
             fields = entry if isinstance(entry, tuple) else tuple(getattr(entry, f) for f in FIELDS)
             status, request_id, response = fields[5], fields[6], fields[11]
@@ -141,6 +146,14 @@ class SharedJournal(Journal):
                 headers, body = failed(request_id, response[0] if response else ())
                 fields = reanswered(fields, 503, headers, body)
             self._send(fields)
+
+    def unstage(self, kept: bool) -> None:
+        """The staged copies of a group that sends no commit: sent as they are when its
+        answers stand, dropped when they do not (settle sends the 503s instead)."""
+        staged, self.store.staged = self.store.staged, []
+        if kept and staged:
+            self.store.outbox += staged
+            self._schedule()
 
     def flush(self) -> None:
         """Send what no round trip has taken along; a Redis that cannot take it loses those

@@ -106,16 +106,16 @@ def test_a_key_whose_group_commit_failed_creates_on_its_retry_once_on_any_worker
     two: tuple[Any, Any], patient: None
 ) -> None:
     first, second = two
-    real = first.store.write_all
+    real = first.store.send_write
 
-    def refused(batches: Any) -> None:
+    def refused(batches: Any, keep: bool) -> None:
         raise StoreUnavailable("redis://127.0.0.1:1/0: Connection reset by peer")
 
-    first.store.write_all = refused
+    first.store.send_write = refused
     again = auth(FULL, **{"Idempotency-Key": "k9"})
     answers = first.together(("POST", CREATE, again, {}), ("POST", CREATE, again, {}))
     assert [status for status, _ in answers] == [503, 503]
-    first.store.write_all = real
+    first.store.send_write = real
     [retried] = first.together(("POST", CREATE, again, {}))
     assert retried[0] == 202
     assert second.together(("POST", CREATE, again, {})) == [retried]

@@ -48,17 +48,19 @@ class Worker:
         self.loop = asyncio.new_event_loop()  # one loop, as a worker has
         self.trips: list[str] = []
         self.request_ids: list[str] = []
-        for name in ("changes", "lock", "write_all"):  # `write` is a write_all of one
-            self._count(name)
+        changes, write = self.store.send_changes, self.store.send_write
 
-    def _count(self, name: str) -> None:
-        real: Callable[..., Any] = getattr(self.store, name)
+        def counted_changes(lease: bool, buckets: Any = ()) -> Any:
+            self.trips.append("lock" if lease else "changes")
+            return changes(lease, buckets)
 
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.trips.append(name.removesuffix("_all"))
-            return real(*args, **kwargs)
+        def counted_write(batches: Any, keep: bool) -> Any:
+            self.trips.append("write")
+            self.kept.append(keep)
+            return write(batches, keep)
 
-        setattr(self.store, name, counted)
+        self.kept: list[bool] = []  # whether each commit kept the lease for the next group
+        self.store.send_changes, self.store.send_write = counted_changes, counted_write
 
     async def call(
         self,
@@ -97,7 +99,9 @@ class Worker:
         """Every request arrives in the same loop tick; their answers in order."""
 
         async def run() -> list[tuple[int, Any]]:
-            return list(await asyncio.gather(*(self.call(*r) for r in requests)))
+            answers = list(await asyncio.gather(*(self.call(*r) for r in requests)))
+            await self.deps.shared.settled()  # the lease back, for the next worker's turn
+            return answers
 
         return self.loop.run_until_complete(run())
 
@@ -149,21 +153,21 @@ def test_a_shared_round_trip_that_fails_answers_every_waiting_read_with_503(
     two: tuple[Worker, Worker],
 ) -> None:
     first, _ = two
-    real = first.store.changes
+    real = first.store.send_changes
     failures: list[int] = []
 
-    def unreachable(buckets: Any = ()) -> Any:
+    def unreachable(lease: bool, buckets: Any = ()) -> Any:
         failures.append(len(buckets))
         raise StoreUnavailable("redis://127.0.0.1:1/0: Connection refused")
 
-    first.store.changes = unreachable
+    first.store.send_changes = unreachable
     answers = first.together(*[("GET", "/v1/whoami", auth(STANDARD), None)] * 6)
     assert failures == [6]  # one round trip for all six, and it failed
     for status, body in answers:
         assert status == 503
         assert body["error"]["code"] == "STORAGE_UNAVAILABLE"
         assert body["error"]["details"]["reason"].endswith("Connection refused")
-    first.store.changes = real
+    first.store.send_changes = real
     answers = first.together(*[("GET", "/v1/whoami", auth(STANDARD), None)] * 121)
     # nothing of the failed reads was counted: the window still holds 120 reads
     assert [status for status, _ in answers] == [200] * 120 + [429]
@@ -194,34 +198,42 @@ def test_writes_waiting_for_the_turn_share_one_lease_and_one_commit(
     assert first.store._client.get(first.store.keys["lease"]) is None  # given back
 
 
-def test_a_group_gives_the_lease_back_after_group_writes_requests(
+def test_a_group_holds_group_writes_requests_and_the_lease_goes_back_after_chain_s(
     two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = two
     monkeypatch.setattr(shared, "GROUP_WRITES", 3)
+    monkeypatch.setattr(shared, "CHAIN_S", 3600.0)
     answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 7)
     assert [status for status, _ in answers] == [202] * 7
-    assert first.trips == ["lock", "write"] * 3  # 3 + 3 + 1: the lease went back in between
+    # 3 + 3 + 1 in three commits, each sent while the next group ran, under one lease, kept
+    # by the last for LINGER_S in case another write came, then given back
+    assert first.trips == ["lock", "write", "write", "write"]
+    assert first.kept == [True, True, True]
+    assert first.store._client.get(first.store.keys["lease"]) is None
     assert len(influencers(second)) == 7
-    monkeypatch.setattr(shared, "GROUP_S", 0.0)  # no time to wait for anyone: one by one
+    monkeypatch.setattr(shared, "CHAIN_S", 0.0)  # no time to keep it: other workers' turn
     first.trips.clear()
-    answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 3)
-    assert [status for status, _ in answers] == [202] * 3
+    first.kept.clear()
+    answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 7)
+    assert [status for status, _ in answers] == [202] * 7
     assert first.trips == ["lock", "write"] * 3
+    assert first.kept == [False] * 3
+    assert len(influencers(second)) == 14
 
 
 def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_none(
     two: tuple[Worker, Worker], patient: None
 ) -> None:
     first, second = two
-    real = first.store.write_all
+    real = first.store.send_write
     calls: list[int] = []
 
-    def refused(batches: Any) -> None:
+    def refused(batches: Any, keep: bool) -> None:
         calls.append(len(batches))
         raise StoreUnavailable("redis://127.0.0.1:1/0: Connection reset by peer")
 
-    first.store.write_all = refused
+    first.store.send_write = refused
     before = len(first.request_ids)
     answers = first.together(
         *[("POST", CREATE, auth(FULL), {"gender": "female"})] * 4,
@@ -238,7 +250,7 @@ def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_
     # the read waited for the group's commit: it never saw the creates that were not kept
     assert answers[4] == (200, answers[4][1]) and answers[4][1]["items"] == []
     assert influencers(second) == []
-    first.store.write_all = real
+    first.store.send_write = real
     [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
     assert status == 202
     assert influencers(first) == influencers(second) == [made["influencerId"]]
@@ -269,7 +281,7 @@ def test_a_write_still_sending_its_body_does_not_hold_the_group_past_its_deadlin
 
     fast, slow = first.loop.run_until_complete(run())
     assert fast[0] == slow[0] == 202
-    assert first.trips == ["lock", "write"] * 2
+    assert first.trips == ["lock", "write", "write"]  # the lease was kept for the slow one
     assert sorted(influencers(second)) == sorted([fast[1]["influencerId"], slow[1]["influencerId"]])
 
 
@@ -283,21 +295,21 @@ def test_the_journal_records_the_503_each_request_of_a_failed_group_received(
     get; the answers that were kept stay as they were."""
     first = Worker(redis_server.sandbox(), bodies=True)
     try:
-        real = first.store.write_all
+        real = first.store.send_write
 
-        def failing(batches: Any) -> None:
+        def failing(batches: Any, keep: bool) -> Any:
             if how == "unreachable":
                 raise StoreUnavailable("redis://127.0.0.1:1/0: Connection reset by peer")
             first.store.seen += 1  # another worker wrote since: the script refuses it all
-            real(batches)
+            return real(batches, keep)
 
         [(status, kept)] = first.together(("POST", CREATE, auth(FULL), {}))
         assert status == 202
-        first.store.write_all = failing
+        first.store.send_write = failing
         answers = first.together(*[("POST", CREATE, auth(FULL), {"gender": "female"})] * 3)
         assert [status for status, _ in answers] == [503] * 3
         sent = [body["error"]["requestId"] for _, body in answers]
-        first.store.write_all = real
+        first.store.send_write = real
         [(status, page)] = first.together(("GET", "/_mock/requests", {}, None))
         assert status == 200
         posts = [i for i in page["items"] if i["method"] == "POST"]
@@ -315,29 +327,29 @@ def test_the_journal_records_the_503_each_request_of_a_failed_group_received(
 
 def refuse_commits(worker: Worker) -> Callable[[], None]:
     """The worker's commits fail (Redis unreachable) until the returned function is called."""
-    real = worker.store.write_all
+    real = worker.store.send_write
 
-    def refused(batches: Any) -> None:
+    def refused(batches: Any, keep: bool) -> None:
         raise StoreUnavailable("redis://127.0.0.1:1/0: Connection reset by peer")
 
-    worker.store.write_all = refused
-    return lambda: setattr(worker.store, "write_all", real)
+    worker.store.send_write = refused
+    return lambda: setattr(worker.store, "send_write", real)
 
 
 def test_a_read_woken_before_a_failed_group_commit_never_answers_from_its_changes(
     two: tuple[Worker, Worker],
 ) -> None:
-    """The read's catch-up returns, then the write runs and its commit fails before the read
-    resumes (both are ready in one loop iteration): the copy holds the create that was not
-    kept, so the read answers 503 (as Redis could not be reached) instead of listing it; the
-    next catch-up reads the copy again."""
+    """The read's catch-up returns, and the write is ready to run in the same loop iteration:
+    the write waits until the read has answered (a writer never changes the copy under a read
+    that was woken), so the read lists what was committed, never the create whose commit then
+    fails; the next catch-up reads the copy again."""
     first, second = two
     restore = refuse_commits(first)
     read, write = first.together(
         ("GET", CREATE, auth(FULL), None), ("POST", CREATE, auth(FULL), {"gender": "male"})
     )
     assert write[0] == 503
-    assert read[0] == 503 and read[1]["error"]["code"] == "STORAGE_UNAVAILABLE"
+    assert read == (200, read[1]) and read[1]["items"] == []
     restore()
     assert influencers(first) == influencers(second) == []
 
