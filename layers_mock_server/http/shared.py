@@ -3,36 +3,45 @@
 Before a request, the worker's copy of the state catches up with what the other workers
 committed (core/lifecycle.py). A request that may change the state (POST, PATCH, PUT, DELETE;
 any request while rules are set; a read of a job that polls move, or any with `--progression
-poll`) first takes the sandbox's write lease, so writes are serialized across workers; its
-commit gives the lease back in the same round trip. A read takes no lease, and shares its
-catch-up: reads that arrive together wait in a queue, and one round trip, started after every
-one of them arrived (`loop.call_soon`), brings the copy up to date for all of them; so each is
-answered from a copy at least as new as the moment it arrived (linearizable), and under load K
-reads cost one round trip instead of K. That round trip also counts each partner read in its
-key's read-light window in Redis, and hands each read its own number there, so read limits
-hold across workers as write limits do (through the commits). The round trip stays a
-synchronous call of redis-py's client: nothing else of this worker runs in the middle of it.
+poll`) first takes the sandbox's write lease, so writes are serialized across workers. A read
+takes no lease, and shares its catch-up: reads that arrive together wait in a queue, and one
+round trip, started after every one of them arrived (`loop.call_soon`), brings the copy up to
+date for all of them; so each is answered from a copy at least as new as the moment it arrived
+(linearizable), and under load K reads cost one round trip instead of K. That round trip also
+counts each partner read in its key's read-light window in Redis, and hands each read its own
+number there, so read limits hold across workers as write limits do (through the commits).
 
-Within the worker, an asyncio lock makes its own leased requests take turns, so the lease is
-asked for by one request at a time; a latency fault gives the lease up while it sleeps
-(`sleep`), so a slow answer does not hold every other worker's writes.
+No round trip blocks the worker: commits and catch-ups go through the store's pipe
+(stores/redis_pipe.py) and the worker goes on while Redis runs them (and, with `appendfsync
+always`, while the disk syncs); answers come back in the order they were sent.
 
-Group commit: when partner requests of this worker wait for the turn, the one holding it does
-not commit: it leaves its changes in the copy, keeps the lease, and hands the turn on; the next
-one runs on that copy (one order, as before), and the last of the group (no one waiting, or
-GROUP_WRITES requests, or GROUP_S seconds since the lease was taken: then the lease goes back
-so other workers get their turn) writes every change of the group in one commit. The lease is
-taken once and written once for the group: one round trip each, instead of two per request.
-No answer leaves before the commit that holds it returned (each request's answer is held in
+Group commit: when partner requests of this worker wait for the turn (an asyncio lock), the
+one holding it does not commit: it leaves its changes in the copy and hands the turn on; the
+next one runs on that copy (one order), and the last of the group (no one waiting, a read
+waiting, GROUP_WRITES requests, or GROUP_S seconds since the group began) sends every change
+of the group as one commit. The worker does not wait for it: the next group runs at once on
+the copy, which already holds the first group's changes, and its commit follows the first on
+the same connection; the write script's compare-and-append (the commit number each counted
+on) refuses a commit sent behind one that was refused, so a failure takes down everything
+sent after it, never a part. For that the lease is kept across groups (a chain): it is taken
+once, and given back when a commit's answer says another worker waits for it, after CHAIN_S
+at most, or LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault
+gives it back while it sleeps, so a slow answer does not hold other workers' writes.
+
+No answer leaves before the commit that holds it came back (each request's answer is held in
 the gate until then); if that commit fails, every request of the group is answered 503 in the
 envelope, and the copy is read again: nothing acknowledged is lost. No read sees a change that
-is not committed yet: a group is only left open while no read is running, and reads that
-arrive meanwhile wait for the group's commit before their own catch-up. A read already past
-its catch-up when a commit of this worker fails (woken in the same loop iteration as the
-failing write, or asleep in a latency fault) would answer from a copy that holds the failed
-changes until the next catch-up: it answers 503 instead (`sim.stale`). (A GET that sends a
-body waits for it after its catch-up; no GET takes a body, so the most it could show is a 422
-for its body where a copy read again would answer 404 first: left so, off the hot path.)
+is not committed yet: a catch-up is sent only while nothing uncommitted is in the copy (no
+group open, no commit on its way, no writer let in), a group closes when a read waits, and a
+writer that gets the turn waits until the reads woken before it (and those that were waiting
+when it came) have answered. A read asleep in a latency fault is not running on the copy;
+it runs again only on a copy that holds nothing uncommitted, and if a commit of this worker
+failed meanwhile it answers 503 (`sim.stale`). (A GET that sends a body waits for it after its
+catch-up; no GET takes a body, so the most it could show is a 422 for its body where a copy
+read again would answer 404 first: left so, off the hot path.)
+
+Control requests (resets, imports, clocks) run alone: after every commit before them came
+back, on a lease taken on the store's synchronous connection, and they write at once.
 
 The journal records what each client got: the entries of a group's requests are held with it
 (stores/redis_journal.py) and go with its commit, kept only if the commit is; if it fails,
@@ -265,7 +274,7 @@ class SharedGate:
             if not groupable or not self.deps.sim.holds_lease():
                 await self._until(lambda: not self.flying)
             if not self.deps.sim.holds_lease():
-                await self._lease()
+                await (self._lease() if groupable else self._lease_now())
                 self.chain = asyncio.get_running_loop().time()
                 self.broken = None
                 self.wanted = False
@@ -503,6 +512,15 @@ class SharedGate:
             # Held by another process: nothing in this one to wait on, so poll.
             await asyncio.sleep(RETRY_S)
         self.deps.sim.leased(changes)
+
+    async def _lease_now(self) -> None:
+        """The lease for a control request, whose commit is written synchronously (a reset or
+        an import replaces the state at once): taken on the same connection, which this
+        round trip (tried again once on a new connection) proves alive."""
+        sim = self.deps.sim
+        # Held by another process: nothing in this one to wait on, so poll.
+        while not sim.take_lease():  # noqa: ASYNC110
+            await asyncio.sleep(RETRY_S)
 
     async def sleep(self, seconds: float) -> None:
         """A latency fault: send what the request (and its group) did so far, give the lease

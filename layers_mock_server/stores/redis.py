@@ -27,10 +27,13 @@ Cluster as it does on one server (a sandbox lives on one shard; see the README).
 
 Durability is Redis's: a batch is applied before the script returns; with `appendonly yes`
 and `appendfsync always` it is on disk before Redis answers, and so before the client's
-answer is sent (see the README for what each `appendfsync` setting promises). redis-py's
-synchronous client is used on purpose: a commit is part of the request's synchronous step,
-like the SQLite store's, so that no other request of the same worker runs between "caught
-up" and "written".
+answer is sent (see the README for what each `appendfsync` setting promises).
+
+The request path sends its scripts through a pipe (redis_pipe.py, `send_write` and
+`send_changes`): the worker goes on while Redis works, and the gate (http/shared.py) keeps
+the order. Start-up, control requests, request-id blocks and the journal's reads use
+redis-py's synchronous client; a Redis Cluster or TLS connection uses it for everything
+(each call then answers at once, as the pipe's would, only later).
 """
 
 from __future__ import annotations

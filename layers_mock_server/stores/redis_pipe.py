@@ -69,9 +69,12 @@ class Pipe:
 
     def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         import hiredis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self._fail(StoreUnavailable(f"{self.where}: the connection was replaced"))
         conn = self.make()
+        conn.retry = Retry(NoBackoff(), 0)  # the worker waits on a connect: once, not backing off
         try:
             conn.connect()  # redis-py's handshake: AUTH, SELECT, on a blocking socket
         except Exception as exc:

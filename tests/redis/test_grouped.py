@@ -222,6 +222,64 @@ def test_a_group_holds_group_writes_requests_and_the_lease_goes_back_after_chain
     assert len(influencers(second)) == 14
 
 
+def test_the_next_group_runs_while_the_commits_before_it_are_on_their_way(
+    two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis holds the first commit back (CLIENT PAUSE): the worker does not wait for it, the
+    next groups run and their commits follow it; every answer waits for its own commit."""
+    first, second = two
+    monkeypatch.setattr(shared, "GROUP_WRITES", 2)
+    real = first.store.send_write
+    sent: list[asyncio.Future[Any]] = []
+    behind: list[int] = []
+
+    def watching(batches: Any, keep: bool) -> Any:
+        if not sent:  # the lease is taken: Redis now holds every write back for 300 ms
+            first.store._client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+        behind.append(sum(not f.done() for f in sent))
+        sent.append(real(batches, keep))
+        return sent[-1]
+
+    first.store.send_write = watching
+    answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 6)
+    assert [status for status, _ in answers] == [202] * 6
+    assert behind == [0, 1, 2]  # three commits on their way at once
+    assert first.trips == ["lock", "write", "write", "write"]
+    assert sorted(influencers(second)) == sorted(body["influencerId"] for _, body in answers)
+
+
+def test_a_refused_commit_takes_down_the_ones_sent_behind_it_and_nothing_is_kept(
+    two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first of three commits in flight is refused (the worker missed a commit): the two
+    behind it counted on it and are refused too; all six requests answer 503, none is
+    kept anywhere, the journal says 503 for each, and the worker reads its copy again."""
+    first, second = two
+    monkeypatch.setattr(shared, "GROUP_WRITES", 2)
+    real = first.store.send_write
+    sent: list[asyncio.Future[Any]] = []
+
+    def refused_first(batches: Any, keep: bool) -> Any:
+        if not sent:
+            first.store._client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+            first.store.seen += 1  # compare-and-append refuses it, and so all behind it
+        sent.append(real(batches, keep))
+        return sent[-1]
+
+    first.store.send_write = refused_first
+    answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 6)
+    first.store.send_write = real
+    assert len(sent) == 3
+    assert [status for status, _ in answers] == [503] * 6
+    assert {body["error"]["code"] for _, body in answers} == {"STORAGE_UNAVAILABLE"}
+    assert influencers(second) == [] and influencers(first) == []
+    [(status, page)] = second.together(("GET", "/_mock/requests", {}, None))
+    posts = [i["status"] for i in page["items"] if i["method"] == "POST"]
+    assert posts == [503] * 6
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202 and influencers(second) == [made["influencerId"]]
+
+
 def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_none(
     two: tuple[Worker, Worker], patient: None
 ) -> None:

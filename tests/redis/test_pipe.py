@@ -1,0 +1,197 @@
+"""The pipe to Redis (stores/redis_pipe.py): many commands in flight on one connection, each
+answer handed to its own command in order, and every way the connection can fail turned into
+one StoreUnavailable for each command in flight, the next command connecting again.
+
+Each test drives the pipe on its own event loop against a real redis-server (tests/redisd.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from redisd import RedisServer, started
+
+from layers_mock_server.core.store import StoreUnavailable
+from layers_mock_server.stores.redis_pipe import Pipe
+
+ECHO = "return ARGV[1]"
+
+
+def pipe_to(server: RedisServer, timeout: float = 5.0) -> Pipe:
+    client = redis.Redis.from_url(server.url)
+    return Pipe(client.connection_pool.make_connection, [ECHO], "redis://test", timeout)
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.new_event_loop().run_until_complete(coroutine)
+
+
+def once(loop: asyncio.AbstractEventLoop, pipe: Pipe, *args: Any) -> Any:
+    """One command through the pipe on `loop` (the pipe's, as in a worker), its answer."""
+
+    async def call() -> Any:
+        return await pipe.call(*args)
+
+    return loop.run_until_complete(call())
+
+
+@pytest.fixture
+def own() -> Iterator[RedisServer]:
+    """A redis-server of this test's own (it is paused, flushed or killed)."""
+    with started() as server:
+        yield server
+
+
+def test_answers_come_back_to_their_own_commands_in_order(redis_server: RedisServer) -> None:
+    pipe = pipe_to(redis_server)
+
+    async def go() -> list[Any]:
+        key = "pipe:order"
+        first = pipe.call("DEL", key)
+        counted = [pipe.call("INCR", key) for _ in range(500)]  # all sent before any answer
+        assert not any(f.done() for f in counted)
+        return [await first, *[await f for f in counted]]
+
+    answers = run(go())
+    assert answers[1:] == list(range(1, 501))
+    pipe.close()
+
+
+def test_a_command_larger_than_the_socket_takes_at_once_is_sent_whole(
+    redis_server: RedisServer,
+) -> None:
+    pipe = pipe_to(redis_server)
+    value = bytes(range(256)) * 40_000  # 10 MB: the kernel takes it in pieces
+
+    async def go() -> Any:
+        sent = pipe.call("SET", "pipe:big", value)
+        small = pipe.call("STRLEN", "pipe:big")  # queued behind the unsent rest
+        assert await sent == b"OK"
+        return await small, await pipe.call("GET", "pipe:big")
+
+    length, back = run(go())
+    assert length == len(value) and back == value
+    pipe.close()
+
+
+def test_a_reply_error_fails_only_its_own_command(redis_server: RedisServer) -> None:
+    pipe = pipe_to(redis_server)
+
+    async def go() -> tuple[Any, Any]:
+        wrong = pipe.call("INCR", "pipe:text")
+        fine = pipe.call("PING")
+        with pytest.raises(StoreUnavailable, match=r"redis://test: .*not an integer"):
+            await wrong
+        return await fine, await pipe.call("PING")
+
+    redis.Redis.from_url(redis_server.url).set("pipe:text", "abc")
+    assert run(go()) == (b"PONG", b"PONG")
+    pipe.close()
+
+
+def test_a_connection_closed_by_redis_fails_everything_in_flight_then_reconnects(
+    own: RedisServer,
+) -> None:
+    pipe = pipe_to(own)
+    loop = asyncio.new_event_loop()
+    assert once(loop, pipe, "PING") == b"PONG"
+    own.kill()  # kill -9: the socket closes under the pipe
+
+    async def in_flight() -> list[BaseException | Any]:
+        calls = [pipe.call("PING") for _ in range(5)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    failed = loop.run_until_complete(in_flight())
+    assert all(isinstance(f, StoreUnavailable) for f in failed), failed
+    assert all(str(f).startswith("redis://test: ") for f in failed)
+    own.start()  # the same port: the next command connects again, scripts loaded anew
+    sha = redis.Redis.from_url(own.url).script_load(ECHO)
+    redis.Redis.from_url(own.url).script_flush()
+    assert once(loop, pipe, "EVALSHA", sha, 0, "back") == b"back"
+    pipe.close()
+    loop.close()
+
+
+def test_no_answer_within_the_timeout_fails_everything_in_flight(own: RedisServer) -> None:
+    pipe = pipe_to(own, timeout=0.2)
+    other = redis.Redis.from_url(own.url)
+    loop = asyncio.new_event_loop()
+    assert once(loop, pipe, "PING") == b"PONG"
+    other.execute_command("CLIENT", "PAUSE", "30000", "WRITE")  # writes wait up to 30 s
+
+    async def paused() -> list[BaseException | Any]:
+        writes = [pipe.call("SET", "pipe:paused", str(n)) for n in range(3)]
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    failed = loop.run_until_complete(paused())
+    assert [str(f) for f in failed] == ["redis://test: Timeout reading from socket"] * 3
+    other.execute_command("CLIENT", "UNPAUSE")
+    assert once(loop, pipe, "SET", "pipe:paused", "again") == b"OK"
+    pipe.close()
+    loop.close()
+
+
+def test_scripts_flushed_under_the_pipe_fail_one_command_then_are_loaded_again(
+    redis_server: RedisServer,
+) -> None:
+    pipe = pipe_to(redis_server)
+    sha = redis.Redis.from_url(redis_server.url).script_load(ECHO)
+    loop = asyncio.new_event_loop()
+    assert once(loop, pipe, "EVALSHA", sha, 0, "one") == b"one"
+    redis.Redis.from_url(redis_server.url).script_flush()
+    with pytest.raises(StoreUnavailable, match="NOSCRIPT"):
+        once(loop, pipe, "EVALSHA", sha, 0, "two")
+    assert once(loop, pipe, "EVALSHA", sha, 0, "three") == b"three"
+    pipe.close()
+    loop.close()
+
+
+def test_a_server_that_is_not_redis_fails_every_command_in_one_sentence() -> None:
+    """Something that accepts the connection and answers what is not RESP."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def liar() -> None:  # greets as Redis does (HELLO, then +OK to each), then answers HTTP
+        conn, _ = listener.accept()
+        with conn:
+            while data := conn.recv(1 << 16):
+                if b"PING" in data:
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+                elif b"HELLO" in data:
+                    conn.sendall(b"%1\r\n$5\r\nproto\r\n:3\r\n")
+                else:
+                    commands = sum(1 for line in data.split(b"\r\n") if line[:1] == b"*")
+                    conn.sendall(b"+OK\r\n" * commands)
+
+    thread = threading.Thread(target=liar, daemon=True)
+    thread.start()
+    client = redis.Redis(host="127.0.0.1", port=port, protocol=3)
+    pipe = Pipe(client.connection_pool.make_connection, [], "redis://liar", 1.0)
+
+    async def go() -> list[BaseException | Any]:
+        return await asyncio.gather(*[pipe.call("PING") for _ in range(3)], return_exceptions=True)
+
+    failed = run(go())
+    pipe.close()
+    listener.close()
+    thread.join(5)
+    assert len(failed) == 3 and all(isinstance(f, StoreUnavailable) for f in failed), failed
+    assert all(str(f).startswith("redis://liar: Protocol error") for f in failed), failed
+
+
+def test_a_redis_that_cannot_be_reached_fails_the_command_not_the_caller() -> None:
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    pipe = Pipe(client.connection_pool.make_connection, [], "redis://127.0.0.1:1/0", 1.0)
+
+    async def go() -> None:
+        future = pipe.call("PING")  # no exception here: the future holds it
+        with pytest.raises(StoreUnavailable, match=r"^redis://127.0.0.1:1/0: .*refused"):
+            await future
+
+    run(go())
