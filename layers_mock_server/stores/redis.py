@@ -284,7 +284,7 @@ class RedisStore:
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             make = client.connection_pool.make_connection
-            self.pipe = Pipe(make, [WRITE, CHANGES, UNLOCK], self.where, timeout=5)
+            self.pipe = Pipe(make, [WRITE, CHANGES, UNLOCK, APPEND], self.where, timeout=5)
         deadline = time.monotonic() + self.lease_ms / 1000 + 1
         while True:
             try:
@@ -431,12 +431,17 @@ class RedisStore:
 
     # -- the journal (redis_journal.py) ----------------------------------------------------
 
-    def journal_flush(self) -> None:
-        """Send the journal entries no catch-up has taken along yet."""
+    def journal_flush(self, wait: bool = True) -> None:
+        """Send the journal entries no catch-up has taken along yet (`wait`: before it returns,
+        as a read of the journal needs; else through the pipe, losing them if it fails)."""
         if self.outbox:
             entries, self.outbox = self.outbox, []
             keys = [self.keys["journal"], self.keys["journal-seq"]]
-            self._call("journal", keys, [self.journal_capacity, *entries])
+            args = [self.journal_capacity, *entries]
+            if wait or self.pipe is None:
+                self._call("journal", keys, args)
+            else:
+                self._send("journal", keys, args).add_done_callback(lambda f: f.exception())
 
     def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
         """(number, entry) of the newest `capacity` entries, oldest first."""

@@ -119,7 +119,7 @@ class SharedJournal(Journal):
     def _schedule(self) -> None:
         if self.timer is None:
             with contextlib.suppress(RuntimeError):  # no loop: sent with the next round trip
-                self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+                self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush, False)
 
     def detach(self) -> list[tuple[Any, ...] | JournalEntry]:
         """The entries held for the group being committed now (its staged copies go with
@@ -155,14 +155,15 @@ class SharedJournal(Journal):
             self.store.outbox += staged
             self._schedule()
 
-    def flush(self) -> None:
-        """Send what no round trip has taken along; a Redis that cannot take it loses those
-        entries (the journal is a window on the traffic, not a record the mock answers from)."""
+    def flush(self, wait: bool = True) -> None:
+        """Send what no round trip has taken along (the timer's: without waiting for it); a
+        Redis that cannot take it loses those entries (the journal is a window on the
+        traffic, not a record the mock answers from)."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         with contextlib.suppress(Exception):
-            self.store.journal_flush()
+            self.store.journal_flush(wait)
 
     def _all(self) -> list[JournalEntry]:
         self.flush()
