@@ -52,6 +52,12 @@ class Stored:
     elapsed_ms: int = 0
 
 
+class OutcomeUnknown(StoreUnavailable):
+    """A write reached a shared store, and its answer was lost (the connection closed, or no
+    answer came in time): it may have been applied, or not. The client is told so, and a
+    retry with the same Idempotency-Key answers what was kept."""
+
+
 class StoreConflict(StoreUnavailable):
     """A shared store's lease on the sandbox was lost before the write (it outlived the lease,
     and another worker has written since): nothing of the batch is in the store, and the

@@ -61,7 +61,7 @@ from typing import Any
 from ..core.errors import ApiError
 from ..core.journal import Failed, RawHeaders
 from ..core.ratelimit import LIMITS, WINDOW_MS
-from ..core.store import Bucket, StoreUnavailable
+from ..core.store import Bucket, OutcomeUnknown, StoreUnavailable
 from ..deps import Deps
 from .inputs import MAX_BODY_BYTES
 from .render import dumps, error_body, send_response
@@ -362,7 +362,9 @@ class SharedGate:
             group.entries = self.journal.detach()
         self.flying.append(group)
         if not sim.holds_lease():  # a latency fault's lease refused, or a commit failed since
-            failure = (self.broken or StoreUnavailable(LOST)) if sim.pending else None
+            # never sent: whatever befell the commits before it, nothing of it was done
+            reason = str(self.broken) if self.broken is not None else LOST
+            failure = StoreUnavailable(reason) if sim.pending else None
             sim.pending.clear()
             sim.state.dirty.clear()
             if self.journal is not None:
@@ -600,14 +602,17 @@ def _failed(failure: StoreUnavailable) -> Failed:
 
     def answer(request_id: str, headers: RawHeaders) -> tuple[list[tuple[bytes, bytes]], bytes]:
         kept = [(k, v) for k, v in headers if k == b"x-request-id" or k.startswith(b"x-ratelimit-")]
-        return kept, dumps(error_body(_unreachable(failure), request_id))
+        return kept, dumps(error_body(_unreachable(failure, write=True), request_id))
 
     return answer
 
 
-def _unreachable(exc: StoreUnavailable) -> ApiError:
-    return ApiError(
-        "STORAGE_UNAVAILABLE",
-        "The mock could not reach its shared state; nothing of this request was done.",
-        {"reason": str(exc)},
-    )
+def _unreachable(exc: StoreUnavailable, write: bool = False) -> ApiError:
+    if write and isinstance(exc, OutcomeUnknown):  # sent, and its answer lost
+        message = (
+            "The mock lost its shared state's answer to this request's write: it may have been "
+            "kept. Retry with the same Idempotency-Key to find out."
+        )
+    else:
+        message = "The mock could not reach its shared state; nothing of this request was done."
+    return ApiError("STORAGE_UNAVAILABLE", message, {"reason": str(exc)})

@@ -14,10 +14,11 @@ handed to the future of the command it answers, in order. Sending never blocks e
 the socket does not take now waits for `add_writer`. The hot scripts are loaded on every new
 connection ahead of anything else, so EVALSHA finds them after a Redis restart.
 
-Any failure (the connection closed or refused, no answer within `timeout`, a reply that is
-not RESP) fails every command in flight and closes the socket; the next command connects
-again. A command whose answer is lost may have run: the caller treats it as not done (the
-write script's compare-and-append refuses anything sent after it that counted on it).
+Any failure (the connection closed, no answer within `timeout`, a reply that is not RESP)
+fails every command in flight with `OutcomeUnknown` and closes the socket; the next command
+connects again (a connection refused fails only that command, which was not sent). A command
+whose answer is lost may have run: the write script's compare-and-append refuses anything sent
+after it that counted on it, and the client is told its write may have been kept.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..core.store import StoreUnavailable
+from ..core.store import OutcomeUnknown, StoreUnavailable
 
 
 class Pipe:
@@ -63,7 +64,7 @@ class Pipe:
         return future
 
     def close(self) -> None:
-        self._fail(StoreUnavailable(f"{self.where} is not open"))
+        self._fail(OutcomeUnknown(f"{self.where} is not open"))
 
     # -- inside -----------------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ class Pipe:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        self._fail(StoreUnavailable(f"{self.where}: the connection was replaced"))
+        self._fail(OutcomeUnknown(f"{self.where}: the connection was replaced"))
         conn = self.make()
         conn.retry = Retry(NoBackoff(), 0)  # the worker waits on a connect: once, not backing off
         try:
@@ -101,7 +102,7 @@ class Pipe:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self._fail(StoreUnavailable(_reason(self.where, exc)))
+            self._fail(OutcomeUnknown(_reason(self.where, exc)))
             return
         if sent < len(packed):
             self.unsent += packed[sent:]
@@ -114,7 +115,7 @@ class Pipe:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._fail(StoreUnavailable(_reason(self.where, exc)))
+            self._fail(OutcomeUnknown(_reason(self.where, exc)))
             return
         del self.unsent[:sent]
         if not self.unsent and self.loop is not None:
@@ -126,10 +127,10 @@ class Pipe:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._fail(StoreUnavailable(_reason(self.where, exc)))
+            self._fail(OutcomeUnknown(_reason(self.where, exc)))
             return
         if not data:
-            self._fail(StoreUnavailable(f"{self.where}: Connection closed by server."))
+            self._fail(OutcomeUnknown(f"{self.where}: Connection closed by server."))
             return
         self.reader.feed(data)
         try:
@@ -142,12 +143,12 @@ class Pipe:
                 if isinstance(reply, Exception):
                     future.set_exception(StoreUnavailable(_reason(self.where, reply)))
                     if str(reply).startswith("NOSCRIPT"):  # flushed: load them again
-                        self._fail(StoreUnavailable(_reason(self.where, reply)))
+                        self._fail(OutcomeUnknown(_reason(self.where, reply)))
                         return
                 else:
                     future.set_result(reply)
         except Exception as exc:  # hiredis.ProtocolError, or the above
-            self._fail(StoreUnavailable(_reason(self.where, exc)))
+            self._fail(OutcomeUnknown(_reason(self.where, exc)))
 
     def _watch(self) -> None:
         """Fail everything when the oldest command has waited `timeout` for its answer."""
@@ -156,11 +157,11 @@ class Pipe:
             return
         late = self.waiting[0][0] + self.timeout - time.monotonic()
         if late <= 0:
-            self._fail(StoreUnavailable(f"{self.where}: Timeout reading from socket"))
+            self._fail(OutcomeUnknown(f"{self.where}: Timeout reading from socket"))
             return
         self.watch = self.loop.call_later(late, self._watch)
 
-    def _fail(self, exc: StoreUnavailable) -> None:
+    def _fail(self, exc: OutcomeUnknown) -> None:
         waiting, self.waiting = self.waiting, deque()
         if self.sock is not None and self.loop is not None:
             with contextlib.suppress(Exception):

@@ -280,6 +280,34 @@ def test_a_refused_commit_takes_down_the_ones_sent_behind_it_and_nothing_is_kept
     assert status == 202 and influencers(second) == [made["influencerId"]]
 
 
+def test_a_commit_whose_answer_is_lost_says_it_may_have_been_kept_and_a_retry_finds_out(
+    two: tuple[Worker, Worker], patient: None
+) -> None:
+    """The connection to Redis closes after the commit went out: Redis ran it, the worker
+    cannot know. Its clients get 503 saying the write may have been kept (not "nothing was
+    done"), and a retry with the same Idempotency-Key answers the create that was kept."""
+    first, second = two
+    real = first.store.send_write
+
+    def then_the_connection_closes(batches: Any, keep: bool) -> Any:
+        sent = real(batches, keep)
+        first.store.pipe.close()  # the command went whole; its answer will not come
+        return sent
+
+    first.store.send_write = then_the_connection_closes
+    key = auth(FULL, **{"Idempotency-Key": "lost-1"})
+    [(status, body)] = first.together(("POST", CREATE, key, {"gender": "male"}))
+    first.store.send_write = real
+    assert status == 503 and body["error"]["code"] == "STORAGE_UNAVAILABLE"
+    assert body["error"]["message"].startswith("The mock lost its shared state's answer")
+    assert "may have been kept" in body["error"]["message"]
+    kept = influencers(second)
+    assert len(kept) == 1  # it was
+    [(status, again)] = first.together(("POST", CREATE, key, {"gender": "male"}))
+    assert status == 202 and again["influencerId"] == kept[0]  # the retry says so
+    assert influencers(first) == kept
+
+
 def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_none(
     two: tuple[Worker, Worker], patient: None
 ) -> None:

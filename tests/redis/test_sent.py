@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redisd import RedisServer
 
-from layers_mock_server.core.store import Batch, Bucket, StoreConflict, StoreUnavailable
+from layers_mock_server.core.store import Batch, Bucket, OutcomeUnknown, StoreConflict
 from layers_mock_server.stores.redis import RedisStore
 
 
@@ -98,7 +98,7 @@ def test_a_lost_connection_fails_every_commit_in_flight(
         return await asyncio.gather(*sent, return_exceptions=True)
 
     answers = run(go())
-    assert [type(a) for a in answers] == [StoreUnavailable] * 2
+    assert [type(a) for a in answers] == [OutcomeUnknown] * 2
     assert first.seen == -1 and not first.holds()
     assert [b.meta for b in second.changes().batches] == [b"1", b"2"]
 
