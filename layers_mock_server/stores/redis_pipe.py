@@ -101,7 +101,9 @@ class Pipe:
             sent = self.sock.send(packed)
         except (BlockingIOError, InterruptedError):
             sent = 0
-        except OSError as exc:
+        except OSError as exc:  # this one was not sent; those before it may have run
+            self.waiting.pop()
+            future.set_exception(StoreUnavailable(_reason(self.where, exc)))
             self._fail(OutcomeUnknown(_reason(self.where, exc)))
             return
         if sent < len(packed):

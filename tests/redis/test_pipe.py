@@ -101,15 +101,19 @@ def test_a_connection_closed_by_redis_fails_everything_in_flight_then_reconnects
     pipe = pipe_to(own)
     loop = asyncio.new_event_loop()
     assert once(loop, pipe, "PING") == b"PONG"
-    own.kill()  # kill -9: the socket closes under the pipe
+    redis.Redis.from_url(own.url).execute_command("CLIENT", "PAUSE", "30000", "WRITE")
 
     async def in_flight() -> list[BaseException | Any]:
-        calls = [pipe.call("PING") for _ in range(5)]
+        calls = [pipe.call("SET", "pipe:lost", str(n)) for n in range(5)]  # sent, held by Redis
+        own.kill()  # kill -9: the socket closes under them
         return await asyncio.gather(*calls, return_exceptions=True)
 
     failed = loop.run_until_complete(in_flight())
     assert all(isinstance(f, OutcomeUnknown) for f in failed), failed  # sent: may have run
     assert all(str(f).startswith("redis://test: ") for f in failed)
+    with pytest.raises(StoreUnavailable, match="refused") as refused:  # Redis is down
+        once(loop, pipe, "PING")
+    assert not isinstance(refused.value, OutcomeUnknown)  # never sent
     own.start()  # the same port: the next command connects again, scripts loaded anew
     sha = redis.Redis.from_url(own.url).script_load(ECHO)
     redis.Redis.from_url(own.url).script_flush()
