@@ -183,7 +183,7 @@ class SharedGate:
                 try:
                     counted = await woken
                 except StoreUnavailable as exc:
-                    await self._unavailable(send, exc)
+                    await self._unavailable(scope, send, exc)
                     return
                 except asyncio.CancelledError:
                     if woken.done() and not woken.cancelled() and woken.exception() is None:
@@ -198,7 +198,7 @@ class SharedGate:
                 bucket = now
             try:
                 if self.deps.sim.stale:  # a commit failed since: the copy may hold its changes
-                    await self._unavailable(send, StoreUnavailable(STALE))
+                    await self._unavailable(scope, send, StoreUnavailable(STALE))
                     return
                 if not self._writes(scope):
                     if bucket is not None:
@@ -237,7 +237,7 @@ class SharedGate:
             try:
                 await self._begin(groupable)
             except StoreUnavailable as exc:
-                await self._unavailable(send, exc)
+                await self._unavailable(scope, send, exc)
                 return
             assert self.group is not None
             self.group.size += 1
@@ -561,10 +561,29 @@ class SharedGate:
         writer = self.target is not None and self.catch_ups >= self.target
         return self.group is None and not self.flying and not writer
 
-    async def _unavailable(self, send: Any, exc: StoreUnavailable) -> None:
+    async def _unavailable(self, scope: dict[str, Any], send: Any, exc: StoreUnavailable) -> None:
+        """The gate's own 503 (no round trip to Redis could be made for the request), in the
+        journal as the app's answers are: the journal records what each client got."""
         request_id = self.deps.sim.request_id()
         body = dumps(error_body(_unreachable(exc), request_id))
-        await send_response(send, 503, [(b"x-request-id", request_id.encode())], body)
+        headers = [(b"x-request-id", request_id.encode())]
+        await send_response(send, 503, headers, body)
+        target = self.app.partner.match(scope["path"], scope["method"])
+        op = getattr(target[0], "op", None) if target is not None else None
+        length = str(len(body)).encode()
+        sent = [*headers, (b"content-type", b"application/json"), (b"content-length", length)]
+        self.deps.journal.add(
+            self.deps.sim.now(),
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            503,
+            request_id,
+            None,
+            op.operation_id if op is not None else None,
+            None,
+            (scope["headers"], b"", sent, body),
+        )
 
 
 async def _read_ahead(scope: dict[str, Any], receive: Any) -> Any:

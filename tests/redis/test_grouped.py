@@ -168,6 +168,16 @@ def test_a_shared_round_trip_that_fails_answers_every_waiting_read_with_503(
         assert body["error"]["code"] == "STORAGE_UNAVAILABLE"
         assert body["error"]["details"]["reason"].endswith("Connection refused")
     first.store.send_changes = real
+    # the journal has the six 503s the clients got, with their request ids
+    [(status, page)] = first.together(("GET", "/_mock/requests", {}, None))
+    assert status == 200
+    failed = [i for i in page["items"] if i["status"] == 503]
+    assert sorted(i["requestId"] for i in failed) == sorted(
+        body["error"]["requestId"] for _, body in answers
+    )
+    assert {(i["method"], i["path"], i["operationId"]) for i in failed} == {
+        ("GET", "/v1/whoami", "whoami")
+    }
     answers = first.together(*[("GET", "/v1/whoami", auth(STANDARD), None)] * 121)
     # nothing of the failed reads was counted: the window still holds 120 reads
     assert [status for status, _ in answers] == [200] * 120 + [429]
