@@ -74,7 +74,7 @@ RETRY_S = 0.002  # between two tries for a lease another worker holds (server, n
 GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
 CHAIN_S = 0.05  # a worker keeps the lease for its next groups for at most this long ...
-LINGER_S = 0.002  # ... and after its last group, in case another comes, for this long
+LINGER_S = 0.002  # ... and after its last commit came back, in case another comes
 LOST = "the sandbox's lease was lost before the group's commit"
 # A read woken before a commit of this worker failed, and not caught up since, answers 503:
 # the copy holds that commit's changes until it is read again (the next catch-up).
@@ -144,6 +144,7 @@ class SharedGate:
         self.chain = 0.0  # when this worker took the lease it still holds (loop time)
         self.wanted = False  # another worker waits for that lease (a commit said so)
         self.began = 0  # groups begun: a lingering lease goes back if no other began since
+        self.asking = 0  # lease requests on their way
         self.target: int | None = None  # the catch-ups the writer holding the turn waits for
         self.broken: StoreUnavailable | None = None  # why the last commit failed
         self.changed: list[asyncio.Future[None]] = []  # tasks waiting for the next change
@@ -301,8 +302,12 @@ class SharedGate:
         self.turn.release()
         if not self.turn.locked():
             self.target = None
+            loop = asyncio.get_running_loop()
             if self.waiting:
-                asyncio.get_running_loop().call_soon(self._catch_up)
+                loop.call_soon(self._catch_up)
+            if self.group is None and not self.flying and self.deps.sim.holds_lease():
+                # a lease taken for a request that went away before its group began
+                loop.call_later(LINGER_S, self._let_go, self.began)
 
     def _stays_open(self, group: Group) -> bool:
         """Whether the group waits for the next request (one is waiting for the turn, and no
@@ -324,14 +329,10 @@ class SharedGate:
     def _keeps_lease(self) -> bool:
         """Whether the commit being sent keeps the lease for this worker's next group (a
         chain): until another worker waits for it (a commit's answer says so), and for at
-        most CHAIN_S; when no write is waiting now, it goes back after LINGER_S unless one
-        comes. So a worker writing alone takes the lease once, and two share it in turns."""
-        loop = asyncio.get_running_loop()
-        if self.wanted or loop.time() - self.chain >= CHAIN_S:
-            return False
-        if not (self.queued or self.coming):
-            loop.call_later(LINGER_S, self._let_go, self.began)
-        return True
+        most CHAIN_S; when no group follows, it goes back LINGER_S after the last commit came
+        back (`_landed`). So a worker writing alone takes the lease once, and two share it
+        in turns."""
+        return not self.wanted and asyncio.get_running_loop().time() - self.chain < CHAIN_S
 
     def _let_go(self, began: int) -> None:
         """The lease kept for a group that did not come: give it back."""
@@ -343,7 +344,12 @@ class SharedGate:
         """Wait until no group is open, every commit came back and the lease went back (tests,
         and a worker stopping)."""
         await self._until(
-            lambda: self.group is None and not self.flying and not self.deps.sim.holds_lease()
+            lambda: (
+                self.group is None
+                and not self.flying
+                and not self.asking
+                and not self.deps.sim.holds_lease()
+            )
         )
 
     def _close_late(self, group: Group) -> None:
@@ -405,8 +411,13 @@ class SharedGate:
         group.done.set_result(failure)
         if not self.flying:
             self._changed()
+            loop = asyncio.get_running_loop()
             if self.waiting:
-                asyncio.get_running_loop().call_soon(self._catch_up)
+                loop.call_soon(self._catch_up)
+            if self.group is None and self.deps.sim.holds_lease():
+                # kept for a write that has not come: its clients got their answers just
+                # now, and may send the next one; if none comes, the lease goes back
+                loop.call_later(LINGER_S, self._let_go, self.began)
 
     def _close_idle(self) -> None:
         """An open group whose next request went away (cancelled while waiting)."""
@@ -507,13 +518,33 @@ class SharedGate:
     async def _lease(self) -> None:
         """Take the lease, with the changes up to now (after every commit of this worker came
         back, so the copy holds nothing that is not committed)."""
-        while True:
-            changes = await self.store.send_changes(True)
+        while not self.deps.sim.holds_lease():  # (one taken for a request that went away)
+            sent = self.store.send_changes(True)
+            self.asking += 1
+            sent.add_done_callback(self._answered)
+            try:
+                changes = await asyncio.shield(sent)
+            except asyncio.CancelledError:
+                sent.add_done_callback(self._orphan)
+                raise
             if changes is not None:
-                break
+                self.deps.sim.leased(changes)
+                return
             # Held by another process: nothing in this one to wait on, so poll.
             await asyncio.sleep(RETRY_S)
-        self.deps.sim.leased(changes)
+
+    def _answered(self, _: asyncio.Future[Any]) -> None:
+        self.asking -= 1
+        self._changed()
+
+    def _orphan(self, sent: asyncio.Future[Any]) -> None:
+        """The lease answer of a request that went away: its changes are applied all the same
+        (the store counts them as seen), and a lease it took goes back unless the next
+        write takes it over."""
+        if sent.cancelled() or sent.exception() is not None or sent.result() is None:
+            return
+        self.deps.sim.leased(sent.result())
+        asyncio.get_running_loop().call_later(LINGER_S, self._let_go, self.began)
 
     async def _lease_now(self) -> None:
         """The lease for a control request, whose commit is written synchronously (a reset or

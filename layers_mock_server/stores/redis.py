@@ -485,11 +485,15 @@ class RedisStore:
 
         def landed(_: asyncio.Future[Any]) -> None:
             try:
-                done.set_result(finish(sent.result()))
+                result = finish(sent.result())  # the store's own state follows every answer
             except Exception as exc:  # StoreUnavailable; anything else is a bug, told as such
                 if failed is not None:
                     failed()
-                done.set_exception(exc)
+                if not done.cancelled():
+                    done.set_exception(exc)
+                return
+            if not done.cancelled():
+                done.set_result(result)
 
         sent.add_done_callback(landed)
         return done

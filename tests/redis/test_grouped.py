@@ -11,6 +11,7 @@ loop once (as a server's does), so the requests that arrived meanwhile queue for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -316,6 +317,30 @@ def test_a_commit_whose_answer_is_lost_says_it_may_have_been_kept_and_a_retry_fi
     [(status, again)] = first.together(("POST", CREATE, key, {"gender": "male"}))
     assert status == 202 and again["influencerId"] == kept[0]  # the retry says so
     assert influencers(first) == kept
+
+
+def test_a_write_cancelled_while_its_lease_is_taken_does_not_keep_the_lease(
+    two: tuple[Worker, Worker],
+) -> None:
+    """The client goes away while the worker's lease request is on its way: Redis grants it
+    all the same; the worker applies what came with it and gives it back, so the other
+    worker's write is not held up until the lease runs out (10 s)."""
+    first, second = two
+
+    async def run() -> None:
+        task = asyncio.ensure_future(first.call("POST", CREATE, auth(FULL), {}))
+        while "lock" not in first.trips:  # the lease request went out
+            await Turn()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await first.deps.shared.settled()
+
+    first.loop.run_until_complete(run())
+    assert first.store._client.get(first.store.keys["lease"]) is None
+    [(status, _)] = second.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    assert len(influencers(first)) == 1  # the first's copy took in what came with its lease
 
 
 def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_none(
