@@ -75,6 +75,7 @@ GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
 CHAIN_S = 0.05  # a worker keeps the lease for its next groups for at most this long ...
 LINGER_S = 0.002  # ... and after its last commit came back, in case another comes
+FOLLOW_S = 0.2  # an idle worker catches up this often, so it never falls far behind
 LOST = "the sandbox's lease was lost before the group's commit"
 # A read woken before a commit of this worker failed, and not caught up since, answers 503:
 # the copy holds that commit's changes until it is read again (the next catch-up).
@@ -145,6 +146,8 @@ class SharedGate:
         self.wanted = False  # another worker waits for that lease (a commit said so)
         self.began = 0  # groups begun: a lingering lease goes back if no other began since
         self.asking = 0  # lease requests on their way
+        self.trips = 0  # round trips sent: an idle worker follows the others (`_follow`)
+        self.follower: asyncio.TimerHandle | None = None
         self.target: int | None = None  # the catch-ups the writer holding the turn waits for
         self.broken: StoreUnavailable | None = None  # why the last commit failed
         self.changed: list[asyncio.Future[None]] = []  # tasks waiting for the next change
@@ -174,6 +177,8 @@ class SharedGate:
         return False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.follower is None:
+            self.follower = asyncio.get_running_loop().call_later(FOLLOW_S, self._follow, -1)
         if scope["type"] != "http" or scope["path"] == HEALTH:
             await self.app(scope, receive, send)
             return
@@ -378,6 +383,7 @@ class SharedGate:
             self._landed(group, failure)
             return
         keep = keep and self._keeps_lease()
+        self.trips += 1
         try:
             sent = self.store.send_write(sim.group_batches(), keep)
         except StoreUnavailable as exc:  # not even sent: the lease runs out (`lease=` ms)
@@ -438,6 +444,19 @@ class SharedGate:
             if not future.done():
                 future.set_result(None)
 
+    def _follow(self, trips: int) -> None:
+        """A worker that made no round trip for FOLLOW_S (no request came) catches up with
+        what the others committed meanwhile: else, coming back after a long quiet while the
+        others wrote, it would read the whole state again (the log keeps LOG_LENGTH entries)."""
+        idle = not (self.group or self.flying or self.waiting or self.reading or self.asking)
+        if trips == self.trips and idle and not self.turn.locked():
+            self._caught_up(None).add_done_callback(self._followed)
+        self.follower = asyncio.get_running_loop().call_later(FOLLOW_S, self._follow, self.trips)
+
+    def _followed(self, woken: asyncio.Future[int]) -> None:
+        if not woken.cancelled() and woken.exception() is None:
+            self._read_done()  # woken as a read is, with nothing to answer
+
     def _caught_up(self, bucket: Bucket | None) -> asyncio.Future[int]:
         """Wait for the next shared catch-up (it counts `bucket` when given; its number there)."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -457,6 +476,7 @@ class SharedGate:
         waiting, self.waiting = self.waiting, []
         buckets = [b for b, _ in waiting if b is not None]
         self.catching = True
+        self.trips += 1
         try:
             sent = self.store.send_changes(False, buckets)
         except StoreUnavailable as exc:
@@ -520,6 +540,7 @@ class SharedGate:
         back, so the copy holds nothing that is not committed)."""
         while not self.deps.sim.holds_lease():  # (one taken for a request that went away)
             sent = self.store.send_changes(True)
+            self.trips += 1
             self.asking += 1
             sent.add_done_callback(self._answered)
             try:

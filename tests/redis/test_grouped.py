@@ -343,6 +343,28 @@ def test_a_write_cancelled_while_its_lease_is_taken_does_not_keep_the_lease(
     assert len(influencers(first)) == 1  # the first's copy took in what came with its lease
 
 
+def test_an_idle_worker_follows_what_the_others_commit(
+    two: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No request comes to the first worker while the second writes: every FOLLOW_S it
+    catches up all the same, so it never falls so far behind that it must read everything."""
+    first, second = two
+    monkeypatch.setattr(shared, "FOLLOW_S", 0.0)  # every turn of its loop, when idle
+    assert first.together(("GET", "/v1/whoami", auth(FULL), None))[0][0] == 200  # it runs
+    made = [
+        body["influencerId"] for _, body in second.together(*[("POST", CREATE, auth(FULL), {})] * 3)
+    ]
+    first.trips.clear()
+
+    async def idle() -> None:
+        while first.store.seen != second.store.seen:
+            await Turn()
+
+    first.loop.run_until_complete(asyncio.wait_for(idle(), 10))
+    assert first.trips[:1] == ["changes"]  # a catch-up no request asked for
+    assert sorted(first.deps.sim.state.influencers) == sorted(made)
+
+
 def test_a_failed_group_commit_answers_every_request_of_the_group_503_and_keeps_none(
     two: tuple[Worker, Worker], patient: None
 ) -> None:
