@@ -55,6 +55,7 @@ import collections
 import contextlib
 import contextvars
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -147,6 +148,7 @@ class SharedGate:
         self.began = 0  # groups begun: a lingering lease goes back if no other began since
         self.asking = 0  # lease requests on their way
         self.trips = 0  # round trips sent: an idle worker follows the others (`_follow`)
+        self.last_trip = time.monotonic()  # when the last was sent (or the worker started)
         self.follower: asyncio.TimerHandle | None = None
         self.target: int | None = None  # the catch-ups the writer holding the turn waits for
         self.broken: StoreUnavailable | None = None  # why the last commit failed
@@ -177,7 +179,7 @@ class SharedGate:
         return False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if self.follower is None:
+        if self.follower is None:  # the first request: the worker's loop runs now
             self.follower = asyncio.get_running_loop().call_later(FOLLOW_S, self._follow, -1)
         if scope["type"] != "http" or scope["path"] == HEALTH:
             await self.app(scope, receive, send)
@@ -280,6 +282,8 @@ class SharedGate:
             if not groupable or not self.deps.sim.holds_lease():
                 await self._until(lambda: not self.flying)
             if not self.deps.sim.holds_lease():
+                if time.monotonic() - self.last_trip > FOLLOW_S:
+                    await self._refresh()  # what others wrote meanwhile, not under the lease
                 await (self._lease() if groupable else self._lease_now())
                 self.chain = asyncio.get_running_loop().time()
                 self.broken = None
@@ -383,7 +387,7 @@ class SharedGate:
             self._landed(group, failure)
             return
         keep = keep and self._keeps_lease()
-        self.trips += 1
+        self._sent()
         try:
             sent = self.store.send_write(sim.group_batches(), keep)
         except StoreUnavailable as exc:  # not even sent: the lease runs out (`lease=` ms)
@@ -476,7 +480,7 @@ class SharedGate:
         waiting, self.waiting = self.waiting, []
         buckets = [b for b, _ in waiting if b is not None]
         self.catching = True
-        self.trips += 1
+        self._sent()
         try:
             sent = self.store.send_changes(False, buckets)
         except StoreUnavailable as exc:
@@ -540,7 +544,7 @@ class SharedGate:
         back, so the copy holds nothing that is not committed)."""
         while not self.deps.sim.holds_lease():  # (one taken for a request that went away)
             sent = self.store.send_changes(True)
-            self.trips += 1
+            self._sent()
             self.asking += 1
             sent.add_done_callback(self._answered)
             try:
@@ -553,6 +557,24 @@ class SharedGate:
                 return
             # Held by another process: nothing in this one to wait on, so poll.
             await asyncio.sleep(RETRY_S)
+
+    async def _refresh(self) -> None:
+        """Catch up before asking for the lease, after a quiet while: a worker far behind
+        applies what the others wrote while they go on writing, then takes the lease with
+        what little came since (else it would apply it all holding the lease, and every
+        worker would wait)."""
+        sent = self.store.send_changes(False)
+        self._sent()
+        sent.add_done_callback(self._refreshed)
+        await asyncio.shield(sent)  # cancelled or not, its answer is applied (`_refreshed`)
+
+    def _refreshed(self, sent: asyncio.Future[Any]) -> None:
+        if not sent.cancelled() and sent.exception() is None:
+            self.deps.sim.caught_up(sent.result())
+
+    def _sent(self) -> None:
+        self.trips += 1
+        self.last_trip = time.monotonic()
 
     def _answered(self, _: asyncio.Future[Any]) -> None:
         self.asking -= 1
