@@ -30,7 +30,9 @@ gives it back while it sleeps, so a slow answer does not hold other workers' wri
 
 No answer leaves before the commit that holds it came back (each request's answer is held in
 the gate until then); if that commit fails, every request of the group is answered 503 in the
-envelope, and the copy is read again: nothing acknowledged is lost. No read sees a change that
+envelope, and so is every request of the groups that ran on the copy behind it (sent or not,
+even one that changed nothing: a replay or a 409 of a create that was not kept), and the copy
+is read again: nothing acknowledged is lost. No read sees a change that
 is not committed yet: a catch-up is sent only while nothing uncommitted is in the copy (no
 group open, no commit on its way, no writer let in), a group closes when a read waits, and a
 writer that gets the turn waits until the reads woken before it (and those that were waiting
@@ -112,10 +114,11 @@ class Group:
     """The requests whose changes wait for one commit, their journal entries, and (once its
     commit is on its way) what came back."""
 
-    __slots__ = ("done", "entries", "since", "size", "timer")
+    __slots__ = ("alone", "done", "entries", "since", "size", "timer")
 
-    def __init__(self, since: float) -> None:
+    def __init__(self, since: float, alone: bool = False) -> None:
         self.since = since
+        self.alone = alone  # a control request's: it wrote at once, on its own
         self.size = 0
         self.timer = False
         self.entries: list[Any] = []  # journal entries held with it (redis_journal.py)
@@ -288,7 +291,7 @@ class SharedGate:
                 self.chain = asyncio.get_running_loop().time()
                 self.broken = None
                 self.wanted = False
-            self.group = Group(asyncio.get_running_loop().time())
+            self.group = Group(asyncio.get_running_loop().time(), alone=not groupable)
             self.began += 1
 
     def _quiet(self) -> bool:
@@ -376,10 +379,13 @@ class SharedGate:
         if self.journal is not None:
             group.entries = self.journal.detach()
         self.flying.append(group)
-        if not sim.holds_lease():  # a latency fault's lease refused, or a commit failed since
-            # never sent: whatever befell the commits before it, nothing of it was done
+        if not sim.holds_lease():  # a commit failed since, or a control request's own write
+            # gave the lease back. Never sent: nothing of it was done. A group of partner
+            # requests ran on a copy that holds the failed commit's changes (a replay of a
+            # create that was not kept, a 409 against it), so each of its answers is a 503,
+            # even one that changed nothing; a control request answered already.
             reason = str(self.broken) if self.broken is not None else LOST
-            failure = StoreUnavailable(reason) if sim.pending else None
+            failure = None if group.alone else StoreUnavailable(reason)
             sim.pending.clear()
             sim.state.dirty.clear()
             if self.journal is not None:

@@ -1,0 +1,118 @@
+"""Attacks on the pipelined gate (http/shared.py over stores/redis_pipe.py): a group that ran
+while the commit before it was on its way, a lease kept for a client that never finishes, a
+request that goes away while its lease is on its way. Driven straight into the workers' ASGI
+apps with test_grouped.py's harness; where two workers meet, both run on one event loop (each
+store's pipe connects on the loop it is first used on), so "meanwhile" is exact."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import FULL, auth
+
+from layers_mock_server.http import shared
+
+
+def _grouped() -> Any:
+    """test_grouped.py's Worker harness (tests/redis is not a package on the path)."""
+    name = "grouped_harness"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("test_grouped.py")
+        )
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_harness = _grouped()
+CREATE: str = _harness.CREATE
+Worker = _harness.Worker
+Turn = _harness.Turn
+influencers = _harness.influencers
+two = _harness.two  # the fixture: two workers on one fresh sandbox
+
+
+@pytest.fixture
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No time cap on a group or a chain: a loaded machine cannot split what a test expects."""
+    monkeypatch.setattr(shared, "GROUP_S", 3600.0)
+    monkeypatch.setattr(shared, "CHAIN_S", 3600.0)
+
+
+def refuse_first_commit(worker: Any) -> list[asyncio.Future[Any]]:
+    """The worker's first commit is held in Redis (CLIENT PAUSE, until `unpause`) and then
+    refused (as if the worker had missed another's commit: compare-and-append); the sent
+    futures, in order."""
+    real = worker.store.send_write
+    sent: list[asyncio.Future[Any]] = []
+
+    def refused_first(batches: Any, keep: bool) -> Any:
+        if not sent:
+            worker.store._client.execute_command("CLIENT", "PAUSE", "4000", "WRITE")
+            worker.store.seen += 1
+        sent.append(real(batches, keep))
+        return sent[-1]
+
+    worker.store.send_write = refused_first
+    return sent
+
+
+def unpause(worker: Any) -> None:
+    worker.store._client.execute_command("CLIENT", "UNPAUSE")
+
+
+@pytest.mark.parametrize("body", [{"gender": "male"}, {"gender": "female"}], ids=["replay", "409"])
+def test_a_group_that_ran_on_a_commit_which_then_failed_answers_503_not_what_it_saw(
+    two: tuple[Any, Any], patient: None, monkeypatch: pytest.MonkeyPatch, body: Any
+) -> None:
+    """Commit N (a create with Idempotency-Key k) is on its way; the next group runs on the copy
+    that holds it: a retry of k replays its 202 (or, with another body, is refused 409). That
+    group writes nothing of its own, and stays open for a client still sending its body.
+    Commit N is refused, so the create was never kept: the retry's answer must not be the
+    replay of it (an influencer no one can find) nor a conflict with it."""
+    first, second = two
+    sent = refuse_first_commit(first)
+    linger = shared.LINGER_S
+    monkeypatch.setattr(shared, "LINGER_S", 3600.0)  # the lease waits for the next group
+    key = auth(FULL, **{"Idempotency-Key": "k-refused"})
+
+    async def run() -> list[tuple[int, Any]]:
+        created = asyncio.ensure_future(first.call("POST", CREATE, key, {"gender": "male"}))
+        while not sent:  # commit N is on its way (held by Redis)
+            await Turn()
+        body_sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        slow = asyncio.ensure_future(
+            first.call("POST", CREATE, auth(FULL), {"gender": "female"}, sent_after=body_sent)
+        )
+        retried = asyncio.ensure_future(first.call("POST", CREATE, key, body))
+        gate = first.deps.shared
+        while gate.group is None or gate.group.size < 1 or gate.turn.locked():
+            await Turn()  # the retry ran (on the copy holding commit N) and waits for its group
+        unpause(first)
+        made = await created  # commit N came back: refused
+        body_sent.set_result(None)
+        answers = [made, await retried, await slow]
+        first.deps.shared._let_go(first.deps.shared.began)
+        await first.deps.shared.settled()
+        return answers
+
+    made, retried, slow = first.loop.run_until_complete(run())
+    monkeypatch.setattr(shared, "LINGER_S", linger)
+    assert made[0] == 503 and made[1]["error"]["code"] == "STORAGE_UNAVAILABLE"
+    kept = influencers(second)
+    assert slow[0] == 202 and kept == [slow[1]["influencerId"]]  # the create was not kept
+    assert retried[0] == 503, retried  # not a replay or a conflict of what was not kept
+    assert retried[1]["error"]["code"] == "STORAGE_UNAVAILABLE"
+    [(_, page)] = second.together(("GET", "/_mock/requests", {}, None))
+    logged = {i["requestId"]: i["status"] for i in page["items"]}
+    assert logged[retried[1]["error"]["requestId"]] == 503  # the journal says what it got
+    [(status, again)] = first.together(("POST", CREATE, key, body))  # the retry creates it
+    assert status == 202
+    assert set(influencers(first)) == set(influencers(second)) == {*kept, again["influencerId"]}
