@@ -116,3 +116,31 @@ def test_a_group_that_ran_on_a_commit_which_then_failed_answers_503_not_what_it_
     [(status, again)] = first.together(("POST", CREATE, key, body))  # the retry creates it
     assert status == 202
     assert set(influencers(first)) == set(influencers(second)) == {*kept, again["influencerId"]}
+
+
+def test_a_client_still_sending_its_body_does_not_keep_the_lease_from_the_other_workers(
+    two: tuple[Any, Any],
+) -> None:
+    """A write whose client sends its body slowly is waiting when the group before it commits:
+    that commit kept the lease for it, with no end (no LINGER_S), so every write of the other
+    worker waited until the lease ran out (LEASE_MS, 10 s), and the slow write, on a lease
+    that was no longer its worker's, was then refused (503)."""
+    first, second = two
+
+    async def run() -> list[tuple[int, Any]]:
+        body_sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        slow = asyncio.ensure_future(
+            first.call("POST", CREATE, auth(FULL), {"gender": "male"}, sent_after=body_sent)
+        )
+        fast = await first.call("POST", CREATE, auth(FULL), {"gender": "female"})
+        there = await asyncio.wait_for(second.call("POST", CREATE, auth(FULL), {}), 5)
+        body_sent.set_result(None)
+        answers = [fast, there, await slow]
+        await first.deps.shared.settled()
+        await second.deps.shared.settled()
+        return answers
+
+    answers = first.loop.run_until_complete(run())  # both workers on one loop
+    assert [status for status, _ in answers] == [202] * 3
+    made = {body["influencerId"] for _, body in answers}
+    assert set(influencers(first)) == set(influencers(second)) == made
