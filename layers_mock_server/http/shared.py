@@ -26,7 +26,9 @@ on) refuses a commit sent behind one that was refused, so a failure takes down e
 sent after it, never a part. For that the lease is kept across groups (a chain): it is taken
 once, and given back when a commit's answer says another worker waits for it, after CHAIN_S
 at most, or LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault
-gives it back while it sleeps, so a slow answer does not hold other workers' writes.
+gives it back while it sleeps, so a slow answer does not hold other workers' writes. A lease
+whose request went away (cancelled) while it was on its way is still taken in when it comes:
+the changes it brought are applied before anything else runs on the copy (`_orphan`).
 
 No answer leaves before the commit that holds it came back (each request's answer is held in
 the gate until then); if that commit fails, every request of the group is answered 503 in the
@@ -295,10 +297,12 @@ class SharedGate:
             self.began += 1
 
     def _quiet(self) -> bool:
-        """No read runs on the copy, none is catching up, and the reads that were waiting
-        when the writer got the turn have had theirs."""
+        """No read runs on the copy, none is catching up, the reads that were waiting when
+        the writer got the turn have had theirs, and no lease is on its way (one asked for
+        by a request that went away: its changes go into the copy first, `_orphan`)."""
         target = self.target if self.target is not None else 0
-        return not self.catching and not self.reading and self.catch_ups >= target
+        idle = not self.catching and not self.reading and not self.asking
+        return idle and self.catch_ups >= target
 
     async def _take_turn(self) -> None:
         self.queued += 1

@@ -7,6 +7,7 @@ store's pipe connects on the loop it is first used on), so "meanwhile" is exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -144,3 +145,37 @@ def test_a_client_still_sending_its_body_does_not_keep_the_lease_from_the_other_
     assert [status for status, _ in answers] == [202] * 3
     made = {body["influencerId"] for _, body in answers}
     assert set(influencers(first)) == set(influencers(second)) == made
+
+
+def test_a_write_that_goes_away_while_its_lease_is_on_its_way_leaves_the_copy_whole(
+    two: tuple[Any, Any],
+) -> None:
+    """The lease's round trip brings the other worker's commits; the request that asked for it
+    is cancelled before it came back (Redis holds it: CLIENT PAUSE). The store counted those
+    commits as seen, but no one applied them: the copy lost them for good (every later
+    catch-up starts after them), and the lease stayed held until it ran out."""
+    first, second = two
+    [(status, made)] = second.together(("POST", CREATE, auth(FULL), {"gender": "male"}))
+    assert status == 202
+
+    async def run() -> tuple[Any, Any]:
+        first.store._client.execute_command("CLIENT", "PAUSE", "4000", "WRITE")
+        gone = asyncio.ensure_future(first.call("POST", CREATE, auth(FULL), {}))
+        while "lock" not in first.trips:
+            await Turn()
+        gone.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone
+        unpause(first)
+        listed = await first.call("GET", CREATE, auth(FULL), None)
+        there = await asyncio.wait_for(second.call("POST", CREATE, auth(FULL), {}), 5)
+        await first.deps.shared.settled()
+        await second.deps.shared.settled()
+        return listed, there
+
+    (status, listed), there = first.loop.run_until_complete(run())  # both workers on one loop
+    assert status == 200
+    assert [i["influencerId"] for i in listed["items"]] == [made["influencerId"]]
+    assert there[0] == 202
+    both = {made["influencerId"], there[1]["influencerId"]}
+    assert set(influencers(first)) == set(influencers(second)) == both
