@@ -64,6 +64,7 @@ T = TypeVar("T")
 
 LOG_LENGTH = 10_000  # entries kept in the log; a worker further behind reads everything
 LEASE_MS = 10_000  # a write lease outlives any request's synchronous step by far
+RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is unreachable
 COUNTERS = "counters"  # persist.COUNTERS: request-number reservations, kept in `requests`
 SEP = "\x00"
 
@@ -412,8 +413,20 @@ class RedisStore:
             if self.pipe is None:
                 self._call("unlock", [self.keys["lease"]], [token])
             else:
-                sent = self._send("unlock", [self.keys["lease"]], [token])
-                sent.add_done_callback(lambda f: f.exception())  # best effort: it runs out
+                self._unlock_sent(token, time.monotonic() + self.lease_ms / 1000)
+
+    def _unlock_sent(self, token: str, until: float) -> None:
+        """UNLOCK through the pipe; when it fails (Redis unreachable: it may come back from its
+        AOF with the lease, which no one else can give back, and every worker's writes would
+        wait until it ran out), it is said again every RELEASE_RETRY_S while it can matter."""
+        sent = self._send("unlock", [self.keys["lease"]], [token])
+
+        def back(done: asyncio.Future[Any]) -> None:
+            failed = done.exception() is not None and self.pipe is not None
+            if failed and time.monotonic() + RELEASE_RETRY_S < until:
+                done.get_loop().call_later(RELEASE_RETRY_S, self._unlock_sent, token, until)
+
+        sent.add_done_callback(back)
 
     def holds(self) -> bool:
         return bool(self.token)

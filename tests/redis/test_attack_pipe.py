@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redisd import started
 from support import FULL, auth
 
 from layers_mock_server.http import shared
@@ -179,3 +180,44 @@ def test_a_write_that_goes_away_while_its_lease_is_on_its_way_leaves_the_copy_wh
     assert there[0] == 202
     both = {made["influencerId"], there[1]["influencerId"]}
     assert set(influencers(first)) == set(influencers(second)) == both
+
+
+def test_a_lease_that_could_not_be_given_back_while_redis_was_down_goes_back_when_it_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis dies (kill -9) with a worker's commit on its way: the commit fails, and so does
+    giving the lease back (nothing listens). Redis comes back from its AOF with the lease in
+    it, held by no one who knows: every write of the sandbox, on every worker, waited until
+    it ran out (LEASE_MS, 10 s)."""
+    monkeypatch.setattr(shared, "GROUP_S", 3600.0)
+    with started(fsync="always") as server:
+        url = server.sandbox()
+        first, second = Worker(url), Worker(url)
+        real = first.store.send_write
+
+        def held(batches: Any, keep: bool) -> Any:  # the lease is taken: writes wait in Redis
+            first.store._client.execute_command("CLIENT", "PAUSE", "4000", "WRITE")
+            return real(batches, keep)
+
+        first.store.send_write = held
+
+        async def run() -> tuple[Any, Any]:
+            lost = asyncio.ensure_future(first.call("POST", CREATE, auth(FULL), {}))
+            while "write" not in first.trips:
+                await Turn()
+            server.kill()
+            answer = await lost
+            server.start()  # the same port and directory: the AOF brings the lease back
+            first.store.send_write = real
+            there = await asyncio.wait_for(second.call("POST", CREATE, auth(FULL), {}), 5)
+            await second.deps.shared.settled()
+            return answer, there
+
+        try:
+            (status, body), there = first.loop.run_until_complete(run())
+            assert status == 503 and "may have been kept" in body["error"]["message"]
+            assert there[0] == 202
+            assert there[1]["influencerId"] in influencers(first)
+        finally:
+            first.close()
+            second.close()
