@@ -9,13 +9,16 @@ import math
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .core.chaos import ChaosError
 from .core.fixtures import FixtureError
 from .settings import Settings, make_deps
 from .spec import SpecError
+
+if TYPE_CHECKING:
+    from .deps import Deps
 
 MAX_SEED = 2**64 - 1  # ids are keyed hashes of the seed as 8 bytes
 
@@ -280,17 +283,32 @@ def serve(args: argparse.Namespace) -> int:
         serving.serve_workers(load, sock, args.workers)
     else:
         serving.serve(FrozenHeap(app), sock)
+        stopped(deps)
     print("layers-mock stopped", flush=True)
     return 0
 
 
+def stopped(deps: Deps) -> None:
+    """A server that stopped gives back what it holds in its store. On Redis that is the
+    lease it kept for a next group and the journal entries its flush timer had not sent:
+    the event loop that would have done it is gone (granian stops it at once), and the
+    other workers' writes would wait for the lease to run out (10 s)."""
+    store = deps.sim.store
+    if store is not None:
+        store.close()
+
+
 def worker_app(settings: Settings, log_requests: bool) -> Any:
     """The app of one `--workers` process, built in that process (its own store connection)."""
+    import multiprocessing.util  # granian's workers are multiprocessing's processes
+
     from .http.app import build_app
     from .http.heap import FrozenHeap
     from .http.request_log import RequestLog
 
     deps = make_deps(settings)
+    # When the worker stops (SIGTERM), after its event loop ended: `stopped`.
+    multiprocessing.util.Finalize(None, stopped, args=(deps,), exitpriority=0)
     app: Any = build_app(deps)
     if log_requests:
         app = RequestLog(app, deps, sys.stdout)

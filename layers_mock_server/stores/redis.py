@@ -366,12 +366,19 @@ class RedisStore:
             raise StoreConflict(f"{self.where}: the commit numbers went astray")
 
     def close(self) -> None:
-        if self.pipe is not None:
-            self.pipe.close()
-            self.pipe = None
+        """Give back the lease and send the journal entries no round trip took along, on the
+        synchronous connection (a server that stopped has no event loop left to run the
+        pipe's), then close both connections."""
         if self._client is not None:
             with contextlib.suppress(Exception):
+                self.journal_flush()
+            with contextlib.suppress(Exception):
                 self.unlock()
+        if self.pipe is not None:
+            with contextlib.suppress(Exception):  # its loop may be closed: no one waits on it
+                self.pipe.close()
+            self.pipe = None
+        if self._client is not None:
             with contextlib.suppress(Exception):
                 self._conn.disconnect()
                 self._client.close()

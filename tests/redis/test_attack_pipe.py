@@ -17,6 +17,7 @@ import pytest
 from redisd import started
 from support import FULL, auth
 
+from layers_mock_server.cli import stopped
 from layers_mock_server.http import shared
 
 
@@ -221,3 +222,35 @@ def test_a_lease_that_could_not_be_given_back_while_redis_was_down_goes_back_whe
         finally:
             first.close()
             second.close()
+
+
+def test_a_worker_that_stops_gives_the_lease_back_and_sends_its_last_journal_entries(
+    two: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM stops a worker's event loop at once (granian does not wait for its timers): the
+    lease it kept for a next group (LINGER_S) stayed held, and the other workers' writes
+    waited for it to run out (10 s; seen in 1 of 6 SIGTERMs under load), and the journal
+    entries its flush timer had not sent yet (FLUSH_S) never reached /_mock/requests."""
+    first, second = two
+    linger = shared.LINGER_S
+    monkeypatch.setattr(shared, "LINGER_S", 3600.0)  # the lease is surely kept at the stop
+
+    async def served() -> tuple[Any, Any]:
+        return (
+            await first.call("POST", CREATE, auth(FULL), {}),
+            await first.call("GET", "/v1/whoami", auth(FULL), None),
+        )
+
+    made, read = first.loop.run_until_complete(served())  # then the loop runs no more
+    assert made[0] == 202 and read[0] == 200 and first.deps.sim.holds_lease()
+    stopped(first.deps)  # what `serve` does once its server stopped
+    monkeypatch.setattr(shared, "LINGER_S", linger)
+
+    async def after() -> Any:
+        return await asyncio.wait_for(second.call("POST", CREATE, auth(FULL), {}), 5)
+
+    there = second.loop.run_until_complete(after())
+    assert there[0] == 202
+    [(status, page)] = second.together(("GET", "/_mock/requests", {}, None))
+    assert status == 200
+    assert first.request_ids[1] in {i["requestId"] for i in page["items"]}  # the read's
