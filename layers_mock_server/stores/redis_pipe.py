@@ -87,7 +87,9 @@ class Pipe:
         self.sock.setblocking(False)
         loop.add_reader(self.sock.fileno(), self._readable)
         for script in self.scripts:  # answers checked like any other: an error fails all
-            self._send(("SCRIPT", "LOAD", script), loop.create_future())
+            loaded: asyncio.Future[Any] = loop.create_future()
+            loaded.add_done_callback(_seen)  # the command behind it reports a failure
+            self._send(("SCRIPT", "LOAD", script), loaded)
 
     def _send(self, args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
         packed = b"".join(self.conn.pack_command(*args))
@@ -180,6 +182,12 @@ class Pipe:
         for _, future in waiting:
             if not future.done():
                 future.set_exception(exc)
+
+
+def _seen(future: asyncio.Future[Any]) -> None:
+    """Mark a failure as handled: else asyncio prints it on stderr when the future goes."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _reason(where: str, exc: BaseException) -> str:

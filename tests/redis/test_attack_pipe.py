@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redisd import started
+import redis
+from redisd import RedisServer, started
 from support import FULL, auth
 
 from layers_mock_server.cli import stopped
+from layers_mock_server.core.store import OutcomeUnknown
 from layers_mock_server.http import shared
+from layers_mock_server.stores.redis_pipe import Pipe
 
 
 def _grouped() -> Any:
@@ -254,3 +258,29 @@ def test_a_worker_that_stops_gives_the_lease_back_and_sends_its_last_journal_ent
     [(status, page)] = second.together(("GET", "/_mock/requests", {}, None))
     assert status == 200
     assert first.request_ids[1] in {i["requestId"] for i in page["items"]}  # the read's
+
+
+def test_a_connection_lost_while_its_scripts_load_leaves_nothing_on_stderr(
+    redis_server: RedisServer,
+) -> None:
+    """The pipe loads its scripts ahead of the first command on each new connection; when the
+    connection goes right away, nothing awaits those loads, and asyncio printed "Future
+    exception was never retrieved" with the exception, a traceback-like report on the
+    worker's stderr for an outage it already answered 503."""
+    client = redis.Redis.from_url(redis_server.url)
+    pipe = Pipe(client.connection_pool.make_connection, ["return 1"], "redis://test", 5.0)
+    loop = asyncio.new_event_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+
+    async def go() -> None:
+        sent = pipe.call("PING")
+        pipe.close()  # before any answer came
+        with pytest.raises(OutcomeUnknown):
+            await sent
+
+    loop.run_until_complete(go())
+    loop.close()
+    gc.collect()
+    assert reported == []
+    client.close()
