@@ -623,6 +623,7 @@ class SharedGate:
             if self.deps.sim.stale:  # a commit failed meanwhile: the copy may hold its changes
                 raise _unreachable(StoreUnavailable(STALE))
             return
+        before = self.group  # holds what the request did so far (a rule used up, its rate)
         self._close(keep=False)  # other workers may write while it sleeps
         _HOLDING.set(False)
         self._give_turn()
@@ -639,6 +640,12 @@ class SharedGate:
         assert self.group is not None
         self.group.size += 1
         _HOLDING.set(True)
+        # That commit came back before this lease was taken: if it failed, the copy was read
+        # again without what the request did, and it must not go on as if it had (a rule
+        # with a count would fire once more).
+        failure = before.done.result() if before is not None and before.done.done() else None
+        if failure is not None:
+            raise _unreachable(failure, write=True)
 
     def _clean(self) -> bool:
         """The copy holds nothing uncommitted, and no writer is let in."""

@@ -284,3 +284,35 @@ def test_a_connection_lost_while_its_scripts_load_leaves_nothing_on_stderr(
     gc.collect()
     assert reported == []
     client.close()
+
+
+def test_a_rule_used_up_by_a_request_whose_commit_failed_while_it_slept_fires_once(
+    two: tuple[Any, Any],
+) -> None:
+    """A `count: 1` rule with a latency: the request uses it up, and its worker commits that
+    before the request sleeps (so that the others may write meanwhile). That commit is
+    refused; the copy is read again (the rule unused), yet the request went on and answered
+    the rule's fault: the next request answered it too, a `count: 1` rule fired twice."""
+    first, second = two
+    rule = {"match": {"operationId": "createInfluencer"}, "fault": "500", "latencyMs": 10}
+    assert first.together(("POST", "/_mock/rules", {}, {**rule, "count": 1}))[0][0] == 201
+    real = first.store.send_write
+
+    def refused(batches: Any, keep: bool) -> Any:
+        first.store.send_write = real
+        first.store.seen += 1  # as if it had missed a commit: compare-and-append refuses it
+        return real(batches, keep)
+
+    async def nap(seconds: float) -> None:  # the mock's real-time wait, skipped
+        assert seconds == 0.01
+
+    first.store.send_write = refused
+    first.deps.shared.nap = nap
+    answers = [first.together(("POST", CREATE, auth(FULL), {}))[0] for _ in range(2)]
+    answers += second.together(("POST", CREATE, auth(FULL), {}))
+    # the first request's use of the rule was not kept: it says so (503), and the rule fires
+    # on the next request, once; then it is used up, on both workers
+    assert [status for status, _ in answers] == [503, 500, 202]
+    assert answers[0][1]["error"]["code"] == "STORAGE_UNAVAILABLE"
+    assert answers[1][1]["error"]["details"] == {"injected": True}
+    assert second.together(("GET", "/_mock/rules", {}, None))[0][1]["items"] == []
