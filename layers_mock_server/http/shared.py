@@ -243,6 +243,8 @@ class SharedGate:
                 self.coming -= 1
                 if not self.coming:
                     asyncio.get_running_loop().call_soon(self._close_idle)
+        else:  # a control request's too (a tenant's, on a shared sandbox): not under the lease
+            receive = await _read_ahead(scope, receive)
         await self._take_turn()
         held = Held()
         group: Group | None = None
@@ -678,10 +680,11 @@ class SharedGate:
 
 
 async def _read_ahead(scope: dict[str, Any], receive: Any) -> Any:
-    """Read a partner request's body now (as inputs.read_body would: up to its length, or
-    past MAX_BODY_BYTES) and give the app a `receive` that hands the same messages over
-    again: a request holding the turn must not wait there for its client's bytes, as every
-    request after it in the group would wait too."""
+    """Read a request's body now (as inputs.read_body would: up to its length, or past
+    MAX_BODY_BYTES) and give the app a `receive` that hands the same messages over again:
+    a request holding the turn must not wait there for its client's bytes, as every request
+    after it in the group would wait too, and every other worker's writes for the lease
+    (an import past MAX_BODY_BYTES still reads its rest holding them: see the README)."""
     length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
     chunked = any(k == b"transfer-encoding" for k, _ in scope["headers"])
     if length is None and not chunked:

@@ -316,3 +316,33 @@ def test_a_rule_used_up_by_a_request_whose_commit_failed_while_it_slept_fires_on
     assert answers[0][1]["error"]["code"] == "STORAGE_UNAVAILABLE"
     assert answers[1][1]["error"]["details"] == {"injected": True}
     assert second.together(("GET", "/_mock/rules", {}, None))[0][1]["items"] == []
+
+
+def test_a_tenant_sending_a_control_body_slowly_does_not_hold_the_sandbox_from_the_others(
+    two: tuple[Any, Any],
+) -> None:
+    """A tenant's own control request (a rule, with its API key) took the sandbox's lease and
+    then waited for its body: one slow client held every write of every tenant, on every
+    worker, until the lease ran out (10 s), and its own rule was then refused (503)."""
+    first, second = two
+    rule = {"match": {"operationId": "cancelJob"}, "fault": "500"}
+
+    async def run() -> list[tuple[int, Any]]:
+        body_sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        slow = asyncio.ensure_future(
+            first.call("POST", "/_mock/rules", auth(FULL), rule, sent_after=body_sent)
+        )
+        for _ in range(3):
+            await Turn()  # the control request is waiting for its body
+        there = await asyncio.wait_for(second.call("POST", CREATE, auth(FULL), {}), 5)
+        body_sent.set_result(None)
+        answers = [there, await slow]
+        await first.deps.shared.settled()
+        await second.deps.shared.settled()
+        return answers
+
+    there, added = first.loop.run_until_complete(run())  # both workers on one loop
+    assert there[0] == 202 and added[0] == 201, added
+    assert influencers(first) == [there[1]["influencerId"]]
+    [(status, rules)] = second.together(("GET", "/_mock/rules", auth(FULL), None))
+    assert status == 200 and [r["ruleId"] for r in rules["items"]] == [added[1]["ruleId"]]
