@@ -52,6 +52,9 @@ class Lifecycle:
         # A commit failed and the copy (holding its changes) was not read again since: a
         # request must not answer from it (http/shared.py); the next catch-up clears it.
         self.stale = False
+        # The shared store lost the sandbox (Changes.gone): the copy started afresh, and the
+        # next commit stores it whole, not only what its requests changed.
+        self.unwritten = False
         self.check: Check | None = None
         if store is not None and getattr(store, "shared", False):  # older test doubles lack it
             shared: SharedStore = store  # type: ignore[assignment]
@@ -97,7 +100,7 @@ class Lifecycle:
                 self.pending.append(dirty_batch(state, self.requests, self.clock, meta=False))
             elif self.store is not None:
                 try:
-                    self.store.write(dirty_batch(state, self.requests, self.clock))
+                    self.store.write(self._changed_batch(state))
                 except StoreUnavailable:
                     if self.shared is not None:
                         self.shared.forget()
@@ -105,11 +108,20 @@ class Lifecycle:
                     raise
             state.dirty.clear()
 
+    def _changed_batch(self, state: State) -> Batch:
+        """What a write stores: what changed, or everything when the store lost the sandbox."""
+        if self.unwritten:
+            self.unwritten = False  # a failed write reads the store again, and finds it so
+            return whole_batch(state, self.requests, self.clock)
+        return dirty_batch(state, self.requests, self.clock)
+
     def group_batches(self) -> list[Batch]:
         """What a group of requests changed, for one commit (http/shared.py): each one's batch
         in the order they ran, then what is left (with the meta row)."""
         batches, self.pending = self.pending, []
-        batches.append(dirty_batch(self.state, self.requests, self.clock))
+        if self.unwritten:  # the whole copy holds them all
+            batches = []
+        batches.append(self._changed_batch(self.state))
         self.state.dirty.clear()
         return batches
 
@@ -159,7 +171,12 @@ class Lifecycle:
 
     def _apply(self, changes: Changes) -> None:
         self.stale = False  # caught up: after a failed commit, everything was read again
-        if changes.everything is not None:
+        if changes.gone:  # flushed, or Redis restarted without its data: as on a first start
+            self._install(State.from_fixtures(self.fixtures, self.state.seed))
+            self.clock.reset()
+            self.unwritten = True
+        elif changes.everything is not None:
+            self.unwritten = False
             self._resume(changes.everything)
         elif changes.batches:
             for batch in changes.batches:
@@ -176,7 +193,7 @@ class Lifecycle:
             raise not_found("Organization")
         after = self.state.without_organization(organization_id, self.fixtures)
         if self.store is not None:
-            self.store.write(dirty_batch(after, self.requests, self.clock))
+            self.store.write(self._changed_batch(after))
         after.dirty.clear()
         self._install(after)
 
@@ -189,6 +206,7 @@ class Lifecycle:
     def _replace(self, state: State, now_ms: int) -> None:
         if self.store is not None:
             self.store.write(whole_batch(state, self.requests, self.clock, now_ms))
+            self.unwritten = False
         state.dirty.clear()
         self._install(state)
 

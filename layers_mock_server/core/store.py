@@ -74,6 +74,9 @@ class Changes:
     everything: Stored | None = None
     # Each counted request's number in its rate window, in the order the buckets were given.
     counted: list[int] = field(default_factory=list)
+    # The store holds no sandbox at all any more (flushed, or restarted without its data):
+    # the worker starts afresh from its fixtures, as on a first start (lifecycle.py).
+    gone: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -603,7 +603,7 @@ class RedisStore:
             batches.append(_batch(data[b"b"]))
         if answer[0] != b"OK" or expected != self.seen or any(b.wipe for b in batches):
             everything = self._everything()
-            return Changes(everything=everything, counted=counted)
+            return Changes(everything=everything, counted=counted, gone=everything is None)
         batches.reverse()
         self.seen = n
         return Changes(batches, counted=counted)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 from redisd import RedisServer, started
-from support import FULL, auth
+from support import FULL, PROJECT, auth
 
 from layers_mock_server.cli import stopped
 from layers_mock_server.core.store import OutcomeUnknown
@@ -346,3 +346,32 @@ def test_a_tenant_sending_a_control_body_slowly_does_not_hold_the_sandbox_from_t
     assert influencers(first) == [there[1]["influencerId"]]
     [(status, rules)] = second.together(("GET", "/_mock/rules", auth(FULL), None))
     assert status == 200 and [r["ruleId"] for r in rules["items"]] == [added[1]["ruleId"]]
+
+
+def test_a_sandbox_flushed_from_redis_starts_afresh_on_every_worker_alike() -> None:
+    """FLUSHALL (or a Redis restarted without its data) under running workers. A worker that
+    caught up kept its copy of what was gone; a write then committed its own rows and the
+    meta row onto nothing, a state the other workers could not read back (every request
+    after: a bare 500 and a traceback). Now the sandbox starts afresh from the fixtures, as
+    on a first start, on every worker alike, and the first write stores it whole."""
+    with started() as server:
+        url = server.sandbox()
+        first, second = Worker(url), Worker(url)
+        workers = [first, second]
+        try:
+            [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
+            assert status == 202 and len(influencers(second)) == 1
+            first.store._client.flushall()
+            assert influencers(first) == []  # gone from Redis: gone here too
+            [(status, made)] = second.together(("POST", CREATE, auth(FULL), {}))
+            assert status == 202
+            workers.append(Worker(url))  # a worker that starts now
+            for worker in workers:
+                assert influencers(worker) == [made["influencerId"]]
+                [(status, project)] = worker.together(
+                    ("GET", f"/v1/projects/{PROJECT}", auth(FULL), None)
+                )
+                assert status == 200 and project["id"] == PROJECT  # the fixtures' own
+        finally:
+            for worker in workers:
+                worker.close()
