@@ -14,11 +14,12 @@ from the store (a write that failed) is read again whole before it answers anyth
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from . import replica
 from .clock import MAX_MS, Clock
-from .errors import not_found
+from .errors import ApiError, not_found
 from .fixtures import Fixtures
 from .persist import counter_rows, dirty_batch, load, whole_batch
 from .records import canonical_id
@@ -159,7 +160,12 @@ class Lifecycle:
         changes = self.shared.lock()
         if changes is None:
             return False
-        self.leased(changes)
+        try:
+            self.leased(changes)
+        except StoreUnavailable:  # it cannot be read: the lease goes back at once
+            with contextlib.suppress(StoreUnavailable):
+                self.release_lease()
+            raise
         return True
 
     def holds_lease(self) -> bool:
@@ -177,7 +183,13 @@ class Lifecycle:
             self.unwritten = True
         elif changes.everything is not None:
             self.unwritten = False
-            self._resume(changes.everything)
+            try:
+                self._resume(changes.everything)
+            except (ApiError, ValueError) as exc:  # orjson's JSONDecodeError is a ValueError
+                assert self.shared is not None  # (the copy is as it was: read again next time)
+                self.shared.forget()
+                self.stale = True
+                raise StoreUnavailable(_unreadable(exc)) from None
         elif changes.batches:
             for batch in changes.batches:
                 replica.apply(self.state, batch, self.clock)
@@ -246,3 +258,17 @@ class Lifecycle:
 
     def request_id(self, kind: str = "req") -> str:
         return self.requests.next(kind, self.state.seed, self.clock.now_ms())
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why the shared store's sandbox cannot be installed (another version wrote it, or it
+    was tampered with), and what starts it afresh."""
+    found = (
+        "; ".join((exc.details or {}).get("formErrors", [])[:3]) or exc.message
+        if isinstance(exc, ApiError)
+        else str(exc)
+    )
+    return (
+        "the shared store holds a sandbox state this version of layers-mock cannot read "
+        f"({found}); remove the sandbox from the store to start it afresh"
+    )

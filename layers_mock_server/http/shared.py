@@ -565,7 +565,11 @@ class SharedGate:
                 sent.add_done_callback(self._orphan)
                 raise
             if changes is not None:
-                self.deps.sim.leased(changes)
+                try:
+                    self.deps.sim.leased(changes)
+                except StoreUnavailable:  # what it brought cannot be read: it goes back
+                    self.store.let_go()
+                    raise
                 return
             # Held by another process: nothing in this one to wait on, so poll.
             await asyncio.sleep(RETRY_S)
@@ -582,7 +586,8 @@ class SharedGate:
 
     def _refreshed(self, sent: asyncio.Future[Any]) -> None:
         if not sent.cancelled() and sent.exception() is None:
-            self.deps.sim.caught_up(sent.result())
+            with contextlib.suppress(StoreUnavailable):  # unreadable: the lease's answer says so
+                self.deps.sim.caught_up(sent.result())
 
     def _sent(self) -> None:
         self.trips += 1
@@ -598,7 +603,11 @@ class SharedGate:
         write takes it over."""
         if sent.cancelled() or sent.exception() is not None or sent.result() is None:
             return
-        self.deps.sim.leased(sent.result())
+        try:
+            self.deps.sim.leased(sent.result())
+        except StoreUnavailable:  # cannot be read (the next round trip says so): it goes back
+            self.store.let_go()
+            return
         asyncio.get_running_loop().call_later(LINGER_S, self._let_go, self.began)
 
     async def _lease_now(self) -> None:

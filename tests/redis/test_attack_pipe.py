@@ -375,3 +375,29 @@ def test_a_sandbox_flushed_from_redis_starts_afresh_on_every_worker_alike() -> N
         finally:
             for worker in workers:
                 worker.close()
+
+
+@pytest.mark.parametrize("meta", [b"{", b'{"version": 999}'], ids=["not JSON", "not a state"])
+def test_a_sandbox_state_this_version_cannot_read_answers_503_and_holds_no_lease(
+    two: tuple[Any, Any], meta: bytes
+) -> None:
+    """What Redis holds for the sandbox is not a state this worker can read (tampered with, or
+    written by another version of layers-mock during a rolling upgrade). Reads and writes
+    answered a bare 500 with a traceback on stderr, and a write kept the lease it took
+    until it ran out. They answer 503 in the envelope, saying so; deleting the sandbox's
+    keys starts it afresh."""
+    first, second = two
+    [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    client, keys = first.store._client, first.store.keys
+    client.set(keys["meta"], meta)
+    client.delete(keys["log"])  # the log no longer reaches back: everything is read
+    client.incr(keys["commits"])
+    answers = second.together(("GET", CREATE, auth(FULL), None), ("POST", CREATE, auth(FULL), {}))
+    for status, body in answers:
+        assert status == 503 and body["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert "cannot read" in body["error"]["details"]["reason"]
+    assert client.get(keys["lease"]) is None
+    client.delete(*keys.values())
+    [(status, made)] = second.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202 and influencers(first) == [made["influencerId"]]
