@@ -57,7 +57,7 @@ from ..core.store import (
     Stored,
     StoreUnavailable,
 )
-from .redis_journal import APPEND
+from .redis_journal import APPEND, JOURNAL, READ, entries
 from .redis_pipe import Pipe
 
 T = TypeVar("T")
@@ -72,7 +72,8 @@ SEP = "\x00"
 # commit brings several, each committed under its own number), and the lease released.
 # `#!lua` (no flags): Redis checks maxmemory before the script starts, so a full Redis refuses
 # the whole write instead of applying part of it.
-WRITE = """#!lua
+WRITE = (
+    """#!lua
 local rows, order, meta, log, commits, lease, requests, seq =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local token, seen, maxlen, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
@@ -81,13 +82,11 @@ local token, seen, maxlen, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 -- Journal entries after the batches: ARGV[6] of them whatever happens (recorded since this
 -- worker's last round trip), then the group's own, kept only with the write (their answers)
 local first, always, keep = 8 + count, tonumber(ARGV[6]), ARGV[7]
-local function journal(from, to)
-  for i = from, to do
-    local j = redis.call('INCR', KEYS[11])
-    redis.call('XADD', KEYS[10], 'MAXLEN', ARGV[4], '*', 'n', j, 'e', ARGV[i])
-  end
-end
-journal(first, first + always - 1)
+local cap = tonumber(ARGV[4])
+"""
+    + JOURNAL
+    + """
+journal(KEYS[10], KEYS[11], cap, first, first + always - 1)
 local holder = redis.call('GET', lease)
 if holder and holder ~= token then return {'LEASE'} end
 local n = tonumber(redis.call('GET', commits) or '0')
@@ -133,16 +132,18 @@ elseif keep ~= '' then
   local next = redis.call('GET', KEYS[12])
   if next and next ~= keep then wanted = 1 end
 end
-journal(first + always, #ARGV)
+journal(KEYS[10], KEYS[11], cap, first + always, #ARGV)
 return {'OK', n, wanted}
 """
+)
 
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
 # other worker takes the lease, so a worker writing without pause cannot starve it.
 # KEYS[7..] are rate windows, each counted ARGV[7..] times (one bucket per waiting read, the
 # same window once with its number of reads); then come the journal's entries.
-CHANGES = """#!lua
+CHANGES = (
+    """#!lua
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
 if token ~= '' then
@@ -163,10 +164,11 @@ for i = 7, #KEYS do
   if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
   counted[#counted + 1] = c
 end
-for i = #KEYS + 1, #ARGV do  -- journal entries this worker recorded since its last round trip
-  local j = redis.call('INCR', KEYS[5])
-  redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[5], '*', 'n', j, 'e', ARGV[i])
-end
+"""
+    + JOURNAL
+    + """
+-- the journal entries this worker recorded since its last round trip
+journal(KEYS[4], KEYS[5], tonumber(ARGV[5]), #KEYS + 1, #ARGV)
 local n = tonumber(redis.call('GET', commits) or '0')
 if n == seen then return {'OK', n, {}, counted} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
@@ -174,6 +176,7 @@ if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
 local entries = redis.call('XREVRANGE', log, '+', '-', 'COUNT', n - seen)
 return {'OK', n, entries, counted}
 """
+)
 
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was
 # written, and Redis's clock. A script, not a MULTI: Redis Cluster clients cannot route TIME
@@ -243,9 +246,13 @@ class RedisStore:
             k: f"{tag}:{k}"
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
-                *("journal", "journal-seq", "rates", "at", "wants"),
+                *("journal-seq", "rates", "at", "wants"),
             )
         }
+        # The journal: many entries a stream entry (redis_journal.py); an older version's,
+        # one a stream entry, stays readable under `journal` until the journal is cleared.
+        self.keys["journal"] = f"{tag}:journal-v2"
+        self.keys["journal-v1"] = f"{tag}:journal"
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
         self.token = ""  # our lease's token while we hold it
@@ -281,6 +288,7 @@ class RedisStore:
             "changes": client.register_script(CHANGES),
             "unlock": client.register_script(UNLOCK),
             "journal": client.register_script(APPEND),
+            "journal-read": client.register_script(READ),
             "everything": client.register_script(EVERYTHING),
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
@@ -465,18 +473,16 @@ class RedisStore:
 
     def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
         """(number, entry) of the newest `capacity` entries, oldest first."""
-        if self._client is None:
-            raise StoreUnavailable(f"{self.where} is not open")
-        try:
-            found = self._client.xrevrange(self.keys["journal"], count=capacity)
-        except Exception as exc:
-            raise StoreUnavailable(_reason(self.where, exc)) from None
-        return [(int(fields[b"n"]), fields[b"e"]) for _, fields in reversed(found)]
+        keys = [self.keys["journal"], self.keys["journal-v1"]]
+        ours, older = self._call("journal-read", keys, [capacity], retry=True)
+        found = sorted(entries(ours) + entries(older))  # no number is in both
+        return found[-capacity:]
 
     def journal_clear(self) -> None:
         if self._client is not None:
+            keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
             try:
-                self._client.delete(self.keys["journal"], self.keys["journal-seq"])
+                self._client.delete(*keys)
             except Exception as exc:
                 raise StoreUnavailable(_reason(self.where, exc)) from None
 

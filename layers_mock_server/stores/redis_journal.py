@@ -1,13 +1,18 @@
 """The request journal of a sandbox on Redis: every worker's entries in one capped stream.
 
 Each worker records its entries as a single server does (core/journal.py) and sends them to the
-sandbox's `journal` stream with its next round trip to Redis (a catch-up or a commit: under
+sandbox's `journal-v2` stream with its next round trip to Redis (a catch-up or a commit: under
 load, no round trip of their own), or within `FLUSH_S` when no request comes. A read of
 `/_mock/requests` on any worker sends that worker's own first, then reads the stream: it shows
 what every worker answered, newest first in the order the entries reached Redis (entries of two
 workers answered within a few milliseconds of each other may swap places). The stream keeps the
 newest `capacity` entries (1,000); the byte bound applies when the journal is read, as in one
 process.
+
+The entries a round trip takes along are one stream entry (`JOURNAL`): what Redis spends on
+the journal is one INCRBY and one XADD a round trip, not two commands a request (under load a
+catch-up carries a dozen reads' entries). Versions before kept one entry a stream entry under
+`journal`: those are read with the new ones, in number order, until the journal is cleared.
 
 A request answered in a group commit (http/shared.py) is answered only once the group's
 commit returned, so its entry waits with it (`holding`): the entries of a group go with its
@@ -43,14 +48,59 @@ if TYPE_CHECKING:
 
 FLUSH_S = 0.01
 
-APPEND = """#!lua
-local journal, seq, cap = KEYS[1], KEYS[2], ARGV[1]
-for i = 2, #ARGV do
-  local n = redis.call('INCR', seq)
-  redis.call('XADD', journal, 'MAXLEN', cap, '*', 'n', n, 'e', ARGV[i])
+CHUNK = 256  # journal entries at most in one stream entry
+
+# The Lua function every script that appends to the journal has (the scripts of redis.py, and
+# APPEND): the entries ARGV[from..to] numbered on from the counter `s`, appended to the stream
+# `j` in stream entries of up to CHUNK journal entries each, fields `n` (the number of the first)
+# then `e` once per entry. A stream entry's ID is its last entry's number, so that the stream
+# keeps exactly the stream entries that hold one of the newest `cap` journal entries (MINID):
+# one INCRBY and one XADD a round trip, instead of two commands an entry. A stream ahead of its
+# counter (only an edited Redis: both change in the same scripts) is dropped rather than
+# refusing every append after it.
+JOURNAL = f"""
+local function journal(j, s, cap, from, to)
+  while from <= to do
+    local upto = math.min(to, from + {CHUNK - 1})
+    local last = redis.call('INCRBY', s, upto - from + 1)
+    local oldest = math.max(0, last - cap + 1)
+    local entry = {{j, 'MINID', '=', oldest, last .. '-0', 'n', last - upto + from}}
+    for i = from, upto do
+      entry[#entry + 1] = 'e'
+      entry[#entry + 1] = ARGV[i]
+    end
+    if type(redis.pcall('XADD', unpack(entry))) == 'table' then
+      redis.call('DEL', j)
+      redis.call('XADD', unpack(entry))
+    end
+    from = upto + 1
+  end
 end
+"""
+
+APPEND = f"""#!lua
+{JOURNAL}
+journal(KEYS[1], KEYS[2], tonumber(ARGV[1]), 2, #ARGV)
 return #ARGV - 1
 """
+
+# The newest `ARGV[1]` stream entries of the journal, and of the journal an older version kept
+# (one entry a stream entry, under `journal`): read together until that one is cleared.
+READ = """#!lua flags=no-writes
+return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
+  redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])}
+"""
+
+
+def entries(found: list[Any]) -> list[tuple[int, bytes]]:
+    """(number, entry) of each journal entry in XREVRANGE's answer (stream entries newest
+    first, fields `n` then `e` per entry: an older version's hold one), newest first."""
+    out: list[tuple[int, bytes]] = []
+    for _, fields in found:
+        first = int(fields[1])
+        held = fields[3::2]
+        out += [(first + i, held[i]) for i in range(len(held) - 1, -1, -1)]
+    return out
 
 
 def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
