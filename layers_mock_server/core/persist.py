@@ -2,12 +2,14 @@
 
 A commit writes only what `state.dirty` names, plus the meta row; a whole write (reset, import,
 a new file) wipes the store and writes everything. Request-id reservations are rows of their
-own (table `counters`), so that reserving a block never writes the rest of the state.
+own (table `counters`), so that reserving a block never writes the rest of the state. A group
+of batches written at once can be merged into one (`merged`), which a shared store writes and
+logs as one commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import orjson
 
@@ -64,6 +66,49 @@ def whole_batch(state: State, ids: RequestIds, clock: Clock, now_ms: int | None 
         yield from counter_rows(ids.reserved)
 
     return Batch(rows(), (), meta_bytes(state, ids, clock, now_ms), wipe=True)
+
+
+def merged(batches: Sequence[Batch]) -> list[tuple[Batch, int]]:
+    """Consecutive batches as one, each with the number of batches it stands for: applying
+    the merged batch (wipe, deletes, upserts, meta, in that order) leaves exactly what applying
+    them one after another does. A row deleted then written again is in both lists, so that it
+    is removed first and written after the rows written before it (a row's place is where it
+    was first written since it last existed); a row written then deleted is only deleted; a
+    row written twice keeps its first place and its last data; a request-number ceiling keeps
+    the highest; the last meta row wins. A wipe is never merged with others: it starts a batch
+    of its own (its rows are everything; a reader reads everything after it)."""
+    out: list[tuple[Batch, int]] = []
+    run: list[Batch] = []
+    for batch in batches:
+        if batch.wipe:
+            if run:
+                out.append((_merge(run), len(run)))
+                run = []
+            out.append((batch, 1))
+        else:
+            run.append(batch)
+    if run:
+        out.append((_merge(run) if len(run) > 1 else run[0], len(run)))
+    return out
+
+
+def _merge(run: Sequence[Batch]) -> Batch:
+    upserts: dict[tuple[str, str], bytes] = {}
+    deletes: dict[tuple[str, str], None] = {}  # a set that keeps its order
+    meta = None
+    for batch in run:
+        for key in batch.deletes:
+            upserts.pop(key, None)
+            deletes[key] = None
+        for table, ident, data in batch.upserts:
+            key = (table, ident)
+            if table == COUNTERS and key in upserts and int(upserts[key]) > int(data):
+                continue  # a ceiling only rises (the store keeps the highest)
+            upserts[key] = data
+        if batch.meta is not None:
+            meta = batch.meta
+    rows = [(table, ident, data) for (table, ident), data in upserts.items()]
+    return Batch(rows, list(deletes), meta)
 
 
 def load(stored: Stored, check: Check) -> tuple[Restored, dict[str, int]]:

@@ -126,7 +126,8 @@ class SharedStore(Store, Protocol):
 
     def write_all(self, batches: Sequence[Batch]) -> None:
         """`write` for several batches, in order, all or none: a group commit (each batch is
-        one request's, committed under a number of its own, so others apply them in order)."""
+        one request's). The store may keep and log them merged (persist.merged): others then
+        apply one batch that leaves exactly what the batches, one after another, leave."""
 
     def holds(self) -> bool:
         """Whether this server holds the lease (a write gives it back)."""

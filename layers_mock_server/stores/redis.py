@@ -7,10 +7,11 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   written, which lists and idempotency eviction depend on) hold the state; `meta` holds the
   meta row (seed, id counters, clock, rate windows, rules); `requests` the request-number
   counters (blocks are handed out with HINCRBY, so request ids stay unique across workers).
-- `log` is a capped stream of the batches themselves, numbered by `commits`: a worker brings
-  its copy up to date by reading the entries after the last one it saw (one XRANGE; usually
-  none), and reads everything again only when the log no longer reaches back that far (it is
-  capped at `LOG_LENGTH` entries) or when an entry is a wipe (reset, import).
+- `log` is a capped stream of the commits themselves, numbered by `commits` (a group commit's
+  batches are merged into one commit that counts as many, persist.merged): a worker brings its
+  copy up to date by reading the entries after the last one it saw (one XREVRANGE; usually
+  none), and reads everything again only when the log no longer reaches back that far (it
+  keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
 - `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
 - `lease` is the sandbox's write lease: a request that may change the state takes it (and
@@ -48,6 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ..core.persist import merged
 from ..core.store import (
     Batch,
     Bucket,
@@ -62,68 +64,93 @@ from .redis_pipe import Pipe
 
 T = TypeVar("T")
 
-LOG_LENGTH = 10_000  # entries kept in the log; a worker further behind reads everything
+LOG_LENGTH = 10_000  # batches kept in the log; a worker further behind reads everything
 LEASE_MS = 10_000  # a write lease outlives any request's synchronous step by far
 RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is unreachable
 COUNTERS = "counters"  # persist.COUNTERS: request-number reservations, kept in `requests`
 SEP = "\x00"
+WIPED = b'{"u":[],"d":[],"m":null,"w":true}'  # a wipe's entry in the log
 
-# The write: lease and position checked, then each batch applied and logged in order (a group
-# commit brings several, each committed under its own number), and the lease released.
+# The write: lease and position checked, then each commit applied and logged in order, and the
+# lease released. A group commit's batches come merged into one commit (persist.merged), so the
+# script runs a handful of commands for the whole group, and its rows come as arguments (no
+# JSON to decode here). A commit is numbered by the batches it holds (`k`), so a commit number
+# still counts requests' batches: the log keeps the newest `maxlen` of them, as ever.
 # `#!lua` (no flags): Redis checks maxmemory before the script starts, so a full Redis refuses
 # the whole write instead of applying part of it.
 WRITE = (
     """#!lua
 local rows, order, meta, log, commits, lease, requests, seq =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local token, seen, maxlen, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 -- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
 -- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
--- Journal entries after the batches: ARGV[6] of them whatever happens (recorded since this
--- worker's last round trip), then the group's own, kept only with the write (their answers)
-local first, always, keep = 8 + count, tonumber(ARGV[6]), ARGV[7]
-local cap = tonumber(ARGV[4])
+-- ARGV[8..]: the commits (ARGV[5] arguments), then journal entries: ARGV[6] of them whatever
+-- happens (recorded since this worker's last round trip), then the group's own, kept only
+-- with the write (their answers)
+local first, always, keep = 8 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 """
     + JOURNAL
     + """
 journal(KEYS[10], KEYS[11], cap, first, first + always - 1)
-local holder = redis.call('GET', lease)
+local found = redis.call('MGET', lease, commits)
+local holder = found[1]
 if holder and holder ~= token then return {'LEASE'} end
-local n = tonumber(redis.call('GET', commits) or '0')
+local n = tonumber(found[2] or '0')
 if n ~= seen then return {'BEHIND'} end
-local met = false
-for b = 8, 7 + count do
-  local batch, logged = cjson.decode(ARGV[b]), ARGV[b]
-  if batch.w then  -- a wipe is logged without its rows: the others read everything after it
-    redis.call('DEL', rows, order)
-    logged = '{"u":[],"d":[],"m":null,"w":true}'
+local newmeta = false
+local i = 8
+while i < first do
+  -- a commit (_commits): flags (1: a wipe, 2: with a meta row), k, the meta row, the log's
+  -- entry, how many deletes, upserts and ceilings; then the deleted fields, the upserts (field,
+  -- row) and the request-number ceilings (kind, number). Fields are `table\0id`.
+  local flags, k, logged = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 3]
+  local deletes, upserts = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  local ceilings = tonumber(ARGV[i + 6])
+  local at = i + 7
+  if flags % 2 == 1 then redis.call('DEL', rows, order) end
+  for c = at, at + deletes - 1, 4000 do  -- in slices: Lua's stack holds ~8000 values
+    local to = math.min(c + 3999, at + deletes - 1)
+    redis.call('HDEL', rows, unpack(ARGV, c, to))
+    redis.call('ZREM', order, unpack(ARGV, c, to))
   end
-  for _, d in ipairs(batch.d) do
-    local f = d[1] .. '\\0' .. d[2]
-    redis.call('HDEL', rows, f)
-    redis.call('ZREM', order, f)
-  end
-  local base = redis.call('INCRBY', seq, #batch.u)
-  for i, u in ipairs(batch.u) do
-    if u[1] == 'counters' then
-      local now = tonumber(redis.call('HGET', requests, u[2]) or '0')
-      if tonumber(u[3]) > now then redis.call('HSET', requests, u[2], u[3]) end
-    else
-      local f = u[1] .. '\\0' .. u[2]
-      redis.call('HSET', rows, f, u[3])
-      redis.call('ZADD', order, 'NX', base - #batch.u + i, f)
+  at = at + deletes
+  if upserts > 0 then  -- a row's place in `order` is the first write since it last existed
+    local base = redis.call('INCRBY', seq, upserts) - upserts
+    for c = 0, upserts - 1, 2000 do
+      local to = math.min(c + 1999, upserts - 1)
+      redis.call('HSET', rows, unpack(ARGV, at + 2 * c, at + 2 * to + 1))
+      local places = {}
+      for r = c, to do
+        places[#places + 1] = base + r + 1
+        places[#places + 1] = ARGV[at + 2 * r]
+      end
+      redis.call('ZADD', order, 'NX', unpack(places))
     end
   end
-  if batch.m ~= cjson.null then
-    redis.call('SET', meta, batch.m)
-    met = true
+  at = at + 2 * upserts
+  for c = at, at + 2 * ceilings - 1, 2 do
+    if tonumber(ARGV[c + 1]) > tonumber(redis.call('HGET', requests, ARGV[c]) or '0') then
+      redis.call('HSET', requests, ARGV[c], ARGV[c + 1])
+    end
   end
-  n = redis.call('INCR', commits)
-  redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'n', n, 'b', logged)
+  if flags >= 2 then newmeta = ARGV[i + 2] end
+  n = redis.call('INCRBY', commits, k)
+  -- under the ID `n-0`, so that the log keeps the newest `maxlen` batches (MINID) and a
+  -- catch-up reads from the one after its own (CHANGES); a log ahead of the number (written
+  -- by an older version, or `commits` went back) is dropped: it only spares a catch-up
+  -- reading everything
+  local oldest = math.max(0, n - maxlen + 1)
+  local entry = {log, 'MINID', '~', oldest, n .. '-0', 'n', n, 'k', k, 'b', logged}
+  if type(redis.pcall('XADD', unpack(entry))) == 'table' then
+    redis.call('DEL', log)
+    redis.call('XADD', unpack(entry))
+  end
+  i = at + 2 * ceilings
 end
-if met then
+if newmeta then
   local t = redis.call('TIME')
-  redis.call('SET', KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
+  redis.call('MSET', meta, newmeta, KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
 end
 local wanted = 0
 if holder and keep == '' then
@@ -173,7 +200,9 @@ local n = tonumber(redis.call('GET', commits) or '0')
 if n == seen then return {'OK', n, {}, counted} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
 if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
-local entries = redis.call('XREVRANGE', log, '+', '-', 'COUNT', n - seen)
+-- the commits after `seen` (each logged under its number, WRITE), newest first
+local after = '(' .. math.max(seen, 0) .. '-0'
+local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
 return {'OK', n, entries, counted}
 """
 )
@@ -353,12 +382,13 @@ class RedisStore:
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
         keys.append(self.keys["wants"])
+        commits = _commits(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         entries, self.outbox = self.outbox, []  # the journal's, sent on the way
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
-        args += [len(batches), len(entries), self.ident if keep else ""]  # kept (else its 503s go
-        args += [_entry(batch) for batch in batches]  # later, SharedJournal); each batch is
-        return keys, args + entries + staged, self.seen + len(batches)  # whole before sending
+        args += [len(commits), len(entries), self.ident if keep else ""]  # kept (else its 503s
+        args += commits  # go later, SharedJournal)
+        return keys, args + entries + staged, self.seen + len(batches)
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
         """The write script's answer: the commit number it reached, or it refused (nothing
@@ -605,7 +635,7 @@ class RedisStore:
             data = dict(zip(fields[::2], fields[1::2], strict=True))
             if int(data[b"n"]) != expected:
                 break  # the log was trimmed past what we saw
-            expected -= 1
+            expected -= int(data.get(b"k", 1))  # the batches merged in it (an older version: 1)
             batches.append(_batch(data[b"b"]))
         if answer[0] != b"OK" or expected != self.seen or any(b.wipe for b in batches):
             everything = self._everything()
@@ -643,8 +673,30 @@ def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[A
     return numbers
 
 
+def _commits(batches: Sequence[Batch]) -> list[Any]:
+    """The batches as the write script takes them: merged into as few commits as they can be
+    (persist.merged), each a header and its rows flat (see WRITE)."""
+    args: list[Any] = []
+    for batch, k in merged(batches):
+        rows = list(batch.upserts)  # an iterable: read once
+        upserts, ceilings = [], []
+        for table, ident, data in rows:
+            if table == COUNTERS:
+                ceilings += [ident, data]
+            else:
+                upserts += [f"{table}{SEP}{ident}", data]
+        # a wipe is logged without its rows: the others read everything after it
+        logged = WIPED if batch.wipe else _entry(Batch(rows, batch.deletes, batch.meta))
+        flags = int(batch.wipe) + (2 if batch.meta is not None else 0)
+        args += [flags, k, b"" if batch.meta is None else batch.meta, logged]
+        args += [len(batch.deletes), len(upserts) // 2, len(ceilings) // 2]
+        args += [f"{table}{SEP}{ident}" for table, ident in batch.deletes]
+        args += upserts + ceilings
+    return args
+
+
 def _entry(batch: Batch) -> bytes:
-    """A batch as the write script and the log take it (rows as text: the data is JSON)."""
+    """A batch as the log keeps it (rows as text: the data is JSON)."""
     upserts = [[t, i, d.decode()] for t, i, d in batch.upserts]
     deletes = [[t, i] for t, i in batch.deletes]
     meta = None if batch.meta is None else batch.meta.decode()

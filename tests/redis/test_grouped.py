@@ -209,6 +209,44 @@ def test_writes_waiting_for_the_turn_share_one_lease_and_one_commit(
     assert first.store._client.get(first.store.keys["lease"]) is None  # given back
 
 
+def test_a_group_that_changes_a_record_several_times_reaches_other_workers_as_written(
+    two: tuple[Worker, Worker], patient: None
+) -> None:
+    """A group is one commit (its batches merged): creates, a rename twice, a delete and a key
+    used twice in one group; the other worker, applying it from the log, and a worker that
+    joins after and reads everything, agree with the worker that wrote it."""
+    first, second = two
+    made = first.together(*[("POST", CREATE, auth(FULL), {"gender": "male"})] * 2)
+    [one, two_] = [f"/v1/influencers/{body['influencerId']}" for _, body in made]
+    assert second.together(("GET", CREATE, auth(FULL), None))[0][0] == 200  # caught up
+    first.trips.clear()
+    keyed = auth(FULL, **{"Idempotency-Key": "k1"})
+    answers = first.together(
+        ("PATCH", one, auth(FULL), {"name": "First"}),
+        ("POST", CREATE, keyed, {}),
+        ("DELETE", two_, auth(FULL), None),
+        ("POST", CREATE, keyed, {}),
+        ("PATCH", one, auth(FULL), {"name": "Second"}),
+        ("POST", CREATE, auth(FULL), {"gender": "female"}),
+    )
+    assert [status for status, _ in answers] == [200, 202, 200, 202, 200, 202]
+    assert answers[1][1] == answers[3][1]  # the key's answer, replayed
+    assert first.trips == ["lock", "write"]  # one commit
+    late = Worker(first.store.url + "?sandbox=" + first.store.name)
+    try:
+        views = []
+        for worker in (first, second, late):
+            [(status, state)] = worker.together(("GET", "/_mock/state", {}, None))
+            assert status == 200
+            del state["requests"]  # request numbers are each worker's own
+            [(status, listed)] = worker.together(("GET", CREATE, auth(FULL), None))
+            assert status == 200
+            views.append((state, listed["items"]))
+        assert views[0] == views[1] == views[2]
+    finally:
+        late.close()
+
+
 def test_a_group_holds_group_writes_requests_and_the_lease_goes_back_after_chain_s(
     two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -435,6 +435,39 @@ def test_a_store_that_went_back_is_read_again_whole(sandbox: str) -> None:
     second.close()
 
 
+def test_a_sandbox_an_older_version_logged_is_caught_up_with_and_written_on(sandbox: str) -> None:
+    """Versions before logged each batch as an entry of its own (no count, under an ID Redis
+    gave it): a worker of this version applies such an entry, and writes on after it."""
+    first, second = RedisStore(sandbox), RedisStore(sandbox)
+    assert first.open() is None
+    first.write(Batch([("jobs", "job_1", b"{}")], (), b"1", wipe=True))
+    assert second.open() is not None
+    keys, client = first.keys, first._client
+    # commit 2, as an older version wrote it (stores/redis.py's WRITE before group commits)
+    logged = {"u": [["jobs", "job_2", '{"n":2}']], "d": [["jobs", "job_1"]], "m": "2", "w": False}
+    client.hdel(keys["rows"], "jobs\x00job_1")
+    client.zrem(keys["order"], "jobs\x00job_1")
+    client.hset(keys["rows"], "jobs\x00job_2", b'{"n":2}')
+    client.zadd(keys["order"], {"jobs\x00job_2": 2})
+    client.set(keys["meta"], b"2")
+    client.xadd(keys["log"], {"n": client.incr(keys["commits"]), "b": orjson.dumps(logged)})
+    found = second.changes()
+    assert found.everything is None
+    assert [(list(b.upserts), list(b.deletes), b.meta) for b in found.batches] == [
+        ([("jobs", "job_2", b'{"n":2}')], [("jobs", "job_1")], b"2")
+    ]
+    assert first.lock() is not None  # caught up the same way, then writes on
+    first.write(Batch([("jobs", "job_3", b"{}")], (), b"3"))
+    found = second.changes()
+    assert found.everything is None and [b.meta for b in found.batches] == [b"3"]
+    second.forget()  # a copy no longer trusted reads everything
+    found = second.changes()
+    assert found.everything is not None
+    assert [r[1] for r in found.everything.rows] == ["job_2", "job_3"]
+    first.close()
+    second.close()
+
+
 def test_a_worker_refused_the_lease_is_next_in_line(sandbox: str) -> None:
     """A worker that writes without pause cannot starve another: once refused, the other is
     next, and the first gets the lease again only after it."""

@@ -9,6 +9,7 @@ time".
 from __future__ import annotations
 
 import itertools
+import random
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -323,5 +324,58 @@ def test_a_catch_up_that_fails_after_taking_the_lease_gives_it_back(
     assert not first.holds()
     assert second.lock() is not None  # free at once
     second.unlock()
+    first.close()
+    second.close()
+
+
+def _group(rng: random.Random) -> list[Batch]:
+    """One to six batches over a few rows: deletes, writes, a row deleted and written again in
+    one batch or in two, meta rows or none."""
+    keys = [(t, i) for t in ("jobs", "influencers") for i in "abcd"]
+    batches = []
+    for _ in range(rng.randint(1, 6)):
+        deletes = rng.sample(keys, rng.randint(0, 2))
+        upserts = [(t, i, b'{"v":%d}' % rng.randrange(1000)) for t, i in rng.sample(keys, 3)]
+        meta = rng.choice([None, b"m%d" % rng.randrange(1000)])
+        batches.append(Batch(upserts[: rng.randint(0, 3)], deletes, meta))
+    return batches
+
+
+def _rows(store: SqliteStore, path: Path) -> tuple[bytes, list[tuple[str, str, bytes]]] | None:
+    store.close()
+    return reopened(Backend(lambda: SqliteStore(path)))
+
+
+def test_a_group_commit_leaves_what_its_batches_leave_one_after_another(
+    shared: Backend, tmp_path: Path
+) -> None:
+    """A shared store writes a group's batches as one commit (persist.merged): what it holds
+    and what another server applies from its log are what SQLite holds after writing them one
+    by one: a row deleted then written again comes last, one written then deleted is gone,
+    one written twice keeps its place and its last data, the last meta row wins."""
+    first, second = _two(shared)
+    rng = random.Random(7)
+    for case in range(25):
+        start = [(t, i, b"{}") for t in ("jobs", "influencers") for i in "ab"]
+        batches = _group(rng)
+        paths = [tmp_path / f"{case}-{n}.db" for n in (1, 2)]
+        one_by_one, replica = (SqliteStore(path) for path in paths)
+        for store in (one_by_one, replica):
+            store.open()
+            store.write(Batch(start, (), b"0", wipe=True))
+        for batch in batches:
+            one_by_one.write(batch)
+        expected = _rows(one_by_one, paths[0])
+        assert first.lock() is not None
+        first.write(Batch(start, (), b"0", wipe=True))
+        assert second.changes().everything is not None  # a wipe: everything
+        assert first.lock() is not None
+        first.write_all(batches)
+        found = second.changes()
+        assert found.everything is None and len(found.batches) <= 1  # one commit, from the log
+        for batch in found.batches:
+            replica.write(batch)
+        assert _rows(replica, paths[1]) == expected, batches
+        assert reopened(shared) == expected, batches
     first.close()
     second.close()
