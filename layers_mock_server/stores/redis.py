@@ -70,6 +70,7 @@ RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is 
 COUNTERS = "counters"  # persist.COUNTERS: request-number reservations, kept in `requests`
 SEP = "\x00"
 WIPED = b'{"u":[],"d":[],"m":null,"w":true}'  # a wipe's entry in the log
+LOGGED_FIELDS = 7000  # fields of a log entry made in the script: Lua's stack holds ~8000 values
 
 # The write: lease and position checked, then each commit applied and logged in order, and the
 # lease released. A group commit's batches come merged into one commit (persist.merged), so the
@@ -92,18 +93,19 @@ local first, always, keep = 8 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 """
     + JOURNAL
     + """
-journal(KEYS[10], KEYS[11], cap, first, first + always - 1)
 local found = redis.call('MGET', lease, commits)
-local holder = found[1]
-if holder and holder ~= token then return {'LEASE'} end
-local n = tonumber(found[2] or '0')
-if n ~= seen then return {'BEHIND'} end
+local holder, n = found[1], tonumber(found[2] or '0')
+if (holder and holder ~= token) or n ~= seen then
+  journal(KEYS[10], KEYS[11], cap, first, first + always - 1)
+  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
+end
 local newmeta = false
 local i = 8
 while i < first do
   -- a commit (_commits): flags (1: a wipe, 2: with a meta row), k, the meta row, the log's
-  -- entry, how many deletes, upserts and ceilings; then the deleted fields, the upserts (field,
-  -- row) and the request-number ceilings (kind, number). Fields are `table\0id`.
+  -- entry as a document (or '': made here of the commit's own arguments), how many deletes,
+  -- upserts and ceilings; then the deleted fields, the upserts (field, row) and the
+  -- request-number ceilings (kind, number). Fields are `table\0id`.
   local flags, k, logged = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 3]
   local deletes, upserts = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   local ceilings = tonumber(ARGV[i + 6])
@@ -141,7 +143,24 @@ while i < first do
   -- by an older version, or `commits` went back) is dropped: it only spares a catch-up
   -- reading everything
   local oldest = math.max(0, n - maxlen + 1)
-  local entry = {log, 'MINID', '~', oldest, n .. '-0', 'n', n, 'k', k, 'b', logged}
+  local entry = {log, 'MINID', '~', oldest, n .. '-0', 'n', n, 'k', k}
+  if logged ~= '' then
+    entry[10], entry[11] = 'b', logged
+  else  -- fields: `m` the meta row, `d` once per deleted field, then each upsert's field and row
+    local e = 9
+    if flags >= 2 then
+      entry[10], entry[11] = 'm', ARGV[i + 2]
+      e = 11
+    end
+    for c = i + 7, i + 6 + deletes do
+      entry[e + 1], entry[e + 2] = 'd', ARGV[c]
+      e = e + 2
+    end
+    for c = i + 7 + deletes, i + 6 + deletes + 2 * upserts do
+      e = e + 1
+      entry[e] = ARGV[c]
+    end
+  end
   if type(redis.pcall('XADD', unpack(entry))) == 'table' then
     redis.call('DEL', log)
     redis.call('XADD', unpack(entry))
@@ -159,7 +178,7 @@ elseif keep ~= '' then
   local next = redis.call('GET', KEYS[12])
   if next and next ~= keep then wanted = 1 end
 end
-journal(KEYS[10], KEYS[11], cap, first + always, #ARGV)
+journal(KEYS[10], KEYS[11], cap, first, #ARGV)  -- in one go: those, then the group's
 return {'OK', n, wanted}
 """
 )
@@ -632,11 +651,11 @@ class RedisStore:
         batches: list[Batch] = []
         expected = n
         for _, fields in entries:  # newest first
-            data = dict(zip(fields[::2], fields[1::2], strict=True))
-            if int(data[b"n"]) != expected:
+            number, count, batch = _logged(fields)
+            if number != expected:
                 break  # the log was trimmed past what we saw
-            expected -= int(data.get(b"k", 1))  # the batches merged in it (an older version: 1)
-            batches.append(_batch(data[b"b"]))
+            expected -= count
+            batches.append(batch)
         if answer[0] != b"OK" or expected != self.seen or any(b.wipe for b in batches):
             everything = self._everything()
             return Changes(everything=everything, counted=counted, gone=everything is None)
@@ -685,8 +704,13 @@ def _commits(batches: Sequence[Batch]) -> list[Any]:
                 ceilings += [ident, data]
             else:
                 upserts += [f"{table}{SEP}{ident}", data]
-        # a wipe is logged without its rows: the others read everything after it
-        logged = WIPED if batch.wipe else _entry(Batch(rows, batch.deletes, batch.meta))
+        # A wipe is logged without its rows (the others read everything after it); any other
+        # commit as its own arguments (WRITE), unless that is too many for one XADD.
+        logged = b""
+        if batch.wipe:
+            logged = WIPED
+        elif len(upserts) + 2 * len(batch.deletes) > LOGGED_FIELDS:
+            logged = _entry(Batch(rows, batch.deletes, batch.meta))
         flags = int(batch.wipe) + (2 if batch.meta is not None else 0)
         args += [flags, k, b"" if batch.meta is None else batch.meta, logged]
         args += [len(batch.deletes), len(upserts) // 2, len(ceilings) // 2]
@@ -701,6 +725,31 @@ def _entry(batch: Batch) -> bytes:
     deletes = [[t, i] for t, i in batch.deletes]
     meta = None if batch.meta is None else batch.meta.decode()
     return orjson.dumps({"u": upserts, "d": deletes, "m": meta, "w": batch.wipe})
+
+
+def _logged(fields: list[bytes]) -> tuple[int, int, Batch]:
+    """A log entry: (its commit number, the batches merged in it, the batch). Fields (WRITE):
+    `n`, `k` (absent before group commits: 1), then the batch as a document (`b`), or as `m`
+    (the meta row), `d` (a deleted field) and upserted fields (`table\0id`) with their rows."""
+    number, count, meta = 0, 1, None
+    upserts: list[Row] = []
+    deletes: list[tuple[str, str]] = []
+    for name, value in zip(fields[::2], fields[1::2], strict=True):
+        if name == b"n":
+            number = int(value)
+        elif name == b"k":
+            count = int(value)
+        elif name == b"b":
+            return number, count, _batch(value)
+        elif name == b"m":
+            meta = value
+        elif name == b"d":
+            table, _, ident = value.decode().partition(SEP)
+            deletes.append((table, ident))
+        else:
+            table, _, ident = name.decode().partition(SEP)
+            upserts.append((table, ident, value))
+    return number, count, Batch(upserts, deletes, meta)
 
 
 def _batch(raw: bytes) -> Batch:

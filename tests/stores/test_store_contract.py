@@ -379,3 +379,23 @@ def test_a_group_commit_leaves_what_its_batches_leave_one_after_another(
         assert reopened(shared) == expected, batches
     first.close()
     second.close()
+
+
+def test_a_commit_of_thousands_of_rows_is_kept_and_logged_whole(shared: Backend) -> None:
+    """Past what one Redis command takes from a script (Lua's stack holds ~8,000 values), the
+    rows go in slices and the log keeps the commit as one document: nothing is cut off."""
+    first, second = _two(shared)
+    many = [("jobs", f"job_{n}", b'{"n":%d}' % n) for n in range(5000)]
+    for upserts, deletes in [
+        (many[:3000], []),  # as fields of the log entry, in two slices
+        (many, []),  # as a document
+        ([], [(t, i) for t, i, _ in many[:4500]]),
+    ]:
+        assert first.lock() is not None
+        first.write(Batch(upserts, deletes, b"m"))
+        found = second.changes()
+        assert found.everything is None
+        assert [(list(b.upserts), list(b.deletes)) for b in found.batches] == [(upserts, deletes)]
+    first.close()
+    second.close()
+    assert reopened(shared) == (b"m", [*ROWS[:2], *many[4500:]])
