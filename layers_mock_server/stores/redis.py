@@ -124,8 +124,7 @@ while i < first do
       redis.call('HSET', rows, unpack(ARGV, at + 2 * c, at + 2 * to + 1))
       local places = {}
       for r = c, to do
-        places[#places + 1] = base + r + 1
-        places[#places + 1] = ARGV[at + 2 * r]
+        places[2 * (r - c) + 1], places[2 * (r - c) + 2] = base + r + 1, ARGV[at + 2 * r]
       end
       redis.call('ZADD', order, 'NX', unpack(places))
     end

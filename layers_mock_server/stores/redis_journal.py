@@ -66,8 +66,7 @@ local function journal(j, s, cap, from, to)
     local oldest = math.max(0, last - cap + 1)
     local entry = {{j, 'MINID', '=', oldest, last .. '-0', 'n', last - upto + from}}
     for i = from, upto do
-      entry[#entry + 1] = 'e'
-      entry[#entry + 1] = ARGV[i]
+      entry[2 * (i - from) + 8], entry[2 * (i - from) + 9] = 'e', ARGV[i]
     end
     if type(redis.pcall('XADD', unpack(entry))) == 'table' then
       redis.call('DEL', j)
