@@ -93,7 +93,7 @@ local first, always, keep = 8 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 """
     + JOURNAL
     + """
-local found = redis.call('MGET', lease, commits)
+local found = redis.call('MGET', lease, commits, KEYS[12])
 local holder, n = found[1], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
   journal(KEYS[10], KEYS[11], cap, first, first + always - 1)
@@ -173,9 +173,8 @@ end
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-elseif keep ~= '' then
-  local next = redis.call('GET', KEYS[12])
-  if next and next ~= keep then wanted = 1 end
+elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
+  wanted = 1
 end
 journal(KEYS[10], KEYS[11], cap, first, #ARGV)  -- in one go: those, then the group's
 return {'OK', n, wanted}
