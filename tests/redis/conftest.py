@@ -1,7 +1,10 @@
 """The session's redis-server (tests/redisd.py), for the tests here."""
 
+from collections.abc import Iterator
+
 import pytest
-from redisd import redis_server  # noqa: F401 - a fixture
+from grouped import Worker
+from redisd import RedisServer, redis_server  # noqa: F401 - a fixture
 
 from layers_mock_server.http import shared
 
@@ -11,3 +14,23 @@ def unfollowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """An idle worker's periodic catch-up (http/shared.py `_follow`) would add round trips
     at moments the tests here do not choose; test_grouped.py tests it on its own."""
     monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)
+    # A kept lease goes back on the loop's next turn, not 2 ms of real time later: a test
+    # waits for it (`Worker.together` ends with `settled()`) without waiting on a clock.
+    monkeypatch.setattr(shared, "LINGER_S", 0.0)
+
+
+@pytest.fixture
+def two(redis_server: RedisServer) -> Iterator[tuple[Worker, Worker]]:  # noqa: F811
+    """Two workers (tests/grouped.py) on one fresh sandbox."""
+    url = redis_server.sandbox()
+    first, second = Worker(url), Worker(url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+@pytest.fixture
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No time cap on a group or a chain: a loaded machine cannot split what a test expects."""
+    monkeypatch.setattr(shared, "GROUP_S", 3600.0)
+    monkeypatch.setattr(shared, "CHAIN_S", 3600.0)

@@ -5,41 +5,13 @@ the lease. Driven straight into the worker's ASGI app, as test_grouped.py does."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from grouped import CREATE, influencers
 from support import FULL, STANDARD, auth
 
 from layers_mock_server.core.store import StoreUnavailable
-from layers_mock_server.http import shared
-
-
-def _grouped() -> Any:
-    """test_grouped.py's Worker harness (tests/redis is not a package on the path)."""
-    name = "grouped_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_grouped.py")
-        )
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_harness = _grouped()
-CREATE: str = _harness.CREATE
-Worker = _harness.Worker
-influencers = _harness.influencers
-two = _harness.two  # the fixture: two workers on one fresh sandbox
-
-
-@pytest.fixture
-def patient(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shared, "GROUP_S", 3600.0)  # a loaded machine never splits a group
 
 
 def test_one_group_with_a_retried_key_a_conflict_and_a_422_commits_exactly_the_good_ones(

@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from grouped import CREATE, Turn, Worker, influencers
 from redisd import RedisServer, started
 from support import FULL, PROJECT, auth
 
@@ -23,34 +21,6 @@ from layers_mock_server.cli import stopped
 from layers_mock_server.core.store import OutcomeUnknown
 from layers_mock_server.http import shared
 from layers_mock_server.stores.redis_pipe import Pipe
-
-
-def _grouped() -> Any:
-    """test_grouped.py's Worker harness (tests/redis is not a package on the path)."""
-    name = "grouped_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_grouped.py")
-        )
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_harness = _grouped()
-CREATE: str = _harness.CREATE
-Worker = _harness.Worker
-Turn = _harness.Turn
-influencers = _harness.influencers
-two = _harness.two  # the fixture: two workers on one fresh sandbox
-
-
-@pytest.fixture
-def patient(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No time cap on a group or a chain: a loaded machine cannot split what a test expects."""
-    monkeypatch.setattr(shared, "GROUP_S", 3600.0)
-    monkeypatch.setattr(shared, "CHAIN_S", 3600.0)
 
 
 def refuse_first_commit(worker: Any) -> list[asyncio.Future[Any]]:

@@ -1,0 +1,110 @@
+"""The in-process harness of the tests of a worker on Redis (tests/redis): workers whose ASGI
+app is driven straight, on an event loop of each worker's own, so that "arrived together" is
+exact: every request's first step runs before the loop's next callback, which is where the
+shared round trip is scheduled. Reading a request's body yields to the loop once (as a
+server's does), so the requests that arrived meanwhile queue for the turn. The fixtures `two`
+and `patient` are in tests/redis/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from support import FULL, PROJECT, SEED, auth, http_scope
+
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
+
+CREATE = f"/v1/projects/{PROJECT}/influencers"
+
+
+class Turn:
+    """One trip through the event loop (a bare yield: the task runs again next iteration)."""
+
+    def __await__(self) -> Iterator[None]:
+        yield
+
+
+class Worker:
+    """One worker (its app, its copy, its store) on a sandbox, and its round trips."""
+
+    def __init__(self, url: str, *, bodies: bool = False) -> None:
+        settings = Settings(
+            state=url, clock="virtual", seed=SEED, strict=True, journal_bodies=bodies
+        )
+        self.deps: Deps = make_deps(settings)
+        self.app = build_app(self.deps)
+        self.store: Any = self.deps.sim.shared
+        self.loop = asyncio.new_event_loop()  # one loop, as a worker has
+        self.trips: list[str] = []
+        self.request_ids: list[str] = []
+        changes, write = self.store.send_changes, self.store.send_write
+
+        def counted_changes(lease: bool, buckets: Any = ()) -> Any:
+            self.trips.append("lock" if lease else "changes")
+            return changes(lease, buckets)
+
+        def counted_write(batches: Any, keep: bool) -> Any:
+            self.trips.append("write")
+            self.kept.append(keep)
+            return write(batches, keep)
+
+        self.kept: list[bool] = []  # whether each commit kept the lease for the next group
+        self.store.send_changes, self.store.send_write = counted_changes, counted_write
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any = None,
+        sent_after: asyncio.Future[None] | None = None,
+    ) -> tuple[int, Any]:
+        """One request through the worker's ASGI app: (status, parsed body). `sent_after`:
+        the client sends the body only once that is done (a slow client)."""
+        raw = b"" if body is None else orjson.dumps(body)
+        sent: list[dict[str, Any]] = []
+        listed = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        if raw:
+            listed.append((b"content-type", b"application/json"))
+            listed.append((b"content-length", str(len(raw)).encode()))
+        scope = http_scope(method, path, listed)
+
+        async def receive() -> dict[str, Any]:
+            await Turn()
+            if sent_after is not None:
+                await sent_after
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await self.app(scope, receive, send)
+        payload = b"".join(m.get("body", b"") for m in sent[1:])
+        found = dict(sent[0]["headers"])
+        self.request_ids.append(found.get(b"x-request-id", b"").decode())
+        return sent[0]["status"], orjson.loads(payload) if payload else None
+
+    def together(self, *requests: tuple[str, str, dict[str, str], Any]) -> list[tuple[int, Any]]:
+        """Every request arrives in the same loop tick; their answers in order."""
+
+        async def run() -> list[tuple[int, Any]]:
+            answers = list(await asyncio.gather(*(self.call(*r) for r in requests)))
+            await self.deps.shared.settled()  # the lease back, for the next worker's turn
+            return answers
+
+        return self.loop.run_until_complete(run())
+
+    def close(self) -> None:
+        self.store.close()
+        self.loop.close()
+
+
+def influencers(worker: Worker) -> list[str]:
+    [(status, listed)] = worker.together(("GET", CREATE, auth(FULL), None))
+    assert status == 200
+    return [i["influencerId"] for i in listed["items"]]
