@@ -147,9 +147,9 @@ class RedisServer:
 
 def cannot_run(reason: str) -> NoReturn:
     """No redis-server here: a skip that says how to get one, or a failure under .ci/run."""
-    if REQUIRED:
-        pytest.fail(f"LAYERS_MOCK_REDIS_TESTS=required, but {reason}")
-    pytest.skip(f"{reason}: {HOW}")
+    if not REQUIRED:
+        pytest.skip(f"{reason}: {HOW}")
+    pytest.fail(f"LAYERS_MOCK_REDIS_TESTS=required, but {reason}")
 
 
 @contextlib.contextmanager

@@ -51,9 +51,9 @@ HOW = (
 
 
 def _cannot_run(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"browser tests are required here, but {reason}", pytrace=False)
-    pytest.skip(f"{reason}: {HOW}")
+    if not REQUIRED:
+        pytest.skip(f"{reason}: {HOW}")
+    pytest.fail(f"browser tests are required here, but {reason}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
