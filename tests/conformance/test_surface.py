@@ -8,10 +8,10 @@ from typing import Any
 
 from conformance.rewrite import Ctx, Req, Resp, Rewrite
 from conformance.serving import IDS, focused, serve
-from support import SEED
+from support import FULL, SEED, STANDARD
 
 from layers_mock_server.conformance import contract as c
-from layers_mock_server.conformance.report import FAIL, PASS
+from layers_mock_server.conformance.report import FAIL, NOT_CHECKED, PASS
 from layers_mock_server.conformance.runner import Options, run
 from layers_mock_server.settings import Settings, make_app
 
@@ -69,3 +69,34 @@ def test_rate_limit_clauses_raise_no_false_alarm_when_a_window_lasts_0_1_s() -> 
         options = Options(base_url=url, identities=IDS, only=["ratelimits."], poll_interval=0.02)
         report, _ = run(options)
     assert report.count(FAIL) == 0, report.table()
+
+
+def _one_request_window_then_a_new_one(req: Req, ctx: Ctx) -> None:
+    """The throttle key's first write lands alone in a window that then ends: the next window
+    starts at the same Remaining (59), so Remaining never goes up to show the roll-over."""
+    if req.key == STANDARD and req.method == "PATCH" and "first" not in ctx.mem:
+        ctx.mem["first"] = True
+        req.headers["authorization"] = f"Bearer {FULL}"  # another bucket: the earlier window
+
+
+def _as_a_0_1_s_window(req: Req, resp: Resp, ctx: Ctx) -> None:
+    """Every answer of the throttle key says what a 0.1 s window says: Reset 1; the earlier
+    window's one answer carries the standard tier's numbers."""
+    if req.method != "PATCH" or "x-ratelimit-reset" not in resp.headers:
+        return
+    resp.headers["x-ratelimit-reset"] = "1"
+    if req.key == FULL and ctx.mem.pop("first", None):
+        ctx.mem["first"] = False
+        resp.headers.update({"x-ratelimit-limit": "60", "x-ratelimit-remaining": "59"})
+
+
+def test_61_writes_over_two_windows_are_not_called_a_broken_limit() -> None:
+    """61 writes served before the 429, the first alone in its window, are NOT CHECKED (the
+    runner cannot be sure they fell in one window), never "61 served, the limit is 60"."""
+    app = Rewrite(wall_app(1), _one_request_window_then_a_new_one, _as_a_0_1_s_window)
+    with serve(app) as url:
+        options = Options(base_url=url, identities=IDS, only=["ratelimits.429-retry-after"])
+        report, _ = run(options)
+    verdict = report.verdicts["ratelimits.429-retry-after"]
+    assert verdict.status == NOT_CHECKED, report.table()
+    assert "may have spanned two windows" in verdict.reason
