@@ -54,7 +54,8 @@ def control_principal(
     """The caller of a control route, or UNAUTHENTICATED.
 
     `query_token` is only passed by the dashboard's page routes: a browser opening a link
-    cannot add an Authorization header, so the page URL may carry `?token=` instead.
+    cannot add an Authorization header, so the page URL may carry `?token=` instead (the admin
+    token, or a tenant's API key; the request log masks either).
     """
     token = deps.admin_token
     if token is None:
@@ -63,7 +64,9 @@ def control_principal(
     bearer = given if scheme.lower() == "bearer" else ""
     if _matches(bearer, token) or _matches(query_token, token):
         return ADMIN
-    bearer = bearer.strip()  # as the partner API reads a key (Simulator.authenticate)
+    # as the partner API reads a key (Simulator.authenticate); a page URL may carry the
+    # tenant's key as it carries the admin token, or a tenant could not open its dashboard
+    bearer = bearer.strip() or (query_token or "").strip()
     key = deps.sim.state.keys.get(bearer) if bearer.startswith(TENANT_PREFIX) else None
     if key is not None and not key.killed:
         return Principal("tenant", key.org_id)

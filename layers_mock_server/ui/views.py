@@ -65,10 +65,17 @@ def live_context(deps: Deps, principal: Principal, filters: dict[str, Any]) -> d
         journal["items"] = [e for e in journal["items"] if e["apiKeyId"] in keys]
     clock = _body(control.get_clock, deps, principal)
     tenant = principal.organization_id
-    if tenant is not None:  # a tenant's page runs on its organization's clock
-        clock["now"] = format_ms(deps.sim.organization_clock(tenant)[0])
+    clock_path = "/_mock/clock"
+    if tenant is not None:  # a tenant's page runs on, and moves, its organization's clock
+        now, detached = deps.sim.organization_clock(tenant)
+        clock["now"] = format_ms(now)
+        if detached:  # its own clock stands still until the organization moves it
+            clock["mode"] = "virtual"
+        clock_path = f"/_mock/organizations/{tenant}/clock"
     return {
         "clock": clock,
+        "clock_path": clock_path,
+        "tenant": tenant,
         "seed": _body(control.get_seed, deps, principal)["seed"],
         "jobs": jobs,
         "filtered": any(filters.get(k) for k in ("organizationId", "projectId", "status")),

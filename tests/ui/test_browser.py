@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from support import FULL, PROJECT, auth
+from support import FULL, GLOBEX, GLOBEX_PROJECT, PROJECT, auth
 
 try:
     from playwright.sync_api import expect
@@ -230,3 +230,34 @@ def test_the_page_works_behind_the_admin_token(page: Any, server: Served) -> Non
     page.get_by_role("button", name="+2 s").click()  # a JSON control call with the header
     expect(page.locator("#notice")).to_have_text("Clock advanced to 2026-01-01T00:00:02.000Z")
     expect(page.locator("#clock-summary")).to_contain_text("00:00:02.000Z")  # live, too
+
+
+def test_a_tenant_page_moves_its_own_organizations_clock(page: Any, server: Served) -> None:
+    """On a shared sandbox a tenant opens the dashboard with its own key: its clock buttons move
+    its organization's clock (the server clock is the operator's, 403 to it), so its job moves
+    and another organization's stays where it was."""
+    acme = create(server)
+    acme_before = server.api.get(f"/v1/jobs/{acme['jobId']}", headers=auth(FULL)).json()
+    globex = server.api.post(
+        f"/v1/projects/{GLOBEX_PROJECT}/influencers", headers=auth(GLOBEX), json={}
+    ).json()
+    server.deps.admin_token = "s3cret"
+    page.goto(f"{server.url}/_mock/ui?token={GLOBEX}")
+    stage = stage_of(page, globex["jobId"])
+    expect(stage).to_have_attribute("aria-valuetext", re.compile(r"^queued"))
+    expect(page.locator(f'tr[data-job="{acme["jobId"]}"]')).to_have_count(0)  # not its own
+
+    page.get_by_role("button", name="+15 s").click()
+    expect(page.locator("#notice")).to_have_text("Clock advanced to 2026-01-01T00:00:15.000Z")
+    expect(stage).to_have_attribute("aria-valuetext", re.compile(r"^rendering_portrait"))
+    page.get_by_role(
+        "button", name=f"Advance the clock to the next stage of {globex['jobId']}"
+    ).click()
+    expect(stage).to_have_attribute("aria-valuetext", re.compile(r"^training"))
+    expect(page.locator("#clock-summary")).to_contain_text("virtual")  # its own, standing still
+
+    admin = {"Authorization": "Bearer s3cret"}
+    assert server.api.get("/_mock/clock", headers=admin).json()["now"].endswith("T00:00:00.000Z")
+    acme_after = server.api.get(f"/v1/jobs/{acme['jobId']}", headers=auth(FULL)).json()
+    assert acme_after == acme_before  # Acme follows the server clock, which did not move
+    assert page.get_by_role("button", name="Reset this organization…").is_visible()

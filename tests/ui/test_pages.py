@@ -6,7 +6,7 @@ import html
 import re
 
 import pytest
-from support import FULL, GLOBEX, GLOBEX_PROJECT, Mock, auth, make_mock
+from support import FULL, GLOBEX, GLOBEX_PROJECT, KILLED, Mock, auth, make_mock
 
 from layers_mock_server.cli import banner
 from layers_mock_server.core.errors import ApiError
@@ -181,6 +181,24 @@ def test_admin_token_in_the_page_url_or_header(mock: Mock) -> None:
     # what carries no state stays open: a stylesheet link cannot send a header
     assert mock.client.get("/_mock/ui/assets/layers.css").status_code == 200
     assert mock.client.get("/").status_code == 200
+
+
+def test_a_tenant_key_in_the_page_url_opens_its_own_organizations_page(mock: Mock) -> None:
+    """A tenant cannot add a header to a link either: its key in `?token=` opens the page
+    narrowed to its organization, with the clock controls on its organization's routes."""
+    mock.deps.admin_token = "s3cret"
+    mock.create(json={})
+    page = mock.client.get(f"/_mock/ui?token={GLOBEX}")
+    assert page.status_code == 200
+    assert 'data-clock="/_mock/organizations/org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02/clock"' in (
+        page.text
+    )
+    assert "Reset this organization…" in page.text and "Reset everything…" not in page.text
+    assert "Acme" not in page.text  # Acme's job, project and fixtures are not Globex's
+    assert mock.client.get(f"/_mock/ui?token={KILLED}").status_code == 401
+    assert mock.client.get("/_mock/ui?token=lp_test_nobody").status_code == 401
+    operator = mock.client.get("/_mock/ui?token=s3cret").text
+    assert 'data-clock="/_mock/clock"' in operator and "Reset everything…" in operator
 
 
 def test_an_empty_admin_token_locks_instead_of_opening(mock: Mock) -> None:

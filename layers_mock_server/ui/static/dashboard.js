@@ -7,7 +7,12 @@
   const REFRESH_MS = 1000;
   const RESET_QUESTION = "Reset everything? Created projects, influencers, jobs, rules and the "
     + "journal are dropped and the clock returns to its start.";
+  const TENANT_RESET_QUESTION = "Reset this organization? Its created projects, influencers "
+    + "and jobs are dropped and its clock follows the server's again.";
   const token = new URLSearchParams(location.search).get("token");
+  // The operator's page moves the server clock; a tenant's page its organization's own.
+  const clockPanel = document.getElementById("clock-panel");
+  const CLOCK = (clockPanel && clockPanel.dataset.clock) || "/_mock/clock";
   const notice = document.getElementById("notice");
   const dialog = document.getElementById("detail");
   const dialogBody = document.getElementById("detail-body");
@@ -149,11 +154,11 @@
     const data = button.dataset;
     switch (data.action) {
       case "advance":
-        act(() => api("POST", "/_mock/clock/advance", { seconds: Number(data.seconds) }),
+        act(() => api("POST", CLOCK + "/advance", { seconds: Number(data.seconds) }),
           (r) => "Clock advanced to " + r.now);
         break;
       case "clock-set":
-        act(() => api("POST", "/_mock/clock/set", { now: data.at }),
+        act(() => api("POST", CLOCK + "/set", { now: data.at }),
           (r) => "Clock set to " + r.now);
         break;
       case "delete-rule":
@@ -161,7 +166,7 @@
           () => "Rule " + data.rule + " deleted");
         break;
       case "reset":
-        if (window.confirm(RESET_QUESTION)) {
+        if (window.confirm(data.tenant ? TENANT_RESET_QUESTION : RESET_QUESTION)) {
           // back to the unfiltered page: a project created through the API is gone now
           act(() => api("POST", "/_mock/reset", {}), () => "Reset done")
             .then(() => { location.search = token ? "?token=" + encodeURIComponent(token) : ""; });
@@ -191,7 +196,7 @@
   document.getElementById("clock-set").addEventListener("submit", (event) => {
     event.preventDefault();
     const now = event.target.elements.now.value.trim();
-    act(() => api("POST", "/_mock/clock/set", { now }), (r) => "Clock set to " + r.now);
+    act(() => api("POST", CLOCK + "/set", { now }), (r) => "Clock set to " + r.now);
   });
 
   document.getElementById("rule-form").addEventListener("submit", (event) => {
