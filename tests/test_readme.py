@@ -55,9 +55,10 @@ def test_the_shared_sandbox_example_passes(
     result.assert_outcomes(passed=1)
 
 
-def test_the_script_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_script_example_runs(capfd: pytest.CaptureFixture[str]) -> None:
+    """All it prints is its own line (capfd: curl's output, too, would land on the terminal)."""
     exec(compile(examples()[2], str(README), "exec"), {"__name__": "__readme__"})
-    job_id, authorization = capsys.readouterr().out.split(maxsplit=1)
+    job_id, authorization = capfd.readouterr().out.split(maxsplit=1)
     assert job_id.startswith("job_") and authorization.strip() == "Bearer lp_test_acmefull_***"
 
 
