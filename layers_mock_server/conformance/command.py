@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -186,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         where = values["base_url"] or "the in-process mock"
         print(f"conform: {where} · seed {args.seed} · profile {args.profile}", file=sys.stderr)
     report, target = run_suite(options)
+    report.replay_flags = _target_flags(values, args.control_plane)
     secrets = target.secrets if target is not None else {}
     print_tracebacks(report)
     write_reports(report, args, secrets)
@@ -200,6 +202,14 @@ def run(args: argparse.Namespace) -> int:
     if report.error:
         print(f"\nlayers-mock conform: {report.error}", file=sys.stderr)
     return report.exit_code()
+
+
+def _target_flags(values: dict[str, str | None], control_plane: bool) -> str:
+    """The flags that name the run's deployment (no key: those stay in their variables)."""
+    if not values["base_url"]:
+        return ""
+    flags = ["--base-url", values["base_url"], "--project-id", values["project_id"] or ""]
+    return shlex.join(flags + (["--control-plane"] if control_plane else []))
 
 
 def usage_error(problem: str, args: argparse.Namespace, target: str | None) -> int:

@@ -9,6 +9,7 @@ report that was asked for, marked partial with the reason.
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,9 @@ class RunReport:
     error: str | None = None  # input, connection or internal error (exit 2)
     fail_on_not_checked: bool = False
     tracebacks: list[str] = field(default_factory=list)  # bugs of the runner, for stderr
+    # What sends a replay to the deployment that failed (keys aside: a replay takes them as the
+    # run did); without them a replay runs on the in-process mock, where it does not fail.
+    replay_flags: str = ""
 
     def record(self, verdict: Verdict) -> None:
         """Merge: a clause checked twice FAILs if either did, PASSes if one did."""
@@ -131,15 +135,24 @@ class RunReport:
         lines.append(self.summary())
         return "\n".join(lines)
 
+    def replay_commands(self, verdict: Verdict) -> tuple[str, str | None]:
+        """The same run of one clause, and the exact re-send of its failure file (if saved)."""
+        again = f" {self.replay_flags}" if self.replay_flags else ""
+        rerun = f"layers-mock conform --seed {self.seed} --only {verdict.clause}{again}"
+        if not verdict.replay_file:
+            return rerun, None
+        return rerun, f"layers-mock conform --replay {shlex.quote(verdict.replay_file)}{again}"
+
     def failures_text(self, secrets: dict[str, str]) -> str:
         blocks = []
         for v in self.failed:
             block = [f"--- FAIL {v.clause}: {v.reason}"]
             if v.exchange is not None:
                 block += exchange_lines(v.exchange, secrets)
-            block.append(f"replay: layers-mock conform --seed {self.seed} --only {v.clause}")
-            if v.replay_file:
-                block.append(f"replay exactly: layers-mock conform --replay {v.replay_file}")
+            rerun, exact = self.replay_commands(v)
+            block.append(f"replay: {rerun}")
+            if exact:
+                block.append(f"replay exactly: {exact}")
             blocks.append("\n".join(block))
         return "\n\n".join(blocks)
 

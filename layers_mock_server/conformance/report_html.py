@@ -59,14 +59,10 @@ def render_html(report: RunReport, secrets: dict[str, str]) -> str:
         ]
         if v.exchange is not None:
             parts.append(f"<pre>{escape(chr(10).join(exchange_lines(v.exchange, secrets)))}</pre>")
+        rerun, exact = report.replay_commands(v)
         parts.append(
-            f"<p>Replay: <code>layers-mock conform --seed {report.seed} --only "
-            f"{escape(v.clause)}</code>"
-            + (
-                f" · exactly: <code>layers-mock conform --replay {escape(v.replay_file)}</code>"
-                if v.replay_file
-                else ""
-            )
+            f"<p>Replay: <code>{escape(rerun)}</code>"
+            + (f" · exactly: <code>{escape(exact)}</code>" if exact else "")
             + "</p>"
         )
     skipped = sum(v.status == NOT_CHECKED for v in report.verdicts.values())

@@ -125,6 +125,26 @@ def test_a_saved_failure_replays_exactly(
     assert "not reproduced" in capsys.readouterr().out
 
 
+def test_the_printed_replay_command_replays_on_the_deployment_that_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a run against a URL, `replay exactly: …` named only the file: pasted, it replayed
+    on the in-process mock, which does not fail, and said "not reproduced" (exit 0)."""
+    monkeypatch.setenv("LAYERS_API_KEY", FULL)
+    with serve(broken("delete-twice-200", mock_app())) as url:
+        flags = ["--base-url", url, "--project-id", PROJECT, "--control-plane"]
+        clause = ["--only", "influencers.delete-twice-404", "--profile", "quick"]
+        html = tmp_path / "report.html"
+        reports = ["--failures-dir", str(tmp_path / "failed"), "--html", str(html)]
+        assert main(["conform", "--quiet", *flags, *clause, *reports]) == 1
+        [hint] = re.findall(
+            r"^replay exactly: (layers-mock conform .*)$", capsys.readouterr().out, re.M
+        )
+        assert f"exactly: <code>{hint}</code>" in html.read_text()  # the same in the HTML
+        assert main(hint.split()[1:]) == 1
+    assert "REPRODUCED" in capsys.readouterr().out
+
+
 def test_the_example_database_keeps_yesterdays_failure(tmp_path: Path) -> None:
     with serve(broken("any-live-key-writes", mock_app())) as url:
         options = focused(url, "auth.unknown-key-401")
