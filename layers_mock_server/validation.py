@@ -49,8 +49,8 @@ def _message(kind: Any) -> str:
         return f"Must be at most {facts['limit']}."
     if name == "Minimum":
         return f"Must be at least {facts['limit']}."
-    if name == "Pattern":
-        return "Has the wrong format."
+    if name == "Pattern":  # the rule itself: "wrong format" left a partner to guess it
+        return f"Must match {facts['pattern']}."
     if name == "Constant":
         return f"Must be {facts['expected_value']}."
     if name == "MaxProperties":

@@ -35,11 +35,11 @@ def _view(deps: Deps, org_id: str) -> Reply:
     return Reply(200, {"organizationId": org_id, "now": format_ms(now), "detached": detached})
 
 
-def _moved(deps: Deps, org_id: str, move: Any) -> Reply:
+def _moved(deps: Deps, org_id: str, move: Any, refused: str = "Invalid body.") -> Reply:
     try:
         move()
     except ClockError as exc:
-        raise validation("Invalid body.", [str(exc)]) from None
+        raise validation(refused, [str(exc)]) from None
     return _view(deps, org_id)
 
 
@@ -89,7 +89,9 @@ def follow_clock(
     who: Principal,
 ) -> Reply:
     org_id = _organization(deps, path, who)
-    return _moved(deps, org_id, lambda: deps.sim.follow_server_clock(org_id))
+    # it takes no body, so "Invalid body." would send a partner looking for one
+    refused = "The organization's clock cannot follow the server clock yet."
+    return _moved(deps, org_id, lambda: deps.sim.follow_server_clock(org_id), refused)
 
 
 CLOCK_HANDLERS = {

@@ -92,14 +92,17 @@ def test_the_shipped_fixtures_pass_the_contract_check() -> None:
     ("fields", "says"),
     [
         ({"brandVoice": "wity"}, "projects[0].brandVoice: Must be one of: "),
-        ({"primaryLanguage": "klingon"}, "projects[0].primaryLanguage: Has the wrong format."),
+        (
+            {"primaryLanguage": "klingon"},
+            "projects[0].primaryLanguage: Must match ^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$.",
+        ),
         ({"primaryLanguage": 7}, "projects[0].primaryLanguage: "),
         ({"timezone": "Mars/Olympus"}, "projects[0].timezone: "),
         ({"targetGender": None}, "projects[0].targetGender: "),
         ({"appName": "x"}, "projects[0].appName: Must be at least 3 characters."),
         ({"tagline": "t" * 81}, "projects[0].tagline: Must be at most 80 characters."),
         ({"metadata": "crm"}, "projects[0].metadata: Must be an object."),
-        ({"ownerEmail": "not an email"}, "projects[0].ownerEmail: Has the wrong format."),
+        ({"ownerEmail": "not an email"}, r"projects[0].ownerEmail: Must match ^[^@\s]+@[^@\s]+$."),
         ({"name": ["Acme"]}, "projects[0].name: Must be a string."),
     ],
 )
@@ -122,4 +125,7 @@ def test_an_organization_owner_email_is_checked_too() -> None:
     document["organizations"][1]["ownerEmail"] = "nobody"
     with pytest.raises(FixtureError) as refused:
         fixtures_of(Settings(fixtures=document))
-    assert str(refused.value) == "fixtures: organizations[1].ownerEmail: Has the wrong format."
+    assert (
+        str(refused.value)
+        == r"fixtures: organizations[1].ownerEmail: Must match ^[^@\s]+@[^@\s]+$."
+    )

@@ -155,7 +155,9 @@ def test_following_the_server_clock_again_never_runs_time_backwards(mock: Mock) 
     advance(mock, GLOBEX_ORG, 60)
     refused = mock.client.post(f"/_mock/organizations/{GLOBEX_ORG}/clock/reset")
     assert refused.status_code == 422
-    assert "behind this organization's" in refused.json()["error"]["details"]["formErrors"][0]
+    error = refused.json()["error"]
+    assert error["message"] == "The organization's clock cannot follow the server clock yet."
+    assert "behind this organization's" in error["details"]["formErrors"][0]
     assert clock_of(mock, GLOBEX_ORG)["detached"] is True  # nothing changed
     mock.advance(90)
     followed = mock.client.post(f"/_mock/organizations/{GLOBEX_ORG}/clock/reset")
@@ -256,6 +258,15 @@ def test_a_bad_set_is_422_and_moves_nothing(mock: Mock, now: object) -> None:
     answer = mock.client.post(f"/_mock/organizations/{ACME}/clock/set", json={"now": now})
     assert answer.status_code == 422, answer.text
     assert clock_of(mock, ACME)["detached"] is False
+
+
+def test_a_set_in_another_format_is_told_the_format(mock: Mock) -> None:
+    """`…:00Z` (no milliseconds) is refused with the format the clock wants, not only "wrong"."""
+    for base in (f"/_mock/organizations/{ACME}/clock", "/_mock/clock"):
+        answer = mock.client.post(f"{base}/set", json={"now": "2026-02-01T00:00:00Z"})
+        assert answer.status_code == 422, answer.text
+        message = answer.json()["error"]["details"]["fieldErrors"]["now"][0]
+        assert message == r"Must match ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$."
 
 
 def test_extra_or_missing_fields_are_422(mock: Mock) -> None:
