@@ -103,9 +103,16 @@ class RunReport:
             return EXIT_ERROR
         if self.failed:
             return EXIT_VIOLATION
-        if self.fail_on_not_checked and self.not_checked:
+        if self.not_checked and (self.fail_on_not_checked or self.checked_nothing):
             return EXIT_NOT_CHECKED
         return EXIT_OK
+
+    @property
+    def checked_nothing(self) -> bool:
+        """Every clause of the run NOT CHECKED: it proves nothing, so it does not pass (as
+        pytest fails a run that collected no test); e.g. `--only` a clause whose evidence
+        the deployment never gave."""
+        return all(v.status == NOT_CHECKED for v in self.verdicts.values())
 
     def not_checked_reasons(self) -> list[tuple[str, int]]:
         """Why clauses were not checked, most common first (the loud part of the summary)."""
@@ -125,6 +132,8 @@ class RunReport:
         lines.append(f"control plane: {self.control_plane}")
         if self.partial:
             lines.append(f"PARTIAL RUN: {self.partial}")
+        if self.not_checked and self.checked_nothing:
+            lines.append("NOTHING CHECKED: no clause of this run could be judged (exit 3)")
         return "\n".join(lines)
 
     def table(self) -> str:

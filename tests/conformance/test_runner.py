@@ -9,12 +9,28 @@ from typing import Any
 
 import pytest
 from conformance.broken_deployments import BROKEN
-from conformance.serving import focused, mock_app, serve
+from conformance.serving import IDS, focused, mock_app, serve
 
 from layers_mock_server.cli import main
 from layers_mock_server.conformance.catalogue import BY_NAME, CATALOGUE, SECTIONS, markdown
-from layers_mock_server.conformance.report import PASS
+from layers_mock_server.conformance.report import NOT_CHECKED, PASS
 from layers_mock_server.conformance.runner import Options, run
+
+
+def test_a_run_that_judged_nothing_does_not_pass() -> None:
+    """`--only` a clause the target gives no evidence for (here: the control plane, not
+    offered) is NOT CHECKED; a run of nothing but that exits 3, not 0, and says why."""
+    with serve(mock_app(0)) as url:
+        only = Options(url, identities=IDS, only=["ratelimits.client-time"], poll_interval=0.01)
+        report, _ = run(only)
+        assert [v.status for v in report.verdicts.values()] == [NOT_CHECKED], report.table()
+        assert report.exit_code() == 3
+        assert "NOTHING CHECKED" in report.summary()
+        two = ["ratelimits.headers-present", "ratelimits.client-time"]
+        more = Options(url, identities=IDS, only=two, poll_interval=0.01)
+        report, _ = run(more)  # some judged, one not: still a pass without --fail-on-not-checked
+    assert report.count(PASS) and report.count(NOT_CHECKED), report.table()
+    assert report.exit_code() == 0
 
 
 def test_quick_profile_passes_the_mock_in_process() -> None:
