@@ -80,6 +80,17 @@ class Changes:
 
 
 @dataclass(frozen=True, slots=True)
+class Reach:
+    """What a worker knows of its shared store without asking it (`/_mock/health`): whether
+    its last attempt to reach it worked (and why not), and how long the oldest command it sent
+    has waited for an answer (a store that stalls before any attempt fails)."""
+
+    reachable: bool
+    reason: str | None = None
+    waiting_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Bucket:
     """A rate window counted in the shared store itself, in the same round trip as the
     catch-up: a read's window is exact across workers without a write of its own. One
@@ -138,3 +149,7 @@ class SharedStore(Store, Protocol):
 
     def reserve(self, kind: str, count: int) -> int:
         """Claim `count` request numbers of `kind` for this server; the last one claimed."""
+
+    def reach(self) -> Reach:
+        """What this server knows of the store's health from its own round trips (it makes
+        none to tell)."""

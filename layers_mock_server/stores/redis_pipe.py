@@ -8,29 +8,41 @@ that stays open: commit N+1 is sent while commit N is still running, its request
 answered by the copy, and answers come back in the order the commands went, which is what
 Redis guarantees on one connection.
 
-So a `Pipe` is one socket, made and greeted (AUTH, SELECT) by redis-py's own `Connection`,
-then read without blocking by the event loop (`add_reader`), replies parsed by hiredis, each
-handed to the future of the command it answers, in order. Sending never blocks either: what
-the socket does not take now waits for `add_writer`. The hot scripts are loaded on every new
-connection ahead of anything else, so EVALSHA finds them after a Redis restart.
+So a `Pipe` is one socket, made and greeted (AUTH, SELECT, HELLO) by redis-py's own
+`Connection`, then read without blocking by the event loop (`add_reader`), replies parsed by
+hiredis, each handed to the future of the command it answers, in order. Sending never blocks
+either: what the socket does not take now waits for `add_writer`. The hot scripts are loaded on
+every new connection ahead of anything else, so EVALSHA finds them after a Redis restart.
+
+Nor does connecting block the worker: redis-py's handshake is a blocking one (a connect, then
+a command and its answer at a time), so it runs in a thread of its own while the event loop
+goes on; the commands called meanwhile wait in order behind the script loads, and are sent
+once the connection is made. A handshake is redis-py's to do (AUTH or HELLO, CLIENT SETINFO,
+SELECT, whatever its options ask for): the pipe does not write its own.
 
 Any failure (the connection closed, no answer within `timeout`, a reply that is not RESP)
 fails every command in flight with `OutcomeUnknown` and closes the socket; the next command
-connects again (a connection refused fails only that command, which was not sent). A command
-whose answer is lost may have run: the write script's compare-and-append refuses anything sent
-after it that counted on it, and the client is told its write may have been kept.
+connects again. A connection that cannot be made (refused, or not made and greeted within
+`timeout`: a blackholed host, a paused Redis) fails the commands waiting for it with
+StoreUnavailable: none of them was sent. A command whose answer is lost may have run: the
+write script's compare-and-append refuses anything sent after it that counted on it, and the
+client is told its write may have been kept.
+
+What the pipe last saw of Redis (`reach`) is what `/_mock/health` says of it: health makes no
+round trip of its own, so that it answers at once whatever Redis is doing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..core.store import OutcomeUnknown, StoreUnavailable
+from ..core.store import OutcomeUnknown, Reach, StoreUnavailable
 
 
 class Pipe:
@@ -43,25 +55,35 @@ class Pipe:
         self.scripts = scripts  # their text: SCRIPT LOAD on each new connection
         self.where = where
         self.timeout = timeout
+        self.packer: Any = None  # a Connection never connected: it only packs commands
         self.conn: Any = None
         self.sock: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.attempt: object | None = None  # the connection being made, if one is
+        self.down: str | None = None  # why Redis could not be reached, until it is again
         self.reader: Any = None
         self.waiting: deque[tuple[float, asyncio.Future[Any]]] = deque()
         self.unsent = bytearray()
         self.watch: asyncio.TimerHandle | None = None
 
     def call(self, *args: Any) -> asyncio.Future[Any]:
-        """Send one command now; its future gets the answer (a ReplyError as an exception)."""
+        """Send one command now (or once the connection is made); its future gets the answer
+        (a ReplyError as an exception)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        try:
-            if self.sock is None or self.loop is not loop:
-                self._connect(loop)
-            self._send(args, future)
-        except StoreUnavailable as exc:
-            future.set_exception(exc)
+        if self.loop is not loop:
+            self._fail(OutcomeUnknown(f"{self.where}: the connection was replaced"))
+            self.loop = loop
+        if self.sock is None and self.attempt is None:
+            self._connect(loop)
+        self._send(args, future)
         return future
+
+    def reach(self) -> Reach:
+        """What the last round trips said of Redis, and how long the oldest command in
+        flight has waited for its answer (no round trip of its own)."""
+        waited = time.monotonic() - self.waiting[0][0] if self.waiting else 0.0
+        return Reach(self.down is None, self.down, int(waited * 1000))
 
     def close(self) -> None:
         self._fail(OutcomeUnknown(f"{self.where} is not open"))
@@ -69,34 +91,66 @@ class Pipe:
     # -- inside -----------------------------------------------------------------------------
 
     def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start making a connection; the commands called meanwhile wait for it in `unsent`,
+        behind the scripts' loads (answers checked like any other: an error fails all)."""
         import hiredis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        self._fail(OutcomeUnknown(f"{self.where}: the connection was replaced"))
+        if self.packer is None:
+            self.packer = self.make()
         conn = self.make()
         conn.retry = Retry(NoBackoff(), 0)  # the worker waits on a connect: once, not backing off
-        try:
-            conn.connect()  # redis-py's handshake: AUTH, SELECT, on a blocking socket
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                conn.disconnect()
-            raise StoreUnavailable(_reason(self.where, exc)) from None
-        self.conn, self.sock, self.loop = conn, conn._sock, loop
+        attempt = self.attempt = object()
         self.reader = hiredis.Reader()
-        self.sock.setblocking(False)
-        loop.add_reader(self.sock.fileno(), self._readable)
-        for script in self.scripts:  # answers checked like any other: an error fails all
+        for script in self.scripts:
             loaded: asyncio.Future[Any] = loop.create_future()
             loaded.add_done_callback(_seen)  # the command behind it reports a failure
             self._send(("SCRIPT", "LOAD", script), loaded)
+        threading.Thread(
+            target=self._greet, args=(conn, attempt, loop), name="redis-connect", daemon=True
+        ).start()
+
+    def _greet(self, conn: Any, attempt: object, loop: asyncio.AbstractEventLoop) -> None:
+        """In a thread of its own: redis-py's blocking connect and handshake (bounded by the
+        client's socket timeouts), then the outcome handed to the loop."""
+        error: Exception | None = None
+        try:
+            conn.connect()
+        except Exception as exc:
+            error = exc
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+        try:
+            loop.call_soon_threadsafe(self._connected, conn, attempt, error)
+        except RuntimeError:  # the loop is closed: no one waits for this connection
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+
+    def _connected(self, conn: Any, attempt: object, error: Exception | None) -> None:
+        if attempt is not self.attempt:  # given up meanwhile (timed out, closed, replaced)
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+            return
+        self.attempt = None
+        if error is not None:
+            self.down = _reason(self.where, error)
+            self._fail(StoreUnavailable(self.down))  # none of them was sent
+            return
+        assert self.loop is not None
+        self.down = None
+        self.conn, self.sock = conn, conn._sock
+        self.sock.setblocking(False)
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        if self.unsent:
+            self.loop.add_writer(self.sock.fileno(), self._writable)
 
     def _send(self, args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
-        packed = b"".join(self.conn.pack_command(*args))
+        packed = b"".join(self.packer.pack_command(*args))
         self.waiting.append((time.monotonic(), future))
         if self.watch is None:
             self._watch()
-        if self.unsent:
+        if self.unsent or self.sock is None:  # behind what waits to go (or for a connection)
             self.unsent += packed
             return
         try:
@@ -106,7 +160,7 @@ class Pipe:
         except OSError as exc:  # this one was not sent; those before it may have run
             self.waiting.pop()
             future.set_exception(StoreUnavailable(_reason(self.where, exc)))
-            self._fail(OutcomeUnknown(_reason(self.where, exc)))
+            self._lost(_reason(self.where, exc))
             return
         if sent < len(packed):
             self.unsent += packed[sent:]
@@ -119,7 +173,7 @@ class Pipe:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._fail(OutcomeUnknown(_reason(self.where, exc)))
+            self._lost(_reason(self.where, exc))
             return
         del self.unsent[:sent]
         if not self.unsent and self.loop is not None:
@@ -131,10 +185,10 @@ class Pipe:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._fail(OutcomeUnknown(_reason(self.where, exc)))
+            self._lost(_reason(self.where, exc))
             return
         if not data:
-            self._fail(OutcomeUnknown(f"{self.where}: Connection closed by server."))
+            self._lost(f"{self.where}: Connection closed by server.")
             return
         self.reader.feed(data)
         try:
@@ -152,21 +206,32 @@ class Pipe:
                 else:
                     future.set_result(reply)
         except Exception as exc:  # hiredis.ProtocolError, or the above
-            self._fail(OutcomeUnknown(_reason(self.where, exc)))
+            self._lost(_reason(self.where, exc))
 
     def _watch(self) -> None:
-        """Fail everything when the oldest command has waited `timeout` for its answer."""
+        """Fail everything when the oldest command has waited `timeout` for its answer (or,
+        not sent yet, for the connection)."""
         self.watch = None
         if not self.waiting or self.loop is None:
             return
         late = self.waiting[0][0] + self.timeout - time.monotonic()
         if late <= 0:
-            self._fail(OutcomeUnknown(f"{self.where}: Timeout reading from socket"))
+            if self.sock is None:  # the connection is not made yet: nothing was sent
+                self.down = f"{self.where}: Timeout connecting to server"
+                self._fail(StoreUnavailable(self.down))
+            else:
+                self._lost(f"{self.where}: Timeout reading from socket")
             return
         self.watch = self.loop.call_later(late, self._watch)
 
-    def _fail(self, exc: OutcomeUnknown) -> None:
+    def _lost(self, reason: str) -> None:
+        """Redis could not be reached: every command in flight may have run, or not."""
+        self.down = reason
+        self._fail(OutcomeUnknown(reason))
+
+    def _fail(self, exc: StoreUnavailable) -> None:
         waiting, self.waiting = self.waiting, deque()
+        self.attempt = None  # a connection still being made is closed when it comes
         if self.sock is not None and self.loop is not None:
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(self.sock.fileno())

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import redis
+from blackhole import Blackhole
+from grouped import Turn
 from redisd import RedisServer, started
 
 from layers_mock_server.core.store import OutcomeUnknown, StoreUnavailable
@@ -200,3 +202,52 @@ def test_a_redis_that_cannot_be_reached_fails_the_command_not_the_caller() -> No
         assert not isinstance(no.value, OutcomeUnknown)  # never sent: it did not run
 
     run(go())
+
+
+def test_a_connection_that_is_never_greeted_does_not_stop_the_event_loop() -> None:
+    """A host that accepts the connection and never answers (a socket nothing accepts on:
+    the kernel completes the TCP handshake, redis-py's greeting waits): the worker's loop goes
+    on while the pipe connects, and the command fails after the pipe's timeout, as not sent."""
+    listener = socket.create_server(("127.0.0.1", 0))  # listening, never accepting
+    port = listener.getsockname()[1]
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
+    pipe = Pipe(client.connection_pool.make_connection, [ECHO], "redis://hole", 0.2)
+
+    async def go() -> bool:
+        loop = asyncio.get_running_loop()
+        ran: asyncio.Future[bool] = loop.create_future()
+        loop.call_soon(lambda: ran.set_result(future.done()))  # the loop's next callback
+        future = pipe.call("PING")
+        answered_first = await ran
+        with pytest.raises(StoreUnavailable, match=r"^redis://hole: .*Timeout connecting") as no:
+            await future
+        assert not isinstance(no.value, OutcomeUnknown)  # never sent: it did not run
+        return answered_first
+
+    assert run(go()) is False  # the loop ran something while the connection was being made
+    listener.close()
+
+
+def test_commands_called_while_the_connection_is_made_wait_for_it_in_order(
+    redis_server: RedisServer,
+) -> None:
+    """A Redis slow to greet (the proxy holds the new connection): the commands called
+    meanwhile wait, in order, behind the script loads, and are answered once it is made."""
+    with Blackhole(redis_server.port) as hole:
+        client = redis.Redis(host="127.0.0.1", port=hole.port, socket_timeout=5)
+        pipe = Pipe(client.connection_pool.make_connection, [ECHO], "redis://held", 5.0)
+        sha = redis.Redis.from_url(redis_server.url).script_load(ECHO)
+        redis.Redis.from_url(redis_server.url).delete("pipe:held")
+        hole.hold()
+
+        async def go() -> list[Any]:
+            calls = [pipe.call("INCR", "pipe:held") for _ in range(3)]
+            calls.append(pipe.call("EVALSHA", sha, 0, "loaded"))
+            for _ in range(5):
+                await Turn()
+            assert not any(c.done() for c in calls)  # none answered before Redis is reached
+            hole.release()
+            return [await c for c in calls]
+
+        assert run(go()) == [1, 2, 3, b"loaded"]
+        pipe.close()
