@@ -54,6 +54,7 @@ from ..core.store import (
     Batch,
     Bucket,
     Changes,
+    Reach,
     Row,
     StoreConflict,
     Stored,
@@ -306,6 +307,7 @@ class RedisStore:
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self.pipe: Pipe | None = None  # ... and one that does not wait (see _send)
+        self.down: str | None = None  # why the last synchronous round trip failed (no pipe)
         self.outbox: list[bytes] = []  # journal entries not yet sent (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
         self.journal_capacity = 1000
@@ -493,6 +495,11 @@ class RedisStore:
     def holds(self) -> bool:
         return bool(self.token)
 
+    def reach(self) -> Reach:
+        if self.pipe is not None:  # the request path's: what the worker's requests meet
+            return self.pipe.reach()
+        return Reach(self.down is None, self.down)
+
     def forget(self) -> None:
         self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read
 
@@ -584,7 +591,9 @@ class RedisStore:
         for attempt in (1, 2):
             try:
                 conn.send_command("EVALSHA", runner.sha, len(keys), *keys, *args)
-                return conn.read_response()
+                answer = conn.read_response()
+                self.down = None
+                return answer
             except Exception as exc:  # redis.RedisError, OSError: the batch did not happen
                 if type(exc).__name__ == "NoScriptError":
                     try:
@@ -593,6 +602,8 @@ class RedisStore:
                         raise StoreUnavailable(_reason(self.where, again)) from None
                 conn.disconnect()
                 if not retry or attempt == 2 or type(exc).__name__ == "ResponseError":
+                    if type(exc).__name__ != "ResponseError":  # (a refusal is an answer)
+                        self.down = _reason(self.where, exc)
                     raise StoreUnavailable(_reason(self.where, exc)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
