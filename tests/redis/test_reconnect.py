@@ -1,0 +1,118 @@
+"""A worker whose Redis is unreachable, slow, blackholed or restarting keeps answering what
+needs no round trip to Redis (`/_mock/health` first), says in its health what it knows of
+Redis, answers the rest 503 within the pipe's timeout or once Redis answers, and recovers by
+itself when Redis is back. No round trip to Redis ever blocks the worker's event loop.
+
+Driven in-process (tests/grouped.py) against a real redis-server, reached directly or through
+a proxy that the test makes silent or slow (tests/blackhole.py). Nothing waits on a timer:
+each test orders what happens (the proxy holds a connection until released, a paused Redis
+holds a command until unpaused) and asserts on answers and their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from blackhole import Blackhole
+from grouped import CREATE, Turn, Worker
+from redisd import RedisServer, started
+from support import FULL, auth
+
+HEALTH = "/_mock/health"
+ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0}}
+
+
+def through(hole: Blackhole, server: RedisServer) -> str:
+    """A fresh sandbox of `server`, reached through the proxy."""
+    return server.sandbox().replace(f":{server.port}/", f":{hole.port}/")
+
+
+async def under_way(task: asyncio.Future[Any]) -> None:
+    """Let a request the test just started run until it waits on Redis (a few turns of the
+    loop: it reads its body, takes its turn, sends its round trip)."""
+    for _ in range(20):
+        await Turn()
+    assert not task.done()
+
+
+@pytest.fixture
+def own() -> Iterator[RedisServer]:
+    """A redis-server of the test's own (it is killed and started again)."""
+    with started() as server:
+        yield server
+
+
+def test_health_answers_while_redis_is_blackholed_and_the_worker_recovers_when_it_is_back(
+    redis_server: RedisServer,
+) -> None:
+    with Blackhole(redis_server.port) as hole:
+        worker = Worker(through(hole, redis_server))
+        worker.store.pipe.timeout = 1.0  # how long a command waits for Redis (5 s in serve)
+        [(status, _), (_, alive)] = [
+            *worker.together(("POST", CREATE, auth(FULL), {"gender": "male"})),
+            *worker.together(("GET", HEALTH, {}, None)),
+        ]
+        assert status == 202 and alive == ALIVE
+        hole.swallow()  # Redis's host falls off the network: nothing comes back, nor closes
+
+        async def run() -> list[tuple[int, Any]]:
+            created = asyncio.ensure_future(
+                worker.call("POST", CREATE, auth(FULL), {"gender": "female"})
+            )
+            await under_way(created)
+            while_waiting = await worker.call("GET", HEALTH, {})
+            assert not created.done()  # health answered before the create, which waits
+            lost = await created
+            after = await worker.call("GET", HEALTH, {})
+            # The next request connects again, into the hole: the handshake never ends.
+            again = asyncio.ensure_future(worker.call("POST", CREATE, auth(FULL), {}))
+            await under_way(again)
+            while_connecting = await worker.call("GET", HEALTH, {})
+            assert not again.done()  # health answered before it (the loop was not blocked)
+            refused = await again
+            hole.restore()  # Redis is back: the next request connects, and is answered
+            back = await worker.call("POST", CREATE, auth(FULL), {"gender": "male"})
+            await worker.deps.shared.settled()
+            return [while_waiting, lost, after, while_connecting, refused, back]
+
+        answers = worker.loop.run_until_complete(run())
+        while_waiting, lost, after, while_connecting, refused, back = answers
+        assert while_waiting[0] == 200 and while_waiting[1]["sharedStore"]["reachable"] is True
+        assert lost[0] == 503 and lost[1]["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert after[0] == 200
+        assert after[1]["sharedStore"]["reachable"] is False
+        assert after[1]["sharedStore"]["reason"].endswith("Timeout reading from socket")
+        assert (
+            while_connecting[0] == 200 and while_connecting[1]["sharedStore"]["reachable"] is False
+        )
+        assert refused[0] == 503
+        assert "Timeout connecting to server" in refused[1]["error"]["details"]["reason"]
+        assert refused[1]["error"]["message"].endswith("nothing of this request was done.")
+        assert back[0] == 202  # recovered, without a restart
+        [(_, alive)] = worker.together(("GET", HEALTH, {}, None))
+        assert alive == ALIVE
+        worker.close()
+
+
+def test_health_says_why_redis_is_down_while_it_restarts_and_the_worker_recovers(
+    own: RedisServer,
+) -> None:
+    worker = Worker(own.sandbox())
+    [(status, _)] = worker.together(("POST", CREATE, auth(FULL), {"gender": "male"}))
+    assert status == 202
+    own.kill()
+    [(status, _)] = worker.together(("POST", CREATE, auth(FULL), {"gender": "male"}))
+    assert status == 503
+    [(status, down)] = worker.together(("GET", HEALTH, {}, None))
+    assert status == 200 and down["status"] == "ok"
+    assert down["sharedStore"]["reachable"] is False
+    assert down["sharedStore"]["reason"].startswith(f"redis://127.0.0.1:{own.port}/0: ")
+    own.start()  # the same port, the same AOF
+    [(status, _)] = worker.together(("POST", CREATE, auth(FULL), {"gender": "female"}))
+    assert status == 202
+    [(_, alive)] = worker.together(("GET", HEALTH, {}, None))
+    assert alive == ALIVE
+    worker.close()
