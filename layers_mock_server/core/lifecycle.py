@@ -23,7 +23,7 @@ from .errors import ApiError, not_found
 from .fixtures import Fixtures
 from .persist import counter_rows, dirty_batch, load, whole_batch
 from .records import canonical_id
-from .requestids import BLOCK, RequestIds
+from .requestids import BLOCK, KINDS, RequestIds
 from .restore import Check, Restored
 from .state import State
 from .store import Batch, Bucket, Changes, SharedStore, Store, Stored, StoreUnavailable
@@ -60,7 +60,10 @@ class Lifecycle:
         if store is not None and getattr(store, "shared", False):  # older test doubles lack it
             shared: SharedStore = store  # type: ignore[assignment]
             self.shared = shared
-            self.requests.reserve = lambda kind, ceilings: shared.reserve(kind, BLOCK)
+            self.requests.worker = shared.ident
+            self.requests.ask = lambda kind: shared.reserve_ahead(
+                kind, BLOCK, lambda end: self.requests.landed(kind, end)
+            )
         elif self.store is not None:
             durable = self.store
             self.requests.reserve = lambda kind, ceilings: durable.write(
@@ -75,8 +78,19 @@ class Lifecycle:
         stored = self.store.open()
         if stored is None:
             self.store.write(whole_batch(self.state, self.requests, self.clock))
-            return
-        self._resume(stored)
+        else:
+            self._resume(stored)
+        if self.shared is not None:
+            self._first_blocks(self.shared)
+
+    def _first_blocks(self, shared: SharedStore) -> None:
+        """A first block of request numbers of each kind, before serving (start-up may wait
+        for it): the first requests' numbers are in a block whatever the store does next."""
+        for kind in KINDS:
+            try:
+                self.requests.landed(kind, shared.reserve(kind, BLOCK))
+            except StoreUnavailable:
+                self.requests.landed(kind, None)  # asked for again by the first request
 
     def _resume(self, stored: Stored) -> None:
         assert self.check is not None

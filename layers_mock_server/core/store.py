@@ -13,7 +13,7 @@ not at all, and `open` both claims the store for this server and reads it back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -147,8 +147,15 @@ class SharedStore(Store, Protocol):
         """This worker's copy can no longer be trusted (a write failed): the next `changes`
         or `lock` sends everything."""
 
+    ident: str  # this server's name among those sharing the store
+
     def reserve(self, kind: str, count: int) -> int:
         """Claim `count` request numbers of `kind` for this server; the last one claimed."""
+
+    def reserve_ahead(self, kind: str, count: int, landed: Callable[[int | None], None]) -> None:
+        """`reserve` without waiting for it on a running event loop: `landed` gets the last
+        number claimed, or None when the store could not be reached (outside a loop, it
+        is called before this returns)."""
 
     def reach(self) -> Reach:
         """What this server knows of the store's health from its own round trips (it makes

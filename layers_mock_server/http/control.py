@@ -39,15 +39,15 @@ def health(
     path: dict[str, str],
     who: Principal,
 ) -> Reply:
-    body: dict[str, Any] = {"status": "ok"}
+    alive: dict[str, Any] = {"status": "ok"}
     if deps.sim.shared is not None:  # what the worker knows: health asks Redis nothing
         reach = deps.sim.shared.reach()
         known: dict[str, Any] = {"reachable": reach.reachable}
         if reach.reason is not None:
             known["reason"] = reach.reason
         known["waitingMs"] = reach.waiting_ms
-        body["sharedStore"] = known
-    return Reply(200, body)
+        alive["sharedStore"] = known
+    return Reply(200, alive)
 
 
 def ready(

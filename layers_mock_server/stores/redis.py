@@ -511,6 +511,22 @@ class RedisStore:
         except Exception as exc:
             raise StoreUnavailable(_reason(self.where, exc)) from None
 
+    def reserve_ahead(self, kind: str, count: int, landed: Callable[[int | None], None]) -> None:
+        """`reserve` through the pipe, on a running loop (request ids, core/requestids.py)."""
+        if self.pipe is None or not _looping():
+            try:
+                end: int | None = self.reserve(kind, count)
+            except StoreUnavailable:
+                end = None
+            landed(end)
+            return
+
+        def back(sent: asyncio.Future[Any]) -> None:
+            failed = sent.cancelled() or sent.exception() is not None
+            landed(None if failed else int(sent.result()))
+
+        self.pipe.call("HINCRBY", self.keys["requests"], kind, count).add_done_callback(back)
+
     # -- the journal (redis_journal.py) ----------------------------------------------------
 
     def journal_flush(self, wait: bool = True) -> None:
@@ -688,6 +704,17 @@ class RedisStore:
                 found.append((table, ident, data))
         elapsed = int(now[0]) * 1000 + int(now[1]) // 1000 - int(at) if at is not None else 0
         return Stored(meta, iter(found), max(0, elapsed))
+
+
+def _looping() -> bool:
+    """Whether an event loop runs in this thread (a worker serving): then no round trip may
+    wait (the pipe's); outside one (start-up, a stopping server, tests) the store's own
+    synchronous connection serves."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[Any]) -> list[int]:

@@ -16,10 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from blackhole import Blackhole
 from grouped import CREATE, Turn, Worker
 from redisd import RedisServer, started
 from support import FULL, auth
+
+from layers_mock_server.core.requestids import BLOCK
 
 HEALTH = "/_mock/health"
 ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0}}
@@ -116,3 +119,23 @@ def test_health_says_why_redis_is_down_while_it_restarts_and_the_worker_recovers
     [(_, alive)] = worker.together(("GET", HEALTH, {}, None))
     assert alive == ALIVE
     worker.close()
+
+
+def test_request_ids_stay_unique_when_redis_is_paused_as_a_workers_block_runs_out(
+    two: tuple[Worker, Worker],
+) -> None:
+    """Each worker hands out request numbers from blocks it reserved in Redis. The next block
+    is reserved while the current one still lasts: a worker whose block runs out while Redis
+    holds writes goes on in the block it reserved ahead, not in numbers another worker gets."""
+    first, second = two
+    health = ("GET", HEALTH, {}, None)
+    first.together(*[health] * (BLOCK - 2))  # the next block is reserved meanwhile
+    pauser = redis.Redis.from_url(first.store.url)
+    pauser.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+    try:
+        answers = first.together(*[health] * 4)  # past the end of the block
+    finally:
+        pauser.execute_command("CLIENT", "UNPAUSE")
+    assert [status for status, _ in answers] == [200] * 4
+    second.together(*[health] * 4)
+    assert len(set(first.request_ids + second.request_ids)) == BLOCK + 6
