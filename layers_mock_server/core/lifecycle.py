@@ -219,7 +219,7 @@ class Lifecycle:
             raise not_found("Organization")
         after = self.state.without_organization(organization_id, self.fixtures)
         if self.store is not None:
-            self.store.write(self._changed_batch(after))
+            self._store(self._changed_batch(after))
         after.dirty.clear()
         self._install(after)
 
@@ -231,10 +231,20 @@ class Lifecycle:
 
     def _replace(self, state: State, now_ms: int) -> None:
         if self.store is not None:
-            self.store.write(whole_batch(state, self.requests, self.clock, now_ms))
+            self._store(whole_batch(state, self.requests, self.clock, now_ms))
             self.unwritten = False
         state.dirty.clear()
         self._install(state)
+
+    def _store(self, batch: Batch) -> None:
+        """What replaces the state, written before it does (StoreUnavailable: it does not);
+        on a shared store, a request of the gate's sends it with its group's commit instead,
+        and is answered once that came back (if it fails, the copy is read again)."""
+        assert self.store is not None
+        if self.shared is not None and self.defers():
+            self.pending.append(batch)
+        else:
+            self.store.write(batch)
 
     def _install(self, state: State) -> None:
         self.state = state

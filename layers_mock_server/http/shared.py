@@ -45,7 +45,11 @@ catch-up; no GET takes a body, so the most it could show is a 422 for its body w
 read again would answer 404 first: left so, off the hot path.)
 
 Control requests (resets, imports, clocks) run alone: after every commit before them came
-back, on a lease taken on the store's synchronous connection, and they write at once.
+back, on a lease of their own, and their commit is sent through the pipe as a group's is, their
+answer held until it came back (a reset or an import replaces the copy at once, and the copy is
+read again if the commit fails). So no round trip of a control request blocks the worker either;
+`/_mock/health` and the other answers that need nothing from Redis (`_needs_nothing`) take no
+round trip at all.
 
 The journal records what each client got: the entries of a group's requests are held with it
 (stores/redis_journal.py) and go with its commit, kept only if the commit is; if it fails,
@@ -72,6 +76,7 @@ from .inputs import MAX_BODY_BYTES
 from .render import dumps, error_body, send_response
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+READS = frozenset({"GET", "HEAD"})
 HEALTH = "/_mock/health"  # the process is alive, whatever Redis is doing: no round trip
 READ_CLASS = "read-light"  # every partner GET's x-rate-class (openapi/layers.yaml)
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
@@ -92,10 +97,11 @@ _DEFERS: contextvars.ContextVar[bool] = contextvars.ContextVar("defers", default
 class Held:
     """A response held back until the commit that holds its changes returned."""
 
-    __slots__ = ("messages",)
+    __slots__ = ("control", "messages")
 
-    def __init__(self) -> None:
+    def __init__(self, control: bool = False) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.control = control  # a control request's (no Idempotency-Key to retry with)
 
     async def send(self, message: dict[str, Any]) -> None:
         self.messages.append(message)
@@ -108,7 +114,7 @@ class Held:
             return
         headers = self.messages[0].get("headers", [])
         request_id = next((v.decode() for k, v in headers if k == b"x-request-id"), "")
-        kept, body = _failed(failure)(request_id, headers)
+        kept, body = _failed(failure, self.control)(request_id, headers)
         await send_response(send, 503, kept, body)
 
 
@@ -116,11 +122,10 @@ class Group:
     """The requests whose changes wait for one commit, their journal entries, and (once its
     commit is on its way) what came back."""
 
-    __slots__ = ("alone", "done", "entries", "since", "size", "timer")
+    __slots__ = ("done", "entries", "since", "size", "timer")
 
-    def __init__(self, since: float, alone: bool = False) -> None:
+    def __init__(self, since: float) -> None:
         self.since = since
-        self.alone = alone  # a control request's: it wrote at once, on its own
         self.size = 0
         self.timer = False
         self.entries: list[Any] = []  # journal entries held with it (redis_journal.py)
@@ -246,7 +251,7 @@ class SharedGate:
         else:  # a control request's too (a tenant's, on a shared sandbox): not under the lease
             receive = await _read_ahead(scope, receive)
         await self._take_turn()
-        held = Held()
+        held = Held(control=not groupable)
         group: Group | None = None
         try:
             try:
@@ -259,9 +264,12 @@ class SharedGate:
             _HOLDING.set(True)
             if counted is not None:
                 self.deps.sim.count(*counted)
-            defers = _DEFERS.set(groupable)
+            defers = _DEFERS.set(True)  # its changes go with the group's commit
+            # A control read answers at once: it changed nothing (a streamed export is not
+            # held in memory), and its spec has no 503 for a commit that failed.
+            holds = groupable or scope["method"] not in READS
             try:
-                await self.app(scope, receive, held.send if groupable else send)
+                await self.app(scope, receive, held.send if holds else send)
             except BaseException:
                 self._close()
                 raise
@@ -291,11 +299,11 @@ class SharedGate:
             if not self.deps.sim.holds_lease():
                 if time.monotonic() - self.last_trip > FOLLOW_S:
                     await self._refresh()  # what others wrote meanwhile, not under the lease
-                await (self._lease() if groupable else self._lease_now())
+                await self._lease()
                 self.chain = asyncio.get_running_loop().time()
                 self.broken = None
                 self.wanted = False
-            self.group = Group(asyncio.get_running_loop().time(), alone=not groupable)
+            self.group = Group(asyncio.get_running_loop().time())
             self.began += 1
 
     def _quiet(self) -> bool:
@@ -385,17 +393,16 @@ class SharedGate:
         if self.journal is not None:
             group.entries = self.journal.detach()
         self.flying.append(group)
-        if not sim.holds_lease():  # a commit failed since, or a control request's own write
-            # gave the lease back. Never sent: nothing of it was done. A group of partner
-            # requests ran on a copy that holds the failed commit's changes (a replay of a
+        if not sim.holds_lease():  # a commit failed since: never sent, nothing of it was done.
+            # The group ran on a copy that holds the failed commit's changes (a replay of a
             # create that was not kept, a 409 against it), so each of its answers is a 503,
-            # even one that changed nothing; a control request answered already.
+            # even one that changed nothing.
             reason = str(self.broken) if self.broken is not None else LOST
-            failure = None if group.alone else StoreUnavailable(reason)
+            failure = StoreUnavailable(reason)
             sim.pending.clear()
             sim.state.dirty.clear()
             if self.journal is not None:
-                self.journal.unstage(failure is None)
+                self.journal.unstage(False)
             self._landed(group, failure)
             return
         keep = keep and self._keeps_lease()
@@ -610,15 +617,6 @@ class SharedGate:
             return
         asyncio.get_running_loop().call_later(LINGER_S, self._let_go, self.began)
 
-    async def _lease_now(self) -> None:
-        """The lease for a control request, whose commit is written synchronously (a reset or
-        an import replaces the state at once): taken on the same connection, which this
-        round trip (tried again once on a new connection) proves alive."""
-        sim = self.deps.sim
-        # Held by another process: nothing in this one to wait on, so poll.
-        while not sim.take_lease():  # noqa: ASYNC110
-            await asyncio.sleep(RETRY_S)
-
     async def sleep(self, seconds: float) -> None:
         """A latency fault: send what the request (and its group) did so far, give the lease
         and the turn up while sleeping, and take them again after (catching up with what
@@ -718,22 +716,28 @@ async def _read_ahead(scope: dict[str, Any], receive: Any) -> Any:
     return again
 
 
-def _failed(failure: StoreUnavailable) -> Failed:
+def _failed(failure: StoreUnavailable, control: bool = False) -> Failed:
     """What a request of a group whose commit failed gets instead of its answer: a 503 with
     its request id and rate headers (sent by Held, recorded by the journal)."""
 
     def answer(request_id: str, headers: RawHeaders) -> tuple[list[tuple[bytes, bytes]], bytes]:
         kept = [(k, v) for k, v in headers if k == b"x-request-id" or k.startswith(b"x-ratelimit-")]
-        return kept, dumps(error_body(_unreachable(failure, write=True), request_id))
+        error = _unreachable(failure, write=True, control=control)
+        return kept, dumps(error_body(error, request_id))
 
     return answer
 
 
-def _unreachable(exc: StoreUnavailable, write: bool = False) -> ApiError:
+def _unreachable(exc: StoreUnavailable, write: bool = False, control: bool = False) -> ApiError:
     if write and isinstance(exc, OutcomeUnknown):  # sent, and its answer lost
+        find_out = (
+            "Read it back to find out."
+            if control
+            else "Retry with the same Idempotency-Key to find out."
+        )
         message = (
             "The mock lost its shared state's answer to this request's write: it may have been "
-            "kept. Retry with the same Idempotency-Key to find out."
+            f"kept. {find_out}"
         )
     else:
         message = "The mock could not reach its shared state; nothing of this request was done."

@@ -105,28 +105,30 @@ def test_a_key_whose_group_commit_failed_creates_on_its_retry_once_on_any_worker
 def test_a_reset_or_import_is_one_write_under_the_lease_and_answers_what_it_did(
     two: tuple[Any, Any], method: str, path: str, body: Any
 ) -> None:
-    """The whole state written by a reset or an import gives the lease back; a second write
+    """The whole state written by a reset or an import gave the lease back; a second write
     (the meta row) then went without it, and when another worker took the lease in between
-    it was refused: 503 "nothing of this request was kept", although the reset was kept."""
+    it was refused: 503 "nothing of this request was kept", although the reset was kept.
+    Now the whole state and the meta row go in one commit (one write script, sent through the
+    pipe with the request's group), so no other worker can write between them."""
     first, second = two
     [(status, exported)] = first.together(("GET", "/_mock/state", {}, None))
     assert status == 200
     [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
     assert status == 202 and len(influencers(second)) == 1
-    real = first.store.write_all
-    taken: list[bool] = []
+    real = first.store.send_write
+    writes: list[int] = []
 
-    def then_another_worker_takes_the_lease(batches: Any) -> None:
-        real(batches)
-        taken.append(second.deps.sim.take_lease())
+    def counted(batches: Any, keep: bool) -> Any:
+        writes.append(len(batches))
+        return real(batches, keep)
 
-    first.store.write_all = then_another_worker_takes_the_lease
+    first.store.send_write = counted
     [(status, answer)] = first.together((method, path, {}, exported if body is None else body))
-    first.store.write_all = real
-    second.deps.sim.release_lease()
-    assert taken[:1] == [True]
+    first.store.send_write = real
     assert status == 200, answer
-    assert len(taken) == 1  # one write
+    assert len(writes) == 1  # one write
+    assert second.deps.sim.take_lease()  # given back: another worker writes next
+    second.deps.sim.release_lease()
     assert influencers(first) == influencers(second) == []  # done, everywhere
 
 

@@ -121,6 +121,40 @@ def test_health_says_why_redis_is_down_while_it_restarts_and_the_worker_recovers
     worker.close()
 
 
+def test_a_control_request_waiting_on_a_paused_redis_does_not_hold_health(
+    redis_server: RedisServer,
+) -> None:
+    """A clock advance (a control request: lease, then write) while Redis holds writes
+    (CLIENT PAUSE WRITE): health answers meanwhile, and the advance once Redis answers."""
+    worker = Worker(redis_server.sandbox())
+    [(status, _)] = worker.together(("GET", "/_mock/clock", {}, None))  # the pipe is up
+    assert status == 200
+    pauser = redis.Redis.from_url(redis_server.url)
+    pauser.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+    try:
+
+        async def run() -> tuple[tuple[int, Any], tuple[int, Any]]:
+            advanced = asyncio.ensure_future(
+                worker.call("POST", "/_mock/clock/advance", {}, {"seconds": 30})
+            )
+            await under_way(advanced)
+            health = await worker.call("GET", HEALTH, {})
+            assert not advanced.done()  # health first: the advance waits for Redis
+            pauser.execute_command("CLIENT", "UNPAUSE")
+            done = await advanced
+            await worker.deps.shared.settled()
+            return health, done
+
+        health, advanced = worker.loop.run_until_complete(run())
+    finally:
+        pauser.execute_command("CLIENT", "UNPAUSE")
+    assert health[0] == 200
+    assert advanced[0] == 200, advanced
+    [(_, clock)] = worker.together(("GET", "/_mock/clock", {}, None))
+    assert clock["now"] == advanced[1]["now"]
+    worker.close()
+
+
 def test_request_ids_stay_unique_when_redis_is_paused_as_a_workers_block_runs_out(
     two: tuple[Worker, Worker],
 ) -> None:
