@@ -237,6 +237,10 @@ class Journal:
         entry = self._entries[-1]
         return entry if isinstance(entry, JournalEntry) else JournalEntry(*entry)
 
+    async def fetch(self) -> None:
+        """Before a request reads the journal (`query`): a journal kept elsewhere is read here,
+        where the request may wait for it (stores/redis_journal.py); this one holds it all."""
+
     def query(
         self,
         method: str | None = None,

@@ -309,6 +309,8 @@ CONTROL_HANDLERS: dict[str, ControlHandler] = {
     **READ_HANDLERS,
     **CLOCK_HANDLERS,
 }
+# The routes that read the journal (`Journal.fetch` first).
+READS_JOURNAL = frozenset({"mockRequests"})
 # What a tenant key may call (access.py); every other control route is the operator's (403).
 # Each of these narrows itself to the tenant's organization: reads filter, and anything of
 # another organization is 404 exactly like an unknown one, so a tenant learns nothing of it.
@@ -355,6 +357,8 @@ class ControlPipeline:
             if who.kind == "tenant" and self.op.operation_id not in TENANT_ROUTES:
                 raise server_wide()
             generation = deps.sim.generation
+            if self.op.operation_id in READS_JOURNAL:
+                await deps.journal.fetch()  # on Redis, every worker's entries
             if self.op.operation_id == "mockPutState":
                 reply = await self._import(headers, receive)
             else:

@@ -341,7 +341,8 @@ class RedisStore:
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             make = client.connection_pool.make_connection
-            self.pipe = Pipe(make, [WRITE, CHANGES, UNLOCK, APPEND], self.where, timeout=5)
+            scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING]
+            self.pipe = Pipe(make, scripts, self.where, timeout=5)
         deadline = time.monotonic() + self.lease_ms / 1000 + 1
         while True:
             try:
@@ -451,18 +452,47 @@ class RedisStore:
 
     def send_changes(self, lease: bool, buckets: Sequence[Bucket] = ()) -> asyncio.Future[Any]:
         """`changes` (or `lock`, when `lease`) sent without waiting (redis_pipe.py); its future
-        gets the Changes (None: another worker holds the lease)."""
+        gets the Changes (None: another worker holds the lease). When the log does not reach
+        back, everything is read the same way, after the answer."""
         token = secrets.token_hex(8) if lease else ""
         keys, args, windows = self._changes_args(token, None, buckets)
-        return self._then(
-            self._send("changes", keys, args),
-            lambda answer: self._changes_answer(answer, token, buckets, windows),
-        )
+        sent = self._send("changes", keys, args)
+        done: asyncio.Future[Changes | None] = sent.get_loop().create_future()
+
+        def answered(sent: asyncio.Future[Any]) -> None:
+            try:
+                found = self._changes_answer(sent.result(), token, buckets, windows)
+            except Exception as exc:  # StoreUnavailable; anything else is a bug, told as such
+                self._unleased(done, token, exc)
+                return
+            if not isinstance(found, list):
+                _resolve(done, found)
+                return
+            read = self._send("everything", self._everything_keys(), [])
+            read.add_done_callback(lambda read: whole(read, found))
+
+        def whole(read: asyncio.Future[Any], counted: list[int]) -> None:
+            try:
+                changes = self._whole(self._stored(read.result()), counted)
+            except Exception as exc:
+                self._unleased(done, token, exc)
+                return
+            _resolve(done, changes)
+
+        sent.add_done_callback(answered)
+        return done
+
+    def _unleased(self, done: asyncio.Future[Any], token: str, exc: Exception) -> None:
+        """A catch-up that cannot be applied: a lease it took goes back (else this worker's
+        next request would wait for it to expire, LEASE_MS), and its future fails."""
+        if token and self.token == token:
+            self._release(token)
+        if not done.cancelled():
+            done.set_exception(exc)
 
     def unlock(self) -> None:
         if self.token and self._client is not None:
-            token, self.token = self.token, ""
-            self._call("unlock", [self.keys["lease"]], [token])
+            self._release(self.token)
 
     def let_go(self) -> None:
         """Give the lease back without waiting (behind what the pipe carries already)."""
@@ -470,11 +500,12 @@ class RedisStore:
             self._release(self.token)
 
     def _release(self, token: str) -> None:
-        """Give back a lease whose write was refused (if no one took it since)."""
+        """Give back a lease (if no one took it since): through the pipe on a serving worker,
+        else (start-up, a stopping server) at once."""
         if self.token == token:
             self.token = ""
         with contextlib.suppress(Exception):
-            if self.pipe is None:
+            if self.pipe is None or not _looping():
                 self._call("unlock", [self.keys["lease"]], [token])
             else:
                 self._unlock_sent(token, time.monotonic() + self.lease_ms / 1000)
@@ -529,28 +560,38 @@ class RedisStore:
 
     # -- the journal (redis_journal.py) ----------------------------------------------------
 
-    def journal_flush(self, wait: bool = True) -> None:
-        """Send the journal entries no catch-up has taken along yet (`wait`: before it returns,
-        as a read of the journal needs; else through the pipe, losing them if it fails)."""
+    def journal_flush(self) -> None:
+        """Send the journal entries no catch-up has taken along yet: through the pipe on a
+        serving worker (ahead of a read of the journal sent after them; lost if it fails),
+        else (a stopping server, tests) at once."""
         if self.outbox:
             entries, self.outbox = self.outbox, []
             keys = [self.keys["journal"], self.keys["journal-seq"]]
             args = [self.journal_capacity, *entries]
-            if wait or self.pipe is None:
-                self._call("journal", keys, args)
+            if self.pipe is not None and _looping():
+                self._send("journal", keys, args).add_done_callback(_seen)
             else:
-                self._send("journal", keys, args).add_done_callback(lambda f: f.exception())
+                self._call("journal", keys, args)
 
     def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
         """(number, entry) of the newest `capacity` entries, oldest first."""
         keys = [self.keys["journal"], self.keys["journal-v1"]]
-        ours, older = self._call("journal-read", keys, [capacity], retry=True)
-        found = sorted(entries(ours) + entries(older))  # no number is in both
-        return found[-capacity:]
+        return _newest(self._call("journal-read", keys, [capacity], retry=True), capacity)
+
+    def journal_fetch(self, capacity: int) -> asyncio.Future[list[tuple[int, bytes]]]:
+        """`journal_read` without waiting (through the pipe, behind this worker's entries
+        not sent yet)."""
+        self.journal_flush()
+        keys = [self.keys["journal"], self.keys["journal-v1"]]
+        read = self._send("journal-read", keys, [capacity])
+        return self._then(read, lambda found: _newest(found, capacity))
 
     def journal_clear(self) -> None:
         if self._client is not None:
             keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
+            if self.pipe is not None and _looping():  # a reset's: before its commit
+                self.pipe.call("DEL", *keys).add_done_callback(_seen)
+                return
             try:
                 self._client.delete(*keys)
             except Exception as exc:
@@ -629,7 +670,15 @@ class RedisStore:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
         keys, args, windows = self._changes_args(token, max_distance, buckets)
         answer = self._call("changes", keys, args, retry=True)
-        return self._changes_answer(answer, token, buckets, windows)
+        try:
+            found = self._changes_answer(answer, token, buckets, windows)
+            if not isinstance(found, list):
+                return found
+            return self._whole(self._everything(), found)
+        except BaseException:  # the lease was taken but the request will not run: it goes back
+            if token and self.token == token:
+                self._release(token)
+            raise
 
     def _changes_args(
         self, token: str, max_distance: int | None, buckets: Sequence[Bucket]
@@ -651,24 +700,15 @@ class RedisStore:
 
     def _changes_answer(
         self, answer: Any, token: str, buckets: Sequence[Bucket], windows: dict[Bucket, int]
-    ) -> Changes | None:
+    ) -> Changes | list[int] | None:
+        """The changes the CHANGES script's `answer` brings; None: another worker holds the
+        lease; or, when the log does not reach back (or holds a wipe), only each counted
+        read's number: everything is to be read (`_whole`). The caller gives back a lease
+        taken here if that fails."""
         if answer[0] == b"HELD":
             return None
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone
-            try:
-                return self._caught_up(answer, buckets, windows)
-            except BaseException:  # the lease was taken but the request will not run:
-                with contextlib.suppress(Exception):  # give it back, or this worker's next
-                    self.unlock()  # request would wait for it to expire (LEASE_MS)
-                self.token = ""
-                raise
-        return self._caught_up(answer, buckets, windows)
-
-    def _caught_up(
-        self, answer: Any, buckets: Sequence[Bucket], windows: dict[Bucket, int]
-    ) -> Changes:
-        """The changes the CHANGES script's `answer` brings (reading everything if need be)."""
         n, entries = int(answer[1]), answer[2]
         counted = _numbers(buckets, windows, answer[3])
         if n == self.seen:
@@ -682,16 +722,26 @@ class RedisStore:
             expected -= count
             batches.append(batch)
         if answer[0] != b"OK" or expected != self.seen or any(b.wipe for b in batches):
-            everything = self._everything()
-            return Changes(everything=everything, counted=counted, gone=everything is None)
+            return counted
         batches.reverse()
         self.seen = n
         return Changes(batches, counted=counted)
 
+    @staticmethod
+    def _whole(everything: Stored | None, counted: list[int]) -> Changes:
+        """Changes that replace the copy with everything (None: the sandbox is gone)."""
+        return Changes(everything=everything, counted=counted, gone=everything is None)
+
+    def _everything_keys(self) -> list[str]:
+        return [self.keys[k] for k in ("meta", "rows", "order", "commits", "at")]
+
     def _everything(self) -> Stored | None:
         """Meta, every row in first-written order and the commit number, as of one instant."""
-        keys = [self.keys[k] for k in ("meta", "rows", "order", "commits", "at")]
-        meta, pairs, order, commits, at, now = self._call("everything", keys, [], retry=True)
+        return self._stored(self._call("everything", self._everything_keys(), [], retry=True))
+
+    def _stored(self, answer: Any) -> Stored | None:
+        """The EVERYTHING script's answer (None: the sandbox is gone)."""
+        meta, pairs, order, commits, at, now = answer
         rows = dict(zip(pairs[::2], pairs[1::2], strict=True))
         self.seen = int(commits or 0)
         if meta is None:
@@ -704,6 +754,24 @@ class RedisStore:
                 found.append((table, ident, data))
         elapsed = int(now[0]) * 1000 + int(now[1]) // 1000 - int(at) if at is not None else 0
         return Stored(meta, iter(found), max(0, elapsed))
+
+
+def _resolve(done: asyncio.Future[T], result: T) -> None:
+    if not done.cancelled():
+        done.set_result(result)
+
+
+def _newest(found: Any, capacity: int) -> list[tuple[int, bytes]]:
+    """The READ script's answer: (number, entry) of the newest `capacity` entries of both
+    journals, oldest first."""
+    ours, older = found
+    return sorted(entries(ours) + entries(older))[-capacity:]  # no number is in both
+
+
+def _seen(future: asyncio.Future[Any]) -> None:
+    """A command no one waits for: its failure is not printed as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _looping() -> bool:

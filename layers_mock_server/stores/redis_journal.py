@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,10 @@ if TYPE_CHECKING:
     from .redis import RedisStore
 
 FLUSH_S = 0.01
+# The entries `fetch` read for the request running in this context (a task's own).
+_FETCHED: contextvars.ContextVar[list[tuple[int, bytes]] | None] = contextvars.ContextVar(
+    "fetched", default=None
+)
 
 CHUNK = 256  # journal entries at most in one stream entry
 
@@ -168,7 +173,7 @@ class SharedJournal(Journal):
     def _schedule(self) -> None:
         if self.timer is None:
             with contextlib.suppress(RuntimeError):  # no loop: sent with the next round trip
-                self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush, False)
+                self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
 
     def detach(self) -> list[tuple[Any, ...] | JournalEntry]:
         """The entries held for the group being committed now (its staged copies go with
@@ -204,22 +209,34 @@ class SharedJournal(Journal):
             self.store.outbox += staged
             self._schedule()
 
-    def flush(self, wait: bool = True) -> None:
-        """Send what no round trip has taken along (the timer's: without waiting for it); a
-        Redis that cannot take it loses those entries (the journal is a window on the
+    def flush(self) -> None:
+        """Send what no round trip has taken along (on a serving worker, without waiting for
+        it); a Redis that cannot take it loses those entries (the journal is a window on the
         traffic, not a record the mock answers from)."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         with contextlib.suppress(Exception):
-            self.store.journal_flush(wait)
+            self.store.journal_flush()
+
+    async def fetch(self) -> None:
+        """Read every worker's entries for the request about to read the journal: on a
+        serving worker, a read of the journal waits for Redis here, not in the read (which
+        would hold the worker's event loop for a round trip)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        _FETCHED.set(await self.store.journal_fetch(self.capacity))
 
     def _all(self) -> list[JournalEntry]:
-        self.flush()
-        found = [_decode(n, raw) for n, raw in self.store.journal_read(self.capacity)]
+        found = _FETCHED.get()
+        if found is None:  # not fetched (outside a server): read now
+            self.flush()
+            found = self.store.journal_read(self.capacity)
         kept: list[JournalEntry] = []
         size = 0
-        for entry in reversed(found):  # newest first, within the byte bound
+        for n, raw in reversed(found):  # newest first, within the byte bound
+            entry = _decode(n, raw)
             size += entry.size
             if kept and size > self.max_bytes:
                 break

@@ -126,3 +126,5 @@ UI_HANDLERS: dict[str, UiHandler] = {
 }
 # Open to anyone who can reach the port: they carry no state (the spec's security says so too).
 PUBLIC = frozenset({"mockIndex", "mockDashboardAsset"})
+# The pages that show journal entries (`Journal.fetch` first).
+READS_JOURNAL = frozenset({"mockDashboard", "mockDashboardLive", "mockDashboardRequest"})

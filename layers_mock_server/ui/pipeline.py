@@ -11,14 +11,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..core.errors import ApiError
+from ..core.store import StoreUnavailable
 from ..deps import Deps
 from ..http import inputs
 from ..http.access import OPEN, check_site, control_principal
 from ..http.curl import base_url
+from ..http.pipeline import storage_error
 from ..http.render import Headers, dumps, encode_headers, error_body
 from ..http.strict import check_response
 from ..spec import JSON, Operation
-from .pages import PUBLIC, UiHandler, UiRequest
+from .pages import PUBLIC, READS_JOURNAL, UiHandler, UiRequest
 
 
 def _query_token(query_string: bytes) -> str | None:
@@ -55,6 +57,8 @@ class UiPipeline:
             )
             inputs.validate_body(self.op, body)
             query = inputs.validate_query(self.op, raw_query)
+            if self.op.operation_id in READS_JOURNAL:
+                await deps.journal.fetch()  # on Redis, every worker's entries
             request = UiRequest(
                 deps,
                 principal,
@@ -68,6 +72,8 @@ class UiPipeline:
             page = self.handler(request)
             status, payload, media_type = page.status, page.body, page.media_type
             out.extend(encode_headers(page.headers))
+        except StoreUnavailable as exc:  # the journal could not be read from Redis
+            status, payload = 503, dumps(error_body(storage_error(exc), request_id))
         except ApiError as exc:
             status, payload = exc.status, dumps(error_body(exc, request_id))
             if exc.headers:

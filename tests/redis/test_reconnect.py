@@ -12,6 +12,7 @@ holds a command until unpaused) and asserts on answers and their order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -173,3 +174,55 @@ def test_request_ids_stay_unique_when_redis_is_paused_as_a_workers_block_runs_ou
     assert [status for status, _ in answers] == [200] * 4
     second.together(*[health] * 4)
     assert len(set(first.request_ids + second.request_ids)) == BLOCK + 6
+
+
+@pytest.fixture
+def on_the_loop(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The commands redis-py sends synchronously from a thread whose event loop runs (a
+    serving worker's): each a round trip that every request of the worker waits for."""
+    sent: list[bytes] = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def watched(self: Any, command: Any, check_health: bool = True) -> None:
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop()
+            packed = command if isinstance(command, bytes) else b"".join(command)
+            sent.append(packed[:80])
+        real(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", watched)
+    return sent
+
+
+def test_no_round_trip_to_redis_blocks_a_serving_workers_event_loop(
+    two: tuple[Worker, Worker], on_the_loop: list[bytes]
+) -> None:
+    """Writes, reads, control requests, a reset (the other worker then reads everything), an
+    import, journal reads and request ids past a block: every round trip goes through the
+    pipe, none waits on the event loop."""
+    first, second = two
+    create = ("POST", CREATE, auth(FULL), {"gender": "male"})
+    listed = ("GET", CREATE, auth(FULL), None)
+    journal = ("GET", "/_mock/requests", {}, None)
+    [(status, exported)] = first.together(("GET", "/_mock/state", {}, None))
+    assert status == 200
+    answers = [
+        *first.together(create, listed),
+        *second.together(listed, create),
+        *first.together(("POST", "/_mock/clock/advance", {}, {"seconds": 5})),
+        *first.together(
+            ("POST", "/_mock/rules", {}, {"match": {"method": "GET"}, "fault": "503", "count": 1})
+        ),
+        *second.together(listed, listed),
+        *first.together(journal),
+        *first.together(("POST", "/_mock/reset", {}, {})),
+        *second.together(listed, create, journal),
+        *first.together(*[("GET", HEALTH, {}, None)] * BLOCK),
+        *second.together(("PUT", "/_mock/state", {}, exported)),
+        *first.together(listed, create),
+    ]
+    assert [s for s, _ in answers] == [
+        202, 200, 200, 202, 200, 201, 503, 200, 200, 200, 200, 202, 200,
+        *[200] * BLOCK, 200, 200, 202,
+    ]  # fmt: skip
+    assert on_the_loop == [], [c.split(b"\r\n")[2:7] for c in on_the_loop]
