@@ -78,6 +78,8 @@ from .render import dumps, error_body, send_response
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 READS = frozenset({"GET", "HEAD"})
 HEALTH = "/_mock/health"  # the process is alive, whatever Redis is doing: no round trip
+STATELESS = frozenset({HEALTH, "/"})  # ... and the dashboard's links
+ASSETS = "/_mock/ui/assets/"  # ... and its static files
 READ_CLASS = "read-light"  # every partner GET's x-rate-class (openapi/layers.yaml)
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
 RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
@@ -176,6 +178,22 @@ class SharedGate:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
 
+    def _needs_nothing(self, scope: dict[str, Any]) -> bool:
+        """Whether the answer depends on nothing Redis holds, so it waits for no round trip
+        (and is not a 503 while Redis is unreachable): health, the dashboard's links and
+        static files, and a partner request without a bearer key (a 401 whatever the state:
+        sim.authenticate reads the last Authorization header, as inputs.header_map keeps)."""
+        path: str = scope["path"]
+        if path in STATELESS or path.startswith(ASSETS):
+            return True
+        authorization = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+        if authorization and authorization.partition(b" ")[0].lower() == b"bearer":
+            return False
+        return self.app.partner.match(path, scope["method"]) is not None
+
     def _writes(self, scope: dict[str, Any]) -> bool:
         """Whether a read may write: with rules (a count is used up), or a job read that
         moves a job by polls (`--progression poll`, or a job started with that preference)."""
@@ -191,7 +209,7 @@ class SharedGate:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self.follower is None:  # the first request: the worker's loop runs now
             self.follower = asyncio.get_running_loop().call_later(FOLLOW_S, self._follow, -1)
-        if scope["type"] != "http" or scope["path"] == HEALTH:
+        if scope["type"] != "http" or self._needs_nothing(scope):
             await self.app(scope, receive, send)
             return
         if scope["method"] not in WRITES:  # a write catches up as it takes the lease

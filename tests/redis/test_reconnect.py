@@ -156,6 +156,38 @@ def test_a_control_request_waiting_on_a_paused_redis_does_not_hold_health(
     worker.close()
 
 
+def test_answers_that_need_nothing_from_redis_are_given_while_it_is_blackholed(
+    redis_server: RedisServer,
+) -> None:
+    """A partner request without an API key (a 401 whatever the state holds), the
+    dashboard's links (and static files): no round trip, so no wait and no 503."""
+    with Blackhole(redis_server.port) as hole:
+        worker = Worker(through(hole, redis_server))
+        worker.store.pipe.timeout = 1.0
+        [(status, _)] = worker.together(("GET", CREATE, auth(FULL), None))
+        assert status == 200
+        hole.swallow()
+
+        async def run() -> list[tuple[int, Any]]:
+            listed = asyncio.ensure_future(worker.call("GET", CREATE, auth(FULL)))
+            await under_way(listed)
+            answered = [
+                await worker.call("GET", CREATE, {}),
+                await worker.call("POST", CREATE, {}, {"gender": "male"}),
+                await worker.call("GET", CREATE, {"Authorization": "Basic dXNlcjpwYXNz"}),
+                await worker.call("GET", "/", {}),
+            ]
+            assert not listed.done()
+            return [*answered, await listed]
+
+        *anonymous, links, listed = worker.loop.run_until_complete(run())
+        assert [a[0] for a in anonymous] == [401, 401, 401]
+        assert {a[1]["error"]["code"] for a in anonymous} == {"UNAUTHENTICATED"}
+        assert links == (200, {**links[1], "dashboard": "/_mock/ui"})
+        assert listed[0] == 503  # it needs Redis
+    worker.close()  # (the proxy closed first: the store's own connection is not swallowed)
+
+
 def test_request_ids_stay_unique_when_redis_is_paused_as_a_workers_block_runs_out(
     two: tuple[Worker, Worker],
 ) -> None:
