@@ -66,6 +66,18 @@ class Worker:
     ) -> tuple[int, Any]:
         """One request through the worker's ASGI app: (status, parsed body). `sent_after`:
         the client sends the body only once that is done (a slow client)."""
+        status, _, payload = await self.exchange(method, path, headers, body, sent_after)
+        return status, orjson.loads(payload) if payload else None
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any = None,
+        sent_after: asyncio.Future[None] | None = None,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """`call`, its answer as sent: (status, headers, body)."""
         raw = b"" if body is None else orjson.dumps(body)
         sent: list[dict[str, Any]] = []
         listed = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
@@ -87,7 +99,7 @@ class Worker:
         payload = b"".join(m.get("body", b"") for m in sent[1:])
         found = dict(sent[0]["headers"])
         self.request_ids.append(found.get(b"x-request-id", b"").decode())
-        return sent[0]["status"], orjson.loads(payload) if payload else None
+        return sent[0]["status"], list(sent[0]["headers"]), payload
 
     def together(self, *requests: tuple[str, str, dict[str, str], Any]) -> list[tuple[int, Any]]:
         """Every request arrives in the same loop tick; their answers in order."""

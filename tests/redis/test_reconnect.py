@@ -16,14 +16,17 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from blackhole import Blackhole
 from grouped import CREATE, Turn, Worker
 from redisd import RedisServer, started
-from support import FULL, auth
+from support import FULL, NORTH_ORG, auth
 
 from layers_mock_server.core.requestids import BLOCK
+from layers_mock_server.http.strict import check_response
+from layers_mock_server.spec import control_spec
 
 HEALTH = "/_mock/health"
 ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0}}
@@ -258,3 +261,28 @@ def test_no_round_trip_to_redis_blocks_a_serving_workers_event_loop(
         *[200] * BLOCK, 200, 200, 202,
     ]  # fmt: skip
     assert on_the_loop == [], [c.split(b"\r\n")[2:7] for c in on_the_loop]
+
+
+def test_a_read_that_cannot_reach_redis_answers_the_503_its_operation_documents(
+    own: RedisServer,
+) -> None:
+    """Every control-plane read and dashboard page catches up with Redis first: while it
+    is unreachable, each answers 503 STORAGE_UNAVAILABLE, which its spec must describe (the
+    mock never sends what openapi/ does not)."""
+    worker = Worker(own.sandbox())
+    own.kill()
+    values = {"organizationId": NORTH_ORG, "jobId": "job_x", "sequence": "1"}
+    answered: dict[str, int] = {}
+    for op in control_spec().operations.values():
+        needs_nothing = op.path in (HEALTH, "/") or op.path.startswith("/_mock/ui/assets/")
+        if op.method != "GET" or needs_nothing:
+            continue
+        status, headers, body = worker.loop.run_until_complete(
+            worker.exchange("GET", op.path.format(**values), {})
+        )
+        answered[op.operation_id] = status
+        assert orjson.loads(body)["error"]["code"] == "STORAGE_UNAVAILABLE"
+        check_response(op, status, headers, body)
+    assert set(answered.values()) == {503}
+    assert len(answered) >= 15
+    worker.close()
