@@ -14,7 +14,6 @@ from the store (a write that failed) is read again whole before it answers anyth
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 from . import replica
@@ -167,20 +166,6 @@ class Lifecycle:
         leased request uses are written with it, even if nothing else is."""
         self._apply(changes)
         self.state.dirty.add(("meta", ""))
-
-    def take_lease(self) -> bool:
-        """`leased`, in one synchronous round trip; False while another worker holds it."""
-        assert self.shared is not None
-        changes = self.shared.lock()
-        if changes is None:
-            return False
-        try:
-            self.leased(changes)
-        except StoreUnavailable:  # it cannot be read: the lease goes back at once
-            with contextlib.suppress(StoreUnavailable):
-                self.release_lease()
-            raise
-        return True
 
     def holds_lease(self) -> bool:
         return self.shared is not None and self.shared.holds()

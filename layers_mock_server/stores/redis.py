@@ -30,11 +30,12 @@ Durability is Redis's: a batch is applied before the script returns; with `appen
 and `appendfsync always` it is on disk before Redis answers, and so before the client's
 answer is sent (see the README for what each `appendfsync` setting promises).
 
-The request path sends its scripts through a pipe (redis_pipe.py, `send_write` and
-`send_changes`): the worker goes on while Redis works, and the gate (http/shared.py) keeps
-the order. Start-up, control requests, request-id blocks and the journal's reads use
-redis-py's synchronous client; a Redis Cluster or TLS connection uses it for everything
-(each call then answers at once, as the pipe's would, only later).
+A serving worker sends everything through a pipe (redis_pipe.py: `send_write`,
+`send_changes`, `reserve_ahead`, `journal_fetch`, and the lease given back): the worker goes
+on while Redis works, and the gate (http/shared.py) keeps the order; no round trip waits on
+its event loop. Start-up and a stopping server (no loop runs) use redis-py's synchronous
+client; so does a Redis Cluster or TLS connection, for everything (each call then answers at
+once, as the pipe's would, only later).
 """
 
 from __future__ import annotations
