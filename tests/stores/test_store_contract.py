@@ -8,6 +8,7 @@ time".
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import sqlite3
@@ -294,6 +295,27 @@ def test_request_numbers_are_handed_out_in_blocks_no_two_servers_share(shared: B
     blocks = [first.reserve("req", 1024), second.reserve("req", 1024), first.reserve("req", 10)]
     assert blocks == sorted(blocks) and len(set(blocks)) == 3
     assert blocks[1] - blocks[0] == 1024 and blocks[2] - blocks[1] == 10
+    first.close()
+    second.close()
+
+
+def test_request_numbers_reserved_ahead_are_blocks_no_other_server_gets(shared: Backend) -> None:
+    """`reserve_ahead`: on a serving worker's loop without waiting (the answer lands later),
+    outside one at once; either way a block of its own."""
+    first, second = _two(shared)
+
+    async def ahead() -> int | None:
+        landed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        first.reserve_ahead("req", 1024, landed.set_result)
+        return await landed
+
+    now: list[int | None] = []
+    first.reserve_ahead("req", 1024, now.append)  # no loop: before it returns
+    found = [*now, asyncio.run(ahead()), second.reserve("req", 1024), asyncio.run(ahead())]
+    blocks = [b for b in found if b is not None]
+    assert len(blocks) == 4 and blocks == sorted(blocks)
+    assert {b - a for a, b in itertools.pairwise(blocks)} == {1024}
+    assert first.reach().reachable and second.reach().reachable
     first.close()
     second.close()
 
