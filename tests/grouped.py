@@ -56,17 +56,9 @@ class Worker:
         self.kept: list[bool] = []  # whether each commit kept the lease for the next group
         self.store.send_changes, self.store.send_write = counted_changes, counted_write
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str],
-        body: Any = None,
-        sent_after: asyncio.Future[None] | None = None,
-    ) -> tuple[int, Any]:
-        """One request through the worker's ASGI app: (status, parsed body). `sent_after`:
-        the client sends the body only once that is done (a slow client)."""
-        status, _, payload = await self.exchange(method, path, headers, body, sent_after)
+    async def call(self, *request: Any, **options: Any) -> tuple[int, Any]:
+        """One request (`exchange`'s arguments): (status, parsed body)."""
+        status, _, payload = await self.exchange(*request, **options)
         return status, orjson.loads(payload) if payload else None
 
     async def exchange(
@@ -77,7 +69,9 @@ class Worker:
         body: Any = None,
         sent_after: asyncio.Future[None] | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """`call`, its answer as sent: (status, headers, body)."""
+        """One request through the worker's ASGI app, its answer as sent: (status, headers,
+        body). `sent_after`: the client sends the body only once that is done (a slow
+        client)."""
         raw = b"" if body is None else orjson.dumps(body)
         sent: list[dict[str, Any]] = []
         listed = [(k.lower().encode(), v.encode()) for k, v in headers.items()]

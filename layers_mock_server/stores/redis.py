@@ -62,7 +62,7 @@ from ..core.store import (
     StoreUnavailable,
 )
 from .redis_journal import APPEND, JOURNAL, READ, entries
-from .redis_pipe import Pipe
+from .redis_pipe import Pipe, handled
 
 T = TypeVar("T")
 
@@ -570,7 +570,7 @@ class RedisStore:
             keys = [self.keys["journal"], self.keys["journal-seq"]]
             args = [self.journal_capacity, *entries]
             if self.pipe is not None and _looping():
-                self._send("journal", keys, args).add_done_callback(_seen)
+                self._send("journal", keys, args).add_done_callback(handled)
             else:
                 self._call("journal", keys, args)
 
@@ -591,7 +591,7 @@ class RedisStore:
         if self._client is not None:
             keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
             if self.pipe is not None and _looping():  # a reset's: before its commit
-                self.pipe.call("DEL", *keys).add_done_callback(_seen)
+                self.pipe.call("DEL", *keys).add_done_callback(handled)
                 return
             try:
                 self._client.delete(*keys)
@@ -767,12 +767,6 @@ def _newest(found: Any, capacity: int) -> list[tuple[int, bytes]]:
     journals, oldest first."""
     ours, older = found
     return sorted(entries(ours) + entries(older))[-capacity:]  # no number is in both
-
-
-def _seen(future: asyncio.Future[Any]) -> None:
-    """A command no one waits for: its failure is not printed as never retrieved."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _looping() -> bool:

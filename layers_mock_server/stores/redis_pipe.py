@@ -105,7 +105,7 @@ class Pipe:
         self.reader = hiredis.Reader()
         for script in self.scripts:
             loaded: asyncio.Future[Any] = loop.create_future()
-            loaded.add_done_callback(_seen)  # the command behind it reports a failure
+            loaded.add_done_callback(handled)  # the command behind it reports a failure
             self._send(("SCRIPT", "LOAD", script), loaded)
         threading.Thread(
             target=self._greet, args=(conn, attempt, loop), name="redis-connect", daemon=True
@@ -249,8 +249,9 @@ class Pipe:
                 future.set_exception(exc)
 
 
-def _seen(future: asyncio.Future[Any]) -> None:
-    """Mark a failure as handled: else asyncio prints it on stderr when the future goes."""
+def handled(future: asyncio.Future[Any]) -> None:
+    """Mark a failure as handled (a command no one waits for): else asyncio prints it on
+    stderr when the future goes."""
     if not future.cancelled():
         future.exception()
 
