@@ -124,13 +124,14 @@ class Group:
     """The requests whose changes wait for one commit, their journal entries, and (once its
     commit is on its way) what came back."""
 
-    __slots__ = ("done", "entries", "since", "size", "timer")
+    __slots__ = ("clears", "done", "entries", "since", "size", "timer")
 
     def __init__(self, since: float) -> None:
         self.since = since
         self.size = 0
         self.timer = False
         self.entries: list[Any] = []  # journal entries held with it (redis_journal.py)
+        self.clears = False  # a reset in it cleared the journal: the stream goes if it is kept
         self.done: asyncio.Future[StoreUnavailable | None] = (
             asyncio.get_running_loop().create_future()
         )
@@ -410,6 +411,7 @@ class SharedGate:
         sim = self.deps.sim
         if self.journal is not None:
             group.entries = self.journal.detach()
+            group.clears, self.journal.clearing = self.journal.clearing, False
         self.flying.append(group)
         if not sim.holds_lease():  # a commit failed since: never sent, nothing of it was done.
             # The group ran on a copy that holds the failed commit's changes (a replay of a
@@ -455,6 +457,8 @@ class SharedGate:
         self.flying.popleft()
         if self.journal is not None:
             self.journal.settle(None if failure is None else _failed(failure), group.entries)
+            if group.clears:
+                self.journal.cleared(failure is None)
         group.done.set_result(failure)
         if not self.flying:
             self._changed()

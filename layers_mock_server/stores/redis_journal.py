@@ -139,7 +139,7 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
 class SharedJournal(Journal):
     """A Journal whose reads show every worker's entries (see the module docstring)."""
 
-    __slots__ = ("held", "holding", "store", "timer")
+    __slots__ = ("clearing", "held", "holding", "store", "timer")
 
     def __init__(
         self,
@@ -157,6 +157,7 @@ class SharedJournal(Journal):
         # sets it), and those entries, in order, until that commit returned.
         self.holding: Callable[[], bool] = lambda: False
         self.held: list[tuple[Any, ...] | JournalEntry] = []
+        self.clearing = False  # a reset held with its group: the stream goes once it is kept
 
     def _keep(self, entry: tuple[Any, ...] | JournalEntry) -> None:
         if self.holding():
@@ -251,8 +252,19 @@ class SharedJournal(Journal):
         return view.query(*args, **kwargs)
 
     def clear(self) -> None:
+        """A reset's: this worker's entries go at once; the stream, when the reset's commit
+        is kept (`cleared`), or at once when it was written already."""
         super().clear()
         self.held.clear()
         self.store.staged.clear()
         self.store.outbox.clear()
-        self.store.journal_clear()
+        if self.holding():
+            self.clearing = True
+        else:
+            self.store.journal_clear()
+
+    def cleared(self, kept: bool) -> None:
+        """The commit of a group that cleared the journal came back: if it was kept, the
+        stream goes too (a reset that failed did not happen, nor did its clearing)."""
+        if kept:
+            self.store.journal_clear()

@@ -20,7 +20,7 @@ import orjson
 import pytest
 import redis
 from blackhole import Blackhole
-from grouped import CREATE, Turn, Worker
+from grouped import CREATE, Turn, Worker, influencers
 from redisd import RedisServer, started
 from support import FULL, NORTH_ORG, auth
 
@@ -287,3 +287,27 @@ def test_a_read_that_cannot_reach_redis_answers_the_503_its_operation_documents(
     assert set(answered.values()) == {503}
     assert len(answered) >= 15
     worker.close()
+
+
+def test_a_reset_whose_commit_fails_answers_503_and_leaves_state_and_journal_as_they_were(
+    two: tuple[Worker, Worker],
+) -> None:
+    """A reset replaces the worker's copy at once and is sent with its group's commit: when
+    Redis refuses that commit, the reset is answered 503 and did not happen, on any worker,
+    nor was the journal cleared."""
+    first, second = two
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {"gender": "male"}))
+    assert status == 202
+    real = first.store.send_write
+
+    def refused(batches: Any, keep: bool) -> Any:
+        first.store.send_write = real
+        first.store.seen += 1  # as if it missed a commit: Redis refuses (compare-and-append)
+        return real(batches, keep)
+
+    first.store.send_write = refused
+    [(status, answer)] = first.together(("POST", "/_mock/reset", {}, {}))
+    assert status == 503 and answer["error"]["code"] == "STORAGE_UNAVAILABLE"
+    assert influencers(first) == influencers(second) == [made["influencerId"]]
+    [(_, page)] = second.together(("GET", "/_mock/requests", {}, None))
+    assert ("POST", 202) in [(i["method"], i["status"]) for i in page["items"]]
