@@ -47,9 +47,12 @@ class RequestIds:
     def next(self, kind: str, seed: int, at_ms: int) -> str:
         n = self.counters[kind] + 1
         if self.ask is not None:
-            n = self._ahead(kind, n)
+            end = self.reserved.get(kind, 0)
+            if end - n < BLOCK // 2:  # the block's second half (or past it): the next one
+                n = self._ahead(kind, n)
+                end = self.reserved.get(kind, 0)
             self.counters[kind] = n
-            if n > self.reserved.get(kind, 0):  # in no block of ours: named as this worker's
+            if n > end:  # in no block of ours: named as this worker's
                 return "req_" + ulid_from(seed, f"{kind}:seq:{n}:{self.worker}", at_ms)
             return "req_" + ulid_from(seed, f"{kind}:seq:{n}", at_ms)
         if self.reserve is not None and n > self.reserved.get(kind, 0):
