@@ -311,3 +311,25 @@ def test_a_reset_whose_commit_fails_answers_503_and_leaves_state_and_journal_as_
     assert influencers(first) == influencers(second) == [made["influencerId"]]
     [(_, page)] = second.together(("GET", "/_mock/requests", {}, None))
     assert ("POST", 202) in [(i["method"], i["status"]) for i in page["items"]]
+
+
+def test_a_journal_that_cannot_be_read_answers_the_503_its_routes_document(
+    redis_server: RedisServer,
+) -> None:
+    """The journal's read fails in Redis (here its older stream, tampered with, is not a
+    stream): /_mock/requests and the dashboard's pages that show it answer 503 in the
+    envelope, as their spec says (the dashboard answered a bare 500)."""
+    worker = Worker(redis_server.sandbox())
+    [(status, _)] = worker.together(("GET", "/_mock/requests", {}, None))
+    assert status == 200
+    redis.Redis.from_url(redis_server.url).set(worker.store.keys["journal-v1"], "not a stream")
+    operations = control_spec().operations
+    for operation_id, path in [
+        ("mockRequests", "/_mock/requests"),
+        ("mockDashboardLive", "/_mock/ui/live"),
+    ]:
+        status, headers, body = worker.loop.run_until_complete(worker.exchange("GET", path, {}))
+        assert status == 503, (path, body)
+        assert orjson.loads(body)["error"]["code"] == "STORAGE_UNAVAILABLE"
+        check_response(operations[operation_id], status, headers, body)
+    worker.close()
