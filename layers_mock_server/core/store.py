@@ -58,6 +58,17 @@ class OutcomeUnknown(StoreUnavailable):
     retry with the same Idempotency-Key answers what was kept."""
 
 
+class Refused(StoreUnavailable):
+    """A shared store refused a command before running any of it (Redis answers each
+    pipelined command on its own): nothing of it happened, for certain, so a retry is safe
+    and what it carried (journal entries) can be sent again."""
+
+
+class StoreFull(Refused):
+    """... because the store is full (Redis at its `maxmemory`, noeviction): it takes no
+    write until it has room again, and still answers reads."""
+
+
 class StoreConflict(StoreUnavailable):
     """A shared store's lease on the sandbox was lost before the write (it outlived the lease,
     and another worker has written since): nothing of the batch is in the store, and the

@@ -28,6 +28,12 @@ StoreUnavailable: none of them was sent. A command whose answer is lost may have
 write script's compare-and-append refuses anything sent after it that counted on it, and the
 client is told its write may have been kept.
 
+An error reply is its own command's, and fails only that one. Two say the command did not run
+at all (`Refused`): OOM (Redis is full: a script that may write is refused before it starts)
+and NOSCRIPT (the scripts were flushed, SCRIPT FLUSH, since this connection loaded them): the
+commands sent behind a NOSCRIPT get their own replies, NOSCRIPT too unless someone loaded the
+scripts meanwhile, and the scripts are loaded again ahead of the next command sent.
+
 What the pipe last saw of Redis (`reach`) is what `/_mock/health` says of it: health makes no
 round trip of its own, so that it answers at once whatever Redis is doing.
 """
@@ -42,7 +48,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..core.store import OutcomeUnknown, Reach, StoreUnavailable
+from ..core.store import OutcomeUnknown, Reach, Refused, StoreFull, StoreUnavailable
 
 
 class Pipe:
@@ -62,7 +68,10 @@ class Pipe:
         self.attempt: object | None = None  # the connection being made, if one is
         self.down: str | None = None  # why Redis could not be reached, until it is again
         self.reader: Any = None
-        self.waiting: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        # Each command in flight: when it was sent, the scripts' loads sent before it, its future.
+        self.waiting: deque[tuple[float, int, asyncio.Future[Any]]] = deque()
+        self.loads = 0  # SCRIPT LOADs of all `scripts` sent (on this connection and before)
+        self.flushed = False  # a NOSCRIPT came after the last load: load them before the next
         self.unsent = bytearray()
         self.watch: asyncio.TimerHandle | None = None
 
@@ -74,6 +83,8 @@ class Pipe:
         if self.loop is not loop:
             self._fail(OutcomeUnknown(f"{self.where}: the connection was replaced"))
             self.loop = loop
+        if self.sock is not None and self.flushed:
+            self._load()  # (a send that fails here closes the connection: a new one is made)
         if self.sock is None and self.attempt is None:
             self._connect(loop)
         self._send(args, future)
@@ -103,10 +114,7 @@ class Pipe:
         conn.retry = Retry(NoBackoff(), 0)  # the worker waits on a connect: once, not backing off
         attempt = self.attempt = object()
         self.reader = hiredis.Reader()
-        for script in self.scripts:
-            loaded: asyncio.Future[Any] = loop.create_future()
-            loaded.add_done_callback(handled)  # the command behind it reports a failure
-            self._send(("SCRIPT", "LOAD", script), loaded)
+        self._load()
         threading.Thread(
             target=self._greet, args=(conn, attempt, loop), name="redis-connect", daemon=True
         ).start()
@@ -145,9 +153,19 @@ class Pipe:
         if self.unsent:
             self.loop.add_writer(self.sock.fileno(), self._writable)
 
+    def _load(self) -> None:
+        """SCRIPT LOAD of every script, ahead of whatever is sent next."""
+        assert self.loop is not None
+        self.loads += 1
+        self.flushed = False
+        for script in self.scripts:  # a failure shows as the NOSCRIPT of a command after it
+            loaded: asyncio.Future[Any] = self.loop.create_future()
+            loaded.add_done_callback(handled)
+            self._send(("SCRIPT", "LOAD", script), loaded)
+
     def _send(self, args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
         packed = b"".join(self.packer.pack_command(*args))
-        self.waiting.append((time.monotonic(), future))
+        self.waiting.append((time.monotonic(), self.loads, future))
         if self.watch is None:
             self._watch()
         if self.unsent or self.sock is None:  # behind what waits to go (or for a connection)
@@ -195,15 +213,13 @@ class Pipe:
             while (reply := self.reader.gets()) is not False:
                 if not self.waiting:  # an answer to nothing: this is not the Redis we spoke to
                     raise ValueError("an answer no command asked for")
-                _, future = self.waiting.popleft()
-                if future.done():
-                    continue
+                _, loads, future = self.waiting.popleft()
                 if isinstance(reply, Exception):
-                    future.set_exception(StoreUnavailable(_reason(self.where, reply)))
-                    if str(reply).startswith("NOSCRIPT"):  # flushed: load them again
-                        self._fail(OutcomeUnknown(_reason(self.where, reply)))
-                        return
-                else:
+                    if str(reply).startswith("NOSCRIPT") and loads == self.loads:
+                        self.flushed = True  # flushed since the last load: load them again
+                    if not future.done():
+                        future.set_exception(error(self.where, reply))
+                elif not future.done():
                     future.set_result(reply)
         except Exception as exc:  # hiredis.ProtocolError, or the above
             self._lost(_reason(self.where, exc))
@@ -244,7 +260,7 @@ class Pipe:
             self.watch = None
         self.conn = self.sock = None
         self.unsent.clear()
-        for _, future in waiting:
+        for _, _, future in waiting:
             if not future.done():
                 future.set_exception(exc)
 
@@ -261,3 +277,14 @@ def _reason(where: str, exc: BaseException) -> str:
     if "maxmemory" in text:  # OOM: the whole script was refused before it ran
         return f"{where} is full: {text}"
     return f"{where}: {text or type(exc).__name__}"
+
+
+def error(where: str, exc: BaseException) -> StoreUnavailable:
+    """What an error reply from Redis means for the command it answers (redis-py's exception
+    or hiredis's reply): refused before it ran (full, or the scripts flushed), or failed."""
+    text = str(exc)
+    if "maxmemory" in text:  # OOM (redis-py drops the code from the text)
+        return StoreFull(_reason(where, exc))
+    if text.startswith("NOSCRIPT") or type(exc).__name__ == "NoScriptError":
+        return Refused(_reason(where, exc))
+    return StoreUnavailable(_reason(where, exc))

@@ -220,6 +220,43 @@ def test_a_refused_commit_takes_down_the_ones_sent_behind_it_and_nothing_is_kept
     assert status == 202 and influencers(second) == [made["influencerId"]]
 
 
+def test_commits_refused_after_a_script_flush_say_nothing_was_done_and_a_retry_makes_each(
+    two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SCRIPT FLUSH while three commits are on their way (held by CLIENT PAUSE): Redis answers
+    each NOSCRIPT, and none ran. The two behind the first were answered "may have been kept",
+    as if their answers had been lost; each has its own reply, which says it was not."""
+    first, second = two
+    monkeypatch.setattr(shared, "GROUP_WRITES", 2)
+    real = first.store.send_write
+    sent: list[asyncio.Future[Any]] = []
+    operator = first.store._client
+
+    def flushed_under_them(batches: Any, keep: bool) -> Any:
+        if not sent:
+            operator.execute_command("CLIENT", "PAUSE", "10000", "WRITE")
+        sent.append(real(batches, keep))
+        if len(sent) == 3:
+            operator.script_flush()
+            operator.execute_command("CLIENT", "UNPAUSE")
+        return sent[-1]
+
+    first.store.send_write = flushed_under_them
+    keys = [auth(FULL, **{"Idempotency-Key": f"flushed-{n}"}) for n in range(6)]
+    answers = first.together(*[("POST", CREATE, key, {}) for key in keys])
+    first.store.send_write = real
+    assert len(sent) == 3
+    for status, body in answers:
+        assert status == 503 and body["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert body["error"]["message"].endswith("nothing of this request was done."), body
+        assert "NOSCRIPT" in body["error"]["details"]["reason"]
+    assert influencers(second) == [] and influencers(first) == []
+    again = first.together(*[("POST", CREATE, key, {}) for key in keys])  # a retry is safe
+    assert [status for status, _ in again] == [202] * 6
+    made = {body["influencerId"] for _, body in again}
+    assert len(made) == 6 and set(influencers(second)) == made
+
+
 def test_a_commit_whose_answer_is_lost_says_it_may_have_been_kept_and_a_retry_finds_out(
     two: tuple[Worker, Worker], patient: None
 ) -> None:

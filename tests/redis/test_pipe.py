@@ -19,7 +19,7 @@ from blackhole import Blackhole
 from grouped import Turn
 from redisd import RedisServer, started
 
-from layers_mock_server.core.store import OutcomeUnknown, StoreUnavailable
+from layers_mock_server.core.store import OutcomeUnknown, Refused, StoreUnavailable
 from layers_mock_server.stores.redis_pipe import Pipe
 
 ECHO = "return ARGV[1]"
@@ -154,6 +154,34 @@ def test_scripts_flushed_under_the_pipe_fail_one_command_then_are_loaded_again(
     with pytest.raises(StoreUnavailable, match="NOSCRIPT"):
         once(loop, pipe, "EVALSHA", sha, 0, "two")
     assert once(loop, pipe, "EVALSHA", sha, 0, "three") == b"three"
+    pipe.close()
+    loop.close()
+
+
+def test_each_command_in_flight_behind_a_noscript_has_its_own_reply_and_did_not_run(
+    own: RedisServer,
+) -> None:
+    """SCRIPT FLUSH with three EVALSHAs in flight (held by CLIENT PAUSE): Redis answers each
+    NOSCRIPT, so none ran: each fails as Refused (a retry is safe), not as OutcomeUnknown, and
+    the scripts are loaded again ahead of the next command."""
+    pipe = pipe_to(own)
+    other = redis.Redis.from_url(own.url)
+    sha = other.script_load(ECHO)
+    loop = asyncio.new_event_loop()
+    assert once(loop, pipe, "EVALSHA", sha, 0, "one") == b"one"
+    other.execute_command("CLIENT", "PAUSE", "30000", "WRITE")  # EVALSHA waits in Redis
+
+    async def flushed() -> list[BaseException | Any]:
+        calls = [pipe.call("EVALSHA", sha, 0, str(n)) for n in range(3)]
+        other.script_flush()
+        other.execute_command("CLIENT", "UNPAUSE")
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    failed = loop.run_until_complete(flushed())
+    assert all(isinstance(f, Refused) for f in failed), failed
+    assert not any(isinstance(f, OutcomeUnknown) for f in failed)
+    assert all("NOSCRIPT" in str(f) for f in failed)
+    assert once(loop, pipe, "EVALSHA", sha, 0, "four") == b"four"
     pipe.close()
     loop.close()
 
