@@ -27,7 +27,7 @@ from ..core.journal import Exchange
 from ..core.prefer import NONE, Preferences, parse_prefer
 from ..core.records import ApiKey
 from ..core.rules import RequestFacts
-from ..core.store import StoreUnavailable
+from ..core.store import StoreFull, StoreUnavailable
 from ..deps import Deps
 from ..spec import Operation
 from . import inputs
@@ -45,7 +45,16 @@ class ConnectionDropped(Exception):
     """A `drop` fault: the connection was closed and nothing may be sent."""
 
 
+# The 503 of a request refused because the shared state is full (Redis at its maxmemory).
+FULL = (
+    "The mock's shared state is full (Redis is at its maxmemory); nothing of this request was "
+    "done. Reads still answer; retry it once Redis has room."
+)
+
+
 def storage_error(exc: StoreUnavailable) -> ApiError:
+    if isinstance(exc, StoreFull):
+        return ApiError("STORAGE_UNAVAILABLE", FULL, {"reason": str(exc)})
     return ApiError(
         "STORAGE_UNAVAILABLE",
         "The mock could not write its state file; nothing of this request was acknowledged.",

@@ -70,9 +70,10 @@ from typing import Any
 from ..core.errors import ApiError
 from ..core.journal import Failed, RawHeaders
 from ..core.ratelimit import LIMITS, WINDOW_MS
-from ..core.store import Bucket, OutcomeUnknown, StoreUnavailable
+from ..core.store import Bucket, OutcomeUnknown, StoreFull, StoreUnavailable
 from ..deps import Deps
 from .inputs import MAX_BODY_BYTES
+from .pipeline import FULL
 from .render import dumps, error_body, send_response
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -418,7 +419,8 @@ class SharedGate:
             # create that was not kept, a 409 against it), so each of its answers is a 503,
             # even one that changed nothing.
             reason = str(self.broken) if self.broken is not None else LOST
-            failure = StoreUnavailable(reason)
+            refused = StoreFull if isinstance(self.broken, StoreFull) else StoreUnavailable
+            failure = refused(reason)
             sim.pending.clear()
             sim.state.dirty.clear()
             if self.journal is not None:
@@ -751,7 +753,9 @@ def _failed(failure: StoreUnavailable, control: bool = False) -> Failed:
 
 
 def _unreachable(exc: StoreUnavailable, write: bool = False, control: bool = False) -> ApiError:
-    if write and isinstance(exc, OutcomeUnknown):  # sent, and its answer lost
+    if isinstance(exc, StoreFull):  # refused before it ran: Redis is at its maxmemory
+        message = FULL
+    elif write and isinstance(exc, OutcomeUnknown):  # sent, and its answer lost
         find_out = (
             "Read it back to find out."
             if control

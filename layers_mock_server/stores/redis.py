@@ -30,6 +30,14 @@ Durability is Redis's: a batch is applied before the script returns; with `appen
 and `appendfsync always` it is on disk before Redis answers, and so before the client's
 answer is sent (see the README for what each `appendfsync` setting promises).
 
+A full Redis (at its `maxmemory`, noeviction) refuses a script that may write before it
+starts (StoreFull), so a commit is refused whole. Reads go on: a read's catch-up that Redis
+refused is sent again as CHANGES_FULL, which counts the reads in their windows (a small
+counter a key and minute, let through by `allow-oom`) and writes nothing else; request-number
+blocks (a HINCRBY of an existing field) and giving a lease back (a DEL) run full too. The
+journal's entries wait in the worker meanwhile (the newest `journal_capacity`) and go with
+the first round trip Redis takes once it has room.
+
 A serving worker sends everything through a pipe (redis_pipe.py: `send_write`,
 `send_changes`, `reserve_ahead`, `journal_fetch`, and the lease given back): the worker goes
 on while Redis works, and the gate (http/shared.py) keeps the order; no round trip waits on
@@ -56,13 +64,15 @@ from ..core.store import (
     Bucket,
     Changes,
     Reach,
+    Refused,
     Row,
     StoreConflict,
     Stored,
+    StoreFull,
     StoreUnavailable,
 )
 from .redis_journal import APPEND, JOURNAL, READ, entries
-from .redis_pipe import Pipe, handled
+from .redis_pipe import Pipe, error, handled
 
 T = TypeVar("T")
 
@@ -188,11 +198,33 @@ return {'OK', n, wanted}
 # other worker takes the lease, so a worker writing without pause cannot starve it.
 # KEYS[7..] are rate windows, each counted ARGV[7..] times (one bucket per waiting read, the
 # same window once with its number of reads); then come the journal's entries.
-CHANGES = (
-    """#!lua
+_CHANGES_HEAD = """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
-if token ~= '' then
+"""
+_COUNT = """
+local counted = {}
+for i = 7, #KEYS do
+  local by = tonumber(ARGV[i])
+  local c = redis.call('INCRBY', KEYS[i], by)
+  if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
+  counted[#counted + 1] = c
+end
+"""
+_AFTER = """
+local n = tonumber(redis.call('GET', commits) or '0')
+if n == seen then return {'OK', n, {}, counted} end
+-- far behind, or the store went back (flushed, or restored from an older copy): read it all
+if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
+-- the commits after `seen` (each logged under its number, WRITE), newest first
+local after = '(' .. math.max(seen, 0) .. '-0'
+local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
+return {'OK', n, entries, counted}
+"""
+CHANGES = (
+    "#!lua"
+    + _CHANGES_HEAD
+    + """if token ~= '' then
   local first = redis.call('GET', wants)
   local ours = not first or first == me
   if not (ours and redis.call('SET', lease, token, 'NX', 'PX', ms)) then
@@ -203,28 +235,21 @@ if token ~= '' then
   end
   if first == me then redis.call('DEL', wants) end
 end
-local counted = {}
-for i = 7, #KEYS do
-  local by = tonumber(ARGV[i])
-  local c = redis.call('INCRBY', KEYS[i], by)
-  if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
-  counted[#counted + 1] = c
-end
 """
+    + _COUNT
     + JOURNAL
     + """
 -- the journal entries this worker recorded since its last round trip
 journal(KEYS[4], KEYS[5], tonumber(ARGV[5]), #KEYS + 1, #ARGV)
-local n = tonumber(redis.call('GET', commits) or '0')
-if n == seen then return {'OK', n, {}, counted} end
--- far behind, or the store went back (flushed, or restored from an older copy): read it all
-if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
--- the commits after `seen` (each logged under its number, WRITE), newest first
-local after = '(' .. math.max(seen, 0) .. '-0'
-local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
-return {'OK', n, entries, counted}
 """
+    + _AFTER
 )
+
+# A read's catch-up on a full Redis (CHANGES refused: OOM), with the same keys and arguments
+# less the journal's entries: the reads are counted in their windows, as they must be, and
+# nothing else is written. `allow-oom`: Redis runs it full, and lets its INCRBYs through; a
+# window's counter is a few dozen bytes a key and minute, gone three minutes later.
+CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
 
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was
 # written, and Redis's clock. A script, not a MULTI: Redis Cluster clients cannot route TIME
@@ -235,11 +260,23 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
   redis.call('GET', commits), redis.call('GET', at), redis.call('TIME')}
 """
 
-# Give the lease back, if it is still ours.
-UNLOCK = """#!lua
+# Give the lease back, if it is still ours. `allow-oom`: it only deletes, so a full Redis
+# runs it (else a lease taken before Redis filled up would hold every worker's writes until
+# it ran out).
+UNLOCK = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+# A block of request numbers (core/requestids.py): a HINCRBY of one of two fields, which takes
+# no memory once the field is there, so a full Redis runs it (`allow-oom`) and the request ids
+# of the reads it still answers stay unique across workers.
+RESERVE = """#!lua flags=allow-oom
+return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+"""
+# The scripts Redis refuses while full: their answers say whether it is (`RedisStore.full`).
+ROOMY = frozenset({"write", "changes", "journal"})
 
 
 def parse_url(url: str) -> tuple[str, str, int]:
@@ -312,6 +349,9 @@ class RedisStore:
         self.outbox: list[bytes] = []  # journal entries not yet sent (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
         self.journal_capacity = 1000
+        # Redis refused the last write for want of room (`ROOMY`): until it takes one again,
+        # the journal's entries wait in `outbox` instead of travelling with each round trip.
+        self.full = False
         self._scripts: dict[str, Any] = {}
 
     # -- Store ------------------------------------------------------------------------------
@@ -339,25 +379,42 @@ class RedisStore:
             "journal": client.register_script(APPEND),
             "journal-read": client.register_script(READ),
             "everything": client.register_script(EVERYTHING),
+            "changes-full": client.register_script(CHANGES_FULL),
+            "reserve": client.register_script(RESERVE),
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             make = client.connection_pool.make_connection
-            scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING]
+            scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL]
             self.pipe = Pipe(make, scripts, self.where, timeout=5)
+        try:
+            return self._first_look()
+        except StoreUnavailable as exc:
+            self.close()
+            raise ValueError(str(exc)) from None
+
+    def _first_look(self) -> Stored | None:
+        """`open`'s read: under the lease; on a full Redis, without it (a worker that starts
+        while Redis is full answers reads as the others do), unless there is nothing to read."""
         deadline = time.monotonic() + self.lease_ms / 1000 + 1
+        full: StoreFull | None = None
         while True:
             try:
                 found = self._changes(secrets.token_hex(8), max_distance=0)
-            except StoreUnavailable as exc:
-                self.close()
-                raise ValueError(str(exc)) from None
+            except StoreFull as exc:
+                full, found = exc, self._changes("", max_distance=0)
             if found is not None:
                 break
             if time.monotonic() > deadline:  # pragma: no cover - a lease is never held this long
-                self.close()
-                raise ValueError(f"{self.where}: the sandbox's lease is held by another worker")
+                raise StoreUnavailable(
+                    f"{self.where}: the sandbox's lease is held by another worker"
+                )
             time.sleep(0.01)  # start-up only: another worker is writing the fresh state
         everything = found.everything if found.everything is not None else self._everything()
+        if everything is None and full is not None:
+            raise StoreFull(
+                f"{full}; the sandbox {self.name!r} is not there yet, and cannot be "
+                "written until Redis has room"
+            )
         if everything is not None:
             self.unlock()
         return everything
@@ -366,9 +423,17 @@ class RedisStore:
         self.write_all([batch])
 
     def write_all(self, batches: Sequence[Batch]) -> None:
-        keys, args, predicted = self._write_args(batches, keep=False)
+        keys, args, predicted, carried = self._write_args(batches, keep=False)
         token, self.token = self.token, ""  # the script gives the lease back
-        self._written(self._call("write", keys, args), predicted, token)
+        try:
+            answer = self._call("write", keys, args)
+        except StoreUnavailable as exc:
+            if isinstance(exc, Refused):
+                self._unsent(carried)
+            if token:  # ... unless it did not run (full): then it goes back here, at once,
+                self._release(token)  # or it would hold every worker's writes (LEASE_MS)
+            raise
+        self._written(answer, predicted, token)
         self.seen = predicted
 
     def send_write(self, batches: Sequence[Batch], keep: bool) -> asyncio.Future[bool]:
@@ -379,7 +444,7 @@ class RedisStore:
         answer sent after it is read), and every commit sent after it fails too, as it
         counted on it (compare-and-append)."""
         token = self.token
-        keys, args, predicted = self._write_args(batches, keep=keep)
+        keys, args, predicted, carried = self._write_args(batches, keep=keep)
         self.seen = predicted
         if not keep:
             self.token = ""  # the script gives the lease back
@@ -388,16 +453,24 @@ class RedisStore:
             self._written(answer, predicted, token)
             return bool(answer[2])
 
-        return self._then(self._send("write", keys, args), written, failed=self._lost)
+        sent = self._carrying(self._send("write", keys, args), carried)
+        return self._then(sent, written, failed=lambda: self._lost(token))
 
-    def _lost(self) -> None:
+    def _lost(self, token: str = "") -> None:
         """A write did not happen (refused, or its answer lost): nothing of the copy can be
-        trusted, and the lease, if still ours, goes back."""
+        trusted, and the lease, if still ours, goes back: the one kept for the next group,
+        or the one this write was to give back (`token`), which it did not if it did not
+        run (Redis full, its scripts flushed); else no one would, until it ran out."""
         self.forget()
-        if self.token:
-            self._release(self.token)
+        if self.token or token:
+            self._release(self.token or token)
 
-    def _write_args(self, batches: Sequence[Batch], keep: bool) -> tuple[list[str], list[Any], int]:
+    def _write_args(
+        self, batches: Sequence[Batch], keep: bool
+    ) -> tuple[list[str], list[Any], int, list[bytes]]:
+        """The write script's keys and arguments, the commit number it reaches, and the
+        journal entries it carries (recorded since the last round trip: not while Redis is
+        full, when they wait for one it takes)."""
         if self._client is None:
             raise StoreUnavailable(f"{self.where} is not open")
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
@@ -405,11 +478,11 @@ class RedisStore:
         keys.append(self.keys["wants"])
         commits = _commits(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
-        entries, self.outbox = self.outbox, []  # the journal's, sent on the way
+        entries = self._carried()  # the journal's, sent on the way
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
         args += [len(commits), len(entries), self.ident if keep else ""]  # kept (else its 503s
         args += commits  # go later, SharedJournal)
-        return keys, args + entries + staged, self.seen + len(batches)
+        return keys, args + entries + staged, self.seen + len(batches), entries
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
         """The write script's answer: the commit number it reached, or it refused (nothing
@@ -456,8 +529,10 @@ class RedisStore:
         gets the Changes (None: another worker holds the lease). When the log does not reach
         back, everything is read the same way, after the answer."""
         token = secrets.token_hex(8) if lease else ""
-        keys, args, windows = self._changes_args(token, None, buckets)
-        sent = self._send("changes", keys, args)
+        keys, args, windows, carried = self._changes_args(token, None, buckets)
+        sent = self._carrying(self._send("changes", keys, args + carried), carried)
+        if not token:  # a read's: answered on a full Redis too
+            sent = self._when_full(sent, keys, args)
         done: asyncio.Future[Changes | None] = sent.get_loop().create_future()
 
         def answered(sent: asyncio.Future[Any]) -> None:
@@ -536,12 +611,7 @@ class RedisStore:
         self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read
 
     def reserve(self, kind: str, count: int) -> int:
-        if self._client is None:
-            raise StoreUnavailable(f"{self.where} is not open")
-        try:
-            return int(self._client.hincrby(self.keys["requests"], kind, count))
-        except Exception as exc:
-            raise StoreUnavailable(_reason(self.where, exc)) from None
+        return int(self._call("reserve", [self.keys["requests"]], [kind, count]))
 
     def reserve_ahead(self, kind: str, count: int, landed: Callable[[int | None], None]) -> None:
         """`reserve` through the pipe, on a running loop (request ids, core/requestids.py)."""
@@ -564,15 +634,25 @@ class RedisStore:
     def journal_flush(self) -> None:
         """Send the journal entries no catch-up has taken along yet: through the pipe on a
         serving worker (ahead of a read of the journal sent after them; lost if it fails),
-        else (a stopping server, tests) at once."""
-        if self.outbox:
-            entries, self.outbox = self.outbox, []
-            keys = [self.keys["journal"], self.keys["journal-seq"]]
-            args = [self.journal_capacity, *entries]
-            if self.pipe is not None and _looping():
-                self._send("journal", keys, args).add_done_callback(handled)
-            else:
-                self._call("journal", keys, args)
+        else (a stopping server, tests) at once. Entries Redis refused go back to the outbox,
+        and on a serving worker none are sent while Redis is full: they wait for the first
+        round trip it takes (`_room`)."""
+        if not self.outbox:
+            return
+        serving = _looping()
+        if serving and self.full:
+            return
+        entries, self.outbox = self.outbox, []
+        keys = [self.keys["journal"], self.keys["journal-seq"]]
+        args = [self.journal_capacity, *entries]
+        if self.pipe is not None and serving:
+            self._carrying(self._send("journal", keys, args), entries).add_done_callback(handled)
+            return
+        try:
+            self._call("journal", keys, args)
+        except Refused:
+            self._unsent(entries)
+            raise
 
     def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
         """(number, entry) of the newest `capacity` entries, oldest first."""
@@ -596,20 +676,90 @@ class RedisStore:
             try:
                 self._client.delete(*keys)
             except Exception as exc:
-                raise StoreUnavailable(_reason(self.where, exc)) from None
+                raise error(self.where, exc) from None
 
     # -- inside -----------------------------------------------------------------------------
 
     def _send(self, script: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         """One script through the pipe; without one (a cluster, TLS), run now, answered."""
         if self.pipe is not None:
-            return self.pipe.call("EVALSHA", self._scripts[script].sha, len(keys), *keys, *args)
+            sent = self.pipe.call("EVALSHA", self._scripts[script].sha, len(keys), *keys, *args)
+            if script in ROOMY:
+                sent.add_done_callback(self._roomy)  # before anyone reads the answer
+            return sent
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         try:
             future.set_result(self._call(script, keys, args))
         except StoreUnavailable as exc:
             future.set_exception(exc)
         return future
+
+    def _roomy(self, sent: asyncio.Future[Any]) -> None:
+        """Whether Redis is full, as the answer to a script it refuses when full says."""
+        if not sent.cancelled():
+            found = sent.exception()
+            if found is None or isinstance(found, StoreFull):
+                self._room(full=found is not None)
+
+    def _room(self, full: bool) -> None:
+        """Redis is full, or took a write: the journal's entries that waited for room go now
+        (`journal_flush`: through the pipe on a serving worker)."""
+        was, self.full = self.full, full
+        if was and not full and self.outbox:
+            with contextlib.suppress(StoreUnavailable):
+                self.journal_flush()
+
+    def _carried(self) -> list[bytes]:
+        """The journal's entries for the round trip about to go (none while Redis is full:
+        they would be refused with it; they wait here for one it takes)."""
+        if self.full:
+            del self.outbox[: -self.journal_capacity]  # the newest, as many as the journal keeps
+            return []
+        entries, self.outbox = self.outbox, []
+        return entries
+
+    def _carrying(self, sent: asyncio.Future[Any], entries: list[bytes]) -> asyncio.Future[Any]:
+        """`sent`, whose journal `entries` go back into the outbox if Redis refused it."""
+        if entries:
+
+            def back(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and isinstance(done.exception(), Refused):
+                    self._unsent(entries)
+
+            sent.add_done_callback(back)
+        return sent
+
+    def _unsent(self, entries: list[bytes]) -> None:
+        """Journal entries a refused round trip carried (so not appended): they go ahead of
+        the ones recorded since, with a later round trip; the newest `journal_capacity` are
+        kept, as many as the journal keeps."""
+        self.outbox = [*entries, *self.outbox][-self.journal_capacity :]
+
+    def _when_full(
+        self, sent: asyncio.Future[Any], keys: list[str], args: list[Any]
+    ) -> asyncio.Future[Any]:
+        """A read's catch-up (`sent`), sent again as CHANGES_FULL if Redis refused it for want
+        of room: the reads are answered (and counted) whether Redis has room or not."""
+        out: asyncio.Future[Any] = sent.get_loop().create_future()
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            if out.done():
+                return
+            if done.cancelled():
+                out.cancel()
+            elif done.exception() is not None:
+                out.set_exception(done.exception())  # type: ignore[arg-type]
+            else:
+                out.set_result(done.result())
+
+        def back(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and isinstance(done.exception(), StoreFull):
+                self._send("changes-full", keys, args).add_done_callback(settle)
+            else:
+                settle(done)
+
+        sent.add_done_callback(back)
+        return out
 
     @staticmethod
     def _then(
@@ -642,6 +792,17 @@ class RedisStore:
         EVALSHA itself; the first call of a script (NOSCRIPT) goes through the client, which
         loads it. `retry`: a script safe to run twice is tried again on a new connection
         once (the first call after a Redis restart finds the old socket dead)."""
+        try:
+            answer = self._call_once(script, keys, args, retry)
+        except StoreFull:
+            if script in ROOMY:
+                self._room(full=True)
+            raise
+        if script in ROOMY:
+            self._room(full=False)
+        return answer
+
+    def _call_once(self, script: str, keys: list[str], args: list[Any], retry: bool) -> Any:
         conn = self._conn
         if conn is None or self._client is None:
             raise StoreUnavailable(f"{self.where} is not open")
@@ -657,20 +818,27 @@ class RedisStore:
                     try:
                         return runner(keys=keys, args=args)
                     except Exception as again:
-                        raise StoreUnavailable(_reason(self.where, again)) from None
+                        raise error(self.where, again) from None
                 conn.disconnect()
                 if not retry or attempt == 2 or type(exc).__name__ == "ResponseError":
+                    failure = error(self.where, exc)
                     if type(exc).__name__ != "ResponseError":  # (a refusal is an answer)
-                        self.down = _reason(self.where, exc)
-                    raise StoreUnavailable(_reason(self.where, exc)) from None
+                        self.down = str(failure)
+                    raise failure from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _changes(
         self, token: str, max_distance: int | None = None, buckets: Sequence[Bucket] = ()
     ) -> Changes | None:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
-        keys, args, windows = self._changes_args(token, max_distance, buckets)
-        answer = self._call("changes", keys, args, retry=True)
+        keys, args, windows, carried = self._changes_args(token, max_distance, buckets)
+        try:
+            answer = self._call("changes", keys, args + carried, retry=True)
+        except Refused as exc:
+            self._unsent(carried)
+            if token or not isinstance(exc, StoreFull):
+                raise
+            answer = self._call("changes-full", keys, args, retry=True)
         try:
             found = self._changes_answer(answer, token, buckets, windows)
             if not isinstance(found, list):
@@ -683,7 +851,9 @@ class RedisStore:
 
     def _changes_args(
         self, token: str, max_distance: int | None, buckets: Sequence[Bucket]
-    ) -> tuple[list[str], list[Any], dict[Bucket, int]]:
+    ) -> tuple[list[str], list[Any], dict[Bucket, int], list[bytes]]:
+        """The CHANGES script's keys and arguments (without the journal's entries, which it
+        carries when Redis takes it: the last of the four)."""
         windows: dict[Bucket, int] = {}  # each window once, with how many reads it counts
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
@@ -695,9 +865,7 @@ class RedisStore:
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         args.append(self.ident)
         args += windows.values()
-        entries, self.outbox = self.outbox, []  # the journal's, sent on the way
-        args += entries
-        return keys, args, windows
+        return keys, args, windows, self._carried()
 
     def _changes_answer(
         self, answer: Any, token: str, buckets: Sequence[Bucket], windows: dict[Bucket, int]
@@ -868,10 +1036,3 @@ def _shown(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
-
-
-def _reason(url: str, exc: Exception) -> str:
-    text = str(exc)
-    if "maxmemory" in text:  # OOM: the whole script was refused before it ran
-        return f"{url} is full: {text}"
-    return f"{url}: {text or type(exc).__name__}"

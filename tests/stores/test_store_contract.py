@@ -22,9 +22,11 @@ from redisd import RedisServer
 
 from layers_mock_server.core.store import (
     Batch,
+    Bucket,
     SharedStore,
     Store,
     StoreConflict,
+    StoreFull,
     StoreInUse,
     StoreUnavailable,
 )
@@ -63,9 +65,8 @@ def _redis(server: RedisServer) -> Backend:
 
     def memory(store: Store, limit: str) -> None:
         client = store._client  # type: ignore[attr-defined]
-        used = client.info("memory")["used_memory"]
         client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", str(used) if limit == "full" else limit)
+        client.config_set("maxmemory", "1" if limit == "full" else limit)  # 1: over at once
 
     return Backend(
         lambda: RedisStore(url),
@@ -82,9 +83,8 @@ def _redis_cluster(cluster: RedisClusterServers) -> Backend:
 
     def memory(store: Store, limit: str) -> None:
         with cluster.client(cluster.owner(slot_of(name))) as client:  # the sandbox's shard
-            used = client.info("memory")["used_memory"]
             client.config_set("maxmemory-policy", "noeviction")
-            client.config_set("maxmemory", str(used) if limit == "full" else limit)
+            client.config_set("maxmemory", "1" if limit == "full" else limit)
 
     return Backend(
         lambda: RedisStore(url),
@@ -316,6 +316,37 @@ def test_request_numbers_reserved_ahead_are_blocks_no_other_server_gets(shared: 
     assert len(blocks) == 4 and blocks == sorted(blocks)
     assert {b - a for a, b in itertools.pairwise(blocks)} == {1024}
     assert first.reach().reachable and second.reach().reachable
+    first.close()
+    second.close()
+
+
+def test_a_full_shared_store_still_shows_the_changes_and_counts_reads_but_takes_no_write(
+    shared: Backend,
+) -> None:
+    """Full (Redis at its maxmemory): a catch-up still brings what was committed and counts its
+    reads in their windows, request numbers are still handed out, a lease taken before goes
+    back; the lease and writes are refused, whole, until there is room again."""
+    assert shared.fill_up is not None and shared.free is not None
+    first, second = _two(shared)
+    assert first.lock() is not None
+    first.write(Batch([ROWS[2]], (), b"2"))
+    assert first.lock() is not None  # held when Redis fills up
+    shared.fill_up(first)
+    with pytest.raises(StoreFull):
+        first.write(Batch([("jobs", "job_9", b"{}")], (), b"9"))
+    assert not first.holds()
+    window = Bucket("key_1", "read-light", 1)
+    found = second.changes([window, window])
+    assert [b.meta for b in found.batches] == [b"2"] and found.counted == [1, 2]
+    with pytest.raises(StoreFull):
+        second.lock()
+    blocks = [first.reserve("req", 8), second.reserve("req", 8)]
+    assert blocks[1] - blocks[0] == 8
+    shared.free(first)
+    assert second.changes([window]).counted == [3]
+    assert second.lock() is not None  # at once: the lease went back while Redis was full
+    second.write(Batch([ROWS[3]], (), b"3"))
+    assert [b.meta for b in first.changes().batches] == [b"3"]  # "9" was not kept
     first.close()
     second.close()
 
