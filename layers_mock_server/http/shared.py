@@ -418,14 +418,11 @@ class SharedGate:
             # The group ran on a copy that holds the failed commit's changes (a replay of a
             # create that was not kept, a 409 against it), so each of its answers is a 503,
             # even one that changed nothing.
-            reason = str(self.broken) if self.broken is not None else LOST
-            refused = StoreFull if isinstance(self.broken, StoreFull) else StoreUnavailable
-            failure = refused(reason)
             sim.pending.clear()
             sim.state.dirty.clear()
             if self.journal is not None:
                 self.journal.unstage(False)
-            self._landed(group, failure)
+            self._unsent(group, self._lease_lost)
             return
         keep = keep and self._keeps_lease()
         self._sent()
@@ -436,9 +433,29 @@ class SharedGate:
                 self.journal.unstage(False)
             with contextlib.suppress(StoreUnavailable):
                 sim.release_lease()
-            self._landed(group, exc)
+            unsent = exc  # (`exc` is gone when the handler ends)
+            self._unsent(group, lambda: unsent)
             return
         sent.add_done_callback(functools.partial(self._sent_back, group))
+
+    def _unsent(self, group: Group, failure: Callable[[], StoreUnavailable]) -> None:
+        """A group whose commit was never sent lands (`failure()` then says why) once the
+        commits sent before it have: they land in order. (The lease goes back as soon as a
+        commit fails, before the gate hears of it, so a group can close unsent behind
+        commits still on their way.)"""
+        if len(self.flying) > 1:
+            ahead = self.flying[-2].done
+            ahead.add_done_callback(lambda _: self._landed(group, failure()))
+        else:
+            self._landed(group, failure())
+
+    def _lease_lost(self) -> StoreUnavailable:
+        """Why a group that ran on a lease this worker no longer holds is answered 503: the
+        commit that failed before it, or (none did) the lease ran out."""
+        if self.broken is None:
+            return StoreUnavailable(LOST)
+        refused = StoreFull if isinstance(self.broken, StoreFull) else StoreUnavailable
+        return refused(str(self.broken))
 
     def _sent_back(self, group: Group, sent: asyncio.Future[bool]) -> None:
         failure = sent.exception()

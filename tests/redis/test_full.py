@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import redis
-from grouped import CREATE, Worker, influencers
+from grouped import CREATE, Turn, Worker, influencers
 from redisd import RedisServer, started
 from support import FULL, PROJECT, STANDARD, auth
 
@@ -329,6 +329,53 @@ def test_redis_full_in_the_middle_of_a_burst_of_creates_from_two_workers(
     everyone = {body["influencerId"] for _, body in again}
     assert len(everyone) == len(keys)
     assert set(influencers(first)) == set(influencers(second)) == everyone
+
+
+def test_a_group_open_when_the_commit_before_it_is_refused_is_answered_after_it(
+    workers: list[Worker], client: redis.Redis, patient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit is on its way (held by CLIENT PAUSE) with the next group open behind it (its
+    request ran on the copy; the group waits for a client still sending its body). Redis,
+    full, refuses the commit: the lease goes back at once, and the slow request, taking the
+    turn before the gate had seen the refusal, closed the open group, which was never sent,
+    ahead of the commit still on its way: an AssertionError (a 500) for that request, and the
+    group stayed in flight for good: its requests, and every later write of the worker
+    (which waits for the commits in flight before it takes the lease), never answered."""
+    monkeypatch.setattr(shared, "GROUP_WRITES", 2)
+    first, _ = workers
+    gate = first.deps.shared
+    real, lost = first.store.send_write, first.store._lost
+    body_sent: list[asyncio.Future[None]] = []
+
+    def held(batches: Any, keep: bool) -> Any:
+        if not first.kept:  # (the harness counts the commits in `kept`)
+            first.store._client.execute_command("CLIENT", "PAUSE", "10000", "WRITE")
+            fill(client)
+        return real(batches, keep)
+
+    def refused(*args: Any) -> None:  # the client's last bytes arrive with the refusal
+        lost(*args)
+        body_sent[0].set_result(None)
+
+    first.store.send_write, first.store._lost = held, refused
+
+    async def run() -> list[tuple[int, Any]]:
+        body_sent.append(asyncio.get_running_loop().create_future())
+        calls = [first.call("POST", CREATE, auth(FULL), {}) for _ in range(3)]
+        slow = first.call("POST", CREATE, auth(FULL), {}, sent_after=body_sent[0])
+        answers = asyncio.gather(*calls, slow)
+        while gate.group is None or gate.group.size < 1 or not gate.flying:
+            await Turn()  # commit of the first two on its way, the third's group open
+        client.execute_command("CLIENT", "UNPAUSE")
+        return list(await answers)
+
+    answers = first.loop.run_until_complete(run())
+    for answer in answers:
+        full_503(answer)
+    make_room(client)
+    assert influencers(first) == []
+    [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
 
 
 def test_a_read_that_may_write_is_refused_as_a_write_is_while_redis_is_full(
