@@ -7,7 +7,8 @@ load, no round trip of their own), or within `FLUSH_S` when no request comes. A 
 what every worker answered, newest first in the order the entries reached Redis (entries of two
 workers answered within a few milliseconds of each other may swap places). The stream keeps the
 newest `capacity` entries (1,000); the byte bound applies when the journal is read, as in one
-process.
+process. While Redis is full it takes no entry (an append needs memory): they wait in the
+worker, its newest `capacity`, and go with its first round trip Redis takes again (redis.py).
 
 The entries a round trip takes along are one stream entry (`JOURNAL`): what Redis spends on
 the journal is one INCRBY and one XADD a round trip, not two commands a request (under load a
