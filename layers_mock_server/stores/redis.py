@@ -384,7 +384,7 @@ class RedisStore:
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             make = client.connection_pool.make_connection
-            scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL]
+            scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL, RESERVE]
             self.pipe = Pipe(make, scripts, self.where, timeout=5)
         try:
             return self._first_look()
@@ -614,7 +614,9 @@ class RedisStore:
         return int(self._call("reserve", [self.keys["requests"]], [kind, count]))
 
     def reserve_ahead(self, kind: str, count: int, landed: Callable[[int | None], None]) -> None:
-        """`reserve` through the pipe, on a running loop (request ids, core/requestids.py)."""
+        """`reserve` through the pipe, on a running loop (request ids, core/requestids.py):
+        the RESERVE script, which a full Redis runs, so that ids stay in reserved blocks (and
+        reproducible) while it is full; only an unreachable Redis leaves a worker without."""
         if self.pipe is None or not _looping():
             try:
                 end: int | None = self.reserve(kind, count)
@@ -627,7 +629,7 @@ class RedisStore:
             failed = sent.cancelled() or sent.exception() is not None
             landed(None if failed else int(sent.result()))
 
-        self.pipe.call("HINCRBY", self.keys["requests"], kind, count).add_done_callback(back)
+        self._send("reserve", [self.keys["requests"]], [kind, count]).add_done_callback(back)
 
     # -- the journal (redis_journal.py) ----------------------------------------------------
 

@@ -207,6 +207,32 @@ def test_request_ids_stay_unique_across_workers_on_a_full_redis(
     assert len(set(given)) == len(given)
 
 
+def test_request_ids_on_a_full_redis_are_the_ones_the_same_requests_get_with_room(
+    own: RedisServer, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request id is reproducible (the seed and the request's number) while its number is in
+    a block the worker reserved. The next block is reserved through the pipe while half of
+    the current one is left; a full Redis refused that HINCRBY (it may take memory), so past
+    the block the ids were minted with the worker's name, as while Redis is unreachable:
+    unique, but not the ones the same requests got on a Redis with room."""
+    monkeypatch.setattr(requestids, "BLOCK", 4)
+    monkeypatch.setattr(lifecycle, "BLOCK", 4)
+    whoami = ("GET", "/v1/whoami", auth(FULL), None)
+    given: list[list[str]] = []
+    for full in (False, True):
+        worker = Worker(own.sandbox())  # the same fixtures and seed, a sandbox of its own
+        try:
+            if full:
+                fill(client)
+            for _ in range(10):  # past two blocks, one at a time
+                assert worker.together(whoami)[0][0] == 200
+            given.append(worker.request_ids)
+        finally:
+            make_room(client)
+            worker.close()
+    assert given[1] == given[0]
+
+
 @pytest.mark.parametrize(
     "control",
     [

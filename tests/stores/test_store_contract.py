@@ -324,8 +324,9 @@ def test_a_full_shared_store_still_shows_the_changes_and_counts_reads_but_takes_
     shared: Backend,
 ) -> None:
     """Full (Redis at its maxmemory): a catch-up still brings what was committed and counts its
-    reads in their windows, request numbers are still handed out, a lease taken before goes
-    back; the lease and writes are refused, whole, until there is room again."""
+    reads in their windows, request numbers are still handed out (at once and ahead), a lease
+    taken before goes back; the lease and writes are refused, whole, until there is room
+    again."""
     assert shared.fill_up is not None and shared.free is not None
     first, second = _two(shared)
     assert first.lock() is not None
@@ -340,8 +341,14 @@ def test_a_full_shared_store_still_shows_the_changes_and_counts_reads_but_takes_
     assert [b.meta for b in found.batches] == [b"2"] and found.counted == [1, 2]
     with pytest.raises(StoreFull):
         second.lock()
-    blocks = [first.reserve("req", 8), second.reserve("req", 8)]
-    assert blocks[1] - blocks[0] == 8
+
+    async def ahead() -> int | None:  # a serving worker's next block, through the pipe
+        landed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        first.reserve_ahead("req", 8, landed.set_result)
+        return await landed
+
+    blocks = [first.reserve("req", 8), second.reserve("req", 8), asyncio.run(ahead())]
+    assert blocks[1] - blocks[0] == 8 and blocks[2] == blocks[1] + 8
     shared.free(first)
     assert second.changes([window]).counted == [3]
     assert second.lock() is not None  # at once: the lease went back while Redis was full
