@@ -213,8 +213,9 @@ class SharedJournal(Journal):
 
     def flush(self) -> None:
         """Send what no round trip has taken along (on a serving worker, without waiting for
-        it); a Redis that cannot take it loses those entries (the journal is a window on the
-        traffic, not a record the mock answers from)."""
+        it); a Redis that cannot be reached loses those entries (the journal is a window on
+        the traffic, not a record the mock answers from); one that refused them (full, or its
+        scripts flushed) gets them with a later round trip."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
