@@ -187,24 +187,30 @@ def test_reads_on_a_full_redis_are_charged_in_their_window_exactly(
 
 
 def test_request_ids_stay_unique_across_workers_on_a_full_redis(
-    workers: list[Worker], client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    own: RedisServer, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each worker hands out request numbers from blocks it reserves in Redis; a worker whose
     block ran out while Redis was full went on with numbers no one had reserved, and the two
-    workers answered with the same request ids."""
+    workers answered with the same request ids. (The workers start once blocks are of 4: a
+    worker reserves its first block as it starts.)"""
     monkeypatch.setattr(requestids, "BLOCK", 4)
     monkeypatch.setattr(lifecycle, "BLOCK", 4)
-    first, second = workers
-    whoami = ("GET", "/v1/whoami", auth(FULL), None)
-    first.together(whoami)
-    second.together(whoami)
-    fill(client)
-    for _ in range(3):
-        first.together(*[whoami] * 5)
-        second.together(*[whoami] * 5)
-    given = [rid for rid in first.request_ids + second.request_ids if rid]
-    assert len(given) == 32
-    assert len(set(given)) == len(given)
+    url = own.sandbox()
+    first, second = Worker(url), Worker(url)
+    try:
+        whoami = ("GET", "/v1/whoami", auth(FULL), None)
+        first.together(whoami)
+        second.together(whoami)
+        fill(client)
+        for _ in range(3):
+            first.together(*[whoami] * 5)
+            second.together(*[whoami] * 5)
+        given = [rid for rid in first.request_ids + second.request_ids if rid]
+        assert len(given) == 32
+        assert len(set(given)) == len(given)
+    finally:
+        first.close()
+        second.close()
 
 
 def test_request_ids_on_a_full_redis_are_the_ones_the_same_requests_get_with_room(
