@@ -1,8 +1,12 @@
 """The session's redis-server (tests/redisd.py), for the tests here."""
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import redis
 from grouped import Worker
 from redisd import RedisServer, redis_server  # noqa: F401 - a fixture
 
@@ -34,3 +38,21 @@ def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     """No time cap on a group or a chain: a loaded machine cannot split what a test expects."""
     monkeypatch.setattr(shared, "GROUP_S", 3600.0)
     monkeypatch.setattr(shared, "CHAIN_S", 3600.0)
+
+
+@pytest.fixture
+def on_the_loop(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The commands redis-py sends synchronously from a thread whose event loop runs (a
+    serving worker's): each a round trip that every request of the worker waits for."""
+    sent: list[bytes] = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def watched(self: Any, command: Any, check_health: bool = True) -> None:
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop()
+            packed = command if isinstance(command, bytes) else b"".join(command)
+            sent.append(packed[:80])
+        real(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", watched)
+    return sent

@@ -239,6 +239,42 @@ def test_request_ids_on_a_full_redis_are_the_ones_the_same_requests_get_with_roo
     assert given[1] == given[0]
 
 
+def test_no_round_trip_to_a_full_redis_blocks_a_serving_workers_event_loop(
+    own: RedisServer,
+    client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    on_the_loop: list[bytes],
+) -> None:
+    """What a full Redis adds goes through the pipe too: a read's catch-up sent again as
+    CHANGES_FULL, journal reads, the blocks of request ids past the end of one, refused
+    writes and control writes (the lease going back), and once there is room the journal's
+    entries that waited for it."""
+    monkeypatch.setattr(requestids, "BLOCK", 4)
+    monkeypatch.setattr(lifecycle, "BLOCK", 4)
+    url = own.sandbox()
+    first, second = Worker(url), Worker(url)
+    try:
+        create = ("POST", CREATE, auth(FULL), {"gender": "male"})
+        listed = ("GET", CREATE, auth(FULL), None)
+        journal = ("GET", "/_mock/requests", {}, None)
+        assert first.together(create)[0][0] == 202
+        fill(client)
+        answers = [
+            *first.together(listed, journal),
+            *second.together(listed, create),
+            *first.together(("POST", "/_mock/clock/advance", {}, {"seconds": 5})),
+            *second.together(("POST", "/_mock/reset", {}, {})),
+            *first.together(*[listed] * 6),
+        ]
+        make_room(client)
+        answers += [*second.together(listed, journal), *first.together(create)]
+        assert [s for s, _ in answers] == [200, 200, 200, 503, 503, 503, *[200] * 6, 200, 200, 202]
+        assert on_the_loop == [], [c.split(b"\r\n")[2:7] for c in on_the_loop]
+    finally:
+        first.close()
+        second.close()
+
+
 @pytest.mark.parametrize(
     "control",
     [

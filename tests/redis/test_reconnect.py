@@ -12,7 +12,6 @@ holds a command until unpaused) and asserts on answers and their order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -210,24 +209,6 @@ def test_request_ids_stay_unique_when_redis_is_paused_as_a_workers_block_runs_ou
     assert [status for status, _ in answers] == [200] * 4
     second.together(*[health] * 4)
     assert len(set(first.request_ids + second.request_ids)) == BLOCK + 6
-
-
-@pytest.fixture
-def on_the_loop(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The commands redis-py sends synchronously from a thread whose event loop runs (a
-    serving worker's): each a round trip that every request of the worker waits for."""
-    sent: list[bytes] = []
-    real = redis.connection.AbstractConnection.send_packed_command
-
-    def watched(self: Any, command: Any, check_health: bool = True) -> None:
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop()
-            packed = command if isinstance(command, bytes) else b"".join(command)
-            sent.append(packed[:80])
-        real(self, command, check_health)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", watched)
-    return sent
 
 
 def test_no_round_trip_to_redis_blocks_a_serving_workers_event_loop(
