@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.store import Store
+from . import redis_url
 from .memory import MemoryStore
 
 
@@ -31,9 +32,7 @@ def make_store(spec: str | None) -> Store:
 def shown(spec: str | None) -> str:
     """`--state` as messages may show it: a Redis URL without its password."""
     if spec is not None and spec.startswith(("redis://", "rediss://")):
-        from .redis import _shown
-
-        return _shown(spec)
+        return redis_url.shown(spec)
     return str(spec)
 
 

@@ -44,6 +44,10 @@ on while Redis works, and the gate (http/shared.py) keeps the order; no round tr
 its event loop. Start-up and a stopping server (no loop runs) use redis-py's synchronous
 client; so does a Redis Cluster or TLS connection, for everything (each call then answers at
 once, as the pipe's would, only later).
+
+Beside it: the Lua scripts (redis_scripts.py), how commits cross into the log and come back
+(redis_log.py), the URL (redis_url.py), the pipe (redis_pipe.py), the journal
+(redis_journal.py) and Redis Cluster (redis_cluster.py).
 """
 
 from __future__ import annotations
@@ -54,11 +58,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
-import orjson
-
-from ..core.persist import merged
 from ..core.store import (
     Batch,
     Bucket,
@@ -71,250 +71,16 @@ from ..core.store import (
     StoreFull,
     StoreUnavailable,
 )
-from .redis_journal import APPEND, JOURNAL, READ, entries
+from .redis_journal import APPEND, READ, entries
+from .redis_log import SEP, read_entry, write_args
 from .redis_pipe import Pipe, error, handled
+from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, RESERVE, ROOMY, UNLOCK, WRITE
+from .redis_url import parse_url, shown
 
 T = TypeVar("T")
 
 LOG_LENGTH = 10_000  # batches kept in the log; a worker further behind reads everything
-LEASE_MS = 10_000  # a write lease outlives any request's synchronous step by far
 RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is unreachable
-COUNTERS = "counters"  # persist.COUNTERS: request-number reservations, kept in `requests`
-SEP = "\x00"
-WIPED = b'{"u":[],"d":[],"m":null,"w":true}'  # a wipe's entry in the log
-LOGGED_FIELDS = 7000  # fields of a log entry made in the script: Lua's stack holds ~8000 values
-
-# The write: lease and position checked, then each commit applied and logged in order, and the
-# lease released. A group commit's batches come merged into one commit (persist.merged), so the
-# script runs a handful of commands for the whole group, and its rows come as arguments (no
-# JSON to decode here). A commit is numbered by the batches it holds (`k`), so a commit number
-# still counts requests' batches: the log keeps the newest `maxlen` of them, as ever.
-# `#!lua` (no flags): Redis checks maxmemory before the script starts, so a full Redis refuses
-# the whole write instead of applying part of it.
-WRITE = (
-    """#!lua
-local rows, order, meta, log, commits, lease, requests, seq =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
--- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
--- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
--- ARGV[8..]: the commits (ARGV[5] arguments), then journal entries: ARGV[6] of them whatever
--- happens (recorded since this worker's last round trip), then the group's own, kept only
--- with the write (their answers)
-local first, always, keep = 8 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-"""
-    + JOURNAL
-    + """
-local found = redis.call('MGET', lease, commits, KEYS[12])
-local holder, n = found[1], tonumber(found[2] or '0')
-if (holder and holder ~= token) or n ~= seen then
-  journal(KEYS[10], KEYS[11], cap, first, first + always - 1)
-  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
-end
-local newmeta = false
-local i = 8
-while i < first do
-  -- a commit (_commits): flags (1: a wipe, 2: with a meta row), k, the meta row, the log's
-  -- entry as a document (or '': made here of the commit's own arguments), how many deletes,
-  -- upserts and ceilings; then the deleted fields, the upserts (field, row) and the
-  -- request-number ceilings (kind, number). Fields are `table\0id`.
-  local flags, k, logged = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 3]
-  local deletes, upserts = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  local ceilings = tonumber(ARGV[i + 6])
-  local at = i + 7
-  if flags % 2 == 1 then redis.call('DEL', rows, order) end
-  for c = at, at + deletes - 1, 4000 do  -- in slices: Lua's stack holds ~8000 values
-    local to = math.min(c + 3999, at + deletes - 1)
-    redis.call('HDEL', rows, unpack(ARGV, c, to))
-    redis.call('ZREM', order, unpack(ARGV, c, to))
-  end
-  at = at + deletes
-  if upserts > 0 then  -- a row's place in `order` is the first write since it last existed
-    local base = redis.call('INCRBY', seq, upserts) - upserts
-    for c = 0, upserts - 1, 2000 do
-      local to = math.min(c + 1999, upserts - 1)
-      redis.call('HSET', rows, unpack(ARGV, at + 2 * c, at + 2 * to + 1))
-      local places = {}
-      for r = c, to do
-        places[2 * (r - c) + 1], places[2 * (r - c) + 2] = base + r + 1, ARGV[at + 2 * r]
-      end
-      redis.call('ZADD', order, 'NX', unpack(places))
-    end
-  end
-  at = at + 2 * upserts
-  for c = at, at + 2 * ceilings - 1, 2 do
-    if tonumber(ARGV[c + 1]) > tonumber(redis.call('HGET', requests, ARGV[c]) or '0') then
-      redis.call('HSET', requests, ARGV[c], ARGV[c + 1])
-    end
-  end
-  if flags >= 2 then newmeta = ARGV[i + 2] end
-  n = redis.call('INCRBY', commits, k)
-  -- under the ID `n-0`, so that the log keeps the newest `maxlen` batches (MINID) and a
-  -- catch-up reads from the one after its own (CHANGES); a log ahead of the number (written
-  -- by an older version, or `commits` went back) is dropped: it only spares a catch-up
-  -- reading everything
-  local oldest = math.max(0, n - maxlen + 1)
-  local entry = {log, 'MINID', '~', oldest, n .. '-0', 'n', n, 'k', k}
-  if logged ~= '' then
-    entry[10], entry[11] = 'b', logged
-  else  -- fields: `m` the meta row, `d` once per deleted field, then each upsert's field and row
-    local e = 9
-    if flags >= 2 then
-      entry[10], entry[11] = 'm', ARGV[i + 2]
-      e = 11
-    end
-    for c = i + 7, i + 6 + deletes do
-      entry[e + 1], entry[e + 2] = 'd', ARGV[c]
-      e = e + 2
-    end
-    for c = i + 7 + deletes, i + 6 + deletes + 2 * upserts do
-      e = e + 1
-      entry[e] = ARGV[c]
-    end
-  end
-  if type(redis.pcall('XADD', unpack(entry))) == 'table' then
-    redis.call('DEL', log)
-    redis.call('XADD', unpack(entry))
-  end
-  i = at + 2 * ceilings
-end
-if newmeta then
-  local t = redis.call('TIME')
-  redis.call('MSET', meta, newmeta, KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
-end
-local wanted = 0
-if holder and keep == '' then
-  redis.call('DEL', lease)
-elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
-  wanted = 1
-end
-journal(KEYS[10], KEYS[11], cap, first, #ARGV)  -- in one go: those, then the group's
-return {'OK', n, wanted}
-"""
-)
-
-# The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
-# A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
-# other worker takes the lease, so a worker writing without pause cannot starve it.
-# KEYS[7..] are rate windows, each counted ARGV[7..] times (one bucket per waiting read, the
-# same window once with its number of reads); then come the journal's entries.
-_CHANGES_HEAD = """
-local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
-local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
-"""
-_COUNT = """
-local counted = {}
-for i = 7, #KEYS do
-  local by = tonumber(ARGV[i])
-  local c = redis.call('INCRBY', KEYS[i], by)
-  if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
-  counted[#counted + 1] = c
-end
-"""
-_AFTER = """
-local n = tonumber(redis.call('GET', commits) or '0')
-if n == seen then return {'OK', n, {}, counted} end
--- far behind, or the store went back (flushed, or restored from an older copy): read it all
-if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
--- the commits after `seen` (each logged under its number, WRITE), newest first
-local after = '(' .. math.max(seen, 0) .. '-0'
-local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
-return {'OK', n, entries, counted}
-"""
-CHANGES = (
-    "#!lua"
-    + _CHANGES_HEAD
-    + """if token ~= '' then
-  local first = redis.call('GET', wants)
-  local ours = not first or first == me
-  if not (ours and redis.call('SET', lease, token, 'NX', 'PX', ms)) then
-    if redis.call('GET', lease) ~= token then
-      if ours then redis.call('SET', wants, me, 'PX', 100) end  -- gone if it stops asking
-      return {'HELD'}
-    end
-  end
-  if first == me then redis.call('DEL', wants) end
-end
-"""
-    + _COUNT
-    + JOURNAL
-    + """
--- the journal entries this worker recorded since its last round trip
-journal(KEYS[4], KEYS[5], tonumber(ARGV[5]), #KEYS + 1, #ARGV)
-"""
-    + _AFTER
-)
-
-# A read's catch-up on a full Redis (CHANGES refused: OOM), with the same keys and arguments
-# less the journal's entries: the reads are counted in their windows, as they must be, and
-# nothing else is written. `allow-oom`: Redis runs it full, and lets its INCRBYs through; a
-# window's counter is a few dozen bytes a key and minute, gone three minutes later.
-CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
-
-# Everything, as of one instant: meta, rows, their order, the commit number, when meta was
-# written, and Redis's clock. A script, not a MULTI: Redis Cluster clients cannot route TIME
-# (it has no key) inside a transaction. `no-writes`: a full Redis still lets a worker read.
-EVERYTHING = """#!lua flags=no-writes
-local meta, rows, order, commits, at = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE', order, 0, -1),
-  redis.call('GET', commits), redis.call('GET', at), redis.call('TIME')}
-"""
-
-# Give the lease back, if it is still ours. `allow-oom`: it only deletes, so a full Redis
-# runs it (else a lease taken before Redis filled up would hold every worker's writes until
-# it ran out).
-UNLOCK = """#!lua flags=allow-oom
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-# A block of request numbers (core/requestids.py): a HINCRBY of one of two fields, which takes
-# no memory once the field is there, so a full Redis runs it (`allow-oom`) and the request ids
-# of the reads it still answers stay unique across workers.
-RESERVE = """#!lua flags=allow-oom
-return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-"""
-# The scripts Redis refuses while full: their answers say whether it is (`RedisStore.full`).
-ROOMY = frozenset({"write", "changes", "journal"})
-
-
-def parse_url(url: str) -> tuple[str, str, int]:
-    """`redis://HOST:PORT/DB[?sandbox=NAME&lease=MS]` -> (the URL for redis-py, the sandbox's
-    name, the lease in ms). Many sandboxes can share one Redis under different names; the
-    lease bounds how long a killed worker holding it can stall the others' writes. The same
-    URL, naming any node, reaches a Redis Cluster (redis_cluster.py)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError(
-            f"--state {_shown(url)!r}: use redis://HOST:PORT/DB (a Redis Cluster: any node, DB 0)"
-        )
-    query = parse_qs(parts.query, keep_blank_values=True)
-    name = query.pop("sandbox", ["default"])[-1]
-    if not 0 < len(name) <= 64 or not all(
-        c.isascii() and (c.isalnum() or c in "-_.") for c in name
-    ):
-        raise ValueError("--state: sandbox= must be 1 to 64 letters, digits, '-', '_' or '.'")
-    lease = query.pop("lease", [str(LEASE_MS)])[-1]
-    if not lease.isascii() or not lease.isdigit() or not 100 <= int(lease) <= 600_000:
-        raise ValueError("--state: lease= must be a whole number of milliseconds, 100 to 600000")
-    if query:
-        raise ValueError(
-            f"--state: unknown option {sorted(query)[0]!r} (only sandbox=NAME and lease=MS)"
-        )
-    digits = parts.path.lstrip("/") or "0"  # ASCII digits only: int() takes "+3" and "\u0663"
-    try:
-        db = int(digits) if digits.isascii() and digits.isdigit() else -1
-        port = parts.port
-    except ValueError:
-        db = port = -1
-    if not 0 <= db <= 65535 or port == 0:  # redis-py reads port 0 as 6379
-        raise ValueError(
-            f"--state {_shown(url)!r}: use redis://HOST:PORT/DB (DB a number from 0; 0 on a "
-            "Redis Cluster)"
-        )
-    base = parts._replace(query="", path=f"/{db}").geturl()
-    return base, name, int(lease)
 
 
 class RedisStore:
@@ -325,7 +91,7 @@ class RedisStore:
 
     def __init__(self, url: str, *, log_length: int = LOG_LENGTH) -> None:
         self.url, self.name, self.lease_ms = parse_url(url)
-        self.where = _shown(self.url)  # for messages: a password never reaches a client
+        self.where = shown(self.url)  # for messages: a password never reaches a client
         tag = "{lm:" + self.name + "}"
         self.keys = {
             k: f"{tag}:{k}"
@@ -476,7 +242,7 @@ class RedisStore:
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
         keys.append(self.keys["wants"])
-        commits = _commits(batches)  # each whole before anything is sent
+        commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         entries = self._carried()  # the journal's, sent on the way
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
@@ -887,7 +653,7 @@ class RedisStore:
         batches: list[Batch] = []
         expected = n
         for _, fields in entries:  # newest first
-            number, count, batch = _logged(fields)
+            number, count, batch = read_entry(fields)
             if number != expected:
                 break  # the log was trimmed past what we saw
             expected -= count
@@ -959,82 +725,3 @@ def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[A
         numbers.append(next_of[bucket])
         next_of[bucket] += 1
     return numbers
-
-
-def _commits(batches: Sequence[Batch]) -> list[Any]:
-    """The batches as the write script takes them: merged into as few commits as they can be
-    (persist.merged), each a header and its rows flat (see WRITE)."""
-    args: list[Any] = []
-    for batch, k in merged(batches):
-        rows = list(batch.upserts)  # an iterable: read once
-        upserts, ceilings = [], []
-        for table, ident, data in rows:
-            if table == COUNTERS:
-                ceilings += [ident, data]
-            else:
-                upserts += [f"{table}{SEP}{ident}", data]
-        # A wipe is logged without its rows (the others read everything after it); any other
-        # commit as its own arguments (WRITE), unless that is too many for one XADD.
-        logged = b""
-        if batch.wipe:
-            logged = WIPED
-        elif len(upserts) + 2 * len(batch.deletes) > LOGGED_FIELDS:
-            logged = _entry(Batch(rows, batch.deletes, batch.meta))
-        flags = int(batch.wipe) + (2 if batch.meta is not None else 0)
-        args += [flags, k, b"" if batch.meta is None else batch.meta, logged]
-        args += [len(batch.deletes), len(upserts) // 2, len(ceilings) // 2]
-        args += [f"{table}{SEP}{ident}" for table, ident in batch.deletes]
-        args += upserts + ceilings
-    return args
-
-
-def _entry(batch: Batch) -> bytes:
-    """A batch as the log keeps it (rows as text: the data is JSON)."""
-    upserts = [[t, i, d.decode()] for t, i, d in batch.upserts]
-    deletes = [[t, i] for t, i in batch.deletes]
-    meta = None if batch.meta is None else batch.meta.decode()
-    return orjson.dumps({"u": upserts, "d": deletes, "m": meta, "w": batch.wipe})
-
-
-def _logged(fields: list[bytes]) -> tuple[int, int, Batch]:
-    """A log entry: (its commit number, the batches merged in it, the batch). Fields (WRITE):
-    `n`, `k` (absent before group commits: 1), then the batch as a document (`b`), or as `m`
-    (the meta row), `d` (a deleted field) and upserted fields (`table\0id`) with their rows."""
-    number, count, meta = 0, 1, None
-    upserts: list[Row] = []
-    deletes: list[tuple[str, str]] = []
-    for name, value in zip(fields[::2], fields[1::2], strict=True):
-        if name == b"n":
-            number = int(value)
-        elif name == b"k":
-            count = int(value)
-        elif name == b"b":
-            return number, count, _batch(value)
-        elif name == b"m":
-            meta = value
-        elif name == b"d":
-            table, _, ident = value.decode().partition(SEP)
-            deletes.append((table, ident))
-        else:
-            table, _, ident = name.decode().partition(SEP)
-            upserts.append((table, ident, value))
-    return number, count, Batch(upserts, deletes, meta)
-
-
-def _batch(raw: bytes) -> Batch:
-    entry = orjson.loads(raw)
-    return Batch(
-        [(t, i, d.encode()) for t, i, d in entry["u"] if t != COUNTERS],
-        [(t, i) for t, i in entry["d"]],
-        None if entry["m"] is None else entry["m"].encode(),
-        bool(entry["w"]),
-    )
-
-
-def _shown(url: str) -> str:
-    """The URL without its password (it appears in 503 answers and on stderr)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()

@@ -56,7 +56,7 @@ _FETCHED: contextvars.ContextVar[list[tuple[int, bytes]] | None] = contextvars.C
 
 CHUNK = 256  # journal entries at most in one stream entry
 
-# The Lua function every script that appends to the journal has (the scripts of redis.py, and
+# The Lua function every script that appends to the journal has (redis_scripts.py's, and
 # APPEND): the entries ARGV[from..to] numbered on from the counter `s`, appended to the stream
 # `j` in stream entries of up to CHUNK journal entries each, fields `n` (the number of the first)
 # then `e` once per entry. A stream entry's ID is its last entry's number, so that the stream

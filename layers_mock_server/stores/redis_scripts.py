@@ -1,0 +1,204 @@
+"""The Lua scripts of the Redis store (redis.py), in one place: what each round trip runs in
+Redis, and which of them a full Redis still runs (their `#!lua flags=`).
+
+A script is one round trip and runs alone in Redis, so each is the unit of atomicity: a commit
+is applied whole or refused whole, and a lease is taken with the changes a worker missed.
+"""
+
+from __future__ import annotations
+
+from .redis_journal import JOURNAL
+
+# The write: lease and position checked, then each commit applied and logged in order, and the
+# lease released. A group commit's batches come merged into one commit (persist.merged), so the
+# script runs a handful of commands for the whole group, and its rows come as arguments (no
+# JSON to decode here). A commit is numbered by the batches it holds (`k`), so a commit number
+# still counts requests' batches: the log keeps the newest `maxlen` of them, as ever.
+# `#!lua` (no flags): Redis checks maxmemory before the script starts, so a full Redis refuses
+# the whole write instead of applying part of it.
+WRITE = (
+    """#!lua
+local rows, order, meta, log, commits, lease, requests, seq =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
+-- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
+-- ARGV[8..]: the commits (ARGV[5] arguments), then journal entries: ARGV[6] of them whatever
+-- happens (recorded since this worker's last round trip), then the group's own, kept only
+-- with the write (their answers)
+local first, always, keep = 8 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+"""
+    + JOURNAL
+    + """
+local found = redis.call('MGET', lease, commits, KEYS[12])
+local holder, n = found[1], tonumber(found[2] or '0')
+if (holder and holder ~= token) or n ~= seen then
+  journal(KEYS[10], KEYS[11], cap, first, first + always - 1)
+  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
+end
+local newmeta = false
+local i = 8
+while i < first do
+  -- a commit (_commits): flags (1: a wipe, 2: with a meta row), k, the meta row, the log's
+  -- entry as a document (or '': made here of the commit's own arguments), how many deletes,
+  -- upserts and ceilings; then the deleted fields, the upserts (field, row) and the
+  -- request-number ceilings (kind, number). Fields are `table\0id`.
+  local flags, k, logged = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 3]
+  local deletes, upserts = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  local ceilings = tonumber(ARGV[i + 6])
+  local at = i + 7
+  if flags % 2 == 1 then redis.call('DEL', rows, order) end
+  for c = at, at + deletes - 1, 4000 do  -- in slices: Lua's stack holds ~8000 values
+    local to = math.min(c + 3999, at + deletes - 1)
+    redis.call('HDEL', rows, unpack(ARGV, c, to))
+    redis.call('ZREM', order, unpack(ARGV, c, to))
+  end
+  at = at + deletes
+  if upserts > 0 then  -- a row's place in `order` is the first write since it last existed
+    local base = redis.call('INCRBY', seq, upserts) - upserts
+    for c = 0, upserts - 1, 2000 do
+      local to = math.min(c + 1999, upserts - 1)
+      redis.call('HSET', rows, unpack(ARGV, at + 2 * c, at + 2 * to + 1))
+      local places = {}
+      for r = c, to do
+        places[2 * (r - c) + 1], places[2 * (r - c) + 2] = base + r + 1, ARGV[at + 2 * r]
+      end
+      redis.call('ZADD', order, 'NX', unpack(places))
+    end
+  end
+  at = at + 2 * upserts
+  for c = at, at + 2 * ceilings - 1, 2 do
+    if tonumber(ARGV[c + 1]) > tonumber(redis.call('HGET', requests, ARGV[c]) or '0') then
+      redis.call('HSET', requests, ARGV[c], ARGV[c + 1])
+    end
+  end
+  if flags >= 2 then newmeta = ARGV[i + 2] end
+  n = redis.call('INCRBY', commits, k)
+  -- under the ID `n-0`, so that the log keeps the newest `maxlen` batches (MINID) and a
+  -- catch-up reads from the one after its own (CHANGES); a log ahead of the number (written
+  -- by an older version, or `commits` went back) is dropped: it only spares a catch-up
+  -- reading everything
+  local oldest = math.max(0, n - maxlen + 1)
+  local entry = {log, 'MINID', '~', oldest, n .. '-0', 'n', n, 'k', k}
+  if logged ~= '' then
+    entry[10], entry[11] = 'b', logged
+  else  -- fields: `m` the meta row, `d` once per deleted field, then each upsert's field and row
+    local e = 9
+    if flags >= 2 then
+      entry[10], entry[11] = 'm', ARGV[i + 2]
+      e = 11
+    end
+    for c = i + 7, i + 6 + deletes do
+      entry[e + 1], entry[e + 2] = 'd', ARGV[c]
+      e = e + 2
+    end
+    for c = i + 7 + deletes, i + 6 + deletes + 2 * upserts do
+      e = e + 1
+      entry[e] = ARGV[c]
+    end
+  end
+  if type(redis.pcall('XADD', unpack(entry))) == 'table' then
+    redis.call('DEL', log)
+    redis.call('XADD', unpack(entry))
+  end
+  i = at + 2 * ceilings
+end
+if newmeta then
+  local t = redis.call('TIME')
+  redis.call('MSET', meta, newmeta, KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
+end
+local wanted = 0
+if holder and keep == '' then
+  redis.call('DEL', lease)
+elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
+  wanted = 1
+end
+journal(KEYS[10], KEYS[11], cap, first, #ARGV)  -- in one go: those, then the group's
+return {'OK', n, wanted}
+"""
+)
+
+# The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
+# A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
+# other worker takes the lease, so a worker writing without pause cannot starve it.
+# KEYS[7..] are rate windows, each counted ARGV[7..] times (one bucket per waiting read, the
+# same window once with its number of reads); then come the journal's entries.
+_CHANGES_HEAD = """
+local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
+local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
+"""
+_COUNT = """
+local counted = {}
+for i = 7, #KEYS do
+  local by = tonumber(ARGV[i])
+  local c = redis.call('INCRBY', KEYS[i], by)
+  if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
+  counted[#counted + 1] = c
+end
+"""
+_AFTER = """
+local n = tonumber(redis.call('GET', commits) or '0')
+if n == seen then return {'OK', n, {}, counted} end
+-- far behind, or the store went back (flushed, or restored from an older copy): read it all
+if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
+-- the commits after `seen` (each logged under its number, WRITE), newest first
+local after = '(' .. math.max(seen, 0) .. '-0'
+local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
+return {'OK', n, entries, counted}
+"""
+CHANGES = (
+    "#!lua"
+    + _CHANGES_HEAD
+    + """if token ~= '' then
+  local first = redis.call('GET', wants)
+  local ours = not first or first == me
+  if not (ours and redis.call('SET', lease, token, 'NX', 'PX', ms)) then
+    if redis.call('GET', lease) ~= token then
+      if ours then redis.call('SET', wants, me, 'PX', 100) end  -- gone if it stops asking
+      return {'HELD'}
+    end
+  end
+  if first == me then redis.call('DEL', wants) end
+end
+"""
+    + _COUNT
+    + JOURNAL
+    + """
+-- the journal entries this worker recorded since its last round trip
+journal(KEYS[4], KEYS[5], tonumber(ARGV[5]), #KEYS + 1, #ARGV)
+"""
+    + _AFTER
+)
+
+# A read's catch-up on a full Redis (CHANGES refused: OOM), with the same keys and arguments
+# less the journal's entries: the reads are counted in their windows, as they must be, and
+# nothing else is written. `allow-oom`: Redis runs it full, and lets its INCRBYs through; a
+# window's counter is a few dozen bytes a key and minute, gone three minutes later.
+CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
+
+# Everything, as of one instant: meta, rows, their order, the commit number, when meta was
+# written, and Redis's clock. A script, not a MULTI: Redis Cluster clients cannot route TIME
+# (it has no key) inside a transaction. `no-writes`: a full Redis still lets a worker read.
+EVERYTHING = """#!lua flags=no-writes
+local meta, rows, order, commits, at = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE', order, 0, -1),
+  redis.call('GET', commits), redis.call('GET', at), redis.call('TIME')}
+"""
+
+# Give the lease back, if it is still ours. `allow-oom`: it only deletes, so a full Redis
+# runs it (else a lease taken before Redis filled up would hold every worker's writes until
+# it ran out).
+UNLOCK = """#!lua flags=allow-oom
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+# A block of request numbers (core/requestids.py): a HINCRBY of one of two fields, which takes
+# no memory once the field is there, so a full Redis runs it (`allow-oom`) and the request ids
+# of the reads it still answers stay unique across workers.
+RESERVE = """#!lua flags=allow-oom
+return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+"""
+# The scripts Redis refuses while full: their answers say whether it is (`RedisStore.full`).
+ROOMY = frozenset({"write", "changes", "journal"})
