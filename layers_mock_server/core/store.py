@@ -93,12 +93,14 @@ class Changes:
 @dataclass(frozen=True, slots=True)
 class Reach:
     """What a worker knows of its shared store without asking it (`/_mock/health`): whether
-    its last attempt to reach it worked (and why not), and how long the oldest command it sent
-    has waited for an answer (a store that stalls before any attempt fails)."""
+    its last attempt to reach it worked (and why not), how long the oldest command it sent has
+    waited for an answer (a store that stalls before any attempt fails), and whether it was
+    last found full (reads answer, writes are refused)."""
 
     reachable: bool
     reason: str | None = None
     waiting_ms: int = 0
+    full: bool = False  # the last script that needs room was refused: Redis is at maxmemory
 
 
 @dataclass(frozen=True, slots=True)

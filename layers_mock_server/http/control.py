@@ -46,6 +46,7 @@ def health(
         if reach.reason is not None:
             known["reason"] = reach.reason
         known["waitingMs"] = reach.waiting_ms
+        known["full"] = reach.full
         alive["sharedStore"] = known
     return Reply(200, alive)
 

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -370,8 +371,8 @@ class RedisStore:
 
     def reach(self) -> Reach:
         if self.pipe is not None:  # the request path's: what the worker's requests meet
-            return self.pipe.reach()
-        return Reach(self.down is None, self.down)
+            return dataclasses.replace(self.pipe.reach(), full=self.full)
+        return Reach(self.down is None, self.down, full=self.full)
 
     def forget(self) -> None:
         self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read

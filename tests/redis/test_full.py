@@ -118,7 +118,9 @@ def test_a_full_redis_answers_every_read_from_the_committed_state(
     fill(client)
     for worker in workers:
         during = [worker.together(read)[0] for read in reads(made)]
-        assert during == before
+        assert during[:-1] == before[:-1]
+        assert during[-1][1]["sharedStore"]["full"] is True  # health says why writes fail
+        assert before[-1][1]["sharedStore"]["full"] is False
         [(status, page)] = worker.together(("GET", "/_mock/requests", {}, None))
         assert status == 200  # what was recorded before Redis filled up
         assert any(i["path"] == CREATE and i["status"] == 202 for i in page["items"])
@@ -158,9 +160,12 @@ def test_a_write_to_a_full_redis_is_refused_whole_and_works_again_once_there_is_
         assert worker.together(("GET", "/_mock/clock", {}, None))[0] == (200, clock)
         [(status, job)] = worker.together(("GET", f"/v1/jobs/{made['jobId']}", auth(FULL), None))
         assert job["status"] == "running"
+    health = ("GET", "/_mock/health", {}, None)
+    assert [w.together(health)[0][1]["sharedStore"]["full"] for w in workers] == [True, True]
     freed(client)
     [(status, again)] = second.together(("POST", CREATE, key, {"gender": "female"}))
     assert status == 202  # the retry creates it: the refused create left nothing behind
+    assert second.together(health)[0][1]["sharedStore"]["full"] is False  # room again
     both = [made["influencerId"], again["influencerId"]]
     assert influencers(first) == influencers(second) == both[::-1]
     # The journal has the answers given while Redis was full, once it had room for them.

@@ -28,7 +28,7 @@ from layers_mock_server.http.strict import check_response
 from layers_mock_server.spec import control_spec
 
 HEALTH = "/_mock/health"
-ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0}}
+ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0, "full": False}}
 
 
 def through(hole: Blackhole, server: RedisServer) -> str:
