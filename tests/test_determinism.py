@@ -1,0 +1,26 @@
+"""What keeps the suite's outcome a function of the code alone, not of the machine or the run."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck
+
+
+def test_every_hypothesis_test_draws_fixed_examples_and_has_no_time_limit(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A random seed a run chooses, or a deadline (200 ms by default) a loaded machine
+    misses, makes a test pass on one run and fail on the next: every Hypothesis test of the
+    session is derandomized, keeps no example database and has no deadline or too_slow
+    check (tests/conftest.py's profile; a test's own @settings must not undo it)."""
+    found = {}
+    for item in request.session.items:
+        function = getattr(item, "obj", None)
+        chosen = getattr(function, "_hypothesis_internal_use_settings", None)
+        if chosen is not None:
+            found[item.nodeid] = chosen
+    for nodeid, chosen in found.items():
+        assert chosen.derandomize, nodeid
+        assert chosen.database is None, nodeid
+        assert chosen.deadline is None, nodeid
+        assert HealthCheck.too_slow in chosen.suppress_health_check, nodeid
