@@ -102,6 +102,8 @@ def encode_body(body: Any) -> bytes | None:
 
 
 class OperationPipeline:
+    nap = staticmethod(asyncio.sleep)  # a latency fault's real-time wait (tests hold it)
+
     __slots__ = (
         "deps",
         "handler",
@@ -317,7 +319,7 @@ class OperationPipeline:
     async def _inject(self, prefs: Preferences, scope: dict[str, Any]) -> None:
         if prefs.latency_ms:  # real time, other requests go on (other workers' writes too)
             shared = self.deps.shared
-            await (shared.sleep if shared else asyncio.sleep)(prefs.latency_ms / 1000)
+            await (shared.sleep if shared else self.nap)(prefs.latency_ms / 1000)
         if prefs.fault == "drop":
             drop_connection(scope)  # a real closed connection, not an HTTP answer
             raise ConnectionDropped

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import httpx
 import pytest
 from support import FULL, PROJECT, Mock, auth
+
+from layers_mock_server.http.pipeline import OperationPipeline
+
+LIVENESS_S = 10  # bounds a wait only a hung server reaches; nothing here waits on a timer
 
 
 @pytest.mark.parametrize(
@@ -78,14 +83,28 @@ def test_outcome_canceled_ends_canceled(mock: Mock) -> None:
     assert "canceled" in mock.influencer(created["influencerId"]).json()["errorMessage"]
 
 
-def test_latency_is_awaited_without_blocking_other_requests(live: Any) -> None:
-    """A 1.5 s answer in flight must not hold up the fast requests sent after it arrived."""
+def test_latency_is_awaited_without_blocking_other_requests(
+    live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1.5 s answer in flight must not hold up the fast requests sent after it arrived.
+
+    The latency's wait is held until the fast ones are answered (not 1.5 s of real time that
+    five round trips on a loaded machine could outlast): a server that blocked on it, or
+    served nothing else meanwhile, answers the slow one first or the fast ones never."""
+    asked: list[float] = []
+    released = threading.Event()
+
+    async def held(seconds: float) -> None:
+        asked.append(seconds)
+        await asyncio.to_thread(released.wait, LIVENESS_S)
+
+    monkeypatch.setattr(OperationPipeline, "nap", staticmethod(held))
 
     async def scenario() -> list[str]:
         done: list[str] = []
         async with (
-            httpx.AsyncClient(base_url=live.url, timeout=10) as slow_client,
-            httpx.AsyncClient(base_url=live.url, timeout=10) as fast_client,
+            httpx.AsyncClient(base_url=live.url, timeout=LIVENESS_S) as slow_client,
+            httpx.AsyncClient(base_url=live.url, timeout=LIVENESS_S) as fast_client,
         ):
 
             async def slow() -> httpx.Response:
@@ -96,19 +115,21 @@ def test_latency_is_awaited_without_blocking_other_requests(live: Any) -> None:
                 return response
 
             task = asyncio.create_task(slow())
-            arrived = await asyncio.to_thread(live.slow_arrived.wait, 10)
+            arrived = await asyncio.to_thread(live.slow_arrived.wait, LIVENESS_S)
             assert arrived, "the slow request never reached the server"
             for n in range(5):
                 fast = await fast_client.get("/v1/whoami", headers=auth(FULL))
                 assert fast.status_code == 200
                 done.append(f"fast{n}")
             assert not task.done()
-            slow_response = await asyncio.wait_for(task, 10)
+            released.set()
+            slow_response = await asyncio.wait_for(task, LIVENESS_S)
             assert slow_response.status_code == 200
         return done
 
     order = asyncio.run(scenario())
     assert order == ["fast0", "fast1", "fast2", "fast3", "fast4", "slow"]
+    assert asked == [1.5]  # the wait the slow request asked for, in seconds
     journal = live.deps.journal.query()[0]
     assert journal[0]["injected"] == "latency=1500"  # newest first: the slow one finished last
     assert all(e["injected"] is None for e in journal[1:])
