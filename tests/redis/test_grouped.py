@@ -22,6 +22,18 @@ from support import FULL, STANDARD, auth
 from layers_mock_server.core.store import StoreUnavailable
 from layers_mock_server.http import shared
 
+HELD_MS = 4000  # a liveness bound: the test lets the writes go a few loop turns later
+
+
+def hold_writes(worker: Worker) -> None:
+    """Redis holds every write back (CLIENT PAUSE) until `release_writes`: a commit's answer
+    cannot come back meanwhile, however slowly the machine runs the worker's next groups."""
+    worker.store._client.execute_command("CLIENT", "PAUSE", str(HELD_MS), "WRITE")
+
+
+def release_writes(worker: Worker) -> None:
+    worker.store._client.execute_command("CLIENT", "UNPAUSE")
+
 
 def test_reads_that_arrive_together_share_one_round_trip_that_sees_every_earlier_commit(
     two: tuple[Worker, Worker],
@@ -165,8 +177,9 @@ def test_a_group_holds_group_writes_requests_and_the_lease_goes_back_after_chain
 def test_the_next_group_runs_while_the_commits_before_it_are_on_their_way(
     two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Redis holds the first commit back (CLIENT PAUSE): the worker does not wait for it, the
-    next groups run and their commits follow it; every answer waits for its own commit."""
+    """Redis holds the first commit back (CLIENT PAUSE) until the third is sent: the worker
+    does not wait for it, the next groups run and their commits follow it; every answer
+    waits for its own commit."""
     first, second = two
     monkeypatch.setattr(shared, "GROUP_WRITES", 2)
     real = first.store.send_write
@@ -174,10 +187,12 @@ def test_the_next_group_runs_while_the_commits_before_it_are_on_their_way(
     behind: list[int] = []
 
     def watching(batches: Any, keep: bool) -> Any:
-        if not sent:  # the lease is taken: Redis now holds every write back for 300 ms
-            first.store._client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+        if not sent:  # the lease is taken: Redis now holds every write back
+            hold_writes(first)
         behind.append(sum(not f.done() for f in sent))
         sent.append(real(batches, keep))
+        if len(sent) == 3:
+            release_writes(first)
         return sent[-1]
 
     first.store.send_write = watching
@@ -200,10 +215,12 @@ def test_a_refused_commit_takes_down_the_ones_sent_behind_it_and_nothing_is_kept
     sent: list[asyncio.Future[Any]] = []
 
     def refused_first(batches: Any, keep: bool) -> Any:
-        if not sent:
-            first.store._client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+        if not sent:  # held in Redis until the third is sent, then refused
+            hold_writes(first)
             first.store.seen += 1  # compare-and-append refuses it, and so all behind it
         sent.append(real(batches, keep))
+        if len(sent) == 3:
+            release_writes(first)
         return sent[-1]
 
     first.store.send_write = refused_first
