@@ -17,6 +17,7 @@ import pytest
 
 import layers_mock
 from layers_mock import LayersMock, LayersMockError
+from layers_mock_server.core.clock import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -208,14 +209,20 @@ def test_async_code_uses_the_async_client_and_awaits_the_sleep(mock: LayersMock)
 def test_a_wall_clock_mock_really_sleeps_and_moves_by_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The host's monotonic clock is a fake here: the bound on real time this test had (10 ms
+    between two reads, at a million times speed) failed whenever the machine descheduled it
+    that long."""
     slept: list[float] = []
     monkeypatch.setattr(layers_mock, "_real_sleep", slept.append)  # the host's sleep, recorded
+    host_ns = [0]
+    monkeypatch.setitem(Clock.__init__.__kwdefaults__, "ticker", lambda: host_ns[0])
     with LayersMock(clock="wall", speed=1_000_000) as mock:
         before = mock.now
         mock.sleep(0.01)
-        assert slept == [0.01]  # handed to the host's sleep, not added to the mock clock
-        # at a million mock seconds per host second, any two reads are apart by themselves
-        assert before < mock.now < before + timedelta(seconds=10_000)
+        assert slept == [0.01]  # handed to the host's sleep ...
+        assert mock.now == before  # ... not added to the mock clock
+        host_ns[0] += 1_000  # a microsecond of host time: a million of them, by itself
+        assert mock.now == before + timedelta(seconds=1)
 
 
 def test_serve_puts_the_same_mock_on_a_real_port(mock: LayersMock) -> None:
