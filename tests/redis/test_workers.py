@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 from support import FULL, GLOBEX, PROJECT, SEED, STANDARD, auth
 
 from layers_mock_server import serving
+from layers_mock_server.core.clock import Clock
 from layers_mock_server.core.store import Batch
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
@@ -169,27 +170,35 @@ def test_the_clock_moved_on_one_worker_moves_every_workers_jobs(sandbox: str) ->
 
 
 def test_a_worker_joining_a_wall_clock_sandbox_keeps_its_time(
-    sandbox: str, redis_server: RedisServer
+    sandbox: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a wall clock the sandbox's time runs while any worker runs: a worker that joins an
     hour after the last commit (by Redis's clock) starts an hour on, not at that commit's
-    instant; and the first worker, behind, catches up with the next commit it sees."""
+    instant; and the first worker, behind, catches up with the next commit it sees.
+
+    The workers' host clocks stand still (a fake monotonic ticker): the only time that passes
+    is Redis's, which the test reads too, so the bounds are exact, not minutes of slack a
+    stalled machine could still outrun."""
+    monkeypatch.setitem(Clock.__init__.__kwdefaults__, "ticker", lambda: 0)
 
     def now(base: str) -> datetime:
         return datetime.fromisoformat(httpx.get(base + "/_mock/clock").json()["now"])
 
+    store = RedisStore(sandbox)
     with workers(sandbox, count=1, clock="wall") as (first,):
         httpx.post(first + CREATE, headers=auth(FULL), json={}).raise_for_status()
-        store = RedisStore(sandbox)
         store.open()
         client = store._client
-        client.set(store.keys["at"], int(client.get(store.keys["at"])) - 3_600_000)
-        store.close()
+        committed = int(client.get(store.keys["at"]))  # Redis's clock at that commit, in ms
+        client.set(store.keys["at"], committed - 3_600_000)
         with workers(sandbox, count=1, clock="wall") as (late,):
             ahead = now(late) - now(first)
-            assert timedelta(minutes=59) < ahead < timedelta(minutes=61)
+            seconds, micros = client.time()
+            since = timedelta(milliseconds=seconds * 1000 + micros // 1000 - committed)
+            assert timedelta(hours=1) <= ahead <= timedelta(hours=1) + since
             httpx.post(late + CREATE, headers=auth(FULL), json={}).raise_for_status()
-            assert abs(now(first) - now(late)) < timedelta(seconds=5)
+            assert now(first) == now(late)
+    store.close()
 
 
 def test_a_reset_or_an_import_on_one_worker_reaches_every_worker(sandbox: str) -> None:
