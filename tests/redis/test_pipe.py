@@ -23,6 +23,7 @@ from layers_mock_server.core.store import OutcomeUnknown, Refused, StoreUnavaila
 from layers_mock_server.stores.redis_pipe import Pipe
 
 ECHO = "return ARGV[1]"
+LIVENESS_S = 30.0  # a wait only a hung peer reaches
 
 
 def pipe_to(server: RedisServer, timeout: float = 5.0) -> Pipe:
@@ -206,7 +207,9 @@ def test_a_server_that_is_not_redis_fails_every_command_in_one_sentence() -> Non
     thread = threading.Thread(target=liar, daemon=True)
     thread.start()
     client = redis.Redis(host="127.0.0.1", port=port, protocol=3)
-    pipe = Pipe(client.connection_pool.make_connection, [], "redis://liar", 1.0)
+    # The timeout bounds a liar that hangs: its answers come at once, but a machine that runs
+    # its thread a second late (1.0 s here before) turns the protocol error into a timeout.
+    pipe = Pipe(client.connection_pool.make_connection, [], "redis://liar", LIVENESS_S)
 
     async def go() -> list[BaseException | Any]:
         return await asyncio.gather(*[pipe.call("PING") for _ in range(3)], return_exceptions=True)
