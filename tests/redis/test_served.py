@@ -12,12 +12,14 @@ by Redis before it died).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
+LIVENESS_S = 60  # a wait only a hung or broken server reaches
 
 
 class Serve:
@@ -162,8 +165,24 @@ def workers_of(pid: int) -> list[int]:
     """The worker processes `serve --workers` started (children of its main process)."""
     children: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(c) for c in (task / "children").read_text().split()]
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that ended
+            children += [int(c) for c in (task / "children").read_text().split()]
     return children
+
+
+def replaced(pid: int, victim: int) -> list[int]:
+    """The workers once the main process has reaped `victim` and started another in its place.
+
+    Granian does that on threads of its own when it sees the death, and nothing a client can
+    ask waits for it: the other worker answered the burst's next 30 creates as soon as 30 ms
+    after the kill, before the new worker was there (seen failing under load). So the process
+    table is read until it shows the replacement; the interval between two reads decides
+    nothing, the liveness bound only a server that never replaces a worker reaches."""
+    deadline = time.monotonic() + LIVENESS_S
+    while victim in (found := workers_of(pid)) or len(found) != 2:
+        assert time.monotonic() < deadline, f"worker {victim} was not replaced: {found}"
+        time.sleep(0.01)
+    return found
 
 
 def test_a_worker_killed_mid_burst_loses_nothing_it_acknowledged(
@@ -211,7 +230,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_it_acknowledged(
     kept = all_influencers(server.url)
     assert set(acknowledged) <= set(kept)
     assert len(kept) - len(acknowledged) <= 4  # at most one unanswered create per client
-    assert victim not in workers_of(server.proc.pid) and len(workers_of(server.proc.pid)) == 2
+    assert len(replaced(server.proc.pid, victim)) == 2
     assert server.stop() == 0
 
 
