@@ -327,11 +327,10 @@ def test_a_usage_error_exits_2_and_still_writes_the_reports(
 def test_an_unreachable_target_exits_2_with_one_sentence(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now: connection refused at once
-    code = main([*black_box(f"http://127.0.0.1:{port}"), "--json", str(tmp_path / "r.json")])
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: refused, and no one else's
+        port = closed.getsockname()[1]
+        code = main([*black_box(f"http://127.0.0.1:{port}"), "--json", str(tmp_path / "r.json")])
     assert code == 2
     assert "cannot reach the target" in capsys.readouterr().err
     assert json.loads((tmp_path / "r.json").read_text())["partial"] is True
