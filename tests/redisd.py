@@ -32,10 +32,39 @@ REQUIRED = os.environ.get("LAYERS_MOCK_REDIS_TESTS") == "required"
 HOW = "install redis-server (apt install redis-server) to run the Redis tests"
 
 
+LOWEST_PORT = 20_000
+_handed: set[int] = set()  # the ports this session gave a server, bound yet or not
+
+
+def _ephemeral_low() -> int:
+    """Where the kernel's ephemeral ports (its choice for connect() and bind(0)) begin."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default; macOS's range starts higher still
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a redis-server (or its cluster bus) that no one holds now and that nothing
+    else will take before the server binds it or while it is down between a kill and a
+    restart: below the ephemeral range (bind(0) handed out ports an outgoing connection could
+    take meanwhile), and never one this session gave out already (bind(0) may give the same
+    port twice, to two cluster nodes that have not bound theirs yet)."""
+    low = _ephemeral_low()
+    span = max(1, low - LOWEST_PORT)
+    start = os.getpid() % span  # another session on the machine starts elsewhere
+    for step in range(span):
+        port = LOWEST_PORT + (start + step) % span
+        if port in _handed:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # someone else's
+        _handed.add(port)
+        return port
+    raise RuntimeError(f"no free port from {LOWEST_PORT} to {low - 1}")
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck
+from redisd import LOWEST_PORT, _ephemeral_low
+from redisd import _free_port as free_port
 
 
 def test_every_hypothesis_test_draws_fixed_examples_and_has_no_time_limit(
@@ -24,3 +26,13 @@ def test_every_hypothesis_test_draws_fixed_examples_and_has_no_time_limit(
         assert chosen.database is None, nodeid
         assert chosen.deadline is None, nodeid
         assert HealthCheck.too_slow in chosen.suppress_health_check, nodeid
+
+
+def test_a_port_given_to_a_redis_server_is_never_one_the_kernel_hands_out_nor_given_twice() -> None:
+    """A port bind(0) chose is an ephemeral one: between the choice and redis-server's bind,
+    or while a killed server is down before its restart on the same port, any outgoing
+    connection of the machine may take it; and two choices (two cluster nodes' bus ports)
+    may be the same port."""
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert all(LOWEST_PORT <= port < _ephemeral_low() for port in ports)
