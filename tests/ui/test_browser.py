@@ -43,7 +43,10 @@ def stage_of(page: Any, job_id: str) -> Any:
 
 def clipboard(page: Any) -> str:
     """What the page copied, read back from the browser's clipboard (bounded: a read that never
-    settles fails the test instead of hanging it)."""
+    settles fails the test instead of hanging it). Read once the page says the copy is done:
+    the click returns before the page's clipboard write (a promise) has settled, and nothing
+    orders a read sent meanwhile after it."""
+    expect(page.locator("#notice")).to_contain_text("Copied: ")
     return str(
         page.evaluate(
             """() => Promise.race([
