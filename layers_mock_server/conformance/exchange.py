@@ -24,7 +24,8 @@ class Exchange:
     response_body: bytes
     seq: int = 0
     clause: str = ""
-    at: float = 0.0  # seconds since the run started (client clock)
+    sent: float = 0.0  # seconds since the run started when the request left (client clock)
+    at: float = 0.0  # ... and when its answer was in: the server answered in between
 
     def json(self) -> Any:
         try:

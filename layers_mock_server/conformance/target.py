@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import time
@@ -357,13 +358,14 @@ class Target:
         )
         for attempt in range(4):
             self._throttle()
+            sent = self.budget.elapsed()
             try:
                 response = self.client.send(request)
             except httpx.LocalProtocolError as exc:
                 raise Unsendable(f"{method} {request.url}: {exc}") from exc
             except httpx.TransportError as exc:
                 raise TargetUnreachable(f"{method} {request.url}: {exc}") from exc
-            exchange = self._record(request, response, creates, makes_project)
+            exchange = self._record(request, response, creates, makes_project, sent)
             if response.status_code != 429 or not retry_429 or attempt == 3:
                 return exchange
             wait = _retry_after(response.headers.get("Retry-After"))
@@ -391,6 +393,7 @@ class Target:
             )
             for _ in range(n)
         ]
+        sent = self.budget.elapsed()
         try:
             if self.in_process:
                 responses = [self.client.send(r) for r in requests]
@@ -400,11 +403,17 @@ class Target:
         except httpx.TransportError as exc:
             raise TargetUnreachable(f"{method} {path}: {exc}") from exc
         return [
-            self._record(q, r, creates, False) for q, r in zip(requests, responses, strict=True)
+            self._record(q, r, creates, False, sent)
+            for q, r in zip(requests, responses, strict=True)
         ]
 
     def _record(
-        self, request: httpx.Request, response: httpx.Response, creates: bool, project: bool
+        self,
+        request: httpx.Request,
+        response: httpx.Response,
+        creates: bool,
+        project: bool,
+        sent: float,
     ) -> Exchange:
         exchange = Exchange(
             method=request.method,
@@ -417,7 +426,8 @@ class Target:
             response_body=response.content,
             seq=len(self.steps),
             clause=self.clause,
-            at=round(self.budget.elapsed(), 3),
+            sent=math.floor(sent * 1000) / 1000,  # milliseconds, never later than it was
+            at=math.ceil(self.budget.elapsed() * 1000) / 1000,  # ... nor sooner
         )
         body = exchange.json()
         minted = body.get("jobId") or body.get("id") if isinstance(body, dict) else None

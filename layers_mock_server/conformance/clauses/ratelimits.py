@@ -37,7 +37,11 @@ def _int(value: str | None) -> int | None:
 
 
 EVERY_CLASS = ("tenancy.unknown-ids-404", "jobs.accepted-envelope")
-SURE_MARGIN_S = 1.5  # Reset is rounded up (1 s), and an answer takes time to come back
+# Reset is rounded up to whole seconds: a window said to end in Reset seconds surely lasts
+# more than Reset - 1 after the server answered. When it answered is known only to lie
+# between the request's sending and its answer's arrival, so two requests surely share a
+# window when the second's answer came within Reset - 1 of the first's sending.
+ROUNDING_S = 1.0
 
 
 @SECTION.observer("ratelimits.headers-present", producers=EVERY_CLASS)
@@ -97,9 +101,10 @@ def remaining_counts_down(t: Transcript) -> None:
 
     Two requests are in one window when the mock's clock was not moved between them, the
     reset did not move later (as seconds to wait it counts down), and, on a clock that does
-    not stand still, the second came sooner than the first's Reset said the window ends: Reset
-    is rounded up, so only Reset - 1 client seconds (less a margin for the answer's way back)
-    are sure. On a mock sped up so much that Reset is always 1, no pair is sure."""
+    not stand still, the second's answer came sooner than the first's Reset said the window
+    ends, counted from when the first was sent (however long its answer took to come back):
+    Reset is rounded up, so only Reset - 1 client seconds are sure. On a mock sped up so much
+    that Reset is always 1, no pair is sure."""
     clause = "ratelimits.remaining-counts-down"
     last: dict[tuple[str, str], tuple[Exchange, int, int]] = {}
     moves = t.clock_moves
@@ -121,8 +126,8 @@ def remaining_counts_down(t: Transcript) -> None:
         if bucket in last:
             before, was_remaining, was_reset = last[bucket]
             moved = any(before.seq < m < ex.seq for m in moves)
-            elapsed = 0.0 if t.session.still else ex.at - before.at
-            if not moved and reset <= was_reset and elapsed < was_reset - SURE_MARGIN_S:
+            elapsed = 0.0 if t.session.still else ex.at - before.sent
+            if not moved and reset <= was_reset and elapsed < was_reset - ROUNDING_S:
                 judged = True
                 if remaining >= was_remaining:
                     raise Violation(clause, f"remaining {was_remaining} then {remaining}", ex)
@@ -179,17 +184,19 @@ def retry_after_429(s: Session) -> None:
 
 def _in_one_window(s: Session, first: Exchange | None, last: Exchange, served: int) -> None:
     """Too many requests served is a violation only when they surely fell in one window: on
-    a clock that stands still, or sooner after the first than its Reset said the window ends
-    (Reset is rounded up; the same margin as remaining-counts-down). Remaining going up is not
-    the only sign of a new window: a window that held one request starts the next at the
-    same Remaining, which a wall clock sped up to 0.1 s windows does often."""
+    a clock that stands still, or, from the first's sending to the last's answer, sooner than
+    the first's Reset said the window ends (Reset is rounded up, as in remaining-counts-down).
+    Remaining going up is not the only sign of a new window: a window that held one request
+    starts the next at the same Remaining, which a wall clock sped up to 0.1 s windows does
+    often."""
     if s.still or first is None:
         return
     reset = _int(first.header("X-RateLimit-Reset"))
-    if reset is None or last.at - first.at >= reset - SURE_MARGIN_S:
+    took = last.at - first.sent
+    if reset is None or took >= reset - ROUNDING_S:
         raise NotChecked(
-            f"{served} requests took {last.at - first.at:.2f}s, longer than the window is "
-            f"surely open (X-RateLimit-Reset {reset}): they may have spanned two windows"
+            f"{served} requests took {took:.2f}s, longer than the window is surely open "
+            f"(X-RateLimit-Reset {reset}): they may have spanned two windows"
         )
 
 
