@@ -91,6 +91,8 @@ def test_version_and_help_show_defaults_and_examples(capsys: pytest.CaptureFixtu
         (["serve", "--clock", "sundial"], "invalid choice: 'sundial'"),
         (["serve", "--bogus"], "unrecognized arguments: --bogus"),
         (["conform", "--examples", "many"], "invalid int value"),
+        (["conform", "--patience", "nan"], "'nan' is not a number of seconds above 0"),
+        (["conform", "--poll-interval", "0"], "'0' is not a number of seconds above 0"),
         (["launch"], "invalid choice: 'launch'"),
         ([], "the following arguments are required"),
     ],

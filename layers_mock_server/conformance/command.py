@@ -10,6 +10,7 @@ the ending (a partial report says why). Keys may come from the environment (LAYE
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -58,6 +59,18 @@ HELP = {
 }
 
 
+def seconds(text: str) -> float:
+    """A wait the run may take: a positive, finite number of seconds (a job polled with
+    `--patience nan` would be waited for forever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "conform",
@@ -85,8 +98,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     budget.add_argument("--rate-limit", type=float, help="max requests per second")
     budget.add_argument("--seed", type=int, default=0, help="mock seed and request sequence seed")
-    budget.add_argument("--patience", type=float, default=600.0, help="seconds a job may take")
-    budget.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls")
+    budget.add_argument("--patience", type=seconds, default=600.0, help="seconds a job may take")
+    budget.add_argument("--poll-interval", type=seconds, default=5.0, help="seconds between polls")
     budget.add_argument(
         "--profile", choices=("quick", "default", "thorough"), default="default", help="how hard"
     )

@@ -334,3 +334,23 @@ def test_an_unreachable_target_exits_2_with_one_sentence(
     assert code == 2
     assert "cannot reach the target" in capsys.readouterr().err
     assert json.loads((tmp_path / "r.json").read_text())["partial"] is True
+
+
+def test_a_job_polled_more_often_than_200_times_in_its_minute_is_waited_for() -> None:
+    """A black box polled every 0.1 s: its job takes 600 polls to finish. The runner gave up
+    after 200 polls ("not terminal after 200 polls", 20 s into a 60 s job, far within the
+    --patience of 600 s), so a short --poll-interval against a real deployment failed the
+    clause; how long it waits is --patience's to say. The deployment's clock is the runner's
+    (virtual, moved by its sleeps): no real time passes."""
+    app = mock_app()
+    clock = FakeTime()
+
+    def sleep(seconds: float) -> None:  # real time passes for both the runner and the mock
+        clock.sleep(seconds)
+        app.state.deps.sim.clock.advance(seconds)
+
+    with serve(app) as url:
+        options = Options(base_url=url, identities=IDS, only=["jobs.terminal-within-patience"])
+        options.poll_interval, options.now, options.sleep = 0.1, clock.now, sleep
+        report, _ = run(options)
+    assert report.verdicts["jobs.terminal-within-patience"].status == PASS, report.table()
