@@ -1,7 +1,8 @@
 """The README's "Use it in your tests" examples run as written, so they cannot rot.
 
-Blocks with test functions run as a partner's test file in a fresh pytest session (pytester);
-the others run as a script.
+Blocks with test functions run as a partner's test file in a fresh pytest session, in a
+process of its own (pytester's subprocess run: see tests/testing_api/test_pytest_plugin.py for
+what an in-process one left behind); the others run as a script.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def test_the_section_shows_fixture_sleep_and_a_served_mock() -> None:
 def test_the_pytest_examples_pass(pytester: pytest.Pytester, index: int) -> None:
     block = examples()[index]
     pytester.makepyfile(test_readme_example=block)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=block.count("\ndef test_") + block.startswith("def test_"))
 
 
@@ -51,7 +52,7 @@ def test_the_shared_sandbox_example_passes(
         monkeypatch.setenv("LAYERS_SANDBOX_URL", f"http://{host}:{port}")
         monkeypatch.setenv("LAYERS_SANDBOX_KEY", local.keys.foreign or "")
         pytester.makepyfile(test_readme_example=examples()[3])
-        result = pytester.runpytest("-p", "no:cacheprovider")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 

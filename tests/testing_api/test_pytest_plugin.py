@@ -1,4 +1,11 @@
-"""The pytest plugin, run the way a partner's suite runs it (pytester: a fresh pytest session)."""
+"""The pytest plugin, run the way a partner's suite runs it: a fresh pytest session, in a
+process of its own (pytester's subprocess run).
+
+In-process, pytester drops after each inner session the modules first imported during it:
+httpcore, which httpx imports only with its first client, went, and httpx went on mapping
+errors with the dropped module's classes, so in any later test a refused connection or a
+dropped answer raised a bare httpcore error instead of httpx's (a test order where these ran
+first failed seven tests elsewhere)."""
 
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ def test_a_partner_suite_passes_identically_three_times(
     for n in range(3):
         answers = tmp_path / f"run{n}.jsonl"
         monkeypatch.setenv("ANSWERS_FILE", str(answers))
-        result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
         result.assert_outcomes(passed=5)
         runs.append(answers.read_text())
     assert runs[0] == runs[1] == runs[2]
@@ -58,7 +65,7 @@ def test_each_test_starts_from_a_fresh_mock(pytester: pytest.Pytester) -> None:
             assert layers_mock.client().get("/v1/whoami").status_code == 200
         """
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
 def test_the_marker_sets_seed_clock_and_progression(pytester: pytest.Pytester) -> None:
@@ -99,7 +106,7 @@ def test_the_marker_sets_seed_clock_and_progression(pytester: pytest.Pytester) -
             pass
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=5, errors=1)
     result.stdout.fnmatch_lines(
         ["*layers_mock takes keywords seed, clock, progression, fixtures, speed, strict; got sped*"]
@@ -139,4 +146,4 @@ def test_one_server_per_session_reset_for_each_test(pytester: pytest.Pytester) -
             assert layers_mock_server.client().get("/v1/whoami").status_code == 200
         """
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
