@@ -29,6 +29,20 @@ from layers_mock_server.spec import control_spec
 
 HEALTH = "/_mock/health"
 ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0, "full": False}}
+NEVER_S = 3600.0  # a pipe timeout no test reaches: its waits end when the test says
+
+
+def timed_out(worker: Worker) -> None:
+    """The pipe's timeout passes now, at the test's word: the commands waiting for Redis fail
+    as they do once they waited `timeout`. (A real 1 s timeout raced the requests a test
+    makes meanwhile: a machine that ran something else for a second timed the create out
+    before the test had seen it wait.)"""
+    pipe = worker.store.pipe
+    if pipe.watch is not None:
+        pipe.watch.cancel()
+    pipe.timeout = 0.0
+    pipe._watch()
+    pipe.timeout = NEVER_S
 
 
 def through(hole: Blackhole, server: RedisServer) -> str:
@@ -56,7 +70,7 @@ def test_health_answers_while_redis_is_blackholed_and_the_worker_recovers_when_i
 ) -> None:
     with Blackhole(redis_server.port) as hole:
         worker = Worker(through(hole, redis_server))
-        worker.store.pipe.timeout = 1.0  # how long a command waits for Redis (5 s in serve)
+        worker.store.pipe.timeout = NEVER_S  # how long a command waits (5 s in serve)
         [(status, _), (_, alive)] = [
             *worker.together(("POST", CREATE, auth(FULL), {"gender": "male"})),
             *worker.together(("GET", HEALTH, {}, None)),
@@ -71,6 +85,7 @@ def test_health_answers_while_redis_is_blackholed_and_the_worker_recovers_when_i
             await under_way(created)
             while_waiting = await worker.call("GET", HEALTH, {})
             assert not created.done()  # health answered before the create, which waits
+            timed_out(worker)
             lost = await created
             after = await worker.call("GET", HEALTH, {})
             # The next request connects again, into the hole: the handshake never ends.
@@ -78,6 +93,7 @@ def test_health_answers_while_redis_is_blackholed_and_the_worker_recovers_when_i
             await under_way(again)
             while_connecting = await worker.call("GET", HEALTH, {})
             assert not again.done()  # health answered before it (the loop was not blocked)
+            timed_out(worker)
             refused = await again
             hole.restore()  # Redis is back: the next request connects, and is answered
             back = await worker.call("POST", CREATE, auth(FULL), {"gender": "male"})
@@ -131,6 +147,7 @@ def test_a_control_request_waiting_on_a_paused_redis_does_not_hold_health(
     """A clock advance (a control request: lease, then write) while Redis holds writes
     (CLIENT PAUSE WRITE): health answers meanwhile, and the advance once Redis answers."""
     worker = Worker(redis_server.sandbox())
+    worker.store.pipe.timeout = NEVER_S  # the advance waits for the unpause, however late
     [(status, _)] = worker.together(("GET", "/_mock/clock", {}, None))  # the pipe is up
     assert status == 200
     pauser = redis.Redis.from_url(redis_server.url)
@@ -166,7 +183,7 @@ def test_answers_that_need_nothing_from_redis_are_given_while_it_is_blackholed(
     dashboard's links (and static files): no round trip, so no wait and no 503."""
     with Blackhole(redis_server.port) as hole:
         worker = Worker(through(hole, redis_server))
-        worker.store.pipe.timeout = 1.0
+        worker.store.pipe.timeout = NEVER_S
         [(status, _)] = worker.together(("GET", CREATE, auth(FULL), None))
         assert status == 200
         hole.swallow()
@@ -181,6 +198,7 @@ def test_answers_that_need_nothing_from_redis_are_given_while_it_is_blackholed(
                 await worker.call("GET", "/", {}),
             ]
             assert not listed.done()
+            timed_out(worker)
             return [*answered, await listed]
 
         *anonymous, links, listed = worker.loop.run_until_complete(run())
