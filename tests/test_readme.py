@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support import PARTNER_PYTEST
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -35,7 +36,7 @@ def test_the_section_shows_fixture_sleep_and_a_served_mock() -> None:
 def test_the_pytest_examples_pass(pytester: pytest.Pytester, index: int) -> None:
     block = examples()[index]
     pytester.makepyfile(test_readme_example=block)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*PARTNER_PYTEST)
     result.assert_outcomes(passed=block.count("\ndef test_") + block.startswith("def test_"))
 
 
@@ -52,7 +53,7 @@ def test_the_shared_sandbox_example_passes(
         monkeypatch.setenv("LAYERS_SANDBOX_URL", f"http://{host}:{port}")
         monkeypatch.setenv("LAYERS_SANDBOX_KEY", local.keys.foreign or "")
         pytester.makepyfile(test_readme_example=examples()[3])
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result = pytester.runpytest_subprocess(*PARTNER_PYTEST)
     result.assert_outcomes(passed=1)
 
 

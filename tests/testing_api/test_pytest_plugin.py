@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support import PARTNER_PYTEST
 
 PARTNER_SUITE = Path(__file__).with_name("partner_suite.py").read_text()
 
@@ -39,7 +40,7 @@ def test_a_partner_suite_passes_identically_three_times(
     for n in range(3):
         answers = tmp_path / f"run{n}.jsonl"
         monkeypatch.setenv("ANSWERS_FILE", str(answers))
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+        result = pytester.runpytest_subprocess(*PARTNER_PYTEST, "-W", "error")
         result.assert_outcomes(passed=5)
         runs.append(answers.read_text())
     assert runs[0] == runs[1] == runs[2]
@@ -65,7 +66,7 @@ def test_each_test_starts_from_a_fresh_mock(pytester: pytest.Pytester) -> None:
             assert layers_mock.client().get("/v1/whoami").status_code == 200
         """
     )
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.runpytest_subprocess(*PARTNER_PYTEST).assert_outcomes(passed=2)
 
 
 def test_the_marker_sets_seed_clock_and_progression(pytester: pytest.Pytester) -> None:
@@ -106,7 +107,7 @@ def test_the_marker_sets_seed_clock_and_progression(pytester: pytest.Pytester) -
             pass
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*PARTNER_PYTEST)
     result.assert_outcomes(passed=5, errors=1)
     result.stdout.fnmatch_lines(
         ["*layers_mock takes keywords seed, clock, progression, fixtures, speed, strict; got sped*"]
@@ -146,4 +147,4 @@ def test_one_server_per_session_reset_for_each_test(pytester: pytest.Pytester) -
             assert layers_mock_server.client().get("/v1/whoami").status_code == 200
         """
     )
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.runpytest_subprocess(*PARTNER_PYTEST).assert_outcomes(passed=2)
