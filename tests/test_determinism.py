@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, settings
 from redisd import LOWEST_PORT, _ephemeral_low
 from redisd import _free_port as free_port
 
@@ -15,6 +15,7 @@ def test_every_hypothesis_test_draws_fixed_examples_and_has_no_time_limit(
     misses, makes a test pass on one run and fail on the next: every Hypothesis test of the
     session is derandomized, keeps no example database and has no deadline or too_slow
     check (tests/conftest.py's profile; a test's own @settings must not undo it)."""
+    assert settings.default.derandomize and settings.default.deadline is None  # the profile
     found = {}
     for item in request.session.items:
         function = getattr(item, "obj", None)
