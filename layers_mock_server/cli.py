@@ -107,14 +107,19 @@ def workers(text: str) -> int:
     return value
 
 
-def speed(text: str) -> float:
+def positive(text: str, complaint: str) -> float:
+    """A positive, finite number (float() takes "nan" and "inf", which no speed or wait is)."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a speed: use a positive number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {complaint}")
     return value
+
+
+def speed(text: str) -> float:
+    return positive(text, "a speed: use a positive number")
 
 
 def build_parser() -> argparse.ArgumentParser:

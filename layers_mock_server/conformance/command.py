@@ -10,12 +10,13 @@ the ending (a partial report says why). Keys may come from the environment (LAYE
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..cli import positive
 
 if TYPE_CHECKING:  # `serve` builds this parser too: keep its start-up free of httpx
     from .report import RunReport
@@ -62,13 +63,7 @@ HELP = {
 def seconds(text: str) -> float:
     """A wait the run may take: a positive, finite number of seconds (a job polled with
     `--patience nan` would be waited for forever)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
-    return value
+    return positive(text, "a number of seconds above 0")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
