@@ -170,18 +170,19 @@ def workers_of(pid: int) -> list[int]:
     return children
 
 
-def replaced(pid: int, victim: int) -> list[int]:
+def replaced(pid: int, victim: int, url: str) -> list[int]:
     """The workers once the main process has reaped `victim` and started another in its place.
 
     Granian does that on threads of its own when it sees the death, and nothing a client can
     ask waits for it: the other worker answered the burst's next 30 creates as soon as 30 ms
     after the kill, before the new worker was there (seen failing under load). So the process
-    table is read until it shows the replacement; the interval between two reads decides
-    nothing, the liveness bound only a server that never replaces a worker reaches."""
+    table is read until it shows the replacement, once after each answer of the server (a
+    round trip, not a timer, between two reads); the liveness bound only a server that never
+    replaces a worker reaches."""
     deadline = time.monotonic() + LIVENESS_S
     while victim in (found := workers_of(pid)) or len(found) != 2:
         assert time.monotonic() < deadline, f"worker {victim} was not replaced: {found}"
-        time.sleep(0.01)
+        assert httpx.get(f"{url}/_mock/health", timeout=LIVENESS_S).status_code == 200
     return found
 
 
@@ -230,7 +231,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_it_acknowledged(
     kept = all_influencers(server.url)
     assert set(acknowledged) <= set(kept)
     assert len(kept) - len(acknowledged) <= 4  # at most one unanswered create per client
-    assert len(replaced(server.proc.pid, victim)) == 2
+    assert len(replaced(server.proc.pid, victim, server.url)) == 2
     assert server.stop() == 0
 
 
