@@ -287,7 +287,8 @@ def serve(args: argparse.Namespace) -> int:
         load = functools.partial(worker_app, settings, args.log_requests)
         serving.serve_workers(load, sock, args.workers)
     else:
-        serving.serve(FrozenHeap(app), sock)
+        follow = deps.shared.follow if deps.shared is not None else None  # a worker on Redis
+        serving.serve(FrozenHeap(app), sock, started=follow)
         stopped(deps)
     print("layers-mock stopped", flush=True)
     return 0
@@ -305,6 +306,7 @@ def stopped(deps: Deps) -> None:
 
 def worker_app(settings: Settings, log_requests: bool) -> Any:
     """The app of one `--workers` process, built in that process (its own store connection)."""
+    import asyncio
     import multiprocessing.util  # granian's workers are multiprocessing's processes
 
     from .http.app import build_app
@@ -315,6 +317,8 @@ def worker_app(settings: Settings, log_requests: bool) -> Any:
     # When the worker stops (SIGTERM), after its event loop ended: `stopped`.
     multiprocessing.util.Finalize(None, stopped, args=(deps,), exitpriority=0)
     app: Any = build_app(deps)
+    if deps.shared is not None:  # granian made this worker's loop, which runs it first
+        asyncio.get_event_loop().call_soon(deps.shared.follow)
     if log_requests:
         app = RequestLog(app, deps, sys.stdout)
     return FrozenHeap(app)

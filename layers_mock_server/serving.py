@@ -167,10 +167,17 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def serve(app: Any, sock: socket.socket, limits: Limits = Limits()) -> None:
+def serve(
+    app: Any,
+    sock: socket.socket,
+    limits: Limits = Limits(),
+    started: Callable[[], None] | None = None,
+) -> None:
     """Serve `app` on `sock` until SIGINT or SIGTERM, then stop gracefully and return.
 
-    Ctrl-C is the normal way to stop the mock, so it returns instead of raising.
+    Ctrl-C is the normal way to stop the mock, so it returns instead of raising. `started`
+    is called on the server's event loop as it starts, before any request: what the app
+    does on its own from then on (a worker on Redis follows the others, http/shared.py).
 
     `--workers N` with N > 1 is `serve_workers` below; N = 1 stays embedded, here.
     """
@@ -180,6 +187,8 @@ def serve(app: Any, sock: socket.socket, limits: Limits = Limits()) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, server.stop)
+        if started is not None:
+            started()
         await server.serve()
 
     loop = _new_loop()
@@ -198,9 +207,17 @@ class Background:
     its coroutines there.
     """
 
-    def __init__(self, app: Any, sock: socket.socket, limits: Limits = Limits()) -> None:
+    def __init__(
+        self,
+        app: Any,
+        sock: socket.socket,
+        limits: Limits = Limits(),
+        started: Callable[[], None] | None = None,
+    ) -> None:
         self.sock = sock
         self.loop = _new_loop()
+        if started is not None:  # on the loop, as it starts (see `serve`)
+            self.loop.call_soon(started)
         self._server = _server(app, sock, limits)
         self._failed: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name="layers-mock-server", daemon=True)
@@ -227,14 +244,17 @@ class Background:
 
 @contextlib.contextmanager
 def running(
-    app: Any, limits: Limits = Limits(), host: str = "127.0.0.1"
+    app: Any,
+    limits: Limits = Limits(),
+    host: str = "127.0.0.1",
+    started: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Serve `app` on an ephemeral port of `host` in a thread; yields (host, port).
 
     The socket listens before this yields, so a first request queues instead of racing the
     start-up: callers need no readiness polling. For tests and embedding in a test process.
     """
-    background = Background(app, bind(host, 0), limits)
+    background = Background(app, bind(host, 0), limits, started)
     try:
         yield host, background.sock.getsockname()[1]
     finally:

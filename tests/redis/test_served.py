@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import queue
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +37,7 @@ from support import FULL, PROJECT, SEED, auth
 from layers_mock_server.cli import main
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.stores.redis_scripts import CHANGES
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 LIVENESS_S = 60  # a wait only a hung or broken server reaches
@@ -315,3 +319,32 @@ def test_redis_killed_mid_burst_keeps_every_create_it_acknowledged(
     assert set(acknowledged) <= kept
     assert len(kept - set(acknowledged)) <= 4  # in flight at the kill, answered 503
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_every_worker_follows_the_sandbox_before_any_request_reaches_it(workers: str) -> None:
+    """`serve` starts each worker following what the others commit (a catch-up, without the
+    lease, every FOLLOW_S) as it starts, not at its first request: a worker no connection
+    reached while the others wrote would read the whole sandbox on its first request (2.7 s
+    after 49,000 creates). Redis's MONITOR shows each worker's catch-ups, no request sent."""
+    changes = hashlib.sha1(CHANGES.encode()).hexdigest()
+    with (
+        started() as redis_server,
+        socket.create_connection(("127.0.0.1", redis_server.port), LIVENESS_S) as monitor,
+    ):
+        monitor.sendall(b"MONITOR\r\n")
+        lines = monitor.makefile("r", encoding="utf-8", errors="replace")
+        assert lines.readline() == "+OK\n"
+        server = Serve("--state", redis_server.sandbox(), "--workers", workers)
+        try:
+            following: set[str] = set()  # the connections that sent one
+            deadline = time.monotonic() + LIVENESS_S
+            while len(following) < int(workers):  # (a socket timeout bounds each line)
+                assert time.monotonic() < deadline, f"only {following} follow"
+                head, _, command = lines.readline().partition("] ")
+                argv = shlex.split(command)
+                token = argv[4 + int(argv[2])] if argv[:2] == ["EVALSHA", changes] else None
+                if token == "":  # a catch-up without the lease: no request asked for it
+                    following.add(head.rpartition(" ")[2])
+        finally:
+            assert server.stop() == 0
