@@ -205,8 +205,8 @@ def test_serve_binds_before_the_banner_and_freezes_the_heap(
 ) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_serve(app: Any, sock: socket.socket, limits: Any = None) -> None:
-        seen["app"], seen["frozen"] = app, gc.get_freeze_count()
+    def fake_serve(app: Any, sock: socket.socket, limits: Any = None, started: Any = None) -> None:
+        seen["app"], seen["frozen"], seen["started"] = app, gc.get_freeze_count(), started
         seen["banner"] = capsys.readouterr().out
         with socket.create_connection(sock.getsockname()[:2], timeout=IO_TIMEOUT_S):
             seen["port"] = sock.getsockname()[1]  # listening: the connection was accepted
@@ -218,6 +218,7 @@ def test_serve_binds_before_the_banner_and_freezes_the_heap(
     finally:
         gc.unfreeze()
     assert isinstance(seen["app"], FrozenHeap) and seen["frozen"] > 0
+    assert seen["started"] is None  # in memory: no other worker to follow
     assert seen["banner"].startswith(f"layers-mock listening on http://127.0.0.1:{seen['port']}\n")
 
 
