@@ -6,6 +6,9 @@ worker, without waiting on any clock.
   until `release()`: a Redis that takes its time to greet (a slow network, a busy server).
 - `swallow()`: every byte sent or answered on the connections open now, and on any made
   later, vanishes, and no connection is ever closed: a host that fell off the network.
+- `deafen()`: what the worker sends still reaches Redis, which runs it, but its answers vanish
+  (on the connections open now and on any made later), and nothing closes: an answer lost on
+  its way back, after the command ran.
 - `restore()`: connections made from now on reach Redis again (those swallowed stay dead).
 """
 
@@ -18,10 +21,11 @@ from types import TracebackType
 
 
 class _Link:
-    __slots__ = ("dead", "sockets")
+    __slots__ = ("dead", "deaf", "sockets")
 
-    def __init__(self, dead: bool) -> None:
+    def __init__(self, dead: bool, deaf: bool) -> None:
         self.dead = dead
+        self.deaf = deaf  # Redis's answers vanish (what is sent to it still arrives)
         self.sockets: list[socket.socket] = []
 
 
@@ -31,6 +35,7 @@ class Blackhole:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.silent = False
+        self.deaf = False
         self.opened = threading.Event()
         self.opened.set()
         self.links: list[_Link] = []
@@ -52,9 +57,16 @@ class Blackhole:
             for link in self.links:
                 link.dead = True
 
+    def deafen(self) -> None:
+        with self.lock:
+            self.deaf = True
+            for link in self.links:
+                link.deaf = True
+
     def restore(self) -> None:
         with self.lock:
-            self.silent = False
+            self.silent = self.deaf = False
+        self.deaf = False
         self.opened.set()
 
     def _accept(self) -> None:
@@ -64,7 +76,7 @@ class Blackhole:
             except OSError:  # closed: the test is over
                 return
             with self.lock:
-                link = _Link(self.silent)
+                link = _Link(self.silent, self.deaf)
                 link.sockets.append(client)
                 self.links.append(link)
             threading.Thread(target=self._serve, args=(link, client), daemon=True).start()
@@ -82,16 +94,18 @@ class Blackhole:
             client.close()
             return
         link.sockets.append(upstream)
-        threading.Thread(target=self._pump, args=(link, upstream, client), daemon=True).start()
-        self._pump(link, client, upstream)
+        answers = threading.Thread(target=self._pump, args=(link, upstream, client, True))
+        answers.daemon = True
+        answers.start()
+        self._pump(link, client, upstream, False)
 
     @staticmethod
-    def _pump(link: _Link, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(link: _Link, source: socket.socket, sink: socket.socket, answers: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(1 << 16):
-                if not link.dead:
+                if not link.dead and not (answers and link.deaf):
                     sink.sendall(data)
-        if not link.dead:  # a swallowed connection is never seen to close
+        if not link.dead and not link.deaf:  # a swallowed connection is never seen to close
             for sock in link.sockets:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)

@@ -14,6 +14,8 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
 - `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
+- `journal-v2` is the request journal (redis_journal.py), and `journal-from:<worker>` the
+  number of the last entry each worker had appended to it (redis_outbox.py).
 - `lease` is the sandbox's write lease: a request that may change the state takes it (and
   the changes so far, in the same round trip), runs on the up-to-date copy, and writes its
   batch with one script that also gives the lease back. So requests that write are
@@ -65,7 +67,6 @@ from ..core.store import (
     Bucket,
     Changes,
     Reach,
-    Refused,
     Row,
     StoreConflict,
     Stored,
@@ -74,6 +75,7 @@ from ..core.store import (
 )
 from .redis_journal import APPEND, READ, entries
 from .redis_log import SEP, read_entry, write_args
+from .redis_outbox import Outbox
 from .redis_pipe import Pipe, error, handled
 from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, RESERVE, ROOMY, UNLOCK, WRITE
 from .redis_url import parse_url, shown
@@ -109,13 +111,14 @@ class RedisStore:
         self.seen = 0  # the number of the last commit this worker's copy includes
         self.token = ""  # our lease's token while we hold it
         self.ident = secrets.token_hex(8)  # this worker's name in the line for the lease
+        # ... and its journal mark: the last of its entries appended (redis_outbox.py)
+        self.keys["mark"] = f"{tag}:journal-from:{self.ident}"
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self.pipe: Pipe | None = None  # ... and one that does not wait (see _send)
         self.down: str | None = None  # why the last synchronous round trip failed (no pipe)
-        self.outbox: list[bytes] = []  # journal entries not yet sent (redis_journal.py)
+        self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
-        self.journal_capacity = 1000
         # Redis refused the last write for want of room (`ROOMY`): until it takes one again,
         # the journal's entries wait in `outbox` instead of travelling with each round trip.
         self.full = False
@@ -194,9 +197,8 @@ class RedisStore:
         token, self.token = self.token, ""  # the script gives the lease back
         try:
             answer = self._call("write", keys, args)
-        except StoreUnavailable as exc:
-            if isinstance(exc, Refused):
-                self._unsent(carried)
+        except StoreUnavailable:
+            self.outbox.back(*carried)
             if token:  # ... unless it did not run (full): then it goes back here, at once,
                 self._release(token)  # or it would hold every worker's writes (LEASE_MS)
             raise
@@ -220,7 +222,8 @@ class RedisStore:
             self._written(answer, predicted, token)
             return bool(answer[2])
 
-        sent = self._carrying(self._send("write", keys, args), carried)
+        sent = self._send("write", keys, args)
+        self.outbox.sent(sent, *carried)
         return self._then(sent, written, failed=lambda: self._lost(token))
 
     def _lost(self, token: str = "") -> None:
@@ -234,22 +237,22 @@ class RedisStore:
 
     def _write_args(
         self, batches: Sequence[Batch], keep: bool
-    ) -> tuple[list[str], list[Any], int, list[bytes]]:
+    ) -> tuple[list[str], list[Any], int, tuple[int, list[bytes]]]:
         """The write script's keys and arguments, the commit number it reaches, and the
-        journal entries it carries (recorded since the last round trip: not while Redis is
-        full, when they wait for one it takes)."""
+        journal entries it carries, with the number of the first (recorded since the last
+        round trip: not while Redis is full, when they wait for one it takes)."""
         if self._client is None:
             raise StoreUnavailable(f"{self.where} is not open")
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
-        keys.append(self.keys["wants"])
+        keys += [self.keys["wants"], self.keys["mark"]]
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
-        entries = self._carried()  # the journal's, sent on the way
+        first, entries = carried = self._carried()  # the journal's, sent on the way
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
-        args += [len(commits), len(entries), self.ident if keep else ""]  # kept (else its 503s
-        args += commits  # go later, SharedJournal)
-        return keys, args + entries + staged, self.seen + len(batches), entries
+        args += [len(commits), len(entries), self.ident if keep else "", first]  # kept (else
+        args += commits  # its 503s go later, SharedJournal)
+        return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
         """The write script's answer: the commit number it reached, or it refused (nothing
@@ -297,7 +300,8 @@ class RedisStore:
         back, everything is read the same way, after the answer."""
         token = secrets.token_hex(8) if lease else ""
         keys, args, windows, carried = self._changes_args(token, None, buckets)
-        sent = self._carrying(self._send("changes", keys, args + carried), carried)
+        sent = self._send("changes", keys, args + carried[1])
+        self.outbox.sent(sent, *carried)
         if not token:  # a read's: answered on a full Redis too
             sent = self._when_full(sent, keys, args)
         done: asyncio.Future[Changes | None] = sent.get_loop().create_future()
@@ -402,25 +406,26 @@ class RedisStore:
 
     def journal_flush(self) -> None:
         """Send the journal entries no catch-up has taken along yet: through the pipe on a
-        serving worker (ahead of a read of the journal sent after them; lost if it fails),
-        else (a stopping server, tests) at once. Entries Redis refused go back to the outbox,
-        and on a serving worker none are sent while Redis is full: they wait for the first
-        round trip it takes (`_room`)."""
-        if not self.outbox:
-            return
+        serving worker (ahead of a read of the journal sent after them), else (a stopping
+        server, tests) at once. Entries a failed round trip carried go back to the outbox
+        (redis_outbox.py), and on a serving worker none are sent while Redis is full: they
+        wait for the first round trip it takes (`_room`)."""
+        self.outbox.settle()
         serving = _looping()
-        if serving and self.full:
+        if not self.outbox or (serving and self.full):
             return
-        entries, self.outbox = self.outbox, []
-        keys = [self.keys["journal"], self.keys["journal-seq"]]
-        args = [self.journal_capacity, *entries]
+        first, entries = self.outbox.take()
+        keys = [self.keys["journal"], self.keys["journal-seq"], self.keys["mark"]]
+        args = [self.journal_capacity, first, *entries]
         if self.pipe is not None and serving:
-            self._carrying(self._send("journal", keys, args), entries).add_done_callback(handled)
+            sent = self._send("journal", keys, args)
+            sent.add_done_callback(handled)
+            self.outbox.sent(sent, first, entries)
             return
         try:
             self._call("journal", keys, args)
-        except Refused:
-            self._unsent(entries)
+        except StoreUnavailable:
+            self.outbox.back(first, entries)
             raise
 
     def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
@@ -478,31 +483,22 @@ class RedisStore:
             with contextlib.suppress(StoreUnavailable):
                 self.journal_flush()
 
-    def _carried(self) -> list[bytes]:
-        """The journal's entries for the round trip about to go (none while Redis is full:
-        they would be refused with it; they wait here for one it takes)."""
+    def _carried(self) -> tuple[int, list[bytes]]:
+        """The journal's entries for the round trip about to go, and the number of the first
+        (none while Redis is full: they would be refused with it; they wait for one it
+        takes, the newest `journal_capacity` of them)."""
         if self.full:
-            del self.outbox[: -self.journal_capacity]  # the newest, as many as the journal keeps
-            return []
-        entries, self.outbox = self.outbox, []
-        return entries
+            self.outbox.trim()
+            return self.outbox.first, []
+        return self.outbox.take()
 
-    def _carrying(self, sent: asyncio.Future[Any], entries: list[bytes]) -> asyncio.Future[Any]:
-        """`sent`, whose journal `entries` go back into the outbox if Redis refused it."""
-        if entries:
+    @property
+    def journal_capacity(self) -> int:
+        return self.outbox.capacity
 
-            def back(done: asyncio.Future[Any]) -> None:
-                if not done.cancelled() and isinstance(done.exception(), Refused):
-                    self._unsent(entries)
-
-            sent.add_done_callback(back)
-        return sent
-
-    def _unsent(self, entries: list[bytes]) -> None:
-        """Journal entries a refused round trip carried (so not appended): they go ahead of
-        the ones recorded since, with a later round trip; the newest `journal_capacity` are
-        kept, as many as the journal keeps."""
-        self.outbox = [*entries, *self.outbox][-self.journal_capacity :]
+    @journal_capacity.setter
+    def journal_capacity(self, capacity: int) -> None:
+        self.outbox.capacity = capacity
 
     def _when_full(
         self, sent: asyncio.Future[Any], keys: list[str], args: list[Any]
@@ -602,9 +598,9 @@ class RedisStore:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
         keys, args, windows, carried = self._changes_args(token, max_distance, buckets)
         try:
-            answer = self._call("changes", keys, args + carried, retry=True)
-        except Refused as exc:
-            self._unsent(carried)
+            answer = self._call("changes", keys, args + carried[1], retry=True)
+        except StoreUnavailable as exc:
+            self.outbox.back(*carried)
             if token or not isinstance(exc, StoreFull):
                 raise
             answer = self._call("changes-full", keys, args, retry=True)
@@ -620,21 +616,21 @@ class RedisStore:
 
     def _changes_args(
         self, token: str, max_distance: int | None, buckets: Sequence[Bucket]
-    ) -> tuple[list[str], list[Any], dict[Bucket, int], list[bytes]]:
+    ) -> tuple[list[str], list[Any], dict[Bucket, int], tuple[int, list[bytes]]]:
         """The CHANGES script's keys and arguments (without the journal's entries, which it
-        carries when Redis takes it: the last of the four)."""
+        carries when Redis takes it: the last of the four, with the number of the first)."""
         windows: dict[Bucket, int] = {}  # each window once, with how many reads it counts
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
-        keys.append(self.keys["wants"])
+        keys += [self.keys["wants"], self.keys["mark"]]
         rates = self.keys["rates"]
         keys += [f"{rates}:{b.api_key_id}:{b.endpoint_class}:{b.window}" for b in windows]
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
-        args.append(self.ident)
-        args += windows.values()
-        return keys, args, windows, self._carried()
+        carried = self._carried()
+        args += [self.ident, carried[0], *windows.values()]
+        return keys, args, windows, carried
 
     def _changes_answer(
         self, answer: Any, token: str, buckets: Sequence[Bucket], windows: dict[Bucket, int]

@@ -9,6 +9,9 @@ workers answered within a few milliseconds of each other may swap places). The s
 newest `capacity` entries (1,000); the byte bound applies when the journal is read, as in one
 process. While Redis is full it takes no entry (an append needs memory): they wait in the
 worker, its newest `capacity`, and go with its first round trip Redis takes again (redis.py).
+So do the entries of a round trip that failed for any reason (refused, never sent, its answer
+lost): an outage loses none, and the worker's numbering of its entries has Redis append each
+once (redis_outbox.py).
 
 The entries a round trip takes along are one stream entry (`JOURNAL`): what Redis spends on
 the journal is one INCRBY and one XADD a round trip, not two commands a request (under load a
@@ -81,12 +84,30 @@ local function journal(j, s, cap, from, to)
     from = upto + 1
   end
 end
+-- A worker numbers the entries it sends (its own numbers, not the journal's) and its `mark`
+-- holds the last it appended: a round trip whose answer was lost may have run, and what it
+-- carried goes again with the next one. `appended`: how many of the `count` entries from
+-- number `n` on are in the journal already; `sent`: they all are now (the mark lasts a day
+-- after a worker's last entry).
+local function appended(mark, n, count)
+  if count == 0 then return 0 end
+  local done = tonumber(redis.call('GET', mark) or '-1')
+  return math.min(count, math.max(0, done - n + 1))
+end
+local function sent(mark, n, count)
+  local last = n + count - 1
+  if count > 0 and last > tonumber(redis.call('GET', mark) or '-1') then
+    redis.call('SET', mark, last, 'PX', 86400000)
+  end
+end
 """
 
 APPEND = f"""#!lua
 {JOURNAL}
-journal(KEYS[1], KEYS[2], tonumber(ARGV[1]), 2, #ARGV)
-return #ARGV - 1
+local n, count = tonumber(ARGV[2]), #ARGV - 2
+journal(KEYS[1], KEYS[2], tonumber(ARGV[1]), 3 + appended(KEYS[3], n, count), #ARGV)
+sent(KEYS[3], n, count)
+return count
 """
 
 # The newest `ARGV[1]` stream entries of the journal, and of the journal an older version kept
@@ -169,7 +190,7 @@ class SharedJournal(Journal):
 
     def _send(self, entry: tuple[Any, ...] | JournalEntry) -> None:
         super()._keep(entry)  # this worker's own, for `last()` (--log-requests)
-        self.store.outbox.append(_encode(entry))  # goes with the worker's next round trip
+        self.store.outbox.add(_encode(entry))  # goes with the worker's next round trip
         self._schedule()
 
     def _schedule(self) -> None:
@@ -208,14 +229,13 @@ class SharedJournal(Journal):
         answers stand, dropped when they do not (settle sends the 503s instead)."""
         staged, self.store.staged = self.store.staged, []
         if kept and staged:
-            self.store.outbox += staged
+            self.store.outbox.add(*staged)
             self._schedule()
 
     def flush(self) -> None:
         """Send what no round trip has taken along (on a serving worker, without waiting for
-        it); a Redis that cannot be reached loses those entries (the journal is a window on
-        the traffic, not a record the mock answers from); one that refused them (full, or its
-        scripts flushed) gets them with a later round trip."""
+        it); if Redis does not take them (unreachable, full, refused), they wait for a later
+        round trip (redis_outbox.py)."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

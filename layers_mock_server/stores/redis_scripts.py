@@ -23,21 +23,24 @@ local rows, order, meta, log, commits, lease, requests, seq =
 local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 -- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
 -- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
--- ARGV[8..]: the commits (ARGV[5] arguments), then journal entries: ARGV[6] of them whatever
--- happens (recorded since this worker's last round trip), then the group's own, kept only
--- with the write (their answers)
-local first, always, keep = 8 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+-- ARGV[9..]: the commits (ARGV[5] arguments), then journal entries: ARGV[6] of them whatever
+-- happens (recorded since this worker's last round trip, numbered by it from ARGV[8] on, its
+-- mark KEYS[13]), then the group's own, kept only with the write (their answers)
+local first, always, keep = 9 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local from, mark = tonumber(ARGV[8]), KEYS[13]
 """
     + JOURNAL
     + """
+local fresh = first + appended(mark, from, always)  -- those it sent before are not again
 local found = redis.call('MGET', lease, commits, KEYS[12])
 local holder, n = found[1], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
-  journal(KEYS[10], KEYS[11], cap, first, first + always - 1)
+  journal(KEYS[10], KEYS[11], cap, fresh, first + always - 1)
+  sent(mark, from, always)
   return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
 end
 local newmeta = false
-local i = 8
+local i = 9
 while i < first do
   -- a commit (_commits): flags (1: a wipe, 2: with a meta row), k, the meta row, the log's
   -- entry as a document (or '': made here of the commit's own arguments), how many deletes,
@@ -113,7 +116,8 @@ if holder and keep == '' then
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
-journal(KEYS[10], KEYS[11], cap, first, #ARGV)  -- in one go: those, then the group's
+journal(KEYS[10], KEYS[11], cap, fresh, #ARGV)  -- in one go: those, then the group's
+sent(mark, from, always)
 return {'OK', n, wanted}
 """
 )
@@ -121,15 +125,17 @@ return {'OK', n, wanted}
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
 # other worker takes the lease, so a worker writing without pause cannot starve it.
-# KEYS[7..] are rate windows, each counted ARGV[7..] times (one bucket per waiting read, the
-# same window once with its number of reads); then come the journal's entries.
+# KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends
+# (redis_journal.py); KEYS[8..] are rate windows, each counted ARGV[8..] times (one bucket per
+# waiting read, the same window once with its number of reads); then come the journal's
+# entries.
 _CHANGES_HEAD = """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
 """
 _COUNT = """
 local counted = {}
-for i = 7, #KEYS do
+for i = 8, #KEYS do
   local by = tonumber(ARGV[i])
   local c = redis.call('INCRBY', KEYS[i], by)
   if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
@@ -165,7 +171,9 @@ end
     + JOURNAL
     + """
 -- the journal entries this worker recorded since its last round trip
-journal(KEYS[4], KEYS[5], tonumber(ARGV[5]), #KEYS + 1, #ARGV)
+local n, count = tonumber(ARGV[7]), #ARGV - #KEYS
+journal(KEYS[4], KEYS[5], tonumber(ARGV[5]), #KEYS + 1 + appended(KEYS[7], n, count), #ARGV)
+sent(KEYS[7], n, count)
 """
     + _AFTER
 )

@@ -23,7 +23,7 @@ def store(redis_server: RedisServer) -> Iterator[RedisStore]:
 
 def send(store: RedisStore, *entries: bytes) -> None:
     """What a round trip takes along (journal_flush is the one that goes alone)."""
-    store.outbox += entries
+    store.outbox.add(*entries)
     store.journal_flush()
 
 
