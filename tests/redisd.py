@@ -91,7 +91,9 @@ class RedisServer:
         self.sandboxes += 1
         return f"{self.url}?sandbox=t{self.sandboxes}"
 
-    def start(self) -> None:
+    def start(self, ready: bool = True) -> None:
+        """Start redis-server and wait until it accepts commands (`ready`: it has loaded its
+        data; else only until it was started: it may still be loading, see `wait_for_log`)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH")
@@ -133,6 +135,8 @@ class RedisServer:
                 env={**os.environ, "NOTIFY_SOCKET": str(notify_path)},
             )
             threading.Thread(target=self._copy_log, args=(self.process,), daemon=True).start()
+            if not ready:
+                return
             try:
                 while b"READY=1" not in notify.recv(4096):
                     pass

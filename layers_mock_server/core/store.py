@@ -61,7 +61,12 @@ class OutcomeUnknown(StoreUnavailable):
 class Refused(StoreUnavailable):
     """A shared store refused a command before running any of it (Redis answers each
     pipelined command on its own): nothing of it happened, for certain, so a retry is safe
-    and what it carried (journal entries) can be sent again."""
+    and what it carried (journal entries) can be sent again. `code` is the store's word for
+    why (Redis's error code: BUSY, LOADING, MISCONF, READONLY, NOSCRIPT, OOM)."""
+
+    def __init__(self, reason: str, code: str = "") -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class StoreFull(Refused):
@@ -101,6 +106,9 @@ class Reach:
     reason: str | None = None
     waiting_ms: int = 0
     full: bool = False  # the last script that needs room was refused: Redis is at maxmemory
+    # What the store said when it last refused a script that may write (nothing of it ran),
+    # until one runs again: a replica, a failing disk, a busy or loading Redis.
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,8 @@ def health(
             known["reason"] = reach.reason
         known["waitingMs"] = reach.waiting_ms
         known["full"] = reach.full
+        if reach.refused is not None:
+            known["refused"] = reach.refused
         alive["sharedStore"] = known
     return Reply(200, alive)
 

@@ -27,7 +27,7 @@ from ..core.journal import Exchange
 from ..core.prefer import NONE, Preferences, parse_prefer
 from ..core.records import ApiKey
 from ..core.rules import RequestFacts
-from ..core.store import StoreFull, StoreUnavailable
+from ..core.store import Refused, StoreFull, StoreUnavailable
 from ..deps import Deps
 from ..spec import Operation
 from . import inputs
@@ -52,9 +52,31 @@ FULL = (
 )
 
 
-def storage_error(exc: StoreUnavailable) -> ApiError:
+# Why Redis refused a command before running any of it (its error code), in plain words.
+REFUSALS = {
+    "BUSY": "Redis is busy running a script",
+    "LOADING": "Redis is loading its dataset",
+    "MISCONF": "Redis cannot save to disk, and takes no write until it can",
+    "READONLY": "Redis is a read-only replica",
+    "NOSCRIPT": "the mock's scripts were flushed from Redis; it loads them again",
+}
+
+
+def refused(exc: Refused) -> str:
+    """The message of a 503 for a request the shared store refused before running any of it
+    (the reason, beside it, is what Redis said)."""
     if isinstance(exc, StoreFull):
-        return ApiError("STORAGE_UNAVAILABLE", FULL, {"reason": str(exc)})
+        return FULL
+    why = REFUSALS.get(exc.code, "Redis refused it")
+    return (
+        f"The mock's shared state refused this request before running it ({why}); a retry "
+        "is safe: nothing of this request was done."
+    )
+
+
+def storage_error(exc: StoreUnavailable) -> ApiError:
+    if isinstance(exc, Refused):
+        return ApiError("STORAGE_UNAVAILABLE", refused(exc), {"reason": str(exc)})
     return ApiError(
         "STORAGE_UNAVAILABLE",
         "The mock could not write its state file; nothing of this request was acknowledged.",

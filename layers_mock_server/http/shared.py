@@ -70,10 +70,10 @@ from typing import Any
 from ..core.errors import ApiError
 from ..core.journal import Failed, RawHeaders
 from ..core.ratelimit import LIMITS, WINDOW_MS
-from ..core.store import Bucket, OutcomeUnknown, StoreFull, StoreUnavailable
+from ..core.store import Bucket, OutcomeUnknown, Refused, StoreUnavailable
 from ..deps import Deps
 from .inputs import MAX_BODY_BYTES
-from .pipeline import FULL
+from .pipeline import refused
 from .render import dumps, error_body, send_response
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -463,8 +463,9 @@ class SharedGate:
         commit that failed before it, or (none did) the lease ran out."""
         if self.broken is None:
             return StoreUnavailable(LOST)
-        refused = StoreFull if isinstance(self.broken, StoreFull) else StoreUnavailable
-        return refused(str(self.broken))
+        if isinstance(self.broken, Refused):  # nothing of it ran, nor of this (never sent)
+            return type(self.broken)(str(self.broken), self.broken.code)
+        return StoreUnavailable(str(self.broken))
 
     def _sent_back(self, group: Group, sent: asyncio.Future[bool]) -> None:
         failure = sent.exception()
@@ -779,8 +780,8 @@ def _failed(failure: StoreUnavailable, control: bool = False) -> Failed:
 
 
 def _unreachable(exc: StoreUnavailable, write: bool = False, control: bool = False) -> ApiError:
-    if isinstance(exc, StoreFull):  # refused before it ran: Redis is at its maxmemory
-        message = FULL
+    if isinstance(exc, Refused):  # refused before it ran: full, a replica, busy, ...
+        message = refused(exc)
     elif write and isinstance(exc, OutcomeUnknown):  # sent, and its answer lost
         find_out = (
             "Read it back to find out."

@@ -67,6 +67,7 @@ from ..core.store import (
     Bucket,
     Changes,
     Reach,
+    Refused,
     Row,
     StoreConflict,
     Stored,
@@ -122,6 +123,7 @@ class RedisStore:
         # Redis refused the last write for want of room (`ROOMY`): until it takes one again,
         # the journal's entries wait in `outbox` instead of travelling with each round trip.
         self.full = False
+        self.refused: str | None = None  # what Redis said when it last refused one (`_answered`)
         self._scripts: dict[str, Any] = {}
 
     # -- Store ------------------------------------------------------------------------------
@@ -375,8 +377,8 @@ class RedisStore:
 
     def reach(self) -> Reach:
         if self.pipe is not None:  # the request path's: what the worker's requests meet
-            return dataclasses.replace(self.pipe.reach(), full=self.full)
-        return Reach(self.down is None, self.down, full=self.full)
+            return dataclasses.replace(self.pipe.reach(), full=self.full, refused=self.refused)
+        return Reach(self.down is None, self.down, full=self.full, refused=self.refused)
 
     def forget(self) -> None:
         self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read
@@ -469,11 +471,17 @@ class RedisStore:
         return future
 
     def _roomy(self, sent: asyncio.Future[Any]) -> None:
-        """Whether Redis is full, as the answer to a script it refuses when full says."""
         if not sent.cancelled():
-            found = sent.exception()
-            if found is None or isinstance(found, StoreFull):
-                self._room(full=found is not None)
+            self._answered(sent.exception())
+
+    def _answered(self, found: BaseException | None) -> None:
+        """What Redis's answer to a script that may write says of it: it ran the script (it
+        has room, and refuses nothing), or it refused it before running it, full or for
+        another reason (`refused`: what it said, for /_mock/health). A failure that is no
+        answer (unreachable, lost) says neither."""
+        if found is None or isinstance(found, Refused):
+            self.refused = None if found is None else str(found)
+            self._room(full=isinstance(found, StoreFull))
 
     def _room(self, full: bool) -> None:
         """Redis is full, or took a write: the journal's entries that waited for room go now
@@ -559,12 +567,12 @@ class RedisStore:
         once (the first call after a Redis restart finds the old socket dead)."""
         try:
             answer = self._call_once(script, keys, args, retry)
-        except StoreFull:
+        except Refused as exc:
             if script in ROOMY:
-                self._room(full=True)
+                self._answered(exc)
             raise
         if script in ROOMY:
-            self._room(full=False)
+            self._answered(None)
         return answer
 
     def _call_once(self, script: str, keys: list[str], args: list[Any], retry: bool) -> Any:
@@ -585,9 +593,11 @@ class RedisStore:
                     except Exception as again:
                         raise error(self.where, again) from None
                 conn.disconnect()
-                if not retry or attempt == 2 or type(exc).__name__ == "ResponseError":
-                    failure = error(self.where, exc)
-                    if type(exc).__name__ != "ResponseError":  # (a refusal is an answer)
+                failure = error(self.where, exc)
+                # An error reply, a refusal among them, is an answer: Redis was reached.
+                answer = isinstance(failure, Refused) or type(exc).__name__ == "ResponseError"
+                if not retry or attempt == 2 or answer:
+                    if not answer:
                         self.down = str(failure)
                     raise failure from None
         raise AssertionError("unreachable")  # pragma: no cover

@@ -28,11 +28,14 @@ StoreUnavailable: none of them was sent. A command whose answer is lost may have
 write script's compare-and-append refuses anything sent after it that counted on it, and the
 client is told its write may have been kept.
 
-An error reply is its own command's, and fails only that one. Two say the command did not run
-at all (`Refused`): OOM (Redis is full: a script that may write is refused before it starts)
-and NOSCRIPT (the scripts were flushed, SCRIPT FLUSH, since this connection loaded them): the
-commands sent behind a NOSCRIPT get their own replies, NOSCRIPT too unless someone loaded the
-scripts meanwhile, and the scripts are loaded again ahead of the next command sent.
+An error reply is its own command's, and fails only that one. Six say the command did not run
+at all (`Refused`, `REFUSALS`): OOM (Redis is full: a script that may write is refused before
+it starts), NOSCRIPT (the scripts were flushed, SCRIPT FLUSH, since this connection loaded
+them), BUSY (another client's script runs on), LOADING (Redis loads its dataset), MISCONF (it
+cannot persist, and takes no write) and READONLY (a replica). The commands sent behind a
+NOSCRIPT get their own replies, NOSCRIPT too unless someone loaded the scripts meanwhile, and
+the scripts are loaded again ahead of the next command sent (as they are after a SCRIPT LOAD
+that Redis refused, busy or loading).
 
 What the pipe last saw of Redis (`reach`) is what `/_mock/health` says of it: health makes no
 round trip of its own, so that it answers at once whatever Redis is doing.
@@ -135,15 +138,16 @@ class Pipe:
             with contextlib.suppress(Exception):
                 conn.disconnect()
 
-    def _connected(self, conn: Any, attempt: object, error: Exception | None) -> None:
+    def _connected(self, conn: Any, attempt: object, failed: Exception | None) -> None:
         if attempt is not self.attempt:  # given up meanwhile (timed out, closed, replaced)
             with contextlib.suppress(Exception):
                 conn.disconnect()
             return
         self.attempt = None
-        if error is not None:
-            self.down = _reason(self.where, error)
-            self._fail(StoreUnavailable(self.down))  # none of them was sent
+        if failed is not None:  # none of them was sent (a handshake Redis refused: as it said)
+            failure = error(self.where, failed)
+            self.down = str(failure)
+            self._fail(failure)
             return
         assert self.loop is not None
         self.down = None
@@ -160,8 +164,14 @@ class Pipe:
         self.flushed = False
         for script in self.scripts:  # a failure shows as the NOSCRIPT of a command after it
             loaded: asyncio.Future[Any] = self.loop.create_future()
-            loaded.add_done_callback(handled)
+            loaded.add_done_callback(self._loaded)
             self._send(("SCRIPT", "LOAD", script), loaded)
+
+    def _loaded(self, loaded: asyncio.Future[Any]) -> None:
+        """A SCRIPT LOAD refused (BUSY, LOADING): they are loaded again ahead of the next
+        command, else the first one after Redis is back would find no script (NOSCRIPT)."""
+        if not loaded.cancelled() and isinstance(loaded.exception(), Refused):
+            self.flushed = True
 
     def _send(self, args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
         packed = b"".join(self.packer.pack_command(*args))
@@ -272,8 +282,32 @@ def handled(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+# Redis's error codes for a command it refused before running any of it: OOM (full: a script
+# that may write is refused before it starts), NOSCRIPT (the scripts were flushed), BUSY
+# (another client's script runs past `busy-reply-threshold`: only SCRIPT KILL and SHUTDOWN
+# get through), LOADING (it is loading its dataset, after a restart), MISCONF (its last
+# snapshot or AOF write failed, and it takes no write until one works), READONLY (a replica).
+# A script whose shebang does not say `no-writes` counts as a write for the last three, and
+# as one that needs room for OOM: Redis checks before it starts, not at its first write.
+REFUSALS = frozenset({"OOM", "NOSCRIPT", "BUSY", "LOADING", "MISCONF", "READONLY"})
+
+
+def _code(exc: BaseException) -> str:
+    """Redis's error code of an error reply: redis-py keeps it apart from the text for the
+    codes it knows (`status_code`); hiredis's reply and redis-py's others start with it."""
+    code = getattr(exc, "status_code", None)
+    if code:
+        return str(code)
+    first = str(exc).split(" ", 1)[0]
+    return first if first.isalpha() and first.isupper() else ""
+
+
 def _reason(where: str, exc: BaseException) -> str:
+    """What Redis said, as the operator would read it in its own words (the code first)."""
     text = str(exc)
+    code = _code(exc)
+    if code and not text.startswith(code):
+        text = f"{code} {text}"
     if "maxmemory" in text:  # OOM: the whole script was refused before it ran
         return f"{where} is full: {text}"
     return f"{where}: {text or type(exc).__name__}"
@@ -281,10 +315,11 @@ def _reason(where: str, exc: BaseException) -> str:
 
 def error(where: str, exc: BaseException) -> StoreUnavailable:
     """What an error reply from Redis means for the command it answers (redis-py's exception
-    or hiredis's reply): refused before it ran (full, or the scripts flushed), or failed."""
-    text = str(exc)
-    if "maxmemory" in text:  # OOM (redis-py drops the code from the text)
-        return StoreFull(_reason(where, exc))
-    if text.startswith("NOSCRIPT") or type(exc).__name__ == "NoScriptError":
-        return Refused(_reason(where, exc))
+    or hiredis's reply): refused before it ran (`REFUSALS`: full, the scripts flushed, busy,
+    loading, unable to persist, a replica), or failed."""
+    code = _code(exc)
+    if code == "OOM" or "maxmemory" in str(exc):
+        return StoreFull(_reason(where, exc), "OOM")
+    if code in REFUSALS:
+        return Refused(_reason(where, exc), code)
     return StoreUnavailable(_reason(where, exc))

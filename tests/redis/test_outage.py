@@ -12,6 +12,8 @@ test (a replica, a failing disk, a script that runs on).
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -156,4 +158,161 @@ def test_entries_whose_round_trip_ran_but_whose_answer_was_lost_are_journaled_on
         hole.restore()
         assert journal(worker) == before + during
         operator.close()
+    worker.close()
+
+
+def refused(answer: tuple[int, Any], code: str, said: str) -> None:
+    """The contract's 503 for a request Redis refused before running any of it: the message
+    says why in plain words (`said`) and that nothing was done; the reason is Redis's own."""
+    status, body = answer
+    assert status == 503, answer
+    error = body["error"]
+    assert error["code"] == "STORAGE_UNAVAILABLE"
+    assert said in error["message"], error
+    assert "nothing of this request was done" in error["message"], error
+    assert error["details"]["reason"].startswith("redis://127.0.0.1:"), error
+    assert f": {code} " in error["details"]["reason"], error
+
+
+def refusing(worker: Worker, code: str, said: str) -> list[tuple[str, str, int, str]]:
+    """A create and a read while Redis refuses (both 503: a read's catch-up writes too),
+    and health saying what Redis said; (method, path, status, request id) of each."""
+    during = []
+    for request in (CREATE_ONE, LIST):
+        [answer] = worker.together(request)
+        refused(answer, code, said)
+        during.append((request[0], request[1], 503, worker.request_ids[-1]))
+    [(status, health)] = worker.together(("GET", HEALTH, {}, None))
+    assert status == 200
+    store = health["sharedStore"]
+    assert store["reachable"] is True and store["full"] is False
+    assert f": {code} " in store["refused"], store
+    return during
+
+
+def works_again(worker: Worker, before: list[Any], during: list[Any]) -> None:
+    """Nothing of the refused create was kept, the next one is, health says nothing of the
+    refusal, and the journal has every answer the client got."""
+    after = answered(worker, CREATE_ONE, LIST)
+    assert [a[2] for a in after] == [202, 200]
+    [(_, listed)] = worker.together(LIST)
+    assert len(listed["items"]) == 2  # the one before, the one after
+    [(_, health)] = worker.together(("GET", HEALTH, {}, None))
+    assert "refused" not in health["sharedStore"]
+    assert journal(worker)[: len(before + during + after)] == before + during + after
+
+
+def test_a_redis_demoted_to_a_replica_refuses_every_request_saying_so(own: RedisServer) -> None:
+    """READONLY (Redis made a replica, as a failover does to the old primary): it refuses
+    every script that may write before running it; the worker says so, and goes on once
+    Redis is a primary again."""
+    worker = Worker(own.sandbox())
+    before = answered(worker, CREATE_ONE)
+    operator = redis.Redis.from_url(own.url)
+    with socket.socket() as nowhere:  # its primary: bound, never listening (never synced)
+        nowhere.bind(("127.0.0.1", 0))
+        operator.replicaof("127.0.0.1", nowhere.getsockname()[1])
+        try:
+            during = refusing(worker, "READONLY", "read-only replica")
+        finally:
+            operator.replicaof("NO", "ONE")
+    works_again(worker, before, during)
+    operator.close()
+    worker.close()
+
+
+@pytest.fixture
+def movable() -> Iterator[RedisServer]:
+    """A redis-server whose directory the test may move (`dir` is a protected config)."""
+    with started(options=("--enable-protected-configs", "yes")) as server:
+        yield server
+
+
+def test_a_redis_that_cannot_save_refuses_writes_saying_so(movable: RedisServer) -> None:
+    """MISCONF: Redis's last snapshot failed (its directory is gone) and it is configured to
+    stop writes then (`stop-writes-on-bgsave-error yes`, the default): it refuses every
+    script that may write before running it, until a snapshot works again."""
+    own = movable
+    worker = Worker(own.sandbox())
+    before = answered(worker, CREATE_ONE)
+    operator = redis.Redis.from_url(own.url)
+    gone = own.directory / "gone"
+    gone.mkdir()
+    operator.config_set("save", "3600 1")
+    operator.config_set("dir", str(gone))
+    gone.rmdir()
+    operator.bgsave()
+    assert own.wait_for_log("Background saving error", 30)
+    try:
+        during = refusing(worker, "MISCONF", "cannot save")
+    finally:
+        operator.config_set("dir", str(own.directory))
+        operator.bgsave()
+        assert own.wait_for_log("Background saving terminated with success", 30)
+    works_again(worker, before, during)
+    operator.close()
+    worker.close()
+
+
+def test_a_redis_busy_running_a_script_refuses_requests_saying_so(own: RedisServer) -> None:
+    """BUSY: another client's script runs past `busy-reply-threshold`; Redis refuses every
+    other command until it ends (here: SCRIPT KILL), without running it."""
+    worker = Worker(own.sandbox())
+    before = answered(worker, CREATE_ONE)
+    operator = redis.Redis.from_url(own.url)
+    operator.config_set("busy-reply-threshold", "10")
+    runner = redis.Redis.from_url(own.url)
+    ended: list[BaseException] = []
+
+    def run_on() -> None:
+        try:
+            runner.eval("while true do end", 0)
+        except redis.RedisError as exc:  # killed
+            ended.append(exc)
+
+    looping = threading.Thread(target=run_on, daemon=True)
+    looping.start()
+    assert own.wait_for_log("Slow script detected", 30)
+    try:
+        during = refusing(worker, "BUSY", "busy running a script")
+    finally:
+        operator.script_kill()
+        looping.join(30)
+    assert ended and "SCRIPT KILL" in str(ended[0])
+    works_again(worker, before, during)
+    runner.close()
+    operator.close()
+    worker.close()
+
+
+def test_a_redis_loading_its_dataset_after_a_restart_refuses_requests_saying_so(
+    own: RedisServer,
+) -> None:
+    """LOADING: redis-server restarted, and still loading its dataset (made slow here: 1 ms
+    a key for 100,000 keys, answering other clients between keys); every command is refused
+    until it is done, the worker's handshake included. Started again without the delay, it
+    answers at once, and the journal has the answers given meanwhile."""
+    worker = Worker(own.sandbox())
+    before = answered(worker, CREATE_ONE)
+    operator = redis.Redis.from_url(own.url)
+    operator.eval("for i = 1, 100000 do redis.call('SET', 'ballast:' .. i, 'x') end", 0)
+    operator.bgrewriteaof()  # a snapshot as the AOF's base: the load the delay applies to
+    assert own.wait_for_log("Background AOF rewrite finished successfully", 30)
+    operator.close()
+    own.kill()
+    slow = ("--key-load-delay", "1000", "--loading-process-events-interval-bytes", "1024")
+    own.options = slow
+    own.start(ready=False)
+    assert own.wait_for_log("Loading RDB produced by", 30)
+    during = []
+    for request in (CREATE_ONE, LIST):
+        [answer] = worker.together(request)
+        refused(answer, "LOADING", "loading its dataset")
+        during.append((request[0], request[1], 503, worker.request_ids[-1]))
+    [(status, health)] = worker.together(("GET", HEALTH, {}, None))
+    assert status == 200 and ": LOADING " in health["sharedStore"]["refused"], health
+    own.kill()
+    own.options = ()
+    own.start()
+    works_again(worker, before, during)
     worker.close()
