@@ -256,11 +256,15 @@ def test_a_redis_that_cannot_save_refuses_writes_saying_so(movable: RedisServer)
 
 def test_a_redis_busy_running_a_script_refuses_requests_saying_so(own: RedisServer) -> None:
     """BUSY: another client's script runs past `busy-reply-threshold`; Redis refuses every
-    other command until it ends (here: SCRIPT KILL), without running it."""
+    other command until it ends (here: SCRIPT KILL), without running it, the loads of the
+    worker's scripts on a new connection too (Redis restarted without them: here flushed):
+    they are loaded again with its next command."""
     worker = Worker(own.sandbox())
     before = answered(worker, CREATE_ONE)
     operator = redis.Redis.from_url(own.url)
     operator.config_set("busy-reply-threshold", "10")
+    operator.script_flush()
+    worker.store.pipe.close()  # its next command connects again, and loads them first
     runner = redis.Redis.from_url(own.url)
     ended: list[BaseException] = []
 
