@@ -26,6 +26,7 @@ from support import FULL, NORTH_ORG, auth
 from layers_mock_server.core.requestids import BLOCK
 from layers_mock_server.http.strict import check_response
 from layers_mock_server.spec import control_spec
+from layers_mock_server.stores import redis_journal
 
 HEALTH = "/_mock/health"
 ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0, "full": False}}
@@ -59,6 +60,14 @@ async def under_way(task: asyncio.Future[Any]) -> None:
 
 
 @pytest.fixture
+def unflushed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal's entries go with the worker's round trips only, not also on a 10 ms
+    timer of their own: one that fired as a health check began had its append in flight
+    when health read how long the oldest command waited ("waitingMs": 1, not 0)."""
+    monkeypatch.setattr(redis_journal, "FLUSH_S", 3600.0)
+
+
+@pytest.fixture
 def own() -> Iterator[RedisServer]:
     """A redis-server of the test's own (it is killed and started again)."""
     with started() as server:
@@ -66,7 +75,7 @@ def own() -> Iterator[RedisServer]:
 
 
 def test_health_answers_while_redis_is_blackholed_and_the_worker_recovers_when_it_is_back(
-    redis_server: RedisServer,
+    redis_server: RedisServer, unflushed: None
 ) -> None:
     with Blackhole(redis_server.port) as hole:
         worker = Worker(through(hole, redis_server))
@@ -119,7 +128,7 @@ def test_health_answers_while_redis_is_blackholed_and_the_worker_recovers_when_i
 
 
 def test_health_says_why_redis_is_down_while_it_restarts_and_the_worker_recovers(
-    own: RedisServer,
+    own: RedisServer, unflushed: None
 ) -> None:
     """kill -9 of redis-server, then started again on its AOF: meanwhile requests answer 503
     at once (connection refused) and health says why; then the worker goes on by itself."""
