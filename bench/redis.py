@@ -14,6 +14,17 @@ labelled, so that one run shows what the recommended setting costs.
     .venv/bin/python bench/redis.py                 # ~1 minute; results in bench/results/
     .venv/bin/python bench/redis.py --seconds 5 --fsync both
 
+A probe of one configuration and case, two builds side by side (`--alt-root`: another checkout,
+its own .venv; the builds alternate, round by round, so that the machine's drift falls on both),
+medians and spread of the rounds:
+
+    .venv/bin/python bench/redis.py --fsync everysec --case create --rounds 3 \
+        --only "memory, 1 worker" --only "redis, 1 worker" --alt-root ../createcost-old
+
+`--profile DIR --py-spy BIN`: py-spy (`record --format raw --nonblocking`) samples the mock's
+first process during each measured run, one file a run in DIR (py-spy takes CPU of its own:
+read the CPU columns of a profiled run as a rough figure).
+
 On a 2-core machine wrk, redis-server and the workers share two cores: read the CPU columns
 as well as requests/s (the per-request CPU is what scales on a bigger machine).
 """
@@ -23,6 +34,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,19 +85,29 @@ def start_redis(directory: Path, fsync: str) -> tuple[Server, int]:
 
 
 def measure(
-    name: str, store: str | None, workers: int, seconds: float, fsync: str, tmp: Path
+    name: str,
+    store: str | None,
+    workers: int,
+    seconds: float,
+    fsync: str,
+    tmp: Path,
+    root: Path = ROOT,
+    cases: tuple[str, ...] = ("create", "get"),
+    profile: tuple[str, Path] | None = None,
 ) -> dict[str, Any]:
+    """One configuration on the build in `root`; `profile`: (py-spy binary, output directory)."""
     redis: Server | None = None
     state = "memory"
+    run = tempfile.mkdtemp(dir=tmp)
     if store == "redis":
         name = f"{name}, {fsync}"
-        directory = tmp / f"redis-{workers}-{fsync}"
+        directory = Path(run) / "redis"
         directory.mkdir()
         redis, redis_port = start_redis(directory, fsync)
         state = f"redis://127.0.0.1:{redis_port}/0"
-    argv = [str(ROOT / ".venv/bin/layers-mock"), "serve", "--port", "0", "--state", state]
+    argv = [str(root / ".venv/bin/layers-mock"), "serve", "--port", "0", "--state", state]
     argv += ["--workers", str(workers)]
-    mock = Server(name, argv, tmp / f"mock-{workers}-{store}-{fsync}.out")
+    mock = Server(name, argv, Path(run) / "mock.out", cwd=root)
     out: dict[str, Any] = {"name": name, "workers": workers, "store": store or "memory"}
     if store == "redis":
         out["fsync"] = fsync
@@ -105,11 +128,16 @@ def measure(
             ("create", "POST", CREATE_PATH, CREATE_BODY),
             ("get", "GET", job_path, ""),
         ]:
+            if case not in cases:
+                continue
             run_wrk(port, method, path, payload, seconds=2)  # warm-up
             pids = [mock.pid] + ([redis.pid] if redis else [])
+            spy = _spy(profile, mock.pid, f"{name}-{case}", seconds) if profile else None
             cpu0 = [tree_cpu_s(p) for p in pids]
             result = run_wrk(port, method, path, payload, seconds=seconds)
             cpu = [tree_cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True)]
+            if spy is not None:
+                spy.wait(30)
             n = max(1, int(result.get("requests", 0)))
             result["mock_cpu_us"] = 1e6 * cpu[0] / n
             result["redis_cpu_us"] = 1e6 * cpu[1] / n if redis else 0.0
@@ -122,12 +150,92 @@ def measure(
     return out
 
 
+def _spy(profile: tuple[str, Path], pid: int, label: str, seconds: float) -> Any:
+    """py-spy sampling `pid` for the measured run, raw (collapsed stacks) into the directory."""
+    binary, directory = profile
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%H%M%S")
+    target = directory / f"{label.replace(', ', '-').replace(' ', '_')}-{stamp}.txt"
+    argv = [binary, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
+    argv += ["--format", "raw", "--nonblocking", "--rate", "250", "-o", str(target)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def probe(args: argparse.Namespace, settings: list[str]) -> None:
+    """`--rounds` / `--alt-root`: each selected configuration on each build, the builds
+    alternating from round to round; medians and spread (max - min) per build."""
+    builds = [("new", ROOT)] + ([("old", Path(args.alt_root).resolve())] if args.alt_root else [])
+    cases = tuple(args.case or ("create", "get"))
+    profile = (args.py_spy, Path(args.profile)) if args.profile else None
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="layers-mock-bench-redis-") as tmp:
+        for round_ in range(args.rounds):
+            order = builds if round_ % 2 == 0 else builds[::-1]
+            for name, store, workers in CONFIGS:
+                if args.only and name not in args.only:
+                    continue
+                for build, root in order:
+                    fsync = settings[0]
+                    r = measure(name, store, workers, args.seconds, fsync, Path(tmp), root, cases,
+                                profile)  # fmt: skip
+                    for case in cases:
+                        c = r.get(case, {})
+                        runs.setdefault((build, r["name"], case), []).append(c)
+                        if "rps" in c:
+                            say(f"round {round_ + 1} {build} {r['name']} {case}: "
+                                f"{c['rps']:.0f} req/s, mock {c['mock_cpu_us']:.0f} µs, "
+                                f"redis {c['redis_cpu_us']:.0f} µs")  # fmt: skip
+    rows = []
+    for (build, name, case), got in runs.items():
+        ok = [c for c in got if "rps" in c]
+        if not ok:
+            rows.append([build, name, case, "error", "", "", "", ""])
+            continue
+
+        def spread(key: str, ok: list[dict[str, Any]] = ok) -> str:
+            xs = [c[key] for c in ok]
+            return f"{statistics.median(xs):.0f} ({min(xs):.0f}-{max(xs):.0f})"
+
+        rows.append([build, name, case, spread("rps"), spread("lat_p99_us"),
+                     spread("mock_cpu_us"), spread("redis_cpu_us"), str(len(ok))])  # fmt: skip
+    header = ["build", "config", "case", "req/s", "p99 µs", "mock µs", "redis µs", "runs"]
+    print(table(header, rows))
+    for build, _ in builds:  # a round's redis/memory ratio, per build
+        for case in cases:
+            mem = runs.get((build, "memory, 1 worker", case), [])
+            red = runs.get((build, f"redis, 1 worker, {settings[0]}", case), [])
+            ratios = [
+                r["rps"] / m["rps"]
+                for m, r in zip(mem, red, strict=True)
+                if "rps" in m and "rps" in r
+            ]
+            if ratios:
+                shown = ", ".join(f"{x:.2f}" for x in ratios)
+                say(f"{build} {case}: redis/memory req/s median {statistics.median(ratios):.2f}"
+                    f" ({shown})")  # fmt: skip
+    path = write_results("redis-probe", {"machine": machine(), "args": vars(args),
+                                         "runs": [[*k, v] for k, v in runs.items()]})  # fmt: skip
+    say(f"results: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--fsync", choices=("always", "everysec", "both"), default="always")
+    parser.add_argument("--only", action="append", choices=[c[0] for c in CONFIGS])
+    parser.add_argument("--case", action="append", choices=("create", "get"))
+    parser.add_argument("--rounds", type=int, default=0, help="the probe: N rounds (see above)")
+    parser.add_argument("--alt-root", help="the probe: another checkout to measure beside this")
+    parser.add_argument("--profile", help="the probe: py-spy's raw profiles into this directory")
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     args = parser.parse_args()
     settings = ["always", "everysec"] if args.fsync == "both" else [args.fsync]
+    if args.rounds or args.alt_root or args.only or args.case or args.profile:
+        if len(settings) != 1:
+            parser.error("the probe measures one --fsync setting")
+        args.rounds = max(1, args.rounds)
+        probe(args, settings)
+        return
     results = []
     with tempfile.TemporaryDirectory(prefix="layers-mock-bench-redis-") as tmp:
         for name, store, workers in CONFIGS:
