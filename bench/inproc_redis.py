@@ -1,0 +1,178 @@
+"""In-process CPU per create on `--state redis://`: the app `serve` builds, driven by C
+concurrent clients (fake receive/send, no sockets but Redis's), against a redis-server of its own
+(AOF, appendfsync everysec), in a fresh temporary directory.
+
+Prints the process's CPU µs per create (time.process_time: this worker's Python, the pipe's
+socket calls; not granian's HTTP, not Redis's) and redis-server's. Deterministic enough to
+compare two builds of the store path; `--profile FILE` writes a cProfile of the measured part.
+
+    .venv/bin/python bench/inproc_redis.py --n 20000
+    .venv/bin/python bench/inproc_redis.py --state memory
+    ../createcost-old/.venv/bin/python bench/inproc_redis.py   # another checkout, same load
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# bench/redis.py would shadow redis-py: the package first, then this folder for its helpers.
+# The mock is the one the running interpreter's venv has installed (editable: its checkout),
+# so that another checkout's .venv/bin/python measures that checkout with this script.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+import redis  # noqa: E402, F401
+
+sys.path.append(str(HERE))
+
+from common import CREATE_BODY, CREATE_PATH, Server, free_port, tree_cpu_s  # noqa: E402
+from inproc import _scope  # noqa: E402
+
+COMMITS = [0]  # the write script's round trips (group commits) so far
+
+
+def _counting() -> None:
+    """Count the group commits, to tell how many creates one carries."""
+    from layers_mock_server.stores.redis import RedisStore
+
+    send_write = RedisStore.send_write
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        COMMITS[0] += 1
+        return send_write(self, *args, **kwargs)
+
+    RedisStore.send_write = counted  # type: ignore[method-assign]
+
+
+def start_redis(directory: Path) -> tuple[Server, int]:
+    port = free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("bench/inproc_redis.py needs redis-server (apt-get install redis-server)")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
+    argv += ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
+    server = Server("redis-server", argv, directory / "redis.out")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if "Ready to accept connections" in (directory / "redis.out").read_text(errors="replace"):
+            return server, port
+        time.sleep(0.01)
+    server.stop()
+    sys.exit("redis-server did not start")
+
+
+def _receiver(body: bytes) -> Any:
+    """granian's body messages (the body with more_body set, then an empty last one); the
+    first is awaited as granian's is (the task yields to the loop), so that requests interleave
+    and group commits form as they do under a server."""
+
+    async def receive() -> dict[str, Any]:
+        nonlocal left
+        left -= 1
+        if left:
+            await asyncio.sleep(0)
+            return {"type": "http.request", "body": body, "more_body": True}
+        left = 2
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    left = 2
+    return receive
+
+
+async def drive(app: Any, n: int, conns: int) -> list[int]:
+    """n creates from `conns` clients at once; the statuses."""
+    body = CREATE_BODY.encode()
+    statuses: list[int] = []
+    left = n
+
+    async def client() -> None:
+        nonlocal left
+        receive = _receiver(body)
+        while left > 0:
+            left -= 1
+            sent: list[dict[str, Any]] = []
+
+            async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
+                sent.append(message)
+
+            await app(_scope("POST", CREATE_PATH, body), receive, send)
+            statuses.append(sent[0]["status"])
+
+    await asyncio.gather(*(client() for _ in range(conns)))
+    return statuses
+
+
+async def measure(app: Any, args: argparse.Namespace, redis_pid: int | None) -> None:
+    n, conns, profile = args.n, args.conns, args.profile
+    await drive(app, args.warm, conns)  # warm-up
+    r0 = tree_cpu_s(redis_pid) if redis_pid else 0.0
+    commits0 = COMMITS[0]
+    prof = cProfile.Profile() if profile else None
+    t0, c0, o0 = time.perf_counter(), time.process_time(), os.times()
+    if prof:
+        prof.enable()
+    statuses = await drive(app, n, conns)
+    if prof:
+        prof.disable()
+        prof.dump_stats(profile)
+    wall, cpu, o1 = time.perf_counter() - t0, time.process_time() - c0, os.times()
+    redis_cpu = (tree_cpu_s(redis_pid) - r0) if redis_pid else 0.0
+    bad = sum(1 for s in statuses if s != 202)
+    print(json.dumps({
+        "n": n, "conns": conns, "worker_us": round(1e6 * cpu / n, 1),
+        "user_us": round(1e6 * (o1.user - o0.user) / n, 1),
+        "sys_us": round(1e6 * (o1.system - o0.system) / n, 1),
+        "redis_us": round(1e6 * redis_cpu / n, 1),
+        "per_commit": round(n / max(1, COMMITS[0] - commits0), 1),
+        "rps": round(n / wall), "non_202": bad,
+    }))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--conns", type=int, default=32)
+    parser.add_argument("--state", default="redis", choices=("redis", "memory"))
+    parser.add_argument("--profile", help="a cProfile of the measured creates into this file")
+    parser.add_argument(
+        "--pin", action="store_true", help="this process on CPU 0, redis-server on CPU 1"
+    )
+    parser.add_argument("--warm", type=int, default=2000, help="creates before measuring")
+    args = parser.parse_args()
+    import uvloop
+
+    from layers_mock_server.http.app import build_app
+    from layers_mock_server.http.heap import FrozenHeap
+    from layers_mock_server.settings import Settings, make_deps
+
+    _counting()
+    with tempfile.TemporaryDirectory(prefix="layers-mock-inproc-redis-") as tmp:
+        redis: Server | None = None
+        state = "memory"
+        if args.state == "redis":
+            redis, port = start_redis(Path(tmp))
+            if args.pin:
+                os.sched_setaffinity(redis.pid, {1})
+            state = f"redis://127.0.0.1:{port}/0"
+        if args.pin:
+            os.sched_setaffinity(0, {0})
+        try:
+            app = FrozenHeap(build_app(make_deps(Settings(state=state))))
+            uvloop.run(measure(app, args, redis.pid if redis else None))
+        finally:
+            if redis is not None:
+                redis.stop()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
