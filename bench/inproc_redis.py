@@ -74,6 +74,7 @@ def _receiver(body: bytes) -> Any:
     """granian's body messages (the body with more_body set, then an empty last one); the
     first is awaited as granian's is (the task yields to the loop), so that requests interleave
     and group commits form as they do under a server."""
+    left = 2
 
     async def receive() -> dict[str, Any]:
         nonlocal left
@@ -84,7 +85,6 @@ def _receiver(body: bytes) -> Any:
         left = 2
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    left = 2
     return receive
 
 
