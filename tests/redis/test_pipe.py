@@ -66,6 +66,34 @@ def test_answers_come_back_to_their_own_commands_in_order(redis_server: RedisSer
     pipe.close()
 
 
+def test_every_kind_of_argument_the_store_sends_reaches_redis_as_redis_py_sends_it(
+    redis_server: RedisServer,
+) -> None:
+    """The pipe packs with hiredis itself: text as UTF-8, numbers in decimal, bytes as they are
+    (an empty one too), exactly the bytes redis-py's own packer makes of them."""
+    pipe = pipe_to(redis_server)
+    args = ("tëxt\x00", 7, -12, 2**40, b"\x00\xff bytes", b"", "")
+
+    async def go() -> Any:
+        return await pipe.call("EVAL", "return ARGV", 0, *args)
+
+    answer = run(go())
+    assert answer == [
+        b"t\xc3\xabxt\x00",
+        b"7",
+        b"-12",
+        b"1099511627776",
+        b"\x00\xff bytes",
+        b"",
+        b"",
+    ]
+    packer = redis.Redis.from_url(redis_server.url).connection_pool.make_connection()
+    assert pipe.pack(("EVAL", "return ARGV", 0, *args)) == b"".join(
+        packer.pack_command("EVAL", "return ARGV", 0, *args)
+    )
+    pipe.close()
+
+
 def test_a_command_larger_than_the_socket_takes_at_once_is_sent_whole(
     redis_server: RedisServer,
 ) -> None:
