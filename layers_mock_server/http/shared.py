@@ -125,7 +125,7 @@ class Group:
     """The requests whose changes wait for one commit, their journal entries, and (once its
     commit is on its way) what came back."""
 
-    __slots__ = ("clears", "done", "entries", "since", "size", "timer")
+    __slots__ = ("clears", "done", "entries", "since", "size", "timer", "waiters")
 
     def __init__(self, since: float) -> None:
         self.since = since
@@ -136,6 +136,25 @@ class Group:
         self.done: asyncio.Future[StoreUnavailable | None] = (
             asyncio.get_running_loop().create_future()
         )
+        self.waiters: list[asyncio.Future[StoreUnavailable | None]] = []
+
+    def landing(self) -> asyncio.Future[StoreUnavailable | None]:
+        """What one request of the group awaits for the commit's outcome: a future of its own
+        (as asyncio.shield would make), so that a request cancelled meanwhile cancels only its
+        own wait, never `done`, which the gate and the other requests read; resolved with
+        `done` by `land`, without shield's two callbacks a request."""
+        if self.done.done():
+            return self.done
+        waiter: asyncio.Future[StoreUnavailable | None] = self.done.get_loop().create_future()
+        self.waiters.append(waiter)
+        return waiter
+
+    def land(self, failure: StoreUnavailable | None) -> None:
+        self.done.set_result(failure)
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # (cancelled: its request went away)
+                waiter.set_result(failure)
 
 
 class SharedGate:
@@ -273,10 +292,12 @@ class SharedGate:
             self.coming += 1
             try:
                 receive = await _read_ahead(scope, receive)
-            finally:
+            except BaseException:  # gone before the turn: an open group waiting for it closes
                 self.coming -= 1
                 if not self.coming:
                     asyncio.get_running_loop().call_soon(self._close_idle)
+                raise
+            self.coming -= 1  # ... and from here on it is queued for the turn (no await between)
         else:  # a control request's too (a tenant's, on a shared sandbox): not under the lease
             receive = await _read_ahead(scope, receive)
         await self._take_turn()
@@ -310,7 +331,7 @@ class SharedGate:
         finally:
             _HOLDING.set(False)
             self._give_turn()
-        failure = None if group is None else await asyncio.shield(group.done)
+        failure = None if group is None else await group.landing()
         await held.release(send, failure)
 
     async def _begin(self, groupable: bool) -> None:
@@ -488,7 +509,7 @@ class SharedGate:
             self.journal.settle(None if failure is None else _failed(failure), group.entries)
             if group.clears:
                 self.journal.cleared(failure is None)
-        group.done.set_result(failure)
+        group.land(failure)
         if not self.flying:
             self._changed()
             loop = asyncio.get_running_loop()
@@ -743,8 +764,14 @@ async def _read_ahead(scope: dict[str, Any], receive: Any) -> Any:
     a request holding the turn must not wait there for its client's bytes, as every request
     after it in the group would wait too, and every other worker's writes for the lease
     (an import past MAX_BODY_BYTES still reads its rest holding them: see the README)."""
-    length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-    chunked = any(k == b"transfer-encoding" for k, _ in scope["headers"])
+    length = None  # the first Content-Length
+    chunked = False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if length is None:
+                length = value
+        elif name == b"transfer-encoding":
+            chunked = True
     if length is None and not chunked:
         return receive  # no body (the pipeline does not wait for one either)
     expected = int(length) if length is not None and length.isdigit() else -1
