@@ -21,9 +21,9 @@ medians and spread of the rounds:
     .venv/bin/python bench/redis.py --fsync everysec --case create --rounds 3 \
         --only "memory, 1 worker" --only "redis, 1 worker" --alt-root ../createcost-old
 
-`--profile DIR --py-spy BIN`: py-spy (`record --format raw --nonblocking`) samples the mock's
-first process during each measured run, one file a run in DIR (py-spy takes CPU of its own:
-read the CPU columns of a profiled run as a rough figure).
+`--sample DIR`: the one-worker mock runs under bench/cpu_sampler.py, which weighs its event
+loop's Python stacks by CPU time during each measured run: one collapsed file a run in DIR,
+and the functions that cost most, in µs per request, on stderr.
 
 On a 2-core machine wrk, redis-server and the workers share two cores: read the CPU columns
 as well as requests/s (the per-request CPU is what scales on a bigger machine).
@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     CREATE_BODY,
     CREATE_PATH,
+    HERE,
     ROOT,
     Server,
     free_port,
@@ -93,9 +95,9 @@ def measure(
     tmp: Path,
     root: Path = ROOT,
     cases: tuple[str, ...] = ("create", "get"),
-    profile: tuple[str, Path] | None = None,
+    sample: Path | None = None,
 ) -> dict[str, Any]:
-    """One configuration on the build in `root`; `profile`: (py-spy binary, output directory)."""
+    """One configuration on the build in `root`; `sample`: where bench/cpu_sampler.py writes."""
     redis: Server | None = None
     state = "memory"
     run = tempfile.mkdtemp(dir=tmp)
@@ -107,6 +109,11 @@ def measure(
         state = f"redis://127.0.0.1:{redis_port}/0"
     argv = [str(root / ".venv/bin/layers-mock"), "serve", "--port", "0", "--state", state]
     argv += ["--workers", str(workers)]
+    label = f"{name}-{root.name}".replace(", ", "-").replace(" ", "_")
+    if sample is not None and workers == 1:  # the sampler runs the app's loop: one worker
+        sample.mkdir(parents=True, exist_ok=True)
+        collapsed = sample / f"{label}-{time.strftime('%H%M%S')}.txt"
+        argv[:1] = [str(root / ".venv/bin/python"), str(HERE / "cpu_sampler.py"), str(collapsed)]
     mock = Server(name, argv, Path(run) / "mock.out", cwd=root)
     out: dict[str, Any] = {"name": name, "workers": workers, "store": store or "memory"}
     if store == "redis":
@@ -132,12 +139,14 @@ def measure(
                 continue
             run_wrk(port, method, path, payload, seconds=2)  # warm-up
             pids = [mock.pid] + ([redis.pid] if redis else [])
-            spy = _spy(profile, mock.pid, f"{name}-{case}", seconds) if profile else None
+            sampled = sample is not None and workers == 1
+            if sampled:
+                os.kill(mock.pid, signal.SIGUSR1)
             cpu0 = [tree_cpu_s(p) for p in pids]
             result = run_wrk(port, method, path, payload, seconds=seconds)
             cpu = [tree_cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True)]
-            if spy is not None:
-                spy.wait(30)
+            if sampled:
+                _collapsed(mock.pid, collapsed, int(result.get("requests", 0)))
             n = max(1, int(result.get("requests", 0)))
             result["mock_cpu_us"] = 1e6 * cpu[0] / n
             result["redis_cpu_us"] = 1e6 * cpu[1] / n if redis else 0.0
@@ -150,15 +159,17 @@ def measure(
     return out
 
 
-def _spy(profile: tuple[str, Path], pid: int, label: str, seconds: float) -> Any:
-    """py-spy sampling `pid` for the measured run, raw (collapsed stacks) into the directory."""
-    binary, directory = profile
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%H%M%S")
-    target = directory / f"{label.replace(', ', '-').replace(' ', '_')}-{stamp}.txt"
-    argv = [binary, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
-    argv += ["--format", "raw", "--nonblocking", "--rate", "250", "-o", str(target)]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _collapsed(pid: int, path: Path, requests: int) -> None:
+    """Stop the sampler (it writes `path`) and show what cost most per request."""
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # written whole
+    say(f"CPU by function: {path}")
+    from cpu_sampler import top
+
+    top(str(path), max(1, requests), 25)
 
 
 def probe(args: argparse.Namespace, settings: list[str]) -> None:
@@ -166,7 +177,7 @@ def probe(args: argparse.Namespace, settings: list[str]) -> None:
     alternating from round to round; medians and spread (max - min) per build."""
     builds = [("new", ROOT)] + ([("old", Path(args.alt_root).resolve())] if args.alt_root else [])
     cases = tuple(args.case or ("create", "get"))
-    profile = (args.py_spy, Path(args.profile)) if args.profile else None
+    sample = Path(args.sample) if args.sample else None
     runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="layers-mock-bench-redis-") as tmp:
         for round_ in range(args.rounds):
@@ -177,7 +188,7 @@ def probe(args: argparse.Namespace, settings: list[str]) -> None:
                 for build, root in order:
                     fsync = settings[0]
                     r = measure(name, store, workers, args.seconds, fsync, Path(tmp), root, cases,
-                                profile)  # fmt: skip
+                                sample)  # fmt: skip
                     for case in cases:
                         c = r.get(case, {})
                         runs.setdefault((build, r["name"], case), []).append(c)
@@ -204,6 +215,8 @@ def probe(args: argparse.Namespace, settings: list[str]) -> None:
         for case in cases:
             mem = runs.get((build, "memory, 1 worker", case), [])
             red = runs.get((build, f"redis, 1 worker, {settings[0]}", case), [])
+            if not (mem and red):  # (a round runs both or neither)
+                continue
             ratios = [
                 r["rps"] / m["rps"]
                 for m, r in zip(mem, red, strict=True)
@@ -226,11 +239,10 @@ def main() -> None:
     parser.add_argument("--case", action="append", choices=("create", "get"))
     parser.add_argument("--rounds", type=int, default=0, help="the probe: N rounds (see above)")
     parser.add_argument("--alt-root", help="the probe: another checkout to measure beside this")
-    parser.add_argument("--profile", help="the probe: py-spy's raw profiles into this directory")
-    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
+    parser.add_argument("--sample", help="the probe: CPU by function into this directory")
     args = parser.parse_args()
     settings = ["always", "everysec"] if args.fsync == "both" else [args.fsync]
-    if args.rounds or args.alt_root or args.only or args.case or args.profile:
+    if args.rounds or args.alt_root or args.only or args.case or args.sample:
         if len(settings) != 1:
             parser.error("the probe measures one --fsync setting")
         args.rounds = max(1, args.rounds)
