@@ -125,7 +125,7 @@ class Group:
     """The requests whose changes wait for one commit, their journal entries, and (once its
     commit is on its way) what came back."""
 
-    __slots__ = ("clears", "done", "entries", "since", "size", "timer", "waiters")
+    __slots__ = ("clears", "done", "entries", "since", "size", "timer")
 
     def __init__(self, since: float) -> None:
         self.since = since
@@ -136,25 +136,6 @@ class Group:
         self.done: asyncio.Future[StoreUnavailable | None] = (
             asyncio.get_running_loop().create_future()
         )
-        self.waiters: list[asyncio.Future[StoreUnavailable | None]] = []
-
-    def landing(self) -> asyncio.Future[StoreUnavailable | None]:
-        """What one request of the group awaits for the commit's outcome: a future of its own
-        (as asyncio.shield would make), so that a request cancelled meanwhile cancels only its
-        own wait, never `done`, which the gate and the other requests read; resolved with
-        `done` by `land`, without shield's two callbacks a request."""
-        if self.done.done():
-            return self.done
-        waiter: asyncio.Future[StoreUnavailable | None] = self.done.get_loop().create_future()
-        self.waiters.append(waiter)
-        return waiter
-
-    def land(self, failure: StoreUnavailable | None) -> None:
-        self.done.set_result(failure)
-        waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():  # (cancelled: its request went away)
-                waiter.set_result(failure)
 
 
 class SharedGate:
@@ -331,7 +312,7 @@ class SharedGate:
         finally:
             _HOLDING.set(False)
             self._give_turn()
-        failure = None if group is None else await group.landing()
+        failure = None if group is None else await asyncio.shield(group.done)
         await held.release(send, failure)
 
     async def _begin(self, groupable: bool) -> None:
@@ -509,7 +490,7 @@ class SharedGate:
             self.journal.settle(None if failure is None else _failed(failure), group.entries)
             if group.clears:
                 self.journal.cleared(failure is None)
-        group.land(failure)
+        group.done.set_result(failure)
         if not self.flying:
             self._changed()
             loop = asyncio.get_running_loop()
