@@ -345,7 +345,7 @@ def test_a_job_polled_more_often_than_200_times_in_its_minute_is_waited_for() ->
     app = mock_app()
     clock = FakeTime()
 
-    def sleep(seconds: float) -> None:  # real time passes for both the runner and the mock
+    def sleep(seconds: float) -> None:  # the runner's wait moves both fake clocks, no real one
         clock.sleep(seconds)
         app.state.deps.sim.clock.advance(seconds)
 

@@ -2,13 +2,13 @@
 
 Not collected by our suite (the file name does not start with test_): the plugin's tests copy
 it into a fresh pytest run (pytester), and the wheel test runs it from a clean virtual
-environment. The client under test polls every 5 s with an injected `sleep`, so the mock's
-clock does the waiting: the whole file runs in milliseconds, with no real sleep.
+environment. The client under test polls every 5 s with an injected `sleep` (the mock's, in
+every test), so the mock's clock does the waiting: the whole file runs in milliseconds, with
+no real sleep.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +18,7 @@ import httpx
 class InfluencerClient:
     """The partner's code under test: create an influencer, wait until its job ends."""
 
-    def __init__(self, http: httpx.Client, sleep: Callable[[float], object] = time.sleep) -> None:
+    def __init__(self, http: httpx.Client, sleep: Callable[[float], object]) -> None:
         self.http = http
         self.sleep = sleep
 
@@ -50,14 +50,14 @@ def test_create_and_wait_until_ready(layers_mock):
 
 
 def test_a_422_names_the_field(layers_mock):
-    client = InfluencerClient(layers_mock.client())
+    client = InfluencerClient(layers_mock.client(), sleep=layers_mock.sleep)
     response = client.create(layers_mock.project, name="Ava")
     assert response.status_code == 422
     assert "name" in response.json()["error"]["details"]["fieldErrors"]
 
 
 def test_a_retry_with_the_same_key_replays(layers_mock):
-    client = InfluencerClient(layers_mock.client())
+    client = InfluencerClient(layers_mock.client(), sleep=layers_mock.sleep)
     key = {"Idempotency-Key": "onboarding-42"}
     first = client.create(layers_mock.project, headers=key, gender="male")
     again = client.create(layers_mock.project, headers=key, gender="male")
