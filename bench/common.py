@@ -141,6 +141,25 @@ def free_port() -> int:
 # ---------- HTTP probes -------------------------------------------------------------------
 
 
+def start_redis(directory: Path, fsync: str = "everysec") -> tuple[Server, int]:
+    """A redis-server of the benchmark's own in `directory` (AOF on, `appendfsync` as asked,
+    no snapshots), on a free port, once it accepts connections; exits when it cannot start."""
+    port = free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("this benchmark needs redis-server (apt-get install redis-server)")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
+    argv += ["--save", "", "--appendonly", "yes", "--appendfsync", fsync]
+    server = Server("redis-server", argv, directory / "redis.out")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if "Ready to accept connections" in (directory / "redis.out").read_text(errors="replace"):
+            return server, port
+        time.sleep(0.01)
+    server.stop()
+    sys.exit("redis-server did not start")
+
+
 def request(
     port: int, method: str, path: str, body: str | None = None, timeout: float = 3.0
 ) -> tuple[int, bytes]:

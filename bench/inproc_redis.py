@@ -18,7 +18,6 @@ import asyncio
 import cProfile
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import redis  # noqa: E402, F401
 
 sys.path.append(str(HERE))
 
-from common import CREATE_BODY, CREATE_PATH, Server, free_port, tree_cpu_s  # noqa: E402
+from common import CREATE_BODY, CREATE_PATH, Server, start_redis, tree_cpu_s  # noqa: E402
 from inproc import _scope  # noqa: E402
 
 COMMITS = [0]  # the write script's round trips (group commits) so far
@@ -51,23 +50,6 @@ def _counting() -> None:
         return send_write(self, *args, **kwargs)
 
     RedisStore.send_write = counted  # type: ignore[method-assign]
-
-
-def start_redis(directory: Path) -> tuple[Server, int]:
-    port = free_port()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("bench/inproc_redis.py needs redis-server (apt-get install redis-server)")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
-    argv += ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
-    server = Server("redis-server", argv, directory / "redis.out")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if "Ready to accept connections" in (directory / "redis.out").read_text(errors="replace"):
-            return server, port
-        time.sleep(0.01)
-    server.stop()
-    sys.exit("redis-server did not start")
 
 
 def _receiver(body: bytes) -> Any:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
 import sys
@@ -51,11 +50,11 @@ from common import (
     HERE,
     ROOT,
     Server,
-    free_port,
     machine,
     request,
     run_wrk,
     say,
+    start_redis,
     table,
     tree_cpu_s,
     wait_ready,
@@ -67,23 +66,6 @@ CONFIGS = [
     ("redis, 1 worker", "redis", 1),
     ("redis, 2 workers", "redis", 2),
 ]
-
-
-def start_redis(directory: Path, fsync: str) -> tuple[Server, int]:
-    port = free_port()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("bench/redis.py needs redis-server (apt-get install redis-server)")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
-    argv += ["--save", "", "--appendonly", "yes", "--appendfsync", fsync]
-    server = Server("redis-server", argv, directory / "redis.out")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if "Ready to accept connections" in (directory / "redis.out").read_text(errors="replace"):
-            return server, port
-        time.sleep(0.01)
-    server.stop()
-    sys.exit("redis-server did not start")
 
 
 def measure(
