@@ -114,3 +114,20 @@ def influencers(worker: Worker) -> list[str]:
     [(status, listed)] = worker.together(("GET", CREATE, auth(FULL), None))
     assert status == 200
     return [i["influencerId"] for i in listed["items"]]
+
+
+NEVER_S = 3600.0  # a pipe timeout no test reaches: its waits end when the test says
+
+
+def timed_out(worker: Worker) -> None:
+    """The pipe's timeout passes now, at the test's word: the commands waiting for Redis fail
+    as they do once they waited `timeout`. (A real 1 s timeout raced the requests a test
+    makes meanwhile: a machine that ran something else for a second timed the create out
+    before the test had seen it wait.)"""
+    pipe = worker.store.pipe
+    assert pipe is not None
+    if pipe.watch is not None:
+        pipe.watch.cancel()
+    pipe.timeout = 0.0
+    pipe._watch()
+    pipe.timeout = NEVER_S

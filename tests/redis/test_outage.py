@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 from blackhole import Blackhole
-from grouped import CREATE, Turn, Worker
+from grouped import CREATE, NEVER_S, Turn, Worker, timed_out
 from redisd import RedisServer, started
 from support import FULL, auth
 
@@ -28,7 +28,6 @@ from layers_mock_server.stores import redis_journal
 
 HEALTH = "/_mock/health"
 JOURNAL = ("GET", "/_mock/requests", {}, None)
-NEVER_S = 3600.0  # a pipe timeout no test reaches: its waits end when the test says
 
 
 @pytest.fixture(autouse=True)
@@ -59,16 +58,6 @@ def answered(worker: Worker, *requests: tuple[str, str, dict[str, str], Any]) ->
         [(status, _)] = worker.together(request)
         out.append((request[0], request[1], status, worker.request_ids[-1]))
     return out
-
-
-def timed_out(worker: Worker) -> None:
-    """The pipe's timeout passes now, at the test's word (as in test_reconnect.py)."""
-    pipe = worker.store.pipe
-    if pipe.watch is not None:
-        pipe.watch.cancel()
-    pipe.timeout = 0.0
-    pipe._watch()
-    pipe.timeout = NEVER_S
 
 
 CREATE_ONE = ("POST", CREATE, auth(FULL), {"gender": "male"})

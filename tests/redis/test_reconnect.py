@@ -19,7 +19,7 @@ import orjson
 import pytest
 import redis
 from blackhole import Blackhole
-from grouped import CREATE, Turn, Worker, influencers
+from grouped import CREATE, NEVER_S, Turn, Worker, influencers, timed_out
 from redisd import RedisServer, started
 from support import FULL, NORTH_ORG, auth
 
@@ -30,20 +30,6 @@ from layers_mock_server.stores import redis_journal
 
 HEALTH = "/_mock/health"
 ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0, "full": False}}
-NEVER_S = 3600.0  # a pipe timeout no test reaches: its waits end when the test says
-
-
-def timed_out(worker: Worker) -> None:
-    """The pipe's timeout passes now, at the test's word: the commands waiting for Redis fail
-    as they do once they waited `timeout`. (A real 1 s timeout raced the requests a test
-    makes meanwhile: a machine that ran something else for a second timed the create out
-    before the test had seen it wait.)"""
-    pipe = worker.store.pipe
-    if pipe.watch is not None:
-        pipe.watch.cancel()
-    pipe.timeout = 0.0
-    pipe._watch()
-    pipe.timeout = NEVER_S
 
 
 def through(hole: Blackhole, server: RedisServer) -> str:
