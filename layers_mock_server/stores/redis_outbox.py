@@ -53,10 +53,7 @@ class Outbox:
     def trim(self) -> None:
         """Keep the newest `capacity` (Redis takes none now: they wait)."""
         self.settle()
-        drop = len(self.entries) - self.capacity
-        if drop > 0:
-            del self.entries[:drop]
-            self.first += drop
+        self._keep_newest()
 
     def sent(self, sent: asyncio.Future[Any], first: int, entries: list[bytes]) -> None:
         """`entries` (numbered from `first`) went with `sent`: they come back if it fails."""
@@ -84,6 +81,9 @@ class Outbox:
             self.first = first
         else:
             self.entries += entries
+        self._keep_newest()
+
+    def _keep_newest(self) -> None:
         drop = len(self.entries) - self.capacity
         if drop > 0:
             del self.entries[:drop]
