@@ -21,6 +21,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..core.errors import ApiError
+from ..core.records import canonical_id
 from ..deps import Deps
 
 
@@ -49,13 +50,21 @@ def _matches(given: str | None, token: str) -> bool:
 
 
 def control_principal(
-    deps: Deps, authorization: str | None, query_token: str | None = None
+    deps: Deps,
+    authorization: str | None,
+    query_token: str | None = None,
+    acting_in: str | None = None,
 ) -> Principal:
     """The caller of a control route, or UNAUTHENTICATED.
 
     `query_token` is only passed by the dashboard's page routes: a browser opening a link
     cannot add an Authorization header, so the page URL may carry `?token=` instead (the admin
     token, or a tenant's API key; the request log masks either).
+
+    `acting_in` is the request's `X-Layers-Organization`. On the partner API it moves an
+    org:admin key into a child; here a key steers its own organization only, so a tenant
+    naming any other is refused: served as if the header were absent, a reset meant for the
+    child would wipe the parent.
     """
     token = deps.admin_token
     if token is None:
@@ -69,6 +78,13 @@ def control_principal(
     bearer = bearer.strip() or (query_token or "").strip()
     key = deps.sim.state.keys.get(bearer) if bearer.startswith(TENANT_PREFIX) else None
     if key is not None and not key.killed:
+        if acting_in is not None and canonical_id("org_", acting_in.strip()) != key.org_id:
+            raise ApiError(
+                "FORBIDDEN_SCOPE",
+                "On the control plane an API key steers its own organization only: "
+                "X-Layers-Organization is not honoured here. Steer a child organization "
+                "with its own key, or ask the operator (admin token).",
+            )
         return Principal("tenant", key.org_id)
     raise ApiError(
         "UNAUTHENTICATED",

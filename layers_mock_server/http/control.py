@@ -356,7 +356,9 @@ class ControlPipeline:
         payload: bytes | list[bytes] | None
         try:
             check_site(deps, headers, scope.get("server"))
-            who = control_principal(deps, headers.get("authorization"))
+            who = control_principal(
+                deps, headers.get("authorization"), None, headers.get("x-layers-organization")
+            )
             if who.kind == "tenant" and self.op.operation_id not in TENANT_ROUTES:
                 raise server_wide()
             generation = deps.sim.generation

@@ -53,7 +53,12 @@ class UiPipeline:
             principal = (
                 OPEN
                 if self.public
-                else control_principal(deps, headers.get("authorization"), token)
+                else control_principal(
+                    deps,
+                    headers.get("authorization"),
+                    token,
+                    headers.get("x-layers-organization"),
+                )
             )
             inputs.validate_body(self.op, body)
             query = inputs.validate_query(self.op, raw_query)

@@ -11,10 +11,14 @@ from typing import Any
 
 import pytest
 from support import (
+    CHILD_ORG,
     FULL,
     GLOBEX,
     GLOBEX_PROJECT,
     KILLED,
+    NORTH_ADMIN,
+    NORTH_ORG,
+    NORTH_PROJECT,
     PROJECT,
     STANDARD,
     Mock,
@@ -195,6 +199,31 @@ def test_a_tenant_resets_its_own_organization_only(mock: Mock) -> None:
     assert mock.job(theirs, GLOBEX).status_code == 200
     seeded = as_tenant(mock, "POST", "/_mock/reset", json={"organizationId": ACME, "seed": 1})
     assert seeded.status_code == 422  # a seed is every organization's, as for the admin
+
+
+def test_a_parent_key_naming_its_child_in_x_layers_organization_is_refused_not_served_as_the_parent(
+    mock: Mock,
+) -> None:
+    """On the partner API the header moves an org:admin key into its child; the control plane
+    steers the key's own organization only. Served as if the header were absent, a pipeline
+    that meant to reset its child would wipe the parent's data and move the parent's clock."""
+    parents = mock.create(NORTH_ADMIN, NORTH_PROJECT, json={}).json()["jobId"]
+    in_child = {**auth(NORTH_ADMIN), "X-Layers-Organization": CHILD_ORG}
+    for method, path, body in [
+        ("POST", "/_mock/reset", None),
+        ("POST", f"/_mock/organizations/{CHILD_ORG}/clock/advance", {"seconds": 60}),
+        ("POST", f"/_mock/organizations/{NORTH_ORG}/clock/advance", {"seconds": 60}),
+        ("GET", "/_mock/requests", None),
+        ("GET", "/_mock/jobs", None),
+    ]:
+        answer = mock.client.request(method, path, headers=in_child, json=body)
+        code, name, message = error(answer)
+        assert (code, name) == (403, "FORBIDDEN_SCOPE"), (path, answer.text)
+        assert "X-Layers-Organization" in message and "own key" in message
+    assert mock.job(parents, NORTH_ADMIN).json()["status"] == "running"  # not reset
+    assert mock.deps.sim.state.clocks.detached == {}  # no clock moved
+    own = {**auth(NORTH_ADMIN), "X-Layers-Organization": NORTH_ORG}  # the key's own: harmless
+    assert mock.client.get("/_mock/requests", headers=own).status_code == 200
 
 
 def test_a_tenant_may_read_what_is_harmless(mock: Mock) -> None:
