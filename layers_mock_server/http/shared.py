@@ -70,6 +70,7 @@ from typing import Any
 from ..core.errors import ApiError
 from ..core.journal import Failed, RawHeaders
 from ..core.ratelimit import LIMITS, WINDOW_MS
+from ..core.records import ApiKey
 from ..core.store import Bucket, OutcomeUnknown, Refused, StoreUnavailable
 from ..deps import Deps
 from .inputs import MAX_BODY_BYTES
@@ -602,14 +603,18 @@ class SharedGate:
         counted in Redis (exact across workers) with the catch-up; None for anything else."""
         if self.app.partner.match(scope["path"], scope["method"]) is None:
             return None
-        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
-        sim = self.deps.sim
-        key = sim.state.keys.get(token.strip()) if scheme.lower() == "bearer" else None
+        key = self._key(scope)
         if key is None or key.killed or key.tier not in LIMITS:
             return None
         # the window on the key's organization's clock, as the pipeline's rate limit reads it
-        return Bucket(key.api_key_id, READ_CLASS, sim.now(key.org_id) // WINDOW_MS)
+        return Bucket(key.api_key_id, READ_CLASS, self.deps.sim.now(key.org_id) // WINDOW_MS)
+
+    def _key(self, scope: dict[str, Any]) -> ApiKey | None:
+        """The key the request's `Authorization: Bearer` names in this worker's copy, as the
+        pipeline reads it (Simulator.authenticate); None when it names none."""
+        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        return self.deps.sim.state.keys.get(token.strip()) if scheme.lower() == "bearer" else None
 
     async def _lease(self) -> None:
         """Take the lease, with the changes up to now (after every commit of this worker came
@@ -723,6 +728,9 @@ class SharedGate:
         await send_response(send, 503, headers, body)
         target = self.app.partner.match(scope["path"], scope["method"])
         op = getattr(target[0], "op", None) if target is not None else None
+        # the key as the app would have recorded it: a tenant reads its own keys' entries, and
+        # the 503s its requests got are among them
+        key = self._key(scope) if target is not None else None
         length = str(len(body)).encode()
         sent = [*headers, (b"content-type", b"application/json"), (b"content-length", length)]
         self.deps.journal.add(
@@ -732,7 +740,7 @@ class SharedGate:
             scope.get("query_string", b"").decode("latin-1"),
             503,
             request_id,
-            None,
+            key.api_key_id if key is not None else None,
             op.operation_id if op is not None else None,
             None,
             (scope["headers"], b"", sent, body),

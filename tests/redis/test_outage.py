@@ -83,6 +83,28 @@ def test_the_503s_of_a_redis_restart_and_what_was_queued_before_reach_the_journa
     worker.close()
 
 
+def test_a_tenant_finds_the_503s_its_own_key_got_while_redis_was_down_in_its_journal(
+    own: RedisServer,
+) -> None:
+    """On a shared sandbox a tenant reads only its own keys' entries (`/_mock/requests` with
+    its key, the testing API's assert_called): the 503s its requests got while Redis was down
+    are its own too, resolved to its key as the app would, or its CI's journal would show no
+    trace of the failures it is debugging. A request with no known key stays anonymous."""
+    worker = Worker(own.sandbox())
+    worker.deps.admin_token = "s3cret-admin"
+    answered(worker, CREATE_ONE)
+    own.kill()
+    during = answered(worker, CREATE_ONE, LIST, ("GET", CREATE, auth("lp_test_nope"), None))
+    assert [a[2] for a in during] == [503, 503, 503]
+    own.start()
+    [(status, page)] = worker.together(("GET", "/_mock/requests", auth(FULL), None))
+    assert status == 200, page
+    seen = [(i["method"], i["path"], i["status"], i["requestId"]) for i in page["items"]]
+    assert seen[:2] == [during[1], during[0]]  # newest first; the unknown key's is not its
+    assert during[2] not in seen
+    worker.close()
+
+
 def through(hole: Blackhole, server: RedisServer) -> str:
     """A fresh sandbox of `server`, reached through the proxy."""
     return server.sandbox().replace(f":{server.port}/", f":{hole.port}/")
