@@ -194,8 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def banner(settings: Settings, deps_keys: list[tuple[str, str, str]], project: str | None) -> str:
+def banner(
+    settings: Settings,
+    deps_keys: list[tuple[str, str, str]],
+    project: str | None,
+    workers: int = 1,
+) -> str:
+    from .stores.redis_url import shown  # urllib only: no Redis client at start-up
+
     url = f"http://{settings.host}:{settings.port}"
+    state = f"{shown(settings.state or 'memory')} · {workers} worker{'s' if workers > 1 else ''}"
     clock = f"wall (speed {settings.speed:g})" if settings.clock == "wall" else settings.clock
     fixtures = "default (shipped with layers-mock)" if settings.fixtures is None else None
     lines = [
@@ -203,6 +211,9 @@ def banner(settings: Settings, deps_keys: list[tuple[str, str, str]], project: s
         f"  seed {settings.seed} · clock {clock} · "
         f"progression {settings.progression} · strict {'on' if settings.strict else 'off'}",
         f"  fixtures {fixtures or settings.fixtures}",
+        # which sandbox answers, and how many workers: a second `serve` on the same Redis is
+        # checked against the first's banner (never a password: `shown`)
+        f"  state {state}",
         "  keys:",
         *(f"    {key}  {org}  [{scopes}]" for key, org, scopes in deps_keys),
     ]
@@ -279,7 +290,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         return 2
     settings = replace(settings, port=sock.getsockname()[1])
-    print(banner(settings, keys, project), flush=True)
+    print(banner(settings, keys, project, args.workers), flush=True)
     if args.workers > 1:
         store = deps.sim.store
         if store is not None:

@@ -141,6 +141,17 @@ def test_the_banner_shows_speed_only_on_a_wall_clock() -> None:
     assert "fixtures default (shipped with layers-mock)" in wall
 
 
+def test_the_banner_names_the_state_and_the_workers_and_never_a_password() -> None:
+    """A user starting a second `serve` on the same Redis checks, from the banner, which
+    sandbox and how many workers answer; a Redis password never reaches the terminal."""
+    keys = [("lp_test_x_y", "org", "*")]
+    url = "redis://:hunter2@127.0.0.1:6390/0?sandbox=team-a"
+    shared = banner(Settings(state=url), keys, None, workers=2)
+    assert "  state redis://:***@127.0.0.1:6390/0?sandbox=team-a · 2 workers" in shared
+    assert "hunter2" not in shared
+    assert "  state memory · 1 worker" in banner(Settings(), keys, None)
+
+
 def test_log_requests_prints_a_line_per_request_and_the_journal_keeps_bodies() -> None:
     process = start("--clock", "virtual", "--log-requests", "--journal-bodies", "--strict")
     try:
