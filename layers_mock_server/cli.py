@@ -162,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--strict", action="store_true", help="validate every response")
     serve.add_argument(
         "--admin-token",
-        help="token for /_mock/ when not bound to loopback (generated if not given)",
+        help="token the control plane (/_mock/) then requires, on loopback too; off loopback "
+        "one is generated if not given. Partner API keys steer their own organization "
+        "(a shared sandbox)",
     )
     serve.add_argument("--chaos", type=Path, help="chaos profile (YAML): seeded background faults")
     serve.add_argument(
