@@ -103,7 +103,14 @@ class Pipe:
         return Reach(self.down is None, self.down, int(waited * 1000))
 
     def close(self) -> None:
+        """Fail what is in flight. A stopping worker's: its event loop runs no more, so no one
+        awaits these answers and the callbacks that would look at the failure never run; each
+        is marked handled, else asyncio prints "Future exception was never retrieved" for it
+        on the worker's stderr when it is collected."""
+        in_flight = [future for _, _, future in self.waiting]
         self._fail(OutcomeUnknown(f"{self.where} is not open"))
+        for future in in_flight:
+            handled(future)
 
     # -- inside -----------------------------------------------------------------------------
 
@@ -274,7 +281,10 @@ class Pipe:
         self.unsent.clear()
         for _, _, future in waiting:
             if not future.done():
-                future.set_exception(exc)
+                # A closed loop (a stopped server's) cannot schedule the callbacks: the future
+                # fails all the same, and the next one too.
+                with contextlib.suppress(RuntimeError):
+                    future.set_exception(exc)
 
 
 def _unpacked(args: tuple[Any, ...]) -> bytes:  # pragma: no cover - nothing is sent unconnected

@@ -8,6 +8,8 @@ Each test drives the pipe on its own event loop against a real redis-server (tes
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -170,6 +172,36 @@ def test_no_answer_within_the_timeout_fails_everything_in_flight(own: RedisServe
     assert once(loop, pipe, "SET", "pipe:paused", "again") == b"OK"
     pipe.close()
     loop.close()
+
+
+@pytest.mark.parametrize("order", ["store-then-loop", "loop-then-store"])
+def test_a_worker_stopped_with_commands_in_flight_logs_nothing_about_them(
+    redis_server: RedisServer, order: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker stops (Ctrl-C, SIGTERM) while Redis has not answered some of its commands:
+    its loop runs no more, and closing the store fails them, with no one left to look at the
+    failure. asyncio must not print "Future exception was never retrieved" for each on the
+    stopping worker's stderr. A `--workers` process closes its store while its loop is still
+    open, a single server after closing it (cli.py `stopped`): both orders."""
+    pipe = pipe_to(redis_server)
+    loop = asyncio.new_event_loop()
+    assert once(loop, pipe, "PING") == b"PONG"
+
+    async def sent() -> list[asyncio.Future[Any]]:
+        # BLPOP on an empty list: Redis holds the answer until the connection closes.
+        return [pipe.call("BLPOP", "pipe:never", 0) for _ in range(2)]
+
+    in_flight = loop.run_until_complete(sent())
+    in_flight[0].add_done_callback(lambda _: None)  # as the store's are (never run now)
+    if order == "loop-then-store":
+        loop.close()
+    pipe.close()
+    loop.close()
+    assert all(f.done() for f in in_flight)  # failed: anyone awaiting one is told
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        del in_flight
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 def test_scripts_flushed_under_the_pipe_fail_one_command_then_are_loaded_again(
