@@ -259,6 +259,14 @@ def serve(args: argparse.Namespace) -> int:
 
         token = secrets.token_urlsafe(18)  # never leave the control plane open off loopback
     settings = replace(settings, admin_token=token)
+    if args.workers > 1 and not can_fork():
+        print(
+            f"layers-mock: --workers {args.workers} needs a platform that can fork (its workers"
+            " inherit the listening socket): on this one, serve one process per port with the"
+            " same --state",
+            file=sys.stderr,
+        )
+        return 2
     if args.workers > 1 and not str(settings.state).startswith(("redis://", "rediss://")):
         print(
             f"layers-mock: --workers {args.workers} needs a state the workers share: "
@@ -305,6 +313,13 @@ def serve(args: argparse.Namespace) -> int:
         stopped(deps)
     print("layers-mock stopped", flush=True)
     return 0
+
+
+def can_fork() -> bool:
+    """`--workers N > 1` forks its workers (serving.serve_workers): not on Windows."""
+    import multiprocessing  # here, not at the top: only --workers needs it
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def stopped(deps: Deps) -> None:

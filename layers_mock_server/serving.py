@@ -21,11 +21,14 @@ before the app sees anything, which uvicorn's httptools protocol does not:
 One process, one app: the socket is bound by the caller (so the banner is printed only once
 connections queue, and `--port 0` knows its port) and handed to granian by file descriptor.
 Granian's worker processes (`MPServer`) take the same socket: that is `--workers N`
-(`serve_workers`: one app per process, built after the fork, the socket shared).
+(`serve_workers`: one app per process, built after the fork, the socket shared). The workers
+are always forked, as they inherit that socket (not with the spawn or forkserver start method
+granian would follow), so `--workers N > 1` needs a platform with fork: not Windows.
 
 Granian has no public way to serve an already-bound socket, so `_Embedded` overrides one
-private method (`_init_shared_socket`); granian is pinned below its next major version for it,
-and every HTTP-level test runs through this module, so a change there fails the suite.
+private method (`_init_shared_socket`; `_Workers` that one and `_spawn_worker`); granian is
+pinned below its next major version for it, and every HTTP-level test runs through this
+module, so a change there fails the suite.
 """
 
 from __future__ import annotations
@@ -135,6 +138,8 @@ def serve_workers(
     (called in the worker, after the fork, so each has its own store connection). Only a
     shared store (Redis) can back more than one: the caller refuses the others. Returns once
     SIGINT or SIGTERM has stopped the workers."""
+    import multiprocessing
+
     from granian.server.mp import MPServer
 
     class _Workers(MPServer):
@@ -145,6 +150,22 @@ def serve_workers(
             self._sfd = fd  # type: ignore[assignment]
             self._sso = socket.socket(fileno=os.dup(fd))
             self._sso.set_inheritable(True)
+
+        # MPServer's own signature (it drops AbstractServer's socket_loader)
+        def _spawn_worker(self, idx: int, target: Any, callback_loader: Any) -> Any:  # type: ignore[override]
+            """The worker, forked whatever multiprocessing's default start method: it finds
+            the socket above by its fd number, which only a fork inherits. Granian follows
+            the default (spawn on macOS, and spawn for forkserver, Linux's from Python 3.14),
+            and there a worker panics on the fd ("Socket operation on non-socket"), is
+            replaced and panics again until the server gives up. Granian's process is made
+            but not started yet: it is swapped for the same one, made by fork. (The CLI
+            refuses N > 1 where there is no fork.)"""
+            worker = super()._spawn_worker(idx, target, callback_loader)
+            made: Any = worker.inner  # target and args: multiprocessing's own fields
+            worker.inner = multiprocessing.get_context("fork").Process(
+                name=made.name, target=made._target, args=made._args
+            )
+            return worker
 
     # A worker that dies (kill -9, out of memory) is replaced; a crash loop stops the server.
     # One that has not stopped 10 s after SIGTERM is killed: stopping never hangs.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import multiprocessing
 import os
 import queue
 import shlex
@@ -43,11 +44,21 @@ CREATE = f"/v1/projects/{PROJECT}/influencers"
 LIVENESS_S = 60  # a wait only a hung or broken server reaches
 
 
+# `serve` with multiprocessing's default start method set first (its argv[1]), as Python 3.14
+# does on Linux (forkserver) and macOS does (spawn).
+WITH_START_METHOD = """import multiprocessing, sys
+multiprocessing.set_start_method(sys.argv.pop(1), force=True)
+from layers_mock_server.cli import main
+sys.exit(main(sys.argv[1:]))"""
+
+
 class Serve:
     """`layers-mock serve` in a subprocess, found through its banner."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, start_method: str | None = None) -> None:
         command = [sys.executable, "-m", "layers_mock_server.cli", "serve", "--port", "0"]
+        if start_method is not None:
+            command[1:3] = ["-c", WITH_START_METHOD, start_method]
         command += ["--clock", "virtual", "--seed", str(SEED), *args]
         self.proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -102,6 +113,22 @@ def test_more_than_one_worker_needs_a_shared_store(
     assert not (tmp_path / "state.sqlite").exists()  # refused before anything was opened
 
 
+def test_more_than_one_worker_needs_fork(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where there is no fork (Windows) the workers could not inherit the listening socket:
+    one clear sentence, before anything is opened (nothing listens on port 1)."""
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    argv = ["serve", "--port", "0", "--workers", "2", "--state", "redis://127.0.0.1:1/0"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err == (
+        "layers-mock: --workers 2 needs a platform that can fork (its workers inherit the"
+        " listening socket): on this one, serve one process per port with the same --state\n"
+    )
+    assert out == ""
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "65", "two", ""])
 def test_a_number_of_workers_that_is_not_one_to_64_is_a_usage_error(
     value: str, capsys: pytest.CaptureFixture[str]
@@ -138,6 +165,26 @@ def test_two_worker_processes_on_one_port_answer_as_one_mock(
     out = capsys.readouterr().out
     assert status == 0, out[-3000:]
     assert " 0 failed, 0 NOT CHECKED" in out
+    assert "layers-mock stopped\n" in list(server.lines.queue)
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_workers_start_whatever_multiprocessing_s_default_start_method(
+    start_method: str, redis_server: RedisServer
+) -> None:
+    """The workers inherit the socket `serve` bound, so they are forked even where spawn
+    (macOS) or forkserver (Linux from Python 3.14) is the default: there a worker started
+    otherwise had no socket and granian crash-looped until the server stopped."""
+    server = Serve("--state", redis_server.sandbox(), "--workers", "2", start_method=start_method)
+    try:
+        created = httpx.post(server.url + CREATE, headers=auth(FULL), json={}, timeout=LIVENESS_S)
+        assert created.status_code == 202, created.text
+        job_id = created.json()["jobId"]
+        job = httpx.get(f"{server.url}/v1/jobs/{job_id}", headers=auth(FULL), timeout=LIVENESS_S)
+        assert job.status_code == 200, job.text
+        assert job.json()["jobId"] == job_id
+    finally:
+        assert server.stop() == 0, server.proc.stderr.read()[-2000:] if server.proc.stderr else ""
     assert "layers-mock stopped\n" in list(server.lines.queue)
 
 
