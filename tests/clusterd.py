@@ -9,8 +9,7 @@ That wait is bounded: Redis itself keeps a new master's
 state at "fail" for its first two seconds (CLUSTER_WRITABLE_DELAY), so forming costs ~2 s
 once per session. Each node's log says when its state turns ok, and that line is waited for.
 
-Same rule as the single server: skipped with a how-to message without redis-server, failed
-under LAYERS_MOCK_REDIS_TESTS=required (.ci/run).
+Same rule as the single server: without redis-server, a failure with a how-to message.
 """
 
 from __future__ import annotations
@@ -159,7 +158,7 @@ class RedisClusterServers:
 
 @contextlib.contextmanager
 def started_cluster(count: int = 3) -> Iterator[RedisClusterServers]:
-    """Without redis-server: skipped (failed when required). With it, a cluster that does
+    """Without redis-server: a failure with how to get it. With it, a cluster that does
     not form is a failure, not a skip: that is a bug of ours or of the machine."""
     if shutil.which("redis-server") is None:
         cannot_run("redis-server is not on PATH")

@@ -188,7 +188,8 @@ def test_time_sleep_patched_with_the_mock_sleep(
 ) -> None:
     monkeypatch.setattr(time, "sleep", mock.sleep)
     job = create(mock).json()["jobId"]
-    assert wait_until_done(mock.client(), job)["status"] == "completed"  # calls time.sleep(5)
+    # its 5 s waits move the mock's clock
+    assert wait_until_done(mock.client(), job)["status"] == "completed"
     assert mock.now == START + timedelta(seconds=60)
 
 
