@@ -302,11 +302,16 @@ def serve(args: argparse.Namespace) -> int:
     settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project, args.workers), flush=True)
     if args.workers > 1:
-        store = deps.sim.store
-        if store is not None:
-            store.close()  # each worker opens its own connection after the fork
+        store: Any = deps.sim.store
+        # Each worker opens its own connection after the fork, and marks itself live: this
+        # process's mark covers the sandbox until they have (stores/redis_serving.py), and is
+        # removed once they stopped.
+        store.close(leave=False)
         load = functools.partial(worker_app, settings, args.log_requests)
-        serving.serve_workers(load, sock, args.workers)
+        try:
+            serving.serve_workers(load, sock, args.workers)
+        finally:
+            store.leave()
     else:
         follow = deps.shared.follow if deps.shared is not None else None  # a worker on Redis
         serving.serve(FrozenHeap(app), sock, started=follow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,11 +79,34 @@ def fixtures_of(settings: Settings) -> Fixtures:
         raise FixtureError(f"{name}: not a fixtures document ({exc})") from exc
 
 
+def served_with(settings: Settings, fixtures: Fixtures) -> dict[str, str]:
+    """What every worker of a shared sandbox must agree on (stores/redis_serving.py), as
+    text: the speed as a number (60 and 60.0 are one speed), the fixtures as a digest of what
+    was loaded (two copies of one file are the same fixtures, one file edited is not), and
+    where they came from, for the message only."""
+    source = settings.fixtures
+    if source is None:
+        origin = "default (shipped with layers-mock)"
+    else:
+        origin = "a document" if isinstance(source, Mapping) else str(source)
+    return {
+        "seed": str(settings.seed),
+        "clock": settings.clock,
+        "speed": repr(float(settings.speed)),
+        "progression": settings.progression,
+        "fixtures": hashlib.sha256(orjson.dumps(fixtures)).hexdigest(),
+        "fixtures-from": origin,
+    }
+
+
 def make_deps(settings: Settings) -> Deps:
     admin_token = check_admin_token(settings.admin_token)
     clock = Clock(settings.clock, speed=settings.speed)
+    fixtures = fixtures_of(settings)
     store = make_store(settings.state)
-    sim = Simulator(fixtures_of(settings), clock, settings.seed, store)
+    if getattr(store, "shared", False):  # compared with the live workers' as it opens
+        store.serving = served_with(settings, fixtures)  # type: ignore[attr-defined]
+    sim = Simulator(fixtures, clock, settings.seed, store)
     from .statecheck import state_check
 
     try:

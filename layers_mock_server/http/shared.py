@@ -73,6 +73,7 @@ from ..core.ratelimit import LIMITS, WINDOW_MS
 from ..core.records import ApiKey
 from ..core.store import Bucket, OutcomeUnknown, Refused, StoreUnavailable
 from ..deps import Deps
+from ..stores.redis_serving import BEAT_S
 from .inputs import MAX_BODY_BYTES
 from .pipeline import refused
 from .render import dumps, error_body, send_response
@@ -165,6 +166,7 @@ class SharedGate:
         self.trips = 0  # round trips sent: an idle worker follows the others (`_follow`)
         self.last_trip = time.monotonic()  # when the last was sent (or the worker started)
         self.follower: asyncio.TimerHandle | None = None
+        self.beaten = time.monotonic()  # the last renewal of the worker's liveness mark
         self.target: int | None = None  # the catch-ups the writer holding the turn waits for
         self.broken: StoreUnavailable | None = None  # why the last commit failed
         self.changed: list[asyncio.Future[None]] = []  # tasks waiting for the next change
@@ -524,10 +526,16 @@ class SharedGate:
     def _follow(self, trips: int) -> None:
         """A worker that made no round trip for FOLLOW_S (no request came) catches up with
         what the others committed meanwhile: else, coming back after a long quiet while the
-        others wrote, it would read the whole state again (the log keeps LOG_LENGTH entries)."""
+        others wrote, it would read the whole state again (the log keeps LOG_LENGTH entries).
+        Every BEAT_S it renews its liveness mark too (stores/redis_serving.py), off the
+        requests' path."""
         idle = not (self.group or self.flying or self.waiting or self.reading or self.asking)
         if trips == self.trips and idle and not self.turn.locked():
             self._caught_up(None).add_done_callback(self._followed)
+        now = time.monotonic()
+        if now - self.beaten >= BEAT_S:  # busy or idle: the mark says the worker lives
+            self.beaten = now
+            self.store.beat()
         self.follower = asyncio.get_running_loop().call_later(FOLLOW_S, self._follow, self.trips)
 
     def _followed(self, woken: asyncio.Future[int]) -> None:

@@ -58,6 +58,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -72,6 +73,7 @@ from ..core.store import (
     StoreConflict,
     Stored,
     StoreFull,
+    StoreInUse,
     StoreUnavailable,
 )
 from .redis_journal import APPEND, READ, entries
@@ -79,6 +81,7 @@ from .redis_log import SEP, read_entry, write_args
 from .redis_outbox import Outbox
 from .redis_pipe import Pipe, error, handled
 from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, RESERVE, ROOMY, UNLOCK, WRITE
+from .redis_serving import BEAT, CLAIM, arguments, decoded, refusal
 from .redis_url import parse_url, shown
 
 T = TypeVar("T")
@@ -101,7 +104,7 @@ class RedisStore:
             k: f"{tag}:{k}"
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
-                *("journal-seq", "rates", "at", "wants"),
+                *("journal-seq", "rates", "at", "wants", "serving", "workers"),
             )
         }
         # The journal: many entries a stream entry (redis_journal.py); an older version's,
@@ -125,6 +128,10 @@ class RedisStore:
         self.full = False
         self.refused: str | None = None  # what Redis said when it last refused one (`_answered`)
         self._scripts: dict[str, Any] = {}
+        # The settings this worker serves with (redis_serving.py): recorded, and compared with
+        # those of the live workers, when it opens; None (a store opened to look): neither.
+        self.serving: dict[str, str] | None = None
+        self.usurped = False  # a beat found other settings recorded (`beat`)
 
     # -- Store ------------------------------------------------------------------------------
 
@@ -153,16 +160,58 @@ class RedisStore:
             "everything": client.register_script(EVERYTHING),
             "changes-full": client.register_script(CHANGES_FULL),
             "reserve": client.register_script(RESERVE),
+            "claim": client.register_script(CLAIM),
+            "beat": client.register_script(BEAT),
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             make = client.connection_pool.make_connection
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL, RESERVE]
-            self.pipe = Pipe(make, scripts, self.where, timeout=5)
+            self.pipe = Pipe(make, [*scripts, BEAT], self.where, timeout=5)
         try:
+            self._claim()
             return self._first_look()
         except StoreUnavailable as exc:
             self.close()
             raise ValueError(str(exc)) from None
+
+    def _claim(self) -> None:
+        """Record the settings this worker serves with and mark it live, unless live workers
+        serve the sandbox with others: then refuse, before anything of the state is read or
+        written (redis_serving.py)."""
+        if self.serving is None:
+            return
+        keys = [self.keys["serving"], self.keys["workers"]]
+        answer = self._call("claim", keys, arguments(self.ident, self.serving))
+        if answer[0] == b"OTHER":
+            live, wait_ms, found = int(answer[1]), int(answer[2]), decoded(answer[3])
+            ours, self.serving = self.serving, None  # no mark of ours to remove (`close`)
+            self.close()
+            raise StoreInUse(refusal(self.name, live, wait_ms, found, ours))
+
+    def beat(self) -> asyncio.Future[Any] | None:
+        """Renew this worker's liveness mark (its idle timer calls it every BEAT_S): through
+        the pipe on a serving worker, not waited for (the future is for tests). A failure is
+        left to the next beat (a mark outlives two); other settings recorded since are said
+        once on stderr."""
+        if self.serving is None or self._client is None:
+            return None
+        keys = [self.keys["serving"], self.keys["workers"]]
+        sent = self._send("beat", keys, arguments(self.ident, self.serving))
+        sent.add_done_callback(self._beaten)
+        return sent
+
+    def _beaten(self, sent: asyncio.Future[Any]) -> None:
+        if sent.cancelled() or sent.exception() is not None:  # (marked handled)
+            return
+        if sent.result() == b"OTHER" and not self.usurped:
+            self.usurped = True
+            print(
+                f"layers-mock: {self.where}: the sandbox {self.name!r} is now served with other"
+                " settings (this worker's liveness mark ran out while it was stalled, and another"
+                " serve took the sandbox): stop this worker",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _first_look(self) -> Stored | None:
         """`open`'s read: under the lease; on a full Redis, without it (a worker that starts
@@ -269,15 +318,19 @@ class RedisStore:
         if int(answer[1]) != predicted:  # pragma: no cover - the script counts as we do
             raise StoreConflict(f"{self.where}: the commit numbers went astray")
 
-    def close(self) -> None:
+    def close(self, leave: bool = True) -> None:
         """Give back the lease and send the journal entries no round trip took along, on the
         synchronous connection (a server that stopped has no event loop left to run the
-        pipe's), then close both connections."""
+        pipe's), remove this worker's liveness mark (`leave`: not when the workers it forks
+        next take over, cli.py), then close both connections."""
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self.journal_flush()
             with contextlib.suppress(Exception):
                 self.unlock()
+            if leave and self.serving is not None:
+                with contextlib.suppress(Exception):
+                    self._client.zrem(self.keys["workers"], self.ident)
         if self.pipe is not None:
             with contextlib.suppress(Exception):  # its loop may be closed: no one waits on it
                 self.pipe.close()
@@ -287,6 +340,22 @@ class RedisStore:
                 self._conn.disconnect()
                 self._client.close()
             self._client = self._conn = None
+
+    def leave(self) -> None:
+        """Remove this worker's liveness mark after `close(leave=False)`, on a connection of
+        its own: `serve --workers N`'s main process, whose mark covered the sandbox until its
+        workers had theirs, once they stopped."""
+        if self.serving is None or self._client is not None:
+            return
+        from .redis_cluster import connect
+
+        with contextlib.suppress(Exception):
+            client, conn = connect(self.url, self.keys["rows"], self.where, socket_timeout=5)
+            try:
+                client.zrem(self.keys["workers"], self.ident)
+            finally:
+                conn.disconnect()
+                client.close()
 
     # -- SharedStore ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import multiprocessing
 import os
 import queue
@@ -30,6 +31,8 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
+from grouped import Worker
 from redisd import RedisServer, started
 from served import BANNER_TIMEOUT_S
 from starlette.testclient import TestClient
@@ -395,3 +398,151 @@ def test_every_worker_follows_the_sandbox_before_any_request_reaches_it(workers:
                     following.add(head.rpartition(" ")[2])
         finally:
             assert server.stop() == 0
+
+
+# -- one sandbox, one set of settings (stores/redis_serving.py) --------------------------------
+
+DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "layers_mock_server/fixtures/default.yaml"
+OTHER_FLAGS = ("--seed", "8", "--clock", "wall", "--speed", "60", "--progression", "poll")
+
+
+def refused_with(url: str, capsys: pytest.CaptureFixture[str], *flags: str) -> str:
+    """`serve` on the sandbox with `flags`: refused before it listens, exit code 2, one
+    sentence on stderr (returned), nothing on stdout."""
+    argv = ["serve", "--port", "0", "--state", url, "--clock", "virtual", "--seed", str(SEED)]
+    assert main([*argv, *flags]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"layers-mock: --state {url}: the sandbox "), err
+    assert "stop those workers" in err and "start this one with their flags" in err, err
+    assert "use another sandbox (?sandbox=NAME) or database in --state" in err, err
+    return err
+
+
+def marks(url: str) -> dict[bytes, float]:
+    """The sandbox's liveness marks: worker -> when it runs out (ms, Redis's clock)."""
+    name = url.partition("sandbox=")[2] or "default"
+    with contextlib.closing(redis.Redis.from_url(url.partition("?")[0])) as client:
+        return dict(client.zrange(f"{{lm:{name}}}:workers", 0, -1, withscores=True))
+
+
+def run_out(url: str) -> None:
+    """Every liveness mark runs out now, as it does LIVE_MS after a killed worker's last
+    beat: Redis drops it at the next start (the test moves its time, not the clock)."""
+    name = url.partition("sandbox=")[2] or "default"
+    with contextlib.closing(redis.Redis.from_url(url.partition("?")[0])) as client:
+        for worker in marks(url):
+            client.zadd(f"{{lm:{name}}}:workers", {worker: 0}, xx=True)
+
+
+def test_a_serve_with_other_settings_is_refused_while_the_sandbox_is_served(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second `serve` on a live sandbox with another seed, clock, speed or progression is
+    refused in one sentence naming each setting, the value in use and the one asked for;
+    `--workers 2` does not refuse its own workers; once they stopped (SIGTERM), the new
+    settings are taken: the sandbox's clock is then theirs."""
+    url = redis_server.sandbox()
+    server = Serve("--state", url, "--workers", "2")
+    try:
+        created = httpx.post(server.url + CREATE, headers=auth(FULL), json={}, timeout=LIVENESS_S)
+        assert created.status_code == 202, created.text
+        assert len(marks(url)) >= 2  # the workers' own (and the main process's, until it runs out)
+        err = refused_with(url, capsys, *OTHER_FLAGS)
+        assert "is served by " in err and " live workers with other settings: " in err, err
+        for said in (
+            f"--seed {SEED} (asked for 8)",
+            "--clock virtual (asked for wall)",
+            "--speed 1 (asked for 60)",
+            "--progression time (asked for poll)",
+        ):
+            assert said in err, err
+        assert "--fixtures" not in err  # the same fixtures
+        clock = httpx.get(server.url + "/_mock/clock", timeout=LIVENESS_S).json()
+        assert clock["mode"] == "virtual" and clock["progression"] == "time"  # unmoved
+    finally:
+        assert server.stop() == 0
+    assert marks(url) == {}  # each worker, and the main process, removed its mark
+    taking = Serve("--state", url, *OTHER_FLAGS)
+    try:
+        clock = httpx.get(taking.url + "/_mock/clock", timeout=LIVENESS_S).json()
+        assert (clock["mode"], clock["speed"], clock["progression"]) == ("wall", 60, "poll")
+        listed = httpx.get(taking.url + CREATE, headers=auth(FULL), timeout=LIVENESS_S).json()
+        assert [i["influencerId"] for i in listed["items"]] == [created.json()["influencerId"]]
+    finally:
+        assert taking.stop() == 0
+
+
+def test_a_killed_serve_holds_its_settings_until_its_mark_runs_out(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kill -9 leaves the worker's liveness mark: another `serve` with other settings is
+    refused (saying how long the mark may last) until the mark runs out, then starts."""
+    url = redis_server.sandbox()
+    server = Serve("--state", url)
+    server.proc.kill()
+    server.proc.wait(timeout=LIVENESS_S)
+    err = refused_with(url, capsys, "--seed", "8")
+    assert " 1 live worker with other settings: --seed 7 (asked for 8); " in err, err
+    assert "one killed with kill -9 counts as live until its mark runs out, within " in err
+    run_out(url)
+    taking = Serve("--state", url, "--seed", "8")
+    try:
+        assert httpx.get(taking.url + "/_mock/ready", timeout=LIVENESS_S).status_code == 200
+    finally:
+        assert taking.stop() == 0
+
+
+def test_the_same_settings_are_the_same_values_and_fixtures_the_same_content(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Speed 1 is speed 1.0, and a copy of the fixtures elsewhere is the same fixtures: both
+    join the sandbox. An edited copy at that path is not: refused, naming both sources."""
+    url = redis_server.sandbox()
+    live = make_deps(Settings(state=url, clock="virtual", seed=SEED))
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(DEFAULT_FIXTURES.read_text())
+    try:
+        for same in ({"speed": 1}, {"fixtures": copy}):
+            joined = make_deps(Settings(state=url, clock="virtual", seed=SEED, **same))
+            joined.sim.store.close()  # type: ignore[union-attr]
+        copy.write_text(DEFAULT_FIXTURES.read_text().replace("Acme Growth", "Acme Shrink"))
+        with pytest.raises(ValueError, match="with other settings: --fixtures ") as refused:
+            make_deps(Settings(state=url, clock="virtual", seed=SEED, fixtures=copy))
+        said = str(refused.value)
+        assert "--fixtures default (shipped with layers-mock) (content " in said, said
+        assert f"(asked for {copy} (content " in said, said
+        assert "--seed" not in said and "--clock" not in said, said
+    finally:
+        live.sim.store.close()  # type: ignore[union-attr]
+    assert marks(url) == {}
+
+
+def test_a_serving_worker_renews_its_mark_from_its_idle_timer(redis_server: RedisServer) -> None:
+    """A worker that serves keeps its mark live (else, LIVE_MS after it started, any other
+    settings would be taken over it): its follow timer renews it every BEAT_S, busy or idle."""
+    url = redis_server.sandbox()
+    worker = Worker(url)
+    try:
+        (ident,) = marks(url)
+        run_out(url)
+        gate = worker.deps.shared
+        gate.beaten = -math.inf  # BEAT_S since the last beat
+        beats: list[Any] = []
+        beat = worker.store.beat
+        worker.store.beat = lambda: beats.append(beat()) or beats[-1]
+
+        async def follow() -> None:
+            gate._follow(-1)
+            assert gate.follower is not None
+            gate.follower.cancel()
+            assert await beats[0] == b"OK"
+
+        worker.loop.run_until_complete(follow())
+        with contextlib.closing(redis.Redis.from_url(redis_server.url)) as client:
+            seconds, _ = client.time()
+        assert marks(url) == {ident: pytest.approx(marks(url)[ident])}
+        assert marks(url)[ident] > seconds * 1000  # live again, for LIVE_MS
+    finally:
+        worker.close()

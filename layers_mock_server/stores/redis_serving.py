@@ -1,0 +1,133 @@
+"""Which settings a shared sandbox is served with, and which workers serve it now.
+
+Every worker of a sandbox must run with the same `--seed`, `--clock`, `--speed`,
+`--progression` and `--fixtures`: each keeps its own clock and fixtures over the shared state,
+and the first write of a worker started with others moved every worker's clock (a wall clock at
+speed 60 joining a virtual sandbox moved it 43 minutes). So the sandbox records them
+(`serving`, a hash) beside a liveness mark of each worker that serves it (`workers`, a sorted
+set: worker -> when its mark runs out, by Redis's clock):
+
+- a worker starting (`CLAIM`) drops the marks that ran out; if any is left and the recorded
+  settings differ from its own, it is refused (`refusal`: one sentence for `serve` to print);
+  when none is left its settings are recorded (the new ones are taken: a restart with new
+  flags); either way its mark is set;
+- a serving worker renews its mark every BEAT_S from its idle timer (http/shared.py
+  `_follow`), through the pipe: no round trip on a request's path. `BEAT` re-records the
+  settings if they are gone (the database was flushed), and reports, without renewing, when
+  another serve's settings replaced them (this worker's mark ran out while it was stalled);
+- a worker that stops removes its mark; one killed with `kill -9` counts as live until its
+  mark runs out, LIVE_MS after its last beat.
+
+"The same" is the same value, not the same spelling: the speed as a number (60 = 60.0), the
+fixtures by a digest of what was loaded (not their path: two copies of one file are the same,
+one file edited between two starts is not). `--clock` names a mode (wall or virtual); the
+instant is the sandbox's state, which every worker reads, so it is not compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LIVE_MS = 15_000  # a worker's mark runs out this long after its last beat ...
+BEAT_S = 5.0  # ... which comes this often: a mark outlives two missed beats
+
+# The settings compared, in the order a refusal names them, and how each is shown.
+COMPARED = ("seed", "clock", "speed", "progression", "fixtures")
+SHOWN_FROM = "fixtures-from"  # recorded beside them, for the message: not compared
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: serving, workers. ARGV: worker, LIVE_MS, n, then n compared (name, value) pairs, then
+# the shown ones. -> {'OK'} or {'OTHER', live workers, ms until the last mark runs out,
+# the recorded settings (HGETALL)}. allow-oom: a worker may start on a full Redis.
+CLAIM = (
+    "#!lua flags=allow-oom"
+    + _NOW
+    + """
+local serving, workers, me, live_ms, n = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]),
+  tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', workers, '-inf', now)
+redis.call('ZREM', workers, me)
+local live = redis.call('ZCARD', workers)
+if live > 0 and redis.call('EXISTS', serving) == 1 then
+  for i = 4, 3 + 2 * n, 2 do
+    if redis.call('HGET', serving, ARGV[i]) ~= ARGV[i + 1] then
+      local last = redis.call('ZRANGE', workers, -1, -1, 'WITHSCORES')
+      return {'OTHER', live, tonumber(last[2]) - now, redis.call('HGETALL', serving)}
+    end
+  end
+else  -- no one serves it: this worker's settings are taken
+  redis.call('DEL', serving)
+  redis.call('HSET', serving, unpack(ARGV, 4))
+end
+redis.call('ZADD', workers, now + live_ms, me)
+return {'OK'}
+"""
+)
+
+# The same keys and arguments: renew this worker's mark unless other settings were recorded
+# since (-> 'OTHER', the mark not renewed); re-record ours if none are (a flushed database).
+BEAT = (
+    "#!lua flags=allow-oom"
+    + _NOW
+    + """
+local serving, workers, me, live_ms, n = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]),
+  tonumber(ARGV[3])
+if redis.call('EXISTS', serving) == 1 then
+  for i = 4, 3 + 2 * n, 2 do
+    if redis.call('HGET', serving, ARGV[i]) ~= ARGV[i + 1] then return 'OTHER' end
+  end
+else
+  redis.call('HSET', serving, unpack(ARGV, 4))
+end
+redis.call('ZREMRANGEBYSCORE', workers, '-inf', now)
+redis.call('ZADD', workers, now + live_ms, me)
+return 'OK'
+"""
+)
+
+
+def arguments(ident: str, settings: Mapping[str, str]) -> list[str]:
+    """CLAIM's and BEAT's arguments for this worker's `settings` (COMPARED and SHOWN_FROM)."""
+    args = [ident, str(LIVE_MS), str(len(COMPARED))]
+    for name in COMPARED:
+        args += [name, settings[name]]
+    return [*args, SHOWN_FROM, settings.get(SHOWN_FROM, "")]
+
+
+def _shown(name: str, settings: Mapping[str, str]) -> str:
+    value = settings.get(name)
+    if value is None:
+        return "(not recorded)"
+    if name == "speed":
+        return f"{float(value):g}"
+    if name == "fixtures":
+        return f"{settings.get(SHOWN_FROM) or '?'} (content {value[:12]})"
+    return value
+
+
+def refusal(
+    name: str, live: int, wait_ms: int, found: Mapping[str, str], ours: Mapping[str, str]
+) -> str:
+    """The one sentence `serve` prints when the sandbox is served with other settings."""
+    differing = [
+        f"--{setting} {_shown(setting, found)} (asked for {_shown(setting, ours)})"
+        for setting in COMPARED
+        if found.get(setting) != ours[setting]
+    ]
+    workers = f"{live} live worker{'s' if live != 1 else ''}"
+    return (
+        f"the sandbox {name!r} is served by {workers} with other settings: "
+        f"{', '.join(differing)}; stop those workers (one killed with kill -9 counts as live "
+        f"until its mark runs out, within {max(0, wait_ms) / 1000:.0f} s), start this one with "
+        "their flags, or use another sandbox (?sandbox=NAME) or database in --state"
+    )
+
+
+def decoded(pairs: list[bytes]) -> dict[str, str]:
+    """HGETALL's flat answer as a dict."""
+    texts = [p.decode() for p in pairs]
+    return dict(zip(texts[::2], texts[1::2], strict=True))
