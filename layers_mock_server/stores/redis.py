@@ -16,6 +16,9 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
 - `journal-v2` is the request journal (redis_journal.py), and `journal-from:<worker>` the
   number of the last entry each worker had appended to it (redis_outbox.py).
+- `serving` holds the settings the sandbox is served with and `workers` a liveness mark of
+  each worker serving it (redis_serving.py): a worker with other settings is refused while
+  any mark is live.
 - `lease` is the sandbox's write lease: a request that may change the state takes it (and
   the changes so far, in the same round trip), runs on the up-to-date copy, and writes its
   batch with one script that also gives the lease back. So requests that write are
