@@ -60,6 +60,19 @@ def ready(
     path: dict[str, str],
     who: Principal,
 ) -> Reply:
+    """Ready: this worker answers reads and writes. On Redis the request's own catch-up (the
+    gate's round trip, a script that may write) just told: unreachable is the gate's 503, and
+    a refusal of that script (full, a replica, unable to save, too few replicas) is kept in
+    `reach().refused`, read here at no cost, where the worker would answer writes 503."""
+    if deps.sim.shared is not None:
+        reach = deps.sim.shared.reach()
+        if reach.refused is not None:
+            raise ApiError(
+                "STORAGE_UNAVAILABLE",
+                "Not ready: the mock's shared state refuses its writes, which are answered 503 "
+                "until Redis takes them again (details.reason says what it said).",
+                {"reason": reach.refused},
+            )
     return Reply(200, {"status": "ready"})
 
 

@@ -58,6 +58,7 @@ REFUSALS = {
     "LOADING": "Redis is loading its dataset",
     "MISCONF": "Redis cannot save to disk, and takes no write until it can",
     "READONLY": "Redis is a read-only replica",
+    "NOREPLICAS": "Redis has fewer replicas in sync than its min-replicas-to-write",
     "NOSCRIPT": "the mock's scripts were flushed from Redis; it loads them again",
 }
 

@@ -302,10 +302,11 @@ def handled(future: asyncio.Future[Any]) -> None:
 # that may write is refused before it starts), NOSCRIPT (the scripts were flushed), BUSY
 # (another client's script runs past `busy-reply-threshold`: only SCRIPT KILL and SHUTDOWN
 # get through), LOADING (it is loading its dataset, after a restart), MISCONF (its last
-# snapshot or AOF write failed, and it takes no write until one works), READONLY (a replica).
-# A script whose shebang does not say `no-writes` counts as a write for the last three, and
-# as one that needs room for OOM: Redis checks before it starts, not at its first write.
-REFUSALS = frozenset({"OOM", "NOSCRIPT", "BUSY", "LOADING", "MISCONF", "READONLY"})
+# snapshot or AOF write failed, and it takes no write until one works), READONLY (a replica),
+# NOREPLICAS (fewer replicas in sync than its `min-replicas-to-write`). A script whose shebang
+# does not say `no-writes` counts as a write for the last four, and as one that needs room for
+# OOM: Redis checks before it starts, not at its first write.
+REFUSALS = frozenset({"OOM", "NOSCRIPT", "BUSY", "LOADING", "MISCONF", "READONLY", "NOREPLICAS"})
 
 
 def _code(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ test (a replica, a failing disk, a script that runs on).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -330,4 +331,57 @@ def test_a_redis_loading_its_dataset_after_a_restart_refuses_requests_saying_so(
     own.options = ()
     own.start()
     works_again(worker, before, during)
+    worker.close()
+
+
+READY = ("GET", "/_mock/ready", {}, None)
+
+
+def no_replica_in_sync(operator: redis.Redis) -> Iterator[None]:
+    operator.config_set("min-replicas-to-write", "1")  # and it has none
+    yield
+    operator.config_set("min-replicas-to-write", "0")
+
+
+def full(operator: redis.Redis) -> Iterator[None]:
+    operator.config_set("maxmemory", "1")  # less than it holds: every write needs room
+    yield
+    operator.config_set("maxmemory", "0")
+
+
+def replica(operator: redis.Redis) -> Iterator[None]:
+    with socket.socket() as nowhere:  # its primary: bound, never listening (never synced)
+        nowhere.bind(("127.0.0.1", 0))
+        operator.replicaof("127.0.0.1", nowhere.getsockname()[1])
+        yield
+        operator.replicaof("NO", "ONE")
+
+
+@pytest.mark.parametrize(
+    ("refusing_writes", "code"),
+    [(full, "OOM"), (replica, "READONLY"), (no_replica_in_sync, "NOREPLICAS")],
+)
+def test_ready_is_503_while_redis_refuses_writes_and_health_stays_200(
+    own: RedisServer, refusing_writes: Any, code: str
+) -> None:
+    """A readiness probe says "not ready" while the worker would answer every write 503:
+    Redis full (reads still answer), a replica, or short of replicas in sync; health (the
+    liveness probe) stays 200, and ready is 200 again once Redis takes writes."""
+    worker = Worker(own.sandbox())
+    [(status, _)] = worker.together(READY)
+    assert status == 200
+    operator = redis.Redis.from_url(own.url)
+    with contextlib.contextmanager(refusing_writes)(operator):
+        [(status, body)] = worker.together(READY)
+        assert status == 503, body
+        assert body["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert f": {code} " in body["error"]["details"]["reason"], body
+        [(status, _)] = worker.together(CREATE_ONE)
+        assert status == 503
+        [(status, health)] = worker.together(("GET", HEALTH, {}, None))
+        assert status == 200
+        assert f": {code} " in health["sharedStore"]["refused"], health
+    [(status, body)] = worker.together(READY)
+    assert (status, body) == (200, {"status": "ready"})
+    operator.close()
     worker.close()
