@@ -97,7 +97,7 @@ def collect_errors(
     return fields, form
 
 
-def _dotted(path: Sequence[str | int]) -> str:
+def dotted(path: Sequence[str | int]) -> str:
     """overrides.foo, items[0].name: the path a reader would type."""
     out = ""
     for part in path:
@@ -107,13 +107,13 @@ def _dotted(path: Sequence[str | int]) -> str:
 
 def _nested_message(path: Sequence[str | int], kind: Any, name: str) -> str:
     if name == "AdditionalProperties":
-        unexpected = ", ".join(_dotted([*path, str(u)]) for u in kind.unexpected)
+        unexpected = ", ".join(dotted([*path, str(u)]) for u in kind.unexpected)
         return f"{unexpected}: {UNKNOWN_FIELD}"
     if name == "Required":
-        return f"{_dotted([*path, kind.property])}: Required."
+        return f"{dotted([*path, kind.property])}: Required."
     if len(path) == 1:
         return _message(kind)  # the key already names the field
-    return f"{_dotted(path)}: {_message(kind)}"
+    return f"{dotted(path)}: {_message(kind)}"
 
 
 def problems(validator: Any, instance: Any, limit: int = 5) -> list[str]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from ..validation import dotted
+from .numbers import INFINITE, beyond_double
 from .restore import StateBuilder, broken
 from .snapshot import ALL_TABLES
 
@@ -70,8 +72,8 @@ class StateReader:
             raise broken("empty.")
         try:
             document = orjson.loads(self.buffer)
-        except orjson.JSONDecodeError:
-            raise broken("not valid JSON.") from None
+        except orjson.JSONDecodeError as exc:
+            raise broken(_not_json(self.buffer, exc)) from None
         self.buffer = bytearray()
         if not isinstance(document, dict):
             raise broken("must be a JSON object.")
@@ -125,5 +127,15 @@ class StateReader:
     def _json(self, text: bytes) -> Any:
         try:
             return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise broken(f"line {self.line}: not valid JSON.") from None
+        except orjson.JSONDecodeError as exc:
+            raise broken(f"line {self.line}: {_not_json(text, exc)}") from None
+
+
+def _not_json(raw: bytes | bytearray, exc: orjson.JSONDecodeError) -> str:
+    """Why `raw` did not parse: not JSON, or a number in it out of a double's range (1e400)."""
+    found = beyond_double(raw) if str(exc).startswith(INFINITE) else None
+    if found is None:
+        return "not valid JSON."
+    where, text = found
+    at = f" at {dotted(where)}" if where else ""
+    return f"number out of range{at}: {text} (a number here must lie within ±1.8e308)."
