@@ -302,22 +302,30 @@ def serve(args: argparse.Namespace) -> int:
     settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project, args.workers), flush=True)
     if args.workers > 1:
-        store: Any = deps.sim.store
-        # Each worker opens its own connection after the fork, and marks itself live: this
-        # process's mark covers the sandbox until they have (stores/redis_serving.py), and is
-        # removed once they stopped.
-        store.close(leave=False)
-        load = functools.partial(worker_app, settings, args.log_requests)
-        try:
-            serving.serve_workers(load, sock, args.workers)
-        finally:
-            store.leave()
+        serve_forked(deps, settings, args, sock)
     else:
         follow = deps.shared.follow if deps.shared is not None else None  # a worker on Redis
         serving.serve(FrozenHeap(app), sock, started=follow)
         stopped(deps)
+    sock.close()  # (granian served duplicates of it)
     print("layers-mock stopped", flush=True)
     return 0
+
+
+def serve_forked(deps: Deps, settings: Settings, args: argparse.Namespace, sock: Any) -> None:
+    """`--workers N`: each worker opens its own connection after the fork, and marks itself
+    live; this process's mark covers the sandbox until they have (stores/redis_serving.py),
+    and once they stopped it removes its own and theirs (one killed while starting left its)."""
+    from . import serving
+
+    store: Any = deps.sim.store
+    store.lead()
+    store.close(leave=False)
+    load = functools.partial(worker_app, settings, args.log_requests)
+    try:
+        serving.serve_workers(load, sock, args.workers)
+    finally:
+        store.leave()
 
 
 def can_fork() -> bool:

@@ -167,6 +167,23 @@ def serve_workers(
             )
             return worker
 
+        def _spawn_workers(self, spawn_target: Any, target_loader: Any) -> None:
+            """Every worker forked before any thread starts. Granian starts a thread per worker
+            (it waits for the worker's exit) right after forking it, so each next worker was
+            forked in a process with threads, which Python 3.12 warns may deadlock the child
+            (DeprecationWarning). A worker that replaces one that died is still forked beside
+            the others' threads: they wait in waitpid, holding no lock the child needs."""
+            made = [
+                self._spawn_worker(idx=idx, target=spawn_target, callback_loader=target_loader)
+                for idx in range(self.workers)
+            ]
+            for worker in made:
+                worker.inner.start()
+            for worker in made:
+                worker._watch()
+                self.wrks.append(worker)
+            self._metrics.incr_spawn(self.workers)
+
     # A worker that dies (kill -9, out of memory) is replaced; a crash loop stops the server.
     # One that has not stopped 10 s after SIGTERM is killed: stopping never hangs.
     server = _Workers(

@@ -98,6 +98,8 @@ class RedisStore:
 
     durable = True
     shared = True
+    # The main process of the `serve --workers N` this process is a worker of (`lead`).
+    leader = ""
 
     def __init__(self, url: str, *, log_length: int = LOG_LENGTH) -> None:
         self.url, self.name, self.lease_ms = parse_url(url)
@@ -118,6 +120,9 @@ class RedisStore:
         self.seen = 0  # the number of the last commit this worker's copy includes
         self.token = ""  # our lease's token while we hold it
         self.ident = secrets.token_hex(8)  # this worker's name in the line for the lease
+        # ... and its liveness mark's (redis_serving.py), after the `serve` it belongs to:
+        # `--workers N` forks its workers after `lead` named it in this module
+        self.member = f"{RedisStore.leader or self.ident} {self.ident}"
         # ... and its journal mark: the last of its entries appended (redis_outbox.py)
         self.keys["mark"] = f"{tag}:journal-from:{self.ident}"
         self._client: Any = None
@@ -184,7 +189,7 @@ class RedisStore:
         if self.serving is None:
             return
         keys = [self.keys["serving"], self.keys["workers"]]
-        answer = self._call("claim", keys, arguments(self.ident, self.serving))
+        answer = self._call("claim", keys, arguments(self.member, self.serving))
         if answer[0] == b"OTHER":
             live, wait_ms, found = int(answer[1]), int(answer[2]), decoded(answer[3])
             ours, self.serving = self.serving, None  # no mark of ours to remove (`close`)
@@ -199,7 +204,7 @@ class RedisStore:
         if self.serving is None or self._client is None:
             return None
         keys = [self.keys["serving"], self.keys["workers"]]
-        sent = self._send("beat", keys, arguments(self.ident, self.serving))
+        sent = self._send("beat", keys, arguments(self.member, self.serving))
         sent.add_done_callback(self._beaten)
         return sent
 
@@ -333,7 +338,7 @@ class RedisStore:
                 self.unlock()
             if leave and self.serving is not None:
                 with contextlib.suppress(Exception):
-                    self._client.zrem(self.keys["workers"], self.ident)
+                    self._client.zrem(self.keys["workers"], self.member)
         if self.pipe is not None:
             with contextlib.suppress(Exception):  # its loop may be closed: no one waits on it
                 self.pipe.close()
@@ -344,18 +349,27 @@ class RedisStore:
                 self._client.close()
             self._client = self._conn = None
 
+    def lead(self) -> None:
+        """Name this store's worker the leader of the workers forked next (`serve --workers
+        N`'s main process): their marks carry its name, so that `leave` removes them all."""
+        RedisStore.leader = self.ident
+
     def leave(self) -> None:
-        """Remove this worker's liveness mark after `close(leave=False)`, on a connection of
-        its own: `serve --workers N`'s main process, whose mark covered the sandbox until its
-        workers had theirs, once they stopped."""
+        """Remove the liveness marks of this worker and of the workers it led, after
+        `close(leave=False)`, on a connection of its own: `serve --workers N`'s main process,
+        whose mark covered the sandbox until its workers had theirs, once they all stopped
+        (granian kills one that does not within 10 s of SIGTERM, as one still starting)."""
         if self.serving is None or self._client is not None:
             return
         from .redis_cluster import connect
 
+        led = f"{self.ident} ".encode()
         with contextlib.suppress(Exception):
             client, conn = connect(self.url, self.keys["rows"], self.where, socket_timeout=5)
             try:
-                client.zrem(self.keys["workers"], self.ident)
+                marks = client.zrange(self.keys["workers"], 0, -1)
+                if ours := [m for m in marks if m.startswith(led)]:
+                    client.zrem(self.keys["workers"], *ours)
             finally:
                 conn.disconnect()
                 client.close()

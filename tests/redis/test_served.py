@@ -41,6 +41,7 @@ from support import FULL, PROJECT, SEED, auth
 from layers_mock_server.cli import main
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.stores.redis import RedisStore
 from layers_mock_server.stores.redis_scripts import CHANGES
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
@@ -448,7 +449,9 @@ def test_a_serve_with_other_settings_is_refused_while_the_sandbox_is_served(
     try:
         created = httpx.post(server.url + CREATE, headers=auth(FULL), json={}, timeout=LIVENESS_S)
         assert created.status_code == 202, created.text
-        assert len(marks(url)) >= 2  # the workers' own (and the main process's, until it runs out)
+        deadline = time.monotonic() + LIVENESS_S
+        while len(marks(url)) < 3:  # the main process's, and each worker's: none refused
+            assert time.monotonic() < deadline, marks(url)
         err = refused_with(url, capsys, *OTHER_FLAGS)
         assert "is served by " in err and " live workers with other settings: " in err, err
         for said in (
@@ -542,7 +545,72 @@ def test_a_serving_worker_renews_its_mark_from_its_idle_timer(redis_server: Redi
         worker.loop.run_until_complete(follow())
         with contextlib.closing(redis.Redis.from_url(redis_server.url)) as client:
             seconds, _ = client.time()
-        assert marks(url) == {ident: pytest.approx(marks(url)[ident])}
-        assert marks(url)[ident] > seconds * 1000  # live again, for LIVE_MS
+        (renewed,) = marks(url).items()
+        assert renewed[0] == ident and renewed[1] > seconds * 1000  # live again, for LIVE_MS
     finally:
         worker.close()
+
+
+# `serve` with every fork of the main process said on stderr with the threads it then had.
+COUNTING_FORKS = """import os, sys, threading
+fork = os.fork
+def counted():
+    print(f"fork with {threading.active_count()} thread(s)", file=sys.stderr, flush=True)
+    return fork()
+os.fork = counted
+from layers_mock_server.cli import main
+sys.exit(main(sys.argv[1:]))"""
+
+
+def test_the_workers_are_forked_before_any_thread_starts(redis_server: RedisServer) -> None:
+    """Python 3.12 warns (DeprecationWarning) that a fork in a process with threads may
+    deadlock the child: granian starts a thread per worker (waiting for its exit) right after
+    forking it, so the second worker was forked beside the first one's thread. Every worker
+    is forked first now; the threads start after."""
+    command = [sys.executable, "-c", COUNTING_FORKS, "serve", "--port", "0", "--workers", "3"]
+    command += ["--state", redis_server.sandbox()]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    forks: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            forks.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        said = [forks.get(timeout=LIVENESS_S) for _ in range(3)]
+    finally:
+        deadline = time.monotonic() + LIVENESS_S
+        while len(children := workers_of(proc.pid)) < 3 and proc.poll() is None:
+            assert time.monotonic() < deadline, children  # each fork returns in the parent
+        # kill -9, each process: a SIGTERM while a worker is still starting waits for granian
+        # to kill it (10 s); the sandbox is the test's own
+        for pid in [*children, proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=LIVENESS_S)
+    assert said == ["fork with 1 thread(s)\n"] * 3
+
+
+def test_serve_workers_removes_the_marks_of_workers_killed_before_it_stopped(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --workers N` stopping (its workers stopped, or killed by granian when one does
+    not stop within 10 s of SIGTERM, as one still starting) removes every mark of its own
+    workers: a restart with new flags is not refused for a worker that is gone for sure."""
+    monkeypatch.setattr(RedisStore, "leader", "")
+    url = redis_server.sandbox()
+    settings = Settings(state=url, clock="virtual", seed=SEED)
+    main_deps = make_deps(settings)
+    leader: Any = main_deps.sim.store
+    leader.lead()  # as `serve` does before forking
+    worker = make_deps(settings)  # as a forked worker does (never stopped: killed)
+    monkeypatch.setattr(RedisStore, "leader", "")
+    other = make_deps(settings)  # another serve's
+    assert len(marks(url)) == 3
+    leader.close(leave=False)
+    leader.leave()
+    assert list(marks(url)) == [other.sim.store.member.encode()]  # type: ignore[union-attr]
+    for deps in (worker, other):
+        deps.sim.store.close()  # type: ignore[union-attr]
