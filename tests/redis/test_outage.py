@@ -29,6 +29,7 @@ from layers_mock_server.stores import redis_journal
 
 HEALTH = "/_mock/health"
 JOURNAL = ("GET", "/_mock/requests", {}, None)
+READY = ("GET", "/_mock/ready", {}, None)
 
 
 @pytest.fixture(autouse=True)
@@ -188,7 +189,8 @@ def refused(answer: tuple[int, Any], code: str, said: str) -> None:
 
 def refusing(worker: Worker, code: str, said: str) -> list[tuple[str, str, int, str]]:
     """A create and a read while Redis refuses (both 503: a read's catch-up writes too),
-    and health saying what Redis said; (method, path, status, request id) of each."""
+    health saying what Redis said, and ready saying not ready; (method, path, status, request
+    id) of each answer the journal keeps."""
     during = []
     for request in (CREATE_ONE, LIST):
         [answer] = worker.together(request)
@@ -199,6 +201,9 @@ def refusing(worker: Worker, code: str, said: str) -> list[tuple[str, str, int, 
     store = health["sharedStore"]
     assert store["reachable"] is True and store["full"] is False
     assert f": {code} " in store["refused"], store
+    [(status, body)] = worker.together(READY)  # not ready (its 503 is in the journal too)
+    assert status == 503 and f": {code} " in body["error"]["details"]["reason"], body
+    during.append(("GET", READY[1], 503, worker.request_ids[-1]))
     return during
 
 
@@ -332,9 +337,6 @@ def test_a_redis_loading_its_dataset_after_a_restart_refuses_requests_saying_so(
     own.start()
     works_again(worker, before, during)
     worker.close()
-
-
-READY = ("GET", "/_mock/ready", {}, None)
 
 
 def no_replica_in_sync(operator: redis.Redis) -> Iterator[None]:
