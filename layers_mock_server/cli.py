@@ -201,16 +201,26 @@ def banner(
     deps_keys: list[tuple[str, str, str]],
     project: str | None,
     workers: int = 1,
+    state_seed: int | None = None,
 ) -> str:
+    """What a user checks first: where to send requests, with which keys, on which state.
+    `state_seed` is the seed of state that already existed (`sqlite:`, `redis://`): it wins
+    over `--seed`, so the banner shows it, never a seed no id is minted from."""
     from .stores.redis_url import shown  # urllib only: no Redis client at start-up
 
     url = f"http://{settings.host}:{settings.port}"
     state = f"{shown(settings.state or 'memory')} · {workers} worker{'s' if workers > 1 else ''}"
     clock = f"wall (speed {settings.speed:g})" if settings.clock == "wall" else settings.clock
     fixtures = "default (shipped with layers-mock)" if settings.fixtures is None else None
+    seed = f"{settings.seed}"
+    if state_seed is not None and state_seed != settings.seed:
+        seed = (
+            f"{state_seed} (the state's; --seed {settings.seed} applies with"
+            f' POST /_mock/reset {{"seed": {settings.seed}}})'
+        )
     lines = [
         f"layers-mock listening on {url}",
-        f"  seed {settings.seed} · clock {clock} · "
+        f"  seed {seed} · clock {clock} · "
         f"progression {settings.progression} · strict {'on' if settings.strict else 'off'}",
         f"  fixtures {fixtures or settings.fixtures}",
         # which sandbox answers, and how many workers: a second `serve` on the same Redis is
@@ -300,7 +310,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         return 2
     settings = replace(settings, port=sock.getsockname()[1])
-    print(banner(settings, keys, project, args.workers), flush=True)
+    print(banner(settings, keys, project, args.workers, state.seed), flush=True)
     if args.workers > 1:
         serve_forked(deps, settings, args, sock)
     else:

@@ -152,6 +152,15 @@ def test_the_banner_names_the_state_and_the_workers_and_never_a_password() -> No
     assert "  state memory · 1 worker" in banner(Settings(), keys, None)
 
 
+def test_the_banner_shows_the_seed_of_state_that_existed_not_a_new_seed_flag() -> None:
+    """A restart with another --seed on a kept state (sqlite:, redis://) mints ids from the
+    state's seed: the banner says which, and how the flag's seed is taken."""
+    keys = [("lp_test_x_y", "org", "*")]
+    kept = banner(Settings(seed=9), keys, None, state_seed=7)
+    assert '  seed 7 (the state\'s; --seed 9 applies with POST /_mock/reset {"seed": 9}) ·' in kept
+    assert "  seed 9 · " in banner(Settings(seed=9), keys, None, state_seed=9)
+
+
 def test_log_requests_prints_a_line_per_request_and_the_journal_keeps_bodies() -> None:
     process = start("--clock", "virtual", "--log-requests", "--journal-bodies", "--strict")
     try:
