@@ -150,7 +150,9 @@ class RemoteMock:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
         self._carry_ns = 0
-        self._since = 0  # a tenant's journal shows what came after its last reset (reset())
+        # A tenant's journal shows what was answered after its last reset: that reset's mark
+        # (`GET /_mock/requests?after=`), None before any (reset())
+        self._after: int | None = None
         try:
             fixtures = self._control("GET", "/_mock/fixtures")
             try:
@@ -318,12 +320,13 @@ class RemoteMock:
         if self._organization is not None:
             if seed is not None:
                 self._control("POST", "/_mock/reset", {"seed": seed})  # the server's 403
-            self._organization.reset()
             # An organization's reset keeps the server's journal (it is the server's, not the
             # organization's data); its requests() start again from here, as after
-            # LayersMock.reset().
-            newest = self._control("GET", "/_mock/requests", query="limit=1")["items"]
-            self._since = newest[0]["sequence"] if newest else self._since
+            # LayersMock.reset(): those answered after the reset, by the reset's mark (not
+            # by `sequence`: on a shared sandbox a request answered just before the reset
+            # can reach the journal after it).
+            body = {"organizationId": self._organization.id}
+            self._after = self._control("POST", "/_mock/reset", body)["mark"]
             return
         self._control("POST", "/_mock/reset", {} if seed is None else {"seed": seed})
 
@@ -357,11 +360,11 @@ class RemoteMock:
 
     def _journal(self, limit: int) -> list[dict[str, Any]]:
         """Journal entries, newest first: the tenant's own since its last reset."""
-        query = urlencode({"limit": limit})
+        asked = {"limit": limit} if self._after is None else {"limit": limit, "after": self._after}
+        query = urlencode(asked)
         items: list[dict[str, Any]] = self._control("GET", "/_mock/requests", query=query)["items"]
         if self._key_ids is not None:  # an open server journals every organization's
             items = [i for i in items if i["apiKeyId"] in self._key_ids]
-            items = [i for i in items if i["sequence"] > self._since]
         return items
 
     def assert_called(self, method: str, path: str, *, times: int | None = None) -> list[Recorded]:

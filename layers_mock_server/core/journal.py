@@ -101,9 +101,14 @@ class JournalEntry:
     request: tuple[Any, ...] | None = None  # Message fields; None when bodies are not kept
     response: tuple[Any, ...] | None = None  # None also when nothing was sent (a drop)
     size: int = 0  # accounted bytes
+    # Where the answer stands against resets: at least a reset's `mark` if it was answered
+    # after that reset, below it if before (Journal.position).
+    position: int = 0
 
 
 FIELDS = tuple(JournalEntry.__dataclass_fields__)
+SIZE = FIELDS.index("size")  # where a stored tuple keeps its accounted bytes ...
+POSITION = FIELDS.index("position")  # ... and its position
 
 
 def _public(entry: JournalEntry) -> dict[str, Any]:
@@ -146,15 +151,22 @@ def reanswered(
     if found[11] is not None:
         before = _message(found[11][0], found[11][1])[1]  # the kept body measures as before
         found[11], size = _message(headers, body)
-        found[12] += size - before
+        found[SIZE] += size - before
     return tuple(found)
 
 
 class Journal:
     """Entries are kept as plain tuples (cheap to record on every request) in JournalEntry's
-    field order, and become JournalEntry objects only when someone reads the journal."""
+    field order, and become JournalEntry objects only when someone reads the journal.
 
-    __slots__ = ("_entries", "bodies", "bytes", "capacity", "max_bytes", "sequence")
+    Each entry carries a position, and a reset hands out a mark (`mark`): an answer given
+    after the reset has a position of at least its mark, one given before it a lower one.
+    `sequence` cannot say that on a shared store, where entries reach the journal in the
+    order they reach Redis, not the order they were answered in (stores/redis_journal.py).
+    In one process the position counts the resets; it never goes back, not even when a
+    reset clears the journal and `sequence` starts again."""
+
+    __slots__ = ("_entries", "bodies", "bytes", "capacity", "max_bytes", "resets", "sequence")
 
     def __init__(
         self,
@@ -169,13 +181,25 @@ class Journal:
         self.bodies = bodies
         self.sequence = 0
         self.bytes = 0  # accounted bytes of the entries kept
+        self.resets = 0  # the marks handed out: the position of an answer given now
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def record(self, **fields: Any) -> None:
         self.sequence += 1
+        fields.setdefault("position", self.position())
         self._keep(JournalEntry(sequence=self.sequence, **fields))
+
+    def position(self) -> int:
+        """The position of an answer given now (see the class docstring)."""
+        return self.resets
+
+    def mark(self) -> int:
+        """Called just before a reset: the mark of that reset, the least position of every
+        answer given after it (and more than that of any given before)."""
+        self.resets += 1
+        return self.resets
 
     def add(  # noqa: PLR0917 - positional on purpose: one call per request
         self,
@@ -189,12 +213,15 @@ class Journal:
         operation_id: str | None,
         injected: str | None,
         exchange: Exchange | None = None,
+        position: int | None = None,
     ) -> None:
         """`record` with positional fields: the hot path, one tuple per request.
 
         `exchange` is (request headers, request body, response headers, response body), the
         objects the pipeline already holds; it is only looked at when bodies are kept, and
-        response headers of None mean nothing was sent."""
+        response headers of None mean nothing was sent. `position`: `position()` as it was
+        when the answer was made (by default, now), taken before sending it, as the copy of
+        a shared store may move on while an answer is being sent."""
         self.sequence += 1
         size = ENTRY_OVERHEAD + len(path) + len(query)
         request = response = None
@@ -219,16 +246,17 @@ class Journal:
                 request,
                 response,
                 size,
+                self.position() if position is None else position,
             )
         )
 
     def _keep(self, entry: tuple[Any, ...] | JournalEntry) -> None:
         entries = self._entries
         entries.append(entry)
-        self.bytes += entry[-1] if isinstance(entry, tuple) else entry.size
+        self.bytes += entry[SIZE] if isinstance(entry, tuple) else entry.size
         while len(entries) > self.capacity or (self.bytes > self.max_bytes and len(entries) > 1):
             oldest = entries.popleft()
-            self.bytes -= oldest[-1] if isinstance(oldest, tuple) else oldest.size
+            self.bytes -= oldest[SIZE] if isinstance(oldest, tuple) else oldest.size
 
     def last(self) -> JournalEntry | None:
         """The newest entry (the request log names what was injected into it)."""
@@ -247,10 +275,13 @@ class Journal:
         path: str | None = None,
         status: int | None = None,
         limit: int = 100,
+        *,
         api_key_ids: Collection[str] | None = None,
+        after: int | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Newest first; `path` matches as a prefix so /v1/jobs finds every job read.
         `api_key_ids`: only the requests of these keys (a tenant reads its own organization's).
+        `after`: a reset's mark: only the requests answered after that reset.
 
         Filters on the stored tuples and builds only the entries it returns: building every
         entry per read cost ~4-6 ms at 1,000 entries, for a page of 100 or fewer."""
@@ -270,6 +301,7 @@ class Journal:
                 or (path is not None and not fields[3].startswith(path))
                 or (status is not None and fields[5] != status)
                 or (api_key_ids is not None and fields[7] not in api_key_ids)
+                or (after is not None and _position(raw) < after)
             ):
                 continue
             matched += 1
@@ -278,6 +310,11 @@ class Journal:
         return found, matched
 
     def clear(self) -> None:
+        """A global reset's (after its `mark`): every entry goes, and `sequence` starts again."""
         self._entries.clear()
         self.sequence = 0
         self.bytes = 0
+
+
+def _position(entry: tuple[Any, ...] | JournalEntry) -> int:
+    return entry[POSITION] if isinstance(entry, tuple) else entry.position

@@ -189,17 +189,17 @@ def reset(
                     "seed": ["Cannot go with organizationId: every organization shares the seed."]
                 }
             )
+        mark = deps.journal.mark()  # before the reset's commit: it is numbered past the mark
         deps.sim.reset_organization(organization_id)
     else:
+        mark = deps.journal.mark()
         try:
             deps.sim.reset(None if seed is None else check_seed(seed))
         except ValueError as exc:
             raise invalid_body(field_errors={"seed": [f"{exc}."]}) from None
         deps.journal.clear()
-    return Reply(
-        200,
-        {"status": "reset", "now": format_ms(deps.sim.now()), "seed": deps.sim.state.seed},
-    )
+    now, seed = format_ms(deps.sim.now()), deps.sim.state.seed
+    return Reply(200, {"status": "reset", "now": now, "seed": seed, "mark": mark})
 
 
 def get_seed(
@@ -229,6 +229,7 @@ def requests(
         status=query.get("status"),
         limit=query.get("limit", 100),
         api_key_ids=mine,
+        after=query.get("after"),
     )
     return Reply(200, {"items": items, "total": total})
 

@@ -426,9 +426,10 @@ class OperationPipeline:
             if self.deps.strict:
                 check_response(self.op, status, out, payload)
         scope[STARTED] = True
+        position = self.deps.journal.position()  # the copy it answered from (not the next)
         await send_response(send, status, out, payload)
         exchange = (scope["headers"], request_body, out, payload)
-        self._journal(scope, status, request_id, key, injected, exchange)
+        self._journal(scope, status, request_id, key, injected, exchange, position)
 
     async def _bug(  # noqa: PLR0917 - the request's facts, as _journal takes them
         self,
@@ -444,10 +445,10 @@ class OperationPipeline:
         out = [(b"x-request-id", request_id.encode())]
         payload = dumps(error_body(ApiError("INTERNAL", "Internal error."), request_id))
         scope[STARTED] = True
+        position = self.deps.journal.position()
         await send_response(send, 500, out, payload)
-        self._journal(
-            scope, 500, request_id, key, injected, (scope["headers"], request_body, out, payload)
-        )
+        exchange = (scope["headers"], request_body, out, payload)
+        self._journal(scope, 500, request_id, key, injected, exchange, position)
 
     def _journal(  # noqa: PLR0917 - one call per request, positional like Journal.add
         self,
@@ -457,6 +458,7 @@ class OperationPipeline:
         key: ApiKey | None,
         injected: str | None,
         exchange: Exchange,
+        position: int | None = None,
     ) -> None:
         self.deps.journal.add(
             self.deps.sim.now(),
@@ -469,6 +471,7 @@ class OperationPipeline:
             self.op.operation_id,
             injected,
             exchange,
+            position,
         )
 
 

@@ -127,14 +127,13 @@ class Group:
     """The requests whose changes wait for one commit, their journal entries, and (once its
     commit is on its way) what came back."""
 
-    __slots__ = ("clears", "done", "entries", "since", "size", "timer")
+    __slots__ = ("done", "entries", "since", "size", "timer")
 
     def __init__(self, since: float) -> None:
         self.since = since
         self.size = 0
         self.timer = False
         self.entries: list[Any] = []  # journal entries held with it (redis_journal.py)
-        self.clears = False  # a reset in it cleared the journal: the stream goes if it is kept
         self.done: asyncio.Future[StoreUnavailable | None] = (
             asyncio.get_running_loop().create_future()
         )
@@ -426,7 +425,6 @@ class SharedGate:
         sim = self.deps.sim
         if self.journal is not None:
             group.entries = self.journal.detach()
-            group.clears, self.journal.clearing = self.journal.clearing, False
         self.flying.append(group)
         if not sim.holds_lease():  # a commit failed since: never sent, nothing of it was done.
             # The group ran on a copy that holds the failed commit's changes (a replay of a
@@ -491,8 +489,6 @@ class SharedGate:
         self.flying.popleft()
         if self.journal is not None:
             self.journal.settle(None if failure is None else _failed(failure), group.entries)
-            if group.clears:
-                self.journal.cleared(failure is None)
         group.done.set_result(failure)
         if not self.flying:
             self._changed()
@@ -733,6 +729,7 @@ class SharedGate:
         request_id = self.deps.sim.request_id()
         body = dumps(error_body(_unreachable(exc), request_id))
         headers = [(b"x-request-id", request_id.encode())]
+        position = self.deps.journal.position()
         await send_response(send, 503, headers, body)
         target = self.app.partner.match(scope["path"], scope["method"])
         op = getattr(target[0], "op", None) if target is not None else None
@@ -752,6 +749,7 @@ class SharedGate:
             op.operation_id if op is not None else None,
             None,
             (scope["headers"], b"", sent, body),
+            position,
         )
 
 

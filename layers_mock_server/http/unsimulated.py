@@ -42,6 +42,7 @@ class NotSimulated:
         payload = dumps(error_body(self.exc, request_id))
         if deps.strict:
             check_response(self.op, self.exc.status, headers, payload)
+        position = deps.journal.position()
         await send_response(send, self.exc.status, headers, payload)
         deps.journal.add(
             sim.now(),
@@ -53,4 +54,6 @@ class NotSimulated:
             None,
             self.op.operation_id,
             None,
+            None,
+            position,
         )

@@ -14,8 +14,10 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
 - `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
-- `journal-v2` is the request journal (redis_journal.py), and `journal-from:<worker>` the
-  number of the last entry each worker had appended to it (redis_outbox.py).
+- `journal-v2` is the request journal (redis_journal.py), `journal-from:<worker>` the
+  number of the last entry each worker had appended to it (redis_outbox.py), and
+  `journal-floor` the commit of the last global reset: an entry answered before it that
+  reaches Redis after it is dropped.
 - `serving` holds the settings the sandbox is served with and `workers` a liveness mark of
   each worker serving it (redis_serving.py): a worker with other settings is refused while
   any mark is live.
@@ -79,7 +81,7 @@ from ..core.store import (
     StoreInUse,
     StoreUnavailable,
 )
-from .redis_journal import APPEND, READ, entries
+from .redis_journal import APPEND, CLEAR, READ, entries
 from .redis_log import SEP, read_entry, write_args
 from .redis_outbox import Outbox
 from .redis_pipe import Pipe, error, handled
@@ -109,7 +111,7 @@ class RedisStore:
             k: f"{tag}:{k}"
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
-                *("journal-seq", "rates", "at", "wants", "serving", "workers"),
+                *("journal-seq", "journal-floor", "rates", "at", "wants", "serving", "workers"),
             )
         }
         # The journal: many entries a stream entry (redis_journal.py); an older version's,
@@ -118,6 +120,7 @@ class RedisStore:
         self.keys["journal-v1"] = f"{tag}:journal"
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
+        self.heard = 0  # ... and of the newest commit Redis told of, while the copy is lost
         self.token = ""  # our lease's token while we hold it
         self.ident = secrets.token_hex(8)  # this worker's name in the line for the lease
         # ... and its liveness mark's (redis_serving.py), after the `serve` it belongs to:
@@ -131,6 +134,7 @@ class RedisStore:
         self.down: str | None = None  # why the last synchronous round trip failed (no pipe)
         self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
+        self.clearing = False  # ... and whether that commit clears the journal (a reset's)
         # Redis refused the last write for want of room (`ROOMY`): until it takes one again,
         # the journal's entries wait in `outbox` instead of travelling with each round trip.
         self.full = False
@@ -170,11 +174,12 @@ class RedisStore:
             "reserve": client.register_script(RESERVE),
             "claim": client.register_script(CLAIM),
             "beat": client.register_script(BEAT),
+            "clear": client.register_script(CLEAR),
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             make = client.connection_pool.make_connection
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL, RESERVE]
-            self.pipe = Pipe(make, [*scripts, BEAT], self.where, timeout=5)
+            self.pipe = Pipe(make, [*scripts, BEAT, CLEAR], self.where, timeout=5)
         try:
             self._claim()
             return self._first_look()
@@ -304,19 +309,22 @@ class RedisStore:
             raise StoreUnavailable(f"{self.where} is not open")
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
-        keys += [self.keys["wants"], self.keys["mark"]]
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1")]
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         first, entries = carried = self._carried()  # the journal's, sent on the way
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
         args += [len(commits), len(entries), self.ident if keep else "", first]  # kept (else
-        args += commits  # its 503s go later, SharedJournal)
+        clears, self.clearing = self.clearing, False  # its 503s go later, SharedJournal)
+        args += ["1" if clears else "", *commits]
         return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
         """The write script's answer: the commit number it reached, or it refused (nothing
         of it happened): then the lease, if it is still ours, is given back."""
         if answer[0] != b"OK":
+            if len(answer) > 1:  # where the sandbox stood: a 503 it causes is answered there
+                self.heard = int(answer[1])
             if token and token != self.token:  # (a kept one goes back with `_lost`)
                 self._release(token)
             raise StoreConflict(
@@ -325,6 +333,7 @@ class RedisStore:
             )
         if int(answer[1]) != predicted:  # pragma: no cover - the script counts as we do
             raise StoreConflict(f"{self.where}: the commit numbers went astray")
+        self.heard = predicted
 
     def close(self, leave: bool = True) -> None:
         """Give back the lease and send the journal entries no round trip took along, on the
@@ -469,6 +478,12 @@ class RedisStore:
     def forget(self) -> None:
         self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read
 
+    def position(self) -> int:
+        """Where an answer given now stands in the sandbox's commits (redis_journal.py): the
+        commit the copy stands at; while the copy is lost (a commit failed: its 503s are
+        answered now), the newest commit Redis told of."""
+        return self.seen if self.seen >= 0 else self.heard
+
     def reserve(self, kind: str, count: int) -> int:
         return int(self._call("reserve", [self.keys["requests"]], [kind, count]))
 
@@ -503,7 +518,7 @@ class RedisStore:
         if not self.outbox or (serving and self.full):
             return
         first, entries = self.outbox.take()
-        keys = [self.keys["journal"], self.keys["journal-seq"], self.keys["mark"]]
+        keys = [self.keys[k] for k in ("journal", "journal-seq", "mark", "journal-floor")]
         args = [self.journal_capacity, first, *entries]
         if self.pipe is not None and serving:
             sent = self._send("journal", keys, args)
@@ -530,15 +545,16 @@ class RedisStore:
         return self._then(read, lambda found: _newest(found, capacity))
 
     def journal_clear(self) -> None:
+        """A global reset's, once its commit was written (the copy stands at it): the journal
+        goes, and that commit becomes its floor. (A reset the gate holds clears the journal
+        in its own commit instead: `clearing`.)"""
         if self._client is not None:
             keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
-            if self.pipe is not None and _looping():  # a reset's: before its commit
-                self.pipe.call("DEL", *keys).add_done_callback(handled)
+            keys.append(self.keys["journal-floor"])
+            if self.pipe is not None and _looping():
+                self._send("clear", keys, [self.position()]).add_done_callback(handled)
                 return
-            try:
-                self._client.delete(*keys)
-            except Exception as exc:
-                raise error(self.where, exc) from None
+            self._call("clear", keys, [self.position()])
 
     # -- inside -----------------------------------------------------------------------------
 
@@ -719,7 +735,7 @@ class RedisStore:
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
-        keys += [self.keys["wants"], self.keys["mark"]]
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor")]
         rates = self.keys["rates"]
         keys += [f"{rates}:{b.api_key_id}:{b.endpoint_class}:{b.window}" for b in windows]
         far = self.log_length // 2 if max_distance is None else max_distance
@@ -740,6 +756,7 @@ class RedisStore:
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone
         n, entries = int(answer[1]), answer[2]
+        self.heard = n
         counted = _numbers(buckets, windows, answer[3])
         if n == self.seen:
             return Changes(counted=counted)
@@ -773,7 +790,7 @@ class RedisStore:
         """The EVERYTHING script's answer (None: the sandbox is gone)."""
         meta, pairs, order, commits, at, now = answer
         rows = dict(zip(pairs[::2], pairs[1::2], strict=True))
-        self.seen = int(commits or 0)
+        self.seen = self.heard = int(commits or 0)
         if meta is None:
             return None
         found: list[Row] = []

@@ -26,6 +26,25 @@ what the client received.
 
 Entries travel as JSON: headers and bodies as latin-1 text, so bytes come back exactly, and
 keys are redacted when the journal is read, as in one process.
+
+A reset and the entries answered before it: an entry reaches Redis after its answer, so one
+answered just before a reset that another worker commits can reach the stream after that
+reset. Each entry carries its position (the last element of its JSON): the number of the
+commit its worker's copy stood at when it answered (RedisStore.position), taken before the
+answer is sent. A reset's commit is numbered past that of every copy that answered before it,
+and every copy that answers after it has caught up with it, so the position tells which
+side of the reset an answer is on, whichever order the entries reach Redis in:
+
+- a global reset clears the stream in its own commit (the WRITE script), and leaves the
+  number of that commit as the journal's floor: each script that appends drops an entry
+  whose position is below the floor (it was answered before the reset, and the journal it
+  belonged to is gone);
+- an organization's reset keeps the journal, and hands out a mark (`mark`: its worker's
+  position plus one, under the lease): `/_mock/requests?after=MARK` shows only the entries
+  at or past it, which is how the testing API counts a tenant's requests since its reset.
+
+An entry held with a group's commit goes in the same script as that commit, so it is never
+late: it is appended as it is.
 """
 
 from __future__ import annotations
@@ -42,6 +61,7 @@ from ..core.journal import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BYTES,
     FIELDS,
+    POSITION,
     Failed,
     Journal,
     JournalEntry,
@@ -66,22 +86,36 @@ CHUNK = 256  # journal entries at most in one stream entry
 # keeps exactly the stream entries that hold one of the newest `cap` journal entries (MINID):
 # one INCRBY and one XADD a round trip, instead of two commands an entry. A stream ahead of its
 # counter (only an edited Redis: both change in the same scripts) is dropped rather than
-# refusing every append after it.
+# refusing every append after it. The entries up to ARGV[checked] are late ones: those whose
+# position (the last number of their JSON, read from their last 24 bytes) is below the floor
+# `f` (a global reset's commit, when there was one) were answered before that reset, and are
+# dropped; the ones after `checked` go with the commit that holds their answers.
 JOURNAL = f"""
-local function journal(j, s, cap, from, to)
-  while from <= to do
-    local upto = math.min(to, from + {CHUNK - 1})
-    local last = redis.call('INCRBY', s, upto - from + 1)
+local function journal(j, s, f, cap, from, to, checked)
+  local floor = 0
+  if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') end
+  local kept = {{}}
+  for i = from, to do
+    local e = ARGV[i]
+    local late = i <= checked and floor > 0
+    if not late or (tonumber(string.match(e, '(%d+)%]$', -24)) or floor) >= floor then
+      kept[#kept + 1] = e
+    end
+  end
+  local at = 1
+  while at <= #kept do
+    local upto = math.min(#kept, at + {CHUNK - 1})
+    local last = redis.call('INCRBY', s, upto - at + 1)
     local oldest = math.max(0, last - cap + 1)
-    local entry = {{j, 'MINID', '=', oldest, last .. '-0', 'n', last - upto + from}}
-    for i = from, upto do
-      entry[2 * (i - from) + 8], entry[2 * (i - from) + 9] = 'e', ARGV[i]
+    local entry = {{j, 'MINID', '=', oldest, last .. '-0', 'n', last - upto + at}}
+    for i = at, upto do
+      entry[2 * (i - at) + 8], entry[2 * (i - at) + 9] = 'e', kept[i]
     end
     if type(redis.pcall('XADD', unpack(entry))) == 'table' then
       redis.call('DEL', j)
       redis.call('XADD', unpack(entry))
     end
-    from = upto + 1
+    at = upto + 1
   end
 end
 -- A worker numbers the entries it sends (its own numbers, not the journal's) and its `mark`
@@ -105,9 +139,16 @@ end
 APPEND = f"""#!lua
 {JOURNAL}
 local n, count = tonumber(ARGV[2]), #ARGV - 2
-journal(KEYS[1], KEYS[2], tonumber(ARGV[1]), 3 + appended(KEYS[3], n, count), #ARGV)
+journal(KEYS[1], KEYS[2], KEYS[4], tonumber(ARGV[1]), 3 + appended(KEYS[3], n, count), #ARGV, #ARGV)
 sent(KEYS[3], n, count)
 return count
+"""
+
+# A reset's clearing outside a group's commit (a journal no gate holds): the streams and their
+# counter go, and the reset's commit (ARGV[1]) becomes the floor. `allow-oom`: it frees memory.
+CLEAR = """#!lua flags=allow-oom
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SET', KEYS[4], ARGV[1])
 """
 
 # The newest `ARGV[1]` stream entries of the journal, and of the journal an older version kept
@@ -161,7 +202,7 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
 class SharedJournal(Journal):
     """A Journal whose reads show every worker's entries (see the module docstring)."""
 
-    __slots__ = ("clearing", "held", "holding", "store", "timer")
+    __slots__ = ("held", "holding", "store", "timer")
 
     def __init__(
         self,
@@ -179,7 +220,16 @@ class SharedJournal(Journal):
         # sets it), and those entries, in order, until that commit returned.
         self.holding: Callable[[], bool] = lambda: False
         self.held: list[tuple[Any, ...] | JournalEntry] = []
-        self.clearing = False  # a reset held with its group: the stream goes once it is kept
+
+    def position(self) -> int:
+        """The commit this worker's copy stands at (see the module docstring)."""
+        return self.store.position()
+
+    def mark(self) -> int:
+        """Past this worker's copy, which a reset runs on under the lease (caught up with
+        every commit): the reset's own commit is numbered from here on, and so is any copy
+        that catches up with it."""
+        return self.store.position() + 1
 
     def _keep(self, entry: tuple[Any, ...] | JournalEntry) -> None:
         if self.holding():
@@ -209,7 +259,7 @@ class SharedJournal(Journal):
     ) -> None:
         """The held entries' commit returned (or none will come): kept as they are, or, when
         `failed` (the commit failed, and did not append them), each answered entry as the
-        503 its client got instead."""
+        503 its client got instead, answered now: at the newest commit Redis told of."""
         if held is None:
             held = self.detach()
         if failed is None:
@@ -222,11 +272,13 @@ class SharedJournal(Journal):
             if status:  # 0: the connection was dropped, nothing was sent either way
                 headers, body = failed(request_id, response[0] if response else ())
                 fields = reanswered(fields, 503, headers, body)
-            self._send(fields)
+            self._send((*fields[:POSITION], self.position()))
 
     def unstage(self, kept: bool) -> None:
         """The staged copies of a group that sends no commit: sent as they are when its
-        answers stand, dropped when they do not (settle sends the 503s instead)."""
+        answers stand, dropped when they do not (settle sends the 503s instead); a reset
+        in it did not happen, nor does its clearing."""
+        self.store.clearing = False
         staged, self.store.staged = self.store.staged, []
         if kept and staged:
             self.store.outbox.add(*staged)
@@ -274,19 +326,14 @@ class SharedJournal(Journal):
         return view.query(*args, **kwargs)
 
     def clear(self) -> None:
-        """A reset's: this worker's entries go at once; the stream, when the reset's commit
-        is kept (`cleared`), or at once when it was written already."""
+        """A global reset's: this worker's entries go at once; the stream goes with the
+        reset's commit, in the same script (a reset that fails does not clear it), or at
+        once when that was written already (no gate holds the reset: tests)."""
         super().clear()
         self.held.clear()
         self.store.staged.clear()
         self.store.outbox.clear()
         if self.holding():
-            self.clearing = True
+            self.store.clearing = True
         else:
-            self.store.journal_clear()
-
-    def cleared(self, kept: bool) -> None:
-        """The commit of a group that cleared the journal came back: if it was kept, the
-        stream goes too (a reset that failed did not happen, nor did its clearing)."""
-        if kept:
             self.store.journal_clear()

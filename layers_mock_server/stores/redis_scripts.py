@@ -23,11 +23,15 @@ local rows, order, meta, log, commits, lease, requests, seq =
 local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 -- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
 -- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
--- ARGV[9..]: the commits (ARGV[5] arguments), then journal entries: ARGV[6] of them whatever
--- happens (recorded since this worker's last round trip, numbered by it from ARGV[8] on, its
--- mark KEYS[13]), then the group's own, kept only with the write (their answers)
-local first, always, keep = 9 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local from, mark = tonumber(ARGV[8]), KEYS[13]
+-- ARGV[9]: not empty for a global reset's commit, which clears the journal (KEYS[10], its
+-- counter KEYS[11], an older version's KEYS[15]) and leaves its number as the floor KEYS[14]
+-- (redis_journal.py). ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
+-- ARGV[6] of them whatever happens (recorded since this worker's last round trip, numbered by
+-- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
+-- own, kept only with the write (their answers)
+local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local from, mark, floor, clears = tonumber(ARGV[8]), KEYS[13], KEYS[14], ARGV[9] ~= ''
+local late = first + always - 1
 """
     + JOURNAL
     + """
@@ -35,12 +39,12 @@ local fresh = first + appended(mark, from, always)  -- those it sent before are 
 local found = redis.call('MGET', lease, commits, KEYS[12])
 local holder, n = found[1], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
-  journal(KEYS[10], KEYS[11], cap, fresh, first + always - 1)
+  journal(KEYS[10], KEYS[11], floor, cap, fresh, late, late)
   sent(mark, from, always)
-  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
+  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND', n}
 end
 local newmeta = false
-local i = 9
+local i = 10
 while i < first do
   -- a commit (_commits): flags (1: a wipe, 2: with a meta row), k, the meta row, the log's
   -- entry as a document (or '': made here of the commit's own arguments), how many deletes,
@@ -116,7 +120,11 @@ if holder and keep == '' then
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
-journal(KEYS[10], KEYS[11], cap, fresh, #ARGV)  -- in one go: those, then the group's
+if clears then
+  redis.call('DEL', KEYS[10], KEYS[15], KEYS[11])
+  redis.call('SET', floor, n)
+end
+journal(KEYS[10], KEYS[11], floor, cap, fresh, #ARGV, late)  -- in one go: those, the group's
 sent(mark, from, always)
 return {'OK', n, wanted}
 """
@@ -125,18 +133,18 @@ return {'OK', n, wanted}
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
 # other worker takes the lease, so a worker writing without pause cannot starve it.
-# KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends
-# (redis_journal.py); KEYS[8..] are rate windows, each counted ARGV[8..] times (one bucket per
-# waiting read, the same window once with its number of reads); then come the journal's
-# entries.
+# KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
+# KEYS[8] the journal's floor (redis_journal.py); KEYS[9..] are rate windows, each counted
+# ARGV[8..] times (one bucket per waiting read, the same window once with its number of
+# reads); then come the journal's entries, from ARGV[#KEYS] on.
 _CHANGES_HEAD = """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
 """
 _COUNT = """
 local counted = {}
-for i = 8, #KEYS do
-  local by = tonumber(ARGV[i])
+for i = 9, #KEYS do
+  local by = tonumber(ARGV[i - 1])
   local c = redis.call('INCRBY', KEYS[i], by)
   if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
   counted[#counted + 1] = c
@@ -171,8 +179,9 @@ end
     + JOURNAL
     + """
 -- the journal entries this worker recorded since its last round trip
-local n, count = tonumber(ARGV[7]), #ARGV - #KEYS
-journal(KEYS[4], KEYS[5], tonumber(ARGV[5]), #KEYS + 1 + appended(KEYS[7], n, count), #ARGV)
+local n, count = tonumber(ARGV[7]), #ARGV - #KEYS + 1
+local at = #KEYS + appended(KEYS[7], n, count)
+journal(KEYS[4], KEYS[5], KEYS[8], tonumber(ARGV[5]), at, #ARGV, #ARGV)
 sent(KEYS[7], n, count)
 """
     + _AFTER

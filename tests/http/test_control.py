@@ -48,7 +48,7 @@ def test_reset_returns_state_clock_and_seed_to_the_start(mock: Mock) -> None:
     first = mock.create(json={}).json()
     mock.advance(100)
     body = mock.client.post("/_mock/reset").json()
-    assert body == {"status": "reset", "now": "2026-01-01T00:00:00.000Z", "seed": 7}
+    assert body == {"status": "reset", "now": "2026-01-01T00:00:00.000Z", "seed": 7, "mark": 1}
     assert mock.job(first["jobId"]).status_code == 404
     assert mock.create(json={}).json() == first  # same seed, same sequence, same bytes
     reseeded = mock.client.post("/_mock/reset", json={"seed": 8}).json()
@@ -86,6 +86,33 @@ def test_journal_is_newest_first_and_filterable(mock: Mock) -> None:
     assert [e["path"] for e in jobs] == [f"/v1/jobs/{job}"]
     assert mock.client.get("/_mock/requests?limit=1").json()["items"][0]["status"] == 401
     assert mock.client.get("/_mock/requests?limit=0").status_code == 422
+
+
+def test_a_resets_mark_lists_the_requests_answered_after_it_whatever_their_sequence(
+    mock: Mock,
+) -> None:
+    """`after` asks for what came after a reset: an organization's reset keeps the journal,
+    and a global reset starts `sequence` again, but a mark handed out before still holds."""
+    acme_org = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+    mock.client.get("/v1/whoami", headers=auth())
+    mock.client.get("/v1/credits", headers=auth())
+    mark = mock.client.post("/_mock/reset", json={"organizationId": acme_org}).json()["mark"]
+    mock.client.get("/v1/whoami", headers=auth())
+
+    def paths(query: str) -> list[str]:
+        return [e["path"] for e in mock.client.get(f"/_mock/requests?{query}").json()["items"]]
+
+    assert paths("") == ["/v1/whoami", "/v1/credits", "/v1/whoami"]
+    assert paths(f"after={mark}") == ["/v1/whoami"]
+    assert mock.client.get(f"/_mock/requests?after={mark}").json()["total"] == 1
+    again = mock.client.post("/_mock/reset").json()["mark"]
+    assert again > mark
+    assert paths(f"after={mark}") == []  # the global reset cleared the journal
+    mock.client.get("/v1/credits", headers=auth())
+    assert paths(f"after={mark}") == paths(f"after={again}") == ["/v1/credits"]
+    assert paths(f"after={again + 1}") == []
+    for bad in ("-1", "x", "1.5", "9007199254740992"):
+        assert mock.client.get(f"/_mock/requests?after={bad}").status_code == 422
 
 
 def test_journal_is_bounded() -> None:

@@ -109,6 +109,21 @@ def test_one_tenants_advance_and_reset_leave_the_other_untouched(
     assert globex.requests()[0].request_json() == {}  # bodies, as the server keeps them
 
 
+def test_a_tenants_requests_since_its_reset_outlive_the_operators_reset(
+    acme: RemoteMock, operator: RemoteMock
+) -> None:
+    """The operator's reset clears the journal and its `sequence` starts again at 1: the
+    tenant's count since its own reset, made before, still shows what it sent after."""
+    with acme.client() as api:
+        assert api.get("/v1/whoami").status_code == api.get("/v1/whoami").status_code == 200
+    acme.reset()
+    operator.reset()
+    with acme.client() as api:
+        assert api.get("/v1/credits").status_code == 200
+    assert [r.path for r in acme.requests()] == ["/v1/credits"]
+    acme.assert_called("GET", "/v1/credits", times=1)
+
+
 def test_a_tenant_sets_sleeps_and_hands_its_clock_back(
     acme: RemoteMock, operator: RemoteMock
 ) -> None:
