@@ -326,7 +326,14 @@ class RemoteMock:
             # by `sequence`: on a shared sandbox a request answered just before the reset
             # can reach the journal after it).
             body = {"organizationId": self._organization.id}
-            self._after = self._control("POST", "/_mock/reset", body)["mark"]
+            mark = self._control("POST", "/_mock/reset", body).get("mark")
+            if not isinstance(mark, int):
+                raise LayersMockError(
+                    f"{self._shown} reset the organization but answered no journal mark: it "
+                    "is an older layers-mock, whose requests() after a reset this version "
+                    "cannot count (use the same version on both sides)"
+                )
+            self._after = mark
             return
         self._control("POST", "/_mock/reset", {} if seed is None else {"seed": seed})
 

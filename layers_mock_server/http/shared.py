@@ -97,6 +97,9 @@ LOST = "the sandbox's lease was lost before the group's commit"
 STALE = "a write of this worker failed while this request ran; its copy is being read again"
 _HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("holding", default=False)
 _DEFERS: contextvars.ContextVar[bool] = contextvars.ContextVar("defers", default=False)
+# The request answers from a copy caught up for it (after its catch-up, or under the lease): its
+# journal entry's position is that copy's (stores/redis_journal.py), else UNORDERED.
+_ORDERED: contextvars.ContextVar[bool] = contextvars.ContextVar("ordered", default=False)
 
 
 class Held:
@@ -178,6 +181,7 @@ class SharedGate:
         self.journal: Any = journal if hasattr(journal, "settle") else None
         if self.journal is not None:
             self.journal.holding = _DEFERS.get
+            self.journal.ordered = _ORDERED.get
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
@@ -252,6 +256,7 @@ class SharedGate:
                 if not self._writes(scope):
                     if bucket is not None:
                         self.deps.sim.count(bucket, counted)
+                    _ORDERED.set(True)
                     await self.app(scope, receive, send)
                     return
             finally:
@@ -295,6 +300,7 @@ class SharedGate:
             assert self.group is not None
             self.group.size += 1
             _HOLDING.set(True)
+            _ORDERED.set(True)
             if counted is not None:
                 self.deps.sim.count(*counted)
             defers = _DEFERS.set(True)  # its changes go with the group's commit
@@ -692,6 +698,7 @@ class SharedGate:
                 await self._until(self._clean)
                 self.reading += 1
             if self.deps.sim.stale:  # a commit failed meanwhile: the copy may hold its changes
+                _ORDERED.set(False)  # (its 503 is not the copy's answer)
                 raise _unreachable(StoreUnavailable(STALE))
             return
         before = self.group  # holds what the request did so far (a rule used up, its rate)
@@ -707,6 +714,7 @@ class SharedGate:
         except StoreUnavailable as exc:
             self._give_turn()  # the request's own `finally` gives it back otherwise
             await self.turn.acquire()  # ... so it must hold it when it unwinds
+            _ORDERED.set(False)
             raise _unreachable(exc) from None
         assert self.group is not None
         self.group.size += 1
@@ -716,6 +724,7 @@ class SharedGate:
         # with a count would fire once more).
         failure = before.done.result() if before is not None and before.done.done() else None
         if failure is not None:
+            _ORDERED.set(False)
             raise _unreachable(failure, write=True)
 
     def _clean(self) -> bool:

@@ -120,7 +120,6 @@ class RedisStore:
         self.keys["journal-v1"] = f"{tag}:journal"
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
-        self.heard = 0  # ... and of the newest commit Redis told of, while the copy is lost
         self.token = ""  # our lease's token while we hold it
         self.ident = secrets.token_hex(8)  # this worker's name in the line for the lease
         # ... and its liveness mark's (redis_serving.py), after the `serve` it belongs to:
@@ -323,8 +322,6 @@ class RedisStore:
         """The write script's answer: the commit number it reached, or it refused (nothing
         of it happened): then the lease, if it is still ours, is given back."""
         if answer[0] != b"OK":
-            if len(answer) > 1:  # where the sandbox stood: a 503 it causes is answered there
-                self.heard = int(answer[1])
             if token and token != self.token:  # (a kept one goes back with `_lost`)
                 self._release(token)
             raise StoreConflict(
@@ -333,7 +330,6 @@ class RedisStore:
             )
         if int(answer[1]) != predicted:  # pragma: no cover - the script counts as we do
             raise StoreConflict(f"{self.where}: the commit numbers went astray")
-        self.heard = predicted
 
     def close(self, leave: bool = True) -> None:
         """Give back the lease and send the journal entries no round trip took along, on the
@@ -478,12 +474,6 @@ class RedisStore:
     def forget(self) -> None:
         self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read
 
-    def position(self) -> int:
-        """Where an answer given now stands in the sandbox's commits (redis_journal.py): the
-        commit the copy stands at; while the copy is lost (a commit failed: its 503s are
-        answered now), the newest commit Redis told of."""
-        return self.seen if self.seen >= 0 else self.heard
-
     def reserve(self, kind: str, count: int) -> int:
         return int(self._call("reserve", [self.keys["requests"]], [kind, count]))
 
@@ -552,9 +542,9 @@ class RedisStore:
             keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
             keys.append(self.keys["journal-floor"])
             if self.pipe is not None and _looping():
-                self._send("clear", keys, [self.position()]).add_done_callback(handled)
+                self._send("clear", keys, [self.seen]).add_done_callback(handled)
                 return
-            self._call("clear", keys, [self.position()])
+            self._call("clear", keys, [self.seen])
 
     # -- inside -----------------------------------------------------------------------------
 
@@ -756,7 +746,6 @@ class RedisStore:
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone
         n, entries = int(answer[1]), answer[2]
-        self.heard = n
         counted = _numbers(buckets, windows, answer[3])
         if n == self.seen:
             return Changes(counted=counted)
@@ -790,7 +779,7 @@ class RedisStore:
         """The EVERYTHING script's answer (None: the sandbox is gone)."""
         meta, pairs, order, commits, at, now = answer
         rows = dict(zip(pairs[::2], pairs[1::2], strict=True))
-        self.seen = self.heard = int(commits or 0)
+        self.seen = int(commits or 0)
         if meta is None:
             return None
         found: list[Row] = []

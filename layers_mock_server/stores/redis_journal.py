@@ -29,11 +29,12 @@ keys are redacted when the journal is read, as in one process.
 
 A reset and the entries answered before it: an entry reaches Redis after its answer, so one
 answered just before a reset that another worker commits can reach the stream after that
-reset. Each entry carries its position (the last element of its JSON): the number of the
-commit its worker's copy stood at when it answered (RedisStore.position), taken before the
-answer is sent. A reset's commit is numbered past that of every copy that answered before it,
-and every copy that answers after it has caught up with it, so the position tells which
-side of the reset an answer is on, whichever order the entries reach Redis in:
+reset. Each entry carries its position (the first element of its JSON): the number of the
+commit its worker's copy stood at when it answered (`seen`), taken before the answer is
+sent. A reset's commit is numbered past that of every copy that answered before it, and every
+copy that answers after it has caught up with it (a request catches up before it is
+answered), so the position tells which side of the reset an answer is on, whichever order
+the entries reach Redis in:
 
 - a global reset clears the stream in its own commit (the WRITE script), and leaves the
   number of that commit as the journal's floor: each script that appends drops an entry
@@ -44,7 +45,11 @@ side of the reset an answer is on, whichever order the entries reach Redis in:
   at or past it, which is how the testing API counts a tenant's requests since its reset.
 
 An entry held with a group's commit goes in the same script as that commit, so it is never
-late: it is appended as it is.
+late: it is appended as it is. An answer that was not made from a copy caught up for it (a
+401 to a request without a key, which waits for no round trip; a 503 because a round trip
+failed) has no order against another worker's reset that any worker could know: its
+position is UNORDERED, past every floor and mark, so that no reset drops it (the answer may
+have come after the reset); such an answer given just before a reset is shown after it.
 """
 
 from __future__ import annotations
@@ -72,6 +77,9 @@ if TYPE_CHECKING:
     from .redis import RedisStore
 
 FLUSH_S = 0.01
+# The position of an answer not made from a copy caught up for it (module docstring): past
+# every floor and mark (the largest integer a JSON reader keeps exactly).
+UNORDERED = 2**53 - 1
 # The entries `fetch` read for the request running in this context (a task's own).
 _FETCHED: contextvars.ContextVar[list[tuple[int, bytes]] | None] = contextvars.ContextVar(
     "fetched", default=None
@@ -87,18 +95,18 @@ CHUNK = 256  # journal entries at most in one stream entry
 # one INCRBY and one XADD a round trip, instead of two commands an entry. A stream ahead of its
 # counter (only an edited Redis: both change in the same scripts) is dropped rather than
 # refusing every append after it. The entries up to ARGV[checked] are late ones: those whose
-# position (the last number of their JSON, read from their last 24 bytes) is below the floor
-# `f` (a global reset's commit, when there was one) were answered before that reset, and are
-# dropped; the ones after `checked` go with the commit that holds their answers.
+# position (the first number of their JSON, `_encode`) is below the floor `f` (a global
+# reset's commit, when there was one) were answered before that reset, and are dropped; the
+# ones after `checked` go with the commit that holds their answers.
 JOURNAL = f"""
 local function journal(j, s, f, cap, from, to, checked)
   local floor = 0
-  if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') end
+  if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') or 0 end
   local kept = {{}}
   for i = from, to do
     local e = ARGV[i]
     local late = i <= checked and floor > 0
-    if not late or (tonumber(string.match(e, '(%d+)%]$', -24)) or floor) >= floor then
+    if not late or (tonumber(string.match(e, '^%[(%d+)')) or floor) >= floor then
       kept[#kept + 1] = e
     end
   end
@@ -171,6 +179,8 @@ def entries(found: list[Any]) -> list[tuple[int, bytes]]:
 
 
 def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
+    """The entry as JSON, its position first (where a script finds it at once, anchored),
+    then the fields in order without it."""
     fields = list(entry) if isinstance(entry, tuple) else [getattr(entry, f) for f in FIELDS]
     for at in (10, 11):  # request, response: (headers, body, truncated) or None
         message = fields[at]
@@ -181,11 +191,15 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
                 body.decode("latin-1"),
                 truncated,
             ]
-    return orjson.dumps(fields)
+    return orjson.dumps([fields.pop(POSITION), *fields])
 
 
 def _decode(sequence: int, raw: bytes) -> JournalEntry:
+    """An entry `_encode` wrote, or one of a version before positions (a field fewer, its
+    position 0)."""
     fields = orjson.loads(raw)
+    if len(fields) == len(FIELDS):
+        fields.append(fields.pop(0))
     for at in (10, 11):
         message = fields[at]
         if message is not None:
@@ -202,7 +216,7 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
 class SharedJournal(Journal):
     """A Journal whose reads show every worker's entries (see the module docstring)."""
 
-    __slots__ = ("held", "holding", "store", "timer")
+    __slots__ = ("held", "holding", "ordered", "store", "timer")
 
     def __init__(
         self,
@@ -220,16 +234,21 @@ class SharedJournal(Journal):
         # sets it), and those entries, in order, until that commit returned.
         self.holding: Callable[[], bool] = lambda: False
         self.held: list[tuple[Any, ...] | JournalEntry] = []
+        # Whether the request recording now answers from a copy caught up for it (the gate
+        # sets it): if not, its answer is UNORDERED against other workers' resets.
+        self.ordered: Callable[[], bool] = lambda: False
 
     def position(self) -> int:
-        """The commit this worker's copy stands at (see the module docstring)."""
-        return self.store.position()
+        """The commit this worker's copy stands at, for an answer made from it (see the
+        module docstring)."""
+        seen: int = self.store.seen
+        return seen if seen >= 0 and self.ordered() else UNORDERED
 
     def mark(self) -> int:
         """Past this worker's copy, which a reset runs on under the lease (caught up with
         every commit): the reset's own commit is numbered from here on, and so is any copy
         that catches up with it."""
-        return self.store.position() + 1
+        return max(self.store.seen, 0) + 1
 
     def _keep(self, entry: tuple[Any, ...] | JournalEntry) -> None:
         if self.holding():
@@ -259,7 +278,7 @@ class SharedJournal(Journal):
     ) -> None:
         """The held entries' commit returned (or none will come): kept as they are, or, when
         `failed` (the commit failed, and did not append them), each answered entry as the
-        503 its client got instead, answered now: at the newest commit Redis told of."""
+        503 its client got instead (UNORDERED: answered now, from no copy)."""
         if held is None:
             held = self.detach()
         if failed is None:
@@ -272,7 +291,7 @@ class SharedJournal(Journal):
             if status:  # 0: the connection was dropped, nothing was sent either way
                 headers, body = failed(request_id, response[0] if response else ())
                 fields = reanswered(fields, 503, headers, body)
-            self._send((*fields[:POSITION], self.position()))
+            self._send((*fields[:POSITION], UNORDERED))
 
     def unstage(self, kept: bool) -> None:
         """The staged copies of a group that sends no commit: sent as they are when its

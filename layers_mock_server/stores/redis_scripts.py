@@ -41,7 +41,7 @@ local holder, n = found[1], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
   journal(KEYS[10], KEYS[11], floor, cap, fresh, late, late)
   sent(mark, from, always)
-  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND', n}
+  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
 end
 local newmeta = false
 local i = 10

@@ -112,3 +112,21 @@ def test_every_request_answered_after_a_reset_is_kept_whichever_worker_answered_
         ]
         [kept] = resetting.requests("GET", "/v1/whoami")
         assert kept.request_id == after.headers["x-request-id"]  # B's, not A's before
+
+
+def test_an_answer_no_worker_can_order_against_a_reset_is_never_dropped_by_one(
+    redis_server: RedisServer,
+) -> None:
+    """A request without a key is answered 401 at once, whatever the state, with no round
+    trip to Redis: whether that was before or after another worker's reset, no worker can
+    know. The journal keeps it (this one came after the reset, on a worker that had not
+    caught up with it)."""
+    with sandbox(redis_server) as (on_a, _, operator):
+        operator.reset()  # on B
+        keyless = on_a.get("/v1/whoami", headers={"Authorization": ""})
+        assert keyless.status_code == 401
+        carried_and_flushed(on_a)
+        assert [(r.path, r.status) for r in operator.requests()] == [
+            ("/v1/whoami", 401),
+            ("/v1/credits", 200),
+        ]

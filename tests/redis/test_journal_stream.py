@@ -6,9 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from redisd import RedisServer
+from starlette.testclient import TestClient
+from support import SEED
 
+from layers_mock_server.core.store import Batch, StoreConflict
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
 from layers_mock_server.stores.redis import RedisStore
 from layers_mock_server.stores.redis_journal import CHUNK
 
@@ -77,3 +83,79 @@ def test_a_stream_ahead_of_its_counter_does_not_stop_the_journal(store: RedisSto
     store._client.delete(store.keys["journal-seq"])
     send(store, b"e1")
     assert store.journal_read(1000) == numbered(1, 1)
+
+
+def answered_at(position: int, name: str) -> bytes:
+    """An entry as a worker sends it: JSON whose first element is where its copy stood."""
+    return orjson.dumps([position, name])
+
+
+def names(store: RedisStore) -> list[str]:
+    return [orjson.loads(raw)[1] for _, raw in store.journal_read(1000)]
+
+
+def test_a_global_resets_commit_clears_the_journal_and_drops_what_was_answered_before_it(
+    store: RedisStore,
+) -> None:
+    """Entries reach Redis after their answers, alone (APPEND), with a catch-up (CHANGES) or
+    with a commit (WRITE): on each way, one answered before the reset's commit (a copy at
+    commit 1) is dropped, one answered after it kept, and a group's own entries go with their
+    commit as they are."""
+    store.write(Batch([], []))  # commit 1
+    send(store, answered_at(1, "before the reset, in time"))
+    store.clearing = True  # a global reset's commit (SharedJournal.clear, under a gate)
+    store.write(Batch([], [], wipe=True))  # commit 2
+    assert names(store) == []
+    send(store, answered_at(1, "append: before"), answered_at(2, "append: after"))
+    store.outbox.add(answered_at(1, "catch-up: before"), answered_at(2, "catch-up: after"))
+    store.changes()
+    store.outbox.add(answered_at(0, "commit: before"), answered_at(3, "commit: after"))
+    store.staged = [answered_at(2, "the group's own")]
+    store.write(Batch([], []))  # commit 3
+    assert names(store) == [
+        "append: after",
+        "catch-up: after",
+        "commit: after",
+        "the group's own",
+    ]
+    assert [n for n, _ in store.journal_read(1000)] == [1, 2, 3, 4]  # numbered from 1 again
+
+
+def test_a_reset_whose_commit_is_refused_clears_nothing(store: RedisStore) -> None:
+    send(store, answered_at(0, "kept"))
+    store.clearing = True
+    store.seen += 1  # another worker wrote since: the script refuses the write
+    with pytest.raises(StoreConflict):
+        store.write(Batch([], [], wipe=True))
+    assert not store.clearing  # and no later commit clears it either
+    store.forget()
+    store.changes()
+    store.write(Batch([], []))
+    send(store, answered_at(0, "answered before the write, late"))
+    assert names(store) == ["kept", "answered before the write, late"]
+
+
+def test_a_reset_no_gate_holds_clears_the_journal_at_the_commit_it_wrote(
+    store: RedisStore,
+) -> None:
+    store.write(Batch([], [], wipe=True))  # written alone (no gate): then cleared
+    send(store, answered_at(0, "before"))
+    store.journal_clear()
+    send(store, answered_at(0, "late"), answered_at(1, "after"))
+    assert names(store) == ["after"]
+
+
+def test_an_entry_a_version_before_positions_sent_is_read_as_answered_before_any_reset(
+    redis_server: RedisServer,
+) -> None:
+    """Its JSON has a field fewer (no position, its worker's own number first): read as it
+    was, it counts as answered before every reset's mark."""
+    deps = make_deps(Settings(state=redis_server.sandbox(), clock="virtual", seed=SEED))
+    older = [9, 0, "GET", "/v1/whoami", "", 200, "req_older", None, "whoami", None, None, None, 1]
+    with TestClient(build_app(deps)) as client:
+        send(deps.sim.shared, orjson.dumps(older))
+        items = client.get("/_mock/requests").json()["items"]
+        assert [(i["path"], i["requestId"], i["sequence"]) for i in items] == [
+            ("/v1/whoami", "req_older", 1)
+        ]
+        assert client.get("/_mock/requests?after=1").json()["items"] == []

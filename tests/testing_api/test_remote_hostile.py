@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from support import FULL
 
@@ -116,3 +117,44 @@ def test_deleting_a_hostile_rule_id_deletes_nothing_else(
         with pytest.raises(LayersMockError, match=r"not found|No route"):
             layers_mock_server.rules.delete(rule_id)
         assert layers_mock_server.rules.list() == [kept]
+
+
+class OlderMock(http.server.BaseHTTPRequestHandler):
+    """A layers-mock of a version before resets answered a journal mark."""
+
+    fixtures = b""
+
+    def do_GET(self) -> None:
+        self._json(self.fixtures)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self._json(b'{"status": "reset", "now": "2026-01-01T00:00:00.000Z", "seed": 7}')
+
+    def _json(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_tenants_reset_on_an_older_mock_says_so_rather_than_miscount(
+    layers_mock_server: LayersMock,
+) -> None:
+    """Counting by `sequence` was wrong on a shared sandbox; without a mark to count by,
+    `reset()` says what is missing instead of a KeyError."""
+    with httpx.Client(base_url=layers_mock_server.base_url) as api:
+        OlderMock.fixtures = api.get("/_mock/fixtures").content
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OlderMock)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        older = connect(f"http://127.0.0.1:{server.server_address[1]}", key=FULL)
+        with older, pytest.raises(LayersMockError, match="answered no journal mark: it is an"):
+            older.reset()
+    finally:
+        server.shutdown()
+        server.server_close()
