@@ -29,7 +29,7 @@ keys are redacted when the journal is read, as in one process.
 
 A reset and the entries answered before it: an entry reaches Redis after its answer, so one
 answered just before a reset that another worker commits can reach the stream after that
-reset. Each entry carries its position (the first element of its JSON): the number of the
+reset. Each entry carries its position (first in its JSON, `_encode`): the number of the
 commit its worker's copy stood at when it answered (`seen`), taken before the answer is
 sent. A reset's commit is numbered past that of every copy that answered before it, and every
 copy that answers after it has caught up with it (a request catches up before it is
@@ -95,7 +95,7 @@ CHUNK = 256  # journal entries at most in one stream entry
 # one INCRBY and one XADD a round trip, instead of two commands an entry. A stream ahead of its
 # counter (only an edited Redis: both change in the same scripts) is dropped rather than
 # refusing every append after it. The entries up to ARGV[checked] are late ones: those whose
-# position (the first number of their JSON, `_encode`) is below the floor `f` (a global
+# position (their JSON starts `[[position],`: `_encode`) is below the floor `f` (a global
 # reset's commit, when there was one) were answered before that reset, and are dropped; the
 # ones after `checked` go with the commit that holds their answers.
 JOURNAL = f"""
@@ -106,7 +106,7 @@ local function journal(j, s, f, cap, from, to, checked)
   for i = from, to do
     local e = ARGV[i]
     local late = i <= checked and floor > 0
-    if not late or (tonumber(string.match(e, '^%[(%d+)')) or floor) >= floor then
+    if not late or (tonumber(string.match(e, '^%[%[(%d+)')) or floor) >= floor then
       kept[#kept + 1] = e
     end
   end
@@ -179,8 +179,10 @@ def entries(found: list[Any]) -> list[tuple[int, bytes]]:
 
 
 def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
-    """The entry as JSON, its position first (where a script finds it at once, anchored),
-    then the fields in order without it."""
+    """The entry as JSON, its fields in order but the position, which stands first, as
+    `[position]`, in the place of the worker's own sequence (no reader uses that: the
+    journal numbers its entries): a script finds it at once, anchored, and a version before
+    positions reads the entry as it did."""
     fields = list(entry) if isinstance(entry, tuple) else [getattr(entry, f) for f in FIELDS]
     for at in (10, 11):  # request, response: (headers, body, truncated) or None
         message = fields[at]
@@ -191,15 +193,14 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
                 body.decode("latin-1"),
                 truncated,
             ]
-    return orjson.dumps([fields.pop(POSITION), *fields])
+    return orjson.dumps([[fields[POSITION]], *fields[1:POSITION]])
 
 
 def _decode(sequence: int, raw: bytes) -> JournalEntry:
-    """An entry `_encode` wrote, or one of a version before positions (a field fewer, its
-    position 0)."""
+    """An entry `_encode` wrote, or one of a version before positions (its own sequence
+    first: position 0)."""
     fields = orjson.loads(raw)
-    if len(fields) == len(FIELDS):
-        fields.append(fields.pop(0))
+    position = fields[0][0] if isinstance(fields[0], list) else 0
     for at in (10, 11):
         message = fields[at]
         if message is not None:
@@ -210,6 +211,7 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
                 truncated,
             )
     fields[0] = sequence
+    fields[POSITION:] = [position]
     return JournalEntry(*fields)
 
 

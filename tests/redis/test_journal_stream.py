@@ -86,8 +86,8 @@ def test_a_stream_ahead_of_its_counter_does_not_stop_the_journal(store: RedisSto
 
 
 def answered_at(position: int, name: str) -> bytes:
-    """An entry as a worker sends it: JSON whose first element is where its copy stood."""
-    return orjson.dumps([position, name])
+    """An entry as a worker sends it: JSON that starts with where its copy stood."""
+    return orjson.dumps([[position], name])
 
 
 def names(store: RedisStore) -> list[str]:
@@ -148,8 +148,8 @@ def test_a_reset_no_gate_holds_clears_the_journal_at_the_commit_it_wrote(
 def test_an_entry_a_version_before_positions_sent_is_read_as_answered_before_any_reset(
     redis_server: RedisServer,
 ) -> None:
-    """Its JSON has a field fewer (no position, its worker's own number first): read as it
-    was, it counts as answered before every reset's mark."""
+    """Its JSON starts with its worker's own number, not a position: read as it was, it
+    counts as answered before every reset's mark."""
     deps = make_deps(Settings(state=redis_server.sandbox(), clock="virtual", seed=SEED))
     older = [9, 0, "GET", "/v1/whoami", "", 200, "req_older", None, "whoami", None, None, None, 1]
     with TestClient(build_app(deps)) as client:
