@@ -4,8 +4,8 @@ reaches Redis after the reset (stores/redis_journal.py).
 A read's entry leaves its worker after the answer, with the worker's next round trip (or within
 `FLUSH_S`); a reset that another worker commits meanwhile is in the stream first. Here
 `FLUSH_S` is an hour, so worker A holds the read's entry until its next request, which comes
-after worker B's reset: what a stranger saw 189 times in 200 (tenant reset) and 31 in 200
-(global reset) with two `serve` processes on one Redis, every time.
+after worker B's reset: the race a stranger lost 189 times in 200 (tenant reset) and 31 in
+200 (global reset) with two `serve` processes on one Redis is lost here on every run.
 
 Each server is a whole one (its app, its store connection, its loop and thread) on its own
 port, all on one sandbox: what two `serve` processes on one Redis are to each other.
