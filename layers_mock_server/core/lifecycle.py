@@ -20,7 +20,7 @@ from . import replica
 from .clock import MAX_MS, Clock
 from .errors import ApiError, not_found
 from .fixtures import Fixtures
-from .persist import counter_rows, dirty_batch, load, whole_batch
+from .persist import Marks, counter_rows, dirty_batch, load, meta_bytes, whole_batch
 from .records import canonical_id
 from .requestids import BLOCK, KINDS, RequestIds
 from .restore import Check, Restored
@@ -45,10 +45,13 @@ class Lifecycle:
         # tells): a read that runs while another request of this worker holds it must not
         # write that request's half-done changes, nor give its lease back.
         self.may_commit: Callable[[], bool] = lambda: True
-        # Whether the request's commit waits for its group's (http/shared.py): its batch is
-        # kept in `pending`, in order, and `group_batches` hands them all to one commit.
+        # Whether the request's commit waits for its group's (http/shared.py): what it
+        # changed is marked in `marks`, its rows encoded once with the group's at its close;
+        # a batch of its own (a reset's, an import's) is kept in `pending`, in order, after
+        # what was marked before it; `group_batches` hands them all to one commit.
         self.defers: Callable[[], bool] = lambda: False
         self.pending: list[Batch] = []
+        self.marks = Marks()
         # A commit failed and the copy (holding its changes) was not read again since: a
         # request must not answer from it (http/shared.py); the next catch-up clears it.
         self.stale = False
@@ -111,7 +114,7 @@ class Lifecycle:
             return  # not this request's to write: the lease holder's commit takes it along
         if state.dirty:
             if self.shared is not None and self.defers():  # the meta row goes with the group's
-                self.pending.append(dirty_batch(state, self.requests, self.clock, meta=False))
+                self.marks.add(state)
             elif self.store is not None:
                 try:
                     self.store.write(self._changed_batch(state))
@@ -130,14 +133,25 @@ class Lifecycle:
         return dirty_batch(state, self.requests, self.clock)
 
     def group_batches(self) -> list[Batch]:
-        """What a group of requests changed, for one commit (http/shared.py): each one's batch
-        in the order they ran, then what is left (with the meta row)."""
+        """What a group of requests changed, for one commit (http/shared.py): the batches of
+        its own some requests made, after what was marked before each, then what is left
+        (with the meta row)."""
         batches, self.pending = self.pending, []
+        state = self.state
         if self.unwritten:  # the whole copy holds them all
-            batches = []
-        batches.append(self._changed_batch(self.state))
-        self.state.dirty.clear()
+            self.marks.clear()
+            batches = [self._changed_batch(state)]
+        else:
+            self.marks.add(state)
+            batches.append(self.marks.batch(state, meta_bytes(state, self.requests, self.clock)))
+        state.dirty.clear()
         return batches
+
+    def drop_group(self) -> None:
+        """A group whose commit is not sent (the lease was lost): nothing of it is written."""
+        self.pending.clear()
+        self.marks.clear()
+        self.state.dirty.clear()
 
     def commit_failed(self) -> None:
         """A commit of this worker failed: its copy holds changes the store does not, and is
@@ -227,6 +241,8 @@ class Lifecycle:
         and is answered once that came back (if it fails, the copy is read again)."""
         assert self.store is not None
         if self.shared is not None and self.defers():
+            if self.marks:  # what the group changed before it, from the state it replaces
+                self.pending.append(self.marks.batch(self.state, None))
             self.pending.append(batch)
         else:
             self.store.write(batch)

@@ -4,12 +4,14 @@ A commit writes only what `state.dirty` names, plus the meta row; a whole write 
 a new file) wipes the store and writes everything. Request-id reservations are rows of their
 own (table `counters`), so that reserving a block never writes the rest of the state. A group
 of batches written at once can be merged into one (`merged`), which a shared store writes and
-logs as one commit.
+logs as one commit; a group commit's requests mark what they change (`Marks`), and their rows
+are encoded once, as that one batch, when the group closes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -36,24 +38,79 @@ def counter_rows(ceilings: dict[str, int]) -> list[Row]:
 
 def dirty_batch(state: State, ids: RequestIds, clock: Clock, *, meta: bool = True) -> Batch:
     """The rows a request changed, as they are now (or deleted when gone), and the meta row
-    (unless `meta` is False: a group commit writes it once, with its last batch)."""
+    (unless `meta` is False)."""
     upserts: list[Row] = []
     deletes: list[tuple[str, str]] = []
     for table, ident in state.dirty:
         if table == "meta":
             continue
-        if table == "idempotency":
-            key = bytes.fromhex(ident)
-            record = state.idempotency.get(key)
-            data = None if record is None else orjson.dumps(idempotency_row(key, record))
-        else:
-            found = getattr(state, table).get(ident)
-            data = None if found is None else row_bytes(table, found)
-        if data is None:
+        found = record(state, table, ident)
+        if found is None:
             deletes.append((table, ident))
         else:
-            upserts.append((table, ident, data))
+            upserts.append((table, ident, encoded(table, ident, found)))
     return Batch(upserts, deletes, meta_bytes(state, ids, clock) if meta else None)
+
+
+def record(state: State, table: str, ident: str) -> Any:
+    """The record a dirty mark names, or None when it is gone."""
+    if table == "idempotency":
+        return state.idempotency.get(bytes.fromhex(ident))
+    return getattr(state, table).get(ident)
+
+
+def encoded(table: str, ident: str, found: Any) -> bytes:
+    if table == "idempotency":
+        return orjson.dumps(idempotency_row(bytes.fromhex(ident), found))
+    return row_bytes(table, found)
+
+
+class Marks:
+    """What the requests of a group commit changed, request after request, kept as marks and
+    encoded once, when the group closes, as one batch: the batch `merged` makes of each
+    request's `dirty_batch` (a row's place is where it was first written since it last
+    existed, its data the last; a row deleted then written again is in both lists; one
+    written then deleted only deleted). A request's marks cost a lookup a row; the rows are
+    encoded once a group, not once a request and merged again."""
+
+    __slots__ = ("deleted", "written")
+
+    def __init__(self) -> None:
+        self.written: dict[tuple[str, str], None] = {}  # a set that keeps its order
+        self.deleted: dict[tuple[str, str], None] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.written or self.deleted)
+
+    def add(self, state: State) -> None:
+        """The rows the request that just ran changed (`state.dirty`, not cleared here)."""
+        written, deleted = self.written, self.deleted
+        for key in state.dirty:
+            table, ident = key
+            if table == "meta":
+                continue
+            if record(state, table, ident) is None:
+                written.pop(key, None)
+                deleted[key] = None
+            elif key not in written:
+                written[key] = None
+
+    def batch(self, state: State, meta: bytes | None) -> Batch:
+        """The marked rows as they are now, as one batch; the marks are cleared."""
+        upserts: list[Row] = []
+        for table, ident in self.written:
+            found = record(state, table, ident)
+            if found is None:  # (not while a group is open: every change is marked)
+                self.deleted[table, ident] = None
+            else:
+                upserts.append((table, ident, encoded(table, ident, found)))
+        deletes = list(self.deleted)
+        self.clear()
+        return Batch(upserts, deletes, meta)
+
+    def clear(self) -> None:
+        self.written.clear()
+        self.deleted.clear()
 
 
 def whole_batch(state: State, ids: RequestIds, clock: Clock, now_ms: int | None = None) -> Batch:

@@ -440,8 +440,7 @@ class SharedGate:
             # The group ran on a copy that holds the failed commit's changes (a replay of a
             # create that was not kept, a 409 against it), so each of its answers is a 503,
             # even one that changed nothing.
-            sim.pending.clear()
-            sim.state.dirty.clear()
+            sim.drop_group()
             if self.journal is not None:
                 self.journal.unstage(False)
             self._unsent(group, self._lease_lost)

@@ -1,9 +1,15 @@
-"""persist.merged: a group's batches as one commit (what a shared store writes and logs);
-tests/stores checks the merged commit against writing the batches one by one."""
+"""persist.merged: a group's batches as one commit (what a shared store writes and logs), and
+persist.Marks, which makes that commit of a group's changes directly; tests/stores checks the
+merged commit against writing the batches one by one."""
 
 from __future__ import annotations
 
-from layers_mock_server.core.persist import merged
+import random
+
+from layers_mock_server.core.fixtures import load_fixtures
+from layers_mock_server.core.idempotency import StoredResponse
+from layers_mock_server.core.persist import Marks, dirty_batch, merged
+from layers_mock_server.core.state import State
 from layers_mock_server.core.store import Batch
 
 
@@ -28,3 +34,40 @@ def test_a_wipe_is_never_merged_with_the_batches_around_it() -> None:
         ([("jobs", "b", b"{}")], [], b"w", True, 1),
         ([], [("jobs", "b")], None, False, 1),
     ]
+
+
+def test_a_groups_marks_make_the_batch_merged_makes_of_each_requests_batch() -> None:
+    """Marks (a group's changes encoded once, at its close) against `merged` of the batch each
+    request would have written: rows written, rewritten, deleted, deleted then written again
+    (an idempotency key stored, dropped and stored again), in random orders."""
+    rng = random.Random(11)
+    fixtures = load_fixtures()
+    keys = [bytes([n]) * 4 for n in range(5)]
+    for _ in range(200):
+        state = State.from_fixtures(fixtures, 0)
+        for key in keys[:2]:  # rows that exist before the group
+            state.idempotency.store(key, _response(0))
+        state.dirty.clear()
+        marks, batches = Marks(), []
+        for request in range(rng.randint(1, 6)):
+            for _ in range(rng.randint(1, 3)):
+                key = rng.choice(keys)
+                if rng.random() < 0.4:
+                    state.idempotency.discard(key)
+                else:
+                    state.idempotency.store(key, _response(request))
+            batches.append(dirty_batch(state, None, None, meta=False))  # type: ignore[arg-type]
+            marks.add(state)
+            state.dirty.clear()
+        [(expected, _)] = merged([*batches, Batch((), (), b"m")])
+        found = marks.batch(state, b"m")
+        assert not marks
+        assert _same(found, expected), batches
+
+
+def _response(n: int) -> StoredResponse:
+    return StoredResponse("key_1", "createInfluencer", b"fp", 202, b"", b"%d" % n, n)
+
+
+def _same(a: Batch, b: Batch) -> bool:
+    return (list(a.upserts), list(a.deletes), a.meta) == (list(b.upserts), list(b.deletes), b.meta)
