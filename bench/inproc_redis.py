@@ -31,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 import redis  # noqa: E402, F401
 
+import layers_mock_server  # noqa: E402, F401  (before inproc, which puts its checkout first)
+
 sys.path.append(str(HERE))
 
 from common import CREATE_BODY, CREATE_PATH, Server, start_redis, tree_cpu_s  # noqa: E402
