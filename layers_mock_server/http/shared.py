@@ -77,6 +77,7 @@ from ..stores.redis_serving import BEAT_S
 from .inputs import MAX_BODY_BYTES
 from .pipeline import refused
 from .render import dumps, error_body, send_response
+from .turn import Turn
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 READS = frozenset({"GET", "HEAD"})
@@ -151,7 +152,7 @@ class SharedGate:
         self.app = app
         self.deps = deps
         self.store: Any = deps.sim.shared
-        self.turn = asyncio.Lock()
+        self.turn = Turn()
         # Reads waiting for the next catch-up, each with the rate window it counts in.
         self.waiting: list[tuple[Bucket | None, asyncio.Future[int]]] = []
         self.catching = False  # a catch-up is on its way
@@ -288,7 +289,8 @@ class SharedGate:
             self.coming -= 1  # ... and from here on it is queued for the turn (no await between)
         else:  # a control request's too (a tenant's, on a shared sandbox): not under the lease
             receive = await _read_ahead(scope, receive)
-        await self._take_turn()
+        if not self.turn.take():
+            await self._take_turn()
         held = Held(control=not groupable)
         group: Group | None = None
         try:
@@ -354,6 +356,8 @@ class SharedGate:
         return idle and self.catch_ups >= target
 
     async def _take_turn(self) -> None:
+        """Wait for the turn: called when `turn.take()` found it held (a free one is taken
+        at once, without a coroutine: http/turn.py)."""
         self.queued += 1
         try:
             await self.turn.acquire()
@@ -707,7 +711,8 @@ class SharedGate:
         try:
             await self.nap(seconds)
         finally:
-            await self._take_turn()
+            if not self.turn.take():
+                await self._take_turn()
         try:
             await self._begin(True)
         except StoreUnavailable as exc:

@@ -1,0 +1,105 @@
+"""The shared gate's turn (http/turn.py): a free turn is taken without waiting, even while a
+woken waiter has not run yet; waiters are let in first come, first served; a waiter that goes
+away never leaves the others waiting."""
+
+from __future__ import annotations
+
+import asyncio
+
+from layers_mock_server.http.turn import Turn
+
+
+async def _yield() -> None:
+    await asyncio.sleep(0)  # one trip through the loop (no timer: the clock is not involved)
+
+
+def test_a_free_turn_is_taken_at_once_even_with_a_woken_waiter_not_run_yet() -> None:
+    async def scenario() -> list[str]:
+        turn, order = Turn(), []
+        assert turn.take()
+
+        async def waiter() -> None:
+            await turn.acquire()
+            order.append("waiter")
+            turn.release()
+
+        task = asyncio.create_task(waiter())
+        await _yield()  # it waits
+        turn.release()  # ... and is woken; before it runs, another request comes
+        assert turn.take()  # not queued behind it (asyncio.Lock would queue it)
+        order.append("newcomer")
+        turn.release()
+        await task
+        return order
+
+    assert asyncio.run(scenario()) == ["newcomer", "waiter"]
+
+
+def test_a_woken_waiter_that_finds_the_turn_held_again_stays_first_in_line() -> None:
+    async def scenario() -> list[str]:
+        turn, order = Turn(), []
+        assert turn.take()
+
+        async def waiter(name: str) -> None:
+            await turn.acquire()
+            order.append(name)
+            await _yield()  # holds it across a loop trip, as a request waiting for Redis
+            turn.release()
+
+        first = asyncio.create_task(waiter("first"))
+        await _yield()
+        second = asyncio.create_task(waiter("second"))
+        await _yield()
+        turn.release()  # wakes `first`; a newcomer takes the turn and holds it meanwhile
+        assert turn.take()
+        await _yield()  # `first` ran, found it held, and waits again: ahead of `second`
+        turn.release()
+        await asyncio.gather(first, second)
+        return order
+
+    assert asyncio.run(scenario()) == ["first", "second"]
+
+
+def test_a_woken_waiter_cancelled_before_it_ran_wakes_the_next() -> None:
+    async def scenario() -> list[str]:
+        turn, order = Turn(), []
+        assert turn.take()
+
+        async def waiter(name: str) -> None:
+            await turn.acquire()
+            order.append(name)
+            turn.release()
+
+        gone = asyncio.create_task(waiter("gone"))
+        await _yield()
+        staying = asyncio.create_task(waiter("staying"))
+        await _yield()
+        turn.release()  # wakes `gone` ...
+        gone.cancel()  # ... which goes away before it runs
+        await asyncio.wait_for(staying, timeout=5)  # a liveness bound, not a wait for state
+        assert gone.cancelled() and not turn.locked()
+        return order
+
+    assert asyncio.run(scenario()) == ["staying"]
+
+
+def test_a_waiter_cancelled_while_waiting_leaves_the_line() -> None:
+    async def scenario() -> tuple[list[str], int]:
+        turn, order = Turn(), []
+        assert turn.take()
+
+        async def waiter(name: str) -> None:
+            await turn.acquire()
+            order.append(name)
+            turn.release()
+
+        gone = asyncio.create_task(waiter("gone"))
+        staying = asyncio.create_task(waiter("staying"))
+        await _yield()
+        gone.cancel()
+        await _yield()
+        turn.release()
+        await staying
+        return order, len(turn.waiters)
+
+    assert asyncio.run(scenario()) == (["staying"], 0)
