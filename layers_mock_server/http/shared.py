@@ -15,20 +15,21 @@ No round trip blocks the worker: commits and catch-ups go through the store's pi
 (stores/redis_pipe.py) and the worker goes on while Redis runs them (and, with `appendfsync
 always`, while the disk syncs); answers come back in the order they were sent.
 
-Group commit: when partner requests of this worker wait for the turn (an asyncio lock), the
-one holding it does not commit: it leaves its changes in the copy and hands the turn on; the
-next one runs on that copy (one order), and the last of the group (no one waiting, a read
-waiting, GROUP_WRITES requests, or GROUP_S seconds since the group began) sends every change
-of the group as one commit. The worker does not wait for it: the next group runs at once on
-the copy, which already holds the first group's changes, and its commit follows the first on
-the same connection; the write script's compare-and-append (the commit number each counted
-on) refuses a commit sent behind one that was refused, so a failure takes down everything
-sent after it, never a part. For that the lease is kept across groups (a chain): it is taken
-once, and given back when a commit's answer says another worker waits for it, after CHAIN_S
-at most, or LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault
-gives it back while it sleeps, so a slow answer does not hold other workers' writes. A lease
-whose request went away (cancelled) while it was on its way is still taken in when it comes:
-the changes it brought are applied before anything else runs on the copy (`_orphan`).
+Group commit: when partner requests of this worker wait for the turn (http/turn.py), the one
+holding it does not commit: it leaves its changes in the copy and hands the turn on; the next
+one runs on that copy (one order), and the last of the group (no one waiting, a read waiting,
+GROUP_WRITES requests, or GROUP_S seconds since the group began) sends every change of the group
+as one commit; when no one waits, the group waits one loop iteration more for the requests that
+come in it (`_close_soon`). The worker does not wait for the commit: the next group runs at once
+on the copy, which already holds the first group's changes, and its commit follows the first on
+the same connection; the write script's compare-and-append (the commit number each counted on)
+refuses a commit sent behind one that was refused, so a failure takes down everything sent after
+it, never a part. For that the lease is kept across groups (a chain): it is taken once, and
+given back when a commit's answer says another worker waits for it, after CHAIN_S at most, or
+LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault gives it back
+while it sleeps, so a slow answer does not hold other workers' writes. A lease whose request
+went away (cancelled) while it was on its way is still taken in when it comes: the changes it
+brought are applied before anything else runs on the copy (`_orphan`).
 
 No answer leaves before the commit that holds it came back (each request's answer is held in
 the gate until then); if that commit fails, every request of the group is answered 503 in the
@@ -379,12 +380,14 @@ class SharedGate:
                 loop.call_later(LINGER_S, self._let_go, self.began)
 
     def _stays_open(self, group: Group) -> bool:
-        """Whether the group waits for the next request (one is waiting for the turn, and no
-        read is running or waiting that could see changes not committed yet), within the
-        fairness cap."""
-        if not (self.queued or self.coming) or self.reading or self.waiting:
-            return False
-        if group.size >= GROUP_WRITES:
+        """Whether the group waits for the next request (no read is running or waiting that
+        could see changes not committed yet), within the fairness cap: for one waiting for
+        the turn or reading its body, or, when none is, for those that come in the loop's
+        next iteration (`_close_soon`). Without that wait, the requests ready together (the
+        answers of a commit that came back, a burst of arrivals) would run back to back and
+        the group close before the next arrived: groups of a few requests, and a commit's
+        cost (its arguments, the send, the answer) paid by a few."""
+        if self.reading or self.waiting or group.size >= GROUP_WRITES:
             return False
         loop = asyncio.get_running_loop()
         left = GROUP_S - (loop.time() - group.since)
@@ -393,7 +396,16 @@ class SharedGate:
         if not group.timer:  # closed at its deadline even if no one comes to close it
             group.timer = True
             loop.call_later(left, self._close_late, group)
+        if not (self.queued or self.coming):
+            loop.call_soon(self._close_soon, group)
         return True
+
+    def _close_soon(self, group: Group) -> None:
+        """A loop iteration after its last request ran: the group closes unless another
+        request holds the turn, waits for it or reads its body (that one closes it, or keeps
+        it open until GROUP_S)."""
+        if self.group is group and not (self.queued or self.coming or self.turn.locked()):
+            self._close()
 
     def _keeps_lease(self) -> bool:
         """Whether the commit being sent keeps the lease for this worker's next group (a

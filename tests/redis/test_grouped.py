@@ -506,3 +506,29 @@ def test_a_read_that_slept_through_a_failed_commit_does_not_answer_from_its_chan
     assert status == 200 and body["items"] == []  # the next catch-up read the copy again
     assert slept == [0.2, 0.2]
     assert influencers(second) == []
+
+
+def test_a_write_that_comes_a_loop_iteration_after_the_last_of_a_group_joins_its_commit(
+    two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last request of a group ran with no other waiting for the turn: the group waits a
+    loop iteration for the requests that come in it (the answers of a commit that came back
+    are sent, and their clients' next requests ready, within a few), so one commit carries
+    both; its answers wait for that commit, and both are kept."""
+    first, second = two
+    monkeypatch.setattr(shared, "LINGER_S", 3600.0)  # the lease stays (the workers close)
+
+    async def run() -> list[tuple[int, Any]]:
+        await first.call("POST", CREATE, auth(FULL), {})  # the lease, kept for the next
+        first.trips.clear()
+        early = asyncio.ensure_future(first.call("POST", CREATE, auth(FULL), {}))
+        await Turn()  # `early` reads its body; next iteration it runs, alone, to its end
+        late = asyncio.ensure_future(first.call("POST", CREATE, auth(FULL), {}))
+        return list(await asyncio.gather(early, late))
+
+    answers = first.loop.run_until_complete(run())
+    assert [status for status, _ in answers] == [202, 202]
+    assert first.trips == ["write"]  # one commit for both
+    made = sorted(body["influencerId"] for _, body in answers)
+    first.store.close()  # gives the lease back
+    assert all(i in influencers(second) for i in made)
