@@ -132,7 +132,7 @@ class Group:
     """The requests whose changes wait for one commit, their journal entries, and (once its
     commit is on its way) what came back."""
 
-    __slots__ = ("done", "entries", "since", "size", "timer")
+    __slots__ = ("answers", "done", "entries", "since", "size", "timer")
 
     def __init__(self, since: float) -> None:
         self.since = since
@@ -142,6 +142,24 @@ class Group:
         self.done: asyncio.Future[StoreUnavailable | None] = (
             asyncio.get_running_loop().create_future()
         )
+        # Each request's own wait for `done` (what asyncio.shield would make, without its two
+        # callbacks a request): a request that goes away cancels its own, not the group's.
+        self.answers: list[asyncio.Future[StoreUnavailable | None]] = []
+
+    def answer(self) -> asyncio.Future[StoreUnavailable | None]:
+        """A future of a request's own for what `done` gets."""
+        future = self.done.get_loop().create_future()
+        if self.done.done():
+            future.set_result(self.done.result())
+        else:
+            self.answers.append(future)
+        return future
+
+    def land(self, failure: StoreUnavailable | None) -> None:
+        self.done.set_result(failure)
+        for future in self.answers:
+            if not future.done():
+                future.set_result(failure)
 
 
 class SharedGate:
@@ -323,7 +341,7 @@ class SharedGate:
         finally:
             _HOLDING.set(False)
             self._give_turn()
-        failure = None if group is None else await asyncio.shield(group.done)
+        failure = None if group is None else await group.answer()
         await held.release(send, failure)
 
     async def _begin(self, groupable: bool) -> None:
@@ -510,7 +528,7 @@ class SharedGate:
         self.flying.popleft()
         if self.journal is not None:
             self.journal.settle(None if failure is None else _failed(failure), group.entries)
-        group.done.set_result(failure)
+        group.land(failure)
         if not self.flying:
             self._changed()
             loop = asyncio.get_running_loop()

@@ -532,3 +532,26 @@ def test_a_write_that_comes_a_loop_iteration_after_the_last_of_a_group_joins_its
     made = sorted(body["influencerId"] for _, body in answers)
     first.store.close()  # gives the lease back
     assert all(i in influencers(second) for i in made)
+
+
+def test_a_write_that_goes_away_while_its_group_commit_is_on_its_way_leaves_the_others_answered(
+    two: tuple[Worker, Worker], patient: None
+) -> None:
+    """Its client goes away after the group's commit was sent: the other requests of the group
+    get their answers, and the commit (its create too) is kept."""
+    first, second = two
+
+    async def run() -> list[tuple[int, Any]]:
+        calls = [first.call("POST", CREATE, auth(FULL), {}) for _ in range(3)]
+        tasks = [asyncio.ensure_future(call) for call in calls]
+        while "write" not in first.trips:  # the group's commit went out
+            await Turn()
+        tasks[1].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tasks[1]
+        return [await tasks[0], await tasks[2]]
+
+    answers = first.loop.run_until_complete(run())
+    assert [status for status, _ in answers] == [202, 202]
+    assert first.trips == ["lock", "write"]
+    assert len(influencers(second)) == 3  # the one whose client went away was kept
