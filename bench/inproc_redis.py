@@ -18,6 +18,7 @@ import asyncio
 import cProfile
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -72,11 +73,15 @@ def _receiver(body: bytes) -> Any:
     return receive
 
 
-async def drive(app: Any, n: int, conns: int) -> list[int]:
-    """n creates from `conns` clients at once; the statuses."""
+async def drive(app: Any, n: int, conns: int, think: int = 0) -> list[int]:
+    """n creates from `conns` clients at once; the statuses. `think`: each client lets up to
+    that many loop iterations go by (a fixed-seed random number) before its next request, as
+    a server's clients come back after their answer crossed the network (over a few loop
+    iterations, not all in the one after their commit came back)."""
     body = CREATE_BODY.encode()
     statuses: list[int] = []
     left = n
+    rng = random.Random(0)
 
     async def client() -> None:
         nonlocal left
@@ -90,6 +95,8 @@ async def drive(app: Any, n: int, conns: int) -> list[int]:
 
             await app(_scope("POST", CREATE_PATH, body), receive, send)
             statuses.append(sent[0]["status"])
+            for _ in range(rng.randint(0, think)):
+                await asyncio.sleep(0)
 
     await asyncio.gather(*(client() for _ in range(conns)))
     return statuses
@@ -97,14 +104,14 @@ async def drive(app: Any, n: int, conns: int) -> list[int]:
 
 async def measure(app: Any, args: argparse.Namespace, redis_pid: int | None) -> None:
     n, conns, profile = args.n, args.conns, args.profile
-    await drive(app, args.warm, conns)  # warm-up
+    await drive(app, args.warm, conns, args.think)  # warm-up
     r0 = tree_cpu_s(redis_pid) if redis_pid else 0.0
     commits0 = COMMITS[0]
     prof = cProfile.Profile() if profile else None
     t0, c0, o0 = time.perf_counter(), time.process_time(), os.times()
     if prof:
         prof.enable()
-    statuses = await drive(app, n, conns)
+    statuses = await drive(app, n, conns, args.think)
     if prof:
         prof.disable()
         prof.dump_stats(profile)
@@ -131,6 +138,9 @@ def main() -> None:
         "--pin", action="store_true", help="this process on CPU 0, redis-server on CPU 1"
     )
     parser.add_argument("--warm", type=int, default=2000, help="creates before measuring")
+    parser.add_argument(
+        "--think", type=int, default=0, help="loop iterations a client waits (0 to this many)"
+    )
     args = parser.parse_args()
     import uvloop
 
