@@ -314,7 +314,8 @@ class SharedGate:
         group: Group | None = None
         try:
             try:
-                await self._begin(groupable)
+                if not self._joins(groupable):
+                    await self._begin(groupable)
             except StoreUnavailable as exc:
                 await self._unavailable(scope, send, exc)
                 return
@@ -343,6 +344,11 @@ class SharedGate:
             self._give_turn()
         failure = None if group is None else await group.answer()
         await held.release(send, failure)
+
+    def _joins(self, groupable: bool) -> bool:
+        """A partner request joins the open group, on the lease this worker holds: nothing
+        to wait for (`_begin` is not needed)."""
+        return groupable and self.group is not None and self.deps.sim.holds_lease()
 
     async def _begin(self, groupable: bool) -> None:
         """Before a leased request runs: the reads that were waiting when it got the turn go
@@ -408,13 +414,11 @@ class SharedGate:
         if self.reading or self.waiting or group.size >= GROUP_WRITES:
             return False
         loop = asyncio.get_running_loop()
-        left = GROUP_S - (loop.time() - group.since)
-        if left <= 0:
+        if loop.time() - group.since >= GROUP_S:
             return False
-        if not group.timer:  # closed at its deadline even if no one comes to close it
-            group.timer = True
-            loop.call_later(left, self._close_late, group)
-        if not (self.queued or self.coming):
+        if self.queued or self.coming:
+            self._deadline(group)
+        else:
             loop.call_soon(self._close_soon, group)
         return True
 
@@ -422,8 +426,21 @@ class SharedGate:
         """A loop iteration after its last request ran: the group closes unless another
         request holds the turn, waits for it or reads its body (that one closes it, or keeps
         it open until GROUP_S)."""
-        if self.group is group and not (self.queued or self.coming or self.turn.locked()):
+        if self.group is not group:
+            return
+        if self.queued or self.coming or self.turn.locked():
+            self._deadline(group)
+        else:
             self._close()
+
+    def _deadline(self, group: Group) -> None:
+        """The group closes GROUP_S after it began even if no one comes to close it (a
+        request reading its body slowly)."""
+        if not group.timer:
+            group.timer = True
+            loop = asyncio.get_running_loop()
+            left = max(0.0, GROUP_S - (loop.time() - group.since))
+            loop.call_later(left, self._close_late, group)
 
     def _keeps_lease(self) -> bool:
         """Whether the commit being sent keeps the lease for this worker's next group (a

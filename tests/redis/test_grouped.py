@@ -555,3 +555,35 @@ def test_a_write_that_goes_away_while_its_group_commit_is_on_its_way_leaves_the_
     assert [status for status, _ in answers] == [202, 202]
     assert first.trips == ["lock", "write"]
     assert len(influencers(second)) == 3  # the one whose client went away was kept
+
+
+def test_a_write_that_comes_in_the_groups_last_iteration_but_sends_its_body_late_does_not_hold_it(
+    two: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group waits a loop iteration after its last request; one that comes in it but is
+    still sending its body holds the group only until GROUP_S, then the group commits."""
+    first, second = two
+    monkeypatch.setattr(shared, "GROUP_S", 0.01)
+    monkeypatch.setattr(shared, "CHAIN_S", 3600.0)
+    monkeypatch.setattr(shared, "LINGER_S", 3600.0)  # the lease stays (the workers close)
+
+    async def run() -> tuple[tuple[int, Any], tuple[int, Any]]:
+        await first.call("POST", CREATE, auth(FULL), {})  # the lease, kept for the next
+        first.trips.clear()
+        fast = asyncio.ensure_future(first.call("POST", CREATE, auth(FULL), {}))
+        await Turn()  # `fast` reads its body; next iteration it runs, alone, to its end
+        body_sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        slow = asyncio.ensure_future(
+            first.call("POST", CREATE, auth(FULL), {}, sent_after=body_sent)
+        )
+        answered = await asyncio.wait_for(fast, 10)  # without the deadline: never
+        assert first.trips == ["write"] and not slow.done()
+        body_sent.set_result(None)
+        return answered, await slow
+
+    fast, slow = first.loop.run_until_complete(run())
+    assert fast[0] == slow[0] == 202
+    assert first.trips == ["write", "write"]
+    first.store.close()  # gives the lease back
+    made = {fast[1]["influencerId"], slow[1]["influencerId"]}
+    assert made <= set(influencers(second))
