@@ -6,6 +6,7 @@ import argparse
 import functools
 import importlib.util
 import math
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -245,11 +246,6 @@ def banner(
 
 
 def serve(args: argparse.Namespace) -> int:
-    from . import serving
-    from .http.app import build_app
-    from .http.heap import FrozenHeap
-    from .http.request_log import RequestLog
-
     token = args.admin_token
     settings = Settings(
         host=args.host,
@@ -284,9 +280,29 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # Until the server's own handlers are set, SIGTERM stops it as Ctrl-C does, unwinding
+    # (a Redis worker's liveness mark, set as its store opens, goes with it: stores/redis.py)
+    # instead of killing the process where it stands.
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _serve(args, settings)
+    except KeyboardInterrupt:  # before the server ran (serving.py suppresses it after)
+        print("layers-mock stopped", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """`serve` from the store's opening on: every way out of it closes the store."""
+    from .http.app import build_app
+
     try:
         deps = make_deps(settings)
-        app: Any = build_app(deps)
     except (FixtureError, SpecError, ChaosError, ValueError, OSError) as exc:
         print(f"layers-mock: {exc}", file=sys.stderr)
         return 2
@@ -296,6 +312,22 @@ def serve(args: argparse.Namespace) -> int:
             raise
         print(f"layers-mock: --state {settings.state}: {exc}", file=sys.stderr)
         return 2
+    try:
+        try:
+            app: Any = build_app(deps)
+        except (FixtureError, SpecError, ChaosError, ValueError, OSError) as exc:
+            print(f"layers-mock: {exc}", file=sys.stderr)
+            return 2
+        return _listen(args, settings, deps, app)
+    finally:
+        stopped(deps)  # (again after a server that stopped: nothing left to give back)
+
+
+def _listen(args: argparse.Namespace, settings: Settings, deps: Deps, app: Any) -> int:
+    from . import serving
+    from .http.heap import FrozenHeap
+    from .http.request_log import RequestLog
+
     if args.log_requests:
         app = RequestLog(app, deps, sys.stdout)
     state = deps.sim.state
@@ -316,7 +348,6 @@ def serve(args: argparse.Namespace) -> int:
     else:
         follow = deps.shared.follow if deps.shared is not None else None  # a worker on Redis
         serving.serve(FrozenHeap(app), sock, started=follow)
-        stopped(deps)
     sock.close()  # (granian served duplicates of it)
     print("layers-mock stopped", flush=True)
     return 0

@@ -103,6 +103,8 @@ def make_deps(settings: Settings) -> Deps:
     admin_token = check_admin_token(settings.admin_token)
     clock = Clock(settings.clock, speed=settings.speed)
     fixtures = fixtures_of(settings)
+    # Before the store: a bad file refuses the start before anything of the state is written.
+    chaos = ChaosProfile.load(settings.chaos) if settings.chaos else None
     store = make_store(settings.state)
     if getattr(store, "shared", False):  # compared with the live workers' as it opens
         store.serving = served_with(settings, fixtures)  # type: ignore[attr-defined]
@@ -125,14 +127,18 @@ def make_deps(settings: Settings) -> Deps:
             f"--state {shown(settings.state)}: not a state file this version of layers-mock can "
             f"read: {found}"
         ) from None
-    return Deps(
-        sim=sim,
-        strict=settings.strict,
-        progression=settings.progression,
-        admin_token=admin_token,
-        chaos=ChaosProfile.load(settings.chaos) if settings.chaos else None,
-        journal=_journal(store, settings.journal_bodies),
-    )
+    try:
+        return Deps(
+            sim=sim,
+            strict=settings.strict,
+            progression=settings.progression,
+            admin_token=admin_token,
+            chaos=chaos,
+            journal=_journal(store, settings.journal_bodies),
+        )
+    except BaseException:  # the store goes (on Redis, this worker's liveness mark)
+        store.close()
+        raise
 
 
 def _journal(store: Any, bodies: bool) -> Journal:

@@ -185,6 +185,9 @@ class RedisStore:
         except StoreUnavailable as exc:
             self.close()
             raise ValueError(str(exc)) from None
+        except BaseException:  # SIGTERM while it reads (cli.py): the mark goes too
+            self.close()
+            raise
 
     def _claim(self) -> None:
         """Record the settings this worker serves with and mark it live, unless live workers

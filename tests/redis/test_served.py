@@ -614,3 +614,57 @@ def test_serve_workers_removes_the_marks_of_workers_killed_before_it_stopped(
     assert list(marks(url)) == [other.sim.store.member.encode()]  # type: ignore[union-attr]
     for deps in (worker, other):
         deps.sim.store.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("failing", ["port in use", "chaos file"])
+def test_a_serve_that_cannot_start_leaves_no_liveness_mark(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str], tmp_path: Path, failing: str
+) -> None:
+    """A `serve` refused after it marked itself live (its port taken, its --chaos file not
+    YAML) exits 2 saying why and takes its mark with it: a serve with other flags is then not
+    refused for 15 s in the name of a live worker that never served."""
+    url = redis_server.sandbox()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1]) if failing == "port in use" else "0"
+        chaos = tmp_path / "chaos.yaml"
+        chaos.write_text("bad: [" if failing == "chaos file" else "profile: {}\n")
+        argv = ["serve", "--port", port, "--state", url, "--clock", "virtual"]
+        assert main([*argv, *(["--chaos", str(chaos)] if failing == "chaos file" else [])]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("layers-mock: "), err
+    assert marks(url) == {}
+    taking = Serve("--state", url, "--progression", "poll")  # taken: no worker is live
+    try:
+        clock = httpx.get(taking.url + "/_mock/clock", timeout=LIVENESS_S).json()
+        assert clock["progression"] == "poll"
+    finally:
+        assert taking.stop() == 0
+
+
+# `serve` that receives SIGTERM as it prints its banner: after its mark was set, before the
+# server (and its own handlers) ran.
+TERMINATED_IN_START_UP = """import os, signal, sys
+from layers_mock_server import cli
+def banner(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return "unreached"
+cli.banner = banner
+sys.exit(cli.main(sys.argv[1:]))"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_serve_stopped_while_it_starts_leaves_no_liveness_mark(
+    redis_server: RedisServer, workers: str
+) -> None:
+    """SIGTERM between the liveness mark and the server's own signal handlers (a service
+    manager stopping a serve that is still starting) stops it as a SIGTERM later does (exit
+    0, "stopped"), not where it stands: its mark goes with it."""
+    url = redis_server.sandbox()
+    command = [sys.executable, "-c", TERMINATED_IN_START_UP, "serve", "--port", "0"]
+    command += ["--state", url, "--workers", workers]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done
+    assert done.stdout == "layers-mock stopped\n" and done.stderr == "", done
+    assert marks(url) == {}
