@@ -18,8 +18,10 @@ from ..spec import Operation, Param
 from ..validation import collect_errors, dotted
 
 MAX_BODY_BYTES = 1024 * 1024
-INTEGER = re.compile(r"^-?\d{1,18}$")
-DIGITS = re.compile(r"^-?\d+$")
+# ASCII digits only, to the end: `\d` takes any Unicode digit (int() too: "１" is 1) and `$`
+# a trailing newline.
+INTEGER = re.compile(r"-?[0-9]{1,18}")
+DIGITS = re.compile(r"-?[0-9]+")
 # An integer longer than INTEGER takes (parsing one costs time, and past 4,300 digits raises)
 # is past the bound of any parameter that has one: this stand-in lets the validator say which.
 BEYOND = 10**18
@@ -136,10 +138,10 @@ def validate_body(op: Operation, body: Body) -> dict[str, Any]:
 
 def _coerce(param: Param, text: str) -> Any:
     if param.schema.get("type") == "integer":
-        if INTEGER.match(text):
+        if INTEGER.fullmatch(text):
             return int(text)
         negative = text.startswith("-")
-        if DIGITS.match(text) and ("minimum" if negative else "maximum") in param.schema:
+        if DIGITS.fullmatch(text) and ("minimum" if negative else "maximum") in param.schema:
             return -BEYOND if negative else BEYOND
     return text
 
