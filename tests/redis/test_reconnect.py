@@ -55,8 +55,12 @@ def unflushed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def own() -> Iterator[RedisServer]:
-    """A redis-server of the test's own (it is killed and started again)."""
-    with started() as server:
+    """A redis-server of the test's own (it is killed and started again): `appendfsync
+    always`, as the kill tests run it. With `everysec` Redis postpones its AOF write while a
+    background fsync runs (a busy disk: a full suite's other tests), so kill -9 could lose the
+    last commits, the first create's lease release among them: after the restart the lease
+    was held by no one alive, and the create that must be 202 waited for it to run out."""
+    with started(fsync="always") as server:
         yield server
 
 
