@@ -18,8 +18,8 @@ from ..spec import Operation, Param
 from ..validation import collect_errors, dotted
 
 MAX_BODY_BYTES = 1024 * 1024
-# ASCII digits only, to the end: `\d` takes any Unicode digit (int() too: "１" is 1) and `$`
-# a trailing newline.
+# ASCII digits only, to the end: `\d` takes any Unicode digit (and int() a fullwidth one as
+# its ASCII twin), `$` a trailing newline.
 INTEGER = re.compile(r"-?[0-9]{1,18}")
 DIGITS = re.compile(r"-?[0-9]+")
 # An integer longer than INTEGER takes (parsing one costs time, and past 4,300 digits raises)
