@@ -27,6 +27,7 @@ Cluster mode has one database: a `/DB` other than 0 is refused at start-up.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 REDIRECTS = 3  # MOVED answers followed for one command before it fails with the last one
 
@@ -44,7 +45,7 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
         clustered = _cluster_enabled(client)
     except redis.RedisError as exc:
         client.close()
-        raise ValueError(f"{where}: {exc or type(exc).__name__}") from None
+        raise ValueError(f"{where}: {_said(exc, url)}") from None
     if not clustered:
         return client, client.connection_pool.make_connection()
     db = client.connection_pool.connection_kwargs.get("db", 0)
@@ -64,6 +65,21 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
     except (redis.RedisError, RedisClusterException) as exc:
         cluster.close()
         raise ValueError(f"{where}: {exc or type(exc).__name__}") from None
+
+
+def _said(exc: Exception, url: str) -> str:
+    """What redis-py raised, in words the user can act on. A Redis that asks for a password
+    the URL does not carry answers the handshake in terms of a command the user never sent
+    ("HELLO must be called with the client already authenticated, otherwise the HELLO AUTH
+    <user> <pass> option can be used ..."; "NOAUTH Authentication required." before RESP3)."""
+    from redis.exceptions import AuthenticationError
+
+    if isinstance(exc, AuthenticationError) and urlsplit(url).password is None:
+        return (
+            "Redis asks for a password (requirepass, or an ACL user's): give it in --state, "
+            "redis://:PASSWORD@HOST:PORT/DB (redis://USER:PASSWORD@HOST:PORT/DB for an ACL user)"
+        )
+    return str(exc) or type(exc).__name__
 
 
 def _cluster_enabled(client: Any) -> bool:
