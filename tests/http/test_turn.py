@@ -10,7 +10,21 @@ from layers_mock_server.http.turn import Turn
 
 
 async def _yield() -> None:
-    await asyncio.sleep(0)  # one trip through the loop (no timer: the clock is not involved)
+    """Let the loop run what is ready now (the tasks just woken): no timer, no clock."""
+    loop = asyncio.get_running_loop()
+    tick = loop.create_future()
+    loop.call_soon(tick.set_result, None)
+    await tick
+
+
+async def _waiter(turn: Turn, order: list[str], name: str, hold: bool = False) -> None:
+    """A request taking the turn; `hold` keeps it across a loop trip, as one waiting for
+    Redis does."""
+    await turn.acquire()
+    order.append(name)
+    if hold:
+        await _yield()
+    turn.release()
 
 
 def test_a_free_turn_is_taken_at_once_even_with_a_woken_waiter_not_run_yet() -> None:
@@ -18,12 +32,7 @@ def test_a_free_turn_is_taken_at_once_even_with_a_woken_waiter_not_run_yet() -> 
         turn, order = Turn(), []
         assert turn.take()
 
-        async def waiter() -> None:
-            await turn.acquire()
-            order.append("waiter")
-            turn.release()
-
-        task = asyncio.create_task(waiter())
+        task = asyncio.create_task(_waiter(turn, order, "waiter"))
         await _yield()  # it waits
         turn.release()  # ... and is woken; before it runs, another request comes
         assert turn.take()  # not queued behind it (asyncio.Lock would queue it)
@@ -40,15 +49,9 @@ def test_a_woken_waiter_that_finds_the_turn_held_again_stays_first_in_line() -> 
         turn, order = Turn(), []
         assert turn.take()
 
-        async def waiter(name: str) -> None:
-            await turn.acquire()
-            order.append(name)
-            await _yield()  # holds it across a loop trip, as a request waiting for Redis
-            turn.release()
-
-        first = asyncio.create_task(waiter("first"))
+        first = asyncio.create_task(_waiter(turn, order, "first", hold=True))
         await _yield()
-        second = asyncio.create_task(waiter("second"))
+        second = asyncio.create_task(_waiter(turn, order, "second", hold=True))
         await _yield()
         turn.release()  # wakes `first`; a newcomer takes the turn and holds it meanwhile
         assert turn.take()
@@ -65,14 +68,9 @@ def test_a_woken_waiter_cancelled_before_it_ran_wakes_the_next() -> None:
         turn, order = Turn(), []
         assert turn.take()
 
-        async def waiter(name: str) -> None:
-            await turn.acquire()
-            order.append(name)
-            turn.release()
-
-        gone = asyncio.create_task(waiter("gone"))
+        gone = asyncio.create_task(_waiter(turn, order, "gone"))
         await _yield()
-        staying = asyncio.create_task(waiter("staying"))
+        staying = asyncio.create_task(_waiter(turn, order, "staying"))
         await _yield()
         turn.release()  # wakes `gone` ...
         gone.cancel()  # ... which goes away before it runs
@@ -88,13 +86,8 @@ def test_a_waiter_cancelled_while_waiting_leaves_the_line() -> None:
         turn, order = Turn(), []
         assert turn.take()
 
-        async def waiter(name: str) -> None:
-            await turn.acquire()
-            order.append(name)
-            turn.release()
-
-        gone = asyncio.create_task(waiter("gone"))
-        staying = asyncio.create_task(waiter("staying"))
+        gone = asyncio.create_task(_waiter(turn, order, "gone"))
+        staying = asyncio.create_task(_waiter(turn, order, "staying"))
         await _yield()
         gone.cancel()
         await _yield()
