@@ -35,9 +35,19 @@ BEAT_S = 5.0  # ... which comes this often: a mark outlives two missed beats
 COMPARED = ("seed", "clock", "speed", "progression", "fixtures")
 SHOWN_FROM = "fixtures-from"  # recorded beside them, for the message: not compared
 
-_NOW = """
+# What CLAIM and BEAT share: Redis's clock (ms), their keys and arguments, and whether the
+# recorded settings differ from this worker's.
+_PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local serving, workers, me, live_ms, n = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]),
+  tonumber(ARGV[3])
+local function differs()
+  for i = 4, 3 + 2 * n, 2 do
+    if redis.call('HGET', serving, ARGV[i]) ~= ARGV[i + 1] then return true end
+  end
+  return false
+end
 """
 
 # KEYS: serving, workers. ARGV: worker, LIVE_MS, n, then n compared (name, value) pairs, then
@@ -45,19 +55,15 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # the recorded settings (HGETALL)}. allow-oom: a worker may start on a full Redis.
 CLAIM = (
     "#!lua flags=allow-oom"
-    + _NOW
+    + _PRELUDE
     + """
-local serving, workers, me, live_ms, n = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]),
-  tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', workers, '-inf', now)
 redis.call('ZREM', workers, me)
 local live = redis.call('ZCARD', workers)
 if live > 0 and redis.call('EXISTS', serving) == 1 then
-  for i = 4, 3 + 2 * n, 2 do
-    if redis.call('HGET', serving, ARGV[i]) ~= ARGV[i + 1] then
-      local last = redis.call('ZRANGE', workers, -1, -1, 'WITHSCORES')
-      return {'OTHER', live, tonumber(last[2]) - now, redis.call('HGETALL', serving)}
-    end
+  if differs() then
+    local last = redis.call('ZRANGE', workers, -1, -1, 'WITHSCORES')
+    return {'OTHER', live, tonumber(last[2]) - now, redis.call('HGETALL', serving)}
   end
 else  -- no one serves it: this worker's settings are taken
   redis.call('DEL', serving)
@@ -72,14 +78,10 @@ return {'OK'}
 # since (-> 'OTHER', the mark not renewed); re-record ours if none are (a flushed database).
 BEAT = (
     "#!lua flags=allow-oom"
-    + _NOW
+    + _PRELUDE
     + """
-local serving, workers, me, live_ms, n = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]),
-  tonumber(ARGV[3])
 if redis.call('EXISTS', serving) == 1 then
-  for i = 4, 3 + 2 * n, 2 do
-    if redis.call('HGET', serving, ARGV[i]) ~= ARGV[i + 1] then return 'OTHER' end
-  end
+  if differs() then return 'OTHER' end
 else
   redis.call('HSET', serving, unpack(ARGV, 4))
 end
