@@ -10,7 +10,9 @@ set: worker -> when its mark runs out, by Redis's clock):
 - a worker starting (`CLAIM`) drops the marks that ran out; if any is left and the recorded
   settings differ from its own, it is refused (`refusal`: one sentence for `serve` to print);
   when none is left its settings are recorded (the new ones are taken: a restart with new
-  flags); either way its mark is set;
+  flags); either way its mark is set. The refusal counts the live processes that answer
+  requests: the main process of `serve --workers N` keeps a mark of its own, which counts only
+  until one of its workers has one;
 - a serving worker renews its mark every BEAT_S from its idle timer (http/shared.py
   `_follow`), through the pipe: no round trip on a request's path. `BEAT` re-records the
   settings if they are gone (the database was flushed), and reports, without renewing, when
@@ -51,19 +53,38 @@ end
 """
 
 # KEYS: serving, workers. ARGV: worker, LIVE_MS, n, then n compared (name, value) pairs, then
-# the shown ones. -> {'OK'} or {'OTHER', live workers, ms until the last mark runs out,
-# the recorded settings (HGETALL)}. allow-oom: a worker may start on a full Redis.
+# the shown ones. -> {'OK'} or {'OTHER', the live processes that answer requests, ms until
+# the last mark runs out, the recorded settings (HGETALL)}. allow-oom: a worker may start on
+# a full Redis. A mark is "LEADER WORKER" (RedisStore.member): a serve of one process, or
+# the main process of `serve --workers N`, names itself twice; that main process answers no
+# request, and counts only while none of its workers has a mark (it stands for them).
 CLAIM = (
     "#!lua flags=allow-oom"
     + _PRELUDE
     + """
+local function answering()
+  local leads, led, count = {}, {}, 0
+  for _, mark in ipairs(redis.call('ZRANGE', workers, 0, -1)) do
+    local space = string.find(mark, ' ', 1, true)
+    count = count + 1
+    if space then
+      local leader = string.sub(mark, 1, space - 1)
+      if leader == string.sub(mark, space + 1) then leads[leader] = true
+      else led[leader] = true end
+    end
+  end
+  for leader in pairs(leads) do
+    if led[leader] then count = count - 1 end
+  end
+  return count
+end
 redis.call('ZREMRANGEBYSCORE', workers, '-inf', now)
 redis.call('ZREM', workers, me)
 local live = redis.call('ZCARD', workers)
 if live > 0 and redis.call('EXISTS', serving) == 1 then
   if differs() then
     local last = redis.call('ZRANGE', workers, -1, -1, 'WITHSCORES')
-    return {'OTHER', live, tonumber(last[2]) - now, redis.call('HGETALL', serving)}
+    return {'OTHER', answering(), tonumber(last[2]) - now, redis.call('HGETALL', serving)}
   end
 else  -- no one serves it: this worker's settings are taken
   redis.call('DEL', serving)
@@ -120,7 +141,7 @@ def refusal(
         for setting in COMPARED
         if found.get(setting) != ours[setting]
     ]
-    workers = f"{live} live worker{'s' if live != 1 else ''}"
+    workers = f"{live} live worker{'s' if live != 1 else ''}"  # (processes that answer)
     return (
         f"the sandbox {name!r} is served by {workers} with other settings: "
         f"{', '.join(differing)}; stop those workers (one killed with kill -9 counts as live "

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 import redis
 from redis_served import LIVENESS_S, Serve, marks, refused_with
 from redisd import RedisServer
-from support import FULL, PROJECT, auth
+from support import FULL, PROJECT, SEED, auth
 
 from layers_mock_server.cli import main
 from layers_mock_server.http import app as http_app
+from layers_mock_server.settings import Settings, make_deps
 from layers_mock_server.spec import SpecError
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
@@ -100,5 +101,45 @@ def test_a_refused_serve_leaves_a_sandbox_key_for_key(
     assert marks(url) == {}
 
 
-def unused(*args: Any) -> None:  # pragma: no cover - keeps refused_with imported for later
-    refused_with(*args)
+def test_a_refusal_counts_the_workers_that_answer_not_the_main_process(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`serve --workers 2` keeps three marks while its workers start and for a while after:
+    its main process's (it stands for the workers until they have theirs) and each worker's.
+    A refusal said "3 live workers"; it says 2, the processes that answer requests."""
+    url = redis_server.sandbox()
+    server = Serve("--state", url, "--workers", "2")
+    try:
+        deadline = time.monotonic() + LIVENESS_S
+        while len(marks(url)) < 3:  # the main process's, and each worker's
+            assert time.monotonic() < deadline, marks(url)
+        err = refused_with(url, capsys, "--seed", "8")
+        assert " is served by 2 live workers with other settings: --seed 7 (asked for 8); " in err
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_main_process_counts_until_its_workers_have_marks_and_serves_add_up(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The count, mark by mark (a mark is "leader worker"; a main process's, or a serve of one
+    process, names itself twice): a main process alone stands for the workers it is starting
+    (1); once its workers have marks it is not counted; two serves add up."""
+    url = redis_server.sandbox()
+    live = make_deps(Settings(state=url, clock="virtual", seed=SEED))
+    try:
+        (lead,) = marks(url)
+        leader = lead.split()[0].decode()
+        err = refused_with(url, capsys, "--seed", "8")
+        assert " is served by 1 live worker with other settings: " in err, err
+        far = marks(url)[lead]
+        name = url.partition("sandbox=")[2]
+        with contextlib.closing(redis.Redis.from_url(url.partition("?")[0])) as client:
+            client.zadd(f"{{lm:{name}}}:workers", {f"{leader} w1": far, f"{leader} w2": far})
+            err = refused_with(url, capsys, "--seed", "8")
+            assert " is served by 2 live workers with other settings: " in err, err
+            client.zadd(f"{{lm:{name}}}:workers", {"other other": far})
+            err = refused_with(url, capsys, "--seed", "8")
+            assert " is served by 3 live workers with other settings: " in err, err
+    finally:
+        live.sim.store.close()  # type: ignore[union-attr]
