@@ -264,6 +264,7 @@ def serve(args: argparse.Namespace) -> int:
         import secrets  # here, not at the top: start-up imports only what every serve needs
 
         token = secrets.token_urlsafe(18)  # never leave the control plane open off loopback
+        settings = replace(settings, admin_token_generated=True)
     settings = replace(settings, admin_token=token)
     if args.workers > 1 and not can_fork():
         print(
