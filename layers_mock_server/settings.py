@@ -171,6 +171,9 @@ def _journal(store: Any, bodies: bool) -> Journal:
         from .stores.redis_journal import SharedJournal
 
         return SharedJournal(store, bodies=bodies)
+    keep_mark = getattr(store, "keep_mark", None)  # a state file's: marks survive a restart
+    if keep_mark is not None:
+        return Journal(bodies=bodies, resets=store.marks, keep_mark=keep_mark)
     return Journal(bodies=bodies)
 
 

@@ -223,6 +223,17 @@ def requests(
     if who.organization_id is not None:  # a tenant reads the requests of its own keys only
         keys = deps.sim.state.keys.values()
         mine = {k.api_key_id for k in keys if k.org_id == who.organization_id}
+    mark = query.get("after")
+    if mark is not None and not deps.journal.handed_out(mark):
+        raise validation(
+            "Invalid query.",
+            field_errors={
+                "after": [
+                    f"No reset answered mark {mark}: the latest this server handed out is "
+                    f"{deps.journal.resets}."
+                ]
+            },
+        )
     items, total = deps.journal.query(
         method=query.get("method"),
         path=query.get("path"),
