@@ -157,12 +157,17 @@ def _shown(name: str, settings: Mapping[str, str]) -> str:
     return _printable(value)
 
 
+def _token(digest: str) -> str:
+    return "none" if digest == "none" else "a token"
+
+
 def _differs(name: str, found: Mapping[str, str], ours: Mapping[str, str]) -> str:
-    if name != "admin-token":
+    if name != "admin-token" or found.get(name) is None:
+        if name == "admin-token":  # (recorded by an older version)
+            return f"--admin-token (not recorded) (asked for {_token(ours[name])})"
         return f"--{name} {_shown(name, found)} (asked for {_shown(name, ours)})"
     if "none" in (found.get(name), ours[name]):  # whether one is set says nothing of it
-        theirs = "none" if found.get(name) == "none" else "a token"
-        return f"--admin-token {theirs} (asked for {'none' if ours[name] == 'none' else 'a token'})"
+        return f"--admin-token {_token(found[name])} (asked for {_token(ours[name])})"
     said = "--admin-token: another token (compared by a keyed digest, neither is shown)"
     if ours.get("admin-token-from") == "generated":
         said += "; this serve generated its own: give it theirs (their banner's) with --admin-token"

@@ -219,3 +219,21 @@ def test_a_restart_with_new_flags_after_every_worker_stopped_is_taken(
         assert answer.json() == {"profile": None}
     finally:
         assert taking.stop() == 0
+
+
+def test_settings_recorded_by_an_older_version_are_said_to_be_unrecorded(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sandbox served by a version that compared only five flags: the others are "(not
+    recorded)" in the refusal (a token's value still never shown), until its workers stop."""
+    url = redis_server.sandbox()
+    live = make_deps(Settings(state=url, clock="virtual", seed=SEED))
+    try:
+        with contextlib.closing(redis.Redis.from_url(url.partition("?")[0])) as client:
+            client.hdel(serving_key(url), "chaos", "strict", "journal-bodies", "admin-token")
+        err = refused_with(url, capsys, "--admin-token", "tok-new")
+        assert "--chaos (not recorded) (asked for none), " in err, err
+        assert "--admin-token (not recorded) (asked for a token); " in err, err
+        assert "tok-new" not in err
+    finally:
+        live.sim.store.close()  # type: ignore[union-attr]
