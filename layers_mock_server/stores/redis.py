@@ -92,6 +92,9 @@ from .redis_url import parse_url, shown
 T = TypeVar("T")
 
 LOG_LENGTH = 10_000  # batches kept in the log; a worker further behind reads everything
+# The scripts safe to run twice (they read, or write what a second run finds written):
+# `_call(retry=True)` sends one again on a new connection when the first got no answer.
+RETRIABLE = frozenset({"changes", "changes-full", "journal-read", "everything"})
 RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is unreachable
 
 
@@ -559,8 +562,9 @@ class RedisStore:
                 sent.add_done_callback(self._roomy)  # before anyone reads the answer
             return sent
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        try:
-            future.set_result(self._call(script, keys, args))
+        try:  # tried again on a new connection, as their synchronous callers do, when safe:
+            # on a cluster that one goes to the replica that took over from a dead shard
+            future.set_result(self._call(script, keys, args, retry=script in RETRIABLE))
         except StoreUnavailable as exc:
             future.set_exception(exc)
         return future

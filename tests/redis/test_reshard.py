@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from clusterd import RedisClusterServers, slot_of
+from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, influencers, keys_on, workers
 from support import FULL, auth
 
@@ -143,3 +143,24 @@ def test_a_lease_given_back_while_its_key_is_on_the_importing_shard_is_given_bac
     finally:
         holder.close()
         other.close()
+
+
+def test_a_worker_whose_shard_dies_finds_the_replica_that_took_over() -> None:
+    """The master of the sandbox's slot dies (here the node of the `--state` URL too) and its
+    replica takes over. Each worker's next request finds the dead address, looks the slot up
+    again and sends its catch-up (safe twice) to the replica: answered as if nothing
+    happened, and nothing acknowledged before is lost (the replica had it: WAIT). Before, a
+    worker kept calling the dead address, and answered 503 until it was restarted."""
+    with started_cluster(replicas=1) as cluster:
+        url, name = cluster.sandbox(on=0)
+        with workers(url) as bases:
+            acknowledged = [create(bases[n % 2], f"k{n}").json()["influencerId"] for n in range(3)]
+            with cluster.client(0) as master:
+                assert master.execute_command("WAIT", 1, 10_000) == 1  # the replica has it all
+            replica = cluster.fail_over(0)
+            answers = [create(base, "after") for base in bases]
+            assert {a.status_code for a in answers} == {202}, [a.text for a in answers]
+            assert answers[0].json() == answers[1].json()
+            assert influencers(bases[0]) == influencers(bases[1])
+            assert influencers(bases[1]) == [answers[0].json()["influencerId"], *acknowledged[::-1]]
+        assert cluster.owner(slot_of(name)) == replica
