@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, influencers, keys_on, workers
+from grouped import Worker
+from grouped import influencers as grouped_influencers
 from support import FULL, auth
 
 from layers_mock_server.stores.redis import RedisStore
@@ -145,22 +148,69 @@ def test_a_lease_given_back_while_its_key_is_on_the_importing_shard_is_given_bac
         other.close()
 
 
-def test_a_worker_whose_shard_dies_finds_the_replica_that_took_over() -> None:
+@pytest.fixture(scope="module")
+def replicated() -> Iterator[RedisClusterServers]:
+    """A cluster of its own whose first two masters have a replica each (nodes 3 and 4): a
+    test fails one master over, the next test the other."""
+    with started_cluster(replicas=2) as cluster:
+        yield cluster
+
+
+def test_a_worker_whose_shard_dies_finds_the_replica_that_took_over(
+    replicated: RedisClusterServers,
+) -> None:
     """The master of the sandbox's slot dies (here the node of the `--state` URL too) and its
     replica takes over. Each worker's next request finds the dead address, looks the slot up
     again and sends its catch-up (safe twice) to the replica: answered as if nothing
     happened, and nothing acknowledged before is lost (the replica had it: WAIT). Before, a
     worker kept calling the dead address, and answered 503 until it was restarted."""
-    with started_cluster(replicas=1) as cluster:
-        url, name = cluster.sandbox(on=0)
-        with workers(url) as bases:
-            acknowledged = [create(bases[n % 2], f"k{n}").json()["influencerId"] for n in range(3)]
-            with cluster.client(0) as master:
-                assert master.execute_command("WAIT", 1, 10_000) == 1  # the replica has it all
-            replica = cluster.fail_over(0)
-            answers = [create(base, "after") for base in bases]
-            assert {a.status_code for a in answers} == {202}, [a.text for a in answers]
-            assert answers[0].json() == answers[1].json()
-            assert influencers(bases[0]) == influencers(bases[1])
-            assert influencers(bases[1]) == [answers[0].json()["influencerId"], *acknowledged[::-1]]
-        assert cluster.owner(slot_of(name)) == replica
+    url, name = replicated.sandbox(on=0)
+    with workers(url) as bases:
+        acknowledged = [create(bases[n % 2], f"k{n}").json()["influencerId"] for n in range(3)]
+        with replicated.client(0) as master:
+            assert master.execute_command("WAIT", 1, 10_000) == 1  # the replica has it all
+        replica = replicated.fail_over(0)
+        answers = [create(base, "after") for base in bases]
+        assert {a.status_code for a in answers} == {202}, [a.text for a in answers]
+        assert answers[0].json() == answers[1].json()
+        assert influencers(bases[0]) == influencers(bases[1])
+        assert influencers(bases[1]) == [answers[0].json()["influencerId"], *acknowledged[::-1]]
+    assert replicated.owner(slot_of(name)) == replica
+
+
+def test_a_write_whose_master_dies_before_answering_says_it_may_have_been_kept(
+    replicated: RedisClusterServers,
+) -> None:
+    """The master dies between a create's catch-up and its write: the write went out and no
+    answer came, so it may have been kept (on the master's AOF, on the replica), and the 503
+    says so, and that a retry with the same Idempotency-Key finds out; the retry, once the
+    replica took over, is answered at once. Before, the 503 said nothing of the request was
+    done, and the retry waited for the write's lease to run out (the replica had it)."""
+    url, _ = replicated.sandbox(on=1)
+    worker = Worker(url)
+    try:
+        headers = auth(FULL, **{"Idempotency-Key": "dying"})
+        [(status, body)] = worker.together(("POST", CREATE, auth(FULL), {}))
+        assert status == 202, body
+        write = worker.store.send_write
+
+        def dying(batches: Any, keep: bool) -> Any:
+            worker.store.send_write = write  # once
+            replicated.nodes[1].kill()
+            return write(batches, keep)
+
+        worker.store.send_write = dying
+        [(status, body)] = worker.together(("POST", CREATE, headers, {}))
+        assert status == 503, body
+        assert "may have been kept" in body["error"]["message"], body
+        assert "same Idempotency-Key" in body["error"]["message"], body
+        replicated.fail_over(1)
+        worker.trips.clear()
+        [(status, again)] = worker.together(("POST", CREATE, headers, {}))
+        assert status == 202, again
+        # The lease the failed write held went to the replica with the rest: the worker gave
+        # it back first, and took it at once, not after it ran out (LEASE_MS, 10 s).
+        assert worker.trips == ["lock", "write"], worker.trips
+        assert len(grouped_influencers(worker)) == 2
+    finally:
+        worker.close()
