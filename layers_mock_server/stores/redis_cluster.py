@@ -144,10 +144,12 @@ class SlotConnection:
             raise
         try:
             return self.cluster.execute_command(*self.sent)
-        except ClusterError as exc:  # "TTL exhausted": the slot is still moving
-            if "TTL" not in str(exc):
+        except ClusterError as exc:
+            if type(exc) is not ClusterError:  # CLUSTERDOWN and the like: as they are
                 raise
-            raise redirected from None  # what the shard said, and nothing ran
+            # redis-py's "TTL exhausted": redirected every time it tried (the slot is still
+            # moving); what the shard said first, and that nothing ran
+            raise redirected from None
         finally:
             self.follow(reread=False)
 
