@@ -192,6 +192,8 @@ def test_a_write_whose_master_dies_before_answering_says_it_may_have_been_kept(
         headers = auth(FULL, **{"Idempotency-Key": "dying"})
         [(status, body)] = worker.together(("POST", CREATE, auth(FULL), {}))
         assert status == 202, body
+        with replicated.client(1) as master:  # else the replica may lack it (asynchronous)
+            assert master.execute_command("WAIT", 1, 10_000) == 1
         write = worker.store.send_write
 
         def dying(batches: Any, keep: bool) -> Any:
