@@ -4,7 +4,8 @@ one sentence, never a table of contract violations.
 A wrong key used to come out as "8 passed, 13 failed" with a curl to `/v1/jobs/None`. Here the
 key is tried on whoami, the project on its influencer list, the scopeless key on whoami and on
 the API, the foreign project on its owner, the org:admin key and its child on whoami, the
-wallet's key and project on the project's list, and the control plane on its clock. What can
+wallet's key and project on the project's list, and the control plane on its clock (a tenant key
+on --api-key's own organization, whose clock the run's jobs follow). What can
 only be the deployment's fault (whoami listing scopes the API does not enforce, a foreign
 project that answers 200, a child header that is ignored) is left to the clauses, which report
 it as a FAIL.
@@ -106,6 +107,14 @@ def preflight(s: Session, control_plane: bool = False) -> None:
                 f"--control-plane: the mock's clock cannot be read ({exc}); is "
                 f"{'--tenant-key' if t.control.tenant_key else '--admin-token'} right?"
             ) from exc
+        own = t.control.own_keys
+        if t.control.tenant_key and own is not None and ids.api_key not in own:
+            raise InputError(
+                f"--tenant-key is a key of organization {t.control.organization_id} and "
+                f"--api-key is not (its organization is {org}): the run's jobs follow "
+                "--api-key's organization's clock, which that key cannot move; give a key of "
+                "--api-key's organization as --tenant-key"
+            )
 
 
 def _suborganization(s: Session) -> None:

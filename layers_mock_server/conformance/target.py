@@ -170,6 +170,7 @@ class ControlPlane:
         self.tenant_key = tenant_key
         self._path: str | None = None if tenant_key else "/_mock/clock"
         self.own_keys: set[str] | None = None  # with a tenant key: its organization's keys
+        self.organization_id: str | None = None  # with a tenant key: its organization
         self.advanced_s = 0.0
         self.moves = 0
         self.mode: str | None = None  # "virtual" or "wall", once the clock was read
@@ -196,6 +197,7 @@ class ControlPlane:
             if not mine:
                 raise TargetUnreachable("--tenant-key: no organization of the mock has this key")
             self.own_keys = {str(k.get("key")) for k in mine[0].get("keys", [])}
+            self.organization_id = str(mine[0]["organizationId"])
             self._path = f"/_mock/organizations/{mine[0]['organizationId']}/clock"
         return self._path
 

@@ -79,3 +79,34 @@ def test_what_needs_another_organizations_clock_is_not_checked_never_failed() ->
     settle = report.verdicts["credits.reserve-then-settle"]  # the wallet is another org's
     assert settle.status == NOT_CHECKED
     assert "--tenant-key moves only its organization's clock" in settle.reason
+
+
+def test_a_tenant_key_of_another_organization_than_the_api_key_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its clock is not the one the run's jobs follow: moving it would fail the 24-hour
+    idempotency window and the stage timings on a deployment that keeps them."""
+    with serve(sandbox()) as url:
+        code = main(
+            [
+                "conform",
+                "--quiet",
+                "--base-url",
+                url,
+                "--api-key",
+                FULL,
+                "--project-id",
+                IDS.project_id,
+                "--control-plane",
+                "--tenant-key",
+                GLOBEX,
+                "--only",
+                "idempotency.window-24h",
+            ]
+        )
+        globex = httpx.get(f"{url}/_mock/organizations/{GLOBEX_ORG}/clock", headers=auth(GLOBEX))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--tenant-key is a key of organization " + GLOBEX_ORG in err
+    assert "--api-key" in err
+    assert globex.json()["detached"] is False  # nothing moved before the refusal
