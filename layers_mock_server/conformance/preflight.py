@@ -103,10 +103,7 @@ def preflight(s: Session, control_plane: bool = False) -> None:
         try:
             t.control.clock()
         except TargetUnreachable as exc:
-            raise InputError(
-                f"--control-plane: the mock's clock cannot be read ({exc}); is "
-                f"{'--tenant-key' if t.control.tenant_key else '--admin-token'} right?"
-            ) from exc
+            raise InputError(_unreadable_clock(s, exc)) from exc
         own = t.control.own_keys
         if t.control.tenant_key and own is not None and ids.api_key not in own:
             raise InputError(
@@ -115,6 +112,25 @@ def preflight(s: Session, control_plane: bool = False) -> None:
                 "--api-key's organization's clock, which that key cannot move; give a key of "
                 "--api-key's organization as --tenant-key"
             )
+
+
+def _unreadable_clock(s: Session, exc: TargetUnreachable) -> str:
+    """Why --control-plane cannot work: the target is no mock, the mock wants a credential
+    the run did not give, or the one given is wrong."""
+    control = s.target.control
+    assert control is not None
+    if exc.status == 404:
+        return (
+            f"--control-plane: {s.target.base_url} has no layers-mock control plane ({exc}); "
+            "a deployment that is not a layers-mock is checked without --control-plane"
+        )
+    if exc.status == 401 and not control.headers:
+        return (
+            f"--control-plane: the mock's control plane wants a credential ({exc}): give "
+            "its --admin-token, or a key of --api-key's organization as --tenant-key"
+        )
+    flag = "--tenant-key" if control.tenant_key else "--admin-token"
+    return f"--control-plane: the mock's clock cannot be read ({exc}); is {flag} right?"
 
 
 def _suborganization(s: Session) -> None:

@@ -51,7 +51,14 @@ class Unsendable(ValueError):
 
 
 class TargetUnreachable(Exception):
-    """The deployment did not answer at all (a usage/connection error, exit code 2)."""
+    """The deployment did not answer at all (a usage/connection error, exit code 2).
+
+    `status` is the HTTP status when it answered, but not what was needed: a 404 from the
+    control plane says the target is no layers-mock, a 401 that the credential is wrong."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class NotOurs(RuntimeError):
@@ -182,7 +189,9 @@ class ControlPlane:
             raise TargetUnreachable(f"GET {path}: {exc}") from exc
         body = _json(response.content)
         if response.status_code != 200 or not isinstance(body, dict):
-            raise TargetUnreachable(f"GET {path} answered {response.status_code}")
+            raise TargetUnreachable(
+                f"GET {path} answered {response.status_code}", response.status_code
+            )
         return body
 
     def path(self) -> str:
