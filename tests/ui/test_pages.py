@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -348,3 +349,24 @@ def test_a_journal_that_keeps_bodies_shows_them_and_replays_them() -> None:
     line = html.unescape(curl.group(1))
     assert "'idempotency-key: replay-1'" in line and "'prefer: outcome=failed'" in line
     assert "--data-binary" in line and "male" in line and "Bearer ${LAYERS_API_KEY}" in line
+
+
+def test_a_page_and_a_control_route_never_answer_one_request_id(mock: Mock) -> None:
+    """The dashboard minted its ids from the state's id counters under the control plane's
+    own salt: its n-th id was the control plane's n-th (three 404s, two of one id), and
+    watching the mock moved a counter that a reset rewinds and an export carries."""
+
+    def exported() -> object:
+        state = json.loads(mock.client.get("/_mock/state").content)
+        state.pop("requests")  # the request-id counters: every control request moves them
+        return state
+
+    before = exported()
+    ids = [
+        mock.client.get(path).headers["x-request-id"]
+        for path in ("/_mock/ui/jobs/job_nope", "/_mock/ui/requests/7", "/_mock/jobs/job_nope")
+    ]
+    ids += [mock.client.get("/_mock/jobs/job_nope").headers["x-request-id"] for _ in range(2)]
+    assert len(set(ids)) == len(ids), ids
+    assert mock.client.get("/_mock/ui/jobs/job_nope").status_code == 404
+    assert exported() == before  # nothing a page looked at moved
