@@ -202,6 +202,25 @@ def test_a_tenant_key_in_the_page_url_opens_its_own_organizations_page(mock: Moc
     assert 'data-clock="/_mock/clock"' in operator and "Reset everything…" in operator
 
 
+@pytest.mark.parametrize("path", ["/_mock/ui", "/_mock/ui/live"])
+def test_a_tenants_page_filtered_by_another_organization_is_404_as_the_jobs_route(
+    mock: Mock, path: str
+) -> None:
+    """It was a 200 listing the tenant's own jobs under a filter naming Globex (or 'no jobs
+    match these filters'), where /_mock/jobs answers 404 for the same filter."""
+    mock.deps.admin_token = "s3cret"
+    mock.create(json={})  # Acme's job
+    globex = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
+    acme = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+    jobs = mock.client.get(f"/_mock/jobs?organizationId={globex}", headers=auth(FULL))
+    page = mock.client.get(f"{path}?organizationId={globex}", headers=auth(FULL))
+    assert jobs.status_code == page.status_code == 404
+    assert page.json()["error"]["code"] == "NOT_FOUND"
+    own = mock.client.get(f"{path}?organizationId={acme}&token={FULL}")
+    assert own.status_code == 200 and "queued" in own.text
+    assert mock.client.get(f"{path}?organizationId=&token={FULL}").status_code == 200
+
+
 def test_an_empty_admin_token_locks_instead_of_opening(mock: Mock) -> None:
     mock.deps.admin_token = ""
     assert mock.client.get("/_mock/ui?token=").status_code == 401
