@@ -120,6 +120,7 @@ class Bucket:
     api_key_id: str
     endpoint_class: str
     window: int
+    kept_ms: int = 180_000  # how long Redis keeps the counter, in real time (its clock's)
 
 
 class Store(Protocol):

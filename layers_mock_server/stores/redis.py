@@ -734,7 +734,7 @@ class RedisStore:
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()
-        args += [self.ident, carried[0], *windows.values()]
+        args += [self.ident, carried[0], *(f"{n}:{b.kept_ms}" for b, n in windows.items())]
         return keys, args, windows, carried
 
     def _changes_answer(
