@@ -264,6 +264,7 @@ def serve(args: argparse.Namespace) -> int:
         import secrets  # here, not at the top: start-up imports only what every serve needs
 
         token = secrets.token_urlsafe(18)  # never leave the control plane open off loopback
+        settings = replace(settings, admin_token_generated=True)
     settings = replace(settings, admin_token=token)
     if args.workers > 1 and not can_fork():
         print(
@@ -298,32 +299,53 @@ def _terminated(signum: int, frame: object) -> NoReturn:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    """`serve` from the store's opening on: every way out of it closes the store."""
-    from .http.app import build_app
+    """`serve` from its first check on. Everything that can refuse the start (the contract,
+    the port) is tried before the store opens, and the store's own refusals (a file in use,
+    other settings on a shared sandbox, a state it cannot read) come before it writes: a
+    refused start leaves the state exactly as it found it. Every way out closes the store."""
+    from . import serving
+    from .http.app import build_app, checked_specs
 
     try:
-        deps = make_deps(settings)
-    except (FixtureError, SpecError, ChaosError, ValueError, OSError) as exc:
+        specs = checked_specs()
+    except (SpecError, OSError) as exc:
         print(f"layers-mock: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        # sqlite3.Error, matched by module: sqlite3 is imported only when --state asks for it
-        if type(exc).__module__ != "sqlite3":
-            raise
-        print(f"layers-mock: --state {settings.state}: {exc}", file=sys.stderr)
+    # Bound before the banner (connections then queue instead of failing) and before the
+    # store opens (a fresh state is written as it opens).
+    try:
+        sock = serving.bind(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"layers-mock: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
+        )
         return 2
     try:
         try:
-            app: Any = build_app(deps)
+            deps = make_deps(settings)
         except (FixtureError, SpecError, ChaosError, ValueError, OSError) as exc:
             print(f"layers-mock: {exc}", file=sys.stderr)
             return 2
-        return _listen(args, settings, deps, app)
+        except Exception as exc:
+            # sqlite3.Error, matched by module: sqlite3 is imported only when --state asks for it
+            if type(exc).__module__ != "sqlite3":
+                raise
+            print(f"layers-mock: --state {settings.state}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            try:
+                app: Any = build_app(deps, *specs)
+            except (SpecError, ValueError) as exc:  # (checked_specs took what it can check)
+                print(f"layers-mock: {exc}", file=sys.stderr)
+                return 2
+            return _listen(args, replace(settings, port=sock.getsockname()[1]), deps, app, sock)
+        finally:
+            stopped(deps)  # (again after a server that stopped: nothing left to give back)
     finally:
-        stopped(deps)  # (again after a server that stopped: nothing left to give back)
+        sock.close()  # (granian served duplicates of it)
 
 
-def _listen(args: argparse.Namespace, settings: Settings, deps: Deps, app: Any) -> int:
+def _listen(args: argparse.Namespace, settings: Settings, deps: Deps, app: Any, sock: Any) -> int:
     from . import serving
     from .http.heap import FrozenHeap
     from .http.request_log import RequestLog
@@ -333,22 +355,12 @@ def _listen(args: argparse.Namespace, settings: Settings, deps: Deps, app: Any) 
     state = deps.sim.state
     keys = [(k.key, k.org_id, ",".join(k.scopes)) for k in state.keys.values() if not k.killed]
     project = next(iter(state.projects), None)
-    # Bind before printing: once the banner is out, connections queue instead of failing.
-    try:
-        sock = serving.bind(settings.host, settings.port)
-    except OSError as exc:
-        print(
-            f"layers-mock: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
-        )
-        return 2
-    settings = replace(settings, port=sock.getsockname()[1])
     print(banner(settings, keys, project, args.workers, state.seed), flush=True)
     if args.workers > 1:
         serve_forked(deps, settings, args, sock)
     else:
         follow = deps.shared.follow if deps.shared is not None else None  # a worker on Redis
         serving.serve(FrozenHeap(app), sock, started=follow)
-    sock.close()  # (granian served duplicates of it)
     print("layers-mock stopped", flush=True)
     return 0
 

@@ -44,6 +44,7 @@ class Settings:
     chaos: Path | None = None
     state: str | None = None  # "memory" (default), "sqlite:PATH" or "redis://HOST:PORT/DB"
     journal_bodies: bool = False  # keep headers and bodies in /_mock/requests (bounded)
+    admin_token_generated: bool = False  # `serve` off loopback made one up (for messages)
 
     @property
     def loopback(self) -> bool:
@@ -79,11 +80,18 @@ def fixtures_of(settings: Settings) -> Fixtures:
         raise FixtureError(f"{name}: not a fixtures document ({exc})") from exc
 
 
-def served_with(settings: Settings, fixtures: Fixtures) -> dict[str, str]:
+# A token's digest is slow to compute (~20 ms) so that one read from Redis is slow to guess.
+TOKEN_ROUNDS = 100_000
+
+
+def served_with(
+    settings: Settings, fixtures: Fixtures, chaos: ChaosProfile | None, sandbox: str
+) -> dict[str, str]:
     """What every worker of a shared sandbox must agree on (stores/redis_serving.py), as
-    text: the speed as a number (60 and 60.0 are one speed), the fixtures as a digest of what
-    was loaded (two copies of one file are the same fixtures, one file edited is not), and
-    where they came from, for the message only."""
+    text: the speed as a number (60 and 60.0 are one speed), the fixtures and the chaos
+    profile as a digest of what was loaded (two copies of one file are the same, one file
+    edited is not), and where they came from, for the message only; the admin token as a
+    digest keyed with the sandbox's name, never in clear."""
     source = settings.fixtures
     if source is None:
         origin = "default (shipped with layers-mock)"
@@ -95,8 +103,23 @@ def served_with(settings: Settings, fixtures: Fixtures) -> dict[str, str]:
         "speed": repr(float(settings.speed)),
         "progression": settings.progression,
         "fixtures": hashlib.sha256(orjson.dumps(fixtures)).hexdigest(),
+        "chaos": "none" if chaos is None else chaos.digest(),
+        "strict": "on" if settings.strict else "off",
+        "journal-bodies": "on" if settings.journal_bodies else "off",
+        "admin-token": token_digest(settings.admin_token, sandbox),
         "fixtures-from": origin,
+        "chaos-from": "" if settings.chaos is None else str(settings.chaos),
+        "admin-token-from": "generated" if settings.admin_token_generated else "given",
     }
+
+
+def token_digest(token: str | None, sandbox: str) -> str:
+    """`none`, or a digest of the token keyed with the sandbox's name: two serves with one
+    token agree, and Redis never holds the token (nor a digest another sandbox shares)."""
+    if token is None:
+        return "none"
+    salt = f"layers-mock admin token of sandbox {sandbox}".encode()
+    return hashlib.pbkdf2_hmac("sha256", token.encode(), salt, TOKEN_ROUNDS).hex()
 
 
 def make_deps(settings: Settings) -> Deps:
@@ -107,7 +130,8 @@ def make_deps(settings: Settings) -> Deps:
     chaos = ChaosProfile.load(settings.chaos) if settings.chaos else None
     store = make_store(settings.state)
     if getattr(store, "shared", False):  # compared with the live workers' as it opens
-        store.serving = served_with(settings, fixtures)  # type: ignore[attr-defined]
+        name = store.name  # type: ignore[attr-defined]
+        store.serving = served_with(settings, fixtures, chaos, name)  # type: ignore[attr-defined]
     sim = Simulator(fixtures, clock, settings.seed, store)
     from .statecheck import state_check
 
@@ -147,6 +171,9 @@ def _journal(store: Any, bodies: bool) -> Journal:
         from .stores.redis_journal import SharedJournal
 
         return SharedJournal(store, bodies=bodies)
+    keep_mark = getattr(store, "keep_mark", None)  # a state file's: marks survive a restart
+    if keep_mark is not None:
+        return Journal(bodies=bodies, resets=store.marks, keep_mark=keep_mark)
     return Journal(bodies=bodies)
 
 

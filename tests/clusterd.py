@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,11 @@ FORM_TIMEOUT_S = 20
 CLUSTER_OPTIONS = (
     *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
     *("--cluster-node-timeout", "5000"),
+    # a replica's first sync starts at once, not after the default 5 s wait for more replicas
+    *("--repl-diskless-sync-delay", "0"),
 )
+SYNCED = "MASTER <-> REPLICA sync: Finished with success"  # a replica's log, once it has all
+TAKEOVER_TIMEOUT_S = 10
 
 
 def slot_of(sandbox: str) -> int:
@@ -49,17 +54,19 @@ def slot_of(sandbox: str) -> int:
 
 @dataclass
 class RedisClusterServers:
-    """Three masters; `sandbox(on=i)` names a sandbox whose slot node `i` holds."""
+    """Three masters (and, when asked for, a replica of each of the first ones after them);
+    `sandbox(on=i)` names a sandbox whose slot node `i` holds."""
 
     nodes: list[RedisServer]
     buses: list[int]  # each node's cluster bus port
+    masters: int = 3
     ids: list[str] = field(default_factory=list)
     names: Iterator[int] = field(default_factory=itertools.count)
 
     @property
     def url(self) -> str:
-        """Any node's URL reaches the whole cluster: this is the first node's."""
-        return self.nodes[0].url
+        """Any node's URL reaches the whole cluster: this is the first live node's."""
+        return next(n for n in self.nodes if n.process is not None).url
 
     def client(self, node: int) -> redis.Redis:
         import redis
@@ -67,12 +74,12 @@ class RedisClusterServers:
         return redis.Redis(port=self.nodes[node].port, socket_timeout=10)
 
     def owner(self, slot: int) -> int:
-        """The index of the node that serves `slot`, as the first node sees it."""
-        with self.client(0) as client:
-            for start, end, (_, port, *_) in client.execute_command("CLUSTER SLOTS"):
-                if start <= slot <= end:
-                    return next(i for i, n in enumerate(self.nodes) if n.port == port)
-        raise AssertionError(f"no node serves slot {slot}")
+        """The index of the node that serves `slot`, as the first live node sees it."""
+        live = next(i for i, n in enumerate(self.nodes) if n.process is not None)
+        port = self._serves(live, slot)
+        if port is None:
+            raise AssertionError(f"no node serves slot {slot}")
+        return next(i for i, n in enumerate(self.nodes) if n.port == port)
 
     def sandbox(self, on: int) -> tuple[str, str]:
         """(URL, name) of a sandbox no other test uses whose slot node `on` holds."""
@@ -114,15 +121,44 @@ class RedisClusterServers:
             port = self.nodes[to].port
             old.execute_command("MIGRATE", "127.0.0.1", port, "", 0, 10_000, "KEYS", *names)
 
+    def fail_over(self, master: int) -> int:
+        """The master `master` dies (kill -9) and its replica takes over, as it would on its
+        own after `cluster-node-timeout` (here at once: CLUSTER FAILOVER TAKEOVER). Returns
+        once every node left names the replica the owner of the master's slots: the index of
+        the replica."""
+        replica = self.masters + master
+        slot = master * SLOTS // self.masters
+        self.nodes[master].kill()
+        with self.client(replica) as client:
+            client.execute_command("CLUSTER FAILOVER", "TAKEOVER")
+        # The replica tells the others at once (a PONG to every node); they log nothing of
+        # it, so their slot maps are what is waited on.
+        deadline = time.monotonic() + TAKEOVER_TIMEOUT_S
+        left = [i for i, node in enumerate(self.nodes) if node.process is not None]
+        while not all(self._serves(i, slot) == self.nodes[replica].port for i in left):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node {replica} did not take over node {master}'s slots")
+            threading.Event().wait(0.01)  # a condition polled: nothing announces it
+        return replica
+
+    def _serves(self, node: int, slot: int) -> int | None:
+        with self.client(node) as client:
+            for start, end, (_, port, *_) in client.execute_command("CLUSTER SLOTS"):
+                if start <= slot <= end:
+                    return int(port)
+        return None
+
     def form(self) -> None:
-        """Split the slots, meet, and wait for `cluster_state:ok` on every node."""
+        """Split the slots among the masters, meet, wait for `cluster_state:ok` on every node,
+        then make the others replicas and wait until each has synced."""
         count = len(self.nodes)
         for i in range(count):
             with self.client(i) as client:
                 self.ids.append(client.execute_command("CLUSTER MYID").decode())
                 client.execute_command("CLUSTER SET-CONFIG-EPOCH", i + 1)
-                first, last = i * SLOTS // count, (i + 1) * SLOTS // count
-                client.execute_command("CLUSTER ADDSLOTS", *range(first, last))
+                if i < self.masters:
+                    first, last = i * SLOTS // self.masters, (i + 1) * SLOTS // self.masters
+                    client.execute_command("CLUSTER ADDSLOTS", *range(first, last))
         with self.client(0) as client:
             for node, bus in zip(self.nodes[1:], self.buses[1:], strict=True):
                 client.execute_command("CLUSTER MEET", "127.0.0.1", node.port, bus)
@@ -131,12 +167,22 @@ class RedisClusterServers:
         deadline = time.monotonic() + FORM_TIMEOUT_S
         for node in self.nodes:
             node.wait_for_log(STATE_OK, max(0.0, deadline - time.monotonic()))
-        if not all(self._ready(i) for i in range(count)):
+        # With more than three nodes a node can turn ok before gossip told it of them all:
+        # that is polled (nothing logs it), briefly, until the same deadline.
+        while not all(self._ready(i) for i in range(count)):
+            if time.monotonic() < deadline:
+                threading.Event().wait(0.01)
+                continue
             states = [self._info(i) for i in range(count)]
             raise RuntimeError(
                 f"the cluster did not reach cluster_state:ok with {count} known nodes on "
                 f"every node within {FORM_TIMEOUT_S} s: {states}"
             )
+        for replica in range(self.masters, count):
+            with self.client(replica) as client:
+                client.execute_command("CLUSTER REPLICATE", self.ids[replica - self.masters])
+            if not self.nodes[replica].wait_for_log(SYNCED, FORM_TIMEOUT_S):
+                raise RuntimeError(f"replica {replica} did not sync within {FORM_TIMEOUT_S} s")
 
     def _info(self, node: int) -> dict[str, str]:
         with self.client(node) as client:
@@ -157,9 +203,11 @@ class RedisClusterServers:
 
 
 @contextlib.contextmanager
-def started_cluster(count: int = 3) -> Iterator[RedisClusterServers]:
-    """Without redis-server: a failure with how to get it. With it, a cluster that does
-    not form is a failure, not a skip: that is a bug of ours or of the machine."""
+def started_cluster(count: int = 3, replicas: int = 0) -> Iterator[RedisClusterServers]:
+    """`count` masters and a replica of each of the first `replicas`. Without redis-server:
+    a failure with how to get it. With it, a cluster that does not form is a failure, not a
+    skip: that is a bug of ours or of the machine."""
+    masters, count = count, count + replicas
     if shutil.which("redis-server") is None:
         cannot_run("redis-server is not on PATH")
     with tempfile.TemporaryDirectory(prefix="layers-mock-cluster-") as directory:
@@ -171,7 +219,7 @@ def started_cluster(count: int = 3) -> Iterator[RedisClusterServers]:
             (Path(directory) / f"n{i}").mkdir()
             options = (*CLUSTER_OPTIONS, "--cluster-port", str(bus))
             nodes.append(RedisServer(Path(directory) / f"n{i}", options=options))
-        cluster = RedisClusterServers(nodes, buses)
+        cluster = RedisClusterServers(nodes, buses, masters)
         try:
             for node in nodes:
                 node.start()

@@ -36,9 +36,11 @@ def serve_command(path: Path | None, *extra: str) -> list[str]:
 class Served:
     """`layers-mock serve --state sqlite:PATH` (or memory) in a subprocess."""
 
-    def __init__(self, path: Path | None, preexec: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, path: Path | None, preexec: Callable[[], None] | None = None, *extra: str
+    ) -> None:
         self.proc = subprocess.Popen(
-            serve_command(path),
+            serve_command(path, *extra),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -64,9 +66,13 @@ class Servers:
         self.started: list[Served] = []
 
     def __call__(
-        self, path: Path | None, preexec: Callable[[], None] | None = None, memory: bool = False
+        self,
+        path: Path | None,
+        preexec: Callable[[], None] | None = None,
+        memory: bool = False,
+        extra: tuple[str, ...] = (),
     ) -> Served:
-        served = Served(None if memory else path, preexec)
+        served = Served(None if memory else path, preexec, *extra)
         self.started.append(served)
         return served
 

@@ -4,7 +4,8 @@ one sentence, never a table of contract violations.
 A wrong key used to come out as "8 passed, 13 failed" with a curl to `/v1/jobs/None`. Here the
 key is tried on whoami, the project on its influencer list, the scopeless key on whoami and on
 the API, the foreign project on its owner, the org:admin key and its child on whoami, the
-wallet's key and project on the project's list, and the control plane on its clock. What can
+wallet's key and project on the project's list, and the control plane on its clock (a tenant key
+on --api-key's own organization, whose clock the run's jobs follow). What can
 only be the deployment's fault (whoami listing scopes the API does not enforce, a foreign
 project that answers 200, a child header that is ignored) is left to the clauses, which report
 it as a FAIL.
@@ -102,10 +103,34 @@ def preflight(s: Session, control_plane: bool = False) -> None:
         try:
             t.control.clock()
         except TargetUnreachable as exc:
+            raise InputError(_unreadable_clock(s, exc)) from exc
+        own = t.control.own_keys
+        if t.control.tenant_key and own is not None and ids.api_key not in own:
             raise InputError(
-                f"--control-plane: the mock's clock cannot be read ({exc}); is "
-                f"{'--tenant-key' if t.control.tenant_key else '--admin-token'} right?"
-            ) from exc
+                f"--tenant-key is a key of organization {t.control.organization_id} and "
+                f"--api-key is not (its organization is {org}): the run's jobs follow "
+                "--api-key's organization's clock, which that key cannot move; give a key of "
+                "--api-key's organization as --tenant-key"
+            )
+
+
+def _unreadable_clock(s: Session, exc: TargetUnreachable) -> str:
+    """Why --control-plane cannot work: the target is no mock, the mock wants a credential
+    the run did not give, or the one given is wrong."""
+    control = s.target.control
+    assert control is not None
+    if exc.status == 404:
+        return (
+            f"--control-plane: {s.target.base_url} has no layers-mock control plane ({exc}); "
+            "a deployment that is not a layers-mock is checked without --control-plane"
+        )
+    if exc.status == 401 and not control.headers:
+        return (
+            f"--control-plane: the mock's control plane wants a credential ({exc}): give "
+            "its --admin-token, or a key of --api-key's organization as --tenant-key"
+        )
+    flag = "--tenant-key" if control.tenant_key else "--admin-token"
+    return f"--control-plane: the mock's clock cannot be read ({exc}); is {flag} right?"
 
 
 def _suborganization(s: Session) -> None:

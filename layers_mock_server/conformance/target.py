@@ -51,7 +51,14 @@ class Unsendable(ValueError):
 
 
 class TargetUnreachable(Exception):
-    """The deployment did not answer at all (a usage/connection error, exit code 2)."""
+    """The deployment did not answer at all (a usage/connection error, exit code 2).
+
+    `status` is the HTTP status when it answered, but not what was needed: a 404 from the
+    control plane says the target is no layers-mock, a 401 that the credential is wrong."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class NotOurs(RuntimeError):
@@ -170,6 +177,7 @@ class ControlPlane:
         self.tenant_key = tenant_key
         self._path: str | None = None if tenant_key else "/_mock/clock"
         self.own_keys: set[str] | None = None  # with a tenant key: its organization's keys
+        self.organization_id: str | None = None  # with a tenant key: its organization
         self.advanced_s = 0.0
         self.moves = 0
         self.mode: str | None = None  # "virtual" or "wall", once the clock was read
@@ -181,7 +189,9 @@ class ControlPlane:
             raise TargetUnreachable(f"GET {path}: {exc}") from exc
         body = _json(response.content)
         if response.status_code != 200 or not isinstance(body, dict):
-            raise TargetUnreachable(f"GET {path} answered {response.status_code}")
+            raise TargetUnreachable(
+                f"GET {path} answered {response.status_code}", response.status_code
+            )
         return body
 
     def path(self) -> str:
@@ -196,6 +206,7 @@ class ControlPlane:
             if not mine:
                 raise TargetUnreachable("--tenant-key: no organization of the mock has this key")
             self.own_keys = {str(k.get("key")) for k in mine[0].get("keys", [])}
+            self.organization_id = str(mine[0]["organizationId"])
             self._path = f"/_mock/organizations/{mine[0]['organizationId']}/clock"
         return self._path
 

@@ -9,6 +9,8 @@ same faults into the same requests.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,11 @@ class ChaosProfile:
         if not 0 <= probability <= 1 or not 0 <= ms <= MAX_LATENCY_MS:
             raise ChaosError(f"{source}: latency needs probability 0..1 and ms 0..{MAX_LATENCY_MS}")
         return cls(faults, probability, ms)
+
+    def digest(self) -> str:
+        """What the profile does, as a digest: the same for two files that say the same."""
+        what = [sorted(self.faults.items()), self.latency_probability, self.latency_ms]
+        return hashlib.sha256(json.dumps(what).encode()).hexdigest()
 
     def draw(self, seed: int, sequence: int) -> Preferences | None:
         fault = None

@@ -166,7 +166,10 @@ class Journal:
     In one process the position counts the resets; it never goes back, not even when a
     reset clears the journal and `sequence` starts again."""
 
-    __slots__ = ("_entries", "bodies", "bytes", "capacity", "max_bytes", "resets", "sequence")
+    __slots__ = (
+        *("_entries", "bodies", "bytes", "capacity", "keep_mark", "max_bytes", "resets"),
+        "sequence",
+    )
 
     def __init__(
         self,
@@ -174,14 +177,19 @@ class Journal:
         *,
         bodies: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        resets: int = 0,
+        keep_mark: Callable[[int], None] | None = None,
     ) -> None:
+        """`resets`: the marks handed out before (a state file's: a restarted server goes on
+        from there); `keep_mark` writes each new one there before it is handed out."""
         self._entries: deque[tuple[Any, ...] | JournalEntry] = deque()
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.bodies = bodies
         self.sequence = 0
         self.bytes = 0  # accounted bytes of the entries kept
-        self.resets = 0  # the marks handed out: the position of an answer given now
+        self.resets = resets  # the marks handed out: the position of an answer given now
+        self.keep_mark = keep_mark
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -197,9 +205,18 @@ class Journal:
 
     def mark(self) -> int:
         """Called just before a reset: the mark of that reset, the least position of every
-        answer given after it (and more than that of any given before)."""
-        self.resets += 1
-        return self.resets
+        answer given after it (and more than that of any given before). Kept first where
+        the state is kept (StoreUnavailable: no mark, no reset)."""
+        mark = self.resets + 1
+        if self.keep_mark is not None:
+            self.keep_mark(mark)
+        self.resets = mark
+        return mark
+
+    def handed_out(self, mark: int) -> bool:
+        """Whether a reset of this journal answered `mark` (or 0, before any reset): a mark
+        from before a restart of a server that kept nothing names no reset of this one."""
+        return mark <= self.resets
 
     def add(  # noqa: PLR0917 - positional on purpose: one call per request
         self,

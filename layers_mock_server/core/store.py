@@ -62,7 +62,8 @@ class Refused(StoreUnavailable):
     """A shared store refused a command before running any of it (Redis answers each
     pipelined command on its own): nothing of it happened, for certain, so a retry is safe
     and what it carried (journal entries) can be sent again. `code` is the store's word for
-    why (Redis's error code: BUSY, LOADING, MISCONF, READONLY, NOREPLICAS, NOSCRIPT, OOM)."""
+    why (Redis's error code: BUSY, LOADING, MISCONF, READONLY, NOREPLICAS, NOSCRIPT, OOM;
+    on a cluster, TRYAGAIN, ASK or MOVED: a reshard of the sandbox's slot is half-way)."""
 
     def __init__(self, reason: str, code: str = "") -> None:
         super().__init__(reason)
@@ -120,6 +121,7 @@ class Bucket:
     api_key_id: str
     endpoint_class: str
     window: int
+    kept_ms: int = 180_000  # how long Redis keeps the counter, in real time (its clock's)
 
 
 class Store(Protocol):

@@ -88,7 +88,9 @@ def control_principal(
         return Principal("tenant", key.org_id)
     raise ApiError(
         "UNAUTHENTICATED",
-        "The control plane needs the admin token, or a live API key of your organization.",
+        # not "a live key": lp_live_ is a kind of key, and lp_test_ keys are tenants too
+        "The control plane needs the admin token, or an API key of your organization that "
+        "is not killed.",
     )
 
 

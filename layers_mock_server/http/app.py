@@ -124,6 +124,15 @@ def _merged_routes(specs: list[tuple[Spec, Any]], deps: Deps) -> list[Route]:
     return [Route(path, PathDispatch(methods, deps)) for path, methods in by_path.items()]
 
 
+def checked_specs() -> tuple[Spec, Spec, Spec]:
+    """The three documents the app serves, each checked against the handlers: what can stop
+    an app from being built, so that `serve` finds it before it opens its store."""
+    spec, control, unsimulated = partner_spec(), control_spec(), not_simulated_spec()
+    check_handlers(spec, HANDLERS)
+    check_handlers(control, {**CONTROL_HANDLERS, **UI_HANDLERS})
+    return spec, control, unsimulated
+
+
 def build_app(
     deps: Deps,
     spec: Spec | None = None,

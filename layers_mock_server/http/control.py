@@ -19,7 +19,7 @@ from ..core.restore import StateBuilder
 from ..core.snapshot import export_chunks
 from ..core.store import StoreUnavailable
 from ..deps import Deps
-from ..spec import Operation
+from ..spec import Operation, partner_spec
 from ..statecheck import state_check
 from . import inputs
 from .access import Principal, check_site, control_principal
@@ -223,6 +223,17 @@ def requests(
     if who.organization_id is not None:  # a tenant reads the requests of its own keys only
         keys = deps.sim.state.keys.values()
         mine = {k.api_key_id for k in keys if k.org_id == who.organization_id}
+    mark = query.get("after")
+    if mark is not None and not deps.journal.handed_out(mark):
+        raise validation(
+            "Invalid query.",
+            field_errors={
+                "after": [
+                    f"No reset answered mark {mark}: the latest this server handed out is "
+                    f"{deps.journal.resets}."
+                ]
+            },
+        )
     items, total = deps.journal.query(
         method=query.get("method"),
         path=query.get("path"),
@@ -251,6 +262,17 @@ def add_rule(
     path: dict[str, str],
     who: Principal,
 ) -> Reply:
+    operation = body["match"].get("operationId")
+    operations = partner_spec().operations
+    if operation is not None and operation not in operations:  # it would never fire
+        raise invalid_body(
+            field_errors={
+                "match": [
+                    f"match.operationId: the contract has no operation {operation!r}; one of "
+                    f"{', '.join(sorted(operations))}."
+                ]
+            }
+        )
     tenant = who.organization_id
     if tenant is not None:  # a tenant's rule matches its own organization's requests only
         named = body["match"].get("organizationId")

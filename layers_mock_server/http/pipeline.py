@@ -52,6 +52,11 @@ FULL = (
 )
 
 
+RESHARD = (
+    "the Redis Cluster slot that holds the sandbox is being moved to another node (a reshard); "
+    "it answers again once the move ends"
+)
+
 # Why Redis refused a command before running any of it (its error code), in plain words.
 REFUSALS = {
     "BUSY": "Redis is busy running a script",
@@ -60,6 +65,10 @@ REFUSALS = {
     "READONLY": "Redis is a read-only replica",
     "NOREPLICAS": "Redis has fewer replicas in sync than its min-replicas-to-write",
     "NOSCRIPT": "the mock's scripts were flushed from Redis; it loads them again",
+    # Redis Cluster: the sandbox's slot is half-way through a reshard (stores/redis_cluster.py)
+    "TRYAGAIN": RESHARD,
+    "ASK": RESHARD,
+    "MOVED": RESHARD,
 }
 
 

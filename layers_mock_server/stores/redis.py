@@ -72,6 +72,7 @@ from ..core.store import (
     Batch,
     Bucket,
     Changes,
+    OutcomeUnknown,
     Reach,
     Refused,
     Row,
@@ -92,6 +93,9 @@ from .redis_url import parse_url, shown
 T = TypeVar("T")
 
 LOG_LENGTH = 10_000  # batches kept in the log; a worker further behind reads everything
+# The scripts safe to run twice (they read, or write what a second run finds written):
+# `_call(retry=True)` sends one again on a new connection when the first got no answer.
+RETRIABLE = frozenset({"changes", "changes-full", "journal-read", "everything", "unlock"})
 RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is unreachable
 
 
@@ -121,6 +125,9 @@ class RedisStore:
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
         self.token = ""  # our lease's token while we hold it
+        # ... and one of ours that could not be given back without the pipe (its shard died):
+        # given back before this worker asks for the lease again (`_give_back`)
+        self.unreleased = ""
         self.ident = secrets.token_hex(8)  # this worker's name in the line for the lease
         # ... and its liveness mark's (redis_serving.py), after the `serve` it belongs to:
         # `--workers N` forks its workers after `lead` named it in this module
@@ -395,6 +402,8 @@ class RedisStore:
         gets the Changes (None: another worker holds the lease). When the log does not reach
         back, everything is read the same way, after the answer."""
         token = secrets.token_hex(8) if lease else ""
+        if token:
+            self._give_back()
         keys, args, windows, carried = self._changes_args(token, None, buckets)
         sent = self._send("changes", keys, args + carried[1])
         self.outbox.sent(sent, *carried)
@@ -449,9 +458,20 @@ class RedisStore:
             self.token = ""
         with contextlib.suppress(Exception):
             if self.pipe is None or not _looping():
-                self._call("unlock", [self.keys["lease"]], [token])
+                self.unreleased = token  # until Redis took it
+                self._call("unlock", [self.keys["lease"]], [token], retry=True)
+                self.unreleased = ""
             else:
                 self._unlock_sent(token, time.monotonic() + self.lease_ms / 1000)
+
+    def _give_back(self) -> None:
+        """Give back the lease `_release` could not (without the pipe, whose own retries
+        cover it: `_unlock_sent`): on a cluster whose shard died with this worker's lease,
+        the replica that took over has the lease, and this worker would wait for it to run
+        out (LEASE_MS) behind itself."""
+        token, self.unreleased = self.unreleased, ""
+        if token:
+            self._release(token)
 
     def _unlock_sent(self, token: str, until: float) -> None:
         """UNLOCK through the pipe; when it fails (Redis unreachable: it may come back from its
@@ -559,8 +579,9 @@ class RedisStore:
                 sent.add_done_callback(self._roomy)  # before anyone reads the answer
             return sent
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        try:
-            future.set_result(self._call(script, keys, args))
+        try:  # tried again on a new connection, as their synchronous callers do, when safe:
+            # on a cluster that one goes to the replica that took over from a dead shard
+            future.set_result(self._call(script, keys, args, retry=script in RETRIABLE))
         except StoreUnavailable as exc:
             future.set_exception(exc)
         return future
@@ -676,8 +697,10 @@ class RedisStore:
             raise StoreUnavailable(f"{self.where} is not open")
         runner = self._scripts[script]
         for attempt in (1, 2):
+            sent = False
             try:
                 conn.send_command("EVALSHA", runner.sha, len(keys), *keys, *args)
+                sent = True
                 answer = conn.read_response()
                 self.down = None
                 return answer
@@ -694,6 +717,8 @@ class RedisStore:
                 if not retry or attempt == 2 or answer:
                     if not answer:
                         self.down = str(failure)
+                    if sent and not answer and not retry:  # it went, and may have run
+                        raise OutcomeUnknown(str(failure)) from None
                     raise failure from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -701,6 +726,8 @@ class RedisStore:
         self, token: str, max_distance: int | None = None, buckets: Sequence[Bucket] = ()
     ) -> Changes | None:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
+        if token:
+            self._give_back()
         keys, args, windows, carried = self._changes_args(token, max_distance, buckets)
         try:
             answer = self._call("changes", keys, args + carried[1], retry=True)
@@ -734,7 +761,7 @@ class RedisStore:
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()
-        args += [self.ident, carried[0], *windows.values()]
+        args += [self.ident, carried[0], *(f"{n}:{b.kept_ms}" for b, n in windows.items())]
         return keys, args, windows, carried
 
     def _changes_answer(

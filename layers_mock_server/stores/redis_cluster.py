@@ -11,25 +11,36 @@ stays on one shard (a commit may touch several organizations, and must be one at
 
 The hot path (redis.py's `_call`) sends scripts on a connection of its own rather than
 through the client; on a cluster that connection is a `SlotConnection` to the shard that
-serves the sandbox's slot, which follows the slot when it moves:
+serves the sandbox's slot. When that shard answers a redirection instead of running the
+script, the script has not run, and the command is handed to redis-py's cluster client,
+which follows it as a cluster client should (`RedisCluster._execute_command`):
 
-- MOVED (the slot was resharded, or a replica took over): nothing ran on the old owner, so
-  the slot map is read again and the same command is sent to the new owner. The request
-  goes on as if nothing happened.
-- ASK and TRYAGAIN (a reshard of this slot is half-way: some keys are on the old owner,
-  some on the new): Redis refuses the script before it runs, the store answers 503
-  STORAGE_UNAVAILABLE and nothing is lost; the request can be retried once the reshard
-  is done.
+- MOVED (the slot was resharded, or a replica took over): the slot map is read again and
+  the command is sent to the new owner; the request goes on as if nothing happened.
+- ASK (a reshard of this slot is half-way, and the keys are on the importing shard):
+  ASKING and the command on that shard.
+- TRYAGAIN (half-way, and the script's keys are split between the two shards, or some of
+  them are on neither: the scripts name keys that may not exist, so on the importing shard
+  this is the usual answer until the reshard ends): tried again, up to the client's
+  RequestTTL (16 tries, pausing 50 ms after the eighth, ~0.4 s), so a reshard that ends
+  meanwhile is not seen by the request. A reshard still running after that is a `Refused`
+  (TRYAGAIN): nothing of the request ran, the answer is 503 STORAGE_UNAVAILABLE saying so,
+  and a retry is safe.
+
+Redis checks the keys before a script runs and a script runs whole on one node, so no
+commit is ever split between the shards or applied on a shard that no longer owns its keys.
+The connection then points at the slot's owner as the client's map has it (`follow`); it
+does the same after a connection error, so that a worker whose shard died finds the replica
+that took over on its next try instead of calling the dead address for ever.
 
 Cluster mode has one database: a `/DB` other than 0 is refused at start-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
-
-REDIRECTS = 3  # MOVED answers followed for one command before it fails with the last one
 
 
 def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
@@ -94,6 +105,12 @@ def _cluster_enabled(client: Any) -> bool:
         return "cluster mode" in str(exc)
 
 
+def _unanswered() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return (ConnectionError, TimeoutError, OSError)
+
+
 class SlotConnection:
     """A connection to the shard that serves one slot, re-aimed when the slot moves (see
     the module docstring). It answers to what redis.py uses of a connection
@@ -101,31 +118,50 @@ class SlotConnection:
 
     def __init__(self, cluster: Any, key: str) -> None:
         self.cluster, self.key = cluster, key
-        self.conn = self._owner()
+        self.node, self.conn = self._owner()
         self.sent: tuple[Any, ...] | None = None
+        self._unanswered = _unanswered()
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
-        self.sent = args if not kwargs else None  # resent as is after a MOVED
-        self.conn.send_command(*args, **kwargs)
+        self.sent = args if not kwargs else None  # handed to the client on a redirection
+        try:
+            self.conn.send_command(*args, **kwargs)
+        except self._unanswered:
+            self._lost()
+            raise
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        from redis.exceptions import AskError, MovedError
+        from redis.exceptions import AskError, ClusterError, TryAgainError
 
-        for _ in range(REDIRECTS):
-            try:
-                return self.conn.read_response(*args, **kwargs)
-            except AskError as exc:
-                if not isinstance(exc, MovedError) or self.sent is None:
-                    raise  # ASK: the reshard is half-way; the caller answers 503
-                self.follow()
-                self.conn.send_command(*self.sent)
-        return self.conn.read_response(*args, **kwargs)
+        try:
+            return self.conn.read_response(*args, **kwargs)
+        except (AskError, TryAgainError) as exc:  # MovedError is an AskError: none ran
+            if self.sent is None:
+                raise
+            redirected: Exception = exc
+        except self._unanswered:
+            self._lost()
+            raise
+        try:
+            return self.cluster.execute_command(*self.sent)
+        except ClusterError as exc:
+            if type(exc) is not ClusterError:  # CLUSTERDOWN and the like: as they are
+                raise
+            # redis-py's "TTL exhausted": redirected every time it tried (the slot is still
+            # moving); what the shard said first, and that nothing ran
+            raise redirected from None
+        finally:
+            self.follow(reread=False)
 
-    def follow(self) -> None:
-        """Read the slot map again and connect to the slot's owner now."""
-        self.conn.disconnect()
-        self.cluster.nodes_manager.initialize()
-        self.conn = self._owner()
+    def follow(self, reread: bool = True) -> None:
+        """Point at the slot's owner: as the client's slot map has it now (after the client
+        followed a MOVED), or (`reread`) as the cluster says it is."""
+        if reread:
+            self.cluster.nodes_manager.initialize()
+        node = self.cluster.get_node_from_key(self.key)
+        if node.name != self.node:
+            self.conn.disconnect()
+            self.node, self.conn = self._owner()
 
     def disconnect(self) -> None:
         self.conn.disconnect()
@@ -133,6 +169,14 @@ class SlotConnection:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.conn, name)
 
-    def _owner(self) -> Any:
+    def _lost(self) -> None:
+        """The shard did not answer: if the cluster now names another owner of the slot (a
+        replica took over), the next try goes there. A cluster that cannot say leaves the
+        connection as it is (the caller reports what failed)."""
+        with contextlib.suppress(Exception):
+            self.follow()
+
+    def _owner(self) -> tuple[str, Any]:
         node = self.cluster.get_node_from_key(self.key)
-        return self.cluster.get_redis_connection(node).connection_pool.make_connection()
+        pool = self.cluster.get_redis_connection(node).connection_pool
+        return node.name, pool.make_connection()

@@ -306,7 +306,10 @@ def handled(future: asyncio.Future[Any]) -> None:
 # NOREPLICAS (fewer replicas in sync than its `min-replicas-to-write`). A script whose shebang
 # does not say `no-writes` counts as a write for the last four, and as one that needs room for
 # OOM: Redis checks before it starts, not at its first write.
+# On Redis Cluster, TRYAGAIN, ASK and MOVED too: a redirection that redis-py's cluster client
+# could not follow to an end (redis_cluster.py): the slot is being moved, and no shard ran it.
 REFUSALS = frozenset({"OOM", "NOSCRIPT", "BUSY", "LOADING", "MISCONF", "READONLY", "NOREPLICAS"})
+REFUSALS |= {"TRYAGAIN", "ASK", "MOVED"}
 
 
 def _code(exc: BaseException) -> str:

@@ -136,7 +136,8 @@ return {'OK', n, wanted}
 # KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
 # KEYS[8] the journal's floor (redis_journal.py); KEYS[9..] are rate windows, each counted
 # ARGV[8..] times (one bucket per waiting read, the same window once with its number of
-# reads); then come the journal's entries, from ARGV[#KEYS] on.
+# reads) and kept that many real milliseconds (`count:ms`: a window of a clock that stands
+# still outlives three real minutes); then come the journal's entries, from ARGV[#KEYS] on.
 _CHANGES_HEAD = """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
@@ -144,9 +145,10 @@ local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(A
 _COUNT = """
 local counted = {}
 for i = 9, #KEYS do
-  local by = tonumber(ARGV[i - 1])
+  local by, kept = string.match(ARGV[i - 1], '^(%d+):(%d+)$')
+  by = tonumber(by)
   local c = redis.call('INCRBY', KEYS[i], by)
-  if c == by then redis.call('PEXPIRE', KEYS[i], 180000) end  -- a window lasts a minute
+  if c == by then redis.call('PEXPIRE', KEYS[i], kept) end  -- a little past its minute
   counted[#counted + 1] = c
 end
 """
@@ -190,7 +192,8 @@ sent(KEYS[7], n, count)
 # A read's catch-up on a full Redis (CHANGES refused: OOM), with the same keys and arguments
 # less the journal's entries: the reads are counted in their windows, as they must be, and
 # nothing else is written. `allow-oom`: Redis runs it full, and lets its INCRBYs through; a
-# window's counter is a few dozen bytes a key and minute, gone three minutes later.
+# window's counter is a few dozen bytes a key and minute, gone three of its minutes later (a
+# day on a clock that stands still).
 CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
 
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was

@@ -33,7 +33,17 @@ CREATE TABLE IF NOT EXISTS meta (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS journal_marks (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    n    INTEGER NOT NULL
+);
 """
+# The journal's marks handed out (core/journal.py): not part of the state (a reset, an import
+# or a wipe leaves them), so that a mark held from before a restart still names its reset.
+MARKS = (
+    "INSERT INTO journal_marks (id, n) VALUES (1, ?) "
+    "ON CONFLICT (id) DO UPDATE SET n = max(n, excluded.n)"
+)
 # Upsert keeps the rowid, so reading in rowid order gives the order rows were first written.
 UPSERT = (
     "INSERT INTO records (tbl, id, data) VALUES (?, ?, ?) "
@@ -55,6 +65,7 @@ class SqliteStore:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._lock: IO[str] | None = None
+        self.marks = 0  # the journal's marks handed out so far, read by `open`
 
     def open(self) -> Stored | None:
         self._claim()
@@ -65,10 +76,12 @@ class SqliteStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
             found = db.execute("SELECT data FROM meta WHERE id = 1").fetchone()
+            marks = db.execute("SELECT n FROM journal_marks WHERE id = 1").fetchone()
         except sqlite3.Error as exc:
             self.close()
             raise ValueError(f"cannot use {self.path} as a state file: {exc}") from None
         self._db = db
+        self.marks = int(marks[0]) if marks is not None else 0
         return None if found is None else Stored(bytes(found[0]), self._rows())
 
     def _claim(self) -> None:
@@ -120,6 +133,17 @@ class SqliteStore:
             if isinstance(exc, sqlite3.Error):
                 raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
             raise
+
+    def keep_mark(self, mark: int) -> None:
+        """A journal mark, written before the reset it names is answered."""
+        db = self._db
+        if db is None:
+            raise StoreUnavailable(f"{self.path} is not open")
+        try:
+            db.execute(MARKS, (mark,))  # (one statement: its own transaction)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
+        self.marks = mark
 
     def close(self) -> None:
         if self._db is not None:

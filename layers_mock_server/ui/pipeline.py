@@ -39,8 +39,9 @@ class UiPipeline:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         deps = self.deps
-        # the control plane's own id counter: watching the mock never shifts partner ids
-        request_id = "req_" + deps.sim.state.mint.ulid("control-req", deps.sim.now())
+        # the control plane's request ids (unique for ever, kept apart from the state):
+        # watching the mock never shifts partner ids, and never moves the state
+        request_id = deps.sim.request_id("control-req")
         headers = inputs.header_map(scope)
         body = await inputs.read_body(receive, headers.get("content-type"))
         out: Headers = [(b"x-request-id", request_id.encode())]

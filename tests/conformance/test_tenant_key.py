@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conformance.rewrite import Ctx, Req, Rewrite
+from conformance.rewrite import Ctx, Req, Resp, Rewrite
 from conformance.serving import IDS, serve
 from support import FULL, GLOBEX, auth
 
@@ -79,3 +79,95 @@ def test_what_needs_another_organizations_clock_is_not_checked_never_failed() ->
     settle = report.verdicts["credits.reserve-then-settle"]  # the wallet is another org's
     assert settle.status == NOT_CHECKED
     assert "--tenant-key moves only its organization's clock" in settle.reason
+
+
+def test_a_tenant_key_of_another_organization_than_the_api_key_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its clock is not the one the run's jobs follow: moving it would fail the 24-hour
+    idempotency window and the stage timings on a deployment that keeps them."""
+    with serve(sandbox()) as url:
+        code = main(
+            [
+                "conform",
+                "--quiet",
+                "--base-url",
+                url,
+                "--api-key",
+                FULL,
+                "--project-id",
+                IDS.project_id,
+                "--control-plane",
+                "--tenant-key",
+                GLOBEX,
+                "--only",
+                "idempotency.window-24h",
+            ]
+        )
+        globex = httpx.get(f"{url}/_mock/organizations/{GLOBEX_ORG}/clock", headers=auth(GLOBEX))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--tenant-key is a key of organization " + GLOBEX_ORG in err
+    assert "--api-key" in err
+    assert globex.json()["detached"] is False  # nothing moved before the refusal
+
+
+def _no_control_plane(req: Req, ctx: Ctx) -> Resp | None:
+    """A real deployment: the partner API, and a 404 for anything under /_mock/."""
+    if not req.path.startswith("/_mock/"):
+        return None
+    body = b'{"error":{"code":"NOT_FOUND","message":"Not found.","requestId":"req_1"}}'
+    return Resp(404, {"content-type": "application/json"}, body)
+
+
+@pytest.mark.parametrize(
+    "steering", [["--tenant-key", FULL], ["--admin-token", "s3cret"], []], ids=str
+)
+def test_control_plane_on_a_deployment_that_is_no_mock_says_so(
+    steering: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to ask "is --admin-token right?", even when no token was given."""
+    with serve(Rewrite(sandbox(), on_request=_no_control_plane)) as url:
+        code = main(
+            [
+                "conform",
+                "--quiet",
+                "--base-url",
+                url,
+                "--api-key",
+                FULL,
+                "--project-id",
+                IDS.project_id,
+                "--control-plane",
+                *steering,
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{url} has no layers-mock control plane" in err
+    assert "without --control-plane" in err
+    assert "right?" not in err
+
+
+def test_control_plane_of_a_mock_with_a_token_not_given_says_what_to_give(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with serve(sandbox()) as url:
+        code = main(
+            [
+                "conform",
+                "--quiet",
+                "--base-url",
+                url,
+                "--api-key",
+                FULL,
+                "--project-id",
+                IDS.project_id,
+                "--control-plane",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "401" in err
+    assert "--admin-token" in err and "--tenant-key" in err
+    assert "right?" not in err

@@ -110,7 +110,13 @@ def test_a_resets_mark_lists_the_requests_answered_after_it_whatever_their_seque
     assert paths(f"after={mark}") == []  # the global reset cleared the journal
     mock.client.get("/v1/credits", headers=auth())
     assert paths(f"after={mark}") == paths(f"after={again}") == ["/v1/credits"]
-    assert paths(f"after={again + 1}") == []
+    unknown = mock.client.get(f"/_mock/requests?after={again + 1}")  # no reset answered it
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["error"]["details"]["fieldErrors"] == {
+        "after": [
+            f"No reset answered mark {again + 1}: the latest this server handed out is {again}."
+        ]
+    }
     for bad in ("-1", "x", "1.5", "9007199254740992"):
         assert mock.client.get(f"/_mock/requests?after={bad}").status_code == 422
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from support import FULL, GLOBEX, GLOBEX_PROJECT, PROJECT, SEED, Mock, auth, make_mock
 
 
@@ -47,6 +48,26 @@ def test_invalid_rule_is_422(mock: Mock) -> None:
     response = mock.client.post("/_mock/rules", json={"match": {}, "fault": "418"})
     assert response.status_code == 422
     assert rule_ids(mock) == []
+
+
+@pytest.mark.parametrize("tenant", [False, True])
+def test_a_rule_for_an_operation_the_contract_has_not_is_422_naming_it(
+    mock: Mock, tenant: bool
+) -> None:
+    """`getWhoami` for `whoami` was a 201: a rule that never fires, and nothing said why."""
+    headers = {}
+    if tenant:
+        mock.deps.admin_token = "s3cret"
+        headers = auth(FULL)
+    rule = {"match": {"operationId": "getWhoami"}, "fault": "503"}
+    response = mock.client.post("/_mock/rules", json=rule, headers=headers)
+    assert response.status_code == 422
+    [said] = response.json()["error"]["details"]["fieldErrors"]["match"]
+    assert "match.operationId" in said and "'getWhoami'" in said and "whoami" in said
+    assert mock.client.get("/_mock/rules", headers=headers).json()["items"] == []
+    rule["match"]["operationId"] = "whoami"
+    assert mock.client.post("/_mock/rules", json=rule, headers=headers).status_code == 201
+    assert mock.client.get("/v1/whoami", headers=auth(FULL)).status_code == 503
 
 
 def test_count_expires_the_rule(mock: Mock) -> None:

@@ -3,72 +3,25 @@
 A three-master cluster (tests/clusterd.py) runs for the session. The store contract suite
 runs on it too (tests/stores, backend `redis-cluster`); here are what only a cluster shows:
 sandboxes on different shards, `serve` on a cluster, and a sandbox's slot moving to another
-shard while workers use it.
+shard while workers use it (more of the reshard in test_reshard.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import queue
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from clusterd import RedisClusterServers, slot_of
+from clustered import CREATE, burst, influencers, keys_on, workers
 from served import BANNER_TIMEOUT_S
-from support import FULL, PROJECT, SEED, auth
+from support import FULL, SEED, auth
 
-from layers_mock_server import serving
 from layers_mock_server.cli import main
-from layers_mock_server.http.app import build_app
-from layers_mock_server.settings import Settings, make_deps
-
-CREATE = f"/v1/projects/{PROJECT}/influencers"
-
-
-@contextlib.contextmanager
-def workers(url: str, count: int = 2) -> Iterator[list[str]]:
-    """`count` servers (app, store connection, loop, thread) on one sandbox: what the
-    processes of `--workers N`, or hosts, are to each other. Yields their base URLs."""
-    settings = Settings(state=url, clock="virtual", seed=SEED, strict=True)
-    with contextlib.ExitStack() as stack:
-        bases = []
-        for _ in range(count):
-            host, port = stack.enter_context(serving.running(build_app(make_deps(settings))))
-            bases.append(f"http://{host}:{port}")
-        yield bases
-
-
-def burst(bases: list[str], key: str, count: int = 10) -> list[tuple[int, Any]]:
-    """`count` concurrent creates with one Idempotency-Key, spread over the workers."""
-
-    async def run() -> list[tuple[int, Any]]:
-        headers = auth(FULL, **{"Idempotency-Key": key})
-        async with httpx.AsyncClient(timeout=30) as client:
-            sent = [
-                client.post(bases[n % len(bases)] + CREATE, headers=headers, json={})
-                for n in range(count)
-            ]
-            return [(r.status_code, r.json()) for r in await asyncio.gather(*sent)]
-
-    return asyncio.run(run())
-
-
-def influencers(base: str) -> list[str]:
-    page = httpx.get(base + CREATE, headers=auth(FULL), params={"limit": 100}).json()
-    assert page["nextCursor"] is None
-    return [item["influencerId"] for item in page["items"]]
-
-
-def keys_on(cluster: RedisClusterServers, node: int, name: str) -> list[bytes]:
-    with cluster.client(node) as client:
-        return sorted(client.execute_command("CLUSTER GETKEYSINSLOT", slot_of(name), 100))
 
 
 def test_sandboxes_on_different_shards_each_work_as_one_mock(
@@ -150,33 +103,6 @@ def test_a_sandbox_whose_slot_moves_to_another_shard_keeps_working_and_loses_not
         assert {status for status, _ in answers} == {202}, answers[:2]
         assert len({body["influencerId"] for _, body in answers}) == 1
         assert len(influencers(bases[1])) == 4
-
-
-def test_a_request_during_a_half_done_reshard_answers_503_and_loses_nothing(
-    redis_cluster: RedisClusterServers,
-) -> None:
-    """Half-way through a reshard (some of the sandbox's keys moved, some not), Redis refuses
-    the store's scripts (TRYAGAIN) before they run: the answer is a 503 STORAGE_UNAVAILABLE
-    in the envelope, nothing of the request is kept, and once the reshard is done the same
-    request is answered as if it were new."""
-    url, name = redis_cluster.sandbox(on=2)
-    with workers(url, count=1) as bases:
-        kept = burst(bases, "kept", count=1)[0][1]["influencerId"]
-        slot = slot_of(name)
-        commits = f"{{lm:{name}}}:commits".encode()
-        source = redis_cluster.move(slot, to=0, keys=[commits])
-        refused = httpx.post(
-            bases[0] + CREATE, headers=auth(FULL, **{"Idempotency-Key": "mid"}), json={}
-        )
-        assert refused.status_code == 503, refused.text
-        error = refused.json()["error"]
-        assert error["code"] == "STORAGE_UNAVAILABLE"
-        assert "nothing of this request" in error["message"]
-        redis_cluster.finish_move(slot, source, to=0)
-        assert influencers(bases[0]) == [kept]  # the refused create left nothing
-        answers = burst(bases, "mid", count=1)
-        assert answers[0][0] == 202
-        assert influencers(bases[0]) == [answers[0][1]["influencerId"], kept]
 
 
 def test_a_database_other_than_0_on_a_cluster_is_refused_in_one_sentence(

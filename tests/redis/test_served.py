@@ -33,8 +33,16 @@ import httpx
 import pytest
 import redis
 from grouped import Worker
+from redis_served import (
+    DEFAULT_FIXTURES,
+    LIVENESS_S,
+    OTHER_FLAGS,
+    Serve,
+    marks,
+    refused_with,
+    run_out,
+)
 from redisd import RedisServer, started
-from served import BANNER_TIMEOUT_S
 from starlette.testclient import TestClient
 from support import FULL, PROJECT, SEED, auth
 
@@ -45,43 +53,6 @@ from layers_mock_server.stores.redis import RedisStore
 from layers_mock_server.stores.redis_scripts import CHANGES
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
-LIVENESS_S = 60  # a wait only a hung or broken server reaches
-
-
-# `serve` with multiprocessing's default start method set first (its argv[1]), as Python 3.14
-# does on Linux (forkserver) and macOS does (spawn).
-WITH_START_METHOD = """import multiprocessing, sys
-multiprocessing.set_start_method(sys.argv.pop(1), force=True)
-from layers_mock_server.cli import main
-sys.exit(main(sys.argv[1:]))"""
-
-
-class Serve:
-    """`layers-mock serve` in a subprocess, found through its banner."""
-
-    def __init__(self, *args: str, start_method: str | None = None) -> None:
-        command = [sys.executable, "-m", "layers_mock_server.cli", "serve", "--port", "0"]
-        if start_method is not None:
-            command[1:3] = ["-c", WITH_START_METHOD, start_method]
-        command += ["--clock", "virtual", "--seed", str(SEED), *args]
-        self.proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        first = self.lines.get(timeout=BANNER_TIMEOUT_S)
-        assert first.startswith("layers-mock listening on http://127.0.0.1:"), first
-        self.url = first.split()[-1]
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -402,39 +373,6 @@ def test_every_worker_follows_the_sandbox_before_any_request_reaches_it(workers:
 
 
 # -- one sandbox, one set of settings (stores/redis_serving.py) --------------------------------
-
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "layers_mock_server/fixtures/default.yaml"
-OTHER_FLAGS = ("--seed", "8", "--clock", "wall", "--speed", "60", "--progression", "poll")
-
-
-def refused_with(url: str, capsys: pytest.CaptureFixture[str], *flags: str) -> str:
-    """`serve` on the sandbox with `flags`: refused before it listens, exit code 2, one
-    sentence on stderr (returned), nothing on stdout."""
-    argv = ["serve", "--port", "0", "--state", url, "--clock", "virtual", "--seed", str(SEED)]
-    assert main([*argv, *flags]) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert err.startswith(f"layers-mock: --state {url}: the sandbox "), err
-    assert "stop those workers" in err and "start this one with their flags" in err, err
-    assert "use another sandbox (?sandbox=NAME) or database in --state" in err, err
-    return err
-
-
-def marks(url: str) -> dict[bytes, float]:
-    """The sandbox's liveness marks: worker -> when it runs out (ms, Redis's clock)."""
-    name = url.partition("sandbox=")[2] or "default"
-    with contextlib.closing(redis.Redis.from_url(url.partition("?")[0])) as client:
-        return dict(client.zrange(f"{{lm:{name}}}:workers", 0, -1, withscores=True))
-
-
-def run_out(url: str) -> None:
-    """Every liveness mark runs out now, as it does LIVE_MS after a killed worker's last
-    beat: Redis drops it at the next start (the test moves its time, not the clock)."""
-    name = url.partition("sandbox=")[2] or "default"
-    with contextlib.closing(redis.Redis.from_url(url.partition("?")[0])) as client:
-        for worker in marks(url):
-            client.zadd(f"{{lm:{name}}}:workers", {worker: 0}, xx=True)
 
 
 def test_a_serve_with_other_settings_is_refused_while_the_sandbox_is_served(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -201,6 +202,25 @@ def test_a_tenant_key_in_the_page_url_opens_its_own_organizations_page(mock: Moc
     assert 'data-clock="/_mock/clock"' in operator and "Reset everything…" in operator
 
 
+@pytest.mark.parametrize("path", ["/_mock/ui", "/_mock/ui/live"])
+def test_a_tenants_page_filtered_by_another_organization_is_404_as_the_jobs_route(
+    mock: Mock, path: str
+) -> None:
+    """It was a 200 listing the tenant's own jobs under a filter naming Globex (or 'no jobs
+    match these filters'), where /_mock/jobs answers 404 for the same filter."""
+    mock.deps.admin_token = "s3cret"
+    mock.create(json={})  # Acme's job
+    globex = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
+    acme = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+    jobs = mock.client.get(f"/_mock/jobs?organizationId={globex}", headers=auth(FULL))
+    page = mock.client.get(f"{path}?organizationId={globex}", headers=auth(FULL))
+    assert jobs.status_code == page.status_code == 404
+    assert page.json()["error"]["code"] == "NOT_FOUND"
+    own = mock.client.get(f"{path}?organizationId={acme}&token={FULL}")
+    assert own.status_code == 200 and "queued" in own.text
+    assert mock.client.get(f"{path}?organizationId=&token={FULL}").status_code == 200
+
+
 def test_an_empty_admin_token_locks_instead_of_opening(mock: Mock) -> None:
     mock.deps.admin_token = ""
     assert mock.client.get("/_mock/ui?token=").status_code == 401
@@ -348,3 +368,24 @@ def test_a_journal_that_keeps_bodies_shows_them_and_replays_them() -> None:
     line = html.unescape(curl.group(1))
     assert "'idempotency-key: replay-1'" in line and "'prefer: outcome=failed'" in line
     assert "--data-binary" in line and "male" in line and "Bearer ${LAYERS_API_KEY}" in line
+
+
+def test_a_page_and_a_control_route_never_answer_one_request_id(mock: Mock) -> None:
+    """The dashboard minted its ids from the state's id counters under the control plane's
+    own salt: its n-th id was the control plane's n-th (three 404s, two of one id), and
+    watching the mock moved a counter that a reset rewinds and an export carries."""
+
+    def exported() -> object:
+        state = json.loads(mock.client.get("/_mock/state").content)
+        state.pop("requests")  # the request-id counters: every control request moves them
+        return state
+
+    before = exported()
+    ids = [
+        mock.client.get(path).headers["x-request-id"]
+        for path in ("/_mock/ui/jobs/job_nope", "/_mock/ui/requests/7", "/_mock/jobs/job_nope")
+    ]
+    ids += [mock.client.get("/_mock/jobs/job_nope").headers["x-request-id"] for _ in range(2)]
+    assert len(set(ids)) == len(ids), ids
+    assert mock.client.get("/_mock/ui/jobs/job_nope").status_code == 404
+    assert exported() == before  # nothing a page looked at moved

@@ -1,0 +1,59 @@
+"""Workers on a sandbox of the session's Redis Cluster (tests/clusterd.py), for the tests of
+tests/redis/test_cluster.py and test_reshard.py: servers in threads of this process, and what
+a test reads of them and of the shards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from clusterd import RedisClusterServers, slot_of
+from support import FULL, PROJECT, SEED, auth
+
+from layers_mock_server import serving
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
+
+CREATE = f"/v1/projects/{PROJECT}/influencers"
+
+
+@contextlib.contextmanager
+def workers(url: str, count: int = 2) -> Iterator[list[str]]:
+    """`count` servers (app, store connection, loop, thread) on one sandbox: what the
+    processes of `--workers N`, or hosts, are to each other. Yields their base URLs."""
+    settings = Settings(state=url, clock="virtual", seed=SEED, strict=True)
+    with contextlib.ExitStack() as stack:
+        bases = []
+        for _ in range(count):
+            host, port = stack.enter_context(serving.running(build_app(make_deps(settings))))
+            bases.append(f"http://{host}:{port}")
+        yield bases
+
+
+def burst(bases: list[str], key: str, count: int = 10) -> list[tuple[int, Any]]:
+    """`count` concurrent creates with one Idempotency-Key, spread over the workers."""
+
+    async def run() -> list[tuple[int, Any]]:
+        headers = auth(FULL, **{"Idempotency-Key": key})
+        async with httpx.AsyncClient(timeout=30) as client:
+            sent = [
+                client.post(bases[n % len(bases)] + CREATE, headers=headers, json={})
+                for n in range(count)
+            ]
+            return [(r.status_code, r.json()) for r in await asyncio.gather(*sent)]
+
+    return asyncio.run(run())
+
+
+def influencers(base: str) -> list[str]:
+    page = httpx.get(base + CREATE, headers=auth(FULL), params={"limit": 100}).json()
+    assert page["nextCursor"] is None
+    return [item["influencerId"] for item in page["items"]]
+
+
+def keys_on(cluster: RedisClusterServers, node: int, name: str) -> list[str]:
+    with cluster.client(node) as client:
+        return sorted(client.execute_command("CLUSTER GETKEYSINSLOT", slot_of(name), 100))
