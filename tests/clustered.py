@@ -1,6 +1,6 @@
 """Workers on a sandbox of the session's Redis Cluster (tests/clusterd.py), for the tests of
-tests/redis/test_cluster.py and test_reshard.py: servers in threads of this process, and what
-a test reads of them and of the shards."""
+tests/redis/test_cluster.py and test_reshard.py (and, on one Redis, test_workers.py): servers in
+threads of this process, and what a test reads of them and of the shards."""
 
 from __future__ import annotations
 
@@ -21,10 +21,13 @@ CREATE = f"/v1/projects/{PROJECT}/influencers"
 
 
 @contextlib.contextmanager
-def workers(url: str, count: int = 2) -> Iterator[list[str]]:
+def workers(url: str, count: int = 2, **options: Any) -> Iterator[list[str]]:
     """`count` servers (app, store connection, loop, thread) on one sandbox: what the
-    processes of `--workers N`, or hosts, are to each other. Yields their base URLs."""
-    settings = Settings(state=url, clock="virtual", seed=SEED, strict=True)
+    processes of `--workers N`, or hosts, are to each other. Yields their base URLs.
+    `options` are Settings' own (a wall clock, ...)."""
+    settings = Settings(
+        **{"state": url, "clock": "virtual", "seed": SEED, "strict": True, **options}
+    )
     with contextlib.ExitStack() as stack:
         bases = []
         for _ in range(count):

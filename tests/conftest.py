@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 from served import servers  # noqa: F401 - a fixture for every test module
 from support import Mock, make_mock
 
-pytest_plugins = ("pytester",)  # the pytest plugin is tested in fresh pytest sessions
+pytest_plugins = ("pytester", "refusals")  # pytester: the pytest plugin is tested in fresh sessions
 
 # Every Hypothesis test draws the same examples on every run and machine: derandomized (a seed
 # from the test's name, no example database carried between runs), and judged on what it

@@ -22,6 +22,16 @@ def sandbox() -> object:
     return make_app(Settings(clock="virtual", seed=0, admin_token="operator-only"))
 
 
+def _conform(url: str, *flags: str) -> int:
+    """`layers-mock conform` against the served sandbox with the run's key and project."""
+    return main(
+        [
+            *("conform", "--quiet", "--base-url", url, "--api-key", FULL),
+            *("--project-id", IDS.project_id, *flags),
+        ]
+    )
+
+
 def test_a_tenant_key_moves_its_own_organizations_clock_only() -> None:
     seen: list[str] = []
 
@@ -49,21 +59,7 @@ def test_a_tenant_key_moves_its_own_organizations_clock_only() -> None:
 
 def test_a_wrong_tenant_key_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with serve(sandbox()) as url:
-        code = main(
-            [
-                "conform",
-                "--quiet",
-                "--base-url",
-                url,
-                "--api-key",
-                FULL,
-                "--project-id",
-                IDS.project_id,
-                "--control-plane",
-                "--tenant-key",
-                "lp_test_nobody_at_all",
-            ]
-        )
+        code = _conform(url, "--control-plane", "--tenant-key", "lp_test_nobody_at_all")
     assert code == 2
     assert "is --tenant-key right?" in capsys.readouterr().err
 
@@ -87,22 +83,8 @@ def test_a_tenant_key_of_another_organization_than_the_api_key_is_refused(
     """Its clock is not the one the run's jobs follow: moving it would fail the 24-hour
     idempotency window and the stage timings on a deployment that keeps them."""
     with serve(sandbox()) as url:
-        code = main(
-            [
-                "conform",
-                "--quiet",
-                "--base-url",
-                url,
-                "--api-key",
-                FULL,
-                "--project-id",
-                IDS.project_id,
-                "--control-plane",
-                "--tenant-key",
-                GLOBEX,
-                "--only",
-                "idempotency.window-24h",
-            ]
+        code = _conform(
+            url, "--control-plane", "--tenant-key", GLOBEX, "--only", "idempotency.window-24h"
         )
         globex = httpx.get(f"{url}/_mock/organizations/{GLOBEX_ORG}/clock", headers=auth(GLOBEX))
     err = capsys.readouterr().err
@@ -128,20 +110,7 @@ def test_control_plane_on_a_deployment_that_is_no_mock_says_so(
 ) -> None:
     """It used to ask "is --admin-token right?", even when no token was given."""
     with serve(Rewrite(sandbox(), on_request=_no_control_plane)) as url:
-        code = main(
-            [
-                "conform",
-                "--quiet",
-                "--base-url",
-                url,
-                "--api-key",
-                FULL,
-                "--project-id",
-                IDS.project_id,
-                "--control-plane",
-                *steering,
-            ]
-        )
+        code = _conform(url, "--control-plane", *steering)
     err = capsys.readouterr().err
     assert code == 2
     assert f"{url} has no layers-mock control plane" in err
@@ -153,19 +122,7 @@ def test_control_plane_of_a_mock_with_a_token_not_given_says_what_to_give(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with serve(sandbox()) as url:
-        code = main(
-            [
-                "conform",
-                "--quiet",
-                "--base-url",
-                url,
-                "--api-key",
-                FULL,
-                "--project-id",
-                IDS.project_id,
-                "--control-plane",
-            ]
-        )
+        code = _conform(url, "--control-plane")
     err = capsys.readouterr().err
     assert code == 2
     assert "401" in err

@@ -5,9 +5,7 @@ recorded must agree between the serves of one sandbox (stores/redis_serving.py).
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +14,11 @@ import pytest
 import redis
 from redis_served import LIVENESS_S, Serve, marks, refused_with
 from redisd import RedisServer
+from refusals import Cause, refused
 from support import FULL, PROJECT, SEED, auth
 
 from layers_mock_server import cli
-from layers_mock_server.cli import main
-from layers_mock_server.http import app as http_app
 from layers_mock_server.settings import Settings, make_deps
-from layers_mock_server.spec import SpecError
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 
@@ -46,55 +42,24 @@ def sandbox_keys(url: str) -> dict[bytes, bytes]:
         return {key: client.dump(key) for key in sorted(keys)}
 
 
-@pytest.fixture
-def taken() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield str(sock.getsockname()[1])
-
-
-def broken_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> None:
-        raise SpecError("openapi/layers.yaml: broken on purpose")
-
-    monkeypatch.setattr(http_app, "partner_spec", broken)
-
-
-def refused_start(url: str, port: str, capsys: pytest.CaptureFixture[str], said: str) -> None:
-    argv = ["serve", "--port", port, "--state", url, "--clock", "wall", "--seed", "3"]
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and err.startswith("layers-mock: ") and said in err, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-
-
-@pytest.mark.parametrize("failing", ["port in use", "contract"])
 def test_a_refused_serve_writes_nothing_to_a_fresh_sandbox(
     redis_server: RedisServer,
-    taken: str,
+    failing: Cause,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    failing: str,
 ) -> None:
     """Its port taken (or its contract unusable), a serve wrote the sandbox's fresh state
     with its own seed, and recorded its settings, before it found out: the next serve then
     resumed a sandbox no one served. Now it leaves no key at all."""
     url = redis_server.sandbox()
-    if failing == "contract":
-        broken_contract(monkeypatch)
-    said = f"cannot listen on 127.0.0.1:{taken}" if failing == "port in use" else "on purpose"
-    refused_start(url, taken if failing == "port in use" else "0", capsys, said)
+    argv = ["--state", url, "--clock", "wall", "--seed", "3"]
+    refused(argv, failing, capsys)
     assert sandbox_keys(url) == {}
 
 
-@pytest.mark.parametrize("failing", ["port in use", "contract"])
 def test_a_refused_serve_leaves_a_sandbox_key_for_key(
     redis_server: RedisServer,
-    taken: str,
+    failing: Cause,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    failing: str,
 ) -> None:
     """A sandbox that holds state (seed 7, one influencer), its serve stopped: a serve with
     other flags that cannot start changes none of its keys (not its recorded settings, not
@@ -107,10 +72,8 @@ def test_a_refused_serve_leaves_a_sandbox_key_for_key(
     finally:
         assert server.stop() == 0
     before = sandbox_keys(url)
-    if failing == "contract":
-        broken_contract(monkeypatch)
-    said = f"cannot listen on 127.0.0.1:{taken}" if failing == "port in use" else "on purpose"
-    refused_start(url, taken if failing == "port in use" else "0", capsys, said)
+    argv = ["--state", url, "--clock", "wall", "--seed", "3"]
+    refused(argv, failing, capsys)
     assert sandbox_keys(url) == before
     assert marks(url) == {}
 

@@ -10,19 +10,18 @@ on its own port, all on one sandbox of the session's redis-server: what two proc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 import socket
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from clustered import workers
 from redisd import RedisServer
 from starlette.testclient import TestClient
 from support import FULL, GLOBEX, PROJECT, SEED, STANDARD, auth
@@ -38,20 +37,6 @@ from layers_mock_server.stores.redis import RedisStore
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 LIVENESS_S = 60  # a wait only a worker that does not follow reaches
-
-
-@contextlib.contextmanager
-def workers(url: str, count: int = 2, **options: Any) -> Iterator[list[str]]:
-    """`count` servers on one sandbox; yields their base URLs."""
-    settings = Settings(
-        **{"state": url, "clock": "virtual", "seed": SEED, "strict": True, **options}
-    )
-    with contextlib.ExitStack() as stack:
-        bases = []
-        for _ in range(count):
-            host, port = stack.enter_context(serving.running(build_app(make_deps(settings))))
-            bases.append(f"http://{host}:{port}")
-        yield bases
 
 
 def spread(bases: list[str], requests: list[tuple[str, str, dict[str, str], Any]]) -> list[Any]:
