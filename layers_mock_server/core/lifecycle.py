@@ -64,7 +64,7 @@ class Lifecycle:
             self.shared = shared
             self.requests.worker = shared.ident
             self.requests.ask = lambda kind: shared.reserve_ahead(
-                kind, BLOCK, lambda end: self.requests.landed(kind, end)
+                kind, BLOCK, lambda end: self._landed(shared, kind, end)
             )
         elif self.store is not None:
             durable = self.store
@@ -90,9 +90,16 @@ class Lifecycle:
         for it): the first requests' numbers are in a block whatever the store does next."""
         for kind in KINDS:
             try:
-                self.requests.landed(kind, shared.reserve(kind, BLOCK))
+                self._landed(shared, kind, shared.reserve(kind, BLOCK))
             except StoreUnavailable:
                 self.requests.landed(kind, None)  # asked for again by the first request
+
+    def _landed(self, shared: SharedStore, kind: str, end: int | None) -> None:
+        """A block granted (or not: None); once the store lost its count of request numbers,
+        this worker's ids are its own (requestids.py `alone`), whatever block they are in."""
+        if shared.recounted:
+            self.requests.alone = True
+        self.requests.landed(kind, end)
 
     def _resume(self, stored: Stored) -> None:
         assert self.check is not None

@@ -13,7 +13,9 @@ while half of the current one is left, so that no request waits for a round trip
 (nor does the worker's event loop): the block has come long before it is needed. Should it not
 have (the store unreachable for half a block of requests), the numbers that go on past the
 block are no other worker's: their ids are minted with this worker's name, so they are unique
-(but not reproducible) until the next block comes.
+(but not reproducible) until the next block comes. Likewise for good once the store lost its
+count (`alone`: a Redis flushed, or restarted without its data, under running workers): the
+blocks it grants from then on may be ones it granted before, to this worker or another.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ Reserve = Callable[[str, dict[str, int]], int | None]
 
 
 class RequestIds:
-    __slots__ = ("ask", "asking", "counters", "reserve", "reserved", "spare", "worker")
+    __slots__ = ("alone", "ask", "asking", "counters", "reserve", "reserved", "spare", "worker")
 
     def __init__(self, counters: dict[str, int] | None = None) -> None:
         self.counters: dict[str, int] = {kind: 0 for kind in KINDS}
@@ -42,6 +44,7 @@ class RequestIds:
         self.worker = ""
         self.spare: dict[str, int] = {}  # per kind: the end of the next block, granted
         self.asking: set[str] = set()  # kinds whose next block is on its way
+        self.alone = False  # the shared store lost its count: every id is named as this worker's
         self.advance(counters or {})
 
     def next(self, kind: str, seed: int, at_ms: int) -> str:
@@ -52,7 +55,7 @@ class RequestIds:
                 n = self._ahead(kind, n)
                 end = self.reserved.get(kind, 0)
             self.counters[kind] = n
-            if n > end:  # in no block of ours: named as this worker's
+            if n > end or self.alone:  # in no block of ours (or none to trust): this worker's
                 return "req_" + ulid_from(seed, f"{kind}:seq:{n}:{self.worker}", at_ms)
             return "req_" + ulid_from(seed, f"{kind}:seq:{n}", at_ms)
         if self.reserve is not None and n > self.reserved.get(kind, 0):

@@ -171,6 +171,9 @@ class SharedStore(Store, Protocol):
         or `lock` sends everything."""
 
     ident: str  # this server's name among those sharing the store
+    # The store lost its count of request numbers since this server's first block (flushed,
+    # or restarted without its data): blocks it grants now may be ones it granted before.
+    recounted: bool
 
     def reserve(self, kind: str, count: int) -> int:
         """Claim `count` request numbers of `kind` for this server; the last one claimed."""

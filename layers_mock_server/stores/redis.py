@@ -134,6 +134,11 @@ class RedisStore:
         self.member = f"{RedisStore.leader or self.ident} {self.ident}"
         # ... and its journal mark: the last of its entries appended (redis_outbox.py)
         self.keys["mark"] = f"{tag}:journal-from:{self.ident}"
+        # Request-number blocks (RESERVE): the highest granted of each kind, the counter's
+        # birth mark first seen, and whether a grant since bore another (`recounted`)
+        self.granted: dict[str, int] = {}
+        self.born: bytes | None = None
+        self.recounted = False
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self.pipe: Pipe | None = None  # ... and one that does not wait (see _send)
@@ -498,7 +503,21 @@ class RedisStore:
         self.seen = -1  # no commit is numbered -1: the log cannot reach back, all is read
 
     def reserve(self, kind: str, count: int) -> int:
-        return int(self._call("reserve", [self.keys["requests"]], [kind, count]))
+        return self._granted(kind, self._call("reserve", *self._reserve_args(kind, count)))
+
+    def _reserve_args(self, kind: str, count: int) -> tuple[list[str], list[Any]]:
+        return [self.keys["requests"]], [kind, count, self.ident, self.granted.get(kind, 0)]
+
+    def _granted(self, kind: str, answer: Any) -> int:
+        """The end of the block RESERVE granted; a birth mark other than the first one seen
+        says the counter was lost since (`recounted`)."""
+        end, born = int(answer[0]), answer[1]
+        if self.born is None:
+            self.born = born
+        elif born != self.born:
+            self.born, self.recounted = born, True
+        self.granted[kind] = max(self.granted.get(kind, 0), end)
+        return end
 
     def reserve_ahead(self, kind: str, count: int, landed: Callable[[int | None], None]) -> None:
         """`reserve` through the pipe, on a running loop (request ids, core/requestids.py):
@@ -514,9 +533,9 @@ class RedisStore:
 
         def back(sent: asyncio.Future[Any]) -> None:
             failed = sent.cancelled() or sent.exception() is not None
-            landed(None if failed else int(sent.result()))
+            landed(None if failed else self._granted(kind, sent.result()))
 
-        self._send("reserve", [self.keys["requests"]], [kind, count]).add_done_callback(back)
+        self._send("reserve", *self._reserve_args(kind, count)).add_done_callback(back)
 
     # -- the journal (redis_journal.py) ----------------------------------------------------
 

@@ -216,9 +216,21 @@ return 0
 
 # A block of request numbers (core/requestids.py): a HINCRBY of one of two fields, which takes
 # no memory once the field is there, so a full Redis runs it (`allow-oom`) and the request ids
-# of the reads it still answers stay unique across workers.
+# of the reads it still answers stay unique across workers. With it, the counter's birth mark
+# (`born`: the name of the worker that found no counter, ARGV[3]): a worker that gets another
+# than it first got knows the counter was lost since (FLUSHALL, a Redis restarted without its
+# data) and that blocks granted now may be ones granted before; and never below ARGV[4] (the
+# highest this worker was granted), so that the counter comes back past what it knew.
 RESERVE = """#!lua flags=allow-oom
-return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+local born = redis.call('HGET', KEYS[1], 'born')
+if not born then
+  born = ARGV[3]
+  redis.call('HSET', KEYS[1], 'born', born)
+end
+if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') < tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+end
+return {redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]), born}
 """
 # The scripts Redis refuses while full: their answers say whether it is (`RedisStore.full`).
 ROOMY = frozenset({"write", "changes", "journal"})
