@@ -57,6 +57,12 @@ RESHARD = (
     "it answers again once the move ends"
 )
 
+DAMAGED = (
+    "a key of the sandbox in Redis holds what the mock did not write there (see the reason); "
+    "delete that key and reset the sandbox (POST /_mock/reset), or delete every key of the "
+    "sandbox to start it afresh"
+)
+
 # Why Redis refused a command before running any of it (its error code), in plain words.
 REFUSALS = {
     "BUSY": "Redis is busy running a script",
@@ -65,6 +71,8 @@ REFUSALS = {
     "READONLY": "Redis is a read-only replica",
     "NOREPLICAS": "Redis has fewer replicas in sync than its min-replicas-to-write",
     "NOSCRIPT": "the mock's scripts were flushed from Redis; it loads them again",
+    "WRONGTYPE": DAMAGED,  # someone else overwrote a key of the sandbox (stores/redis_pipe.py)
+    "DAMAGED": DAMAGED,
     # Redis Cluster: the sandbox's slot is half-way through a reshard (stores/redis_cluster.py)
     "TRYAGAIN": RESHARD,
     "ASK": RESHARD,

@@ -308,7 +308,11 @@ def handled(future: asyncio.Future[Any]) -> None:
 # OOM: Redis checks before it starts, not at its first write.
 # On Redis Cluster, TRYAGAIN, ASK and MOVED too: a redirection that redis-py's cluster client
 # could not follow to an end (redis_cluster.py): the slot is being moved, and no shard ran it.
+# And WRONGTYPE (a key of the sandbox holds another type than the mock writes there: a script
+# stops at its first command on it, and every one checks the keys it writes before it writes
+# any, redis_scripts.py INTACT) and the mock's own DAMAGED (a counter that is not a number).
 REFUSALS = frozenset({"OOM", "NOSCRIPT", "BUSY", "LOADING", "MISCONF", "READONLY", "NOREPLICAS"})
+REFUSALS |= {"WRONGTYPE", "DAMAGED"}
 REFUSALS |= {"TRYAGAIN", "ASK", "MOVED"}
 
 

@@ -16,6 +16,27 @@ from .redis_journal import JOURNAL
 # still counts requests' batches: the log keeps the newest `maxlen` of them, as ever.
 # `#!lua` (no flags): Redis checks maxmemory before the script starts, so a full Redis refuses
 # the whole write instead of applying part of it.
+# A key of the sandbox overwritten by someone else (by hand, another program) would stop a
+# script at its first command on it, what the script wrote before kept: a reset's commit would
+# delete the rows and stop at `seq`. So a script checks the keys it writes before it writes
+# anything, and refuses with DAMAGED naming the key (redis_pipe.py REFUSALS). TYPE is O(1).
+INTACT = """
+local function holds(k, want)
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= want then
+    error({err = 'DAMAGED ' .. k .. ' holds a ' .. t .. ', not a ' .. want})
+  end
+end
+local function counts(k)
+  holds(k, 'string')
+  local v = redis.call('GET', k)
+  if v and not tonumber(v) then
+    error({err = 'DAMAGED ' .. k .. ' holds ' .. string.format('%q', string.sub(v, 1, 40))
+      .. ', not a number'})
+  end
+end
+"""
+
 WRITE = (
     """#!lua
 local rows, order, meta, log, commits, lease, requests, seq =
@@ -34,7 +55,14 @@ local from, mark, floor, clears = tonumber(ARGV[8]), KEYS[13], KEYS[14], ARGV[9]
 local late = first + always - 1
 """
     + JOURNAL
+    + INTACT
     + """
+holds(rows, 'hash')
+holds(requests, 'hash')
+holds(order, 'zset')
+counts(seq)
+counts(commits)
+counts(KEYS[11])
 local fresh = first + appended(mark, from, always)  -- those it sent before are not again
 local found = redis.call('MGET', lease, commits, KEYS[12])
 local holder, n = found[1], tonumber(found[2] or '0')
@@ -141,6 +169,12 @@ return {'OK', n, wanted}
 _CHANGES_HEAD = """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
+-- read first: a key overwritten by someone else stops the script before it takes the lease
+local now = redis.call('GET', commits)
+if now and not tonumber(now) then
+  return redis.error_reply('DAMAGED ' .. commits .. ' holds ' .. string.format('%q',
+    string.sub(now, 1, 40)) .. ', not a number')
+end
 """
 _COUNT = """
 local counted = {}
@@ -153,7 +187,7 @@ for i = 9, #KEYS do
 end
 """
 _AFTER = """
-local n = tonumber(redis.call('GET', commits) or '0')
+local n = tonumber(now or '0')
 if n == seen then return {'OK', n, {}, counted} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
 if n - seen > far or n < seen then return {'FAR', n, {}, counted} end

@@ -1,0 +1,79 @@
+"""A key of the sandbox overwritten in Redis by someone else (by hand, another program): the
+workers refuse in plain words what they cannot do with it, write nothing of it half-way, and
+work again once the key is deleted and the sandbox reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from grouped import CREATE, Worker, influencers
+from support import FULL, auth
+
+RESET = ("POST", "/_mock/reset", {"content-type": "application/json"}, {})
+WHOAMI = ("GET", "/v1/whoami", auth(FULL), None)
+
+
+def damage(worker: Worker, key: str, how: str) -> None:
+    client, name = worker.store._client, worker.store.keys[key]
+    client.delete(name)
+    if how == "a hash":
+        client.hset(name, "by", "hand")
+    else:
+        client.set(name, how)
+
+
+def said(body: Any) -> str:
+    error = body["error"]
+    assert error["code"] == "STORAGE_UNAVAILABLE"
+    return f"{error['message']} {error['details']['reason']}"
+
+
+@pytest.mark.parametrize(
+    ("key", "how"), [("seq", "a hash"), ("seq", "garbage"), ("requests", "garbage")]
+)
+def test_a_reset_onto_a_damaged_key_is_refused_whole_and_says_so(
+    two: tuple[Worker, Worker], key: str, how: str
+) -> None:
+    """A global reset's commit deletes the rows before it counts them in `seq`: with `seq` not
+    a number (or `requests` not a hash) Redis stopped the script there, the rows already gone,
+    and the reset answered "could not reach its shared state; nothing of this request was
+    done". The sandbox was left with no API keys: every request after was a 401, on every
+    worker. Now the script checks its keys before it writes anything."""
+    first, second = two
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    damage(first, key, how)
+    [(status, body)] = second.together(RESET)
+    assert status == 503
+    first.store._client.delete(first.store.keys[key])
+    for worker in two:  # nothing of the reset was kept: the influencer and the keys are there
+        assert influencers(worker) == [made["influencerId"]]
+    text = said(body)
+    assert "could not reach" not in text and "nothing of this request was done" in text
+    assert "a key of the sandbox" in text and first.store.keys[key] in text
+    [(status, _)] = first.together(RESET)
+    assert status == 200
+    assert influencers(second) == []
+
+
+@pytest.mark.parametrize(("key", "how"), [("rows", "garbage"), ("commits", "garbage")])
+def test_a_damaged_key_is_not_said_to_be_an_unreachable_redis(
+    two: tuple[Worker, Worker], key: str, how: str
+) -> None:
+    """Redis answered, with WRONGTYPE (or a script stopped on a value that is not a number):
+    the 503 said the mock "could not reach its shared state", while /_mock/health said Redis
+    was reachable. Now it says which key is not as the mock wrote it, and what to do."""
+    first, second = two
+    assert first.together(WHOAMI)[0][0] == 200
+    damage(first, key, how)
+    second.store.forget()  # its next catch-up reads everything, `rows` too
+    [(status, body)] = second.together(WHOAMI)
+    assert status == 503
+    text = said(body)
+    assert "could not reach" not in text and "a key of the sandbox" in text
+    first.store._client.delete(first.store.keys[key])
+    [(status, _)] = second.together(RESET)
+    assert status == 200
+    for worker in two:
+        assert worker.together(WHOAMI)[0][0] == 200
