@@ -506,7 +506,8 @@ class RedisStore:
         return self._granted(kind, self._call("reserve", *self._reserve_args(kind, count)))
 
     def _reserve_args(self, kind: str, count: int) -> tuple[list[str], list[Any]]:
-        return [self.keys["requests"]], [kind, count, self.ident, self.granted.get(kind, 0)]
+        born = secrets.token_hex(8)  # the mark of a count this call makes, if it makes one
+        return [self.keys["requests"]], [kind, count, born, self.granted.get(kind, 0)]
 
     def _granted(self, kind: str, answer: Any) -> int:
         """The end of the block RESERVE granted; a birth mark other than the first one seen

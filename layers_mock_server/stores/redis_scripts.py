@@ -251,10 +251,11 @@ return 0
 # A block of request numbers (core/requestids.py): a HINCRBY of one of two fields, which takes
 # no memory once the field is there, so a full Redis runs it (`allow-oom`) and the request ids
 # of the reads it still answers stay unique across workers. With it, the counter's birth mark
-# (`born`: the name of the worker that found no counter, ARGV[3]): a worker that gets another
-# than it first got knows the counter was lost since (FLUSHALL, a Redis restarted without its
-# data) and that blocks granted now may be ones granted before; and never below ARGV[4] (the
-# highest this worker was granted), so that the counter comes back past what it knew.
+# (`born`: a random name, ARGV[3], of the call that found no counter): a worker that gets
+# another than it first got knows the counter was lost since (FLUSHALL, a Redis restarted
+# without its data) and that blocks granted now may be ones granted before; and never below
+# ARGV[4] (the highest this worker was granted), so that the count comes back past what it
+# knew.
 RESERVE = """#!lua flags=allow-oom
 local born = redis.call('HGET', KEYS[1], 'born')
 if not born then

@@ -25,7 +25,8 @@ def test_request_ids_stay_unique_when_redis_loses_the_sandbox_under_running_work
     monkeypatch.setattr(lifecycle, "BLOCK", 4)
     with started() as server:
         url = server.sandbox()
-        busy, idle = Worker(url), Worker(url)
+        idle = Worker(url)  # the first: its first block made the count
+        busy = Worker(url)
         late: Worker | None = None
         try:
             for _ in range(24):  # the busy worker goes through six blocks
