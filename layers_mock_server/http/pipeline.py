@@ -58,9 +58,9 @@ RESHARD = (
 )
 
 DAMAGED = (
-    "a key of the sandbox in Redis holds what the mock did not write there (see the reason); "
-    "delete that key and reset the sandbox (POST /_mock/reset), or delete every key of the "
-    "sandbox to start it afresh"
+    "a key of the sandbox in Redis, named in the reason, holds what the mock did not write "
+    "there: delete that key and reset the sandbox with POST /_mock/reset, or delete every key "
+    "of the sandbox to start it afresh"
 )
 
 # Why Redis refused a command before running any of it (its error code), in plain words.
