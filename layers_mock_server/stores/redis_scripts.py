@@ -34,6 +34,7 @@ local function counts(k)
     error({err = 'DAMAGED ' .. k .. ' holds ' .. string.format('%q', string.sub(v, 1, 40))
       .. ', not a number'})
   end
+  return v
 end
 """
 
@@ -166,16 +167,21 @@ return {'OK', n, wanted}
 # ARGV[8..] times (one bucket per waiting read, the same window once with its number of
 # reads) and kept that many real milliseconds (`count:ms`: a window of a clock that stands
 # still outlives three real minutes); then come the journal's entries, from ARGV[#KEYS] on.
-_CHANGES_HEAD = """
+_CHANGES_HEAD = (
+    INTACT
+    + """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
--- read first: a key overwritten by someone else stops the script before it takes the lease
-local now = redis.call('GET', commits)
-if now and not tonumber(now) then
-  return redis.error_reply('DAMAGED ' .. commits .. ' holds ' .. string.format('%q',
-    string.sub(now, 1, 40)) .. ', not a number')
-end
+-- the counters it writes or reads, first (INTACT): a key overwritten by someone else stops
+-- the script before it takes the lease or counts anything (a lease taken, then the script
+-- stopped at the journal, stayed held until it ran out, and every worker's writes waited)
+local now = counts(commits)
+counts(KEYS[5])
+counts(KEYS[7])
+counts(KEYS[8])
+for i = 9, #KEYS do counts(KEYS[i]) end
 """
+)
 _COUNT = """
 local counted = {}
 for i = 9, #KEYS do

@@ -77,3 +77,23 @@ def test_a_damaged_key_is_not_said_to_be_an_unreachable_redis(
     assert status == 200
     for worker in two:
         assert worker.together(WHOAMI)[0][0] == 200
+
+
+@pytest.mark.parametrize("key", ["journal-seq", "mark"])
+def test_a_write_onto_a_damaged_journal_key_leaves_no_lease_held(
+    two: tuple[Worker, Worker], key: str
+) -> None:
+    """A write's catch-up takes the lease, then appends the journal: with the journal's
+    counter overwritten, Redis stopped the script after it took the lease, which no one gave
+    back; every worker's writes then waited for it to run out (10 s each time, a hang to a
+    client). Now the catch-up checks those keys before it takes the lease."""
+    first, second = two
+    for worker in two:  # each has a journal entry to carry with its next round trip
+        assert worker.together(WHOAMI)[0][0] == 200
+    damage(second, key, "a hash")
+    [(status, body)] = second.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 503 and "a key of the sandbox" in said(body)
+    assert first.store._client.get(first.store.keys["lease"]) is None
+    first.store._client.delete(first.store.keys[key])
+    [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
