@@ -89,6 +89,10 @@ class StateBuilder:
         return validation("Invalid body.", [f"State document: {p}" for p in self.problems])
 
     def meta(self, document: Any) -> None:
+        found = document.get("format") if isinstance(document, dict) else None
+        if isinstance(found, str) and found != FORMAT:  # another version's: told first, alone
+            self._problem(f"format: must be {FORMAT} (it is {found[:60]}).")
+            raise self._error()  # (its header and tables need not be this format's)
         problems = self.check("meta", document)
         if not problems and document.get("format") != FORMAT:
             problems = [f"format: must be {FORMAT}."]

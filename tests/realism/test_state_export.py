@@ -132,3 +132,20 @@ def test_export_lists_every_part_of_the_state(mock: Mock) -> None:
     assert document["seed"] == SEED
     assert len(document["rules"]["rules"]) == 2
     assert FULL in {k["key"] for k in document["keys"]}
+
+
+def test_an_export_of_another_format_is_told_by_its_format_first(mock: Mock) -> None:
+    """An export a later version wrote (`layers-mock/state@3`, its header of another shape)
+    was answered with what its header lacks ("keys: must be a list of rows."), as if it were
+    this version's export cut short; the format is what tells the user why."""
+    exported = mock.client.get("/_mock/state").text
+    later = exported.replace('"layers-mock/state@2"', '"layers-mock/state@3"', 1)
+    for body in (later, '{"format": "layers-mock/state@3", "organizations": []}'):
+        response = mock.client.put(
+            "/_mock/state", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+        problems = response.json()["error"]["details"]["formErrors"]
+        assert problems == [
+            "State document: format: must be layers-mock/state@2 (it is layers-mock/state@3)."
+        ]
