@@ -92,7 +92,6 @@ READ_CLASS = "read-light"  # every partner GET's x-rate-class (openapi/layers.ya
 # the three real minutes that outlive a minute of a wall clock at speed 1 (read_window_ms).
 STILL_WINDOW_MS = 24 * 3600 * 1000
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
-RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
 GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
 CHAIN_S = 0.05  # a worker keeps the lease for its next groups for at most this long ...
@@ -558,8 +557,10 @@ class SharedGate:
                 loop.call_soon(self._catch_up)
             if self.group is None and self.deps.sim.holds_lease():
                 # kept for a write that has not come: its clients got their answers just
-                # now, and may send the next one; if none comes, the lease goes back
-                loop.call_later(LINGER_S, self._let_go, self.began)
+                # now, and may send the next one; if none comes, the lease goes back (at
+                # once when another worker waits for it: its release wakes that one)
+                linger = 0.0 if self.wanted else LINGER_S
+                loop.call_later(linger, self._let_go, self.began)
 
     def _close_idle(self) -> None:
         """An open group whose next request went away (cancelled while waiting)."""
@@ -688,6 +689,7 @@ class SharedGate:
         """Take the lease, with the changes up to now (after every commit of this worker came
         back, so the copy holds nothing that is not committed)."""
         while not self.deps.sim.holds_lease():  # (one taken for a request that went away)
+            heard = self.store.heard()  # the releases heard before this try went
             sent = self.store.send_changes(True)
             self._sent()
             self.asking += 1
@@ -704,8 +706,8 @@ class SharedGate:
                     self.store.let_go()
                     raise
                 return
-            # Held by another process: nothing in this one to wait on, so poll.
-            await asyncio.sleep(RETRY_S)
+            # Held by another worker: it says when it gives it back (stores/redis_handoff.py).
+            await self.store.handed(heard)
 
     async def _refresh(self) -> None:
         """Catch up before asking for the lease, after a quiet while: a worker far behind
