@@ -82,7 +82,7 @@ from ..core.store import (
     StoreInUse,
     StoreUnavailable,
 )
-from .redis_handoff import DEAF_S, WANTS_MS, Handoff
+from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import APPEND, CLEAR, READ, entries
 from .redis_log import SEP, read_entry, write_args
 from .redis_outbox import Outbox
@@ -140,6 +140,7 @@ class RedisStore:
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self.pipe: Pipe | None = None  # ... and one that does not wait (see _send)
         self.handoff: Handoff | None = None  # ... and one that hears the lease given back
+        self.in_line = False  # the last refused lease try left this worker next in line
         self.down: str | None = None  # why the last synchronous round trip failed (no pipe)
         self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
@@ -495,17 +496,18 @@ class RedisStore:
 
         sent.add_done_callback(back)
 
-    def heard(self) -> tuple[bool, int]:
+    def heard(self) -> Mark | None:
         """Taken before a lease try goes: what `handed` compares with (redis_handoff.py)."""
-        return self.handoff.mark() if self.handoff is not None else (False, 0)
+        return self.handoff.mark() if self.handoff is not None else None
 
-    async def handed(self, heard: tuple[bool, int]) -> None:
+    async def handed(self, heard: Mark | None) -> None:
         """After a try another worker's lease refused: until that lease is given back (heard
-        since `heard`), or the fallback's time; polls (DEAF_S) on a cluster or TLS."""
-        if self.handoff is None:
+        since `heard`; or, not in line, taken by the one in line), or the fallback's time;
+        polls (DEAF_S) on a cluster or TLS."""
+        if self.handoff is None or heard is None:
             await asyncio.sleep(DEAF_S)
         else:
-            await self.handoff.wait(heard)
+            await self.handoff.wait(heard, self.in_line)
 
     def _unlock_args(self, token: str) -> list[str]:
         return [token, self.keys["wants"], self.keys["handoff"]]
@@ -797,6 +799,7 @@ class RedisStore:
         read's number: everything is to be read (`_whole`). The caller gives back a lease
         taken here if that fails."""
         if answer[0] == b"HELD":
+            self.in_line = len(answer) > 1 and answer[1] == 1
             return None
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone

@@ -2,17 +2,19 @@
 
 A worker refused the lease (another holds it: stores/redis_scripts.py, CHANGES) used to try
 again every 2 ms, so each handoff cost a millisecond of nothing on average, and the tries grew
-with the holder's hold. Now the refusal is remembered in Redis (`asked`), and the script that
-gives the lease back (WRITE without `keep`, UNLOCK) publishes on the sandbox's shard channel
-`{lm:NAME}:handoff` when someone asked meanwhile. Each worker listens on a connection of its
-own (SSUBSCRIBE: the pipe, redis_pipe.py, carries commands and their answers in order and must
-never block), and a waiting worker tries again as soon as it hears a release: the lease reaches
-it one round trip after it was given back.
+with the holder's hold. Now the first worker refused is next in line (`wants`), and the script
+that gives the lease back (WRITE without `keep`, UNLOCK) publishes `r` on the sandbox's shard
+channel `{lm:NAME}:handoff` when one is. Each worker listens on a connection of its own
+(SSUBSCRIBE: the pipe, redis_pipe.py, carries commands and their answers in order and must
+never block), and the worker in line tries again as soon as it hears a release: the lease
+reaches it one round trip after it was given back. A worker refused while another was in line
+(three workers or more) waits for that one's take instead, published as `t`: it then tries
+again and is in line next.
 
-No wake-up is lost between a refusal and the wait: a worker notes how many releases it had heard
-before its try went (`mark`), and a release heard after that, even one that came before the
-refusal's answer, sends it to try again at once. Redis sends nothing when no one is in line, so
-an idle worker hears nothing.
+No wake-up is lost between a refusal and the wait: a worker notes what it had heard before its
+try went (`mark`), and a message heard after that, even one that came before the refusal's
+answer, sends it to try again at once. Redis sends nothing when no one is in line, so an idle
+worker hears nothing.
 
 A wake-up that never comes (the holder killed: its lease runs out, `lease=MS`; a message lost
 with a connection) is covered by a try every WAKE_S at the latest. A worker that is not
@@ -38,13 +40,18 @@ RECONNECT_S = 0.5  # between two attempts to connect the listener
 WANTS_MS = int(3 * WAKE_S * 1000)
 
 
+# What a worker had heard when a try went: whether it listened, the releases and the takes.
+Mark = tuple[bool, int, int]
+
+
 class Handoff:
     """One worker's listener for the lease's releases (see the module docstring)."""
 
     def __init__(self, make: Callable[[], Any], channel: str) -> None:
         self.make = make  # a redis-py Connection, not connected yet
         self.channel = channel
-        self.heard = 0  # releases heard (and connections lost: both end a wait)
+        self.released = 0  # releases heard (and connections lost: both end every wait)
+        self.taken = 0  # takes by the worker in line heard
         self.listening = False  # subscribed, and the connection has not failed since
         self.conn: Any = None
         self.sock: Any = None
@@ -52,36 +59,39 @@ class Handoff:
         self.reader: Any = None
         self.attempt: object | None = None  # the connection being made, if one is
         self.tried = -RECONNECT_S  # when the last attempt began (monotonic)
-        self.waiters: list[asyncio.Future[None]] = []
+        # The waits, each with whether its worker is in line (a take does not end those).
+        self.waiters: list[tuple[asyncio.Future[None], bool]] = []
 
-    def mark(self) -> tuple[bool, int]:
+    def mark(self) -> Mark:
         """Taken before a lease try is sent: whether this worker listens, and the releases it
         heard so far (`wait` returns at once if one came since). Starts the listener."""
         if self.loop is not None and self.loop is not asyncio.get_running_loop():
             self.close()  # a listener of another loop (tests run workers on loops of their own)
         if not self.listening:
             self._connect()
-        return self.listening, self.heard
+        return self.listening, self.released, self.taken
 
-    async def wait(self, mark: tuple[bool, int]) -> None:
-        """After a refused try (`mark` taken before it went): until a release is heard, for
-        WAKE_S at most; DEAF_S when the try went while this worker was not listening."""
-        listening, heard = mark
+    async def wait(self, mark: Mark, in_line: bool) -> None:
+        """After a refused try (`mark` taken before it went): until a release is heard (or,
+        not `in_line`, a take), for WAKE_S at most; DEAF_S when the try went while this
+        worker was not listening."""
+        listening, released, taken = mark
         if not listening or not self.listening:
             await asyncio.sleep(DEAF_S)
             return
-        if self.heard != heard:  # given back while the refusal was on its way
-            return
+        if self.released != released or (not in_line and self.taken != taken):
+            return  # heard while the refusal was on its way
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[None] = loop.create_future()
-        self.waiters.append(woken)
+        entry = (woken, in_line)
+        self.waiters.append(entry)
         timer = loop.call_later(WAKE_S, _wake, woken)
         try:
             await woken
         finally:
             timer.cancel()
             with contextlib.suppress(ValueError):
-                self.waiters.remove(woken)
+                self.waiters.remove(entry)
 
     def close(self) -> None:
         """Stop listening (a stopping worker: its loop may be closed already)."""
@@ -154,15 +164,24 @@ class Handoff:
                 if kind == b"ssubscribe":
                     self.listening = True
                 elif kind == b"smessage":
-                    self._heard()
+                    self._heard(take=reply[-1] == b"t")
         except Exception:  # not what a subscribed connection sends: start again
             self._drop()
 
-    def _heard(self) -> None:
-        self.heard += 1
-        waiters, self.waiters = self.waiters, []
-        for woken in waiters:
-            _wake(woken)
+    def _heard(self, take: bool = False) -> None:
+        """A release (or a lost connection) ends every wait; a take, those of the workers
+        that are not in line."""
+        if take:
+            self.taken += 1
+        else:
+            self.released += 1
+        kept: list[tuple[asyncio.Future[None], bool]] = []
+        for woken, in_line in self.waiters:
+            if take and in_line:
+                kept.append((woken, in_line))
+            else:
+                _wake(woken)
+        self.waiters = kept
 
     def _drop(self) -> None:
         """The connection failed (or the worker stops): the waits end (their workers try

@@ -119,7 +119,7 @@ end
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-  if found[3] then redis.call('SPUBLISH', KEYS[16], '') end  -- the one in line tries now
+  if found[3] then redis.call('SPUBLISH', KEYS[16], 'r') end  -- the one in line tries now
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
@@ -137,8 +137,9 @@ return {'OK', n, wanted}
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name, for ARGV[8] ms: it
 # says so again at each try, and is gone if it stops asking): while it waits, no other worker
 # takes the lease, so a worker writing without pause cannot starve it. The one in line that
-# takes the lease says so on the handoff channel KEYS[9] (redis_handoff.py): the workers
-# refused behind it try again, and the first of them is in line next.
+# takes the lease says so on the handoff channel KEYS[9] (`t`; a release is `r`:
+# redis_handoff.py): the workers refused behind it try again, and the first of them is in line
+# next. A refusal says whether the worker is in line (only a release concerns it then).
 # KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
 # KEYS[8] the journal's floor (redis_journal.py); KEYS[10..] are rate windows, each counted
 # ARGV[9..] times (one bucket per waiting read, the same window once with its number of
@@ -177,12 +178,12 @@ CHANGES = (
   if not (ours and redis.call('SET', lease, token, 'NX', 'PX', ms)) then
     if redis.call('GET', lease) ~= token then
       if ours then redis.call('SET', wants, me, 'PX', ARGV[8]) end
-      return {'HELD'}
+      return {'HELD', ours and 1 or 0}  -- in line: only a release concerns it
     end
   end
   if first == me then
     redis.call('DEL', wants)
-    redis.call('SPUBLISH', KEYS[9], '')  -- those refused behind it get in line
+    redis.call('SPUBLISH', KEYS[9], 't')  -- those refused behind it get in line
   end
 end
 """
@@ -226,7 +227,7 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
 UNLOCK = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if redis.pcall('EXISTS', ARGV[2]) == 1 then redis.pcall('SPUBLISH', ARGV[3], '') end
+if redis.pcall('EXISTS', ARGV[2]) == 1 then redis.pcall('SPUBLISH', ARGV[3], 'r') end
 return 1
 """
 

@@ -94,16 +94,19 @@ def served(waiter: Waiter) -> Any:
 
 def listening(waiter: Waiter, base: str) -> None:
     """A first create takes the lease unopposed and starts the worker's listener; the test
-    goes on once it is subscribed (an event of the worker's loop, not a timer)."""
-    assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
+    goes on once it is subscribed (the listener's own read says so, not a timer)."""
     handoff = waiter.store.handoff
-    loop = waiter.store.pipe.loop
+    subscribed = threading.Event()
+    readable = handoff._readable
 
-    async def subscribed() -> None:
-        while not handoff.listening:  # woken by the listener's own reads
-            await asyncio.sleep(0)
+    def read() -> None:
+        readable()
+        if handoff.listening:
+            subscribed.set()
 
-    asyncio.run_coroutine_threadsafe(asyncio.wait_for(subscribed(), ANSWER_S), loop).result()
+    handoff._readable = read
+    assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
+    assert subscribed.wait(ANSWER_S)
     waiter.tries.clear()
 
 
@@ -188,17 +191,46 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
         assert first.lock() is not None
         assert second.lock() is None  # in line
         assert third.lock() is None  # behind it
+        assert second.in_line and not third.in_line
         first.unlock()
-        assert pubsub.get_message(timeout=ANSWER_S)["type"] == "smessage"  # the release
+        assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"r"  # the release
         assert third.lock() is None  # not its turn: the second is in line
         assert second.lock() is not None
-        assert pubsub.get_message(timeout=ANSWER_S)["type"] == "smessage"  # the take
-        assert third.lock() is None  # now it is in line ...
+        assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"t"  # the take
+        assert third.lock() is None and third.in_line  # now it is in line ...
         second.write(Batch([], (), b"3"))
-        assert pubsub.get_message(timeout=ANSWER_S)["type"] == "smessage"  # ... and hears it
+        assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"r"  # ... and hears it
         assert third.lock() is not None
         third.unlock()
     finally:
         pubsub.close()
         for store in (first, second, third):
             store.close()
+
+
+def test_a_take_ends_the_waits_of_workers_behind_the_one_in_line_and_not_its_own(
+    no_poll: None,
+) -> None:
+    """Two workers refused in turn: the one in line waits for the release, not for the take
+    of the other (that was its own take, or it would be a try for nothing: it is in line
+    already); one refused behind the one in line waits for that take, to get in line."""
+    handoff = redis_handoff.Handoff(lambda: None, "{lm:x}:handoff")
+    handoff.listening = True
+
+    async def run() -> list[str]:
+        woken: list[str] = []
+
+        async def waits(name: str, in_line: bool) -> None:
+            await handoff.wait((True, handoff.released, handoff.taken), in_line)
+            woken.append(name)
+
+        tasks = [asyncio.create_task(waits(*w)) for w in (("in line", True), ("behind", False))]
+        await asyncio.sleep(0)  # both wait now
+        handoff._heard(take=True)
+        await tasks[1]
+        assert woken == ["behind"]
+        handoff._heard()
+        await tasks[0]
+        return woken
+
+    assert asyncio.run(run()) == ["behind", "in line"]
