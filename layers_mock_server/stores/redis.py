@@ -117,6 +117,7 @@ class RedisStore:
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
                 *("journal-seq", "journal-floor", "rates", "at", "wants", "serving", "workers"),
+                "behind",  # the worker in line after the one in line (`wants`)
                 "handoff",  # a shard channel, not a key: a release heard (redis_handoff.py)
             )
         }
@@ -190,7 +191,7 @@ class RedisStore:
             make = client.connection_pool.make_connection
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL, RESERVE]
             self.pipe = Pipe(make, [*scripts, BEAT, CLEAR], self.where, timeout=5)
-            self.handoff = Handoff(make, self.keys["handoff"])
+            self.handoff = Handoff(make, self.keys["handoff"], self.ident)
         try:
             self._claim()
             return self._first_look()
@@ -781,13 +782,13 @@ class RedisStore:
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
-        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "handoff")]
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "handoff", "behind")]
         rates = self.keys["rates"]
         keys += [f"{rates}:{b.api_key_id}:{b.endpoint_class}:{b.window}" for b in windows]
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()
-        args += [self.ident, carried[0], WANTS_MS]
+        args += [self.ident, carried[0], WANTS_MS, WANTS_MS]
         args += [f"{n}:{b.kept_ms}" for b, n in windows.items()]
         return keys, args, windows, carried
 

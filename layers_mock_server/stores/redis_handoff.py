@@ -8,8 +8,9 @@ channel `{lm:NAME}:handoff` when one is. Each worker listens on a connection of 
 (SSUBSCRIBE: the pipe, redis_pipe.py, carries commands and their answers in order and must
 never block), and the worker in line tries again as soon as it hears a release: the lease
 reaches it one round trip after it was given back. A worker refused while another was in line
-(three workers or more) waits for that one's take instead, published as `t`: it then tries
-again and is in line next.
+is behind it, and in line once that one takes the lease: the take is published as `t` with
+the name of the worker now in line, which waits on for the release; any other (three workers
+or more) tries again, to be behind next.
 
 No wake-up is lost between a refusal and the wait: a worker notes what it had heard before its
 try went (`mark`), and a message heard after that, even one that came before the refusal's
@@ -47,9 +48,10 @@ Mark = tuple[bool, int, int]
 class Handoff:
     """One worker's listener for the lease's releases (see the module docstring)."""
 
-    def __init__(self, make: Callable[[], Any], channel: str) -> None:
+    def __init__(self, make: Callable[[], Any], channel: str, ident: str) -> None:
         self.make = make  # a redis-py Connection, not connected yet
         self.channel = channel
+        self.promoted = b"t" + ident.encode()  # a take that puts this worker in line
         self.released = 0  # releases heard (and connections lost: both end every wait)
         self.taken = 0  # takes by the worker in line heard
         self.listening = False  # subscribed, and the connection has not failed since
@@ -164,21 +166,23 @@ class Handoff:
                 if kind == b"ssubscribe":
                     self.listening = True
                 elif kind == b"smessage":
-                    self._heard(take=reply[-1] == b"t")
+                    said = reply[-1]
+                    self._heard(take=said[:1] == b"t", promoted=said == self.promoted)
         except Exception:  # not what a subscribed connection sends: start again
             self._drop()
 
-    def _heard(self, take: bool = False) -> None:
+    def _heard(self, take: bool = False, promoted: bool = False) -> None:
         """A release (or a lost connection) ends every wait; a take, those of the workers
-        that are not in line."""
+        that are not in line, unless it put this one in line: then it waits on, for the
+        release."""
         if take:
             self.taken += 1
         else:
             self.released += 1
         kept: list[tuple[asyncio.Future[None], bool]] = []
         for woken, in_line in self.waiters:
-            if take and in_line:
-                kept.append((woken, in_line))
+            if take and (in_line or promoted):
+                kept.append((woken, True))
             else:
                 _wake(woken)
         self.waiters = kept

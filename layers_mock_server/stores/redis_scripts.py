@@ -136,13 +136,16 @@ return {'OK', n, wanted}
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name, for ARGV[8] ms: it
 # says so again at each try, and is gone if it stops asking): while it waits, no other worker
-# takes the lease, so a worker writing without pause cannot starve it. The one in line that
-# takes the lease says so on the handoff channel KEYS[9] (`t`; a release is `r`:
-# redis_handoff.py): the workers refused behind it try again, and the first of them is in line
-# next. A refusal says whether the worker is in line (only a release concerns it then).
+# takes the lease, so a worker writing without pause cannot starve it. The first refused while
+# one is in line is behind it (KEYS[10], for ARGV[9] ms), and in line once that one takes the
+# lease. That take is said on the handoff channel KEYS[9] (`t` and the name of the one now in
+# line; a release is `r`: redis_handoff.py): the workers refused further back try again, and
+# the first of them is behind next. A refusal says whether the worker is in line (only a
+# release concerns it then). So two workers writing in turns take the lease in two tries each
+# time: one that finds the other holding it (or in line), and one after the release.
 # KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
-# KEYS[8] the journal's floor (redis_journal.py); KEYS[10..] are rate windows, each counted
-# ARGV[9..] times (one bucket per waiting read, the same window once with its number of
+# KEYS[8] the journal's floor (redis_journal.py); KEYS[11..] are rate windows, each counted
+# ARGV[10..] times (one bucket per waiting read, the same window once with its number of
 # reads) and kept that many real milliseconds (`count:ms`: a window of a clock that stands
 # still outlives three real minutes); then come the journal's entries, from ARGV[#KEYS] on.
 _CHANGES_HEAD = """
@@ -151,7 +154,7 @@ local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(A
 """
 _COUNT = """
 local counted = {}
-for i = 10, #KEYS do
+for i = 11, #KEYS do
   local by, kept = string.match(ARGV[i - 1], '^(%d+):(%d+)$')
   by = tonumber(by)
   local c = redis.call('INCRBY', KEYS[i], by)
@@ -177,13 +180,25 @@ CHANGES = (
   local ours = not first or first == me
   if not (ours and redis.call('SET', lease, token, 'NX', 'PX', ms)) then
     if redis.call('GET', lease) ~= token then
-      if ours then redis.call('SET', wants, me, 'PX', ARGV[8]) end
-      return {'HELD', ours and 1 or 0}  -- in line: only a release concerns it
+      if ours then
+        redis.call('SET', wants, me, 'PX', ARGV[8])
+        return {'HELD', 1}  -- in line: only a release concerns it
+      end
+      local second = redis.call('GET', KEYS[10])
+      if not second or second == me then redis.call('SET', KEYS[10], me, 'PX', ARGV[9]) end
+      return {'HELD', 0}
     end
   end
   if first == me then
-    redis.call('DEL', wants)
-    redis.call('SPUBLISH', KEYS[9], 't')  -- those refused behind it get in line
+    local second = redis.call('GET', KEYS[10])
+    if second and second ~= me then  -- the one behind is in line now
+      redis.call('SET', wants, second, 'PX', ARGV[9])
+      redis.call('DEL', KEYS[10])
+    else
+      redis.call('DEL', wants)
+      second = ''
+    end
+    redis.call('SPUBLISH', KEYS[9], 't' .. second)  -- those refused behind it try again
   end
 end
 """

@@ -167,7 +167,7 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
 ) -> None:
     """What the scripts say on the handoff channel: nothing while no one waits (an idle
     worker hears nothing); the release when one is in line; and the take by the one in line,
-    so that a third worker refused behind it tries again and gets in line next."""
+    naming the worker that was behind it and is in line now."""
     first, second, third = (RedisStore(sandbox) for _ in range(3))
     assert first.open() is None
     first.write(Batch([], (), b"1", wipe=True))
@@ -196,8 +196,9 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
         assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"r"  # the release
         assert third.lock() is None  # not its turn: the second is in line
         assert second.lock() is not None
-        assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"t"  # the take
-        assert third.lock() is None and third.in_line  # now it is in line ...
+        # the take, which puts the third, behind the second, in line
+        assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"t" + third.ident.encode()
+        assert third.lock() is None and third.in_line  # so it is ...
         second.write(Batch([], (), b"3"))
         assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"r"  # ... and hears it
         assert third.lock() is not None
@@ -211,26 +212,30 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
 def test_a_take_ends_the_waits_of_workers_behind_the_one_in_line_and_not_its_own(
     no_poll: None,
 ) -> None:
-    """Two workers refused in turn: the one in line waits for the release, not for the take
-    of the other (that was its own take, or it would be a try for nothing: it is in line
-    already); one refused behind the one in line waits for that take, to get in line."""
-    handoff = redis_handoff.Handoff(lambda: None, "{lm:x}:handoff")
-    handoff.listening = True
+    """Workers refused in turn: the one in line waits for the release, not for a take (one
+    would be a try for nothing: it is in line already); the one behind it waits on when the
+    take names it (it is in line now); one further back tries again at the take, to be behind
+    next."""
+    handoff = redis_handoff.Handoff(lambda: None, "{lm:x}:handoff", "me")
+    further = redis_handoff.Handoff(lambda: None, "{lm:x}:handoff", "other")
+    handoff.listening = further.listening = True
 
     async def run() -> list[str]:
         woken: list[str] = []
 
-        async def waits(name: str, in_line: bool) -> None:
-            await handoff.wait((True, handoff.released, handoff.taken), in_line)
+        async def waits(name: str, listener: redis_handoff.Handoff, in_line: bool) -> None:
+            await listener.wait((True, listener.released, listener.taken), in_line)
             woken.append(name)
 
-        tasks = [asyncio.create_task(waits(*w)) for w in (("in line", True), ("behind", False))]
-        await asyncio.sleep(0)  # both wait now
-        handoff._heard(take=True)
-        await tasks[1]
-        assert woken == ["behind"]
-        handoff._heard()
-        await tasks[0]
+        waiting = [("in line", handoff, True), ("behind", handoff, False), ("back", further, False)]
+        tasks = [asyncio.create_task(waits(*w)) for w in waiting]
+        await asyncio.sleep(0)  # all three wait now
+        for listener in (handoff, further):  # the take by the one in line names "me"
+            listener._heard(take=True, promoted=listener is handoff)
+        await tasks[2]
+        assert woken == ["back"]
+        handoff._heard()  # the release
+        await asyncio.gather(*tasks)
         return woken
 
-    assert asyncio.run(run()) == ["behind", "in line"]
+    assert asyncio.run(run()) == ["back", "in line", "behind"]
