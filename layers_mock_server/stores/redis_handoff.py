@@ -41,8 +41,9 @@ RECONNECT_S = 0.5  # between two attempts to connect the listener
 WANTS_MS = int(3 * WAKE_S * 1000)
 
 
-# What a worker had heard when a try went: whether it listened, the releases and the takes.
-Mark = tuple[bool, int, int]
+# What a worker had heard when a try went: whether it listened, the releases, the takes, and
+# those of the takes that put it in line.
+Mark = tuple[bool, int, int, int]
 
 
 class Handoff:
@@ -54,6 +55,7 @@ class Handoff:
         self.promoted = b"t" + ident.encode()  # a take that puts this worker in line
         self.released = 0  # releases heard (and connections lost: both end every wait)
         self.taken = 0  # takes by the worker in line heard
+        self.promotions = 0  # ... that named this worker (it was behind, and is in line now)
         self.listening = False  # subscribed, and the connection has not failed since
         self.conn: Any = None
         self.sock: Any = None
@@ -71,18 +73,23 @@ class Handoff:
             self.close()  # a listener of another loop (tests run workers on loops of their own)
         if not self.listening:
             self._connect()
-        return self.listening, self.released, self.taken
+        return self.listening, self.released, self.taken, self.promotions
 
     async def wait(self, mark: Mark, in_line: bool) -> None:
         """After a refused try (`mark` taken before it went): until a release is heard (or,
         not `in_line`, a take), for WAKE_S at most; DEAF_S when the try went while this
         worker was not listening."""
-        listening, released, taken = mark
+        listening, released, taken, promotions = mark
         if not listening or not self.listening:
             await asyncio.sleep(DEAF_S)
             return
-        if self.released != released or (not in_line and self.taken != taken):
+        if self.released != released:
             return  # heard while the refusal was on its way
+        # A take that named this worker can only follow its refusal in Redis (it was behind):
+        # heard before the refusal's answer, it still means "in line, wait for the release".
+        in_line = in_line or self.promotions != promotions
+        if not in_line and self.taken != taken:
+            return
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[None] = loop.create_future()
         entry = (woken, in_line)
@@ -177,6 +184,7 @@ class Handoff:
         release."""
         if take:
             self.taken += 1
+            self.promotions += promoted
         else:
             self.released += 1
         kept: list[tuple[asyncio.Future[None], bool]] = []

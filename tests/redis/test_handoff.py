@@ -224,7 +224,7 @@ def test_a_take_ends_the_waits_of_workers_behind_the_one_in_line_and_not_its_own
         woken: list[str] = []
 
         async def waits(name: str, listener: redis_handoff.Handoff, in_line: bool) -> None:
-            await listener.wait((True, listener.released, listener.taken), in_line)
+            await listener.wait(listener.mark(), in_line)
             woken.append(name)
 
         waiting = [("in line", handoff, True), ("behind", handoff, False), ("back", further, False)]
@@ -239,3 +239,24 @@ def test_a_take_ends_the_waits_of_workers_behind_the_one_in_line_and_not_its_own
         return woken
 
     assert asyncio.run(run()) == ["back", "in line", "behind"]
+
+
+def test_a_take_naming_the_worker_heard_before_its_refusal_still_puts_it_in_line(
+    no_poll: None,
+) -> None:
+    """The take that puts a worker in line follows its refusal in Redis, but its message can
+    be read before the refusal's answer (two sockets): the worker waits for the release all
+    the same, rather than try again for nothing (that was the third try of a handoff)."""
+    handoff = redis_handoff.Handoff(lambda: None, "{lm:x}:handoff", "me")
+    handoff.listening = True
+
+    async def run() -> None:
+        mark = handoff.mark()  # the try goes ...
+        handoff._heard(take=True, promoted=True)  # ... the take is heard, then the refusal
+        waiting = asyncio.create_task(handoff.wait(mark, in_line=False))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        handoff._heard()  # the release
+        await waiting
+
+    asyncio.run(run())
