@@ -296,6 +296,7 @@ class RedisStore:
         self.seen = predicted
         if not keep:
             self.token = ""  # the script gives the lease back
+            self._gave(token)
 
         def written(answer: Any) -> bool:
             self._written(answer, predicted, token)
@@ -467,6 +468,7 @@ class RedisStore:
         else (start-up, a stopping server) at once."""
         if self.token == token:
             self.token = ""
+        self._gave(token)
         with contextlib.suppress(Exception):
             if self.pipe is None or not _looping():
                 self.unreleased = token  # until Redis took it
@@ -509,6 +511,10 @@ class RedisStore:
             await asyncio.sleep(DEAF_S)
         else:
             await self.handoff.wait(heard, self.in_line)
+
+    def _gave(self, token: str) -> None:
+        if self.handoff is not None and token:
+            self.handoff.gave(token)
 
     def _unlock_args(self, token: str) -> list[str]:
         return [token, self.keys["wants"], self.keys["handoff"]]

@@ -3,14 +3,16 @@
 A worker refused the lease (another holds it: stores/redis_scripts.py, CHANGES) used to try
 again every 2 ms, so each handoff cost a millisecond of nothing on average, and the tries grew
 with the holder's hold. Now the first worker refused is next in line (`wants`), and the script
-that gives the lease back (WRITE without `keep`, UNLOCK) publishes `r` on the sandbox's shard
-channel `{lm:NAME}:handoff` when one is. Each worker listens on a connection of its own
-(SSUBSCRIBE: the pipe, redis_pipe.py, carries commands and their answers in order and must
-never block), and the worker in line tries again as soon as it hears a release: the lease
-reaches it one round trip after it was given back. A worker refused while another was in line
-is behind it, and in line once that one takes the lease: the take is published as `t` with
-the name of the worker now in line, which waits on for the release; any other (three workers
-or more) tries again, to be behind next.
+that gives the lease back (WRITE without `keep`, UNLOCK) publishes `r` and the lease's token
+(a worker does not wake for its own releases) on the sandbox's shard channel
+`{lm:NAME}:handoff` when one is. Each worker listens on a connection of its own (SSUBSCRIBE:
+the pipe, redis_pipe.py, carries commands and their answers in order and must never block),
+and the worker in line tries again as soon as it hears a release: the lease reaches it one
+round trip after it was given back. A worker refused while another was in line is behind it,
+and in line once that one takes the lease: the take is published as `t` with the name of the
+worker now in line, which waits on for the release; any other (three workers or more) tries
+again, to be behind next. So two workers writing in turns take the lease in two tries a turn:
+one refused, one after the release.
 
 No wake-up is lost between a refusal and the wait: a worker notes what it had heard before its
 try went (`mark`), and a message heard after that, even one that came before the refusal's
@@ -27,6 +29,7 @@ shard; a worker on a cluster or TLS has no pipe and polls (DEAF_S).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 import time
@@ -36,6 +39,7 @@ from typing import Any
 WAKE_S = 0.05  # the longest a listening worker waits for a wake-up before it tries again
 DEAF_S = 0.002  # between two tries of a worker that is not listening (as before)
 RECONNECT_S = 0.5  # between two attempts to connect the listener
+OWN = 16  # the tokens of this worker's own releases remembered (most go unpublished)
 # How long a refused worker stays next in line (`wants`, redis_scripts.py) without asking
 # again: past the fallback's try, so a worker waiting for a wake-up keeps its place.
 WANTS_MS = int(3 * WAKE_S * 1000)
@@ -56,6 +60,9 @@ class Handoff:
         self.released = 0  # releases heard (and connections lost: both end every wait)
         self.taken = 0  # takes by the worker in line heard
         self.promotions = 0  # ... that named this worker (it was behind, and is in line now)
+        # The tokens of this worker's own leases it gave back lately: their releases are no
+        # news to it (a try it sends after one reaches Redis after it, on the same pipe).
+        self.own: collections.deque[bytes] = collections.deque(maxlen=OWN)
         self.listening = False  # subscribed, and the connection has not failed since
         self.conn: Any = None
         self.sock: Any = None
@@ -101,6 +108,11 @@ class Handoff:
             timer.cancel()
             with contextlib.suppress(ValueError):
                 self.waiters.remove(entry)
+
+    def gave(self, token: str) -> None:
+        """This worker gave back the lease it held with `token` (its release, if published,
+        ends no wait of its own)."""
+        self.own.append(b"r" + token.encode())
 
     def close(self) -> None:
         """Stop listening (a stopping worker: its loop may be closed already)."""
@@ -174,7 +186,10 @@ class Handoff:
                     self.listening = True
                 elif kind == b"smessage":
                     said = reply[-1]
-                    self._heard(take=said[:1] == b"t", promoted=said == self.promoted)
+                    if said in self.own:
+                        self.own.remove(said)
+                    else:
+                        self._heard(take=said[:1] == b"t", promoted=said == self.promoted)
         except Exception:  # not what a subscribed connection sends: start again
             self._drop()
 

@@ -119,7 +119,7 @@ end
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-  if found[3] then redis.call('SPUBLISH', KEYS[16], 'r') end  -- the one in line tries now
+  if found[3] then redis.call('SPUBLISH', KEYS[16], 'r' .. token) end  -- the one in line tries
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
@@ -139,10 +139,11 @@ return {'OK', n, wanted}
 # takes the lease, so a worker writing without pause cannot starve it. The first refused while
 # one is in line is behind it (KEYS[10], for ARGV[9] ms), and in line once that one takes the
 # lease. That take is said on the handoff channel KEYS[9] (`t` and the name of the one now in
-# line; a release is `r`: redis_handoff.py): the workers refused further back try again, and
-# the first of them is behind next. A refusal says whether the worker is in line (only a
-# release concerns it then). So two workers writing in turns take the lease in two tries each
-# time: one that finds the other holding it (or in line), and one after the release.
+# line; a release is `r` and the lease's token: redis_handoff.py): the workers refused further
+# back try again, and the first of them is behind next. A refusal says whether the worker is
+# in line (only a release concerns it then). So two workers writing in turns take the lease
+# in two tries each time: one that finds the other holding it (or in line), and one after the
+# release.
 # KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
 # KEYS[8] the journal's floor (redis_journal.py); KEYS[11..] are rate windows, each counted
 # ARGV[10..] times (one bucket per waiting read, the same window once with its number of
@@ -242,7 +243,7 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
 UNLOCK = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if redis.pcall('EXISTS', ARGV[2]) == 1 then redis.pcall('SPUBLISH', ARGV[3], 'r') end
+if redis.pcall('EXISTS', ARGV[2]) == 1 then redis.pcall('SPUBLISH', ARGV[3], 'r' .. ARGV[1]) end
 return 1
 """
 
