@@ -26,8 +26,11 @@ the same connection; the write script's compare-and-append (the commit number ea
 refuses a commit sent behind one that was refused, so a failure takes down everything sent after
 it, never a part. For that the lease is kept across groups (a chain): it is taken once, and
 given back when a commit's answer says another worker waits for it, after CHAIN_S at most, or
-LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault gives it back
-while it sleeps, so a slow answer does not hold other workers' writes. A lease whose request
+LINGER_S after the last group if no other comes (at once when another waits: `_landed`); a
+latency fault gives it back while it sleeps, so a slow answer does not hold other workers'
+writes. A worker refused the lease waits until it hears it given back (stores/redis_handoff.py:
+the release is published, and the worker next in line tries again at once), or for a
+fallback's time when no one says so (a holder killed, whose lease runs out). A lease whose request
 went away (cancelled) while it was on its way is still taken in when it comes: the changes it
 brought are applied before anything else runs on the copy (`_orphan`).
 

@@ -29,6 +29,9 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   rule's count that holds exactly, ids that follow the commit order. The write script also
   checks that no one wrote since the writer's last look (compare-and-append), so a worker
   whose lease ran out (`LEASE_MS`) cannot overwrite a newer state: its write is refused.
+  A worker refused the lease is next in line (`wants`; the next one `behind`), and hears when
+  the lease is given back on the shard channel `handoff` (redis_handoff.py), which each worker
+  listens to on a connection of its own: it does not poll.
 
 All keys share one hash tag, `{lm:NAME}`, so every script touches one slot and runs on Redis
 Cluster as it does on one server (a sandbox lives on one shard; see the README).

@@ -126,8 +126,8 @@ class Handoff:
         """Connect and subscribe, the handshake in a thread (redis-py's is blocking), as the
         pipe does; at most one attempt at a time, and one every RECONNECT_S."""
         now = time.monotonic()
-        if self.attempt is not None or now - self.tried < RECONNECT_S:
-            return
+        if self.attempt is not None or self.conn is not None or now - self.tried < RECONNECT_S:
+            return  # (connected but refused the channel, an ACL's NOPERM: it polls, as before)
         self.tried = now
         self.loop = asyncio.get_running_loop()
         attempt = self.attempt = object()

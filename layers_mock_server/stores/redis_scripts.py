@@ -24,7 +24,9 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
 -- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
 -- Given back while one waits, the lease's release is published on KEYS[16], the sandbox's
--- handoff channel (redis_handoff.py), so that the waiting worker tries again at once.
+-- handoff channel (redis_handoff.py), so that the waiting worker tries again at once; with
+-- pcall, as every publish here: a user whose ACL forbids the channel must not fail a commit
+-- half-way (its workers are not told, and find the lease by their fallback tries).
 -- ARGV[9]: not empty for a global reset's commit, which clears the journal (KEYS[10], its
 -- counter KEYS[11], an older version's KEYS[15]) and leaves its number as the floor KEYS[14]
 -- (redis_journal.py). ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
@@ -119,7 +121,7 @@ end
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-  if found[3] then redis.call('SPUBLISH', KEYS[16], 'r' .. token) end  -- the one in line tries
+  if found[3] then redis.pcall('SPUBLISH', KEYS[16], 'r' .. token) end  -- the one in line tries
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
@@ -199,7 +201,7 @@ CHANGES = (
       redis.call('DEL', wants)
       second = ''
     end
-    redis.call('SPUBLISH', KEYS[9], 't' .. second)  -- those refused behind it try again
+    redis.pcall('SPUBLISH', KEYS[9], 't' .. second)  -- those refused behind it try again
   end
 end
 """

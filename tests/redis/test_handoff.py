@@ -261,3 +261,35 @@ def test_a_take_naming_the_worker_heard_before_its_refusal_still_puts_it_in_line
         await waiting
 
     asyncio.run(run())
+
+
+def test_a_user_whose_acl_forbids_the_handoff_channel_still_writes_and_hands_the_lease_on(
+    redis_server: RedisServer,
+) -> None:
+    """Redis 7 gives a user made with `resetchannels` (its `acl-pubsub-default`) no channel:
+    the scripts' publishes are refused there. A refused publish must not fail the script that
+    made it half-way (the lease given back, or the commit applied, and an error answered):
+    the write and the release go through, and the waiter finds the lease by its tries."""
+    import redis
+
+    with redis.Redis(port=redis_server.port) as admin:
+        admin.execute_command("ACL", "SETUSER", "nochannel", "on", ">pw", "~*", "+@all")
+        admin.execute_command("ACL", "SETUSER", "nochannel", "resetchannels")
+    url = redis_server.sandbox().replace("redis://", "redis://nochannel:pw@")
+    first, second = RedisStore(url), RedisStore(url)
+    try:
+        assert first.open() is None
+        first.write(Batch([], (), b"1", wipe=True))
+        assert second.open() is not None
+        assert first.lock() is not None
+        assert second.lock() is None  # in line: the release would be published
+        first.write(Batch([], (), b"2"))  # ... and is refused, not the commit
+        taken = second.lock()  # the take, whose publish is refused too
+        assert taken is not None and [b.meta for b in taken.batches] == [b"2"]
+        assert first.lock() is None
+        second.unlock()  # so is the release's
+        assert first.lock() is not None
+        first.unlock()
+    finally:
+        first.close()
+        second.close()
