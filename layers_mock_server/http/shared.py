@@ -26,13 +26,13 @@ the same connection; the write script's compare-and-append (the commit number ea
 refuses a commit sent behind one that was refused, so a failure takes down everything sent after
 it, never a part. For that the lease is kept across groups (a chain): it is taken once, and
 given back when a commit's answer says another worker waits for it, after CHAIN_S at most, or
-LINGER_S after the last group if no other comes (at once when another waits: `_landed`); a
-latency fault gives it back while it sleeps, so a slow answer does not hold other workers'
-writes. A worker refused the lease waits until it hears it given back (stores/redis_handoff.py:
-the release is published, and the worker next in line tries again at once), or for a
-fallback's time when no one says so (a holder killed, whose lease runs out). A lease whose request
-went away (cancelled) while it was on its way is still taken in when it comes: the changes it
-brought are applied before anything else runs on the copy (`_orphan`).
+LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault gives it
+back while it sleeps, so a slow answer does not hold other workers' writes. A worker refused
+the lease waits until it hears it given back (stores/redis_handoff.py: the release is
+published, and the worker next in line tries again at once), or for a fallback's time when no
+one says so (a holder killed, whose lease runs out). A lease whose request went away
+(cancelled) while it was on its way is still taken in when it comes: the changes it brought
+are applied before anything else runs on the copy (`_orphan`).
 
 No answer leaves before the commit that holds it came back (each request's answer is held in
 the gate until then); if that commit fails, every request of the group is answered 503 in the
@@ -560,10 +560,8 @@ class SharedGate:
                 loop.call_soon(self._catch_up)
             if self.group is None and self.deps.sim.holds_lease():
                 # kept for a write that has not come: its clients got their answers just
-                # now, and may send the next one; if none comes, the lease goes back (at
-                # once when another worker waits for it: its release wakes that one)
-                linger = 0.0 if self.wanted else LINGER_S
-                loop.call_later(linger, self._let_go, self.began)
+                # now, and may send the next one; if none comes, the lease goes back
+                loop.call_later(LINGER_S, self._let_go, self.began)
 
     def _close_idle(self) -> None:
         """An open group whose next request went away (cancelled while waiting)."""
