@@ -25,6 +25,13 @@ medians and spread of the rounds:
 loop's Python stacks by CPU time during each measured run: one collapsed file a run in DIR,
 and the functions that cost most, in µs per request, on stderr.
 
+`--leases`: during each measured run Redis logs every command, and the run ends with who took
+the sandbox's write lease, how often it changed hands, and how many tries each handoff took
+(bench/lease_log.py). The log costs Redis time: such a run counts, it does not time.
+
+    .venv/bin/python bench/redis.py --leases --seconds 3 --case create --rounds 1 \
+        --only "redis, 2 workers" --alt-root ../other-checkout
+
 On a 2-core machine wrk, redis-server and the workers share two cores: read the CPU columns
 as well as requests/s (the per-request CPU is what scales on a bigger machine).
 """
@@ -44,6 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import lease_log
 from common import (
     CREATE_BODY,
     CREATE_PATH,
@@ -78,10 +86,13 @@ def measure(
     root: Path = ROOT,
     cases: tuple[str, ...] = ("create", "get"),
     sample: Path | None = None,
+    leases: bool = False,
 ) -> dict[str, Any]:
-    """One configuration on the build in `root`; `sample`: where bench/cpu_sampler.py writes."""
+    """One configuration on the build in `root`; `sample`: where bench/cpu_sampler.py writes;
+    `leases`: count the lease's tries and handoffs in Redis's log (bench/lease_log.py)."""
     redis: Server | None = None
     state = "memory"
+    leases = leases and store == "redis"
     run = tempfile.mkdtemp(dir=tmp)
     if store == "redis":
         name = f"{name}, {fsync}"
@@ -124,8 +135,13 @@ def measure(
             sampled = sample is not None and workers == 1
             if sampled:
                 os.kill(mock.pid, signal.SIGUSR1)
+            if leases:
+                lease_log.start(redis_port)
             cpu0 = [tree_cpu_s(p) for p in pids]
             result = run_wrk(port, method, path, payload, seconds=seconds)
+            if leases:
+                result["leases"] = lease_log.stop(redis_port)
+                say(f"{name} {case} leases: {json.dumps(result['leases'])}")
             cpu = [tree_cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True)]
             if sampled:
                 _collapsed(mock.pid, collapsed, int(result.get("requests", 0)))
@@ -170,7 +186,7 @@ def probe(args: argparse.Namespace, settings: list[str]) -> None:
                 for build, root in order:
                     fsync = settings[0]
                     r = measure(name, store, workers, args.seconds, fsync, Path(tmp), root, cases,
-                                sample)  # fmt: skip
+                                sample, args.leases)  # fmt: skip
                     for case in cases:
                         c = r.get(case, {})
                         runs.setdefault((build, r["name"], case), []).append(c)
@@ -222,9 +238,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=0, help="the probe: N rounds (see above)")
     parser.add_argument("--alt-root", help="the probe: another checkout to measure beside this")
     parser.add_argument("--sample", help="the probe: CPU by function into this directory")
+    parser.add_argument(
+        "--leases",
+        action="store_true",
+        help="the probe: count the lease's tries and handoffs (Redis logs every command: a "
+        "count, not a speed; keep --seconds short)",
+    )
     args = parser.parse_args()
     settings = ["always", "everysec"] if args.fsync == "both" else [args.fsync]
-    if args.rounds or args.alt_root or args.only or args.case or args.sample:
+    if args.rounds or args.alt_root or args.only or args.case or args.sample or args.leases:
         if len(settings) != 1:
             parser.error("the probe measures one --fsync setting")
         args.rounds = max(1, args.rounds)

@@ -26,10 +26,13 @@ the same connection; the write script's compare-and-append (the commit number ea
 refuses a commit sent behind one that was refused, so a failure takes down everything sent after
 it, never a part. For that the lease is kept across groups (a chain): it is taken once, and
 given back when a commit's answer says another worker waits for it, after CHAIN_S at most, or
-LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault gives it back
-while it sleeps, so a slow answer does not hold other workers' writes. A lease whose request
-went away (cancelled) while it was on its way is still taken in when it comes: the changes it
-brought are applied before anything else runs on the copy (`_orphan`).
+LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault gives it
+back while it sleeps, so a slow answer does not hold other workers' writes. A worker refused
+the lease waits until it hears it given back (stores/redis_handoff.py: the release is
+published, and the worker next in line tries again at once), or for a fallback's time when no
+one says so (a holder killed, whose lease runs out). A lease whose request went away
+(cancelled) while it was on its way is still taken in when it comes: the changes it brought
+are applied before anything else runs on the copy (`_orphan`).
 
 No answer leaves before the commit that holds it came back (each request's answer is held in
 the gate until then); if that commit fails, every request of the group is answered 503 in the
@@ -92,7 +95,6 @@ READ_CLASS = "read-light"  # every partner GET's x-rate-class (openapi/layers.ya
 # the three real minutes that outlive a minute of a wall clock at speed 1 (read_window_ms).
 STILL_WINDOW_MS = 24 * 3600 * 1000
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
-RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
 GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
 CHAIN_S = 0.05  # a worker keeps the lease for its next groups for at most this long ...
@@ -688,6 +690,7 @@ class SharedGate:
         """Take the lease, with the changes up to now (after every commit of this worker came
         back, so the copy holds nothing that is not committed)."""
         while not self.deps.sim.holds_lease():  # (one taken for a request that went away)
+            heard = self.store.heard()  # the releases heard before this try went
             sent = self.store.send_changes(True)
             self._sent()
             self.asking += 1
@@ -704,8 +707,8 @@ class SharedGate:
                     self.store.let_go()
                     raise
                 return
-            # Held by another process: nothing in this one to wait on, so poll.
-            await asyncio.sleep(RETRY_S)
+            # Held by another worker: it says when it gives it back (stores/redis_handoff.py).
+            await self.store.handed(heard)
 
     async def _refresh(self) -> None:
         """Catch up before asking for the lease, after a quiet while: a worker far behind

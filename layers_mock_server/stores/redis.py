@@ -29,6 +29,9 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   rule's count that holds exactly, ids that follow the commit order. The write script also
   checks that no one wrote since the writer's last look (compare-and-append), so a worker
   whose lease ran out (`LEASE_MS`) cannot overwrite a newer state: its write is refused.
+  A worker refused the lease is next in line (`wants`; the next one `behind`), and hears when
+  the lease is given back on the shard channel `handoff` (redis_handoff.py), which each worker
+  listens to on a connection of its own: it does not poll.
 
 All keys share one hash tag, `{lm:NAME}`, so every script touches one slot and runs on Redis
 Cluster as it does on one server (a sandbox lives on one shard; see the README).
@@ -82,6 +85,7 @@ from ..core.store import (
     StoreInUse,
     StoreUnavailable,
 )
+from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import APPEND, CLEAR, READ, entries
 from .redis_log import SEP, read_entry, write_args
 from .redis_outbox import Outbox
@@ -116,6 +120,8 @@ class RedisStore:
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
                 *("journal-seq", "journal-floor", "rates", "at", "wants", "serving", "workers"),
+                "behind",  # the worker in line after the one in line (`wants`)
+                "handoff",  # a shard channel, not a key: a release heard (redis_handoff.py)
             )
         }
         # The journal: many entries a stream entry (redis_journal.py); an older version's,
@@ -142,6 +148,8 @@ class RedisStore:
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self.pipe: Pipe | None = None  # ... and one that does not wait (see _send)
+        self.handoff: Handoff | None = None  # ... and one that hears the lease given back
+        self.in_line = False  # the last refused lease try left this worker next in line
         self.down: str | None = None  # why the last synchronous round trip failed (no pipe)
         self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
@@ -191,6 +199,7 @@ class RedisStore:
             make = client.connection_pool.make_connection
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL, RESERVE]
             self.pipe = Pipe(make, [*scripts, BEAT, CLEAR], self.where, timeout=5)
+            self.handoff = Handoff(make, self.keys["handoff"], self.ident)
         try:
             self._claim()
             return self._first_look()
@@ -295,6 +304,7 @@ class RedisStore:
         self.seen = predicted
         if not keep:
             self.token = ""  # the script gives the lease back
+            self._gave(token)
 
         def written(answer: Any) -> bool:
             self._written(answer, predicted, token)
@@ -324,6 +334,7 @@ class RedisStore:
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
         keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1")]
+        keys.append(self.keys["handoff"])
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         first, entries = carried = self._carried()  # the journal's, sent on the way
@@ -363,6 +374,10 @@ class RedisStore:
             with contextlib.suppress(Exception):  # its loop may be closed: no one waits on it
                 self.pipe.close()
             self.pipe = None
+        if self.handoff is not None:
+            with contextlib.suppress(Exception):
+                self.handoff.close()
+            self.handoff = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._conn.disconnect()
@@ -461,10 +476,11 @@ class RedisStore:
         else (start-up, a stopping server) at once."""
         if self.token == token:
             self.token = ""
+        self._gave(token)
         with contextlib.suppress(Exception):
             if self.pipe is None or not _looping():
                 self.unreleased = token  # until Redis took it
-                self._call("unlock", [self.keys["lease"]], [token], retry=True)
+                self._call("unlock", [self.keys["lease"]], self._unlock_args(token), retry=True)
                 self.unreleased = ""
             else:
                 self._unlock_sent(token, time.monotonic() + self.lease_ms / 1000)
@@ -482,7 +498,7 @@ class RedisStore:
         """UNLOCK through the pipe; when it fails (Redis unreachable: it may come back from its
         AOF with the lease, which no one else can give back, and every worker's writes would
         wait until it ran out), it is said again every RELEASE_RETRY_S while it can matter."""
-        sent = self._send("unlock", [self.keys["lease"]], [token])
+        sent = self._send("unlock", [self.keys["lease"]], self._unlock_args(token))
 
         def back(done: asyncio.Future[Any]) -> None:
             failed = done.exception() is not None and self.pipe is not None
@@ -490,6 +506,26 @@ class RedisStore:
                 done.get_loop().call_later(RELEASE_RETRY_S, self._unlock_sent, token, until)
 
         sent.add_done_callback(back)
+
+    def heard(self) -> Mark | None:
+        """Taken before a lease try goes: what `handed` compares with (redis_handoff.py)."""
+        return self.handoff.mark() if self.handoff is not None else None
+
+    async def handed(self, heard: Mark | None) -> None:
+        """After a try another worker's lease refused: until that lease is given back (heard
+        since `heard`; or, not in line, taken by the one in line), or the fallback's time;
+        polls (DEAF_S) on a cluster or TLS."""
+        if self.handoff is None or heard is None:
+            await asyncio.sleep(DEAF_S)
+        else:
+            await self.handoff.wait(heard, self.in_line)
+
+    def _gave(self, token: str) -> None:
+        if self.handoff is not None and token:
+            self.handoff.gave(token)
+
+    def _unlock_args(self, token: str) -> list[str]:
+        return [token, self.keys["wants"], self.keys["handoff"]]
 
     def holds(self) -> bool:
         return bool(self.token)
@@ -775,13 +811,14 @@ class RedisStore:
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
-        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor")]
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "handoff", "behind")]
         rates = self.keys["rates"]
         keys += [f"{rates}:{b.api_key_id}:{b.endpoint_class}:{b.window}" for b in windows]
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()
-        args += [self.ident, carried[0], *(f"{n}:{b.kept_ms}" for b, n in windows.items())]
+        args += [self.ident, carried[0], WANTS_MS, WANTS_MS]
+        args += [f"{n}:{b.kept_ms}" for b, n in windows.items()]
         return keys, args, windows, carried
 
     def _changes_answer(
@@ -792,6 +829,7 @@ class RedisStore:
         read's number: everything is to be read (`_whole`). The caller gives back a lease
         taken here if that fails."""
         if answer[0] == b"HELD":
+            self.in_line = len(answer) > 1 and answer[1] == 1
             return None
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone

@@ -45,6 +45,10 @@ local rows, order, meta, log, commits, lease, requests, seq =
 local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 -- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
 -- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
+-- Given back while one waits, the lease's release is published on KEYS[16], the sandbox's
+-- handoff channel (redis_handoff.py), so that the waiting worker tries again at once; with
+-- pcall, as every publish here: a user whose ACL forbids the channel must not fail a commit
+-- half-way (its workers are not told, and find the lease by their fallback tries).
 -- ARGV[9]: not empty for a global reset's commit, which clears the journal (KEYS[10], its
 -- counter KEYS[11], an older version's KEYS[15]) and leaves its number as the floor KEYS[14]
 -- (redis_journal.py). ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
@@ -146,6 +150,7 @@ end
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
+  if found[3] then redis.pcall('SPUBLISH', KEYS[16], 'r' .. token) end  -- the one in line tries
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
@@ -160,11 +165,19 @@ return {'OK', n, wanted}
 )
 
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
-# A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
-# other worker takes the lease, so a worker writing without pause cannot starve it.
+# A worker refused the lease is next in line (`wants`, ARGV[6] its name, for ARGV[8] ms: it
+# says so again at each try, and is gone if it stops asking): while it waits, no other worker
+# takes the lease, so a worker writing without pause cannot starve it. The first refused while
+# one is in line is behind it (KEYS[10], for ARGV[9] ms), and in line once that one takes the
+# lease. That take is said on the handoff channel KEYS[9] (`t` and the name of the one now in
+# line; a release is `r` and the lease's token: redis_handoff.py): the workers refused further
+# back try again, and the first of them is behind next. A refusal says whether the worker is
+# in line (only a release concerns it then). So two workers writing in turns take the lease
+# in two tries each time: one that finds the other holding it (or in line), and one after the
+# release.
 # KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
-# KEYS[8] the journal's floor (redis_journal.py); KEYS[9..] are rate windows, each counted
-# ARGV[8..] times (one bucket per waiting read, the same window once with its number of
+# KEYS[8] the journal's floor (redis_journal.py); KEYS[11..] are rate windows, each counted
+# ARGV[10..] times (one bucket per waiting read, the same window once with its number of
 # reads) and kept that many real milliseconds (`count:ms`: a window of a clock that stands
 # still outlives three real minutes); then come the journal's entries, from ARGV[#KEYS] on.
 _CHANGES_HEAD = (
@@ -184,7 +197,7 @@ for i = 9, #KEYS do counts(KEYS[i]) end
 )
 _COUNT = """
 local counted = {}
-for i = 9, #KEYS do
+for i = 11, #KEYS do
   local by, kept = string.match(ARGV[i - 1], '^(%d+):(%d+)$')
   by = tonumber(by)
   local c = redis.call('INCRBY', KEYS[i], by)
@@ -210,11 +223,26 @@ CHANGES = (
   local ours = not first or first == me
   if not (ours and redis.call('SET', lease, token, 'NX', 'PX', ms)) then
     if redis.call('GET', lease) ~= token then
-      if ours then redis.call('SET', wants, me, 'PX', 100) end  -- gone if it stops asking
-      return {'HELD'}
+      if ours then
+        redis.call('SET', wants, me, 'PX', ARGV[8])
+        return {'HELD', 1}  -- in line: only a release concerns it
+      end
+      local second = redis.call('GET', KEYS[10])
+      if not second or second == me then redis.call('SET', KEYS[10], me, 'PX', ARGV[9]) end
+      return {'HELD', 0}
     end
   end
-  if first == me then redis.call('DEL', wants) end
+  if first == me then
+    local second = redis.call('GET', KEYS[10])
+    if second and second ~= me then  -- the one behind is in line now
+      redis.call('SET', wants, second, 'PX', ARGV[9])
+      redis.call('DEL', KEYS[10])
+    else
+      redis.call('DEL', wants)
+      second = ''
+    end
+    redis.pcall('SPUBLISH', KEYS[9], 't' .. second)  -- those refused behind it try again
+  end
 end
 """
     + _COUNT
@@ -245,12 +273,20 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
   redis.call('GET', commits), redis.call('GET', at), redis.call('TIME')}
 """
 
-# Give the lease back, if it is still ours. `allow-oom`: it only deletes, so a full Redis
-# runs it (else a lease taken before Redis filled up would hold every worker's writes until
-# it ran out).
+# Give the lease back, if it is still ours, and say so on the handoff channel when a worker
+# waits for it (`wants`). Only the lease is a declared key: half-way through a reshard of the
+# sandbox's slot (redis_cluster.py) Redis runs a script there only if it holds every key the
+# script names, and `wants` is rarely there, so a release naming it would wait for the
+# reshard to end (and every worker's writes with it). The one in line and the channel are
+# named in ARGV and reached with pcall: where they cannot be, no wake-up goes, and the waiter's
+# fallback try (redis_handoff.py) finds the lease free. `allow-oom`: it only deletes (and
+# publishes, which takes no memory), so a full Redis runs it (else a lease taken before Redis
+# filled up would hold every worker's writes until it ran out).
 UNLOCK = """#!lua flags=allow-oom
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.pcall('EXISTS', ARGV[2]) == 1 then redis.pcall('SPUBLISH', ARGV[3], 'r' .. ARGV[1]) end
+return 1
 """
 
 

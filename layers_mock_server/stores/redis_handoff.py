@@ -1,0 +1,230 @@
+"""The write lease handed to a waiting worker at once, not found by polling.
+
+A worker refused the lease (another holds it: stores/redis_scripts.py, CHANGES) used to try
+again every 2 ms, so each handoff cost a millisecond of nothing on average, and the tries grew
+with the holder's hold. Now the first worker refused is next in line (`wants`), and the script
+that gives the lease back (WRITE without `keep`, UNLOCK) publishes `r` and the lease's token
+(a worker does not wake for its own releases) on the sandbox's shard channel
+`{lm:NAME}:handoff` when one is. Each worker listens on a connection of its own (SSUBSCRIBE:
+the pipe, redis_pipe.py, carries commands and their answers in order and must never block),
+and the worker in line tries again as soon as it hears a release: the lease reaches it one
+round trip after it was given back. A worker refused while another was in line is behind it,
+and in line once that one takes the lease: the take is published as `t` with the name of the
+worker now in line, which waits on for the release; any other (three workers or more) tries
+again, to be behind next. So two workers writing in turns take the lease in two tries a turn:
+one refused, one after the release.
+
+No wake-up is lost between a refusal and the wait: a worker notes what it had heard before its
+try went (`mark`), and a message heard after that, even one that came before the refusal's
+answer, sends it to try again at once. Redis sends nothing when no one is in line, so an idle
+worker hears nothing.
+
+A wake-up that never comes (the holder killed: its lease runs out, `lease=MS`; a message lost
+with a connection) is covered by a try every WAKE_S at the latest. A worker that is not
+listening (its listener not connected yet, or lost with Redis) tries every DEAF_S, as before.
+A shard channel has the sandbox's hash tag, so on Redis Cluster it lives on the sandbox's
+shard; a worker on a cluster or TLS has no pipe and polls (DEAF_S).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+WAKE_S = 0.05  # the longest a listening worker waits for a wake-up before it tries again
+DEAF_S = 0.002  # between two tries of a worker that is not listening (as before)
+RECONNECT_S = 0.5  # between two attempts to connect the listener
+OWN = 16  # the tokens of this worker's own releases remembered (most go unpublished)
+# How long a refused worker stays next in line (`wants`, redis_scripts.py) without asking
+# again: past the fallback's try, so a worker waiting for a wake-up keeps its place.
+WANTS_MS = int(3 * WAKE_S * 1000)
+
+
+# What a worker had heard when a try went: whether it listened, the releases, the takes, and
+# those of the takes that put it in line.
+Mark = tuple[bool, int, int, int]
+
+
+class Handoff:
+    """One worker's listener for the lease's releases (see the module docstring)."""
+
+    def __init__(self, make: Callable[[], Any], channel: str, ident: str) -> None:
+        self.make = make  # a redis-py Connection, not connected yet
+        self.channel = channel
+        self.promoted = b"t" + ident.encode()  # a take that puts this worker in line
+        self.released = 0  # releases heard (and connections lost: both end every wait)
+        self.taken = 0  # takes by the worker in line heard
+        self.promotions = 0  # ... that named this worker (it was behind, and is in line now)
+        # The tokens of this worker's own leases it gave back lately: their releases are no
+        # news to it (a try it sends after one reaches Redis after it, on the same pipe).
+        self.own: collections.deque[bytes] = collections.deque(maxlen=OWN)
+        self.listening = False  # subscribed, and the connection has not failed since
+        self.conn: Any = None
+        self.sock: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.reader: Any = None
+        self.attempt: object | None = None  # the connection being made, if one is
+        self.tried = -RECONNECT_S  # when the last attempt began (monotonic)
+        # The waits, each with whether its worker is in line (a take does not end those).
+        self.waiters: list[tuple[asyncio.Future[None], bool]] = []
+
+    def mark(self) -> Mark:
+        """Taken before a lease try is sent: whether this worker listens, and the releases it
+        heard so far (`wait` returns at once if one came since). Starts the listener."""
+        if self.loop is not None and self.loop is not asyncio.get_running_loop():
+            self.close()  # a listener of another loop (tests run workers on loops of their own)
+        if not self.listening:
+            self._connect()
+        return self.listening, self.released, self.taken, self.promotions
+
+    async def wait(self, mark: Mark, in_line: bool) -> None:
+        """After a refused try (`mark` taken before it went): until a release is heard (or,
+        not `in_line`, a take), for WAKE_S at most; DEAF_S when the try went while this
+        worker was not listening."""
+        listening, released, taken, promotions = mark
+        if not listening or not self.listening:
+            await asyncio.sleep(DEAF_S)
+            return
+        if self.released != released:
+            return  # heard while the refusal was on its way
+        # A take that named this worker can only follow its refusal in Redis (it was behind):
+        # heard before the refusal's answer, it still means "in line, wait for the release".
+        in_line = in_line or self.promotions != promotions
+        if not in_line and self.taken != taken:
+            return
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+        entry = (woken, in_line)
+        self.waiters.append(entry)
+        timer = loop.call_later(WAKE_S, _wake, woken)
+        try:
+            await woken
+        finally:
+            timer.cancel()
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(entry)
+
+    def gave(self, token: str) -> None:
+        """This worker gave back the lease it held with `token` (its release, if published,
+        ends no wait of its own)."""
+        self.own.append(b"r" + token.encode())
+
+    def close(self) -> None:
+        """Stop listening (a stopping worker: its loop may be closed already)."""
+        self.attempt = None
+        self.tried = -RECONNECT_S
+        self._drop()
+
+    # -- inside -----------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        """Connect and subscribe, the handshake in a thread (redis-py's is blocking), as the
+        pipe does; at most one attempt at a time, and one every RECONNECT_S."""
+        now = time.monotonic()
+        if self.attempt is not None or self.conn is not None or now - self.tried < RECONNECT_S:
+            return  # (connected but refused the channel, an ACL's NOPERM: it polls, as before)
+        self.tried = now
+        self.loop = asyncio.get_running_loop()
+        attempt = self.attempt = object()
+        conn = self.make()
+        threading.Thread(
+            target=self._greet, args=(conn, attempt, self.loop), name="redis-handoff", daemon=True
+        ).start()
+
+    def _greet(self, conn: Any, attempt: object, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            conn.connect()
+            conn.send_command("SSUBSCRIBE", self.channel)
+        except Exception:
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+            conn = None
+        try:
+            loop.call_soon_threadsafe(self._connected, conn, attempt)
+        except RuntimeError:  # the loop is closed: no one listens
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.disconnect()
+
+    def _connected(self, conn: Any, attempt: object) -> None:
+        if attempt is not self.attempt or conn is None:  # given up meanwhile, or failed
+            if attempt is self.attempt:
+                self.attempt = None
+            elif conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.disconnect()
+            return
+        import hiredis
+
+        self.attempt = None
+        self.conn, self.sock = conn, conn._sock
+        self.reader = hiredis.Reader()
+        self.sock.setblocking(False)
+        assert self.loop is not None
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop()
+            return
+        self.reader.feed(data)
+        try:
+            while (reply := self.reader.gets()) is not False:
+                kind = reply[0] if isinstance(reply, list) and reply else b""
+                if kind == b"ssubscribe":
+                    self.listening = True
+                elif kind == b"smessage":
+                    said = reply[-1]
+                    if said in self.own:
+                        self.own.remove(said)
+                    else:
+                        self._heard(take=said[:1] == b"t", promoted=said == self.promoted)
+        except Exception:  # not what a subscribed connection sends: start again
+            self._drop()
+
+    def _heard(self, take: bool = False, promoted: bool = False) -> None:
+        """A release (or a lost connection) ends every wait; a take, those of the workers
+        that are not in line, unless it put this one in line: then it waits on, for the
+        release."""
+        if take:
+            self.taken += 1
+            self.promotions += promoted
+        else:
+            self.released += 1
+        kept: list[tuple[asyncio.Future[None], bool]] = []
+        for woken, in_line in self.waiters:
+            if take and (in_line or promoted):
+                kept.append((woken, True))
+            else:
+                _wake(woken)
+        self.waiters = kept
+
+    def _drop(self) -> None:
+        """The connection failed (or the worker stops): the waits end (their workers try
+        again, and poll until a new listener is subscribed)."""
+        self.listening = False
+        if self.sock is not None and self.loop is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.sock.fileno())
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.disconnect()
+        self.conn = self.sock = None
+        self._heard()
+
+
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        with contextlib.suppress(RuntimeError):  # its loop is closed (a stopped worker's)
+            woken.set_result(None)

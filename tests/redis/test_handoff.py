@@ -1,0 +1,295 @@
+"""The write lease is handed to a waiting worker when it is given back (stores/redis_handoff.py),
+not found by a poll: the release is published on the sandbox's handoff channel, and the worker
+in line tries again as soon as it hears it.
+
+The waiting worker here is a whole server (app, store, event loop, thread); the one holding the
+lease is a bare store the test drives, so that the test says when the lease goes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from redisd import RedisServer
+from support import FULL, PROJECT, SEED, auth
+
+from layers_mock_server import serving
+from layers_mock_server.core.store import Batch
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.stores import redis_handoff
+from layers_mock_server.stores.redis import RedisStore
+
+CREATE = f"/v1/projects/{PROJECT}/influencers"
+ANSWER_S = 30  # how long a create may take before the test calls it stuck
+
+
+class Waiter:
+    """A served worker whose lease tries are counted, and which says when it waits for one."""
+
+    def __init__(self, url: str) -> None:
+        deps = make_deps(Settings(state=url, clock="virtual", seed=SEED, strict=True))
+        self.app = build_app(deps)
+        self.store: Any = deps.sim.shared
+        self.tries: list[bool] = []  # each lease try, and whether it took the lease
+        self.waiting = threading.Event()  # set when a try was refused and it waits
+        send_changes, handed = self.store.send_changes, self.store.handed
+
+        def counted(lease: bool, buckets: Any = ()) -> Any:
+            sent = send_changes(lease, buckets)
+            if lease:
+                index = len(self.tries)
+                self.tries.append(False)
+                sent.add_done_callback(lambda done: self._answered(index, done))
+            return sent
+
+        async def waits(heard: Any) -> None:
+            self.waiting.set()
+            await handed(heard)
+
+        self.store.send_changes, self.store.handed = counted, waits
+
+    def _answered(self, index: int, done: asyncio.Future[Any]) -> None:
+        taken = not done.cancelled() and done.exception() is None
+        self.tries[index] = taken and done.result() is not None
+
+    def create(self, base: str, made: list[Any]) -> threading.Thread:
+        """A create sent in a thread of its own: it waits for the lease while the test goes on."""
+
+        def run() -> None:
+            made.append(httpx.post(base + CREATE, headers=auth(FULL), json={}, timeout=ANSWER_S))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+
+@pytest.fixture
+def sandbox(redis_server: RedisServer) -> str:
+    return redis_server.sandbox()
+
+
+@pytest.fixture
+def no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No try comes from a timer: a waiter tries again only when it hears the release."""
+    monkeypatch.setattr(redis_handoff, "WAKE_S", 3600.0)
+    monkeypatch.setattr(redis_handoff, "DEAF_S", 3600.0)
+
+
+@pytest.fixture
+def holder(sandbox: str) -> Iterator[RedisStore]:
+    store = RedisStore(sandbox)
+    yield store
+    store.close()
+
+
+def served(waiter: Waiter) -> Any:
+    return serving.running(waiter.app)
+
+
+def listening(waiter: Waiter, base: str) -> None:
+    """A first create takes the lease unopposed and starts the worker's listener; the test
+    goes on once it is subscribed (the listener's own read says so, not a timer)."""
+    handoff = waiter.store.handoff
+    subscribed = threading.Event()
+    readable = handoff._readable
+
+    def read() -> None:
+        readable()
+        if handoff.listening:
+            subscribed.set()
+
+    handoff._readable = read
+    assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
+    assert subscribed.wait(ANSWER_S)
+    waiter.tries.clear()
+
+
+@pytest.mark.parametrize("release", ["unlock", "write"])
+def test_a_waiting_worker_takes_the_lease_one_try_after_it_is_given_back(
+    sandbox: str, holder: RedisStore, no_poll: None, release: str
+) -> None:
+    """The waiter is refused once, then waits (no timer would wake it here); the holder gives
+    the lease back, with a commit or alone, and the waiter's next try takes it. Polling every
+    2 ms, it made a try per 2 ms of the hold, and a wait after the release."""
+    waiter = Waiter(sandbox)
+    with served(waiter) as (host, port):
+        base = f"http://{host}:{port}"
+        listening(waiter, base)
+        stored = holder.open()
+        assert stored is not None
+        assert holder.lock() is not None
+        made: list[httpx.Response] = []
+        thread = waiter.create(base, made)
+        assert waiter.waiting.wait(ANSWER_S)
+        assert waiter.tries == [False]
+        if release == "unlock":
+            holder.unlock()
+        else:  # a commit that gives the lease back (the state as it was)
+            holder.write(Batch([], (), stored.meta))
+        thread.join(ANSWER_S)
+        assert [r.status_code for r in made] == [202]
+        assert waiter.tries == [False, True]
+
+
+def test_a_waiter_whose_holder_was_killed_takes_the_lease_once_it_runs_out(
+    sandbox: str, holder: RedisStore
+) -> None:
+    """kill -9 of the holder: no one gives the lease back, so no release is heard; the
+    waiter's fallback try (WAKE_S) takes it once it ran out (`lease=` ms)."""
+    waiter = Waiter(sandbox)
+    with served(waiter) as (host, port):
+        base = f"http://{host}:{port}"
+        listening(waiter, base)
+        killed = RedisStore(sandbox + "&lease=100")
+        try:
+            assert killed.open() is not None
+            assert killed.lock() is not None
+            made: list[httpx.Response] = []
+            thread = waiter.create(base, made)
+            assert waiter.waiting.wait(ANSWER_S)
+            killed.token = ""  # it dies holding the lease: nothing gives it back
+        finally:
+            killed.close()
+        thread.join(ANSWER_S)
+        assert [r.status_code for r in made] == [202]
+        assert waiter.tries[0] is False and waiter.tries[-1] is True
+        assert len(httpx.get(base + CREATE, headers=auth(FULL)).json()["items"]) == 2
+
+
+def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_the_next_take(
+    sandbox: str,
+) -> None:
+    """What the scripts say on the handoff channel: nothing while no one waits (an idle
+    worker hears nothing); the release when one is in line; and the take by the one in line,
+    naming the worker that was behind it and is in line now."""
+    first, second, third = (RedisStore(sandbox) for _ in range(3))
+    assert first.open() is None
+    first.write(Batch([], (), b"1", wipe=True))
+    assert second.open() is not None and third.open() is not None
+    pubsub = first._client.pubsub()
+    pubsub.ssubscribe(first.keys["handoff"])
+    assert pubsub.get_message(timeout=ANSWER_S)["type"] == "ssubscribe"
+
+    def said() -> int:
+        count = 0
+        while pubsub.get_message(timeout=0) is not None:
+            count += 1
+        return count
+
+    try:
+        assert first.lock() is not None
+        first.unlock()  # no one waited
+        assert first.lock() is not None
+        first.write(Batch([], (), b"2"))  # nor here
+        assert said() == 0
+        assert first.lock() is not None
+        assert second.lock() is None  # in line
+        assert third.lock() is None  # behind it
+        assert second.in_line and not third.in_line
+        first.unlock()
+        # the release, with the lease's token (its worker does not wake for its own)
+        assert pubsub.get_message(timeout=ANSWER_S)["data"][:1] == b"r"
+        assert third.lock() is None  # not its turn: the second is in line
+        assert second.lock() is not None
+        # the take, which puts the third, behind the second, in line
+        assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"t" + third.ident.encode()
+        assert third.lock() is None and third.in_line  # so it is ...
+        second.write(Batch([], (), b"3"))
+        assert pubsub.get_message(timeout=ANSWER_S)["data"][:1] == b"r"  # ... and hears it
+        assert third.lock() is not None
+        third.unlock()
+    finally:
+        pubsub.close()
+        for store in (first, second, third):
+            store.close()
+
+
+def test_a_take_ends_the_waits_of_workers_behind_the_one_in_line_and_not_its_own(
+    no_poll: None,
+) -> None:
+    """Workers refused in turn: the one in line waits for the release, not for a take (one
+    would be a try for nothing: it is in line already); the one behind it waits on when the
+    take names it (it is in line now); one further back tries again at the take, to be behind
+    next."""
+    handoff = redis_handoff.Handoff(lambda: None, "{lm:x}:handoff", "me")
+    further = redis_handoff.Handoff(lambda: None, "{lm:x}:handoff", "other")
+    handoff.listening = further.listening = True
+
+    async def run() -> list[str]:
+        woken: list[str] = []
+
+        async def waits(name: str, listener: redis_handoff.Handoff, in_line: bool) -> None:
+            await listener.wait(listener.mark(), in_line)
+            woken.append(name)
+
+        waiting = [("in line", handoff, True), ("behind", handoff, False), ("back", further, False)]
+        tasks = [asyncio.create_task(waits(*w)) for w in waiting]
+        await asyncio.sleep(0)  # all three wait now
+        for listener in (handoff, further):  # the take by the one in line names "me"
+            listener._heard(take=True, promoted=listener is handoff)
+        await tasks[2]
+        assert woken == ["back"]
+        handoff._heard()  # the release
+        await asyncio.gather(*tasks)
+        return woken
+
+    assert asyncio.run(run()) == ["back", "in line", "behind"]
+
+
+def test_a_take_naming_the_worker_heard_before_its_refusal_still_puts_it_in_line(
+    no_poll: None,
+) -> None:
+    """The take that puts a worker in line follows its refusal in Redis, but its message can
+    be read before the refusal's answer (two sockets): the worker waits for the release all
+    the same, rather than try again for nothing (that was the third try of a handoff)."""
+    handoff = redis_handoff.Handoff(lambda: None, "{lm:x}:handoff", "me")
+    handoff.listening = True
+
+    async def run() -> None:
+        mark = handoff.mark()  # the try goes ...
+        handoff._heard(take=True, promoted=True)  # ... the take is heard, then the refusal
+        waiting = asyncio.create_task(handoff.wait(mark, in_line=False))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        handoff._heard()  # the release
+        await waiting
+
+    asyncio.run(run())
+
+
+def test_a_user_whose_acl_forbids_the_handoff_channel_still_writes_and_hands_the_lease_on(
+    redis_server: RedisServer,
+) -> None:
+    """Redis 7 gives a user made with `resetchannels` (its `acl-pubsub-default`) no channel:
+    the scripts' publishes are refused there. A refused publish must not fail the script that
+    made it half-way (the lease given back, or the commit applied, and an error answered):
+    the write and the release go through, and the waiter finds the lease by its tries."""
+    import redis
+
+    with redis.Redis(port=redis_server.port) as admin:
+        admin.execute_command("ACL", "SETUSER", "nochannel", "on", ">pw", "~*", "+@all")
+        admin.execute_command("ACL", "SETUSER", "nochannel", "resetchannels")
+    url = redis_server.sandbox().replace("redis://", "redis://nochannel:pw@")
+    first, second = RedisStore(url), RedisStore(url)
+    try:
+        assert first.open() is None
+        first.write(Batch([], (), b"1", wipe=True))
+        assert second.open() is not None
+        assert first.lock() is not None
+        assert second.lock() is None  # in line: the release would be published
+        first.write(Batch([], (), b"2"))  # ... and is refused, not the commit
+        taken = second.lock()  # the take, whose publish is refused too
+        assert taken is not None and [b.meta for b in taken.batches] == [b"2"]
+        assert first.lock() is None
+        second.unlock()  # so is the release's
+        assert first.lock() is not None
+        first.unlock()
+    finally:
+        first.close()
+        second.close()
