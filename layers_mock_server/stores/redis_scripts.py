@@ -192,7 +192,8 @@ local now = counts(commits)
 counts(KEYS[5])
 counts(KEYS[7])
 counts(KEYS[8])
-for i = 9, #KEYS do counts(KEYS[i]) end
+holds(KEYS[10], 'string')  -- the worker behind the one in line: a name
+for i = 11, #KEYS do counts(KEYS[i]) end  -- the rate windows
 """
 )
 _COUNT = """
