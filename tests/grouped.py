@@ -42,6 +42,9 @@ class Worker:
         self.loop = asyncio.new_event_loop()  # one loop, as a worker has
         self.trips: list[str] = []
         self.request_ids: list[str] = []
+        self.kept: list[bool] = []  # whether each commit kept the lease for the next group
+        if self.store is None:  # memory or SQLite: one server, no round trips to count
+            return
         changes, write = self.store.send_changes, self.store.send_write
 
         def counted_changes(lease: bool, buckets: Any = ()) -> Any:
@@ -53,7 +56,6 @@ class Worker:
             self.kept.append(keep)
             return write(batches, keep)
 
-        self.kept: list[bool] = []  # whether each commit kept the lease for the next group
         self.store.send_changes, self.store.send_write = counted_changes, counted_write
 
     async def call(self, *request: Any, **options: Any) -> tuple[int, Any]:
@@ -100,13 +102,17 @@ class Worker:
 
         async def run() -> list[tuple[int, Any]]:
             answers = list(await asyncio.gather(*(self.call(*r) for r in requests)))
-            await self.deps.shared.settled()  # the lease back, for the next worker's turn
+            if self.deps.shared is not None:
+                await self.deps.shared.settled()  # the lease back, for the next worker's turn
             return answers
 
         return self.loop.run_until_complete(run())
 
     def close(self) -> None:
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
+        elif self.deps.sim.store is not None:
+            self.deps.sim.store.close()
         self.loop.close()
 
 

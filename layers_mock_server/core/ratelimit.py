@@ -10,6 +10,9 @@ import math
 from typing import NamedTuple
 
 WINDOW_MS = 60_000
+# every partner GET's x-rate-class (openapi/layers.yaml): the class a shared store counts
+# itself (http/shared.py), in the round trip that brings a worker up to date
+READ_CLASS = "read-light"
 LIMITS: dict[str, dict[str, int]] = {
     "standard": {"read-light": 120, "write-light": 60, "long-running": 20},
     "pilot": {"read-light": 1_200, "write-light": 600, "long-running": 60},

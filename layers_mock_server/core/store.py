@@ -38,6 +38,13 @@ class Batch:
     deletes: Sequence[tuple[str, str]] = ()
     meta: bytes | None = None
     wipe: bool = False
+    # The rate windows a shared store counts itself (Bucket) live outside the rows and the
+    # meta row, so what replaces a state's windows says so: `unread` the API keys whose
+    # counted windows go (an organization's reset), `reads` the windows (api_key_id, class,
+    # window, used) the store holds after a wipe (none after a reset, an import's own). A store
+    # that counts no windows itself (they are in the meta row) ignores both.
+    unread: Sequence[str] = ()
+    reads: Sequence[tuple[str, str, int, int]] = ()
 
 
 @dataclass(slots=True)
@@ -116,12 +123,15 @@ class Reach:
 class Bucket:
     """A rate window counted in the shared store itself, in the same round trip as the
     catch-up: a read's window is exact across workers without a write of its own. One
-    catch-up counts many reads (one bucket each, the same bucket as often as it is given)."""
+    catch-up counts many reads (one bucket each, the same bucket as often as it is given).
+    The store keeps one window a key and class, as RateLimiter does: counted in another
+    `window` (the clock moved), it starts again from nothing, so a window is kept exactly as
+    long as its clock stays in its minute, however long that is in real time; only the
+    minute just before the kept one is kept beside it, for a read that counted on it late."""
 
     api_key_id: str
     endpoint_class: str
     window: int
-    kept_ms: int = 180_000  # how long Redis keeps the counter, in real time (its clock's)
 
 
 class Store(Protocol):

@@ -12,6 +12,9 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   copy up to date by reading the entries after the last one it saw (one XREVRANGE; usually
   none), and reads everything again only when the log no longer reaches back that far (it
   keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
+- `reads` holds the read-light windows, one field a key (core/store.Bucket): a partner read
+  is counted there in its catch-up's round trip (CHANGES), not in a commit; a reset's commit
+  drops the windows of the keys it resets (all, for a wipe), as the meta row's go.
 - `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
 - `journal-v2` is the request journal (redis_journal.py), `journal-from:<worker>` the
@@ -40,7 +43,7 @@ answer is sent (see the README for what each `appendfsync` setting promises).
 A full Redis (at its `maxmemory`, noeviction) refuses a script that may write before it
 starts (StoreFull), so a commit is refused whole. Reads go on: a read's catch-up that Redis
 refused is sent again as CHANGES_FULL, which counts the reads in their windows (a small
-counter a key and minute, let through by `allow-oom`) and writes nothing else; request-number
+field a key, let through by `allow-oom`) and writes nothing else; request-number
 blocks (a HINCRBY of an existing field) and giving a lease back (a DEL) run full too. The
 journal's entries wait in the worker meanwhile (the newest `journal_capacity`) and go with
 the first round trip Redis takes once it has room.
@@ -83,7 +86,7 @@ from ..core.store import (
     StoreUnavailable,
 )
 from .redis_journal import APPEND, CLEAR, READ, entries
-from .redis_log import SEP, read_entry, write_args
+from .redis_log import SEP, read_entry, read_field, write_args
 from .redis_outbox import Outbox
 from .redis_pipe import Pipe, error, handled
 from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, RESERVE, ROOMY, UNLOCK, WRITE
@@ -115,7 +118,7 @@ class RedisStore:
             k: f"{tag}:{k}"
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
-                *("journal-seq", "journal-floor", "rates", "at", "wants", "serving", "workers"),
+                *("journal-seq", "journal-floor", "reads", "at", "wants", "serving", "workers"),
             )
         }
         # The journal: many entries a stream entry (redis_journal.py); an older version's,
@@ -318,7 +321,7 @@ class RedisStore:
             raise StoreUnavailable(f"{self.where} is not open")
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
-        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1")]
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1", "reads")]
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         first, entries = carried = self._carried()  # the journal's, sent on the way
@@ -755,13 +758,15 @@ class RedisStore:
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
-        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor")]
-        rates = self.keys["rates"]
-        keys += [f"{rates}:{b.api_key_id}:{b.endpoint_class}:{b.window}" for b in windows]
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "reads")]
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()
-        args += [self.ident, carried[0], *(f"{n}:{b.kept_ms}" for b, n in windows.items())]
+        args += [self.ident, carried[0], len(windows)]
+        args += [
+            f"{b.window}:{n}:{read_field(b.api_key_id, b.endpoint_class)}"
+            for b, n in windows.items()
+        ]
         return keys, args, windows, carried
 
     def _changes_answer(

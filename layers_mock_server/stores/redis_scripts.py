@@ -28,7 +28,7 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- (redis_journal.py). ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
 -- ARGV[6] of them whatever happens (recorded since this worker's last round trip, numbered by
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
--- own, kept only with the write (their answers)
+-- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor, clears = tonumber(ARGV[8]), KEYS[13], KEYS[14], ARGV[9] ~= ''
 local late = first + always - 1
@@ -46,15 +46,18 @@ end
 local newmeta = false
 local i = 10
 while i < first do
-  -- a commit (_commits): flags (1: a wipe, 2: with a meta row), k, the meta row, the log's
-  -- entry as a document (or '': made here of the commit's own arguments), how many deletes,
-  -- upserts and ceilings; then the deleted fields, the upserts (field, row) and the
-  -- request-number ceilings (kind, number). Fields are `table\0id`.
+  -- a commit (redis_log.write_args): flags (1: a wipe, 2: with a meta row), k, the meta
+  -- row, the log's entry as a document (or '': made here of the commit's own arguments), how
+  -- many deletes, upserts, ceilings, unread windows and read windows; then the deleted
+  -- fields, the upserts (field, row), the request-number ceilings (kind, number), the read
+  -- windows that go (their fields in KEYS[16]) and those set (field, value). Fields of rows
+  -- are `table\0id`.
   local flags, k, logged = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 3]
   local deletes, upserts = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  local ceilings = tonumber(ARGV[i + 6])
-  local at = i + 7
-  if flags % 2 == 1 then redis.call('DEL', rows, order) end
+  local ceilings, unread = tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  local reads = tonumber(ARGV[i + 8])
+  local at = i + 9
+  if flags % 2 == 1 then redis.call('DEL', rows, order, KEYS[16]) end
   for c = at, at + deletes - 1, 4000 do  -- in slices: Lua's stack holds ~8000 values
     local to = math.min(c + 3999, at + deletes - 1)
     redis.call('HDEL', rows, unpack(ARGV, c, to))
@@ -95,11 +98,11 @@ while i < first do
       entry[10], entry[11] = 'm', ARGV[i + 2]
       e = 11
     end
-    for c = i + 7, i + 6 + deletes do
+    for c = i + 9, i + 8 + deletes do
       entry[e + 1], entry[e + 2] = 'd', ARGV[c]
       e = e + 2
     end
-    for c = i + 7 + deletes, i + 6 + deletes + 2 * upserts do
+    for c = i + 9 + deletes, i + 8 + deletes + 2 * upserts do
       e = e + 1
       entry[e] = ARGV[c]
     end
@@ -108,7 +111,11 @@ while i < first do
     redis.call('DEL', log)
     redis.call('XADD', unpack(entry))
   end
-  i = at + 2 * ceilings
+  at = at + 2 * ceilings
+  if unread > 0 then redis.call('HDEL', KEYS[16], unpack(ARGV, at, at + unread - 1)) end
+  at = at + unread
+  if reads > 0 then redis.call('HSET', KEYS[16], unpack(ARGV, at, at + 2 * reads - 1)) end
+  i = at + 2 * reads
 end
 if newmeta then
   local t = redis.call('TIME')
@@ -134,21 +141,41 @@ return {'OK', n, wanted}
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
 # other worker takes the lease, so a worker writing without pause cannot starve it.
 # KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
-# KEYS[8] the journal's floor (redis_journal.py); KEYS[9..] are rate windows, each counted
-# ARGV[8..] times (one bucket per waiting read, the same window once with its number of
-# reads) and kept that many real milliseconds (`count:ms`: a window of a clock that stands
-# still outlives three real minutes); then come the journal's entries, from ARGV[#KEYS] on.
+# KEYS[8] the journal's floor (redis_journal.py); KEYS[9] the read windows, a hash of one
+# field a key and class (`window:used:before`, redis_log.read_value), and ARGV[8] how many
+# windows this round trip counts in it, each `window:reads:field` from ARGV[9] on (one bucket
+# per waiting read, the same window once with its number of reads); then come the journal's
+# entries. As RateLimiter does, a window counted in another minute starts again from nothing
+# (the clock moved: it only goes back with a reset, whose commit drops the windows it resets,
+# WRITE), except in the minute just before the one kept: that is a read whose worker took its
+# minute before the clock moved, counted in `before` (the old window's count when the clock
+# moved by one minute). So a window lasts exactly as long as its minute, however long that is
+# in real time (a clock that stands still keeps it until it is moved), with no expiry.
 _CHANGES_HEAD = """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
+local windows = tonumber(ARGV[8])
+local entries_from = 9 + windows
 """
 _COUNT = """
 local counted = {}
-for i = 9, #KEYS do
-  local by, kept = string.match(ARGV[i - 1], '^(%d+):(%d+)$')
-  by = tonumber(by)
-  local c = redis.call('INCRBY', KEYS[i], by)
-  if c == by then redis.call('PEXPIRE', KEYS[i], kept) end  -- a little past its minute
+for i = 9, 8 + windows do
+  local w, by, field = string.match(ARGV[i], '^(%-?%d+):(%d+):(.+)$')
+  w, by = tonumber(w), tonumber(by)
+  local kept, used, before = redis.call('HGET', KEYS[9], field), by, 0
+  local c = by
+  if kept then
+    local kw, ku, kb = string.match(kept, '^(%-?%d+):(%d+):(%d+)$')
+    kw, ku, kb = tonumber(kw), tonumber(ku), tonumber(kb)
+    if w == kw then
+      used, before, c = ku + by, kb, ku + by
+    elseif w == kw - 1 then  -- late: counted in the minute before, the kept one stays
+      w, used, before, c = kw, ku, kb + by, kb + by
+    elseif w == kw + 1 then
+      before = ku
+    end
+  end
+  redis.call('HSET', KEYS[9], field, string.format('%d:%d:%d', w, used, before))
   counted[#counted + 1] = c
 end
 """
@@ -181,8 +208,8 @@ end
     + JOURNAL
     + """
 -- the journal entries this worker recorded since its last round trip
-local n, count = tonumber(ARGV[7]), #ARGV - #KEYS + 1
-local at = #KEYS + appended(KEYS[7], n, count)
+local n, count = tonumber(ARGV[7]), #ARGV - entries_from + 1
+local at = entries_from + appended(KEYS[7], n, count)
 journal(KEYS[4], KEYS[5], KEYS[8], tonumber(ARGV[5]), at, #ARGV, #ARGV)
 sent(KEYS[7], n, count)
 """
@@ -191,9 +218,8 @@ sent(KEYS[7], n, count)
 
 # A read's catch-up on a full Redis (CHANGES refused: OOM), with the same keys and arguments
 # less the journal's entries: the reads are counted in their windows, as they must be, and
-# nothing else is written. `allow-oom`: Redis runs it full, and lets its INCRBYs through; a
-# window's counter is a few dozen bytes a key and minute, gone three of its minutes later (a
-# day on a clock that stands still).
+# nothing else is written. `allow-oom`: Redis runs it full, and lets its HSETs through: a
+# window is a few dozen bytes a key, rewritten in place as its minutes go by.
 CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
 
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was
