@@ -70,6 +70,7 @@ class Worker:
         headers: dict[str, str],
         body: Any = None,
         sent_after: asyncio.Future[None] | None = None,
+        query: str = "",
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One request through the worker's ASGI app, its answer as sent: (status, headers,
         body). `sent_after`: the client sends the body only once that is done (a slow
@@ -81,6 +82,7 @@ class Worker:
             listed.append((b"content-type", b"application/json"))
             listed.append((b"content-length", str(len(raw)).encode()))
         scope = http_scope(method, path, listed)
+        scope["query_string"] = query.encode()
 
         async def receive() -> dict[str, Any]:
             await Turn()

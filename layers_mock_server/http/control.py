@@ -230,7 +230,7 @@ def requests(
             field_errors={
                 "after": [
                     f"No reset answered mark {mark}: the latest this server handed out is "
-                    f"{deps.journal.resets}."
+                    f"{deps.journal.latest_mark()}."
                 ]
             },
         )

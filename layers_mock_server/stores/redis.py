@@ -119,6 +119,7 @@ class RedisStore:
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
                 *("journal-seq", "journal-floor", "reads", "at", "wants", "serving", "workers"),
+                "reset-mark",
             )
         }
         # The journal: many entries a stream entry (redis_journal.py); an older version's,
@@ -144,6 +145,10 @@ class RedisStore:
         self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
         self.clearing = False  # ... and whether that commit clears the journal (a reset's)
+        self.marking = 0  # ... and the mark of the reset it holds (redis_journal.py), if any
+        # The latest mark a reset of the sandbox handed out (the `reset-mark` key), as of this
+        # worker's copy: a later one names no reset (`GET /_mock/requests?after=`).
+        self.reset_mark = 0
         # Redis refused the last write for want of room (`ROOMY`): until it takes one again,
         # the journal's entries wait in `outbox` instead of travelling with each round trip.
         self.full = False
@@ -322,13 +327,17 @@ class RedisStore:
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
         keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1", "reads")]
+        keys.append(self.keys["reset-mark"])
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         first, entries = carried = self._carried()  # the journal's, sent on the way
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
         args += [len(commits), len(entries), self.ident if keep else "", first]  # kept (else
         clears, self.clearing = self.clearing, False  # its 503s go later, SharedJournal)
-        args += ["1" if clears else "", *commits]
+        marking, self.marking = self.marking, 0
+        if marking:  # (a write that fails reads everything again, the latest mark with it)
+            self.reset_mark = max(self.reset_mark, marking)
+        args += [("c" if clears else "") + (str(marking) if marking else ""), *commits]
         return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
@@ -758,7 +767,7 @@ class RedisStore:
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
-        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "reads")]
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "reads", "reset-mark")]
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()
@@ -782,6 +791,7 @@ class RedisStore:
             self.token = token  # a catch-up without the lease leaves a held one alone
         n, entries = int(answer[1]), answer[2]
         counted = _numbers(buckets, windows, answer[3])
+        self.reset_mark = int(answer[4] or 0)
         if n == self.seen:
             return Changes(counted=counted)
         batches: list[Batch] = []
@@ -804,7 +814,7 @@ class RedisStore:
         return Changes(everything=everything, counted=counted, gone=everything is None)
 
     def _everything_keys(self) -> list[str]:
-        return [self.keys[k] for k in ("meta", "rows", "order", "commits", "at")]
+        return [self.keys[k] for k in ("meta", "rows", "order", "commits", "at", "reset-mark")]
 
     def _everything(self) -> Stored | None:
         """Meta, every row in first-written order and the commit number, as of one instant."""
@@ -812,9 +822,10 @@ class RedisStore:
 
     def _stored(self, answer: Any) -> Stored | None:
         """The EVERYTHING script's answer (None: the sandbox is gone)."""
-        meta, pairs, order, commits, at, now = answer
+        meta, pairs, order, commits, at, now, mark = answer
         rows = dict(zip(pairs[::2], pairs[1::2], strict=True))
         self.seen = int(commits or 0)
+        self.reset_mark = int(mark or 0)
         if meta is None:
             return None
         found: list[Row] = []

@@ -23,14 +23,16 @@ local rows, order, meta, log, commits, lease, requests, seq =
 local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 -- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
 -- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
--- ARGV[9]: not empty for a global reset's commit, which clears the journal (KEYS[10], its
--- counter KEYS[11], an older version's KEYS[15]) and leaves its number as the floor KEYS[14]
--- (redis_journal.py). ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
+-- ARGV[9]: not empty for a reset's commit: `c` first for a global reset's, which clears the
+-- journal (KEYS[10], its counter KEYS[11], an older version's KEYS[15]) and leaves its number
+-- as the floor KEYS[14] (redis_journal.py); then the reset's mark, the latest (KEYS[17]).
+-- ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
 -- ARGV[6] of them whatever happens (recorded since this worker's last round trip, numbered by
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
 -- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local from, mark, floor, clears = tonumber(ARGV[8]), KEYS[13], KEYS[14], ARGV[9] ~= ''
+local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
+local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '%d+$')
 local late = first + always - 1
 """
     + JOURNAL
@@ -117,6 +119,7 @@ while i < first do
   if reads > 0 then redis.call('HSET', KEYS[16], unpack(ARGV, at, at + 2 * reads - 1)) end
   i = at + 2 * reads
 end
+if marked then redis.call('SET', KEYS[17], marked) end
 if newmeta then
   local t = redis.call('TIME')
   redis.call('MSET', meta, newmeta, KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
@@ -141,7 +144,8 @@ return {'OK', n, wanted}
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
 # other worker takes the lease, so a worker writing without pause cannot starve it.
 # KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
-# KEYS[8] the journal's floor (redis_journal.py); KEYS[9] the read windows, a hash of one
+# KEYS[8] the journal's floor (redis_journal.py), KEYS[10] the latest reset's mark (answered
+# with the changes); KEYS[9] the read windows, a hash of one
 # field a key and class (`window:used:before`, redis_log.read_value), and ARGV[8] how many
 # windows this round trip counts in it, each `window:reads:field` from ARGV[9] on (one bucket
 # per waiting read, the same window once with its number of reads); then come the journal's
@@ -181,13 +185,14 @@ end
 """
 _AFTER = """
 local n = tonumber(redis.call('GET', commits) or '0')
-if n == seen then return {'OK', n, {}, counted} end
+local marked = redis.call('GET', KEYS[10])  -- the latest reset's mark
+if n == seen then return {'OK', n, {}, counted, marked} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
-if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
+if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked} end
 -- the commits after `seen` (each logged under its number, WRITE), newest first
 local after = '(' .. math.max(seen, 0) .. '-0'
 local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
-return {'OK', n, entries, counted}
+return {'OK', n, entries, counted, marked}
 """
 CHANGES = (
     "#!lua"
@@ -223,12 +228,14 @@ sent(KEYS[7], n, count)
 CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
 
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was
-# written, and Redis's clock. A script, not a MULTI: Redis Cluster clients cannot route TIME
-# (it has no key) inside a transaction. `no-writes`: a full Redis still lets a worker read.
+# written, Redis's clock and the latest reset's mark. A script, not a MULTI: Redis Cluster
+# clients cannot route TIME (it has no key) inside a transaction. `no-writes`: a full Redis
+# still lets a worker read.
 EVERYTHING = """#!lua flags=no-writes
 local meta, rows, order, commits, at = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE', order, 0, -1),
-  redis.call('GET', commits), redis.call('GET', at), redis.call('TIME')}
+  redis.call('GET', commits), redis.call('GET', at), redis.call('TIME'),
+  redis.call('GET', KEYS[6])}
 """
 
 # Give the lease back, if it is still ours. `allow-oom`: it only deletes, so a full Redis

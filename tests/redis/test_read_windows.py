@@ -17,9 +17,7 @@ from datetime import UTC, datetime
 import redis
 from grouped import Worker
 from redisd import RedisServer
-from support import STANDARD, auth
-
-ACME_ORG = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+from support import ACME_ORG, STANDARD, auth
 
 
 def test_a_read_window_is_one_field_a_key_that_never_expires(redis_server: RedisServer) -> None:

@@ -10,89 +10,14 @@ to its start the minute numbers repeat, so a `standard` key spent before a reset
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
-
-import orjson
 import pytest
-from grouped import Worker
-from redisd import RedisServer
-from support import BAKERY, CHILD_ORG, FULL, PROJECT, STANDARD, auth
+from every_store import READS, Servers, served  # noqa: F401 - a fixture
+from support import ACME_ORG, BAKERY, CHILD_ORG, FULL, PROJECT, STANDARD
 
-from layers_mock_server.http import shared
-
-ACME_ORG = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
-READS = 120  # a `standard` key's read-light budget a minute (core/ratelimit.py)
-CREATES = 20  # ... and its long-running one
-Answer = tuple[int, dict[str, str], Any]
+CREATES = 20  # a `standard` key's long-running budget a minute
 
 
-class Servers:
-    """One sandbox and the workers serving it, each request on the next worker in turn."""
-
-    def __init__(self, workers: list[Worker]) -> None:
-        self.workers = workers
-        self.turn = 0
-
-    def __call__(self, method: str, path: str, key: str | None = None, body: Any = None) -> Answer:
-        worker = self.workers[self.turn % len(self.workers)]
-        self.turn += 1
-
-        async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-            answer = await worker.exchange(method, path, auth(key) if key else {}, body)
-            if worker.deps.shared is not None:
-                await worker.deps.shared.settled()
-            return answer
-
-        status, headers, payload = worker.loop.run_until_complete(run())
-        found = {k.decode(): v.decode() for k, v in headers}
-        return status, found, orjson.loads(payload) if payload else None
-
-    def spend_reads(self, key: str) -> None:
-        """Every read of the key's minute, and the one after them refused."""
-        for n in range(READS):
-            status, headers, _ = self("GET", "/v1/whoami", key)
-            assert status == 200, (n, status)
-            assert headers["x-ratelimit-remaining"] == str(READS - n - 1)
-        status, headers, _ = self("GET", "/v1/whoami", key)
-        assert (status, headers["x-ratelimit-remaining"]) == (429, "0")
-
-    def remaining_reads(self, key: str) -> tuple[int, str]:
-        status, headers, _ = self("GET", "/v1/whoami", key)
-        return status, headers["x-ratelimit-remaining"]
-
-
-STORES: dict[str, Callable[[pytest.FixtureRequest, Path], tuple[str, int]]] = {
-    "memory": lambda request, tmp_path: ("memory", 1),
-    "sqlite": lambda request, tmp_path: (f"sqlite:{tmp_path / 'state.sqlite'}", 1),
-    "redis": lambda request, tmp_path: (_sandbox(request), 1),
-    "redis, two workers": lambda request, tmp_path: (_sandbox(request), 2),
-}
-
-
-def _sandbox(request: pytest.FixtureRequest) -> str:
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return server.sandbox()
-
-
-@pytest.fixture(params=list(STORES))
-def served(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Servers]:
-    # as in tests/redis: no idle worker's catch-up, a kept lease back on the loop's next turn
-    monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)
-    monkeypatch.setattr(shared, "LINGER_S", 0.0)
-    state, count = STORES[request.param](request, tmp_path)
-    workers = [Worker(state) for _ in range(count)]
-    yield Servers(workers)
-    for worker in workers:
-        worker.close()
-    asyncio.set_event_loop(None)
-
-
-def test_a_global_reset_gives_back_a_spent_read_budget(served: Servers) -> None:
+def test_a_global_reset_gives_back_a_spent_read_budget(served: Servers) -> None:  # noqa: F811
     served.spend_reads(STANDARD)
     status, _, _ = served("POST", "/_mock/reset")
     assert status == 200
@@ -100,7 +25,7 @@ def test_a_global_reset_gives_back_a_spent_read_budget(served: Servers) -> None:
 
 
 def test_an_organizations_reset_gives_back_its_read_budgets_and_no_others(
-    served: Servers,
+    served: Servers,  # noqa: F811
 ) -> None:
     served.spend_reads(STANDARD)
     served.spend_reads(BAKERY)
@@ -113,7 +38,7 @@ def test_an_organizations_reset_gives_back_its_read_budgets_and_no_others(
     assert served.remaining_reads(BAKERY) == (200, str(READS - 1))
 
 
-def test_a_reset_gives_back_an_organizations_own_clock_budget(served: Servers) -> None:
+def test_a_reset_gives_back_an_organizations_own_clock_budget(served: Servers) -> None:  # noqa: F811
     """An organization on a clock of its own, ten minutes ahead, spends its reads there; its
     reset returns it to the server clock (minute 0): its budget is whole again, as it is after
     a global reset that returns every clock to its start."""
@@ -128,7 +53,7 @@ def test_a_reset_gives_back_an_organizations_own_clock_budget(served: Servers) -
     assert served.remaining_reads(STANDARD) == (200, str(READS - 1))
 
 
-def test_a_read_budget_follows_the_clock(served: Servers) -> None:
+def test_a_read_budget_follows_the_clock(served: Servers) -> None:  # noqa: F811
     """Spent, it stays spent while the clock stands still or moves within the minute, and is
     whole in the next minute."""
     served.spend_reads(STANDARD)
@@ -139,7 +64,7 @@ def test_a_read_budget_follows_the_clock(served: Servers) -> None:
 
 
 @pytest.mark.parametrize("organization", [False, True], ids=["global", "organization"])
-def test_a_reset_gives_back_a_spent_write_budget(served: Servers, organization: bool) -> None:
+def test_a_reset_gives_back_a_spent_write_budget(served: Servers, organization: bool) -> None:  # noqa: F811
     body = {"gender": "female"}
     path = f"/v1/projects/{PROJECT}/influencers"
     for n in range(CREATES):
@@ -152,7 +77,7 @@ def test_a_reset_gives_back_a_spent_write_budget(served: Servers, organization: 
     assert (status, headers["x-ratelimit-remaining"]) == (202, str(CREATES - 1))
 
 
-def test_an_import_brings_back_the_read_budgets_it_exported(served: Servers) -> None:
+def test_an_import_brings_back_the_read_budgets_it_exported(served: Servers) -> None:  # noqa: F811
     """An export holds each key's windows; importing it after a reset puts them back, with
     the clock: the spent key is spent again, in the same minute."""
     served.spend_reads(STANDARD)
