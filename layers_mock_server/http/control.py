@@ -279,6 +279,19 @@ def add_rule(
         if named is not None and named != tenant and canonical_id("org_", named) != tenant:
             raise not_found("Organization")  # another's or unknown: the same answer
         body["match"]["organizationId"] = tenant
+    elif (named := body["match"].get("organizationId")) is not None:  # the operator's
+        orgs = deps.sim.state.organizations
+        org_id = named if named in orgs else canonical_id("org_", named)
+        if not org_id or org_id not in orgs:  # it would never fire
+            raise invalid_body(
+                field_errors={
+                    "match": [
+                        f"match.organizationId: the server has no organization {named!r} "
+                        "(GET /_mock/fixtures lists them)."
+                    ]
+                }
+            )
+        body["match"]["organizationId"] = org_id  # as requests carry it, prefix and all
     return Reply(201, deps.sim.state.rules.add(body, tenant).public())
 
 
