@@ -814,7 +814,8 @@ class RedisStore:
         return Changes(everything=everything, counted=counted, gone=everything is None)
 
     def _everything_keys(self) -> list[str]:
-        return [self.keys[k] for k in ("meta", "rows", "order", "commits", "at", "reset-mark")]
+        keys = ("meta", "rows", "order", "commits", "at", "reset-mark", "journal-floor")
+        return [self.keys[k] for k in keys]
 
     def _everything(self) -> Stored | None:
         """Meta, every row in first-written order and the commit number, as of one instant."""

@@ -185,7 +185,8 @@ end
 """
 _AFTER = """
 local n = tonumber(redis.call('GET', commits) or '0')
-local marked = redis.call('GET', KEYS[10])  -- the latest reset's mark
+-- the latest reset's mark; in a sandbox an older version reset, its last global reset's commit
+local marked = redis.call('GET', KEYS[10]) or redis.call('GET', KEYS[8])
 if n == seen then return {'OK', n, {}, counted, marked} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
 if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked} end
@@ -228,14 +229,14 @@ sent(KEYS[7], n, count)
 CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
 
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was
-# written, Redis's clock and the latest reset's mark. A script, not a MULTI: Redis Cluster
-# clients cannot route TIME (it has no key) inside a transaction. `no-writes`: a full Redis
-# still lets a worker read.
+# written, Redis's clock and the latest reset's mark (or the journal's floor, as CHANGES). A
+# script, not a MULTI: Redis Cluster clients cannot route TIME (it has no key) inside a
+# transaction. `no-writes`: a full Redis still lets a worker read.
 EVERYTHING = """#!lua flags=no-writes
 local meta, rows, order, commits, at = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE', order, 0, -1),
   redis.call('GET', commits), redis.call('GET', at), redis.call('TIME'),
-  redis.call('GET', KEYS[6])}
+  redis.call('GET', KEYS[6]) or redis.call('GET', KEYS[7])}
 """
 
 # Give the lease back, if it is still ours. `allow-oom`: it only deletes, so a full Redis
