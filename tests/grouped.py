@@ -47,9 +47,9 @@ class Worker:
             return
         changes, write = self.store.send_changes, self.store.send_write
 
-        def counted_changes(lease: bool, buckets: Any = ()) -> Any:
+        def counted_changes(lease: bool, buckets: Any = (), listed: bool = False) -> Any:
             self.trips.append("lock" if lease else "changes")
-            return changes(lease, buckets)
+            return changes(lease, buckets, listed)
 
         def counted_write(batches: Any, keep: bool) -> Any:
             self.trips.append("write")

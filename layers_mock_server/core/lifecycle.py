@@ -22,6 +22,7 @@ from .clock import MAX_MS, Clock
 from .errors import ApiError, not_found
 from .fixtures import Fixtures
 from .persist import Marks, counter_rows, dirty_batch, load, meta_bytes, whole_batch
+from .ratelimit import READ_CLASS
 from .records import canonical_id
 from .requestids import BLOCK, KINDS, RequestIds
 from .restore import Check, Restored
@@ -169,6 +170,10 @@ class Lifecycle:
         trip). Returns each read's number in its window, which `count` installs when that
         request runs."""
         self._apply(changes)
+        if changes.windows is not None:  # every read window, as the store counted them
+            keys = {k.api_key_id for k in self.state.keys.values()}
+            windows = [w for w in changes.windows if w[0] in keys and w[1] == READ_CLASS]
+            self.state.rates.replace_class(READ_CLASS, windows)
         return changes.counted
 
     def count(self, bucket: Bucket, counted: int) -> None:

@@ -98,6 +98,9 @@ class Changes:
     everything: Stored | None = None
     # Each counted request's number in its rate window, in the order the buckets were given.
     counted: list[int] = field(default_factory=list)
+    # Every window the store counts itself (api_key_id, class, window, used), when asked for
+    # (an export, which holds them): a worker's copy has only those of the reads it answered.
+    windows: list[tuple[str, str, int, int]] | None = None
     # The store holds no sandbox at all any more (flushed, or restarted without its data):
     # the worker starts afresh from its fixtures, as on a first start (lifecycle.py).
     gone: bool = False
@@ -157,9 +160,10 @@ class SharedStore(Store, Protocol):
     change the state runs under the sandbox's lease (`lock` ... `write`/`unlock`), so requests
     are serializable across servers: one order, as if one process had answered them all."""
 
-    def changes(self, buckets: Sequence[Bucket] = ()) -> Changes:
+    def changes(self, buckets: Sequence[Bucket] = (), windows: bool = False) -> Changes:
         """What others committed since this store's position (one round trip), counting one
-        request in each of `buckets` (`Changes.counted`, in the same order)."""
+        request in each of `buckets` (`Changes.counted`, in the same order), and with every
+        counted window when `windows` (`Changes.windows`)."""
 
     def lock(self) -> Changes | None:
         """Take the lease and return the changes up to now (one round trip), or None when

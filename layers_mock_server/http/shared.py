@@ -84,6 +84,9 @@ WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 READS = frozenset({"GET", "HEAD"})
 HEALTH = "/_mock/health"  # the process is alive, whatever Redis is doing: no round trip
 STATELESS = frozenset({HEALTH, "/"})  # ... and the dashboard's links
+# An export holds every rate window: its catch-up lists the read windows Redis counts, of
+# which this worker's copy has only those of the reads it answered itself.
+EXPORT = "/_mock/state"
 ASSETS = "/_mock/ui/assets/"  # ... and its static files
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
 RETRY_S = 0.002  # between two tries for a lease another worker holds (server, not test, code)
@@ -173,6 +176,7 @@ class SharedGate:
         self.turn = Turn()
         # Reads waiting for the next catch-up, each with the rate window it counts in.
         self.waiting: list[tuple[Bucket | None, asyncio.Future[int]]] = []
+        self.listing = False  # ... and whether one of them is an export (`EXPORT`)
         self.catching = False  # a catch-up is on its way
         self.catch_ups = 0  # catch-ups that came back: a writer lets the reads before it go
         self.reading = 0  # reads woken by a catch-up that have not answered yet
@@ -251,6 +255,8 @@ class SharedGate:
         if scope["method"] not in WRITES:  # a write catches up as it takes the lease
             bucket = self._bucket(scope)
             while True:
+                if scope["path"] == EXPORT:
+                    self.listing = True
                 woken = self._caught_up(bucket)
                 try:
                     counted = await woken
@@ -611,10 +617,11 @@ class SharedGate:
             return  # the writer holding the turn goes first; its turn ends with a catch-up
         waiting, self.waiting = self.waiting, []
         buckets = [b for b, _ in waiting if b is not None]
+        listing, self.listing = self.listing, False
         self.catching = True
         self._sent()
         try:
-            sent = self.store.send_changes(False, buckets)
+            sent = self.store.send_changes(False, buckets, listing)
         except StoreUnavailable as exc:
             self._read_back(waiting, None, exc)
             return

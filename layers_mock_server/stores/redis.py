@@ -149,6 +149,7 @@ class RedisStore:
         # The latest mark a reset of the sandbox handed out (the `reset-mark` key), as of this
         # worker's copy: a later one names no reset (`GET /_mock/requests?after=`).
         self.reset_mark = 0
+        self.listed: list[tuple[str, str, int, int]] | None = None  # the last `_listed` read
         # Redis refused the last write for want of room (`ROOMY`): until it takes one again,
         # the journal's entries wait in `outbox` instead of travelling with each round trip.
         self.full = False
@@ -403,20 +404,23 @@ class RedisStore:
 
     # -- SharedStore ------------------------------------------------------------------------
 
-    def changes(self, buckets: Sequence[Bucket] = ()) -> Changes:
-        return self._changes("", buckets=buckets)  # type: ignore[return-value]
+    def changes(self, buckets: Sequence[Bucket] = (), windows: bool = False) -> Changes:
+        return self._changes("", buckets=buckets, windows=windows)  # type: ignore[return-value]
 
     def lock(self) -> Changes | None:
         return self._changes(secrets.token_hex(8))
 
-    def send_changes(self, lease: bool, buckets: Sequence[Bucket] = ()) -> asyncio.Future[Any]:
+    def send_changes(
+        self, lease: bool, buckets: Sequence[Bucket] = (), listed: bool = False
+    ) -> asyncio.Future[Any]:
         """`changes` (or `lock`, when `lease`) sent without waiting (redis_pipe.py); its future
         gets the Changes (None: another worker holds the lease). When the log does not reach
-        back, everything is read the same way, after the answer."""
+        back, everything is read the same way, after the answer. `listed`: with every counted
+        window (`Changes.windows`)."""
         token = secrets.token_hex(8) if lease else ""
         if token:
             self._give_back()
-        keys, args, windows, carried = self._changes_args(token, None, buckets)
+        keys, args, windows, carried = self._changes_args(token, None, buckets, listed)
         sent = self._send("changes", keys, args + carried[1])
         self.outbox.sent(sent, *carried)
         if not token:  # a read's: answered on a full Redis too
@@ -432,12 +436,13 @@ class RedisStore:
             if not isinstance(found, list):
                 _resolve(done, found)
                 return
+            listed = self.listed
             read = self._send("everything", self._everything_keys(), [])
-            read.add_done_callback(lambda read: whole(read, found))
+            read.add_done_callback(lambda read: whole(read, found, listed))
 
-        def whole(read: asyncio.Future[Any], counted: list[int]) -> None:
+        def whole(read: asyncio.Future[Any], counted: list[int], listed: Any) -> None:
             try:
-                changes = self._whole(self._stored(read.result()), counted)
+                changes = self._whole(self._stored(read.result()), counted, listed)
             except Exception as exc:
                 self._unleased(done, token, exc)
                 return
@@ -735,12 +740,16 @@ class RedisStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _changes(
-        self, token: str, max_distance: int | None = None, buckets: Sequence[Bucket] = ()
+        self,
+        token: str,
+        max_distance: int | None = None,
+        buckets: Sequence[Bucket] = (),
+        windows: bool = False,
     ) -> Changes | None:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
         if token:
             self._give_back()
-        keys, args, windows, carried = self._changes_args(token, max_distance, buckets)
+        keys, args, counts, carried = self._changes_args(token, max_distance, buckets, windows)
         try:
             answer = self._call("changes", keys, args + carried[1], retry=True)
         except StoreUnavailable as exc:
@@ -749,17 +758,18 @@ class RedisStore:
                 raise
             answer = self._call("changes-full", keys, args, retry=True)
         try:
-            found = self._changes_answer(answer, token, buckets, windows)
+            found = self._changes_answer(answer, token, buckets, counts)
             if not isinstance(found, list):
                 return found
-            return self._whole(self._everything(), found)
+            listed = self.listed
+            return self._whole(self._everything(), found, listed)
         except BaseException:  # the lease was taken but the request will not run: it goes back
             if token and self.token == token:
                 self._release(token)
             raise
 
     def _changes_args(
-        self, token: str, max_distance: int | None, buckets: Sequence[Bucket]
+        self, token: str, max_distance: int | None, buckets: Sequence[Bucket], listed: bool = False
     ) -> tuple[list[str], list[Any], dict[Bucket, int], tuple[int, list[bytes]]]:
         """The CHANGES script's keys and arguments (without the journal's entries, which it
         carries when Redis takes it: the last of the four, with the number of the first)."""
@@ -776,6 +786,7 @@ class RedisStore:
             f"{b.window}:{n}:{read_field(b.api_key_id, b.endpoint_class)}"
             for b, n in windows.items()
         ]
+        args.append("1" if listed else "")
         return keys, args, windows, carried
 
     def _changes_answer(
@@ -792,8 +803,9 @@ class RedisStore:
         n, entries = int(answer[1]), answer[2]
         counted = _numbers(buckets, windows, answer[3])
         self.reset_mark = int(answer[4] or 0)
+        self.listed = listed = _listed(answer[5]) if answer[5] is not None else None
         if n == self.seen:
-            return Changes(counted=counted)
+            return Changes(counted=counted, windows=listed)
         batches: list[Batch] = []
         expected = n
         for _, fields in entries:  # newest first
@@ -806,12 +818,13 @@ class RedisStore:
             return counted
         batches.reverse()
         self.seen = n
-        return Changes(batches, counted=counted)
+        return Changes(batches, counted=counted, windows=listed)
 
     @staticmethod
-    def _whole(everything: Stored | None, counted: list[int]) -> Changes:
+    def _whole(everything: Stored | None, counted: list[int], listed: Any = None) -> Changes:
         """Changes that replace the copy with everything (None: the sandbox is gone)."""
-        return Changes(everything=everything, counted=counted, gone=everything is None)
+        gone = everything is None
+        return Changes(everything=everything, counted=counted, gone=gone, windows=listed)
 
     def _everything_keys(self) -> list[str]:
         keys = ("meta", "rows", "order", "commits", "at", "reset-mark", "journal-floor")
@@ -860,6 +873,16 @@ def _looping() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _listed(found: list[bytes]) -> list[tuple[str, str, int, int]]:
+    """The `reads` hash (HGETALL: field, value, ...) as windows (redis_log.read_value)."""
+    listed = []
+    for field, value in zip(found[::2], found[1::2], strict=True):
+        key, _, endpoint_class = field.decode().rpartition(":")
+        window, used, _ = value.split(b":")
+        listed.append((key, endpoint_class, int(window), int(used)))
+    return listed
 
 
 def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[Any]) -> list[int]:

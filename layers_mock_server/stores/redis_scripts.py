@@ -143,23 +143,24 @@ return {'OK', n, wanted}
 # The changes after commit `seen`, with the lease taken first when asked (`token` not empty).
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name): while it waits, no
 # other worker takes the lease, so a worker writing without pause cannot starve it.
-# KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
+# KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends,
 # KEYS[8] the journal's floor (redis_journal.py), KEYS[10] the latest reset's mark (answered
-# with the changes); KEYS[9] the read windows, a hash of one
-# field a key and class (`window:used:before`, redis_log.read_value), and ARGV[8] how many
-# windows this round trip counts in it, each `window:reads:field` from ARGV[9] on (one bucket
-# per waiting read, the same window once with its number of reads); then come the journal's
-# entries. As RateLimiter does, a window counted in another minute starts again from nothing
-# (the clock moved: it only goes back with a reset, whose commit drops the windows it resets,
-# WRITE), except in the minute just before the one kept: that is a read whose worker took its
-# minute before the clock moved, counted in `before` (the old window's count when the clock
-# moved by one minute). So a window lasts exactly as long as its minute, however long that is
-# in real time (a clock that stands still keeps it until it is moved), with no expiry.
+# with the changes); KEYS[9] the read windows, a hash of one field a key and class
+# (`window:used:before`, redis_log.read_value), and ARGV[8] how many windows this round trip
+# counts in it, each `window:reads:field` from ARGV[9] on (one bucket per waiting read, the
+# same window once with its number of reads); then '1' when the answer is to list every
+# window (HGETALL: an export holds them); then the journal's entries. As RateLimiter does, a
+# window counted in another minute starts again from nothing (the clock moved: it only goes
+# back with a reset, whose commit drops the windows it resets, WRITE), except in the minute
+# just before the one kept: that is a read whose worker took its minute before the clock
+# moved, counted in `before` (the old window's count when the clock moved by one minute). So
+# a window lasts exactly as long as its minute, however long that is in real time (a clock
+# that stands still keeps it until it is moved), with no expiry.
 _CHANGES_HEAD = """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
 local windows = tonumber(ARGV[8])
-local entries_from = 9 + windows
+local listed, entries_from = ARGV[9 + windows] == '1', 10 + windows
 """
 _COUNT = """
 local counted = {}
@@ -187,13 +188,15 @@ _AFTER = """
 local n = tonumber(redis.call('GET', commits) or '0')
 -- the latest reset's mark; in a sandbox an older version reset, its last global reset's commit
 local marked = redis.call('GET', KEYS[10]) or redis.call('GET', KEYS[8])
-if n == seen then return {'OK', n, {}, counted, marked} end
+local all = false  -- every window, when asked for (an export)
+if listed then all = redis.call('HGETALL', KEYS[9]) end
+if n == seen then return {'OK', n, {}, counted, marked, all} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
-if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked} end
+if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked, all} end
 -- the commits after `seen` (each logged under its number, WRITE), newest first
 local after = '(' .. math.max(seen, 0) .. '-0'
 local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
-return {'OK', n, entries, counted, marked}
+return {'OK', n, entries, counted, marked, all}
 """
 CHANGES = (
     "#!lua"

@@ -88,3 +88,20 @@ def test_an_import_brings_back_the_read_budgets_it_exported(served: Servers) -> 
     status, _, _ = served("PUT", "/_mock/state", None, exported)
     assert status == 200
     assert served.remaining_reads(STANDARD) == (429, "0")
+
+
+def test_an_export_holds_the_reads_other_workers_counted(served: Servers) -> None:  # noqa: F811
+    """On Redis an export came from one worker's copy, which held only the windows of the
+    reads that worker answered: 100 reads on one worker and 20 on the other, exported from
+    the first, imported, left the key 20 reads it had spent (memory: none)."""
+    last = len(served.workers) - 1
+    for n in range(READS):
+        served.turn = 0 if n < 100 else last
+        assert served("GET", "/v1/whoami", STANDARD)[0] == 200
+    served.turn = 0
+    status, _, exported = served("GET", "/_mock/state")
+    assert status == 200
+    assert served("POST", "/_mock/reset")[0] == 200
+    assert served("PUT", "/_mock/state", None, exported)[0] == 200
+    served.turn = 0
+    assert served.remaining_reads(STANDARD) == (429, "0")
