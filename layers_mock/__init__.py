@@ -142,7 +142,7 @@ from ._asgi import (
     sync_transport,
 )
 from ._organization import Organization
-from ._remote import RemoteMock, _nanoseconds, connect
+from ._remote import RemoteMock, connect
 from ._views import (
     Keys,
     LayersMockError,
@@ -151,6 +151,7 @@ from ._views import (
     check_called,
     error_text,
     matches,
+    nanoseconds,
     parse_instant,
     recorded_from,
     roles_of,
@@ -360,7 +361,7 @@ class LayersMock:
         if isinstance(seconds, timedelta):
             ns = (seconds // timedelta(microseconds=1)) * 1000
         else:  # negative, infinite, not a number, past any float: the mock's refusal says why
-            ns = _nanoseconds(seconds)
+            ns = nanoseconds(seconds)
         if ns < 0:
             wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
             return parse_instant(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ._views import parse_instant, wire_instant
+from ._views import nanoseconds, parse_instant, wire_instant
 
 Control = Callable[..., Any]
 
@@ -26,6 +26,7 @@ class Organization:
         self._key = key  # None: the operator's calls (in-process, the control plane is open)
         self._control = control
         self._path = f"/_mock/organizations/{quote(organization_id, safe='')}/clock"
+        self._carry_ns = 0  # below the clock's millisecond, carried (as LayersMock.advance)
 
     def __repr__(self) -> str:
         return f"Organization({self.id!r})"
@@ -44,9 +45,20 @@ class Organization:
         return bool(self._call("GET", self._path)["detached"])
 
     def advance(self, seconds: float | timedelta) -> datetime:
-        """Move this organization's clock forward (it gets its own if it had none)."""
+        """Move this organization's clock forward (it gets its own if it had none). The
+        mock's clocks move in whole milliseconds (it refuses less); what is left below one is
+        carried to the next advance, as in `LayersMock.advance`."""
         if isinstance(seconds, timedelta):
-            seconds = seconds.total_seconds()
+            ns = (seconds // timedelta(microseconds=1)) * 1000
+        else:
+            ns = nanoseconds(seconds)
+        if ns < 0:  # negative, infinite, not a number: the mock's refusal says why
+            wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
+            return self._advance(wire)
+        whole_ms, self._carry_ns = divmod(ns + self._carry_ns, 1_000_000)
+        return self._advance(whole_ms / 1000) if whole_ms else self.now
+
+    def _advance(self, seconds: Any) -> datetime:
         return parse_instant(
             self._call("POST", self._path + "/advance", {"seconds": seconds})["now"]
         )
@@ -54,7 +66,9 @@ class Organization:
     def set_clock(self, instant: datetime | str) -> datetime:
         """Jump this organization's clock to `instant` (never backwards)."""
         wire = wire_instant(instant)
-        return parse_instant(self._call("POST", self._path + "/set", {"now": wire})["now"])
+        moved = parse_instant(self._call("POST", self._path + "/set", {"now": wire})["now"])
+        self._carry_ns = 0
+        return moved
 
     def follow_server_clock(self) -> datetime:
         """Drop its own clock and follow the mock's again (refused while the mock's is behind)."""

@@ -24,7 +24,6 @@ of httpx's internals.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import time
@@ -44,6 +43,7 @@ from ._views import (
     check_called,
     error_text,
     matches,
+    nanoseconds,
     parse_instant,
     recorded_from,
     roles_of,
@@ -268,7 +268,7 @@ class RemoteMock:
         if isinstance(seconds, timedelta):
             ns = (seconds // timedelta(microseconds=1)) * 1000
         else:
-            ns = _nanoseconds(seconds)
+            ns = nanoseconds(seconds)
         if ns < 0:  # negative, infinite, not a number: the mock's refusal says why
             wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
             return self._advance(wire)
@@ -432,15 +432,6 @@ class RemoteMock:
             status = response.status_code
             raise LayersMockError(f"{error_text(answer, status)} ({status} from {self._shown})")
         return answer
-
-
-def _nanoseconds(seconds: Any) -> int:
-    """`seconds` in whole nanoseconds; -1 for what the mock refuses (negative, not finite,
-    past any float: its answer says why, not an OverflowError)."""
-    if isinstance(seconds, int | float) and seconds >= 0:
-        with contextlib.suppress(OverflowError, ValueError):
-            return round(seconds * 1e9)
-    return -1
 
 
 def _enveloped(answer: Any) -> bool:

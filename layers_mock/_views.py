@@ -5,6 +5,7 @@ requests, rules; and its one error type. Private: everything here is re-exported
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -264,3 +265,12 @@ def check_called(
         f"expected {method.upper()} {path} {expected}, it was called {len(matched)} "
         f"time(s); the mock answered (last 20):\n{seen}"
     )
+
+
+def nanoseconds(seconds: Any) -> int:
+    """`seconds` in whole nanoseconds; -1 for what the mock refuses (negative, not finite,
+    past any float: its answer says why, not an OverflowError)."""
+    if isinstance(seconds, int | float) and seconds >= 0:
+        with contextlib.suppress(OverflowError, ValueError):
+            return round(seconds * 1e9)
+    return -1

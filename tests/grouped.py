@@ -42,18 +42,20 @@ class Worker:
         self.loop = asyncio.new_event_loop()  # one loop, as a worker has
         self.trips: list[str] = []
         self.request_ids: list[str] = []
+        self.kept: list[bool] = []  # whether each commit kept the lease for the next group
+        if self.store is None:  # memory or SQLite: one server, no round trips to count
+            return
         changes, write = self.store.send_changes, self.store.send_write
 
-        def counted_changes(lease: bool, buckets: Any = ()) -> Any:
+        def counted_changes(lease: bool, buckets: Any = (), listed: bool = False) -> Any:
             self.trips.append("lock" if lease else "changes")
-            return changes(lease, buckets)
+            return changes(lease, buckets, listed)
 
         def counted_write(batches: Any, keep: bool) -> Any:
             self.trips.append("write")
             self.kept.append(keep)
             return write(batches, keep)
 
-        self.kept: list[bool] = []  # whether each commit kept the lease for the next group
         self.store.send_changes, self.store.send_write = counted_changes, counted_write
 
     async def call(self, *request: Any, **options: Any) -> tuple[int, Any]:
@@ -68,6 +70,7 @@ class Worker:
         headers: dict[str, str],
         body: Any = None,
         sent_after: asyncio.Future[None] | None = None,
+        query: str = "",
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One request through the worker's ASGI app, its answer as sent: (status, headers,
         body). `sent_after`: the client sends the body only once that is done (a slow
@@ -79,6 +82,7 @@ class Worker:
             listed.append((b"content-type", b"application/json"))
             listed.append((b"content-length", str(len(raw)).encode()))
         scope = http_scope(method, path, listed)
+        scope["query_string"] = query.encode()
 
         async def receive() -> dict[str, Any]:
             await Turn()
@@ -100,13 +104,17 @@ class Worker:
 
         async def run() -> list[tuple[int, Any]]:
             answers = list(await asyncio.gather(*(self.call(*r) for r in requests)))
-            await self.deps.shared.settled()  # the lease back, for the next worker's turn
+            if self.deps.shared is not None:
+                await self.deps.shared.settled()  # the lease back, for the next worker's turn
             return answers
 
         return self.loop.run_until_complete(run())
 
     def close(self) -> None:
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
+        elif self.deps.sim.store is not None:
+            self.deps.sim.store.close()
         self.loop.close()
 
 

@@ -21,7 +21,12 @@ MAX_SPEED = 1_000_000.0  # a wall clock this fast still takes 70 host hours to r
 
 class ClockError(ValueError):
     """Raised when a caller asks time to run backwards (jobs would un-finish) or past the last
-    instant a timestamp can name (every later read of the clock would fail)."""
+    instant a timestamp can name (every later read of the clock would fail). `field`: the
+    request body's field the move came in (`seconds`, `now`), which the 422 names."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def check_instant(ms: int, what: str = "instant") -> int:
@@ -32,28 +37,51 @@ def check_instant(ms: int, what: str = "instant") -> int:
 
 
 def advanced(now: int, seconds: float) -> int:
-    """`now` moved forward by `seconds`; a ClockError for a move that is negative, not finite
-    or past MAX_MS. Shared by the server clock and every organization's own (orgclocks.py)."""
+    """`now` moved forward by `seconds`; a ClockError for a move that is negative, not finite,
+    below a whole millisecond or past MAX_MS. Shared by the server clock and every
+    organization's own (orgclocks.py). The number is quoted as it was sent (a float's repr is
+    the shortest decimal that reads back as it), not rounded to six digits."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise ClockError("seconds must be a number")
+        raise ClockError("Must be a number.", "seconds")
     if not math.isfinite(seconds):
-        raise ClockError("seconds must be a finite number")
+        raise ClockError("Must be a finite number.", "seconds")
     if seconds < 0:
-        raise ClockError("the clock never moves backwards; use reset to return to the start")
-    if round(seconds * 1000) > MAX_MS - now:
         raise ClockError(
-            f"cannot advance {seconds:g} s from {format_ms(now)}: the clock ends at "
-            f"{format_ms(MAX_MS)}"
+            "The clock never moves backwards; use reset to return to the start.", "seconds"
         )
-    return now + round(seconds * 1000)
+    exact = seconds * 1000
+    ms = round(exact)
+    # A move below the clock's millisecond moved nothing yet answered 200: refused instead.
+    # A decimal that names whole milliseconds is rarely exact in binary (1.001 * 1000 is
+    # 1000.9999999999999): within a few units of the last place it is taken as written.
+    if abs(exact - ms) > max(1e-6, 4 * math.ulp(exact)):
+        raise ClockError(
+            f"The clock moves in whole milliseconds: {seconds} s is not a multiple of 0.001 s.",
+            "seconds",
+        )
+    if ms > MAX_MS - now:
+        raise ClockError(
+            f"Cannot advance {seconds} s from {format_ms(now)}: the clock ends at "
+            f"{format_ms(MAX_MS)}, {_seconds(MAX_MS - now)} s later.",
+            "seconds",
+        )
+    return now + ms
+
+
+def _seconds(ms: int) -> str:
+    """Milliseconds as exact decimal seconds: 1500 -> 1.5, 2000 -> 2."""
+    whole, part = divmod(ms, 1000)
+    return f"{whole}.{part:03d}".rstrip("0").rstrip(".")
 
 
 def set_to(now: int, instant_ms: int) -> int:
     """`instant_ms`, if a clock at `now` may jump there (never backwards, never past MAX_MS)."""
-    check_instant(instant_ms)
+    if not MIN_MS <= instant_ms <= MAX_MS:
+        raise ClockError(f"The clock runs from {format_ms(MIN_MS)} to {format_ms(MAX_MS)}.", "now")
     if instant_ms < now:
         raise ClockError(
-            f"cannot set the clock to {format_ms(instant_ms)}: it is already {format_ms(now)}"
+            f"Cannot set the clock to {format_ms(instant_ms)}: it is already {format_ms(now)}.",
+            "now",
         )
     return instant_ms
 

@@ -213,6 +213,10 @@ class Journal:
         self.resets = mark
         return mark
 
+    def latest_mark(self) -> int:
+        """The latest mark a reset handed out (0: none yet)."""
+        return self.resets
+
     def handed_out(self, mark: int) -> bool:
         """Whether a reset of this journal answered `mark` (or 0, before any reset): a mark
         from before a restart of a server that kept nothing names no reset of this one."""

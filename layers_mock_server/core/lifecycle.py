@@ -15,12 +15,14 @@ from the store (a write that failed) is read again whole before it answers anyth
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from . import replica
 from .clock import MAX_MS, Clock
 from .errors import ApiError, not_found
 from .fixtures import Fixtures
 from .persist import Marks, counter_rows, dirty_batch, load, meta_bytes, whole_batch
+from .ratelimit import READ_CLASS
 from .records import canonical_id
 from .requestids import BLOCK, KINDS, RequestIds
 from .restore import Check, Restored
@@ -175,6 +177,10 @@ class Lifecycle:
         trip). Returns each read's number in its window, which `count` installs when that
         request runs."""
         self._apply(changes)
+        if changes.windows is not None:  # every read window, as the store counted them
+            keys = {k.api_key_id for k in self.state.keys.values()}
+            windows = [w for w in changes.windows if w[0] in keys and w[1] == READ_CLASS]
+            self.state.rates.replace_class(READ_CLASS, windows)
         return changes.counted
 
     def count(self, bucket: Bucket, counted: int) -> None:
@@ -224,8 +230,10 @@ class Lifecycle:
         if organization_id not in self.fixtures.organizations:
             raise not_found("Organization")
         after = self.state.without_organization(organization_id, self.fixtures)
-        if self.store is not None:
-            self._store(self._changed_batch(after))
+        if self.store is not None:  # and the read windows a shared store counts itself
+            ours = {k.api_key_id for k in self.state.keys.values() if k.org_id == organization_id}
+            ours |= {k.api_key_id for k in after.keys.values() if k.org_id == organization_id}
+            self._store(replace(self._changed_batch(after), unread=sorted(ours)))
         after.dirty.clear()
         self._install(after)
 

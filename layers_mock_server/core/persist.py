@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from .clock import Clock
+from .ratelimit import READ_CLASS
 from .requestids import RequestIds
 from .restore import Check, Restored, StateBuilder
 from .snapshot import ALL_TABLES, idempotency_row, meta, row_bytes, table_rows
@@ -122,7 +123,8 @@ def whole_batch(state: State, ids: RequestIds, clock: Clock, now_ms: int | None 
                 yield table, ident, data
         yield from counter_rows(ids.reserved)
 
-    return Batch(rows(), (), meta_bytes(state, ids, clock, now_ms), wipe=True)
+    reads = [w for w in state.rates.snapshot() if w[1] == READ_CLASS]
+    return Batch(rows(), (), meta_bytes(state, ids, clock, now_ms), wipe=True, reads=reads)
 
 
 def merged(batches: Sequence[Batch]) -> list[tuple[Batch, int]]:
@@ -132,8 +134,9 @@ def merged(batches: Sequence[Batch]) -> list[tuple[Batch, int]]:
     is removed first and written after the rows written before it (a row's place is where it
     was first written since it last existed); a row written then deleted is only deleted; a
     row written twice keeps its first place and its last data; a request-number ceiling keeps
-    the highest; the last meta row wins. A wipe is never merged with others: it starts a batch
-    of its own (its rows are everything; a reader reads everything after it)."""
+    the highest; the last meta row wins; the keys whose counted windows go add up. A wipe is
+    never merged with others: it starts a batch of its own (its rows are everything; a reader
+    reads everything after it)."""
     out: list[tuple[Batch, int]] = []
     run: list[Batch] = []
     for batch in batches:
@@ -152,8 +155,10 @@ def merged(batches: Sequence[Batch]) -> list[tuple[Batch, int]]:
 def _merge(run: Sequence[Batch]) -> Batch:
     upserts: dict[tuple[str, str], bytes] = {}
     deletes: dict[tuple[str, str], None] = {}  # a set that keeps its order
+    unread: dict[str, None] = {}
     meta = None
     for batch in run:
+        unread.update(dict.fromkeys(batch.unread))
         for key in batch.deletes:
             upserts.pop(key, None)
             deletes[key] = None
@@ -165,7 +170,7 @@ def _merge(run: Sequence[Batch]) -> Batch:
         if batch.meta is not None:
             meta = batch.meta
     rows = [(table, ident, data) for (table, ident), data in upserts.items()]
-    return Batch(rows, list(deletes), meta)
+    return Batch(rows, list(deletes), meta, unread=list(unread))
 
 
 def load(stored: Stored, check: Check) -> tuple[Restored, dict[str, int]]:

@@ -10,6 +10,9 @@ import math
 from typing import NamedTuple
 
 WINDOW_MS = 60_000
+# every partner GET's x-rate-class (openapi/layers.yaml): the class a shared store counts
+# itself (http/shared.py), in the round trip that brings a worker up to date
+READ_CLASS = "read-light"
 LIMITS: dict[str, dict[str, int]] = {
     "standard": {"read-light": 120, "write-light": 60, "long-running": 20},
     "pilot": {"read-light": 1_200, "write-light": 600, "long-running": 60},
@@ -97,6 +100,13 @@ class RateLimiter:
 
     def clear(self) -> None:
         self._windows.clear()
+
+    def replace_class(self, endpoint_class: str, rows: list[tuple[str, str, int, int]]) -> None:
+        """One class's windows as a shared store counted them (`rows` as `snapshot` writes
+        them, of that class), in place of what this copy saw of them."""
+        kept = {b: w for b, w in self._windows.items() if b[1] != endpoint_class}
+        kept.update({(k, c): (w, n) for k, c, w, n in rows})
+        self._windows = kept
 
     def without_keys(self, api_key_ids: set[str]) -> RateLimiter:
         """A copy without the windows of these API keys (a reset of one organization)."""

@@ -38,6 +38,13 @@ class Batch:
     deletes: Sequence[tuple[str, str]] = ()
     meta: bytes | None = None
     wipe: bool = False
+    # The rate windows a shared store counts itself (Bucket) live outside the rows and the
+    # meta row, so what replaces a state's windows says so: `unread` the API keys whose
+    # counted windows go (an organization's reset), `reads` the windows (api_key_id, class,
+    # window, used) the store holds after a wipe (none after a reset, an import's own). A store
+    # that counts no windows itself (they are in the meta row) ignores both.
+    unread: Sequence[str] = ()
+    reads: Sequence[tuple[str, str, int, int]] = ()
 
 
 @dataclass(slots=True)
@@ -91,6 +98,9 @@ class Changes:
     everything: Stored | None = None
     # Each counted request's number in its rate window, in the order the buckets were given.
     counted: list[int] = field(default_factory=list)
+    # Every window the store counts itself (api_key_id, class, window, used), when asked for
+    # (an export, which holds them): a worker's copy has only those of the reads it answered.
+    windows: list[tuple[str, str, int, int]] | None = None
     # The store holds no sandbox at all any more (flushed, or restarted without its data):
     # the worker starts afresh from its fixtures, as on a first start (lifecycle.py).
     gone: bool = False
@@ -116,12 +126,15 @@ class Reach:
 class Bucket:
     """A rate window counted in the shared store itself, in the same round trip as the
     catch-up: a read's window is exact across workers without a write of its own. One
-    catch-up counts many reads (one bucket each, the same bucket as often as it is given)."""
+    catch-up counts many reads (one bucket each, the same bucket as often as it is given).
+    The store keeps one window a key and class, as RateLimiter does: counted in another
+    `window` (the clock moved), it starts again from nothing, so a window is kept exactly as
+    long as its clock stays in its minute, however long that is in real time; only the
+    minute just before the kept one is kept beside it, for a read that counted on it late."""
 
     api_key_id: str
     endpoint_class: str
     window: int
-    kept_ms: int = 180_000  # how long Redis keeps the counter, in real time (its clock's)
 
 
 class Store(Protocol):
@@ -147,9 +160,10 @@ class SharedStore(Store, Protocol):
     change the state runs under the sandbox's lease (`lock` ... `write`/`unlock`), so requests
     are serializable across servers: one order, as if one process had answered them all."""
 
-    def changes(self, buckets: Sequence[Bucket] = ()) -> Changes:
+    def changes(self, buckets: Sequence[Bucket] = (), windows: bool = False) -> Changes:
         """What others committed since this store's position (one round trip), counting one
-        request in each of `buckets` (`Changes.counted`, in the same order)."""
+        request in each of `buckets` (`Changes.counted`, in the same order), and with every
+        counted window when `windows` (`Changes.windows`)."""
 
     def lock(self) -> Changes | None:
         """Take the lease and return the changes up to now (one round trip), or None when

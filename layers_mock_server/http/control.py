@@ -23,7 +23,7 @@ from ..spec import Operation, partner_spec
 from ..statecheck import state_check
 from . import inputs
 from .access import Principal, check_site, control_principal
-from .control_clocks import CLOCK_HANDLERS, server_wide
+from .control_clocks import CLOCK_HANDLERS, clock_error, server_wide
 from .control_reads import READ_HANDLERS
 from .pipeline import Reply, storage_error
 from .render import JSON, dumps, encode_headers, error_body, send_response
@@ -132,10 +132,6 @@ def get_clock(
     )
 
 
-def _clock_error(exc: ClockError) -> ApiError:
-    return validation("Invalid body.", [str(exc)])
-
-
 def advance_clock(
     deps: Deps,
     body: dict[str, Any],
@@ -146,7 +142,7 @@ def advance_clock(
     try:
         now = deps.sim.clock.advance(body["seconds"])
     except ClockError as exc:
-        raise _clock_error(exc) from None
+        raise clock_error(exc) from None
     return Reply(200, {"now": format_ms(now)})
 
 
@@ -160,7 +156,7 @@ def set_clock(
     try:
         now = deps.sim.clock.set(parse_timestamp(body["now"]))
     except ClockError as exc:
-        raise _clock_error(exc) from None
+        raise clock_error(exc) from None
     except ValueError:
         raise validation(
             "Invalid body.", field_errors={"now": ["Must be an ISO-8601 instant."]}
@@ -230,7 +226,7 @@ def requests(
             field_errors={
                 "after": [
                     f"No reset answered mark {mark}: the latest this server handed out is "
-                    f"{deps.journal.resets}."
+                    f"{deps.journal.latest_mark()}."
                 ]
             },
         )
@@ -279,6 +275,19 @@ def add_rule(
         if named is not None and named != tenant and canonical_id("org_", named) != tenant:
             raise not_found("Organization")  # another's or unknown: the same answer
         body["match"]["organizationId"] = tenant
+    elif (named := body["match"].get("organizationId")) is not None:  # the operator's
+        orgs = deps.sim.state.organizations
+        org_id = named if named in orgs else canonical_id("org_", named)
+        if not org_id or org_id not in orgs:  # it would never fire
+            raise invalid_body(
+                field_errors={
+                    "match": [
+                        f"match.organizationId: the server has no organization {named!r} "
+                        "(GET /_mock/fixtures lists them)."
+                    ]
+                }
+            )
+        body["match"]["organizationId"] = org_id  # as requests carry it, prefix and all
     return Reply(201, deps.sim.state.rules.add(body, tenant).public())
 
 

@@ -35,11 +35,18 @@ def _view(deps: Deps, org_id: str) -> Reply:
     return Reply(200, {"organizationId": org_id, "now": format_ms(now), "detached": detached})
 
 
+def clock_error(exc: ClockError, message: str = "Invalid body.") -> ApiError:
+    """A refused move's 422: under the body's field it names, else (no body) a form error."""
+    if exc.field is None:
+        return validation(message, [str(exc)])
+    return validation(message, field_errors={exc.field: [str(exc)]})
+
+
 def _moved(deps: Deps, org_id: str, move: Any, refused: str = "Invalid body.") -> Reply:
     try:
         move()
     except ClockError as exc:
-        raise validation(refused, [str(exc)]) from None
+        raise clock_error(exc, refused) from None
     return _view(deps, org_id)
 
 

@@ -67,14 +67,13 @@ import collections
 import contextlib
 import contextvars
 import functools
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import ApiError
 from ..core.journal import Failed, RawHeaders
-from ..core.ratelimit import LIMITS, WINDOW_MS
+from ..core.ratelimit import LIMITS, READ_CLASS, WINDOW_MS
 from ..core.records import ApiKey
 from ..core.store import Bucket, OutcomeUnknown, Refused, StoreUnavailable
 from ..deps import Deps
@@ -88,12 +87,10 @@ WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 READS = frozenset({"GET", "HEAD"})
 HEALTH = "/_mock/health"  # the process is alive, whatever Redis is doing: no round trip
 STATELESS = frozenset({HEALTH, "/"})  # ... and the dashboard's links
+# An export holds every rate window: its catch-up lists the read windows Redis counts, of
+# which this worker's copy has only those of the reads it answered itself.
+EXPORT = "/_mock/state"
 ASSETS = "/_mock/ui/assets/"  # ... and its static files
-READ_CLASS = "read-light"  # every partner GET's x-rate-class (openapi/layers.yaml)
-# How long Redis keeps a read window's counter: a window of a clock that stands still (a
-# virtual one, an organization's own) lasts until the clock is moved, so it is kept a day, not
-# the three real minutes that outlive a minute of a wall clock at speed 1 (read_window_ms).
-STILL_WINDOW_MS = 24 * 3600 * 1000
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
 GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
@@ -181,6 +178,7 @@ class SharedGate:
         self.turn = Turn()
         # Reads waiting for the next catch-up, each with the rate window it counts in.
         self.waiting: list[tuple[Bucket | None, asyncio.Future[int]]] = []
+        self.listing = False  # ... and whether one of them is an export (`EXPORT`)
         self.catching = False  # a catch-up is on its way
         self.catch_ups = 0  # catch-ups that came back: a writer lets the reads before it go
         self.reading = 0  # reads woken by a catch-up that have not answered yet
@@ -259,6 +257,8 @@ class SharedGate:
         if scope["method"] not in WRITES:  # a write catches up as it takes the lease
             bucket = self._bucket(scope)
             while True:
+                if scope["path"] == EXPORT:
+                    self.listing = True
                 woken = self._caught_up(bucket)
                 try:
                     counted = await woken
@@ -619,10 +619,11 @@ class SharedGate:
             return  # the writer holding the turn goes first; its turn ends with a catch-up
         waiting, self.waiting = self.waiting, []
         buckets = [b for b, _ in waiting if b is not None]
+        listing, self.listing = self.listing, False
         self.catching = True
         self._sent()
         try:
-            sent = self.store.send_changes(False, buckets)
+            sent = self.store.send_changes(False, buckets, listing)
         except StoreUnavailable as exc:
             self._read_back(waiting, None, exc)
             return
@@ -674,10 +675,8 @@ class SharedGate:
         if key is None or key.killed or key.tier not in LIMITS:
             return None
         # the window on the key's organization's clock, as the pipeline's rate limit reads it
-        sim = self.deps.sim
-        now, detached = sim.organization_clock(key.org_id)
-        kept = read_window_ms(sim.clock.mode, sim.clock.speed, detached)
-        return Bucket(key.api_key_id, READ_CLASS, now // WINDOW_MS, kept)
+        now, _ = self.deps.sim.organization_clock(key.org_id)
+        return Bucket(key.api_key_id, READ_CLASS, now // WINDOW_MS)
 
     def _key(self, scope: dict[str, Any]) -> ApiKey | None:
         """The key the request's `Authorization: Bearer` names in this worker's copy, as the
@@ -888,13 +887,3 @@ def _unreachable(exc: StoreUnavailable, write: bool = False, control: bool = Fal
     else:
         message = "The mock could not reach its shared state; nothing of this request was done."
     return ApiError("STORAGE_UNAVAILABLE", message, {"reason": str(exc)})
-
-
-def read_window_ms(mode: str, speed: float, detached: bool) -> int:
-    """How long Redis keeps a read window's counter, in real milliseconds: three of its mock
-    minutes on a wall clock (at least 3 real minutes, as at speed 1), and a day on a clock that
-    stands still until it is moved (a virtual one, an organization's own). A counter gone
-    before its minute ends gives a spent key its reads back: it must outlive the minute."""
-    if mode != "wall" or detached:
-        return STILL_WINDOW_MS
-    return min(STILL_WINDOW_MS, max(180_000, math.ceil(3 * WINDOW_MS / speed)))

@@ -12,6 +12,9 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   copy up to date by reading the entries after the last one it saw (one XREVRANGE; usually
   none), and reads everything again only when the log no longer reaches back that far (it
   keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
+- `reads` holds the read-light windows, one field a key (core/store.Bucket): a partner read
+  is counted there in its catch-up's round trip (CHANGES), not in a commit; a reset's commit
+  drops the windows of the keys it resets (all, for a wipe), as the meta row's go.
 - `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
 - `journal-v2` is the request journal (redis_journal.py), `journal-from:<worker>` the
@@ -43,7 +46,7 @@ answer is sent (see the README for what each `appendfsync` setting promises).
 A full Redis (at its `maxmemory`, noeviction) refuses a script that may write before it
 starts (StoreFull), so a commit is refused whole. Reads go on: a read's catch-up that Redis
 refused is sent again as CHANGES_FULL, which counts the reads in their windows (a small
-counter a key and minute, let through by `allow-oom`) and writes nothing else; request-number
+field a key, let through by `allow-oom`) and writes nothing else; request-number
 blocks (a HINCRBY of an existing field) and giving a lease back (a DEL) run full too. The
 journal's entries wait in the worker meanwhile (the newest `journal_capacity`) and go with
 the first round trip Redis takes once it has room.
@@ -87,7 +90,7 @@ from ..core.store import (
 )
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import APPEND, CLEAR, READ, entries
-from .redis_log import SEP, read_entry, write_args
+from .redis_log import SEP, read_entry, read_field, write_args
 from .redis_outbox import Outbox
 from .redis_pipe import Pipe, error, handled
 from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, RESERVE, ROOMY, UNLOCK, WRITE
@@ -119,7 +122,8 @@ class RedisStore:
             k: f"{tag}:{k}"
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
-                *("journal-seq", "journal-floor", "rates", "at", "wants", "serving", "workers"),
+                *("journal-seq", "journal-floor", "reads", "at", "wants", "serving", "workers"),
+                "reset-mark",
                 "behind",  # the worker in line after the one in line (`wants`)
                 "handoff",  # a shard channel, not a key: a release heard (redis_handoff.py)
             )
@@ -154,6 +158,11 @@ class RedisStore:
         self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
         self.clearing = False  # ... and whether that commit clears the journal (a reset's)
+        self.marking = 0  # ... and the mark of the reset it holds (redis_journal.py), if any
+        # The latest mark a reset of the sandbox handed out (the `reset-mark` key), as of this
+        # worker's copy: a later one names no reset (`GET /_mock/requests?after=`).
+        self.reset_mark = 0
+        self.listed: list[tuple[str, str, int, int]] | None = None  # the last `_listed` read
         # Redis refused the last write for want of room (`ROOMY`): until it takes one again,
         # the journal's entries wait in `outbox` instead of travelling with each round trip.
         self.full = False
@@ -333,15 +342,18 @@ class RedisStore:
             raise StoreUnavailable(f"{self.where} is not open")
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
-        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1")]
-        keys.append(self.keys["handoff"])
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1", "reads")]
+        keys += [self.keys["reset-mark"], self.keys["handoff"]]
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         first, entries = carried = self._carried()  # the journal's, sent on the way
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
         args += [len(commits), len(entries), self.ident if keep else "", first]  # kept (else
         clears, self.clearing = self.clearing, False  # its 503s go later, SharedJournal)
-        args += ["1" if clears else "", *commits]
+        marking, self.marking = self.marking, 0
+        if marking:  # (a write that fails reads everything again, the latest mark with it)
+            self.reset_mark = max(self.reset_mark, marking)
+        args += [("c" if clears else "") + (str(marking) if marking else ""), *commits]
         return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
@@ -411,20 +423,23 @@ class RedisStore:
 
     # -- SharedStore ------------------------------------------------------------------------
 
-    def changes(self, buckets: Sequence[Bucket] = ()) -> Changes:
-        return self._changes("", buckets=buckets)  # type: ignore[return-value]
+    def changes(self, buckets: Sequence[Bucket] = (), windows: bool = False) -> Changes:
+        return self._changes("", buckets=buckets, windows=windows)  # type: ignore[return-value]
 
     def lock(self) -> Changes | None:
         return self._changes(secrets.token_hex(8))
 
-    def send_changes(self, lease: bool, buckets: Sequence[Bucket] = ()) -> asyncio.Future[Any]:
+    def send_changes(
+        self, lease: bool, buckets: Sequence[Bucket] = (), listed: bool = False
+    ) -> asyncio.Future[Any]:
         """`changes` (or `lock`, when `lease`) sent without waiting (redis_pipe.py); its future
         gets the Changes (None: another worker holds the lease). When the log does not reach
-        back, everything is read the same way, after the answer."""
+        back, everything is read the same way, after the answer. `listed`: with every counted
+        window (`Changes.windows`)."""
         token = secrets.token_hex(8) if lease else ""
         if token:
             self._give_back()
-        keys, args, windows, carried = self._changes_args(token, None, buckets)
+        keys, args, windows, carried = self._changes_args(token, None, buckets, listed)
         sent = self._send("changes", keys, args + carried[1])
         self.outbox.sent(sent, *carried)
         if not token:  # a read's: answered on a full Redis too
@@ -440,12 +455,13 @@ class RedisStore:
             if not isinstance(found, list):
                 _resolve(done, found)
                 return
+            listed = self.listed
             read = self._send("everything", self._everything_keys(), [])
-            read.add_done_callback(lambda read: whole(read, found))
+            read.add_done_callback(lambda read: whole(read, found, listed))
 
-        def whole(read: asyncio.Future[Any], counted: list[int]) -> None:
+        def whole(read: asyncio.Future[Any], counted: list[int], listed: Any) -> None:
             try:
-                changes = self._whole(self._stored(read.result()), counted)
+                changes = self._whole(self._stored(read.result()), counted, listed)
             except Exception as exc:
                 self._unleased(done, token, exc)
                 return
@@ -779,12 +795,16 @@ class RedisStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _changes(
-        self, token: str, max_distance: int | None = None, buckets: Sequence[Bucket] = ()
+        self,
+        token: str,
+        max_distance: int | None = None,
+        buckets: Sequence[Bucket] = (),
+        windows: bool = False,
     ) -> Changes | None:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
         if token:
             self._give_back()
-        keys, args, windows, carried = self._changes_args(token, max_distance, buckets)
+        keys, args, counts, carried = self._changes_args(token, max_distance, buckets, windows)
         try:
             answer = self._call("changes", keys, args + carried[1], retry=True)
         except StoreUnavailable as exc:
@@ -793,17 +813,18 @@ class RedisStore:
                 raise
             answer = self._call("changes-full", keys, args, retry=True)
         try:
-            found = self._changes_answer(answer, token, buckets, windows)
+            found = self._changes_answer(answer, token, buckets, counts)
             if not isinstance(found, list):
                 return found
-            return self._whole(self._everything(), found)
+            listed = self.listed
+            return self._whole(self._everything(), found, listed)
         except BaseException:  # the lease was taken but the request will not run: it goes back
             if token and self.token == token:
                 self._release(token)
             raise
 
     def _changes_args(
-        self, token: str, max_distance: int | None, buckets: Sequence[Bucket]
+        self, token: str, max_distance: int | None, buckets: Sequence[Bucket], listed: bool = False
     ) -> tuple[list[str], list[Any], dict[Bucket, int], tuple[int, list[bytes]]]:
         """The CHANGES script's keys and arguments (without the journal's entries, which it
         carries when Redis takes it: the last of the four, with the number of the first)."""
@@ -811,14 +832,17 @@ class RedisStore:
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
-        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "handoff", "behind")]
-        rates = self.keys["rates"]
-        keys += [f"{rates}:{b.api_key_id}:{b.endpoint_class}:{b.window}" for b in windows]
+        keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "reads", "reset-mark")]
+        keys += [self.keys[k] for k in ("handoff", "behind")]
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()
-        args += [self.ident, carried[0], WANTS_MS, WANTS_MS]
-        args += [f"{n}:{b.kept_ms}" for b, n in windows.items()]
+        args += [self.ident, carried[0], WANTS_MS, WANTS_MS, len(windows)]
+        args += [
+            f"{b.window}:{n}:{read_field(b.api_key_id, b.endpoint_class)}"
+            for b, n in windows.items()
+        ]
+        args.append("1" if listed else "")
         return keys, args, windows, carried
 
     def _changes_answer(
@@ -835,8 +859,10 @@ class RedisStore:
             self.token = token  # a catch-up without the lease leaves a held one alone
         n, entries = int(answer[1]), answer[2]
         counted = _numbers(buckets, windows, answer[3])
+        self.reset_mark = int(answer[4] or 0)
+        self.listed = listed = _listed(answer[5]) if answer[5] is not None else None
         if n == self.seen:
-            return Changes(counted=counted)
+            return Changes(counted=counted, windows=listed)
         batches: list[Batch] = []
         expected = n
         for _, fields in entries:  # newest first
@@ -849,15 +875,17 @@ class RedisStore:
             return counted
         batches.reverse()
         self.seen = n
-        return Changes(batches, counted=counted)
+        return Changes(batches, counted=counted, windows=listed)
 
     @staticmethod
-    def _whole(everything: Stored | None, counted: list[int]) -> Changes:
+    def _whole(everything: Stored | None, counted: list[int], listed: Any = None) -> Changes:
         """Changes that replace the copy with everything (None: the sandbox is gone)."""
-        return Changes(everything=everything, counted=counted, gone=everything is None)
+        gone = everything is None
+        return Changes(everything=everything, counted=counted, gone=gone, windows=listed)
 
     def _everything_keys(self) -> list[str]:
-        return [self.keys[k] for k in ("meta", "rows", "order", "commits", "at")]
+        keys = ("meta", "rows", "order", "commits", "at", "reset-mark", "journal-floor")
+        return [self.keys[k] for k in keys]
 
     def _everything(self) -> Stored | None:
         """Meta, every row in first-written order and the commit number, as of one instant."""
@@ -865,9 +893,10 @@ class RedisStore:
 
     def _stored(self, answer: Any) -> Stored | None:
         """The EVERYTHING script's answer (None: the sandbox is gone)."""
-        meta, pairs, order, commits, at, now = answer
+        meta, pairs, order, commits, at, now, mark = answer
         rows = dict(zip(pairs[::2], pairs[1::2], strict=True))
         self.seen = int(commits or 0)
+        self.reset_mark = int(mark or 0)
         if meta is None:
             return None
         found: list[Row] = []
@@ -901,6 +930,16 @@ def _looping() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _listed(found: list[bytes]) -> list[tuple[str, str, int, int]]:
+    """The `reads` hash (HGETALL: field, value, ...) as windows (redis_log.read_value)."""
+    listed = []
+    for field, value in zip(found[::2], found[1::2], strict=True):
+        key, _, endpoint_class = field.decode().rpartition(":")
+        window, used, _ = value.split(b":")
+        listed.append((key, endpoint_class, int(window), int(used)))
+    return listed
 
 
 def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[Any]) -> list[int]:

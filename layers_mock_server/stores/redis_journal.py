@@ -250,12 +250,20 @@ class SharedJournal(Journal):
         """Past this worker's copy, which a reset runs on under the lease (caught up with
         every commit): the reset's own commit is numbered from here on, and so is any copy
         that catches up with it."""
-        return max(self.store.seen, 0) + 1
+        mark = max(self.store.seen, 0) + 1
+        self.store.marking = mark  # kept as the latest with the reset's commit
+        return mark
+
+    def latest_mark(self) -> int:
+        """The latest mark a reset of the sandbox handed out, as of this worker's copy."""
+        reset_mark: int = self.store.reset_mark
+        return reset_mark
 
     def handed_out(self, mark: int) -> bool:
-        """A mark is a commit number of the sandbox, which Redis keeps: any may be asked for
-        (one past the commits made so far lists nothing yet)."""
-        return True
+        """A mark is a commit number of the sandbox, which Redis keeps: any up to the latest
+        reset's may be asked for (one between two resets' means "after that commit"); a later
+        one names no reset yet (and would mean another moment once commits reach it)."""
+        return mark <= self.latest_mark()
 
     def _keep(self, entry: tuple[Any, ...] | JournalEntry) -> None:
         if self.holding():
@@ -305,6 +313,7 @@ class SharedJournal(Journal):
         answers stand, dropped when they do not (settle sends the 503s instead); a reset
         in it did not happen, nor does its clearing."""
         self.store.clearing = False
+        self.store.marking = 0
         staged, self.store.staged = self.store.staged, []
         if kept and staged:
             self.store.outbox.add(*staged)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from ..core.persist import merged
+from ..core.ratelimit import READ_CLASS
 from ..core.store import Batch, Row
 
 COUNTERS = "counters"  # persist.COUNTERS: request-number reservations, kept in `requests`
@@ -40,9 +41,24 @@ def write_args(batches: Sequence[Batch]) -> list[Any]:
         flags = int(batch.wipe) + (2 if batch.meta is not None else 0)
         args += [flags, k, b"" if batch.meta is None else batch.meta, logged]
         args += [len(batch.deletes), len(upserts) // 2, len(ceilings) // 2]
+        args += [len(batch.unread), len(batch.reads)]
         args += [f"{table}{SEP}{ident}" for table, ident in batch.deletes]
         args += upserts + ceilings
+        args += [read_field(key, READ_CLASS) for key in batch.unread]
+        for key, endpoint_class, window, used in batch.reads:
+            args += [read_field(key, endpoint_class), read_value(window, used, 0)]
     return args
+
+
+def read_field(api_key_id: str, endpoint_class: str) -> str:
+    """A key's counted window's field in the sandbox's `reads` hash (CHANGES counts it)."""
+    return f"{api_key_id}:{endpoint_class}"
+
+
+def read_value(window: int, used: int, before: int) -> str:
+    """A counted window as the `reads` hash keeps it: its minute, the reads counted in it,
+    and those counted in the minute before it (CHANGES)."""
+    return f"{window}:{used}:{before}"
 
 
 def log_entry(batch: Batch) -> bytes:

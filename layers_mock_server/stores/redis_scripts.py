@@ -45,18 +45,20 @@ local rows, order, meta, log, commits, lease, requests, seq =
 local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 -- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
 -- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
--- Given back while one waits, the lease's release is published on KEYS[16], the sandbox's
+-- Given back while one waits, the lease's release is published on KEYS[18], the sandbox's
 -- handoff channel (redis_handoff.py), so that the waiting worker tries again at once; with
 -- pcall, as every publish here: a user whose ACL forbids the channel must not fail a commit
 -- half-way (its workers are not told, and find the lease by their fallback tries).
--- ARGV[9]: not empty for a global reset's commit, which clears the journal (KEYS[10], its
--- counter KEYS[11], an older version's KEYS[15]) and leaves its number as the floor KEYS[14]
--- (redis_journal.py). ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
+-- ARGV[9]: not empty for a reset's commit: `c` first for a global reset's, which clears the
+-- journal (KEYS[10], its counter KEYS[11], an older version's KEYS[15]) and leaves its number
+-- as the floor KEYS[14] (redis_journal.py); then the reset's mark, the latest (KEYS[17]).
+-- ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
 -- ARGV[6] of them whatever happens (recorded since this worker's last round trip, numbered by
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
--- own, kept only with the write (their answers)
+-- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local from, mark, floor, clears = tonumber(ARGV[8]), KEYS[13], KEYS[14], ARGV[9] ~= ''
+local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
+local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '%d+$')
 local late = first + always - 1
 """
     + JOURNAL
@@ -68,6 +70,8 @@ holds(order, 'zset')
 counts(seq)
 counts(commits)
 counts(KEYS[11])
+holds(KEYS[16], 'hash')
+counts(KEYS[17])
 local fresh = first + appended(mark, from, always)  -- those it sent before are not again
 local found = redis.call('MGET', lease, commits, KEYS[12])
 local holder, n = found[1], tonumber(found[2] or '0')
@@ -79,15 +83,18 @@ end
 local newmeta = false
 local i = 10
 while i < first do
-  -- a commit (_commits): flags (1: a wipe, 2: with a meta row), k, the meta row, the log's
-  -- entry as a document (or '': made here of the commit's own arguments), how many deletes,
-  -- upserts and ceilings; then the deleted fields, the upserts (field, row) and the
-  -- request-number ceilings (kind, number). Fields are `table\0id`.
+  -- a commit (redis_log.write_args): flags (1: a wipe, 2: with a meta row), k, the meta
+  -- row, the log's entry as a document (or '': made here of the commit's own arguments), how
+  -- many deletes, upserts, ceilings, unread windows and read windows; then the deleted
+  -- fields, the upserts (field, row), the request-number ceilings (kind, number), the read
+  -- windows that go (their fields in KEYS[16]) and those set (field, value). Fields of rows
+  -- are `table\0id`.
   local flags, k, logged = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 3]
   local deletes, upserts = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  local ceilings = tonumber(ARGV[i + 6])
-  local at = i + 7
-  if flags % 2 == 1 then redis.call('DEL', rows, order) end
+  local ceilings, unread = tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  local reads = tonumber(ARGV[i + 8])
+  local at = i + 9
+  if flags % 2 == 1 then redis.call('DEL', rows, order, KEYS[16]) end
   for c = at, at + deletes - 1, 4000 do  -- in slices: Lua's stack holds ~8000 values
     local to = math.min(c + 3999, at + deletes - 1)
     redis.call('HDEL', rows, unpack(ARGV, c, to))
@@ -128,11 +135,11 @@ while i < first do
       entry[10], entry[11] = 'm', ARGV[i + 2]
       e = 11
     end
-    for c = i + 7, i + 6 + deletes do
+    for c = i + 9, i + 8 + deletes do
       entry[e + 1], entry[e + 2] = 'd', ARGV[c]
       e = e + 2
     end
-    for c = i + 7 + deletes, i + 6 + deletes + 2 * upserts do
+    for c = i + 9 + deletes, i + 8 + deletes + 2 * upserts do
       e = e + 1
       entry[e] = ARGV[c]
     end
@@ -141,8 +148,13 @@ while i < first do
     redis.call('DEL', log)
     redis.call('XADD', unpack(entry))
   end
-  i = at + 2 * ceilings
+  at = at + 2 * ceilings
+  if unread > 0 then redis.call('HDEL', KEYS[16], unpack(ARGV, at, at + unread - 1)) end
+  at = at + unread
+  if reads > 0 then redis.call('HSET', KEYS[16], unpack(ARGV, at, at + 2 * reads - 1)) end
+  i = at + 2 * reads
 end
+if marked then redis.call('SET', KEYS[17], marked) end
 if newmeta then
   local t = redis.call('TIME')
   redis.call('MSET', meta, newmeta, KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
@@ -150,7 +162,7 @@ end
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-  if found[3] then redis.pcall('SPUBLISH', KEYS[16], 'r' .. token) end  -- the one in line tries
+  if found[3] then redis.pcall('SPUBLISH', KEYS[18], 'r' .. token) end  -- the one in line tries
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
@@ -168,53 +180,80 @@ return {'OK', n, wanted}
 # A worker refused the lease is next in line (`wants`, ARGV[6] its name, for ARGV[8] ms: it
 # says so again at each try, and is gone if it stops asking): while it waits, no other worker
 # takes the lease, so a worker writing without pause cannot starve it. The first refused while
-# one is in line is behind it (KEYS[10], for ARGV[9] ms), and in line once that one takes the
-# lease. That take is said on the handoff channel KEYS[9] (`t` and the name of the one now in
+# one is in line is behind it (KEYS[12], for ARGV[9] ms), and in line once that one takes the
+# lease. That take is said on the handoff channel KEYS[11] (`t` and the name of the one now in
 # line; a release is `r` and the lease's token: redis_handoff.py): the workers refused further
 # back try again, and the first of them is behind next. A refusal says whether the worker is
 # in line (only a release concerns it then). So two workers writing in turns take the lease
 # in two tries each time: one that finds the other holding it (or in line), and one after the
 # release.
-# KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends, and
-# KEYS[8] the journal's floor (redis_journal.py); KEYS[11..] are rate windows, each counted
-# ARGV[10..] times (one bucket per waiting read, the same window once with its number of
-# reads) and kept that many real milliseconds (`count:ms`: a window of a clock that stands
-# still outlives three real minutes); then come the journal's entries, from ARGV[#KEYS] on.
+# KEYS[7] is the worker's journal mark and ARGV[7] the number of the first entry it sends,
+# KEYS[8] the journal's floor (redis_journal.py), KEYS[10] the latest reset's mark (answered
+# with the changes); KEYS[9] the read windows, a hash of one field a key and class
+# (`window:used:before`, redis_log.read_value), and ARGV[10] how many windows this round trip
+# counts in it, each `window:reads:field` from ARGV[11] on (one bucket per waiting read, the
+# same window once with its number of reads); then '1' when the answer is to list every
+# window (HGETALL: an export holds them); then the journal's entries. As RateLimiter does, a
+# window counted in another minute starts again from nothing (the clock moved: it only goes
+# back with a reset, whose commit drops the windows it resets, WRITE), except in the minute
+# just before the one kept: that is a read whose worker took its minute before the clock
+# moved, counted in `before` (the old window's count when the clock moved by one minute). So
+# a window lasts exactly as long as its minute, however long that is in real time (a clock
+# that stands still keeps it until it is moved), with no expiry.
 _CHANGES_HEAD = (
     INTACT
     + """
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
--- the counters it writes or reads, first (INTACT): a key overwritten by someone else stops
--- the script before it takes the lease or counts anything (a lease taken, then the script
+local windows = tonumber(ARGV[10])
+local listed, entries_from = ARGV[11 + windows] == '1', 12 + windows
+-- the keys it writes or reads, first (INTACT): a key overwritten by someone else stops the
+-- script before it takes the lease or counts anything (a lease taken, then the script
 -- stopped at the journal, stayed held until it ran out, and every worker's writes waited)
 local now = counts(commits)
 counts(KEYS[5])
 counts(KEYS[7])
 counts(KEYS[8])
-holds(KEYS[10], 'string')  -- the worker behind the one in line: a name
-for i = 11, #KEYS do counts(KEYS[i]) end  -- the rate windows
+holds(KEYS[9], 'hash')
+counts(KEYS[10])
+holds(KEYS[12], 'string')  -- the worker behind the one in line: a name
 """
 )
 _COUNT = """
 local counted = {}
-for i = 11, #KEYS do
-  local by, kept = string.match(ARGV[i - 1], '^(%d+):(%d+)$')
-  by = tonumber(by)
-  local c = redis.call('INCRBY', KEYS[i], by)
-  if c == by then redis.call('PEXPIRE', KEYS[i], kept) end  -- a little past its minute
+for i = 11, 10 + windows do
+  local w, by, field = string.match(ARGV[i], '^(%-?%d+):(%d+):(.+)$')
+  w, by = tonumber(w), tonumber(by)
+  local kept, used, before = redis.call('HGET', KEYS[9], field), by, 0
+  local c = by
+  if kept then
+    local kw, ku, kb = string.match(kept, '^(%-?%d+):(%d+):(%d+)$')
+    kw, ku, kb = tonumber(kw), tonumber(ku), tonumber(kb)
+    if w == kw then
+      used, before, c = ku + by, kb, ku + by
+    elseif w == kw - 1 then  -- late: counted in the minute before, the kept one stays
+      w, used, before, c = kw, ku, kb + by, kb + by
+    elseif w == kw + 1 then
+      before = ku
+    end
+  end
+  redis.call('HSET', KEYS[9], field, string.format('%d:%d:%d', w, used, before))
   counted[#counted + 1] = c
 end
 """
 _AFTER = """
 local n = tonumber(now or '0')
-if n == seen then return {'OK', n, {}, counted} end
+-- the latest reset's mark; in a sandbox an older version reset, its last global reset's commit
+local marked = redis.call('GET', KEYS[10]) or redis.call('GET', KEYS[8])
+local all = false  -- every window, when asked for (an export)
+if listed then all = redis.call('HGETALL', KEYS[9]) end
+if n == seen then return {'OK', n, {}, counted, marked, all} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
-if n - seen > far or n < seen then return {'FAR', n, {}, counted} end
+if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked, all} end
 -- the commits after `seen` (each logged under its number, WRITE), newest first
 local after = '(' .. math.max(seen, 0) .. '-0'
 local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
-return {'OK', n, entries, counted}
+return {'OK', n, entries, counted, marked, all}
 """
 CHANGES = (
     "#!lua"
@@ -228,21 +267,21 @@ CHANGES = (
         redis.call('SET', wants, me, 'PX', ARGV[8])
         return {'HELD', 1}  -- in line: only a release concerns it
       end
-      local second = redis.call('GET', KEYS[10])
-      if not second or second == me then redis.call('SET', KEYS[10], me, 'PX', ARGV[9]) end
+      local second = redis.call('GET', KEYS[12])
+      if not second or second == me then redis.call('SET', KEYS[12], me, 'PX', ARGV[9]) end
       return {'HELD', 0}
     end
   end
   if first == me then
-    local second = redis.call('GET', KEYS[10])
+    local second = redis.call('GET', KEYS[12])
     if second and second ~= me then  -- the one behind is in line now
       redis.call('SET', wants, second, 'PX', ARGV[9])
-      redis.call('DEL', KEYS[10])
+      redis.call('DEL', KEYS[12])
     else
       redis.call('DEL', wants)
       second = ''
     end
-    redis.pcall('SPUBLISH', KEYS[9], 't' .. second)  -- those refused behind it try again
+    redis.pcall('SPUBLISH', KEYS[11], 't' .. second)  -- those refused behind it try again
   end
 end
 """
@@ -250,8 +289,8 @@ end
     + JOURNAL
     + """
 -- the journal entries this worker recorded since its last round trip
-local n, count = tonumber(ARGV[7]), #ARGV - #KEYS + 1
-local at = #KEYS + appended(KEYS[7], n, count)
+local n, count = tonumber(ARGV[7]), #ARGV - entries_from + 1
+local at = entries_from + appended(KEYS[7], n, count)
 journal(KEYS[4], KEYS[5], KEYS[8], tonumber(ARGV[5]), at, #ARGV, #ARGV)
 sent(KEYS[7], n, count)
 """
@@ -260,18 +299,19 @@ sent(KEYS[7], n, count)
 
 # A read's catch-up on a full Redis (CHANGES refused: OOM), with the same keys and arguments
 # less the journal's entries: the reads are counted in their windows, as they must be, and
-# nothing else is written. `allow-oom`: Redis runs it full, and lets its INCRBYs through; a
-# window's counter is a few dozen bytes a key and minute, gone three of its minutes later (a
-# day on a clock that stands still).
+# nothing else is written. `allow-oom`: Redis runs it full, and lets its HSETs through: a
+# window is a few dozen bytes a key, rewritten in place as its minutes go by.
 CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
 
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was
-# written, and Redis's clock. A script, not a MULTI: Redis Cluster clients cannot route TIME
-# (it has no key) inside a transaction. `no-writes`: a full Redis still lets a worker read.
+# written, Redis's clock and the latest reset's mark (or the journal's floor, as CHANGES). A
+# script, not a MULTI: Redis Cluster clients cannot route TIME (it has no key) inside a
+# transaction. `no-writes`: a full Redis still lets a worker read.
 EVERYTHING = """#!lua flags=no-writes
 local meta, rows, order, commits, at = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE', order, 0, -1),
-  redis.call('GET', commits), redis.call('GET', at), redis.call('TIME')}
+  redis.call('GET', commits), redis.call('GET', at), redis.call('TIME'),
+  redis.call('GET', KEYS[6]) or redis.call('GET', KEYS[7])}
 """
 
 # Give the lease back, if it is still ours, and say so on the handoff channel when a worker

@@ -38,7 +38,7 @@ def test_clock_reads_advances_and_never_goes_back(mock: Mock) -> None:
     earlier = mock.client.post("/_mock/clock/set", json={"now": "2026-01-01T00:00:00.000Z"})
     assert (
         earlier.status_code == 422
-        and "already" in earlier.json()["error"]["details"]["formErrors"][0]
+        and "already" in earlier.json()["error"]["details"]["fieldErrors"]["now"][0]
     )
     later = mock.client.post("/_mock/clock/set", json={"now": "2026-01-02T00:00:00.000Z"})
     assert later.json() == {"now": "2026-01-02T00:00:00.000Z"}

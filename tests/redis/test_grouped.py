@@ -72,7 +72,7 @@ def test_a_shared_round_trip_that_fails_answers_every_waiting_read_with_503(
     real = first.store.send_changes
     failures: list[int] = []
 
-    def unreachable(lease: bool, buckets: Any = ()) -> Any:
+    def unreachable(lease: bool, buckets: Any = (), listed: bool = False) -> Any:
         failures.append(len(buckets))
         raise StoreUnavailable("redis://127.0.0.1:1/0: Connection refused")
 

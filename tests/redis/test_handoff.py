@@ -40,8 +40,8 @@ class Waiter:
         self.waiting = threading.Event()  # set when a try was refused and it waits
         send_changes, handed = self.store.send_changes, self.store.handed
 
-        def counted(lease: bool, buckets: Any = ()) -> Any:
-            sent = send_changes(lease, buckets)
+        def counted(lease: bool, buckets: Any = (), listed: bool = False) -> Any:
+            sent = send_changes(lease, buckets, listed)
             if lease:
                 index = len(self.tries)
                 self.tries.append(False)

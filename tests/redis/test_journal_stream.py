@@ -10,7 +10,7 @@ import orjson
 import pytest
 from redisd import RedisServer
 from starlette.testclient import TestClient
-from support import SEED
+from support import ACME_ORG, SEED
 
 from layers_mock_server.core.store import Batch, StoreConflict
 from layers_mock_server.http.app import build_app
@@ -158,4 +158,7 @@ def test_an_entry_a_version_before_positions_sent_is_read_as_answered_before_any
         assert [(i["path"], i["requestId"], i["sequence"]) for i in items] == [
             ("/v1/whoami", "req_older", 1)
         ]
-        assert client.get("/_mock/requests?after=1").json()["items"] == []
+        reset = client.post("/_mock/reset", json={"organizationId": ACME_ORG})
+        assert reset.status_code == 200  # (an organization's: the journal stays)
+        after = client.get(f"/_mock/requests?after={reset.json()['mark']}&method=GET")
+        assert after.json()["items"] == []

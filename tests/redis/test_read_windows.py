@@ -1,65 +1,43 @@
-"""A read's rate window, counted in Redis, lives as long as the mock minute it counts.
+"""A read's rate window, counted in Redis, lives exactly as long as the mock minute it counts.
 
-Each window's counter expired 180 s of real time after its first read, whatever the clock. On
-a virtual clock, or an organization's own clock (which stands still until it is moved), a
-`standard` key whose 120 reads were spent got them all back 3 minutes later without any mock
-time passing (seen on a 2-worker sandbox after 185 s); at `--speed 0.1` a mock minute lasts
-10 real minutes, and its window refilled after 3.
+Each window's counter used to be a key a minute that expired some real time after its first
+read: 180 s at first, then a day on a clock that stands still (a virtual one, an
+organization's own). A `standard` key whose 120 reads were spent got them back when the
+counter expired, without any mock time passing; and the counters of minutes gone by stayed
+until they expired, so a reset (which returns the clock to its start) found the same minutes
+spent again. Now a window is one field a key, replaced when the key's clock moves on and
+dropped by the reset that resets the key (tests/stores/test_served_budgets.py): nothing in
+Redis expires it.
 """
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
+
 import redis
 from grouped import Worker
 from redisd import RedisServer
-from support import STANDARD, auth
-
-from layers_mock_server.http.shared import STILL_WINDOW_MS, read_window_ms
-
-ACME_ORG = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+from support import ACME_ORG, STANDARD, auth
 
 
-def _window_ttls(redis_server: RedisServer, url: str) -> list[int]:
-    client = redis.Redis.from_url(redis_server.url)
-    sandbox = url.rsplit("sandbox=", 1)[1]
-    keys = client.keys(f"{{lm:{sandbox}}}:rates:*:read-light:*")
-    assert keys
-    return [int(client.pttl(key)) for key in keys]
-
-
-@pytest.mark.parametrize("own_clock", [False, True], ids=["server clock", "its own clock"])
-def test_a_read_window_of_a_clock_that_stands_still_is_kept_a_day(
-    redis_server: RedisServer, own_clock: bool
-) -> None:
+def test_a_read_window_is_one_field_a_key_that_never_expires(redis_server: RedisServer) -> None:
     url = redis_server.sandbox()
-    worker = Worker(url)  # a virtual server clock
+    sandbox = url.rsplit("sandbox=", 1)[1]
+    client = redis.Redis.from_url(redis_server.url)
+    worker = Worker(url)  # a virtual server clock, and Acme on a clock of its own
     try:
-        if own_clock:
-            [(moved, _)] = worker.together(
-                ("POST", f"/_mock/organizations/{ACME_ORG}/clock/advance", {}, {"seconds": 1})
-            )
-            assert moved == 200
-        [(status, _)] = worker.together(("GET", "/v1/whoami", auth(STANDARD), None))
-        assert status == 200
-        ttls = _window_ttls(redis_server, url)
+        moves = [("POST", f"/_mock/organizations/{ACME_ORG}/clock/advance", {}, {"seconds": 1})]
+        for _ in range(3):
+            moves.append(("GET", "/v1/whoami", auth(STANDARD), None))
+            moves.append((*moves[0][:3], {"seconds": 60}))
+        for move in moves:
+            [(status, _)] = worker.together(move)
+            assert status == 200
     finally:
         worker.close()
-    assert all(STILL_WINDOW_MS - 60_000 < ttl <= STILL_WINDOW_MS for ttl in ttls), ttls
-
-
-@pytest.mark.parametrize(
-    ("mode", "speed", "detached", "kept_ms"),
-    [
-        ("virtual", 1.0, False, STILL_WINDOW_MS),
-        ("wall", 1.0, True, STILL_WINDOW_MS),  # an organization's own clock stands still
-        ("wall", 1.0, False, 180_000),  # three real minutes for a minute of mock time
-        ("wall", 60.0, False, 180_000),  # never less
-        ("wall", 0.1, False, 1_800_000),  # a mock minute lasts ten real ones
-        ("wall", 1e-6, False, STILL_WINDOW_MS),  # never more than a clock that stands still
-    ],
-)
-def test_a_read_window_lasts_three_of_its_minutes_in_real_time(
-    mode: str, speed: float, detached: bool, kept_ms: int
-) -> None:
-    assert read_window_ms(mode, speed, detached) == kept_ms
+    assert client.keys(f"{{lm:{sandbox}}}:rates:*") == []  # no key a minute
+    reads = f"{{lm:{sandbox}}}:reads"
+    assert client.pttl(reads) == -1  # no expiry: a clock that stands still keeps its window
+    minute = int(datetime(2026, 1, 1, 0, 2, tzinfo=UTC).timestamp()) // 60  # the third read's
+    field = b"key_5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9:read-light"  # STANDARD's
+    assert client.hgetall(reads) == {field: f"{minute}:1:1".encode()}  # 1 read, 1 the minute before

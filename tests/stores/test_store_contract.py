@@ -290,6 +290,49 @@ def test_a_reset_or_a_long_absence_sends_everything_instead_of_the_log(shared: B
     second.close()
 
 
+def _counted(store: SharedStore, key: str, window: int, reads: int = 1) -> list[int]:
+    return store.changes([Bucket(key, "read-light", window)] * reads).counted
+
+
+def test_a_counted_window_is_one_minute_of_its_keys_clock(shared: Backend) -> None:
+    """One window a key and class, as RateLimiter keeps (core/ratelimit.py): counted in
+    another minute it starts again, so it is kept exactly as long as its minute, whatever the
+    time in between (no expiry). A read whose worker took its minute just before the clock
+    moved on (it had not caught up) counts in that minute, and the current one stays."""
+    first, second = _two(shared)
+    assert _counted(first, "key_a", 5, 3) == [1, 2, 3]
+    assert _counted(second, "key_a", 5) == [4]  # across servers
+    assert _counted(second, "key_b", 5) == [1]  # per key
+    assert second.changes([Bucket("key_a", "long-running", 5)]).counted == [1]  # per class
+    assert _counted(first, "key_a", 6, 2) == [1, 2]  # the clock moved on: a new window
+    assert _counted(second, "key_a", 5) == [5]  # late: the minute before, as counted
+    assert _counted(first, "key_a", 6) == [3]  # ... and the current one kept
+    assert _counted(first, "key_a", 9) == [1]
+    assert _counted(first, "key_a", 5) == [1]  # long gone (the clock came back: a reset)
+    assert _counted(first, "key_a", 2) == [1]  # ... or a worker far behind: counted anew
+    first.close()
+    second.close()
+
+
+def test_a_reset_drops_the_counted_windows_of_the_keys_it_resets(shared: Backend) -> None:
+    """A global reset (a wipe) drops every counted window and holds those it brings (an
+    import's); an organization's reset (`unread`) drops its keys' and no others': a reset
+    returns the clock to its start, so the same minutes come again."""
+    first, second = _two(shared)
+    assert _counted(first, "key_a", 0, 120)[-1] == 120
+    assert _counted(first, "key_b", 0, 120)[-1] == 120
+    assert first.lock() is not None
+    first.write(Batch([], (), b"2", unread=["key_a"]))
+    assert _counted(second, "key_a", 0) == [1]
+    assert _counted(second, "key_b", 0) == [121]
+    assert second.lock() is not None
+    second.write(Batch([], (), b"3", wipe=True, reads=[("key_c", "read-light", 4, 7)]))
+    assert _counted(first, "key_a", 0) == [1] and _counted(first, "key_b", 0) == [1]
+    assert _counted(first, "key_c", 4) == [8]  # as imported
+    first.close()
+    second.close()
+
+
 def test_request_numbers_are_handed_out_in_blocks_no_two_servers_share(shared: Backend) -> None:
     first, second = _two(shared)
     blocks = [first.reserve("req", 1024), second.reserve("req", 1024), first.reserve("req", 10)]

@@ -55,7 +55,7 @@ def test_set_clock_jumps_forward_and_never_back(mock: LayersMock) -> None:
     assert mock.set_clock("2026-01-02T09:30:00Z") == datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
     later = datetime(2026, 1, 2, 11, 30, 0, 250_000, tzinfo=UTC)
     assert mock.set_clock(later) == later
-    with pytest.raises(LayersMockError, match="cannot set the clock"):
+    with pytest.raises(LayersMockError, match="Cannot set the clock"):
         mock.set_clock(START)
     with pytest.raises(LayersMockError, match="aware datetime"):
         mock.set_clock(datetime(2027, 1, 1))  # naive: the mistake under test

@@ -60,7 +60,7 @@ def test_bad_clock_moves_raise_and_change_nothing(mock: LayersMock) -> None:
     org.advance(60)
     with pytest.raises(LayersMockError, match="at least 0"):
         org.advance(-1)
-    with pytest.raises(LayersMockError, match="cannot set the clock"):
+    with pytest.raises(LayersMockError, match="Cannot set the clock"):
         org.set_clock(START)
     with pytest.raises(LayersMockError, match="aware datetime"):
         org.set_clock(datetime(2027, 1, 1))
@@ -77,3 +77,18 @@ def test_bad_clock_moves_raise_and_change_nothing(mock: LayersMock) -> None:
         _ = mock.organization("org_00000000-0000-4000-8000-000000000000").now
     with pytest.raises(LayersMockError, match="belongs to no organization"):
         mock.organization("lp_test_unknown_key")
+
+
+def test_an_organizations_sub_millisecond_advances_add_up(mock: LayersMock) -> None:
+    """As the mock's own handle does: the mock refuses a move below its millisecond (a 422
+    naming `seconds`), so the handle carries it instead of raising or losing it."""
+    org = mock.organization("foreign")
+    for _ in range(10):
+        org.advance(0.00015)
+    assert org.now - START == timedelta(milliseconds=1)
+    assert org.advance(timedelta(microseconds=500)) - START == timedelta(milliseconds=2)
+    org.advance(0.0007)  # 0.7 ms waits for more ...
+    org.set_clock(START + timedelta(seconds=1))
+    assert org.advance(0.0004) == START + timedelta(seconds=1)  # ... and went with the jump
+    with pytest.raises(LayersMockError, match="seconds: Must be at least 0"):
+        org.advance(-0.0001)

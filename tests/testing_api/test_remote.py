@@ -177,7 +177,7 @@ def test_what_only_the_operator_may_do_is_refused_to_a_tenant_in_one_sentence(
     assert operator.seed == 0
     with pytest.raises(LayersMockError, match="organization\\(\\) is the operator's"):
         acme.organization("foreign")
-    with pytest.raises(LayersMockError, match="cannot set the clock to 2025"):
+    with pytest.raises(LayersMockError, match="Cannot set the clock to 2025"):
         acme.set_clock(datetime(2025, 1, 1, tzinfo=UTC))
     with pytest.raises(LayersMockError, match="seconds: Must be at least 0"):
         acme.advance(-1)

@@ -1,0 +1,87 @@
+"""One sandbox served on each store, driven in process (tests/grouped.py), for the tests that
+hold every store to the same answers a client sees: a server in memory, on a SQLite file, and
+on Redis (one worker, or two taking turns). Memory is the reference."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from grouped import Worker
+from redisd import RedisServer
+from support import auth
+
+from layers_mock_server.http import shared
+
+READS = 120  # a `standard` key's read-light budget a minute (core/ratelimit.py)
+Answer = tuple[int, dict[str, str], Any]
+
+
+class Servers:
+    """One sandbox and the workers serving it, each request on the next worker in turn."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self.turn = 0
+
+    def __call__(
+        self, method: str, path: str, key: str | None = None, body: Any = None, query: str = ""
+    ) -> Answer:
+        worker = self.workers[self.turn % len(self.workers)]
+        self.turn += 1
+
+        async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            headers = auth(key) if key else {}
+            answer = await worker.exchange(method, path, headers, body, query=query)
+            if worker.deps.shared is not None:
+                await worker.deps.shared.settled()
+            return answer
+
+        status, headers, payload = worker.loop.run_until_complete(run())
+        found = {k.decode(): v.decode() for k, v in headers}
+        return status, found, orjson.loads(payload) if payload else None
+
+    def spend_reads(self, key: str) -> None:
+        """Every read of the key's minute, and the one after them refused."""
+        for n in range(READS):
+            status, headers, _ = self("GET", "/v1/whoami", key)
+            assert status == 200, (n, status)
+            assert headers["x-ratelimit-remaining"] == str(READS - n - 1)
+        status, headers, _ = self("GET", "/v1/whoami", key)
+        assert (status, headers["x-ratelimit-remaining"]) == (429, "0")
+
+    def remaining_reads(self, key: str) -> tuple[int, str]:
+        status, headers, _ = self("GET", "/v1/whoami", key)
+        return status, headers["x-ratelimit-remaining"]
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], tuple[str, int]]] = {
+    "memory": lambda request, tmp_path: ("memory", 1),
+    "sqlite": lambda request, tmp_path: (f"sqlite:{tmp_path / 'state.sqlite'}", 1),
+    "redis": lambda request, tmp_path: (_sandbox(request), 1),
+    "redis, two workers": lambda request, tmp_path: (_sandbox(request), 2),
+}
+
+
+def _sandbox(request: pytest.FixtureRequest) -> str:
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.sandbox()
+
+
+@pytest.fixture(params=list(STORES))
+def served(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Servers]:
+    # as in tests/redis: no idle worker's catch-up, a kept lease back on the loop's next turn
+    monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)
+    monkeypatch.setattr(shared, "LINGER_S", 0.0)
+    state, count = STORES[request.param](request, tmp_path)
+    workers = [Worker(state) for _ in range(count)]
+    yield Servers(workers)
+    for worker in workers:
+        worker.close()
+    asyncio.set_event_loop(None)
