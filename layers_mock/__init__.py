@@ -122,7 +122,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Awaitable, Generator, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -143,6 +143,7 @@ from ._asgi import (
 )
 from ._organization import Organization
 from ._remote import RemoteMock, connect
+from ._slept import Slept
 from ._views import (
     Keys,
     LayersMockError,
@@ -180,16 +181,6 @@ MAX_SEED = 2**64 - 1
 JOURNAL_LIMIT = 1000  # what /_mock/requests returns at most, which is all the journal keeps
 _real_sleep = time.sleep  # captured before anyone patches time.sleep with LayersMock.sleep
 _real_async_sleep = asyncio.sleep
-
-
-class _Slept:
-    """What `sleep` returns: nothing to a synchronous caller, and to `await` one turn of the
-    event loop, as `asyncio.sleep(0)` gives (the clock already moved when `sleep` was called)."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield
 
 
 class LayersMock:
@@ -381,7 +372,7 @@ class LayersMock:
         self._carry_ns = 0
         return moved
 
-    def sleep(self, seconds: float) -> Awaitable[None]:
+    def sleep(self, seconds: float, result: Any = None) -> Coroutine[Any, Any, Any]:
         """A drop-in for time.sleep and asyncio.sleep: on a virtual clock it advances the mock
         clock by `seconds` and returns at once; on a wall clock it really sleeps.
 
@@ -389,7 +380,7 @@ class LayersMock:
         even if `asyncio.sleep` was patched with this, so patching cannot stall the mock."""
         running = running_loop()
         if self._runner.owns(running):
-            return _real_async_sleep(seconds)
+            return _real_async_sleep(seconds, result)
         if not (isinstance(seconds, int | float) and seconds >= 0):
             raise ValueError("sleep length must be a non-negative number")
         if self.clock == "virtual":
@@ -397,7 +388,7 @@ class LayersMock:
                 self.advance(seconds)
         else:
             _real_sleep(seconds)
-        return _Slept()
+        return Slept(result)
 
     def organization(self, who: str) -> Organization:
         """One organization's own clock, reset and journal. `who` is a role of `keys`

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -36,6 +36,7 @@ import orjson
 
 from ._asgi import require_httpx
 from ._organization import Organization
+from ._slept import Slept
 from ._views import (
     LayersMockError,
     Recorded,
@@ -55,15 +56,6 @@ if TYPE_CHECKING:
 
 JOURNAL_LIMIT = 1000  # what /_mock/requests returns at most, which is all the journal keeps
 _HEADER_TOKEN = re.compile(r"[!-~]+")  # a key or token as one header value carries it
-
-
-class _Slept:
-    """What `sleep` returns: nothing to a synchronous caller; `await` it and it is done."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield
 
 
 def connect(
@@ -298,7 +290,7 @@ class RemoteMock:
             )
         return self._organization.follow_server_clock()
 
-    def sleep(self, seconds: float) -> _Slept:
+    def sleep(self, seconds: float, result: Any = None) -> Slept:
         """A drop-in for time.sleep: advances the clock when it is virtual (the server's is,
         or the tenant's organization has its own), and really sleeps on a wall clock."""
         if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
@@ -309,7 +301,7 @@ class RemoteMock:
                 self.advance(seconds)
         else:
             time.sleep(seconds)
-        return _Slept()
+        return Slept(result)
 
     # -- state
 

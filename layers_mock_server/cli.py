@@ -209,7 +209,9 @@ def banner(
     over `--seed`, so the banner shows it, never a seed no id is minted from."""
     from .stores.redis_url import shown  # urllib only: no Redis client at start-up
 
-    url = f"http://{settings.host}:{settings.port}"
+    # an IPv6 address goes in brackets (RFC 3986), or the URLs below cannot be pasted
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{host}:{settings.port}"
     state = f"{shown(settings.state or 'memory')} · {workers} worker{'s' if workers > 1 else ''}"
     clock = f"wall (speed {settings.speed:g})" if settings.clock == "wall" else settings.clock
     fixtures = "default (shipped with layers-mock)" if settings.fixtures is None else None

@@ -141,6 +141,18 @@ def test_the_banner_shows_speed_only_on_a_wall_clock() -> None:
     assert "fixtures default (shipped with layers-mock)" in wall
 
 
+def test_the_banner_brackets_an_ipv6_address_so_its_urls_can_be_pasted() -> None:
+    """`serve --host ::1` printed `http://::1:4010`, which no browser or curl accepts: the
+    listening line, the dashboard link and the sample curl all carry the address in brackets."""
+    keys = [("lp_test_x_y", "org", "*")]
+    shown = banner(Settings(host="::1", port=4010), keys, PROJECT)
+    assert shown.splitlines()[0] == "layers-mock listening on http://[::1]:4010"
+    assert "  dashboard: http://[::1]:4010/_mock/ui" in shown
+    assert f"curl -s -X POST http://[::1]:4010/v1/projects/{PROJECT}/influencers" in shown
+    assert "http://::1" not in shown
+    assert "listening on http://127.0.0.1:4010" in banner(Settings(), keys, None)
+
+
 def test_the_banner_names_the_state_and_the_workers_and_never_a_password() -> None:
     """A user starting a second `serve` on the same Redis checks, from the banner, which
     sandbox and how many workers answer; a Redis password never reaches the terminal."""

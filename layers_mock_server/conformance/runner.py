@@ -305,7 +305,12 @@ class _Runner:
             self.time_up = f"{exc} before it ran"
         except (BudgetSpent, Unsendable) as exc:
             status, reason = NOT_CHECKED, str(exc)
-        except (TargetUnreachable, NotOurs, KeyboardInterrupt):
+        except TargetUnreachable as exc:
+            if t.in_process or not t.still_answers():
+                raise
+            # it hung up on this clause's request alone: that is the deployment's answer to it
+            status, reason = FAIL, f"the deployment dropped the request without an answer: {exc}"
+        except (NotOurs, KeyboardInterrupt):
             raise
         except Exception as exc:  # a bug of the runner in this clause: say so, keep going
             status, reason = NOT_CHECKED, f"internal error: {type(exc).__name__}: {exc}"

@@ -305,6 +305,17 @@ class Target:
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.ids.api_key}"}
 
+    def still_answers(self) -> bool:
+        """Whether the deployment answers a whoami (unrecorded, no scope, nothing billed):
+        after a request it dropped, this tells a deployment that hung up on that one request
+        (a contract failure of the clause that sent it) from one that went away (exit 2)."""
+        self._throttle()
+        try:
+            self.client.get(self.base_url + "/v1/whoami", headers=self.auth())
+        except httpx.TransportError:
+            return False
+        return True
+
     def idempotency_key(self) -> str:
         """Fresh per logical operation, yet reproducible from the seed (no uuid4)."""
         return f"conform-{self.rng.getrandbits(64):016x}"

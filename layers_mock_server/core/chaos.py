@@ -41,20 +41,33 @@ class ChaosProfile:
 
     @classmethod
     def parse(cls, document: Any, source: str = "chaos") -> ChaosProfile:
+        """Every shape YAML can give is either the README's profile or a ChaosError naming
+        the entry: `serve` prints it as one sentence, never a traceback."""
         if not isinstance(document, dict) or set(document) - {"faults", "latency"}:
             raise ChaosError(f"{source}: expected a mapping with `faults` and/or `latency`")
-        faults = {str(k): float(v) for k, v in (document.get("faults") or {}).items()}
-        for name, p in faults.items():
-            if name not in FAULTS or not 0 <= p <= 1:
+        faults_in = document.get("faults") or {}
+        latency = document.get("latency") or {}
+        for name, value in (("faults", faults_in), ("latency", latency)):
+            if not isinstance(value, dict):
+                raise ChaosError(f"{source}: {name} must be a mapping, as in the README's example")
+        faults: dict[str, float] = {}
+        for name, p in ((str(k), v) for k, v in faults_in.items()):
+            if name not in FAULTS or not _is_number(p) or not 0 <= p <= 1:
                 raise ChaosError(f"{source}: faults.{name} must be one of {FAULTS} with 0..1")
+            faults[name] = float(p)
         if sum(faults.values()) > 1:
             raise ChaosError(f"{source}: fault probabilities add up to more than 1")
-        latency = document.get("latency") or {}
-        probability = float(latency.get("probability", 0))
-        ms = int(latency.get("ms", 0))
-        if not 0 <= probability <= 1 or not 0 <= ms <= MAX_LATENCY_MS:
-            raise ChaosError(f"{source}: latency needs probability 0..1 and ms 0..{MAX_LATENCY_MS}")
-        return cls(faults, probability, ms)
+        if set(latency) - {"probability", "ms"}:
+            raise ChaosError(f"{source}: latency takes `probability` and `ms` only")
+        probability, ms = latency.get("probability", 0), latency.get("ms", 0)
+        if not (_is_number(probability) and 0 <= probability <= 1) or not (
+            isinstance(ms, int) and not isinstance(ms, bool) and 0 <= ms <= MAX_LATENCY_MS
+        ):
+            raise ChaosError(
+                f"{source}: latency needs probability 0..1 and ms a whole number"
+                f" 0..{MAX_LATENCY_MS}"
+            )
+        return cls(faults, float(probability), ms)
 
     def digest(self) -> str:
         """What the profile does, as a digest: the same for two files that say the same."""
@@ -75,3 +88,8 @@ class ChaosProfile:
         if fault is None and not slow:
             return None
         return Preferences(fault=fault, latency_ms=self.latency_ms if slow else None)
+
+
+def _is_number(value: Any) -> bool:
+    """A probability as YAML gives one: an int or a float, not a bool (YAML's `true` is 1)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -354,3 +354,62 @@ def test_a_job_polled_more_often_than_200_times_in_its_minute_is_waited_for() ->
         options.poll_interval, options.now, options.sleep = 0.1, clock.now, sleep
         report, _ = run(options)
     assert report.verdicts["jobs.terminal-within-patience"].status == PASS, report.table()
+
+
+class _Drops(httpx.HTTPTransport):
+    """A deployment (or the proxy in front of it) that closes the connection on some requests
+    without answering: a WAF refusing a long header, a crash on one input."""
+
+    def __init__(self, drops: Any) -> None:
+        super().__init__()
+        self.drops = drops
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.drops(request):
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return super().handle_request(request)
+
+
+def _dropping(monkeypatch: pytest.MonkeyPatch, drops: Any) -> None:
+    real = httpx.Client
+    monkeypatch.setattr(httpx, "Client", lambda **kw: real(transport=_Drops(drops), **kw))
+
+
+def test_a_request_the_deployment_drops_fails_its_clause_and_the_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deployment that hung up on one request (a 256-character Idempotency-Key) ended the
+    whole run as "cannot reach the target", exit 2, blaming nothing, though it answered every
+    other request: the clause that sent it fails, naming the request, and the run goes on."""
+    _dropping(monkeypatch, lambda r: len(r.headers.get("idempotency-key", "")) == 256)
+    with serve(mock_app()) as url:
+        options = Options(base_url=url, identities=IDS, control_plane=True, profile="quick")
+        options.only = ["validation.idempotency-key-422", "tenancy.unknown-ids-404"]
+        report, _ = run(options)
+    verdict = report.verdicts["validation.idempotency-key-422"]
+    assert verdict.status == FAIL, report.table()
+    assert "dropped the request without an answer" in verdict.reason
+    assert "/v1/influencers/" in verdict.reason  # the request it dropped
+    assert report.verdicts["tenancy.unknown-ids-404"].status == PASS
+    assert (report.error, report.partial, report.exit_code()) == (None, None, 1)
+
+
+def test_a_deployment_that_stops_answering_ends_the_run_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once the target answers nothing at all (not even whoami), the run stops as before."""
+    gone: list[bool] = []
+
+    def drops(request: httpx.Request) -> bool:
+        long_key = len(request.headers.get("idempotency-key", "")) == 256
+        gone.append(bool(gone and gone[-1]) or long_key)  # from that request on, nothing
+        return gone[-1]
+
+    _dropping(monkeypatch, drops)
+    with serve(mock_app()) as url:
+        options = Options(base_url=url, identities=IDS, control_plane=True, profile="quick")
+        options.only = ["validation.idempotency-key-422"]
+        report, _ = run(options)
+    assert report.partial == "the target stopped answering"
+    assert report.error is not None and report.error.startswith("cannot reach the target")
+    assert report.exit_code() == 2

@@ -87,3 +87,32 @@ def test_settings_load_the_profile_and_reject_a_bad_one(profile: Path, tmp_path:
     too_much.write_text('faults: {"500": 0.7, "503": 0.7}\n', encoding="utf-8")
     with pytest.raises(ChaosError):
         ChaosProfile.load(too_much)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('faults:\n  - {operation: getJob, fault: "503"}\n', "faults must be a mapping"),
+        ("faults: 5\n", "faults must be a mapping"),
+        ("latency: 5\n", "latency must be a mapping"),
+        ('faults: {"503": "often"}\n', "faults.503 must be"),
+        ('faults: {"503": true}\n', "faults.503 must be"),
+        ('latency: {probability: "x", ms: 5}\n', "latency needs probability"),
+        ("latency: {probability: 0.1, ms: 1.5}\n", "latency needs probability"),
+        ("latency: {probability: 0.1, ms: 5, jitter: 3}\n", "latency takes"),
+    ],
+)
+def test_a_malformed_profile_is_one_sentence_naming_the_entry_never_a_traceback(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    """`serve --chaos` with a profile shaped unlike the README's (a list of rules, a number, a
+    word for a probability) printed a Python traceback (AttributeError) or a message naming
+    neither the file nor the entry ("could not convert string to float: 'x'"), or ignored an
+    entry it does not know. A ChaosError is what `serve` prints as its one sentence (exit 2)."""
+    path = tmp_path / "chaos.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ChaosError) as refused:
+        ChaosProfile.load(path)
+    assert str(refused.value).startswith(f"{path}: ") and named in str(refused.value)
+    with pytest.raises(ChaosError):
+        make_deps(Settings(clock="virtual", chaos=path))
