@@ -269,8 +269,9 @@ def check_called(
 
 def nanoseconds(seconds: Any) -> int:
     """`seconds` in whole nanoseconds; -1 for what the mock refuses (negative, not finite,
-    past any float: its answer says why, not an OverflowError)."""
-    if isinstance(seconds, int | float) and seconds >= 0:
+    past any float, a bool, which Python counts as an int: its answer says why, not an
+    OverflowError or a silent second)."""
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
         with contextlib.suppress(OverflowError, ValueError):
             return round(seconds * 1e9)
     return -1

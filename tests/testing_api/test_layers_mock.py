@@ -65,6 +65,8 @@ def test_set_clock_jumps_forward_and_never_back(mock: LayersMock) -> None:
         mock.advance(-1)
     with pytest.raises(LayersMockError):
         mock.advance(10**30)
+    with pytest.raises(LayersMockError, match="seconds"):
+        mock.advance(True)  # type: ignore[arg-type]  # a bool is an int, not a duration
     assert mock.now == later
 
 
