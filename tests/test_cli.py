@@ -78,6 +78,17 @@ def test_version_and_help_show_defaults_and_examples(capsys: pytest.CaptureFixtu
         assert default in text and "examples:\n  layers-mock " + command in text
 
 
+def test_conform_help_gives_every_exit_code_the_runner_ends_with(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A CI author reads the exit codes in --help: exit 3 is also a run that judged nothing."""
+    with pytest.raises(SystemExit):
+        main(["conform", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "3 clauses were NOT CHECKED and --fail-on-not-checked was given" in text
+    assert "or every clause of the run was NOT CHECKED" in text
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [

@@ -2,8 +2,9 @@
 
 Exit codes: 0 every checked clause passed; 1 the deployment broke the contract; 2 the run could
 not do its job (wrong inputs, no connection, an interrupt, a bug of the runner); 3 clauses were
-NOT CHECKED and --fail-on-not-checked was given. Every report asked for is written whatever
-the ending (a partial report says why). Keys may come from the environment (LAYERS_API_KEY,
+NOT CHECKED and --fail-on-not-checked was given, or every clause of the run was NOT CHECKED (a
+run that judged nothing does not pass). Every report asked for is written whatever the ending
+(a partial report says why). Keys may come from the environment (LAYERS_API_KEY,
 ...) so they stay out of shell history; reports never print a key, only its variable.
 """
 
