@@ -136,12 +136,18 @@ def replay(path: Path, options: Options) -> int:
     from .runner import build_target
 
     data = json.loads(path.read_text(encoding="utf-8"))
-    if not options.base_url:
-        options.seed = int(data.get("seed", options.seed))
+    recorded = int(data.get("seed", options.seed))
+    # The seed seeds the in-process mock; a deployment's state is its own, so against a URL
+    # the line names the recording's seed, not the run's (it printed 0 for a seed-2 file).
+    if options.base_url:
+        seeded = f"recorded with seed {recorded}"
+    else:
+        options.seed = recorded
+        seeded = f"seed {recorded}, on a mock seeded alike"
     target = build_target(options)
     env = {name: getattr(target.ids, attr) or "" for attr, name in Identities.ENV.items()}
     ids: dict[str, str] = {}
-    print(f"replaying {data['clause']} ({len(data['steps'])} steps, seed {options.seed})")
+    print(f"replaying {data['clause']} ({len(data['steps'])} steps, {seeded})")
     last: tuple[dict[str, Any], Exchange] | None = None
     for step in data["steps"]:
         if step["kind"] == "clock":

@@ -119,10 +119,14 @@ def test_a_saved_failure_replays_exactly(
         assert "${LAYERS_API_KEY}" in json.dumps(steps) and FULL not in saved.read_text()
         flags = ["--base-url", url, "--api-key", FULL, "--project-id", PROJECT]
         assert main(["conform", "--quiet", "--replay", str(saved), *flags]) == 1
-    assert "REPRODUCED" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    seed = json.loads(saved.read_text())["seed"]
+    # against a URL the seed is the recording's (the deployment's own state is not seeded)
+    assert "REPRODUCED" in out and f"recorded with seed {seed})" in out
     # the faithful mock (in-process, the file's seed) does not reproduce it
     assert main(["conform", "--quiet", "--replay", str(saved)]) == 0
-    assert "not reproduced" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not reproduced" in out and f"seed {seed}, on a mock seeded alike)" in out
 
 
 def test_the_printed_replay_command_replays_on_the_deployment_that_failed(
