@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from typing import Any
 WAKE_S = 0.05  # the longest a listening worker waits for a wake-up before it tries again
 DEAF_S = 0.002  # between two tries of a worker that is not listening (as before)
 RECONNECT_S = 0.5  # between two attempts to connect the listener
+HOPS = 3  # ... except when following the slot to its owner (a MOVED, a SUNSUBSCRIBE)
 OWN = 16  # the tokens of this worker's own releases remembered (most go unpublished)
 # How long a refused worker stays next in line (`wants`, redis_scripts.py) without asking
 # again: past the fallback's try, so a worker waiting for a wake-up keeps its place.
@@ -53,8 +55,17 @@ Mark = tuple[bool, int, int, int]
 class Handoff:
     """One worker's listener for the lease's releases (see the module docstring)."""
 
-    def __init__(self, make: Callable[[], Any], channel: str, ident: str) -> None:
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        channel: str,
+        ident: str,
+        aim: Callable[[str], bool] | None = None,
+    ) -> None:
         self.make = make  # a redis-py Connection, not connected yet
+        # On a cluster: takes a node's refusal of the SSUBSCRIBE, True if it is a MOVED (the
+        # next connection goes where it says: redis_cluster.Listener)
+        self.aim = aim
         self.channel = channel
         self.promoted = b"t" + ident.encode()  # a take that puts this worker in line
         self.released = 0  # releases heard (and connections lost: both end every wait)
@@ -70,6 +81,7 @@ class Handoff:
         self.reader: Any = None
         self.attempt: object | None = None  # the connection being made, if one is
         self.tried = -RECONNECT_S  # when the last attempt began (monotonic)
+        self.hops = 0  # connections made at once to follow the slot since the last subscription
         # The waits, each with whether its worker is in line (a take does not end those).
         self.waiters: list[tuple[asyncio.Future[None], bool]] = []
 
@@ -169,21 +181,34 @@ class Handoff:
         self.loop.add_reader(self.sock.fileno(), self._readable)
 
     def _readable(self) -> None:
-        try:
-            data = self.sock.recv(1 << 16)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._drop()
-            return
-        self.reader.feed(data)
+        pending = getattr(self.sock, "pending", None)  # TLS: what it decrypted and holds
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                break  # (an SSLWantReadError is an OSError: before that)
+            except OSError:
+                data = b""
+            if not data:
+                self._drop()
+                return
+            self.reader.feed(data)
+            if pending is None or not pending():
+                break
         try:
             while (reply := self.reader.gets()) is not False:
                 kind = reply[0] if isinstance(reply, list) and reply else b""
+                moved = (
+                    isinstance(reply, Exception) and self.aim is not None and self.aim(str(reply))
+                )
+                if kind == b"sunsubscribe" or moved:
+                    # The slot left this shard (resharded, failed over), or was never on it
+                    # (MOVED: to the node named): to the slot's owner, at once.
+                    self._follow()
+                    return
                 if kind == b"ssubscribe":
                     self.listening = True
+                    self.hops = 0
                 elif kind == b"smessage":
                     said = reply[-1]
                     if said in self.own:
@@ -192,6 +217,16 @@ class Handoff:
                         self._heard(take=said[:1] == b"t", promoted=said == self.promoted)
         except Exception:  # not what a subscribed connection sends: start again
             self._drop()
+
+    def _follow(self) -> None:
+        """Listen on the slot's owner: connect again at once, HOPS times at most before a
+        subscription is confirmed (then every RECONNECT_S, as after any failure: a slot
+        half-way through a reshard may be said to be elsewhere by each node)."""
+        self._drop()
+        self.hops += 1
+        if self.hops <= HOPS:
+            self.tried = -RECONNECT_S
+        self._connect()
 
     def _heard(self, take: bool = False, promoted: bool = False) -> None:
         """A release (or a lost connection) ends every wait; a take, those of the workers
