@@ -54,13 +54,14 @@ the first round trip Redis takes once it has room.
 A serving worker sends everything through a pipe (redis_pipe.py: `send_write`,
 `send_changes`, `reserve_ahead`, `journal_fetch`, and the lease given back): the worker goes
 on while Redis works, and the gate (http/shared.py) keeps the order; no round trip waits on
-its event loop. Start-up and a stopping server (no loop runs) use redis-py's synchronous
-client; so does a Redis Cluster or TLS connection, for everything (each call then answers at
-once, as the pipe's would, only later).
+its event loop. On a Redis Cluster or over TLS, which the pipe cannot speak, the same calls
+go through a lane instead (redis_lane.py: redis-py's synchronous client on a thread of its
+own, one call at a time in order), so no round trip waits on the loop there either. Start-up
+and a stopping server (no loop runs) use redis-py's synchronous client.
 
 Beside it: the Lua scripts (redis_scripts.py), how commits cross into the log and come back
-(redis_log.py), the URL (redis_url.py), the pipe (redis_pipe.py), the journal
-(redis_journal.py) and Redis Cluster (redis_cluster.py).
+(redis_log.py), the URL (redis_url.py), the pipe (redis_pipe.py) or the lane (redis_lane.py),
+the journal (redis_journal.py) and Redis Cluster (redis_cluster.py).
 """
 
 from __future__ import annotations
@@ -549,7 +550,7 @@ class RedisStore:
     async def handed(self, heard: Mark | None) -> None:
         """After a try another worker's lease refused: until that lease is given back (heard
         since `heard`; or, not in line, taken by the one in line), or the fallback's time;
-        polls (DEAF_S) on a cluster or TLS."""
+        polls (DEAF_S) on a store without a listener (not opened to serve)."""
         if self.handoff is None or heard is None:
             await asyncio.sleep(DEAF_S)
         else:

@@ -23,9 +23,10 @@ which follows it as a cluster client should (`RedisCluster._execute_command`):
   them are on neither: the scripts name keys that may not exist, so on the importing shard
   this is the usual answer until the reshard ends): tried again, up to the client's
   RequestTTL (16 tries, pausing 50 ms after the eighth, ~0.4 s), so a reshard that ends
-  meanwhile is not seen by the request. A reshard still running after that is a `Refused`
-  (TRYAGAIN): nothing of the request ran, the answer is 503 STORAGE_UNAVAILABLE saying so,
-  and a retry is safe.
+  meanwhile is not seen by the request (it waits on the worker's lane, redis_lane.py, not
+  on its event loop: the worker's other requests go on). A reshard still running after that
+  is a `Refused` (TRYAGAIN): nothing of the request ran, the answer is 503
+  STORAGE_UNAVAILABLE saying so, and a retry is safe.
 
 Redis checks the keys before a script runs and a script runs whole on one node, so no
 commit is ever split between the shards or applied on a shard that no longer owns its keys.

@@ -23,7 +23,11 @@ A wake-up that never comes (the holder killed: its lease runs out, `lease=MS`; a
 with a connection) is covered by a try every WAKE_S at the latest. A worker that is not
 listening (its listener not connected yet, or lost with Redis) tries every DEAF_S, as before.
 A shard channel has the sandbox's hash tag, so on Redis Cluster it lives on the sandbox's
-shard; a worker on a cluster or TLS has no pipe and polls (DEAF_S).
+shard: the listener connects there (redis_cluster.Listener), and a node that does not own the
+slot answers the SSUBSCRIBE with MOVED naming the one that does, where the listener goes at
+once; a shard the slot leaves (a reshard, a failover) ends the subscription with SUNSUBSCRIBE,
+and the listener connects again to the slot's owner. Over TLS it reads the SSL socket the same
+way (what OpenSSL decrypted and holds is read before waiting for the socket again).
 """
 
 from __future__ import annotations
