@@ -215,7 +215,7 @@ class RedisStore:
             self.pipe = Pipe(make, [*scripts, BEAT, CLEAR], self.where, timeout=5)
             self.handoff = Handoff(make, self.keys["handoff"], self.ident)
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
-            self.lane, self._lane_conn = Lane(), another(client, self._conn)
+            self.lane, self._lane_conn = Lane(self.where), another(client, self._conn)
             listener = Listener(client, self.keys["handoff"])
             self.handoff = Handoff(listener, self.keys["handoff"], self.ident, listener.aim)
         try:
@@ -679,8 +679,10 @@ class RedisStore:
         elif self.lane is not None:
             conn, retry = self._lane_conn, script in RETRIABLE
             sent = self.lane.call(lambda: self._call_once(script, keys, args, retry, conn))
-        else:
-            raise StoreUnavailable(f"{self.where} is not open")
+        else:  # closed (a stopping worker's last callbacks): failed, as the pipe's would be
+            sent = asyncio.get_running_loop().create_future()
+            sent.set_exception(StoreUnavailable(f"{self.where} is not open"))
+            return sent
         if script in ROOMY:
             sent.add_done_callback(self._roomy)  # before anyone reads the answer
         return sent

@@ -24,40 +24,52 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..core.store import Reach
+from ..core.store import Reach, StoreUnavailable
+from .redis_pipe import handled
 
 
 class Lane:
     """One thread that runs a worker's round trips in order (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, where: str) -> None:
+        self.where = where
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="redis-lane")
-        self.sent: collections.deque[float] = collections.deque()  # when each in flight went
+        # Each round trip in flight: when it was called, and its future.
+        self.sent: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
         self.closed = False
 
     def call(self, run: Callable[[], Any]) -> asyncio.Future[Any]:
         """`run()` on the lane's thread, after everything called before it; its future (on
         the running loop) gets what it returns or raises."""
         loop = asyncio.get_running_loop()
-        self.sent.append(time.monotonic())
-        future = loop.run_in_executor(self.thread, run)
+        future = loop.run_in_executor(self.thread, self._guarded, run)
+        self.sent.append((time.monotonic(), future))
         future.add_done_callback(self._answered)
         return future
 
-    def waiting_ms(self) -> int:
-        """How long the oldest round trip in flight has waited (what /_mock/health shows)."""
-        return int((time.monotonic() - self.sent[0]) * 1000) if self.sent else 0
-
     def reach(self, down: str | None) -> Reach:
-        return Reach(down is None, down, self.waiting_ms())
+        """What the last round trips said of Redis, and how long the oldest one in flight has
+        waited (what /_mock/health shows: no round trip of its own)."""
+        waited = time.monotonic() - self.sent[0][0] if self.sent else 0.0
+        return Reach(down is None, down, int(waited * 1000))
 
     def close(self) -> None:
-        """Wait for the round trip running (bounded by the connection's timeouts) and drop the
-        ones not started: a stopping worker's loop waits for none of them."""
+        """Wait for the round trip running (bounded by the connection's timeouts); those not
+        started fail at once, unsent, as the pipe's do when it closes. A stopping worker's
+        loop may not run again to look at them: each is marked handled (else asyncio prints
+        "Future exception was never retrieved" for it)."""
         self.closed = True
+        for _, future in self.sent:
+            future.add_done_callback(handled)
         with contextlib.suppress(Exception):
-            self.thread.shutdown(wait=True, cancel_futures=True)
+            self.thread.shutdown(wait=True)
+
+    def _guarded(self, run: Callable[[], Any]) -> Any:
+        if self.closed:  # (nothing of it was sent)
+            raise StoreUnavailable(f"{self.where} is not open")
+        return run()
 
     def _answered(self, _: asyncio.Future[Any]) -> None:
-        if self.sent:
-            self.sent.popleft()  # answers come in the order the round trips went
+        # Answers come in the order the round trips went (a cancelled one may end first)
+        while self.sent and self.sent[0][1].done():
+            self.sent.popleft()
