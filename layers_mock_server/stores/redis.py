@@ -217,7 +217,8 @@ class RedisStore:
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
             self.lane, self._lane_conn = Lane(self.where), another(client, self._conn)
             listener = Listener(client, self.keys["handoff"])
-            self.handoff = Handoff(listener, self.keys["handoff"], self.ident, listener.aim)
+            channel, aim, refresh = self.keys["handoff"], listener.aim, listener.refresh
+            self.handoff = Handoff(listener, channel, self.ident, aim, refresh)
         try:
             self._claim()
             return self._first_look()

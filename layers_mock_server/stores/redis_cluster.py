@@ -215,6 +215,12 @@ class Listener:
         self.moved = None
         return pool.connection_class(**{**pool.connection_kwargs, "host": host, "port": port})
 
+    def refresh(self) -> None:
+        """Read the slot map again (the listener's thread: its connection to the owner the
+        map named failed, the owner may have died and its replica taken over)."""
+        if self.cluster:
+            self.client.nodes_manager.initialize()
+
     def aim(self, said: str) -> bool:
         """A node's refusal of the SSUBSCRIBE: True if it is a MOVED (the next connection
         goes to the node it names)."""

@@ -65,11 +65,13 @@ class Handoff:
         channel: str,
         ident: str,
         aim: Callable[[str], bool] | None = None,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
         self.make = make  # a redis-py Connection, not connected yet
         # On a cluster: takes a node's refusal of the SSUBSCRIBE, True if it is a MOVED (the
         # next connection goes where it says: redis_cluster.Listener)
         self.aim = aim
+        self.refresh = refresh  # ... and reads the slot map again (the shard did not answer)
         self.channel = channel
         self.promoted = b"t" + ident.encode()  # a take that puts this worker in line
         self.released = 0  # releases heard (and connections lost: both end every wait)
@@ -153,19 +155,28 @@ class Handoff:
         ).start()
 
     def _greet(self, conn: Any, attempt: object, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            conn.connect()
-            conn.send_command("SSUBSCRIBE", self.channel)
-        except Exception:
-            with contextlib.suppress(Exception):
-                conn.disconnect()
-            conn = None
+        conn = self._subscribe(conn)
+        if conn is None and self.refresh is not None:  # on a cluster: the shard may have died
+            with contextlib.suppress(Exception):  # and its replica taken over: ask the
+                self.refresh()  # cluster who owns the slot now, and try there at once
+                conn = self._subscribe(self.make())
         try:
             loop.call_soon_threadsafe(self._connected, conn, attempt)
         except RuntimeError:  # the loop is closed: no one listens
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.disconnect()
+
+    def _subscribe(self, conn: Any) -> Any:
+        """Connect and send SSUBSCRIBE (in the listener's thread): the connection, or None."""
+        try:
+            conn.connect()
+            conn.send_command("SSUBSCRIBE", self.channel)
+        except Exception:
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+            return None
+        return conn
 
     def _connected(self, conn: Any, attempt: object) -> None:
         if attempt is not self.attempt or conn is None:  # given up meanwhile, or failed
@@ -251,7 +262,10 @@ class Handoff:
 
     def _drop(self) -> None:
         """The connection failed (or the worker stops): the waits end (their workers try
-        again, and poll until a new listener is subscribed)."""
+        again, and poll until a new listener is subscribed). One that was subscribed is
+        connected again at the next try, not RECONNECT_S after the last attempt."""
+        if self.listening:
+            self.tried = -RECONNECT_S
         self.listening = False
         if self.sock is not None and self.loop is not None:
             with contextlib.suppress(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from clusterd import RedisClusterServers, slot_of
+from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, keys_on, workers
 from grouped import Worker
 from handoffs import ANSWER_S, Waiter, listening, served
@@ -177,3 +177,42 @@ def test_a_cluster_worker_hears_the_lease_given_back_and_follows_its_shard(
         assert second.open() is not None
         handed_over(waiter, base, second)
     assert redis_cluster.owner(slot) == 1
+
+
+@pytest.fixture(scope="module")
+def replicated() -> Iterator[RedisClusterServers]:
+    """A cluster of its own whose first master has a replica (node 3)."""
+    with started_cluster(replicas=1) as cluster:
+        yield cluster
+
+
+def test_a_cluster_worker_listens_on_the_replica_that_took_over(
+    replicated: RedisClusterServers, holder: Callable[[str], RedisStore], no_poll: None
+) -> None:
+    """The master of the sandbox's slot dies and its replica takes over: the listener's
+    connection ends, and the waiter's next try connects it again, to the replica (the dead
+    address refuses, the cluster is asked who owns the slot now); the next handoff is heard
+    there. Without it, the waiter would poll (here: never wake)."""
+    url, name = replicated.sandbox(on=0)
+    waiter = Waiter(url)
+    with served(waiter) as (host, port):
+        base = f"http://{host}:{port}"
+        listening(waiter, base)
+        handoff = waiter.store.handoff
+        dropped = threading.Event()
+        drop = handoff._drop
+
+        def dropping() -> None:
+            drop()
+            dropped.set()
+
+        handoff._drop = dropping
+        with replicated.client(0) as master:
+            assert master.execute_command("WAIT", 1, 10_000) == 1
+        replica = replicated.fail_over(0)
+        assert dropped.wait(ANSWER_S)  # the dead master's connection ended
+        listening(waiter, base)  # a create (its catch-up sent again to the replica) reconnects
+        lease_holder = holder(f"{replicated.url}?sandbox={name}")  # (node 0's URL is dead)
+        assert lease_holder.open() is not None
+        handed_over(waiter, base, lease_holder)
+    assert replicated.owner(slot_of(name)) == replica
