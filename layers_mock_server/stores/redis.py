@@ -54,13 +54,14 @@ the first round trip Redis takes once it has room.
 A serving worker sends everything through a pipe (redis_pipe.py: `send_write`,
 `send_changes`, `reserve_ahead`, `journal_fetch`, and the lease given back): the worker goes
 on while Redis works, and the gate (http/shared.py) keeps the order; no round trip waits on
-its event loop. Start-up and a stopping server (no loop runs) use redis-py's synchronous
-client; so does a Redis Cluster or TLS connection, for everything (each call then answers at
-once, as the pipe's would, only later).
+its event loop. On a Redis Cluster or over TLS, which the pipe cannot speak, the same calls
+go through a lane instead (redis_lane.py: redis-py's synchronous client on a thread of its
+own, one call at a time in order), so no round trip waits on the loop there either. Start-up
+and a stopping server (no loop runs) use redis-py's synchronous client.
 
 Beside it: the Lua scripts (redis_scripts.py), how commits cross into the log and come back
-(redis_log.py), the URL (redis_url.py), the pipe (redis_pipe.py), the journal
-(redis_journal.py) and Redis Cluster (redis_cluster.py).
+(redis_log.py), the URL (redis_url.py), the pipe (redis_pipe.py) or the lane (redis_lane.py),
+the journal (redis_journal.py) and Redis Cluster (redis_cluster.py).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ from ..core.store import (
 )
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import APPEND, CLEAR, READ, entries
+from .redis_lane import Lane
 from .redis_log import SEP, read_entry, read_field, write_args
 from .redis_outbox import Outbox
 from .redis_pipe import Pipe, error, handled
@@ -152,6 +154,9 @@ class RedisStore:
         self._client: Any = None
         self._conn: Any = None  # a connection of our own for the scripts (see _call)
         self.pipe: Pipe | None = None  # ... and one that does not wait (see _send)
+        # ... or, on a cluster or TLS, a thread of its own with its own connection (_send)
+        self.lane: Lane | None = None
+        self._lane_conn: Any = None
         self.handoff: Handoff | None = None  # ... and one that hears the lease given back
         self.in_line = False  # the last refused lease try left this worker next in line
         self.down: str | None = None  # why the last synchronous round trip failed (no pipe)
@@ -186,7 +191,7 @@ class RedisStore:
                 "(pip install '/path/to/layers-mock[redis]', from a checkout or a wheel built "
                 "from one)"
             ) from None
-        from .redis_cluster import connect  # a single server or a cluster (see there)
+        from .redis_cluster import Listener, another, connect  # one server or a cluster
 
         options = {"socket_timeout": 5, "socket_connect_timeout": 5}
         client, self._conn = connect(self.url, self.keys["rows"], self.where, **options)
@@ -209,6 +214,11 @@ class RedisStore:
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL, RESERVE]
             self.pipe = Pipe(make, [*scripts, BEAT, CLEAR], self.where, timeout=5)
             self.handoff = Handoff(make, self.keys["handoff"], self.ident)
+        else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
+            self.lane, self._lane_conn = Lane(self.where), another(client, self._conn)
+            listener = Listener(client, self.keys["handoff"])
+            channel, aim, refresh = self.keys["handoff"], listener.aim, listener.refresh
+            self.handoff = Handoff(listener, channel, self.ident, aim, refresh)
         try:
             self._claim()
             return self._first_look()
@@ -374,6 +384,11 @@ class RedisStore:
         synchronous connection (a server that stopped has no event loop left to run the
         pipe's), remove this worker's liveness mark (`leave`: not when the workers it forks
         next take over, cli.py), then close both connections."""
+        if self.lane is not None:  # what it runs first: the lease goes back after it
+            self.lane.close()
+            self.lane = None
+            with contextlib.suppress(Exception):
+                self._lane_conn.disconnect()
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self.journal_flush()
@@ -494,7 +509,7 @@ class RedisStore:
             self.token = ""
         self._gave(token)
         with contextlib.suppress(Exception):
-            if self.pipe is None or not _looping():
+            if not self._sending():
                 self.unreleased = token  # until Redis took it
                 self._call("unlock", [self.keys["lease"]], self._unlock_args(token), retry=True)
                 self.unreleased = ""
@@ -502,10 +517,10 @@ class RedisStore:
                 self._unlock_sent(token, time.monotonic() + self.lease_ms / 1000)
 
     def _give_back(self) -> None:
-        """Give back the lease `_release` could not (without the pipe, whose own retries
-        cover it: `_unlock_sent`): on a cluster whose shard died with this worker's lease,
-        the replica that took over has the lease, and this worker would wait for it to run
-        out (LEASE_MS) behind itself."""
+        """Give back the lease `_release` could not (`_unlock_sent` tries again too, but only
+        while the loop runs): on a cluster whose shard died with this worker's lease, the
+        replica that took over has the lease, and this worker would wait for it to run out
+        (LEASE_MS) behind itself."""
         token, self.unreleased = self.unreleased, ""
         if token:
             self._release(token)
@@ -517,7 +532,13 @@ class RedisStore:
         sent = self._send("unlock", [self.keys["lease"]], self._unlock_args(token))
 
         def back(done: asyncio.Future[Any]) -> None:
-            failed = done.exception() is not None and self.pipe is not None
+            if done.cancelled():  # a stopping worker's: `close` gives it back
+                return
+            failed = done.exception() is not None and (self.pipe or self.lane) is not None
+            if failed:  # ... and before this worker's next lease try, whichever comes first
+                self.unreleased = token  # (on a cluster, to the replica that took over)
+            elif self.unreleased == token:
+                self.unreleased = ""
             if failed and time.monotonic() + RELEASE_RETRY_S < until:
                 done.get_loop().call_later(RELEASE_RETRY_S, self._unlock_sent, token, until)
 
@@ -530,7 +551,7 @@ class RedisStore:
     async def handed(self, heard: Mark | None) -> None:
         """After a try another worker's lease refused: until that lease is given back (heard
         since `heard`; or, not in line, taken by the one in line), or the fallback's time;
-        polls (DEAF_S) on a cluster or TLS."""
+        polls (DEAF_S) on a store without a listener (not opened to serve)."""
         if self.handoff is None or heard is None:
             await asyncio.sleep(DEAF_S)
         else:
@@ -549,6 +570,9 @@ class RedisStore:
     def reach(self) -> Reach:
         if self.pipe is not None:  # the request path's: what the worker's requests meet
             return dataclasses.replace(self.pipe.reach(), full=self.full, refused=self.refused)
+        if self.lane is not None:  # ... or the lane's
+            reach = self.lane.reach(self.down)
+            return dataclasses.replace(reach, full=self.full, refused=self.refused)
         return Reach(self.down is None, self.down, full=self.full, refused=self.refused)
 
     def forget(self) -> None:
@@ -576,7 +600,7 @@ class RedisStore:
         """`reserve` through the pipe, on a running loop (request ids, core/requestids.py):
         the RESERVE script, which a full Redis runs, so that ids stay in reserved blocks (and
         reproducible) while it is full; only an unreachable Redis leaves a worker without."""
-        if self.pipe is None or not _looping():
+        if not self._sending():
             try:
                 end: int | None = self.reserve(kind, count)
             except StoreUnavailable:
@@ -605,7 +629,7 @@ class RedisStore:
         first, entries = self.outbox.take()
         keys = [self.keys[k] for k in ("journal", "journal-seq", "mark", "journal-floor")]
         args = [self.journal_capacity, first, *entries]
-        if self.pipe is not None and serving:
+        if self._sending():
             sent = self._send("journal", keys, args)
             sent.add_done_callback(handled)
             self.outbox.sent(sent, first, entries)
@@ -636,27 +660,33 @@ class RedisStore:
         if self._client is not None:
             keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
             keys.append(self.keys["journal-floor"])
-            if self.pipe is not None and _looping():
+            if self._sending():
                 self._send("clear", keys, [self.seen]).add_done_callback(handled)
                 return
             self._call("clear", keys, [self.seen])
 
     # -- inside -----------------------------------------------------------------------------
 
+    def _sending(self) -> bool:
+        """Whether round trips go without waiting (`_send`): on a serving worker's loop."""
+        return (self.pipe is not None or self.lane is not None) and _looping()
+
     def _send(self, script: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        """One script through the pipe; without one (a cluster, TLS), run now, answered."""
+        """One script through the pipe; on a cluster or TLS, through the lane (redis_lane.py),
+        tried again on a new connection when safe, as their synchronous callers do: on a
+        cluster that one goes to the replica that took over from a dead shard."""
         if self.pipe is not None:
             sent = self.pipe.call("EVALSHA", self._scripts[script].sha, len(keys), *keys, *args)
-            if script in ROOMY:
-                sent.add_done_callback(self._roomy)  # before anyone reads the answer
+        elif self.lane is not None:
+            conn, retry = self._lane_conn, script in RETRIABLE
+            sent = self.lane.call(lambda: self._call_once(script, keys, args, retry, conn))
+        else:  # closed (a stopping worker's last callbacks): failed, as the pipe's would be
+            sent = asyncio.get_running_loop().create_future()
+            sent.set_exception(StoreUnavailable(f"{self.where} is not open"))
             return sent
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        try:  # tried again on a new connection, as their synchronous callers do, when safe:
-            # on a cluster that one goes to the replica that took over from a dead shard
-            future.set_result(self._call(script, keys, args, retry=script in RETRIABLE))
-        except StoreUnavailable as exc:
-            future.set_exception(exc)
-        return future
+        if script in ROOMY:
+            sent.add_done_callback(self._roomy)  # before anyone reads the answer
+        return sent
 
     def _roomy(self, sent: asyncio.Future[Any]) -> None:
         if not sent.cancelled():
@@ -763,8 +793,11 @@ class RedisStore:
             self._answered(None)
         return answer
 
-    def _call_once(self, script: str, keys: list[str], args: list[Any], retry: bool) -> Any:
-        conn = self._conn
+    def _call_once(
+        self, script: str, keys: list[str], args: list[Any], retry: bool, conn: Any = None
+    ) -> Any:
+        """`_call`'s round trip, on `conn` (the lane's, on its thread) or the store's own."""
+        conn = conn or self._conn
         if conn is None or self._client is None:
             raise StoreUnavailable(f"{self.where} is not open")
         runner = self._scripts[script]

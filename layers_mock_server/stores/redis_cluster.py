@@ -23,9 +23,10 @@ which follows it as a cluster client should (`RedisCluster._execute_command`):
   them are on neither: the scripts name keys that may not exist, so on the importing shard
   this is the usual answer until the reshard ends): tried again, up to the client's
   RequestTTL (16 tries, pausing 50 ms after the eighth, ~0.4 s), so a reshard that ends
-  meanwhile is not seen by the request. A reshard still running after that is a `Refused`
-  (TRYAGAIN): nothing of the request ran, the answer is 503 STORAGE_UNAVAILABLE saying so,
-  and a retry is safe.
+  meanwhile is not seen by the request (it waits on the worker's lane, redis_lane.py, not
+  on its event loop: the worker's other requests go on). A reshard still running after that
+  is a `Refused` (TRYAGAIN): nothing of the request ran, the answer is 503
+  STORAGE_UNAVAILABLE saying so, and a retry is safe.
 
 Redis checks the keys before a script runs and a script runs whole on one node, so no
 commit is ever split between the shards or applied on a shard that no longer owns its keys.
@@ -180,3 +181,54 @@ class SlotConnection:
         node = self.cluster.get_node_from_key(self.key)
         pool = self.cluster.get_redis_connection(node).connection_pool
         return node.name, pool.make_connection()
+
+
+def another(client: Any, conn: Any) -> Any:
+    """A second connection like `conn` (the store's own, from `connect`): for the lane's
+    thread (redis_lane.py), which must not share a socket with the synchronous calls."""
+    if isinstance(conn, SlotConnection):
+        return SlotConnection(conn.cluster, conn.key)
+    return client.connection_pool.make_connection()
+
+
+class Listener:
+    """Makes the handoff listener's connection (redis_handoff.py) on a cluster or over TLS:
+    to the shard that owns the channel's slot, since SSUBSCRIBE is answered there only (any
+    other node says MOVED, naming the owner: `aim` takes the listener there). A slot that
+    moves away, or a shard that dies, ends the subscription; the next connection goes to the
+    owner the client's slot map names by then (the lane's connection re-reads it when it
+    meets the move), or to the one a MOVED names. On one server (TLS), that server."""
+
+    def __init__(self, client: Any, channel: str) -> None:
+        import redis
+
+        self.client, self.channel = client, channel
+        self.cluster = isinstance(client, redis.RedisCluster)
+        self.moved: tuple[str, int] | None = None  # where the last MOVED said the slot is
+
+    def __call__(self) -> Any:
+        if not self.cluster:
+            return self.client.connection_pool.make_connection()
+        node = self.client.get_node_from_key(self.channel)
+        pool = self.client.get_redis_connection(node).connection_pool
+        host, port = self.moved or (node.host, node.port)
+        self.moved = None
+        return pool.connection_class(**{**pool.connection_kwargs, "host": host, "port": port})
+
+    def refresh(self) -> None:
+        """Read the slot map again (the listener's thread: its connection to the owner the
+        map named failed, the owner may have died and its replica taken over)."""
+        if self.cluster:
+            self.client.nodes_manager.initialize()
+
+    def aim(self, said: str) -> bool:
+        """A node's refusal of the SSUBSCRIBE: True if it is a MOVED (the next connection
+        goes to the node it names)."""
+        parts = said.split()
+        if not self.cluster or len(parts) != 3 or parts[0] != "MOVED":
+            return False
+        host, _, port = parts[2].rpartition(":")
+        if not port.isdigit():
+            return False
+        self.moved = (host or self.client.get_node_from_key(self.channel).host, int(port))
+        return True

@@ -23,7 +23,11 @@ A wake-up that never comes (the holder killed: its lease runs out, `lease=MS`; a
 with a connection) is covered by a try every WAKE_S at the latest. A worker that is not
 listening (its listener not connected yet, or lost with Redis) tries every DEAF_S, as before.
 A shard channel has the sandbox's hash tag, so on Redis Cluster it lives on the sandbox's
-shard; a worker on a cluster or TLS has no pipe and polls (DEAF_S).
+shard: the listener connects there (redis_cluster.Listener), and a node that does not own the
+slot answers the SSUBSCRIBE with MOVED naming the one that does, where the listener goes at
+once; a shard the slot leaves (a reshard, a failover) ends the subscription with SUNSUBSCRIBE,
+and the listener connects again to the slot's owner. Over TLS it reads the SSL socket the same
+way (what OpenSSL decrypted and holds is read before waiting for the socket again).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +44,7 @@ from typing import Any
 WAKE_S = 0.05  # the longest a listening worker waits for a wake-up before it tries again
 DEAF_S = 0.002  # between two tries of a worker that is not listening (as before)
 RECONNECT_S = 0.5  # between two attempts to connect the listener
+HOPS = 3  # ... except when following the slot to its owner (a MOVED, a SUNSUBSCRIBE)
 OWN = 16  # the tokens of this worker's own releases remembered (most go unpublished)
 # How long a refused worker stays next in line (`wants`, redis_scripts.py) without asking
 # again: past the fallback's try, so a worker waiting for a wake-up keeps its place.
@@ -53,8 +59,19 @@ Mark = tuple[bool, int, int, int]
 class Handoff:
     """One worker's listener for the lease's releases (see the module docstring)."""
 
-    def __init__(self, make: Callable[[], Any], channel: str, ident: str) -> None:
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        channel: str,
+        ident: str,
+        aim: Callable[[str], bool] | None = None,
+        refresh: Callable[[], None] | None = None,
+    ) -> None:
         self.make = make  # a redis-py Connection, not connected yet
+        # On a cluster: takes a node's refusal of the SSUBSCRIBE, True if it is a MOVED (the
+        # next connection goes where it says: redis_cluster.Listener)
+        self.aim = aim
+        self.refresh = refresh  # ... and reads the slot map again (the shard did not answer)
         self.channel = channel
         self.promoted = b"t" + ident.encode()  # a take that puts this worker in line
         self.released = 0  # releases heard (and connections lost: both end every wait)
@@ -70,6 +87,7 @@ class Handoff:
         self.reader: Any = None
         self.attempt: object | None = None  # the connection being made, if one is
         self.tried = -RECONNECT_S  # when the last attempt began (monotonic)
+        self.hops = 0  # connections made at once to follow the slot since the last subscription
         # The waits, each with whether its worker is in line (a take does not end those).
         self.waiters: list[tuple[asyncio.Future[None], bool]] = []
 
@@ -137,19 +155,28 @@ class Handoff:
         ).start()
 
     def _greet(self, conn: Any, attempt: object, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            conn.connect()
-            conn.send_command("SSUBSCRIBE", self.channel)
-        except Exception:
-            with contextlib.suppress(Exception):
-                conn.disconnect()
-            conn = None
+        conn = self._subscribe(conn)
+        if conn is None and self.refresh is not None:  # on a cluster: the shard may have died
+            with contextlib.suppress(Exception):  # and its replica taken over: ask the
+                self.refresh()  # cluster who owns the slot now, and try there at once
+                conn = self._subscribe(self.make())
         try:
             loop.call_soon_threadsafe(self._connected, conn, attempt)
         except RuntimeError:  # the loop is closed: no one listens
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.disconnect()
+
+    def _subscribe(self, conn: Any) -> Any:
+        """Connect and send SSUBSCRIBE (in the listener's thread): the connection, or None."""
+        try:
+            conn.connect()
+            conn.send_command("SSUBSCRIBE", self.channel)
+        except Exception:
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+            return None
+        return conn
 
     def _connected(self, conn: Any, attempt: object) -> None:
         if attempt is not self.attempt or conn is None:  # given up meanwhile, or failed
@@ -169,21 +196,34 @@ class Handoff:
         self.loop.add_reader(self.sock.fileno(), self._readable)
 
     def _readable(self) -> None:
-        try:
-            data = self.sock.recv(1 << 16)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._drop()
-            return
-        self.reader.feed(data)
+        pending = getattr(self.sock, "pending", None)  # TLS: what it decrypted and holds
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                break  # (an SSLWantReadError is an OSError: before that)
+            except OSError:
+                data = b""
+            if not data:
+                self._drop()
+                return
+            self.reader.feed(data)
+            if pending is None or not pending():
+                break
         try:
             while (reply := self.reader.gets()) is not False:
                 kind = reply[0] if isinstance(reply, list) and reply else b""
+                moved = (
+                    isinstance(reply, Exception) and self.aim is not None and self.aim(str(reply))
+                )
+                if kind == b"sunsubscribe" or moved:
+                    # The slot left this shard (resharded, failed over), or was never on it
+                    # (MOVED: to the node named): to the slot's owner, at once.
+                    self._follow()
+                    return
                 if kind == b"ssubscribe":
                     self.listening = True
+                    self.hops = 0
                 elif kind == b"smessage":
                     said = reply[-1]
                     if said in self.own:
@@ -192,6 +232,16 @@ class Handoff:
                         self._heard(take=said[:1] == b"t", promoted=said == self.promoted)
         except Exception:  # not what a subscribed connection sends: start again
             self._drop()
+
+    def _follow(self) -> None:
+        """Listen on the slot's owner: connect again at once, HOPS times at most before a
+        subscription is confirmed (then every RECONNECT_S, as after any failure: a slot
+        half-way through a reshard may be said to be elsewhere by each node)."""
+        self._drop()
+        self.hops += 1
+        if self.hops <= HOPS:
+            self.tried = -RECONNECT_S
+        self._connect()
 
     def _heard(self, take: bool = False, promoted: bool = False) -> None:
         """A release (or a lost connection) ends every wait; a take, those of the workers
@@ -212,7 +262,10 @@ class Handoff:
 
     def _drop(self) -> None:
         """The connection failed (or the worker stops): the waits end (their workers try
-        again, and poll until a new listener is subscribed)."""
+        again, and poll until a new listener is subscribed). One that was subscribed is
+        connected again at the next try, not RECONNECT_S after the last attempt."""
+        if self.listening:
+            self.tried = -RECONNECT_S
         self.listening = False
         if self.sock is not None and self.loop is not None:
             with contextlib.suppress(Exception):

@@ -9,64 +9,17 @@ lease is a bare store the test drives, so that the test says when the lease goes
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
+from handoffs import ANSWER_S, CREATE, Waiter, listening, served
 from redisd import RedisServer
-from support import FULL, PROJECT, SEED, auth
+from support import FULL, auth
 
-from layers_mock_server import serving
 from layers_mock_server.core.store import Batch
-from layers_mock_server.http.app import build_app
-from layers_mock_server.settings import Settings, make_deps
 from layers_mock_server.stores import redis_handoff
 from layers_mock_server.stores.redis import RedisStore
-
-CREATE = f"/v1/projects/{PROJECT}/influencers"
-ANSWER_S = 30  # how long a create may take before the test calls it stuck
-
-
-class Waiter:
-    """A served worker whose lease tries are counted, and which says when it waits for one."""
-
-    def __init__(self, url: str) -> None:
-        deps = make_deps(Settings(state=url, clock="virtual", seed=SEED, strict=True))
-        self.app = build_app(deps)
-        self.store: Any = deps.sim.shared
-        self.tries: list[bool] = []  # each lease try, and whether it took the lease
-        self.waiting = threading.Event()  # set when a try was refused and it waits
-        send_changes, handed = self.store.send_changes, self.store.handed
-
-        def counted(lease: bool, buckets: Any = (), listed: bool = False) -> Any:
-            sent = send_changes(lease, buckets, listed)
-            if lease:
-                index = len(self.tries)
-                self.tries.append(False)
-                sent.add_done_callback(lambda done: self._answered(index, done))
-            return sent
-
-        async def waits(heard: Any) -> None:
-            self.waiting.set()
-            await handed(heard)
-
-        self.store.send_changes, self.store.handed = counted, waits
-
-    def _answered(self, index: int, done: asyncio.Future[Any]) -> None:
-        taken = not done.cancelled() and done.exception() is None
-        self.tries[index] = taken and done.result() is not None
-
-    def create(self, base: str, made: list[Any]) -> threading.Thread:
-        """A create sent in a thread of its own: it waits for the lease while the test goes on."""
-
-        def run() -> None:
-            made.append(httpx.post(base + CREATE, headers=auth(FULL), json={}, timeout=ANSWER_S))
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
 
 
 @pytest.fixture
@@ -86,28 +39,6 @@ def holder(sandbox: str) -> Iterator[RedisStore]:
     store = RedisStore(sandbox)
     yield store
     store.close()
-
-
-def served(waiter: Waiter) -> Any:
-    return serving.running(waiter.app)
-
-
-def listening(waiter: Waiter, base: str) -> None:
-    """A first create takes the lease unopposed and starts the worker's listener; the test
-    goes on once it is subscribed (the listener's own read says so, not a timer)."""
-    handoff = waiter.store.handoff
-    subscribed = threading.Event()
-    readable = handoff._readable
-
-    def read() -> None:
-        readable()
-        if handoff.listening:
-            subscribed.set()
-
-    handoff._readable = read
-    assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
-    assert subscribed.wait(ANSWER_S)
-    waiter.tries.clear()
 
 
 @pytest.mark.parametrize("release", ["unlock", "write"])

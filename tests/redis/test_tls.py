@@ -1,0 +1,101 @@
+"""A worker on Redis over TLS (`--state rediss://…`): its round trips go through the lane
+(stores/redis_lane.py), never on its event loop, and a worker refused the lease hears it given
+back on the handoff channel (stores/redis_handoff.py) over TLS too. Before, TLS had neither: a
+round trip held every request of the worker, and a refused worker tried every 2 ms.
+
+The server is the tests' redis-server with a TLS port beside its plain one, its certificate
+self-signed for 127.0.0.1 and trusted through SSL_CERT_FILE (redis-py verifies it).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from grouped import Worker
+from handoffs import ANSWER_S, CREATE, Waiter, listening, served
+from redisd import _free_port, started
+from support import FULL, auth
+
+from layers_mock_server.stores import redis_handoff
+from layers_mock_server.stores.redis import RedisStore
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(URL, certificate) of a Redis that speaks TLS."""
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    made = ("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1")
+    made += ("-addext", "subjectAltName=IP:127.0.0.1")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *made],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    options = ("--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    options += ("--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
+    with started(options=options):
+        yield f"rediss://127.0.0.1:{port}/0", cert
+
+
+@pytest.fixture
+def sandbox(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> str:
+    """A sandbox of the test's own on the TLS server, whose certificate is trusted."""
+    url, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    return f"{url}?sandbox={request.node.name[-60:].replace('[', '-').replace(']', '')}"
+
+
+@pytest.fixture
+def no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No try comes from a timer: a waiter tries again only when it hears the release."""
+    monkeypatch.setattr(redis_handoff, "WAKE_S", 3600.0)
+    monkeypatch.setattr(redis_handoff, "DEAF_S", 3600.0)
+
+
+def test_a_tls_worker_hears_the_lease_given_back(sandbox: str, no_poll: None) -> None:
+    """Refused once, the waiter waits (no timer would wake it); the holder gives the lease
+    back and the waiter's next try takes it."""
+    waiter = Waiter(sandbox)
+    holder = RedisStore(sandbox)
+    try:
+        with served(waiter) as (host, port):
+            base = f"http://{host}:{port}"
+            listening(waiter, base)
+            assert holder.open() is not None
+            assert holder.lock() is not None
+            made: list[httpx.Response] = []
+            thread = waiter.create(base, made)
+            assert waiter.waiting.wait(ANSWER_S)
+            assert waiter.tries == [False]
+            holder.unlock()
+            thread.join(ANSWER_S)
+            assert [r.status_code for r in made] == [202]
+            assert waiter.tries == [False, True]
+    finally:
+        holder.close()
+
+
+def test_no_round_trip_of_a_serving_tls_worker_runs_on_its_loop(
+    sandbox: str, on_the_loop: list[bytes]
+) -> None:
+    """Creates, reads and the journal: none is a synchronous round trip on the event loop."""
+    worker = Worker(sandbox)
+    try:
+        on_the_loop.clear()  # (opening it ran before any loop)
+        answers = worker.together(
+            ("POST", CREATE, auth(FULL), {}),
+            ("GET", CREATE, auth(FULL), None),
+            ("GET", "/_mock/requests", {}, None),
+        )
+        assert [status for status, _ in answers] == [202, 200, 200], answers
+        assert on_the_loop == [], [c.split(b"\r\n")[2:7] for c in on_the_loop]
+    finally:
+        worker.close()
