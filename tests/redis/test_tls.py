@@ -9,6 +9,7 @@ self-signed for 127.0.0.1 and trusted through SSL_CERT_FILE (redis-py verifies i
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,8 @@ from layers_mock_server.stores.redis import RedisStore
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(URL, certificate) of a Redis that speaks TLS."""
+    if shutil.which("openssl") is None:  # a failure that says how, as redisd's: never a skip
+        pytest.fail("install openssl (apt install openssl) to run the TLS tests", pytrace=False)
     where = tmp_path_factory.mktemp("tls")
     cert, key = where / "cert.pem", where / "key.pem"
     made = ("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1")
