@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state",
         default="memory",
         help="memory, sqlite:PATH (durable) or redis://HOST:PORT/DB (durable, shared by workers;"
-        " on a Redis Cluster, any node's URL with DB 0)",
+        " rediss:// over TLS; on a Redis Cluster, any node's URL with DB 0)",
     )
     serve.add_argument(
         "--workers",
