@@ -97,3 +97,56 @@ def test_a_write_onto_a_damaged_journal_key_leaves_no_lease_held(
     first.store._client.delete(first.store.keys[key])
     [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
     assert status == 202
+
+
+def spoil(worker: Worker, key: str, how: str) -> None:
+    """What a user does to a key of the sandbox by hand: deletes it, renames it away, or
+    overwrites it with garbage."""
+    client, name = worker.store._client, worker.store.keys[key]
+    if how == "deleted":
+        client.delete(name)
+    elif how == "renamed":
+        client.rename(name, name + "-saved")
+    else:
+        client.set(name, how)
+
+
+@pytest.mark.parametrize(
+    ("key", "how"),
+    [
+        ("rows", "deleted"),
+        ("order", "deleted"),
+        ("meta", "deleted"),
+        ("meta", "garbage"),
+        ("rows", "renamed"),
+        ("commits", "deleted"),
+    ],
+)
+def test_a_key_spoiled_by_hand_is_noticed_by_every_worker_at_once(
+    two: tuple[Worker, Worker], key: str, how: str
+) -> None:
+    """A key of the sandbox deleted (or `meta` overwritten) by hand was seen only by a worker
+    that read everything again: it answered 401 for every key (no rows) while the other
+    answered 200 from its copy, until a reset. Now the next round trip of every worker finds
+    the sandbox is not as the mock left it, and each answers the same 503 naming the key;
+    a reset on either makes it whole again, on both."""
+    first, second = two
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    assert influencers(second) == [made["influencerId"]]
+    spoil(first, key, how)
+    second.store.forget()  # it reads everything again at its next look; the first does not
+    for worker in two:
+        for request in (WHOAMI, ("POST", CREATE, auth(FULL), {})):
+            [(status, body)] = worker.together(request)
+            assert status == 503, (worker is first, request[0], body)
+            text = said(body)
+            assert "a key of the sandbox" in text and first.store.keys[key] in text
+    [(status, body)] = second.together(RESET)
+    assert status == 200, body
+    for worker in two:
+        assert worker.together(WHOAMI)[0][0] == 200
+        assert influencers(worker) == []
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    assert influencers(second) == [made["influencerId"]]
