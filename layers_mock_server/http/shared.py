@@ -696,7 +696,7 @@ class SharedGate:
         back, so the copy holds nothing that is not committed)."""
         while not self.deps.sim.holds_lease():  # (one taken for a request that went away)
             heard = self.store.heard()  # the releases heard before this try went
-            sent = self.store.send_changes(True, mend=True) if mends else self.store.send_changes(True)
+            sent = self.store.send_changes(True, mend=mends)
             self._sent()
             self.asking += 1
             sent.add_done_callback(self._answered)

@@ -140,7 +140,7 @@ class RedisStore:
         # ... and the birth mark of the commit count it was read under (the census's, INTACT in
         # redis_scripts.py): another one says the count was lost and made anew since, and
         # the copy is read again whole, whatever the numbers say
-        self.commits_born: bytes | None = None
+        self.commits_born = b"0"
         self.token = ""  # our lease's token while we hold it
         # ... and one of ours that could not be given back without the pipe (its shard died):
         # given back before this worker asks for the lease again (`_give_back`)
@@ -948,7 +948,7 @@ class RedisStore:
         meta, pairs, order, commits, at, now, mark, whole = answer
         rows = dict(zip(pairs[::2], pairs[1::2], strict=True))
         self.seen = int(commits or 0)
-        self.commits_born = whole.partition(b":")[0] if whole else None
+        self.commits_born = whole.partition(b":")[0] if whole else b"0"  # (no census: INTACT)
         self.reset_mark = int(mark or 0)
         if meta is None:
             return None

@@ -44,7 +44,8 @@ end
 -- someone else was seen only by a worker that read everything again (the others answered
 -- from their copies, and the workers disagreed until a reset): now every worker's next round
 -- trip refuses with DAMAGED naming the key. No census (a sandbox an older version wrote, or
--- every key deleted): nothing to hold it to. The birth mark is new when a commit finds no
+-- every key deleted): nothing to hold it to, and its mark is `0`. The birth mark is new when
+-- a commit finds no
 -- commit count (lost: FLUSHALL, deleted): a worker whose copy was read under another reads
 -- everything again (a worker at commit 5 that had not looked since the count was lost took
 -- the 6th commit of the new count for the next of its own, and missed the five before it).
@@ -57,9 +58,9 @@ end
 local function census(whole, commits, now, meta, rows, order, check)
   local c = redis.pcall('GET', whole)
   if type(c) == 'table' then holds(whole, 'string') end
-  if not c then return false end
+  if not c then return '0' end  -- (the mark of a count no census was written for)
   local born, n, h, z, m = string.match(c, '^(%x+):(%d+):(%d+):(%d+):(%d+)$')
-  if not check then return born or false end
+  if not check then return born or '0' end
   if not n then
     error({err = 'DAMAGED ' .. whole .. ' holds ' .. string.format('%q', string.sub(c, 1, 40))
       .. ', not the census the mock left there'})
@@ -116,7 +117,7 @@ local now = counts(commits)
 -- a wipe (a global reset, an import) replaces the sandbox, whole or not: it mends it
 local wipes = first > 10 and tonumber(ARGV[10]) % 2 == 1
 local born = census(KEYS[19], commits, now, meta, rows, order, not wipes)
-if not born or not now then  -- a new count (or no census yet): a new mark
+if not now then  -- a new count: a new mark
   local t = redis.call('TIME')
   born = string.format('%x%x', tonumber(t[1]), tonumber(t[2])) .. string.gsub(token, '%X', '')
 end

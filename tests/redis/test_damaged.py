@@ -150,3 +150,35 @@ def test_a_key_spoiled_by_hand_is_noticed_by_every_worker_at_once(
     [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
     assert status == 202
     assert influencers(second) == [made["influencerId"]]
+
+
+def test_a_worker_behind_a_lost_commit_count_reads_everything_again(
+    two: tuple[Worker, Worker],
+) -> None:
+    """Redis lost the sandbox (FLUSHALL) and one worker wrote on from a count started anew:
+    the other, at commit 3 and not looking meanwhile, found commit 4 of the new count in the
+    log and applied it alone, as the one after its own; it listed one influencer where the
+    sandbox held two. The count's birth mark in the census tells it to read everything."""
+    first, second = two
+    for _ in range(2):
+        assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    assert len(influencers(second)) == 2
+    first.store._client.flushall()
+    while first.store.seen <= second.store.seen:  # the new count passes the second's
+        assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    assert influencers(second) == influencers(first)
+
+
+def test_rows_written_after_seq_was_deleted_keep_their_place(two: tuple[Worker, Worker]) -> None:
+    """`seq` numbers each row's place in `order`, the order rows were first written in (which
+    lists and idempotency eviction follow). Deleted by hand, it started again from 1: the rows
+    written next were placed before every older one, and a worker that read everything had
+    them in another order than a worker that followed the log. A commit that finds no `seq`
+    goes on after the last row placed."""
+    first, second = two
+    assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    before = [r[:2] for r in second.store._everything().rows]
+    first.store._client.delete(first.store.keys["seq"])
+    assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    after = [r[:2] for r in second.store._everything().rows]
+    assert after[: len(before)] == before and len(after) > len(before)
