@@ -15,6 +15,11 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
 - `reads` holds the read-light windows, one field a key (core/store.Bucket): a partner read
   is counted there in its catch-up's round trip (CHANGES), not in a commit; a reset's commit
   drops the windows of the keys it resets (all, for a wipe), as the meta row's go.
+- `whole` is the census of the state (redis_scripts.py INTACT): every round trip holds
+  `rows`, `order`, `meta` and `commits` to what the last commit left, so that a key spoiled
+  by hand is refused by every worker alike (DAMAGED), not answered from one worker's copy
+  and read as it is by another; its birth mark tells a worker that the commit count started
+  anew under its copy.
 - `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
 - `journal-v2` is the request journal (redis_journal.py), `journal-from:<worker>` the

@@ -101,6 +101,7 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- ARGV[6] of them whatever happens (recorded since this worker's last round trip, numbered by
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
 -- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
+-- KEYS[19]: the census (INTACT), checked first unless the commit is a wipe, written last.
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
 local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '%d+$')
@@ -253,11 +254,11 @@ return {'OK', n, wanted, born}
 # with the changes); KEYS[9] the read windows, a hash of one field a key and class
 # (`window:used:before`, redis_log.read_value), and ARGV[10] how many windows this round trip
 # counts in it, each `window:reads:field` from ARGV[11] on (one bucket per waiting read, the
-# same window once with its number of reads); then flags: `l` when the answer is to list every
-# window (HGETALL: an export holds them), `m` when the lease is taken to mend the sandbox
-# (INTACT's census is not checked); then the journal's entries. KEYS[13..16]: the census,
-# meta, rows and order. As RateLimiter does, a
-# window counted in another minute starts again from nothing (the clock moved: it only goes
+# same window once with its number of reads); then flags: `l` when the answer is to list
+# every window (HGETALL: an export holds them), `m` when the lease is taken to mend the
+# sandbox (INTACT's census is not checked, only its birth mark read); then the journal's
+# entries. KEYS[13..16]: the census, meta, rows and order. As RateLimiter does, a window
+# counted in another minute starts again from nothing (the clock moved: it only goes
 # back with a reset, whose commit drops the windows it resets, WRITE), except in the minute
 # just before the one kept: that is a read whose worker took its minute before the clock
 # moved, counted in `before` (the old window's count when the clock moved by one minute). So
