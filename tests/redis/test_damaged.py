@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from grouped import CREATE, Worker, influencers
-from support import FULL, auth
+from support import ACME_ORG, FULL, auth
 
 RESET = ("POST", "/_mock/reset", {"content-type": "application/json"}, {})
 WHOAMI = ("GET", "/v1/whoami", auth(FULL), None)
@@ -182,3 +182,19 @@ def test_rows_written_after_seq_was_deleted_keep_their_place(two: tuple[Worker, 
     assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
     after = [r[:2] for r in second.store._everything().rows]
     assert after[: len(before)] == before and len(after) > len(before)
+
+
+def test_only_a_reset_that_replaces_the_sandbox_whole_mends_it(two: tuple[Worker, Worker]) -> None:
+    """A reset takes the lease on a sandbox not as the mock left it, to mend it; one of an
+    organization's would leave the rest of it as it was found, and is refused as a create is
+    (its commit is held to the census), with nothing of it kept."""
+    first, second = two
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    spoil(first, "order", "deleted")
+    body = {"organizationId": ACME_ORG}
+    [(status, answer)] = second.together(("POST", "/_mock/reset", RESET[2], body))
+    assert status == 503 and first.store.keys["order"] in said(answer)
+    [(status, _)] = first.together(RESET)
+    assert status == 200
+    assert influencers(second) == []
