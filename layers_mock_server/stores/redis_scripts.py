@@ -36,20 +36,19 @@ local function counts(k)
   end
   return v
 end
--- The sandbox as the mock left it: its census (KEYS `whole`, "born:commits:rows:order:meta" --
--- the birth mark of its commit count, the commit number, the fields of `rows`, the members of
--- `order`, the bytes of `meta`), written
--- by each commit (WRITE) and checked by every round trip that reads or writes the state, all
--- O(1) (GET, STRLEN, HLEN, ZCARD). A key deleted, renamed away, expired or overwritten by
--- someone else was seen only by a worker that read everything again (the others answered
--- from their copies, and the workers disagreed until a reset): now every worker's next round
--- trip refuses with DAMAGED naming the key. No census (a sandbox an older version wrote, or
--- every key deleted): nothing to hold it to, and its mark is `0`. The birth mark is new when
--- a commit finds no
--- commit count (lost: FLUSHALL, deleted): a worker whose copy was read under another reads
--- everything again (a worker at commit 5 that had not looked since the count was lost took
--- the 6th commit of the new count for the next of its own, and missed the five before it).
--- `check` false: only the mark (a lease that mends the sandbox, MENDS in http/shared.py).
+-- The sandbox as the mock left it: its census (KEYS `whole`, "born:commits:rows:order:meta":
+-- the birth mark of its commit count, the commit number, the fields of `rows`, the members
+-- of `order`, the bytes of `meta`), written by each commit (WRITE) and checked by every round
+-- trip that reads or writes the state, all O(1) (GET, STRLEN, HLEN, ZCARD). A key deleted,
+-- renamed away, expired or overwritten by someone else was seen only by a worker that read
+-- everything again (the others answered from their copies, and the workers disagreed until a
+-- reset): now every worker's next round trip refuses with DAMAGED naming the key. No census
+-- (a sandbox an older version wrote, or every key deleted): nothing to hold it to, and its
+-- mark is `0`. The birth mark is new when a commit finds no commit count (lost: FLUSHALL,
+-- deleted): a worker whose copy was read under another reads everything again (a worker at
+-- commit 5 that had not looked since the count was lost took the 6th commit of the new count
+-- for the next of its own, and missed the five before it). `check` false: only the mark (a
+-- lease that mends the sandbox, MENDS in http/shared.py).
 local function sized(cmd, k, want)
   local v = redis.pcall(cmd, k)
   if type(v) == 'table' then holds(k, want) end  -- another type: named (holds refuses)
