@@ -189,7 +189,7 @@ def test_only_a_reset_that_replaces_the_sandbox_whole_mends_it(two: tuple[Worker
     organization's would leave the rest of it as it was found, and is refused as a create is
     (its commit is held to the census), with nothing of it kept."""
     first, second = two
-    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
     assert status == 202
     spoil(first, "order", "deleted")
     body = {"organizationId": ACME_ORG}
