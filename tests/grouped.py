@@ -47,9 +47,11 @@ class Worker:
             return
         changes, write = self.store.send_changes, self.store.send_write
 
-        def counted_changes(lease: bool, buckets: Any = (), listed: bool = False) -> Any:
+        def counted_changes(
+            lease: bool, buckets: Any = (), listed: bool = False, **options: Any
+        ) -> Any:
             self.trips.append("lock" if lease else "changes")
-            return changes(lease, buckets, listed)
+            return changes(lease, buckets, listed, **options)
 
         def counted_write(batches: Any, keep: bool) -> Any:
             self.trips.append("write")

@@ -30,8 +30,8 @@ class Waiter:
         self.waiting = threading.Event()  # set when a try was refused and it waits
         send_changes, handed = self.store.send_changes, self.store.handed
 
-        def counted(lease: bool, buckets: Any = (), listed: bool = False) -> Any:
-            sent = send_changes(lease, buckets, listed)
+        def counted(lease: bool, buckets: Any = (), listed: bool = False, **options: Any) -> Any:
+            sent = send_changes(lease, buckets, listed, **options)
             if lease:
                 index = len(self.tries)
                 self.tries.append(False)

@@ -188,10 +188,14 @@ class Lifecycle:
         its own take in the pipeline makes it so (exact however the waiting reads interleave)."""
         self.state.rates.seed(bucket.api_key_id, bucket.endpoint_class, bucket.window, counted - 1)
 
-    def leased(self, changes: Changes) -> None:
+    def leased(self, changes: Changes, mends: bool = False) -> None:
         """The sandbox's write lease was taken with `changes`: apply them. The rate windows a
-        leased request uses are written with it, even if nothing else is."""
-        self._apply(changes)
+        leased request uses are written with it, even if nothing else is. `mends`: the lease
+        is a global reset's or an import's (http/shared.py MENDS), which replaces the state
+        whole: a sandbox this worker cannot read (a key of it spoiled by hand) is no reason to
+        refuse it, and it runs on the fixtures' state (its commit, a wipe, mends the sandbox;
+        one of an organization's reset is not a wipe, and Redis refuses it)."""
+        self._apply(changes, mends)
         self.state.dirty.add(("meta", ""))
 
     def holds_lease(self) -> bool:
@@ -201,7 +205,7 @@ class Lifecycle:
         if self.shared is not None:
             self.shared.unlock()
 
-    def _apply(self, changes: Changes) -> None:
+    def _apply(self, changes: Changes, mends: bool = False) -> None:
         self.stale = False  # caught up: after a failed commit, everything was read again
         if changes.gone:  # flushed, or Redis restarted without its data: as on a first start
             self._install(State.from_fixtures(self.fixtures, self.state.seed))
@@ -212,6 +216,9 @@ class Lifecycle:
             try:
                 self._resume(changes.everything)
             except (ApiError, ValueError) as exc:  # orjson's JSONDecodeError is a ValueError
+                if mends:  # (the store stands at the commit it read: the wipe follows it)
+                    self._install(State.from_fixtures(self.fixtures, self.state.seed))
+                    return
                 assert self.shared is not None  # (the copy is as it was: read again next time)
                 self.shared.forget()
                 self.stale = True

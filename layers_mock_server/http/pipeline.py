@@ -58,9 +58,10 @@ RESHARD = (
 )
 
 DAMAGED = (
-    "a key of the sandbox in Redis, named in the reason, holds what the mock did not write "
-    "there: delete that key and reset the sandbox with POST /_mock/reset, or delete every key "
-    "of the sandbox to start it afresh"
+    "a key of the sandbox in Redis, named in the reason, is not as the mock left it "
+    "(overwritten, deleted, renamed or expired by someone else): delete that key if it is still "
+    "there and reset the sandbox with POST /_mock/reset, or delete every key of the sandbox to "
+    "start it afresh"
 )
 
 # Why Redis refused a command before running any of it (its error code), in plain words.

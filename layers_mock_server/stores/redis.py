@@ -15,6 +15,11 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
 - `reads` holds the read-light windows, one field a key (core/store.Bucket): a partner read
   is counted there in its catch-up's round trip (CHANGES), not in a commit; a reset's commit
   drops the windows of the keys it resets (all, for a wipe), as the meta row's go.
+- `whole` is the census of the state (redis_scripts.py INTACT): every round trip holds
+  `rows`, `order`, `meta` and `commits` to what the last commit left, so that a key spoiled
+  by hand is refused by every worker alike (DAMAGED), not answered from one worker's copy
+  and read as it is by another; its birth mark tells a worker that the commit count started
+  anew under its copy.
 - `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
 - `journal-v2` is the request journal (redis_journal.py), `journal-from:<worker>` the
@@ -126,6 +131,7 @@ class RedisStore:
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
                 *("journal-seq", "journal-floor", "reads", "at", "wants", "serving", "workers"),
                 "reset-mark",
+                "whole",  # the census of rows, order, meta and commits (redis_scripts.py INTACT)
                 "behind",  # the worker in line after the one in line (`wants`)
                 "handoff",  # a shard channel, not a key: a release heard (redis_handoff.py)
             )
@@ -136,6 +142,10 @@ class RedisStore:
         self.keys["journal-v1"] = f"{tag}:journal"
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
+        # ... and the birth mark of the commit count it was read under (the census's, INTACT in
+        # redis_scripts.py): another one says the count was lost and made anew since, and
+        # the copy is read again whole, whatever the numbers say
+        self.commits_born = b"0"
         self.token = ""  # our lease's token while we hold it
         # ... and one of ours that could not be given back without the pipe (its shard died):
         # given back before this worker asks for the lease again (`_give_back`)
@@ -275,9 +285,9 @@ class RedisStore:
         full: StoreFull | None = None
         while True:
             try:
-                found = self._changes(secrets.token_hex(8), max_distance=0)
+                found = self._changes(secrets.token_hex(8), max_distance=0, mend=True)
             except StoreFull as exc:
-                full, found = exc, self._changes("", max_distance=0)
+                full, found = exc, self._changes("", max_distance=0, mend=True)
             if found is not None:
                 break
             if time.monotonic() > deadline:  # pragma: no cover - a lease is never held this long
@@ -353,7 +363,7 @@ class RedisStore:
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
         keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1", "reads")]
-        keys += [self.keys["reset-mark"], self.keys["handoff"]]
+        keys += [self.keys[k] for k in ("reset-mark", "handoff", "whole")]
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         first, entries = carried = self._carried()  # the journal's, sent on the way
@@ -378,6 +388,7 @@ class RedisStore:
             )
         if int(answer[1]) != predicted:  # pragma: no cover - the script counts as we do
             raise StoreConflict(f"{self.where}: the commit numbers went astray")
+        self.commits_born = answer[3]  # (new if this commit began the count)
 
     def close(self, leave: bool = True) -> None:
         """Give back the lease and send the journal entries no round trip took along, on the
@@ -445,16 +456,18 @@ class RedisStore:
         return self._changes(secrets.token_hex(8))
 
     def send_changes(
-        self, lease: bool, buckets: Sequence[Bucket] = (), listed: bool = False
+        self, lease: bool, buckets: Sequence[Bucket] = (), listed: bool = False, mend: bool = False
     ) -> asyncio.Future[Any]:
         """`changes` (or `lock`, when `lease`) sent without waiting (redis_pipe.py); its future
         gets the Changes (None: another worker holds the lease). When the log does not reach
         back, everything is read the same way, after the answer. `listed`: with every counted
-        window (`Changes.windows`)."""
+        window (`Changes.windows`). `mend`: a lease for a commit that replaces the sandbox
+        whole (a global reset, an import), taken even when the sandbox is not as the mock
+        left it (`_changes_args`)."""
         token = secrets.token_hex(8) if lease else ""
         if token:
             self._give_back()
-        keys, args, windows, carried = self._changes_args(token, None, buckets, listed)
+        keys, args, windows, carried = self._changes_args(token, None, buckets, listed, mend)
         sent = self._send("changes", keys, args + carried[1])
         self.outbox.sent(sent, *carried)
         if not token:  # a read's: answered on a full Redis too
@@ -833,11 +846,14 @@ class RedisStore:
         max_distance: int | None = None,
         buckets: Sequence[Bucket] = (),
         windows: bool = False,
+        mend: bool = False,
     ) -> Changes | None:
         """Beyond `max_distance` commits behind, everything is read instead of the log."""
         if token:
             self._give_back()
-        keys, args, counts, carried = self._changes_args(token, max_distance, buckets, windows)
+        keys, args, counts, carried = self._changes_args(
+            token, max_distance, buckets, windows, mend
+        )
         try:
             answer = self._call("changes", keys, args + carried[1], retry=True)
         except StoreUnavailable as exc:
@@ -857,16 +873,23 @@ class RedisStore:
             raise
 
     def _changes_args(
-        self, token: str, max_distance: int | None, buckets: Sequence[Bucket], listed: bool = False
+        self,
+        token: str,
+        max_distance: int | None,
+        buckets: Sequence[Bucket],
+        listed: bool = False,
+        mend: bool = False,
     ) -> tuple[list[str], list[Any], dict[Bucket, int], tuple[int, list[bytes]]]:
         """The CHANGES script's keys and arguments (without the journal's entries, which it
-        carries when Redis takes it: the last of the four, with the number of the first)."""
+        carries when Redis takes it: the last of the four, with the number of the first).
+        `mend`: the sandbox is not held to its census (a lease for a commit that replaces it
+        whole, or a worker's first look: it starts, and its requests say what is wrong)."""
         windows: dict[Bucket, int] = {}  # each window once, with how many reads it counts
         for bucket in buckets:
             windows[bucket] = windows.get(bucket, 0) + 1
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
         keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "reads", "reset-mark")]
-        keys += [self.keys[k] for k in ("handoff", "behind")]
+        keys += [self.keys[k] for k in ("handoff", "behind", "whole", "meta", "rows", "order")]
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()
@@ -875,7 +898,7 @@ class RedisStore:
             f"{b.window}:{n}:{read_field(b.api_key_id, b.endpoint_class)}"
             for b, n in windows.items()
         ]
-        args.append("1" if listed else "")
+        args.append(("l" if listed else "") + ("m" if mend else ""))
         return keys, args, windows, carried
 
     def _changes_answer(
@@ -891,10 +914,11 @@ class RedisStore:
         if token:
             self.token = token  # a catch-up without the lease leaves a held one alone
         n, entries = int(answer[1]), answer[2]
+        recounted = answer[6] != self.commits_born  # the count was lost and made anew since
         counted = _numbers(buckets, windows, answer[3])
         self.reset_mark = int(answer[4] or 0)
         self.listed = listed = _listed(answer[5]) if answer[5] is not None else None
-        if n == self.seen:
+        if n == self.seen and not recounted:
             return Changes(counted=counted, windows=listed)
         batches: list[Batch] = []
         expected = n
@@ -904,7 +928,7 @@ class RedisStore:
                 break  # the log was trimmed past what we saw
             expected -= count
             batches.append(batch)
-        if answer[0] != b"OK" or expected != self.seen or any(b.wipe for b in batches):
+        if answer[0] != b"OK" or expected != self.seen or recounted or any(b.wipe for b in batches):
             return counted
         batches.reverse()
         self.seen = n
@@ -917,7 +941,7 @@ class RedisStore:
         return Changes(everything=everything, counted=counted, gone=gone, windows=listed)
 
     def _everything_keys(self) -> list[str]:
-        keys = ("meta", "rows", "order", "commits", "at", "reset-mark", "journal-floor")
+        keys = ("meta", "rows", "order", "commits", "at", "reset-mark", "journal-floor", "whole")
         return [self.keys[k] for k in keys]
 
     def _everything(self) -> Stored | None:
@@ -926,9 +950,10 @@ class RedisStore:
 
     def _stored(self, answer: Any) -> Stored | None:
         """The EVERYTHING script's answer (None: the sandbox is gone)."""
-        meta, pairs, order, commits, at, now, mark = answer
+        meta, pairs, order, commits, at, now, mark, whole = answer
         rows = dict(zip(pairs[::2], pairs[1::2], strict=True))
         self.seen = int(commits or 0)
+        self.commits_born = whole.partition(b":")[0] if whole else b"0"  # (no census: INTACT)
         self.reset_mark = int(mark or 0)
         if meta is None:
             return None

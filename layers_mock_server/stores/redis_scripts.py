@@ -36,6 +36,50 @@ local function counts(k)
   end
   return v
 end
+-- The sandbox as the mock left it: its census (KEYS `whole`, "born:commits:rows:order:meta":
+-- the birth mark of its commit count, the commit number, the fields of `rows`, the members
+-- of `order`, the bytes of `meta`), written by each commit (WRITE) and checked by every round
+-- trip that reads or writes the state, all O(1) (GET, STRLEN, HLEN, ZCARD). A key deleted,
+-- renamed away, expired or overwritten by someone else was seen only by a worker that read
+-- everything again (the others answered from their copies, and the workers disagreed until a
+-- reset): now every worker's next round trip refuses with DAMAGED naming the key. No census
+-- (a sandbox an older version wrote, or every key deleted): nothing to hold it to, and its
+-- mark is `0`. The birth mark is new when a commit finds no commit count (lost: FLUSHALL,
+-- deleted): a worker whose copy was read under another reads everything again (a worker at
+-- commit 5 that had not looked since the count was lost took the 6th commit of the new count
+-- for the next of its own, and missed the five before it). `check` false: only the mark (a
+-- lease that mends the sandbox, MENDS in http/shared.py).
+local function sized(cmd, k, want)
+  local v = redis.pcall(cmd, k)
+  if type(v) == 'table' then holds(k, want) end  -- another type: named (holds refuses)
+  return v
+end
+local function census(whole, commits, now, meta, rows, order, check)
+  local c = redis.pcall('GET', whole)
+  if type(c) == 'table' then holds(whole, 'string') end
+  if not c then return '0' end  -- (the mark of a count no census was written for)
+  local born, n, h, z, m = string.match(c, '^(%x+):(%d+):(%d+):(%d+):(%d+)$')
+  if not check then return born or '0' end
+  if not n then
+    error({err = 'DAMAGED ' .. whole .. ' holds ' .. string.format('%q', string.sub(c, 1, 40))
+      .. ', not the census the mock left there'})
+  end
+  local function left(k, found, want, what)
+    if found ~= tonumber(want) then
+      local was = 'holds ' .. found .. ' ' .. what .. ', not the ' .. want .. ' the mock left there'
+      if found == 0 then
+        was = 'is gone (deleted, renamed or expired by someone else), with the ' .. want .. ' '
+          .. what .. ' the mock left there'
+      end
+      error({err = 'DAMAGED ' .. k .. ' ' .. was})
+    end
+  end
+  left(commits, tonumber(now or '0'), n, 'commits')
+  left(meta, sized('STRLEN', meta, 'string'), m, 'bytes')
+  left(rows, sized('HLEN', rows, 'hash'), h, 'rows')
+  left(order, sized('ZCARD', order, 'zset'), z, 'rows')
+  return born
+end
 """
 
 WRITE = (
@@ -56,6 +100,7 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- ARGV[6] of them whatever happens (recorded since this worker's last round trip, numbered by
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
 -- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
+-- KEYS[19]: the census (INTACT), checked first unless the commit is a wipe, written last.
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
 local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '%d+$')
@@ -67,8 +112,19 @@ local late = first + always - 1
 holds(rows, 'hash')
 holds(requests, 'hash')
 holds(order, 'zset')
-counts(seq)
-counts(commits)
+local placed = counts(seq)
+local now = counts(commits)
+-- a wipe (a global reset, an import) replaces the sandbox, whole or not: it mends it
+local wipes = first > 10 and tonumber(ARGV[10]) % 2 == 1
+local born = census(KEYS[19], commits, now, meta, rows, order, not wipes)
+if not now then  -- a new count: a new mark
+  local t = redis.call('TIME')
+  born = string.format('%x%x', tonumber(t[1]), tonumber(t[2])) .. string.gsub(token, '%X', '')
+end
+if not placed then  -- `seq` lost (deleted, expired): it goes on after the last row placed
+  local top = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')[2]
+  if top then redis.call('SET', seq, top) end
+end
 counts(KEYS[11])
 holds(KEYS[16], 'hash')
 counts(KEYS[17])
@@ -159,6 +215,11 @@ if newmeta then
   local t = redis.call('TIME')
   redis.call('MSET', meta, newmeta, KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
 end
+-- the census (INTACT), keeping a TTL someone set on it: a sandbox whose keys were all given
+-- one goes whole
+local sizes = {born, n, redis.call('HLEN', rows), redis.call('ZCARD', order),
+  redis.call('STRLEN', meta)}
+redis.call('SET', KEYS[19], table.concat(sizes, ':'), 'KEEPTTL')
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
@@ -172,7 +233,7 @@ if clears then
 end
 journal(KEYS[10], KEYS[11], floor, cap, fresh, #ARGV, late)  -- in one go: those, the group's
 sent(mark, from, always)
-return {'OK', n, wanted}
+return {'OK', n, wanted, born}
 """
 )
 
@@ -192,9 +253,11 @@ return {'OK', n, wanted}
 # with the changes); KEYS[9] the read windows, a hash of one field a key and class
 # (`window:used:before`, redis_log.read_value), and ARGV[10] how many windows this round trip
 # counts in it, each `window:reads:field` from ARGV[11] on (one bucket per waiting read, the
-# same window once with its number of reads); then '1' when the answer is to list every
-# window (HGETALL: an export holds them); then the journal's entries. As RateLimiter does, a
-# window counted in another minute starts again from nothing (the clock moved: it only goes
+# same window once with its number of reads); then flags: `l` when the answer is to list
+# every window (HGETALL: an export holds them), `m` when the lease is taken to mend the
+# sandbox (INTACT's census is not checked, only its birth mark read); then the journal's
+# entries. KEYS[13..16]: the census, meta, rows and order. As RateLimiter does, a window
+# counted in another minute starts again from nothing (the clock moved: it only goes
 # back with a reset, whose commit drops the windows it resets, WRITE), except in the minute
 # just before the one kept: that is a read whose worker took its minute before the clock
 # moved, counted in `before` (the old window's count when the clock moved by one minute). So
@@ -206,7 +269,7 @@ _CHANGES_HEAD = (
 local log, commits, lease, wants = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local seen, token, ms, far, me = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
 local windows = tonumber(ARGV[10])
-local listed, entries_from = ARGV[11 + windows] == '1', 12 + windows
+local listed, entries_from = string.find(ARGV[11 + windows], 'l', 1, true), 12 + windows
 -- the keys it writes or reads, first (INTACT): a key overwritten by someone else stops the
 -- script before it takes the lease or counts anything (a lease taken, then the script
 -- stopped at the journal, stayed held until it ran out, and every worker's writes waited)
@@ -217,6 +280,10 @@ counts(KEYS[8])
 holds(KEYS[9], 'hash')
 counts(KEYS[10])
 holds(KEYS[12], 'string')  -- the worker behind the one in line: a name
+-- the sandbox as the mock left it (INTACT), unless the lease is taken to mend it (ARGV[11 +
+-- windows] holds `m`: a global reset's, an import's, whose commit replaces it whole)
+local mends = string.find(ARGV[11 + windows], 'm', 1, true)
+local born = census(KEYS[13], commits, now, KEYS[14], KEYS[15], KEYS[16], not mends)
 """
 )
 _COUNT = """
@@ -247,13 +314,13 @@ local n = tonumber(now or '0')
 local marked = redis.call('GET', KEYS[10]) or redis.call('GET', KEYS[8])
 local all = false  -- every window, when asked for (an export)
 if listed then all = redis.call('HGETALL', KEYS[9]) end
-if n == seen then return {'OK', n, {}, counted, marked, all} end
+if n == seen then return {'OK', n, {}, counted, marked, all, born} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
-if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked, all} end
+if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked, all, born} end
 -- the commits after `seen` (each logged under its number, WRITE), newest first
 local after = '(' .. math.max(seen, 0) .. '-0'
 local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
-return {'OK', n, entries, counted, marked, all}
+return {'OK', n, entries, counted, marked, all, born}
 """
 CHANGES = (
     "#!lua"
@@ -311,7 +378,7 @@ EVERYTHING = """#!lua flags=no-writes
 local meta, rows, order, commits, at = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE', order, 0, -1),
   redis.call('GET', commits), redis.call('GET', at), redis.call('TIME'),
-  redis.call('GET', KEYS[6]) or redis.call('GET', KEYS[7])}
+  redis.call('GET', KEYS[6]) or redis.call('GET', KEYS[7]), redis.call('GET', KEYS[8])}
 """
 
 # Give the lease back, if it is still ours, and say so on the handoff channel when a worker

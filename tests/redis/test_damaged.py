@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from grouped import CREATE, Worker, influencers
-from support import FULL, auth
+from support import ACME_ORG, FULL, auth
 
 RESET = ("POST", "/_mock/reset", {"content-type": "application/json"}, {})
 WHOAMI = ("GET", "/v1/whoami", auth(FULL), None)
@@ -97,3 +97,104 @@ def test_a_write_onto_a_damaged_journal_key_leaves_no_lease_held(
     first.store._client.delete(first.store.keys[key])
     [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
     assert status == 202
+
+
+def spoil(worker: Worker, key: str, how: str) -> None:
+    """What a user does to a key of the sandbox by hand: deletes it, renames it away, or
+    overwrites it with garbage."""
+    client, name = worker.store._client, worker.store.keys[key]
+    if how == "deleted":
+        client.delete(name)
+    elif how == "renamed":
+        client.rename(name, name + "-saved")
+    else:
+        client.set(name, how)
+
+
+@pytest.mark.parametrize(
+    ("key", "how"),
+    [
+        ("rows", "deleted"),
+        ("order", "deleted"),
+        ("meta", "deleted"),
+        ("meta", "garbage"),
+        ("rows", "renamed"),
+        ("commits", "deleted"),
+    ],
+)
+def test_a_key_spoiled_by_hand_is_noticed_by_every_worker_at_once(
+    two: tuple[Worker, Worker], key: str, how: str
+) -> None:
+    """A key of the sandbox deleted (or `meta` overwritten) by hand was seen only by a worker
+    that read everything again: it answered 401 for every key (no rows) while the other
+    answered 200 from its copy, until a reset. Now the next round trip of every worker finds
+    the sandbox is not as the mock left it, and each answers the same 503 naming the key;
+    a reset on either makes it whole again, on both."""
+    first, second = two
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    assert influencers(second) == [made["influencerId"]]
+    spoil(first, key, how)
+    second.store.forget()  # it reads everything again at its next look; the first does not
+    for worker in two:
+        for request in (WHOAMI, ("POST", CREATE, auth(FULL), {})):
+            [(status, body)] = worker.together(request)
+            assert status == 503, (worker is first, request[0], body)
+            text = said(body)
+            assert "a key of the sandbox" in text and first.store.keys[key] in text
+    [(status, body)] = second.together(RESET)
+    assert status == 200, body
+    for worker in two:
+        assert worker.together(WHOAMI)[0][0] == 200
+        assert influencers(worker) == []
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    assert influencers(second) == [made["influencerId"]]
+
+
+def test_a_worker_behind_a_lost_commit_count_reads_everything_again(
+    two: tuple[Worker, Worker],
+) -> None:
+    """Redis lost the sandbox (FLUSHALL) and one worker wrote on from a count started anew:
+    the other, at commit 3 and not looking meanwhile, found commit 4 of the new count in the
+    log and applied it alone, as the one after its own; it listed one influencer where the
+    sandbox held two. The count's birth mark in the census tells it to read everything."""
+    first, second = two
+    for _ in range(2):
+        assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    assert len(influencers(second)) == 2
+    first.store._client.flushall()
+    while first.store.seen <= second.store.seen:  # the new count passes the second's
+        assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    assert influencers(second) == influencers(first)
+
+
+def test_rows_written_after_seq_was_deleted_keep_their_place(two: tuple[Worker, Worker]) -> None:
+    """`seq` numbers each row's place in `order`, the order rows were first written in (which
+    lists and idempotency eviction follow). Deleted by hand, it started again from 1: the rows
+    written next were placed before every older one, and a worker that read everything had
+    them in another order than a worker that followed the log. A commit that finds no `seq`
+    goes on after the last row placed."""
+    first, second = two
+    assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    before = [r[:2] for r in second.store._everything().rows]
+    first.store._client.delete(first.store.keys["seq"])
+    assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    after = [r[:2] for r in second.store._everything().rows]
+    assert after[: len(before)] == before and len(after) > len(before)
+
+
+def test_only_a_reset_that_replaces_the_sandbox_whole_mends_it(two: tuple[Worker, Worker]) -> None:
+    """A reset takes the lease on a sandbox not as the mock left it, to mend it; one of an
+    organization's would leave the rest of it as it was found, and is refused as a create is
+    (its commit is held to the census), with nothing of it kept."""
+    first, second = two
+    [(status, _)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    spoil(first, "order", "deleted")
+    body = {"organizationId": ACME_ORG}
+    [(status, answer)] = second.together(("POST", "/_mock/reset", RESET[2], body))
+    assert status == 503 and first.store.keys["order"] in said(answer)
+    [(status, _)] = first.together(RESET)
+    assert status == 200
+    assert influencers(second) == []

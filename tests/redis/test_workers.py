@@ -418,14 +418,18 @@ def test_a_store_that_went_back_is_read_again_whole(sandbox: str) -> None:
     first, second = RedisStore(sandbox), RedisStore(sandbox)
     assert first.open() is None
     first.write(Batch([("jobs", "job_1", b"{}")], (), b"1", wipe=True))
+    client, pattern = first._client, first.keys["rows"].replace(":rows", ":*")
+    copy = {k: client.dump(k) for k in client.scan_iter(pattern)}  # the copy, at commit 1
     assert second.open() is not None
     for n in (2, 3):
         assert first.lock() is not None
         first.write(Batch([("jobs", f"job_{n}", b"{}")], (), str(n).encode()))
     assert [b.meta for b in second.changes().batches] == [b"2", b"3"]
-    first._client.set(first.keys["commits"], 1)  # back to before commit 2
+    client.delete(*client.scan_iter(pattern))  # Redis restored from it: back to commit 1
+    for key, dumped in copy.items():
+        client.restore(key, 0, dumped)
     found = second.changes()
-    assert found.everything is not None and found.everything.meta == b"3"
+    assert found.everything is not None and found.everything.meta == b"1"
     assert second.changes().batches == []
     first.close()
     second.close()
@@ -437,6 +441,7 @@ def test_a_sandbox_an_older_version_logged_is_caught_up_with_and_written_on(sand
     first, second = RedisStore(sandbox), RedisStore(sandbox)
     assert first.open() is None
     first.write(Batch([("jobs", "job_1", b"{}")], (), b"1", wipe=True))
+    first._client.delete(first.keys["whole"])  # the sandbox an older version wrote: no census
     assert second.open() is not None
     keys, client = first.keys, first._client
     # commit 2, as an older version wrote it (stores/redis.py's WRITE before group commits)
