@@ -9,7 +9,7 @@ lease is a bare store the test drives, so that the test says when the lease goes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -20,6 +20,32 @@ from support import FULL, auth
 from layers_mock_server.core.store import Batch
 from layers_mock_server.stores import redis_handoff
 from layers_mock_server.stores.redis import RedisStore
+
+
+class _Waits(list[tuple["asyncio.Future[None]", bool]]):
+    """A listener's waits, telling `seen` of each one that begins."""
+
+    def __init__(self, seen: Callable[[], None]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def append(self, wait: tuple[asyncio.Future[None], bool]) -> None:
+        super().append(wait)
+        self.seen()
+
+
+def begun_waits(listeners: list[redis_handoff.Handoff], n: int) -> asyncio.Event:
+    """Set once `n` waits have begun on `listeners`: a test waits for that state, not for a
+    turn of the loop."""
+    begun = asyncio.Event()
+
+    def seen() -> None:
+        if sum(len(listener.waiters) for listener in listeners) >= n:
+            begun.set()
+
+    for listener in listeners:
+        listener.waiters = _Waits(seen)
+    return begun
 
 
 @pytest.fixture
@@ -159,9 +185,10 @@ def test_a_take_ends_the_waits_of_workers_behind_the_one_in_line_and_not_its_own
             await listener.wait(listener.mark(), in_line)
             woken.append(name)
 
+        begun = begun_waits([handoff, further], 3)
         waiting = [("in line", handoff, True), ("behind", handoff, False), ("back", further, False)]
         tasks = [asyncio.create_task(waits(*w)) for w in waiting]
-        await asyncio.sleep(0)  # all three wait now
+        await begun.wait()  # all three wait now
         for listener in (handoff, further):  # the take by the one in line names "me"
             listener._heard(take=True, promoted=listener is handoff)
         await tasks[2]
@@ -185,9 +212,10 @@ def test_a_take_naming_the_worker_heard_before_its_refusal_still_puts_it_in_line
     async def run() -> None:
         mark = handoff.mark()  # the try goes ...
         handoff._heard(take=True, promoted=True)  # ... the take is heard, then the refusal
+        begun = asyncio.create_task(begun_waits([handoff], 1).wait())
         waiting = asyncio.create_task(handoff.wait(mark, in_line=False))
-        await asyncio.sleep(0)
-        assert not waiting.done()
+        done, _ = await asyncio.wait({begun, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        assert done == {begun}  # it waits (a wait that returned at once never begins)
         handoff._heard()  # the release
         await waiting
 
