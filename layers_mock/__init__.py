@@ -149,10 +149,10 @@ from ._views import (
     LayersMockError,
     Recorded,
     Rules,
+    carried,
     check_called,
     error_text,
     matches,
-    nanoseconds,
     parse_instant,
     recorded_from,
     roles_of,
@@ -349,20 +349,12 @@ class LayersMock:
 
         The mock's clock counts whole milliseconds; what is left below one is carried to the
         next advance (or sleep), so 1,000 x advance(0.0004) moves it 400 ms, not 0."""
-        if isinstance(seconds, timedelta):
-            ns = (seconds // timedelta(microseconds=1)) * 1000
-        else:  # negative, infinite, not a number, past any float: the mock's refusal says why
-            ns = nanoseconds(seconds)
-        if ns < 0:
-            wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
-            return parse_instant(
-                self._control("POST", "/_mock/clock/advance", {"seconds": wire})["now"]
-            )
-        whole_ms, self._carry_ns = divmod(ns + self._carry_ns, 1_000_000)
-        if not whole_ms:
+        wire, self._carry_ns = carried(seconds, self._carry_ns)
+        if wire is None:
             return self.now
-        moved = self._control("POST", "/_mock/clock/advance", {"seconds": whole_ms / 1000})
-        return parse_instant(moved["now"])
+        return parse_instant(
+            self._control("POST", "/_mock/clock/advance", {"seconds": wire})["now"]
+        )
 
     def set_clock(self, instant: datetime | str) -> datetime:
         """Jump to `instant`: an aware datetime, or ISO-8601 text with an offset or `Z`

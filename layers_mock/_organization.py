@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ._views import nanoseconds, parse_instant, wire_instant
+from ._views import carried, parse_instant, wire_instant
 
 Control = Callable[..., Any]
 
@@ -48,15 +48,8 @@ class Organization:
         """Move this organization's clock forward (it gets its own if it had none). The
         mock's clocks move in whole milliseconds (it refuses less); what is left below one is
         carried to the next advance, as in `LayersMock.advance`."""
-        if isinstance(seconds, timedelta):
-            ns = (seconds // timedelta(microseconds=1)) * 1000
-        else:
-            ns = nanoseconds(seconds)
-        if ns < 0:  # negative, infinite, not a number: the mock's refusal says why
-            wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
-            return self._advance(wire)
-        whole_ms, self._carry_ns = divmod(ns + self._carry_ns, 1_000_000)
-        return self._advance(whole_ms / 1000) if whole_ms else self.now
+        wire, self._carry_ns = carried(seconds, self._carry_ns)
+        return self.now if wire is None else self._advance(wire)
 
     def _advance(self, seconds: Any) -> datetime:
         return parse_instant(

@@ -41,10 +41,10 @@ from ._views import (
     LayersMockError,
     Recorded,
     Rules,
+    carried,
     check_called,
     error_text,
     matches,
-    nanoseconds,
     parse_instant,
     recorded_from,
     roles_of,
@@ -257,15 +257,8 @@ class RemoteMock:
     def advance(self, seconds: float | timedelta) -> datetime:
         """Move the clock forward (never backwards: LayersMockError); returns the new time.
         Below a millisecond is carried to the next advance, as in `LayersMock.advance`."""
-        if isinstance(seconds, timedelta):
-            ns = (seconds // timedelta(microseconds=1)) * 1000
-        else:
-            ns = nanoseconds(seconds)
-        if ns < 0:  # negative, infinite, not a number: the mock's refusal says why
-            wire = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
-            return self._advance(wire)
-        whole_ms, self._carry_ns = divmod(ns + self._carry_ns, 1_000_000)
-        return self._advance(whole_ms / 1000) if whole_ms else self.now
+        wire, self._carry_ns = carried(seconds, self._carry_ns)
+        return self.now if wire is None else self._advance(wire)
 
     def _advance(self, seconds: Any) -> datetime:
         if self._organization is not None:

@@ -9,7 +9,7 @@ import contextlib
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -265,6 +265,21 @@ def check_called(
         f"expected {method.upper()} {path} {expected}, it was called {len(matched)} "
         f"time(s); the mock answered (last 20):\n{seen}"
     )
+
+
+def carried(seconds: Any, carry_ns: int) -> tuple[Any, int]:
+    """An advance of `seconds` as the mock takes it, in whole milliseconds: (the seconds to
+    send, None when it all stays below a millisecond; the nanoseconds carried to the next
+    advance). What the mock refuses (negative, not finite, not a number) is sent as given, so
+    that its refusal says why, and the carry stays as it was."""
+    if isinstance(seconds, timedelta):
+        ns = (seconds // timedelta(microseconds=1)) * 1000
+    else:
+        ns = nanoseconds(seconds)
+    if ns < 0:
+        return (seconds.total_seconds() if isinstance(seconds, timedelta) else seconds), carry_ns
+    whole_ms, carry_ns = divmod(ns + carry_ns, 1_000_000)
+    return (whole_ms / 1000 if whole_ms else None), carry_ns
 
 
 def nanoseconds(seconds: Any) -> int:
