@@ -141,3 +141,21 @@ def timed_out(worker: Worker) -> None:
     pipe.timeout = 0.0
     pipe._watch()
     pipe.timeout = NEVER_S
+
+
+def serves_off_the_loop(url: str, on_the_loop: list[bytes]) -> None:
+    """A worker on `url` answers a create, a read and the journal with no synchronous round
+    trip on its event loop (`on_the_loop`, tests/redis/conftest.py): each would hold every
+    other request of the worker."""
+    worker = Worker(url)
+    try:
+        on_the_loop.clear()  # (opening it ran before any loop)
+        answers = worker.together(
+            ("POST", CREATE, auth(FULL), {}),
+            ("GET", CREATE, auth(FULL), None),
+            ("GET", "/_mock/requests", {}, None),
+        )
+        assert [status for status, _ in answers] == [202, 200, 200], answers
+        assert on_the_loop == [], [c.split(b"\r\n")[2:7] for c in on_the_loop]
+    finally:
+        worker.close()

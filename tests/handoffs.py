@@ -79,3 +79,17 @@ def listening(waiter: Waiter, base: str) -> None:
     assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
     assert subscribed.wait(ANSWER_S)
     waiter.tries.clear()
+
+
+def dropped(waiter: Waiter) -> threading.Event:
+    """Set when the waiter's handoff listener loses its connection (`Handoff._drop`)."""
+    handoff = waiter.store.handoff
+    ended = threading.Event()
+    drop = handoff._drop
+
+    def dropping() -> None:
+        drop()
+        ended.set()
+
+    handoff._drop = dropping
+    return ended

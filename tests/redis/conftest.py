@@ -2,7 +2,9 @@
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import time
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from grouped import Worker
 from redisd import RedisServer, redis_server  # noqa: F401 - a fixture
 
 from layers_mock_server.http import shared
+from layers_mock_server.stores import redis_handoff
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +59,28 @@ def on_the_loop(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", watched)
     return sent
+
+
+@pytest.fixture
+def no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No try comes from a timer: a waiter tries again only when it hears the release."""
+    monkeypatch.setattr(redis_handoff, "WAKE_S", 3600.0)
+    monkeypatch.setattr(redis_handoff, "DEAF_S", 3600.0)
+
+
+@pytest.fixture
+def paused(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], None]]:
+    """The steps to take, one each time redis-py's cluster client pauses before trying a
+    TRYAGAIN again (`RedisCluster._execute_command` sleeps 50 ms from the ninth try on):
+    the reshard moves on at that exact point of the request, not after a time."""
+    import redis.cluster
+
+    steps: list[Callable[[], None]] = []
+
+    def pause(_: float) -> None:
+        if steps:
+            steps.pop(0)()
+
+    clock = types.SimpleNamespace(sleep=pause, monotonic=time.monotonic, time=time.time)
+    monkeypatch.setattr(redis.cluster, "time", clock)
+    return steps

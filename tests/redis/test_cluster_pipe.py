@@ -11,8 +11,6 @@ the worker, /_mock/health too; and a refused worker tried again every 2 ms.
 from __future__ import annotations
 
 import threading
-import time
-import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,29 +18,11 @@ import httpx
 import pytest
 from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, keys_on, workers
-from grouped import Worker
-from handoffs import ANSWER_S, Waiter, listening, served
+from grouped import serves_off_the_loop
+from handoffs import ANSWER_S, Waiter, dropped, listening, served
 from support import FULL, auth
 
-from layers_mock_server.stores import redis_handoff
 from layers_mock_server.stores.redis import RedisStore
-
-
-@pytest.fixture
-def paused(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], None]]:
-    """The steps to take, one each time redis-py's cluster client pauses before trying a
-    TRYAGAIN again (as test_reshard.py's)."""
-    import redis.cluster
-
-    steps: list[Callable[[], None]] = []
-
-    def pause(_: float) -> None:
-        if steps:
-            steps.pop(0)()
-
-    clock = types.SimpleNamespace(sleep=pause, monotonic=time.monotonic, time=time.time)
-    monkeypatch.setattr(redis.cluster, "time", clock)
-    return steps
 
 
 def test_a_worker_answers_health_while_its_shard_says_tryagain(
@@ -80,25 +60,7 @@ def test_no_round_trip_of_a_serving_cluster_worker_runs_on_its_loop(
     """Creates, reads, the journal and the lease given back: none is a synchronous round trip
     on the event loop (each would hold every other request of the worker)."""
     url, _ = redis_cluster.sandbox(on=0)
-    worker = Worker(url)
-    try:
-        on_the_loop.clear()  # (opening it ran before any loop)
-        answers = worker.together(
-            ("POST", CREATE, auth(FULL), {}),
-            ("GET", CREATE, auth(FULL), None),
-            ("GET", "/_mock/requests", {}, None),
-        )
-        assert [status for status, _ in answers] == [202, 200, 200], answers
-        assert on_the_loop == [], [c.split(b"\r\n")[2:7] for c in on_the_loop]
-    finally:
-        worker.close()
-
-
-@pytest.fixture
-def no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No try comes from a timer: a waiter tries again only when it hears the release."""
-    monkeypatch.setattr(redis_handoff, "WAKE_S", 3600.0)
-    monkeypatch.setattr(redis_handoff, "DEAF_S", 3600.0)
+    serves_off_the_loop(url, on_the_loop)
 
 
 @pytest.fixture
@@ -158,16 +120,9 @@ def test_a_cluster_worker_hears_the_lease_given_back_and_follows_its_shard(
                 subscribed.set()
 
         handoff._readable = read
-        dropped = threading.Event()
-        drop = handoff._drop
-
-        def dropping() -> None:
-            drop()
-            dropped.set()
-
-        handoff._drop = dropping
+        ended = dropped(waiter)
         redis_cluster.move(slot, to=1)
-        assert dropped.wait(ANSWER_S)  # the old shard ended the subscription
+        assert ended.wait(ANSWER_S)  # the old shard ended the subscription
         # the listener connects again at once, and finds the slot's new owner (the old one
         # says MOVED); meanwhile a create takes the lease unopposed
         assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
@@ -198,19 +153,11 @@ def test_a_cluster_worker_listens_on_the_replica_that_took_over(
     with served(waiter) as (host, port):
         base = f"http://{host}:{port}"
         listening(waiter, base)
-        handoff = waiter.store.handoff
-        dropped = threading.Event()
-        drop = handoff._drop
-
-        def dropping() -> None:
-            drop()
-            dropped.set()
-
-        handoff._drop = dropping
+        ended = dropped(waiter)
         with replicated.client(0) as master:
             assert master.execute_command("WAIT", 1, 10_000) == 1
         replica = replicated.fail_over(0)
-        assert dropped.wait(ANSWER_S)  # the dead master's connection ended
+        assert ended.wait(ANSWER_S)  # the dead master's connection ended
         listening(waiter, base)  # a create (its catch-up sent again to the replica) reconnects
         lease_holder = holder(f"{replicated.url}?sandbox={name}")  # (node 0's URL is dead)
         assert lease_holder.open() is not None

@@ -54,13 +54,6 @@ def sandbox(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
-def no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No try comes from a timer: a waiter tries again only when it hears the release."""
-    monkeypatch.setattr(redis_handoff, "WAKE_S", 3600.0)
-    monkeypatch.setattr(redis_handoff, "DEAF_S", 3600.0)
-
-
-@pytest.fixture
 def holder(sandbox: str) -> Iterator[RedisStore]:
     store = RedisStore(sandbox)
     yield store

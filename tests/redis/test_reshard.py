@@ -12,8 +12,6 @@ TRYAGAIN, and only the end of the reshard lets them run.
 
 from __future__ import annotations
 
-import time
-import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,24 +40,6 @@ def half_way(cluster: RedisClusterServers, name: str, to: int) -> tuple[int, int
     half = keys_on(cluster, source, name)[::2]
     assert half
     return slot, cluster.move(slot, to=to, keys=half)
-
-
-@pytest.fixture
-def paused(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], None]]:
-    """The steps to take, one each time redis-py's cluster client pauses before trying a
-    TRYAGAIN again (`RedisCluster._execute_command` sleeps 50 ms from the ninth try on):
-    the reshard moves on at that exact point of the request, not after a time."""
-    import redis.cluster
-
-    steps: list[Callable[[], None]] = []
-
-    def pause(_: float) -> None:
-        if steps:
-            steps.pop(0)()
-
-    clock = types.SimpleNamespace(sleep=pause, monotonic=time.monotonic, time=time.time)
-    monkeypatch.setattr(redis.cluster, "time", clock)
-    return steps
 
 
 def test_a_request_during_a_half_done_reshard_answers_503_and_loses_nothing(

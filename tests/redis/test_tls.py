@@ -16,12 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from grouped import Worker
-from handoffs import ANSWER_S, CREATE, Waiter, listening, served
+from grouped import serves_off_the_loop
+from handoffs import ANSWER_S, Waiter, listening, served
 from redisd import _free_port, started
-from support import FULL, auth
 
-from layers_mock_server.stores import redis_handoff
 from layers_mock_server.stores.redis import RedisStore
 
 
@@ -56,13 +54,6 @@ def sandbox(
     return f"{url}?sandbox={request.node.name[-60:].replace('[', '-').replace(']', '')}"
 
 
-@pytest.fixture
-def no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No try comes from a timer: a waiter tries again only when it hears the release."""
-    monkeypatch.setattr(redis_handoff, "WAKE_S", 3600.0)
-    monkeypatch.setattr(redis_handoff, "DEAF_S", 3600.0)
-
-
 def test_a_tls_worker_hears_the_lease_given_back(sandbox: str, no_poll: None) -> None:
     """Refused once, the waiter waits (no timer would wake it); the holder gives the lease
     back and the waiter's next try takes it."""
@@ -90,15 +81,4 @@ def test_no_round_trip_of_a_serving_tls_worker_runs_on_its_loop(
     sandbox: str, on_the_loop: list[bytes]
 ) -> None:
     """Creates, reads and the journal: none is a synchronous round trip on the event loop."""
-    worker = Worker(sandbox)
-    try:
-        on_the_loop.clear()  # (opening it ran before any loop)
-        answers = worker.together(
-            ("POST", CREATE, auth(FULL), {}),
-            ("GET", CREATE, auth(FULL), None),
-            ("GET", "/_mock/requests", {}, None),
-        )
-        assert [status for status, _ in answers] == [202, 200, 200], answers
-        assert on_the_loop == [], [c.split(b"\r\n")[2:7] for c in on_the_loop]
-    finally:
-        worker.close()
+    serves_off_the_loop(sandbox, on_the_loop)
