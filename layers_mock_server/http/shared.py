@@ -78,6 +78,7 @@ from ..core.records import ApiKey
 from ..core.store import Bucket, OutcomeUnknown, Refused, StoreUnavailable
 from ..deps import Deps
 from ..stores.redis_serving import BEAT_S
+from .dispatch import routed_path
 from .inputs import MAX_BODY_BYTES
 from .pipeline import refused
 from .render import dumps, error_body, send_response
@@ -255,6 +256,8 @@ class SharedGate:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self.follower is None:  # served without `follow` (in-process): from the first request
             self.follow()
+        if scope["type"] == "http":  # what it groups, mends and exports is what is routed
+            scope["path"] = routed_path(scope)
         if scope["type"] != "http" or self._needs_nothing(scope):
             await self.app(scope, receive, send)
             return
