@@ -438,8 +438,9 @@ class ControlPipeline:
     async def _import(self, headers: dict[str, str], receive: Any) -> Reply:
         """PUT /_mock/state, read as it arrives (layout.py); the state changes at the end,
         whole, and only once the store has it."""
-        if not inputs.is_json(headers.get("content-type")):
-            raise invalid_body(["Content-Type must be application/json."])
+        problem = inputs.media_problem(headers.get("content-type"))
+        if problem is not None:
+            raise invalid_body([problem])
         builder = StateBuilder(state_check())
         reader = StateReader(builder)
         while True:

@@ -78,13 +78,31 @@ async def read_body(receive: Any, content_type: str | None, length: str | None =
     return Body(b"".join(chunks), False, content_type)
 
 
-def is_json(content_type: str | None) -> bool:
+def media_problem(content_type: str | None) -> str | None:
+    """Why a body sent with this Content-Type is not read as JSON; None when it is.
+
+    JSON is UTF-8 (RFC 8259 section 8.1): a `charset` parameter other than utf-8 (any case,
+    quoted or not) names bytes the body is not, so it is refused as a wrong media type is,
+    rather than read as if the client had said nothing."""
     if content_type is None:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
+        return "Content-Type must be application/json."
+    media, *parameters = content_type.split(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (
         media.startswith("application/") and media.endswith("+json")
-    )
+    ):
+        return "Content-Type must be application/json."
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and _unquoted(value.strip()).lower() != "utf-8":
+            return "Content-Type charset must be utf-8 (JSON is UTF-8), or left out."
+    return None
+
+
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
 
 
 def parse_json(body: Body) -> tuple[bool, Any]:
@@ -93,8 +111,9 @@ def parse_json(body: Body) -> tuple[bool, Any]:
         raise invalid_body([f"Body is larger than {MAX_BODY_BYTES // 1024} KiB."])
     if not body.raw.strip():
         return False, None
-    if not is_json(body.content_type):
-        raise invalid_body(["Content-Type must be application/json."])
+    problem = media_problem(body.content_type)
+    if problem is not None:
+        raise invalid_body([problem])
     try:
         return True, orjson.loads(body.raw)
     except orjson.JSONDecodeError as exc:
@@ -188,8 +207,15 @@ def check_query(params: list[Param], query_string: bytes) -> dict[str, Any]:
         pairs = parse_qsl(query_string.decode("utf-8"), keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         raise validation("Invalid query.", ["Query string is not valid UTF-8."]) from None
+    repeated: dict[str, list[str]] = {}
+    declared = {p.name for p in params}
     for name, value in pairs:
+        if name in values and name in declared:
+            # which would win is no contract: `?limit=2&limit=3` is refused, not guessed at
+            repeated[name] = [f"Given more than once; send {name} once."]
         values.setdefault(name, value)
+    if repeated:
+        raise validation("Invalid query.", field_errors=repeated)
     return _check(params, values, "Invalid query.")
 
 
