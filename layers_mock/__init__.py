@@ -131,7 +131,7 @@ from urllib.parse import urlencode
 import orjson
 
 from layers_mock_server import __version__
-from layers_mock_server.settings import Settings, make_app
+from layers_mock_server.settings import Settings, make_app, preference_problem
 
 from ._asgi import (
     Runner,
@@ -419,7 +419,11 @@ class LayersMock:
         fault: str | int | None = None,
         latency_ms: int | None = None,
     ) -> dict[str, str]:
-        """Headers asking the mock for an outcome or a fault on one request (RFC 7240)."""
+        """Headers asking the mock for an outcome or a fault on one request (RFC 7240).
+
+        A value the mock would refuse is a ValueError here, naming the argument and what it
+        may be (the server's own check, `preference_problem`): a typo fails where it was
+        written, not as a 422 on some later request."""
         parts = {
             "outcome": outcome,
             "stage": stage,
@@ -427,6 +431,12 @@ class LayersMock:
             "fault": fault,
             "latency": latency_ms,
         }
+        for name, given in parts.items():
+            # bool is an int: str(True) is "True", which every check refuses, as it should
+            problem = None if given is None else preference_problem(name, str(given))
+            if problem is not None:
+                argument = "latency_ms" if name == "latency" else name
+                raise ValueError(f"prefer({argument}={given!r}): {problem}")
         value = "; ".join(f"{name}={v}" for name, v in parts.items() if v is not None)
         if not value:
             raise TypeError("prefer() needs at least one of outcome, stage, progression, fault")

@@ -23,6 +23,7 @@ from .core.fixtures import (
 )
 from .core.jobs import Progression
 from .core.journal import Journal
+from .core.prefer import preference_problem  # noqa: F401 - the testing API checks prefer() with it
 from .core.simulator import Simulator
 from .core.store import StoreInUse
 from .deps import Deps

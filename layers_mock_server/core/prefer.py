@@ -39,6 +39,19 @@ class Preferences:
 
 
 NONE = Preferences()
+CHOICES = {"outcome": OUTCOMES, "stage": STAGES, "progression": PROGRESSIONS, "fault": FAULTS}
+KNOWN = (*CHOICES, "latency")  # the preferences the mock honours, in the order it checks them
+
+
+def preference_problem(name: str, value: str) -> str | None:
+    """What is wrong with one preference's value (None: nothing). The testing API's
+    `prefer()` asks this too, so a typo is refused where it was written, in the same words."""
+    allowed = CHOICES.get(name)
+    if allowed is not None:
+        return None if value in allowed else f"{name} must be one of {', '.join(allowed)}."
+    if name == "latency" and not (LATENCY.fullmatch(value) and int(value) <= MAX_LATENCY_MS):
+        return f"latency must be a whole number of milliseconds, 0 to {MAX_LATENCY_MS}."
+    return None
 
 
 def _pairs(header: str) -> list[tuple[str, str]]:
@@ -57,21 +70,12 @@ def parse_prefer(header: str | None) -> Preferences:
     found: dict[str, str] = {}
     problems: list[str] = []
     for name, value in _pairs(header):
-        if name in ("outcome", "stage", "progression", "fault", "latency"):
+        if name in KNOWN:
             found[name] = value
-    choices = {"outcome": OUTCOMES, "stage": STAGES, "progression": PROGRESSIONS, "fault": FAULTS}
-    for name, allowed in choices.items():
-        if name in found and found[name] not in allowed:
-            problems.append(f"{name} must be one of {', '.join(allowed)}.")
-    latency = None
-    if "latency" in found:
-        text = found["latency"]
-        if LATENCY.fullmatch(text) and int(text) <= MAX_LATENCY_MS:
-            latency = int(text)
-        else:
-            problems.append(
-                f"latency must be a whole number of milliseconds, 0 to {MAX_LATENCY_MS}."
-            )
+    for name in KNOWN:
+        problem = preference_problem(name, found[name]) if name in found else None
+        if problem is not None:
+            problems.append(problem)
     if problems:
         raise validation("Invalid header.", field_errors={"Prefer": problems})
     return Preferences(
@@ -79,5 +83,5 @@ def parse_prefer(header: str | None) -> Preferences:
         stage=found.get("stage"),
         progression=found.get("progression"),
         fault=found.get("fault"),
-        latency_ms=latency,
+        latency_ms=int(found["latency"]) if "latency" in found else None,
     )
