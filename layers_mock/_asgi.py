@@ -96,8 +96,12 @@ async def call_app(
     query: bytes = b"",
     headers: RawHeaders | None = None,
     body: bytes = b"",
+    raw_path: bytes | None = None,
 ) -> tuple[int, RawHeaders, bytes]:
-    """One HTTP exchange with the ASGI app: (status, headers, body); Dropped if none came."""
+    """One HTTP exchange with the ASGI app: (status, headers, body); Dropped if none came.
+
+    `path` is decoded, `raw_path` as the client sent it (a server hands over both): the mock
+    routes on the raw one, where an encoded slash separates nothing. Without it, `path`."""
     if headers is None:
         headers = [(b"host", HOST.encode())]
         if body:
@@ -110,7 +114,7 @@ async def call_app(
         "method": method,
         "scheme": "http",
         "path": path,
-        "raw_path": path.encode(),
+        "raw_path": path.encode() if raw_path is None else raw_path,
         "query_string": query,
         "root_path": "",
         "headers": headers,
@@ -154,6 +158,7 @@ async def _exchange(app: Any, request: httpx.Request, body: bytes) -> httpx.Resp
             query=request.url.query,
             headers=[(name.lower(), value) for name, value in request.headers.raw],
             body=body,
+            raw_path=request.url.raw_path.split(b"?", 1)[0],
         )
     except Dropped:  # what httpx raises for a real connection closed without an answer
         raise httpx.RemoteProtocolError(

@@ -131,3 +131,25 @@ def test_a_served_mock_routes_on_the_raw_path() -> None:
     assert ok.status_code == 200
     assert _answer(encoded) == (404, "NOT_FOUND"), encoded.text
     assert _answer(control) == (404, "NOT_FOUND"), control.text
+
+
+def test_the_testing_api_client_hands_the_raw_path_over() -> None:
+    """`LayersMock.client()` calls the app in-process: it passed the decoded path as the raw
+    one, so the encoded slash was a separator there and the list answered 200."""
+    from layers_mock import LayersMock
+
+    with LayersMock() as mock:
+        client = mock.client()
+        encoded = client.get(f"/v1/projects/{mock.project}%2Finfluencers")
+        spaced = client.get("/v1/projects/a%20b/influencers")
+        listed = client.get(f"/v1/projects/{mock.project}/influencers")
+        journaled = [r.path for r in mock.requests()]
+        project = mock.project
+    assert _answer(encoded) == (404, "NOT_FOUND"), encoded.text
+    assert _answer(spaced) == (404, "NOT_FOUND"), spaced.text
+    assert listed.status_code == 200
+    assert journaled == [
+        f"/v1/projects/{project}%2Finfluencers",
+        "/v1/projects/a b/influencers",
+        f"/v1/projects/{project}/influencers",
+    ]
