@@ -165,7 +165,7 @@ def test_an_entry_a_version_before_positions_sent_is_read_as_answered_before_any
         assert after.json()["items"] == []
 
 
-def test_an_entry_is_written_position_first_with_bodies_or_without_and_read_back_as_it_was() -> None:
+def test_an_entry_is_written_position_first_with_or_without_bodies_and_read_back_alike() -> None:
     bare = (7, 1000, "POST", "/v1/x", "a=1", 202, "req_1", "key_1", "op", None, None, None, 120, 42)
     request = ([(b"content-type", b"application/json"), (b"x-name", b"\xe9")], b"{}", False)
     response = ([(b"x-request-id", b"req_1")], b'{"ok":true}', True)
