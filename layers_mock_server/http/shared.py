@@ -155,6 +155,11 @@ class Group:
         # callbacks a request): a request that goes away cancels its own, not the group's.
         self.answers: list[asyncio.Future[StoreUnavailable | None]] = []
 
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the group runs on (the running one), without asyncio.get_running_loop():
+        a getpid system call each time on this Python, and a request asked for it twice."""
+        return self.done.get_loop()
+
     def answer(self) -> asyncio.Future[StoreUnavailable | None]:
         """A future of a request's own for what `done` gets."""
         future = self.done.get_loop().create_future()
@@ -412,12 +417,13 @@ class SharedGate:
         self.turn.release()
         if not self.turn.locked():
             self.target = None
-            loop = asyncio.get_running_loop()
+            # (the loop looked up only when needed: asyncio.get_running_loop() is a getpid
+            # system call each time, and this runs once a request)
             if self.waiting:
-                loop.call_soon(self._catch_up)
+                asyncio.get_running_loop().call_soon(self._catch_up)
             if self.group is None and not self.flying and self.deps.sim.holds_lease():
                 # a lease taken for a request that went away before its group began
-                loop.call_later(LINGER_S, self._let_go, self.began)
+                asyncio.get_running_loop().call_later(LINGER_S, self._let_go, self.began)
 
     def _stays_open(self, group: Group) -> bool:
         """Whether the group waits for the next request (no read is running or waiting that
@@ -429,7 +435,7 @@ class SharedGate:
         cost (its arguments, the send, the answer) paid by a few."""
         if self.reading or self.waiting or group.size >= GROUP_WRITES:
             return False
-        loop = asyncio.get_running_loop()
+        loop = group.loop()
         if loop.time() - group.since >= GROUP_S:
             return False
         if self.queued or self.coming:
@@ -454,7 +460,7 @@ class SharedGate:
         request reading its body slowly)."""
         if not group.timer:
             group.timer = True
-            loop = asyncio.get_running_loop()
+            loop = group.loop()
             left = max(0.0, GROUP_S - (loop.time() - group.since))
             loop.call_later(left, self._close_late, group)
 

@@ -183,6 +183,9 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
     `[position]`, in the place of the worker's own sequence (no reader uses that: the
     journal numbers its entries): a script finds it at once, anchored, and a version before
     positions reads the entry as it did."""
+    if isinstance(entry, tuple) and entry[10] is None and entry[11] is None:
+        # no bodies kept (the default): nothing to turn into text, and no copy of the fields
+        return orjson.dumps([[entry[POSITION]], *entry[1:POSITION]])
     fields = list(entry) if isinstance(entry, tuple) else [getattr(entry, f) for f in FIELDS]
     for at in (10, 11):  # request, response: (headers, body, truncated) or None
         message = fields[at]

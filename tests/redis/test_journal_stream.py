@@ -12,11 +12,12 @@ from redisd import RedisServer
 from starlette.testclient import TestClient
 from support import ACME_ORG, SEED
 
+from layers_mock_server.core.journal import JournalEntry
 from layers_mock_server.core.store import Batch, StoreConflict
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
 from layers_mock_server.stores.redis import RedisStore
-from layers_mock_server.stores.redis_journal import CHUNK
+from layers_mock_server.stores.redis_journal import CHUNK, _decode, _encode
 
 
 @pytest.fixture
@@ -162,3 +163,15 @@ def test_an_entry_a_version_before_positions_sent_is_read_as_answered_before_any
         assert reset.status_code == 200  # (an organization's: the journal stays)
         after = client.get(f"/_mock/requests?after={reset.json()['mark']}&method=GET")
         assert after.json()["items"] == []
+
+
+def test_an_entry_is_written_position_first_with_or_without_bodies_and_read_back_alike() -> None:
+    bare = (7, 1000, "POST", "/v1/x", "a=1", 202, "req_1", "key_1", "op", None, None, None, 120, 42)
+    request = ([(b"content-type", b"application/json"), (b"x-name", b"\xe9")], b"{}", False)
+    response = ([(b"x-request-id", b"req_1")], b'{"ok":true}', True)
+    kept = (*bare[:10], request, response, *bare[12:])
+    # the position first (where an older version kept its own sequence), then the rest
+    assert orjson.loads(_encode(bare)) == [[42], *bare[1:13]]
+    for entry in (bare, kept):
+        assert _encode(JournalEntry(*entry)) == _encode(entry)  # a tuple or an entry, alike
+        assert _decode(7, _encode(entry)) == JournalEntry(*entry)
