@@ -152,10 +152,10 @@ local now = counts(commits)
 local wipes = first > 10 and tonumber(ARGV[10]) % 2 == 1
 local born = census(KEYS[19], commits, now, meta, rows, order, not wipes, log, token)
 if not now then born = mark(token) end  -- a new count: a new mark
-if not placed then  -- `seq` lost (deleted, expired): it goes on after the last row placed
-  local top = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')[2]
-  if top then redis.call('SET', seq, top) end
-end
+-- `seq` behind the last row placed (deleted, expired, or set lower by hand: the next rows
+-- would be placed before older ones) goes on after it; the end of `order` is O(1) (REV)
+local top = redis.call('ZRANGE', order, 0, 0, 'REV', 'WITHSCORES')[2]
+if top and tonumber(top) > tonumber(placed or '0') then redis.call('SET', seq, top) end
 counts(KEYS[11])
 holds(KEYS[16], 'hash')
 counts(KEYS[17])

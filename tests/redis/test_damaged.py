@@ -169,19 +169,35 @@ def test_a_worker_behind_a_lost_commit_count_reads_everything_again(
     assert influencers(second) == influencers(first)
 
 
-def test_rows_written_after_seq_was_deleted_keep_their_place(two: tuple[Worker, Worker]) -> None:
+@pytest.mark.parametrize("how", ["deleted", "lowered"])
+def test_rows_written_after_seq_was_spoiled_keep_their_place(
+    two: tuple[Worker, Worker], how: str
+) -> None:
     """`seq` numbers each row's place in `order`, the order rows were first written in (which
-    lists and idempotency eviction follow). Deleted by hand, it started again from 1: the rows
-    written next were placed before every older one, and a worker that read everything had
-    them in another order than a worker that followed the log. A commit that finds no `seq`
-    goes on after the last row placed."""
+    exports, idempotency eviction and a worker's copy read whole follow). Deleted by hand, it
+    started again from 1; set lower by hand, it went on from there: the rows written next were
+    placed before older ones, and a worker that read everything exported the sandbox in
+    another order than a worker that followed the log. A commit goes on after the last row
+    placed when `seq` is behind it (one O(1) look at the end of `order`)."""
     first, second = two
-    assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    for n in range(3):
+        key = {**auth(FULL), "Idempotency-Key": f"before-{n}"}
+        assert first.together(("POST", CREATE, key, {}))[0][0] == 202
     before = [r[:2] for r in second.store._everything().rows]
-    first.store._client.delete(first.store.keys["seq"])
-    assert first.together(("POST", CREATE, auth(FULL), {}))[0][0] == 202
+    client, seq = first.store._client, first.store.keys["seq"]
+    if how == "deleted":
+        client.delete(seq)
+    else:
+        client.set(seq, 2)
+    for n in range(2):
+        key = {**auth(FULL), "Idempotency-Key": f"after-{n}"}
+        assert first.together(("POST", CREATE, key, {}))[0][0] == 202
     after = [r[:2] for r in second.store._everything().rows]
     assert after[: len(before)] == before and len(after) > len(before)
+    second.store.forget()  # it reads everything; the first followed its own commits
+    exported = [w.together(("GET", "/_mock/state", {}, None))[0][1] for w in two]
+    for table in ("influencers", "jobs", "idempotency"):
+        assert exported[0][table] == exported[1][table], table
 
 
 def test_only_a_reset_that_replaces_the_sandbox_whole_mends_it(two: tuple[Worker, Worker]) -> None:
