@@ -7,6 +7,7 @@ is applied whole or refused whole, and a lease is taken with the changes a worke
 
 from __future__ import annotations
 
+from .redis_handoff import GRACE_MS
 from .redis_journal import JOURNAL
 
 # The write: lease and position checked, then each commit applied and logged in order, and the
@@ -254,7 +255,12 @@ redis.call('SET', KEYS[19], table.concat(sizes, ':'), 'KEEPTTL')
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-  if found[3] then redis.pcall('SPUBLISH', KEYS[18], 'r' .. token) end  -- the one in line tries
+  if found[3] then  -- the one in line tries, within GRACE_MS (redis_handoff.py)
+    redis.call('PEXPIRE', KEYS[12], """
+    + str(GRACE_MS)
+    + """, 'LT')
+    redis.pcall('SPUBLISH', KEYS[18], 'r' .. token)
+  end
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
@@ -413,7 +419,7 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
 """
 
 # Give the lease back, if it is still ours, and say so on the handoff channel when a worker
-# waits for it (`wants`). Only the lease is a declared key: half-way through a reshard of the
+# waits for it (`wants`, which then keeps its place GRACE_MS more at most: redis_handoff.py). Only the lease is a declared key: half-way through a reshard of the
 # sandbox's slot (redis_cluster.py) Redis runs a script there only if it holds every key the
 # script names, and `wants` is rarely there, so a release naming it would wait for the
 # reshard to end (and every worker's writes with it). The one in line and the channel are
@@ -421,12 +427,19 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
 # fallback try (redis_handoff.py) finds the lease free. `allow-oom`: it only deletes (and
 # publishes, which takes no memory), so a full Redis runs it (else a lease taken before Redis
 # filled up would hold every worker's writes until it ran out).
-UNLOCK = """#!lua flags=allow-oom
+UNLOCK = (
+    """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if redis.pcall('EXISTS', ARGV[2]) == 1 then redis.pcall('SPUBLISH', ARGV[3], 'r' .. ARGV[1]) end
+if redis.pcall('EXISTS', ARGV[2]) == 1 then
+  redis.pcall('PEXPIRE', ARGV[2], """
+    + str(GRACE_MS)
+    + """, 'LT')
+  redis.pcall('SPUBLISH', ARGV[3], 'r' .. ARGV[1])
+end
 return 1
 """
+)
 
 
 # A block of request numbers (core/requestids.py): a HINCRBY of one of two fields, which takes

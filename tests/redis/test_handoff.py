@@ -160,6 +160,36 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
             store.close()
 
 
+@pytest.mark.parametrize("release", ["unlock", "write"])
+def test_a_waiter_killed_in_line_holds_the_others_writes_no_longer_than_a_fallback_try(
+    sandbox: str, release: str
+) -> None:
+    """A worker refused the lease is in line for WANTS_MS (150 ms) from its last try, and no
+    one else takes the lease meanwhile. Killed there, it held every other worker's writes for
+    the rest of that time after the lease was given back (189 ms median from its last try to
+    the other worker's 202, measured). A release now leaves the one in line GRACE_MS (a
+    fallback try's WAKE_S: a live waiter tries by then even if the release was not heard);
+    a longer hold still keeps its place, as each try renews it."""
+    holder, dead, other = (RedisStore(sandbox) for _ in range(3))
+    assert holder.open() is None
+    holder.write(Batch([], (), b"1", wipe=True))
+    assert dead.open() is not None and other.open() is not None
+    client, wants = holder._client, holder.keys["wants"]
+    try:
+        assert holder.lock() is not None
+        assert dead.lock() is None and dead.in_line  # its last try: then it is killed
+        assert client.pttl(wants) > redis_handoff.GRACE_MS
+        if release == "unlock":
+            holder.unlock()
+        else:
+            holder.write(Batch([], (), b"2"))
+        assert 0 < client.pttl(wants) <= redis_handoff.GRACE_MS == 1000 * redis_handoff.WAKE_S
+        assert other.lock() is None  # still its place until then
+    finally:
+        for store in (holder, dead, other):
+            store.close()
+
+
 def test_a_take_ends_the_waits_of_workers_behind_the_one_in_line_and_not_its_own(
     no_poll: None,
 ) -> None:
