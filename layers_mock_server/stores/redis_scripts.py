@@ -419,13 +419,14 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
 """
 
 # Give the lease back, if it is still ours, and say so on the handoff channel when a worker
-# waits for it (`wants`, which then keeps its place GRACE_MS more at most: redis_handoff.py). Only the lease is a declared key: half-way through a reshard of the
-# sandbox's slot (redis_cluster.py) Redis runs a script there only if it holds every key the
-# script names, and `wants` is rarely there, so a release naming it would wait for the
-# reshard to end (and every worker's writes with it). The one in line and the channel are
-# named in ARGV and reached with pcall: where they cannot be, no wake-up goes, and the waiter's
-# fallback try (redis_handoff.py) finds the lease free. `allow-oom`: it only deletes (and
-# publishes, which takes no memory), so a full Redis runs it (else a lease taken before Redis
+# waits for it (`wants`, which keeps its place GRACE_MS more at most: redis_handoff.py). Only
+# the lease is a declared key: half-way through a reshard of the sandbox's slot
+# (redis_cluster.py) Redis runs a script there only if it holds every key the script names,
+# and `wants` is rarely there, so a release naming it would wait for the reshard to end (and
+# every worker's writes with it). The one in line and the channel are named in ARGV and
+# reached with pcall: where they cannot be, no wake-up goes, and the waiter's fallback try
+# (redis_handoff.py) finds the lease free. `allow-oom`: it only deletes, shortens a TTL and
+# publishes, which take no memory, so a full Redis runs it (else a lease taken before Redis
 # filled up would hold every worker's writes until it ran out).
 UNLOCK = (
     """#!lua flags=allow-oom
