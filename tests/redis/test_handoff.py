@@ -9,10 +9,14 @@ lease is a bare store the test drives, so that the test says when the lease goes
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+import redis
 from handoffs import ANSWER_S, CREATE, Waiter, listening, served
 from redisd import RedisServer
 from support import FULL, auth
@@ -275,3 +279,70 @@ def test_a_user_whose_acl_forbids_the_handoff_channel_still_writes_and_hands_the
     finally:
         first.close()
         second.close()
+
+
+def test_a_listener_told_moved_again_and_again_follows_hops_times_then_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Half-way through a reshard each node may say the slot is elsewhere (MOVED): a listener
+    follows at once HOPS times, then waits RECONNECT_S like after any failure, instead of
+    connecting again and again as fast as the nodes answer. Here a node that answers every
+    SSUBSCRIBE with MOVED naming itself."""
+    monkeypatch.setattr(redis_handoff, "RECONNECT_S", 3600.0)  # no later attempt comes by time
+    accepted: list[socket.socket] = []
+    node = socket.create_server(("127.0.0.1", 0))
+    port = node.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):  # (closed at the end)
+            while True:
+                conn, _ = node.accept()
+                accepted.append(conn)
+                said = b""
+                while b"SSUBSCRIBE" not in said:  # after the handshake (HELLO, SETINFO)
+                    said = conn.recv(1 << 16)
+                    if not said:
+                        break
+                    for command in said.split(b"*")[1:]:
+                        conn.sendall(answered(command))
+
+    def answered(command: bytes) -> bytes:
+        if b"HELLO" in command:
+            return b"%1\r\n+proto\r\n:3\r\n"
+        if b"SSUBSCRIBE" in command:
+            return f"-MOVED 1 127.0.0.1:{port}\r\n".encode()
+        return b"+OK\r\n"
+
+    threading.Thread(target=serve, daemon=True).start()
+    handoff = redis_handoff.Handoff(
+        lambda: redis.Connection(port=port, socket_timeout=ANSWER_S),
+        "{lm:x}:handoff",
+        "me",
+        aim=lambda said: said.startswith("MOVED"),
+    )
+
+    async def run() -> None:
+        followed = asyncio.Event()
+        follow, follows = handoff._follow, [0]
+
+        def counted() -> None:
+            follow()
+            follows[0] += 1
+            if follows[0] > redis_handoff.HOPS:
+                followed.set()
+
+        handoff._follow = counted  # type: ignore[method-assign]
+        handoff.mark()  # starts the listener
+        await asyncio.wait_for(followed.wait(), ANSWER_S)
+        assert handoff.attempt is None and not handoff.listening  # no attempt under way ...
+        handoff.mark()
+        assert handoff.attempt is None  # ... nor made by the next lease try
+
+    try:
+        asyncio.run(run())
+        assert len(accepted) == 1 + redis_handoff.HOPS  # the first, and HOPS at once
+    finally:
+        handoff.close()
+        node.close()
+        for conn in accepted:
+            conn.close()
