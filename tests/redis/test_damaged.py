@@ -220,8 +220,9 @@ def older(worker: Worker, *requests: tuple[str, str, dict[str, str], Any]) -> No
     """Requests answered by a worker of an earlier version (before the census, 9cff69c): its
     commits write `rows`, `order`, `meta`, `seq`, `commits` and the log exactly as this
     version's do (the same WRITE, less the census), so they are made here by this version
-    with the census put back as it was before them. (The earlier build itself cannot run from
-    a fresh clone; the roll back and forward with it is in notes, not a test.)"""
+    with the census put back as it was before them. (The earlier build itself would need a
+    checkout of 9cff69c with a virtualenv of its own, which a fresh clone's test run has not;
+    the roll back and forward with it was run by hand: the same 503, the same fix.)"""
     client, whole = worker.store._client, worker.store.keys["whole"]
     kept = client.get(whole)
     for request in requests:
