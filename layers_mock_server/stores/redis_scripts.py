@@ -55,7 +55,7 @@ local function sized(cmd, k, want)
   if type(v) == 'table' then holds(k, want) end  -- another type: named (holds refuses)
   return v
 end
-local function mark(salt)
+local function birth(salt)
   local t = redis.call('TIME')
   return string.format('%x%x', tonumber(t[1]), tonumber(t[2])) .. string.gsub(salt, '%X', '')
 end
@@ -79,7 +79,7 @@ local function adopted(whole, count, log, meta, rows, order, salt)
     return nil, 'DAMAGED ' .. rows .. ' holds ' .. h .. ' rows and ' .. order .. ' ' .. z .. since
   end
   if m == 0 then return nil, 'DAMAGED ' .. meta .. ' is gone' .. since end
-  local born = mark(salt)
+  local born = birth(salt)
   redis.call('SET', whole, table.concat({born, count, h, z, m}, ':'), 'KEEPTTL')
   return born
 end
@@ -152,7 +152,7 @@ local now = counts(commits)
 -- a wipe (a global reset, an import) replaces the sandbox, whole or not: it mends it
 local wipes = first > 10 and tonumber(ARGV[10]) % 2 == 1
 local born = census(KEYS[19], commits, now, meta, rows, order, not wipes, log, token)
-if not now then born = mark(token) end  -- a new count: a new mark
+if not now then born = birth(token) end  -- a new count: a new mark
 -- `seq` behind the last row placed (deleted, expired, or set lower by hand: the next rows
 -- would be placed before older ones) goes on after it; the end of `order` is O(1) (REV)
 local top = redis.call('ZRANGE', order, 0, 0, 'REV', 'WITHSCORES')[2]
