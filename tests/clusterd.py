@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -203,8 +203,11 @@ class RedisClusterServers:
 
 
 @contextlib.contextmanager
-def started_cluster(count: int = 3, replicas: int = 0) -> Iterator[RedisClusterServers]:
-    """`count` masters and a replica of each of the first `replicas`. Without redis-server:
+def started_cluster(
+    count: int = 3, replicas: int = 0, options: Callable[[], tuple[str, ...]] = tuple
+) -> Iterator[RedisClusterServers]:
+    """`count` masters and a replica of each of the first `replicas`; `options`: each node's
+    own, besides the cluster's (a TLS port: tests/redis/test_tls.py). Without redis-server:
     a failure with how to get it. With it, a cluster that does not form is a failure, not a
     skip: that is a bug of ours or of the machine."""
     masters, count = count, count + replicas
@@ -217,8 +220,8 @@ def started_cluster(count: int = 3, replicas: int = 0) -> Iterator[RedisClusterS
         nodes = []
         for i, bus in enumerate(buses):
             (Path(directory) / f"n{i}").mkdir()
-            options = (*CLUSTER_OPTIONS, "--cluster-port", str(bus))
-            nodes.append(RedisServer(Path(directory) / f"n{i}", options=options))
+            own = (*CLUSTER_OPTIONS, "--cluster-port", str(bus), *options())
+            nodes.append(RedisServer(Path(directory) / f"n{i}", options=own))
         cluster = RedisClusterServers(nodes, buses, masters)
         try:
             for node in nodes:

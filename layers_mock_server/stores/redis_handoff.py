@@ -49,6 +49,11 @@ OWN = 16  # the tokens of this worker's own releases remembered (most go unpubli
 # How long a refused worker stays next in line (`wants`, redis_scripts.py) without asking
 # again: past the fallback's try, so a worker waiting for a wake-up keeps its place.
 WANTS_MS = int(3 * WAKE_S * 1000)
+# ... and, once the lease is given back, how long it keeps its place to take it (WRITE and
+# UNLOCK shorten `wants` to it): a live waiter tries within it (at once when it hears the
+# release, by its fallback's try when it does not), and one killed while in line holds the
+# other workers' writes no longer (it held them the rest of WANTS_MS: ~190 ms measured).
+GRACE_MS = int(WAKE_S * 1000)
 
 
 # What a worker had heard when a try went: whether it listened, the releases, the takes, and

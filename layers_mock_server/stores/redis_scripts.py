@@ -7,6 +7,7 @@ is applied whole or refused whole, and a lease is taken with the changes a worke
 
 from __future__ import annotations
 
+from .redis_handoff import GRACE_MS
 from .redis_journal import JOURNAL
 
 # The write: lease and position checked, then each commit applied and logged in order, and the
@@ -54,11 +55,45 @@ local function sized(cmd, k, want)
   if type(v) == 'table' then holds(k, want) end  -- another type: named (holds refuses)
   return v
 end
-local function census(whole, commits, now, meta, rows, order, check)
+local function birth(salt)
+  local t = redis.call('TIME')
+  return string.format('%x%x', tonumber(t[1]), tonumber(t[2])) .. string.gsub(salt, '%X', '')
+end
+-- Commits past the census (`commits` ahead of it) were written by a worker that keeps none:
+-- an earlier version's (a deployment rolled back, then forward again). They are taken for
+-- honest when the log ends with the count (each commit logs itself under its number; a count
+-- set by hand has no entry), `rows` and `order` hold as many rows, not none, and `meta` is
+-- there: the census is taken again from Redis, under a new birth mark, so that every worker
+-- reads everything again (what the earlier worker wrote is not followed through the log).
+-- Anything else is refused as before. Only a stale census costs these commands.
+local function adopted(whole, count, log, meta, rows, order, salt)
+  local top = redis.pcall('XREVRANGE', log, '+', '-', 'COUNT', 1)
+  if type(top) ~= 'table' or type(top[1]) ~= 'table' or top[1][1] ~= count .. '-0' then
+    return nil
+  end
+  local h, z = redis.pcall('HLEN', rows), redis.pcall('ZCARD', order)  -- (another type: below)
+  local m = redis.pcall('STRLEN', meta)
+  if type(h) ~= 'number' or type(z) ~= 'number' or type(m) ~= 'number' then return nil end
+  local since = " (the commits since the census were an earlier version's, which keeps none)"
+  if h == 0 or h ~= z then
+    return nil, 'DAMAGED ' .. rows .. ' holds ' .. h .. ' rows and ' .. order .. ' ' .. z .. since
+  end
+  if m == 0 then return nil, 'DAMAGED ' .. meta .. ' is gone' .. since end
+  local born = birth(salt)
+  redis.call('SET', whole, table.concat({born, count, h, z, m}, ':'), 'KEEPTTL')
+  return born
+end
+local function census(whole, commits, now, meta, rows, order, check, log, salt)
   local c = redis.pcall('GET', whole)
   if type(c) == 'table' then holds(whole, 'string') end
   if not c then return '0' end  -- (the mark of a count no census was written for)
   local born, n, h, z, m = string.match(c, '^(%x+):(%d+):(%d+):(%d+):(%d+)$')
+  local count = tonumber(now or '0')
+  if n and count > tonumber(n) then
+    local new, why = adopted(whole, count, log, meta, rows, order, salt)
+    if new then return new end
+    if why and check then error({err = why}) end
+  end
   if not check then return born or '0' end
   if not n then
     error({err = 'DAMAGED ' .. whole .. ' holds ' .. string.format('%q', string.sub(c, 1, 40))
@@ -116,15 +151,12 @@ local placed = counts(seq)
 local now = counts(commits)
 -- a wipe (a global reset, an import) replaces the sandbox, whole or not: it mends it
 local wipes = first > 10 and tonumber(ARGV[10]) % 2 == 1
-local born = census(KEYS[19], commits, now, meta, rows, order, not wipes)
-if not now then  -- a new count: a new mark
-  local t = redis.call('TIME')
-  born = string.format('%x%x', tonumber(t[1]), tonumber(t[2])) .. string.gsub(token, '%X', '')
-end
-if not placed then  -- `seq` lost (deleted, expired): it goes on after the last row placed
-  local top = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')[2]
-  if top then redis.call('SET', seq, top) end
-end
+local born = census(KEYS[19], commits, now, meta, rows, order, not wipes, log, token)
+if not now then born = birth(token) end  -- a new count: a new mark
+-- `seq` behind the last row placed (deleted, expired, or set lower by hand: the next rows
+-- would be placed before older ones) goes on after it; the end of `order` is O(1) (REV)
+local top = redis.call('ZRANGE', order, 0, 0, 'REV', 'WITHSCORES')[2]
+if top and tonumber(top) > tonumber(placed or '0') then redis.call('SET', seq, top) end
 counts(KEYS[11])
 holds(KEYS[16], 'hash')
 counts(KEYS[17])
@@ -223,7 +255,12 @@ redis.call('SET', KEYS[19], table.concat(sizes, ':'), 'KEEPTTL')
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-  if found[3] then redis.pcall('SPUBLISH', KEYS[18], 'r' .. token) end  -- the one in line tries
+  if found[3] then  -- the one in line tries, within GRACE_MS (redis_handoff.py)
+    redis.call('PEXPIRE', KEYS[12], """
+    + str(GRACE_MS)
+    + """, 'LT')
+    redis.pcall('SPUBLISH', KEYS[18], 'r' .. token)
+  end
 elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
@@ -283,7 +320,7 @@ holds(KEYS[12], 'string')  -- the worker behind the one in line: a name
 -- the sandbox as the mock left it (INTACT), unless the lease is taken to mend it (ARGV[11 +
 -- windows] holds `m`: a global reset's, an import's, whose commit replaces it whole)
 local mends = string.find(ARGV[11 + windows], 'm', 1, true)
-local born = census(KEYS[13], commits, now, KEYS[14], KEYS[15], KEYS[16], not mends)
+local born = census(KEYS[13], commits, now, KEYS[14], KEYS[15], KEYS[16], not mends, log, me)
 """
 )
 _COUNT = """
@@ -382,20 +419,28 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
 """
 
 # Give the lease back, if it is still ours, and say so on the handoff channel when a worker
-# waits for it (`wants`). Only the lease is a declared key: half-way through a reshard of the
-# sandbox's slot (redis_cluster.py) Redis runs a script there only if it holds every key the
-# script names, and `wants` is rarely there, so a release naming it would wait for the
-# reshard to end (and every worker's writes with it). The one in line and the channel are
-# named in ARGV and reached with pcall: where they cannot be, no wake-up goes, and the waiter's
-# fallback try (redis_handoff.py) finds the lease free. `allow-oom`: it only deletes (and
-# publishes, which takes no memory), so a full Redis runs it (else a lease taken before Redis
+# waits for it (`wants`, which keeps its place GRACE_MS more at most: redis_handoff.py). Only
+# the lease is a declared key: half-way through a reshard of the sandbox's slot
+# (redis_cluster.py) Redis runs a script there only if it holds every key the script names,
+# and `wants` is rarely there, so a release naming it would wait for the reshard to end (and
+# every worker's writes with it). The one in line and the channel are named in ARGV and
+# reached with pcall: where they cannot be, no wake-up goes, and the waiter's fallback try
+# (redis_handoff.py) finds the lease free. `allow-oom`: it only deletes, shortens a TTL and
+# publishes, which take no memory, so a full Redis runs it (else a lease taken before Redis
 # filled up would hold every worker's writes until it ran out).
-UNLOCK = """#!lua flags=allow-oom
+UNLOCK = (
+    """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if redis.pcall('EXISTS', ARGV[2]) == 1 then redis.pcall('SPUBLISH', ARGV[3], 'r' .. ARGV[1]) end
+if redis.pcall('EXISTS', ARGV[2]) == 1 then
+  redis.pcall('PEXPIRE', ARGV[2], """
+    + str(GRACE_MS)
+    + """, 'LT')
+  redis.pcall('SPUBLISH', ARGV[3], 'r' .. ARGV[1])
+end
 return 1
 """
+)
 
 
 # A block of request numbers (core/requestids.py): a HINCRBY of one of two fields, which takes

@@ -9,10 +9,14 @@ lease is a bare store the test drives, so that the test says when the lease goes
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+import redis
 from handoffs import ANSWER_S, CREATE, Waiter, listening, served
 from redisd import RedisServer
 from support import FULL, auth
@@ -160,6 +164,36 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
             store.close()
 
 
+@pytest.mark.parametrize("release", ["unlock", "write"])
+def test_a_waiter_killed_in_line_holds_the_others_writes_no_longer_than_a_fallback_try(
+    sandbox: str, release: str
+) -> None:
+    """A worker refused the lease is in line for WANTS_MS (150 ms) from its last try, and no
+    one else takes the lease meanwhile. Killed there, it held every other worker's writes for
+    the rest of that time after the lease was given back (189 ms median from its last try to
+    the other worker's 202, measured). A release now leaves the one in line GRACE_MS (a
+    fallback try's WAKE_S: a live waiter tries by then even if the release was not heard);
+    a longer hold still keeps its place, as each try renews it."""
+    holder, dead, other = (RedisStore(sandbox) for _ in range(3))
+    assert holder.open() is None
+    holder.write(Batch([], (), b"1", wipe=True))
+    assert dead.open() is not None and other.open() is not None
+    client, wants = holder._client, holder.keys["wants"]
+    try:
+        assert holder.lock() is not None
+        assert dead.lock() is None and dead.in_line  # its last try: then it is killed
+        assert client.pttl(wants) > redis_handoff.GRACE_MS
+        if release == "unlock":
+            holder.unlock()
+        else:
+            holder.write(Batch([], (), b"2"))
+        assert 0 < client.pttl(wants) <= redis_handoff.GRACE_MS == 1000 * redis_handoff.WAKE_S
+        assert other.lock() is None  # still its place until then
+    finally:
+        for store in (holder, dead, other):
+            store.close()
+
+
 def test_a_take_ends_the_waits_of_workers_behind_the_one_in_line_and_not_its_own(
     no_poll: None,
 ) -> None:
@@ -245,3 +279,70 @@ def test_a_user_whose_acl_forbids_the_handoff_channel_still_writes_and_hands_the
     finally:
         first.close()
         second.close()
+
+
+def test_a_listener_told_moved_again_and_again_follows_hops_times_then_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Half-way through a reshard each node may say the slot is elsewhere (MOVED): a listener
+    follows at once HOPS times, then waits RECONNECT_S like after any failure, instead of
+    connecting again and again as fast as the nodes answer. Here a node that answers every
+    SSUBSCRIBE with MOVED naming itself."""
+    monkeypatch.setattr(redis_handoff, "RECONNECT_S", 3600.0)  # no later attempt comes by time
+    accepted: list[socket.socket] = []
+    node = socket.create_server(("127.0.0.1", 0))
+    port = node.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):  # (closed at the end)
+            while True:
+                conn, _ = node.accept()
+                accepted.append(conn)
+                said = b""
+                while b"SSUBSCRIBE" not in said:  # after the handshake (HELLO, SETINFO)
+                    said = conn.recv(1 << 16)
+                    if not said:
+                        break
+                    for command in said.split(b"*")[1:]:
+                        conn.sendall(answered(command))
+
+    def answered(command: bytes) -> bytes:
+        if b"HELLO" in command:
+            return b"%1\r\n+proto\r\n:3\r\n"
+        if b"SSUBSCRIBE" in command:
+            return f"-MOVED 1 127.0.0.1:{port}\r\n".encode()
+        return b"+OK\r\n"
+
+    threading.Thread(target=serve, daemon=True).start()
+    handoff = redis_handoff.Handoff(
+        lambda: redis.Connection(port=port, socket_timeout=ANSWER_S),
+        "{lm:x}:handoff",
+        "me",
+        aim=lambda said: said.startswith("MOVED"),
+    )
+
+    async def run() -> None:
+        followed = asyncio.Event()
+        follow, follows = handoff._follow, [0]
+
+        def counted() -> None:
+            follow()
+            follows[0] += 1
+            if follows[0] > redis_handoff.HOPS:
+                followed.set()
+
+        handoff._follow = counted  # type: ignore[method-assign]
+        handoff.mark()  # starts the listener
+        await asyncio.wait_for(followed.wait(), ANSWER_S)
+        assert handoff.attempt is None and not handoff.listening  # no attempt under way ...
+        handoff.mark()
+        assert handoff.attempt is None  # ... nor made by the next lease try
+
+    try:
+        asyncio.run(run())
+        assert len(accepted) == 1 + redis_handoff.HOPS  # the first, and HOPS at once
+    finally:
+        handoff.close()
+        node.close()
+        for conn in accepted:
+            conn.close()

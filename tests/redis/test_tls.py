@@ -16,6 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
+from clusterd import RedisClusterServers, started_cluster
+from clustered import keys_on
 from grouped import serves_off_the_loop
 from handoffs import ANSWER_S, Waiter, listening, served
 from redisd import _free_port, started
@@ -24,8 +27,8 @@ from layers_mock_server.stores.redis import RedisStore
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """(URL, certificate) of a Redis that speaks TLS."""
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(certificate, key), self-signed for 127.0.0.1."""
     if shutil.which("openssl") is None:  # a failure that says how, as redisd's: never a skip
         pytest.fail("install openssl (apt install openssl) to run the TLS tests", pytrace=False)
     where = tmp_path_factory.mktemp("tls")
@@ -37,11 +40,21 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         check=True,
         capture_output=True,
     )
-    port = _free_port()
+    return cert, key
+
+
+def tls_options(cert: Path, key: Path, port: int) -> tuple[str, ...]:
+    """A redis-server's TLS port beside its plain one (the tests' own helpers use that)."""
     options = ("--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
-    options += ("--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
-    with started(options=options):
-        yield f"rediss://127.0.0.1:{port}/0", cert
+    return (*options, "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
+
+
+@pytest.fixture(scope="module")
+def tls_server(certificate: tuple[Path, Path]) -> Iterator[tuple[str, Path]]:
+    """(URL, certificate) of a Redis that speaks TLS."""
+    port = _free_port()
+    with started(options=tls_options(*certificate, port)):
+        yield f"rediss://127.0.0.1:{port}/0", certificate[0]
 
 
 @pytest.fixture
@@ -82,3 +95,53 @@ def test_no_round_trip_of_a_serving_tls_worker_runs_on_its_loop(
 ) -> None:
     """Creates, reads and the journal: none is a synchronous round trip on the event loop."""
     serves_off_the_loop(sandbox, on_the_loop)
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(certificate: tuple[Path, Path]) -> Iterator[tuple[RedisClusterServers, list[int]]]:
+    """A Redis Cluster whose nodes speak TLS to clients and to each other (`tls-cluster`), and
+    the TLS port of each node."""
+    ports: list[int] = []
+
+    def options() -> tuple[str, ...]:
+        ports.append(_free_port())
+        return (*tls_options(*certificate, ports[-1]), "--tls-cluster", "yes")
+
+    with started_cluster(options=options) as cluster:
+        yield cluster, ports
+
+
+def test_a_worker_on_a_tls_cluster_serves_and_hears_the_lease_given_back(
+    tls_cluster: tuple[RedisClusterServers, list[int]],
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    on_the_loop: list[bytes],
+    no_poll: None,
+) -> None:
+    """`rediss://` to a node of a TLS cluster whose slot map names other nodes: the worker's
+    round trips go through the lane to the shard that owns the sandbox's slot, none on its
+    loop, and its listener hears the release over TLS on that shard."""
+    cluster, ports = tls_cluster
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    _, name = cluster.sandbox(on=1)  # not the node the URL names: MOVED over TLS
+    url = f"rediss://127.0.0.1:{ports[0]}/0?sandbox={name}"
+    serves_off_the_loop(url, on_the_loop)
+    waiter, holder = Waiter(url), RedisStore(url)
+    try:
+        with served(waiter) as (host, port):
+            base = f"http://{host}:{port}"
+            listening(waiter, base)
+            assert isinstance(waiter.store.handoff.conn, redis.SSLConnection)
+            assert waiter.store.handoff.conn.port == ports[1]  # the shard's TLS port
+            assert holder.open() is not None
+            assert holder.lock() is not None
+            made: list[httpx.Response] = []
+            thread = waiter.create(base, made)
+            assert waiter.waiting.wait(ANSWER_S)
+            holder.unlock()
+            thread.join(ANSWER_S)
+            assert [r.status_code for r in made] == [202]
+            assert waiter.tries == [False, True]
+            assert keys_on(cluster, 1, name)  # the sandbox lives on its shard
+    finally:
+        holder.close()
