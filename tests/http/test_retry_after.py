@@ -74,7 +74,7 @@ def test_a_full_disk_is_503_without_retry_after(tmp_path: Path) -> None:
 
 
 def test_the_mock_at_capacity_is_503_without_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    """"Reset it to make room": a retry a second later is refused the same way."""
+    """At capacity ("reset it to make room") a retry a second later is refused the same way."""
     monkeypatch.setattr(simulator, "MAX_INFLUENCERS", 1)
     mock = make_mock()
     with mock.client:
