@@ -27,7 +27,16 @@ from .records import canonical_id
 from .requestids import BLOCK, KINDS, RequestIds
 from .restore import Check, Restored
 from .state import State
-from .store import Batch, Bucket, Changes, SharedStore, Store, Stored, StoreUnavailable
+from .store import (
+    Batch,
+    Bucket,
+    Changes,
+    SharedStore,
+    Store,
+    StoreBroken,
+    Stored,
+    StoreUnavailable,
+)
 
 
 class Lifecycle:
@@ -222,7 +231,7 @@ class Lifecycle:
                 assert self.shared is not None  # (the copy is as it was: read again next time)
                 self.shared.forget()
                 self.stale = True
-                raise StoreUnavailable(_unreadable(exc)) from None
+                raise StoreBroken(_unreadable(exc)) from None
         elif changes.batches:
             for batch in changes.batches:
                 replica.apply(self.state, batch, self.clock)

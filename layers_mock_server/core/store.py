@@ -28,6 +28,19 @@ class StoreUnavailable(Exception):
     """A write did not happen (a full disk, a read-only file, an I/O error). Nothing of the
     batch is in the store; the message says why, for the operator."""
 
+    # Whether the cause passes by itself, so that the same request a second later may work:
+    # a shared store unreachable or its connection lost, a lease lost to another worker. The
+    # 503 then says when to retry (http/pipeline.py `retry_after`); the causes that need
+    # someone to act are StoreBroken, and Refused says which of Redis's refusals pass.
+    transient = True
+
+
+class StoreBroken(StoreUnavailable):
+    """... for a cause that waiting does not cure: a full disk, an I/O error, a read-only or
+    closed file, a stored state this version cannot read. Someone has to act first."""
+
+    transient = False
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:
@@ -75,6 +88,14 @@ class Refused(StoreUnavailable):
     def __init__(self, reason: str, code: str = "") -> None:
         super().__init__(reason)
         self.code = code
+        self.transient = code in PASSING
+
+
+# Redis's refusals that pass by themselves: a script that ends (BUSY), a dataset that loads
+# (LOADING), the mock's scripts, which it loads again (NOSCRIPT), a reshard that ends (TRYAGAIN,
+# ASK, MOVED). Not OOM, MISCONF, READONLY, NOREPLICAS (Redis's operator acts: room, a disk, a
+# primary, a replica), nor WRONGTYPE or DAMAGED (a key someone overwrote: a reset mends it).
+PASSING = frozenset({"BUSY", "LOADING", "NOSCRIPT", "TRYAGAIN", "ASK", "MOVED"})
 
 
 class StoreFull(Refused):

@@ -25,7 +25,7 @@ from . import inputs
 from .access import Principal, check_site, control_principal
 from .control_clocks import CLOCK_HANDLERS, clock_error, server_wide
 from .control_reads import READ_HANDLERS
-from .pipeline import Reply, storage_error
+from .pipeline import Reply, error_headers, storage_error
 from .render import JSON, dumps, encode_headers, error_body, send_response
 from .strict import check_response
 
@@ -425,7 +425,9 @@ class ControlPipeline:
             payload = reply.body if isinstance(reply.body, list) else dumps(reply.body)
             out.extend(encode_headers(reply.headers))
         except StoreUnavailable as exc:
-            status, payload = 503, dumps(error_body(storage_error(exc), request_id))
+            error = storage_error(exc)
+            status, payload = 503, dumps(error_body(error, request_id))
+            out.extend(error_headers(error))
         except ApiError as exc:
             status, payload = exc.status, dumps(error_body(exc, request_id))
         if isinstance(payload, list):

@@ -93,14 +93,33 @@ def refused(exc: Refused) -> str:
     )
 
 
+# A 503 whose cause passes by itself says when to try again: 1 s of the client's real time,
+# whatever the mock clock (CONTRACT.md "Changes": Retry-After speaks the client's time, and a
+# store outage passes in real time, never in mock time, so it is real seconds on a virtual
+# clock too). The store's error says whether it passes (`StoreUnavailable.transient`).
+RETRY_AFTER = {"retry-after": "1"}
+
+
+def retry_after(exc: StoreUnavailable) -> dict[str, str] | None:
+    """The headers of the 503 for `exc` beyond the request id and rate headers: every path
+    that answers a store's failure takes them from here."""
+    return RETRY_AFTER if exc.transient else None
+
+
 def storage_error(exc: StoreUnavailable) -> ApiError:
     if isinstance(exc, Refused):
-        return ApiError("STORAGE_UNAVAILABLE", refused(exc), {"reason": str(exc)})
+        return ApiError("STORAGE_UNAVAILABLE", refused(exc), {"reason": str(exc)}, retry_after(exc))
     return ApiError(
         "STORAGE_UNAVAILABLE",
         "The mock could not write its state file; nothing of this request was acknowledged.",
         {"reason": str(exc)},
+        retry_after(exc),
     )
+
+
+def error_headers(exc: ApiError) -> Headers:
+    """An error's own headers (Retry-After), as sent."""
+    return encode_headers(list(exc.headers.items())) if exc.headers else []
 
 
 @dataclass(slots=True)
@@ -261,8 +280,7 @@ class OperationPipeline:
         except ApiError as exc:
             status = exc.status
             payload = dumps(error_body(exc, request_id))
-            if exc.headers:
-                out.extend(encode_headers(list(exc.headers.items())))
+            out.extend(error_headers(exc))
         except Exception:
             await self._bug(scope, send, request_id, key, injected, body.raw)
             raise  # on to the server's log (stderr), as the outermost guard would do
@@ -439,8 +457,9 @@ class OperationPipeline:
                 self.deps.sim.commit()  # durable before the client knows
         except StoreUnavailable as exc:
             kept = [h for h in out if h[0] == b"x-request-id" or h[0].startswith(b"x-ratelimit-")]
-            out, status = kept, 503
-            payload = dumps(error_body(storage_error(exc), request_id))
+            error = storage_error(exc)
+            out, status = kept + error_headers(error), 503
+            payload = dumps(error_body(error, request_id))
             if self.deps.strict:
                 check_response(self.op, status, out, payload)
         scope[STARTED] = True

@@ -75,17 +75,18 @@ from ..core.errors import ApiError
 from ..core.journal import Failed, RawHeaders
 from ..core.ratelimit import LIMITS, READ_CLASS, WINDOW_MS
 from ..core.records import ApiKey
-from ..core.store import Bucket, OutcomeUnknown, Refused, StoreUnavailable
+from ..core.store import Bucket, OutcomeUnknown, Refused, StoreBroken, StoreUnavailable
 from ..deps import Deps
 from ..stores.redis_serving import BEAT_S
 from .dispatch import routed_path
 from .inputs import MAX_BODY_BYTES
-from .pipeline import refused
+from .pipeline import error_headers, refused, retry_after
 from .render import dumps, error_body, send_response
 from .turn import Turn
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 READS = frozenset({"GET", "HEAD"})
+READY = "/_mock/ready"  # the readiness probe: its 503 says "not ready", not "retry"
 HEALTH = "/_mock/health"  # the process is alive, whatever Redis is doing: no round trip
 STATELESS = frozenset({HEALTH, "/"})  # ... and the dashboard's links
 # An export holds every rate window: its catch-up lists the read windows Redis counts, of
@@ -546,7 +547,8 @@ class SharedGate:
             return StoreUnavailable(LOST)
         if isinstance(self.broken, Refused):  # nothing of it ran, nor of this (never sent)
             return type(self.broken)(str(self.broken), self.broken.code)
-        return StoreUnavailable(str(self.broken))
+        # (never sent: not an answer lost; a cause that needs someone to act stays one)
+        return (StoreUnavailable if self.broken.transient else StoreBroken)(str(self.broken))
 
     def _sent_back(self, group: Group, sent: asyncio.Future[bool]) -> None:
         failure = sent.exception()
@@ -812,8 +814,11 @@ class SharedGate:
         """The gate's own 503 (no round trip to Redis could be made for the request), in the
         journal as the app's answers are: the journal records what each client got."""
         request_id = self.deps.sim.request_id()
-        body = dumps(error_body(_unreachable(exc), request_id))
+        error = _unreachable(exc)
+        body = dumps(error_body(error, request_id))
         headers = [(b"x-request-id", request_id.encode())]
+        if scope["path"] != READY:  # a probe's "not ready" is no invitation to retry it
+            headers += error_headers(error)
         position = self.deps.journal.position()
         await send_response(send, 503, headers, body)
         target = self.app.partner.match(scope["path"], scope["method"])
@@ -881,7 +886,7 @@ def _failed(failure: StoreUnavailable, control: bool = False) -> Failed:
     def answer(request_id: str, headers: RawHeaders) -> tuple[list[tuple[bytes, bytes]], bytes]:
         kept = [(k, v) for k, v in headers if k == b"x-request-id" or k.startswith(b"x-ratelimit-")]
         error = _unreachable(failure, write=True, control=control)
-        return kept, dumps(error_body(error, request_id))
+        return kept + error_headers(error), dumps(error_body(error, request_id))
 
     return answer
 
@@ -901,4 +906,4 @@ def _unreachable(exc: StoreUnavailable, write: bool = False, control: bool = Fal
         )
     else:
         message = "The mock could not reach its shared state; nothing of this request was done."
-    return ApiError("STORAGE_UNAVAILABLE", message, {"reason": str(exc)})
+    return ApiError("STORAGE_UNAVAILABLE", message, {"reason": str(exc)}, retry_after(exc))

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from ..core.store import Batch, Row, Stored, StoreInUse, StoreUnavailable
+from ..core.store import Batch, Row, StoreBroken, Stored, StoreInUse
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -116,7 +116,7 @@ class SqliteStore:
     def write(self, batch: Batch) -> None:
         db = self._db
         if db is None:
-            raise StoreUnavailable(f"{self.path} is not open")
+            raise StoreBroken(f"{self.path} is not open")
         try:
             db.execute("BEGIN IMMEDIATE")
             if batch.wipe:
@@ -131,18 +131,18 @@ class SqliteStore:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
+                raise StoreBroken(f"cannot write {self.path}: {exc}") from None
             raise
 
     def keep_mark(self, mark: int) -> None:
         """A journal mark, written before the reset it names is answered."""
         db = self._db
         if db is None:
-            raise StoreUnavailable(f"{self.path} is not open")
+            raise StoreBroken(f"{self.path} is not open")
         try:
             db.execute(MARKS, (mark,))  # (one statement: its own transaction)
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
+            raise StoreBroken(f"cannot write {self.path}: {exc}") from None
         self.marks = mark
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from ..deps import Deps
 from ..http import inputs
 from ..http.access import OPEN, check_site, control_principal
 from ..http.curl import base_url
-from ..http.pipeline import storage_error
+from ..http.pipeline import error_headers, storage_error
 from ..http.render import Headers, dumps, encode_headers, error_body
 from ..http.strict import check_response
 from ..spec import JSON, Operation
@@ -79,7 +79,9 @@ class UiPipeline:
             status, payload, media_type = page.status, page.body, page.media_type
             out.extend(encode_headers(page.headers))
         except StoreUnavailable as exc:  # the journal could not be read from Redis
-            status, payload = 503, dumps(error_body(storage_error(exc), request_id))
+            error = storage_error(exc)
+            status, payload = 503, dumps(error_body(error, request_id))
+            out.extend(error_headers(error))
         except ApiError as exc:
             status, payload = exc.status, dumps(error_body(exc, request_id))
             if exc.headers:
