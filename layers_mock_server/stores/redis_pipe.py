@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..core.store import OutcomeUnknown, Reach, Refused, StoreFull, StoreUnavailable
+from ..core.store import OutcomeUnknown, Reach, Refused, StoreBroken, StoreFull, StoreUnavailable
 
 
 class Pipe:
@@ -340,10 +340,14 @@ def _reason(where: str, exc: BaseException) -> str:
 def error(where: str, exc: BaseException) -> StoreUnavailable:
     """What an error reply from Redis means for the command it answers (redis-py's exception
     or hiredis's reply): refused before it ran (`REFUSALS`: full, the scripts flushed, busy,
-    loading, unable to persist, a replica), or failed."""
+    loading, unable to persist, a replica), or failed. An error reply the mock has no name for
+    (NOPERM: an ACL tightened, ERR ...) stays until someone acts: not transient, so its 503
+    says nothing of when to retry; no reply at all (refused, reset, timed out) is."""
     code = _code(exc)
     if code == "OOM" or "maxmemory" in str(exc):
         return StoreFull(_reason(where, exc), "OOM")
     if code in REFUSALS:
         return Refused(_reason(where, exc), code)
+    if code:
+        return StoreBroken(_reason(where, exc))
     return StoreUnavailable(_reason(where, exc))

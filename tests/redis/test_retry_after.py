@@ -173,7 +173,17 @@ def replica(operator: redis.Redis) -> Iterator[None]:
         operator.replicaof("NO", "ONE")
 
 
-@pytest.mark.parametrize(("refusing", "code"), [(full, "OOM"), (replica, "READONLY")])
+def denied(operator: redis.Redis) -> Iterator[None]:
+    """Scripts taken from the mock's user (an ACL its operator tightened): Redis answers an
+    error the mock has no name for (NOPERM), and it stays so until the operator acts."""
+    operator.acl_setuser("default", enabled=True, nopass=True, commands=["-@scripting"])
+    yield
+    operator.acl_setuser("default", enabled=True, nopass=True, commands=["+@all"])
+
+
+@pytest.mark.parametrize(
+    ("refusing", "code"), [(full, "OOM"), (replica, "READONLY"), (denied, "NOPERM")]
+)
 def test_a_redis_that_refuses_until_someone_acts_answers_503_without_retry_after(
     own: RedisServer, refusing: Any, code: str
 ) -> None:
