@@ -198,6 +198,8 @@ class LayersMock:
         strict: bool = True,
     ) -> None:
         _check_options(seed, clock, progression, speed)
+        if not isinstance(strict, bool):  # "no" or "false" would be true: strict on
+            raise LayersMockError(f"strict must be True or False, not {strict!r}")
         if fixtures is not None and not isinstance(fixtures, Mapping):
             fixtures = Path(fixtures)
         settings = Settings(

@@ -330,6 +330,7 @@ def test_serve_on_a_taken_port_is_a_clear_error(mock: LayersMock) -> None:
         ({"progression": "leaps"}, "progression"),
         ({"speed": 0}, "speed"),
         ({"speed": float("nan")}, "speed"),
+        ({"strict": "no"}, "strict"),  # was taken as True: strict on, the opposite
         ({"fixtures": "no/such/file.yaml"}, "No such file"),
         ({"fixtures": {"organizations": [1]}}, "not a fixtures document"),
         ({"fixtures": {"orgs": []}}, "organizations"),
