@@ -118,6 +118,8 @@ def remaining_counts_down(t: Transcript) -> None:
         )
         if remaining is None or reset is None:
             continue
+        if "fault=" in (ex.request_header("Prefer") or ""):
+            continue  # a fault the run asked for (steering.injected-faults): no window's answer
         if ex.status == 429:
             if remaining != 0:
                 raise Violation(clause, f"a 429 with {remaining} remaining", ex)
