@@ -152,6 +152,7 @@ from ._views import (
     carried,
     check_called,
     error_text,
+    filters,
     matches,
     parse_instant,
     recorded_from,
@@ -197,6 +198,8 @@ class LayersMock:
         strict: bool = True,
     ) -> None:
         _check_options(seed, clock, progression, speed)
+        if not isinstance(strict, bool):  # "no" or "false" would be true: strict on
+            raise LayersMockError(f"strict must be True or False, not {strict!r}")
         if fixtures is not None and not isinstance(fixtures, Mapping):
             fixtures = Path(fixtures)
         settings = Settings(
@@ -274,6 +277,8 @@ class LayersMock:
         return self._async_transport
 
     def _key(self, key: str) -> str:
+        if not isinstance(key, str):
+            raise LayersMockError(f"key must be a role of `keys` or an API key, not {key!r}")
         found = self.keys.get(key)
         if found is not None:
             return found
@@ -390,6 +395,10 @@ class LayersMock:
             other = mock.organization("foreign")
             other.advance(86400)    # a day passes for that organization only
         """
+        if not isinstance(who, str):
+            raise LayersMockError(
+                f"organization() takes an organization id, a role or a key, not {who!r}"
+            )
         if who.startswith("org_"):
             return Organization(self._control, who, None)
         key = self._key(who)
@@ -449,6 +458,7 @@ class LayersMock:
 
         `method` is case-insensitive; `path` is exact or a glob (`*` matches any characters)."""
         query = urlencode({"limit": JOURNAL_LIMIT})
+        filters(method, path)
         items = self._control("GET", "/_mock/requests", query=query)["items"]
         recorded = [recorded_from(item) for item in reversed(items)]
         return [r for r in recorded if matches(r, method, path)]

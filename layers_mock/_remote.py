@@ -44,6 +44,7 @@ from ._views import (
     carried,
     check_called,
     error_text,
+    filters,
     matches,
     parse_instant,
     recorded_from,
@@ -347,6 +348,7 @@ class RemoteMock:
     def requests(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
         """What the server answered, oldest first (a tenant: its organization's requests).
         Bodies and headers are there when the server keeps them (`serve --journal-bodies`)."""
+        filters(method, path)
         recorded = [recorded_from(item) for item in reversed(self._journal(JOURNAL_LIMIT))]
         return [r for r in recorded if matches(r, method, path)]
 

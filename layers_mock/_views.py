@@ -252,10 +252,23 @@ for _public in (LayersMockError, Keys, Recorded, Rules):
     _public.__module__ = "layers_mock"  # where partners import them from, and see them named
 
 
+def filters(method: Any, path: Any, *, required: bool = False) -> None:
+    """`requests`' and `assert_called`'s filters are text: anything else would fail deep in
+    the matching (AttributeError) or match nothing, a test failing for the wrong reason."""
+    for value in (method, path):
+        if not (isinstance(value, str) or (value is None and not required)):
+            raise LayersMockError(
+                f"method and path must be text (such as 'GET' and '/v1/jobs/*'), not {value!r}"
+            )
+
+
 def check_called(
     requests: Callable[..., list[Recorded]], method: str, path: str, times: int | None
 ) -> list[Recorded]:
     """The in-process mock's and a remote sandbox's `assert_called`, over their `requests`."""
+    filters(method, path, required=True)
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 0):
+        raise LayersMockError(f"times must be a whole number of calls, 0 or more, not {times!r}")
     matched = requests(method, path)
     if (times is None and matched) or len(matched) == times:
         return matched
@@ -276,6 +289,8 @@ def carried(seconds: Any, carry_ns: int) -> tuple[Any, int]:
         ns = (seconds // timedelta(microseconds=1)) * 1000
     else:
         ns = nanoseconds(seconds)
+    if seconds is None:  # None is also "nothing to send" to the callers: say so here
+        raise LayersMockError("seconds: must be a number or a timedelta, not None")
     if ns < 0:
         return (seconds.total_seconds() if isinstance(seconds, timedelta) else seconds), carry_ns
     whole_ms, carry_ns = divmod(ns + carry_ns, 1_000_000)

@@ -11,9 +11,13 @@ run that judged nothing does not pass). Every report asked for is written whatev
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -195,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     if not quiet:
         where = values["base_url"] or "the in-process mock"
         print(f"conform: {where} · seed {args.seed} · profile {args.profile}", file=sys.stderr)
-    report, target = run_suite(options)
+    with _terminated_as_interrupted():
+        report, target = run_suite(options)
     report.replay_flags = _target_flags(values, args.control_plane)
     secrets = target.secrets if target is not None else {}
     print_tracebacks(report)
@@ -211,6 +216,24 @@ def run(args: argparse.Namespace) -> int:
     if report.error:
         print(f"\nlayers-mock conform: {report.error}", file=sys.stderr)
     return report.exit_code()
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """A CI job's timeout stops the run with SIGTERM: it ends as Ctrl-C ends it (interrupted,
+    its reports written, exit 2) instead of dying with no report."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler (a run inside another program's thread)
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _target_flags(values: dict[str, str | None], control_plane: bool) -> str:

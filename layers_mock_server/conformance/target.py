@@ -391,11 +391,27 @@ class Target:
             if response.status_code != 429 or not retry_429 or attempt == 3:
                 return exchange
             wait = _retry_after(response.headers.get("Retry-After"))
+            if self._waits_on_the_mock(request):
+                self.advance(wait)
+                continue
             left = self.budget.remaining_time()
             if left is not None and wait > left:
                 return exchange
             self.wait(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _waits_on_the_mock(self, request: httpx.Request) -> bool:
+        """Whether a 429's Retry-After (the client's time) passes by moving the mock's clock:
+        on a virtual clock real time moves no window, so sleeping it only repeats the 429.
+        Only a clock the run may move and that the key's windows follow (its organization's;
+        a key acting in a child counts on its own)."""
+        if self.control is None:
+            return False
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not key or not self.control.moves_jobs_of(key, None):
+            return False  # no key, no window: whatever throttled it, it is not the mock's
+        # read afresh: an organization's clock the run moved stands still from then on
+        return self.control.clock().get("mode") == "virtual"
 
     def send_together(
         self, method: str, path: str, headers: dict[str, Any], json_body: Any, n: int

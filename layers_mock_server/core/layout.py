@@ -46,7 +46,9 @@ class StateReader:
             newline = self.buffer.find(b"\n")
             if newline < 0 and len(self.buffer) < SNIFF_BYTES:
                 return
-            first = bytes(self.buffer[: newline if newline >= 0 else SNIFF_BYTES]).rstrip()
+            # No line end within the window: not an export's header line, whatever byte the
+            # window ends on (a one-line document cut there can end on a comma).
+            first = bytes(self.buffer[:newline]).rstrip() if newline >= 0 else b""
             self.mode = "lines" if first.startswith(HEADER) and first.endswith(b",") else "whole"
         if self.mode == "whole":
             self._whole_fits()

@@ -4,6 +4,7 @@ every ending (internal errors exit 2, with partial reports)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from conformance.broken_deployments import broken
-from conformance.rewrite import Ctx, Req, Rewrite
+from conformance.rewrite import Ctx, Req, Resp, Rewrite
 from conformance.serving import IDS, mock_app, serve
 from support import (
     BAKERY,
@@ -24,6 +25,7 @@ from support import (
     NORTH_PLAIN,
     NORTH_PROJECT,
     PROJECT,
+    STANDARD,
 )
 
 from layers_mock_server.cli import main
@@ -413,3 +415,42 @@ def test_a_deployment_that_stops_answering_ends_the_run_with_exit_2(
     assert report.partial == "the target stopped answering"
     assert report.error is not None and report.error.startswith("cannot reach the target")
     assert report.exit_code() == 2
+
+
+def test_a_429_the_run_asked_for_is_not_held_to_the_rate_windows() -> None:
+    """With a limited-tier --api-key, steering.injected-faults' `Prefer: fault=429` (a 429
+    the run asks the mock for, which counts no window) failed ratelimits.remaining-counts-down
+    with "a 429 with 98 remaining", blaming the deployment for the run's own request."""
+    with serve(mock_app()) as url:
+        options = Options(
+            base_url=url,
+            identities=dataclasses.replace(IDS, api_key=STANDARD, second_key=FULL),
+            control_plane=True,
+            only=["steering.injected-faults", "ratelimits.remaining-counts-down"],
+        )
+        report, _ = run(options)
+    assert report.verdicts["steering.injected-faults"].status == PASS
+    assert report.verdicts["ratelimits.remaining-counts-down"].status == PASS
+
+
+def test_requests_sent_together_are_not_judged_by_the_order_they_were_sent_in() -> None:
+    """idempotency.concurrent-one-resource sends three creates at once: their answers cross
+    (on a sandbox of several workers, the last sent may be answered first), yet they are
+    recorded in the order they were sent, and ratelimits.remaining-counts-down failed a
+    correct deployment with "remaining 16 then 17". Here every answer of the burst says the
+    same Remaining, which no order of the three can be held to."""
+
+    def same_remaining(req: Req, resp: Resp, ctx: Ctx) -> None:
+        if req.method == "POST" and "conformance concurrent" in req.body.decode():
+            resp.headers["x-ratelimit-remaining"] = "16"
+
+    with serve(Rewrite(mock_app(), None, same_remaining)) as url:
+        options = Options(
+            base_url=url,
+            identities=dataclasses.replace(IDS, api_key=STANDARD, second_key=FULL),
+            control_plane=True,
+            only=["idempotency.concurrent-one-resource", "ratelimits.remaining-counts-down"],
+        )
+        report, _ = run(options)
+    assert report.verdicts["idempotency.concurrent-one-resource"].status == PASS
+    assert report.verdicts["ratelimits.remaining-counts-down"].status == PASS

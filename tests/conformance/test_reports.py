@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -258,3 +260,22 @@ def test_the_reproduce_line_never_runs_what_a_value_contains(tmp_path: Path, val
     assert args[:4] == ["-i", "-X", "POST", f"http://127.0.0.1:4010/v1/x?q={value}"]
     assert args[4:6] == ["-H", "Authorization: Bearer lp_test_k_s3cret"]  # the $ENV expands
     assert ["-H", f"X-Odd: {value}", "--data-binary", value] == args[6:]
+
+
+def test_a_run_stopped_with_sigterm_ends_as_an_interrupt_with_its_reports(tmp_path: Path) -> None:
+    """A CI job's timeout stops the run with SIGTERM: it died at once with no report written
+    (README: reports are written on every ending), where Ctrl-C ends it 'interrupted', exit 2,
+    with its partial reports."""
+    report = tmp_path / "conformance.json"
+    command = [sys.executable, "-m", "layers_mock_server.cli", "conform", "--json", str(report)]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as run_:
+        assert run_.stderr is not None
+        for line in run_.stderr:  # plain lines, one per verdict: the run is under way
+            if " PASS" in line:
+                break
+        run_.send_signal(signal.SIGTERM)
+        run_.stderr.read()
+        code = run_.wait(timeout=60)
+    assert code == 2
+    written = json.loads(report.read_text())
+    assert written["partial"] is True and written["partialReason"] == "interrupted"

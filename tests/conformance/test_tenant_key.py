@@ -3,15 +3,17 @@ organization's clock through the tenant routes and never needs the admin token (
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 from conformance.rewrite import Ctx, Req, Resp, Rewrite
 from conformance.serving import IDS, serve
-from support import FULL, GLOBEX, auth
+from support import FULL, GLOBEX, STANDARD, auth
 
 from layers_mock_server.cli import main
 from layers_mock_server.conformance.report import NOT_CHECKED, PASS
-from layers_mock_server.conformance.runner import Options, run
+from layers_mock_server.conformance.runner import Options, build_target, run
 from layers_mock_server.settings import Settings, make_app
 
 ACME = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
@@ -128,3 +130,33 @@ def test_control_plane_of_a_mock_with_a_token_not_given_says_what_to_give(
     assert "401" in err
     assert "--admin-token" in err and "--tenant-key" in err
     assert "right?" not in err
+
+
+def test_a_429_on_a_virtual_clock_is_waited_out_on_the_mocks_clock_not_in_real_time() -> None:
+    """A run whose --api-key is a limited-tier key, against a mock on --clock virtual with the
+    control plane: each 429 was retried after sleeping its Retry-After in real time (up to
+    three times a request) while the mock's clock stood still, so every retry was a 429 again
+    and the run crawled (137 requests in 11 minutes, on a two-worker sandbox). Retry-After is
+    in the client's time: on a virtual clock the run moves the clock it may move."""
+    slept: list[float] = []
+    with serve(sandbox()) as url:
+        options = Options(
+            base_url=url,
+            identities=dataclasses.replace(IDS, api_key=STANDARD),
+            control_plane=True,
+            tenant_key=STANDARD,
+            max_creates=30,
+            sleep=slept.append,
+        )
+        target = build_target(options)
+        path = f"/v1/projects/{IDS.project_id}/influencers"
+        answers = [
+            target.send("POST", path, headers=target.auth(), json_body={}).status
+            for _ in range(21)  # a standard key starts 20 jobs a minute
+        ]
+        acme = httpx.get(f"{url}/_mock/organizations/{ACME}/clock", headers=auth(STANDARD))
+        server = httpx.get(url + "/_mock/clock", headers=auth(STANDARD)).json()
+    assert answers == [202] * 21  # the 21st waited for its window, on the mock's clock
+    assert sum(slept) == 0
+    assert acme.json()["detached"] is True  # the tenant's own clock moved, nobody else's
+    assert server["now"] == "2026-01-01T00:00:00.000Z"

@@ -57,6 +57,30 @@ def test_a_document_in_another_layout_is_read_whole(mock: Mock) -> None:
         assert fresh.client.get("/_mock/state").json() == mock.client.get("/_mock/state").json()
 
 
+def test_a_one_line_document_is_read_whole_wherever_its_commas_fall(mock: Mock) -> None:
+    """A valid export squeezed onto one line (`jq -c`, `json.dumps`) longer than the 64 KiB the
+    reader looks at to tell the layout was read as an export's lines when that window happened
+    to end on a comma: 422 "ends before the closing `]}` of its last table", for a document
+    that is whole and valid (and accepted when the comma fell a byte elsewhere)."""
+    path = f"/v1/projects/{PROJECT}/influencers"
+    creates = [("POST", path, auth(**{"Idempotency-Key": f"k{n}"}), {}) for n in range(120)]
+    assert {r.status_code for r in bulk(mock.client.app, creates)} == {202}
+    document = mock.client.get("/_mock/state").json()
+    one_line = orjson.dumps(document)
+    assert b"\n" not in one_line and len(one_line) > 2 * 64 * 1024
+    comma = one_line.rindex(b",", 0, 64 * 1024)  # pad the first organization's name so that
+    document["organizations"][0]["name"] += "x" * (64 * 1024 - 1 - comma)  # the window ends on it
+    one_line = orjson.dumps(document)
+    assert one_line[64 * 1024 - 1 : 64 * 1024] == b","
+    fresh = make_mock(seed=SEED + 1)
+    with fresh.client:
+        imported = fresh.client.put("/_mock/state", content=one_line, headers=JSON)
+        assert imported.status_code == 200, imported.text
+        kept = fresh.client.get("/_mock/state").json()
+        assert kept["organizations"] == document["organizations"]
+        assert len(kept["influencers"]) == len(document["influencers"]) == 120
+
+
 def test_a_broken_line_of_an_export_is_named_and_changes_nothing(mock: Mock) -> None:
     created = mock.create(json={}).json()
     lines = mock.client.get("/_mock/state").content.split(b"\n")

@@ -70,6 +70,34 @@ def test_set_clock_jumps_forward_and_never_back(mock: LayersMock) -> None:
     assert mock.now == later
 
 
+def test_wrong_types_are_one_clear_error_never_an_attribute_error_or_a_silent_nothing(
+    mock: LayersMock,
+) -> None:
+    """`advance(None)` moved nothing and answered the time, as if asked for nothing;
+    `organization(None)`, `client(None)` and `assert_called(None, …)` raised AttributeError
+    from inside the library; `assert_called(…, times="1")` on one call failed saying
+    "expected 1 time(s), it was called 1 time(s)"."""
+    with pytest.raises(LayersMockError, match="seconds"):
+        mock.advance(None)  # type: ignore[arg-type]
+    with pytest.raises(LayersMockError, match="seconds"):
+        mock.organization("foreign").advance(None)  # type: ignore[arg-type]
+    with pytest.raises(LayersMockError, match="organization\\(\\) takes"):
+        mock.organization(None)  # type: ignore[arg-type]
+    with pytest.raises(LayersMockError, match="key must be a role"):
+        mock.client(None)  # type: ignore[arg-type]
+    assert mock.client().get("/v1/whoami").status_code == 200
+    for method, path in ((None, "/v1/whoami"), ("GET", None), (1, "/v1/whoami"), ("GET", 2)):
+        with pytest.raises(LayersMockError, match="method and path"):
+            mock.assert_called(method, path)  # type: ignore[arg-type]
+    with pytest.raises(LayersMockError, match="method and path"):
+        mock.requests(method=1)  # type: ignore[arg-type]
+    for times in ("1", True, -1, 1.5, float("nan")):
+        with pytest.raises(LayersMockError, match="times"):
+            mock.assert_called("GET", "/v1/whoami", times=times)  # type: ignore[arg-type]
+    assert len(mock.assert_called("get", "/v1/whoami", times=1)) == 1
+    assert mock.now == START
+
+
 def test_keys_act_out_their_roles(mock: LayersMock) -> None:
     keys = mock.keys
     assert create(mock).status_code == 202
@@ -302,6 +330,7 @@ def test_serve_on_a_taken_port_is_a_clear_error(mock: LayersMock) -> None:
         ({"progression": "leaps"}, "progression"),
         ({"speed": 0}, "speed"),
         ({"speed": float("nan")}, "speed"),
+        ({"strict": "no"}, "strict"),  # was taken as True: strict on, the opposite
         ({"fixtures": "no/such/file.yaml"}, "No such file"),
         ({"fixtures": {"organizations": [1]}}, "not a fixtures document"),
         ({"fixtures": {"orgs": []}}, "organizations"),

@@ -244,6 +244,12 @@ def test_hostile_arguments_are_one_clear_error(operator: RemoteMock, acme: Remot
         acme.advance("soon")  # type: ignore[arg-type]
     with pytest.raises(LayersMockError, match="ISO-8601"):
         acme.set_clock("tomorrow")
+    with pytest.raises(LayersMockError, match="seconds"):
+        acme.advance(None)  # type: ignore[arg-type]  # was a silent nothing
+    with pytest.raises(LayersMockError, match="method and path"):
+        acme.assert_called(None, "/v1/whoami")  # type: ignore[arg-type]
+    with pytest.raises(LayersMockError, match="times"):
+        acme.assert_called("GET", "/v1/whoami", times="1")  # type: ignore[arg-type]
 
 
 class JsonApi(http.server.BaseHTTPRequestHandler):
