@@ -490,6 +490,7 @@ class OperationPipeline:
             injected,
             exchange,
             position,
+            key.org_id if key else None,
         )
 
 

@@ -50,6 +50,12 @@ late: it is appended as it is. An answer that was not made from a copy caught up
 failed) has no order against another worker's reset that any worker could know: its
 position is UNORDERED, past every floor and mark, so that no reset drops it (the answer may
 have come after the reset); such an answer given just before a reset is shown after it.
+
+A tenant's numbers are its organization's own (core/journal.py): the script that appends an
+entry numbers it among its organization's too (`journal-seq:org`, cleared with the journal),
+and a tenant's reset keeps the organization's marks (the sandbox's mark of each of its
+resets, `org-marks`) with its commit, read first under the lease (`fetch_marks`), so a
+tenant's next mark follows its last whichever worker handed that out.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +74,7 @@ from ..core.journal import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BYTES,
     FIELDS,
+    ORG,
     POSITION,
     Failed,
     Journal,
@@ -86,6 +95,9 @@ _FETCHED: contextvars.ContextVar[list[tuple[int, bytes]] | None] = contextvars.C
 )
 
 CHUNK = 256  # journal entries at most in one stream entry
+# An organization id JSON writes as it is (no quote, backslash or control character) and that
+# does not start as `_counted`'s escaped ones do.
+PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 
 # The Lua function every script that appends to the journal has (redis_scripts.py's, and
 # APPEND): the entries ARGV[from..to] numbered on from the counter `s`, appended to the stream
@@ -97,8 +109,22 @@ CHUNK = 256  # journal entries at most in one stream entry
 # refusing every append after it. The entries up to ARGV[checked] are late ones: those whose
 # position (their JSON starts `[[position],`: `_encode`) is below the floor `f` (a global
 # reset's commit, when there was one) were answered before that reset, and are dropped; the
-# ones after `checked` go with the commit that holds their answers.
+# ones after `checked` go with the commit that holds their answers. An entry of an organization
+# (`[[position,"org"],`) is numbered among that organization's too, on from the counter kept in
+# the hash `s:org` (a field an organization; cleared with `s`), and that number goes third in
+# its head: `[[position,"org",n],` (what a tenant reads as `sequence`, core/journal.py).
 JOURNAL = f"""
+local function numbered(s, e)
+  local p, o = string.match(e, '^%[%[(%d+),"([^"\\\\]*)"%]')
+  if not o then return e end
+  local orgs = s .. ':org'
+  local k = redis.pcall('HINCRBY', orgs, o, 1)
+  if type(k) == 'table' then  -- not a hash of counters (an edited Redis): numbered anew
+    redis.call('DEL', orgs)
+    k = redis.call('HINCRBY', orgs, o, 1)
+  end
+  return '[[' .. p .. ',"' .. o .. '",' .. k .. ']' .. string.sub(e, #p + #o + 7)
+end
 local function journal(j, s, f, cap, from, to, checked)
   local floor = 0
   if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') or 0 end
@@ -107,7 +133,7 @@ local function journal(j, s, f, cap, from, to, checked)
     local e = ARGV[i]
     local late = i <= checked and floor > 0
     if not late or (tonumber(string.match(e, '^%[%[(%d+)')) or floor) >= floor then
-      kept[#kept + 1] = e
+      kept[#kept + 1] = numbered(s, e)
     end
   end
   local at = 1
@@ -155,8 +181,14 @@ return count
 # A reset's clearing outside a group's commit (a journal no gate holds): the streams and their
 # counter go, and the reset's commit (ARGV[1]) becomes the floor. `allow-oom`: it frees memory.
 CLEAR = """#!lua flags=allow-oom
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[3] .. ':org')
 redis.call('SET', KEYS[4], ARGV[1])
+"""
+
+# An organization's journal marks (`org-marks`, a field an organization): the sandbox's mark
+# of each of its own resets, in order, space-separated (redis_scripts.py WRITE sets them).
+ORG_MARKS = """#!lua flags=no-writes
+return redis.call('HGET', KEYS[1], ARGV[1])
 """
 
 # The newest `ARGV[1]` stream entries of the journal, and of the journal an older version kept
@@ -182,10 +214,13 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
     """The entry as JSON, its fields in order but the position, which stands first, as
     `[position]`, in the place of the worker's own sequence (no reader uses that: the
     journal numbers its entries): a script finds it at once, anchored, and a version before
-    positions reads the entry as it did."""
+    positions reads the entry as it did. The entry's organization follows its position there
+    (`[position, "org"]`), for the script that numbers it among that organization's."""
     if isinstance(entry, tuple) and entry[10] is None and entry[11] is None:
         # no bodies kept (the default): nothing to turn into text, and no copy of the fields
-        return orjson.dumps([[entry[POSITION]], *entry[1:POSITION]])
+        org = entry[ORG]
+        head = [entry[POSITION]] if org is None else [entry[POSITION], _counted(org)]
+        return orjson.dumps([head, *entry[1:POSITION]])
     fields = list(entry) if isinstance(entry, tuple) else [getattr(entry, f) for f in FIELDS]
     for at in (10, 11):  # request, response: (headers, body, truncated) or None
         message = fields[at]
@@ -196,14 +231,28 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
                 body.decode("latin-1"),
                 truncated,
             ]
-    return orjson.dumps([[fields[POSITION]], *fields[1:POSITION]])
+    org = fields[ORG]
+    head = [fields[POSITION]] if org is None else [fields[POSITION], _counted(org)]
+    return orjson.dumps([head, *fields[1:POSITION]])
+
+
+@functools.lru_cache(maxsize=1024)  # a few organizations, an entry each request
+def _counted(org: str) -> str:
+    """The organization as the script counts it: as it is, unless JSON would escape it (the
+    script's pattern stops at a quote or a backslash) or it could be taken for such a one,
+    then `~` and its UTF-8 in hex."""
+    if PLAIN.fullmatch(org):
+        return org
+    return "~" + org.encode("utf-8", "surrogatepass").hex()
 
 
 def _decode(sequence: int, raw: bytes) -> JournalEntry:
     """An entry `_encode` wrote, or one of a version before positions (its own sequence
     first: position 0)."""
     fields = orjson.loads(raw)
-    position = fields[0][0] if isinstance(fields[0], list) else 0
+    head = fields[0] if isinstance(fields[0], list) else [0]
+    position = head[0]
+    org, org_sequence = (head[1], head[2]) if len(head) > 2 else (None, 0)
     for at in (10, 11):
         message = fields[at]
         if message is not None:
@@ -214,7 +263,7 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
                 truncated,
             )
     fields[0] = sequence
-    fields[POSITION:] = [position]
+    fields[POSITION:] = [position, org, org_sequence]
     return JournalEntry(*fields)
 
 
@@ -256,6 +305,22 @@ class SharedJournal(Journal):
         mark = max(self.store.seen, 0) + 1
         self.store.marking = mark  # kept as the latest with the reset's commit
         return mark
+
+    def org_mark(self, org: str) -> int:
+        """As in one process; the organization's marks go with the reset's commit (the
+        WRITE script), read first under the lease (`fetch_marks`): another worker's reset of
+        the organization was committed before this one could take it."""
+        server = self.mark()
+        marks = [*self.marks_of(org), server]
+        self.org_marks[org] = self.store.org_marking[org] = marks
+        return len(marks)
+
+    async def fetch_marks(self, org: str) -> None:
+        """The organization's marks as Redis keeps them, unless this worker's group holds a
+        reset of it not yet committed (whose marks are the newer)."""
+        found = await self.store.org_marks_fetch(org)
+        pending = self.store.org_marking.get(org)
+        self.org_marks[org] = pending if pending is not None else found
 
     def latest_mark(self) -> int:
         """The latest mark a reset of the sandbox handed out, as of this worker's copy."""
@@ -309,7 +374,7 @@ class SharedJournal(Journal):
             if status:  # 0: the connection was dropped, nothing was sent either way
                 headers, body = failed(request_id, response[0] if response else ())
                 fields = reanswered(fields, 503, headers, body)
-            self._send((*fields[:POSITION], UNORDERED))
+            self._send((*fields[:POSITION], UNORDERED, *fields[POSITION + 1 :]))
 
     def unstage(self, kept: bool) -> None:
         """The staged copies of a group that sends no commit: sent as they are when its
@@ -317,6 +382,7 @@ class SharedJournal(Journal):
         in it did not happen, nor does its clearing."""
         self.store.clearing = False
         self.store.marking = 0
+        self.store.org_marking = {}
         staged, self.store.staged = self.store.staged, []
         if kept and staged:
             self.store.outbox.add(*staged)
