@@ -355,7 +355,9 @@ class Journal:
         """Newest first; `path` matches as a prefix so /v1/jobs finds every job read.
         `api_key_ids`: only the requests of these keys (a tenant reads its own organization's).
         `after`: a reset's mark: only the requests answered after that reset (a server mark:
-        a tenant's is translated first, `marks_of`). `local`: numbered as a tenant sees them.
+        a tenant's is translated first, `marks_of`). `local`: numbered as a tenant sees them;
+        an entry with no such number (one a version before them appended to a shared
+        journal) is not shown to a tenant, as a number it has not could not be shown.
 
         Filters on the stored tuples and builds only the entries it returns: building every
         entry per read cost ~4-6 ms at 1,000 entries, for a page of 100 or fewer."""
@@ -376,6 +378,7 @@ class Journal:
                 or (status is not None and fields[5] != status)
                 or (api_key_ids is not None and fields[7] not in api_key_ids)
                 or (after is not None and _position(raw) < after)
+                or (local and _org_sequence(raw) == 0)
             ):
                 continue
             matched += 1
@@ -394,3 +397,7 @@ class Journal:
 
 def _position(entry: tuple[Any, ...] | JournalEntry) -> int:
     return entry[POSITION] if isinstance(entry, tuple) else entry.position
+
+
+def _org_sequence(entry: tuple[Any, ...] | JournalEntry) -> int:
+    return entry[ORG + 1] if isinstance(entry, tuple) else entry.orgSequence

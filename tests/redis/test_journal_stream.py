@@ -10,7 +10,7 @@ import orjson
 import pytest
 from redisd import RedisServer
 from starlette.testclient import TestClient
-from support import ACME_ORG, SEED
+from support import ACME_ORG, FULL, SEED, auth
 
 from layers_mock_server.core.journal import JournalEntry
 from layers_mock_server.core.store import Batch, StoreConflict
@@ -215,3 +215,28 @@ def test_each_organizations_entries_are_numbered_among_its_own_until_the_journal
     store.journal_clear()
     send(store, entry("org_a", "a-after"))
     assert heads() == [("a-after", "org_a", 1)]
+
+
+def test_an_entry_a_version_before_organization_numbers_sent_is_the_operators_alone(
+    redis_server: RedisServer,
+) -> None:
+    """An entry of a key from before entries were numbered among their organization's (a
+    sandbox's journal across a rolling upgrade) has no number a tenant could be shown: it is
+    not listed to the tenant (a `sequence` of 0 would be an answer the spec does not
+    describe: a 500 under --strict), and the operator still sees it."""
+    operator = "operator-secret-for-tenants"
+    older_id = "req_01KDVDNA00" + "A" * 16
+    settings = Settings(
+        state=redis_server.sandbox(), clock="virtual", seed=SEED, strict=True, admin_token=operator
+    )
+    deps = make_deps(settings)
+    key_id = deps.sim.state.keys[FULL].api_key_id
+    older = [[0], 0, "GET", "/v1/whoami", "", 200, older_id, key_id, "whoami", None, None, None]
+    with TestClient(build_app(deps)) as client:
+        send(deps.sim.shared, orjson.dumps([*older, 1]))
+        assert client.get("/v1/whoami", headers=auth(FULL)).status_code == 200
+        mine = client.get("/_mock/requests", headers=auth(FULL))
+        assert mine.status_code == 200, mine.text
+        assert [(i["sequence"], i["path"]) for i in mine.json()["items"]] == [(1, "/v1/whoami")]
+        everyone = client.get("/_mock/requests", headers=auth(operator)).json()["items"]
+        assert [i["requestId"] for i in everyone][1:] == [older_id]
