@@ -383,7 +383,7 @@ class RedisStore:
             self.reset_mark = max(self.reset_mark, marking)
         orgs, self.org_marking = self.org_marking, {}
         reset = ("c" if clears else "") + (str(marking) if marking else "")
-        reset += "".join(f"|{org}={' '.join(map(str, m))}" for org, m in orgs.items())
+        reset += "".join(f"|{_field(org)}={' '.join(map(str, m))}" for org, m in orgs.items())
         args += [reset, *commits]
         return keys, args + entries + staged, self.seen + len(batches), carried
 
@@ -680,7 +680,7 @@ class RedisStore:
     def org_marks_fetch(self, org: str) -> asyncio.Future[list[int]] | Any:
         """An organization's journal marks (the sandbox's mark of each of its resets), read
         without waiting on a serving worker (awaitable either way)."""
-        keys, args = [self.keys["org-marks"]], [org]
+        keys, args = [self.keys["org-marks"]], [_field(org)]
         if self._sending():
             return self._then(self._send("org-marks", keys, args), _org_marks)
         done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
@@ -1030,6 +1030,12 @@ def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[A
         numbers.append(next_of[bucket])
         next_of[bucket] += 1
     return numbers
+
+
+def _field(org: str) -> str:
+    """An organization's field in `org-marks`: its id in hex, which neither the WRITE script's
+    `|field=marks` nor anything else has to escape."""
+    return org.encode("utf-8", "surrogatepass").hex()
 
 
 def _org_marks(found: Any) -> list[int]:

@@ -185,8 +185,8 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[3] .. ':org')
 redis.call('SET', KEYS[4], ARGV[1])
 """
 
-# An organization's journal marks (`org-marks`, a field an organization): the sandbox's mark
-# of each of its own resets, in order, space-separated (redis_scripts.py WRITE sets them).
+# An organization's journal marks (`org-marks`, a field an organization, its id in hex): the
+# sandbox's mark of each of its own resets, in order, space-separated (WRITE sets them).
 ORG_MARKS = """#!lua flags=no-writes
 return redis.call('HGET', KEYS[1], ARGV[1])
 """
