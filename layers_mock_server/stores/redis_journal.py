@@ -111,19 +111,42 @@ PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 # reset's commit, when there was one) were answered before that reset, and are dropped; the
 # ones after `checked` go with the commit that holds their answers. An entry of an organization
 # (`[[position,"org"],`) is numbered among that organization's too, on from the counter kept in
-# the hash `s:org` (a field an organization; cleared with `s`), and that number goes third in
-# its head: `[[position,"org",n],` (what a tenant reads as `sequence`, core/journal.py).
+# the hash `s:org` (a field an organization; cleared with `s`), and that number is its field's
+# name, `e<n>` (what a tenant reads as `sequence`, core/journal.py; a reader of a version
+# before reads the values alone, and `entries` puts it third in the entry's head).
 JOURNAL = f"""
-local function numbered(s, e)
-  local p, o = string.match(e, '^%[%[(%d+),"([^"\\\\]*)"%]')
-  if not o then return e end
-  local orgs = s .. ':org'
-  local k = redis.pcall('HINCRBY', orgs, o, 1)
-  if type(k) == 'table' then  -- not a hash of counters (an edited Redis): numbered anew
-    redis.call('DEL', orgs)
-    k = redis.call('HINCRBY', orgs, o, 1)
+-- The field name of each of `kept`'s entries: `e`, or for an entry of an organization `e` and
+-- its number among that organization's (one HINCRBY an organization a round trip, by how many
+-- it has here), so that the entry itself is sent on as it came, never copied.
+local function numbered(s, kept)
+  local orgs, names, wanted, order = s .. ':org', {{}}, {{}}, {{}}
+  for i = 1, #kept do
+    local o = string.match(kept[i], '^%[%[%d+,"([^"\\]*)"%]')
+    names[i] = o or false
+    if o then
+      if not wanted[o] then order[#order + 1] = o end
+      wanted[o] = (wanted[o] or 0) + 1
+    end
   end
-  return '[[' .. p .. ',"' .. o .. '",' .. k .. ']' .. string.sub(e, #p + #o + 7)
+  local next = {{}}
+  for _, o in ipairs(order) do
+    local last = redis.pcall('HINCRBY', orgs, o, wanted[o])
+    if type(last) == 'table' then  -- not a hash of counters (an edited Redis; so on the
+      redis.call('DEL', orgs)       -- first one): numbered anew
+      last = redis.call('HINCRBY', orgs, o, wanted[o])
+    end
+    next[o] = last - wanted[o]
+  end
+  for i = 1, #kept do
+    local o = names[i]
+    if o then
+      next[o] = next[o] + 1
+      names[i] = 'e' .. next[o]
+    else
+      names[i] = 'e'
+    end
+  end
+  return names
 end
 local function journal(j, s, f, cap, from, to, checked)
   local floor = 0
@@ -133,9 +156,10 @@ local function journal(j, s, f, cap, from, to, checked)
     local e = ARGV[i]
     local late = i <= checked and floor > 0
     if not late or (tonumber(string.match(e, '^%[%[(%d+)')) or floor) >= floor then
-      kept[#kept + 1] = numbered(s, e)
+      kept[#kept + 1] = e
     end
   end
+  local names = numbered(s, kept)
   local at = 1
   while at <= #kept do
     local upto = math.min(#kept, at + {CHUNK - 1})
@@ -143,7 +167,7 @@ local function journal(j, s, f, cap, from, to, checked)
     local oldest = math.max(0, last - cap + 1)
     local entry = {{j, 'MINID', '=', oldest, last .. '-0', 'n', last - upto + at}}
     for i = at, upto do
-      entry[2 * (i - at) + 8], entry[2 * (i - at) + 9] = 'e', kept[i]
+      entry[2 * (i - at) + 8], entry[2 * (i - at) + 9] = names[i], kept[i]
     end
     if type(redis.pcall('XADD', unpack(entry))) == 'table' then
       redis.call('DEL', j)
@@ -201,12 +225,19 @@ return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
 
 def entries(found: list[Any]) -> list[tuple[int, bytes]]:
     """(number, entry) of each journal entry in XREVRANGE's answer (stream entries newest
-    first, fields `n` then `e` per entry: an older version's hold one), newest first."""
+    first, fields `n` then `e` per entry: an older version's hold one), newest first. An
+    entry numbered among its organization's (its field `e<n>`) gets that number third in its
+    head, as `_decode` reads it: `[[position,"org",n],`."""
     out: list[tuple[int, bytes]] = []
     for _, fields in found:
         first = int(fields[1])
-        held = fields[3::2]
-        out += [(first + i, held[i]) for i in range(len(held) - 1, -1, -1)]
+        names, held = fields[2::2], fields[3::2]
+        for i in range(len(held) - 1, -1, -1):
+            raw, name = held[i], names[i]
+            if len(name) > 1:  # (the org's closing quote: it holds none, `_counted`)
+                closing = raw.index(b'"', raw.index(b'"') + 1) + 1
+                raw = raw[:closing] + b"," + name[1:] + raw[closing:]
+            out.append((first + i, raw))
     return out
 
 
