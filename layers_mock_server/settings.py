@@ -174,7 +174,13 @@ def _journal(store: Any, bodies: bool) -> Journal:
         return SharedJournal(store, bodies=bodies)
     keep_mark = getattr(store, "keep_mark", None)  # a state file's: marks survive a restart
     if keep_mark is not None:
-        return Journal(bodies=bodies, resets=store.marks, keep_mark=keep_mark)
+        return Journal(
+            bodies=bodies,
+            resets=store.marks,
+            keep_mark=keep_mark,
+            org_marks=store.org_marks,
+            keep_org_mark=store.keep_org_mark,
+        )
     return Journal(bodies=bodies)
 
 

@@ -17,6 +17,7 @@ from support import auth
 
 from layers_mock_server.http import shared
 
+OPERATOR = "operator-secret-for-tenants"  # the admin token of `tenanted`
 READS = 120  # a `standard` key's read-light budget a minute (core/ratelimit.py)
 Answer = tuple[int, dict[str, str], Any]
 
@@ -24,9 +25,10 @@ Answer = tuple[int, dict[str, str], Any]
 class Servers:
     """One sandbox and the workers serving it, each request on the next worker in turn."""
 
-    def __init__(self, workers: list[Worker]) -> None:
+    def __init__(self, workers: list[Worker], operator: str | None = None) -> None:
         self.workers = workers
         self.turn = 0
+        self.operator = operator  # the admin token: a request with no key is the operator's
 
     def __call__(
         self, method: str, path: str, key: str | None = None, body: Any = None, query: str = ""
@@ -35,13 +37,19 @@ class Servers:
         self.turn += 1
 
         async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-            headers = auth(key) if key else {}
+            token = key or self.operator
+            headers = auth(token) if token else {}
             answer = await worker.exchange(method, path, headers, body, query=query)
             if worker.deps.shared is not None:
                 await worker.deps.shared.settled()
             return answer
 
         status, headers, payload = worker.loop.run_until_complete(run())
+        # the worker's journal entries reach Redis now, as its FLUSH_S timer sends them on a
+        # running server (its loop runs only for a request here): another worker reads them
+        flush = getattr(worker.deps.journal, "flush", None)
+        if flush is not None:
+            flush()
         found = {k.decode(): v.decode() for k, v in headers}
         return status, found, orjson.loads(payload) if payload else None
 
@@ -76,12 +84,30 @@ def _sandbox(request: pytest.FixtureRequest) -> str:
 def served(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Servers]:
+    yield from _served(request, tmp_path, monkeypatch, None)
+
+
+@pytest.fixture(params=list(STORES))
+def tenanted(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Servers]:
+    """`served` with an admin token: each organization's own key is a tenant on /_mock/, and
+    a request with no key is the operator's (Bearer OPERATOR)."""
+    yield from _served(request, tmp_path, monkeypatch, OPERATOR)
+
+
+def _served(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    operator: str | None,
+) -> Iterator[Servers]:
     # as in tests/redis: no idle worker's catch-up, a kept lease back on the loop's next turn
     monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)
     monkeypatch.setattr(shared, "LINGER_S", 0.0)
     state, count = STORES[request.param](request, tmp_path)
-    workers = [Worker(state) for _ in range(count)]
-    yield Servers(workers)
+    workers = [Worker(state, admin_token=operator) for _ in range(count)]
+    yield Servers(workers, operator)
     for worker in workers:
         worker.close()
     asyncio.set_event_loop(None)

@@ -32,9 +32,14 @@ class Turn:
 class Worker:
     """One worker (its app, its copy, its store) on a sandbox, and its round trips."""
 
-    def __init__(self, url: str, *, bodies: bool = False) -> None:
+    def __init__(self, url: str, *, bodies: bool = False, admin_token: str | None = None) -> None:
         settings = Settings(
-            state=url, clock="virtual", seed=SEED, strict=True, journal_bodies=bodies
+            state=url,
+            clock="virtual",
+            seed=SEED,
+            strict=True,
+            journal_bodies=bodies,
+            admin_token=admin_token,
         )
         self.deps: Deps = make_deps(settings)
         self.app = build_app(self.deps)

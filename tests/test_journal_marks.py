@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 from served import Servers, servers  # noqa: F401 - a fixture
-from support import FULL, auth
+from support import FULL, GLOBEX, auth
 
 STRICT = ("--strict",)  # a response the spec does not describe is a 500
 
@@ -76,3 +76,35 @@ def test_a_mark_from_before_a_restart_in_memory_is_a_422(servers: Servers) -> No
         "No reset answered mark 2: the latest this server handed out is 0."
     ]
     assert after(again.url, 0).json()["total"] == 1  # 0: every request
+
+
+def test_a_tenants_marks_continue_across_a_restart_on_sqlite(
+    servers: Servers,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A tenant's own marks (issue 12 point 4: 1, 2, 3 whatever other organizations reset)
+    are kept in the file as the server's are: after a kill -9 its next reset answers 3, not
+    1, and its mark 2 still lists its requests answered since, numbered among its own."""
+    path = tmp_path / "state.sqlite"
+    admin = ("--admin-token", "operator-secret-for-tenants")
+    first = servers(path, extra=(*STRICT, *admin))
+
+    def tenant_reset(url: str, key: str) -> int:
+        answer = httpx.post(url + "/_mock/reset", json={}, headers=auth(key), timeout=60)
+        assert answer.status_code == 200, answer.text
+        mark: int = answer.json()["mark"]
+        return mark
+
+    assert [tenant_reset(first.url, FULL), tenant_reset(first.url, GLOBEX)] == [1, 1]
+    assert tenant_reset(first.url, FULL) == 2
+    first.kill()
+    again = servers(path, extra=(*STRICT, *admin))
+    httpx.get(again.url + "/v1/whoami", headers=auth(GLOBEX), timeout=60)
+    since = whoami(again.url)
+    listed = httpx.get(
+        again.url + "/_mock/requests", params={"after": 2}, headers=auth(FULL), timeout=60
+    )
+    assert listed.status_code == 200, listed.text
+    assert [(e["sequence"], e["requestId"]) for e in listed.json()["items"]] == [(1, since)]
+    assert tenant_reset(again.url, FULL) == 3
+    assert tenant_reset(again.url, GLOBEX) == 2

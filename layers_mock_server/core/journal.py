@@ -104,16 +104,23 @@ class JournalEntry:
     # Where the answer stands against resets: at least a reset's `mark` if it was answered
     # after that reset, below it if before (Journal.position).
     position: int = 0
+    # The organization of the key that sent it, and its number among that organization's
+    # entries: what a tenant reads as `sequence` (Journal.query `org`), so that it counts no
+    # other organization's requests.
+    org: str | None = None
+    orgSequence: int = 0  # the wire-style name, as requestId
 
 
 FIELDS = tuple(JournalEntry.__dataclass_fields__)
 SIZE = FIELDS.index("size")  # where a stored tuple keeps its accounted bytes ...
 POSITION = FIELDS.index("position")  # ... and its position
+ORG = FIELDS.index("org")  # ... its organization, and its number in it
 
 
-def _public(entry: JournalEntry) -> dict[str, Any]:
+def _public(entry: JournalEntry, local: bool = False) -> dict[str, Any]:
+    """`local`: numbered as its organization's tenant sees it."""
     fields: dict[str, Any] = {
-        "sequence": entry.sequence,
+        "sequence": entry.orgSequence if local else entry.sequence,
         "at": format_ms(entry.at_ms),
         "method": entry.method,
         "path": entry.path,
@@ -164,11 +171,18 @@ class Journal:
     `sequence` cannot say that on a shared store, where entries reach the journal in the
     order they reach Redis, not the order they were answered in (stores/redis_journal.py).
     In one process the position counts the resets; it never goes back, not even when a
-    reset clears the journal and `sequence` starts again."""
+    reset clears the journal and `sequence` starts again.
+
+    Two number spaces (issue 12 point 4: a tenant learns nothing of another organization).
+    The operator's are the server's: `sequence` over every entry, a mark per reset of any
+    kind. A tenant's are its organization's own: `sequence` over its entries (`org_sequences`),
+    and its marks 1, 2, 3 for its own resets (`org_marks`: the server mark each of them was,
+    which is what its `after` compares with). Its marks outlive a global reset, as the
+    server's do; its `sequence` starts again with that reset, as the server's does."""
 
     __slots__ = (
         *("_entries", "bodies", "bytes", "capacity", "keep_mark", "max_bytes", "resets"),
-        "sequence",
+        *("keep_org_mark", "org_marks", "org_sequences", "sequence"),
     )
 
     def __init__(
@@ -179,9 +193,12 @@ class Journal:
         max_bytes: int = DEFAULT_MAX_BYTES,
         resets: int = 0,
         keep_mark: Callable[[int], None] | None = None,
+        org_marks: dict[str, list[int]] | None = None,
+        keep_org_mark: Callable[[str, int, int], None] | None = None,
     ) -> None:
         """`resets`: the marks handed out before (a state file's: a restarted server goes on
-        from there); `keep_mark` writes each new one there before it is handed out."""
+        from there); `keep_mark` writes each new one there before it is handed out. Likewise
+        `org_marks` and `keep_org_mark` (organization, its mark, the server's) for tenants."""
         self._entries: deque[tuple[Any, ...] | JournalEntry] = deque()
         self.capacity = capacity
         self.max_bytes = max_bytes
@@ -190,6 +207,9 @@ class Journal:
         self.bytes = 0  # accounted bytes of the entries kept
         self.resets = resets  # the marks handed out: the position of an answer given now
         self.keep_mark = keep_mark
+        self.org_sequences: dict[str, int] = {}  # the last `sequence` of each organization
+        self.org_marks: dict[str, list[int]] = org_marks if org_marks is not None else {}
+        self.keep_org_mark = keep_org_mark
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -197,7 +217,15 @@ class Journal:
     def record(self, **fields: Any) -> None:
         self.sequence += 1
         fields.setdefault("position", self.position())
+        org = fields.get("org")
+        if org is not None:
+            fields["orgSequence"] = self._next_in(org)
         self._keep(JournalEntry(sequence=self.sequence, **fields))
+
+    def _next_in(self, org: str) -> int:
+        n = self.org_sequences.get(org, 0) + 1
+        self.org_sequences[org] = n
+        return n
 
     def position(self) -> int:
         """The position of an answer given now (see the class docstring)."""
@@ -217,6 +245,25 @@ class Journal:
         """The latest mark a reset handed out (0: none yet)."""
         return self.resets
 
+    def org_mark(self, org: str) -> int:
+        """Called just before a tenant's reset of its organization, instead of `mark`: the
+        server's mark (the operator's `after` keeps working across it), and the tenant's,
+        the count of its own resets, which is what it is answered."""
+        server = self.mark()
+        marks = [*self.marks_of(org), server]
+        if self.keep_org_mark is not None:
+            self.keep_org_mark(org, len(marks), server)
+        self.org_marks[org] = marks
+        return len(marks)
+
+    def marks_of(self, org: str) -> list[int]:
+        """The server's mark of each of the organization's own resets, in order."""
+        return self.org_marks.get(org, [])
+
+    async def fetch_marks(self, org: str) -> None:
+        """Before a tenant's reset or read of the journal: marks kept elsewhere are read here
+        (stores/redis_journal.py); these are all here."""
+
     def handed_out(self, mark: int) -> bool:
         """Whether a reset of this journal answered `mark` (or 0, before any reset): a mark
         from before a restart of a server that kept nothing names no reset of this one."""
@@ -235,6 +282,7 @@ class Journal:
         injected: str | None,
         exchange: Exchange | None = None,
         position: int | None = None,
+        org: str | None = None,
     ) -> None:
         """`record` with positional fields: the hot path, one tuple per request.
 
@@ -242,7 +290,8 @@ class Journal:
         objects the pipeline already holds; it is only looked at when bodies are kept, and
         response headers of None mean nothing was sent. `position`: `position()` as it was
         when the answer was made (by default, now), taken before sending it, as the copy of
-        a shared store may move on while an answer is being sent."""
+        a shared store may move on while an answer is being sent. `org`: the organization of
+        the key (None without one), which numbers the entry among its own."""
         self.sequence += 1
         size = ENTRY_OVERHEAD + len(path) + len(query)
         request = response = None
@@ -268,6 +317,8 @@ class Journal:
                 response,
                 size,
                 self.position() if position is None else position,
+                org,
+                0 if org is None else self._next_in(org),
             )
         )
 
@@ -299,10 +350,14 @@ class Journal:
         *,
         api_key_ids: Collection[str] | None = None,
         after: int | None = None,
+        local: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
         """Newest first; `path` matches as a prefix so /v1/jobs finds every job read.
         `api_key_ids`: only the requests of these keys (a tenant reads its own organization's).
-        `after`: a reset's mark: only the requests answered after that reset.
+        `after`: a reset's mark: only the requests answered after that reset (a server mark:
+        a tenant's is translated first, `marks_of`). `local`: numbered as a tenant sees them;
+        an entry with no such number (one a version before them appended to a shared
+        journal) is not shown to a tenant, as a number it has not could not be shown.
 
         Filters on the stored tuples and builds only the entries it returns: building every
         entry per read cost ~4-6 ms at 1,000 entries, for a page of 100 or fewer."""
@@ -323,19 +378,26 @@ class Journal:
                 or (status is not None and fields[5] != status)
                 or (api_key_ids is not None and fields[7] not in api_key_ids)
                 or (after is not None and _position(raw) < after)
+                or (local and _org_sequence(raw) == 0)
             ):
                 continue
             matched += 1
             if len(found) < limit:
-                found.append(_public(raw if isinstance(raw, JournalEntry) else JournalEntry(*raw)))
+                entry = raw if isinstance(raw, JournalEntry) else JournalEntry(*raw)
+                found.append(_public(entry, local))
         return found, matched
 
     def clear(self) -> None:
         """A global reset's (after its `mark`): every entry goes, and `sequence` starts again."""
         self._entries.clear()
         self.sequence = 0
+        self.org_sequences.clear()
         self.bytes = 0
 
 
 def _position(entry: tuple[Any, ...] | JournalEntry) -> int:
     return entry[POSITION] if isinstance(entry, tuple) else entry.position
+
+
+def _org_sequence(entry: tuple[Any, ...] | JournalEntry) -> int:
+    return entry[ORG + 1] if isinstance(entry, tuple) else entry.orgSequence

@@ -172,10 +172,11 @@ def reset(
     who: Principal,
 ) -> Reply:
     organization_id, seed = body.get("organizationId"), body.get("seed")
-    if who.organization_id is not None:  # a tenant resets its own organization, nothing else
+    tenant = who.organization_id
+    if tenant is not None:  # a tenant resets its own organization, nothing else
         if seed is not None and organization_id is None:
             raise server_wide()
-        organization_id = deps.sim.organization(organization_id or who.organization_id)
+        organization_id = deps.sim.organization(organization_id or tenant)
         if not who.sees(organization_id):
             raise not_found("Organization")
     if organization_id is not None:
@@ -185,7 +186,9 @@ def reset(
                     "seed": ["Cannot go with organizationId: every organization shares the seed."]
                 }
             )
-        mark = deps.journal.mark()  # before the reset's commit: it is numbered past the mark
+        # before the reset's commit: it is numbered past the mark; a tenant is answered its
+        # own (the count of its resets: it learns nothing of the other organizations')
+        mark = deps.journal.org_mark(tenant) if tenant else deps.journal.mark()
         deps.sim.reset_organization(organization_id)
     else:
         mark = deps.journal.mark()
@@ -216,17 +219,23 @@ def requests(
     who: Principal,
 ) -> Reply:
     mine = None
-    if who.organization_id is not None:  # a tenant reads the requests of its own keys only
-        keys = deps.sim.state.keys.values()
-        mine = {k.api_key_id for k in keys if k.org_id == who.organization_id}
-    mark = query.get("after")
-    if mark is not None and not deps.journal.handed_out(mark):
+    mark = after = query.get("after")
+    tenant = who.organization_id
+    if tenant is not None:  # a tenant reads the requests of its own keys only, numbered
+        keys = deps.sim.state.keys.values()  # among its own, after its own marks
+        mine = {k.api_key_id for k in keys if k.org_id == tenant}
+        marks = deps.journal.marks_of(tenant)
+        latest = len(marks)
+        if mark is not None and 0 < mark <= latest:
+            after = marks[mark - 1]  # the server's mark of that reset
+    else:
+        latest = deps.journal.latest_mark()
+    if mark is not None and (mark > latest if tenant else not deps.journal.handed_out(mark)):
         raise validation(
             "Invalid query.",
             field_errors={
                 "after": [
-                    f"No reset answered mark {mark}: the latest this server handed out is "
-                    f"{deps.journal.latest_mark()}."
+                    f"No reset answered mark {mark}: the latest this server handed out is {latest}."
                 ]
             },
         )
@@ -236,7 +245,8 @@ def requests(
         status=query.get("status"),
         limit=query.get("limit", 100),
         api_key_ids=mine,
-        after=query.get("after"),
+        after=after,
+        local=tenant is not None,
     )
     return Reply(200, {"items": items, "total": total})
 
@@ -359,6 +369,8 @@ CONTROL_HANDLERS: dict[str, ControlHandler] = {
 }
 # The routes that read the journal (`Journal.fetch` first).
 READS_JOURNAL = frozenset({"mockRequests"})
+# The routes that use a tenant's own journal marks (`Journal.fetch_marks` first).
+TENANT_MARKS = frozenset({"mockRequests", "mockReset"})
 # What a tenant key may call (access.py); every other control route is the operator's (403).
 # Each of these narrows itself to the tenant's organization: reads filter, and anything of
 # another organization is 404 exactly like an unknown one, so a tenant learns nothing of it.
@@ -409,6 +421,8 @@ class ControlPipeline:
             generation = deps.sim.generation
             if self.op.operation_id in READS_JOURNAL:
                 await deps.journal.fetch()  # on Redis, every worker's entries
+            if who.organization_id is not None and self.op.operation_id in TENANT_MARKS:
+                await deps.journal.fetch_marks(who.organization_id)  # on Redis, kept there
             if self.op.operation_id == "mockPutState":
                 reply = await self._import(headers, receive)
             else:

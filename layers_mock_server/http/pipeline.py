@@ -509,6 +509,7 @@ class OperationPipeline:
             injected,
             exchange,
             position,
+            key.org_id if key else None,
         )
 
 

@@ -840,6 +840,7 @@ class SharedGate:
             None,
             (scope["headers"], b"", sent, body),
             position,
+            key.org_id if key is not None else None,
         )
 
 

@@ -25,7 +25,9 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
 - `journal-v2` is the request journal (redis_journal.py), `journal-from:<worker>` the
   number of the last entry each worker had appended to it (redis_outbox.py), and
   `journal-floor` the commit of the last global reset: an entry answered before it that
-  reaches Redis after it is dropped.
+  reaches Redis after it is dropped. `journal-seq:org` numbers each organization's entries
+  among its own, and `org-marks` holds each organization's own reset marks (what a tenant
+  reads: issue 12 point 4).
 - `serving` holds the settings the sandbox is served with and `workers` a liveness mark of
   each worker serving it (redis_serving.py): a worker with other settings is refused while
   any mark is live.
@@ -95,7 +97,7 @@ from ..core.store import (
     StoreUnavailable,
 )
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
-from .redis_journal import APPEND, CLEAR, READ, entries
+from .redis_journal import APPEND, CLEAR, ORG_MARKS, READ, entries
 from .redis_lane import Lane
 from .redis_log import SEP, read_entry, read_field, write_args
 from .redis_outbox import Outbox
@@ -109,7 +111,9 @@ T = TypeVar("T")
 LOG_LENGTH = 10_000  # batches kept in the log; a worker further behind reads everything
 # The scripts safe to run twice (they read, or write what a second run finds written):
 # `_call(retry=True)` sends one again on a new connection when the first got no answer.
-RETRIABLE = frozenset({"changes", "changes-full", "journal-read", "everything", "unlock"})
+RETRIABLE = frozenset(
+    {"changes", "changes-full", "journal-read", "everything", "unlock", "org-marks"}
+)
 RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is unreachable
 
 
@@ -131,6 +135,7 @@ class RedisStore:
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
                 *("journal-seq", "journal-floor", "reads", "at", "wants", "serving", "workers"),
                 "reset-mark",
+                "org-marks",  # each organization's journal marks (redis_journal.py ORG_MARKS)
                 "whole",  # the census of rows, order, meta and commits (redis_scripts.py INTACT)
                 "behind",  # the worker in line after the one in line (`wants`)
                 "handoff",  # a shard channel, not a key: a release heard (redis_handoff.py)
@@ -174,6 +179,8 @@ class RedisStore:
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
         self.clearing = False  # ... and whether that commit clears the journal (a reset's)
         self.marking = 0  # ... and the mark of the reset it holds (redis_journal.py), if any
+        # ... and the marks of each organization a tenant's reset in it reset (all of them)
+        self.org_marking: dict[str, list[int]] = {}
         # The latest mark a reset of the sandbox handed out (the `reset-mark` key), as of this
         # worker's copy: a later one names no reset (`GET /_mock/requests?after=`).
         self.reset_mark = 0
@@ -218,11 +225,12 @@ class RedisStore:
             "claim": client.register_script(CLAIM),
             "beat": client.register_script(BEAT),
             "clear": client.register_script(CLEAR),
+            "org-marks": client.register_script(ORG_MARKS),
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             make = client.connection_pool.make_connection
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL, RESERVE]
-            self.pipe = Pipe(make, [*scripts, BEAT, CLEAR], self.where, timeout=5)
+            self.pipe = Pipe(make, [*scripts, BEAT, CLEAR, ORG_MARKS], self.where, timeout=5)
             self.handoff = Handoff(make, self.keys["handoff"], self.ident)
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
             self.lane, self._lane_conn = Lane(self.where), another(client, self._conn)
@@ -363,7 +371,7 @@ class RedisStore:
         keys = [self.keys[k] for k in ("rows", "order", "meta", "log", "commits", "lease")]
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
         keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1", "reads")]
-        keys += [self.keys[k] for k in ("reset-mark", "handoff", "whole")]
+        keys += [self.keys[k] for k in ("reset-mark", "handoff", "whole", "org-marks")]
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         first, entries = carried = self._carried()  # the journal's, sent on the way
@@ -373,7 +381,10 @@ class RedisStore:
         marking, self.marking = self.marking, 0
         if marking:  # (a write that fails reads everything again, the latest mark with it)
             self.reset_mark = max(self.reset_mark, marking)
-        args += [("c" if clears else "") + (str(marking) if marking else ""), *commits]
+        orgs, self.org_marking = self.org_marking, {}
+        reset = ("c" if clears else "") + (str(marking) if marking else "")
+        reset += "".join(f"|{_field(org)}={' '.join(map(str, m))}" for org, m in orgs.items())
+        args += [reset, *commits]
         return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
@@ -665,6 +676,16 @@ class RedisStore:
         keys = [self.keys["journal"], self.keys["journal-v1"]]
         read = self._send("journal-read", keys, [capacity])
         return self._then(read, lambda found: _newest(found, capacity))
+
+    def org_marks_fetch(self, org: str) -> asyncio.Future[list[int]] | Any:
+        """An organization's journal marks (the sandbox's mark of each of its resets), read
+        without waiting on a serving worker (awaitable either way)."""
+        keys, args = [self.keys["org-marks"]], [_field(org)]
+        if self._sending():
+            return self._then(self._send("org-marks", keys, args), _org_marks)
+        done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        done.set_result(_org_marks(self._call("org-marks", keys, args, retry=True)))
+        return done
 
     def journal_clear(self) -> None:
         """A global reset's, once its commit was written (the copy stands at it): the journal
@@ -1009,3 +1030,17 @@ def _numbers(buckets: Sequence[Bucket], windows: dict[Bucket, int], last: list[A
         numbers.append(next_of[bucket])
         next_of[bucket] += 1
     return numbers
+
+
+def _field(org: str) -> str:
+    """An organization's field in `org-marks`: its id in hex, which neither the WRITE script's
+    `|field=marks` nor anything else has to escape."""
+    return org.encode("utf-8", "surrogatepass").hex()
+
+
+def _org_marks(found: Any) -> list[int]:
+    """ORG_MARKS's answer: none yet, or the marks space-separated."""
+    if not found:
+        return []
+    text = found.decode() if isinstance(found, bytes) else str(found)
+    return [int(n) for n in text.split()]

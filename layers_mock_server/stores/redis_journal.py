@@ -50,6 +50,12 @@ late: it is appended as it is. An answer that was not made from a copy caught up
 failed) has no order against another worker's reset that any worker could know: its
 position is UNORDERED, past every floor and mark, so that no reset drops it (the answer may
 have come after the reset); such an answer given just before a reset is shown after it.
+
+A tenant's numbers are its organization's own (core/journal.py): the script that appends an
+entry numbers it among its organization's too (`journal-seq:org`, cleared with the journal),
+and a tenant's reset keeps the organization's marks (the sandbox's mark of each of its
+resets, `org-marks`) with its commit, read first under the lease (`fetch_marks`), so a
+tenant's next mark follows its last whichever worker handed that out.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +74,7 @@ from ..core.journal import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BYTES,
     FIELDS,
+    ORG,
     POSITION,
     Failed,
     Journal,
@@ -86,6 +95,9 @@ _FETCHED: contextvars.ContextVar[list[tuple[int, bytes]] | None] = contextvars.C
 )
 
 CHUNK = 256  # journal entries at most in one stream entry
+# An organization id JSON writes as it is (no quote, backslash or control character) and that
+# does not start as `_counted`'s escaped ones do.
+PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 
 # The Lua function every script that appends to the journal has (redis_scripts.py's, and
 # APPEND): the entries ARGV[from..to] numbered on from the counter `s`, appended to the stream
@@ -97,8 +109,45 @@ CHUNK = 256  # journal entries at most in one stream entry
 # refusing every append after it. The entries up to ARGV[checked] are late ones: those whose
 # position (their JSON starts `[[position],`: `_encode`) is below the floor `f` (a global
 # reset's commit, when there was one) were answered before that reset, and are dropped; the
-# ones after `checked` go with the commit that holds their answers.
+# ones after `checked` go with the commit that holds their answers. An entry of an organization
+# (`[[position,"org"],`) is numbered among that organization's too, on from the counter kept in
+# the hash `s:org` (a field an organization; cleared with `s`), and that number is its field's
+# name, `e<n>` (what a tenant reads as `sequence`, core/journal.py; a reader of a version
+# before reads the values alone, and `entries` puts it third in the entry's head).
 JOURNAL = f"""
+-- The field name of each of `kept`'s entries: `e`, or for an entry of an organization `e` and
+-- its number among that organization's (one HINCRBY an organization a round trip, by how many
+-- it has here), so that the entry itself is sent on as it came, never copied.
+local function numbered(s, kept)
+  local orgs, names, wanted, order = s .. ':org', {{}}, {{}}, {{}}
+  for i = 1, #kept do
+    local o = string.match(kept[i], '^%[%[%d+,"([^"\\]*)"%]')
+    names[i] = o or false
+    if o then
+      if not wanted[o] then order[#order + 1] = o end
+      wanted[o] = (wanted[o] or 0) + 1
+    end
+  end
+  local next = {{}}
+  for _, o in ipairs(order) do
+    local last = redis.pcall('HINCRBY', orgs, o, wanted[o])
+    if type(last) == 'table' then  -- not a hash of counters (an edited Redis; so on the
+      redis.call('DEL', orgs)       -- first one): numbered anew
+      last = redis.call('HINCRBY', orgs, o, wanted[o])
+    end
+    next[o] = last - wanted[o]
+  end
+  for i = 1, #kept do
+    local o = names[i]
+    if o then
+      next[o] = next[o] + 1
+      names[i] = 'e' .. next[o]
+    else
+      names[i] = 'e'
+    end
+  end
+  return names
+end
 local function journal(j, s, f, cap, from, to, checked)
   local floor = 0
   if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') or 0 end
@@ -110,6 +159,7 @@ local function journal(j, s, f, cap, from, to, checked)
       kept[#kept + 1] = e
     end
   end
+  local names = numbered(s, kept)
   local at = 1
   while at <= #kept do
     local upto = math.min(#kept, at + {CHUNK - 1})
@@ -117,7 +167,7 @@ local function journal(j, s, f, cap, from, to, checked)
     local oldest = math.max(0, last - cap + 1)
     local entry = {{j, 'MINID', '=', oldest, last .. '-0', 'n', last - upto + at}}
     for i = at, upto do
-      entry[2 * (i - at) + 8], entry[2 * (i - at) + 9] = 'e', kept[i]
+      entry[2 * (i - at) + 8], entry[2 * (i - at) + 9] = names[i], kept[i]
     end
     if type(redis.pcall('XADD', unpack(entry))) == 'table' then
       redis.call('DEL', j)
@@ -155,8 +205,14 @@ return count
 # A reset's clearing outside a group's commit (a journal no gate holds): the streams and their
 # counter go, and the reset's commit (ARGV[1]) becomes the floor. `allow-oom`: it frees memory.
 CLEAR = """#!lua flags=allow-oom
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[3] .. ':org')
 redis.call('SET', KEYS[4], ARGV[1])
+"""
+
+# An organization's journal marks (`org-marks`, a field an organization, its id in hex): the
+# sandbox's mark of each of its own resets, in order, space-separated (WRITE sets them).
+ORG_MARKS = """#!lua flags=no-writes
+return redis.call('HGET', KEYS[1], ARGV[1])
 """
 
 # The newest `ARGV[1]` stream entries of the journal, and of the journal an older version kept
@@ -169,12 +225,19 @@ return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
 
 def entries(found: list[Any]) -> list[tuple[int, bytes]]:
     """(number, entry) of each journal entry in XREVRANGE's answer (stream entries newest
-    first, fields `n` then `e` per entry: an older version's hold one), newest first."""
+    first, fields `n` then `e` per entry: an older version's hold one), newest first. An
+    entry numbered among its organization's (its field `e<n>`) gets that number third in its
+    head, as `_decode` reads it: `[[position,"org",n],`."""
     out: list[tuple[int, bytes]] = []
     for _, fields in found:
         first = int(fields[1])
-        held = fields[3::2]
-        out += [(first + i, held[i]) for i in range(len(held) - 1, -1, -1)]
+        names, held = fields[2::2], fields[3::2]
+        for i in range(len(held) - 1, -1, -1):
+            raw, name = held[i], names[i]
+            if len(name) > 1:  # (the org's closing quote: it holds none, `_counted`)
+                closing = raw.index(b'"', raw.index(b'"') + 1) + 1
+                raw = raw[:closing] + b"," + name[1:] + raw[closing:]
+            out.append((first + i, raw))
     return out
 
 
@@ -182,10 +245,13 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
     """The entry as JSON, its fields in order but the position, which stands first, as
     `[position]`, in the place of the worker's own sequence (no reader uses that: the
     journal numbers its entries): a script finds it at once, anchored, and a version before
-    positions reads the entry as it did."""
+    positions reads the entry as it did. The entry's organization follows its position there
+    (`[position, "org"]`), for the script that numbers it among that organization's."""
     if isinstance(entry, tuple) and entry[10] is None and entry[11] is None:
         # no bodies kept (the default): nothing to turn into text, and no copy of the fields
-        return orjson.dumps([[entry[POSITION]], *entry[1:POSITION]])
+        org = entry[ORG]
+        head = [entry[POSITION]] if org is None else [entry[POSITION], _counted(org)]
+        return orjson.dumps([head, *entry[1:POSITION]])
     fields = list(entry) if isinstance(entry, tuple) else [getattr(entry, f) for f in FIELDS]
     for at in (10, 11):  # request, response: (headers, body, truncated) or None
         message = fields[at]
@@ -196,14 +262,28 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
                 body.decode("latin-1"),
                 truncated,
             ]
-    return orjson.dumps([[fields[POSITION]], *fields[1:POSITION]])
+    org = fields[ORG]
+    head = [fields[POSITION]] if org is None else [fields[POSITION], _counted(org)]
+    return orjson.dumps([head, *fields[1:POSITION]])
+
+
+@functools.lru_cache(maxsize=1024)  # a few organizations, an entry each request
+def _counted(org: str) -> str:
+    """The organization as the script counts it: as it is, unless JSON would escape it (the
+    script's pattern stops at a quote or a backslash) or it could be taken for such a one,
+    then `~` and its UTF-8 in hex."""
+    if PLAIN.fullmatch(org):
+        return org
+    return "~" + org.encode("utf-8", "surrogatepass").hex()
 
 
 def _decode(sequence: int, raw: bytes) -> JournalEntry:
     """An entry `_encode` wrote, or one of a version before positions (its own sequence
     first: position 0)."""
     fields = orjson.loads(raw)
-    position = fields[0][0] if isinstance(fields[0], list) else 0
+    head = fields[0] if isinstance(fields[0], list) else [0]
+    position = head[0]
+    org, org_sequence = (head[1], head[2]) if len(head) > 2 else (None, 0)
     for at in (10, 11):
         message = fields[at]
         if message is not None:
@@ -214,7 +294,7 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
                 truncated,
             )
     fields[0] = sequence
-    fields[POSITION:] = [position]
+    fields[POSITION:] = [position, org, org_sequence]
     return JournalEntry(*fields)
 
 
@@ -256,6 +336,22 @@ class SharedJournal(Journal):
         mark = max(self.store.seen, 0) + 1
         self.store.marking = mark  # kept as the latest with the reset's commit
         return mark
+
+    def org_mark(self, org: str) -> int:
+        """As in one process; the organization's marks go with the reset's commit (the
+        WRITE script), read first under the lease (`fetch_marks`): another worker's reset of
+        the organization was committed before this one could take it."""
+        server = self.mark()
+        marks = [*self.marks_of(org), server]
+        self.org_marks[org] = self.store.org_marking[org] = marks
+        return len(marks)
+
+    async def fetch_marks(self, org: str) -> None:
+        """The organization's marks as Redis keeps them, unless this worker's group holds a
+        reset of it not yet committed (whose marks are the newer)."""
+        found = await self.store.org_marks_fetch(org)
+        pending = self.store.org_marking.get(org)
+        self.org_marks[org] = pending if pending is not None else found
 
     def latest_mark(self) -> int:
         """The latest mark a reset of the sandbox handed out, as of this worker's copy."""
@@ -309,7 +405,7 @@ class SharedJournal(Journal):
             if status:  # 0: the connection was dropped, nothing was sent either way
                 headers, body = failed(request_id, response[0] if response else ())
                 fields = reanswered(fields, 503, headers, body)
-            self._send((*fields[:POSITION], UNORDERED))
+            self._send((*fields[:POSITION], UNORDERED, *fields[POSITION + 1 :]))
 
     def unstage(self, kept: bool) -> None:
         """The staged copies of a group that sends no commit: sent as they are when its
@@ -317,6 +413,7 @@ class SharedJournal(Journal):
         in it did not happen, nor does its clearing."""
         self.store.clearing = False
         self.store.marking = 0
+        self.store.org_marking = {}
         staged, self.store.staged = self.store.staged, []
         if kept and staged:
             self.store.outbox.add(*staged)

@@ -130,7 +130,8 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- half-way (its workers are not told, and find the lease by their fallback tries).
 -- ARGV[9]: not empty for a reset's commit: `c` first for a global reset's, which clears the
 -- journal (KEYS[10], its counter KEYS[11], an older version's KEYS[15]) and leaves its number
--- as the floor KEYS[14] (redis_journal.py); then the reset's mark, the latest (KEYS[17]).
+-- as the floor KEYS[14] (redis_journal.py); then the reset's mark, the latest (KEYS[17]);
+-- then, for a tenant's reset, `|org=m1 m2 ...`: that organization's marks (KEYS[20]).
 -- ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
 -- ARGV[6] of them whatever happens (recorded since this worker's last round trip, numbered by
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
@@ -138,7 +139,7 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- KEYS[19]: the census (INTACT), checked first unless the commit is a wipe, written last.
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
-local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '%d+$')
+local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '^c?(%d+)')
 local late = first + always - 1
 """
     + JOURNAL
@@ -243,6 +244,7 @@ while i < first do
   i = at + 2 * reads
 end
 if marked then redis.call('SET', KEYS[17], marked) end
+for o, m in string.gmatch(ARGV[9], '|([^=|]+)=([^|]*)') do redis.call('HSET', KEYS[20], o, m) end
 if newmeta then
   local t = redis.call('TIME')
   redis.call('MSET', meta, newmeta, KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
@@ -265,7 +267,7 @@ elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker wait
   wanted = 1
 end
 if clears then
-  redis.call('DEL', KEYS[10], KEYS[15], KEYS[11])
+  redis.call('DEL', KEYS[10], KEYS[15], KEYS[11], KEYS[11] .. ':org')
   redis.call('SET', floor, n)
 end
 journal(KEYS[10], KEYS[11], floor, cap, fresh, #ARGV, late)  -- in one go: those, the group's

@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS journal_marks (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     n    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS journal_org_marks (
+    org    TEXT NOT NULL,
+    n      INTEGER NOT NULL,
+    server INTEGER NOT NULL,
+    PRIMARY KEY (org, n)
+);
 """
 # The journal's marks handed out (core/journal.py): not part of the state (a reset, an import
 # or a wipe leaves them), so that a mark held from before a restart still names its reset.
@@ -44,6 +50,8 @@ MARKS = (
     "INSERT INTO journal_marks (id, n) VALUES (1, ?) "
     "ON CONFLICT (id) DO UPDATE SET n = max(n, excluded.n)"
 )
+# A tenant's marks (its n-th reset was the server's mark `server`), kept as the server's are.
+ORG_MARKS = "INSERT OR REPLACE INTO journal_org_marks (org, n, server) VALUES (?, ?, ?)"
 # Upsert keeps the rowid, so reading in rowid order gives the order rows were first written.
 UPSERT = (
     "INSERT INTO records (tbl, id, data) VALUES (?, ?, ?) "
@@ -66,6 +74,7 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._lock: IO[str] | None = None
         self.marks = 0  # the journal's marks handed out so far, read by `open`
+        self.org_marks: dict[str, list[int]] = {}  # and each organization's, in order
 
     def open(self) -> Stored | None:
         self._claim()
@@ -77,11 +86,17 @@ class SqliteStore:
             db.executescript(SCHEMA)
             found = db.execute("SELECT data FROM meta WHERE id = 1").fetchone()
             marks = db.execute("SELECT n FROM journal_marks WHERE id = 1").fetchone()
+            org_marks = db.execute(
+                "SELECT org, server FROM journal_org_marks ORDER BY org, n"
+            ).fetchall()
         except sqlite3.Error as exc:
             self.close()
             raise ValueError(f"cannot use {self.path} as a state file: {exc}") from None
         self._db = db
         self.marks = int(marks[0]) if marks is not None else 0
+        self.org_marks = {}
+        for org, server in org_marks:
+            self.org_marks.setdefault(str(org), []).append(int(server))
         return None if found is None else Stored(bytes(found[0]), self._rows())
 
     def _claim(self) -> None:
@@ -144,6 +159,16 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreBroken(f"cannot write {self.path}: {exc}") from None
         self.marks = mark
+
+    def keep_org_mark(self, org: str, mark: int, server: int) -> None:
+        """A tenant's journal mark (and the server's it stands for), as `keep_mark`."""
+        db = self._db
+        if db is None:
+            raise StoreUnavailable(f"{self.path} is not open")
+        try:
+            db.execute(ORG_MARKS, (org, mark, server))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
 
     def close(self) -> None:
         if self._db is not None:

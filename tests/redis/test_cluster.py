@@ -19,7 +19,7 @@ import pytest
 from clusterd import RedisClusterServers, slot_of
 from clustered import CREATE, burst, influencers, keys_on, workers
 from served import BANNER_TIMEOUT_S
-from support import FULL, SEED, auth
+from support import FULL, GLOBEX, SEED, auth
 
 from layers_mock_server.cli import main
 
@@ -113,3 +113,40 @@ def test_a_database_other_than_0_on_a_cluster_is_refused_in_one_sentence(
     err = capsys.readouterr().err
     assert "is a Redis Cluster node: a cluster has only database 0" in err
     assert err.count("\n") == 1, err
+
+
+def test_a_tenants_journal_numbers_are_its_own_on_a_cluster(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """Issue 12 point 4 on a cluster: the counters that number an organization's entries
+    and the organization's marks live beside the sandbox's keys, on its shard; a tenant's
+    sequences and marks count its own requests and resets, whichever worker answered."""
+    url, name = redis_cluster.sandbox(on=1)
+    operator = "operator-secret-for-tenants"
+    with workers(url, admin_token=operator) as (one, two):
+
+        def whoami(key: str) -> str:
+            answer = httpx.get(one + "/v1/whoami", headers=auth(key), timeout=30)
+            assert answer.status_code == 200, answer.text
+            return answer.headers["x-request-id"]
+
+        def reset(base: str, key: str) -> int:
+            answer = httpx.post(base + "/_mock/reset", json={}, headers=auth(key), timeout=30)
+            assert answer.status_code == 200, answer.text
+            mark: int = answer.json()["mark"]
+            return mark
+
+        def listed(key: str, query: str = "") -> list[tuple[int, str]]:
+            found = httpx.get(f"{one}/_mock/requests?{query}", headers=auth(key), timeout=30)
+            assert found.status_code == 200, found.text
+            return [(e["sequence"], e["requestId"]) for e in found.json()["items"]]
+
+        first = whoami(FULL)
+        whoami(GLOBEX), whoami(GLOBEX)
+        second = whoami(FULL)
+        assert listed(FULL) == [(2, second), (1, first)]
+        assert [reset(two, GLOBEX), reset(two, GLOBEX), reset(two, FULL)] == [1, 2, 1]
+        since = whoami(FULL)
+        assert listed(FULL, "after=1") == [(3, since)]
+        assert reset(one, FULL) == 2
+    assert keys_on(redis_cluster, 1, name) and not keys_on(redis_cluster, 0, name)

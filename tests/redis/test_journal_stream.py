@@ -10,14 +10,14 @@ import orjson
 import pytest
 from redisd import RedisServer
 from starlette.testclient import TestClient
-from support import ACME_ORG, SEED
+from support import ACME_ORG, FULL, SEED, auth
 
 from layers_mock_server.core.journal import JournalEntry
 from layers_mock_server.core.store import Batch, StoreConflict
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
 from layers_mock_server.stores.redis import RedisStore
-from layers_mock_server.stores.redis_journal import CHUNK, _decode, _encode
+from layers_mock_server.stores.redis_journal import CHUNK, _counted, _decode, _encode
 
 
 @pytest.fixture
@@ -167,6 +167,7 @@ def test_an_entry_a_version_before_positions_sent_is_read_as_answered_before_any
 
 def test_an_entry_is_written_position_first_with_or_without_bodies_and_read_back_alike() -> None:
     bare = (7, 1000, "POST", "/v1/x", "a=1", 202, "req_1", "key_1", "op", None, None, None, 120, 42)
+    bare = (*bare, None, 0)  # no organization (a keyless answer), so none to number it in
     request = ([(b"content-type", b"application/json"), (b"x-name", b"\xe9")], b"{}", False)
     response = ([(b"x-request-id", b"req_1")], b'{"ok":true}', True)
     kept = (*bare[:10], request, response, *bare[12:])
@@ -175,3 +176,75 @@ def test_an_entry_is_written_position_first_with_or_without_bodies_and_read_back
     for entry in (bare, kept):
         assert _encode(JournalEntry(*entry)) == _encode(entry)  # a tuple or an entry, alike
         assert _decode(7, _encode(entry)) == JournalEntry(*entry)
+    # an organization's goes after the position, for the script that numbers it (it comes
+    # back numbered from Redis: test_each_organizations_entries_are_numbered_...)
+    assert orjson.loads(_encode((*bare[:14], "org_a", 0)))[0] == [42, "org_a"]
+    assert orjson.loads(_encode((*kept[:14], "org_a", 0)))[0] == [42, "org_a"]
+
+
+def test_each_organizations_entries_are_numbered_among_its_own_until_the_journal_is_cleared(
+    store: RedisStore,
+) -> None:
+    """What a tenant reads as `sequence` (issue 12 point 4): the script numbers an entry of an
+    organization among that organization's, whatever entries of others or of none came in
+    between, and in whichever round trip; an organization JSON would escape travels in hex
+    and is numbered all the same; a hash of counters spoiled by hand is started anew."""
+
+    def entry(org: str | None, name: str) -> bytes:
+        fields = (0, 0, "GET", "/v1/whoami", "", 200, name, None, None, None, None, None, 1, 0)
+        return _encode((*fields, org, 0))
+
+    def heads() -> list[tuple[str, str | None, int]]:
+        entries = [_decode(n, raw) for n, raw in store.journal_read(100)]
+        return [(e.requestId, e.org, e.orgSequence) for e in entries]
+
+    quoted = 'org "quoted" \\ one'
+    send(store, entry("org_a", "a1"), entry("org_b", "b1"), entry(None, "none"))
+    send(store, entry("org_a", "a2"), entry(quoted, "q1"), entry(quoted, "q2"))
+    assert heads() == [
+        ("a1", "org_a", 1),
+        ("b1", "org_b", 1),
+        ("none", None, 0),
+        ("a2", "org_a", 2),
+        ("q1", _counted(quoted), 1),
+        ("q2", _counted(quoted), 2),
+    ]
+    # the entries themselves are stored as they were sent (the number is their field's
+    # name): a reader of the version before, which takes the values alone, reads them
+    raw = store._client.eval(
+        "return redis.call('XRANGE', KEYS[1], '-', '+')", 1, store.keys["journal"]
+    )
+    sent = [entry("org_a", "a1"), entry("org_b", "b1"), entry(None, "none")]
+    sent += [entry("org_a", "a2"), entry(quoted, "q1"), entry(quoted, "q2")]
+    assert [value for _, fields in raw for value in fields[3::2]] == sent
+    store._client.set(store.keys["journal-seq"] + ":org", "spoiled")
+    send(store, entry("org_b", "b-anew"))
+    assert heads()[-1] == ("b-anew", "org_b", 1)
+    store.journal_clear()
+    send(store, entry("org_a", "a-after"))
+    assert heads() == [("a-after", "org_a", 1)]
+
+
+def test_an_entry_a_version_before_organization_numbers_sent_is_the_operators_alone(
+    redis_server: RedisServer,
+) -> None:
+    """An entry of a key from before entries were numbered among their organization's (a
+    sandbox's journal across a rolling upgrade) has no number a tenant could be shown: it is
+    not listed to the tenant (a `sequence` of 0 would be an answer the spec does not
+    describe: a 500 under --strict), and the operator still sees it."""
+    operator = "operator-secret-for-tenants"
+    older_id = "req_01KDVDNA00" + "A" * 16
+    settings = Settings(
+        state=redis_server.sandbox(), clock="virtual", seed=SEED, strict=True, admin_token=operator
+    )
+    deps = make_deps(settings)
+    key_id = deps.sim.state.keys[FULL].api_key_id
+    older = [[0], 0, "GET", "/v1/whoami", "", 200, older_id, key_id, "whoami", None, None, None]
+    with TestClient(build_app(deps)) as client:
+        send(deps.sim.shared, orjson.dumps([*older, 1]))
+        assert client.get("/v1/whoami", headers=auth(FULL)).status_code == 200
+        mine = client.get("/_mock/requests", headers=auth(FULL))
+        assert mine.status_code == 200, mine.text
+        assert [(i["sequence"], i["path"]) for i in mine.json()["items"]] == [(1, "/v1/whoami")]
+        everyone = client.get("/_mock/requests", headers=auth(operator)).json()["items"]
+        assert [i["requestId"] for i in everyone][1:] == [older_id]

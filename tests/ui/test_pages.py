@@ -329,11 +329,14 @@ def test_a_principal_of_one_organization_sees_only_its_own(mock: Mock) -> None:
     assert [e["operationId"] for e in context["journal"]["items"]] == ["createInfluencer"]
     everyone = page_context(mock.deps, OPEN, {}, "http://h")
     assert len(everyone["journal"]["items"]) == 2
-    acme_entry = UiRequest(mock.deps, globex, {}, {"sequence": "1"}, "", None, "http://h", None)
+    # numbered among its own (issue 12 point 4): its one entry is its #1 (the server's #2),
+    # and no number reaches Acme's
+    acme_entry = UiRequest(mock.deps, globex, {}, {"sequence": "2"}, "", None, "http://h", None)
     with pytest.raises(ApiError):
         journal_entry(acme_entry)
-    acme_entry.path = {"sequence": "2"}
-    assert journal_entry(acme_entry).status == 200
+    acme_entry.path = {"sequence": "1"}
+    own = journal_entry(acme_entry)
+    assert own.status == 200 and GLOBEX_PROJECT.encode() in bytes(own.body)
 
 
 @pytest.mark.parametrize(
@@ -389,3 +392,20 @@ def test_a_page_and_a_control_route_never_answer_one_request_id(mock: Mock) -> N
     assert len(set(ids)) == len(ids), ids
     assert mock.client.get("/_mock/ui/jobs/job_nope").status_code == 404
     assert exported() == before  # nothing a page looked at moved
+
+
+def test_a_tenants_dashboard_numbers_the_journal_as_its_own_requests(mock: Mock) -> None:
+    """Issue 12 point 4: a tenant's page lists its requests numbered 1..n among its own (the
+    server's numbers counted the other organizations' requests in between), and its request
+    page resolves those numbers; the operator's page keeps the server's."""
+    mock.deps.admin_token = "s3cret"
+    for key in (GLOBEX, GLOBEX, FULL, GLOBEX, FULL):
+        assert mock.client.get("/v1/whoami", headers=auth(key)).status_code == 200
+    page = mock.client.get(f"/_mock/ui/live?token={FULL}").text
+    assert re.findall(r'data-sequence="(\d+)"', page)[::2] == ["2", "1"]
+    operator = mock.client.get("/_mock/ui/live?token=s3cret").text
+    assert re.findall(r'data-sequence="(\d+)"', operator)[::2] == ["5", "4", "3", "2", "1"]
+    own = mock.client.get(f"/_mock/ui/requests/2?token={FULL}")
+    assert own.status_code == 200 and "#2 " in own.text, own.text
+    assert mock.client.get(f"/_mock/ui/requests/3?token={FULL}").status_code == 404
+    assert mock.client.get("/_mock/ui/requests/3?token=s3cret").status_code == 200

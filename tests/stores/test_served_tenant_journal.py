@@ -1,0 +1,122 @@
+"""A tenant's journal numbers are its own (issue 12 point 4), on every store: an organization
+reading `/_mock/requests` with its own key sees `sequence` 1..n over its own requests, whatever
+other organizations sent in between, and gets marks 1, 2, 3 from its own resets, whatever
+other organizations reset. Before, both were server-wide: the gaps in a tenant's sequences
+counted the other tenants' requests, and its marks jumped by their resets (on Redis, by every
+commit of the sandbox). The operator (admin token) keeps the server-wide numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from every_store import Servers, tenanted  # noqa: F401 - a fixture
+from support import ACME_ORG, FULL, GLOBEX
+
+
+def whoami(served: Servers, key: str) -> str:
+    status, headers, body = served("GET", "/v1/whoami", key)
+    assert status == 200, body
+    return headers["x-request-id"]
+
+
+def listed(served: Servers, key: str | None, query: str = "") -> list[tuple[int, str]]:
+    """(sequence, request id) of the journal's entries as `key` (None: the operator) sees them,
+    newest first."""
+    status, _, body = served("GET", "/_mock/requests", key, None, query)
+    assert status == 200, body
+    assert body["total"] == len(body["items"]), body
+    return [(e["sequence"], e["requestId"]) for e in body["items"]]
+
+
+def reset(served: Servers, key: str | None, body: Any = None) -> int:
+    status, _, answer = served("POST", "/_mock/reset", key, {} if body is None else body)
+    assert status == 200, answer
+    mark: int = answer["mark"]
+    return mark
+
+
+def refused_mark(served: Servers, key: str | None, mark: int) -> list[str]:
+    status, _, body = served("GET", "/_mock/requests", key, None, f"after={mark}")
+    assert status == 422, body
+    said: list[str] = body["error"]["details"]["fieldErrors"]["after"]
+    return said
+
+
+def test_a_tenants_sequences_count_its_own_requests_without_gaps(
+    tenanted: Servers,  # noqa: F811
+) -> None:
+    order = [FULL, GLOBEX, GLOBEX, FULL, GLOBEX, FULL, GLOBEX]
+    ids = [(key, whoami(tenanted, key)) for key in order]
+    acme = [request_id for key, request_id in ids if key == FULL]
+    globex = [request_id for key, request_id in ids if key == GLOBEX]
+    assert listed(tenanted, FULL) == [(3, acme[2]), (2, acme[1]), (1, acme[0])]
+    assert listed(tenanted, GLOBEX) == [
+        (4, globex[3]),
+        (3, globex[2]),
+        (2, globex[1]),
+        (1, globex[0]),
+    ]
+    # the operator's numbers are the server's, as before
+    assert listed(tenanted, None) == [
+        (7 - n, request_id) for n, (_, request_id) in enumerate(reversed(ids))
+    ]
+    # an organization's reset keeps the journal, and its numbers: it hands out a mark instead
+    reset(tenanted, FULL)
+    later = whoami(tenanted, FULL)
+    assert listed(tenanted, FULL)[0] == (4, later)
+    # a global reset clears the journal: everyone's numbers start again
+    reset(tenanted, None)
+    globex_first, acme_first = whoami(tenanted, GLOBEX), whoami(tenanted, FULL)
+    assert listed(tenanted, FULL) == [(1, acme_first)]
+    assert listed(tenanted, GLOBEX) == [(1, globex_first)]
+    assert listed(tenanted, None) == [(2, acme_first), (1, globex_first)]
+
+
+def test_a_tenants_marks_count_its_own_resets(tenanted: Servers) -> None:  # noqa: F811
+    assert refused_mark(tenanted, FULL, 1) == [
+        "No reset answered mark 1: the latest this server handed out is 0."
+    ]
+    assert reset(tenanted, FULL) == 1
+    whoami(tenanted, GLOBEX)
+    assert [reset(tenanted, GLOBEX), reset(tenanted, GLOBEX)] == [1, 2]
+    between = whoami(tenanted, FULL)
+    whoami(tenanted, GLOBEX)
+    assert reset(tenanted, FULL) == 2
+    assert reset(tenanted, GLOBEX) == 3
+    since = whoami(tenanted, FULL)
+    assert [r for _, r in listed(tenanted, FULL, "after=2")] == [since]
+    assert [r for _, r in listed(tenanted, FULL, "after=1")] == [since, between]
+    assert listed(tenanted, GLOBEX, "after=3") == []
+    # the 422 names the tenant's own latest mark, not the server's
+    assert refused_mark(tenanted, FULL, 3) == [
+        "No reset answered mark 3: the latest this server handed out is 2."
+    ]
+    assert refused_mark(tenanted, GLOBEX, 4) == [
+        "No reset answered mark 4: the latest this server handed out is 3."
+    ]
+    # the operator's marks are the server's, as before: its reset of Acme answers one, and
+    # `after` it lists every organization's requests from then on
+    operators = reset(tenanted, None, {"organizationId": ACME_ORG})
+    globex_since = whoami(tenanted, GLOBEX)
+    acme_since = whoami(tenanted, FULL)
+    assert [r for _, r in listed(tenanted, None, f"after={operators}")] == [
+        acme_since,
+        globex_since,
+    ]
+    assert refused_mark(tenanted, None, operators + 1) == [
+        f"No reset answered mark {operators + 1}: the latest this server handed out is {operators}."
+    ]
+    # only a tenant's own resets hand out its marks: the operator's reset of Acme answered
+    # the operator's
+    assert reset(tenanted, FULL) == 3
+
+
+def test_a_tenants_marks_outlive_a_global_reset(tenanted: Servers) -> None:  # noqa: F811
+    """The operator's global reset clears the journal; a tenant's mark from before it still
+    means "after my reset" (every request since), and its next reset goes on from there."""
+    assert reset(tenanted, FULL) == 1
+    whoami(tenanted, FULL)
+    reset(tenanted, None)
+    since = whoami(tenanted, FULL)
+    assert [r for _, r in listed(tenanted, FULL, "after=1")] == [since]
+    assert reset(tenanted, FULL) == 2
