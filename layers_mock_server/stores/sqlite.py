@@ -164,11 +164,11 @@ class SqliteStore:
         """A tenant's journal mark (and the server's it stands for), as `keep_mark`."""
         db = self._db
         if db is None:
-            raise StoreUnavailable(f"{self.path} is not open")
+            raise StoreBroken(f"{self.path} is not open")
         try:
             db.execute(ORG_MARKS, (org, mark, server))
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
+            raise StoreBroken(f"cannot write {self.path}: {exc}") from None
 
     def close(self) -> None:
         if self._db is not None:

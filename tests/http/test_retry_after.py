@@ -125,3 +125,27 @@ def test_each_cause_of_a_503_says_whether_a_retry_a_second_later_may_work(
     a refusal the mock does not know)."""
     error = storage_error(failure)
     assert (error.headers or {}).get("retry-after") == retry
+
+
+def test_a_tenants_reset_refused_by_the_file_is_503_without_retry_after(tmp_path: Path) -> None:
+    """A tenant's reset keeps its organization's journal mark in the state file first. When
+    the file refuses that write (a disk that fills just then), the reset is a 503
+    STORAGE_UNAVAILABLE with no Retry-After that reset nothing, never a 500."""
+    settings = Settings(
+        clock="virtual", seed=SEED, state=f"sqlite:{tmp_path / 's.sqlite'}", admin_token="op"
+    )
+    deps = make_deps(settings)
+    db: sqlite3.Connection = deps.sim.store._db  # type: ignore[attr-defined]
+    with TestClient(build_app(deps), raise_server_exceptions=False) as client:
+        assert client.post(CREATE, headers=auth(FULL), json={}).status_code == 202
+        db.execute(
+            "CREATE TEMP TRIGGER full BEFORE INSERT ON journal_org_marks"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        refused = client.post("/_mock/reset", headers={**auth(FULL), **JSON}, json={})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert "retry-after" not in refused.headers
+        db.execute("DROP TRIGGER full")
+        listed = client.get(f"/v1/projects/{PROJECT}/influencers", headers=auth(FULL))
+        assert listed.status_code == 200 and listed.json()["items"], listed.text
