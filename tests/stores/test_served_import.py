@@ -1,0 +1,119 @@
+"""An import (PUT /_mock/state) is refused where the control routes would refuse the same value,
+on every store: a 422 naming the value by its path in the document, and nothing of it applied.
+Each of these was a 200 that kept (or silently dropped) what no route would have taken."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from every_store import Servers, served  # noqa: F401 - a fixture
+from support import ACME_ORG, STANDARD
+
+from layers_mock_server.core.rules import MAX_TENANT_RULES
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _rule(rule_id: str, match: dict[str, Any]) -> dict[str, Any]:
+    return {"ruleId": rule_id, "match": match, "fault": "503", "remaining": None}
+
+
+def _rules(*rules: dict[str, Any]) -> Edit:
+    def edit(document: dict[str, Any]) -> None:
+        document["rules"] = {"next": len(rules), "rules": list(rules)}
+
+    return edit
+
+
+def _clock(**fields: Any) -> Edit:
+    def edit(document: dict[str, Any]) -> None:
+        document["clock"].update(fields)
+
+    return edit
+
+
+def _org_clock(document: dict[str, Any]) -> None:
+    document["clock"]["organizations"] = {ACME_ORG: document["clock"]["startMs"] - 1}
+
+
+START = 1_767_225_600_000
+CASES: dict[str, tuple[Edit, str]] = {
+    "a rule for an organization the document has not": (
+        _rules(_rule("rule_1", {"organizationId": "org_nope"})),
+        "rules.rules[0].match.organizationId: the server has no organization 'org_nope'",
+    ),
+    "a rule for an operation the contract has not": (
+        _rules(_rule("rule_1", {"operationId": "explode"})),
+        "rules.rules[0].match.operationId: the contract has no operation 'explode'",
+    ),
+    "more rules of one organization than it may add": (
+        _rules(
+            *(_rule(f"rule_{n}", {"organizationId": ACME_ORG}) for n in range(MAX_TENANT_RULES))
+        ),
+        "",  # the operator may add more than a tenant: only a bound the route holds to all
+    ),
+    "a wall clock into a virtual server": (
+        _clock(mode="wall"),
+        "clock.mode: this server's clock is virtual (serve --clock); an import cannot change "
+        "it (the document's is wall).",
+    ),
+    "an instant before the clock's start": (
+        _clock(nowMs=START - 1),
+        "clock.nowMs: 2025-12-31T23:59:59.999Z is before the clock's start, "
+        "2026-01-01T00:00:00.000Z.",
+    ),
+    "another start than the server's": (
+        _clock(startMs=START + 1000),
+        "clock.startMs: this server's clock starts at 2026-01-01T00:00:00.000Z (the document's "
+        "at 2026-01-01T00:00:01.000Z); an import cannot change it.",
+    ),
+    "an organization's clock before the start": (
+        _org_clock,
+        f"clock.organizations.{ACME_ORG}: 2025-12-31T23:59:59.999Z is before the clock's start, "
+        "2026-01-01T00:00:00.000Z.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_import_refuses_what_the_routes_refuse_and_applies_nothing(
+    served: Servers,  # noqa: F811
+    case: str,
+) -> None:
+    edit, expected = CASES[case]
+    status, _, added = served("POST", "/_mock/rules", None, {"match": {}, "fault": "500"})
+    assert status == 201, added
+    status, _, before = served("GET", "/_mock/state")
+    assert status == 200
+    document = {**before, "clock": dict(before["clock"])}
+    edit(document)
+    status, _, answer = served("PUT", "/_mock/state", None, document)
+    if not expected:  # within the bound: taken, and the rules fire
+        assert status == 200, answer
+        assert served("GET", "/v1/whoami", STANDARD)[0] == 503
+        return
+    assert status == 422, answer
+    error = answer["error"]
+    assert (error["code"], error["message"]) == ("VALIDATION", "Invalid body.")
+    found = error["details"]["formErrors"]
+    assert any(text.startswith(f"State document: {expected}") for text in found), found
+    # nothing applied: the operator's rule stays and still fires, the clock is where it was
+    status, _, after = served("GET", "/_mock/state")
+    assert {k: after[k] for k in ("clock", "rules")} == {k: before[k] for k in ("clock", "rules")}
+    assert served("GET", "/v1/whoami", STANDARD)[0] == 500
+
+
+def test_a_rule_naming_its_organization_without_the_prefix_imports_as_the_route_takes_it(
+    served: Servers,  # noqa: F811
+) -> None:
+    """The route takes a bare uuid and stores the prefixed id; an import does the same, so the
+    rule fires on that organization's requests instead of never."""
+    status, _, document = served("GET", "/_mock/state")
+    bare = ACME_ORG.removeprefix("org_")
+    _rules(_rule("rule_1", {"organizationId": bare}))(document)
+    status, _, answer = served("PUT", "/_mock/state", None, document)
+    assert status == 200, answer
+    assert served("GET", "/_mock/rules")[2]["items"][0]["match"] == {"organizationId": ACME_ORG}
+    assert served("GET", "/v1/whoami", STANDARD)[0] == 503
