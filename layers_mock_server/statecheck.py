@@ -45,10 +45,25 @@ def state_check() -> Check:
             return [] if document.is_valid(whole) else problems(document, whole)
         if part == "idempotency-answer":
             return _answer(partner, value)
+        if part == "rule":  # a rule, already valid against the document's schema
+            problem = rule_operation_problem(value["match"].get("operationId"))
+            return [] if problem is None else [problem]
         validator = rows[part]
         return [] if validator.is_valid(value) else problems(validator, value)
 
     return check
+
+
+def rule_operation_problem(operation: str | None) -> str | None:
+    """Why a rule's `match.operationId` can never fire (no such operation), or None. One check
+    for POST /_mock/rules and an import's rules."""
+    operations = partner_spec().operations
+    if operation is None or operation in operations:
+        return None
+    return (
+        f"match.operationId: the contract has no operation {operation!r}; one of "
+        f"{', '.join(sorted(operations))}."
+    )
 
 
 def _answer(partner: Spec, row: dict[str, Any]) -> list[str]:

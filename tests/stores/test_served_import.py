@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 from every_store import Servers, served  # noqa: F401 - a fixture
-from support import ACME_ORG, STANDARD
+from starlette.testclient import TestClient
+from support import ACME_ORG, SEED, STANDARD
 
+from layers_mock_server.core.clock import Clock
+from layers_mock_server.core.fixtures import load_fixtures
 from layers_mock_server.core.rules import MAX_TENANT_RULES
+from layers_mock_server.core.simulator import Simulator
+from layers_mock_server.deps import Deps
+from layers_mock_server.http.app import build_app
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -53,6 +59,14 @@ CASES: dict[str, tuple[Edit, str]] = {
             *(_rule(f"rule_{n}", {"organizationId": ACME_ORG}) for n in range(MAX_TENANT_RULES))
         ),
         "",  # the operator may add more than a tenant: only a bound the route holds to all
+    ),
+    "a rule with more left than its count": (
+        _rules({**_rule("rule_1", {}), "count": 2, "remaining": 3}),
+        "rules.rules[0].remaining: must be null without a count, else from 1 to the count",
+    ),
+    "a rule with applications left and no count": (
+        _rules({**_rule("rule_1", {}), "remaining": 3}),
+        "rules.rules[0].remaining: must be null without a count, else from 1 to the count",
     ),
     "a wall clock into a virtual server": (
         _clock(mode="wall"),
@@ -117,3 +131,21 @@ def test_a_rule_naming_its_organization_without_the_prefix_imports_as_the_route_
     assert status == 200, answer
     assert served("GET", "/_mock/rules")[2]["items"][0]["match"] == {"organizationId": ACME_ORG}
     assert served("GET", "/v1/whoami", STANDARD)[0] == 503
+
+
+def test_a_wall_clock_of_another_speed_is_refused_naming_the_speed() -> None:
+    """A wall server's speed is serve's option: an import that named another was taken and its
+    speed dropped without a word."""
+    sim = Simulator(load_fixtures(), Clock("wall", speed=60.0), SEED)
+    deps = Deps(sim=sim, strict=True, progression="time")  # type: ignore[arg-type]
+    client = TestClient(build_app(deps))
+    document = client.get("/_mock/state").json()
+    answer = client.put(
+        "/_mock/state", json={**document, "clock": {**document["clock"], "speed": 1}}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["details"]["formErrors"] == [
+        "State document: clock.speed: this server's wall clock runs at 60 (serve --speed); an "
+        "import cannot change it (the document's is 1)."
+    ]
+    assert client.put("/_mock/state", json=document).status_code == 200
