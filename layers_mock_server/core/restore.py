@@ -236,9 +236,17 @@ class StateBuilder:
             key_id, _, acting_in = answer.api_key_id.partition("@")  # pipeline.principal
             if key_id not in key_ids or (acting_in and acting_in not in orgs):
                 self._problem(f"idempotency: a record belongs to unknown key {answer.api_key_id}.")
-        for api_key_id, _, _, _ in self.header["rates"]:
+        self._rates(key_ids)
+
+    def _rates(self, key_ids: set[str]) -> None:
+        assert self.header is not None
+        windows: set[tuple[str, str]] = set()
+        for n, (api_key_id, kind, _, _) in enumerate(self.header["rates"]):
             if api_key_id not in key_ids:
                 self._problem(f"rates: a window belongs to unknown key {api_key_id}.")
+            if (api_key_id, kind) in windows:  # a key has one window per class: one would go
+                self._problem(f"rates[{n}]: a second {kind} window of key {api_key_id}.")
+            windows.add((api_key_id, kind))
 
     def _rules(self) -> None:
         assert self.header is not None

@@ -44,6 +44,18 @@ def _org_clock(document: dict[str, Any]) -> None:
     document["clock"]["organizations"] = {ACME_ORG: document["clock"]["startMs"] - 1}
 
 
+def _row(table: str, **fields: Any) -> Edit:
+    def edit(document: dict[str, Any]) -> None:
+        document[table] = [{**document[table][0], **fields}, *document[table][1:]]
+
+    return edit
+
+
+def _two_windows(document: dict[str, Any]) -> None:
+    key = document["keys"][0]["api_key_id"]
+    document["rates"] = [[key, "read-light", 29_453_760, 1], [key, "read-light", 29_453_760, 2]]
+
+
 START = 1_767_225_600_000
 CASES: dict[str, tuple[Edit, str]] = {
     "a rule for an organization the document has not": (
@@ -67,6 +79,22 @@ CASES: dict[str, tuple[Edit, str]] = {
     "a rule with applications left and no count": (
         _rules({**_rule("rule_1", {}), "remaining": 3}),
         "rules.rules[0].remaining: must be null without a count, else from 1 to the count",
+    ),
+    "a project's timezone the routes do not know": (
+        _row("projects", timezone="Mars/Olympus"),
+        "projects[0].timezone: Must be one of the",
+    ),
+    "a project's name shorter than the routes take": (
+        _row("projects", name="ab"),
+        "projects[0].name: Must be at least 3 characters.",
+    ),
+    "an organization's owner email that is none": (
+        _row("organizations", owner_email="not an email"),
+        "organizations[0].owner_email: Must match",
+    ),
+    "two windows of one key and class": (
+        _two_windows,
+        "rates[1]: a second read-light window of key",
     ),
     "a wall clock into a virtual server": (
         _clock(mode="wall"),
