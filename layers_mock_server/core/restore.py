@@ -16,19 +16,20 @@ from typing import Any
 
 import orjson
 
-from .clock import check_instant
+from .clock import Clock, check_instant, format_ms
 from .errors import ApiError, validation
 from .idempotency import IdempotencyRecords, StoredResponse
 from .ids import IdMint, check_seed
 from .orgclocks import OrgClocks
 from .projects import METADATA_MAX_BYTES
 from .ratelimit import RateLimiter
-from .rules import Rules
+from .rules import Rules, no_organization, rule_organization
 from .snapshot import FORMAT, KEY_FIELD, TABLES
 from .state import State
 
-# (part, value) -> problems; part is "meta", a table name or "idempotency-answer". The edge
-# implements it with control.yaml's schemas (and the partner contract for stored answers).
+# (part, value) -> problems; part is "meta", a table name, "idempotency-answer" or "rule". The
+# edge implements it with control.yaml's schemas (and the partner contract for stored answers
+# and a rule's operation).
 Check = Callable[[str, Any], list[str]]
 MAX_PROBLEMS = 20
 # Headers a stored answer may not carry: the server writes these itself on every response.
@@ -71,8 +72,11 @@ CONVERT = {name: _converter(cls) for name, cls in TABLES.items()}
 class StateBuilder:
     """Feed it the meta part, then rows in any order; `finish` checks references and builds."""
 
-    def __init__(self, check: Check) -> None:
+    def __init__(self, check: Check, clock: Clock | None = None) -> None:
+        """`clock`: the running server's, for an import, which cannot change its mode, speed or
+        start (serve's options): a document that names others is refused, not half-taken."""
         self.check = check
+        self.clock = clock
         self.problems: list[str] = []
         self.header: dict[str, Any] | None = None
         self.tables: dict[str, dict[str, Any]] = {name: {} for name in TABLES}
@@ -165,6 +169,7 @@ class StateBuilder:
             self._problem("meta: missing.")
         if not self.problems:
             self._references()
+            self._rules()
             self._clocks()
         if self.problems:
             raise self._error()
@@ -231,18 +236,84 @@ class StateBuilder:
             key_id, _, acting_in = answer.api_key_id.partition("@")  # pipeline.principal
             if key_id not in key_ids or (acting_in and acting_in not in orgs):
                 self._problem(f"idempotency: a record belongs to unknown key {answer.api_key_id}.")
-        for api_key_id, _, _, _ in self.header["rates"]:
+        self._rates(key_ids)
+
+    def _rates(self, key_ids: set[str]) -> None:
+        assert self.header is not None
+        windows: set[tuple[str, str]] = set()
+        for n, (api_key_id, kind, _, _) in enumerate(self.header["rates"]):
             if api_key_id not in key_ids:
                 self._problem(f"rates: a window belongs to unknown key {api_key_id}.")
+            if (api_key_id, kind) in windows:  # a key has one window per class: one would go
+                self._problem(f"rates[{n}]: a second {kind} window of key {api_key_id}.")
+            windows.add((api_key_id, kind))
+
+    def _rules(self) -> None:
+        assert self.header is not None
         rule_ids = [r["ruleId"] for r in self.header["rules"]["rules"]]
         if len(set(rule_ids)) != len(rule_ids):
             self._problem("rules: a ruleId is used twice.")
+        for n, rule in enumerate(self.header["rules"]["rules"]):
+            self._rule(f"rules.rules[{n}]", rule)
+
+    def _rule(self, where: str, rule: dict[str, Any]) -> None:
+        """What POST /_mock/rules would refuse (the same checks), and what only it makes."""
+        for text in self.check("rule", rule):
+            self._problem(f"{where}.{text}")
+        named = rule["match"].get("organizationId")
+        if named is not None:
+            org_id = rule_organization(named, self.tables["organizations"])
+            if org_id is None:
+                self._problem(f"{where}.{no_organization(named)}")
+            else:
+                rule["match"]["organizationId"] = org_id  # as requests carry it
+        count, remaining = rule.get("count"), rule["remaining"]
+        if (count is None) != (remaining is None) or (
+            remaining is not None and not 1 <= remaining <= count
+        ):
+            self._problem(
+                f"{where}.remaining: must be null without a count, else from 1 to the count "
+                "(a rule is deleted when none is left)."
+            )
 
     def _clocks(self) -> None:
         assert self.header is not None
-        for org_id in self.header["clock"].get("organizations", {}):
+        clock = self.header["clock"]
+        start = self.clock.start_ms if self.clock is not None else clock.get("startMs")
+        if self.clock is not None:
+            self._server_clock(self.clock, clock)
+        for org_id, instant in clock.get("organizations", {}).items():
             if org_id not in self.tables["organizations"]:
                 self._problem(f"clock: a clock belongs to unknown organization {org_id}.")
+            self._not_before(f"clock.organizations.{org_id}", instant, start)
+        self._not_before("clock.nowMs", clock["nowMs"], start)
+
+    def _server_clock(self, server: Clock, clock: dict[str, Any]) -> None:
+        mode, speed, start = clock.get("mode"), clock.get("speed"), clock.get("startMs")
+        if mode is not None and mode != server.mode:
+            self._problem(
+                f"clock.mode: this server's clock is {server.mode} (serve --clock); an import "
+                f"cannot change it (the document's is {mode})."
+            )
+        elif speed is not None and server.mode == "wall" and speed != server.speed:
+            self._problem(
+                f"clock.speed: this server's wall clock runs at {server.speed:g} (serve --speed); "
+                f"an import cannot change it (the document's is {speed:g})."
+            )
+        if start is not None and start != server.start_ms:
+            self._problem(
+                f"clock.startMs: this server's clock starts at {format_ms(server.start_ms)} (the "
+                f"document's at {format_ms(int(start))}); an import cannot change it."
+            )
+
+    def _not_before(self, where: str, instant: float, start: float | None) -> None:
+        """No route moves a clock behind its start (a reset returns to it): an instant there
+        would make a reset move time forward and jobs created `before` the server began."""
+        if start is not None and instant < start:
+            self._problem(
+                f"{where}: {format_ms(int(instant))} is before the clock's start, "
+                f"{format_ms(int(start))}."
+            )
 
     def _build(self, header: dict[str, Any]) -> Restored:
         t = self.tables

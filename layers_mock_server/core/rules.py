@@ -8,6 +8,7 @@ process-wide random, so two runs with one seed inject the same faults into the s
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from .errors import ApiError
 from .glob import PathGlob
 from .prefer import Preferences
+from .records import canonical_id
 
 EFFECTS = ("fault", "latencyMs", "outcome", "stage", "progression")
 # Every partner request is checked against every rule: the count is bounded, and so is each
@@ -23,6 +25,22 @@ MAX_RULES = 1_000
 # A tenant's rules (an organization steering itself on a shared sandbox) are bounded apart, so
 # that one organization cannot use up the rules every other one may need.
 MAX_TENANT_RULES = 100
+
+
+def rule_organization(named: str, organizations: Container[str]) -> str | None:
+    """The organization a rule's `match.organizationId` names, as requests carry it (prefix and
+    all; a bare uuid is taken), or None when there is none such: that rule would never fire.
+    One check for POST /_mock/rules and an import's rules, so that neither takes what the
+    other refuses."""
+    org_id = named if named in organizations else canonical_id("org_", named)
+    return org_id if org_id and org_id in organizations else None
+
+
+def no_organization(named: str) -> str:
+    return (
+        f"match.organizationId: the server has no organization {named!r} "
+        "(GET /_mock/fixtures lists them)."
+    )
 
 
 def chance(seed: int, salt: str) -> float:

@@ -16,11 +16,12 @@ from ..core.ids import check_seed
 from ..core.layout import StateReader
 from ..core.records import canonical_id
 from ..core.restore import StateBuilder
+from ..core.rules import no_organization, rule_organization
 from ..core.snapshot import export_chunks
 from ..core.store import StoreUnavailable
 from ..deps import Deps
-from ..spec import Operation, partner_spec
-from ..statecheck import state_check
+from ..spec import Operation
+from ..statecheck import rule_operation_problem, state_check
 from . import inputs
 from .access import Principal, check_site, control_principal
 from .control_clocks import CLOCK_HANDLERS, clock_error, server_wide
@@ -268,17 +269,9 @@ def add_rule(
     path: dict[str, str],
     who: Principal,
 ) -> Reply:
-    operation = body["match"].get("operationId")
-    operations = partner_spec().operations
-    if operation is not None and operation not in operations:  # it would never fire
-        raise invalid_body(
-            field_errors={
-                "match": [
-                    f"match.operationId: the contract has no operation {operation!r}; one of "
-                    f"{', '.join(sorted(operations))}."
-                ]
-            }
-        )
+    problem = rule_operation_problem(body["match"].get("operationId"))
+    if problem is not None:  # it would never fire
+        raise invalid_body(field_errors={"match": [problem]})
     tenant = who.organization_id
     if tenant is not None:  # a tenant's rule matches its own organization's requests only
         named = body["match"].get("organizationId")
@@ -286,17 +279,9 @@ def add_rule(
             raise not_found("Organization")  # another's or unknown: the same answer
         body["match"]["organizationId"] = tenant
     elif (named := body["match"].get("organizationId")) is not None:  # the operator's
-        orgs = deps.sim.state.organizations
-        org_id = named if named in orgs else canonical_id("org_", named)
-        if not org_id or org_id not in orgs:  # it would never fire
-            raise invalid_body(
-                field_errors={
-                    "match": [
-                        f"match.organizationId: the server has no organization {named!r} "
-                        "(GET /_mock/fixtures lists them)."
-                    ]
-                }
-            )
+        org_id = rule_organization(named, deps.sim.state.organizations)
+        if org_id is None:  # it would never fire
+            raise invalid_body(field_errors={"match": [no_organization(named)]})
         body["match"]["organizationId"] = org_id  # as requests carry it, prefix and all
     return Reply(201, deps.sim.state.rules.add(body, tenant).public())
 
@@ -457,7 +442,7 @@ class ControlPipeline:
         problem = inputs.media_problem(headers.get("content-type"))
         if problem is not None:
             raise invalid_body([problem])
-        builder = StateBuilder(state_check())
+        builder = StateBuilder(state_check(), self.deps.sim.clock)
         reader = StateReader(builder)
         while True:
             message = await receive()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from conformance.rewrite import Ctx, Req, Resp, Rewrite
 from conformance.serving import IDS, serve
-from support import FULL, GLOBEX, STANDARD, auth
+from support import BAKERY, FULL, GLOBEX, STANDARD, auth
 
 from layers_mock_server.cli import main
 from layers_mock_server.conformance.report import NOT_CHECKED, PASS
@@ -160,3 +160,29 @@ def test_a_429_on_a_virtual_clock_is_waited_out_on_the_mocks_clock_not_in_real_t
     assert sum(slept) == 0
     assert acme.json()["detached"] is True  # the tenant's own clock moved, nobody else's
     assert server["now"] == "2026-01-01T00:00:00.000Z"
+
+
+def test_a_throttle_key_of_another_organization_is_not_waited_out_on_the_tenants_clock() -> None:
+    """ratelimits.429-retry-after waited out its 429 by moving the control plane's clock. With
+    --tenant-key that is the tenant's own organization's clock, which a --throttle-key of
+    another organization does not follow: its window stood still, the retry was a 429 again
+    and the clause failed a correct sandbox (and moved a clock for nothing). It cannot move the
+    right clock: NOT CHECKED, saying why."""
+    slept: list[float] = []
+    with serve(sandbox()) as url:
+        options = Options(
+            base_url=url,
+            identities=dataclasses.replace(IDS, throttle_key=BAKERY),
+            control_plane=True,
+            tenant_key=FULL,
+            only=["ratelimits.429-retry-after"],
+            sleep=slept.append,
+        )
+        report, _ = run(options)
+        acme = httpx.get(f"{url}/_mock/organizations/{ACME}/clock", headers=auth(FULL))
+    verdict = report.verdicts["ratelimits.429-retry-after"]
+    assert verdict.status == NOT_CHECKED, verdict
+    assert "--throttle-key" in verdict.reason
+    assert "--tenant-key moves only its organization's clock" in verdict.reason
+    assert acme.json()["detached"] is False  # no clock moved for a window it does not hold
+    assert sum(slept) == 0

@@ -179,7 +179,7 @@ def retry_after_429(s: Session) -> None:
     wait = _int(throttled.header("Retry-After"))
     if wait is None or not 1 <= wait <= 60:  # windows are a minute: never more to wait
         raise Violation(clause, f"Retry-After {throttled.header('Retry-After')!r}", throttled)
-    _wait(s, wait)
+    _wait(s, key, wait)
     again = s.call("PATCH", path, {"name": "Conformance"}, key=key, retry_429=False)
     if again.status == 429:
         raise Violation(clause, f"still 429 after waiting Retry-After {wait}s", again)
@@ -205,10 +205,19 @@ def _in_one_window(s: Session, first: Exchange | None, last: Exchange, served: i
         )
 
 
-def _wait(s: Session, seconds: int) -> None:
-    """Retry-After is in the client's time: on a virtual clock that is the mock's seconds."""
+def _wait(s: Session, key: str, seconds: int) -> None:
+    """Retry-After is in the client's time: on a virtual clock that is the mock's seconds, of
+    the clock `key`'s windows follow. With --tenant-key the run moves only its organization's
+    clock: a key of another organization would still be throttled after that move (a FAIL of a
+    correct sandbox), and sleeping moves no virtual clock, so that is NOT CHECKED."""
     control = s.target.control
     if control is not None and control.clock().get("mode") == "virtual":
+        if not control.moves_jobs_of(key, None):
+            raise NotChecked(
+                "--tenant-key moves only its organization's clock; --throttle-key is a key of "
+                "another organization, whose windows a virtual clock moves only when that "
+                "organization's clock moves"
+            )
         s.target.advance(seconds)
         return
     left = s.target.budget.remaining_time()
