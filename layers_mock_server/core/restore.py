@@ -69,6 +69,12 @@ def _converter(cls: type) -> Callable[[dict[str, Any]], Any]:
 CONVERT = {name: _converter(cls) for name, cls in TABLES.items()}
 
 
+# What a refusal of the document's clock options says to do: serve's options stay, and a
+# document without the field loads at its instants on this server's clock (a staging export
+# reproduced on a virtual test mock).
+_LEAVE_OUT = "Leave clock.%s out of the document to load it on this server's clock."
+
+
 class StateBuilder:
     """Feed it the meta part, then rows in any order; `finish` checks references and builds."""
 
@@ -293,17 +299,18 @@ class StateBuilder:
         if mode is not None and mode != server.mode:
             self._problem(
                 f"clock.mode: this server's clock is {server.mode} (serve --clock); an import "
-                f"cannot change it (the document's is {mode})."
+                f"cannot change it (the document's is {mode}). {_LEAVE_OUT % 'mode'}"
             )
         elif speed is not None and server.mode == "wall" and speed != server.speed:
             self._problem(
                 f"clock.speed: this server's wall clock runs at {server.speed:g} (serve --speed); "
-                f"an import cannot change it (the document's is {speed:g})."
+                f"an import cannot change it (the document's is {speed:g}). {_LEAVE_OUT % 'speed'}"
             )
         if start is not None and start != server.start_ms:
             self._problem(
                 f"clock.startMs: this server's clock starts at {format_ms(server.start_ms)} (the "
-                f"document's at {format_ms(int(start))}); an import cannot change it."
+                f"document's at {format_ms(int(start))}); an import cannot change it. "
+                f"{_LEAVE_OUT % 'startMs'}"
             )
 
     def _not_before(self, where: str, instant: float, start: float | None) -> None:

@@ -99,7 +99,8 @@ CASES: dict[str, tuple[Edit, str]] = {
     "a wall clock into a virtual server": (
         _clock(mode="wall"),
         "clock.mode: this server's clock is virtual (serve --clock); an import cannot change "
-        "it (the document's is wall).",
+        "it (the document's is wall). Leave clock.mode out of the document to load it on this "
+        "server's clock.",
     ),
     "an instant before the clock's start": (
         _clock(nowMs=START - 1),
@@ -109,7 +110,8 @@ CASES: dict[str, tuple[Edit, str]] = {
     "another start than the server's": (
         _clock(startMs=START + 1000),
         "clock.startMs: this server's clock starts at 2026-01-01T00:00:00.000Z (the document's "
-        "at 2026-01-01T00:00:01.000Z); an import cannot change it.",
+        "at 2026-01-01T00:00:01.000Z); an import cannot change it. Leave clock.startMs out of the "
+        "document to load it on this server's clock.",
     ),
     "an organization's clock before the start": (
         _org_clock,
@@ -174,6 +176,26 @@ def test_a_wall_clock_of_another_speed_is_refused_naming_the_speed() -> None:
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["details"]["formErrors"] == [
         "State document: clock.speed: this server's wall clock runs at 60 (serve --speed); an "
-        "import cannot change it (the document's is 1)."
+        "import cannot change it (the document's is 1). Leave clock.speed out of the document to "
+        "load it on this server's clock."
     ]
     assert client.put("/_mock/state", json=document).status_code == 200
+
+
+def test_a_wall_export_loads_on_a_virtual_server_once_its_mode_is_left_out() -> None:
+    """A staging sandbox's export (wall clock) reproduced on a test mock (virtual clock): the
+    refusal says how to load it anyway, and the document without `clock.mode` loads at its
+    instant, on the virtual clock."""
+    wall = TestClient(build_app(Deps(sim=Simulator(load_fixtures(), Clock("wall"), SEED))))
+    virtual = Simulator(load_fixtures(), Clock("virtual"), SEED)
+    target = TestClient(build_app(Deps(sim=virtual, strict=True)))  # type: ignore[arg-type]
+    document = wall.get("/_mock/state").json()
+    assert document["clock"]["mode"] == "wall"
+    refused = target.put("/_mock/state", json=document)
+    assert refused.status_code == 422, refused.text
+    [said] = refused.json()["error"]["details"]["formErrors"]
+    assert said.endswith("Leave clock.mode out of the document to load it on this server's clock.")
+    del document["clock"]["mode"]
+    assert target.put("/_mock/state", json=document).status_code == 200
+    clock = target.get("/_mock/state").json()["clock"]
+    assert clock["mode"] == "virtual" and clock["nowMs"] == document["clock"]["nowMs"], clock
