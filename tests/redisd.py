@@ -160,6 +160,11 @@ class RedisServer:
         with self._logged:
             return self._logged.wait_for(lambda: any(text in line for line in self._log), timeout)
 
+    def logged(self, text: str) -> list[str]:
+        """The lines redis-server logged (since it was first started) that contain `text`."""
+        with self._logged:
+            return [line for line in self._log if text in line]
+
     def kill(self) -> None:
         """kill -9: no shutdown, no last save; what survives is what the AOF had."""
         if self.process is not None:

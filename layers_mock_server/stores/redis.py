@@ -134,6 +134,7 @@ class RedisStore:
             for k in (
                 *("rows", "order", "meta", "log", "commits", "lease", "requests", "seq"),
                 *("journal-seq", "journal-floor", "reads", "at", "wants", "serving", "workers"),
+                "journal-seq:org",  # each organization's journal counter (redis_journal.py)
                 "reset-mark",
                 "org-marks",  # each organization's journal marks (redis_journal.py ORG_MARKS)
                 "whole",  # the census of rows, order, meta and commits (redis_scripts.py INTACT)
@@ -372,6 +373,7 @@ class RedisStore:
         keys += [self.keys[k] for k in ("requests", "seq", "at", "journal", "journal-seq")]
         keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "journal-v1", "reads")]
         keys += [self.keys[k] for k in ("reset-mark", "handoff", "whole", "org-marks")]
+        keys.append(self.keys["journal-seq:org"])
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
         first, entries = carried = self._carried()  # the journal's, sent on the way
@@ -652,6 +654,7 @@ class RedisStore:
             return
         first, entries = self.outbox.take()
         keys = [self.keys[k] for k in ("journal", "journal-seq", "mark", "journal-floor")]
+        keys.append(self.keys["journal-seq:org"])
         args = [self.journal_capacity, first, *entries]
         if self._sending():
             sent = self._send("journal", keys, args)
@@ -693,7 +696,7 @@ class RedisStore:
         in its own commit instead: `clearing`.)"""
         if self._client is not None:
             keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
-            keys.append(self.keys["journal-floor"])
+            keys += [self.keys["journal-floor"], self.keys["journal-seq:org"]]
             if self._sending():
                 self._send("clear", keys, [self.seen]).add_done_callback(handled)
                 return
@@ -911,6 +914,7 @@ class RedisStore:
         keys = [self.keys[k] for k in ("log", "commits", "lease", "journal", "journal-seq")]
         keys += [self.keys[k] for k in ("wants", "mark", "journal-floor", "reads", "reset-mark")]
         keys += [self.keys[k] for k in ("handoff", "behind", "whole", "meta", "rows", "order")]
+        keys.append(self.keys["journal-seq:org"])
         far = self.log_length // 2 if max_distance is None else max_distance
         args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
         carried = self._carried()

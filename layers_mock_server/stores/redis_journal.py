@@ -111,15 +111,17 @@ PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 # reset's commit, when there was one) were answered before that reset, and are dropped; the
 # ones after `checked` go with the commit that holds their answers. An entry of an organization
 # (`[[position,"org"],`) is numbered among that organization's too, on from the counter kept in
-# the hash `s:org` (a field an organization; cleared with `s`), and that number is its field's
-# name, `e<n>` (what a tenant reads as `sequence`, core/journal.py; a reader of a version
-# before reads the values alone, and `entries` puts it third in the entry's head).
+# the hash `orgs` (`journal-seq:org`, a field an organization; cleared with `s`), and that
+# number is its field's name, `e<n>` (what a tenant reads as `sequence`, core/journal.py; a
+# reader of a version before reads the values alone, and `entries` puts it third in the entry's
+# head). Every key a script touches comes in KEYS, none is built here: Redis Cluster routes a
+# script, and a proxy checks it, by its declared keys (tests/redis/test_declared_keys.py).
 JOURNAL = f"""
 -- The field name of each of `kept`'s entries: `e`, or for an entry of an organization `e` and
 -- its number among that organization's (one HINCRBY an organization a round trip, by how many
 -- it has here), so that the entry itself is sent on as it came, never copied.
-local function numbered(s, kept)
-  local orgs, names, wanted, order = s .. ':org', {{}}, {{}}, {{}}
+local function numbered(orgs, kept)
+  local names, wanted, order = {{}}, {{}}, {{}}
   for i = 1, #kept do
     local o = string.match(kept[i], '^%[%[%d+,"([^"\\]*)"%]')
     names[i] = o or false
@@ -148,7 +150,7 @@ local function numbered(s, kept)
   end
   return names
 end
-local function journal(j, s, f, cap, from, to, checked)
+local function journal(j, s, orgs, f, cap, from, to, checked)
   local floor = 0
   if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') or 0 end
   local kept = {{}}
@@ -159,7 +161,7 @@ local function journal(j, s, f, cap, from, to, checked)
       kept[#kept + 1] = e
     end
   end
-  local names = numbered(s, kept)
+  local names = numbered(orgs, kept)
   local at = 1
   while at <= #kept do
     local upto = math.min(#kept, at + {CHUNK - 1})
@@ -197,15 +199,17 @@ end
 APPEND = f"""#!lua
 {JOURNAL}
 local n, count = tonumber(ARGV[2]), #ARGV - 2
-journal(KEYS[1], KEYS[2], KEYS[4], tonumber(ARGV[1]), 3 + appended(KEYS[3], n, count), #ARGV, #ARGV)
+local from = 3 + appended(KEYS[3], n, count)
+journal(KEYS[1], KEYS[2], KEYS[5], KEYS[4], tonumber(ARGV[1]), from, #ARGV, #ARGV)
 sent(KEYS[3], n, count)
 return count
 """
 
 # A reset's clearing outside a group's commit (a journal no gate holds): the streams and their
-# counter go, and the reset's commit (ARGV[1]) becomes the floor. `allow-oom`: it frees memory.
+# counters go (KEYS[5]: the organizations'), and the reset's commit (ARGV[1]) becomes the
+# floor. `allow-oom`: it frees memory.
 CLEAR = """#!lua flags=allow-oom
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[3] .. ':org')
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
 redis.call('SET', KEYS[4], ARGV[1])
 """
 

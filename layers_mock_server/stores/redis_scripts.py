@@ -137,6 +137,7 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
 -- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
 -- KEYS[19]: the census (INTACT), checked first unless the commit is a wipe, written last.
+-- KEYS[21]: the journal's counters of each organization's entries (JOURNAL), cleared with it.
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
 local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '^c?(%d+)')
@@ -165,7 +166,7 @@ local fresh = first + appended(mark, from, always)  -- those it sent before are 
 local found = redis.call('MGET', lease, commits, KEYS[12])
 local holder, n = found[1], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
-  journal(KEYS[10], KEYS[11], floor, cap, fresh, late, late)
+  journal(KEYS[10], KEYS[11], KEYS[21], floor, cap, fresh, late, late)
   sent(mark, from, always)
   return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
 end
@@ -267,10 +268,11 @@ elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker wait
   wanted = 1
 end
 if clears then
-  redis.call('DEL', KEYS[10], KEYS[15], KEYS[11], KEYS[11] .. ':org')
+  redis.call('DEL', KEYS[10], KEYS[15], KEYS[11], KEYS[21])
   redis.call('SET', floor, n)
 end
-journal(KEYS[10], KEYS[11], floor, cap, fresh, #ARGV, late)  -- in one go: those, the group's
+-- in one go: the late entries (above), then the group's
+journal(KEYS[10], KEYS[11], KEYS[21], floor, cap, fresh, #ARGV, late)
 sent(mark, from, always)
 return {'OK', n, wanted, born}
 """
@@ -295,7 +297,8 @@ return {'OK', n, wanted, born}
 # same window once with its number of reads); then flags: `l` when the answer is to list
 # every window (HGETALL: an export holds them), `m` when the lease is taken to mend the
 # sandbox (INTACT's census is not checked, only its birth mark read); then the journal's
-# entries. KEYS[13..16]: the census, meta, rows and order. As RateLimiter does, a window
+# entries. KEYS[13..16]: the census, meta, rows and order; KEYS[17] the journal's counters of
+# each organization's entries (JOURNAL). As RateLimiter does, a window
 # counted in another minute starts again from nothing (the clock moved: it only goes
 # back with a reset, whose commit drops the windows it resets, WRITE), except in the minute
 # just before the one kept: that is a read whose worker took its minute before the clock
@@ -397,7 +400,7 @@ end
 -- the journal entries this worker recorded since its last round trip
 local n, count = tonumber(ARGV[7]), #ARGV - entries_from + 1
 local at = entries_from + appended(KEYS[7], n, count)
-journal(KEYS[4], KEYS[5], KEYS[8], tonumber(ARGV[5]), at, #ARGV, #ARGV)
+journal(KEYS[4], KEYS[5], KEYS[17], KEYS[8], tonumber(ARGV[5]), at, #ARGV, #ARGV)
 sent(KEYS[7], n, count)
 """
     + _AFTER

@@ -217,7 +217,7 @@ def test_each_organizations_entries_are_numbered_among_its_own_until_the_journal
     sent = [entry("org_a", "a1"), entry("org_b", "b1"), entry(None, "none")]
     sent += [entry("org_a", "a2"), entry(quoted, "q1"), entry(quoted, "q2")]
     assert [value for _, fields in raw for value in fields[3::2]] == sent
-    store._client.set(store.keys["journal-seq"] + ":org", "spoiled")
+    store._client.set(store.keys["journal-seq:org"], "spoiled")
     send(store, entry("org_b", "b-anew"))
     assert heads()[-1] == ("b-anew", "org_b", 1)
     store.journal_clear()
