@@ -25,8 +25,9 @@ class StoreInUse(Exception):
 
 
 class StoreUnavailable(Exception):
-    """A write did not happen (a full disk, a read-only file, an I/O error). Nothing of the
-    batch is in the store; the message says why, for the operator."""
+    """A write did not happen: nothing of the batch is in the store; the message says why, for
+    the operator. This class is for causes that pass by themselves (a shared store out of
+    reach); StoreBroken is for those that need someone to act (a full disk, an I/O error)."""
 
     # Whether the cause passes by itself, so that the same request a second later may work:
     # a shared store unreachable or its connection lost, a lease lost to another worker. The
