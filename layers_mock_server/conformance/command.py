@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cli import positive
+from . import stopping
 
 if TYPE_CHECKING:  # `serve` builds this parser too: keep its start-up free of httpx
     from .report import RunReport
@@ -227,13 +228,15 @@ def _terminated_as_interrupted() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        stopping.REQUESTED.set()  # the run stops at its next request or clause (stopping.py)
 
+    stopping.REQUESTED.clear()
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        stopping.REQUESTED.clear()
 
 
 def _target_flags(values: dict[str, str | None], control_plane: bool) -> str:

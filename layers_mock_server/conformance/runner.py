@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from . import stopping
 from .catalogue import BY_NAME, CATALOGUE
 from .clause import Clause
 from .observe import Transcript
@@ -252,9 +253,11 @@ class _Runner:
         if any(c.needs.sample for c in plan.active):  # it moves on while the probes run
             self.warm_up()
         for clause in plan.active:
+            stopping.check()
             self.attempt(clause)
         transcript = Transcript(s, list(self.target.exchanges))
         for clause in plan.observers:
+            stopping.check()
             self.observe(clause, transcript)
         for clause in wanted:
             if clause.judged_by and clause.name not in self.report.verdicts:

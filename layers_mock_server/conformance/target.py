@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from . import contract as c
+from . import stopping
 from .exchange import ClockMove, Exchange, Step
 
 INFLUENCER_CREATE = re.compile(r"^/v1/projects/[^/]+/influencers/?$")
@@ -325,6 +326,7 @@ class Target:
         if seconds > 0:
             self.slept_s += seconds
             self.sleep(seconds)
+            stopping.check()
 
     def advance(self, seconds: float) -> None:
         """Move the mock's clock (only when it is ours to move) and record the move."""
@@ -354,6 +356,7 @@ class Target:
         `expect_replay=True` marks the retry of an accepted create with its Idempotency-Key: it
         replays, so it is sent even when the budget is spent; if it starts a job after all,
         that is counted and reported."""
+        stopping.check()
         self.budget.check_time()
         bare_path = path.split("?", maxsplit=1)[0]
         makes_project = method.upper() == "POST" and bool(PROJECT_CREATE.match(bare_path))
