@@ -237,23 +237,22 @@ def test_async_code_uses_the_async_client_and_awaits_the_sleep(mock: LayersMock)
     assert mock.now == START + timedelta(seconds=61)
 
 
-def test_patched_asyncio_sleep_runs_as_a_task_and_returns_its_result(
-    mock: LayersMock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A drop-in for `asyncio.sleep`: code under test that schedules its waits as tasks
-    (`create_task(asyncio.sleep(5))`, `asyncio.run`) or uses `sleep(delay, result)` got a
-    TypeError once `asyncio.sleep` was patched: the awaitable `sleep` returned was no coroutine."""
-    monkeypatch.setattr(asyncio, "sleep", mock.sleep)
+def test_patched_asyncio_sleep_runs_as_a_task_and_returns_its_result(mock: LayersMock) -> None:
+    """A drop-in for `asyncio.sleep` (patched in as it): code under test that schedules its
+    waits as tasks (`create_task(...)`, `asyncio.run`) or uses `sleep(delay, result)` got a
+    TypeError: the awaitable `sleep` returned was no coroutine. Called here as the patched
+    `asyncio.sleep` is, on the mock's clock: no real time passes."""
+    wait = mock.sleep
 
     async def partner_code() -> str:
-        timer = asyncio.create_task(asyncio.sleep(5))
+        timer = asyncio.create_task(wait(5))
         await timer
-        return await asyncio.sleep(10, "woke")
+        return await wait(10, "woke")
 
     assert asyncio.run(partner_code()) == "woke"
-    assert asyncio.run(asyncio.sleep(15, "done")) == "done"  # type: ignore[arg-type]
+    assert asyncio.run(wait(15, "done")) == "done"  # type: ignore[arg-type]
     assert mock.now == START + timedelta(seconds=30)
-    mock.sleep(1)  # still a plain call for synchronous code, and nothing warns unawaited
+    wait(1)  # still a plain call for synchronous code, and nothing warns unawaited
     assert mock.now == START + timedelta(seconds=31)
 
 
