@@ -14,6 +14,7 @@ from support import FULL, PROJECT, SEED, auth
 from layers_mock_server import serving
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.stores.redis import RedisStore
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 ANSWER_S = 30  # how long a create may take before the test calls it stuck
@@ -93,3 +94,18 @@ def dropped(waiter: Waiter) -> threading.Event:
 
     handoff._drop = dropping
     return ended
+
+
+def handed_over(waiter: Waiter, base: str, holder: RedisStore) -> None:
+    """The holder takes the lease, the waiter's create is refused and waits; the holder gives
+    the lease back and the waiter's next try takes it (no timer would wake it: no_poll)."""
+    assert holder.lock() is not None
+    made: list[httpx.Response] = []
+    waiter.waiting.clear()
+    thread = waiter.create(base, made)
+    assert waiter.waiting.wait(ANSWER_S)
+    assert waiter.tries == [False]
+    holder.unlock()
+    thread.join(ANSWER_S)
+    assert [r.status_code for r in made] == [202]
+    assert waiter.tries == [False, True]

@@ -24,9 +24,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+
+if TYPE_CHECKING:
+    import redis
 
 HOW = "install redis-server (apt install redis-server) to run the Redis tests"
 
@@ -207,3 +210,23 @@ def redis_server() -> Iterator[RedisServer]:
     """The session's shared server: tests keep apart by sandbox name (`sandbox()`)."""
     with started() as server:
         yield server
+
+
+# Redis refusing writes until its operator acts, as context generators for the outage and
+# Retry-After tests (`contextlib.contextmanager(full)(operator)`):
+
+
+def full(operator: redis.Redis) -> Iterator[None]:
+    """Full (OOM): maxmemory below what it holds, so every write needs room."""
+    operator.config_set("maxmemory", "1")  # less than it holds: every write needs room
+    yield
+    operator.config_set("maxmemory", "0")
+
+
+def replica(operator: redis.Redis) -> Iterator[None]:
+    """A replica (READONLY), as a failover makes of the old primary."""
+    with socket.socket() as nowhere:  # its primary: bound, never listening (never synced)
+        nowhere.bind(("127.0.0.1", 0))
+        operator.replicaof("127.0.0.1", nowhere.getsockname()[1])
+        yield
+        operator.replicaof("NO", "ONE")

@@ -19,7 +19,7 @@ import pytest
 from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, keys_on, workers
 from grouped import serves_off_the_loop
-from handoffs import ANSWER_S, Waiter, dropped, listening, served
+from handoffs import ANSWER_S, Waiter, dropped, handed_over, listening, served
 from support import FULL, auth
 
 from layers_mock_server.stores.redis import RedisStore
@@ -74,21 +74,6 @@ def holder(redis_cluster: RedisClusterServers) -> Iterator[Callable[[str], Redis
     yield make
     for store in stores:
         store.close()
-
-
-def handed_over(waiter: Waiter, base: str, holder: RedisStore) -> None:
-    """The holder takes the lease, the waiter's create is refused and waits; the holder gives
-    the lease back and the waiter's next try takes it (no timer would wake it: no_poll)."""
-    assert holder.lock() is not None
-    made: list[httpx.Response] = []
-    waiter.waiting.clear()
-    thread = waiter.create(base, made)
-    assert waiter.waiting.wait(ANSWER_S)
-    assert waiter.tries == [False]
-    holder.unlock()
-    thread.join(ANSWER_S)
-    assert [r.status_code for r in made] == [202]
-    assert waiter.tries == [False, True]
 
 
 def test_a_cluster_worker_hears_the_lease_given_back_and_follows_its_shard(

@@ -22,7 +22,7 @@ import pytest
 import redis
 from blackhole import Blackhole
 from grouped import CREATE, NEVER_S, Turn, Worker, timed_out
-from redisd import RedisServer, started
+from redisd import RedisServer, full, replica, started
 from support import FULL, auth
 
 from layers_mock_server.stores import redis_journal
@@ -343,20 +343,6 @@ def no_replica_in_sync(operator: redis.Redis) -> Iterator[None]:
     operator.config_set("min-replicas-to-write", "1")  # and it has none
     yield
     operator.config_set("min-replicas-to-write", "0")
-
-
-def full(operator: redis.Redis) -> Iterator[None]:
-    operator.config_set("maxmemory", "1")  # less than it holds: every write needs room
-    yield
-    operator.config_set("maxmemory", "0")
-
-
-def replica(operator: redis.Redis) -> Iterator[None]:
-    with socket.socket() as nowhere:  # its primary: bound, never listening (never synced)
-        nowhere.bind(("127.0.0.1", 0))
-        operator.replicaof("127.0.0.1", nowhere.getsockname()[1])
-        yield
-        operator.replicaof("NO", "ONE")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ import redis
 from clusterd import RedisClusterServers, slot_of
 from clustered import CREATE, keys_on, workers
 from grouped import Worker
-from redisd import RedisServer, started
+from redisd import RedisServer, full, replica, started
 from support import FULL, auth
 
 from layers_mock_server.core.store import StoreUnavailable
@@ -157,20 +156,6 @@ def test_a_group_whose_commit_failed_answers_each_request_with_retry_after(
             assert journaled(page["items"], dict(headers)[b"x-request-id"].decode()) == "1"
     finally:
         worker.close()
-
-
-def full(operator: redis.Redis) -> Iterator[None]:
-    operator.config_set("maxmemory", "1")  # less than it holds: every write needs room
-    yield
-    operator.config_set("maxmemory", "0")
-
-
-def replica(operator: redis.Redis) -> Iterator[None]:
-    with socket.socket() as nowhere:  # its primary: bound, never listening (never synced)
-        nowhere.bind(("127.0.0.1", 0))
-        operator.replicaof("127.0.0.1", nowhere.getsockname()[1])
-        yield
-        operator.replicaof("NO", "ONE")
 
 
 def denied(operator: redis.Redis) -> Iterator[None]:

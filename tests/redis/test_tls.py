@@ -20,7 +20,7 @@ import redis
 from clusterd import RedisClusterServers, started_cluster
 from clustered import keys_on
 from grouped import serves_off_the_loop
-from handoffs import ANSWER_S, Waiter, listening, served
+from handoffs import ANSWER_S, Waiter, handed_over, listening, served
 from redisd import _free_port, started
 
 from layers_mock_server.stores.redis import RedisStore
@@ -77,15 +77,7 @@ def test_a_tls_worker_hears_the_lease_given_back(sandbox: str, no_poll: None) ->
             base = f"http://{host}:{port}"
             listening(waiter, base)
             assert holder.open() is not None
-            assert holder.lock() is not None
-            made: list[httpx.Response] = []
-            thread = waiter.create(base, made)
-            assert waiter.waiting.wait(ANSWER_S)
-            assert waiter.tries == [False]
-            holder.unlock()
-            thread.join(ANSWER_S)
-            assert [r.status_code for r in made] == [202]
-            assert waiter.tries == [False, True]
+            handed_over(waiter, base, holder)
     finally:
         holder.close()
 
