@@ -215,7 +215,7 @@ def memory_under_reads(first: int = 20_000, total: int = 200_000) -> dict[str, A
         "reads_total": total,
         "rss_mb_first": round(at_first, 1),
         "rss_mb_total": round(at_total, 1),
-        "journal_entries": len(deps.journal._entries),
+        "journal_entries": len(deps.journal),
         "idempotency_records": len(deps.sim.state.idempotency),
         "statuses": statuses,
     }

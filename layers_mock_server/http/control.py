@@ -248,6 +248,7 @@ def requests(
         api_key_ids=mine,
         after=after,
         local=tenant is not None,
+        org=tenant,  # a tenant reads its own organization's share (core/journal.py)
     )
     return Reply(200, {"items": items, "total": total})
 

@@ -461,7 +461,8 @@ class SharedJournal(Journal):
     def query(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
         """Journal.query over every worker's entries (its arguments, whatever they are)."""
         view = Journal(self.capacity, bodies=self.bodies, max_bytes=self.max_bytes)
-        view._entries.extend(self._all())
+        for entry in self._all():
+            view._keep(entry)
         return view.query(*args, **kwargs)
 
     def clear(self) -> None:

@@ -173,3 +173,76 @@ def test_query_filters_counts_and_pages_over_both_entry_kinds() -> None:
         len([e for e in every if e["path"] == "/v1/jobs/job_6"]),
     )
     assert [e["sequence"] for e in every] == sorted((e["sequence"] for e in every), reverse=True)
+
+
+def add_for(journal: Journal, org: str | None, path: str, body: bytes = b"") -> None:
+    """One request of an organization's key (None: a request with no known key)."""
+    journal.add(
+        0, "POST", path, "", 200, f"req_{path}", None if org is None else f"key_{org}", "op",
+        None, (REQUEST_HEADERS, body, [], b"{}"), None, org,
+    )  # fmt: skip
+
+
+def paths_of(journal: Journal, org: str | None) -> list[str]:
+    """What the organization's tenant reads (None: the operator), newest first."""
+    items = journal.query(limit=10_000, org=org, local=org is not None)[0]
+    return [e["path"] for e in items]
+
+
+def test_an_organizations_oldest_entries_survive_another_organizations_traffic() -> None:
+    """Issue 12 point 4: each organization keeps its own newest entries; only its own
+    traffic pushes its oldest out (the bound was the server's: a busy tenant emptied a quiet
+    one's journal)."""
+    journal = Journal(capacity=5)
+    for n in range(3):
+        add_for(journal, "org_quiet", f"/quiet/{n}")
+    for n in range(2_000):
+        add_for(journal, "org_busy", f"/busy/{n}")
+        add_for(journal, None, f"/nokey/{n}")
+    assert paths_of(journal, "org_quiet") == ["/quiet/2", "/quiet/1", "/quiet/0"]
+    assert paths_of(journal, "org_busy") == [f"/busy/{n}" for n in range(1_999, 1_994, -1)]
+    # the operator reads the union, newest first, within one share's bound
+    assert paths_of(journal, None) == [
+        "/nokey/1999", "/busy/1999", "/nokey/1998", "/busy/1998", "/nokey/1997",
+    ]  # fmt: skip
+    # its own traffic does push it out
+    for n in range(3, 8):
+        add_for(journal, "org_quiet", f"/quiet/{n}")
+    assert paths_of(journal, "org_quiet") == [f"/quiet/{n}" for n in range(7, 2, -1)]
+
+
+def test_an_organizations_byte_share_is_its_own() -> None:
+    journal = Journal(bodies=True, max_bytes=20_000)
+    add_for(journal, "org_quiet", "/quiet/0", b"q" * 4_000)
+    for n in range(50):
+        add_for(journal, "org_busy", f"/busy/{n}", b"b" * MAX_BODY_BYTES)
+    assert paths_of(journal, "org_quiet") == ["/quiet/0"]
+    assert paths_of(journal, "org_busy") == ["/busy/49"]  # one such entry fills a share
+    for n in range(1, 10):
+        add_for(journal, "org_quiet", f"/quiet/{n}", b"q" * 4_000)
+    assert paths_of(journal, "org_quiet") == [f"/quiet/{n}" for n in range(9, 5, -1)]
+    assert journal.bytes <= 2 * 20_000
+
+
+def test_many_organizations_stay_within_the_server_wide_bound() -> None:
+    """Hostile: organizations without number, each filling its share. The server keeps at
+    most `total_bytes`; past it the fullest shares give up their oldest first, so a quiet
+    organization keeps its entries while the greedy ones are cut."""
+    journal = Journal(bodies=True, max_bytes=40_000, total_bytes=200_000)
+    add_for(journal, "org_quiet", "/quiet/0")
+    for n in range(400):
+        for org in range(20):
+            add_for(journal, f"org_{org}", f"/{org}/{n}", b"x" * 2_000)
+    assert journal.bytes <= 200_000
+    assert paths_of(journal, "org_quiet") == ["/quiet/0"]
+    assert all(paths_of(journal, f"org_{org}")[0] == f"/{org}/399" for org in range(20))
+    assert len(journal) == sum(len(paths_of(journal, f"org_{o}")) for o in range(20)) + 1
+
+
+def test_a_global_clear_empties_every_share() -> None:
+    journal = Journal()
+    add_for(journal, "org_a", "/a")
+    add_for(journal, None, "/none")
+    journal.clear()
+    assert (len(journal), journal.bytes, journal.last()) == (0, 0, None)
+    assert paths_of(journal, None) == [] and paths_of(journal, "org_a") == []

@@ -120,3 +120,28 @@ def test_a_tenants_marks_outlive_a_global_reset(tenanted: Servers) -> None:  # n
     since = whoami(tenanted, FULL)
     assert [r for _, r in listed(tenanted, FULL, "after=1")] == [since]
     assert reset(tenanted, FULL) == 2
+
+
+def test_a_tenants_oldest_entries_survive_another_tenants_burst(tenanted: Servers) -> None:  # noqa: F811
+    """The journal's bound (1,000 entries) is each organization's own: another team's
+    pipeline sending 2,000 requests leaves a tenant's first requests where they were (it
+    pushed them out: the bound was the server's). Requests with no key keep a share of
+    their own, which the operator reads."""
+    first = [whoami(tenanted, FULL) for _ in range(3)]
+    burst = [whoami(tenanted, GLOBEX) for _ in range(2_000)]
+    status, _, _ = tenanted("GET", "/v1/whoami", "lp_test_nosuchkey_0000000000000000")
+    assert status == 401
+    assert listed(tenanted, FULL) == [(3, first[2]), (2, first[1]), (1, first[0])]
+    globex = listed(tenanted, GLOBEX, "limit=1000")
+    assert globex[0] == (2_000, burst[-1]) and globex[-1] == (1_001, burst[1_000])
+    assert len(globex) == 1_000
+    # the operator reads the union, newest first: the newest 1,000 of every organization's
+    status, _, body = tenanted("GET", "/_mock/requests", None, None, "limit=1000")
+    assert status == 200 and body["total"] == 1_000
+    items = body["items"]
+    assert items[0]["status"] == 401 and items[0]["apiKeyId"] is None
+    assert [e["requestId"] for e in items[1:]] == list(reversed(burst))[:999]
+    # the tenant's own traffic still pushes its oldest out
+    more = [whoami(tenanted, FULL) for _ in range(1_000)]
+    mine = listed(tenanted, FULL, "limit=1000")
+    assert mine[0] == (1_003, more[-1]) and mine[-1] == (4, more[0])
