@@ -410,9 +410,10 @@ class Journal:
         )
         return _bounded(merged, self.capacity, self.max_bytes)
 
-    async def fetch(self) -> None:
-        """Before a request reads the journal (`query`): a journal kept elsewhere is read here,
-        where the request may wait for it (stores/redis_journal.py); this one holds it all."""
+    async def fetch(self, org: str | None = None) -> None:
+        """Before a request reads the journal (`query`; `org`: a tenant's, of its
+        organization): a journal kept elsewhere is read here, where the request may wait for
+        it (stores/redis_journal.py); this one holds it all."""
 
     def query(
         self,

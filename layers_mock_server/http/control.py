@@ -406,7 +406,7 @@ class ControlPipeline:
                 raise server_wide()
             generation = deps.sim.generation
             if self.op.operation_id in READS_JOURNAL:
-                await deps.journal.fetch()  # on Redis, every worker's entries
+                await deps.journal.fetch(who.organization_id)  # on Redis, from every worker
             if who.organization_id is not None and self.op.operation_id in TENANT_MARKS:
                 await deps.journal.fetch_marks(who.organization_id)  # on Redis, kept there
             if self.op.operation_id == "mockPutState":

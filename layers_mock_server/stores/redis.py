@@ -97,7 +97,18 @@ from ..core.store import (
     StoreUnavailable,
 )
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
-from .redis_journal import APPEND, CLEAR, ORG_MARKS, READ, entries
+from .redis_journal import (
+    APPEND,
+    CLEAR,
+    ORG_MARKS,
+    ORGS,
+    READ_ALL,
+    READ_ORG,
+    counted,
+    entries,
+    org_entries,
+    stream_orgs,
+)
 from .redis_lane import Lane
 from .redis_log import SEP, read_entry, read_field, write_args
 from .redis_outbox import Outbox
@@ -106,13 +117,16 @@ from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, RESERVE, ROOMY, UN
 from .redis_serving import BEAT, CLAIM, arguments, decoded, refusal
 from .redis_url import parse_url, shown
 
+NO_ORG = b"~-"  # the field of no organization in the journal's counters (redis_journal.py)
+
 T = TypeVar("T")
 
 LOG_LENGTH = 10_000  # batches kept in the log; a worker further behind reads everything
 # The scripts safe to run twice (they read, or write what a second run finds written):
 # `_call(retry=True)` sends one again on a new connection when the first got no answer.
 RETRIABLE = frozenset(
-    {"changes", "changes-full", "journal-read", "everything", "unlock", "org-marks"}
+    {"changes", "changes-full", "journal-read", "journal-read-org", "journal-orgs"}
+    | {"everything", "unlock", "org-marks"}
 )
 RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is unreachable
 
@@ -146,6 +160,9 @@ class RedisStore:
         # one a stream entry, stays readable under `journal` until the journal is cleared.
         self.keys["journal"] = f"{tag}:journal-v2"
         self.keys["journal-v1"] = f"{tag}:journal"
+        # Since: each organization's own stream, `journal-org:<its id in hex>`, and this one for
+        # the entries of no organization (a request with no key, or an unknown one).
+        self.keys["journal-org"] = f"{tag}:journal-org:"
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
         # ... and the birth mark of the commit count it was read under (the census's, INTACT in
@@ -219,7 +236,9 @@ class RedisStore:
             "changes": client.register_script(CHANGES),
             "unlock": client.register_script(UNLOCK),
             "journal": client.register_script(APPEND),
-            "journal-read": client.register_script(READ),
+            "journal-read": client.register_script(READ_ALL),
+            "journal-read-org": client.register_script(READ_ORG),
+            "journal-orgs": client.register_script(ORGS),
             "everything": client.register_script(EVERYTHING),
             "changes-full": client.register_script(CHANGES_FULL),
             "reserve": client.register_script(RESERVE),
@@ -230,8 +249,9 @@ class RedisStore:
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             make = client.connection_pool.make_connection
-            scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ, EVERYTHING, CHANGES_FULL, RESERVE]
-            self.pipe = Pipe(make, [*scripts, BEAT, CLEAR, ORG_MARKS], self.where, timeout=5)
+            scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ_ALL, EVERYTHING, CHANGES_FULL, RESERVE]
+            scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS]
+            self.pipe = Pipe(make, scripts, self.where, timeout=5)
             self.handoff = Handoff(make, self.keys["handoff"], self.ident)
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
             self.lane, self._lane_conn = Lane(self.where), another(client, self._conn)
@@ -387,6 +407,7 @@ class RedisStore:
         reset = ("c" if clears else "") + (str(marking) if marking else "")
         reset += "".join(f"|{_field(org)}={' '.join(map(str, m))}" for org, m in orgs.items())
         args += [reset, *commits]
+        keys += self._streams(entries, staged)  # the journal's (redis_journal.py JOURNAL)
         return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
@@ -654,7 +675,7 @@ class RedisStore:
             return
         first, entries = self.outbox.take()
         keys = [self.keys[k] for k in ("journal", "journal-seq", "mark", "journal-floor")]
-        keys.append(self.keys["journal-seq:org"])
+        keys += [self.keys["journal-seq:org"], *self._streams(entries)]
         args = [self.journal_capacity, first, *entries]
         if self._sending():
             sent = self._send("journal", keys, args)
@@ -667,18 +688,50 @@ class RedisStore:
             self.outbox.back(first, entries)
             raise
 
-    def journal_read(self, capacity: int) -> list[tuple[int, bytes]]:
-        """(number, entry) of the newest `capacity` entries, oldest first."""
-        keys = [self.keys["journal"], self.keys["journal-v1"]]
-        return _newest(self._call("journal-read", keys, [capacity], retry=True), capacity)
+    def journal_read(self, capacity: int, org: str | None = None) -> list[tuple[int, bytes]]:
+        """(number, entry), oldest first: the organization's newest `capacity` entries and
+        those the versions before kept (the reader picks its own out of them), or (`org`
+        None: the operator's) the sandbox's newest `capacity`, every organization's."""
+        if org is not None:
+            keys, args = self._org_read(org, capacity)
+            return _read(self._call("journal-read-org", keys, args, retry=True), None)
+        fields = self._call("journal-orgs", [self.keys["journal-seq:org"]], [], retry=True)
+        keys, args = self._all_read(fields, capacity)
+        return _read(self._call("journal-read", keys, args, retry=True), capacity)
 
-    def journal_fetch(self, capacity: int) -> asyncio.Future[list[tuple[int, bytes]]]:
+    async def journal_fetch(self, capacity: int, org: str | None = None) -> list[tuple[int, bytes]]:
         """`journal_read` without waiting (through the pipe, behind this worker's entries
-        not sent yet)."""
+        not sent yet); the operator's in two round trips (which streams, then their entries)."""
         self.journal_flush()
-        keys = [self.keys["journal"], self.keys["journal-v1"]]
-        read = self._send("journal-read", keys, [capacity])
-        return self._then(read, lambda found: _newest(found, capacity))
+        if org is not None:
+            keys, args = self._org_read(org, capacity)
+            read = self._send("journal-read-org", keys, args)
+            return await self._then(read, lambda found: _read(found, None))
+        asked = self._send("journal-orgs", [self.keys["journal-seq:org"]], [])
+        keys, args = await self._then(asked, lambda fields: self._all_read(fields, capacity))
+        read = self._send("journal-read", keys, args)
+        return await self._then(read, lambda found: _read(found, capacity))
+
+    def _org_read(self, org: str, capacity: int) -> tuple[list[str], list[Any]]:
+        field = counted(org).encode("utf-8", "surrogatepass")
+        keys = [self.keys["journal"], self.keys["journal-v1"], self._stream(field)]
+        return [*keys, self.keys["journal-seq:org"]], [capacity, field]
+
+    def _all_read(self, fields: list[bytes], capacity: int) -> tuple[list[str], list[Any]]:
+        orgs = [f for f in fields if f != NO_ORG]
+        keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq", "journal-seq:org")]
+        keys += [self.keys["journal-org"], *map(self._stream, orgs)]
+        return keys, [capacity, NO_ORG, *orgs]
+
+    def _streams(self, *sent: list[bytes]) -> list[str]:
+        """The journal streams a script appending `sent` touches, as it finds them (JOURNAL's
+        `streams`): the one of no organization, then one an organization in the order they
+        first come."""
+        return [self.keys["journal-org"], *map(self._stream, stream_orgs(*sent))]
+
+    def _stream(self, field: bytes) -> str:
+        """An organization's journal stream, by its field in the hash of counters."""
+        return self.keys["journal-org"] + field.hex()
 
     def org_marks_fetch(self, org: str) -> asyncio.Future[list[int]] | Any:
         """An organization's journal marks (the sandbox's mark of each of its resets), read
@@ -697,6 +750,7 @@ class RedisStore:
         if self._client is not None:
             keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
             keys += [self.keys["journal-floor"], self.keys["journal-seq:org"]]
+            keys.append(self.keys["journal-org"])
             if self._sending():
                 self._send("clear", keys, [self.seen]).add_done_callback(handled)
                 return
@@ -924,6 +978,7 @@ class RedisStore:
             for b, n in windows.items()
         ]
         args.append(("l" if listed else "") + ("m" if mend else ""))
+        keys += self._streams(carried[1])  # the journal's (redis_journal.py JOURNAL)
         return keys, args, windows, carried
 
     def _changes_answer(
@@ -997,11 +1052,19 @@ def _resolve(done: asyncio.Future[T], result: T) -> None:
         done.set_result(result)
 
 
-def _newest(found: Any, capacity: int) -> list[tuple[int, bytes]]:
-    """The READ script's answer: (number, entry) of the newest `capacity` entries of both
-    journals, oldest first."""
-    ours, older = found
-    return sorted(entries(ours) + entries(older))[-capacity:]  # no number is in both
+def _read(found: Any, capacity: int | None) -> list[tuple[int, bytes]]:
+    """READ_ORG's or READ_ALL's answer: (number, entry), oldest first, the newest `capacity`
+    (None: all of them, a tenant's: its view keeps its organization's own bound). The
+    journals of the versions before come first, then each stream (READ_ALL's first is the
+    one of no organization, whose entries have no organization's number)."""
+    older, oldest, *streams = found
+    read = entries(older) + entries(oldest)
+    none = capacity is not None  # READ_ALL: its first stream is the one of no organization
+    for stream in streams:
+        read += org_entries(stream, numbered=not none)
+        none = False
+    read.sort()  # no number is in two
+    return read if capacity is None else read[-capacity:]
 
 
 def _looping() -> bool:

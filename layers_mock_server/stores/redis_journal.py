@@ -96,86 +96,99 @@ _FETCHED: contextvars.ContextVar[list[tuple[int, bytes]] | None] = contextvars.C
 
 CHUNK = 256  # journal entries at most in one stream entry
 # An organization id JSON writes as it is (no quote, backslash or control character) and that
-# does not start as `_counted`'s escaped ones do.
+# does not start as `counted`'s escaped ones do.
 PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 
-# The Lua function every script that appends to the journal has (redis_scripts.py's, and
-# APPEND): the entries ARGV[from..to] numbered on from the counter `s`, appended to the stream
-# `j` in stream entries of up to CHUNK journal entries each, fields `n` (the number of the first)
-# then `e` once per entry. A stream entry's ID is its last entry's number, so that the stream
-# keeps exactly the stream entries that hold one of the newest `cap` journal entries (MINID):
-# one INCRBY and one XADD a round trip, instead of two commands an entry. A stream ahead of its
-# counter (only an edited Redis: both change in the same scripts) is dropped rather than
-# refusing every append after it. The entries up to ARGV[checked] are late ones: those whose
-# position (their JSON starts `[[position],`: `_encode`) is below the floor `f` (a global
-# reset's commit, when there was one) were answered before that reset, and are dropped; the
-# ones after `checked` go with the commit that holds their answers. An entry of an organization
-# (`[[position,"org"],`) is numbered among that organization's too, on from the counter kept in
-# the hash `orgs` (`journal-seq:org`, a field an organization; cleared with `s`), and that
-# number is its field's name, `e<n>` (what a tenant reads as `sequence`, core/journal.py; a
-# reader of a version before reads the values alone, and `entries` puts it third in the entry's
-# head). Every key a script touches comes in KEYS, none is built here: Redis Cluster routes a
-# script, and a proxy checks it, by its declared keys (tests/redis/test_declared_keys.py).
+# The Lua functions every script that appends to the journal has (redis_scripts.py's, and
+# APPEND). Each organization's entries go to a stream of its own (`journal-org:<hex>`), and the
+# entries of no organization (no key, or an unknown one) to one more (`journal-org:`), so that
+# a stream's bound (the newest `cap` entries) is that organization's alone (issue 12 point 4:
+# another organization's traffic never pushes a tenant's oldest entries out). `streams` finds
+# the organization of each entry ARGV[from..] (an entry of one starts `[[position,"org"],`:
+# `_encode`) and the stream of each: KEYS[base] for none, then KEYS[base + 1 ..] one an
+# organization in the order they first come there, as the worker declared them
+# (RedisStore._streams): every key a script touches comes in KEYS, none is built here (Redis
+# Cluster routes a script, and a proxy checks it, by its declared keys:
+# tests/redis/test_declared_keys.py).
+#
+# `journal` appends the entries ARGV[from..to]: numbered on from the sandbox's counter `s`
+# (what the operator reads as `sequence`: one INCRBY a round trip), and among their
+# organization's, on from its counter in the hash `orgs` (`journal-seq:org`, a field an
+# organization, `~-` for none; one HINCRBY an organization a round trip). That number is the
+# stream entry's ID (the last journal entry's it holds), so that MINID keeps exactly the stream
+# entries that hold one of the organization's newest `cap`; a stream entry holds up to CHUNK
+# journal entries: `n`, the organization's number of the first, then one field a journal entry,
+# named by its sandbox number, the entry as it came (never copied). A counter that starts at 1
+# (the journal was cleared, or this is the organization's first entry) drops what the stream
+# held: entries from before a clearing, which a reset's script could not name; a reader reads
+# only the stream of an organization the hash counts (READ_ORG, READ_ALL). A stream ahead of its
+# counter (only an edited Redis) is dropped rather than refusing every append after it. The
+# entries up to ARGV[checked] are late ones: those whose position (their JSON starts
+# `[[position],`) is below the floor `f` (a global reset's commit, when there was one) were
+# answered before that reset, and are dropped; the ones after `checked` go with the commit that
+# holds their answers.
 JOURNAL = f"""
--- The field name of each of `kept`'s entries: `e`, or for an entry of an organization `e` and
--- its number among that organization's (one HINCRBY an organization a round trip, by how many
--- it has here), so that the entry itself is sent on as it came, never copied.
-local function numbered(orgs, kept)
-  local names, wanted, order = {{}}, {{}}, {{}}
-  for i = 1, #kept do
-    local o = string.match(kept[i], '^%[%[%d+,"([^"\\]*)"%]')
-    names[i] = o or false
-    if o then
-      if not wanted[o] then order[#order + 1] = o end
-      wanted[o] = (wanted[o] or 0) + 1
+local function streams(from, base)
+  local of, key, k = {{}}, {{['~-'] = KEYS[base]}}, base
+  for i = from, #ARGV do
+    local o = string.match(ARGV[i], '^%[%[%d+,"([^"\\]*)"%]') or '~-'
+    of[i] = o
+    if not key[o] then
+      k = k + 1
+      key[o] = KEYS[k]
     end
   end
-  local next = {{}}
-  for _, o in ipairs(order) do
-    local last = redis.pcall('HINCRBY', orgs, o, wanted[o])
-    if type(last) == 'table' then  -- not a hash of counters (an edited Redis; so on the
-      redis.call('DEL', orgs)       -- first one): numbered anew
-      last = redis.call('HINCRBY', orgs, o, wanted[o])
-    end
-    next[o] = last - wanted[o]
-  end
-  for i = 1, #kept do
-    local o = names[i]
-    if o then
-      next[o] = next[o] + 1
-      names[i] = 'e' .. next[o]
-    else
-      names[i] = 'e'
-    end
-  end
-  return names
+  return of, key
 end
-local function journal(j, s, orgs, f, cap, from, to, checked)
+local function journal(of, key, s, orgs, f, cap, from, to, checked)
   local floor = 0
   if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') or 0 end
   local kept = {{}}
   for i = from, to do
-    local e = ARGV[i]
     local late = i <= checked and floor > 0
-    if not late or (tonumber(string.match(e, '^%[%[(%d+)')) or floor) >= floor then
-      kept[#kept + 1] = e
+    if not late or (tonumber(string.match(ARGV[i], '^%[%[(%d+)')) or floor) >= floor then
+      kept[#kept + 1] = i
     end
   end
-  local names = numbered(orgs, kept)
-  local at = 1
-  while at <= #kept do
-    local upto = math.min(#kept, at + {CHUNK - 1})
-    local last = redis.call('INCRBY', s, upto - at + 1)
-    local oldest = math.max(0, last - cap + 1)
-    local entry = {{j, 'MINID', '=', oldest, last .. '-0', 'n', last - upto + at}}
-    for i = at, upto do
-      entry[2 * (i - at) + 8], entry[2 * (i - at) + 9] = names[i], kept[i]
+  if #kept == 0 then return end
+  local g = redis.call('INCRBY', s, #kept) - #kept
+  local by, order = {{}}, {{}}
+  for n, i in ipairs(kept) do
+    local o = of[i]
+    local mine = by[o]
+    if not mine then
+      mine = {{}}
+      by[o] = mine
+      order[#order + 1] = o
     end
-    if type(redis.pcall('XADD', unpack(entry))) == 'table' then
-      redis.call('DEL', j)
-      redis.call('XADD', unpack(entry))
+    mine[#mine + 1] = g + n
+    mine[#mine + 1] = ARGV[i]
+  end
+  for _, o in ipairs(order) do
+    local mine, j = by[o], key[o]
+    local count = #mine / 2
+    local last = redis.pcall('HINCRBY', orgs, o, count)
+    if type(last) == 'table' then  -- not a hash of counters (an edited Redis; so on the
+      redis.call('DEL', orgs)       -- first one): numbered anew
+      last = redis.call('HINCRBY', orgs, o, count)
     end
-    at = upto + 1
+    local first = last - count + 1
+    if first == 1 then redis.call('DEL', j) end
+    local at = 1
+    while at <= count do
+      local upto = math.min(count, at + {CHUNK - 1})
+      local id = first + upto - 1
+      local entry = {{j, 'MINID', '=', math.max(0, id - cap + 1), id .. '-0', 'n', first + at - 1}}
+      for i = at, upto do
+        entry[#entry + 1] = mine[2 * i - 1]
+        entry[#entry + 1] = mine[2 * i]
+      end
+      if type(redis.pcall('XADD', unpack(entry))) == 'table' then
+        redis.call('DEL', j)
+        redis.call('XADD', unpack(entry))
+      end
+      at = upto + 1
+    end
   end
 end
 -- A worker numbers the entries it sends (its own numbers, not the journal's) and its `mark`
@@ -200,16 +213,18 @@ APPEND = f"""#!lua
 {JOURNAL}
 local n, count = tonumber(ARGV[2]), #ARGV - 2
 local from = 3 + appended(KEYS[3], n, count)
-journal(KEYS[1], KEYS[2], KEYS[5], KEYS[4], tonumber(ARGV[1]), from, #ARGV, #ARGV)
+local of, key = streams(3, 6)  -- KEYS[6..]: the streams (KEYS[1], the journal of the version
+journal(of, key, KEYS[2], KEYS[5], KEYS[4], tonumber(ARGV[1]), from, #ARGV, #ARGV)  -- before)
 sent(KEYS[3], n, count)
 return count
 """
 
-# A reset's clearing outside a group's commit (a journal no gate holds): the streams and their
-# counters go (KEYS[5]: the organizations'), and the reset's commit (ARGV[1]) becomes the
-# floor. `allow-oom`: it frees memory.
+# A reset's clearing outside a group's commit (a journal no gate holds): the streams of the
+# versions before, the one of no organization (KEYS[6]) and the counters go (KEYS[5]: the
+# organizations', so each organization's stream is read no more and dropped by its next entry:
+# JOURNAL), and the reset's commit (ARGV[1]) becomes the floor. `allow-oom`: it frees memory.
 CLEAR = """#!lua flags=allow-oom
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 redis.call('SET', KEYS[4], ARGV[1])
 """
 
@@ -219,11 +234,57 @@ ORG_MARKS = """#!lua flags=no-writes
 return redis.call('HGET', KEYS[1], ARGV[1])
 """
 
-# The newest `ARGV[1]` stream entries of the journal, and of the journal an older version kept
-# (one entry a stream entry, under `journal`): read together until that one is cleared.
-READ = """#!lua flags=no-writes
+# A tenant's read: the newest `ARGV[1]` stream entries of its organization's stream KEYS[3]
+# (if the hash of counters KEYS[4] counts it, field ARGV[2]: else it holds entries from before
+# a clearing, JOURNAL), and of the journals the versions before kept, one stream for every
+# organization (KEYS[1]: many entries a stream entry, `journal-v2`; KEYS[2]: one, `journal`):
+# read with the new ones, its organization's picked out by the reader, until cleared.
+READ_ORG = """#!lua flags=no-writes
+local mine = {}
+if redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then
+  mine = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[1])
+end
 return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
-  redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])}
+  redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1]), mine}
+"""
+
+# The organizations with entries (the fields of the hash of counters), for the operator's read.
+ORGS = """#!lua flags=no-writes
+return redis.call('HKEYS', KEYS[1])
+"""
+
+# The operator's read: the journals of the versions before (as READ_ORG), then of each stream
+# KEYS[6..] that the hash of counters KEYS[4] counts (field ARGV[k - 3]: KEYS[5] is the one of
+# no organization, `~-`) the stream entries that hold one of the sandbox's newest `ARGV[1]`
+# (numbered past the counter KEYS[3] less that), newest first, in pages: the newest of every
+# organization, not every organization's all (a thousand organizations each with a full stream
+# would be a million entries to send).
+READ_ALL = """#!lua flags=no-writes
+local cap = tonumber(ARGV[1])
+local above = tonumber(redis.call('GET', KEYS[3]) or '0') - cap
+local out = {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', cap),
+  redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', cap)}
+for k = 5, #KEYS do
+  local found = {}
+  if redis.call('HEXISTS', KEYS[4], ARGV[k - 3]) == 1 then
+    local upto, done = '+', false
+    while not done do
+      local page = redis.call('XREVRANGE', KEYS[k], upto, '-', 'COUNT', 16)
+      done = #page < 16
+      for _, e in ipairs(page) do
+        local f = e[2]
+        if (tonumber(f[#f - 1]) or 0) <= above then
+          done = true
+          break
+        end
+        found[#found + 1] = e
+        upto = '(' .. e[1]
+      end
+    end
+  end
+  out[#out + 1] = found
+end
+return out
 """
 
 
@@ -238,11 +299,44 @@ def entries(found: list[Any]) -> list[tuple[int, bytes]]:
         names, held = fields[2::2], fields[3::2]
         for i in range(len(held) - 1, -1, -1):
             raw, name = held[i], names[i]
-            if len(name) > 1:  # (the org's closing quote: it holds none, `_counted`)
+            if len(name) > 1:  # (the org's closing quote: it holds none, `counted`)
                 closing = raw.index(b'"', raw.index(b'"') + 1) + 1
                 raw = raw[:closing] + b"," + name[1:] + raw[closing:]
             out.append((first + i, raw))
     return out
+
+
+def org_entries(found: list[Any], numbered: bool) -> list[tuple[int, bytes]]:
+    """(number, entry) of each journal entry in XREVRANGE's answer on a stream of JOURNAL's
+    (fields `n`, the organization's number of the first, then one a journal entry, named by
+    its sandbox number), newest first; `numbered`: an organization's, whose entries get their
+    number among its own third in their head, as `_decode` reads it: `[[position,"org",n],`."""
+    out: list[tuple[int, bytes]] = []
+    for _, fields in found:
+        first = int(fields[1])
+        names, held = fields[2::2], fields[3::2]
+        for i in range(len(held) - 1, -1, -1):
+            raw = held[i]
+            if numbered:
+                closing = raw.index(b'"', raw.index(b'"') + 1) + 1
+                raw = b"%s,%d%s" % (raw[:closing], first + i, raw[closing:])
+            out.append((int(names[i]), raw))
+    return out
+
+
+# An entry of an organization starts `[[position,"org"],` (`_encode`), as JOURNAL matches it.
+_HEAD = re.compile(rb'\[\[\d+,"([^"\\]*)"\]')
+
+
+def stream_orgs(*sent: list[bytes]) -> list[bytes]:
+    """The organizations of the entries `sent`, each once, in the order they first come (as
+    JOURNAL's `streams` finds them: the worker declares their streams in that order)."""
+    found: dict[bytes, None] = {}
+    for entries in sent:
+        for raw in entries:
+            if (head := _HEAD.match(raw)) is not None:
+                found[head.group(1)] = None
+    return list(found)
 
 
 def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
@@ -254,7 +348,7 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
     if isinstance(entry, tuple) and entry[10] is None and entry[11] is None:
         # no bodies kept (the default): nothing to turn into text, and no copy of the fields
         org = entry[ORG]
-        head = [entry[POSITION]] if org is None else [entry[POSITION], _counted(org)]
+        head = [entry[POSITION]] if org is None else [entry[POSITION], counted(org)]
         return orjson.dumps([head, *entry[1:POSITION]])
     fields = list(entry) if isinstance(entry, tuple) else [getattr(entry, f) for f in FIELDS]
     for at in (10, 11):  # request, response: (headers, body, truncated) or None
@@ -267,12 +361,12 @@ def _encode(entry: tuple[Any, ...] | JournalEntry) -> bytes:
                 truncated,
             ]
     org = fields[ORG]
-    head = [fields[POSITION]] if org is None else [fields[POSITION], _counted(org)]
+    head = [fields[POSITION]] if org is None else [fields[POSITION], counted(org)]
     return orjson.dumps([head, *fields[1:POSITION]])
 
 
 @functools.lru_cache(maxsize=1024)  # a few organizations, an entry each request
-def _counted(org: str) -> str:
+def counted(org: str) -> str:
     """The organization as the script counts it: as it is, unless JSON would escape it (the
     script's pattern stops at a quote or a backslash) or it could be taken for such a one,
     then `~` and its UTF-8 in hex."""
@@ -433,36 +527,28 @@ class SharedJournal(Journal):
         with contextlib.suppress(Exception):
             self.store.journal_flush()
 
-    async def fetch(self) -> None:
-        """Read every worker's entries for the request about to read the journal: on a
-        serving worker, a read of the journal waits for Redis here, not in the read (which
-        would hold the worker's event loop for a round trip)."""
+    async def fetch(self, org: str | None = None) -> None:
+        """Read every worker's entries for the request about to read the journal (`org`: a
+        tenant's, its organization's stream; None: the operator's): on a serving worker, a
+        read of the journal waits for Redis here, not in the read (which would hold the
+        worker's event loop for a round trip)."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        _FETCHED.set(await self.store.journal_fetch(self.capacity))
+        _FETCHED.set(await self.store.journal_fetch(self.capacity, org))
 
-    def _all(self) -> list[JournalEntry]:
+    def query(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
+        """Journal.query over every worker's entries (its arguments, whatever they are): the
+        entries read are kept in a journal of their own, which holds each organization to its
+        share's bound as this one does (the byte bound applies there, as Redis keeps entries
+        by count)."""
         found = _FETCHED.get()
         if found is None:  # not fetched (outside a server): read now
             self.flush()
-            found = self.store.journal_read(self.capacity)
-        kept: list[JournalEntry] = []
-        size = 0
-        for n, raw in reversed(found):  # newest first, within the byte bound
-            entry = _decode(n, raw)
-            size += entry.size
-            if kept and size > self.max_bytes:
-                break
-            kept.append(entry)
-        kept.reverse()
-        return kept
-
-    def query(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
-        """Journal.query over every worker's entries (its arguments, whatever they are)."""
+            found = self.store.journal_read(self.capacity, kwargs.get("org"))
         view = Journal(self.capacity, bodies=self.bodies, max_bytes=self.max_bytes)
-        for entry in self._all():
-            view._keep(entry)
+        for n, raw in found:
+            view._keep(_decode(n, raw))
         return view.query(*args, **kwargs)
 
     def clear(self) -> None:

@@ -129,7 +129,8 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- pcall, as every publish here: a user whose ACL forbids the channel must not fail a commit
 -- half-way (its workers are not told, and find the lease by their fallback tries).
 -- ARGV[9]: not empty for a reset's commit: `c` first for a global reset's, which clears the
--- journal (KEYS[10], its counter KEYS[11], an older version's KEYS[15]) and leaves its number
+-- journal (its counters KEYS[11] and KEYS[21], the stream of no organization KEYS[22], the
+-- versions before's KEYS[10] and KEYS[15]) and leaves its number
 -- as the floor KEYS[14] (redis_journal.py); then the reset's mark, the latest (KEYS[17]);
 -- then, for a tenant's reset, `|org=m1 m2 ...`: that organization's marks (KEYS[20]).
 -- ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
@@ -137,7 +138,8 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
 -- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
 -- KEYS[19]: the census (INTACT), checked first unless the commit is a wipe, written last.
--- KEYS[21]: the journal's counters of each organization's entries (JOURNAL), cleared with it.
+-- KEYS[21]: the journal's counters of each organization's entries (JOURNAL), cleared with it;
+-- KEYS[22..]: the journal's streams, of no organization and of each the entries name (JOURNAL).
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
 local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '^c?(%d+)')
@@ -163,10 +165,11 @@ counts(KEYS[11])
 holds(KEYS[16], 'hash')
 counts(KEYS[17])
 local fresh = first + appended(mark, from, always)  -- those it sent before are not again
+local of, key = streams(first, 22)
 local found = redis.call('MGET', lease, commits, KEYS[12])
 local holder, n = found[1], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
-  journal(KEYS[10], KEYS[11], KEYS[21], floor, cap, fresh, late, late)
+  journal(of, key, KEYS[11], KEYS[21], floor, cap, fresh, late, late)
   sent(mark, from, always)
   return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
 end
@@ -268,11 +271,11 @@ elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker wait
   wanted = 1
 end
 if clears then
-  redis.call('DEL', KEYS[10], KEYS[15], KEYS[11], KEYS[21])
+  redis.call('DEL', KEYS[10], KEYS[15], KEYS[11], KEYS[21], KEYS[22])
   redis.call('SET', floor, n)
 end
 -- in one go: the late entries (above), then the group's
-journal(KEYS[10], KEYS[11], KEYS[21], floor, cap, fresh, #ARGV, late)
+journal(of, key, KEYS[11], KEYS[21], floor, cap, fresh, #ARGV, late)
 sent(mark, from, always)
 return {'OK', n, wanted, born}
 """
@@ -298,7 +301,7 @@ return {'OK', n, wanted, born}
 # every window (HGETALL: an export holds them), `m` when the lease is taken to mend the
 # sandbox (INTACT's census is not checked, only its birth mark read); then the journal's
 # entries. KEYS[13..16]: the census, meta, rows and order; KEYS[17] the journal's counters of
-# each organization's entries (JOURNAL). As RateLimiter does, a window
+# each organization's entries, KEYS[18..] its streams (JOURNAL). As RateLimiter does, a window
 # counted in another minute starts again from nothing (the clock moved: it only goes
 # back with a reset, whose commit drops the windows it resets, WRITE), except in the minute
 # just before the one kept: that is a read whose worker took its minute before the clock
@@ -400,7 +403,8 @@ end
 -- the journal entries this worker recorded since its last round trip
 local n, count = tonumber(ARGV[7]), #ARGV - entries_from + 1
 local at = entries_from + appended(KEYS[7], n, count)
-journal(KEYS[4], KEYS[5], KEYS[17], KEYS[8], tonumber(ARGV[5]), at, #ARGV, #ARGV)
+local of, key = streams(entries_from, 18)
+journal(of, key, KEYS[5], KEYS[17], KEYS[8], tonumber(ARGV[5]), at, #ARGV, #ARGV)
 sent(KEYS[7], n, count)
 """
     + _AFTER

@@ -64,7 +64,7 @@ class UiPipeline:
             inputs.validate_body(self.op, body)
             query = inputs.validate_query(self.op, raw_query)
             if self.op.operation_id in READS_JOURNAL:
-                await deps.journal.fetch()  # on Redis, every worker's entries
+                await deps.journal.fetch(principal.organization_id)  # on Redis, from every worker
             request = UiRequest(
                 deps,
                 principal,

@@ -39,7 +39,7 @@ from layers_mock_server.stores import redis_journal
 # The scripts a RedisStore registers, by their names in stores/redis.py.
 SCRIPTS = (
     *("WRITE", "CHANGES", "CHANGES_FULL", "UNLOCK", "EVERYTHING", "RESERVE"),
-    *("APPEND", "READ", "CLEAR", "ORG_MARKS", "CLAIM", "BEAT"),
+    *("APPEND", "READ_ORG", "ORGS", "READ_ALL", "CLEAR", "ORG_MARKS", "CLAIM", "BEAT"),
 )
 # Keys a script reaches through ARGV on purpose, by their place in ARGV. UNLOCK names only the
 # lease: the one in line and the handoff channel, reached with pcall, would make a release
@@ -157,7 +157,8 @@ def test_every_script_touches_only_the_keys_it_declares(report: Report) -> None:
         assert status == 202
         assert first.trips[-2:] == ["lock", "write"]
         assert served("POST", "/_mock/reset", FULL, {})[0] == 200  # ORG_MARKS, WRITE
-        assert served("GET", "/_mock/requests", FULL)[0] == 200  # READ
+        assert served("GET", "/_mock/requests", FULL)[0] == 200  # READ_ORG
+        assert served("GET", "/_mock/requests", None)[0] == 200  # ORGS, READ_ALL
         assert served("POST", "/_mock/reset", None, {})[0] == 200  # WRITE clearing the journal
         assert served("GET", "/v1/whoami", GLOBEX)[0] == 200  # CHANGES appending it
         first.store.journal_clear()  # CLEAR: a global reset no gate holds

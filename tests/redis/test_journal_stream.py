@@ -4,8 +4,10 @@ one by one; entries an older version kept (one a stream entry) are read with the
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
+import journal_v2
 import orjson
 import pytest
 from redisd import RedisServer
@@ -17,7 +19,7 @@ from layers_mock_server.core.store import Batch, StoreConflict
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
 from layers_mock_server.stores.redis import RedisStore
-from layers_mock_server.stores.redis_journal import CHUNK, _counted, _decode, _encode
+from layers_mock_server.stores.redis_journal import CHUNK, _decode, _encode, counted
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def test_the_newest_entries_are_kept_and_read_exactly_however_they_were_sent(
     send(store, b"e6", b"e7", b"e8", b"e9")
     assert store.journal_read(5) == numbered(5, 9)
     assert store.journal_read(3) == numbered(7, 9)
-    held = store._client.xrange(store.keys["journal"])
+    held = store._client.xrange(store.keys["journal-org"])  # (of no organization)
     # what Redis holds: the stream entries with one of the newest five, no more
     assert [fields[b"n"] for _, fields in held] == [b"5", b"6"]
 
@@ -58,7 +60,7 @@ def test_a_round_trip_with_more_entries_than_a_stream_entry_holds_keeps_them_all
     many = CHUNK * 2 + 10
     send(store, *(b"e%d" % n for n in range(1, many + 1)))
     assert store.journal_read(1000) == numbered(1, many)
-    assert store._client.xlen(store.keys["journal"]) == 3
+    assert store._client.xlen(store.keys["journal-org"]) == 3
 
 
 def test_entries_an_older_version_kept_are_read_with_the_new_ones_until_cleared(
@@ -77,13 +79,17 @@ def test_entries_an_older_version_kept_are_read_with_the_new_ones_until_cleared(
     assert not client.exists(store.keys["journal-v1"])
 
 
-def test_a_stream_ahead_of_its_counter_does_not_stop_the_journal(store: RedisStore) -> None:
-    """Only an edited Redis gets there (the counter and the stream change in the same
+def test_a_stream_ahead_of_its_counters_does_not_stop_the_journal(store: RedisStore) -> None:
+    """Only an edited Redis gets there (the counters and the streams change in the same
     scripts): the journal starts again rather than refuse every round trip after."""
     send(store, b"e1", b"e2")
-    store._client.delete(store.keys["journal-seq"])
+    store._client.delete(store.keys["journal-seq"], store.keys["journal-seq:org"])
     send(store, b"e1")
     assert store.journal_read(1000) == numbered(1, 1)
+    send(store, b"e2")
+    store._client.hset(store.keys["journal-seq:org"], "~-", 1)  # behind its stream's last
+    send(store, b"e3")  # dropped, not refused
+    assert store.journal_read(1000) == numbered(3, 3)
 
 
 def answered_at(position: int, name: str) -> bytes:
@@ -206,17 +212,23 @@ def test_each_organizations_entries_are_numbered_among_its_own_until_the_journal
         ("b1", "org_b", 1),
         ("none", None, 0),
         ("a2", "org_a", 2),
-        ("q1", _counted(quoted), 1),
-        ("q2", _counted(quoted), 2),
+        ("q1", counted(quoted), 1),
+        ("q2", counted(quoted), 2),
     ]
-    # the entries themselves are stored as they were sent (the number is their field's
-    # name): a reader of the version before, which takes the values alone, reads them
-    raw = store._client.eval(
-        "return redis.call('XRANGE', KEYS[1], '-', '+')", 1, store.keys["journal"]
-    )
-    sent = [entry("org_a", "a1"), entry("org_b", "b1"), entry(None, "none")]
-    sent += [entry("org_a", "a2"), entry(quoted, "q1"), entry(quoted, "q2")]
-    assert [value for _, fields in raw for value in fields[3::2]] == sent
+
+    # each organization's in a stream of its own, stored as they were sent (their numbers
+    # are the stream entry's and their fields' names)
+    def stored(org: str | None) -> list[bytes]:
+        key = store.keys["journal-org"]
+        if org is not None:
+            key = store._stream(counted(org).encode())
+        raw = store._client.eval("return redis.call('XRANGE', KEYS[1], '-', '+')", 1, key)
+        return [value for _, fields in raw for value in fields[3::2]]
+
+    assert stored("org_a") == [entry("org_a", "a1"), entry("org_a", "a2")]
+    assert stored("org_b") == [entry("org_b", "b1")]
+    assert stored(None) == [entry(None, "none")]
+    assert stored(quoted) == [entry(quoted, "q1"), entry(quoted, "q2")]
     store._client.set(store.keys["journal-seq:org"], "spoiled")
     send(store, entry("org_b", "b-anew"))
     assert heads()[-1] == ("b-anew", "org_b", 1)
@@ -248,3 +260,50 @@ def test_an_entry_a_version_before_organization_numbers_sent_is_the_operators_al
         assert [(i["sequence"], i["path"]) for i in mine.json()["items"]] == [(1, "/v1/whoami")]
         everyone = client.get("/_mock/requests", headers=auth(operator)).json()["items"]
         assert [i["requestId"] for i in everyone][1:] == [older_id]
+
+
+def test_a_journal_the_version_before_kept_is_served_after_the_upgrade_and_a_rollback_works(
+    store: RedisStore,
+) -> None:
+    """The version before kept every organization's entries in one stream (`journal-v2`,
+    capped at 1,000 over all of them); this one keeps a stream an organization. Its entries
+    are read with the new ones, numbered on from them, until a global reset clears them; a
+    rollback to it finds its stream and counters as it left them (its scripts run, and see
+    its own entries), and what it appends meanwhile is read once this version is back."""
+    client = store._client
+    old = {name: client.register_script(getattr(journal_v2, name)) for name in ("APPEND", "READ")}
+    old_keys = [store.keys[k] for k in ("journal", "journal-seq")]
+    old_keys += [f"{store.keys['journal']}:from-old", store.keys["journal-floor"]]
+    old_keys.append(store.keys["journal-seq:org"])
+    sent_by_old = itertools.count(1)
+
+    def entry(org: str | None, name: str) -> bytes:
+        fields = (0, 0, "GET", "/v1/whoami", "", 200, name, None, None, None, None, None, 1, 0)
+        return _encode((*fields, org, 0))
+
+    def old_append(*entries: bytes) -> None:
+        old["APPEND"](keys=old_keys, args=[1000, next(sent_by_old), *entries])
+        for _ in entries[1:]:
+            next(sent_by_old)
+
+    def read(org: str | None) -> list[tuple[int, str, int]]:
+        found = [_decode(n, raw) for n, raw in store.journal_read(1000, org)]
+        return [(e.sequence, e.requestId, e.orgSequence) for e in found if org in (None, e.org)]
+
+    old_append(entry("org_a", "a1"), entry(None, "none1"))
+    send(store, entry("org_a", "a2"), entry("org_b", "b1"))  # upgraded
+    assert read("org_a") == [(1, "a1", 1), (3, "a2", 2)]
+    assert [name for _, name, _ in read(None)] == ["a1", "none1", "a2", "b1"]
+    old_append(entry("org_a", "a3"))  # rolled back: it appends and reads as it did
+    assert [fields[-1] for _, fields in old["READ"](keys=old_keys[:1] * 2, args=[1000])[0]] == [
+        entry("org_a", "a3"),
+        entry(None, "none1"),
+    ]
+    send(store, entry("org_a", "a4"))  # upgraded again
+    assert read("org_a") == [(1, "a1", 1), (3, "a2", 2), (5, "a3", 3), (6, "a4", 4)]
+    assert [n for n, _, _ in read(None)] == [1, 2, 3, 4, 5, 6]
+    client.delete(*old_keys[:2], old_keys[4])  # a global reset on the version before
+    assert read("org_a") == [] and read(None) == []  # what the streams hold is from before it
+    send(store, entry("org_a", "a-after"))
+    assert read("org_a") == [(1, "a-after", 1)]
+    assert client.xlen(store._stream(b"org_a")) == 1
