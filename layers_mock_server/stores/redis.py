@@ -22,12 +22,15 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   anew under its copy.
 - `at` is when (by Redis's clock) the meta row was last written: a worker that joins a
   sandbox on a wall clock counts the time since then, as the workers running meanwhile did.
-- `journal-v2` is the request journal (redis_journal.py), `journal-from:<worker>` the
-  number of the last entry each worker had appended to it (redis_outbox.py), and
-  `journal-floor` the commit of the last global reset: an entry answered before it that
-  reaches Redis after it is dropped. `journal-seq:org` numbers each organization's entries
-  among its own, and `org-marks` holds each organization's own reset marks (what a tenant
-  reads: issue 12 point 4).
+- `journal-org:<organization in hex>` is an organization's request journal, a stream of its
+  newest 1,000 entries, and `journal-org:` the one of entries of no organization
+  (redis_journal.py; `journal-v2` and `journal` those of the versions before, one for all);
+  `journal-seq` numbers the entries of all, and `journal-seq:org` each organization's among
+  its own (a stream whose organization it does not count is from before a clearing);
+  `journal-from:<worker>` the number of the last entry each worker had appended
+  (redis_outbox.py), and `journal-floor` the commit of the last global reset: an entry
+  answered before it that reaches Redis after it is dropped. `org-marks` holds each
+  organization's own reset marks (what a tenant reads: issue 12 point 4).
 - `serving` holds the settings the sandbox is served with and `workers` a liveness mark of
   each worker serving it (redis_serving.py): a worker with other settings is refused while
   any mark is live.

@@ -1,22 +1,30 @@
-"""The request journal of a sandbox on Redis: every worker's entries in one capped stream.
+"""The request journal of a sandbox on Redis: every worker's entries, a capped stream for each
+organization.
 
 Each worker records its entries as a single server does (core/journal.py) and sends them to the
-sandbox's `journal-v2` stream with its next round trip to Redis (a catch-up or a commit: under
-load, no round trip of their own), or within `FLUSH_S` when no request comes. A read of
-`/_mock/requests` on any worker sends that worker's own first, then reads the stream: it shows
-what every worker answered, newest first in the order the entries reached Redis (entries of two
-workers answered within a few milliseconds of each other may swap places). The stream keeps the
-newest `capacity` entries (1,000); the byte bound applies when the journal is read, as in one
+sandbox's streams with its next round trip to Redis (a catch-up or a commit: under load, no
+round trip of their own), or within `FLUSH_S` when no request comes: each organization's to its
+own stream (`journal-org:<its id in hex>`), those of no organization (no key, or an unknown one)
+to one more (`journal-org:`). A read of `/_mock/requests` on any worker sends that worker's own
+first, then reads: a tenant its organization's stream, the operator the newest of every stream
+(JOURNAL, READ_ORG, READ_ALL). It shows what every worker answered, newest first in the order
+the entries reached Redis (entries of two workers answered within a few milliseconds of each
+other may swap places). Each stream keeps its organization's newest `capacity` entries (1,000),
+whatever the others send (issue 12 point 4: a tenant's journal is evicted by its own traffic
+only); the byte bound applies when the journal is read, to each organization's entries as in one
 process. While Redis is full it takes no entry (an append needs memory): they wait in the
 worker, its newest `capacity`, and go with its first round trip Redis takes again (redis.py).
 So do the entries of a round trip that failed for any reason (refused, never sent, its answer
 lost): an outage loses none, and the worker's numbering of its entries has Redis append each
 once (redis_outbox.py).
 
-The entries a round trip takes along are one stream entry (`JOURNAL`): what Redis spends on
-the journal is one INCRBY and one XADD a round trip, not two commands a request (under load a
-catch-up carries a dozen reads' entries). Versions before kept one entry a stream entry under
-`journal`: those are read with the new ones, in number order, until the journal is cleared.
+The entries a round trip takes along are one stream entry an organization (`JOURNAL`): what
+Redis spends on the journal is one INCRBY a round trip and one HINCRBY and one XADD an
+organization in it, not commands a request (under load a catch-up carries a dozen reads'
+entries). Versions before kept every organization's in one stream, `journal-v2` (many entries a
+stream entry) or `journal` (one): those are read with the new ones, in number order, until the
+journal is cleared; they number on from the same counters, so a rollback to the version before
+appends to its stream and reads it as it did, and this one reads those too once back.
 
 A request answered in a group commit (http/shared.py) is answered only once the group's
 commit returned, so its entry waits with it (`holding`): the entries of a group go with its
