@@ -96,17 +96,26 @@ def tenanted(
     yield from _served(request, tmp_path, monkeypatch, OPERATOR)
 
 
+@pytest.fixture(params=list(STORES))
+def tenanted_bodies(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Servers]:
+    """`tenanted` whose journal keeps bodies (`serve --journal-bodies`)."""
+    yield from _served(request, tmp_path, monkeypatch, OPERATOR, bodies=True)
+
+
 def _served(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     operator: str | None,
+    bodies: bool = False,
 ) -> Iterator[Servers]:
     # as in tests/redis: no idle worker's catch-up, a kept lease back on the loop's next turn
     monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)
     monkeypatch.setattr(shared, "LINGER_S", 0.0)
     state, count = STORES[request.param](request, tmp_path)
-    workers = [Worker(state, admin_token=operator) for _ in range(count)]
+    workers = [Worker(state, admin_token=operator, bodies=bodies) for _ in range(count)]
     yield Servers(workers, operator)
     for worker in workers:
         worker.close()

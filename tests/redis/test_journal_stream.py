@@ -307,3 +307,32 @@ def test_a_journal_the_version_before_kept_is_served_after_the_upgrade_and_a_rol
     send(store, entry("org_a", "a-after"))
     assert read("org_a") == [(1, "a-after", 1)]
     assert client.xlen(store._stream(b"org_a")) == 1
+
+
+def test_many_organizations_each_keep_their_own_and_the_operator_reads_the_newest_of_all(
+    store: RedisStore,
+) -> None:
+    """Hostile: 300 organizations, 30 entries each, in round trips that mix them. Each keeps
+    its own newest `capacity` (20) whatever the others sent; the operator's read is the
+    sandbox's newest `capacity`, and Redis sends only the stream entries that hold one of
+    those, not every organization's all (paged: READ_ALL)."""
+    store.journal_capacity = 20
+
+    def entry(org: int, n: int) -> bytes:
+        fields = (0, 0, "GET", f"/{org}/{n}", "", 200, f"r{org}-{n}", None, None, None)
+        return _encode((*fields, None, None, 1, 0, f"org_{org}", 0))
+
+    for n in range(30):
+        send(store, *(entry(org, n) for org in range(300)))
+    for org in (0, 150, 299):
+        found = [_decode(k, raw) for k, raw in store.journal_read(20, f"org_{org}")]
+        assert [e.path for e in found] == [f"/{org}/{n}" for n in range(10, 30)]
+        assert [e.orgSequence for e in found] == list(range(11, 31))
+    newest = store.journal_read(20)
+    assert [_decode(k, raw).path for k, raw in newest] == [f"/{o}/29" for o in range(280, 300)]
+    assert [k for k, _ in newest] == list(range(300 * 30 - 19, 300 * 30 + 1))
+    # what READ_ALL sent: the last round trip's stream entry of each of those 20
+    sent = store._call(
+        "journal-read", *store._all_read(list(map(b"org_%d".__mod__, range(300))), 20)
+    )
+    assert sum(len(stream) for stream in sent[2:]) == 20

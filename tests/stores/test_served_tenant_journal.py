@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from every_store import Servers, tenanted  # noqa: F401 - a fixture
-from support import ACME_ORG, FULL, GLOBEX
+from every_store import Servers, tenanted, tenanted_bodies  # noqa: F401 - fixtures
+from support import ACME_ORG, FULL, GLOBEX, GLOBEX_PROJECT, PROJECT
 
 
 def whoami(served: Servers, key: str) -> str:
@@ -145,3 +145,27 @@ def test_a_tenants_oldest_entries_survive_another_tenants_burst(tenanted: Server
     more = [whoami(tenanted, FULL) for _ in range(1_000)]
     mine = listed(tenanted, FULL, "limit=1000")
     assert mine[0] == (1_003, more[-1]) and mine[-1] == (4, more[0])
+
+
+def test_a_tenants_byte_share_is_its_own_with_bodies_kept(
+    tenanted_bodies: Servers,  # noqa: F811
+) -> None:
+    """Hostile: another organization sends bodies of 20 KB (each kept cut at 16 KiB) until
+    its 4 MiB are full many times over; a tenant's small entries stay. Its own large bodies
+    do push its oldest out, by bytes, long before 1,000 entries."""
+    served = tenanted_bodies
+    first = [whoami(served, FULL) for _ in range(2)]
+    big = {"name": "x" * 20_000}
+    for _ in range(300):
+        status, _, _ = served("POST", f"/v1/projects/{GLOBEX_PROJECT}/influencers", GLOBEX, big)
+        assert status == 422
+    assert listed(served, FULL) == [(2, first[1]), (1, first[0])]
+    status, _, body = served("GET", "/_mock/requests", GLOBEX, None, "limit=1000")
+    assert status == 200
+    kept = len(body["items"])
+    assert 200 < kept < 300  # ~16.4 KiB an entry within 4 MiB
+    assert body["items"][0]["request"]["truncated"] is True
+    for _ in range(300):
+        served("POST", f"/v1/projects/{PROJECT}/influencers", FULL, big)
+    mine = listed(served, FULL, "limit=1000")
+    assert mine[0][0] == 302 and len(mine) == kept  # its own bytes pushed its first out
