@@ -249,7 +249,7 @@ return redis.call('HGET', KEYS[1], ARGV[1])
 # read with the new ones, its organization's picked out by the reader, until cleared.
 READ_ORG = """#!lua flags=no-writes
 local mine = {}
-if redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then
+if redis.pcall('HEXISTS', KEYS[4], ARGV[2]) == 1 then  -- (not a hash: an edited Redis, none)
   mine = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[1])
 end
 return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
@@ -258,7 +258,9 @@ return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
 
 # The organizations with entries (the fields of the hash of counters), for the operator's read.
 ORGS = """#!lua flags=no-writes
-return redis.call('HKEYS', KEYS[1])
+local found = redis.pcall('HKEYS', KEYS[1])
+if found.err then return {} end  -- not a hash (an edited Redis): the next append starts it anew
+return found
 """
 
 # The operator's read: the journals of the versions before (as READ_ORG), then of each stream
@@ -274,7 +276,7 @@ local out = {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', cap),
   redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', cap)}
 for k = 5, #KEYS do
   local found = {}
-  if redis.call('HEXISTS', KEYS[4], ARGV[k - 3]) == 1 then
+  if redis.pcall('HEXISTS', KEYS[4], ARGV[k - 3]) == 1 then
     local upto, done = '+', false
     while not done do
       local page = redis.call('XREVRANGE', KEYS[k], upto, '-', 'COUNT', 16)

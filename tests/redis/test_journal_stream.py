@@ -230,6 +230,7 @@ def test_each_organizations_entries_are_numbered_among_its_own_until_the_journal
     assert stored(None) == [entry(None, "none")]
     assert stored(quoted) == [entry(quoted, "q1"), entry(quoted, "q2")]
     store._client.set(store.keys["journal-seq:org"], "spoiled")
+    assert heads() == [] and store.journal_read(100, "org_a") == []  # read as none, no error
     send(store, entry("org_b", "b-anew"))
     assert heads()[-1] == ("b-anew", "org_b", 1)
     store.journal_clear()
