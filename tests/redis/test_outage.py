@@ -23,7 +23,7 @@ import redis
 from blackhole import Blackhole
 from grouped import CREATE, NEVER_S, Turn, Worker, timed_out
 from redisd import RedisServer, full, replica, started
-from support import FULL, auth
+from support import ACME_ORG, FULL, auth
 
 from layers_mock_server.stores import redis_journal
 
@@ -151,7 +151,7 @@ def test_entries_whose_round_trip_ran_but_whose_answer_was_lost_are_journaled_on
         worker.store.pipe.timeout = NEVER_S
         before = answered(worker, CREATE_ONE, LIST)
         assert worker.store.outbox  # the read's entry waits for the next round trip
-        stream = worker.store.keys["journal"]
+        stream = worker.store._stream(ACME_ORG.encode())  # the key's organization's
         operator = redis.Redis.from_url(redis_server.url)
         [(last, _)] = operator.xrevrange(stream, count=1)
         hole.deafen()
