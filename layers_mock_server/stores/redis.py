@@ -696,31 +696,31 @@ class RedisStore:
         those the versions before kept (the reader picks its own out of them), or (`org`
         None: the operator's) the sandbox's newest `capacity`, every organization's."""
         if org is not None:
-            keys, args = self._org_read(org, capacity)
-            return _read(self._call("journal-read-org", keys, args, retry=True), None)
+            keys, args = self._read_org_args(org, capacity)
+            return _read_org(self._call("journal-read-org", keys, args, retry=True))
         fields = self._call("journal-orgs", [self.keys["journal-seq:org"]], [], retry=True)
-        keys, args = self._all_read(fields, capacity)
-        return _read(self._call("journal-read", keys, args, retry=True), capacity)
+        keys, args = self._read_all_args(fields, capacity)
+        return _read_all(self._call("journal-read", keys, args, retry=True), capacity)
 
     async def journal_fetch(self, capacity: int, org: str | None = None) -> list[tuple[int, bytes]]:
         """`journal_read` without waiting (through the pipe, behind this worker's entries
         not sent yet); the operator's in two round trips (which streams, then their entries)."""
         self.journal_flush()
         if org is not None:
-            keys, args = self._org_read(org, capacity)
+            keys, args = self._read_org_args(org, capacity)
             read = self._send("journal-read-org", keys, args)
-            return await self._then(read, lambda found: _read(found, None))
+            return await self._then(read, _read_org)
         asked = self._send("journal-orgs", [self.keys["journal-seq:org"]], [])
-        keys, args = await self._then(asked, lambda fields: self._all_read(fields, capacity))
+        keys, args = await self._then(asked, lambda fields: self._read_all_args(fields, capacity))
         read = self._send("journal-read", keys, args)
-        return await self._then(read, lambda found: _read(found, capacity))
+        return await self._then(read, lambda found: _read_all(found, capacity))
 
-    def _org_read(self, org: str, capacity: int) -> tuple[list[str], list[Any]]:
+    def _read_org_args(self, org: str, capacity: int) -> tuple[list[str], list[Any]]:
         field = counted(org).encode("utf-8", "surrogatepass")
         keys = [self.keys["journal"], self.keys["journal-v1"], self._stream(field)]
         return [*keys, self.keys["journal-seq:org"]], [capacity, field]
 
-    def _all_read(self, fields: list[bytes], capacity: int) -> tuple[list[str], list[Any]]:
+    def _read_all_args(self, fields: list[bytes], capacity: int) -> tuple[list[str], list[Any]]:
         orgs = [f for f in fields if f != NO_ORG]
         keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq", "journal-seq:org")]
         keys += [self.keys["journal-org"], *map(self._stream, orgs)]
@@ -1055,19 +1055,24 @@ def _resolve(done: asyncio.Future[T], result: T) -> None:
         done.set_result(result)
 
 
-def _read(found: Any, capacity: int | None) -> list[tuple[int, bytes]]:
-    """READ_ORG's or READ_ALL's answer: (number, entry), oldest first, the newest `capacity`
-    (None: all of them, a tenant's: its view keeps its organization's own bound). The
-    journals of the versions before come first, then each stream (READ_ALL's first is the
-    one of no organization, whose entries have no organization's number)."""
-    older, oldest, *streams = found
-    read = entries(older) + entries(oldest)
-    none = capacity is not None  # READ_ALL: its first stream is the one of no organization
+def _read_org(found: Any) -> list[tuple[int, bytes]]:
+    """READ_ORG's answer: (number, entry), oldest first, of the journals of the versions
+    before (every organization's: the tenant's view picks its own) and of the organization's
+    stream, all of them (its view holds them to its organization's bound)."""
+    older, oldest, mine = found
+    return sorted(entries(older) + entries(oldest) + org_entries(mine, numbered=True))
+
+
+def _read_all(found: Any, capacity: int) -> list[tuple[int, bytes]]:
+    """READ_ALL's answer: (number, entry) of the sandbox's newest `capacity`, oldest first,
+    from the journals of the versions before, the stream of no organization (its entries have
+    no organization's number) and each organization's."""
+    older, oldest, none, *streams = found
+    read = entries(older) + entries(oldest) + org_entries(none, numbered=False)
     for stream in streams:
-        read += org_entries(stream, numbered=not none)
-        none = False
+        read += org_entries(stream, numbered=True)
     read.sort()  # no number is in two
-    return read if capacity is None else read[-capacity:]
+    return read[-capacity:]
 
 
 def _looping() -> bool:

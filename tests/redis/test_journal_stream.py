@@ -334,6 +334,6 @@ def test_many_organizations_each_keep_their_own_and_the_operator_reads_the_newes
     assert [k for k, _ in newest] == list(range(300 * 30 - 19, 300 * 30 + 1))
     # what READ_ALL sent: the last round trip's stream entry of each of those 20
     sent = store._call(
-        "journal-read", *store._all_read(list(map(b"org_%d".__mod__, range(300))), 20)
+        "journal-read", *store._read_all_args(list(map(b"org_%d".__mod__, range(300))), 20)
     )
     assert sum(len(stream) for stream in sent[2:]) == 20
