@@ -464,8 +464,10 @@ class Journal:
                 found.append(_public(entry, local))
         return found, matched
 
-    def clear(self) -> None:
-        """A global reset's (after its `mark`): every entry goes, and `sequence` starts again."""
+    def clear(self, orgs: Collection[str] = ()) -> None:
+        """A global reset's (after its `mark`): every entry goes, and `sequence` starts again.
+        `orgs`: the organizations the server knew (a journal kept elsewhere drops theirs by
+        name: stores/redis_journal.py); this one holds every share here."""
         self._shares.clear()
         self._count = 0
         self._last = None

@@ -193,11 +193,12 @@ def reset(
         deps.sim.reset_organization(organization_id)
     else:
         mark = deps.journal.mark()
+        known = set(deps.sim.state.organizations)  # ... before the reset, and after it
         try:
             deps.sim.reset(None if seed is None else check_seed(seed))
         except ValueError as exc:
             raise invalid_body(field_errors={"seed": [f"{exc}."]}) from None
-        deps.journal.clear()
+        deps.journal.clear(sorted(known | set(deps.sim.state.organizations)))
     now, seed = format_ms(deps.sim.now()), deps.sim.state.seed
     return Reply(200, {"status": "reset", "now": now, "seed": seed, "mark": mark})
 

@@ -199,6 +199,7 @@ class RedisStore:
         self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
         self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
         self.clearing = False  # ... and whether that commit clears the journal (a reset's)
+        self.sweeping: list[str] = []  # ... and the organizations' streams it deletes then
         self.marking = 0  # ... and the mark of the reset it holds (redis_journal.py), if any
         # ... and the marks of each organization a tenant's reset in it reset (all of them)
         self.org_marking: dict[str, list[int]] = {}
@@ -403,6 +404,7 @@ class RedisStore:
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
         args += [len(commits), len(entries), self.ident if keep else "", first]  # kept (else
         clears, self.clearing = self.clearing, False  # its 503s go later, SharedJournal)
+        sweep, self.sweeping = self.sweeping if clears else [], []
         marking, self.marking = self.marking, 0
         if marking:  # (a write that fails reads everything again, the latest mark with it)
             self.reset_mark = max(self.reset_mark, marking)
@@ -410,7 +412,8 @@ class RedisStore:
         reset = ("c" if clears else "") + (str(marking) if marking else "")
         reset += "".join(f"|{_field(org)}={' '.join(map(str, m))}" for org, m in orgs.items())
         args += [reset, *commits]
-        keys += self._streams(entries, staged)  # the journal's (redis_journal.py JOURNAL)
+        keys += self._streams(entries, staged)  # the journal's (redis_journal.py JOURNAL) and
+        keys += sweep  # those a clearing deletes
         return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
@@ -732,6 +735,10 @@ class RedisStore:
         first come."""
         return [self.keys["journal-org"], *map(self._stream, stream_orgs(*sent))]
 
+    def stream_of(self, org: str) -> str:
+        """An organization's journal stream."""
+        return self._stream(counted(org).encode("utf-8", "surrogatepass"))
+
     def _stream(self, field: bytes) -> str:
         """An organization's journal stream, by its field in the hash of counters."""
         return self.keys["journal-org"] + field.hex()
@@ -754,6 +761,8 @@ class RedisStore:
             keys = [self.keys[k] for k in ("journal", "journal-v1", "journal-seq")]
             keys += [self.keys["journal-floor"], self.keys["journal-seq:org"]]
             keys.append(self.keys["journal-org"])
+            keys += self.sweeping
+            self.sweeping = []
             if self._sending():
                 self._send("clear", keys, [self.seen]).add_done_callback(handled)
                 return

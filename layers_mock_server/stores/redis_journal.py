@@ -73,7 +73,7 @@ import contextlib
 import contextvars
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -128,15 +128,17 @@ PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 # journal entries: `n`, the organization's number of the first, then one field a journal entry,
 # named by its sandbox number, the entry as it came (never copied). A counter that starts at 1
 # (the journal was cleared, or this is the organization's first entry) drops what the stream
-# held: entries from before a clearing, which a reset's script could not name; a reader reads
-# only the stream of an organization the hash counts (READ_ORG, READ_ALL). A stream ahead of its
+# held: entries from before a clearing that the reset did not name (a global reset deletes the
+# streams of every organization its worker knew: SharedJournal.clear; one imported since, or a
+# clearing by the version before, leaves its stream); a reader reads only the stream of an
+# organization the hash counts (READ_ORG, READ_ALL). A stream ahead of its
 # counter (only an edited Redis) is dropped rather than refusing every append after it. The
 # entries up to ARGV[checked] are late ones: those whose position (their JSON starts
 # `[[position],`) is below the floor `f` (a global reset's commit, when there was one) were
 # answered before that reset, and are dropped; the ones after `checked` go with the commit that
 # holds their answers.
 JOURNAL = f"""
-local function streams(from, base)
+local function streams(from, base)  -- also: the last of KEYS it took
   local of, key, k = {{}}, {{['~-'] = KEYS[base]}}, base
   for i = from, #ARGV do
     local o = string.match(ARGV[i], '^%[%[%d+,"([^"\\]*)"%]') or '~-'
@@ -146,7 +148,7 @@ local function streams(from, base)
       key[o] = KEYS[k]
     end
   end
-  return of, key
+  return of, key, k
 end
 local function journal(of, key, s, orgs, f, cap, from, to, checked)
   local floor = 0
@@ -233,6 +235,7 @@ return count
 # JOURNAL), and the reset's commit (ARGV[1]) becomes the floor. `allow-oom`: it frees memory.
 CLEAR = """#!lua flags=allow-oom
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
+for i = 7, #KEYS do redis.call('DEL', KEYS[i]) end  -- the organizations' the worker named
 redis.call('SET', KEYS[4], ARGV[1])
 """
 
@@ -520,6 +523,7 @@ class SharedJournal(Journal):
         answers stand, dropped when they do not (settle sends the 503s instead); a reset
         in it did not happen, nor does its clearing."""
         self.store.clearing = False
+        self.store.sweeping = []
         self.store.marking = 0
         self.store.org_marking = {}
         staged, self.store.staged = self.store.staged, []
@@ -561,11 +565,15 @@ class SharedJournal(Journal):
             view._keep(_decode(n, raw))
         return view.query(*args, **kwargs)
 
-    def clear(self) -> None:
-        """A global reset's: this worker's entries go at once; the stream goes with the
-        reset's commit, in the same script (a reset that fails does not clear it), or at
-        once when that was written already (no gate holds the reset: tests)."""
+    def clear(self, orgs: Collection[str] = ()) -> None:
+        """A global reset's: this worker's entries go at once; the streams go with the
+        reset's commit, in the same script (a reset that fails does not clear them), or at
+        once when that was written already (no gate holds the reset: tests). The streams of
+        `orgs` are named for the script to delete (a stream it does not name is read no more,
+        and dropped by its organization's next entry: JOURNAL; without this one it would
+        hold up to `capacity` entries for nothing until then)."""
         super().clear()
+        self.store.sweeping = [self.store.stream_of(org) for org in orgs]
         self.held.clear()
         self.store.staged.clear()
         self.store.outbox.clear()

@@ -139,7 +139,8 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
 -- KEYS[19]: the census (INTACT), checked first unless the commit is a wipe, written last.
 -- KEYS[21]: the journal's counters of each organization's entries (JOURNAL), cleared with it;
--- KEYS[22..]: the journal's streams, of no organization and of each the entries name (JOURNAL).
+-- KEYS[22..]: the journal's streams, of no organization and of each the entries name (JOURNAL),
+-- then for a global reset's, the organizations' streams it deletes (SharedJournal.clear).
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
 local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '^c?(%d+)')
@@ -165,7 +166,7 @@ counts(KEYS[11])
 holds(KEYS[16], 'hash')
 counts(KEYS[17])
 local fresh = first + appended(mark, from, always)  -- those it sent before are not again
-local of, key = streams(first, 22)
+local of, key, named = streams(first, 22)
 local found = redis.call('MGET', lease, commits, KEYS[12])
 local holder, n = found[1], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
@@ -272,6 +273,7 @@ elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker wait
 end
 if clears then
   redis.call('DEL', KEYS[10], KEYS[15], KEYS[11], KEYS[21], KEYS[22])
+  for i = named + 1, #KEYS do redis.call('DEL', KEYS[i]) end  -- the organizations' streams
   redis.call('SET', floor, n)
 end
 -- in one go: the late entries (above), then the group's

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from redisd import RedisServer
 from starlette.testclient import TestClient
-from support import ACME_ORG, FULL, SEED, auth
+from support import ACME_ORG, FULL, GLOBEX, SEED, auth
 
 from layers_mock_server.core.journal import JournalEntry
 from layers_mock_server.core.store import Batch, StoreConflict
@@ -337,3 +337,36 @@ def test_many_organizations_each_keep_their_own_and_the_operator_reads_the_newes
         "journal-read", *store._read_all_args(list(map(b"org_%d".__mod__, range(300))), 20)
     )
     assert sum(len(stream) for stream in sent[2:]) == 20
+
+
+def test_a_global_reset_deletes_the_streams_of_the_organizations_the_server_knew(
+    redis_server: RedisServer,
+) -> None:
+    """A reset's script cannot find the streams by itself (every key it touches is declared):
+    the worker names those of every organization it knew, and they go with the reset's
+    commit, or with the clearing when no gate holds the reset. (One it did not name is read
+    no more, and dropped by that organization's next entry.)"""
+    operator = "operator-secret-for-tenants"
+    globex_org = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
+    settings = Settings(
+        state=redis_server.sandbox(), clock="virtual", seed=SEED, admin_token=operator
+    )
+    deps = make_deps(settings)
+    store = deps.sim.shared
+    with TestClient(build_app(deps)) as client:
+        for key in (FULL, GLOBEX):
+            assert client.get("/v1/whoami", headers=auth(key)).status_code == 200
+        assert client.get("/v1/whoami").status_code == 401
+        assert client.get("/_mock/requests", headers=auth(operator)).json()["total"] == 3
+        streams = [
+            store.stream_of(ACME_ORG),
+            store.stream_of(globex_org),
+            store.keys["journal-org"],
+        ]
+        assert store._client.exists(*streams) == 3
+        assert client.post("/_mock/reset", json={}, headers=auth(operator)).status_code == 200
+        assert store._client.exists(*streams) == 0
+        assert client.get("/v1/whoami", headers=auth(GLOBEX)).status_code == 200
+        store.sweeping = [store.stream_of(globex_org)]
+        store.journal_clear()  # a reset no gate holds
+        assert store._client.exists(*streams) == 0
