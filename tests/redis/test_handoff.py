@@ -95,18 +95,21 @@ def test_a_waiter_whose_holder_was_killed_takes_the_lease_once_it_runs_out(
     sandbox: str, holder: RedisStore
 ) -> None:
     """kill -9 of the holder: no one gives the lease back, so no release is heard; the
-    waiter's fallback try (WAKE_S) takes it once it ran out (`lease=` ms)."""
+    waiter's fallback try (WAKE_S) takes it once it ran out. The lease is long until the
+    waiter waits (a short one could run out before a loaded machine sent the first try),
+    then cut to 100 ms: what is left of a dead holder's lease."""
     waiter = Waiter(sandbox)
     with served(waiter) as (host, port):
         base = f"http://{host}:{port}"
         listening(waiter, base)
-        killed = RedisStore(sandbox + "&lease=100")
+        killed = RedisStore(sandbox + "&lease=60000")
         try:
             assert killed.open() is not None
             assert killed.lock() is not None
             made: list[httpx.Response] = []
             thread = waiter.create(base, made)
             assert waiter.waiting.wait(ANSWER_S)
+            assert killed._client.pexpire(killed.keys["lease"], 100)
             killed.token = ""  # it dies holding the lease: nothing gives it back
         finally:
             killed.close()
