@@ -30,15 +30,24 @@ class Servers:
         self.turn = 0
         self.operator = operator  # the admin token: a request with no key is the operator's
 
-    def __call__(
-        self, method: str, path: str, key: str | None = None, body: Any = None, query: str = ""
+    def __call__(  # noqa: PLR0917 - a request's parts, in the order a test names them
+        self,
+        method: str,
+        path: str,
+        key: str | None = None,
+        body: Any = None,
+        query: str = "",
+        acting_in: str | None = None,
     ) -> Answer:
+        """`acting_in`: the request's X-Layers-Organization (a parent key in its child)."""
         worker = self.workers[self.turn % len(self.workers)]
         self.turn += 1
 
         async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
             token = key or self.operator
             headers = auth(token) if token else {}
+            if acting_in is not None:
+                headers["X-Layers-Organization"] = acting_in
             answer = await worker.exchange(method, path, headers, body, query=query)
             if worker.deps.shared is not None:
                 await worker.deps.shared.settled()
