@@ -30,7 +30,7 @@ class Servers:
         self.turn = 0
         self.operator = operator  # the admin token: a request with no key is the operator's
 
-    def __call__(  # noqa: PLR0917 - a request's parts, in the order a test names them
+    def __call__(
         self,
         method: str,
         path: str,

@@ -266,13 +266,25 @@ class StateBuilder:
         """What POST /_mock/rules would refuse (the same checks), and what only it makes."""
         for text in self.check("rule", rule):
             self._problem(f"{where}.{text}")
+        orgs = self.tables["organizations"]
         named = rule["match"].get("organizationId")
         if named is not None:
-            org_id = rule_organization(named, self.tables["organizations"])
+            org_id = rule_organization(named, orgs)
             if org_id is None:
                 self._problem(f"{where}.{no_organization(named)}")
             else:
                 rule["match"]["organizationId"] = org_id  # as requests carry it
+        if (tenant := rule.get("tenant")) is not None:  # a tenant's, as the route makes it
+            own = rule_organization(tenant, orgs)
+            if own is None:
+                self._problem(f"{where}.tenant: the server has no organization {tenant!r}.")
+            elif rule["match"].setdefault("organizationId", own) != own:
+                self._problem(
+                    f"{where}.match.organizationId: a tenant's rule names its own organization, "
+                    f"{own} (its tenant)."
+                )
+            else:
+                rule["tenant"] = own
         count, remaining = rule.get("count"), rule["remaining"]
         if (count is None) != (remaining is None) or (
             remaining is not None and not 1 <= remaining <= count
