@@ -37,18 +37,16 @@ class Servers:
         key: str | None = None,
         body: Any = None,
         query: str = "",
-        acting_in: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
-        """`acting_in`: the request's X-Layers-Organization (a parent key in its child)."""
+        """`headers`: more of the request's (X-Layers-Organization, Idempotency-Key, ...)."""
         worker = self.workers[self.turn % len(self.workers)]
         self.turn += 1
 
         async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
             token = key or self.operator
-            headers = auth(token) if token else {}
-            if acting_in is not None:
-                headers["X-Layers-Organization"] = acting_in
-            answer = await worker.exchange(method, path, headers, body, query=query)
+            sent = {**(auth(token) if token else {}), **(headers or {})}
+            answer = await worker.exchange(method, path, sent, body, query=query)
             if worker.deps.shared is not None:
                 await worker.deps.shared.settled()
             return answer

@@ -14,6 +14,10 @@ from every_store import Servers, tenanted  # noqa: F401 - a fixture
 from support import BAKERY, CHILD_ORG, GLOBEX, NORTH_ADMIN, NORTH_ORG
 
 
+def _in(organization: str | None) -> dict[str, str]:
+    return {} if organization is None else {"X-Layers-Organization": organization}
+
+
 def rule(served: Servers, key: str | None, match: dict[str, Any], fault: str) -> dict[str, Any]:
     status, _, added = served("POST", "/_mock/rules", key, {"match": match, "fault": fault})
     assert status == 201, added
@@ -21,7 +25,7 @@ def rule(served: Servers, key: str | None, match: dict[str, Any], fault: str) ->
 
 
 def whoami(served: Servers, key: str, acting_in: str | None = None) -> int:
-    return served("GET", "/v1/whoami", key, acting_in=acting_in)[0]
+    return served("GET", "/v1/whoami", key, headers=_in(acting_in))[0]
 
 
 def listed_rules(served: Servers, key: str | None) -> list[str]:
@@ -66,7 +70,7 @@ def test_a_parents_request_in_its_child_is_numbered_in_the_parents_journal(
     sent = [(BAKERY, None), (NORTH_ADMIN, CHILD_ORG), (BAKERY, None), (NORTH_ADMIN, None)]
     ids = []
     for key, acting_in in sent:
-        status, headers, _ = tenanted("GET", "/v1/whoami", key, acting_in=acting_in)
+        status, headers, _ = tenanted("GET", "/v1/whoami", key, headers=_in(acting_in))
         assert status == 200
         ids.append(headers["x-request-id"])
 
