@@ -11,6 +11,7 @@ by two workers on Redis, a wall export loaded on a virtual server."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ from support import (
 )
 
 from layers_mock_server.core.clock import format_ms
+from layers_mock_server.http import shared
 
 HOUR_MS = 3_600_000
 START = 1_767_225_600_000
@@ -37,8 +39,8 @@ ACME_NOW = START + HOUR_MS + 20_000  # Acme's own clock, once the set-up has mov
 Edit = Callable[[dict[str, Any]], None]
 
 
-def create(served: Servers, key: str, project: str, **headers: str) -> Any:
-    status, _, made = served(
+def create(sandbox: Servers, key: str, project: str, **headers: str) -> Any:
+    status, _, made = sandbox(
         "POST", f"/v1/projects/{project}/influencers", key, {}, headers=headers
     )
     assert status == 202, made
@@ -48,23 +50,23 @@ def create(served: Servers, key: str, project: str, **headers: str) -> Any:
 IN_CHILD = {"X-Layers-Organization": CHILD_ORG}
 
 
-def advance(served: Servers, org: str | None, seconds: int) -> None:
+def advance(sandbox: Servers, org: str | None, seconds: int) -> None:
     path = "/_mock/clock/advance" if org is None else f"/_mock/organizations/{org}/clock/advance"
-    status, _, body = served("POST", path, None, {"seconds": seconds})
+    status, _, body = sandbox("POST", path, None, {"seconds": seconds})
     assert status == 200, body
 
 
-def _exported(served: Servers) -> dict[str, Any]:
+def _exported(sandbox: Servers) -> dict[str, Any]:
     """Acme on a clock of its own, an hour ahead: an influencer made with an Idempotency-Key,
     patched, its job canceled 20 s later; Globex on the server clock with one of its own."""
-    advance(served, ACME_ORG, 3600)
-    made = create(served, FULL, PROJECT, **{"Idempotency-Key": "stamps-1"})
-    advance(served, ACME_ORG, 20)
-    patched = served("PATCH", f"/v1/influencers/{made['influencerId']}", FULL, {"name": "Ava"})
+    advance(sandbox, ACME_ORG, 3600)
+    made = create(sandbox, FULL, PROJECT, **{"Idempotency-Key": "stamps-1"})
+    advance(sandbox, ACME_ORG, 20)
+    patched = sandbox("PATCH", f"/v1/influencers/{made['influencerId']}", FULL, {"name": "Ava"})
     assert patched[0] == 200, patched
-    assert served("POST", f"/v1/jobs/{made['jobId']}/cancel", FULL)[0] == 202
-    create(served, GLOBEX, GLOBEX_PROJECT)
-    status, _, document = served("GET", "/_mock/state")
+    assert sandbox("POST", f"/v1/jobs/{made['jobId']}/cancel", FULL)[0] == 202
+    create(sandbox, GLOBEX, GLOBEX_PROJECT)
+    status, _, document = sandbox("GET", "/_mock/state")
     assert status == 200
     assert document["clock"]["organizations"] == {ACME_ORG: ACME_NOW}
     return dict(document)
@@ -205,21 +207,24 @@ def test_exports_of_detached_clocks_and_parents_in_children_import_whole(
 
 
 def test_a_wall_clock_sandbox_of_two_workers_exports_what_it_imports(
-    redis_server: RedisServer,
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each worker reads its own wall clock: the export of one must still hold every stamp
     the other wrote (it takes the later instant when it catches up)."""
+    monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)  # as every_store's workers
+    monkeypatch.setattr(shared, "LINGER_S", 0.0)
     url = redis_server.sandbox()
     workers = [Worker(url, clock="wall") for _ in range(2)]
     try:
-        served = Servers(workers)
+        sandbox = Servers(workers)
         for n in range(6):
-            key = [FULL, GLOBEX][n % 2]
-            project = [PROJECT, GLOBEX_PROJECT][n % 2]
-            create(served, key, project)
-        status, _, document = served("GET", "/_mock/state")
+            create(sandbox, [FULL, GLOBEX][n % 2], [PROJECT, GLOBEX_PROJECT][n % 2])
+        document = sandbox("GET", "/_mock/state")[2]
         assert document["clock"]["mode"] == "wall"
-        assert served("PUT", "/_mock/state", None, document)[0] == 200
+        assert len(document["influencers"]) == 6
+        status, _, answer = sandbox("PUT", "/_mock/state", None, document)
+        assert status == 200, answer
     finally:
         for worker in workers:
             worker.close()
+        asyncio.set_event_loop(None)
