@@ -62,16 +62,35 @@ class RedisClusterServers:
     masters: int = 3
     ids: list[str] = field(default_factory=list)
     names: Iterator[int] = field(default_factory=itertools.count)
+    # A cluster that speaks TLS only (`port 0`): each node's TLS port, and the certificate
+    # (self-signed, its own CA) the harness trusts to reach them.
+    tls_ports: list[int] | None = None
+    certificate: Path | None = None
 
     @property
     def url(self) -> str:
         """Any node's URL reaches the whole cluster: this is the first live node's."""
-        return next(n for n in self.nodes if n.process is not None).url
+        live = next(i for i, n in enumerate(self.nodes) if n.process is not None)
+        if self.tls_ports is None:
+            return self.nodes[live].url
+        return f"rediss://127.0.0.1:{self.tls_ports[live]}/0"
+
+    def port(self, node: int) -> int:
+        """The port clients reach the node on (its TLS one, on a TLS-only cluster)."""
+        return self.nodes[node].port if self.tls_ports is None else self.tls_ports[node]
 
     def client(self, node: int) -> redis.Redis:
         import redis
 
-        return redis.Redis(port=self.nodes[node].port, socket_timeout=10)
+        if self.tls_ports is None:
+            return redis.Redis(port=self.port(node), socket_timeout=10)
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port(node),
+            ssl=True,
+            ssl_ca_certs=str(self.certificate),
+            socket_timeout=10,
+        )
 
     def owner(self, slot: int) -> int:
         """The index of the node that serves `slot`, as the first live node sees it."""
@@ -79,7 +98,7 @@ class RedisClusterServers:
         port = self._serves(live, slot)
         if port is None:
             raise AssertionError(f"no node serves slot {slot}")
-        return next(i for i, n in enumerate(self.nodes) if n.port == port)
+        return next(i for i in range(len(self.nodes)) if self.port(i) == port)
 
     def sandbox(self, on: int) -> tuple[str, str]:
         """(URL, name) of a sandbox no other test uses whose slot node `on` holds."""
@@ -118,7 +137,7 @@ class RedisClusterServers:
 
     def _migrate(self, old: redis.Redis, to: int, names: list[bytes]) -> None:
         if names:
-            port = self.nodes[to].port
+            port = self.port(to)
             old.execute_command("MIGRATE", "127.0.0.1", port, "", 0, 10_000, "KEYS", *names)
 
     def fail_over(self, master: int) -> int:
@@ -135,7 +154,7 @@ class RedisClusterServers:
         # it, so their slot maps are what is waited on.
         deadline = time.monotonic() + TAKEOVER_TIMEOUT_S
         left = [i for i, node in enumerate(self.nodes) if node.process is not None]
-        while not all(self._serves(i, slot) == self.nodes[replica].port for i in left):
+        while not all(self._serves(i, slot) == self.port(replica) for i in left):
             if time.monotonic() > deadline:
                 raise AssertionError(f"node {replica} did not take over node {master}'s slots")
             threading.Event().wait(0.01)  # a condition polled: nothing announces it
@@ -143,7 +162,8 @@ class RedisClusterServers:
 
     def _serves(self, node: int, slot: int) -> int | None:
         with self.client(node) as client:
-            for start, end, (_, port, *_) in client.execute_command("CLUSTER SLOTS"):
+            # each range: its start, end, master, then its replicas (if any)
+            for start, end, (_, port, *_), *_ in client.execute_command("CLUSTER SLOTS"):
                 if start <= slot <= end:
                     return int(port)
         return None
@@ -160,8 +180,8 @@ class RedisClusterServers:
                     first, last = i * SLOTS // self.masters, (i + 1) * SLOTS // self.masters
                     client.execute_command("CLUSTER ADDSLOTS", *range(first, last))
         with self.client(0) as client:
-            for node, bus in zip(self.nodes[1:], self.buses[1:], strict=True):
-                client.execute_command("CLUSTER MEET", "127.0.0.1", node.port, bus)
+            for node, bus in enumerate(self.buses[1:], start=1):
+                client.execute_command("CLUSTER MEET", "127.0.0.1", self.port(node), bus)
         # Each node logs the moment its state turns ok (all slots served by nodes it knows):
         # waited on as its log arrives (redisd.RedisServer.wait_for_log), not polled.
         deadline = time.monotonic() + FORM_TIMEOUT_S
@@ -204,12 +224,17 @@ class RedisClusterServers:
 
 @contextlib.contextmanager
 def started_cluster(
-    count: int = 3, replicas: int = 0, options: Callable[[], tuple[str, ...]] = tuple
+    count: int = 3,
+    replicas: int = 0,
+    options: Callable[[], tuple[str, ...]] = tuple,
+    tls_only: tuple[Path, list[int]] | None = None,
 ) -> Iterator[RedisClusterServers]:
     """`count` masters and a replica of each of the first `replicas`; `options`: each node's
-    own, besides the cluster's (a TLS port: tests/redis/test_tls.py). Without redis-server:
-    a failure with how to get it. With it, a cluster that does not form is a failure, not a
-    skip: that is a bug of ours or of the machine."""
+    own, besides the cluster's (a TLS port: tests/redis/test_tls.py). `tls_only`: the
+    certificate and each node's TLS port (filled by `options`), for nodes whose `options`
+    close the plain port (`--port 0`): the harness then forms and reads the cluster over
+    TLS. Without redis-server: a failure with how to get it. With it, a cluster that does
+    not form is a failure, not a skip: that is a bug of ours or of the machine."""
     masters, count = count, count + replicas
     if shutil.which("redis-server") is None:
         cannot_run("redis-server is not on PATH")
@@ -223,6 +248,8 @@ def started_cluster(
             own = (*CLUSTER_OPTIONS, "--cluster-port", str(bus), *options())
             nodes.append(RedisServer(Path(directory) / f"n{i}", options=own))
         cluster = RedisClusterServers(nodes, buses, masters)
+        if tls_only is not None:
+            cluster.certificate, cluster.tls_ports = tls_only
         try:
             for node in nodes:
                 node.start()

@@ -31,15 +31,22 @@ class Servers:
         self.operator = operator  # the admin token: a request with no key is the operator's
 
     def __call__(
-        self, method: str, path: str, key: str | None = None, body: Any = None, query: str = ""
+        self,
+        method: str,
+        path: str,
+        key: str | None = None,
+        body: Any = None,
+        query: str = "",
+        headers: dict[str, str] | None = None,
     ) -> Answer:
+        """`headers`: more of the request's (X-Layers-Organization, Idempotency-Key, ...)."""
         worker = self.workers[self.turn % len(self.workers)]
         self.turn += 1
 
         async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
             token = key or self.operator
-            headers = auth(token) if token else {}
-            answer = await worker.exchange(method, path, headers, body, query=query)
+            sent = {**(auth(token) if token else {}), **(headers or {})}
+            answer = await worker.exchange(method, path, sent, body, query=query)
             if worker.deps.shared is not None:
                 await worker.deps.shared.settled()
             return answer

@@ -32,10 +32,17 @@ class Turn:
 class Worker:
     """One worker (its app, its copy, its store) on a sandbox, and its round trips."""
 
-    def __init__(self, url: str, *, bodies: bool = False, admin_token: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        bodies: bool = False,
+        admin_token: str | None = None,
+        clock: str = "virtual",
+    ) -> None:
         settings = Settings(
             state=url,
-            clock="virtual",
+            clock=clock,
             seed=SEED,
             strict=True,
             journal_bodies=bodies,

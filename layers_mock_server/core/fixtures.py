@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .clock import DEFAULT_START_MS, parse_timestamp
+from .clock import DEFAULT_START_MS, format_ms, parse_timestamp
 from .records import TIERS, ApiKey, Organization, Project, canonical_id
 
 # The repository's fixtures/ ships inside the package, like openapi/
@@ -138,13 +138,21 @@ def parse_fixtures(
 
 
 def _instant(value: Any, where: str) -> int:
-    """A fixture's createdAt; without one, the mock clock's start (never 1970)."""
+    """A fixture's createdAt; without one, the mock clock's start (never 1970). Not after the
+    start: fixtures load when the clock is there (at start-up and on a reset), and nothing is
+    created in the future of its organization's clock (an import refuses that)."""
     if value is None:
         return DEFAULT_START_MS
     try:
-        return parse_timestamp(str(value))
+        instant = parse_timestamp(str(value))
     except ValueError:
         raise FixtureError(f"{where}: createdAt must be an ISO-8601 instant with Z") from None
+    if instant > DEFAULT_START_MS:
+        raise FixtureError(
+            f"{where}: createdAt {format_ms(instant)} is after the mock clock's start, "
+            f"{format_ms(DEFAULT_START_MS)} (a project cannot be created in its future)"
+        )
+    return instant
 
 
 def _check_parents(fixtures: Fixtures, source: str) -> None:

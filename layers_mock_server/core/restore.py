@@ -67,6 +67,29 @@ def _converter(cls: type) -> Callable[[dict[str, Any]], Any]:
 
 
 CONVERT = {name: _converter(cls) for name, cls in TABLES.items()}
+# The instants each table's records are stamped with by their organization's clock: the first
+# (when the record began) and the later ones, none before it (a project's `updated_ms` aside:
+# a fixture's equals its creation, which is all it is held to).
+STAMPED = {
+    "projects": ("created_ms", "updated_ms"),
+    "influencers": ("created_ms", "patched_ms", "deleted_ms"),
+    "jobs": ("started_ms", "cancel_ms", "poll_steps_ms"),
+}
+# The same held to `now` in one expression per table: what a million-row import runs per row
+# (`StateBuilder._stamps` says what is wrong only when this is False).
+FINE: dict[str, Callable[[Any, int], bool]] = {
+    "projects": lambda p, now: p.created_ms <= now and p.updated_ms <= now,
+    "influencers": lambda i, now: (
+        i.created_ms <= now
+        and (i.patched_ms is None or i.created_ms <= i.patched_ms <= now)
+        and (i.deleted_ms is None or i.created_ms <= i.deleted_ms <= now)
+    ),
+    "jobs": lambda j, now: (
+        j.started_ms <= now
+        and (j.cancel_ms is None or j.started_ms <= j.cancel_ms <= now)
+        and all(j.started_ms <= step <= now for step in j.poll_steps_ms)
+    ),
+}
 
 
 # What a refusal of the document's clock options says to do: serve's options stay, and a
@@ -86,9 +109,14 @@ class StateBuilder:
         self.problems: list[str] = []
         self.header: dict[str, Any] | None = None
         self.tables: dict[str, dict[str, Any]] = {name: {} for name in TABLES}
-        self.answers: list[tuple[bytes, StoredResponse]] = []
+        self.answers: list[tuple[bytes, StoredResponse, str]] = []  # ..., where in the document
         self.answer_keys: set[bytes] = set()
         self.counts = dict.fromkeys((*TABLES, "idempotency"), 0)
+        # Whether records are held to their organization's clock: an import whose clocks are
+        # sound (else those are the problem, told in `finish`, and no stamp can be judged).
+        self.stamping = False
+        self.server_now = 0  # the document's clock.nowMs, and its organizations' own
+        self.nows: dict[str, int] = {}
 
     def _problem(self, text: str) -> None:
         self.problems.append(text)
@@ -110,6 +138,10 @@ class StateBuilder:
             self._problem(text.removeprefix("."))
         if not problems:
             self.header = document
+            clock = document["clock"]
+            self.stamping = self.clock is not None and _sound(clock, self.clock)
+            self.server_now = int(clock["nowMs"])
+            self.nows = {org: int(ms) for org, ms in clock.get("organizations", {}).items()}
 
     def row(self, table: str, data: Any) -> None:
         if table not in self.counts:
@@ -130,7 +162,47 @@ class StateBuilder:
         if ident in found:
             self._problem(f"{where}: duplicate id {ident}.")
             return
-        found[ident] = CONVERT[table](data)
+        found[ident] = record = CONVERT[table](data)
+        fine = FINE.get(table) if self.stamping else None
+        if fine is not None and not fine(record, self.nows.get(record.org_id, self.server_now)):
+            self._stamps(where, table, record)
+
+    def _now_of(self, org_id: str) -> tuple[int, str]:
+        """The "now" of an organization in the document, and the path that names it: its own
+        clock when it has one, else the server's."""
+        assert self.header is not None
+        clock = self.header["clock"]
+        own = clock.get("organizations", {}).get(org_id)
+        if own is not None:
+            return int(own), f"clock.organizations.{org_id}"
+        return int(clock["nowMs"]), "clock.nowMs"
+
+    def _stamps(self, where: str, table: str, record: Any) -> None:
+        """A record is stamped by the clock of the organization it belongs to, which never
+        runs backwards: no stamp after that clock's now, none before the record's first (held
+        to that by FINE on every row; this says which stamp is not). Only on an import: a
+        durable store at start-up is read as it was written."""
+        first_name, *names = STAMPED[table]
+        first = getattr(record, first_name)
+        now, clock = self._now_of(record.org_id)
+        stamps = [(first_name, first)]
+        for name in names:
+            value = getattr(record, name)
+            if isinstance(value, list):  # a poll progression's steps
+                stamps += [(f"{name}[{n}]", v) for n, v in enumerate(value)]
+            elif value is not None:
+                stamps.append((name, value))
+        for name, value in stamps:
+            if value > now:
+                self._problem(
+                    f"{where}.{name}: {format_ms(value)} is after its organization's now, "
+                    f"{format_ms(now)} ({clock})."
+                )
+            elif value < first and name != "updated_ms":
+                self._problem(
+                    f"{where}.{name}: {format_ms(value)} is before its {first_name}, "
+                    f"{format_ms(first)}."
+                )
 
     def _answer(self, where: str, data: dict[str, Any]) -> None:
         key = bytes.fromhex(data["key"])
@@ -166,6 +238,7 @@ class StateBuilder:
                     body,
                     int(data["stored_ms"]),
                 ),
+                where,
             )
         )
 
@@ -238,11 +311,22 @@ class StateBuilder:
         for project_id, seen in positions.items():
             if sorted(seen) != list(range(len(seen))):
                 self._problem(f"influencers: positions in project {project_id} are not 0..n-1.")
-        for _, answer in self.answers:
+        self._answers(key_ids, orgs)
+        self._rates(key_ids)
+
+    def _answers(self, key_ids: set[str], orgs: dict[str, Any]) -> None:
+        key_orgs = {key.api_key_id: key.org_id for key in self.tables["keys"].values()}
+        for _, answer, where in self.answers:
             key_id, _, acting_in = answer.api_key_id.partition("@")  # pipeline.principal
             if key_id not in key_ids or (acting_in and acting_in not in orgs):
                 self._problem(f"idempotency: a record belongs to unknown key {answer.api_key_id}.")
-        self._rates(key_ids)
+            elif self.stamping:  # stored by the clock of the organization acted in
+                now, clock = self._now_of(acting_in or key_orgs[key_id])
+                if answer.stored_ms > now:
+                    self._problem(
+                        f"{where}.stored_ms: {format_ms(answer.stored_ms)} is after its "
+                        f"organization's now, {format_ms(now)} ({clock})."
+                    )
 
     def _rates(self, key_ids: set[str]) -> None:
         assert self.header is not None
@@ -266,13 +350,25 @@ class StateBuilder:
         """What POST /_mock/rules would refuse (the same checks), and what only it makes."""
         for text in self.check("rule", rule):
             self._problem(f"{where}.{text}")
+        orgs = self.tables["organizations"]
         named = rule["match"].get("organizationId")
         if named is not None:
-            org_id = rule_organization(named, self.tables["organizations"])
+            org_id = rule_organization(named, orgs)
             if org_id is None:
                 self._problem(f"{where}.{no_organization(named)}")
             else:
                 rule["match"]["organizationId"] = org_id  # as requests carry it
+        if (tenant := rule.get("tenant")) is not None:  # a tenant's, as the route makes it
+            own = rule_organization(tenant, orgs)
+            if own is None:
+                self._problem(f"{where}.tenant: the server has no organization {tenant!r}.")
+            elif rule["match"].setdefault("organizationId", own) != own:
+                self._problem(
+                    f"{where}.match.organizationId: a tenant's rule names its own organization, "
+                    f"{own} (its tenant)."
+                )
+            else:
+                rule["tenant"] = own
         count, remaining = rule.get("count"), rule["remaining"]
         if (count is None) != (remaining is None) or (
             remaining is not None and not 1 <= remaining <= count
@@ -341,7 +437,7 @@ class StateBuilder:
             rules=Rules(),
             clocks=OrgClocks.restore(header["clock"].get("organizations", {})),
         )
-        for key, answer in self.answers:
+        for key, answer, _ in self.answers:
             records.store(key, answer)
         state.rates.restore([(k, c, int(w), int(n)) for k, c, w, n in header["rates"]])
         state.rules.restore(header["rules"])
@@ -349,6 +445,12 @@ class StateBuilder:
         now_ms = check_instant(int(header["clock"]["nowMs"]))
         requests = {k: int(v) for k, v in header["requests"].items()}
         return Restored(state, requests, now_ms)
+
+
+def _sound(clock: dict[str, Any], server: Clock) -> bool:
+    """Whether every instant of the document's clock is one the server's clock can stand at."""
+    instants = [clock["nowMs"], *clock.get("organizations", {}).values()]
+    return all(server.start_ms <= instant for instant in instants)
 
 
 def _at(where: str, text: str) -> str:

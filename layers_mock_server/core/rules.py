@@ -4,6 +4,12 @@ A rule matches requests (method, path, organization, project, operation) and giv
 fault, a latency, a job outcome or a progression, optionally only `count` times or with a
 `probability`. Chance is drawn from the seed and the request's sequence number, never from a
 process-wide random, so two runs with one seed inject the same faults into the same requests.
+
+Whose request a rule steers depends on who made it. The operator's rule (admin token, or an
+open server) matches the organization a request acts in. A tenant's rule (an organization's
+own key on a shared sandbox) matches the requests that organization's keys send, wherever they
+act: a parent key's request in its child (X-Layers-Organization) is the parent's, as its
+journal shows, so the parent steers it and the child, which cannot see it, does not.
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ def chance(seed: int, salt: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class RequestFacts:
-    """What a rule can match on; `sequence` numbers requests for seeded chance."""
+    """What a rule can match on; `sequence` numbers requests for seeded chance.
+    `organization_id`: the organization the request acts in; `sender_id`: the organization
+    of the key that sent it (the same, unless a parent key acts in its child)."""
 
     method: str
     path: str
@@ -59,6 +67,7 @@ class RequestFacts:
     organization_id: str | None
     project_id: str | None
     sequence: int
+    sender_id: str | None
 
 
 @dataclass(slots=True)
@@ -67,23 +76,28 @@ class Rule:
     spec: dict[str, Any]  # the input as given, echoed back by the control plane
     remaining: int | None
     _path: PathGlob | None = field(default=None, repr=False)
+    tenant: str | None = None  # the organization that made it; None: the operator
 
     @classmethod
-    def from_input(cls, rule_id: str, spec: dict[str, Any]) -> Rule:
+    def from_input(cls, rule_id: str, spec: dict[str, Any], tenant: str | None = None) -> Rule:
         """`spec` as control.yaml's RuleInput validated it; JSON `2.0` counts as 2."""
         path = spec["match"].get("path")
         for name in ("count", "latencyMs"):
             if name in spec:
                 spec[name] = int(spec[name])
-        return cls(rule_id, spec, spec.get("count"), PathGlob(path) if path else None)
+        return cls(rule_id, spec, spec.get("count"), PathGlob(path) if path else None, tenant)
 
     def matches(self, request: RequestFacts) -> bool:
         match = self.spec["match"]
+        # a tenant's rule: the requests its keys send (its match names it); the operator's:
+        # the organization a request acts in
+        whose = request.organization_id if self.tenant is None else request.sender_id
         return (
             (match.get("method") is None or match["method"].upper() == request.method)
             and (self._path is None or self._path.matches(request.path))
             and match.get("operationId") in (None, request.operation_id)
-            and match.get("organizationId") in (None, request.organization_id)
+            and match.get("organizationId") in (None, whose)
+            and self.tenant in (None, whose)
             and match.get("projectId") in (None, request.project_id)
         )
 
@@ -92,7 +106,10 @@ class Rule:
         return self.spec["match"].get("organizationId")
 
     def public(self) -> dict[str, Any]:
-        return {"ruleId": self.rule_id, **self.spec, "remaining": self.remaining}
+        shown = {"ruleId": self.rule_id, **self.spec, "remaining": self.remaining}
+        if self.tenant is not None:
+            shown["tenant"] = self.tenant
+        return shown
 
 
 class Rules:
@@ -117,23 +134,23 @@ class Rules:
         self._next += 1
         while f"rule_{self._next}" in self.rules:  # an imported rule may hold the next id
             self._next += 1
-        rule = Rule.from_input(f"rule_{self._next}", spec)
+        rule = Rule.from_input(f"rule_{self._next}", spec, tenant)
         self.rules[rule.rule_id] = rule
         return rule
 
     def delete(self, rule_id: str) -> bool:
         return self.rules.pop(rule_id, None) is not None
 
-    def of(self, organization_id: str | None) -> list[Rule]:
-        """Every rule, or those that match one organization's requests only."""
+    def of(self, tenant: str | None) -> list[Rule]:
+        """Every rule, or the rules one organization made (a tenant's own)."""
         rules = self.rules.values()
-        if organization_id is None:
+        if tenant is None:
             return list(rules)
-        return [r for r in rules if r.organization_id == organization_id]
+        return [r for r in rules if r.tenant == tenant]
 
-    def clear(self, organization_id: str | None = None) -> int:
-        """Every rule, or one organization's (see `of`); how many went."""
-        gone = self.of(organization_id)
+    def clear(self, tenant: str | None = None) -> int:
+        """Every rule, or one organization's own (see `of`); how many went."""
+        gone = self.of(tenant)
         for rule in gone:
             del self.rules[rule.rule_id]
         return len(gone)
@@ -176,8 +193,9 @@ class Rules:
         """A snapshot as `snapshot()` wrote it, already checked against control.yaml."""
         self.rules = {}
         for item in snapshot["rules"]:
-            spec = {k: v for k, v in item.items() if k not in ("ruleId", "remaining")}
-            rule = Rule.from_input(item["ruleId"], spec)
+            # an export made before rules carried their maker: the operator's
+            spec = {k: v for k, v in item.items() if k not in ("ruleId", "remaining", "tenant")}
+            rule = Rule.from_input(item["ruleId"], spec, item.get("tenant"))
             rule.remaining = None if item["remaining"] is None else int(item["remaining"])
             self.rules[rule.rule_id] = rule
         self._next = int(snapshot["next"])

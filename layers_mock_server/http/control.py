@@ -275,7 +275,7 @@ def add_rule(
     if problem is not None:  # it would never fire
         raise invalid_body(field_errors={"match": [problem]})
     tenant = who.organization_id
-    if tenant is not None:  # a tenant's rule matches its own organization's requests only
+    if tenant is not None:  # a tenant's rule matches the requests its own keys send only
         named = body["match"].get("organizationId")
         if named is not None and named != tenant and canonical_id("org_", named) != tenant:
             raise not_found("Organization")  # another's or unknown: the same answer
@@ -307,8 +307,9 @@ def delete_rule(
 ) -> Reply:
     rules = deps.sim.state.rules
     rule = rules.rules.get(path["ruleId"])
-    if rule is None or not who.sees(rule.organization_id or ""):
-        raise ApiError("NOT_FOUND", "Rule not found.")  # another tenant's: as if it did not exist
+    if rule is None or (who.organization_id is not None and rule.tenant != who.organization_id):
+        # another tenant's, or the operator's: as if it did not exist
+        raise ApiError("NOT_FOUND", "Rule not found.")
     rules.delete(rule.rule_id)
     return Reply(200, {"deleted": 1})
 

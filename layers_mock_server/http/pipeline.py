@@ -214,11 +214,13 @@ class OperationPipeline:
         else:  # HTTP/1.1: no length and no chunking means no body; nothing to wait for
             body = inputs.Body(b"", False, headers.get("content-type"))
         out: Headers = [(b"x-request-id", request_id.encode())]
-        key: ApiKey | None = None
+        # the key that sent it (whose journal and rate windows, whose tenant rules) and the
+        # key as it acts (in a child, with X-Layers-Organization: whose data and clock)
+        caller: ApiKey | None = None
         injected: str | None = None
         try:
-            key = sim.authenticate(headers.get("authorization"))
-            caller, key = key, self._admit(key, body, out, headers)
+            caller = sim.authenticate(headers.get("authorization"))
+            key = self._admit(caller, body, out, headers)
             replay = (
                 self._stored(principal(caller, key), scope, headers["idempotency-key"], body, key)
                 if self.mutating and "idempotency-key" in headers
@@ -227,7 +229,7 @@ class OperationPipeline:
             if replay is not None:
                 # A retry after a lost answer gets it again, even if the resource has changed
                 # or gone since (CONTRACT.md 2026-12-01); faults still apply to it.
-                prefs, injected = self._preferences(key, {}, headers, scope["path"])
+                prefs, injected = self._preferences(caller, key, {}, headers, scope["path"])
                 if prefs is not NONE:
                     await self._inject(prefs, scope)
                 status, payload = replay.status, replay.body
@@ -243,7 +245,7 @@ class OperationPipeline:
                     if self.headers_optional and self.header_names.isdisjoint(headers)
                     else inputs.check_headers(self.header_params, headers)
                 )
-                prefs, injected = self._preferences(key, resources, headers, scope["path"])
+                prefs, injected = self._preferences(caller, key, resources, headers, scope["path"])
                 if prefs is not NONE:
                     await self._inject(prefs, scope)
                 call = Call(
@@ -274,7 +276,7 @@ class OperationPipeline:
                     out.extend(stored)
         except ConnectionDropped:
             self._journal(
-                scope, 0, request_id, key, injected, (scope["headers"], body.raw, None, None)
+                scope, 0, request_id, caller, injected, (scope["headers"], body.raw, None, None)
             )
             return
         except ApiError as exc:
@@ -282,9 +284,11 @@ class OperationPipeline:
             payload = dumps(error_body(exc, request_id))
             out.extend(error_headers(exc))
         except Exception:
-            await self._bug(scope, send, request_id, key, injected, body.raw)
+            await self._bug(scope, send, request_id, caller, injected, body.raw)
             raise  # on to the server's log (stderr), as the outermost guard would do
-        await self._finish(scope, send, status, out, payload, request_id, key, injected, body.raw)
+        await self._finish(
+            scope, send, status, out, payload, request_id, caller, injected, body.raw
+        )
 
     def _admit(
         self, key: ApiKey, body: inputs.Body, out: Headers, headers: dict[str, str]
@@ -346,7 +350,12 @@ class OperationPipeline:
         return record
 
     def _preferences(
-        self, key: ApiKey, resources: dict[str, Any], headers: dict[str, str], path: str
+        self,
+        caller: ApiKey,
+        key: ApiKey,
+        resources: dict[str, Any],
+        headers: dict[str, str],
+        path: str,
     ) -> tuple[Preferences, str | None]:
         """The request's Prefer header, then control-plane rules, then the chaos profile."""
         state = self.deps.sim.state
@@ -359,7 +368,13 @@ class OperationPipeline:
         if state.rules.rules:
             project_id = next((getattr(r, "project_id", None) for r in resources.values()), None)
             facts = RequestFacts(
-                self.op.method, path, self.op.operation_id, key.org_id, project_id, sequence
+                self.op.method,
+                path,
+                self.op.operation_id,
+                key.org_id,
+                project_id,
+                sequence,
+                caller.org_id,
             )
             ruled = state.rules.apply(state.seed, facts, prefs)
             if ruled != prefs:
@@ -497,6 +512,8 @@ class OperationPipeline:
         exchange: Exchange,
         position: int | None = None,
     ) -> None:
+        """`key`: the key that sent the request, never the copy that acts in a child: the
+        entry is its organization's, numbered among that organization's own."""
         self.deps.journal.add(
             self.deps.sim.now(),
             self.op.method,

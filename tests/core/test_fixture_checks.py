@@ -129,3 +129,19 @@ def test_an_organization_owner_email_is_checked_too() -> None:
         str(refused.value)
         == r"fixtures: organizations[1].ownerEmail: Must match ^[^@\s]+@[^@\s]+$."
     )
+
+
+def test_a_project_created_after_the_clocks_start_is_refused_at_load() -> None:
+    """A project the mock's clock has not reached yet: every export would hold a project
+    created after its organization's now, which an import refuses (no clock writes that)."""
+    document = copy.deepcopy(DEFAULT)
+    document["organizations"][0]["projects"][0]["createdAt"] = "2026-01-01T00:00:00.001Z"
+    with pytest.raises(FixtureError) as refused:
+        parse_fixtures(document, source="team.yaml")
+    assert str(refused.value) == (
+        "team.yaml: organizations[0].projects[0]: createdAt 2026-01-01T00:00:00.001Z is after "
+        "the mock clock's start, 2026-01-01T00:00:00.000Z (a project cannot be created in its "
+        "future)"
+    )
+    document["organizations"][0]["projects"][0]["createdAt"] = "2026-01-01T00:00:00.000Z"
+    assert parse_fixtures(document, source="team.yaml").projects  # the start itself: taken

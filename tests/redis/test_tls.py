@@ -9,7 +9,9 @@ self-signed for 127.0.0.1 and trusted through SSL_CERT_FILE (redis-py verifies i
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from clusterd import RedisClusterServers, started_cluster
+from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import keys_on
 from grouped import serves_off_the_loop
-from handoffs import ANSWER_S, Waiter, handed_over, listening, served
+from handoffs import ANSWER_S, Waiter, dropped, handed_over, listening, served
 from redisd import _free_port, started
 
 from layers_mock_server.stores.redis import RedisStore
@@ -103,8 +105,41 @@ def tls_cluster(certificate: tuple[Path, Path]) -> Iterator[tuple[RedisClusterSe
         yield cluster, ports
 
 
+@contextlib.contextmanager
+def tls_only(
+    certificate: tuple[Path, Path], replicas: int = 0
+) -> Iterator[tuple[RedisClusterServers, list[int]]]:
+    """A Redis Cluster whose nodes listen on TLS only (`port 0`, `tls-port`, `tls-cluster`,
+    `tls-replication`): no plain port to fall back on, so every address a client learns from
+    the cluster (CLUSTER SLOTS, MOVED) must be a TLS one. Its TLS ports beside it."""
+    ports: list[int] = []
+
+    def options() -> tuple[str, ...]:
+        ports.append(_free_port())
+        tls = (*tls_options(*certificate, ports[-1]), "--tls-cluster", "yes")
+        return (*tls, "--tls-replication", "yes", "--port", "0")
+
+    with started_cluster(
+        replicas=replicas, options=options, tls_only=(certificate[0], ports)
+    ) as cluster:
+        for node in cluster.nodes:  # nothing listens in the clear
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", node.port), timeout=10).close()
+        yield cluster, ports
+
+
+@pytest.fixture(scope="module")
+def tls_only_cluster(
+    certificate: tuple[Path, Path],
+) -> Iterator[tuple[RedisClusterServers, list[int]]]:
+    with tls_only(certificate) as cluster:
+        yield cluster
+
+
+@pytest.mark.parametrize("which", ["tls_cluster", "tls_only_cluster"])
 def test_a_worker_on_a_tls_cluster_serves_and_hears_the_lease_given_back(
-    tls_cluster: tuple[RedisClusterServers, list[int]],
+    which: str,
+    request: pytest.FixtureRequest,
     certificate: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,
     on_the_loop: list[bytes],
@@ -112,8 +147,9 @@ def test_a_worker_on_a_tls_cluster_serves_and_hears_the_lease_given_back(
 ) -> None:
     """`rediss://` to a node of a TLS cluster whose slot map names other nodes: the worker's
     round trips go through the lane to the shard that owns the sandbox's slot, none on its
-    loop, and its listener hears the release over TLS on that shard."""
-    cluster, ports = tls_cluster
+    loop, and its listener hears the release over TLS on that shard. The same on a cluster
+    with no plain port at all."""
+    cluster, ports = request.getfixturevalue(which)
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
     _, name = cluster.sandbox(on=1)  # not the node the URL names: MOVED over TLS
     url = f"rediss://127.0.0.1:{ports[0]}/0?sandbox={name}"
@@ -137,3 +173,33 @@ def test_a_worker_on_a_tls_cluster_serves_and_hears_the_lease_given_back(
             assert keys_on(cluster, 1, name)  # the sandbox lives on its shard
     finally:
         holder.close()
+
+
+def test_a_worker_on_a_tls_only_cluster_follows_its_shard_to_the_replica_that_took_over(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, no_poll: None
+) -> None:
+    """The master of the sandbox's slot dies and its replica takes over: the worker learns
+    the replica's address from the cluster, a TLS port (there is no other), and its requests
+    and its listener go on there; the next handoff is heard on the replica."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    with tls_only(certificate, replicas=1) as (cluster, ports):
+        _, name = cluster.sandbox(on=0)
+        url = f"rediss://127.0.0.1:{ports[1]}/0?sandbox={name}"
+        waiter = Waiter(url)
+        holder = RedisStore(url)
+        try:
+            with served(waiter) as (host, port):
+                base = f"http://{host}:{port}"
+                listening(waiter, base)
+                ended = dropped(waiter)
+                with cluster.client(0) as master:
+                    assert master.execute_command("WAIT", 1, 10_000) == 1
+                replica = cluster.fail_over(0)
+                assert ended.wait(ANSWER_S)  # the dead master's connection ended
+                listening(waiter, base)  # a create reconnects it, to the replica
+                assert waiter.store.handoff.conn.port == ports[replica]
+                assert holder.open() is not None
+                handed_over(waiter, base, holder)
+        finally:
+            holder.close()
+        assert cluster.owner(slot_of(name)) == replica

@@ -20,6 +20,7 @@ from layers_mock_server.deps import Deps
 from layers_mock_server.http.app import build_app
 
 Edit = Callable[[dict[str, Any]], None]
+GLOBEX_ORG = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
 
 
 def _rule(rule_id: str, match: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +72,15 @@ CASES: dict[str, tuple[Edit, str]] = {
             *(_rule(f"rule_{n}", {"organizationId": ACME_ORG}) for n in range(MAX_TENANT_RULES))
         ),
         "",  # the operator may add more than a tenant: only a bound the route holds to all
+    ),
+    "a tenant's rule of an organization the document has not": (
+        _rules({**_rule("rule_1", {}), "tenant": "org_nope"}),
+        "rules.rules[0].tenant: the server has no organization 'org_nope'.",
+    ),
+    "a tenant's rule naming another organization": (
+        _rules({**_rule("rule_1", {"organizationId": GLOBEX_ORG}), "tenant": ACME_ORG}),
+        "rules.rules[0].match.organizationId: a tenant's rule names its own organization, "
+        f"{ACME_ORG} (its tenant).",
     ),
     "a rule with more left than its count": (
         _rules({**_rule("rule_1", {}), "count": 2, "remaining": 3}),

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from redisd import started
 from served import BANNER_TIMEOUT_S, serve_command
-from support import FULL, GLOBEX, KILLED
+from support import BAKERY, CHILD_ORG, FULL, GLOBEX, KILLED, NORTH_ADMIN
 
 from layers_mock import LayersMock, LayersMockError, RemoteMock, connect
 from layers_mock_server import serving
@@ -122,6 +122,26 @@ def test_a_tenants_requests_since_its_reset_outlive_the_operators_reset(
         assert api.get("/v1/credits").status_code == 200
     assert [r.path for r in acme.requests()] == ["/v1/credits"]
     acme.assert_called("GET", "/v1/credits", times=1)
+
+
+def test_a_parents_rules_and_journal_cover_what_its_key_sends_in_its_child(
+    sandbox: str, operator: RemoteMock
+) -> None:
+    """`rules` and `requests()` of a tenant are about the requests its own keys send: a
+    parent's client acting in its child (X-Layers-Organization) is steered by the parent's
+    rule and listed in the parent's journal, never by or in the child's."""
+    with connect(sandbox, key=NORTH_ADMIN) as north, connect(sandbox, key=BAKERY) as bakery:
+        bakery.rules.add(fault="503")
+        north.rules.add(operation="whoami", fault="500", count=1)
+        with north.client(headers={"X-Layers-Organization": CHILD_ORG}) as api:
+            assert api.get("/v1/whoami").status_code == 500
+            assert api.get("/v1/whoami").status_code == 200  # the count is spent
+        with bakery.client() as api:
+            assert api.get("/v1/whoami").status_code == 503
+        north.assert_called("GET", "/v1/whoami", times=2)
+        bakery.assert_called("GET", "/v1/whoami", times=1)
+        assert [r["tenant"] for r in bakery.rules.list()] == [CHILD_ORG]
+        assert north.rules.list() == []
 
 
 def test_a_tenant_sets_sleeps_and_hands_its_clock_back(

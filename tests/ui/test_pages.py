@@ -85,6 +85,25 @@ def test_every_kind_of_rule_is_shown(mock: Mock) -> None:
         assert shown in text
 
 
+def test_a_tenants_rule_says_whose_requests_it_steers(mock: Mock) -> None:
+    """`organizationId=` means the organization acted in on the operator's rule and the
+    sender on a tenant's (a parent's key in its child): the list tells the two apart."""
+    mock.deps.admin_token = "s3cret"
+    admin = {"Authorization": "Bearer s3cret"}
+    made = mock.client.post(
+        "/_mock/rules", headers=auth(GLOBEX), json={"match": {}, "fault": "503"}
+    )
+    assert made.status_code == 201
+    operator = mock.client.post(
+        "/_mock/rules", headers=admin, json={"match": {"operationId": "getJob"}, "fault": "500"}
+    )
+    assert operator.status_code == 201
+    text = mock.client.get("/_mock/ui/live?token=s3cret").text
+    tenant_item, operator_item = text.split('<li data-rule="')[1:3]
+    assert "the requests its own keys send" in tenant_item
+    assert "the requests its own keys send" not in operator_item
+
+
 def test_pages_are_locked_down_by_their_headers(mock: Mock) -> None:
     page = mock.client.get("/_mock/ui")
     csp = page.headers["content-security-policy"]
