@@ -400,8 +400,7 @@ class SharedJournal(Journal):
         if held is None:
             held = self.detach()
         if failed is None:
-            for entry in held:
-                super()._keep(entry)
+            self._keep_all(held)
             return
         for entry in held:
             fields = entry if isinstance(entry, tuple) else tuple(getattr(entry, f) for f in FIELDS)
