@@ -330,19 +330,6 @@ class Journal:
             oldest = entries.popleft()
             self.bytes -= oldest[SIZE] if isinstance(oldest, tuple) else oldest.size
 
-    def _keep_all(self, kept: list[tuple[Any, ...] | JournalEntry]) -> None:
-        """`_keep` of each, in one pass: a shared journal keeps a group commit's entries
-        together when it came back (stores/redis_journal.py), a call and a bound check fewer
-        an entry. The oldest go until both bounds hold, which leaves what keeping them one
-        after another does: an entry dropped there broke a bound, as it would here with more
-        after it."""
-        entries = self._entries
-        entries.extend(kept)
-        self.bytes += sum(e[SIZE] if isinstance(e, tuple) else e.size for e in kept)
-        while len(entries) > self.capacity or (self.bytes > self.max_bytes and len(entries) > 1):
-            oldest = entries.popleft()
-            self.bytes -= oldest[SIZE] if isinstance(oldest, tuple) else oldest.size
-
     def last(self) -> JournalEntry | None:
         """The newest entry (the request log names what was injected into it)."""
         if not self._entries:

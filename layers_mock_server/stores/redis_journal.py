@@ -400,7 +400,8 @@ class SharedJournal(Journal):
         if held is None:
             held = self.detach()
         if failed is None:
-            self._keep_all(held)
+            for entry in held:
+                super()._keep(entry)
             return
         for entry in held:
             fields = entry if isinstance(entry, tuple) else tuple(getattr(entry, f) for f in FIELDS)

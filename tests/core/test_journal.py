@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from layers_mock_server.core.journal import (
@@ -174,28 +173,3 @@ def test_query_filters_counts_and_pages_over_both_entry_kinds() -> None:
         len([e for e in every if e["path"] == "/v1/jobs/job_6"]),
     )
     assert [e["sequence"] for e in every] == sorted((e["sequence"] for e in every), reverse=True)
-
-
-def test_entries_kept_at_once_are_kept_as_one_after_another() -> None:
-    """A group commit's entries go into the journal together when it came back (a shared
-    journal's `settle`): what is kept, and its bytes, are what keeping them one after another
-    leaves, past the bound on entries and on bytes alike (a single entry past the byte bound
-    is kept alone)."""
-    rng = random.Random(5)
-    for _ in range(300):
-        capacity, max_bytes = rng.randint(1, 8), rng.randint(ENTRY_OVERHEAD, 6 * ENTRY_OVERHEAD)
-        source = Journal(1000, bodies=True, max_bytes=10**9)
-        for _ in range(rng.randint(0, 20)):
-            add(source, "/v1/" + "p" * rng.randint(0, 2 * ENTRY_OVERHEAD))
-        entries = list(source._entries)
-        cut = rng.randint(0, len(entries))
-        one_by_one = Journal(capacity, max_bytes=max_bytes)
-        at_once = Journal(capacity, max_bytes=max_bytes)
-        for entry in entries[:cut]:  # what the journal held before the group's
-            one_by_one._keep(entry)
-            at_once._keep(entry)
-        for entry in entries[cut:]:
-            one_by_one._keep(entry)
-        at_once._keep_all(entries[cut:])
-        assert list(at_once._entries) == list(one_by_one._entries)
-        assert at_once.bytes == one_by_one.bytes
