@@ -163,8 +163,10 @@ def test_the_operator_reads_one_organizations_share_that_fell_out_of_the_union(
     acme = listed(tenanted, None, f"organizationId={ACME_ORG}&path=/v1/whoami")
     assert [request_id for _, request_id in acme] == list(reversed(first))
     assert [sequence for sequence, _ in acme] == [3, 2, 1]  # the server's numbers
-    globex = listed(tenanted, None, f"organizationId={GLOBEX_ORG.removeprefix('org_')}&limit=1")
-    assert globex == [(1_004, burst[-1])]
+    named = f"organizationId={GLOBEX_ORG.removeprefix('org_')}&limit=1"  # the bare id too
+    status, _, body = tenanted("GET", "/_mock/requests", None, None, named)
+    assert status == 200 and body["total"] == 1_000, body  # its own share's bound
+    assert [(e["sequence"], e["requestId"]) for e in body["items"]] == [(1_004, burst[-1])]
     status, _, body = tenanted("GET", "/_mock/requests", None, None, "organizationId=org_nosuch")
     assert status == 404, body
     # a tenant names its own organization, or gets a 404: it learns nothing of another
