@@ -8,6 +8,7 @@ commit of the sandbox). The operator (admin token) keeps the server-wide numbers
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from every_store import Servers, tenanted, tenanted_bodies  # noqa: F401 - fixtures
 from support import ACME_ORG, FULL, GLOBEX, GLOBEX_ORG, GLOBEX_PROJECT, PROJECT
@@ -176,6 +177,30 @@ def test_the_operator_reads_one_organizations_share_that_fell_out_of_the_union(
     for named in (GLOBEX_ORG, "org_nosuch"):
         status, _, body = tenanted("GET", "/_mock/requests", FULL, None, f"organizationId={named}")
         assert status == 404 and body["error"]["message"] == "Organization not found.", body
+
+
+def test_an_organization_whose_id_json_escapes_reads_its_own_journal(
+    tenanted: Servers,  # noqa: F811
+) -> None:
+    """Hostile: an imported organization whose id has a quote and a backslash (JSON escapes
+    them; Redis counts such an organization by its id in hex). On Redis its tenant read an
+    empty journal, and so did the operator naming it: the entries read back carried the hex
+    form as their organization, which named no share."""
+    status, _, document = tenanted("GET", "/_mock/state")
+    assert status == 200, document
+    odd, key = 'org_quote"back\\slash~', "lp_test_oddone_Secret0000000000"
+    document["organizations"].append(
+        {**document["organizations"][0], "organization_id": odd, "name": "Odd"}
+    )
+    document["keys"].append(
+        {**document["keys"][0], "key": key, "api_key_id": "key_oddone", "org_id": odd}
+    )
+    status, _, body = tenanted("PUT", "/_mock/state", None, document)
+    assert status == 200, body
+    sent = [whoami(tenanted, key) for _ in range(2)]
+    assert listed(tenanted, key) == [(2, sent[1]), (1, sent[0])]
+    named = [request_id for _, request_id in listed(tenanted, None, f"organizationId={quote(odd)}")]
+    assert named == list(reversed(sent))
 
 
 def test_a_tenants_byte_share_is_its_own_with_bodies_kept(
