@@ -75,10 +75,7 @@ CASES: dict[str, tuple[Edit, str]] = {
     ),
     "more rules a tenant made than it may add": (
         _rules(
-            *(
-                {**_rule(f"rule_{n}", {}), "tenant": ACME_ORG}
-                for n in range(MAX_TENANT_RULES + 1)
-            )
+            *({**_rule(f"rule_{n}", {}), "tenant": ACME_ORG} for n in range(MAX_TENANT_RULES + 1))
         ),
         f"rules.rules[{MAX_TENANT_RULES}].tenant: {ACME_ORG} made {MAX_TENANT_RULES} rules "
         "already, as many as an organization may add.",
