@@ -401,7 +401,7 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
     """An entry `_encode` wrote, or one of a version before positions (its own sequence
     first: position 0)."""
     fields = orjson.loads(raw)
-    head = fields[0] if isinstance(fields[0], list) else [0]
+    head: list[Any] = fields[0] if isinstance(fields[0], list) else [0]
     position = head[0]
     org, org_sequence = (uncounted(head[1]), head[2]) if len(head) > 2 else (None, 0)
     for at in (10, 11):
