@@ -354,10 +354,14 @@ class RemoteMock:
 
     def _journal(self, limit: int) -> list[dict[str, Any]]:
         """Journal entries, newest first: the tenant's own since its last reset."""
-        asked = {"limit": limit} if self._after is None else {"limit": limit, "after": self._after}
+        asked: dict[str, Any] = {"limit": limit}
+        if self._after is not None:
+            asked["after"] = self._after
+        if self._organization is not None:  # its own share, not the newest 1,000 of all
+            asked["organizationId"] = self._organization.id
         query = urlencode(asked)
         items: list[dict[str, Any]] = self._control("GET", "/_mock/requests", query=query)["items"]
-        if self._key_ids is not None:  # an open server journals every organization's
+        if self._key_ids is not None:  # a server before organizationId= sends every one's
             items = [i for i in items if i["apiKeyId"] in self._key_ids]
         return items
 

@@ -33,6 +33,7 @@ BAKERY = "lp_live_bakery_Q9wE3rT6yU1iO4pA"  # the child's own key, 20 credits in
 NORTH_ORG = "org_9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 CHILD_ORG = "org_c4d5e6f7-0a1b-4c2d-9e3f-5a6b7c8d9e0f"
 ACME_ORG = "org_3f6c2a8e-1b7d-4c59-9e0a-5d4b8c7f1a23"
+GLOBEX_ORG = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
 NORTH_PROJECT = "prj_1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 CHILD_PROJECT = "prj_8e9f0a1b-2c3d-4e5f-9a6b-7c8d9e0f1a2b"
 PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"  # Acme, targetGender female

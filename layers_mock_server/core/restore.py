@@ -10,6 +10,7 @@ broken document is a 422 that names the first problems, never a server that answ
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -23,7 +24,7 @@ from .ids import IdMint, check_seed
 from .orgclocks import OrgClocks
 from .projects import METADATA_MAX_BYTES
 from .ratelimit import RateLimiter
-from .rules import Rules, no_organization, rule_organization
+from .rules import MAX_TENANT_RULES, Rules, no_organization, rule_organization
 from .snapshot import FORMAT, KEY_FIELD, TABLES
 from .state import State
 
@@ -343,8 +344,16 @@ class StateBuilder:
         rule_ids = [r["ruleId"] for r in self.header["rules"]["rules"]]
         if len(set(rule_ids)) != len(rule_ids):
             self._problem("rules: a ruleId is used twice.")
+        made: Counter[str] = Counter()  # a tenant's rules, bounded as the route bounds them
         for n, rule in enumerate(self.header["rules"]["rules"]):
             self._rule(f"rules.rules[{n}]", rule)
+            if (tenant := rule.get("tenant")) is not None and isinstance(tenant, str):
+                if made[tenant] == MAX_TENANT_RULES:
+                    self._problem(
+                        f"rules.rules[{n}].tenant: {tenant} made {MAX_TENANT_RULES} rules "
+                        "already, as many as an organization may add."
+                    )
+                made[tenant] += 1
 
     def _rule(self, where: str, rule: dict[str, Any]) -> None:
         """What POST /_mock/rules would refuse (the same checks), and what only it makes."""

@@ -213,6 +213,20 @@ def get_seed(
     return Reply(200, {"seed": deps.sim.state.seed})
 
 
+def journal_of(deps: Deps, who: Principal, query: dict[str, Any]) -> str | None:
+    """Whose share of the journal a read reads (core/journal.py): a tenant's own, or the one
+    the operator names (a tenant's entries stay in its share when the newest 1,000 of all, the
+    operator's union, no longer hold them); None: the operator's union. A tenant naming another
+    organization is 404, as an unknown one is: it learns nothing of it."""
+    named = query.get("organizationId")
+    if named is None:
+        return who.organization_id
+    org_id = deps.sim.organization(named)
+    if who.organization_id is not None and org_id != who.organization_id:
+        raise not_found("Organization")
+    return org_id
+
+
 def requests(
     deps: Deps,
     body: dict[str, Any],
@@ -249,7 +263,7 @@ def requests(
         api_key_ids=mine,
         after=after,
         local=tenant is not None,
-        org=tenant,  # a tenant reads its own organization's share (core/journal.py)
+        org=journal_of(deps, who, query),  # one organization's share, else the union
     )
     return Reply(200, {"items": items, "total": total})
 
@@ -407,8 +421,6 @@ class ControlPipeline:
             if who.kind == "tenant" and self.op.operation_id not in TENANT_ROUTES:
                 raise server_wide()
             generation = deps.sim.generation
-            if self.op.operation_id in READS_JOURNAL:
-                await deps.journal.fetch(who.organization_id)  # on Redis, from every worker
             if who.organization_id is not None and self.op.operation_id in TENANT_MARKS:
                 await deps.journal.fetch_marks(who.organization_id)  # on Redis, kept there
             if self.op.operation_id == "mockPutState":
@@ -417,6 +429,8 @@ class ControlPipeline:
                 body = await inputs.read_body(receive, headers.get("content-type"))
                 parsed = inputs.validate_body(self.op, body)
                 query = inputs.validate_query(self.op, scope.get("query_string", b""))
+                if self.op.operation_id in READS_JOURNAL:  # on Redis, from every worker
+                    await deps.journal.fetch(journal_of(deps, who, query))
                 reply = self.handler(deps, parsed, query, scope.get("path_params", {}), who)
             # A reset or an import wrote the whole state itself, meta row included (and on
             # Redis gave the lease back with that write): a second write would go without it.

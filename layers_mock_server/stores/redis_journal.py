@@ -388,13 +388,22 @@ def counted(org: str) -> str:
     return "~" + org.encode("utf-8", "surrogatepass").hex()
 
 
+def uncounted(org: str) -> str:
+    """The organization `counted` wrote: its id again, which names its share of the journal
+    (core/journal.py) as the tenant reading it names it (an id with a quote read back in hex
+    named no share: its tenant's journal read empty)."""
+    if org.startswith("~"):
+        return bytes.fromhex(org[1:]).decode("utf-8", "surrogatepass")
+    return org
+
+
 def _decode(sequence: int, raw: bytes) -> JournalEntry:
     """An entry `_encode` wrote, or one of a version before positions (its own sequence
     first: position 0)."""
     fields = orjson.loads(raw)
-    head = fields[0] if isinstance(fields[0], list) else [0]
+    head: list[Any] = fields[0] if isinstance(fields[0], list) else [0]
     position = head[0]
-    org, org_sequence = (head[1], head[2]) if len(head) > 2 else (None, 0)
+    org, org_sequence = (uncounted(head[1]), head[2]) if len(head) > 2 else (None, 0)
     for at in (10, 11):
         message = fields[at]
         if message is not None:

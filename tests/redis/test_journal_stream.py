@@ -212,8 +212,8 @@ def test_each_organizations_entries_are_numbered_among_its_own_until_the_journal
         ("b1", "org_b", 1),
         ("none", None, 0),
         ("a2", "org_a", 2),
-        ("q1", counted(quoted), 1),
-        ("q2", counted(quoted), 2),
+        ("q1", quoted, 1),  # read back as its id, which names its share (not in hex)
+        ("q2", quoted, 2),
     ]
 
     # each organization's in a stream of its own, stored as they were sent (their numbers

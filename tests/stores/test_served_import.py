@@ -73,6 +73,13 @@ CASES: dict[str, tuple[Edit, str]] = {
         ),
         "",  # the operator may add more than a tenant: only a bound the route holds to all
     ),
+    "more rules a tenant made than it may add": (
+        _rules(
+            *({**_rule(f"rule_{n}", {}), "tenant": ACME_ORG} for n in range(MAX_TENANT_RULES + 1))
+        ),
+        f"rules.rules[{MAX_TENANT_RULES}].tenant: {ACME_ORG} made {MAX_TENANT_RULES} rules "
+        "already, as many as an organization may add.",
+    ),
     "a tenant's rule of an organization the document has not": (
         _rules({**_rule("rule_1", {}), "tenant": "org_nope"}),
         "rules.rules[0].tenant: the server has no organization 'org_nope'.",

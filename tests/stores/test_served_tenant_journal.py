@@ -8,9 +8,10 @@ commit of the sandbox). The operator (admin token) keeps the server-wide numbers
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from every_store import Servers, tenanted, tenanted_bodies  # noqa: F401 - fixtures
-from support import ACME_ORG, FULL, GLOBEX, GLOBEX_PROJECT, PROJECT
+from support import ACME_ORG, FULL, GLOBEX, GLOBEX_ORG, GLOBEX_PROJECT, PROJECT
 
 
 def whoami(served: Servers, key: str) -> str:
@@ -145,6 +146,61 @@ def test_a_tenants_oldest_entries_survive_another_tenants_burst(tenanted: Server
     more = [whoami(tenanted, FULL) for _ in range(1_000)]
     mine = listed(tenanted, FULL, "limit=1000")
     assert mine[0] == (1_003, more[-1]) and mine[-1] == (4, more[0])
+
+
+def test_the_operator_reads_one_organizations_share_that_fell_out_of_the_union(
+    tenanted: Servers,  # noqa: F811
+) -> None:
+    """The operator's union holds the newest 1,000 of every organization's: after another
+    organization's burst a tenant's entries are still kept, but the operator could not find
+    them (`?path=` filters that union: 0 where the tenant lists 3), nor could the testing
+    API's `connect(key=)` on an open server, which reads that union. `organizationId=` reads
+    one organization's own share, numbered as the operator numbers everything; a tenant may
+    name only its own (another, or an unknown one, is 404 as on `/_mock/jobs`)."""
+    first = [whoami(tenanted, FULL) for _ in range(3)]
+    burst = [whoami(tenanted, GLOBEX) for _ in range(1_001)]
+    operator = listed(tenanted, None, "limit=1000")
+    assert not {request_id for _, request_id in operator} & set(first)
+    acme = listed(tenanted, None, f"organizationId={ACME_ORG}&path=/v1/whoami")
+    assert [request_id for _, request_id in acme] == list(reversed(first))
+    assert [sequence for sequence, _ in acme] == [3, 2, 1]  # the server's numbers
+    named = f"organizationId={GLOBEX_ORG.removeprefix('org_')}&limit=1"  # the bare id too
+    status, _, body = tenanted("GET", "/_mock/requests", None, None, named)
+    assert status == 200 and body["total"] == 1_000, body  # its own share's bound
+    assert [(e["sequence"], e["requestId"]) for e in body["items"]] == [(1_004, burst[-1])]
+    status, _, body = tenanted("GET", "/_mock/requests", None, None, "organizationId=org_nosuch")
+    assert status == 404, body
+    # a tenant names its own organization, or gets a 404: it learns nothing of another
+    assert listed(tenanted, FULL, f"organizationId={ACME_ORG}") == [
+        (3 - n, request_id) for n, request_id in enumerate(reversed(first))
+    ]
+    for named in (GLOBEX_ORG, "org_nosuch"):
+        status, _, body = tenanted("GET", "/_mock/requests", FULL, None, f"organizationId={named}")
+        assert status == 404 and body["error"]["message"] == "Organization not found.", body
+
+
+def test_an_organization_whose_id_json_escapes_reads_its_own_journal(
+    tenanted: Servers,  # noqa: F811
+) -> None:
+    """Hostile: an imported organization whose id has a quote and a backslash (JSON escapes
+    them; Redis counts such an organization by its id in hex). On Redis its tenant read an
+    empty journal, and so did the operator naming it: the entries read back carried the hex
+    form as their organization, which named no share."""
+    status, _, document = tenanted("GET", "/_mock/state")
+    assert status == 200, document
+    odd, key = 'org_quote"back\\slash~', "lp_test_oddone_Secret0000000000"
+    document["organizations"].append(
+        {**document["organizations"][0], "organization_id": odd, "name": "Odd"}
+    )
+    document["keys"].append(
+        {**document["keys"][0], "key": key, "api_key_id": "key_oddone", "org_id": odd}
+    )
+    status, _, body = tenanted("PUT", "/_mock/state", None, document)
+    assert status == 200, body
+    sent = [whoami(tenanted, key) for _ in range(2)]
+    assert listed(tenanted, key) == [(2, sent[1]), (1, sent[0])]
+    named = [request_id for _, request_id in listed(tenanted, None, f"organizationId={quote(odd)}")]
+    assert named == list(reversed(sent))
 
 
 def test_a_tenants_byte_share_is_its_own_with_bodies_kept(

@@ -316,6 +316,21 @@ def test_a_tenant_on_an_open_server_still_resets_and_reads_only_its_own(
         assert kept.status_code == 200  # Acme's job survived Globex's reset
 
 
+def test_a_tenant_on_an_open_server_counts_its_requests_after_anothers_burst(
+    layers_mock_server: LayersMock,
+) -> None:
+    """On an open server the journal it read was the operator's union, the newest 1,000 of
+    every organization's, filtered by its keys: another team's 1,000 requests hid a tenant's
+    own, which the server still held in its organization's share (assert_called said 0)."""
+    with connect(layers_mock_server.base_url, key=GLOBEX) as globex:
+        with globex.client() as api:
+            assert api.get("/v1/whoami").status_code == 200
+        with httpx.Client(base_url=layers_mock_server.base_url) as api:
+            for _ in range(1_000):
+                api.get("/v1/whoami", headers={"Authorization": f"Bearer {FULL}"})
+        globex.assert_called("GET", "/v1/whoami", times=1)
+
+
 def test_a_sandbox_whose_redis_is_down_is_one_clear_error_and_then_works_again() -> None:
     """A 503 STORAGE_UNAVAILABLE of a shared sandbox on Redis (killed with kill -9) comes
     back as the server's message, and the same object works once Redis is back."""
