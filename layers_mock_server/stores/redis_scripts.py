@@ -121,27 +121,29 @@ end
 # log keeps the newest `maxlen` batches (MINID) and a catch-up reads from the one after its own
 # (CHANGES); a log ahead of the number (written by an older version, or `commits` went back) is
 # dropped: it only spares a catch-up reading everything. The entry names what the commit
-# changed and holds none of its rows: `k` first, then `m` (empty) when it wrote the meta row,
-# `d` once per deleted field, `u` once per upserted field (`table\0id`). The rows are in `rows`
+# changed and holds none of its rows: `n` 0 first (no commit is numbered 0), `k`, then `m`
+# (empty) when it wrote the meta row, `d` once per deleted field, `u` once per upserted field
+# (`table\0id`). The rows are in `rows`
 # and `meta` already, written by the same script; copied into the entry as well, every row
 # crossed Redis twice (and the AOF twice: Redis replicates a script's effects), and the log held
 # a copy of every row of its newest `maxlen` commits. A catch-up reads them there (CHANGES,
 # NAMED). A document (`logged`: a wipe's, or a commit of more fields than one XADD takes) is
 # logged as it was, `n`, `k` and `b` with its rows, and read as it was, by this version and the
-# one before. Without `n` (the number is the ID's) an entry is skipped by the version before:
-# its catch-up stops at the first entry whose `n` is not the commit it expects, and reads
-# everything instead (see NAMED: a rollback).
+# one before. Numbered 0 (the number is the ID's), an entry is skipped by every version
+# before: a catch-up of theirs stops at the first entry whose `n` is not the commit it
+# expects, and reads everything instead (see NAMED: a rollback). (Without `n`, the versions
+# before group commits, which read `n` as a key, would fail on it.)
 LOG_ENTRY = """
   local oldest = math.max(0, n - maxlen + 1)
   local entry = {log, 'MINID', '~', oldest, n .. '-0'}
   if logged ~= '' then
     entry[6], entry[7], entry[8], entry[9], entry[10], entry[11] = 'n', n, 'k', k, 'b', logged
   else
-    entry[6], entry[7] = 'k', k
-    local e = 7
+    entry[6], entry[7], entry[8], entry[9] = 'n', 0, 'k', k
+    local e = 9
     if flags >= 2 then
-      entry[8], entry[9] = 'm', ''
-      e = 9
+      entry[10], entry[11] = 'm', ''
+      e = 11
     end
     for c = i + 9, i + 8 + deletes do
       entry[e + 1], entry[e + 2] = 'd', ARGV[c]
@@ -372,10 +374,10 @@ for i = 11, 10 + windows do
 end
 """
 # A catch-up's entries with their rows (CHANGES, CHANGES_FULL): each entry this version logged
-# (LOG_ENTRY: `k` first, rows named) is answered as the version before logged it, `n` (its
-# ID's number), `k`, `m` and the meta row, `d` once per deleted field, then each upserted field
+# (LOG_ENTRY: `n` 0, rows named) is answered as the version before logged it, `n` (its ID's
+# number), `k`, `m` and the meta row, `d` once per deleted field, then each upserted field
 # and its row, so that the worker reads both alike (redis_log.read_entry); an entry of the
-# version before (`n` first: rows inline, a document) goes as it is. The rows are read from
+# version before (its number in `n`: rows inline, a document) goes as it is. The rows are read from
 # `rows` and `meta` (HMGET in slices: Lua's stack holds ~8000 values; one GET of the meta row),
 # in the same script as the entries, so as of the last commit `n`, not as of the entry's own.
 # Why the worker's copy still ends exactly as the sandbox is at `n`:
@@ -398,8 +400,8 @@ end
 # - A catch-up that starts mid-log reads the entries after its own, as ever; a wipe in them has
 #   it read everything (redis.py `_changes_answer`), as ever.
 # - A rollback to the version before: its catch-up answers this version's entries as they are,
-#   and its reader takes an entry's number from `n`, which they lack: it stops at the first, as
-#   at a gap in the log, and reads everything. It never applies an entry without its rows
+#   and its reader takes an entry's number from `n`, 0 in them: it stops at the first, as at a
+#   gap in the log, and reads everything. It never applies an entry without its rows
 #   (tests/redis/test_log_names.py runs that version's log against this one's, both ways).
 # - On a Redis Cluster `rows` and `meta` are declared keys with the sandbox's hash tag.
 NAMED = """
@@ -407,8 +409,8 @@ local function named(entries, rows, meta)
   local names, into, m = {}, {}, nil
   for _, e in ipairs(entries) do
     local f = e[2]
-    if f[1] == 'k' then
-      local out = {'n', string.match(e[1], '^%d+'), 'k', f[2]}
+    if f[1] == 'n' and f[2] == '0' then
+      local out = {'n', string.match(e[1], '^%d+')}
       for j = 3, #f - 1, 2 do
         if f[j] == 'u' then
           local r = #names + 1

@@ -97,7 +97,7 @@ def test_a_commits_log_entry_names_its_rows_without_their_bytes(leader: RedisSto
     commit(leader, [("jobs", "c", b'"a row of some length"')], "a", meta=b'"m2"')
     ((ident, fields),) = leader._client.xrevrange(leader.keys["log"], count=1)
     assert ident == b"2-0"
-    assert fields == {b"k": b"1", b"m": b"", b"d": b"jobs\x00a", b"u": b"jobs\x00c"}
+    assert fields == {b"n": b"0", b"k": b"1", b"m": b"", b"d": b"jobs\x00a", b"u": b"jobs\x00c"}
 
 
 def test_a_follower_catching_up_across_rewrites_and_deletes_ends_with_the_leaders_state(
