@@ -3,7 +3,11 @@ concurrent clients (fake receive/send, no sockets but Redis's), against a redis-
 (AOF, appendfsync everysec), in a fresh temporary directory.
 
 Prints the process's CPU µs per create (time.process_time: this worker's Python, the pipe's
-socket calls; not granian's HTTP, not Redis's) and redis-server's. Deterministic enough to
+socket calls; not granian's HTTP, not Redis's) and redis-server's, and what a create leaves
+in Redis: the bytes it adds to the AOF (`aof_bytes`, None when Redis rewrote its AOF during
+the run: `--sizes` turns the automatic rewrite off for the run) and those the log stream
+takes (`log_bytes`: MEMORY USAGE of the stream at the end over every create, warm-up's too,
+while the stream still holds them all, else None). Deterministic enough to
 compare two builds of the store path; `--profile FILE` writes a cProfile of the measured part.
 
     .venv/bin/python bench/inproc_redis.py --n 20000
@@ -30,7 +34,7 @@ from typing import Any
 # so that another checkout's .venv/bin/python measures that checkout with this script.
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import redis  # noqa: E402, F401
+import redis  # noqa: E402
 
 import layers_mock_server  # noqa: E402, F401  (before inproc, which puts its checkout first)
 
@@ -102,9 +106,31 @@ async def drive(app: Any, n: int, conns: int, think: int = 0) -> list[int]:
     return statuses
 
 
-async def measure(app: Any, args: argparse.Namespace, redis_pid: int | None) -> None:
+def _sizes(port: int | None, n: int, warm: int, before: dict[str, Any] | None) -> dict[str, Any]:
+    """The AOF bytes and the log's bytes a create takes (see the module's docstring)."""
+    if port is None:
+        return {}
+    client = redis.Redis(port=port)
+    info = client.info("persistence")
+    if before is None:
+        return dict(info)
+    aof = info["aof_current_size"] - before["aof_current_size"]
+    rewritten = info.get("aof_rewrites", 0) != before.get("aof_rewrites", 0)
+    log = "{lm:default}:log"
+    log_bytes = client.memory_usage(log, samples=0) or 0
+    whole = [ident for ident, _ in client.xrange(log, count=1)] == [b"1-0"]  # nothing trimmed
+    return {
+        "aof_bytes": None if rewritten else round(aof / n),
+        "log_bytes": round(log_bytes / (n + warm)) if whole else None,
+    }
+
+
+async def measure(
+    app: Any, args: argparse.Namespace, redis_pid: int | None, port: int | None = None
+) -> None:
     n, conns, profile = args.n, args.conns, args.profile
     await drive(app, args.warm, conns, args.think)  # warm-up
+    persisted = _sizes(port, n, args.warm, None)
     r0 = tree_cpu_s(redis_pid) if redis_pid else 0.0
     commits0 = COMMITS[0]
     prof = cProfile.Profile() if profile else None
@@ -118,13 +144,14 @@ async def measure(app: Any, args: argparse.Namespace, redis_pid: int | None) -> 
     wall, cpu, o1 = time.perf_counter() - t0, time.process_time() - c0, os.times()
     redis_cpu = (tree_cpu_s(redis_pid) - r0) if redis_pid else 0.0
     bad = sum(1 for s in statuses if s != 202)
+    sizes = _sizes(port, n, args.warm, persisted)
     print(json.dumps({
         "n": n, "conns": conns, "worker_us": round(1e6 * cpu / n, 1),
         "user_us": round(1e6 * (o1.user - o0.user) / n, 1),
         "sys_us": round(1e6 * (o1.system - o0.system) / n, 1),
         "redis_us": round(1e6 * redis_cpu / n, 1),
         "per_commit": round(n / max(1, COMMITS[0] - commits0), 1),
-        "rps": round(n / wall), "non_202": bad,
+        "rps": round(n / wall), "non_202": bad, **sizes,
     }))  # fmt: skip
 
 
@@ -139,6 +166,9 @@ def main() -> None:
     )
     parser.add_argument("--warm", type=int, default=2000, help="creates before measuring")
     parser.add_argument(
+        "--sizes", action="store_true", help="no automatic AOF rewrite: aof_bytes always told"
+    )
+    parser.add_argument(
         "--think", type=int, default=0, help="loop iterations a client waits (0 to this many)"
     )
     args = parser.parse_args()
@@ -150,21 +180,23 @@ def main() -> None:
 
     _counting()
     with tempfile.TemporaryDirectory(prefix="layers-mock-inproc-redis-") as tmp:
-        redis: Server | None = None
-        state = "memory"
+        server: Server | None = None
+        state, port = "memory", None
         if args.state == "redis":
-            redis, port = start_redis(Path(tmp))
+            server, port = start_redis(Path(tmp))
+            if args.sizes:
+                redis.Redis(port=port).config_set("auto-aof-rewrite-percentage", 0)
             if args.pin:
-                os.sched_setaffinity(redis.pid, {1})
+                os.sched_setaffinity(server.pid, {1})
             state = f"redis://127.0.0.1:{port}/0"
         if args.pin:
             os.sched_setaffinity(0, {0})
         try:
             app = FrozenHeap(build_app(make_deps(Settings(state=state))))
-            uvloop.run(measure(app, args, redis.pid if redis else None))
+            uvloop.run(measure(app, args, server.pid if server else None, port))
         finally:
-            if redis is not None:
-                redis.stop()
+            if server is not None:
+                server.stop()
 
 
 if __name__ == "__main__":

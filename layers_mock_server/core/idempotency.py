@@ -108,13 +108,20 @@ class IdempotencyRecords:
         return record
 
     def store(self, key: bytes, record: StoredResponse) -> None:
+        self.replace(key, record)
+        while len(self._records) > self.max_records or self.size_bytes > self.max_bytes:
+            self._drop(next(iter(self._records)))
+
+    def replace(self, key: bytes, record: StoredResponse) -> None:
+        """Keep a record another worker stored (core/replica.py), evicting nothing: that
+        worker's evictions come as deletes in its commits, and a catch-up may apply a record
+        at a later value than it had then (redis_scripts.NAMED), so sizes met on the way are
+        not the sandbox's."""
         if key in self._records:
             self._drop(key)
         self._records[key] = record
         self.size_bytes += record.cost()
         self.dirty.add(("idempotency", key.hex()))
-        while len(self._records) > self.max_records or self.size_bytes > self.max_bytes:
-            self._drop(next(iter(self._records)))
 
     def _drop(self, key: bytes) -> None:
         self.size_bytes -= self._records.pop(key).cost()

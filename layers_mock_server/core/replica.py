@@ -109,7 +109,7 @@ def _delete(state: State, table: str, ident: str, moves: _Moves) -> None:
 
 def _upsert(state: State, table: str, ident: str, row: dict[str, Any], moves: _Moves) -> None:
     if table == "idempotency":
-        state.idempotency.store(bytes.fromhex(ident), _answer(row))
+        state.idempotency.replace(bytes.fromhex(ident), _answer(row))
         return
     if table not in TABLES:
         return

@@ -114,7 +114,11 @@ class StoreConflict(StoreUnavailable):
 class Changes:
     """What other workers committed to a shared store since this worker last looked: the
     batches in commit order, or (when the log no longer reaches back, or one was a wipe)
-    everything, to be installed in place of the worker's copy."""
+    everything, to be installed in place of the worker's copy. A batch's rows and meta row
+    may be those a later batch of the same changes wrote (Redis reads them as of the last:
+    stores/redis_scripts.py NAMED), and a row a later batch deletes may be missing from it:
+    applied in order, the batches leave the copy exactly as the last of them left the store,
+    each row placed where its first write since it last existed placed it."""
 
     batches: list[Batch] = field(default_factory=list)
     everything: Stored | None = None

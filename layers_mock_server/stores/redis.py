@@ -7,11 +7,13 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   written, which lists and idempotency eviction depend on) hold the state; `meta` holds the
   meta row (seed, id counters, clock, rate windows, rules); `requests` the request-number
   counters (blocks are handed out with HINCRBY, so request ids stay unique across workers).
-- `log` is a capped stream of the commits themselves, numbered by `commits` (a group commit's
-  batches are merged into one commit that counts as many, persist.merged): a worker brings its
-  copy up to date by reading the entries after the last one it saw (one XREVRANGE; usually
-  none), and reads everything again only when the log no longer reaches back that far (it
-  keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
+- `log` is a capped stream of the commits, numbered by `commits` (a group commit's batches
+  are merged into one commit that counts as many, persist.merged), each entry naming the rows
+  its commit wrote and deleted (their bytes are in `rows` and `meta` only: redis_scripts.py
+  LOG_ENTRY): a worker brings its copy up to date by reading the entries after the last one
+  it saw, with those rows as they are now (one round trip, XREVRANGE and HMGET: NAMED;
+  usually none), and reads everything again only when the log no longer reaches back that far
+  (it keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
 - `reads` holds the read-light windows, one field a key (core/store.Bucket): a partner read
   is counted there in its catch-up's round trip (CHANGES), not in a commit; a reset's commit
   drops the windows of the keys it resets (all, for a wipe), as the meta row's go.

@@ -117,6 +117,45 @@ local function census(whole, commits, now, meta, rows, order, check, log, salt)
 end
 """
 
+# A commit's log entry (WRITE, in its loop over the commits): under the ID `n-0`, so that the
+# log keeps the newest `maxlen` batches (MINID) and a catch-up reads from the one after its own
+# (CHANGES); a log ahead of the number (written by an older version, or `commits` went back) is
+# dropped: it only spares a catch-up reading everything. The entry names what the commit
+# changed and holds none of its rows: `n` 0 first (no commit is numbered 0), `k`, then `m`
+# (empty) when it wrote the meta row, `d` once per deleted field, `u` once per upserted field
+# (`table\0id`). The rows are in `rows`
+# and `meta` already, written by the same script; copied into the entry as well, every row
+# crossed Redis twice (and the AOF twice: Redis replicates a script's effects), and the log held
+# a copy of every row of its newest `maxlen` commits. A catch-up reads them there (CHANGES,
+# NAMED). A document (`logged`: a wipe's, or a commit of more fields than one XADD takes) is
+# logged as it was, `n`, `k` and `b` with its rows, and read as it was, by this version and the
+# one before. Numbered 0 (the number is the ID's), an entry is skipped by every version
+# before: a catch-up of theirs stops at the first entry whose `n` is not the commit it
+# expects, and reads everything instead (see NAMED: a rollback). (Without `n`, the versions
+# before group commits, which read `n` as a key, would fail on it.)
+LOG_ENTRY = """
+  local oldest = math.max(0, n - maxlen + 1)
+  local entry = {log, 'MINID', '~', oldest, n .. '-0'}
+  if logged ~= '' then
+    entry[6], entry[7], entry[8], entry[9], entry[10], entry[11] = 'n', n, 'k', k, 'b', logged
+  else
+    entry[6], entry[7], entry[8], entry[9] = 'n', 0, 'k', k
+    local e = 9
+    if flags >= 2 then
+      entry[10], entry[11] = 'm', ''
+      e = 11
+    end
+    for c = i + 9, i + 8 + deletes do
+      entry[e + 1], entry[e + 2] = 'd', ARGV[c]
+      e = e + 2
+    end
+    for c = i + 9 + deletes, i + 7 + deletes + 2 * upserts, 2 do
+      entry[e + 1], entry[e + 2] = 'u', ARGV[c]
+      e = e + 2
+    end
+  end
+"""
+
 WRITE = (
     """#!lua
 local rows, order, meta, log, commits, lease, requests, seq =
@@ -215,30 +254,9 @@ while i < first do
   end
   if flags >= 2 then newmeta = ARGV[i + 2] end
   n = redis.call('INCRBY', commits, k)
-  -- under the ID `n-0`, so that the log keeps the newest `maxlen` batches (MINID) and a
-  -- catch-up reads from the one after its own (CHANGES); a log ahead of the number (written
-  -- by an older version, or `commits` went back) is dropped: it only spares a catch-up
-  -- reading everything
-  local oldest = math.max(0, n - maxlen + 1)
-  local entry = {log, 'MINID', '~', oldest, n .. '-0', 'n', n, 'k', k}
-  if logged ~= '' then
-    entry[10], entry[11] = 'b', logged
-  else  -- fields: `m` the meta row, `d` once per deleted field, then each upsert's field and row
-    local e = 9
-    if flags >= 2 then
-      entry[10], entry[11] = 'm', ARGV[i + 2]
-      e = 11
-    end
-    for c = i + 9, i + 8 + deletes do
-      entry[e + 1], entry[e + 2] = 'd', ARGV[c]
-      e = e + 2
-    end
-    for c = i + 9 + deletes, i + 8 + deletes + 2 * upserts do
-      e = e + 1
-      entry[e] = ARGV[c]
-    end
-  end
-  if type(redis.pcall('XADD', unpack(entry))) == 'table' then
+"""
+    + LOG_ENTRY
+    + """  if type(redis.pcall('XADD', unpack(entry))) == 'table' then
     redis.call('DEL', log)
     redis.call('XADD', unpack(entry))
   end
@@ -355,7 +373,81 @@ for i = 11, 10 + windows do
   counted[#counted + 1] = c
 end
 """
-_AFTER = """
+# A catch-up's entries with their rows (CHANGES, CHANGES_FULL): each entry this version logged
+# (LOG_ENTRY: `n` 0, rows named) is answered as the version before logged it, `n` (its ID's
+# number), `k`, `m` and the meta row, `d` once per deleted field, then each upserted field
+# and its row, so that the worker reads both alike (redis_log.read_entry); an entry of the
+# version before (its number in `n`: rows inline, a document) goes as it is. The rows are read from
+# `rows` and `meta` (HMGET in slices: Lua's stack holds ~8000 values; one GET of the meta row),
+# in the same script as the entries, so as of the last commit `n`, not as of the entry's own.
+# Why the worker's copy still ends exactly as the sandbox is at `n`:
+# - A row's value at `n` is the one the newest entry naming it wrote; the copy applies the
+#   entries in order, so each row named after `seen` ends at that value, and a row named by no
+#   entry is as it was at `seen`, as the copy has it. The meta row likewise.
+# - A row rewritten later is applied at its newer value early, then again (the same) by the
+#   later entry. Its place: an upsert keeps the place of a row the copy has and puts one it
+#   lacks last, so the same sequence of upserts and deletes, whatever the values, places every
+#   row where the first write since it last existed placed it in `order`.
+# - A row deleted later reads as missing, and goes without its upserts: each delete since is
+#   in a later entry (every one but a wipe's, and a wipe has the worker read everything), which
+#   removes it if the copy had it, and no other row's place depends on it. Re-made since, it is
+#   there, and its upserts and deletes place it as above.
+# - Between two entries the copy is a mix (some rows ahead of the rest); nothing reads it
+#   before the last is applied, and what replica.py derives from rows batch by batch (list
+#   indexes, lists of influencers, wallets, sizes) follows each upsert and delete, or is dropped
+#   and rebuilt. The one thing that acted on a row's size on its own, the idempotency records'
+#   eviction, is not done there: the sandbox's evictions are deletes in the entries.
+# - A catch-up that starts mid-log reads the entries after its own, as ever; a wipe in them has
+#   it read everything (redis.py `_changes_answer`), as ever.
+# - A rollback to the version before: its catch-up answers this version's entries as they are,
+#   and its reader takes an entry's number from `n`, 0 in them: it stops at the first, as at a
+#   gap in the log, and reads everything. It never applies an entry without its rows
+#   (tests/redis/test_log_names.py runs that version's log against this one's, both ways).
+# - On a Redis Cluster `rows` and `meta` are declared keys with the sandbox's hash tag.
+NAMED = """
+local function named(entries, rows, meta)
+  local names, into, m = {}, {}, nil
+  for _, e in ipairs(entries) do
+    local f = e[2]
+    if f[1] == 'n' and f[2] == '0' then
+      local out = {'n', string.match(e[1], '^%d+')}
+      for j = 3, #f - 1, 2 do
+        if f[j] == 'u' then
+          local r = #names + 1
+          names[r] = f[j + 1]
+          into[r] = out
+        elseif f[j] == 'm' then
+          if m == nil then m = redis.call('GET', meta) end
+          if m then
+            out[#out + 1] = 'm'
+            out[#out + 1] = m
+          end
+        else
+          out[#out + 1] = f[j]
+          out[#out + 1] = f[j + 1]
+        end
+      end
+      e[2] = out
+    end
+  end
+  for c = 1, #names, 4000 do
+    local to = math.min(c + 3999, #names)
+    local found = redis.call('HMGET', rows, unpack(names, c, to))
+    for r = c, to do
+      local row = found[r - c + 1]
+      if row then
+        local out = into[r]
+        out[#out + 1] = names[r]
+        out[#out + 1] = row
+      end
+    end
+  end
+  return entries
+end
+"""
+_AFTER = (
+    NAMED
+    + """
 local n = tonumber(now or '0')
 -- the latest reset's mark; in a sandbox an older version reset, its last global reset's commit
 local marked = redis.call('GET', KEYS[10]) or redis.call('GET', KEYS[8])
@@ -367,8 +459,9 @@ if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked, all, b
 -- the commits after `seen` (each logged under its number, WRITE), newest first
 local after = '(' .. math.max(seen, 0) .. '-0'
 local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
-return {'OK', n, entries, counted, marked, all, born}
+return {'OK', n, named(entries, KEYS[15], KEYS[14]), counted, marked, all, born}
 """
+)
 CHANGES = (
     "#!lua"
     + _CHANGES_HEAD
