@@ -147,6 +147,12 @@ def _identities(values: dict[str, str | None]) -> Identities:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The command, under `_terminated_as_interrupted` from its start to its last report."""
+    with _terminated_as_interrupted():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from .catalogue import listing, markdown
     from .report import FAIL, PASS
     from .runner import Options, print_tracebacks
@@ -200,8 +206,7 @@ def run(args: argparse.Namespace) -> int:
     if not quiet:
         where = values["base_url"] or "the in-process mock"
         print(f"conform: {where} · seed {args.seed} · profile {args.profile}", file=sys.stderr)
-    with _terminated_as_interrupted():
-        report, target = run_suite(options)
+    report, target = run_suite(options)
     report.replay_flags = _target_flags(values, args.control_plane)
     secrets = target.secrets if target is not None else {}
     print_tracebacks(report)
@@ -221,21 +226,29 @@ def run(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _terminated_as_interrupted() -> Iterator[None]:
-    """A CI job's timeout stops the run with SIGTERM: it ends as Ctrl-C ends it (interrupted,
-    its reports written, exit 2) instead of dying with no report."""
+    """A CI job's timeout (SIGTERM) or Ctrl-C (SIGINT) asks the run to stop: it ends
+    interrupted, its reports written, exit 2, instead of dying with no report or going on.
+
+    In place for the whole command: start-up, the clauses and the reports (a signal while they
+    are written lets them be finished). Ctrl-C only asks too: raised where it landed, inside
+    Hypothesis it broke the engine (the clause 'internal error', the run went on to its end).
+    A second Ctrl-C is the user insisting: it raises where it lands, as Ctrl-C always did."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set a handler (a run inside another program's thread)
         return
 
     def interrupt(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and stopping.REQUESTED.is_set():
+            raise KeyboardInterrupt
         stopping.REQUESTED.set()  # the run stops at its next request or clause (stopping.py)
 
     stopping.REQUESTED.clear()
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         stopping.REQUESTED.clear()
 
 

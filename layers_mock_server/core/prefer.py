@@ -71,7 +71,10 @@ def parse_prefer(header: str | None) -> Preferences:
     problems: list[str] = []
     for name, value in _pairs(header):
         if name in KNOWN:
-            found[name] = value
+            # RFC 7240 section 2: only a preference's first instance counts, the others are
+            # ignored without an error (the last won: `outcome=failed, outcome=completed`
+            # completed the job a test had asked to fail)
+            found.setdefault(name, value)
     for name in KNOWN:
         problem = preference_problem(name, found[name]) if name in found else None
         if problem is not None:

@@ -33,6 +33,11 @@ from .state import State
 # and a rule's operation).
 Check = Callable[[str, Any], list[str]]
 MAX_PROBLEMS = 20
+# The most an imported counter may hold. A counter only goes up, and an export holds it up to
+# 2^53 - 1 (control.yaml StateCounter): imported at that ceiling, the next request (or a SQLite
+# or Redis block of 1,024 request ids) passed it, and every export from then on broke its own
+# schema, for good, since a reset rewinds no request id. Half the ceiling leaves 2^52 to count.
+COUNTER_ROOM = 2**52
 # Headers a stored answer may not carry: the server writes these itself on every response.
 OWN_HEADERS = frozenset(
     {"content-length", "content-type", "transfer-encoding", "connection", "x-request-id"}
@@ -138,11 +143,27 @@ class StateBuilder:
         for text in problems:
             self._problem(text.removeprefix("."))
         if not problems:
+            self._room(document)
             self.header = document
             clock = document["clock"]
             self.stamping = self.clock is not None and _sound(clock, self.clock)
             self.server_now = int(clock["nowMs"])
             self.nows = {org: int(ms) for org, ms in clock.get("organizations", {}).items()}
+
+    def _room(self, document: dict[str, Any]) -> None:
+        """Counters that count on from here: each leaves room below the export's ceiling."""
+        counters = [
+            *(f"mint.{kind}" for kind in document["mint"]),
+            *(f"requests.{kind}" for kind in document["requests"]),
+            "rules.next",
+        ]
+        for where in counters:
+            part, name = where.split(".", 1)
+            if document[part][name] > COUNTER_ROOM:
+                self._problem(
+                    f"{where}: at most {COUNTER_ROOM} (2^52), so that it can count on; it is "
+                    f"{document[part][name]}."
+                )
 
     def row(self, table: str, data: Any) -> None:
         if table not in self.counts:

@@ -43,6 +43,10 @@ _NAMES: dict[bytes, str] = {}
 _NAMES_MAX = 256
 
 
+# Header fields whose repeats are one list (RFC 9110 section 5.3): kept whole, not the last.
+LISTS = frozenset({"prefer"})
+
+
 def header_map(scope: dict[str, Any]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for raw, value in scope["headers"]:
@@ -51,7 +55,10 @@ def header_map(scope: dict[str, Any]) -> dict[str, str]:
             name = raw.decode("latin-1")
             if len(_NAMES) < _NAMES_MAX:
                 _NAMES[raw] = name
-        headers[name] = value.decode("latin-1")
+        if name in LISTS and name in headers:  # sent twice: one comma-separated list
+            headers[name] += ", " + value.decode("latin-1")
+        else:
+            headers[name] = value.decode("latin-1")
     return headers
 
 

@@ -67,6 +67,7 @@ import collections
 import contextlib
 import contextvars
 import functools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -83,6 +84,8 @@ from .inputs import MAX_BODY_BYTES
 from .pipeline import error_headers, refused, retry_after
 from .render import dumps, error_body, send_response
 from .turn import Turn
+
+LOG = logging.getLogger(__name__)
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 READS = frozenset({"GET", "HEAD"})
@@ -523,7 +526,7 @@ class SharedGate:
         keep = keep and self._keeps_lease()
         self._sent()
         try:
-            sent = self.store.send_write(sim.group_batches(), keep)
+            sent = self.store.send_write(self._batches(), keep)
         except StoreUnavailable as exc:  # not even sent: the lease runs out (`lease=` ms)
             if self.journal is not None:
                 self.journal.unstage(False)
@@ -533,6 +536,23 @@ class SharedGate:
             self._unsent(group, lambda: unsent)
             return
         sent.add_done_callback(functools.partial(self._sent_back, group))
+
+    def _batches(self) -> list[Any]:
+        """The group's commit. A bug building it (anything but the store's own error) is a
+        commit never sent: the group is queued as flying by now, and an exception escaping
+        here left it unanswered, and every later request of the worker waiting for it to land,
+        for good. It is logged, and answered as a store that could not write: 503s, the copy
+        read again."""
+        try:
+            return self.deps.sim.group_batches()
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            LOG.exception("layers-mock: a group's commit could not be built; its requests get 503")
+            raise StoreBroken(
+                f"the commit could not be built ({type(exc).__name__}: {exc}); nothing of it "
+                "was stored"
+            ) from exc
 
     def _unsent(self, group: Group, failure: Callable[[], StoreUnavailable]) -> None:
         """A group whose commit was never sent lands (`failure()` then says why) once the

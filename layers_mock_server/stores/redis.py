@@ -254,7 +254,15 @@ class RedisStore:
             "org-marks": client.register_script(ORG_MARKS),
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
-            make = client.connection_pool.make_connection
+            pool = client.connection_pool
+
+            def make() -> Any:
+                """A connection of the pipe's own. The pool's make_connection counts what it
+                made, for good (it gets none back): after max_connections (100) connects
+                tried while Redis was down, each was MaxConnectionsError, and the worker
+                never reached Redis again."""
+                return pool.connection_class(**pool.connection_kwargs)
+
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ_ALL, EVERYTHING, CHANGES_FULL, RESERVE]
             scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS]
             self.pipe = Pipe(make, scripts, self.where, timeout=5)

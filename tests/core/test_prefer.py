@@ -75,3 +75,22 @@ def test_any_prefer_header_over_http_is_never_a_500(header: str) -> None:
     answer = mock.client.post(f"/v1/projects/{PROJECT}/influencers", json={}, headers=raw)
     if answer.status_code == 500:  # only an injected fault=500 may answer 500
         assert answer.json()["error"]["code"] == "INTERNAL" and "fault=500" in header.lower()
+
+
+def test_a_preference_given_twice_is_taken_the_first_time_as_rfc_7240_says() -> None:
+    """RFC 7240 section 2: only the first instance of a preference is considered, the others
+    ignored without an error. The last one won, so `outcome=failed, outcome=completed` (or a
+    client library adding a second Prefer header) completed the job it was asked to fail."""
+    assert parse_prefer("outcome=failed, outcome=completed").outcome == "failed"
+    assert parse_prefer("outcome=failed; stage=training; stage=queued").stage == "training"
+    assert parse_prefer("latency=5, latency=abc").latency_ms == 5  # a later one is not looked at
+
+
+def test_two_prefer_headers_are_one_list_whose_first_preference_counts() -> None:
+    mock = make_mock()
+    raw = [(k.encode(), v.encode()) for k, v in auth().items()]
+    raw += [(b"Prefer", b"outcome=failed; stage=training"), (b"Prefer", b"outcome=completed")]
+    job = mock.client.post(f"/v1/projects/{PROJECT}/influencers", json={}, headers=raw).json()
+    assert mock.client.post("/_mock/clock/advance", json={"seconds": 60}).status_code == 200
+    polled = mock.client.get(f"/v1/jobs/{job['jobId']}", headers=auth()).json()
+    assert (polled["status"], polled["stage"]) == ("failed", "training")

@@ -5,6 +5,7 @@ the lease. Driven straight into the worker's ASGI app, as test_grouped.py does."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from grouped import CREATE, influencers
 from support import FULL, STANDARD, auth
 
 from layers_mock_server.core.store import StoreUnavailable
+
+WHOAMI = ("GET", "/v1/whoami", auth(FULL), None)
 
 
 def test_one_group_with_a_retried_key_a_conflict_and_a_422_commits_exactly_the_good_ones(
@@ -145,3 +148,40 @@ def test_the_read_limit_holds_in_the_window_another_worker_moved_the_clock_into(
     there = [status for status, _ in second.together(*[whoami] * 30)]
     assert here == [200] * 100
     assert there == [200] * 20 + [429] * 10
+
+
+def test_a_commit_that_cannot_be_built_is_a_503_for_its_group_and_wedges_nothing(
+    two: tuple[Any, Any], patient: None
+) -> None:
+    """outside13: a bug while building a group's commit (here a TypeError, as orjson raised
+    for a rule's count past 64 bits) escaped the gate after the group was queued as sent: the
+    group was never answered, nor any request of the worker after it (each waited for it to
+    land), for good. Such a commit is one never sent: each of its requests a 503, nothing of
+    it kept, and the worker serves on."""
+    first, second = two
+    real = first.deps.sim.group_batches
+
+    def broken() -> Any:
+        first.deps.sim.group_batches = real
+        raise TypeError("Integer exceeds 64-bit range")
+
+    first.deps.sim.group_batches = broken
+    again = auth(FULL, **{"Idempotency-Key": "k13"})
+
+    async def guarded() -> list[tuple[int, Any]]:  # a wedged worker fails here, not hangs
+        return list(
+            await asyncio.wait_for(
+                asyncio.gather(first.call("POST", CREATE, again, {}), first.call(*WHOAMI)),
+                timeout=60,
+            )
+        )
+
+    answers = first.loop.run_until_complete(guarded())
+    assert [status for status, _ in answers] == [503, 200]  # the read did not wait on it
+    assert answers[0][1]["error"]["code"] == "STORAGE_UNAVAILABLE"
+    assert "could not be built" in answers[0][1]["error"]["details"]["reason"]
+    [retried] = first.together(("POST", CREATE, again, {}))
+    assert retried[0] == 202
+    assert second.together(("POST", CREATE, again, {})) == [retried]
+    assert influencers(second) == [retried[1]["influencerId"]]
+    assert first.together(WHOAMI)[0][0] == 200

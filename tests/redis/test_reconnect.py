@@ -345,3 +345,25 @@ def test_a_journal_that_cannot_be_read_answers_the_503_its_routes_document(
         assert orjson.loads(body)["error"]["code"] == "STORAGE_UNAVAILABLE"
         check_response(operations[operation_id], status, headers, body)
     worker.close()
+
+
+def test_a_worker_recovers_after_more_failed_connects_than_the_pool_would_count(
+    own: RedisServer, unflushed: None
+) -> None:
+    """outside13: each connect the pipe tried was a connection made by redis-py's pool, which
+    counts what it made and never got back: after 100 (its max_connections) every connect was
+    MaxConnectionsError, an exception no handler knew (a 500, callbacks failing), and it stayed
+    so once Redis was back: two serves on a Redis killed and restarted under a burst, one of
+    them answered nothing from then on. A connect the pipe makes is its own."""
+    worker = Worker(own.sandbox())
+    own.kill()
+    for _ in range(120):  # each request while Redis is down tries one connect, refused at once
+        guarded = asyncio.wait_for(worker.call("GET", "/v1/whoami", auth(FULL)), 60)
+        status, down = worker.loop.run_until_complete(guarded)  # a wedged worker fails here
+        assert status == 503, down
+        assert down["error"]["code"] == "STORAGE_UNAVAILABLE"
+    own.start()
+    [(status, _)] = worker.together(("POST", CREATE, auth(FULL), {"gender": "female"}))
+    assert status == 202
+    assert healthy(worker) == ALIVE
+    worker.close()
