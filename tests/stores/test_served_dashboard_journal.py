@@ -17,11 +17,10 @@ def test_the_dashboard_shows_and_opens_a_quiet_organizations_entry_after_another
     request_id = headers["x-request-id"]
     for _ in range(1_000):  # Acme's burst: Globex's entry leaves the newest 1,000 of all
         tenanted("GET", "/v1/whoami", FULL)
-    status, _, share = tenanted("GET", "/_mock/requests", None, None, f"organizationId={GLOBEX_ORG}")
+    chosen = f"organizationId={GLOBEX_ORG}"
+    status, _, share = tenanted("GET", "/_mock/requests", None, None, chosen)
     assert status == 200 and share["total"] == 1, share
     sequence = share["items"][0]["sequence"]  # the operator's number of it
-
-    chosen = f"organizationId={GLOBEX_ORG}"
     for page in ("/_mock/ui", "/_mock/ui/live"):
         status, _, html = tenanted("GET", page, None, None, chosen, text=True)
         assert status == 200, html
