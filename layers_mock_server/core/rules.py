@@ -30,7 +30,9 @@ EFFECTS = ("fault", "latencyMs", "outcome", "stage", "progression")
 # and each organization at most MAX_TENANT_RULES of its own, neither counting the other's: a
 # total shared by all would refuse a tenant's add because of rules it can neither see nor
 # delete (telling it they exist), and let one busy organization stop every other. The total
-# is then MAX_RULES + MAX_TENANT_RULES per organization (the README gives the worst case).
+# is then MAX_RULES + MAX_TENANT_RULES per organization (the README gives the worst case): about
+# 1 MB and 0.22 ms a request for the operator's 1,000 (timeit, no rule matching), plus about
+# 0.1 MB and 22 us a request for each organization whose rules are full.
 MAX_RULES = 1_000
 MAX_TENANT_RULES = 100
 
