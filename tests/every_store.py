@@ -38,8 +38,10 @@ class Servers:
         body: Any = None,
         query: str = "",
         headers: dict[str, str] | None = None,
+        text: bool = False,
     ) -> Answer:
-        """`headers`: more of the request's (X-Layers-Organization, Idempotency-Key, ...)."""
+        """`headers`: more of the request's (X-Layers-Organization, Idempotency-Key, ...);
+        `text`: the body as text (a dashboard page), not JSON."""
         worker = self.workers[self.turn % len(self.workers)]
         self.turn += 1
 
@@ -58,6 +60,8 @@ class Servers:
         if flush is not None:
             flush()
         found = {k.decode(): v.decode() for k, v in headers}
+        if text:
+            return status, found, payload.decode()
         return status, found, orjson.loads(payload) if payload else None
 
     def spend_reads(self, key: str) -> None:

@@ -24,7 +24,7 @@ from .ids import IdMint, check_seed
 from .orgclocks import OrgClocks
 from .projects import METADATA_MAX_BYTES
 from .ratelimit import RateLimiter
-from .rules import MAX_TENANT_RULES, Rules, no_organization, rule_organization
+from .rules import MAX_RULES, MAX_TENANT_RULES, Rules, no_organization, rule_organization
 from .snapshot import FORMAT, KEY_FIELD, TABLES
 from .state import State
 
@@ -365,10 +365,19 @@ class StateBuilder:
         rule_ids = [r["ruleId"] for r in self.header["rules"]["rules"]]
         if len(set(rule_ids)) != len(rule_ids):
             self._problem("rules: a ruleId is used twice.")
-        made: Counter[str] = Counter()  # a tenant's rules, bounded as the route bounds them
+        # each maker's rules (None: the operator's), bounded as the route bounds them
+        made: Counter[str | None] = Counter()
         for n, rule in enumerate(self.header["rules"]["rules"]):
             self._rule(f"rules.rules[{n}]", rule)
-            if (tenant := rule.get("tenant")) is not None and isinstance(tenant, str):
+            tenant = rule.get("tenant")
+            if tenant is None:
+                if made[None] == MAX_RULES:
+                    self._problem(
+                        f"rules.rules[{n}]: the operator made {MAX_RULES} rules already, as many "
+                        "as it may add."
+                    )
+                made[None] += 1
+            elif isinstance(tenant, str):
                 if made[tenant] == MAX_TENANT_RULES:
                     self._problem(
                         f"rules.rules[{n}].tenant: {tenant} made {MAX_TENANT_RULES} rules "

@@ -26,10 +26,14 @@ from .records import canonical_id
 
 EFFECTS = ("fault", "latencyMs", "outcome", "stage", "progression")
 # Every partner request is checked against every rule: the count is bounded, and so is each
-# rule (control.yaml caps its strings), so rules cost at most ~1 MB and a bounded time per request.
+# rule (control.yaml caps its strings). The operator holds at most MAX_RULES rules of its own
+# and each organization at most MAX_TENANT_RULES of its own, neither counting the other's: a
+# total shared by all would refuse a tenant's add because of rules it can neither see nor
+# delete (telling it they exist), and let one busy organization stop every other. The total
+# is then MAX_RULES + MAX_TENANT_RULES per organization (the README gives the worst case): about
+# 1 MB and 0.22 ms a request for the operator's 1,000 (timeit, no rule matching), plus about
+# 0.1 MB and 22 us a request for each organization whose rules are full.
 MAX_RULES = 1_000
-# A tenant's rules (an organization steering itself on a shared sandbox) are bounded apart, so
-# that one organization cannot use up the rules every other one may need.
 MAX_TENANT_RULES = 100
 
 
@@ -121,15 +125,12 @@ class Rules:
 
     def add(self, spec: dict[str, Any], tenant: str | None = None) -> Rule:
         """A new rule; `tenant`: added by that organization (its match names it already)."""
-        if len(self.rules) >= MAX_RULES:
-            raise ApiError(
-                "CONFLICT", f"There are already {MAX_RULES} rules; delete some before adding more."
-            )
-        if tenant is not None and len(self.of(tenant)) >= MAX_TENANT_RULES:
+        bound = MAX_RULES if tenant is None else MAX_TENANT_RULES
+        if sum(1 for r in self.rules.values() if r.tenant == tenant) >= bound:
+            whose = "the operator" if tenant is None else "this organization"
             raise ApiError(
                 "CONFLICT",
-                f"There are already {MAX_TENANT_RULES} rules of this organization; delete some "
-                "before adding more.",
+                f"There are already {bound} rules of {whose}; delete some before adding more.",
             )
         self._next += 1
         while f"rule_{self._next}" in self.rules:  # an imported rule may hold the next id

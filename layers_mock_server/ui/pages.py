@@ -96,7 +96,7 @@ def job(req: UiRequest) -> Page:
 
 
 def journal_entry(req: UiRequest) -> Page:
-    query = {"limit": JOURNAL_WINDOW}
+    query = {"limit": JOURNAL_WINDOW, **views.journal_query(req.principal, req.query)}
     items = control.requests(req.deps, {}, query, {}, req.principal).body["items"]
     wanted = req.path["sequence"]
     entry = next((e for e in items if str(e["sequence"]) == wanted), None)

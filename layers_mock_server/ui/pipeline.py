@@ -15,12 +15,14 @@ from ..core.store import StoreUnavailable
 from ..deps import Deps
 from ..http import inputs
 from ..http.access import OPEN, check_site, control_principal
+from ..http.control import journal_of
 from ..http.curl import base_url
 from ..http.pipeline import error_headers, storage_error
 from ..http.render import Headers, dumps, encode_headers, error_body
 from ..http.strict import check_response
 from ..spec import JSON, Operation
 from .pages import PUBLIC, READS_JOURNAL, UiHandler, UiRequest
+from .views import journal_query
 
 
 def _query_token(query_string: bytes) -> str | None:
@@ -63,8 +65,9 @@ class UiPipeline:
             )
             inputs.validate_body(self.op, body)
             query = inputs.validate_query(self.op, raw_query)
-            if self.op.operation_id in READS_JOURNAL:
-                await deps.journal.fetch(principal.organization_id)  # on Redis, from every worker
+            if self.op.operation_id in READS_JOURNAL:  # on Redis, from every worker
+                shown = journal_query(principal, query)
+                await deps.journal.fetch(journal_of(deps, principal, shown))
             request = UiRequest(
                 deps,
                 principal,

@@ -45,6 +45,14 @@ def visible_keys(deps: Deps, principal: Principal) -> set[str] | None:
     return {k["apiKeyId"] for org in _organizations(deps, principal) for k in org["keys"]}
 
 
+def journal_query(principal: Principal, query: dict[str, Any]) -> dict[str, Any]:
+    """The `/_mock/requests` query behind the journal the page shows: the chosen organization's
+    own share (a form's empty choice is none), else the principal's (a tenant's own, the
+    operator's union). The newest entries of all would hold none of a quiet organization's on a
+    busy sandbox."""
+    return {"organizationId": query.get("organizationId") or principal.organization_id}
+
+
 def live_context(deps: Deps, principal: Principal, filters: dict[str, Any]) -> dict[str, Any]:
     """The moving parts: clock, jobs, journal, rules. An empty filter (a form's) is no filter."""
     filters = {name: value for name, value in filters.items() if value != ""}
@@ -61,7 +69,9 @@ def live_context(deps: Deps, principal: Principal, filters: dict[str, Any]) -> d
         limit=JOB_ROWS,
     )
     projects = _body(control_reads.list_projects, deps, principal)
-    journal = _body(control.requests, deps, principal, limit=JOURNAL_ROWS)
+    journal = _body(
+        control.requests, deps, principal, limit=JOURNAL_ROWS, **journal_query(principal, filters)
+    )
     keys = visible_keys(deps, principal)
     if keys is not None:
         journal["items"] = [e for e in journal["items"] if e["apiKeyId"] in keys]

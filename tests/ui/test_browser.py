@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from support import FULL, GLOBEX, GLOBEX_PROJECT, PROJECT, auth
+from support import FULL, GLOBEX, GLOBEX_ORG, GLOBEX_PROJECT, PROJECT, auth
 
 try:
     from playwright.sync_api import expect
@@ -267,3 +267,36 @@ def test_a_tenant_page_moves_its_own_organizations_clock(page: Any, server: Serv
     acme_after = server.api.get(f"/v1/jobs/{acme['jobId']}", headers=auth(FULL)).json()
     assert acme_after == acme_before  # Acme follows the server clock, which did not move
     assert page.get_by_role("button", name="Reset this organization…").is_visible()
+
+
+def test_the_journal_panel_reads_the_chosen_organizations_own_share(
+    page: Any, server: Served
+) -> None:
+    """The panel showed the newest entries of all organizations whichever one was chosen: on a
+    busy sandbox, the one an operator chose had none among them (attack13, left alone). It
+    reads that organization's own share now, and so does a tenant's page, and an entry it lists
+    opens."""
+    theirs = server.api.get("/v1/whoami", headers=auth(GLOBEX))
+    assert theirs.status_code == 200
+    request_id = theirs.headers["x-request-id"]
+    for _ in range(1000):  # Acme's burst: Globex's entry leaves the newest 1,000 of all
+        server.api.get("/v1/whoami", headers=auth(FULL))
+    union = server.api.get("/_mock/requests", params={"limit": 1000}).json()["items"]
+    assert request_id not in {e["requestId"] for e in union}
+
+    open_dashboard(page, server)
+    page.get_by_label("Organization").select_option(GLOBEX_ORG)
+    expect(page).to_have_url(re.compile("organizationId=" + GLOBEX_ORG))
+    rows = page.locator("#journal-rows tr[data-sequence]")
+    expect(rows).to_have_count(1)
+    rows.first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(request_id)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    server.deps.admin_token = "s3cret"
+    page.goto(f"{server.url}/_mock/ui?token={GLOBEX}")
+    expect(rows).to_have_count(1)
+    rows.first.click()
+    expect(dialog).to_contain_text(request_id)

@@ -71,6 +71,12 @@
     return text ? "?" + text : "";
   }
 
+  // The journal rows of a chosen organization come from its own share: its entry is opened there.
+  function shareQuery() {
+    const organization = new URLSearchParams(location.search).get("organizationId");
+    return organization ? "?organizationId=" + encodeURIComponent(organization) : "";
+  }
+
   async function refresh() {
     if (busy) {
       again = true;
@@ -176,7 +182,7 @@
         openDetail("/_mock/ui/jobs/" + encodeURIComponent(data.job), button);
         break;
       case "request":
-        openDetail("/_mock/ui/requests/" + encodeURIComponent(data.sequence), button);
+        openDetail("/_mock/ui/requests/" + encodeURIComponent(data.sequence) + shareQuery(), button);
         break;
       case "copy": {
         const text = data.text || document.getElementById(data.copy).textContent;
