@@ -322,8 +322,11 @@ def test_serve_on_a_taken_port_is_a_clear_error(mock: LayersMock) -> None:
 @pytest.mark.parametrize("port", [-1, 65536, "80", 80.0, True, None])
 def test_serve_on_a_port_that_is_not_one_is_a_clear_error(mock: LayersMock, port: object) -> None:
     """outside13: a negative port was a raw OverflowError, a port in a string a raw TypeError."""
-    with pytest.raises(LayersMockError, match=r"^port must be a whole number from 0 "), mock.serve(
-        port=port  # type: ignore[arg-type]
+    with (
+        pytest.raises(LayersMockError, match=r"^port must be a whole number from 0 "),
+        mock.serve(
+            port=port  # type: ignore[arg-type]
+        ),
     ):
         pass
     with mock.serve() as served:  # nothing was left half-served
