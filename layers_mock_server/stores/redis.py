@@ -101,6 +101,7 @@ from ..core.store import (
     StoreFull,
     StoreInUse,
     StoreUnavailable,
+    StoreUnreachable,
 )
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import (
@@ -270,9 +271,9 @@ class RedisStore:
         try:
             self._claim()
             return self._first_look()
-        except StoreUnavailable as exc:
+        except StoreUnavailable as exc:  # one that passes (Redis unreachable, loading) or not
             self.close()
-            raise ValueError(str(exc)) from None
+            raise (StoreUnreachable if exc.transient else ValueError)(str(exc)) from None
         except BaseException:  # SIGTERM while it reads (cli.py): the mark goes too
             self.close()
             raise

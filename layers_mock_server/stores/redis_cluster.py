@@ -43,6 +43,8 @@ import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.store import StoreUnreachable
+
 
 def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
     """(client, connection) for the server or cluster at `url`: a `redis.Redis` and a
@@ -57,7 +59,7 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
         clustered = _cluster_enabled(client)
     except redis.RedisError as exc:
         client.close()
-        raise ValueError(f"{where}: {_said(exc, url)}") from None
+        raise _failed(exc)(f"{where}: {_said(exc, url)}") from None
     if not clustered:
         return client, fresh(client.connection_pool)
     db = client.connection_pool.connection_kwargs.get("db", 0)
@@ -86,6 +88,22 @@ def fresh(pool: Any) -> Any:
     anew each time Redis could not be reached would have been refused for ever after 100 tries,
     Redis back or not (outside13's defect 6, on the pipe; respawn13, here)."""
     return pool.connection_class(**pool.connection_kwargs)
+
+
+def _failed(exc: Exception) -> type[ValueError]:
+    """The class of `connect`'s error for what redis-py raised: StoreUnreachable when Redis
+    could not be reached (refused, timed out, loading its dataset), which passes by itself;
+    ValueError when someone has to act (a password, an ACL, a URL)."""
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthorizationError,
+        ConnectionError,
+        TimeoutError,
+    )
+
+    if isinstance(exc, AuthenticationError | AuthorizationError):
+        return ValueError
+    return StoreUnreachable if isinstance(exc, ConnectionError | TimeoutError) else ValueError
 
 
 def _said(exc: Exception, url: str) -> str:
