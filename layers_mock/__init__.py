@@ -319,6 +319,10 @@ class LayersMock:
 
         if self._served is not None:
             raise RuntimeError("this LayersMock is already being served")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise LayersMockError(
+                f"port must be a whole number from 0 (any free port) to 65535, not {port!r}"
+            )
         try:
             sock = serving.bind(host, port)
         except OSError as exc:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from . import __version__
 from .core.chaos import ChaosError
 from .core.fixtures import FixtureError
+from .core.store import StoreUnreachable
 from .settings import Settings, make_deps
 from .spec import SpecError
 
@@ -409,7 +410,7 @@ def worker_app(settings: Settings, log_requests: bool) -> Any:
     from .http.heap import FrozenHeap
     from .http.request_log import RequestLog
 
-    deps = make_deps(settings)
+    deps = opened(settings)
     # When the worker stops (SIGTERM), after its event loop ended: `stopped`.
     multiprocessing.util.Finalize(None, stopped, args=(deps,), exitpriority=0)
     app: Any = build_app(deps)
@@ -418,6 +419,53 @@ def worker_app(settings: Settings, log_requests: bool) -> Any:
     if log_requests:
         app = RequestLog(app, deps, sys.stdout)
     return FrozenHeap(app)
+
+
+OPEN_RETRY_S = 1.0  # between two tries of a worker that waits for Redis (`opened`)
+
+
+def opened(settings: Settings) -> Deps:
+    """A `--workers` process's deps. One that starts while Redis cannot be reached (granian
+    replaced a worker that died during an outage) waits for it, trying every OPEN_RETRY_S,
+    instead of exiting: granian takes a worker that exits within 5.5 s of its start for a
+    crash loop, and stops the whole serve, the workers that were answering with it. Until
+    Redis answers it takes no connection (it has no copy of the state to answer from): the
+    other workers answer meanwhile, 503 with Retry-After as while Redis is down. SIGTERM (the
+    serve stopping) or SIGINT ends the wait and the process; a refusal that needs someone to
+    act (other settings on the sandbox, a state this version cannot read) ends it at once,
+    as before. `serve` itself, started while Redis cannot be reached, says so and exits 2."""
+    import os
+    import time
+
+    from .stores import shown
+
+    me = f"layers-mock: worker {os.getpid()}"
+    said = ""
+    # Its own handlers from the first try on: the ones it inherited (granian's main process's)
+    # only set a flag here, and a SIGTERM would wait for granian's SIGKILL 10 s later.
+    previous = {s: signal.signal(s, _terminated) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while True:
+            try:
+                deps = make_deps(settings)
+            except StoreUnreachable as exc:
+                if not said:
+                    said = f"{me}: {exc}; it waits for Redis, trying every {OPEN_RETRY_S:g} s,"
+                    said += " and takes no connection until then (the other workers answer)"
+                    print(said, file=sys.stderr, flush=True)
+                time.sleep(OPEN_RETRY_S)
+                continue
+            if said:
+                back = f"{me}: {shown(settings.state)} answers again: it serves"
+                print(back, file=sys.stderr, flush=True)
+            return deps
+    except KeyboardInterrupt:  # (granian's worker sets its own handlers once the app is built)
+        while_ = "while it waited for Redis" if said else "as it started"
+        print(f"{me}: stopped {while_}", file=sys.stderr, flush=True)
+        raise SystemExit(0) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def conform_engines_missing() -> bool:

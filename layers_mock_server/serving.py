@@ -184,7 +184,9 @@ def serve_workers(
                 self.wrks.append(worker)
             self._metrics.incr_spawn(self.workers)
 
-    # A worker that dies (kill -9, out of memory) is replaced; a crash loop stops the server.
+    # A worker that dies (kill -9, out of memory) is replaced; a crash loop (a replacement that
+    # exits within 5.5 s of its start) stops the server. So a replacement started while Redis
+    # is down waits for it rather than exit (cli.py `opened`).
     # One that has not stopped 10 s after SIGTERM is killed: stopping never hangs.
     server = _Workers(
         "layers-mock",

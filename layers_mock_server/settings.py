@@ -25,7 +25,7 @@ from .core.jobs import Progression
 from .core.journal import Journal
 from .core.prefer import preference_problem  # noqa: F401 - the testing API checks prefer() with it
 from .core.simulator import Simulator
-from .core.store import StoreInUse
+from .core.store import StoreInUse, StoreUnreachable
 from .deps import Deps
 from .stores import make_store, shown
 
@@ -140,7 +140,10 @@ def make_deps(settings: Settings) -> Deps:
         sim.start(state_check())
     except (StoreInUse, ValueError) as exc:  # the file's lock, the file, or its clock
         store.close()
-        raise ValueError(f"--state {shown(settings.state)}: {exc}") from None
+        said = f"--state {shown(settings.state)}: {exc}"
+        if isinstance(exc, StoreUnreachable):  # (a worker started in an outage waits: cli.py)
+            raise StoreUnreachable(said) from None
+        raise ValueError(said) from None
     except (ApiError, orjson.JSONDecodeError) as exc:
         store.close()
         found = (

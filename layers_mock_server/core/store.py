@@ -36,6 +36,13 @@ class StoreUnavailable(Exception):
     transient = True
 
 
+class StoreUnreachable(ValueError):
+    """A shared store that could not be reached as it opened (the connection refused or not
+    made in time, Redis loading its dataset): a cause that passes by itself. `serve` says so
+    in one sentence and exits 2, as for any other ValueError of its start; a worker started
+    in place of one that died waits for the store instead (cli.py `opened`)."""
+
+
 class StoreBroken(StoreUnavailable):
     """... for a cause that waiting does not cure: a full disk, an I/O error, a read-only or
     closed file, a stored state this version cannot read. Someone has to act first."""

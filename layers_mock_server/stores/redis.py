@@ -81,6 +81,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import secrets
 import sys
 import time
@@ -100,6 +101,7 @@ from ..core.store import (
     StoreFull,
     StoreInUse,
     StoreUnavailable,
+    StoreUnreachable,
 )
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import (
@@ -232,7 +234,7 @@ class RedisStore:
                 "(pip install '/path/to/layers-mock[redis]', from a checkout or a wheel built "
                 "from one)"
             ) from None
-        from .redis_cluster import Listener, another, connect  # one server or a cluster
+        from .redis_cluster import Listener, another, connect, fresh  # one server or a cluster
 
         options = {"socket_timeout": 5, "socket_connect_timeout": 5}
         client, self._conn = connect(self.url, self.keys["rows"], self.where, **options)
@@ -254,14 +256,8 @@ class RedisStore:
             "org-marks": client.register_script(ORG_MARKS),
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
-            pool = client.connection_pool
-
-            def make() -> Any:
-                """A connection of the pipe's own. The pool's make_connection counts what it
-                made, for good (it gets none back): after max_connections (100) connects
-                tried while Redis was down, each was MaxConnectionsError, and the worker
-                never reached Redis again."""
-                return pool.connection_class(**pool.connection_kwargs)
+            # Each a connection of its own, not counted by the pool (redis_cluster.fresh)
+            make = functools.partial(fresh, client.connection_pool)
 
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ_ALL, EVERYTHING, CHANGES_FULL, RESERVE]
             scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS]
@@ -275,9 +271,9 @@ class RedisStore:
         try:
             self._claim()
             return self._first_look()
-        except StoreUnavailable as exc:
+        except StoreUnavailable as exc:  # one that passes (Redis unreachable, loading) or not
             self.close()
-            raise ValueError(str(exc)) from None
+            raise (StoreUnreachable if exc.transient else ValueError)(str(exc)) from None
         except BaseException:  # SIGTERM while it reads (cli.py): the mark goes too
             self.close()
             raise

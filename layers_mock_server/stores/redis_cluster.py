@@ -43,6 +43,8 @@ import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.store import StoreUnreachable
+
 
 def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
     """(client, connection) for the server or cluster at `url`: a `redis.Redis` and a
@@ -57,9 +59,9 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
         clustered = _cluster_enabled(client)
     except redis.RedisError as exc:
         client.close()
-        raise ValueError(f"{where}: {_said(exc, url)}") from None
+        raise _failed(exc)(f"{where}: {_said(exc, url)}") from None
     if not clustered:
-        return client, client.connection_pool.make_connection()
+        return client, fresh(client.connection_pool)
     db = client.connection_pool.connection_kwargs.get("db", 0)
     client.close()
     if db != 0:
@@ -77,6 +79,31 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
     except (redis.RedisError, RedisClusterException) as exc:
         cluster.close()
         raise ValueError(f"{where}: {exc or type(exc).__name__}") from None
+
+
+def fresh(pool: Any) -> Any:
+    """A connection like the ones `pool` makes, not counted by it. redis-py's pool counts every
+    connection its make_connection made, for good (none comes back to it here), and past its
+    max_connections (100) each is MaxConnectionsError: a listener or a shard connection made
+    anew each time Redis could not be reached would have been refused for ever after 100 tries,
+    Redis back or not (outside13's defect 6, on the pipe; respawn13, here)."""
+    return pool.connection_class(**pool.connection_kwargs)
+
+
+def _failed(exc: Exception) -> type[ValueError]:
+    """The class of `connect`'s error for what redis-py raised: StoreUnreachable when Redis
+    could not be reached (refused, timed out, loading its dataset), which passes by itself;
+    ValueError when someone has to act (a password, an ACL, a URL)."""
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthorizationError,
+        ConnectionError,
+        TimeoutError,
+    )
+
+    if isinstance(exc, AuthenticationError | AuthorizationError):
+        return ValueError
+    return StoreUnreachable if isinstance(exc, ConnectionError | TimeoutError) else ValueError
 
 
 def _said(exc: Exception, url: str) -> str:
@@ -180,7 +207,7 @@ class SlotConnection:
     def _owner(self) -> tuple[str, Any]:
         node = self.cluster.get_node_from_key(self.key)
         pool = self.cluster.get_redis_connection(node).connection_pool
-        return node.name, pool.make_connection()
+        return node.name, fresh(pool)  # (made anew each time the slot's owner changes)
 
 
 def another(client: Any, conn: Any) -> Any:
@@ -188,7 +215,7 @@ def another(client: Any, conn: Any) -> Any:
     thread (redis_lane.py), which must not share a socket with the synchronous calls."""
     if isinstance(conn, SlotConnection):
         return SlotConnection(conn.cluster, conn.key)
-    return client.connection_pool.make_connection()
+    return fresh(client.connection_pool)
 
 
 class Listener:
@@ -207,8 +234,8 @@ class Listener:
         self.moved: tuple[str, int] | None = None  # where the last MOVED said the slot is
 
     def __call__(self) -> Any:
-        if not self.cluster:
-            return self.client.connection_pool.make_connection()
+        if not self.cluster:  # (one per attempt: while Redis is down, one every RECONNECT_S)
+            return fresh(self.client.connection_pool)
         node = self.client.get_node_from_key(self.channel)
         pool = self.client.get_redis_connection(node).connection_pool
         host, port = self.moved or (node.host, node.port)

@@ -9,6 +9,7 @@ self-signed for 127.0.0.1 and trusted through SSL_CERT_FILE (redis-py verifies i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
@@ -21,10 +22,12 @@ import pytest
 import redis
 from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import keys_on
-from grouped import serves_off_the_loop
+from grouped import CREATE, Worker, serves_off_the_loop
 from handoffs import ANSWER_S, Waiter, dropped, handed_over, listening, served
 from redisd import _free_port, started
+from support import FULL, auth
 
+from layers_mock_server.stores import redis_handoff
 from layers_mock_server.stores.redis import RedisStore
 
 
@@ -203,3 +206,41 @@ def test_a_worker_on_a_tls_only_cluster_follows_its_shard_to_the_replica_that_to
         finally:
             holder.close()
         assert cluster.owner(slot_of(name)) == replica
+
+
+def test_a_tls_worker_writes_again_after_more_listener_connects_than_the_pool_would_count(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """respawn13: over TLS the handoff's listener took each connection it tried from redis-py's
+    pool, which counts what it made for good (outside13's defect 6, fixed for the pipe only):
+    after 100 (its max_connections) tried while Redis was down, each lease try raised
+    MaxConnectionsError, no 503, and so did every write once Redis was back. With a connect
+    tried at every lease try (RECONNECT_S 0 instead of 0.5 s: the same count, sooner), 120
+    of them while Redis is down are 503s, and the first write once it is back is a 202."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    monkeypatch.setattr(redis_handoff, "RECONNECT_S", 0.0)
+    port = _free_port()
+    with started(fsync="always", options=tls_options(*certificate, port)) as own:
+        worker = Worker(f"rediss://127.0.0.1:{port}/0?sandbox=pool")
+        handoff = worker.store.handoff
+        tried: list[int] = []
+        make = handoff.make
+
+        def counted() -> object:
+            tried.append(len(tried))
+            return make()
+
+        handoff.make = counted
+        own.kill()
+        for _ in range(1_000):  # (a bound only a worker that stopped trying reaches)
+            guarded = asyncio.wait_for(worker.call("POST", CREATE, auth(FULL), {}), 60)
+            status, down = worker.loop.run_until_complete(guarded)  # a wedged worker fails here
+            assert status == 503, down
+            assert down["error"]["code"] == "STORAGE_UNAVAILABLE"
+            if len(tried) > 120:
+                break
+        assert len(tried) > 120
+        own.start()  # the same ports, its AOF
+        [(status, answer)] = worker.together(("POST", CREATE, auth(FULL), {"gender": "male"}))
+        assert status == 202, answer
+        worker.close()

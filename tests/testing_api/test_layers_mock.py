@@ -319,6 +319,20 @@ def test_serve_on_a_taken_port_is_a_clear_error(mock: LayersMock) -> None:
             pass
 
 
+@pytest.mark.parametrize("port", [-1, 65536, "80", 80.0, True, None])
+def test_serve_on_a_port_that_is_not_one_is_a_clear_error(mock: LayersMock, port: object) -> None:
+    """outside13: a negative port was a raw OverflowError, a port in a string a raw TypeError."""
+    with (
+        pytest.raises(LayersMockError, match=r"^port must be a whole number from 0 "),
+        mock.serve(
+            port=port  # type: ignore[arg-type]
+        ),
+    ):
+        pass
+    with mock.serve() as served:  # nothing was left half-served
+        assert served.client().get("/_mock/health").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

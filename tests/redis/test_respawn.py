@@ -1,0 +1,174 @@
+"""`serve --workers 2` rides out a Redis outage in which a worker dies (respawn13).
+
+Granian replaces a worker that dies, and takes a replacement that exits within 5.5 s of its
+start for a crash loop: it then stops the whole serve, its healthy workers with it. A worker
+started while Redis cannot be reached used to exit at once (its store would not open), so a
+worker killed during an outage took the serve down (outside13, "found and left"). It now
+waits for Redis, takes no connection meanwhile (the other workers answer, 503 with
+Retry-After while Redis is down), and serves once Redis is back.
+
+Real processes against a real redis-server of the test's own (`appendfsync always`: killed and
+started again on its AOF). What a test waits for is a line the serve prints or an answer,
+never a timer; LIVENESS_S bounds only a serve that is hung or gone.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+from redis_served import LIVENESS_S, Serve
+from redisd import RedisServer, started
+from support import FULL, PROJECT, auth
+
+from layers_mock_server.cli import main
+
+CREATE = f"/v1/projects/{PROJECT}/influencers"
+EXITED = "(the serve's stderr closed)"
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    with started(fsync="always") as server:
+        yield server
+
+
+class Said:
+    """The serve's stderr, line by line, as it comes (read on a thread of its own, so the
+    pipe never fills)."""
+
+    def __init__(self, server: Serve) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.all: list[str] = []
+        assert server.proc.stderr is not None
+        threading.Thread(target=self._pump, args=(server.proc.stderr,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(EXITED)
+
+    def wait_for(self, text: str) -> str:
+        """The first line (from here on) holding `text`; fails when the serve exits first
+        (its stderr closed), or after LIVENESS_S (a hung serve)."""
+        deadline = time.monotonic() + LIVENESS_S
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is EXITED:
+                self.lines.put(EXITED)  # (for the next wait)
+                pytest.fail(f"the serve exited before saying {text!r}: {''.join(self.all)}")
+            self.all.append(line)
+            if text in line:
+                return line
+
+    def rest(self) -> list[str]:
+        """Every line the serve said, once it exited (its stderr closed)."""
+        while (line := self.lines.get(timeout=LIVENESS_S)) is not EXITED:
+            self.all.append(line)
+        self.lines.put(EXITED)
+        return self.all
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of the serve (children of its main process)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # a thread that ended
+            continue
+    return children
+
+
+def created(base: str, n: int) -> list[str]:
+    with httpx.Client(base_url=base, timeout=LIVENESS_S) as client:
+        made = [client.post(CREATE, headers=auth(FULL), json={}) for _ in range(n)]
+    assert {m.status_code for m in made} == {202}, [m.text for m in made]
+    return [m.json()["influencerId"] for m in made]
+
+
+def test_a_worker_killed_while_redis_is_down_is_replaced_by_one_that_waits_for_redis(
+    private_redis: RedisServer,
+) -> None:
+    """Redis killed, then one of two workers: the serve stays up (the other worker answers
+    503 with Retry-After), the replacement says it waits for Redis, and once Redis is back
+    it serves: with the other worker killed in turn, it alone answers 202, and every create
+    answered 202 before the outage is there."""
+    server = Serve("--state", private_redis.url + "?lease=300", "--workers", "2")
+    said = Said(server)
+    try:
+        before = created(server.url, 10)
+        victim, survivor = workers_of(server.proc.pid)
+        private_redis.kill()
+        os.kill(victim, signal.SIGKILL)
+        waiting = said.wait_for("waits for Redis")  # the replacement, not a crash loop
+        assert "Traceback" not in "".join(said.all), said.all
+        replacement = int(waiting.split("worker ", 1)[1].split(":", 1)[0])
+        assert replacement not in (victim, survivor)
+        assert sorted(workers_of(server.proc.pid)) == sorted([survivor, replacement])
+        with httpx.Client(base_url=server.url, timeout=LIVENESS_S) as client:
+            down = client.post(CREATE, headers=auth(FULL), json={})  # the survivor's answer
+            assert down.status_code == 503, down.text
+            assert down.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
+            assert down.headers["retry-after"] == "1"
+            assert client.get("/_mock/health").status_code == 200
+        assert server.proc.poll() is None
+        private_redis.start()  # the same port, its AOF
+        said.wait_for(f"worker {replacement}: {private_redis.url}")  # ... answers again
+        os.kill(survivor, signal.SIGSTOP)  # it accepts nothing: the replacement alone answers
+        try:
+            after = created(server.url, 5)
+            with httpx.Client(base_url=server.url, timeout=LIVENESS_S) as client:
+                listed = client.get(CREATE, headers=auth(FULL), params={"limit": 100}).json()
+        finally:
+            os.kill(survivor, signal.SIGCONT)
+        kept = {i["influencerId"] for i in listed["items"]}
+        assert set(before) | set(after) <= kept
+        assert server.proc.poll() is None
+    finally:
+        code = server.stop()
+    assert code == 0, said.rest()
+
+
+def test_a_serve_whose_worker_waits_for_redis_stops_at_once_on_sigterm(
+    private_redis: RedisServer,
+) -> None:
+    """SIGTERM while a replacement waits for Redis: the wait ends, the worker says so, and
+    the serve exits 0 (the worker is not left for granian to kill 10 s later)."""
+    server = Serve("--state", private_redis.url, "--workers", "2")
+    said = Said(server)
+    try:
+        created(server.url, 1)
+        victim = workers_of(server.proc.pid)[0]
+        private_redis.kill()
+        os.kill(victim, signal.SIGKILL)
+        waiting = said.wait_for("waits for Redis")
+        replacement = waiting.split("worker ", 1)[1].split(":", 1)[0]
+    finally:
+        code = server.stop()
+    assert code == 0, said.rest()
+    stopped = [line for line in said.rest() if f"worker {replacement}: stopped" in line]
+    assert stopped, said.all
+
+
+def test_a_serve_started_while_redis_is_down_says_so_and_exits_2(
+    private_redis: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first start is not a replacement: nothing is served yet, so `serve --workers 2`
+    says in one sentence that Redis cannot be reached and exits 2 (a supervisor restarts it)."""
+    private_redis.kill()
+    argv = ["serve", "--port", "0", "--state", private_redis.url, "--workers", "2"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"layers-mock: --state {private_redis.url}: "), err
+    assert "Connection refused" in err, err
