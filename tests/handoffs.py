@@ -96,6 +96,20 @@ def dropped(waiter: Waiter) -> threading.Event:
     return ended
 
 
+def failed_over(waiter: Waiter, base: str, cluster: Any) -> int:
+    """The master of the sandbox's slot (node 0 of a tests/clustered.py cluster) dies once its
+    replica has every write, and the replica takes over: the listener's connection ends, and
+    a create (its catch-up sent again to the replica) connects it again, to the replica.
+    Returns the replica's node."""
+    ended = dropped(waiter)
+    with cluster.client(0) as master:
+        assert master.execute_command("WAIT", 1, 10_000) == 1
+    replica: int = cluster.fail_over(0)
+    assert ended.wait(ANSWER_S)  # the dead master's connection ended
+    listening(waiter, base)
+    return replica
+
+
 def handed_over(waiter: Waiter, base: str, holder: RedisStore) -> None:
     """The holder takes the lease, the waiter's create is refused and waits; the holder gives
     the lease back and the waiter's next try takes it (no timer would wake it: no_poll)."""

@@ -27,6 +27,12 @@ def unfollowed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def sandbox(redis_server: RedisServer) -> str:  # noqa: F811
+    """A fresh sandbox on the session's redis-server (a test file may define its own)."""
+    return redis_server.sandbox()
+
+
+@pytest.fixture
 def two(redis_server: RedisServer) -> Iterator[tuple[Worker, Worker]]:  # noqa: F811
     """Two workers (tests/grouped.py) on one fresh sandbox."""
     url = redis_server.sandbox()

@@ -19,7 +19,7 @@ import pytest
 from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, keys_on, workers
 from grouped import serves_off_the_loop
-from handoffs import ANSWER_S, Waiter, dropped, handed_over, listening, served
+from handoffs import ANSWER_S, Waiter, dropped, failed_over, handed_over, listening, served
 from support import FULL, auth
 
 from layers_mock_server.stores.redis import RedisStore
@@ -138,12 +138,7 @@ def test_a_cluster_worker_listens_on_the_replica_that_took_over(
     with served(waiter) as (host, port):
         base = f"http://{host}:{port}"
         listening(waiter, base)
-        ended = dropped(waiter)
-        with replicated.client(0) as master:
-            assert master.execute_command("WAIT", 1, 10_000) == 1
-        replica = replicated.fail_over(0)
-        assert ended.wait(ANSWER_S)  # the dead master's connection ended
-        listening(waiter, base)  # a create (its catch-up sent again to the replica) reconnects
+        replica = failed_over(waiter, base, replicated)
         lease_holder = holder(f"{replicated.url}?sandbox={name}")  # (node 0's URL is dead)
         assert lease_holder.open() is not None
         handed_over(waiter, base, lease_holder)

@@ -53,11 +53,6 @@ def begun_waits(listeners: list[redis_handoff.Handoff], n: int) -> asyncio.Event
 
 
 @pytest.fixture
-def sandbox(redis_server: RedisServer) -> str:
-    return redis_server.sandbox()
-
-
-@pytest.fixture
 def holder(sandbox: str) -> Iterator[RedisStore]:
     store = RedisStore(sandbox)
     yield store

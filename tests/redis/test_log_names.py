@@ -10,18 +10,12 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 from log_v1 import CHANGES_V1, WRITE_V1
-from redisd import RedisServer
 
 from layers_mock_server.core.store import Batch, Changes
 from layers_mock_server.stores.redis import RedisStore
 from layers_mock_server.stores.redis_log import LOGGED_FIELDS
 
 Copy = dict[tuple[str, str], bytes]
-
-
-@pytest.fixture
-def sandbox(redis_server: RedisServer) -> str:
-    return redis_server.sandbox()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import redis
 from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import keys_on
 from grouped import CREATE, Worker, serves_off_the_loop
-from handoffs import ANSWER_S, Waiter, dropped, handed_over, listening, served
+from handoffs import ANSWER_S, Waiter, failed_over, handed_over, listening, served
 from redisd import _free_port, started
 from support import FULL, auth
 
@@ -194,12 +194,7 @@ def test_a_worker_on_a_tls_only_cluster_follows_its_shard_to_the_replica_that_to
             with served(waiter) as (host, port):
                 base = f"http://{host}:{port}"
                 listening(waiter, base)
-                ended = dropped(waiter)
-                with cluster.client(0) as master:
-                    assert master.execute_command("WAIT", 1, 10_000) == 1
-                replica = cluster.fail_over(0)
-                assert ended.wait(ANSWER_S)  # the dead master's connection ended
-                listening(waiter, base)  # a create reconnects it, to the replica
+                replica = failed_over(waiter, base, cluster)
                 assert waiter.store.handoff.conn.port == ports[replica]
                 assert holder.open() is not None
                 handed_over(waiter, base, holder)

@@ -22,7 +22,6 @@ import httpx
 import orjson
 import pytest
 from clustered import workers
-from redisd import RedisServer
 from starlette.testclient import TestClient
 from support import FULL, GLOBEX, PROJECT, SEED, STANDARD, auth
 
@@ -51,11 +50,6 @@ def spread(bases: list[str], requests: list[tuple[str, str, dict[str, str], Any]
             return [(r.status_code, r.json()) for r in await asyncio.gather(*sent)]
 
     return asyncio.run(run())
-
-
-@pytest.fixture
-def sandbox(redis_server: RedisServer) -> str:
-    return redis_server.sandbox()
 
 
 def test_twenty_concurrent_creates_with_one_key_over_two_workers_make_one_influencer(
