@@ -481,6 +481,11 @@ class Journal:
                 found.append(_public(entry, local))
         return found, matched
 
+    def imported(self, orgs: Collection[str]) -> None:
+        """Before an import's commit, with the organizations it brings (which keep their
+        entries: an import keeps the journal). A journal kept elsewhere drops what it holds
+        for them unseen (stores/redis_journal.py); this one holds nothing unseen."""
+
     def clear(self, orgs: Collection[str] = ()) -> None:
         """A global reset's (after its `mark`): every entry goes, and `sequence` starts again.
         `orgs`: the organizations the server knew (a journal kept elsewhere drops theirs by

@@ -410,7 +410,7 @@ class RedisStore:
         staged, self.staged = self.staged, []  # the group's: appended only if the write is
         args += [len(commits), len(entries), self.ident if keep else "", first]  # kept (else
         clears, self.clearing = self.clearing, False  # its 503s go later, SharedJournal)
-        sweep, self.sweeping = self.sweeping if clears else [], []
+        sweep, self.sweeping = self.sweeping, []  # (a clearing's, or an import's)
         marking, self.marking = self.marking, 0
         if marking:  # (a write that fails reads everything again, the latest mark with it)
             self.reset_mark = max(self.reset_mark, marking)
@@ -419,7 +419,7 @@ class RedisStore:
         reset += "".join(f"|{_field(org)}={' '.join(map(str, m))}" for org, m in orgs.items())
         args += [reset, *commits]
         keys += self._streams(entries, staged)  # the journal's (redis_journal.py JOURNAL) and
-        keys += sweep  # those a clearing deletes
+        keys += sweep  # those a clearing deletes (or an import, uncounted ones)
         return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:

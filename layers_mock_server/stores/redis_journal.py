@@ -129,8 +129,9 @@ PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 # named by its sandbox number, the entry as it came (never copied). A counter that starts at 1
 # (the journal was cleared, or this is the organization's first entry) drops what the stream
 # held: entries from before a clearing that the reset did not name (a global reset deletes the
-# streams of every organization its worker knew: SharedJournal.clear; one imported since, or a
-# clearing by the version before, leaves its stream); a reader reads only the stream of an
+# streams of every organization its worker knew: SharedJournal.clear; one the server no longer
+# knew, or a clearing by the version before, leaves its stream, which an import of that
+# organization deletes: SharedJournal.imported); a reader reads only the stream of an
 # organization the hash counts (READ_ORG, READ_ALL). A stream ahead of its
 # counter (only an edited Redis) is dropped rather than refusing every append after it. The
 # entries up to ARGV[checked] are late ones: those whose position (their JSON starts
@@ -573,6 +574,13 @@ class SharedJournal(Journal):
         for n, raw in found:
             view._keep(_decode(n, raw))
         return view.query(*args, **kwargs)
+
+    def imported(self, orgs: Collection[str]) -> None:
+        """The streams of the organizations an import brings are named for its commit, which
+        deletes those the journal does not count (WRITE): an organization the server no
+        longer knew at a global reset kept its stream, read no more (`clear`), and imported
+        again it found that stream still there until its next entry dropped it."""
+        self.store.sweeping = [self.store.stream_of(org) for org in orgs]
 
     def clear(self, orgs: Collection[str] = ()) -> None:
         """A global reset's: this worker's entries go at once; the streams go with the

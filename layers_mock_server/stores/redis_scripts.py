@@ -179,7 +179,8 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- KEYS[19]: the census (INTACT), checked first unless the commit is a wipe, written last.
 -- KEYS[21]: the journal's counters of each organization's entries (JOURNAL), cleared with it;
 -- KEYS[22..]: the journal's streams, of no organization and of each the entries name (JOURNAL),
--- then for a global reset's, the organizations' streams it deletes (SharedJournal.clear).
+-- then for a global reset's, the organizations' streams it deletes (SharedJournal.clear), for
+-- an import's those of the organizations it brings (SharedJournal.imported).
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
 local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '^c?(%d+)')
@@ -293,6 +294,15 @@ if clears then
   redis.call('DEL', KEYS[10], KEYS[15], KEYS[11], KEYS[21], KEYS[22])
   for i = named + 1, #KEYS do redis.call('DEL', KEYS[i]) end  -- the organizations' streams
   redis.call('SET', floor, n)
+else  -- an import's: the streams of the organizations it brings that the counters KEYS[21]
+  -- do not count (a clearing that did not name them left them, read no more; so does the
+  -- version before's), named `journal-org:<field in hex>`: dropped now, not at their next entry
+  local prefix = #KEYS[22]
+  for i = named + 1, #KEYS do
+    local field = string.gsub(string.sub(KEYS[i], prefix + 1), '%x%x',
+      function(h) return string.char(tonumber(h, 16)) end)
+    if redis.pcall('HEXISTS', KEYS[21], field) ~= 1 then redis.call('DEL', KEYS[i]) end
+  end
 end
 -- in one go: the late entries (above), then the group's
 journal(of, key, KEYS[11], KEYS[21], floor, cap, fresh, #ARGV, late)
