@@ -370,13 +370,10 @@ class Journal:
         self._last = entry
         while len(entries) > self.capacity or (share.bytes > self.max_bytes and len(entries) > 1):
             self._drop(share)
-        if self.bytes > self.total_bytes and self.bytes - self._newest_bytes > self._slack():
+        if self.bytes > self.total_bytes and self.bytes - self._newest_bytes > slack(
+            self.total_bytes
+        ):
             self._shed()
-
-    def _slack(self) -> int:
-        """What a cut leaves free under `total_bytes` (1/8 of it), so that it is not run again
-        at the next entry."""
-        return self.total_bytes - self.total_bytes * 7 // 8
 
     def _drop(self, share: Share) -> None:
         oldest = share.entries.popleft()
@@ -396,15 +393,8 @@ class Journal:
         newest entries, one an organization; where those alone come near it, the cut runs
         only once what it can cut reaches the slack (not at every entry, each run sorting
         every share)."""
-        newest = self._newest_bytes
-        sizes = sorted((_cuttable(share) for share in self._shares.values()), reverse=True)
-        goal = max(0, self.total_bytes - self._slack() - newest)
-        rest, level = sum(sizes), 0  # the level L: sum(min(cuttable, L)) <= goal
-        for cut in range(1, len(sizes) + 1):
-            rest -= sizes[cut - 1]  # what the shares below the `cut` fullest hold
-            level = (goal - rest) // cut
-            if level >= (sizes[cut] if cut < len(sizes) else 0):
-                break
+        goal = max(0, self.total_bytes - slack(self.total_bytes) - self._newest_bytes)
+        level = common_level([_cuttable(share) for share in self._shares.values()], goal)
         for share in self._shares.values():
             while len(share.entries) > 1 and _cuttable(share) > level:
                 self._drop(share)
@@ -513,6 +503,26 @@ def _bounded(
         if n >= capacity or (n and size > max_bytes):
             return
         yield entry
+
+
+def slack(total_bytes: int) -> int:
+    """What the server-wide cut leaves free under `total_bytes` (1/8 of it), so that it does
+    not run again at the next entry."""
+    return total_bytes - total_bytes * 7 // 8
+
+
+def common_level(sizes: list[int], goal: int) -> int:
+    """The one level L to cut every share's `sizes` down to (those below keep all) so that
+    sum(min(size, L)) <= goal: the server-wide cut's (Journal._shed, and on Redis
+    stores/redis_total.py)."""
+    sizes = sorted(sizes, reverse=True)
+    rest, level = sum(sizes), 0
+    for cut in range(1, len(sizes) + 1):
+        rest -= sizes[cut - 1]  # what the shares below the `cut` fullest hold
+        level = (goal - rest) // cut
+        if level >= (sizes[cut] if cut < len(sizes) else 0):
+            break
+    return max(level, 0)
 
 
 def _size(entry: tuple[Any, ...] | JournalEntry) -> int:

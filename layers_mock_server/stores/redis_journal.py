@@ -81,6 +81,7 @@ import orjson
 from ..core.journal import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BYTES,
+    DEFAULT_TOTAL_BYTES,
     FIELDS,
     ORG,
     POSITION,
@@ -151,7 +152,19 @@ local function streams(from, base)  -- also: the last of KEYS it took
   end
   return of, key, k
 end
-local function journal(of, key, s, orgs, f, cap, from, to, checked)
+local over = false  -- the journal passed its total (`held`): the worker cuts it (SHED)
+-- What each organization's stream holds in bytes (the JSON of its entries), in the hash of
+-- counters beside its counter: field `~=<org>`, `held:newest` (all its stream entries', its
+-- newest stream entry's); `~=` the sums over every organization. A stream entry's bytes are
+-- its ID's sequence part (`<org number>-<bytes>`), so that what MINID trims is subtracted
+-- from its IDs alone (an entry of a version before, `-0`, counts nothing).
+local function bytes_of(v)
+  local h, n = string.match(v or '', '^(%d+):(%d+)$')
+  return tonumber(h) or 0, tonumber(n) or 0
+end
+local function journal(of, key, s, orgs, f, bounds, from, to, checked)
+  local cap, total = string.match(bounds, '^(%d+):?(%d*)$')
+  cap, total = tonumber(cap), tonumber(total)
   local floor = 0
   if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') or 0 end
   local kept = {{}}
@@ -175,7 +188,14 @@ local function journal(of, key, s, orgs, f, cap, from, to, checked)
     mine[#mine + 1] = g + n
     mine[#mine + 1] = ARGV[i]
   end
-  for _, o in ipairs(order) do
+  local sized, added, newer = {{}}, 0, 0  -- the `held:newest` of all, and of each, before
+  if total then
+    local names = {{'~='}}
+    for k, o in ipairs(order) do names[k + 1] = '~=' .. o end
+    sized = redis.pcall('HMGET', orgs, unpack(names))
+    if sized.err then sized = {{}} end  -- (not a hash: numbered anew below)
+  end
+  for k, o in ipairs(order) do
     local mine, j = by[o], key[o]
     local count = #mine / 2
     local last = redis.pcall('HINCRBY', orgs, o, count)
@@ -183,13 +203,27 @@ local function journal(of, key, s, orgs, f, cap, from, to, checked)
       redis.call('DEL', orgs)       -- first one): numbered anew
       last = redis.call('HINCRBY', orgs, o, count)
     end
+    local held, newest = bytes_of(sized[k + 1])
+    local was, wasnewest = held, newest
     local first = last - count + 1
-    if first == 1 then redis.call('DEL', j) end
+    if first == 1 then
+      redis.call('DEL', j)
+      held, newest = 0, 0
+    end
     local at = 1
     while at <= count do
       local upto = math.min(count, at + {CHUNK - 1})
       local id = first + upto - 1
-      local entry = {{j, 'MINID', '=', math.max(0, id - cap + 1), id .. '-0', 'n', first + at - 1}}
+      local size = 0
+      for i = at, upto do size = size + #mine[2 * i] end
+      local oldest = math.max(0, id - cap + 1)
+      if total and oldest > 1 and first > 1 then  -- what MINID is about to trim, by its IDs
+        for _, e in ipairs(redis.call('XRANGE', j, '-', '(' .. oldest .. '-0')) do
+          held = held - (tonumber(string.match(e[1], '%-(%d+)$')) or 0)
+        end
+      end
+      local entry = {{j, 'MINID', '=', oldest, id .. '-' .. (total and size or 0), 'n',
+        first + at - 1}}
       for i = at, upto do
         entry[#entry + 1] = mine[2 * i - 1]
         entry[#entry + 1] = mine[2 * i]
@@ -197,9 +231,23 @@ local function journal(of, key, s, orgs, f, cap, from, to, checked)
       if type(redis.pcall('XADD', unpack(entry))) == 'table' then
         redis.call('DEL', j)
         redis.call('XADD', unpack(entry))
+        held = 0
       end
+      held, newest = math.max(0, held) + size, size
       at = upto + 1
     end
+    if total then
+      redis.call('HSET', orgs, '~=' .. o, held .. ':' .. newest)
+      added, newer = added + held - was, newer + newest - wasnewest
+    end
+  end
+  if total then
+    local all, tops = bytes_of(sized[1])
+    all, tops = math.max(0, all + added), math.max(0, tops + newer)
+    redis.call('HSET', orgs, '~=', all .. ':' .. tops)
+    -- past the total, and more than the slack (an eighth) beyond the newest entries (never
+    -- cut: core/journal.py), as one process runs its cut
+    over = all > total and all - tops > total - math.floor(total * 7 / 8)
   end
 end
 -- A worker numbers the entries it sends (its own numbers, not the journal's) and its `mark`
@@ -225,9 +273,9 @@ APPEND = f"""#!lua
 local n, count = tonumber(ARGV[2]), #ARGV - 2
 local from = 3 + appended(KEYS[3], n, count)
 local of, key = streams(3, 6)  -- KEYS[6..]: the streams (KEYS[1], the journal of the version
-journal(of, key, KEYS[2], KEYS[5], KEYS[4], tonumber(ARGV[1]), from, #ARGV, #ARGV)  -- before)
+journal(of, key, KEYS[2], KEYS[5], KEYS[4], ARGV[1], from, #ARGV, #ARGV)  -- before)
 sent(KEYS[3], n, count)
-return count
+return {{count, over and 1 or 0}}
 """
 
 # A reset's clearing outside a group's commit (a journal no gate holds): the streams of the
@@ -260,11 +308,16 @@ return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
   redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1]), mine}
 """
 
-# The organizations with entries (the fields of the hash of counters), for the operator's read.
+# The organizations with entries (the fields of the hash of counters, but those of bytes,
+# `~=`: redis_total.py), for the operator's read.
 ORGS = """#!lua flags=no-writes
 local found = redis.pcall('HKEYS', KEYS[1])
 if found.err then return {} end  -- not a hash (an edited Redis): the next append starts it anew
-return found
+local orgs = {}
+for _, f in ipairs(found) do
+  if string.sub(f, 1, 2) ~= '~=' then orgs[#orgs + 1] = f end
+end
+return orgs
 """
 
 # The operator's read: the journals of the versions before (as READ_ORG), then of each stream
@@ -431,10 +484,12 @@ class SharedJournal(Journal):
         *,
         bodies: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        total_bytes: int = DEFAULT_TOTAL_BYTES,
     ) -> None:
-        super().__init__(capacity, bodies=bodies, max_bytes=max_bytes)
+        super().__init__(capacity, bodies=bodies, max_bytes=max_bytes, total_bytes=total_bytes)
         self.store = store
         store.journal_capacity = capacity
+        store.journal_total = total_bytes  # over every organization's stream (redis_total.py)
         self.timer: asyncio.TimerHandle | None = None
         # Whether the request recording now is answered with its group's commit (the gate
         # sets it), and those entries, in order, until that commit returned.

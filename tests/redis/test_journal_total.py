@@ -1,0 +1,135 @@
+"""The journal's server-wide total on Redis (stores/redis_total.py): a hosted sandbox's many
+organizations each keep their own newest entries, and all of them together at most the total
+one process keeps (core/journal.py), cut by the same rule; every organization keeps its
+newest entry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import journal_v3
+import pytest
+from redisd import RedisServer
+
+from layers_mock_server.stores.redis import RedisStore
+from layers_mock_server.stores.redis_journal import _encode, counted
+
+TOTAL = 200_000
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> Iterator[RedisStore]:
+    opened = RedisStore(redis_server.sandbox())
+    opened.open()
+    opened.journal_total = TOTAL
+    yield opened
+    opened.close()
+
+
+def entry(org: str, n: int, size: int = 2_000) -> bytes:
+    fields = (0, 0, "POST", f"/{org}/{n}", "x" * size, 200, f"r-{org}-{n}", None, None, None)
+    return _encode((*fields, None, None, 1, 0, org, 0))
+
+
+def send(store: RedisStore, *entries: bytes) -> None:
+    store.outbox.add(*entries)
+    store.journal_flush()
+
+
+def streams(store: RedisStore) -> dict[str, list[bytes]]:
+    """What Redis holds of each organization's stream: its journal entries, oldest first."""
+    found: dict[str, list[bytes]] = {}
+    prefix = store.keys["journal-org"]
+    for key in store._client.scan_iter(match=prefix.replace("{", "\\{").replace("}", "\\}") + "*"):
+        name = key.decode()[len(prefix) :]
+        org = bytes.fromhex(name).decode() if name else "~-"
+        held = store._client.xrange(key)
+        found[org] = [v for _, fields in held for k, v in fields.items() if k != b"n"]
+    return found
+
+
+def newest_stream_entries(store: RedisStore) -> int:
+    """The bytes of each stream's newest stream entry, over every stream (never cut)."""
+    total = 0
+    for key in store._client.scan_iter(match="*journal-org:*"):
+        [(_, fields)] = store._client.xrevrange(key, count=1)
+        total += sum(len(v) for k, v in fields.items() if k != b"n")
+    return total
+
+
+def test_many_organizations_stay_within_the_total_and_each_keeps_its_newest(
+    store: RedisStore,
+) -> None:
+    """Hostile: 60 organizations of 30 entries each (~3.6 MB of JSON) under a total of 200 KB
+    (it had no total: each stream kept its 1,000, and 10,000 organizations 40 GB with bodies).
+    A quiet organization's only entry stays; the busy ones are cut to a common level; what
+    the counters say is what the streams hold."""
+    send(store, entry("org_quiet", 0))
+    for n in range(30):
+        send(store, *(entry(f"org_{o}", n) for o in range(60)))
+    held = streams(store)
+    size = sum(len(e) for entries in held.values() for e in entries)
+    assert size <= TOTAL + newest_stream_entries(store)
+    assert held["org_quiet"] == [entry("org_quiet", 0)]
+    assert all(held[f"org_{o}"][-1] == entry(f"org_{o}", 29) for o in range(60))
+    counters = store._client.hgetall(store.keys["journal-seq:org"])
+    assert int(counters[b"~="].split(b":")[0]) == size
+    for org, entries in held.items():
+        assert int(counters[b"~=" + counted(org).encode()].split(b":")[0]) == sum(map(len, entries))
+    # each organization still numbers its own, and a tenant reads what is left of its own
+    assert len(store.journal_read(1000, "org_7")) == len(held["org_7"])
+    assert b"~=" not in b"".join(
+        store._call("journal-orgs", [store.keys["journal-seq:org"]], [])
+    )  # the operator's read names organizations only
+
+
+def test_a_total_the_newest_entries_alone_fill_cuts_nothing_of_theirs(store: RedisStore) -> None:
+    """More organizations than the total holds, one entry each: every one keeps its entry,
+    and no cut runs for them (each would read every stream's size)."""
+    shed = 0
+    real = store.journal_shed
+
+    def counted_shed() -> None:
+        nonlocal shed
+        shed += 1
+        real()
+
+    store.journal_shed = counted_shed  # type: ignore[method-assign]
+    for o in range(150):  # 150 x ~2 KB: 1.5 times the total
+        send(store, entry(f"org_{o}", 0))
+    assert shed == 0
+    held = streams(store)
+    assert all(held[f"org_{o}"] == [entry(f"org_{o}", 0)] for o in range(150))
+
+
+OLD_SENT = iter(range(1, 10**6, 1_000))
+
+
+def old_append(store: RedisStore, *entries: bytes) -> None:
+    """What a worker of the version before sends (journal_v3.APPEND: IDs `<n>-0`, no bytes
+    counted), numbering its entries by its own mark."""
+    keys = [store.keys["journal"], store.keys["journal-seq"], store.keys["mark"] + ":old"]
+    keys += [store.keys["journal-floor"], store.keys["journal-seq:org"]]
+    keys += store._streams(list(entries))
+    store._client.eval(journal_v3.APPEND, len(keys), *keys, 1000, next(OLD_SENT), *entries)
+
+
+def test_streams_the_version_before_wrote_are_upgraded_and_a_rollback_appends_on(
+    store: RedisStore,
+) -> None:
+    """Its streams hold entries no total counted: they are read and trimmed as before, count
+    nothing (a trim subtracts their IDs' 0), and the total holds for what this version
+    appends; the version before appends on to a stream this one wrote."""
+    for n in range(10):
+        old_append(store, *(entry(f"org_{o}", n) for o in range(40)))
+    for n in range(10, 40):
+        send(store, *(entry(f"org_{o}", n) for o in range(40)))
+    held = streams(store)
+    size = sum(len(e) for entries in held.values() for e in entries)
+    assert size <= TOTAL + newest_stream_entries(store)
+    assert all(held[f"org_{o}"][-1] == entry(f"org_{o}", 39) for o in range(40))
+    old_append(store, entry("org_3", 40))  # a rollback
+    found = store.journal_read(1000, "org_3")
+    assert [raw for _, raw in found][-1].startswith(b'[[0,"org_3",41],0,"POST","/org_3/40"')
+    send(store, entry("org_3", 41))  # and forward again
+    assert len(store.journal_read(1000, "org_3")) == len(found) + 1
