@@ -5,12 +5,22 @@ newest entry."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import journal_v3
+import orjson
 import pytest
+from every_store import OPERATOR, Servers
+from grouped import Worker
 from redisd import RedisServer
+from starlette.testclient import TestClient
+from support import ACME_ORG, FULL, SEED
 
+from layers_mock_server.http.app import build_app
+from layers_mock_server.settings import Settings, make_deps
 from layers_mock_server.stores.redis import RedisStore
 from layers_mock_server.stores.redis_journal import _encode, counted
 
@@ -133,3 +143,57 @@ def test_streams_the_version_before_wrote_are_upgraded_and_a_rollback_appends_on
     assert [raw for _, raw in found][-1].startswith(b'[[0,"org_3",41],0,"POST","/org_3/40"')
     send(store, entry("org_3", 41))  # and forward again
     assert len(store.journal_read(1000, "org_3")) == len(found) + 1
+
+
+def many_organizations(count: int) -> tuple[dict[str, Any], list[str]]:
+    """A state of the fixtures' and `count` organizations more, each with a key of its own
+    (an import: the way a hosted sandbox gets its tenants), and those keys."""
+    deps = make_deps(Settings(clock="virtual", seed=SEED))
+    with TestClient(build_app(deps)) as client:
+        state = orjson.loads(client.get("/_mock/state").content)
+    [org] = [o for o in state["organizations"] if o["organization_id"] == ACME_ORG]
+    [key] = [k for k in state["keys"] if k["key"] == FULL]
+    keys = []
+    for n in range(count):
+        org_id, secret = f"org_tenant-{n}", f"lp_test_tenant{n}_Q1w2E3r4T5y6U7i8"
+        state["organizations"].append({**org, "organization_id": org_id})
+        state["keys"].append({**key, "key": secret, "api_key_id": f"key_t{n}", "org_id": org_id})
+        keys.append(secret)
+    return state, keys
+
+
+def test_two_workers_hold_the_total_together(redis_server: RedisServer) -> None:
+    """Two workers of one sandbox (each a serve of its own: its copy, its store, its pipe),
+    bodies kept, 30 tenants taking turns: each appends with its round trips and cuts when told
+    (through the pipe, without waiting), and the streams stay within the total, counted
+    exactly, every tenant keeping its newest entry."""
+    url = redis_server.sandbox()
+    workers = [Worker(url, bodies=True, admin_token=OPERATOR) for _ in range(2)]
+    try:
+        for worker in workers:
+            worker.store.journal_total = TOTAL
+        served = Servers(workers, OPERATOR)
+        state, keys = many_organizations(30)
+        assert served("PUT", "/_mock/state", None, state)[0] == 200
+        for n in range(20):
+            for key in keys:
+                assert served("GET", "/v1/whoami", key, query=f"n={n}")[0] == 200
+        assert served("GET", "/_mock/requests", None)[0] == 200  # (every entry sent)
+        assert served("GET", "/_mock/requests", None)[0] == 200
+        for worker in workers:  # the cuts they were told of, through their pipes
+            deadline = time.monotonic() + 30
+            while worker.store.shedding and time.monotonic() < deadline:
+                worker.loop.run_until_complete(asyncio.sleep(0))
+            assert not worker.store.shedding
+        store = workers[0].store
+        held = streams(store)
+        size = sum(len(e) for entries in held.values() for e in entries)
+        assert size <= TOTAL + newest_stream_entries(store) + TOTAL // 8
+        counters = store._client.hgetall(store.keys["journal-seq:org"])
+        assert int(counters[b"~="].split(b":")[0]) == size
+        for n, key in enumerate(keys):
+            read = served("GET", "/_mock/requests", key)[2]
+            assert read["items"][0]["query"] == "n=19", n
+    finally:
+        for worker in workers:
+            worker.close()
