@@ -28,7 +28,9 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   newest 1,000 entries, and `journal-org:` the one of entries of no organization
   (redis_journal.py; `journal-v2` and `journal` those of the versions before, one for all);
   `journal-seq` numbers the entries of all, and `journal-seq:org` each organization's among
-  its own (a stream whose organization it does not count is from before a clearing);
+  its own (a stream whose organization it does not count is from before a clearing), and
+  in fields `~=<organization>` and `~=` the bytes of each stream and of all (the journal's
+  server-wide total: redis_total.py);
   `journal-from:<worker>` the number of the last entry each worker had appended
   (redis_outbox.py), and `journal-floor` the commit of the last global reset: an entry
   answered before it that reaches Redis after it is dropped. `org-marks` holds each

@@ -12,19 +12,23 @@ the entries reached Redis (entries of two workers answered within a few millisec
 other may swap places). Each stream keeps its organization's newest `capacity` entries (1,000),
 whatever the others send (issue 12 point 4: a tenant's journal is evicted by its own traffic
 only); the byte bound applies when the journal is read, to each organization's entries as in one
-process. While Redis is full it takes no entry (an append needs memory): they wait in the
-worker, its newest `capacity`, and go with its first round trip Redis takes again (redis.py).
-So do the entries of a round trip that failed for any reason (refused, never sent, its answer
-lost): an outage loses none, and the worker's numbering of its entries has Redis append each
-once (redis_outbox.py).
+process. Every stream of the sandbox together keeps at most the server-wide total one process
+keeps (256 MiB), cut by its rule: the scripts that append count the bytes, and the worker told
+the total is passed cuts the fullest streams (redis_total.py). While Redis is full it takes no
+entry (an append needs memory): they wait in the worker, its newest `capacity`, and go with its
+first round trip Redis takes again (redis.py). So do the entries of a round trip that failed for
+any reason (refused, never sent, its answer lost): an outage loses none, and the worker's
+numbering of its entries has Redis append each once (redis_outbox.py).
 
 The entries a round trip takes along are one stream entry an organization (`JOURNAL`): what
-Redis spends on the journal is one INCRBY a round trip and one HINCRBY and one XADD an
-organization in it, not commands a request (under load a catch-up carries a dozen reads'
-entries). Versions before kept every organization's in one stream, `journal-v2` (many entries a
-stream entry) or `journal` (one): those are read with the new ones, in number order, until the
-journal is cleared; they number on from the same counters, so a rollback to the version before
-appends to its stream and reads it as it did, and this one reads those too once back.
+Redis spends on the journal is one INCRBY, one HMGET and one HSET a round trip and one HINCRBY,
+one HSET and one XADD an organization in it (and an XRANGE of the stream entries its XADD trims,
+once its stream is full: their bytes), not commands a request (under load a catch-up carries a
+dozen reads' entries). Versions before kept every organization's in one stream, `journal-v2`
+(many entries a stream entry) or `journal` (one): those are read with the new ones, in number
+order, until the journal is cleared; they number on from the same counters, so a rollback to the
+version before appends to its stream and reads it as it did, and this one reads those too once
+back.
 
 A request answered in a group commit (http/shared.py) is answered only once the group's
 commit returned, so its entry waits with it (`holding`): the entries of a group go with its
