@@ -35,7 +35,8 @@ A real server, for clients that are not Python or not httpx (a Node SDK, curl, r
         subprocess.run(["node", "client.js", mock.base_url, mock.keys.full], check=True)
         mock.assert_called("POST", "/v1/projects/*/influencers", times=1)
 
-While served, everything below keeps working from the test and steers the same mock.
+While served, everything below keeps working from the test and steers the same mock. A
+server the script never stops (no `with`, no `close()`) is stopped when the interpreter exits.
 The steering methods and `serve()` need nothing but the base install; the httpx clients need
 httpx, in the `pytest` extra.
 

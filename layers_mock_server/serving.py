@@ -34,6 +34,7 @@ module, so a change there fails the suite.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import signal
@@ -245,6 +246,11 @@ class Background:
     `loop` is the event loop the app runs on: code in another thread that must not touch the
     app's state at the same moment as a request (the testing API's steering calls) submits
     its coroutines there.
+
+    A server never stopped is stopped at interpreter exit (atexit, while Python is whole):
+    the thread is a daemon, and granian's Rust threads outliving the interpreter panic
+    ("The Python interpreter is not initialized") and abort the process, 1 exit in 3 to 10
+    when the script ends soon after the start (tests/testing_api/test_layers_mock.py).
     """
 
     def __init__(
@@ -262,6 +268,7 @@ class Background:
         self._failed: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name="layers-mock-server", daemon=True)
         self._thread.start()
+        atexit.register(self.stop)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -274,6 +281,7 @@ class Background:
 
     def stop(self) -> None:
         """Stop serving, wait for the thread, close the socket; re-raise what the server raised."""
+        atexit.unregister(self.stop)
         with contextlib.suppress(RuntimeError):  # the loop already ended
             self.loop.call_soon_threadsafe(self._server.stop)
         self._thread.join(timeout=10)
