@@ -430,6 +430,39 @@ def test_sub_millisecond_advances_add_up(mock: LayersMock) -> None:
         mock.advance(timedelta(seconds=-1))
 
 
+@pytest.mark.parametrize(
+    "host",
+    [None, 1, b"127.0.0.1", "", " ", "not a host", "127.0.0.1\x00", "local\nhost", "\u00e9" * 70],
+)
+def test_serve_on_a_host_that_is_not_one_is_a_clear_error(mock: LayersMock, host: object) -> None:
+    """edges14: None, 1 or bytes were a raw TypeError from inside the socket code, a NUL or a
+    name that does not encode another TypeError, and "" listened on every interface unasked."""
+    with (
+        pytest.raises(LayersMockError, match=r"^host must be "),
+        mock.serve(
+            host=host  # type: ignore[arg-type]
+        ),
+    ):
+        pass
+    with mock.serve() as served:  # nothing was left half-served
+        assert served.client().get("/_mock/health").status_code == 200
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "x" * 300, "127.0.0.1:80"])
+def test_serve_on_a_host_that_does_not_resolve_names_it(mock: LayersMock, host: str) -> None:
+    with pytest.raises(LayersMockError, match=r"^cannot listen on "), mock.serve(host=host):
+        pass
+
+
+@pytest.mark.parametrize("fixtures", [1, b"fixtures.yaml", ["organizations"], 2.5])
+def test_fixtures_that_are_neither_a_path_nor_a_mapping_are_a_clear_error(
+    fixtures: object,
+) -> None:
+    """edges14: an int or bytes was a raw TypeError from pathlib."""
+    with pytest.raises(LayersMockError, match=r"^fixtures must be "):
+        LayersMock(fixtures=fixtures)  # type: ignore[arg-type]
+
+
 NEVER_STOPPED = """
 from layers_mock import LayersMock
 served = LayersMock(seed=0).serve()
