@@ -11,6 +11,12 @@ before the app sees anything, which uvicorn's httptools protocol does not:
   journal entry), and memory stays bounded whatever the client sends. hyper checks the size
   after each read, so the cut falls between the limit and twice it (64 to 128 KiB), by how the
   bytes arrive;
+- a header section HTTP/1.1 does not allow (a name that is not a token, a value with a control
+  character other than HTAB) is answered `400 Bad Request`, empty, the same way: hyper's
+  parser (httparse) refuses it and granian has no setting to let it through (its
+  `HTTP1Settings`: a read timeout, keep-alive, the buffer size, pipeline flushing), so the
+  app cannot answer it in the envelope. The spec declares both answers; the testing API's
+  in-process transport gives the same 400;
 - a client that has not finished its request line and headers `header_timeout_s` after its
   first byte (or stays idle that long between two requests on a kept-alive connection) is
   disconnected, so slow clients hold no more than a socket for that long (a connection that

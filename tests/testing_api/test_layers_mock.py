@@ -463,6 +463,35 @@ def test_fixtures_that_are_neither_a_path_nor_a_mapping_are_a_clear_error(
         LayersMock(fixtures=fixtures)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("X-Foo", "a\x01b"),
+        ("X-Foo", "a\x00b"),
+        ("X-Foo", "a\x7fb"),
+        ("Idempotency-Key", "k\x1f"),
+        ("X Foo", "v"),
+        ("X(Foo", "v"),
+    ],
+    ids=ascii,
+)
+def test_a_header_the_http_server_refuses_is_refused_in_process_alike(
+    mock: LayersMock, name: str, value: str
+) -> None:
+    """edges14: served, granian answers such a header with a bare 400 before the mock sees the
+    request (tests/test_serving.py); in-process the mock answered it (a 202, or a 422 for the
+    Idempotency-Key), so a test passed in-process that fails against the server. The
+    in-process transport now answers as the server does, and the mock sees nothing."""
+    answer = mock.client().post(
+        f"/v1/projects/{mock.project}/influencers", json={}, headers={name: value}
+    )
+    assert answer.status_code == 400 and answer.content == b""
+    assert answer.headers["connection"] == "close" and "x-request-id" not in answer.headers
+    assert mock.requests() == []
+    tab = mock.client().get("/v1/whoami", headers={"X-Foo": "a\tb", "X-Bar": b"caf\xe9"})
+    assert tab.status_code == 200  # HTAB and obs-text pass, as they do served
+
+
 NEVER_STOPPED = """
 from layers_mock import LayersMock
 served = LayersMock(seed=0).serve()
