@@ -202,8 +202,10 @@ class Rules:
         return rule
 
     def delete(self, rule_id: str) -> bool:
+        if not self._drop(rule_id):
+            return False
         self.changed[rule_id] = None
-        return self._drop(rule_id)
+        return True
 
     @property
     def next(self) -> int:
