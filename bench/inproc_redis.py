@@ -12,6 +12,14 @@ compare two builds of the store path; `--profile FILE` writes a cProfile of the 
 
     .venv/bin/python bench/inproc_redis.py --n 20000
     .venv/bin/python bench/inproc_redis.py --state memory
+    .venv/bin/python bench/inproc_redis.py --state sqlite --rules 1000 --orgs 30 --tenant-rules 100
+    .venv/bin/python bench/inproc_redis.py --keys 10000 --clocks 1000 --sizes
+
+`--rules`, `--tenant-rules`, `--keys` and `--clocks` make the sandbox big before the measured
+creates: operator rules, each of `--orgs` organizations' own rules, rate windows of that many
+API keys, organizations with a clock of their own (ids made up for the bench: the state is
+never read back). `store_bytes` is what a create hands its store (rows and meta row, the
+store's own framing aside), `meta_bytes` the meta row's size at the end.
     ../createcost-old/.venv/bin/python bench/inproc_redis.py   # another checkout, same load
 """
 
@@ -44,6 +52,15 @@ from common import CREATE_BODY, CREATE_PATH, Server, start_redis, tree_cpu_s  # 
 from inproc import _scope  # noqa: E402
 
 COMMITS = [0]  # the write script's round trips (group commits) so far
+SIM: list[Any] = [None]  # the app's simulator
+HANDED = [0]  # the bytes of rows and meta rows handed to the store so far
+
+
+def _batch_bytes(batch: Any) -> int:
+    rows = list(batch.upserts)
+    if not isinstance(batch.upserts, list):
+        object.__setattr__(batch, "upserts", rows)  # an iterator: read once, kept for the store
+    return sum(len(data) for _, _, data in rows) + len(batch.meta or b"")
 
 
 def _counting() -> None:
@@ -57,6 +74,44 @@ def _counting() -> None:
         return send_write(self, *args, **kwargs)
 
     RedisStore.send_write = counted  # type: ignore[method-assign]
+    from layers_mock_server.core.lifecycle import Lifecycle
+
+    group_batches = Lifecycle.group_batches
+
+    def weighed(self: Any) -> Any:
+        batches = group_batches(self)
+        HANDED[0] += sum(_batch_bytes(b) for b in batches)
+        return batches
+
+    Lifecycle.group_batches = weighed  # type: ignore[method-assign]
+    from layers_mock_server.stores.sqlite import SqliteStore
+
+    sqlite_write = SqliteStore.write
+
+    def written(self: Any, batch: Any) -> None:
+        HANDED[0] += _batch_bytes(batch)
+        sqlite_write(self, batch)
+
+    SqliteStore.write = written  # type: ignore[method-assign]
+
+
+def populate(sim: Any, args: argparse.Namespace) -> None:
+    """Make the sandbox as big as asked (see the module's docstring), as the control plane
+    would: through the state's own methods, the meta row marked to be written."""
+    state, now = sim.state, sim.clock.now_ms()
+    orgs = [f"org_bench{n:04d}" for n in range(max(args.orgs, 1))]
+    for n in range(args.rules):
+        match = {"path": "/v1/never/*", "organizationId": orgs[n % len(orgs)]}
+        state.rules.add({"match": match, "fault": "503"})
+    for org in orgs[: args.orgs]:
+        for _ in range(args.tenant_rules):
+            state.rules.add({"match": {"organizationId": org, "path": "/v1/never/*"}}, org)
+    for n in range(args.keys):
+        state.rates.seed(f"key_bench{n:05d}", "write-light", now // 60_000, 1)
+    for n in range(args.clocks):
+        state.clocks.set(f"org_clock{n:04d}", now, now)
+    state.dirty.add(("meta", ""))
+    sim.commit()  # (on Redis, not this request's: the next group's commit takes it along)
 
 
 def _receiver(body: bytes) -> Any:
@@ -130,9 +185,11 @@ async def measure(
 ) -> None:
     n, conns, profile = args.n, args.conns, args.profile
     await drive(app, args.warm, conns, args.think)  # warm-up
+    populate(SIM[0], args)
+    await drive(app, conns, conns, args.think)  # the big commit, not measured
     persisted = _sizes(port, n, args.warm, None)
     r0 = tree_cpu_s(redis_pid) if redis_pid else 0.0
-    commits0 = COMMITS[0]
+    commits0, handed0 = COMMITS[0], HANDED[0]
     prof = cProfile.Profile() if profile else None
     t0, c0, o0 = time.perf_counter(), time.process_time(), os.times()
     if prof:
@@ -152,14 +209,26 @@ async def measure(
         "redis_us": round(1e6 * redis_cpu / n, 1),
         "per_commit": round(n / max(1, COMMITS[0] - commits0), 1),
         "rps": round(n / wall), "non_202": bad, **sizes,
+        "store_bytes": round((HANDED[0] - handed0) / n), "meta_bytes": _meta_size(SIM[0]),
     }))  # fmt: skip
+
+
+def _meta_size(sim: Any) -> int:
+    from layers_mock_server.core.persist import meta_bytes
+
+    return len(meta_bytes(sim.state, sim.requests, sim.clock))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--conns", type=int, default=32)
-    parser.add_argument("--state", default="redis", choices=("redis", "memory"))
+    parser.add_argument("--state", default="redis", choices=("redis", "memory", "sqlite"))
+    parser.add_argument("--rules", type=int, default=0, help="operator rules (at most 1,000)")
+    parser.add_argument("--orgs", type=int, default=30, help="organizations rules name")
+    parser.add_argument("--tenant-rules", type=int, default=0, help="each organization's own")
+    parser.add_argument("--keys", type=int, default=0, help="API keys with a rate window")
+    parser.add_argument("--clocks", type=int, default=0, help="organizations with own clocks")
     parser.add_argument("--profile", help="a cProfile of the measured creates into this file")
     parser.add_argument(
         "--pin", action="store_true", help="this process on CPU 0, redis-server on CPU 1"
@@ -189,10 +258,14 @@ def main() -> None:
             if args.pin:
                 os.sched_setaffinity(server.pid, {1})
             state = f"redis://127.0.0.1:{port}/0"
+        elif args.state == "sqlite":
+            state = f"sqlite:{tmp}/state.db"
         if args.pin:
             os.sched_setaffinity(0, {0})
         try:
-            app = FrozenHeap(build_app(make_deps(Settings(state=state))))
+            deps = make_deps(Settings(state=state))
+            SIM[0] = deps.sim
+            app = FrozenHeap(build_app(deps))
             uvloop.run(measure(app, args, server.pid if server else None, port))
         finally:
             if server is not None:

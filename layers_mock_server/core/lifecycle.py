@@ -132,8 +132,10 @@ class Lifecycle:
             return  # not this request's to write: the lease holder's commit takes it along
         if state.dirty:
             if self.shared is not None and self.defers():  # the meta row goes with the group's
-                self.marks.add(state)
-            elif self.store is not None:
+                self.marks.add(state)  # (and its rules, windows and clocks, still marked)
+                state.dirty.clear()
+                return
+            if self.store is not None:
                 try:
                     self.store.write(self._changed_batch(state))
                 except StoreUnavailable:
@@ -141,7 +143,7 @@ class Lifecycle:
                         self.shared.forget()
                         self.stale = True
                     raise
-            state.dirty.clear()
+            state.clean()
 
     def _changed_batch(self, state: State) -> Batch:
         """What a write stores: what changed, or everything when the store lost the sandbox."""
@@ -162,14 +164,14 @@ class Lifecycle:
         else:
             self.marks.add(state)
             batches.append(self.marks.batch(state, meta_bytes(state, self.requests, self.clock)))
-        state.dirty.clear()
+        state.clean()
         return batches
 
     def drop_group(self) -> None:
         """A group whose commit is not sent (the lease was lost): nothing of it is written."""
         self.pending.clear()
         self.marks.clear()
-        self.state.dirty.clear()
+        self.state.clean()
 
     def commit_failed(self) -> None:
         """A commit of this worker failed: its copy holds changes the store does not, and is
@@ -250,7 +252,7 @@ class Lifecycle:
             ours = {k.api_key_id for k in self.state.keys.values() if k.org_id == organization_id}
             ours |= {k.api_key_id for k in after.keys.values() if k.org_id == organization_id}
             self._store(replace(self._changed_batch(after), unread=sorted(ours)))
-        after.dirty.clear()
+        after.clean()
         self._install(after)
 
     def restore(self, restored: Restored) -> None:
@@ -263,7 +265,7 @@ class Lifecycle:
         if self.store is not None:
             self._store(whole_batch(state, self.requests, self.clock, now_ms))
             self.unwritten = False
-        state.dirty.clear()
+        state.clean()
         self._install(state)
 
     def _store(self, batch: Batch) -> None:

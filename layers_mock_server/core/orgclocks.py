@@ -23,12 +23,15 @@ from .clock import ClockError, advanced, check_instant, format_ms, set_to
 
 
 class OrgClocks:
-    """The detached clocks; an organization not in `detached` follows the server clock."""
+    """The detached clocks; an organization not in `detached` follows the server clock.
+    `changed` names the organizations whose clock changed since the state was last stored
+    (an ordered set): a durable store keeps a row each and writes only these (persist.py)."""
 
-    __slots__ = ("detached",)
+    __slots__ = ("changed", "detached")
 
     def __init__(self, detached: dict[str, int] | None = None) -> None:
         self.detached: dict[str, int] = dict(detached or {})
+        self.changed: dict[str, None] = {}
 
     def now(self, org_id: str | None, server_ms: int) -> int:
         if org_id is None or not self.detached:
@@ -41,10 +44,12 @@ class OrgClocks:
     def advance(self, org_id: str, seconds: float, server_ms: int) -> int:
         """Detach (at the instant the organization sees now) and move forward."""
         self.detached[org_id] = moved = advanced(self.now(org_id, server_ms), seconds)
+        self.changed[org_id] = None
         return moved
 
     def set(self, org_id: str, instant_ms: int, server_ms: int) -> int:
         self.detached[org_id] = moved = set_to(self.now(org_id, server_ms), instant_ms)
+        self.changed[org_id] = None
         return moved
 
     def follow(self, org_id: str, server_ms: int) -> int:
@@ -57,11 +62,21 @@ class OrgClocks:
                 f"organization's {format_ms(own)}; advance the server clock, or reset the "
                 "organization (its data and clock return to the start)"
             )
-        self.detached.pop(org_id, None)
+        if self.detached.pop(org_id, None) is not None:
+            self.changed[org_id] = None
         return server_ms
 
     def without(self, org_id: str) -> OrgClocks:
-        return OrgClocks({o: t for o, t in self.detached.items() if o != org_id})
+        kept = OrgClocks({o: t for o, t in self.detached.items() if o != org_id})
+        kept.changed = {**self.changed, **({org_id: None} if org_id in self.detached else {})}
+        return kept
+
+    def put(self, org_id: str, instant_ms: int | None) -> None:
+        """A clock as another worker stored it (None: it follows the server's), not marked."""
+        if instant_ms is None:
+            self.detached.pop(org_id, None)
+        else:
+            self.detached[org_id] = instant_ms
 
     def snapshot(self) -> dict[str, int]:
         return dict(self.detached)

@@ -61,10 +61,15 @@ def client_seconds(mock_ms: int, speed: float) -> int:
 
 
 class RateLimiter:
-    __slots__ = ("_windows",)
+    """Each (API key, class) window: (minute, requests used in it). `changed` names the windows
+    changed since the state was last stored (a dict as an ordered set, in the order changed):
+    a durable store keeps one row a window and writes only these (core/persist.py)."""
+
+    __slots__ = ("_windows", "changed")
 
     def __init__(self) -> None:
         self._windows: dict[tuple[str, str], tuple[int, int]] = {}
+        self.changed: dict[tuple[str, str], None] = {}
 
     def take(
         self, api_key_id: str, tier: str, endpoint_class: str, now_ms: int, speed: float = 1.0
@@ -91,32 +96,55 @@ class RateLimiter:
         if used >= limit:
             return Quota(endpoint_class, limit, 0, reset_s, reset_s)
         self._windows[bucket] = (window, used + 1)
+        self.changed[bucket] = None
         return Quota(endpoint_class, limit, limit - used - 1, reset_s, None)
 
     def seed(self, api_key_id: str, endpoint_class: str, window: int, used: int) -> None:
         """What other workers already used of a window (a shared store counts reads there):
         the next `take` in that window is the `used + 1`-th."""
         self._windows[(api_key_id, endpoint_class)] = (window, used)
+        self.changed[(api_key_id, endpoint_class)] = None
 
     def clear(self) -> None:
+        self.changed.update(dict.fromkeys(self._windows))
         self._windows.clear()
+
+    def buckets(self) -> list[tuple[str, str]]:
+        """(API key, class) of every window, in the order first counted."""
+        return list(self._windows)
+
+    def window(self, bucket: tuple[str, str]) -> tuple[int, int] | None:
+        """A window's (minute, used), or None when the key has none of that class."""
+        return self._windows.get(bucket)
+
+    def put(self, bucket: tuple[str, str], window: tuple[int, int] | None) -> None:
+        """A window as another worker stored it (None: gone), not marked changed."""
+        if window is None:
+            self._windows.pop(bucket, None)
+        else:
+            self._windows[bucket] = window
 
     def replace_class(self, endpoint_class: str, rows: list[tuple[str, str, int, int]]) -> None:
         """One class's windows as a shared store counted them (`rows` as `snapshot` writes
         them, of that class), in place of what this copy saw of them."""
         kept = {b: w for b, w in self._windows.items() if b[1] != endpoint_class}
         kept.update({(k, c): (w, n) for k, c, w, n in rows})
+        old = self._windows
+        self.changed.update((b, None) for b in (*old, *kept) if old.get(b) != kept.get(b))
         self._windows = kept
 
     def without_keys(self, api_key_ids: set[str]) -> RateLimiter:
         """A copy without the windows of these API keys (a reset of one organization)."""
         kept = RateLimiter()
         kept._windows = {b: w for b, w in self._windows.items() if b[0] not in api_key_ids}
+        kept.changed = dict(self.changed)
+        kept.changed.update((b, None) for b in self._windows if b[0] in api_key_ids)
         return kept
 
     def snapshot(self) -> list[tuple[str, str, int, int]]:
         return [(k, c, w, n) for (k, c), (w, n) in self._windows.items()]
 
     def restore(self, rows: list[tuple[str, str, int, int]]) -> None:
-        """Rows as `snapshot` wrote them, already checked (snapshot.py validates imports)."""
+        """Rows as `snapshot` wrote them, already checked (snapshot.py validates imports);
+        nothing is marked changed (what replaces the state writes it whole)."""
         self._windows = {(k, c): (w, n) for k, c, w, n in rows}

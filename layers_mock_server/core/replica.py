@@ -3,8 +3,10 @@
 On a shared store (stores/redis.py) every worker keeps the whole State in memory, as a single
 server does, and before a request applies what the others committed since it last looked: the
 same rows a durable store keeps (persist.py), applied in commit order. Applying a batch is the
-inverse of writing one: each row replaces the record of its id, each delete removes one, and
-the meta row replaces the counters, rate windows and rules. What is derived from the records
+inverse of writing one: each row replaces the record (or rule, rate window, organization's
+clock) of its id, each delete removes one, and the meta row replaces the counters and the
+clock (and, written by an earlier version, which kept them there, the rate windows, rules and
+organizations' clocks). What is derived from the records
 (a project's list of influencer ids, list indexes, wallets, the bytes the projects take) is
 kept consistent here: a list index follows a new influencer at the end of its project and a job
 that moved (as the simulator does), and is dropped (rebuilt on first use) after anything else;
@@ -27,7 +29,7 @@ from .jobs import JobFacts
 from .orgclocks import OrgClocks
 from .records import InfluencerFacts, Project
 from .restore import CONVERT
-from .snapshot import TABLES
+from .snapshot import PART_ROWS, PARTS, TABLES
 from .state import State
 from .store import Batch
 
@@ -49,9 +51,14 @@ def apply(state: State, batch: Batch, clock: Clock) -> None:
     before = set(state.dirty)
     moves = _Moves()
     for table, ident in batch.deletes:
-        _delete(state, table, ident, moves)
+        if table in PARTS:
+            _part(state, table, ident, None)
+        else:
+            _delete(state, table, ident, moves)
     for table, ident, data in batch.upserts:
-        if table != COUNTERS:
+        if table in PARTS:
+            _part(state, table, ident, orjson.loads(data))
+        elif table != COUNTERS:
             _upsert(state, table, ident, orjson.loads(data), moves)
     if batch.meta is not None:
         _meta(state, orjson.loads(batch.meta), clock)
@@ -161,11 +168,27 @@ def _answer(row: dict[str, Any]) -> StoredResponse:
     )
 
 
+def _part(state: State, table: str, ident: str, row: Any) -> None:
+    """A rule, a rate window or an organization's clock as stored (None: deleted)."""
+    if table == "rules":
+        state.rules.put(ident, row)
+    elif table == "rates":
+        endpoint_class, _, api_key_id = ident.partition(":")
+        state.rates.put((api_key_id, endpoint_class), None if row is None else (row[2], row[3]))
+    else:
+        state.clocks.put(ident, None if row is None else int(row))
+
+
 def _meta(state: State, meta: dict[str, Any], clock: Clock) -> None:
     state.mint.counters = {k: int(v) for k, v in meta["mint"].items()}
-    state.rates.restore([(k, c, int(w), int(n)) for k, c, w, n in meta["rates"]])
-    state.rules.restore(meta["rules"])
-    state.clocks = OrgClocks.restore(meta["clock"].get("organizations", {}))
+    if meta.get(PART_ROWS):
+        state.rules.next = int(meta["rules"]["next"])
+    else:  # an earlier version's: all of them in the meta row
+        state.rates.restore([(k, c, int(w), int(n)) for k, c, w, n in meta["rates"]])
+        state.rules.restore(meta["rules"])
+        changed = state.clocks.changed
+        state.clocks = OrgClocks.restore(meta["clock"].get("organizations", {}))
+        state.clocks.changed = changed
     now_ms = int(meta["clock"]["nowMs"])
     # A virtual clock is where the last writer left it. A wall clock only ever moves forward
     # here: each worker's clock runs at the same speed, so adopting the latest writer's

@@ -480,7 +480,7 @@ class StateBuilder:
             records.store(key, answer)
         state.rates.restore([(k, c, int(w), int(n)) for k, c, w, n in header["rates"]])
         state.rules.restore(header["rules"])
-        state.dirty.clear()
+        state.clean()
         now_ms = check_instant(int(header["clock"]["nowMs"]))
         requests = {k: int(v) for k, v in header["requests"].items()}
         return Restored(state, requests, now_ms)

@@ -140,9 +140,12 @@ def _index_key(rule: Rule) -> IndexKey:
 
 class Rules:
     """The rules in the order they were added (`rules`: read it, change it only through these
-    methods, which keep the index and each maker's rules with it)."""
+    methods, which keep the index and each maker's rules with it). `changed` names the rules
+    added, used or deleted since the state was last stored (an ordered set): a durable store
+    keeps a row a rule and writes only these, not the thousands a sandbox may hold
+    (core/persist.py); `restore` marks nothing (what replaces the state writes it whole)."""
 
-    __slots__ = ("_index", "_makers", "_next", "_placed", "_serial", "rules")
+    __slots__ = ("_index", "_makers", "_next", "_placed", "_serial", "changed", "rules")
 
     def __init__(self) -> None:
         self.rules: dict[str, Rule] = {}
@@ -152,6 +155,7 @@ class Rules:
         self._placed: dict[str, tuple[IndexKey, int]] = {}
         self._makers: dict[str | None, dict[str, Rule]] = {}  # None: the operator's
         self._serial = 0
+        self.changed: dict[str, None] = {}
 
     def _put(self, rule: Rule) -> None:
         self._drop(rule.rule_id)
@@ -194,10 +198,39 @@ class Rules:
             self._next += 1
         rule = Rule.from_input(f"rule_{self._next}", spec, tenant)
         self._put(rule)
+        self.changed[rule.rule_id] = None
         return rule
 
     def delete(self, rule_id: str) -> bool:
-        return self._drop(rule_id)
+        if not self._drop(rule_id):
+            return False
+        self.changed[rule_id] = None
+        return True
+
+    @property
+    def next(self) -> int:
+        """The number of the last rule id handed out (an imported rule may hold a later one)."""
+        return self._next
+
+    @next.setter
+    def next(self, value: int) -> None:
+        self._next = value
+
+    def put(self, rule_id: str, item: dict[str, Any] | None) -> None:
+        """A rule as another worker stored it (as `snapshot` writes one; None: deleted), at
+        the end of the order when new, not marked changed."""
+        if item is None:
+            self._drop(rule_id)
+            return
+        remaining = None if item["remaining"] is None else int(item["remaining"])
+        old = self.rules.get(rule_id)
+        if old is not None:  # used (a rule changes no other way): it keeps its place
+            old.remaining = remaining
+            return
+        spec = {k: v for k, v in item.items() if k not in ("ruleId", "remaining", "tenant")}
+        rule = Rule.from_input(rule_id, spec, item.get("tenant"))
+        rule.remaining = remaining
+        self._put(rule)
 
     def of(self, tenant: str | None) -> list[Rule]:
         """Every rule, or the rules one organization made (a tenant's own)."""
@@ -209,10 +242,12 @@ class Rules:
         """Every rule, or one organization's own (see `of`); how many went."""
         if tenant is None:
             count = len(self.rules)
+            self.changed.update(dict.fromkeys(self.rules))
             self._empty()
             return count
         gone = self.of(tenant)
         for rule in gone:
+            self.changed[rule.rule_id] = None
             self._drop(rule.rule_id)
         return len(gone)
 
@@ -257,6 +292,7 @@ class Rules:
                     found.setdefault(name, rule.spec[name])
             if rule.remaining is not None:
                 rule.remaining -= 1
+                self.changed[rule.rule_id] = None
                 if rule.remaining <= 0:
                     self._drop(rule.rule_id)
         if not found:

@@ -45,6 +45,13 @@ class State:
         self.idempotency.dirty = self.dirty
         self.project_bytes = sum(p.size_bytes() for p in self.projects.values())
 
+    def clean(self) -> None:
+        """Everything is stored: no record, rule, rate window or clock is marked changed."""
+        self.dirty.clear()
+        self.rules.changed.clear()
+        self.rates.changed.clear()
+        self.clocks.changed.clear()
+
     @classmethod
     def from_fixtures(cls, fixtures: Fixtures, seed: int) -> State:
         fresh = copy.deepcopy(fixtures)

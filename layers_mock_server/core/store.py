@@ -53,7 +53,8 @@ class StoreBroken(StoreUnavailable):
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One atomic write: `wipe` empties the store first, then deletes and upserts apply, then
-    the meta row (seed, counters, clock, rates, rules) is replaced when given."""
+    the meta row (seed, counters, clock; rules, rate windows and organizations' clocks are
+    rows: persist.py) is replaced when given."""
 
     upserts: Iterable[Row] = ()
     deletes: Sequence[tuple[str, str]] = ()

@@ -4,9 +4,13 @@ Every worker (a process of `--workers N`, or a server on another host) keeps a c
 state and Redis keeps the truth, as a log of committed batches beside the rows they leave:
 
 - `rows` (a hash `table\\0id` -> row) and `order` (a sorted set: the order rows were first
-  written, which lists and idempotency eviction depend on) hold the state; `meta` holds the
-  meta row (seed, id counters, clock, rate windows, rules); `requests` the request-number
-  counters (blocks are handed out with HINCRBY, so request ids stay unique across workers).
+  written, which lists and idempotency eviction depend on) hold the state, a rule, a rate
+  window and an organization's own clock a row each too (tables `rules`, `rates`, `clocks`:
+  core/persist.py), so that a commit sends only those it changed; `meta` holds the meta row
+  (seed, id counters, the server clock: a few hundred bytes; a sandbox an earlier version
+  wrote has the rules, windows and clocks in it, rows once a worker commits); `requests`
+  the request-number counters (blocks are handed out with HINCRBY, so request ids stay
+  unique across workers).
 - `log` is a capped stream of the commits, numbered by `commits` (a group commit's batches
   are merged into one commit that counts as many, persist.merged), each entry naming the rows
   its commit wrote and deleted (their bytes are in `rows` and `meta` only: redis_scripts.py

@@ -5,6 +5,10 @@ reset, or import), never part of one. WAL with `synchronous=NORMAL` makes a comm
 once it returns against a killed process (the WAL is in the OS's hands); it does not claim to
 survive a power cut, which would need `FULL` and an fsync per request.
 
+The file holds a table `records` (a row each: records, idempotency records, rules, rate
+windows, organizations' clocks, request-number ceilings: core/persist.py) and the meta row
+(`meta`: seed, counters, clock, a few hundred bytes however many rules and keys there are).
+
 One file, one server. Two servers on one file would mint the same ids and overwrite each
 other's rows, so `open` takes an exclusive lock (flock on `PATH.lock`, which the kernel
 releases when the process dies, kill -9 included) and a second server refuses to start.
