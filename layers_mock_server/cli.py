@@ -120,6 +120,18 @@ def positive(text: str, complaint: str) -> float:
     return value
 
 
+def whole(text: str, least: int, complaint: str) -> int:
+    """A whole number from `least` (int() takes neither "2.5" nor "nan", and a budget below
+    its least is no budget: `--max-creates -3` crashed the run in its first create)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {complaint}")
+    return value
+
+
 def speed(text: str) -> float:
     return positive(text, "a speed: use a positive number")
 
