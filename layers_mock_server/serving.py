@@ -11,6 +11,8 @@ before the app sees anything, which uvicorn's httptools protocol does not:
   journal entry), and memory stays bounded whatever the client sends. hyper checks the size
   after each read, so the cut falls between the limit and twice it (64 to 128 KiB), by how the
   bytes arrive;
+- a request target (path and query) over `MAX_TARGET_BYTES` is answered `414 URI Too Long`
+  with an empty body by the server itself and the connection closed, likewise;
 - a client that has not finished its request line and headers `header_timeout_s` after its
   first byte (or stays idle that long between two requests on a kept-alive connection) is
   disconnected, so slow clients hold no more than a socket for that long (a connection that
@@ -45,6 +47,9 @@ from typing import Any
 
 HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers (hyper: the read buffer's size)
+# hyper's own bound on the request target (it keeps the length in 16 bits; not a setting):
+# one of 65,535 bytes or more is a bare 414 and a closed connection, before the mock
+MAX_TARGET_BYTES = 65_534
 BACKLOG = 2048
 
 
