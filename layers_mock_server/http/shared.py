@@ -117,6 +117,18 @@ _DEFERS: contextvars.ContextVar[bool] = contextvars.ContextVar("defers", default
 _ORDERED: contextvars.ContextVar[bool] = contextvars.ContextVar("ordered", default=False)
 
 
+def last_authorization(scope: dict[str, Any]) -> bytes:
+    """The Authorization header the pipeline authenticates (sim.authenticate reads the last
+    one sent, as inputs.header_map keeps it). The read's rate window is counted in Redis for
+    this key: counted for the first, a `standard` key's reads sent behind another key's
+    header were answered as its own and charged to the other's window, past its limit."""
+    found = b""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            found = value
+    return bytes(found)
+
+
 class Held:
     """A response held back until the commit that holds its changes returned."""
 
@@ -233,10 +245,7 @@ class SharedGate:
         path: str = scope["path"]
         if path in STATELESS or path.startswith(ASSETS):
             return True
-        authorization = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value
+        authorization = last_authorization(scope)
         if authorization and authorization.partition(b" ")[0].lower() == b"bearer":
             return False
         return self.app.partner.match(path, scope["method"]) is not None
@@ -723,7 +732,7 @@ class SharedGate:
     def _key(self, scope: dict[str, Any]) -> ApiKey | None:
         """The key the request's `Authorization: Bearer` names in this worker's copy, as the
         pipeline reads it (Simulator.authenticate); None when it names none."""
-        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        authorization = last_authorization(scope)
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         return self.deps.sim.state.keys.get(token.strip()) if scheme.lower() == "bearer" else None
 
