@@ -189,6 +189,11 @@ def _run(args: argparse.Namespace) -> int:
             problem = f"{pair[0]} and {pair[1]} go together (the wallet's jobs need a project)"
     elif args.control_plane:
         problem = "--control-plane needs --base-url"
+    if problem is None and values["admin_token"] and values["tenant_key"]:
+        problem = (
+            "--admin-token and --tenant-key go apart: the operator's token moves the server's "
+            "clock, a tenant key its organization's; give one"
+        )
     if problem is not None:
         return usage_error(problem, args, values["base_url"])
     quiet = args.quiet

@@ -109,3 +109,18 @@ def test_a_replay_step_that_cannot_be_sent_exits_2(
     err = capsys.readouterr().err
     assert err.startswith(f"layers-mock conform: --replay {path}: a step cannot be sent: ")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_admin_token_and_a_tenant_key_together_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The run used the tenant key and dropped the token without a word (the testing API's
+    connect() refuses the pair): which clock it moves must not be a guess."""
+    flags = ["--base-url", "http://127.0.0.1:9", "--api-key", FULL, "--project-id", PROJECT]
+    flags += ["--control-plane", "--admin-token", "s3cret", "--tenant-key", FULL]
+    assert main(["conform", "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "layers-mock conform: --admin-token and --tenant-key go apart: the operator's token "
+        "moves the server's clock, a tenant key its organization's; give one\n"
+    )
