@@ -44,9 +44,10 @@ _NAMES_MAX = 256
 
 
 # Header fields whose repeats are one list (RFC 9110 section 5.3): kept whole, not the last.
-# X-Layers-Organization is no list, but joined as HTTP joins a field's lines it names no
-# organization (as a malformed value does): the last line was acted in.
-LISTS = frozenset({"prefer", "if-none-match", "x-layers-organization"})
+# X-Layers-Organization and Authorization are no lists, but joined as HTTP joins a field's
+# lines they name no organization and no key (as a malformed value does): the last line was
+# acted in, and authenticated (shared.joined_authorization joins them alike).
+LISTS = frozenset({"prefer", "if-none-match", "x-layers-organization", "authorization"})
 # Fields that hold one value, where which line counts is no contract: sent twice, the request
 # is refused naming the field (as `?limit=2&limit=3` is), not guessed at. Their names go under
 # REPEATED, which no header can be called (a field name has no space).

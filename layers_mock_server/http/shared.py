@@ -117,16 +117,13 @@ _DEFERS: contextvars.ContextVar[bool] = contextvars.ContextVar("defers", default
 _ORDERED: contextvars.ContextVar[bool] = contextvars.ContextVar("ordered", default=False)
 
 
-def last_authorization(scope: dict[str, Any]) -> bytes:
-    """The Authorization header the pipeline authenticates (sim.authenticate reads the last
-    one sent, as inputs.header_map keeps it). The read's rate window is counted in Redis for
-    this key: counted for the first, a `standard` key's reads sent behind another key's
-    header were answered as its own and charged to the other's window, past its limit."""
-    found = b""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            found = value
-    return bytes(found)
+def joined_authorization(scope: dict[str, Any]) -> bytes:
+    """The Authorization the pipeline authenticates, as inputs.header_map makes it: its lines
+    joined (two name no key: a 401). The read's rate window is counted in Redis for this key:
+    it was counted for the first line while the pipeline answered as the last, so a
+    `standard` key's reads sent behind another key's header went past its limit."""
+    lines = [value for name, value in scope["headers"] if name == b"authorization"]
+    return bytes(lines[0]) if len(lines) == 1 else b", ".join(lines)
 
 
 class Held:
@@ -245,7 +242,7 @@ class SharedGate:
         path: str = scope["path"]
         if path in STATELESS or path.startswith(ASSETS):
             return True
-        authorization = last_authorization(scope)
+        authorization = joined_authorization(scope)
         if authorization and authorization.partition(b" ")[0].lower() == b"bearer":
             return False
         return self.app.partner.match(path, scope["method"]) is not None
@@ -732,7 +729,7 @@ class SharedGate:
     def _key(self, scope: dict[str, Any]) -> ApiKey | None:
         """The key the request's `Authorization: Bearer` names in this worker's copy, as the
         pipeline reads it (Simulator.authenticate); None when it names none."""
-        authorization = last_authorization(scope)
+        authorization = joined_authorization(scope)
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         return self.deps.sim.state.keys.get(token.strip()) if scheme.lower() == "bearer" else None
 

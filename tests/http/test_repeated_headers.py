@@ -7,7 +7,7 @@ organization its last X-Layers-Organization named."""
 from __future__ import annotations
 
 import pytest
-from support import CHILD_ORG, FULL, GLOBEX_ORG, NORTH_ADMIN, PROJECT, Mock
+from support import CHILD_ORG, FULL, GLOBEX, GLOBEX_ORG, NORTH_ADMIN, PROJECT, Mock
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 
@@ -62,3 +62,16 @@ def test_if_none_match_is_a_list_of_tags(mock: Mock) -> None:
         assert answer.headers["etag"] == etag and answer.content == b""
     stale = [*auth, ("If-None-Match", '"stale", W/"other"')]
     assert mock.client.get(f"/v1/jobs/{job_id}", headers=stale).status_code == 200
+
+
+@pytest.mark.parametrize("second", [GLOBEX, FULL])
+def test_authorization_sent_twice_is_malformed_401(mock: Mock, second: str) -> None:
+    """Whose key answers is no guess: it was the last line's (Node keeps the first), and on
+    Redis the read's rate window was counted for the first. Its lines are one value, as
+    HTTP joins them, which names no key."""
+    headers = [("Authorization", f"Bearer {FULL}"), ("Authorization", f"Bearer {second}")]
+    answer = mock.client.get("/v1/whoami", headers=headers)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "UNAUTHENTICATED"
+    made = mock.client.post(CREATE, json={}, headers=headers)
+    assert made.status_code == 401
