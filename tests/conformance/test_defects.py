@@ -400,7 +400,7 @@ def test_a_preflight_request_the_deployment_drops_is_said_so_not_called_unreacha
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A deployment that hung up on one request of the preflight (a flaky load balancer: a
-    served mock with `fault: drop` at 2 % did it to a third of the runs) was "cannot reach
+    served mock with `fault: drop` at 2 % did it in two runs of three) was "cannot reach
     the target", though it answered the whoami right after: the run says what happened."""
     dropped: list[str] = []
 
