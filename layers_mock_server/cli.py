@@ -6,6 +6,7 @@ import argparse
 import functools
 import importlib.util
 import math
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -116,6 +117,18 @@ def positive(text: str, complaint: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {complaint}")
+    return value
+
+
+def whole(text: str, least: int, complaint: str) -> int:
+    """A whole number from `least` (int() takes neither "2.5" nor "nan", and a budget below
+    its least is no budget: `--max-creates -3` crashed the run in its first create)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
         raise argparse.ArgumentTypeError(f"{text!r} is not {complaint}")
     return value
 
@@ -377,7 +390,7 @@ def serve_forked(deps: Deps, settings: Settings, args: argparse.Namespace, sock:
     store: Any = deps.sim.store
     store.lead()
     store.close(leave=False)
-    load = functools.partial(worker_app, settings, args.log_requests)
+    load = functools.partial(worker_app, settings, args.log_requests, os.getpid())
     try:
         serving.serve_workers(load, sock, args.workers)
     finally:
@@ -401,7 +414,7 @@ def stopped(deps: Deps) -> None:
         store.close()
 
 
-def worker_app(settings: Settings, log_requests: bool) -> Any:
+def worker_app(settings: Settings, log_requests: bool, serve_pid: int | None = None) -> Any:
     """The app of one `--workers` process, built in that process (its own store connection)."""
     import asyncio
     import multiprocessing.util  # granian's workers are multiprocessing's processes
@@ -416,9 +429,33 @@ def worker_app(settings: Settings, log_requests: bool) -> Any:
     app: Any = build_app(deps)
     if deps.shared is not None:  # granian made this worker's loop, which runs it first
         asyncio.get_event_loop().call_soon(deps.shared.follow)
+    if serve_pid is not None:
+        watch_serve(asyncio.get_event_loop(), serve_pid)
     if log_requests:
         app = RequestLog(app, deps, sys.stdout)
     return FrozenHeap(app)
+
+
+ORPHAN_S = 1.0  # how often a worker looks whether its serve still runs (`watch_serve`)
+
+
+def watch_serve(loop: Any, serve_pid: int) -> None:
+    """A worker whose serve's main process is gone (`kill -9`, the OOM killer) stops as on
+    SIGTERM, giving its lease and journal entries back. It went on answering on the port, an
+    orphan nothing would replace or stop: a supervisor's next `serve` found the port taken,
+    and the sandbox counted it live. (PR_SET_PDEATHSIG would follow the thread that forked
+    it, and granian forks a replacement from a thread that may end.)"""
+
+    def look() -> None:
+        if os.getppid() == serve_pid:
+            loop.call_later(ORPHAN_S, look)
+            return
+        me = f"layers-mock: worker {os.getpid()}"
+        print(f"{me}: its serve (process {serve_pid}) is gone; it stops", file=sys.stderr)
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    loop.call_later(0, look)  # (its serve may be gone already)
 
 
 OPEN_RETRY_S = 1.0  # between two tries of a worker that waits for Redis (`opened`)

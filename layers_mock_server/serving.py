@@ -17,6 +17,8 @@ before the app sees anything, which uvicorn's httptools protocol does not:
   `HTTP1Settings`: a read timeout, keep-alive, the buffer size, pipeline flushing), so the
   app cannot answer it in the envelope. The spec declares both answers; the testing API's
   in-process transport gives the same 400;
+- a request target (path and query) over `MAX_TARGET_BYTES` is answered `414 URI Too Long`
+  with an empty body by the server itself and the connection closed, likewise;
 - a client that has not finished its request line and headers `header_timeout_s` after its
   first byte (or stays idle that long between two requests on a kept-alive connection) is
   disconnected, so slow clients hold no more than a socket for that long (a connection that
@@ -52,6 +54,9 @@ from typing import Any
 
 HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers (hyper: the read buffer's size)
+# hyper's own bound on the request target (it keeps the length in 16 bits; not a setting):
+# one of 65,535 bytes or more is a bare 414 and a closed connection, before the mock
+MAX_TARGET_BYTES = 65_534
 BACKLOG = 2048
 
 

@@ -101,7 +101,7 @@ def test_conform_help_gives_every_exit_code_the_runner_ends_with(
         (["serve", "--speed", "inf"], "is not a speed"),
         (["serve", "--clock", "sundial"], "invalid choice: 'sundial'"),
         (["serve", "--bogus"], "unrecognized arguments: --bogus"),
-        (["conform", "--examples", "many"], "invalid int value"),
+        (["conform", "--examples", "many"], "is not a number of examples"),
         (["conform", "--patience", "nan"], "'nan' is not a number of seconds above 0"),
         (["conform", "--poll-interval", "0"], "'0' is not a number of seconds above 0"),
         (["launch"], "invalid choice: 'launch'"),

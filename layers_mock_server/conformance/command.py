@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli import positive
+from ..cli import positive, whole
 from . import stopping
 
 if TYPE_CHECKING:  # `serve` builds this parser too: keep its start-up free of httpx
@@ -72,6 +72,21 @@ def seconds(text: str) -> float:
     return positive(text, "a number of seconds above 0")
 
 
+def count(text: str) -> int:
+    """A ceiling on what the run may make: 0 (nothing) or more."""
+    return whole(text, 0, "a count: use a whole number from 0")
+
+
+def examples(text: str) -> int:
+    """Generated cases per engine: at least one (0 fuzzed nothing and passed)."""
+    return whole(text, 1, "a number of examples: use a whole number from 1")
+
+
+def rate(text: str) -> float:
+    """Requests per second: positive and finite (0 and nan were taken for no limit)."""
+    return positive(text, "a rate: use a number of requests per second above 0")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "conform",
@@ -89,22 +104,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     budget = p.add_argument_group("budget")
     budget.add_argument(
-        "--max-creates", type=int, help="max real jobs to start (default 5 against a URL)"
+        "--max-creates", type=count, help="max real jobs to start (default 5 against a URL)"
     )
     budget.add_argument(
-        "--max-projects", type=int, help="max projects to create (default 0 against a URL)"
+        "--max-projects", type=count, help="max projects to create (default 0 against a URL)"
     )
     budget.add_argument(
-        "--max-time", type=float, help="seconds, planned across clauses (the rest NOT CHECKED)"
+        "--max-time", type=seconds, help="seconds, planned across clauses (the rest NOT CHECKED)"
     )
-    budget.add_argument("--rate-limit", type=float, help="max requests per second")
+    budget.add_argument("--rate-limit", type=rate, help="max requests per second")
     budget.add_argument("--seed", type=int, default=0, help="mock seed and request sequence seed")
     budget.add_argument("--patience", type=seconds, default=600.0, help="seconds a job may take")
     budget.add_argument("--poll-interval", type=seconds, default=5.0, help="seconds between polls")
     budget.add_argument(
         "--profile", choices=("quick", "default", "thorough"), default="default", help="how hard"
     )
-    budget.add_argument("--examples", type=int, help="generated cases per property/operation")
+    budget.add_argument("--examples", type=examples, help="generated cases per property/operation")
     budget.add_argument("--database", type=Path, help="keep Hypothesis' example database here")
     p.add_argument("--only", action="append", default=[], metavar="CLAUSE", help="name or prefix")
     p.add_argument(
@@ -174,6 +189,11 @@ def _run(args: argparse.Namespace) -> int:
             problem = f"{pair[0]} and {pair[1]} go together (the wallet's jobs need a project)"
     elif args.control_plane:
         problem = "--control-plane needs --base-url"
+    if problem is None and values["admin_token"] and values["tenant_key"]:
+        problem = (
+            "--admin-token and --tenant-key go apart: the operator's token moves the server's "
+            "clock, a tenant key its organization's; give one"
+        )
     if problem is not None:
         return usage_error(problem, args, values["base_url"])
     quiet = args.quiet
@@ -200,9 +220,12 @@ def _run(args: argparse.Namespace) -> int:
         live=not quiet and sys.stderr.isatty(),
     )
     if args.replay:
-        from .replay import replay
+        from .replay import ReplayError, replay
 
-        return replay(args.replay, options)
+        try:
+            return replay(args.replay, options)
+        except ReplayError as exc:
+            return usage_error(f"--replay {args.replay}: {exc}", args, values["base_url"])
     if not quiet:
         where = values["base_url"] or "the in-process mock"
         print(f"conform: {where} · seed {args.seed} · profile {args.profile}", file=sys.stderr)

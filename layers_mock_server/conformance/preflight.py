@@ -64,8 +64,11 @@ def preflight(s: Session, control_plane: bool = False) -> None:
             s.project_row = body_of(row)
     if ids.scopeless_key:
         _whoami(s, "scopeless_key", "--scopeless-key")
-        probe = s.create(INVALID_BODY, key=ids.scopeless_key)
-        refused = probe.status == 403 and error_of(probe).get("code") == "FORBIDDEN_SCOPE"
+        # the probe is a create (meant to be refused): with --max-creates 0 whoami alone says
+        refused = False
+        if s.target.budget.can_create():
+            probe = s.create(INVALID_BODY, key=ids.scopeless_key)
+            refused = probe.status == 403 and error_of(probe).get("code") == "FORBIDDEN_SCOPE"
         if not refused and c.grants(s.scopes("scopeless_key"), c.INFLUENCERS_WRITE):
             raise InputError(
                 "--scopeless-key has influencers:write (whoami lists it and the API accepts it); "

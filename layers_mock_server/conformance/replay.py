@@ -10,12 +10,16 @@ ids minted by the replayed creates replace the recorded ones in later paths and 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
+from ..core.ids import MAX_SEED
 from .exchange import ClockMove, Exchange, Step
-from .target import Identities, Target
+from .target import BudgetSpent, Identities, Target, TargetUnreachable, TimeUp
 
 if TYPE_CHECKING:
     from .report import Verdict
@@ -131,11 +135,74 @@ def _strip(value: Any) -> Any:
     return value
 
 
+class ReplayError(Exception):
+    """A replay that could not do its job: exit 2 and one sentence. Never a traceback and exit
+    1, which says the failure came back: a CI job that replays to confirm a fix read a
+    deployment that does not answer as the failure reproduced."""
+
+
+class NotAFailure(ReplayError):
+    """A `--replay` file that cannot be read, or is not what `--failures-dir` writes."""
+
+
+REQUEST_FIELDS = {"method": str, "path": str, "headers": dict, "body": str, "response": str}
+
+
+def _step_problem(step: Any) -> str | None:
+    if not isinstance(step, dict):
+        return "a step is not an object"
+    if step.get("kind") == "clock":
+        seconds = step.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            return "a clock step's seconds is not a number"
+        return None if 0 <= seconds < math.inf else "a clock step's seconds is not a wait"
+    if step.get("kind") != "request":
+        return "a step's kind is neither request nor clock"
+    for name, kind in REQUEST_FIELDS.items():
+        if not isinstance(step.get(name), kind):
+            return f"a request step has no {name}"
+    if not all(isinstance(v, str) for v in step["headers"].values()):
+        return "a request step's header is not a string"
+    status = step.get("status")
+    if not isinstance(status, int) or isinstance(status, bool):
+        return "a request step has no status"
+    return None
+
+
+def load_failure(path: Path) -> dict[str, Any]:
+    """The failure file at `path`, checked as a whole before anything is sent."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise NotAFailure(f"cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise NotAFailure(f"{WHAT} (not UTF-8 text)") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise NotAFailure(f"{WHAT} (not JSON)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("clause"), str):
+        raise NotAFailure(f"{WHAT} (no clause)")
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise NotAFailure(f"{WHAT} (its seed is not a whole number from 0 to 2^64-1)")
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        raise NotAFailure(f"{WHAT} (no steps)")
+    for problem in map(_step_problem, steps):
+        if problem is not None:
+            raise NotAFailure(f"{WHAT} ({problem})")
+    return data
+
+
+WHAT = "not a saved failure of --failures-dir"
+
+
 def replay(path: Path, options: Options) -> int:
     """Send the file's sequence again; exit 1 when the failing answer comes back the same."""
     from .runner import build_target
 
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = load_failure(path)
     recorded = int(data.get("seed", options.seed))
     # The seed seeds the in-process mock; a deployment's state is its own, so against a URL
     # the line names the recording's seed, not the run's (it printed 0 for a seed-2 file).
@@ -146,10 +213,36 @@ def replay(path: Path, options: Options) -> int:
         seeded = f"seed {recorded}, on a mock seeded alike"
     target = build_target(options)
     env = {name: getattr(target.ids, attr) or "" for attr, name in Identities.ENV.items()}
-    ids: dict[str, str] = {}
     print(f"replaying {data['clause']} ({len(data['steps'])} steps, {seeded})")
-    last: tuple[dict[str, Any], Exchange] | None = None
-    for step in data["steps"]:
+    try:
+        last = _resend(target, data["steps"], env)
+    except TargetUnreachable as exc:
+        raise ReplayError(f"cannot reach the target: {exc}") from None
+    except (ValueError, httpx.InvalidURL) as exc:  # Unsendable, a header httpx cannot encode
+        raise ReplayError(f"a step cannot be sent: {exc}") from None
+    except (BudgetSpent, TimeUp) as exc:
+        raise ReplayError(f"the replay would pass its budget: {exc}") from None
+    except KeyboardInterrupt:
+        raise ReplayError("interrupted") from None
+    if last is None:
+        print("nothing to replay: the failure spans the whole run; re-run with its seed")
+        return 0
+    step, ex, ids = last
+    same = step["status"] == ex.status and _normal(step["response"], ids) == _normal(
+        ex.response_body.decode("utf-8", "replace"), ids
+    )
+    reason = data.get("reason")
+    print(f"{'REPRODUCED' if same else 'not reproduced'}: {data['clause']}: {reason}")
+    return 1 if same else 0
+
+
+def _resend(
+    target: Target, steps: list[dict[str, Any]], env: dict[str, str]
+) -> tuple[dict[str, Any], Exchange, dict[str, str]] | None:
+    """Send the steps in order; the last request step, its new exchange and the ids learnt."""
+    ids: dict[str, str] = {}
+    last: tuple[dict[str, Any], Exchange, dict[str, str]] | None = None
+    for step in steps:
         if step["kind"] == "clock":
             if target.control is None:
                 print(f"  clock +{step['seconds']}s: skipped (no --control-plane)")
@@ -167,13 +260,5 @@ def replay(path: Path, options: Options) -> int:
         )
         _learn(step["response"], ex.response_body.decode("utf-8", "replace"), ids)
         print(f"  {ex.method} {ex.path}: recorded {step['status']}, now {ex.status}")
-        last = (step, ex)
-    if last is None:
-        print("nothing to replay: the failure spans the whole run; re-run with its seed")
-        return 0
-    step, ex = last
-    same = step["status"] == ex.status and _normal(step["response"], ids) == _normal(
-        ex.response_body.decode("utf-8", "replace"), ids
-    )
-    print(f"{'REPRODUCED' if same else 'not reproduced'}: {data['clause']}: {data['reason']}")
-    return 1 if same else 0
+        last = (step, ex, ids)
+    return last

@@ -278,7 +278,17 @@ def exchange_lines(exchange: Exchange, secrets: dict[str, str]) -> list[str]:
     if resp["body"]:
         lines.append(f"< {resp['body'][:1500]}")
     lines.append(f"reproduce: {ex['curl']}")
-    return lines
+    return [shown(line) for line in lines]
+
+
+def shown(line: str) -> str:
+    """One line as a terminal, a CI log and a Markdown summary take it: what is not printable
+    is escaped (`\\n`, `\\x1b`). The deployment's bytes were printed raw: an ANSI sequence
+    went to the terminal, and a body line of its own could start `::error::` (a GitHub
+    Actions workflow command) or close the summary's code fence."""
+    if line.isprintable():
+        return line  # the usual line, at no cost
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line)
 
 
 def _reason_kind(reason: str) -> str:

@@ -417,6 +417,15 @@ def run(options: Options) -> tuple[RunReport, Target | None]:
     except TargetUnreachable as exc:
         report.error = f"cannot reach the target: {exc}"
         stopped = "the target stopped answering"
+        in_preflight = runner is not None and runner.current == "preflight"
+        if in_preflight and runner is not None and runner.target.still_answers():
+            # one request hung up on, not a target gone: no clause sent it to blame
+            report.error = (
+                f"the deployment hung up on a request of the preflight without an answer: "
+                f"{exc}; it still answers (a deployment that drops requests breaks the "
+                "contract: run again, or look at its logs)"
+            )
+            stopped = "the deployment dropped a request of the preflight"
     except KeyboardInterrupt:
         report.error = stopped = "interrupted"
     except Exception as exc:  # a bug of the runner: exit 2, with whatever was checked so far

@@ -78,9 +78,19 @@ def get_job(call: Call) -> Reply:
         if len(_RENDERED) >= RENDERED_MAX:
             _RENDERED.clear()
         _RENDERED[job.job_id] = (job, state, payload, etag)
-    if call.headers.get("if-none-match") in (etag, "W/" + etag, "*"):
+    if not_modified(call.headers.get("if-none-match"), etag):
         return Reply(304, None, [("etag", etag)])
     return Reply(200, payload, [("etag", etag)])  # encoded once: the tag is of these bytes
+
+
+def not_modified(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 section 13.1.2: `*`, or a list of tags of which one matches (weakly: W/ or
+    not). A cache holding two versions sends both; two lines of the header are one list."""
+    if if_none_match is None:
+        return False
+    if if_none_match in (etag, "W/" + etag, "*"):  # the usual one tag, at no cost
+        return True
+    return any(t.strip().removeprefix("W/") == etag for t in if_none_match.split(","))
 
 
 def cancel_job(call: Call) -> Reply:

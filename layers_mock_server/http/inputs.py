@@ -44,7 +44,15 @@ _NAMES_MAX = 256
 
 
 # Header fields whose repeats are one list (RFC 9110 section 5.3): kept whole, not the last.
-LISTS = frozenset({"prefer"})
+# X-Layers-Organization and Authorization are no lists, but joined as HTTP joins a field's
+# lines they name no organization and no key (as a malformed value does): the last line was
+# acted in, and authenticated (shared.joined_authorization joins them alike).
+LISTS = frozenset({"prefer", "if-none-match", "x-layers-organization", "authorization"})
+# Fields that hold one value, where which line counts is no contract: sent twice, the request
+# is refused naming the field (as `?limit=2&limit=3` is), not guessed at. Their names go under
+# REPEATED, which no header can be called (a field name has no space).
+SINGLETONS = frozenset({"idempotency-key"})
+REPEATED = " repeated"
 
 
 def header_map(scope: dict[str, Any]) -> dict[str, str]:
@@ -55,10 +63,13 @@ def header_map(scope: dict[str, Any]) -> dict[str, str]:
             name = raw.decode("latin-1")
             if len(_NAMES) < _NAMES_MAX:
                 _NAMES[raw] = name
-        if name in LISTS and name in headers:  # sent twice: one comma-separated list
-            headers[name] += ", " + value.decode("latin-1")
-        else:
-            headers[name] = value.decode("latin-1")
+        if name in headers:  # sent twice (rare: the common path is the one below)
+            if name in LISTS:  # one comma-separated list
+                headers[name] += ", " + value.decode("latin-1")
+                continue
+            if name in SINGLETONS:
+                headers[REPEATED] = f"{headers[REPEATED]},{name}" if REPEATED in headers else name
+        headers[name] = value.decode("latin-1")
     return headers
 
 
@@ -234,5 +245,15 @@ def check_headers(params: list[Param], headers: dict[str, str]) -> dict[str, Any
     """`validate_headers` with the operation's declared headers already picked out."""
     if not params:
         return {}
+    repeated = headers.get(REPEATED)
+    if repeated is not None:
+        twice = repeated.split(",")
+        errors = {
+            p.name: [f"Given more than once; send {p.name} once."]
+            for p in params
+            if p.name.lower() in twice
+        }
+        if errors:
+            raise validation("Invalid header.", field_errors=errors)
     values = {p.name: headers[p.name.lower()] for p in params if p.name.lower() in headers}
     return _check(params, values, "Invalid header.")

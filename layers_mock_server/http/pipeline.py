@@ -223,8 +223,8 @@ class OperationPipeline:
             key = self._admit(caller, body, out, headers)
             replay = (
                 self._stored(principal(caller, key), scope, headers["idempotency-key"], body, key)
-                if self.mutating and "idempotency-key" in headers
-                else None
+                if self.mutating and "idempotency-key" in headers and inputs.REPEATED not in headers
+                else None  # (one sent twice is refused with the other headers' problems)
             )
             if replay is not None:
                 # A retry after a lost answer gets it again, even if the resource has changed

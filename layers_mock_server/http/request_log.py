@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from ..core.clock import format_ms
 from ..core.journal import redact
@@ -22,6 +23,15 @@ from ..deps import Deps
 
 # The dashboard's `?token=<admin token>`: the value never reaches the log.
 TOKEN_PARAM = re.compile(r"(^|&)(token=)[^&]*", re.IGNORECASE)
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable, or is a space, percent-encoded (its
+    UTF-8 bytes): the path is the client's, decoded, and a terminal obeys what it is sent.
+    Printed raw, `%1b[2J` cleared the operator's screen and `%0d%0a` started a forged line."""
+    if text.isprintable() and " " not in text:
+        return text  # the usual path, at no cost
+    return "".join(c if c.isprintable() and c != " " else quote(c, safe="") for c in text)
 
 
 class RequestLog:
@@ -59,6 +69,7 @@ class RequestLog:
         if query := scope.get("query_string", b""):
             target += "?" + TOKEN_PARAM.sub(r"\1\2***", query.decode("latin-1"))
         target = redact(target)  # an API key in a path or a query shows its id, never its secret
+        target = printable(target)
         last = self.deps.journal.last()
         injected = last.injected if last is not None and last.requestId == request_id else None
         sent = str(status) if status else "---"  # a dropped connection sends nothing

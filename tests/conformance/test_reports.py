@@ -343,3 +343,28 @@ def test_a_sigterm_while_the_reports_are_written_lets_them_be_written(tmp_path: 
     written = json.loads(report.read_text())
     assert [v["clause"] for v in written["clauses"]] == ["auth.missing-key-401"]
     ET.parse(tmp_path / "conformance.xml")
+
+
+def _hostile_404(req: Any, resp: Any, ctx: Any) -> None:
+    """A deployment whose 404 page carries a terminal escape, a GitHub Actions workflow
+    command on a line of its own, and a Markdown code fence."""
+    if resp.status == 404 and req.path.startswith("/v1/jobs/"):
+        resp.body = b"Not Found\x1b[2J\n::error file=x::pwned\r\n```\n# owned"
+        resp.headers["content-type"] = "text/plain"
+
+
+def test_a_deployment_s_bytes_are_escaped_in_every_failure_text(tmp_path: Path) -> None:
+    """They were printed raw: the ESC reached the terminal, and the body's own lines began
+    `::error` (a workflow command in a CI log) and closed the Markdown summary's code fence."""
+    options = Options(app=Rewrite(mock_app(), None, _hostile_404), profile="quick")
+    options.only = ["tenancy.unknown-ids-404"]
+    report, _ = run(options)
+    assert report.verdicts["tenancy.unknown-ids-404"].status == FAIL
+    report.write_markdown(tmp_path / "r.md", {})
+    for text in (report.failures_text({}), (tmp_path / "r.md").read_text()):
+        assert "pwned" in text  # shown, escaped
+        assert "\x1b" not in text and "\r" not in text
+        lines = text.splitlines()
+        assert not any(line.startswith("::") for line in lines), text
+        assert not any(line.startswith("# owned") for line in lines), text
+        assert "Not Found\\x1b[2J\\n::error file=x::pwned\\r\\n```\\n# owned" in text

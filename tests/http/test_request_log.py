@@ -45,3 +45,20 @@ def test_a_traceback_goes_to_stderr_not_among_the_log_lines(
     out, err = capfd.readouterr()
     assert "planted bug" in err and "Traceback" in err
     assert "planted bug" not in out
+
+
+def test_a_path_s_control_characters_never_reach_the_terminal_raw() -> None:
+    """The decoded path was printed as it came: `%1b[2J` cleared the operator's terminal, and
+    `%0d%0a` began a line of the client's own that read like one of the mock's. Whatever is
+    not printable (or a space) is printed percent-encoded, one request one line."""
+    mock = make_mock()
+    out = io.StringIO()
+    client = TestClient(RequestLog(build_app(mock.deps), mock.deps, out))
+    forged = "%0d%0a2026-01-01T00:00:00.000Z%20%20200%20%20GET"  # a line of the client's
+    client.get(f"/v1/%1b%5b31mRED%07{forged}", headers=auth())
+    client.get("/_mock/%c2%9b2J%e2%80%aeevil%7f")  # C1 CSI, a bidi override, DEL
+    log = out.getvalue()
+    assert len(log.splitlines()) == 2, log
+    assert all(c.isprintable() for line in log.splitlines() for c in line), repr(log)
+    assert "GET /v1/%1B[31mRED%07%0D%0A2026-01-01T00:00:00.000Z%20%20200%20%20GET  " in log
+    assert "GET /_mock/%C2%9B2J%E2%80%AEevil%7F  " in log

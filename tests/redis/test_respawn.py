@@ -14,9 +14,11 @@ never a timer; LIVENESS_S bounds only a serve that is hung or gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -172,3 +174,30 @@ def test_a_serve_started_while_redis_is_down_says_so_and_exits_2(
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith(f"layers-mock: --state {private_redis.url}: "), err
     assert "Connection refused" in err, err
+
+
+def test_workers_whose_serve_was_killed_stop_and_give_the_port_back(
+    private_redis: RedisServer,
+) -> None:
+    """`kill -9` of the serve's main process (a supervisor's last resort, the OOM killer) left
+    its workers answering on the port for ever, orphans nothing would replace or stop: the
+    supervisor's next `serve` found the port taken (exit 2), and the sandbox counted them
+    live. Each now notices that its serve is gone, says so and stops as on SIGTERM."""
+    server = Serve("--state", private_redis.url, "--workers", "2")
+    said = Said(server)
+    created(server.url, 1)
+    workers = workers_of(server.proc.pid)
+    port = int(server.url.rsplit(":", 1)[1])
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(timeout=LIVENESS_S)
+    try:
+        lines = said.rest()  # every worker's stderr closed: each has exited
+    finally:  # (failing, never leave them running)
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                if b"layers_mock_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+    for pid in workers:
+        assert any(f"worker {pid}: its serve" in line and "is gone" in line for line in lines)
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))  # the port is free for the next serve

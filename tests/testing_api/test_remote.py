@@ -334,7 +334,7 @@ def test_a_tenant_on_an_open_server_counts_its_requests_after_anothers_burst(
 def test_a_sandbox_whose_redis_is_down_is_one_clear_error_and_then_works_again() -> None:
     """A 503 STORAGE_UNAVAILABLE of a shared sandbox on Redis (killed with kill -9) comes
     back as the server's message, and the same object works once Redis is back."""
-    with started() as redis_server:
+    with started(fsync="always") as redis_server:  # killed: nothing acknowledged lost
         settings = Settings(state=redis_server.url, clock="virtual", admin_token=TOKEN)
         with (
             serving.running(make_app(settings)) as (host, port),
