@@ -244,3 +244,28 @@ def test_a_follower_applies_the_log_entries_of_a_worker_of_the_previous_version(
     assert export(follower) == later
     assert "organizations" not in later["clock"] and applied.old_style_rules()[-1] == 4
 
+
+def test_an_upgraded_worker_that_followed_the_previous_version_commits_everything_it_took(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end of a rolling upgrade: the last worker of the previous version stops after
+    committing its rules, windows and clock in its meta row; the next commit is an upgraded
+    worker's, which marks its meta row as leaving them to rows. A restart must then find
+    them all in rows, as that worker serves them."""
+    url = redis_server.sandbox()
+    with monkeypatch.context() as m:
+        previous_version(m)
+        old = worker(url)
+        ok(old, "GET", "/_mock/rules")  # the sandbox made, in the old layout
+    follower = worker(url)  # read while the old layout held no rule, window or clock
+    with monkeypatch.context() as m:
+        previous_version(m)
+        before, _ = written_by_the_previous_version_on(old)
+    old.close()
+    assert export(follower) == before
+    ok(follower, "POST", CREATE, auth(FULL), BODY)  # the first commit of an upgraded worker
+    served = export(follower)
+    follower.close()
+    again = worker(url)
+    assert export(again) == served
+    again.close()
