@@ -179,16 +179,30 @@ def _part(state: State, table: str, ident: str, row: Any) -> None:
         state.clocks.put(ident, None if row is None else int(row))
 
 
+def _whole_parts(state: State, meta: dict[str, Any]) -> None:
+    """The rules, rate windows and organizations' clocks of a meta row an earlier version
+    wrote (a rolling upgrade: a worker not yet upgraded committed), in place of this copy's.
+    Each it held and each it now holds is marked changed, as `persist.load` marks those of
+    such a meta row: this worker's next commit writes a meta row that leaves them to rows
+    (snapshot.PART_ROWS), so it must write them all as rows and delete the rows of those gone
+    (a rule the earlier version deleted keeps the row an upgraded worker wrote); unmarked,
+    a restart after that commit found none of what the earlier version had committed."""
+    rules, buckets, clocks = list(state.rules.rules), state.rates.buckets(), state.clocks
+    state.rates.restore([(k, c, int(w), int(n)) for k, c, w, n in meta["rates"]])
+    state.rules.restore(meta["rules"])
+    state.clocks = OrgClocks.restore(meta["clock"].get("organizations", {}))
+    state.clocks.changed = clocks.changed
+    state.rules.changed.update(dict.fromkeys((*rules, *state.rules.rules)))
+    state.rates.changed.update(dict.fromkeys((*buckets, *state.rates.buckets())))
+    state.clocks.changed.update(dict.fromkeys((*clocks.detached, *state.clocks.detached)))
+
+
 def _meta(state: State, meta: dict[str, Any], clock: Clock) -> None:
     state.mint.counters = {k: int(v) for k, v in meta["mint"].items()}
     if meta.get(PART_ROWS):
         state.rules.next = int(meta["rules"]["next"])
     else:  # an earlier version's: all of them in the meta row
-        state.rates.restore([(k, c, int(w), int(n)) for k, c, w, n in meta["rates"]])
-        state.rules.restore(meta["rules"])
-        changed = state.clocks.changed
-        state.clocks = OrgClocks.restore(meta["clock"].get("organizations", {}))
-        state.clocks.changed = changed
+        _whole_parts(state, meta)
     now_ms = int(meta["clock"]["nowMs"])
     # A virtual clock is where the last writer left it. A wall clock only ever moves forward
     # here: each worker's clock runs at the same speed, so adopting the latest writer's

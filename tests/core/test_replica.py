@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from layers_mock_server.core import replica
+from layers_mock_server.core import persist, replica
 from layers_mock_server.core.clock import Clock
 from layers_mock_server.core.fixtures import load_fixtures
 from layers_mock_server.core.idempotency import IdempotencyRecords, StoredResponse
@@ -87,3 +87,34 @@ def test_a_follower_takes_rules_windows_and_clocks_from_rows_or_an_earlier_versi
     assert follower.rules.snapshot() == writer.rules.snapshot()
     assert follower.clocks.detached == {}
     assert not follower.dirty
+
+
+def test_an_earlier_versions_meta_row_marks_every_rule_window_and_clock_for_the_next_commit() -> (
+    None
+):
+    """After an earlier version's meta row (a worker not yet upgraded committed), this
+    worker's next commit leaves rules, windows and clocks to rows (snapshot.PART_ROWS): it
+    writes each one the meta row held and deletes the row of each it no longer holds."""
+    writer = State.from_fixtures(load_fixtures(), 0)
+    clock, ids = Clock(), RequestIds()
+    for n in range(3):
+        writer.rules.add({"match": {"path": f"/v1/never/{n}/*"}, "fault": "503"})
+    writer.rates.take("key_1", "standard", "write-light", 0)
+    writer.clocks.set("org_1", 60_000, 0)
+    follower = State.from_fixtures(load_fixtures(), 0)
+    rows = [
+        ("rules", r, orjson.dumps(writer.rules.rules[r].public())) for r in ("rule_1", "rule_2")
+    ]
+    replica.apply(follower, Batch(rows, (), meta_bytes(writer, ids, clock)), clock)
+    writer.rules.delete("rule_1")
+    replica.apply(follower, Batch([], (), orjson.dumps(meta(writer, ids, clock))), clock)
+    batch = persist.dirty_batch(follower, ids, clock)
+    assert sorted(t for t in batch.upserts if t[0] != "rates") == [
+        ("clocks", "org_1", b"60000"),
+        ("rules", "rule_2", orjson.dumps(writer.rules.rules["rule_2"].public())),
+        ("rules", "rule_3", orjson.dumps(writer.rules.rules["rule_3"].public())),
+    ]
+    assert [t for t in batch.upserts if t[0] == "rates"] == [
+        ("rates", "write-light:key_1", b'["key_1","write-light",0,1]')
+    ]
+    assert list(batch.deletes) == [("rules", "rule_1")]
