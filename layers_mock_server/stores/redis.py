@@ -106,6 +106,7 @@ from ..core.store import (
     StoreUnavailable,
     StoreUnreachable,
 )
+from .redis_cluster import unstale
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import (
     APPEND,
@@ -983,6 +984,7 @@ class RedisStore:
         for attempt in (1, 2):
             sent = False
             try:
+                unstale(conn)  # idle since Redis restarted: not onto the dead socket
                 conn.send_command("EVALSHA", runner.sha, len(keys), *keys, *args)
                 sent = True
                 answer = conn.read_response()
