@@ -163,6 +163,15 @@ class RedisServer:
         with self._logged:
             return self._logged.wait_for(lambda: any(text in line for line in self._log), timeout)
 
+    def wait_for_logs(self, text: str, count: int, timeout: float) -> bool:
+        """`wait_for_log` for the `count`th line containing `text` (a node started again
+        logs what it logged the first time: its cluster state turning ok)."""
+        with self._logged:
+            said = self._logged.wait_for(
+                lambda: sum(text in line for line in self._log) >= count, timeout
+            )
+            return bool(said)
+
     def logged(self, text: str) -> list[str]:
         """The lines redis-server logged (since it was first started) that contain `text`."""
         with self._logged:

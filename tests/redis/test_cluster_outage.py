@@ -11,16 +11,24 @@ waits for is polled, bounded by a deadline.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import gc
+import os
+import time
 from typing import Any
 
 import httpx
 import pytest
-from clusterd import RedisClusterServers, started_cluster
+import redis.cluster
+from clusterd import STATE_OK, RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, workers
+from grouped import Turn, Worker
 from handoffs import Waiter, served
 from support import FULL, auth
 
-from layers_mock_server.stores import redis_journal
+from layers_mock_server.stores import redis_handoff, redis_journal
+from layers_mock_server.stores.redis_cluster import SlotConnection
 
 JOURNAL = "/_mock/requests"
 
@@ -73,3 +81,124 @@ def test_what_a_cluster_worker_still_held_when_it_stops_after_a_failover_reaches
         with workers(url, count=1) as [reader]:
             found: Any = journaled(reader)
         assert found[: len(before + after)] == before + after
+
+
+POOL_MAX = 100  # redis-py's ConnectionPool max_connections: what a count past it would hit
+BACK_S = 20  # how long a cluster started again may take to answer before the test fails
+
+
+def resources(cluster: RedisClusterServers, stores: list[Any]) -> tuple[int, list[int], int]:
+    """This process's open file descriptors, each node's clients (CLIENT LIST, less the
+    asking one and the connections MIGRATE keeps between nodes for 10 s: a slot moved), and
+    the most connections any pool of the workers' cluster clients made."""
+    gc.collect()  # a connection dropped but not collected still holds its socket
+    clients = []
+    for node in range(len(cluster.nodes)):
+        with cluster.client(node) as client:
+            listed = client.client_list()
+        clients.append(sum(c["cmd"] not in ("client|list", "restore-asking") for c in listed))
+    made = [
+        node.redis_connection.connection_pool._created_connections
+        for store in stores
+        for node in store._client.get_nodes()
+        if node.redis_connection is not None
+    ]
+    return len(os.listdir("/proc/self/fd")), clients, max(made)
+
+
+def settled(cluster: RedisClusterServers, pair: list[Worker]) -> tuple[int, list[int], int]:
+    """Each worker creates (202) and listens again; then what they hold (`resources`)."""
+    for worker in pair:
+        [(status, answer)] = worker.together(("POST", CREATE, auth(FULL), {}))
+        assert status == 202, answer
+    deadline = time.monotonic() + BACK_S
+    while not all(worker.store.handoff.listening for worker in pair):
+        assert time.monotonic() < deadline, "a listener did not connect again"
+        for worker in pair:  # its loop runs the subscription's answer
+            worker.loop.run_until_complete(Turn())
+    return resources(cluster, [worker.store for worker in pair])
+
+
+def test_cluster_workers_answer_again_after_more_failed_attempts_than_a_pool_would_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole cluster is down (kill -9 of every node) while two workers take 110 creates
+    each: every one a 503, and each a try of the worker's lane connection, a reading of the
+    slot map by its cluster client (`initialize`, through the nodes' pools) and a connect of
+    its handoff listener (RECONNECT_S 0: one at every lease try), more than redis-py's pools
+    would count (100; past it, MaxConnectionsError for ever). The cluster starts again: each
+    worker creates (202) as soon as it answers, and holds no more file descriptors, Redis
+    clients or pooled connections than before."""
+    monkeypatch.setattr(redis_handoff, "RECONNECT_S", 0.0)
+    tried: list[str] = []
+    read_map = redis.cluster.NodesManager.initialize
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tried.append("map")
+        return read_map(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.cluster.NodesManager, "initialize", counted)
+    with started_cluster() as cluster:
+        url, _ = cluster.sandbox(on=0)
+        pair = [Worker(url), Worker(url)]
+        for worker in pair:
+            make = worker.store.handoff.make
+            worker.store.handoff.make = lambda make=make: tried.append("listener") or make()
+        before = settled(cluster, pair)
+        tried.clear()
+        for node in cluster.nodes:
+            node.kill()
+        for _ in range(110):
+            for worker in pair:
+                guarded = asyncio.wait_for(worker.call("POST", CREATE, auth(FULL), {}), 60)
+                status, down = worker.loop.run_until_complete(guarded)  # wedged: fails here
+                assert status == 503, down
+                assert down["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert tried.count("listener") > 2 * POOL_MAX
+        assert tried.count("map") > 2 * POOL_MAX
+        for node in cluster.nodes:
+            node.start()
+        for node in cluster.nodes:  # its state turns ok a second time
+            assert node.wait_for_logs(STATE_OK, 2, BACK_S)
+        after = settled(cluster, pair)
+        assert after[0] <= before[0]  # file descriptors
+        assert all(a <= b for a, b in zip(after[1], before[1], strict=True))  # clients
+        assert after[2] <= before[2] + 1 < POOL_MAX  # a pool's count
+        for worker in pair:
+            worker.close()
+
+
+def test_a_cluster_worker_follows_its_slot_moved_more_times_than_a_pool_would_count(
+    redis_cluster: RedisClusterServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox's slot moves between two shards 210 times, a create after each: the
+    worker's lane connection meets the MOVED, the cluster client follows it, and the lane
+    connects to the new owner, a connection made anew each time the owner changes (as after
+    a failover: `SlotConnection._owner`), 105 to each shard, more than the shard's pool would
+    count (100; past it, MaxConnectionsError for ever). Each create is a 202, and the worker
+    holds no more file descriptors or Redis clients at the end than before."""
+    monkeypatch.setattr(redis_handoff, "RECONNECT_S", 0.0)
+    made: list[str] = []
+    aim = SlotConnection._owner
+
+    def counted(self: SlotConnection) -> tuple[str, Any]:
+        owner = aim(self)
+        made.append(owner[0])
+        return owner
+
+    monkeypatch.setattr(SlotConnection, "_owner", counted)
+    url, name = redis_cluster.sandbox(on=0)
+    slot = slot_of(name)
+    worker = Worker(url)
+    before = settled(redis_cluster, [worker])
+    made.clear()
+    for move in range(210):
+        redis_cluster.move(slot, to=(move + 1) % 2)
+        [(status, answer)] = worker.together(("POST", CREATE, auth(FULL), {}))
+        assert status == 202, (move, answer)
+    assert sorted(collections.Counter(made).values()) == [105, 105]
+    after = settled(redis_cluster, [worker])
+    assert after[0] <= before[0]  # file descriptors
+    assert all(a <= b for a, b in zip(after[1], before[1], strict=True))  # clients
+    assert after[2] < POOL_MAX  # a pool's count
+    worker.close()
