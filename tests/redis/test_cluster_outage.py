@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
-import os
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from clusterd import STATE_OK, RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, workers
 from grouped import Turn, Worker
 from handoffs import Waiter, served
+from redisd import sockets_to
 from support import FULL, auth
 
 from layers_mock_server.stores import redis_handoff, redis_journal
@@ -88,9 +88,10 @@ BACK_S = 20  # how long a cluster started again may take to answer before the te
 
 
 def resources(cluster: RedisClusterServers, stores: list[Any]) -> tuple[int, list[int], int]:
-    """This process's open file descriptors, each node's clients (CLIENT LIST, less the
-    asking one and the connections MIGRATE keeps between nodes for 10 s: a slot moved), and
-    the most connections any pool of the workers' cluster clients made."""
+    """This process's sockets to the nodes (file descriptors: `redisd.sockets_to`), each
+    node's clients (CLIENT LIST, less the asking one and the connections MIGRATE keeps
+    between nodes for 10 s: a slot moved), and the most connections any pool of the workers'
+    cluster clients made."""
     gc.collect()  # a connection dropped but not collected still holds its socket
     clients = []
     for node in range(len(cluster.nodes)):
@@ -103,7 +104,8 @@ def resources(cluster: RedisClusterServers, stores: list[Any]) -> tuple[int, lis
         for node in store._client.get_nodes()
         if node.redis_connection is not None
     ]
-    return len(os.listdir("/proc/self/fd")), clients, max(made)
+    ports = [cluster.port(node) for node in range(len(cluster.nodes))]
+    return sockets_to(ports), clients, max(made)
 
 
 def settled(cluster: RedisClusterServers, pair: list[Worker]) -> tuple[int, list[int], int]:
@@ -161,7 +163,7 @@ def test_cluster_workers_answer_again_after_more_failed_attempts_than_a_pool_wou
         for node in cluster.nodes:  # its state turns ok a second time
             assert node.wait_for_logs(STATE_OK, 2, BACK_S)
         after = settled(cluster, pair)
-        assert after[0] <= before[0]  # file descriptors
+        assert 0 < after[0] <= before[0]  # sockets to the nodes
         assert all(a <= b for a, b in zip(after[1], before[1], strict=True))  # clients
         assert after[2] <= before[2] + 1 < POOL_MAX  # a pool's count
         for worker in pair:
@@ -198,7 +200,7 @@ def test_a_cluster_worker_follows_its_slot_moved_more_times_than_a_pool_would_co
         assert status == 202, (move, answer)
     assert sorted(collections.Counter(made).values()) == [105, 105]
     after = settled(redis_cluster, [worker])
-    assert after[0] <= before[0]  # file descriptors
+    assert 0 < after[0] <= before[0]  # sockets to the nodes
     assert all(a <= b for a, b in zip(after[1], before[1], strict=True))  # clients
     assert after[2] < POOL_MAX  # a pool's count
     worker.close()
