@@ -85,6 +85,10 @@ def test_what_a_cluster_worker_still_held_when_it_stops_after_a_failover_reaches
 
 POOL_MAX = 100  # redis-py's ConnectionPool max_connections: what a count past it would hit
 BACK_S = 20  # how long a cluster started again may take to answer before the test fails
+# A worker's cluster client keeps up to one idle connection in each node's pool (the lane
+# runs one command at a time); whether one is there depends on whether a slot-map reading
+# closed it since (`initialize` closes the free ones): what is bounded, not what is equal.
+IDLE = 1
 
 
 def resources(cluster: RedisClusterServers, stores: list[Any]) -> tuple[int, list[int], int]:
@@ -129,8 +133,8 @@ def test_cluster_workers_answer_again_after_more_failed_attempts_than_a_pool_wou
     slot map by its cluster client (`initialize`, through the nodes' pools) and a connect of
     its handoff listener (RECONNECT_S 0: one at every lease try), more than redis-py's pools
     would count (100; past it, MaxConnectionsError for ever). The cluster starts again: each
-    worker creates (202) as soon as it answers, and holds no more file descriptors, Redis
-    clients or pooled connections than before."""
+    worker creates (202) as soon as it answers, and holds no more sockets, Redis clients or
+    pooled connections than before (but the one idle connection a node's pool may keep)."""
     monkeypatch.setattr(redis_handoff, "RECONNECT_S", 0.0)
     tried: list[str] = []
     read_map = redis.cluster.NodesManager.initialize
@@ -163,8 +167,8 @@ def test_cluster_workers_answer_again_after_more_failed_attempts_than_a_pool_wou
         for node in cluster.nodes:  # its state turns ok a second time
             assert node.wait_for_logs(STATE_OK, 2, BACK_S)
         after = settled(cluster, pair)
-        assert 0 < after[0] <= before[0]  # sockets to the nodes
-        assert all(a <= b for a, b in zip(after[1], before[1], strict=True))  # clients
+        assert 0 < after[0] <= before[0] + IDLE * len(cluster.nodes)  # sockets to the nodes
+        assert all(a <= b + IDLE for a, b in zip(after[1], before[1], strict=True))  # clients
         assert after[2] <= before[2] + 1 < POOL_MAX  # a pool's count
         for worker in pair:
             worker.close()
@@ -178,7 +182,8 @@ def test_a_cluster_worker_follows_its_slot_moved_more_times_than_a_pool_would_co
     connects to the new owner, a connection made anew each time the owner changes (as after
     a failover: `SlotConnection._owner`), 105 to each shard, more than the shard's pool would
     count (100; past it, MaxConnectionsError for ever). Each create is a 202, and the worker
-    holds no more file descriptors or Redis clients at the end than before."""
+    holds no more sockets or Redis clients at the end than before (but the one idle
+    connection a node's pool may keep)."""
     monkeypatch.setattr(redis_handoff, "RECONNECT_S", 0.0)
     made: list[str] = []
     aim = SlotConnection._owner
@@ -200,7 +205,7 @@ def test_a_cluster_worker_follows_its_slot_moved_more_times_than_a_pool_would_co
         assert status == 202, (move, answer)
     assert sorted(collections.Counter(made).values()) == [105, 105]
     after = settled(redis_cluster, [worker])
-    assert 0 < after[0] <= before[0]  # sockets to the nodes
-    assert all(a <= b for a, b in zip(after[1], before[1], strict=True))  # clients
+    assert 0 < after[0] <= before[0] + IDLE * len(redis_cluster.nodes)  # sockets to the nodes
+    assert all(a <= b + IDLE for a, b in zip(after[1], before[1], strict=True))  # clients
     assert after[2] < POOL_MAX  # a pool's count
     worker.close()
