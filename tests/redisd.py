@@ -21,7 +21,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -163,6 +163,15 @@ class RedisServer:
         with self._logged:
             return self._logged.wait_for(lambda: any(text in line for line in self._log), timeout)
 
+    def wait_for_logs(self, text: str, count: int, timeout: float) -> bool:
+        """`wait_for_log` for the `count`th line containing `text` (a node started again
+        logs what it logged the first time: its cluster state turning ok)."""
+        with self._logged:
+            said = self._logged.wait_for(
+                lambda: sum(text in line for line in self._log) >= count, timeout
+            )
+            return bool(said)
+
     def logged(self, text: str) -> list[str]:
         """The lines redis-server logged (since it was first started) that contain `text`."""
         with self._logged:
@@ -183,6 +192,27 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.kill()
             self.process = None
+
+
+def sockets_to(ports: Iterable[int]) -> int:
+    """How many of this process's file descriptors are TCP sockets to one of `ports` (on
+    127.0.0.1), connected or closed by the peer and not yet by us (CLOSE_WAIT): what a
+    worker holds of a Redis, whatever else the test process has open."""
+    ours = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # (one closed meanwhile)
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                ours.add(target[len("socket:[") : -1])
+    wanted = {f"{port:04X}" for port in ports}
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()  # sl, local, remote, state, ..., inode (the 10th)
+                if fields[2].rsplit(":", 1)[1] in wanted and fields[9] in ours:
+                    count += 1
+    return count
 
 
 def cannot_run(reason: str) -> NoReturn:

@@ -110,6 +110,7 @@ from ..core.store import (
     StoreUnavailable,
     StoreUnreachable,
 )
+from .redis_cluster import unstale
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import (
     APPEND,
@@ -964,7 +965,8 @@ class RedisStore:
         instrumentation) cost as much CPU as the rest of a request, so the hot path sends
         EVALSHA itself; the first call of a script (NOSCRIPT) goes through the client, which
         loads it. `retry`: a script safe to run twice is tried again on a new connection
-        once (the first call after a Redis restart finds the old socket dead)."""
+        once (Redis unreachable for a moment). Any script not sent at all because its shard
+        died is tried again at the shard the cluster names instead (a failover)."""
         try:
             answer = self._call_once(script, keys, args, retry)
         except Refused as exc:
@@ -985,8 +987,9 @@ class RedisStore:
             raise StoreUnavailable(f"{self.where} is not open")
         runner = self._scripts[script]
         for attempt in (1, 2):
-            sent = False
+            sent, aimed = False, getattr(conn, "node", None)  # (a cluster's: the shard)
             try:
+                unstale(conn)  # idle since Redis restarted: not onto the dead socket
                 conn.send_command("EVALSHA", runner.sha, len(keys), *keys, *args)
                 sent = True
                 answer = conn.read_response()
@@ -1002,7 +1005,10 @@ class RedisStore:
                 failure = error(self.where, exc)
                 # An error reply, a refusal among them, is an answer: Redis was reached.
                 answer = isinstance(failure, Refused) or type(exc).__name__ == "ResponseError"
-                if not retry or attempt == 2 or answer:
+                # Nothing left, and the cluster now names another owner of the slot (the
+                # shard died, a replica took over): sent there, it runs once.
+                followed = not sent and getattr(conn, "node", None) != aimed
+                if not (retry or followed) or attempt == 2 or answer:
                     if not answer:
                         self.down = str(failure)
                     if sent and not answer and not retry:  # it went, and may have run

@@ -90,6 +90,24 @@ def fresh(pool: Any) -> Any:
     return pool.connection_class(**pool.connection_kwargs)
 
 
+def unstale(conn: Any) -> None:
+    """Close `conn`'s socket if its server closed it while the connection sat idle (Redis
+    restarted, or a shard failed over, since its last round trip): the next command then goes
+    on a new connection instead of onto the dead socket, where it would get no answer and,
+    not safe to send twice, be a 503 saying it may have run, or at a stopping worker's last
+    journal append, be lost (cluster14's defect). An idle connection has nothing to read but
+    that end: redis-py's pool checks a connection it hands out the same way (`can_read`)."""
+    if getattr(conn, "_sock", None) is None:
+        return  # not connected: the command connects
+    try:
+        ended = conn.can_read(0)
+    except Exception:  # the end read (redis-py disconnected it), or the socket failed
+        ended = True
+    if ended:
+        with contextlib.suppress(Exception):
+            conn.disconnect()
+
+
 def _failed(exc: Exception) -> type[ValueError]:
     """The class of `connect`'s error for what redis-py raised: StoreUnreachable when Redis
     could not be reached (refused, timed out, loading its dataset), which passes by itself;

@@ -403,3 +403,25 @@ def test_a_503_of_the_gate_is_journaled_only_for_what_one_server_journals(
     own.start()
     assert journal(worker) == [during[0], during[4]]
     worker.close()
+
+
+def test_what_a_worker_stopping_after_a_redis_restart_still_held_reaches_the_journal(
+    own: RedisServer,
+) -> None:
+    """A worker that lived through a Redis restart and answers again stops: the entries no
+    round trip took along yet go at once on its own synchronous connection, idle since the
+    worker opened and so still on the socket the dead Redis closed. Sent there, the append
+    was lost (its answer never came, and an append is not tried twice): the last answers a
+    client got were missing from the journal."""
+    url = own.sandbox()
+    worker = Worker(url)
+    before = answered(worker, CREATE_ONE)
+    own.kill()
+    own.start()
+    after = answered(worker, CREATE_ONE, LIST)
+    assert [a[2] for a in after] == [202, 200]
+    assert worker.store.outbox  # the read's entry had not gone yet
+    worker.close()  # a stopping server: no loop to run the pipe, the synchronous connection
+    reader = Worker(url)
+    assert journal(reader)[: len(before + after)] == before + after
+    reader.close()

@@ -12,6 +12,8 @@ holds a command until unpaused) and asserts on answers and their order.
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,13 +22,13 @@ import pytest
 import redis
 from blackhole import Blackhole
 from grouped import CREATE, NEVER_S, Turn, Worker, influencers, timed_out
-from redisd import RedisServer, started
+from redisd import RedisServer, sockets_to, started
 from support import FULL, NORTH_ORG, auth
 
 from layers_mock_server.core.requestids import BLOCK
 from layers_mock_server.http.strict import check_response
 from layers_mock_server.spec import control_spec
-from layers_mock_server.stores import redis_journal
+from layers_mock_server.stores import redis_handoff, redis_journal
 
 HEALTH = "/_mock/health"
 ALIVE = {"status": "ok", "sharedStore": {"reachable": True, "waitingMs": 0, "full": False}}
@@ -367,3 +369,48 @@ def test_a_worker_recovers_after_more_failed_connects_than_the_pool_would_count(
     assert status == 202
     assert healthy(worker) == ALIVE
     worker.close()
+
+
+def held(server: RedisServer, pair: list[Worker]) -> tuple[int, int, int]:
+    """Once each worker created (202) and listens again: this process's sockets to the
+    server (file descriptors: `redisd.sockets_to`), the server's clients (less the asking
+    one), and the most connections a worker's pool made."""
+    for worker in pair:
+        [(status, answer)] = worker.together(("POST", CREATE, auth(FULL), {}))
+        assert status == 202, answer
+    deadline = time.monotonic() + 30
+    while not all(worker.store.handoff.listening for worker in pair):
+        assert time.monotonic() < deadline, "a listener did not connect again"
+        for worker in pair:  # its loop runs the subscription's answer
+            worker.loop.run_until_complete(Turn())
+    gc.collect()  # a connection dropped but not collected still holds its socket
+    with redis.Redis(port=server.port) as client:
+        clients = len(client.client_list()) - 1
+    made = max(worker.store._client.connection_pool._created_connections for worker in pair)
+    return sockets_to([server.port]), clients, made
+
+
+def test_workers_hold_no_more_connections_after_a_long_outage_than_before(
+    own: RedisServer, unflushed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of Redis while two workers take 110 creates each (503s; each a connect of the
+    pipe and of the handoff listener, RECONNECT_S 0: one at every lease try), then Redis is
+    started again: once each worker creates and listens again, this process holds no more file
+    descriptors, and Redis lists no more clients, than before the outage."""
+    monkeypatch.setattr(redis_handoff, "RECONNECT_S", 0.0)
+    url = own.sandbox()
+    pair = [Worker(url), Worker(url)]
+    before = held(own, pair)
+    own.kill()
+    for _ in range(110):
+        for worker in pair:
+            guarded = asyncio.wait_for(worker.call("POST", CREATE, auth(FULL), {}), 60)
+            status, down = worker.loop.run_until_complete(guarded)
+            assert status == 503, down
+    own.start()
+    after = held(own, pair)
+    assert 0 < after[0] <= before[0]  # sockets to Redis
+    assert after[1] <= before[1]  # clients
+    assert after[2] <= before[2] < 100  # a pool's count
+    for worker in pair:
+        worker.close()

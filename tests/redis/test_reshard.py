@@ -161,8 +161,8 @@ def test_a_worker_whose_shard_dies_finds_the_replica_that_took_over(
 def test_a_write_whose_master_dies_before_answering_says_it_may_have_been_kept(
     replicated: RedisClusterServers,
 ) -> None:
-    """The master dies between a create's catch-up and its write: the write went out and no
-    answer came, so it may have been kept (on the master's AOF, on the replica), and the 503
+    """The master dies as a create's write goes out: no answer came, so the write may have
+    been kept (on the master's AOF, on the replica), and the 503
     says so, and that a retry with the same Idempotency-Key finds out; the retry, once the
     replica took over, is answered at once. Before, the 503 said nothing of the request was
     done, and the retry waited for the write's lease to run out (the replica had it)."""
@@ -178,7 +178,16 @@ def test_a_write_whose_master_dies_before_answering_says_it_may_have_been_kept(
 
         def dying(batches: Any, keep: bool) -> Any:
             worker.store.send_write = write  # once
-            replicated.nodes[1].kill()
+            # (killed before it is sent, the dead socket is seen first: nothing is sent)
+            conn = worker.store._lane_conn
+            send = conn.send_command
+
+            def sent_then_killed(*args: Any, **kwargs: Any) -> None:
+                del conn.send_command  # once
+                send(*args, **kwargs)
+                replicated.nodes[1].kill()
+
+            conn.send_command = sent_then_killed
             return write(batches, keep)
 
         worker.store.send_write = dying
