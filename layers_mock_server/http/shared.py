@@ -69,7 +69,7 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..core.errors import ApiError
@@ -180,8 +180,34 @@ class Group:
                 future.set_result(failure)
 
 
+class Gated:
+    """What build_app serves on a shared store: the gate as the ASGI app, and the gate's and
+    then the app's attributes (`deps`, `state`, `routes`, ...) as if unwrapped.
+
+    Apart from the gate because of `__getattr__`: CPython 3.11 specializes no attribute
+    access on an instance whose class defines it (its `tp_getattro` is not the generic one),
+    so every `self.x` of the gate's, a hundred a create, took the slow path (a method-cache
+    lookup of `__getattr__` and `__getattribute__`, then the generic lookup); here only
+    `__call__`'s one `self.gate` pays for it."""
+
+    __slots__ = ("gate",)
+
+    def __init__(self, gate: SharedGate) -> None:
+        self.gate = gate
+
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        return self.gate(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return getattr(self.gate, name)
+        except AttributeError:
+            return getattr(self.gate.app, name)
+
+
 class SharedGate:
-    """ASGI middleware: catch up, take the lease when the request may write, give it back."""
+    """ASGI middleware: catch up, take the lease when the request may write, give it back
+    (served wrapped, `Gated`)."""
 
     nap = staticmethod(asyncio.sleep)  # a latency fault's wait (tests look inside it)
 
@@ -221,9 +247,6 @@ class SharedGate:
         if self.journal is not None:
             self.journal.holding = _DEFERS.get
             self.journal.ordered = _ORDERED.get
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
 
     def _needs_nothing(self, scope: dict[str, Any]) -> bool:
         """Whether the answer depends on nothing Redis holds, so it waits for no round trip
