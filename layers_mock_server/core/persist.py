@@ -19,7 +19,7 @@ from .clock import Clock
 from .ratelimit import READ_CLASS
 from .requestids import RequestIds
 from .restore import Check, Restored, StateBuilder
-from .snapshot import ALL_TABLES, idempotency_row, meta, row_bytes, table_rows
+from .snapshot import ALL_TABLES, ROW_DICTS, idempotency_row, meta, row_bytes, table_rows
 from .state import State
 from .store import Batch, Row, Stored
 
@@ -105,13 +105,23 @@ class Marks:
         """The marked rows as they are now, as one batch; the marks are cleared."""
         upserts: list[Row] = []
         for table, ident in self.written:
-            found = record(state, table, ident)
-            if found is None:  # (not while a group is open: every change is marked)
+            # (`record` and `encoded` inlined for the rows of records, two a create; and
+            # row_bytes, but for a project's row)
+            if table == "idempotency":
+                found = state.idempotency.get(bytes.fromhex(ident))
+                data = None if found is None else encoded(table, ident, found)
+            else:
+                found = getattr(state, table).get(ident)
+                if found is None:
+                    data = None
+                elif table == "projects" or (as_dict := ROW_DICTS.get(type(found))) is None:
+                    data = row_bytes(table, found)
+                else:
+                    data = orjson.dumps(as_dict(found))
+            if data is None:  # (not while a group is open: every change is marked)
                 self.deleted[table, ident] = None
-            elif table == "idempotency":
-                upserts.append((table, ident, encoded(table, ident, found)))
-            else:  # (`encoded` inlined for the rows of records: two a create)
-                upserts.append((table, ident, row_bytes(table, found)))
+            else:
+                upserts.append((table, ident, data))
         deletes = list(self.deleted)
         self.clear()
         return Batch(upserts, deletes, meta)
