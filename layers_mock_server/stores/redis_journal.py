@@ -30,7 +30,8 @@ A request answered in a group commit (http/shared.py) is answered only once the 
 commit returned, so its entry waits with it (`holding`): the entries of a group go with its
 commit and are appended only if the commit is kept; if it fails, each is rewritten with the
 503 its client got instead (`settle`) and sent with the next round trip. The journal records
-what the client received.
+what the client received. A group's entries note their organizations as they are staged
+(`Staged`), so its commit declares their streams without reading the entries again.
 
 Entries travel as JSON: headers and bodies as latin-1 text, so bytes come back exactly, and
 keys are redacted when the journal is read, as in one process.
