@@ -35,7 +35,8 @@ A real server, for clients that are not Python or not httpx (a Node SDK, curl, r
         subprocess.run(["node", "client.js", mock.base_url, mock.keys.full], check=True)
         mock.assert_called("POST", "/v1/projects/*/influencers", times=1)
 
-While served, everything below keeps working from the test and steers the same mock.
+While served, everything below keeps working from the test and steers the same mock. A
+server the script never stops (no `with`, no `close()`) is stopped when the interpreter exits.
 The steering methods and `serve()` need nothing but the base install; the httpx clients need
 httpx, in the `pytest` extra.
 
@@ -201,6 +202,11 @@ class LayersMock:
         if not isinstance(strict, bool):  # "no" or "false" would be true: strict on
             raise LayersMockError(f"strict must be True or False, not {strict!r}")
         if fixtures is not None and not isinstance(fixtures, Mapping):
+            if not isinstance(fixtures, str | os.PathLike):  # pathlib's raw TypeError, else
+                raise LayersMockError(
+                    "fixtures must be a path to a YAML file (str or os.PathLike) or the "
+                    f"document as a mapping, not {fixtures!r}"
+                )
             fixtures = Path(fixtures)
         settings = Settings(
             seed=seed,
@@ -323,10 +329,13 @@ class LayersMock:
             raise LayersMockError(
                 f"port must be a whole number from 0 (any free port) to 65535, not {port!r}"
             )
+        _check_host(host)
         try:
             sock = serving.bind(host, port)
         except OSError as exc:
             raise LayersMockError(f"cannot listen on {host}:{port}: {exc}") from exc
+        except (TypeError, ValueError) as exc:  # a name the resolver cannot even encode
+            raise LayersMockError(f"{HOST_RULE}, not {host!r} ({exc})") from exc
         background = serving.Background(self._app, sock)
         self._runner.server_loop = background.loop
         self._served = background
@@ -503,6 +512,19 @@ class LayersMock:
         if status >= 400:
             raise LayersMockError(error_text(answer, status))
         return answer
+
+
+HOST_RULE = (
+    "host must be an address or a name to listen on, such as '127.0.0.1', '::1' or "
+    "'localhost' ('0.0.0.0' for every interface)"
+)
+
+
+def _check_host(host: Any) -> None:
+    """A host the socket code would take is text: anything else was its raw TypeError, and ""
+    silently meant every interface, which a test never asks for by leaving a field empty."""
+    if not isinstance(host, str) or not host.isprintable() or not host or " " in host:
+        raise LayersMockError(f"{HOST_RULE}, not {host!r}")
 
 
 def _check_seed(seed: Any) -> None:

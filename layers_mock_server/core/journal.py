@@ -15,7 +15,9 @@ and per header for the objects that hold them. A body longer than MAX_BODY_BYTES
 kept cut to that length and marked `truncated`. The oldest entries of a share go first. Past
 `total_bytes` (64 full shares, 256 MiB) over every organization, which only many organizations
 each filling its share reach, the fullest shares are cut to a common level (`_shed`): a quiet
-organization keeps its entries, the busiest lose their oldest. The operator's view is the union,
+organization keeps its entries, the busiest lose their oldest; no share loses its newest entry
+to the cut (so every organization keeps at least its last request, and the total holds but for
+those, one an organization). The operator's view is the union,
 newest first, within one share's bound (the newest 1,000 entries, 4 MiB). Measured with
 tracemalloc (1,000 creates in-process, bodies on), the accounted bytes were 2.9 MB where the
 journal held 2.4 MB (0.43 MB without bodies, where 460 KB were accounted): the bound errs on
@@ -203,6 +205,7 @@ class Journal:
     __slots__ = (
         *("_count", "_last", "_shares", "bodies", "bytes", "capacity", "keep_mark", "max_bytes"),
         *("keep_org_mark", "org_marks", "org_sequences", "resets", "sequence", "total_bytes"),
+        "_newest_bytes",
     )
 
     def __init__(
@@ -230,6 +233,7 @@ class Journal:
         self.bodies = bodies
         self.sequence = 0
         self.bytes = 0  # accounted bytes of the entries kept
+        self._newest_bytes = 0  # ... and of each share's newest (`_shed` never cuts those)
         self.resets = resets  # the marks handed out: the position of an answer given now
         self.keep_mark = keep_mark
         self.org_sequences: dict[str, int] = {}  # the last `sequence` of each organization
@@ -356,6 +360,9 @@ class Journal:
         if share is None:
             share = self._shares[org] = Share()
         entries = share.entries
+        if entries:
+            self._newest_bytes -= _size(entries[-1])
+        self._newest_bytes += size
         entries.append(entry)
         share.bytes += size
         self.bytes += size
@@ -363,7 +370,9 @@ class Journal:
         self._last = entry
         while len(entries) > self.capacity or (share.bytes > self.max_bytes and len(entries) > 1):
             self._drop(share)
-        if self.bytes > self.total_bytes:
+        if self.bytes > self.total_bytes and self.bytes - self._newest_bytes > slack(
+            self.total_bytes
+        ):
             self._shed()
 
     def _drop(self, share: Share) -> None:
@@ -377,20 +386,18 @@ class Journal:
         """Over `total_bytes`: the fullest shares are cut, oldest first, to the one level that
         brings the total to 7/8 of the bound (the slack spares a cut a request; the shares
         below the level keep everything). Only many organizations each filling much of its
-        share get here."""
-        target = self.total_bytes * 7 // 8
-        sizes = sorted((share.bytes for share in self._shares.values()), reverse=True)
-        rest, level = sum(sizes), 0  # the level L: sum(min(size, L)) <= target
-        for cut in range(1, len(sizes) + 1):
-            rest -= sizes[cut - 1]  # what the shares below the `cut` fullest hold
-            level = (target - rest) // cut
-            if level >= (sizes[cut] if cut < len(sizes) else 0):
-                break
-        for org, share in list(self._shares.items()):
-            while share.entries and share.bytes > level:
+        share get here. A share's newest entry is never cut, nor counted against the level
+        (`_newest_bytes`): a quiet organization keeps its last request, however many others
+        there are (10,000 tenants each with one large entry once had the level fall below one
+        entry, and every quiet tenant read an empty journal). So the total holds but for the
+        newest entries, one an organization; where those alone come near it, the cut runs
+        only once what it can cut reaches the slack (not at every entry, each run sorting
+        every share)."""
+        goal = max(0, self.total_bytes - slack(self.total_bytes) - self._newest_bytes)
+        level = common_level([_cuttable(share) for share in self._shares.values()], goal)
+        for share in self._shares.values():
+            while len(share.entries) > 1 and _cuttable(share) > level:
                 self._drop(share)
-            if not share.entries:
-                del self._shares[org]
 
     def last(self) -> JournalEntry | None:
         """The newest entry (the request log names what was injected into it)."""
@@ -464,6 +471,11 @@ class Journal:
                 found.append(_public(entry, local))
         return found, matched
 
+    def imported(self, orgs: Collection[str]) -> None:
+        """Before an import's commit, with the organizations it brings (which keep their
+        entries: an import keeps the journal). A journal kept elsewhere drops what it holds
+        for them unseen (stores/redis_journal.py); this one holds nothing unseen."""
+
     def clear(self, orgs: Collection[str] = ()) -> None:
         """A global reset's (after its `mark`): every entry goes, and `sequence` starts again.
         `orgs`: the organizations the server knew (a journal kept elsewhere drops theirs by
@@ -474,6 +486,7 @@ class Journal:
         self.sequence = 0
         self.org_sequences.clear()
         self.bytes = 0
+        self._newest_bytes = 0
 
 
 def _sequence(entry: tuple[Any, ...] | JournalEntry) -> int:
@@ -490,6 +503,35 @@ def _bounded(
         if n >= capacity or (n and size > max_bytes):
             return
         yield entry
+
+
+def slack(total_bytes: int) -> int:
+    """What the server-wide cut leaves free under `total_bytes` (1/8 of it), so that it does
+    not run again at the next entry."""
+    return total_bytes - total_bytes * 7 // 8
+
+
+def common_level(sizes: list[int], goal: int) -> int:
+    """The one level L to cut every share's `sizes` down to (those below keep all) so that
+    sum(min(size, L)) <= goal: the server-wide cut's (Journal._shed, and on Redis
+    stores/redis_total.py)."""
+    sizes = sorted(sizes, reverse=True)
+    rest, level = sum(sizes), 0
+    for cut in range(1, len(sizes) + 1):
+        rest -= sizes[cut - 1]  # what the shares below the `cut` fullest hold
+        level = (goal - rest) // cut
+        if level >= (sizes[cut] if cut < len(sizes) else 0):
+            break
+    return max(level, 0)
+
+
+def _size(entry: tuple[Any, ...] | JournalEntry) -> int:
+    return entry[SIZE] if isinstance(entry, tuple) else entry.size
+
+
+def _cuttable(share: Share) -> int:
+    """The bytes of a share the server-wide cut may take: all but its newest entry's."""
+    return share.bytes - _size(share.entries[-1]) if share.entries else 0
 
 
 def _position(entry: tuple[Any, ...] | JournalEntry) -> int:

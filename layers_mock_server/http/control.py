@@ -469,7 +469,9 @@ class ControlPipeline:
             if not message.get("more_body", False):
                 break
         reader.end()
-        self.deps.sim.restore(builder.finish())
+        restored = builder.finish()
+        self.deps.journal.imported(restored.state.organizations)
+        self.deps.sim.restore(restored)
         return Reply(200, {"status": "imported"})
 
     async def _stream(self, send: Any, status: int, out: list[Any], chunks: list[bytes]) -> None:

@@ -80,6 +80,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.routing import Match
+
 from ..core.errors import ApiError
 from ..core.journal import Failed, RawHeaders
 from ..core.ratelimit import LIMITS, READ_CLASS, WINDOW_MS
@@ -89,9 +91,10 @@ from ..deps import Deps
 from ..stores.redis_serving import BEAT_S
 from .dispatch import routed_path
 from .inputs import MAX_BODY_BYTES
-from .pipeline import error_headers, refused, retry_after
+from .pipeline import OperationPipeline, error_headers, refused, retry_after
 from .render import dumps, error_body, send_response
 from .turn import Turn
+from .unsimulated import NotSimulated
 
 LOG = logging.getLogger(__name__)
 
@@ -908,7 +911,10 @@ class SharedGate:
 
     async def _unavailable(self, scope: dict[str, Any], send: Any, exc: StoreUnavailable) -> None:
         """The gate's own 503 (no round trip to Redis could be made for the request), in the
-        journal as the app's answers are: the journal records what each client got."""
+        journal as the app's answers are: the journal records what each client got, of the
+        requests it records at all. Those are the operations' (partner and not simulated),
+        as on one server: a control-plane call, an unknown path or a 405 is not journaled
+        whatever its answer, a 503 included (`_journaled`)."""
         request_id = self.deps.sim.request_id()
         error = _unreachable(exc)
         body = dumps(error_body(error, request_id))
@@ -917,11 +923,12 @@ class SharedGate:
             headers += error_headers(error)
         position = self.deps.journal.position()
         await send_response(send, 503, headers, body)
-        target = self.app.partner.match(scope["path"], scope["method"])
-        op = getattr(target[0], "op", None) if target is not None else None
+        pipeline = self._journaled(scope)
+        if pipeline is None:
+            return
         # the key as the app would have recorded it: a tenant reads its own keys' entries, and
-        # the 503s its requests got are among them
-        key = self._key(scope) if target is not None else None
+        # the 503s its requests got are among them (a not-simulated operation records none)
+        key = self._key(scope) if type(pipeline) is OperationPipeline else None
         length = str(len(body)).encode()
         sent = [*headers, (b"content-type", b"application/json"), (b"content-length", length)]
         self.deps.journal.add(
@@ -932,12 +939,28 @@ class SharedGate:
             503,
             request_id,
             key.api_key_id if key is not None else None,
-            op.operation_id if op is not None else None,
+            pipeline.op.operation_id,
             None,
             (scope["headers"], b"", sent, body),
             position,
             key.org_id if key is not None else None,
         )
+
+    def _journaled(self, scope: dict[str, Any]) -> OperationPipeline | NotSimulated | None:
+        """The operation a request reaches, if it is one the journal records (what the app
+        journals: a partner operation's pipeline, or a not-simulated operation's answer);
+        None for the control plane, an unknown path or a method the path has not (405).
+        Looked up only for a 503, off the hot path: the routes in the app's order."""
+        method = scope["method"]
+        for route in self.app.routes:
+            if route.matches(scope)[0] is Match.NONE:
+                continue
+            by_method = getattr(getattr(route, "app", None), "by_method", {})  # PathDispatch
+            target = by_method.get(method)
+            if target is None and method == "HEAD":  # HEAD is the GET without its body
+                target = by_method.get("GET")
+            return target if isinstance(target, OperationPipeline | NotSimulated) else None
+        return None
 
 
 def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:

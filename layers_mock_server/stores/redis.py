@@ -28,7 +28,9 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   newest 1,000 entries, and `journal-org:` the one of entries of no organization
   (redis_journal.py; `journal-v2` and `journal` those of the versions before, one for all);
   `journal-seq` numbers the entries of all, and `journal-seq:org` each organization's among
-  its own (a stream whose organization it does not count is from before a clearing);
+  its own (a stream whose organization it does not count is from before a clearing), and
+  in fields `~=<organization>` and `~=` the bytes of each stream and of all (the journal's
+  server-wide total: redis_total.py);
   `journal-from:<worker>` the number of the last entry each worker had appended
   (redis_outbox.py), and `journal-floor` the commit of the last global reset: an entry
   answered before it that reaches Redis after it is dropped. `org-marks` holds each
@@ -88,6 +90,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ..core.journal import DEFAULT_TOTAL_BYTES
 from ..core.store import (
     Batch,
     Bucket,
@@ -123,6 +126,7 @@ from .redis_outbox import Outbox
 from .redis_pipe import Pipe, error, handled
 from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, RESERVE, ROOMY, UNLOCK, WRITE
 from .redis_serving import BEAT, CLAIM, arguments, decoded, refusal
+from .redis_total import SHED, SIZES, plan
 from .redis_url import parse_url, shown
 
 NO_ORG = b"~-"  # the field of no organization in the journal's counters (redis_journal.py)
@@ -216,6 +220,10 @@ class RedisStore:
         # the journal's entries wait in `outbox` instead of travelling with each round trip.
         self.full = False
         self.refused: str | None = None  # what Redis said when it last refused one (`_answered`)
+        # The journal's bytes over every stream at most (redis_total.py), and whether this
+        # worker is cutting it to that now.
+        self.journal_total = DEFAULT_TOTAL_BYTES
+        self.shedding = False
         self._scripts: dict[str, Any] = {}
         # The settings this worker serves with (redis_serving.py): recorded, and compared with
         # those of the live workers, when it opens; None (a store opened to look): neither.
@@ -255,13 +263,15 @@ class RedisStore:
             "beat": client.register_script(BEAT),
             "clear": client.register_script(CLEAR),
             "org-marks": client.register_script(ORG_MARKS),
+            "journal-sizes": client.register_script(SIZES),
+            "journal-shed": client.register_script(SHED),
         }
         if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
             # Each a connection of its own, not counted by the pool (redis_cluster.fresh)
             make = functools.partial(fresh, client.connection_pool)
 
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ_ALL, EVERYTHING, CHANGES_FULL, RESERVE]
-            scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS]
+            scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS, SIZES, SHED]
             self.pipe = Pipe(make, scripts, self.where, timeout=5)
             self.handoff = Handoff(make, self.keys["handoff"], self.ident)
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
@@ -406,12 +416,12 @@ class RedisStore:
         keys += [self.keys[k] for k in ("reset-mark", "handoff", "whole", "org-marks")]
         keys.append(self.keys["journal-seq:org"])
         commits = write_args(batches)  # each whole before anything is sent
-        args: list[Any] = [self.token, self.seen, self.log_length, self.journal_capacity]
+        args: list[Any] = [self.token, self.seen, self.log_length, self._journal_bounds()]
         first, entries = carried = self._carried()  # the journal's, sent on the way
         staged, self.staged = self.staged, Staged()  # the group's: appended only if the write is
         args += [len(commits), len(entries), self.ident if keep else "", first]  # kept (else
         clears, self.clearing = self.clearing, False  # its 503s go later, SharedJournal)
-        sweep, self.sweeping = self.sweeping if clears else [], []
+        sweep, self.sweeping = self.sweeping, []  # (a clearing's, or an import's)
         marking, self.marking = self.marking, 0
         if marking:  # (a write that fails reads everything again, the latest mark with it)
             self.reset_mark = max(self.reset_mark, marking)
@@ -420,7 +430,7 @@ class RedisStore:
         reset += "".join(f"|{_field(org)}={' '.join(map(str, m))}" for org, m in orgs.items())
         args += [reset, *commits]
         keys += self._staged_streams(entries, staged)  # the journal's (JOURNAL) and
-        keys += sweep  # those a clearing deletes
+        keys += sweep  # those a clearing deletes (or an import, uncounted ones)
         return keys, args + entries + staged, self.seen + len(batches), carried
 
     def _written(self, answer: Any, predicted: int, token: str) -> None:
@@ -689,7 +699,7 @@ class RedisStore:
         first, entries = self.outbox.take()
         keys = [self.keys[k] for k in ("journal", "journal-seq", "mark", "journal-floor")]
         keys += [self.keys["journal-seq:org"], *self._streams(entries)]
-        args = [self.journal_capacity, first, *entries]
+        args = [self._journal_bounds(), first, *entries]
         if self._sending():
             sent = self._send("journal", keys, args)
             sent.add_done_callback(handled)
@@ -804,13 +814,15 @@ class RedisStore:
             sent = asyncio.get_running_loop().create_future()
             sent.set_exception(StoreUnavailable(f"{self.where} is not open"))
             return sent
-        if script in ROOMY:
-            sent.add_done_callback(self._roomy)  # before anyone reads the answer
+        if script in ROOMY:  # before anyone reads the answer
+            sent.add_done_callback(functools.partial(self._roomy, script))
         return sent
 
-    def _roomy(self, sent: asyncio.Future[Any]) -> None:
+    def _roomy(self, script: str, sent: asyncio.Future[Any]) -> None:
         if not sent.cancelled():
             self._answered(sent.exception())
+            if sent.exception() is None:
+                self._watch(script, sent.result())
 
     def _answered(self, found: BaseException | None) -> None:
         """What Redis's answer to a script that may write says of it: it ran the script (it
@@ -837,6 +849,63 @@ class RedisStore:
             self.outbox.trim()
             return self.outbox.first, []
         return self.outbox.take()
+
+    def _journal_bounds(self) -> str:
+        """The journal's bounds as the scripts that append take them: `capacity:total`
+        (entries a stream, bytes over every stream: redis_total.py)."""
+        return f"{self.journal_capacity}:{self.journal_total}"
+
+    def _watch(self, script: str, answer: Any) -> None:
+        """A script that appended to the journal says whether it took it past its total
+        (its answer's `over`, last: JOURNAL): the worker cuts it then (`journal_shed`)."""
+        if not isinstance(answer, list):
+            return
+        if script == "changes":
+            over = len(answer) > 7 and answer[0] != b"HELD" and answer[7] == 1
+        elif script == "write":
+            over = answer[-1] == 1 and len(answer) in (2, 5)
+        else:
+            over = len(answer) > 1 and answer[1] == 1
+        if over and not self.shedding:
+            self.journal_shed()
+
+    def journal_shed(self) -> None:
+        """Cut the journal to its total (redis_total.py): the bytes of every stream, then the
+        streams above the level, in round trips of their own (without waiting, on a serving
+        worker); one cut at a time."""
+        self.shedding = True
+        if self._sending():
+            asked = self._send("journal-sizes", [self.keys["journal-seq:org"]], [])
+            cut = self._then(asked, self._shed_args)
+
+            def then(done: asyncio.Future[tuple[list[str], list[Any]]]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    self.shedding = False
+                    return
+                keys, args = done.result()
+                if len(keys) == 1:
+                    self.shedding = False
+                    return
+                sent = self._send("journal-shed", keys, args)
+                sent.add_done_callback(handled)
+                sent.add_done_callback(lambda _: setattr(self, "shedding", False))
+
+            cut.add_done_callback(then)
+            return
+        try:
+            with contextlib.suppress(StoreUnavailable):
+                found = self._call("journal-sizes", [self.keys["journal-seq:org"]], [])
+                keys, args = self._shed_args(found)
+                if len(keys) > 1:
+                    self._call("journal-shed", keys, args)
+        finally:
+            self.shedding = False
+
+    def _shed_args(self, found: list[Any]) -> tuple[list[str], list[Any]]:
+        level, orgs = plan(found, self.journal_total)
+        keys = [self.keys["journal-seq:org"]]
+        keys += [self._stream(org) if org != NO_ORG else self.keys["journal-org"] for org in orgs]
+        return keys, [level, *orgs]
 
     @property
     def journal_capacity(self) -> int:
@@ -911,6 +980,7 @@ class RedisStore:
             raise
         if script in ROOMY:
             self._answered(None)
+            self._watch(script, answer)
         return answer
 
     def _call_once(
@@ -999,7 +1069,7 @@ class RedisStore:
         keys += [self.keys[k] for k in ("handoff", "behind", "whole", "meta", "rows", "order")]
         keys.append(self.keys["journal-seq:org"])
         far = self.log_length // 2 if max_distance is None else max_distance
-        args: list[Any] = [self.seen, token, self.lease_ms, far, self.journal_capacity]
+        args: list[Any] = [self.seen, token, self.lease_ms, far, self._journal_bounds()]
         carried = self._carried()
         args += [self.ident, carried[0], WANTS_MS, WANTS_MS, len(windows)]
         args += [

@@ -12,19 +12,23 @@ the entries reached Redis (entries of two workers answered within a few millisec
 other may swap places). Each stream keeps its organization's newest `capacity` entries (1,000),
 whatever the others send (issue 12 point 4: a tenant's journal is evicted by its own traffic
 only); the byte bound applies when the journal is read, to each organization's entries as in one
-process. While Redis is full it takes no entry (an append needs memory): they wait in the
-worker, its newest `capacity`, and go with its first round trip Redis takes again (redis.py).
-So do the entries of a round trip that failed for any reason (refused, never sent, its answer
-lost): an outage loses none, and the worker's numbering of its entries has Redis append each
-once (redis_outbox.py).
+process. Every stream of the sandbox together keeps at most the server-wide total one process
+keeps (256 MiB), cut by its rule: the scripts that append count the bytes, and the worker told
+the total is passed cuts the fullest streams (redis_total.py). While Redis is full it takes no
+entry (an append needs memory): they wait in the worker, its newest `capacity`, and go with its
+first round trip Redis takes again (redis.py). So do the entries of a round trip that failed for
+any reason (refused, never sent, its answer lost): an outage loses none, and the worker's
+numbering of its entries has Redis append each once (redis_outbox.py).
 
 The entries a round trip takes along are one stream entry an organization (`JOURNAL`): what
-Redis spends on the journal is one INCRBY a round trip and one HINCRBY and one XADD an
-organization in it, not commands a request (under load a catch-up carries a dozen reads'
-entries). Versions before kept every organization's in one stream, `journal-v2` (many entries a
-stream entry) or `journal` (one): those are read with the new ones, in number order, until the
-journal is cleared; they number on from the same counters, so a rollback to the version before
-appends to its stream and reads it as it did, and this one reads those too once back.
+Redis spends on the journal is one INCRBY, one HMGET and one HSET a round trip and one HINCRBY,
+one HSET and one XADD an organization in it (and an XRANGE of the stream entries its XADD trims,
+once its stream is full: their bytes), not commands a request (under load a catch-up carries a
+dozen reads' entries). Versions before kept every organization's in one stream, `journal-v2`
+(many entries a stream entry) or `journal` (one): those are read with the new ones, in number
+order, until the journal is cleared; they number on from the same counters, so a rollback to the
+version before appends to its stream and reads it as it did, and this one reads those too once
+back.
 
 A request answered in a group commit (http/shared.py) is answered only once the group's
 commit returned, so its entry waits with it (`holding`): the entries of a group go with its
@@ -82,6 +86,7 @@ import orjson
 from ..core.journal import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BYTES,
+    DEFAULT_TOTAL_BYTES,
     FIELDS,
     ORG,
     POSITION,
@@ -130,8 +135,9 @@ PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 # named by its sandbox number, the entry as it came (never copied). A counter that starts at 1
 # (the journal was cleared, or this is the organization's first entry) drops what the stream
 # held: entries from before a clearing that the reset did not name (a global reset deletes the
-# streams of every organization its worker knew: SharedJournal.clear; one imported since, or a
-# clearing by the version before, leaves its stream); a reader reads only the stream of an
+# streams of every organization its worker knew: SharedJournal.clear; one the server no longer
+# knew, or a clearing by the version before, leaves its stream, which an import of that
+# organization deletes: SharedJournal.imported); a reader reads only the stream of an
 # organization the hash counts (READ_ORG, READ_ALL). A stream ahead of its
 # counter (only an edited Redis) is dropped rather than refusing every append after it. The
 # entries up to ARGV[checked] are late ones: those whose position (their JSON starts
@@ -151,7 +157,19 @@ local function streams(from, base)  -- also: the last of KEYS it took
   end
   return of, key, k
 end
-local function journal(of, key, s, orgs, f, cap, from, to, checked)
+local over = false  -- the journal passed its total (`held`): the worker cuts it (SHED)
+-- What each organization's stream holds in bytes (the JSON of its entries), in the hash of
+-- counters beside its counter: field `~=<org>`, `held:newest` (all its stream entries', its
+-- newest stream entry's); `~=` the sums over every organization. A stream entry's bytes are
+-- its ID's sequence part (`<org number>-<bytes>`), so that what MINID trims is subtracted
+-- from its IDs alone (an entry of a version before, `-0`, counts nothing).
+local function bytes_of(v)
+  local h, n = string.match(v or '', '^(%d+):(%d+)$')
+  return tonumber(h) or 0, tonumber(n) or 0
+end
+local function journal(of, key, s, orgs, f, bounds, from, to, checked)
+  local cap, total = string.match(bounds, '^(%d+):?(%d*)$')
+  cap, total = tonumber(cap), tonumber(total)
   local floor = 0
   if from <= math.min(to, checked) then floor = tonumber(redis.call('GET', f) or '0') or 0 end
   local kept = {{}}
@@ -175,7 +193,14 @@ local function journal(of, key, s, orgs, f, cap, from, to, checked)
     mine[#mine + 1] = g + n
     mine[#mine + 1] = ARGV[i]
   end
-  for _, o in ipairs(order) do
+  local sized, added, newer = {{}}, 0, 0  -- the `held:newest` of all, and of each, before
+  if total then
+    local names = {{'~='}}
+    for k, o in ipairs(order) do names[k + 1] = '~=' .. o end
+    sized = redis.pcall('HMGET', orgs, unpack(names))
+    if sized.err then sized = {{}} end  -- (not a hash: numbered anew below)
+  end
+  for k, o in ipairs(order) do
     local mine, j = by[o], key[o]
     local count = #mine / 2
     local last = redis.pcall('HINCRBY', orgs, o, count)
@@ -183,13 +208,27 @@ local function journal(of, key, s, orgs, f, cap, from, to, checked)
       redis.call('DEL', orgs)       -- first one): numbered anew
       last = redis.call('HINCRBY', orgs, o, count)
     end
+    local held, newest = bytes_of(sized[k + 1])
+    local was, wasnewest = held, newest
     local first = last - count + 1
-    if first == 1 then redis.call('DEL', j) end
+    if first == 1 then
+      redis.call('DEL', j)
+      held, newest = 0, 0
+    end
     local at = 1
     while at <= count do
       local upto = math.min(count, at + {CHUNK - 1})
       local id = first + upto - 1
-      local entry = {{j, 'MINID', '=', math.max(0, id - cap + 1), id .. '-0', 'n', first + at - 1}}
+      local size = 0
+      for i = at, upto do size = size + #mine[2 * i] end
+      local oldest = math.max(0, id - cap + 1)
+      if total and oldest > 1 and first > 1 then  -- what MINID is about to trim, by its IDs
+        for _, e in ipairs(redis.call('XRANGE', j, '-', '(' .. oldest .. '-0')) do
+          held = held - (tonumber(string.match(e[1], '%-(%d+)$')) or 0)
+        end
+      end
+      local entry = {{j, 'MINID', '=', oldest, id .. '-' .. (total and size or 0), 'n',
+        first + at - 1}}
       for i = at, upto do
         entry[#entry + 1] = mine[2 * i - 1]
         entry[#entry + 1] = mine[2 * i]
@@ -197,9 +236,23 @@ local function journal(of, key, s, orgs, f, cap, from, to, checked)
       if type(redis.pcall('XADD', unpack(entry))) == 'table' then
         redis.call('DEL', j)
         redis.call('XADD', unpack(entry))
+        held = 0
       end
+      held, newest = math.max(0, held) + size, size
       at = upto + 1
     end
+    if total then
+      redis.call('HSET', orgs, '~=' .. o, held .. ':' .. newest)
+      added, newer = added + held - was, newer + newest - wasnewest
+    end
+  end
+  if total then
+    local all, tops = bytes_of(sized[1])
+    all, tops = math.max(0, all + added), math.max(0, tops + newer)
+    redis.call('HSET', orgs, '~=', all .. ':' .. tops)
+    -- past the total, and more than the slack (an eighth) beyond the newest entries (never
+    -- cut: core/journal.py), as one process runs its cut
+    over = all > total and all - tops > total - math.floor(total * 7 / 8)
   end
 end
 -- A worker numbers the entries it sends (its own numbers, not the journal's) and its `mark`
@@ -225,9 +278,9 @@ APPEND = f"""#!lua
 local n, count = tonumber(ARGV[2]), #ARGV - 2
 local from = 3 + appended(KEYS[3], n, count)
 local of, key = streams(3, 6)  -- KEYS[6..]: the streams (KEYS[1], the journal of the version
-journal(of, key, KEYS[2], KEYS[5], KEYS[4], tonumber(ARGV[1]), from, #ARGV, #ARGV)  -- before)
+journal(of, key, KEYS[2], KEYS[5], KEYS[4], ARGV[1], from, #ARGV, #ARGV)  -- before)
 sent(KEYS[3], n, count)
-return count
+return {{count, over and 1 or 0}}
 """
 
 # A reset's clearing outside a group's commit (a journal no gate holds): the streams of the
@@ -260,11 +313,16 @@ return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
   redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1]), mine}
 """
 
-# The organizations with entries (the fields of the hash of counters), for the operator's read.
+# The organizations with entries (the fields of the hash of counters, but those of bytes,
+# `~=`: redis_total.py), for the operator's read.
 ORGS = """#!lua flags=no-writes
 local found = redis.pcall('HKEYS', KEYS[1])
 if found.err then return {} end  -- not a hash (an edited Redis): the next append starts it anew
-return found
+local orgs = {}
+for _, f in ipairs(found) do
+  if string.sub(f, 1, 2) ~= '~=' then orgs[#orgs + 1] = f end
+end
+return orgs
 """
 
 # The operator's read: the journals of the versions before (as READ_ORG), then of each stream
@@ -444,10 +502,12 @@ class SharedJournal(Journal):
         *,
         bodies: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        total_bytes: int = DEFAULT_TOTAL_BYTES,
     ) -> None:
-        super().__init__(capacity, bodies=bodies, max_bytes=max_bytes)
+        super().__init__(capacity, bodies=bodies, max_bytes=max_bytes, total_bytes=total_bytes)
         self.store = store
         store.journal_capacity = capacity
+        store.journal_total = total_bytes  # over every organization's stream (redis_total.py)
         self.timer: asyncio.TimerHandle | None = None
         # Whether the request recording now is answered with its group's commit (the gate
         # sets it), and those entries, in order, until that commit returned.
@@ -592,6 +652,13 @@ class SharedJournal(Journal):
         for n, raw in found:
             view._keep(_decode(n, raw))
         return view.query(*args, **kwargs)
+
+    def imported(self, orgs: Collection[str]) -> None:
+        """The streams of the organizations an import brings are named for its commit, which
+        deletes those the journal does not count (WRITE): an organization the server no
+        longer knew at a global reset kept its stream, read no more (`clear`), and imported
+        again it found that stream still there until its next entry dropped it."""
+        self.store.sweeping = [self.store.stream_of(org) for org in orgs]
 
     def clear(self, orgs: Collection[str] = ()) -> None:
         """A global reset's: this worker's entries go at once; the streams go with the

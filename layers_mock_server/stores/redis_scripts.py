@@ -160,7 +160,7 @@ WRITE = (
     """#!lua
 local rows, order, meta, log, commits, lease, requests, seq =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 -- ARGV[7]: the worker's name when it keeps the lease (its next group may already be running,
 -- http/shared.py); the answer then says whether another worker waits for it (KEYS[12]).
 -- Given back while one waits, the lease's release is published on KEYS[18], the sandbox's
@@ -179,7 +179,8 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- KEYS[19]: the census (INTACT), checked first unless the commit is a wipe, written last.
 -- KEYS[21]: the journal's counters of each organization's entries (JOURNAL), cleared with it;
 -- KEYS[22..]: the journal's streams, of no organization and of each the entries name (JOURNAL),
--- then for a global reset's, the organizations' streams it deletes (SharedJournal.clear).
+-- then for a global reset's, the organizations' streams it deletes (SharedJournal.clear), for
+-- an import's those of the organizations it brings (SharedJournal.imported).
 local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
 local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '^c?(%d+)')
@@ -211,7 +212,7 @@ local holder, n = found[1], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
   journal(of, key, KEYS[11], KEYS[21], floor, cap, fresh, late, late)
   sent(mark, from, always)
-  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND'}
+  return {(holder and holder ~= token) and 'LEASE' or 'BEHIND', over and 1 or 0}
 end
 local newmeta = false
 local i = 10
@@ -293,11 +294,20 @@ if clears then
   redis.call('DEL', KEYS[10], KEYS[15], KEYS[11], KEYS[21], KEYS[22])
   for i = named + 1, #KEYS do redis.call('DEL', KEYS[i]) end  -- the organizations' streams
   redis.call('SET', floor, n)
+else  -- an import's: the streams of the organizations it brings that the counters KEYS[21]
+  -- do not count (a clearing that did not name them left them, read no more; so does the
+  -- version before's), named `journal-org:<field in hex>`: dropped now, not at their next entry
+  local prefix = #KEYS[22]
+  for i = named + 1, #KEYS do
+    local field = string.gsub(string.sub(KEYS[i], prefix + 1), '%x%x',
+      function(h) return string.char(tonumber(h, 16)) end)
+    if redis.pcall('HEXISTS', KEYS[21], field) ~= 1 then redis.call('DEL', KEYS[i]) end
+  end
 end
 -- in one go: the late entries (above), then the group's
 journal(of, key, KEYS[11], KEYS[21], floor, cap, fresh, #ARGV, late)
 sent(mark, from, always)
-return {'OK', n, wanted, born}
+return {'OK', n, wanted, born, over and 1 or 0}
 """
 )
 
@@ -453,13 +463,15 @@ local n = tonumber(now or '0')
 local marked = redis.call('GET', KEYS[10]) or redis.call('GET', KEYS[8])
 local all = false  -- every window, when asked for (an export)
 if listed then all = redis.call('HGETALL', KEYS[9]) end
-if n == seen then return {'OK', n, {}, counted, marked, all, born} end
+if n == seen then return {'OK', n, {}, counted, marked, all, born, over and 1 or 0} end
 -- far behind, or the store went back (flushed, or restored from an older copy): read it all
-if n - seen > far or n < seen then return {'FAR', n, {}, counted, marked, all, born} end
+if n - seen > far or n < seen then
+  return {'FAR', n, {}, counted, marked, all, born, over and 1 or 0}
+end
 -- the commits after `seen` (each logged under its number, WRITE), newest first
 local after = '(' .. math.max(seen, 0) .. '-0'
 local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
-return {'OK', n, named(entries, KEYS[15], KEYS[14]), counted, marked, all, born}
+return {'OK', n, named(entries, KEYS[15], KEYS[14]), counted, marked, all, born, over and 1 or 0}
 """
 )
 CHANGES = (
@@ -499,7 +511,7 @@ end
 local n, count = tonumber(ARGV[7]), #ARGV - entries_from + 1
 local at = entries_from + appended(KEYS[7], n, count)
 local of, key = streams(entries_from, 18)
-journal(of, key, KEYS[5], KEYS[17], KEYS[8], tonumber(ARGV[5]), at, #ARGV, #ARGV)
+journal(of, key, KEYS[5], KEYS[17], KEYS[8], ARGV[5], at, #ARGV, #ARGV)
 sent(KEYS[7], n, count)
 """
     + _AFTER
@@ -509,7 +521,7 @@ sent(KEYS[7], n, count)
 # less the journal's entries: the reads are counted in their windows, as they must be, and
 # nothing else is written. `allow-oom`: Redis runs it full, and lets its HSETs through: a
 # window is a few dozen bytes a key, rewritten in place as its minutes go by.
-CHANGES_FULL = "#!lua flags=allow-oom" + _CHANGES_HEAD + _COUNT + _AFTER
+CHANGES_FULL = "#!lua flags=allow-oom\nlocal over = false" + _CHANGES_HEAD + _COUNT + _AFTER
 
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was
 # written, Redis's clock and the latest reset's mark (or the journal's floor, as CHANGES). A

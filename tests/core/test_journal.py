@@ -246,3 +246,44 @@ def test_a_global_clear_empties_every_share() -> None:
     journal.clear()
     assert (len(journal), journal.bytes, journal.last()) == (0, 0, None)
     assert paths_of(journal, None) == [] and paths_of(journal, "org_a") == []
+
+
+def test_a_quiet_organization_keeps_its_newest_entry_when_the_total_is_cut() -> None:
+    """Hostile: more organizations than the server-wide total holds each leave one large entry
+    (a hosted sandbox's 10,000 tenants, bodies on). The cut takes the busy ones' oldest entries
+    and never an organization's newest: every quiet tenant still reads its only request (it
+    read an empty journal: the cut brought every share to a level below one entry)."""
+    journal = Journal(bodies=True, max_bytes=40_000, total_bytes=100_000)
+    for org in range(40):  # 40 entries of ~16 KiB: 6 times the total
+        add_for(journal, f"org_{org}", f"/{org}/0", b"x" * MAX_BODY_BYTES)
+    assert all(paths_of(journal, f"org_{org}") == [f"/{org}/0"] for org in range(40))
+    # a busy organization is held to its newest entry too, not beyond
+    for n in range(1, 30):
+        add_for(journal, "org_busy", f"/busy/{n}", b"b" * MAX_BODY_BYTES)
+    assert paths_of(journal, "org_busy")[0] == "/busy/29"
+    assert all(paths_of(journal, f"org_{org}") == [f"/{org}/0"] for org in range(40))
+    # past the newest entries, the bound holds: at most one slack's worth more
+    newest = 41 * (MAX_BODY_BYTES + 2_000)
+    assert journal.bytes <= newest + 100_000 // 8
+
+
+def test_the_total_cut_spares_each_share_its_newest_entry_and_costs_no_sort_a_request() -> None:
+    """Where the newest entries alone fill the total, the cut does not run again at every
+    entry (each run sorts every share): it runs once the entries it could cut reach the
+    slack."""
+
+    class Counted(Journal):
+        runs = 0
+
+        def _shed(self) -> None:
+            Counted.runs += 1
+            super()._shed()
+
+    journal = Counted(bodies=True, max_bytes=40_000, total_bytes=100_000)
+    for org in range(40):
+        add_for(journal, f"org_{org}", f"/{org}/0", b"x" * MAX_BODY_BYTES)
+    Counted.runs = 0
+    for n in range(200):  # more tenants, one request each: nothing the cut could take
+        add_for(journal, f"org_new_{n}", f"/new/{n}")
+    assert Counted.runs == 0
+    assert all(paths_of(journal, f"org_{org}") == [f"/{org}/0"] for org in range(40))

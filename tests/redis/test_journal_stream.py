@@ -370,3 +370,56 @@ def test_a_global_reset_deletes_the_streams_of_the_organizations_the_server_knew
         store.sweeping = [store.stream_of(globex_org)]
         store.journal_clear()  # a reset no gate holds
         assert store._client.exists(*streams) == 0
+
+
+def test_an_organization_imported_after_a_reset_brings_back_no_stream_of_before_it(
+    redis_server: RedisServer,
+) -> None:
+    """An organization only an import brought (no fixture has it) and that a later import
+    took away keeps its stream (an import keeps the journal), and a global reset then cannot
+    name it (the server knows it no more): its counter goes, and its stream is read no more.
+    Imported again, it found that stream still in Redis, hidden, until its next request: the
+    import's commit names the streams of the organizations it brings and drops those the
+    journal does not count (they held an organization's worth of Redis for nothing)."""
+    operator = "operator-secret-for-tenants"
+    settings = Settings(
+        state=redis_server.sandbox(), clock="virtual", seed=SEED, admin_token=operator
+    )
+    deps = make_deps(settings)
+    store = deps.sim.shared
+    admin = {**auth(operator), "content-type": "application/json"}
+    imported_org, imported_key = "org_imported-only", "lp_test_importedx_Q1w2E3r4T5y6U7i8"
+    with TestClient(build_app(deps)) as client:
+        fixtures = client.get("/_mock/state", headers=admin).content
+        state = orjson.loads(fixtures)
+        [org] = [o for o in state["organizations"] if o["organization_id"] == ACME_ORG]
+        [key] = [k for k in state["keys"] if k["key"] == FULL]
+        state["organizations"].append({**org, "organization_id": imported_org})
+        state["keys"].append(
+            {**key, "key": imported_key, "api_key_id": "key_imported", "org_id": imported_org}
+        )
+        extended = orjson.dumps(state)
+
+        def load(document: bytes) -> None:
+            put = client.put("/_mock/state", content=document, headers=admin)
+            assert put.status_code == 200, put.text
+
+        load(extended)
+        for key_ in (FULL, imported_key):
+            assert client.get("/v1/whoami", headers=auth(key_)).status_code == 200
+        assert client.get("/_mock/requests", headers=admin).json()["total"] == 2  # (sent)
+        stream = store.stream_of(imported_org)
+        assert store._client.exists(stream) == 1
+        load(fixtures)
+        assert client.post("/_mock/reset", json={}, headers=admin).status_code == 200
+        assert store._client.exists(stream) == 1  # not named: the server knew it no more
+        load(extended)
+        assert store._client.exists(stream) == 0
+        assert client.get("/_mock/requests", headers=auth(imported_key)).json()["total"] == 0
+        # an organization the journal still counts keeps its stream through an import
+        assert client.get("/v1/whoami", headers=auth(imported_key)).status_code == 200
+        assert client.get("/_mock/requests", headers=admin).json()["total"] == 1
+        load(extended)
+        assert store._client.exists(stream) == 1
+        read = client.get("/_mock/requests", headers=auth(imported_key)).json()
+        assert [e["path"] for e in read["items"]] == ["/v1/whoami"]

@@ -190,7 +190,7 @@ def refused(answer: tuple[int, Any], code: str, said: str) -> None:
 def refusing(worker: Worker, code: str, said: str) -> list[tuple[str, str, int, str]]:
     """A create and a read while Redis refuses (both 503: a read's catch-up writes too),
     health saying what Redis said, and ready saying not ready; (method, path, status, request
-    id) of each answer the journal keeps."""
+    id) of each answer the journal keeps (not ready's: a control call, never journaled)."""
     during = []
     for request in (CREATE_ONE, LIST):
         [answer] = worker.together(request)
@@ -201,9 +201,8 @@ def refusing(worker: Worker, code: str, said: str) -> list[tuple[str, str, int, 
     store = health["sharedStore"]
     assert store["reachable"] is True and store["full"] is False
     assert f": {code} " in store["refused"], store
-    [(status, body)] = worker.together(READY)  # not ready (its 503 is in the journal too)
+    [(status, body)] = worker.together(READY)  # not ready
     assert status == 503 and f": {code} " in body["error"]["details"]["reason"], body
-    during.append(("GET", READY[1], 503, worker.request_ids[-1]))
     return during
 
 
@@ -372,4 +371,35 @@ def test_ready_is_503_while_redis_refuses_writes_and_health_stays_200(
     [(status, body)] = worker.together(READY)
     assert (status, body) == (200, {"status": "ready"})
     operator.close()
+    worker.close()
+
+
+def test_a_503_of_the_gate_is_journaled_only_for_what_one_server_journals(
+    own: RedisServer,
+) -> None:
+    """edges14: the journal lists the operations the mock answered (partner and not-simulated
+    ones), never control-plane calls, unknown paths or 405s (openapi/control.yaml). On Redis
+    the gate's own 503 was journaled for every request, so a control call (a clock advance,
+    a reset), a typo of a path or a 405 showed in `/_mock/requests` exactly when it had
+    failed. The same requests, on memory and on Redis while it is down."""
+    requests = [
+        CREATE_ONE,
+        ("POST", "/_mock/clock/advance", {}, {"seconds": 1}),
+        ("GET", "/v1/nope", auth(FULL), None),
+        ("DELETE", "/v1/whoami", auth(FULL), None),
+        ("GET", "/v1/audit-log", auth(FULL), None),  # not simulated: a 501, journaled
+    ]
+    alone = Worker("memory")
+    by_one = answered(alone, *requests)
+    assert [(method, path) for method, path, _, _ in journal(alone)] == [
+        by_one[0][:2],
+        by_one[4][:2],
+    ]
+    alone.close()
+    worker = Worker(own.sandbox())
+    own.kill()
+    during = answered(worker, *requests)
+    assert [a[2] for a in during] == [503] * 5
+    own.start()
+    assert journal(worker) == [during[0], during[4]]
     worker.close()
