@@ -11,6 +11,7 @@ while the stream still holds them all, else None). Deterministic enough to
 compare two builds of the store path; `--profile FILE` writes a cProfile of the measured part.
 
     .venv/bin/python bench/inproc_redis.py --n 20000
+    valgrind --tool=callgrind .venv/bin/python bench/inproc_redis.py --n 4000 --stretch 100
     .venv/bin/python bench/inproc_redis.py --state memory
     .venv/bin/python bench/inproc_redis.py --state sqlite --rules 1000 --orgs 30 --tenant-rules 100
     .venv/bin/python bench/inproc_redis.py --keys 10000 --clocks 1000 --sizes
@@ -112,6 +113,17 @@ def populate(sim: Any, args: argparse.Namespace) -> None:
         state.clocks.set(f"org_clock{n:04d}", now, now)
     state.dirty.add(("meta", ""))
     sim.commit()  # (on Redis, not this request's: the next group's commit takes it along)
+
+
+def _stretch(factor: float) -> None:
+    """The gate's time bounds (a group's GROUP_S, a chain's CHAIN_S, a lease's LINGER_S, an
+    idle worker's FOLLOW_S) times `factor`: under valgrind (~80x slower) a group would close
+    on its 5 ms after two or three creates instead of on its size or its last arrival, and the
+    instructions counted would be those of another workload than a server's."""
+    from layers_mock_server.http import shared
+
+    for name in ("GROUP_S", "CHAIN_S", "LINGER_S", "FOLLOW_S"):
+        setattr(shared, name, getattr(shared, name) * factor)
 
 
 def _receiver(body: bytes) -> Any:
@@ -240,6 +252,12 @@ def main() -> None:
     parser.add_argument(
         "--think", type=int, default=0, help="loop iterations a client waits (0 to this many)"
     )
+    parser.add_argument(
+        "--stretch",
+        type=float,
+        default=1.0,
+        help="the gate's time bounds times this (under valgrind: 100, see _stretch)",
+    )
     args = parser.parse_args()
     import uvloop
 
@@ -248,6 +266,7 @@ def main() -> None:
     from layers_mock_server.settings import Settings, make_deps
 
     _counting()
+    _stretch(args.stretch)
     with tempfile.TemporaryDirectory(prefix="layers-mock-inproc-redis-") as tmp:
         server: Server | None = None
         state, port = "memory", None

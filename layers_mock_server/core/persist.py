@@ -28,6 +28,7 @@ from .snapshot import (
     ALL_TABLES,
     PART_ROWS,
     PARTS,
+    ROW_DICTS,
     all_parts,
     changed_parts,
     idempotency_row,
@@ -134,13 +135,23 @@ class Marks:
         """The marked rows as they are now, as one batch; the marks are cleared."""
         upserts: list[Row] = []
         for table, ident in self.written:
-            found = record(state, table, ident)
-            if found is None:  # (not while a group is open: every change is marked)
+            # (`record` and `encoded` inlined for the rows of records, two a create; and
+            # row_bytes, but for a project's row)
+            if table == "idempotency":
+                found = state.idempotency.get(bytes.fromhex(ident))
+                data = None if found is None else encoded(table, ident, found)
+            else:
+                found = getattr(state, table).get(ident)
+                if found is None:
+                    data = None
+                elif table == "projects" or (as_dict := ROW_DICTS.get(type(found))) is None:
+                    data = row_bytes(table, found)
+                else:
+                    data = orjson.dumps(as_dict(found))
+            if data is None:  # (not while a group is open: every change is marked)
                 self.deleted[table, ident] = None
-            elif table == "idempotency":
-                upserts.append((table, ident, encoded(table, ident, found)))
-            else:  # (`encoded` inlined for the rows of records: two a create)
-                upserts.append((table, ident, row_bytes(table, found)))
+            else:
+                upserts.append((table, ident, data))
         deletes = list(self.deleted)
         self.clear()
         _parts(state, upserts, deletes)

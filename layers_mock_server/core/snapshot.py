@@ -93,7 +93,7 @@ def _field_dict(cls: type) -> Callable[[Any], dict[str, Any]]:
     return made
 
 
-_ROW_DICTS: dict[type, Callable[[Any], dict[str, Any]]] = {
+ROW_DICTS: dict[type, Callable[[Any], dict[str, Any]]] = {
     cls: _field_dict(cls) for table, cls in TABLES.items() if table != "projects"
 }
 
@@ -103,7 +103,7 @@ def row_bytes(table: str, record: Any) -> bytes:
     (`_field_dict`); a project without its list of influencer ids (`project_row`)."""
     if table == "projects":
         return orjson.dumps(project_row(record))
-    as_dict = _ROW_DICTS.get(type(record))
+    as_dict = ROW_DICTS.get(type(record))
     return orjson.dumps(record if as_dict is None else as_dict(record))
 
 

@@ -21,7 +21,7 @@ from .dispatch import MockApp, PartnerPaths
 from .handlers import HANDLERS, RATE_CLASS_OF, RESOLVERS
 from .pipeline import OperationPipeline
 from .render import dumps, error_body, send_response
-from .shared import SharedGate
+from .shared import Gated, SharedGate
 from .unsimulated import NotSimulated
 
 
@@ -177,5 +177,5 @@ def build_app(
     fast = [route for route in partner_routes if route.path in shared]
     app = MockApp(routes, PartnerPaths(fast), internal_error, deps, NoRoute(deps))
     if deps.sim.shared is not None:  # many workers on one store: one order of writes
-        return cast(Starlette, SharedGate(app, deps))
+        return cast(Starlette, Gated(SharedGate(app, deps)))
     return app

@@ -10,6 +10,7 @@ alive at the moment of a freeze, and buys a flat p99. Used by `serve`, not by te
 from __future__ import annotations
 
 import gc
+from collections.abc import Awaitable
 from typing import Any
 
 FREEZE_EVERY = 5_000  # requests between freezes
@@ -26,9 +27,15 @@ class FrozenHeap:
         gc.collect()
         gc.freeze()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        """The app's coroutine for the request, returned for the server to await: a plain
+        function, so this wrapper is no coroutine level of its own (one made and run a
+        request, and one more frame each of the request's suspensions goes through). Served
+        by granian, which awaits whatever the app's call returns; a server that looks for a
+        coroutine function to tell ASGI 3 from ASGI 2 (uvicorn, Starlette's TestClient)
+        would take it for ASGI 2: `serve` is the only one that wraps an app in it."""
         self.count += 1
         if self.count >= FREEZE_EVERY:
             self.count = 0
             gc.freeze()
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)

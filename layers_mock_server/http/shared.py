@@ -52,12 +52,20 @@ Control requests (resets, imports, clocks) run alone: after every commit before 
 back, on a lease of their own, and their commit is sent through the pipe as a group's is, their
 answer held until it came back (a reset or an import replaces the copy at once, and the copy is
 read again if the commit fails). So no round trip of a control request blocks the worker either;
-`/_mock/health` and the other answers that need nothing from Redis (`_needs_nothing`) take no
+`/_mock/health` and the other answers that need nothing from Redis (`__call__`) take no
 round trip at all.
 
 The journal records what each client got: the entries of a group's requests are held with it
 (stores/redis_journal.py) and go with its commit, kept only if the commit is; if it fails,
 each is recorded as the 503 its client received, with the same request id.
+
+What a request costs the worker's one event-loop thread (the Redis path's bound): the gate is
+served wrapped (`Gated`), because CPython 3.11 specializes no attribute access on an instance
+of a class with `__getattr__`, and the wrapper's forwarding made every `self.x` here take the
+slow path; its `__call__` is a plain function that hands back the one coroutine a leased
+request runs in (`_leased`: the body read ahead, the turn, the app, the wait for the group's
+commit and the held answer, inline), not four nested ones; `Held.send` gives the app a future
+done already to await, not a coroutine a message. (bench/README.md: instructions a create.)
 """
 
 from __future__ import annotations
@@ -69,7 +77,7 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.routing import Match
@@ -130,22 +138,25 @@ def joined_authorization(scope: dict[str, Any]) -> bytes:
 
 
 class Held:
-    """A response held back until the commit that holds its changes returned."""
+    """A response held back until the commit that holds its changes returned (sent by
+    `_leased`, or its 503 by `failed`)."""
 
-    __slots__ = ("control", "messages")
+    __slots__ = ("control", "messages", "ready")
 
-    def __init__(self, control: bool = False) -> None:
+    def __init__(self, ready: asyncio.Future[None], control: bool = False) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.ready = ready  # a future done already: what `send` gives the app to await
         self.control = control  # a control request's (no Idempotency-Key to retry with)
 
-    async def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> Awaitable[None]:
+        """The app's `send`: the message is kept. Not a coroutine: a future done already is
+        awaited without one (two a request, each a coroutine made, run and dropped)."""
         self.messages.append(message)
+        return self.ready
 
-    async def release(self, send: Any, failure: StoreUnavailable | None) -> None:
-        """The held answer, or (its commit failed) a 503 with its request id and rate headers."""
-        if failure is None or not self.messages:
-            for message in self.messages:
-                await send(message)
+    async def failed(self, send: Any, failure: StoreUnavailable) -> None:
+        """Its commit failed: a 503 with its request id and rate headers instead."""
+        if not self.messages:
             return
         headers = self.messages[0].get("headers", [])
         request_id = next((v.decode() for k, v in headers if k == b"x-request-id"), "")
@@ -157,33 +168,23 @@ class Group:
     """The requests whose changes wait for one commit, their journal entries, and (once its
     commit is on its way) what came back."""
 
-    __slots__ = ("answers", "done", "entries", "since", "size", "timer")
+    __slots__ = ("answers", "done", "entries", "loop", "ready", "since", "size", "timer")
 
     def __init__(self, since: float) -> None:
         self.since = since
         self.size = 0
         self.timer = False
         self.entries: list[Any] = []  # journal entries held with it (redis_journal.py)
-        self.done: asyncio.Future[StoreUnavailable | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        # The loop the group runs on (the running one), kept: asyncio.get_running_loop() is a
+        # getpid system call each time on this Python, and a request asked for it twice.
+        self.loop = loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[StoreUnavailable | None] = loop.create_future()
+        self.ready: asyncio.Future[None] = loop.create_future()  # done: what `Held.send` gives
+        self.ready.set_result(None)
         # Each request's own wait for `done` (what asyncio.shield would make, without its two
-        # callbacks a request): a request that goes away cancels its own, not the group's.
+        # callbacks a request): a request that goes away cancels its own, not the group's
+        # (`_leased` makes it).
         self.answers: list[asyncio.Future[StoreUnavailable | None]] = []
-
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The loop the group runs on (the running one), without asyncio.get_running_loop():
-        a getpid system call each time on this Python, and a request asked for it twice."""
-        return self.done.get_loop()
-
-    def answer(self) -> asyncio.Future[StoreUnavailable | None]:
-        """A future of a request's own for what `done` gets."""
-        future = self.done.get_loop().create_future()
-        if self.done.done():
-            future.set_result(self.done.result())
-        else:
-            self.answers.append(future)
-        return future
 
     def land(self, failure: StoreUnavailable | None) -> None:
         self.done.set_result(failure)
@@ -192,8 +193,36 @@ class Group:
                 future.set_result(failure)
 
 
+class Gated:
+    """What build_app serves on a shared store: the gate as the ASGI app, and the gate's and
+    then the app's attributes (`deps`, `state`, `routes`, ...) as if unwrapped.
+
+    Apart from the gate because of `__getattr__`: CPython 3.11 specializes no attribute
+    access on an instance whose class defines it (its `tp_getattro` is not the generic one),
+    so every `self.x` of the gate's, a hundred a create, took the slow path (a method-cache
+    lookup of `__getattr__` and `__getattribute__`, then the generic lookup); here only
+    `__call__`'s one `self.gate` pays for it."""
+
+    __slots__ = ("gate",)
+
+    def __init__(self, gate: SharedGate) -> None:
+        self.gate = gate
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # (a coroutine function, as servers and test clients that tell ASGI 3 from ASGI 2
+        # look for; the gate's own `__call__` is a plain function, its coroutine awaited here)
+        await self.gate(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return getattr(self.gate, name)
+        except AttributeError:
+            return getattr(self.gate.app, name)
+
+
 class SharedGate:
-    """ASGI middleware: catch up, take the lease when the request may write, give it back."""
+    """ASGI middleware: catch up, take the lease when the request may write, give it back
+    (served wrapped, `Gated`)."""
 
     nap = staticmethod(asyncio.sleep)  # a latency fault's wait (tests look inside it)
 
@@ -234,22 +263,6 @@ class SharedGate:
             self.journal.holding = _DEFERS.get
             self.journal.ordered = _ORDERED.get
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)  # the app's `state`, `routes`, ... as if unwrapped
-
-    def _needs_nothing(self, scope: dict[str, Any]) -> bool:
-        """Whether the answer depends on nothing Redis holds, so it waits for no round trip
-        (and is not a 503 while Redis is unreachable): health, the dashboard's links and
-        static files, and a partner request without a bearer key (a 401 whatever the state:
-        sim.authenticate reads the last Authorization header, as inputs.header_map keeps)."""
-        path: str = scope["path"]
-        if path in STATELESS or path.startswith(ASSETS):
-            return True
-        authorization = joined_authorization(scope)
-        if authorization and authorization.partition(b" ")[0].lower() == b"bearer":
-            return False
-        return self.app.partner.match(path, scope["method"]) is not None
-
     def _writes(self, scope: dict[str, Any]) -> bool:
         """Whether a read may write: with rules (a count is used up), or a job read that
         moves a job by polls (`--progression poll`, or a job started with that preference)."""
@@ -271,94 +284,145 @@ class SharedGate:
         if self.follower is None:
             self.follower = asyncio.get_running_loop().call_later(FOLLOW_S, self._follow, -1)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        """The coroutine that serves the request. A plain function, not a coroutine: `Gated`
+        awaits what it returns, so the gate is no coroutine level of its own (one made and
+        run a request, and one more frame that each of the request's suspensions and wake-ups
+        goes through): the app's, the read's or the leased request's is the one awaited."""
         if self.follower is None:  # served without `follow` (in-process): from the first request
-            self.follow()
-        if scope["type"] == "http":  # what it groups, mends and exports is what is routed
-            # (only a raw path with a percent sign can route elsewhere than `path`: one byte
-            # looked for, ~0.3 µs a request less than routed_path's two `%2F` searches; the
-            # app routes every request again itself)
-            raw = scope.get("raw_path")
-            if raw and b"%" in raw:
-                scope["path"] = routed_path(scope)
-        if scope["type"] != "http" or self._needs_nothing(scope):
-            await self.app(scope, receive, send)
-            return
+            return self._first(scope, receive, send)
+        if scope["type"] != "http":
+            return self.app(scope, receive, send)
+        # What it groups, mends and exports is what is routed (only a raw path with a percent
+        # sign can route elsewhere than `path`: one byte looked for, ~0.3 µs a request less
+        # than routed_path's two `%2F` searches; the app routes every request again itself).
+        raw = scope.get("raw_path")
+        if raw and b"%" in raw:
+            scope["path"] = routed_path(scope)
+        path: str = scope["path"]
+        if path in STATELESS or path.startswith(ASSETS):  # needs nothing from Redis
+            return self.app(scope, receive, send)
+        # Each header's last value, one dict made in C (one pass over the headers, not one a
+        # header looked for): its Authorization, and the body's length for `_leased`.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        partner = self.app.partner.match(path, scope["method"]) is not None
+        # A partner request without a bearer key needs nothing either (a 401 whatever the
+        # state). Authorization sent twice is a 401 whichever its lines (the pipeline joins
+        # them: joined_authorization), so the last line's scheme, which the dict keeps, is
+        # enough to tell; only whether Redis is asked first depends on it.
+        if partner and not _bearer(headers.get(b"authorization")):
+            return self.app(scope, receive, send)
         if scope["method"] not in WRITES:  # a write catches up as it takes the lease
-            bucket = self._bucket(scope)
-            while True:
-                if scope["path"] == EXPORT:
-                    self.listing = True
-                woken = self._caught_up(bucket)
-                try:
-                    counted = await woken
-                except StoreUnavailable as exc:
-                    await self._unavailable(scope, send, exc)
-                    return
-                except asyncio.CancelledError:
-                    if woken.done() and not woken.cancelled() and woken.exception() is None:
-                        self._read_done()  # woken, then cancelled before it ran
-                    raise
-                # The window was read on the clock before the catch-up: if another worker
-                # moved the clock into the next one, count the read again, in that window.
-                now = self._bucket(scope) if bucket is not None else None
-                if now is None or now == bucket:
-                    break
-                self._read_done()
-                bucket = now
-            try:
-                if self.deps.sim.stale:  # a commit failed since: the copy may hold its changes
-                    await self._unavailable(scope, send, StoreUnavailable(STALE))
-                    return
-                if not self._writes(scope):
-                    if bucket is not None:
-                        self.deps.sim.count(bucket, counted)
-                    _ORDERED.set(True)
-                    await self.app(scope, receive, send)
-                    return
-            finally:
-                self._read_done()
-            # a read that may write runs in its turn, its number in its window installed then
-            await self._leased(scope, receive, send, (bucket, counted) if bucket else None)
-            return
-        await self._leased(scope, receive, send)
+            return self._read(scope, receive, send, partner, headers)
+        return self._leased(scope, receive, send, partner, headers)
 
-    async def _leased(
+    async def _first(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.follow()  # (on the loop: the request's task runs there)
+        await self(scope, receive, send)
+
+    async def _read(
         self,
         scope: dict[str, Any],
         receive: Any,
         send: Any,
-        counted: tuple[Bucket, int] | None = None,
+        partner: bool,
+        headers: dict[bytes, bytes],
     ) -> None:
-        """Take the turn (and the lease, unless this worker holds it still), run the request,
-        and send the commit: now, or with the group (see the module docstring)."""
-        groupable = self.app.partner.match(scope["path"], scope["method"]) is not None
-        if groupable:  # wait for the body before the turn, not holding it; the group waits
-            self.coming += 1
+        """A read: answered from a copy caught up after it arrived (shared with the reads
+        waiting with it), or, when it may write (`_writes`), in its turn as a write is."""
+        bucket = self._bucket(scope)
+        while True:
+            if scope["path"] == EXPORT:
+                self.listing = True
+            woken = self._caught_up(bucket)
             try:
-                receive = await _read_ahead(scope, receive)
-            except BaseException:  # gone before the turn: an open group waiting for it closes
-                self.coming -= 1
-                if not self.coming:
-                    asyncio.get_running_loop().call_soon(self._close_idle)
-                raise
-            self.coming -= 1  # ... and from here on it is queued for the turn (no await between)
-        else:  # a control request's too (a tenant's, on a shared sandbox): not under the lease
-            receive = await _read_ahead(scope, receive)
-        if not self.turn.take():
-            await self._take_turn()
-        held = Held(control=not groupable)
-        group: Group | None = None
-        try:
-            try:
-                if not self._joins(groupable):
-                    mends = (scope["method"], scope["path"]) in MENDS
-                    await self._begin(groupable, mends)
+                counted = await woken
             except StoreUnavailable as exc:
                 await self._unavailable(scope, send, exc)
                 return
-            assert self.group is not None
-            self.group.size += 1
+            except asyncio.CancelledError:
+                if woken.done() and not woken.cancelled() and woken.exception() is None:
+                    self._read_done()  # woken, then cancelled before it ran
+                raise
+            # The window was read on the clock before the catch-up: if another worker
+            # moved the clock into the next one, count the read again, in that window.
+            now = self._bucket(scope) if bucket is not None else None
+            if now is None or now == bucket:
+                break
+            self._read_done()
+            bucket = now
+        try:
+            if self.deps.sim.stale:  # a commit failed since: the copy may hold its changes
+                await self._unavailable(scope, send, StoreUnavailable(STALE))
+                return
+            if not self._writes(scope):
+                if bucket is not None:
+                    self.deps.sim.count(bucket, counted)
+                _ORDERED.set(True)
+                await self.app(scope, receive, send)
+                return
+        finally:
+            self._read_done()
+        # a read that may write runs in its turn, its number in its window installed then
+        counting = (bucket, counted) if bucket else None
+        await self._leased(scope, receive, send, partner, headers, counting)
+
+    async def _leased(  # noqa: PLR0915, PLR0917 - one coroutine a request: each part its own would be one more made and run
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        groupable: bool,
+        headers: dict[bytes, bytes],
+        counted: tuple[Bucket, int] | None = None,
+    ) -> None:
+        """Take the turn (and the lease, unless this worker holds it still), run the request,
+        and send the commit: now, or with the group (see the module docstring). `groupable`:
+        a partner request (the route matched); `headers`: each one's last value."""
+        length = headers.get(b"content-length")
+        if length is not None or b"transfer-encoding" in headers:
+            # A body: read now, not holding the turn (`_replay`). A partner request's group
+            # waits for it (`coming`); a control request's is read here too (a tenant's, on a
+            # shared sandbox), not under the lease.
+            if groupable:
+                self.coming += 1
+            try:
+                expected = int(length) if length is not None and length.isdigit() else -1
+                messages: list[dict[str, Any]] = []
+                size = 0
+                while True:
+                    message = await receive()
+                    messages.append(message)
+                    if message["type"] != "http.request":
+                        break
+                    size += len(message.get("body", b""))
+                    if size > MAX_BODY_BYTES or size == expected or not message.get("more_body"):
+                        break
+            except BaseException:  # gone before the turn: an open group waiting for it closes
+                if groupable:
+                    self.coming -= 1
+                    if not self.coming:
+                        asyncio.get_running_loop().call_soon(self._close_idle)
+                raise
+            if groupable:
+                self.coming -= 1  # ... and from here on it is queued for the turn (no await)
+            receive = _replay(messages, receive)
+        if not self.turn.take():
+            await self._take_turn()
+        held: Held | None = None
+        group: Group | None = None
+        try:
+            # A partner request joins the open group, on the lease this worker holds: nothing
+            # to wait for (`_begin` is not needed).
+            if not groupable or self.group is None or not self.store.holds():
+                try:
+                    await self._begin(groupable, (scope["method"], scope["path"]) in MENDS)
+                except StoreUnavailable as exc:
+                    await self._unavailable(scope, send, exc)
+                    return
+            group = self.group
+            assert group is not None
+            group.size += 1
             _HOLDING.set(True)
             _ORDERED.set(True)
             if counted is not None:
@@ -366,9 +430,10 @@ class SharedGate:
             defers = _DEFERS.set(True)  # its changes go with the group's commit
             # A control read answers at once: it changed nothing (a streamed export is not
             # held in memory), and its spec has no 503 for a commit that failed.
-            holds = groupable or scope["method"] not in READS
+            if groupable or scope["method"] not in READS:
+                held = Held(group.ready, control=not groupable)
             try:
-                await self.app(scope, receive, held.send if holds else send)
+                await self.app(scope, receive, send if held is None else held.send)
             except BaseException:
                 self._close()
                 raise
@@ -380,13 +445,23 @@ class SharedGate:
         finally:
             _HOLDING.set(False)
             self._give_turn()
-        failure = None if group is None else await group.answer()
-        await held.release(send, failure)
-
-    def _joins(self, groupable: bool) -> bool:
-        """A partner request joins the open group, on the lease this worker holds: nothing
-        to wait for (`_begin` is not needed)."""
-        return groupable and self.group is not None and self.deps.sim.holds_lease()
+        if group is None:
+            failure = None
+        else:  # its own wait for the group's commit (`Group.answers`)
+            done = group.done
+            if done.done():
+                failure = done.result()
+            else:
+                answer: asyncio.Future[StoreUnavailable | None] = done.get_loop().create_future()
+                group.answers.append(answer)
+                failure = await answer
+        if held is None:  # (a control read: answered already)
+            return
+        if failure is None:
+            for message in held.messages:
+                await send(message)
+        else:
+            await held.failed(send, failure)
 
     async def _begin(self, groupable: bool, mends: bool = False) -> None:
         """Before a leased request runs: the reads that were waiting when it got the turn go
@@ -453,11 +528,12 @@ class SharedGate:
         cost (its arguments, the send, the answer) paid by a few."""
         if self.reading or self.waiting or group.size >= GROUP_WRITES:
             return False
-        loop = group.loop()
+        loop = group.loop
         if loop.time() - group.since >= GROUP_S:
             return False
         if self.queued or self.coming:
-            self._deadline(group)
+            if not group.timer:
+                self._deadline(group)
         else:
             loop.call_soon(self._close_soon, group)
         return True
@@ -478,7 +554,7 @@ class SharedGate:
         request reading its body slowly)."""
         if not group.timer:
             group.timer = True
-            loop = group.loop()
+            loop = group.loop
             left = max(0.0, GROUP_S - (loop.time() - group.since))
             loop.call_later(left, self._close_late, group)
 
@@ -898,33 +974,12 @@ class SharedGate:
         return None
 
 
-async def _read_ahead(scope: dict[str, Any], receive: Any) -> Any:
-    """Read a request's body now (as inputs.read_body would: up to its length, or past
-    MAX_BODY_BYTES) and give the app a `receive` that hands the same messages over again:
-    a request holding the turn must not wait there for its client's bytes, as every request
-    after it in the group would wait too, and every other worker's writes for the lease
-    (an import past MAX_BODY_BYTES still reads its rest holding them: see the README)."""
-    length = None  # the first Content-Length
-    chunked = False
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if length is None:
-                length = value
-        elif name == b"transfer-encoding":
-            chunked = True
-    if length is None and not chunked:
-        return receive  # no body (the pipeline does not wait for one either)
-    expected = int(length) if length is not None and length.isdigit() else -1
-    messages: list[dict[str, Any]] = []
-    size = 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            break
-        size += len(message.get("body", b""))
-        if size > MAX_BODY_BYTES or size == expected or not message.get("more_body", False):
-            break
+def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:
+    """A `receive` for the app that hands over again the messages `_leased` read ahead (as
+    inputs.read_body would: up to the body's length, or past MAX_BODY_BYTES), then the
+    server's: a request holding the turn must not wait there for its client's bytes, as every
+    request after it in the group would wait too, and every other worker's writes for the
+    lease (an import past MAX_BODY_BYTES still reads its rest holding them: see the README)."""
     read = iter(messages)
 
     async def again() -> dict[str, Any]:
@@ -932,6 +987,11 @@ async def _read_ahead(scope: dict[str, Any], receive: Any) -> Any:
         return message if message is not None else await receive()
 
     return again
+
+
+def _bearer(authorization: bytes | None) -> bool:
+    """Whether an Authorization header names a bearer key (any case of the scheme)."""
+    return authorization is not None and authorization.partition(b" ")[0].lower() == b"bearer"
 
 
 def _failed(failure: StoreUnavailable, control: bool = False) -> Failed:

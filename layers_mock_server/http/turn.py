@@ -59,7 +59,12 @@ class Turn:
 
     def release(self) -> None:
         self.held = False
-        self._wake()
+        waiters = self.waiters
+        while waiters:  # `_wake`, inline: once a request
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _wake(self) -> None:
         """The first waiter that still waits runs next (and takes the turn if it is free)."""

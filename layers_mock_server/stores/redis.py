@@ -119,6 +119,7 @@ from .redis_journal import (
     ORGS,
     READ_ALL,
     READ_ORG,
+    Staged,
     counted,
     entries,
     org_entries,
@@ -210,7 +211,7 @@ class RedisStore:
         self.in_line = False  # the last refused lease try left this worker next in line
         self.down: str | None = None  # why the last synchronous round trip failed (no pipe)
         self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
-        self.staged: list[bytes] = []  # ... and a group's, sent only with its kept commit
+        self.staged = Staged()  # ... and a group's, sent only with its kept commit
         self.clearing = False  # ... and whether that commit clears the journal (a reset's)
         self.sweeping: list[str] = []  # ... and the organizations' streams it deletes then
         self.marking = 0  # ... and the mark of the reset it holds (redis_journal.py), if any
@@ -422,7 +423,7 @@ class RedisStore:
         commits = write_args(batches)  # each whole before anything is sent
         args: list[Any] = [self.token, self.seen, self.log_length, self._journal_bounds()]
         first, entries = carried = self._carried()  # the journal's, sent on the way
-        staged, self.staged = self.staged, []  # the group's: appended only if the write is
+        staged, self.staged = self.staged, Staged()  # the group's: appended only if the write is
         args += [len(commits), len(entries), self.ident if keep else "", first]  # kept (else
         clears, self.clearing = self.clearing, False  # its 503s go later, SharedJournal)
         sweep, self.sweeping = self.sweeping, []  # (a clearing's, or an import's)
@@ -433,7 +434,7 @@ class RedisStore:
         reset = ("c" if clears else "") + (str(marking) if marking else "")
         reset += "".join(f"|{_field(org)}={' '.join(map(str, m))}" for org, m in orgs.items())
         args += [reset, *commits]
-        keys += self._streams(entries, staged)  # the journal's (redis_journal.py JOURNAL) and
+        keys += self._staged_streams(entries, staged)  # the journal's (JOURNAL) and
         keys += sweep  # those a clearing deletes (or an import, uncounted ones)
         return keys, args + entries + staged, self.seen + len(batches), carried
 
@@ -755,6 +756,16 @@ class RedisStore:
         `streams`): the one of no organization, then one an organization in the order they
         first come."""
         return [self.keys["journal-org"], *map(self._stream, stream_orgs(*sent))]
+
+    def _staged_streams(self, entries: list[bytes], staged: list[bytes]) -> list[str]:
+        """`_streams` of a commit's entries: those waiting (`entries`) and its group's own
+        (`staged`), whose organizations were noted as they were staged when nothing waits
+        (redis_journal.Staged: no entry read again)."""
+        orgs = getattr(staged, "orgs", None)
+        if entries or orgs is None:
+            return self._streams(entries, staged)
+        fields = (org.encode("utf-8", "surrogatepass") for org in orgs)
+        return [self.keys["journal-org"], *map(self._stream, fields)]
 
     def stream_of(self, org: str) -> str:
         """An organization's journal stream."""
