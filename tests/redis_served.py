@@ -10,11 +10,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import redis
+from redisd import RedisServer
 from served import BANNER_TIMEOUT_S
-from support import SEED
+from support import FULL, PROJECT, SEED, auth
 
 from layers_mock_server.cli import main
 
@@ -89,3 +92,76 @@ def run_out(url: str) -> None:
     with contextlib.closing(redis.Redis.from_url(url.partition("?")[0])) as client:
         for worker in marks(url):
             client.zadd(f"{{lm:{name}}}:workers", {worker: 0}, xx=True)
+
+
+CREATE = f"/v1/projects/{PROJECT}/influencers"
+
+
+def killed_mid_burst(redis_server: RedisServer, url: str) -> None:
+    """kill -9 of `redis_server` while four clients create through two workers serving `url`
+    (the server itself, plain or TLS; restarted on its port and directory, so from its AOF):
+    every create answered 202, before or after the kill, is there once Redis restarts; a
+    create answered 503 may be there too only if its commit was in flight at the kill (at most
+    one a client). Anything else than 202 or 503 STORAGE_UNAVAILABLE fails."""
+    server = Serve("--state", url + ("&" if "?" in url else "?") + "lease=300", "--workers", "2")
+    acknowledged: list[str] = []
+    refused = [0] * 4
+    thirty, down, enough = threading.Event(), threading.Event(), threading.Event()
+    restarted = threading.Event()
+    after: list[str] = []
+    unexpected: list[str] = []
+
+    def send(me: int) -> None:
+        with httpx.Client(base_url=server.url) as client:
+            while not enough.is_set():
+                try:
+                    answer = client.post(CREATE, headers=auth(FULL), json={})
+                except httpx.HTTPError as exc:  # the workers stay up: none expected
+                    unexpected.append(repr(exc))
+                    continue
+                if answer.status_code == 202:
+                    acknowledged.append(answer.json()["influencerId"])
+                    if restarted.is_set():
+                        after.append(answer.json()["influencerId"])
+                elif answer.status_code != 503 or "STORAGE_UNAVAILABLE" not in answer.text:
+                    unexpected.append(f"{answer.status_code} {answer.text}")
+                else:
+                    refused[me] += 1
+                    if all(refused):
+                        down.set()  # every client has seen Redis gone
+                if len(acknowledged) >= 30:
+                    thirty.set()
+                if len(after) >= 30:
+                    enough.set()
+
+    senders = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    for sender in senders:
+        sender.start()
+    try:
+        assert thirty.wait(timeout=60)
+        redis_server.kill()  # mid-burst: four clients are sending
+        assert down.wait(timeout=60)
+        redis_server.start()  # the same port and directory: it loads its AOF
+        restarted.set()
+        assert enough.wait(timeout=60)
+    finally:
+        enough.set()
+        for sender in senders:
+            sender.join(timeout=30)
+    assert unexpected == []
+    kept = set(all_influencers(server.url))
+    assert set(acknowledged) <= kept
+    assert len(kept - set(acknowledged)) <= 4  # in flight at the kill, answered 503
+    assert server.stop() == 0
+
+
+def all_influencers(base: str) -> list[str]:
+    found: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(base + CREATE, headers=auth(FULL), params=params).json()
+        found += [i["influencerId"] for i in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            return found

@@ -38,6 +38,8 @@ from redis_served import (
     LIVENESS_S,
     OTHER_FLAGS,
     Serve,
+    all_influencers,
+    killed_mid_burst,
     marks,
     refused_with,
     run_out,
@@ -60,18 +62,6 @@ def private_redis() -> Iterator[RedisServer]:
     """A redis-server of the test's own, as this test kills it: `appendfsync always`."""
     with started(fsync="always") as server:
         yield server
-
-
-def all_influencers(base: str) -> list[str]:
-    found: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(base + CREATE, headers=auth(FULL), params=params).json()
-        found += [i["influencerId"] for i in page["items"]]
-        cursor = page["nextCursor"]
-        if cursor is None:
-            return found
 
 
 @pytest.mark.parametrize("state", ["memory", "sqlite:{tmp}/state.sqlite"])
@@ -291,56 +281,7 @@ def test_redis_killed_mid_burst_keeps_every_create_it_acknowledged(
     of several requests each): every create answered 202, before or after the kill, is there
     once Redis restarts from its AOF; a create answered 503 may be there too only if its
     commit was in flight at the kill (at most one a client)."""
-    server = Serve("--state", private_redis.url + "?lease=300", "--workers", "2")
-    acknowledged: list[str] = []
-    refused = [0] * 4
-    thirty, down, enough = threading.Event(), threading.Event(), threading.Event()
-    restarted = threading.Event()
-    after: list[str] = []
-    unexpected: list[str] = []
-
-    def send(me: int) -> None:
-        with httpx.Client(base_url=server.url) as client:
-            while not enough.is_set():
-                try:
-                    answer = client.post(CREATE, headers=auth(FULL), json={})
-                except httpx.HTTPError as exc:  # the workers stay up: none expected
-                    unexpected.append(repr(exc))
-                    continue
-                if answer.status_code == 202:
-                    acknowledged.append(answer.json()["influencerId"])
-                    if restarted.is_set():
-                        after.append(answer.json()["influencerId"])
-                elif answer.status_code != 503 or "STORAGE_UNAVAILABLE" not in answer.text:
-                    unexpected.append(f"{answer.status_code} {answer.text}")
-                else:
-                    refused[me] += 1
-                    if all(refused):
-                        down.set()  # every client has seen Redis gone
-                if len(acknowledged) >= 30:
-                    thirty.set()
-                if len(after) >= 30:
-                    enough.set()
-
-    senders = [threading.Thread(target=send, args=(n,)) for n in range(4)]
-    for sender in senders:
-        sender.start()
-    try:
-        assert thirty.wait(timeout=60)
-        private_redis.kill()  # mid-burst: four clients are sending
-        assert down.wait(timeout=60)
-        private_redis.start()  # the same port and directory: it loads its AOF
-        restarted.set()
-        assert enough.wait(timeout=60)
-    finally:
-        enough.set()
-        for sender in senders:
-            sender.join(timeout=30)
-    assert unexpected == []
-    kept = set(all_influencers(server.url))
-    assert set(acknowledged) <= kept
-    assert len(kept - set(acknowledged)) <= 4  # in flight at the kill, answered 503
-    assert server.stop() == 0
+    killed_mid_burst(private_redis, private_redis.url)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
