@@ -145,6 +145,10 @@ PLAIN = re.compile(r'[^"\\\x00-\x1f~][^"\\\x00-\x1f]*')
 # answered before that reset, and are dropped; the ones after `checked` go with the commit that
 # holds their answers.
 JOURNAL = f"""
+-- A number as redis.call takes it, formatted here: Redis formats a Lua number argument with
+-- `%.17g` (and `..` with `%.14g`), a float's formatting, ~2,000 instructions each; `%d` is
+-- an integer's, a tenth of that (redis_scripts.py: what a create costs Redis).
+local function int(x) return string.format('%d', x) end
 local function streams(from, base)  -- also: the last of KEYS it took
   local of, key, k = {{}}, {{['~-'] = KEYS[base]}}, base
   for i = from, #ARGV do
@@ -180,7 +184,7 @@ local function journal(of, key, s, orgs, f, bounds, from, to, checked)
     end
   end
   if #kept == 0 then return end
-  local g = redis.call('INCRBY', s, #kept) - #kept
+  local g = redis.call('INCRBY', s, int(#kept)) - #kept
   local by, order = {{}}, {{}}
   for n, i in ipairs(kept) do
     local o = of[i]
@@ -190,7 +194,7 @@ local function journal(of, key, s, orgs, f, bounds, from, to, checked)
       by[o] = mine
       order[#order + 1] = o
     end
-    mine[#mine + 1] = g + n
+    mine[#mine + 1] = int(g + n)
     mine[#mine + 1] = ARGV[i]
   end
   local sized, added, newer = {{}}, 0, 0  -- the `held:newest` of all, and of each, before
@@ -200,13 +204,14 @@ local function journal(of, key, s, orgs, f, bounds, from, to, checked)
     sized = redis.pcall('HMGET', orgs, unpack(names))
     if sized.err then sized = {{}} end  -- (not a hash: numbered anew below)
   end
+  local bytes = {{orgs}}  -- the `held:newest` of each and of all, in one HSET
   for k, o in ipairs(order) do
     local mine, j = by[o], key[o]
     local count = #mine / 2
-    local last = redis.pcall('HINCRBY', orgs, o, count)
+    local last = redis.pcall('HINCRBY', orgs, o, int(count))
     if type(last) == 'table' then  -- not a hash of counters (an edited Redis; so on the
       redis.call('DEL', orgs)       -- first one): numbered anew
-      last = redis.call('HINCRBY', orgs, o, count)
+      last = redis.call('HINCRBY', orgs, o, int(count))
     end
     local held, newest = bytes_of(sized[k + 1])
     local was, wasnewest = held, newest
@@ -223,12 +228,12 @@ local function journal(of, key, s, orgs, f, bounds, from, to, checked)
       for i = at, upto do size = size + #mine[2 * i] end
       local oldest = math.max(0, id - cap + 1)
       if total and oldest > 1 and first > 1 then  -- what MINID is about to trim, by its IDs
-        for _, e in ipairs(redis.call('XRANGE', j, '-', '(' .. oldest .. '-0')) do
+        for _, e in ipairs(redis.call('XRANGE', j, '-', string.format('(%d-0', oldest))) do
           held = held - (tonumber(string.match(e[1], '%-(%d+)$')) or 0)
         end
       end
-      local entry = {{j, 'MINID', '=', oldest, id .. '-' .. (total and size or 0), 'n',
-        first + at - 1}}
+      local entry = {{j, 'MINID', '=', int(oldest), string.format('%d-%d', id, total and size or 0),
+        'n', int(first + at - 1)}}
       for i = at, upto do
         entry[#entry + 1] = mine[2 * i - 1]
         entry[#entry + 1] = mine[2 * i]
@@ -242,14 +247,15 @@ local function journal(of, key, s, orgs, f, bounds, from, to, checked)
       at = upto + 1
     end
     if total then
-      redis.call('HSET', orgs, '~=' .. o, held .. ':' .. newest)
+      bytes[#bytes + 1], bytes[#bytes + 2] = '~=' .. o, string.format('%d:%d', held, newest)
       added, newer = added + held - was, newer + newest - wasnewest
     end
   end
   if total then
     local all, tops = bytes_of(sized[1])
     all, tops = math.max(0, all + added), math.max(0, tops + newer)
-    redis.call('HSET', orgs, '~=', all .. ':' .. tops)
+    bytes[#bytes + 1], bytes[#bytes + 2] = '~=', string.format('%d:%d', all, tops)
+    redis.call('HSET', unpack(bytes))
     -- past the total, and more than the slack (an eighth) beyond the newest entries (never
     -- cut: core/journal.py), as one process runs its cut
     over = all > total and all - tops > total - math.floor(total * 7 / 8)
@@ -260,15 +266,17 @@ end
 -- carried goes again with the next one. `appended`: how many of the `count` entries from
 -- number `n` on are in the journal already; `sent`: they all are now (the mark lasts a day
 -- after a worker's last entry).
+local marks = {{}}  -- (what `appended` read, for `sent`: nothing writes a mark in between)
 local function appended(mark, n, count)
   if count == 0 then return 0 end
   local done = tonumber(redis.call('GET', mark) or '-1')
+  marks[mark] = done
   return math.min(count, math.max(0, done - n + 1))
 end
 local function sent(mark, n, count)
   local last = n + count - 1
-  if count > 0 and last > tonumber(redis.call('GET', mark) or '-1') then
-    redis.call('SET', mark, last, 'PX', 86400000)
+  if count > 0 and last > (marks[mark] or tonumber(redis.call('GET', mark) or '-1')) then
+    redis.call('SET', mark, int(last), 'PX', '86400000')
   end
 end
 """

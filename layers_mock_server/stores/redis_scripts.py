@@ -28,14 +28,23 @@ local function holds(k, want)
     error({err = 'DAMAGED ' .. k .. ' holds a ' .. t .. ', not a ' .. want})
   end
 end
-local function counts(k)
-  holds(k, 'string')
-  local v = redis.call('GET', k)
-  if v and not tonumber(v) then
+-- A counter's value as GET or MGET read it (false: missing, or not a string, which only
+-- then costs a TYPE to tell), refused unless a number.
+local function number(k, v)
+  if not v then
+    holds(k, 'string')
+    return nil
+  end
+  if not tonumber(v) then
     error({err = 'DAMAGED ' .. k .. ' holds ' .. string.format('%q', string.sub(v, 1, 40))
       .. ', not a number'})
   end
   return v
+end
+local function counts(k)
+  local v = redis.pcall('GET', k)
+  if type(v) == 'table' then holds(k, 'string') end  -- another type: named (holds refuses)
+  return number(k, v)
 end
 -- The sandbox as the mock left it: its census (KEYS `whole`, "born:commits:rows:order:meta":
 -- the birth mark of its commit count, the commit number, the fields of `rows`, the members
@@ -91,7 +100,7 @@ local function census(whole, commits, now, meta, rows, order, check, log, salt)
   local count = tonumber(now or '0')
   if n and count > tonumber(n) then
     local new, why = adopted(whole, count, log, meta, rows, order, salt)
-    if new then return new end
+    if new then return new, true end
     if why and check then error({err = why}) end
   end
   if not check then return born or '0' end
@@ -113,7 +122,7 @@ local function census(whole, commits, now, meta, rows, order, check, log, salt)
   left(meta, sized('STRLEN', meta, 'string'), m, 'bytes')
   left(rows, sized('HLEN', rows, 'hash'), h, 'rows')
   left(order, sized('ZCARD', order, 'zset'), z, 'rows')
-  return born
+  return born, {tonumber(h), tonumber(z), tonumber(m)}  -- (their sizes, their types with them)
 end
 """
 
@@ -135,11 +144,12 @@ end
 # before group commits, which read `n` as a key, would fail on it.)
 LOG_ENTRY = """
   local oldest = math.max(0, n - maxlen + 1)
-  local entry = {log, 'MINID', '~', oldest, n .. '-0'}
+  local entry = {log, 'MINID', '~', int(oldest), int(n) .. '-0'}
   if logged ~= '' then
-    entry[6], entry[7], entry[8], entry[9], entry[10], entry[11] = 'n', n, 'k', k, 'b', logged
+    entry[6], entry[7], entry[8], entry[9], entry[10], entry[11] = 'n', int(n), 'k', ARGV[i + 1],
+      'b', logged
   else
-    entry[6], entry[7], entry[8], entry[9] = 'n', 0, 'k', k
+    entry[6], entry[7], entry[8], entry[9] = 'n', '0', 'k', ARGV[i + 1]
     local e = 9
     if flags >= 2 then
       entry[10], entry[11] = 'm', ''
@@ -189,26 +199,35 @@ local late = first + always - 1
     + JOURNAL
     + INTACT
     + """
-holds(rows, 'hash')
 holds(requests, 'hash')
-holds(order, 'zset')
-local placed = counts(seq)
-local now = counts(commits)
+-- the strings it reads, in one MGET: the counters (checked as `counts` does), the lease and
+-- the worker in line
+local found = redis.call('MGET', seq, commits, KEYS[11], KEYS[17], lease, KEYS[12])
+local placed = number(seq, found[1])
+local now = number(commits, found[2])
 -- a wipe (a global reset, an import) replaces the sandbox, whole or not: it mends it
 local wipes = first > 10 and tonumber(ARGV[10]) % 2 == 1
-local born = census(KEYS[19], commits, now, meta, rows, order, not wipes, log, token)
+local born, sized = census(KEYS[19], commits, now, meta, rows, order, not wipes, log, token)
+if not sized then  -- (the census's HLEN and ZCARD hold them to their types)
+  holds(rows, 'hash')
+  holds(order, 'zset')
+end
+-- the sizes of `rows`, `order` and `meta` as the census found them, followed through every
+-- HDEL, HSET, ZREM, ZADD and DEL below (their answers count what they changed) for the census
+-- written last; unknown (nil) when no census was checked, and read then with HLEN, ZCARD, STRLEN
+local h, z, m
+if type(sized) == 'table' then h, z, m = sized[1], sized[2], sized[3] end
 if not now then born = birth(token) end  -- a new count: a new mark
 -- `seq` behind the last row placed (deleted, expired, or set lower by hand: the next rows
 -- would be placed before older ones) goes on after it; the end of `order` is O(1) (REV)
 local top = redis.call('ZRANGE', order, 0, 0, 'REV', 'WITHSCORES')[2]
 if top and tonumber(top) > tonumber(placed or '0') then redis.call('SET', seq, top) end
-counts(KEYS[11])
+number(KEYS[11], found[3])
 holds(KEYS[16], 'hash')
-counts(KEYS[17])
+number(KEYS[17], found[4])
 local fresh = first + appended(mark, from, always)  -- those it sent before are not again
 local of, key, named = streams(first, 22)
-local found = redis.call('MGET', lease, commits, KEYS[12])
-local holder, n = found[1], tonumber(found[2] or '0')
+local holder, n = found[5], tonumber(found[2] or '0')
 if (holder and holder ~= token) or n ~= seen then
   journal(of, key, KEYS[11], KEYS[21], floor, cap, fresh, late, late)
   sent(mark, from, always)
@@ -228,23 +247,30 @@ while i < first do
   local ceilings, unread = tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
   local reads = tonumber(ARGV[i + 8])
   local at = i + 9
-  if flags % 2 == 1 then redis.call('DEL', rows, order, KEYS[16]) end
+  if flags % 2 == 1 then
+    redis.call('DEL', rows, order, KEYS[16])
+    h, z = 0, 0
+  end
   for c = at, at + deletes - 1, 4000 do  -- in slices: Lua's stack holds ~8000 values
     local to = math.min(c + 3999, at + deletes - 1)
-    redis.call('HDEL', rows, unpack(ARGV, c, to))
-    redis.call('ZREM', order, unpack(ARGV, c, to))
+    local gone = redis.call('HDEL', rows, unpack(ARGV, c, to))
+    if h then h = h - gone end
+    gone = redis.call('ZREM', order, unpack(ARGV, c, to))
+    if z then z = z - gone end
   end
   at = at + deletes
   if upserts > 0 then  -- a row's place in `order` is the first write since it last existed
-    local base = redis.call('INCRBY', seq, upserts) - upserts
+    local base = redis.call('INCRBY', seq, ARGV[i + 5]) - upserts
     for c = 0, upserts - 1, 2000 do
       local to = math.min(c + 1999, upserts - 1)
-      redis.call('HSET', rows, unpack(ARGV, at + 2 * c, at + 2 * to + 1))
+      local new = redis.call('HSET', rows, unpack(ARGV, at + 2 * c, at + 2 * to + 1))
+      if h then h = h + new end
       local places = {}
       for r = c, to do
-        places[2 * (r - c) + 1], places[2 * (r - c) + 2] = base + r + 1, ARGV[at + 2 * r]
+        places[2 * (r - c) + 1], places[2 * (r - c) + 2] = int(base + r + 1), ARGV[at + 2 * r]
       end
-      redis.call('ZADD', order, 'NX', unpack(places))
+      new = redis.call('ZADD', order, 'NX', unpack(places))
+      if z then z = z + new end
     end
   end
   at = at + 2 * upserts
@@ -254,7 +280,7 @@ while i < first do
     end
   end
   if flags >= 2 then newmeta = ARGV[i + 2] end
-  n = redis.call('INCRBY', commits, k)
+  n = redis.call('INCRBY', commits, ARGV[i + 1])
 """
     + LOG_ENTRY
     + """  if type(redis.pcall('XADD', unpack(entry))) == 'table' then
@@ -271,23 +297,24 @@ if marked then redis.call('SET', KEYS[17], marked) end
 for o, m in string.gmatch(ARGV[9], '|([^=|]+)=([^|]*)') do redis.call('HSET', KEYS[20], o, m) end
 if newmeta then
   local t = redis.call('TIME')
-  redis.call('MSET', meta, newmeta, KEYS[9], t[1] * 1000 + math.floor(t[2] / 1000))
+  redis.call('MSET', meta, newmeta, KEYS[9], int(t[1] * 1000 + math.floor(t[2] / 1000)))
+  m = #newmeta
 end
 -- the census (INTACT), keeping a TTL someone set on it: a sandbox whose keys were all given
 -- one goes whole
-local sizes = {born, n, redis.call('HLEN', rows), redis.call('ZCARD', order),
-  redis.call('STRLEN', meta)}
-redis.call('SET', KEYS[19], table.concat(sizes, ':'), 'KEEPTTL')
+local sizes = string.format('%s:%d:%d:%d:%d', born, n, h or redis.call('HLEN', rows),
+  z or redis.call('ZCARD', order), m or redis.call('STRLEN', meta))
+redis.call('SET', KEYS[19], sizes, 'KEEPTTL')
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-  if found[3] then  -- the one in line tries, within GRACE_MS (redis_handoff.py)
+  if found[6] then  -- the one in line tries, within GRACE_MS (redis_handoff.py)
     redis.call('PEXPIRE', KEYS[12], """
     + str(GRACE_MS)
     + """, 'LT')
     redis.pcall('SPUBLISH', KEYS[18], 'r' .. token)
   end
-elseif keep ~= '' and found[3] and found[3] ~= keep then  -- another worker waits (`wants`)
+elseif keep ~= '' and found[6] and found[6] ~= keep then  -- another worker waits (`wants`)
   wanted = 1
 end
 if clears then
@@ -469,8 +496,8 @@ if n - seen > far or n < seen then
   return {'FAR', n, {}, counted, marked, all, born, over and 1 or 0}
 end
 -- the commits after `seen` (each logged under its number, WRITE), newest first
-local after = '(' .. math.max(seen, 0) .. '-0'
-local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', n - seen)
+local after = string.format('(%d-0', math.max(seen, 0))
+local entries = redis.call('XREVRANGE', log, '+', after, 'COUNT', string.format('%d', n - seen))
 return {'OK', n, named(entries, KEYS[15], KEYS[14]), counted, marked, all, born, over and 1 or 0}
 """
 )
