@@ -423,3 +423,52 @@ def test_an_organization_imported_after_a_reset_brings_back_no_stream_of_before_
         assert store._client.exists(stream) == 1
         read = client.get("/_mock/requests", headers=auth(imported_key)).json()
         assert [e["path"] for e in read["items"]] == ["/v1/whoami"]
+
+
+def test_entries_in_a_row_go_to_their_own_organizations_streams_however_alike_their_heads(
+    store: RedisStore,
+) -> None:
+    """The script finds an entry's organization by comparing its head with the one before's
+    (`[[position,"org"]`, shared by the entries of a group) and matches its pattern only when
+    they differ: an organization whose id starts with another's, the same organization at
+    another position, one of no organization and one whose id JSON escapes, in a row, each
+    still goes to its own stream and is numbered among its own."""
+
+    def entry(position: int, org: str | None, name: str) -> bytes:
+        fields = (0, 0, "GET", "/v1/whoami", "", 200, name, None, None, None, None, None, 1)
+        return _encode((*fields, position, org, 0))
+
+    quoted = 'org_a "quoted"'
+    row = [
+        entry(3, "org_a", "a1"),
+        entry(3, "org_a", "a2"),
+        entry(3, "org_ab", "ab1"),
+        entry(3, "org_a", "a3"),
+        entry(4, "org_a", "a4"),
+        entry(4, None, "none"),
+        entry(4, quoted, "q1"),
+        entry(4, "org_a", "a5"),
+        entry(4, "org_a", "a6"),
+    ]
+    send(store, *row)
+    read = [_decode(n, raw) for n, raw in store.journal_read(100)]
+    assert [(e.requestId, e.org, e.orgSequence) for e in read] == [
+        ("a1", "org_a", 1),
+        ("a2", "org_a", 2),
+        ("ab1", "org_ab", 1),
+        ("a3", "org_a", 3),
+        ("a4", "org_a", 4),
+        ("none", None, 0),
+        ("q1", quoted, 1),
+        ("a5", "org_a", 5),
+        ("a6", "org_a", 6),
+    ]
+
+    def stored(org: str) -> list[bytes]:
+        key = store._stream(counted(org).encode())
+        raw = store._client.eval("return redis.call('XRANGE', KEYS[1], '-', '+')", 1, key)
+        return [value for _, fields in raw for value in fields[3::2]]
+
+    assert stored("org_a") == [row[0], row[1], row[3], row[4], row[7], row[8]]
+    assert stored("org_ab") == [row[2]]
+    assert stored(quoted) == [row[6]]
