@@ -10,6 +10,22 @@ from __future__ import annotations
 from .redis_handoff import GRACE_MS
 from .redis_journal import JOURNAL
 
+# What a create costs redis-server (redis15, 2026-12-03; bench/README.md "instructions a create
+# in redis-server"): ~110,000 instructions, nearly all in the WRITE script of its group commit
+# (16 creates, ~1.73 M instructions a commit). Redis's Lua hashes every byte of every string it
+# makes (its lstring.c hashes with step 1, against hash flooding): the ~19 KB of arguments a
+# commit (16 rows of ~850 bytes, 16 journal entries of ~290) cost ~10 instructions a byte
+# before the script runs, and again for every byte a command answers into Lua (the journal's
+# XRANGE of the entries its MINID trims, ~200 k a commit). Then the commands themselves, and
+# Redis feeding their effects to the AOF (~15 %). A command costs the script ~2,000-6,000
+# instructions over its own work, a Lua number handed to one ~2,000 (Redis formats it with
+# `%.17g`; the scripts format integers with `%d` first, `int`), a pattern match an entry
+# ~5,000: so WRITE reads its counters, the lease and the one in line in one MGET (TYPE only
+# for a key MGET finds missing), follows the census's sizes through its own writes (no HLEN,
+# ZCARD, STRLEN at the end), and finds the journal entries' organizations by their shared
+# head. What is left is mostly bytes: the rows, the journal's entries, the trimmed entries
+# read back, the AOF.
+
 # The write: lease and position checked, then each commit applied and logged in order, and the
 # lease released. A group commit's batches come merged into one commit (persist.merged), so the
 # script runs a handful of commands for the whole group, and its rows come as arguments (no
