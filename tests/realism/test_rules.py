@@ -145,18 +145,6 @@ def test_probability_is_drawn_from_the_seed() -> None:
     assert run_probability(SEED + 1) != first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "attack15: the draw's salt is the rule id and the request's sequence number, which a "
-        "reset does not rewind (request ids are unique for ever): after a reset the same rule "
-        "on the same requests fails other requests, so a test's faults depend on how many "
-        "requests the tests before it sent (the pytest fixture resets, not rebuilds), and on "
-        "Redis on which worker answered (each numbers from blocks of its own). A draw per "
-        "match of the rule (a count kept with the rule, exported with it) would fix both: a "
-        "change of the state's format, not done."
-    ),
-)
 def test_probability_draws_the_same_requests_after_a_reset() -> None:
     mock = make_mock(SEED)
     rule = {"match": {"operationId": "whoami"}, "fault": "503", "probability": 0.5}
