@@ -21,6 +21,12 @@ from __future__ import annotations
 
 from .clock import ClockError, advanced, check_instant, format_ms, set_to
 
+# What the operator can do about a refused `follow`; a tenant is told its own
+# (http/control_clocks.py: it may not move the server clock).
+WHAT_TO_DO = (
+    "advance the server clock, or reset the organization (its data and clock return to the start)"
+)
+
 
 class OrgClocks:
     """The detached clocks; an organization not in `detached` follows the server clock.
@@ -59,8 +65,7 @@ class OrgClocks:
         if own is not None and server_ms < own:
             raise ClockError(
                 f"cannot follow the server clock: it is at {format_ms(server_ms)}, behind this "
-                f"organization's {format_ms(own)}; advance the server clock, or reset the "
-                "organization (its data and clock return to the start)"
+                f"organization's {format_ms(own)}; {WHAT_TO_DO}"
             )
         if self.detached.pop(org_id, None) is not None:
             self.changed[org_id] = None

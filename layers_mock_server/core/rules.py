@@ -2,8 +2,12 @@
 
 A rule matches requests (method, path, organization, project, operation) and gives them a
 fault, a latency, a job outcome or a progression, optionally only `count` times or with a
-`probability`. Chance is drawn from the seed and the request's sequence number, never from a
-process-wide random, so two runs with one seed inject the same faults into the same requests.
+`probability`. A rule's chance is drawn from the seed, its id and how many matching requests it
+drew for before (`drawn`, kept and exported with it), never from a process-wide random nor
+from the request's number: two runs with one seed inject the same faults into the same
+requests, after a reset too (which does not rewind request numbers), and on Redis whichever
+worker answers (a request while rules are set takes the write lease, so the draws of one rule
+are made in one order). The chaos profile draws by request number.
 
 Whose request a rule steers depends on who made it. The operator's rule (admin token, or an
 open server) matches the organization a request acts in. A tenant's rule (an organization's
@@ -86,6 +90,7 @@ class Rule:
     remaining: int | None
     _path: PathGlob | None = field(default=None, repr=False)
     tenant: str | None = None  # the organization that made it; None: the operator
+    drawn: int = 0  # matching requests its `probability` was drawn for (shown once past 0)
 
     @classmethod
     def from_input(cls, rule_id: str, spec: dict[str, Any], tenant: str | None = None) -> Rule:
@@ -118,6 +123,8 @@ class Rule:
         shown = {"ruleId": self.rule_id, **self.spec, "remaining": self.remaining}
         if self.tenant is not None:
             shown["tenant"] = self.tenant
+        if self.drawn:
+            shown["drawn"] = self.drawn
         return shown
 
 
@@ -223,14 +230,16 @@ class Rules:
             self._drop(rule_id)
             return
         remaining = None if item["remaining"] is None else int(item["remaining"])
+        drawn = int(item.get("drawn", 0))
         old = self.rules.get(rule_id)
         if old is not None:  # used (a rule changes no other way): it keeps its place
-            old.remaining = remaining
+            old.remaining, old.drawn = remaining, drawn
             return
-        spec = {k: v for k, v in item.items() if k not in ("ruleId", "remaining", "tenant")}
-        rule = Rule.from_input(rule_id, spec, item.get("tenant"))
-        rule.remaining = remaining
-        self._put(rule)
+        self._put(_stored(rule_id, item, remaining, drawn))
+
+    def _restored(self, item: dict[str, Any]) -> None:
+        remaining = None if item["remaining"] is None else int(item["remaining"])
+        self._put(_stored(item["ruleId"], item, remaining, int(item.get("drawn", 0))))
 
     def of(self, tenant: str | None) -> list[Rule]:
         """Every rule, or the rules one organization made (a tenant's own)."""
@@ -282,11 +291,12 @@ class Rules:
             if not rule.matches(request):
                 continue
             probability = rule.spec.get("probability")
-            if (
-                probability is not None
-                and chance(seed, f"{rule.rule_id}:{request.sequence}") >= probability
-            ):
-                continue
+            if probability is not None:
+                drawn = rule.drawn
+                rule.drawn = drawn + 1
+                self.changed[rule.rule_id] = None
+                if chance(seed, f"{rule.rule_id}:{drawn}") >= probability:
+                    continue
             for name in EFFECTS:
                 if name in rule.spec:
                     found.setdefault(name, rule.spec[name])
@@ -312,9 +322,14 @@ class Rules:
         """A snapshot as `snapshot()` wrote it, already checked against control.yaml."""
         self._empty()
         for item in snapshot["rules"]:
-            # an export made before rules carried their maker: the operator's
-            spec = {k: v for k, v in item.items() if k not in ("ruleId", "remaining", "tenant")}
-            rule = Rule.from_input(item["ruleId"], spec, item.get("tenant"))
-            rule.remaining = None if item["remaining"] is None else int(item["remaining"])
-            self._put(rule)
+            self._restored(item)
         self._next = int(snapshot["next"])
+
+
+def _stored(rule_id: str, item: dict[str, Any], remaining: int | None, drawn: int) -> Rule:
+    """A rule as `Rule.public` wrote it (a row, a snapshot, an export); one made before rules
+    carried their maker is the operator's, one before they carried `drawn` draws anew."""
+    spec = {k: v for k, v in item.items() if k not in ("ruleId", "remaining", "tenant", "drawn")}
+    rule = Rule.from_input(rule_id, spec, item.get("tenant"))
+    rule.remaining, rule.drawn = remaining, drawn
+    return rule

@@ -11,9 +11,16 @@ from typing import Any
 
 from ..core.clock import ClockError, format_ms, parse_timestamp
 from ..core.errors import ApiError, not_found, validation
+from ..core.orgclocks import WHAT_TO_DO
 from ..deps import Deps
 from .access import Principal
 from .pipeline import Reply
+
+# A tenant may not move the server clock (403): what it can do instead of WHAT_TO_DO.
+TENANT_WHAT_TO_DO = (
+    "ask the sandbox's operator to advance the server clock, or reset your organization "
+    "(POST /_mock/reset with this key: its data and clock return to the start)"
+)
 
 
 def server_wide() -> ApiError:
@@ -98,7 +105,13 @@ def follow_clock(
     org_id = _organization(deps, path, who)
     # it takes no body, so "Invalid body." would send a partner looking for one
     refused = "The organization's clock cannot follow the server clock yet."
-    return _moved(deps, org_id, lambda: deps.sim.follow_server_clock(org_id), refused)
+    try:
+        deps.sim.follow_server_clock(org_id)
+    except ClockError as exc:
+        if who.kind == "tenant":
+            exc = ClockError(str(exc).replace(WHAT_TO_DO, TENANT_WHAT_TO_DO), exc.field)
+        raise clock_error(exc, refused) from None
+    return _view(deps, org_id)
 
 
 CLOCK_HANDLERS = {

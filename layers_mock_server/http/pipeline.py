@@ -377,8 +377,9 @@ class OperationPipeline:
                 caller.org_id,
             )
             ruled = state.rules.apply(state.seed, facts, prefs)
-            if ruled != prefs:
-                state.dirty.add(("meta", ""))  # a counted rule was used up: persist it
+            if ruled != prefs or state.rules.changed:
+                # a counted rule was used up, or a rule drew its chance: persist it
+                state.dirty.add(("meta", ""))
                 if (m := ruled.applied()) and m not in marks:
                     marks.append("rule:" + m)
             prefs = ruled

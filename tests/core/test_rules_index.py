@@ -32,10 +32,11 @@ def plain_apply(rules: dict[str, Rule], request: RequestFacts, prefs: Preference
         if not rule.matches(request):
             continue
         probability = rule.spec.get("probability")
-        if probability is not None and chance(SEED, f"{rule.rule_id}:{request.sequence}") >= (
-            probability
-        ):
-            continue
+        if probability is not None:  # drawn per match of the rule (its `drawn`)
+            drawn = rule.drawn
+            rule.drawn = drawn + 1
+            if chance(SEED, f"{rule.rule_id}:{drawn}") >= probability:
+                continue
         for name in EFFECTS:
             if name in rule.spec:
                 found.setdefault(name, rule.spec[name])

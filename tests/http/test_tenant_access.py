@@ -293,3 +293,24 @@ def test_a_tenant_holds_at_most_100_rules(mock: Mock) -> None:
     assert "100 rules of this organization" in error(full)[2]
     another = as_tenant(mock, "POST", "/_mock/rules", GLOBEX, json={"match": {}, "latencyMs": 1})
     assert another.status_code == 201  # the bound is per organization
+
+
+def test_a_tenant_told_its_clock_cannot_follow_yet_is_told_what_it_can_do(mock: Mock) -> None:
+    """The operator may advance the server clock; a tenant may not (403), so its 422 tells it
+    what it can do: reset its organization, or ask the operator."""
+    path = f"/_mock/organizations/{ACME}/clock"
+    assert as_tenant(mock, "POST", f"{path}/advance", json={"seconds": 60}).status_code == 200
+    refused = as_tenant(mock, "POST", f"{path}/reset")
+    assert refused.status_code == 422
+    [said] = refused.json()["error"]["details"]["formErrors"]
+    assert "; advance the server clock," not in said  # the tenant's 403
+    assert said.endswith(
+        "ask the sandbox's operator to advance the server clock, or reset your organization "
+        "(POST /_mock/reset with this key: its data and clock return to the start)"
+    )
+    assert as_tenant(mock, "GET", path).json()["detached"] is True  # nothing changed
+    operator = mock.client.post(f"{path}/reset", headers=ADMIN).json()["error"]["details"]
+    assert operator["formErrors"][0].endswith(
+        "; advance the server clock, or reset the organization (its data and clock return to "
+        "the start)"
+    )

@@ -143,3 +143,14 @@ def test_probability_is_drawn_from_the_seed() -> None:
     assert 5 <= first.count(503) <= 35  # and it is a fraction, not all or nothing
     assert set(first) == {200, 503}
     assert run_probability(SEED + 1) != first
+
+
+def test_probability_draws_the_same_requests_after_a_reset() -> None:
+    mock = make_mock(SEED)
+    rule = {"match": {"operationId": "whoami"}, "fault": "503", "probability": 0.5}
+    with mock.client:
+        add_rule(mock, rule)
+        first = [whoami(mock) for _ in range(40)]
+        assert mock.client.post("/_mock/reset").status_code == 200
+        add_rule(mock, rule)  # rule_1 again
+        assert [whoami(mock) for _ in range(40)] == first

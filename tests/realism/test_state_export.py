@@ -31,6 +31,8 @@ def before(mock: Mock) -> dict[str, str]:
     )
     mock.client.get("/v1/whoami", headers=auth(STANDARD))  # one 503 spent, one left
     mock.client.post("/_mock/rules", json={"match": {}, "fault": "500", "probability": 0.3})
+    for _ in range(3):  # draws of its chance: the import's go on from the 4th (`drawn`)
+        mock.client.get("/v1/credits", headers=auth())
     return {"plain": plain["jobId"], "keyed": keyed["jobId"], "project": project["id"]}
 
 
