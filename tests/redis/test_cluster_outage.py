@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
+import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -27,6 +30,7 @@ from handoffs import Waiter, served
 from redisd import sockets_to
 from support import FULL, auth
 
+from layers_mock_server.stores import redis as redis_store
 from layers_mock_server.stores import redis_handoff, redis_journal
 from layers_mock_server.stores.redis_cluster import SlotConnection
 
@@ -224,3 +228,57 @@ def _refused_moved(status: int, answer: Any) -> bool:
     """A 503 refused before running on a MOVED (see MOVED_TRIES)."""
     reason = str(answer.get("error", {}).get("details", {}).get("reason", ""))
     return status == 503 and "MOVED" in reason
+
+
+@contextlib.contextmanager
+def frozen(cluster: RedisClusterServers) -> Iterator[None]:
+    """Every node stopped (SIGSTOP): each still accepts connections (the kernel does) and
+    answers nothing, as a cluster whose hosts hang or are blackholed; SIGCONT at the end."""
+    for node in cluster.nodes:
+        assert node.process is not None
+        node.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for node in cluster.nodes:
+            assert node.process is not None
+            node.process.send_signal(signal.SIGCONT)
+
+
+def timed(worker: Worker, *request: Any) -> tuple[float, int, Any]:
+    """(seconds it took, status, body) of one request, bounded (a wedged one fails here)."""
+    began = time.monotonic()
+    status, body = worker.loop.run_until_complete(asyncio.wait_for(worker.call(*request), 120))
+    return time.monotonic() - began, status, body
+
+
+def test_a_frozen_cluster_answers_503_within_the_bound_of_one_redis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cluster15: every node of the cluster stops (SIGSTOP: connections are still accepted,
+    nothing is answered). On one Redis a request's round trip waits TIMEOUT_S at most (the
+    pipe's timeout), then answers 503; on a cluster each try of the lane waited its socket
+    timeout, then read the slot map again from every node with the same timeout each, and a
+    read's catch-up was tried twice: a create and a read each took ~16 times the timeout
+    (~80 s at the default 5 s). Now one deadline covers the whole round trip, tries and
+    slot-map readings included: a create, a read and the journal each answer 503 within the
+    timeout (with the machine's slack), and the worker answers again once the nodes do."""
+    monkeypatch.setattr(redis_store, "TIMEOUT_S", 1.0)
+    with started_cluster() as cluster:
+        url, _ = cluster.sandbox(on=0)
+        worker = Worker(url)
+        [(status, answer)] = worker.together(("POST", CREATE, auth(FULL), {}))
+        assert status == 202, answer
+        with frozen(cluster):
+            for request in [
+                ("POST", CREATE, auth(FULL), {}),
+                ("GET", CREATE, auth(FULL), None),
+                ("GET", JOURNAL, {}, None),
+            ]:
+                took, status, answer = timed(worker, *request)
+                assert status == 503, answer
+                assert answer["error"]["code"] == "STORAGE_UNAVAILABLE"
+                assert took < 2 * redis_store.TIMEOUT_S, (request[:2], took, answer)
+        took, status, answer = timed(worker, "POST", CREATE, auth(FULL), {})
+        assert status == 202, answer
+        worker.close()
