@@ -16,7 +16,11 @@ script, the script has not run, and the command is handed to redis-py's cluster 
 which follows it as a cluster client should (`RedisCluster._execute_command`):
 
 - MOVED (the slot was resharded, or a replica took over): the slot map is read again and
-  the command is sent to the new owner; the request goes on as if nothing happened.
+  the command is sent to the new owner; the request goes on as if nothing happened. For a
+  moment after a move the nodes' maps may disagree, each naming another, until the client's
+  tries are spent ("TTL exhausted"): nothing ran, so the map is read again and the command
+  sent to the owner it names, round again on a MOVED until the round trip's deadline
+  (`_redirected`). Before, that was a 503 "refused before running: MOVED".
 - ASK (a reshard of this slot is half-way, and the keys are on the importing shard):
   ASKING and the command on that shard.
 - TRYAGAIN (half-way, and the script's keys are split between the two shards, or some of
@@ -132,9 +136,10 @@ class Bounded:
         rest = left()
         if rest is None:
             return super()._connect()  # type: ignore[misc]
-        if rest <= 0:
-            # (socket.timeout, which redis-py turns into its TimeoutError as for a real one)
-            raise TimeoutError("the round trip's deadline passed")
+        if rest <= 0:  # (a message of its own: not told apart from a connect timed out)
+            from redis.exceptions import TimeoutError as Late
+
+            raise Late("Timeout: the round trip's time ran out before it could connect")
         saved = self.socket_connect_timeout, self.socket_timeout
         self.socket_connect_timeout = _least(saved[0], rest)
         self.socket_timeout = _least(saved[1], rest)
@@ -289,7 +294,7 @@ class SlotConnection:
             raise
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        from redis.exceptions import AskError, ClusterError, TryAgainError
+        from redis.exceptions import AskError, TryAgainError
 
         try:
             return self.conn.read_response(*args, **kwargs)
@@ -300,16 +305,42 @@ class SlotConnection:
         except self._unanswered:
             self._lost()
             raise
-        try:
-            return self.cluster.execute_command(*self.sent)
-        except ClusterError as exc:
-            if type(exc) is not ClusterError:  # CLUSTERDOWN and the like: as they are
+        return self._redirected(redirected, self.sent)
+
+    def _redirected(self, redirected: Exception, sent: tuple[Any, ...]) -> Any:
+        """The command a shard redirected, sent where redis-py's cluster client follows it.
+        When the client gave up ("TTL exhausted": redirected every time it tried), nothing
+        ran: the slot map is read again and the command sent to the owner it names. Its
+        MOVED again (the nodes' maps still disagree, as for a moment after a move) goes round
+        again while the round trip's deadline leaves time (once, without one); any other
+        answer is final: TRYAGAIN or ASK there is a slot still half-way, refused (what the
+        shard said first), as a reshard still running is (see the module docstring)."""
+        from redis.exceptions import AskError, ClusterError, MovedError, TryAgainError
+
+        tries = 0
+        while True:
+            try:
+                return self.cluster.execute_command(*sent)
+            except ClusterError as exc:
+                if type(exc) is not ClusterError:  # CLUSTERDOWN and the like: as they are
+                    raise
+            finally:
+                self.follow(reread=False)
+            tries += 1
+            rest = left()
+            if (rest is None and tries > 1) or rest == 0:
+                raise redirected from None  # what the shard said first, and that nothing ran
+            try:
+                self.follow()
+                self.conn.send_command(*sent)
+                return self.conn.read_response()
+            except MovedError:
+                continue  # (not sent again on this connection: through the client)
+            except (AskError, TryAgainError):
+                raise redirected from None
+            except self._unanswered:
+                self._lost()
                 raise
-            # redis-py's "TTL exhausted": redirected every time it tried (the slot is still
-            # moving); what the shard said first, and that nothing ran
-            raise redirected from None
-        finally:
-            self.follow(reread=False)
 
     def follow(self, reread: bool = True) -> None:
         """Point at the slot's owner: as the client's slot map has it now (after the client
