@@ -110,7 +110,7 @@ from ..core.store import (
     StoreUnavailable,
     StoreUnreachable,
 )
-from .redis_cluster import deadline, unstale
+from .redis_cluster import deadline, left, unstale
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import (
     APPEND,
@@ -1025,7 +1025,8 @@ class RedisStore:
                 # Nothing left, and the cluster now names another owner of the slot (the
                 # shard died, a replica took over): sent there, it runs once.
                 followed = not sent and getattr(conn, "node", None) != aimed
-                if not (retry or followed) or attempt == 2 or answer:
+                late = left() == 0  # (its deadline passed: what failed is the answer)
+                if not (retry or followed) or attempt == 2 or answer or late:
                     if not answer:
                         self.down = str(failure)
                     if sent and not answer and not retry:  # it went, and may have run
