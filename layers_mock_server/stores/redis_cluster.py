@@ -39,7 +39,7 @@ does the same after a connection error, so that a worker whose shard died finds 
 that took over on its next try instead of calling the dead address for ever.
 
 A round trip has one deadline (`deadline`: the lane sets it, redis_lane.py, from the moment
-the round trip was called), not a timeout a socket operation: every connect, send and read
+the round trip was called), not a timeout per socket operation: every connect, send and read
 that the round trip makes on the cluster's connections (`bounded`), its own, the tries again
 of redis-py's cluster client and its readings of the slot map from every node, waits at most
 what is left of it. A cluster whose nodes all hang (paused, blackholed: a connect still
@@ -136,7 +136,7 @@ class Bounded:
         rest = left()
         if rest is None:
             return super()._connect()  # type: ignore[misc]
-        if rest <= 0:  # (a message of its own: not told apart from a connect timed out)
+        if rest <= 0:  # (in words of its own, told apart from a connect that timed out)
             from redis.exceptions import TimeoutError as Late
 
             raise Late("Timeout: the round trip's time ran out before it could connect")
