@@ -52,7 +52,8 @@ Control requests (resets, imports, clocks) run alone: after every commit before 
 back, on a lease of their own, and their commit is sent through the pipe as a group's is, their
 answer held until it came back (a reset or an import replaces the copy at once, and the copy is
 read again if the commit fails). So no round trip of a control request blocks the worker either;
-`/_mock/health` and the other answers that need nothing from Redis (`__call__`) take no
+`/_mock/health` and the other answers that need nothing from Redis (`__call__`: a partner
+request without a bearer key, a not-simulated operation's 501, the dashboard's files) take no
 round trip at all.
 
 The journal records what each client got: the entries of a group's requests are held with it
@@ -89,7 +90,7 @@ from ..core.records import ApiKey
 from ..core.store import Bucket, OutcomeUnknown, Refused, StoreBroken, StoreUnavailable
 from ..deps import Deps
 from ..stores.redis_serving import BEAT_S
-from .dispatch import routed_path
+from .dispatch import PartnerPaths, routed_path
 from .inputs import MAX_BODY_BYTES
 from .pipeline import OperationPipeline, error_headers, refused, retry_after
 from .render import dumps, error_body, send_response
@@ -252,6 +253,9 @@ class SharedGate:
         self.target: int | None = None  # the catch-ups the writer holding the turn waits for
         self.broken: StoreUnavailable | None = None  # why the last commit failed
         self.changed: list[asyncio.Future[None]] = []  # tasks waiting for the next change
+        # The paths of operations the mock does not simulate that no partner route has (they
+        # come after the partner ones in the app's routes): their 501 needs nothing of Redis.
+        self.unsimulated = PartnerPaths([r for r in app.routes if _unsimulated(r)])
         deps.shared = self
         deps.sim.may_commit = _HOLDING.get  # only the request holding the lease writes
         deps.sim.defers = _DEFERS.get  # ... and a partner request's batch waits for its group
@@ -305,7 +309,12 @@ class SharedGate:
         # Each header's last value, one dict made in C (one pass over the headers, not one a
         # header looked for): its Authorization, and the body's length for `_leased`.
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        partner = self.app.partner.match(path, scope["method"]) is not None
+        found = self.app.partner.match(path, scope["method"])
+        partner = found is not None
+        if not partner:  # (not the hot path: control plane, unknown paths)
+            found = self.unsimulated.match(path, scope["method"])
+        if found is not None and type(found[0]) is NotSimulated:  # a fixed 501, any key
+            return self.app(scope, receive, send)
         # A partner request without a bearer key needs nothing either (a 401 whatever the
         # state). Authorization sent twice is a 401 whichever its lines (the pipeline joins
         # them: joined_authorization), so the last line's scheme, which the dict keeps, is
@@ -987,6 +996,12 @@ def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:
         return message if message is not None else await receive()
 
     return again
+
+
+def _unsimulated(route: Any) -> bool:
+    """Whether a route answers a method with a not-simulated operation's fixed 501."""
+    methods = getattr(getattr(route, "app", None), "by_method", {})
+    return any(type(target) is NotSimulated for target in methods.values())
 
 
 def _bearer(authorization: bytes | None) -> bool:

@@ -110,7 +110,7 @@ from ..core.store import (
     StoreUnavailable,
     StoreUnreachable,
 )
-from .redis_cluster import unstale
+from .redis_cluster import deadline, left, unstale
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import (
     APPEND,
@@ -145,6 +145,10 @@ RETRIABLE = frozenset(
     {"changes", "changes-full", "journal-read", "journal-read-org", "journal-orgs"}
     | {"everything", "unlock", "org-marks"}
 )
+# How long a round trip waits for Redis at most, from the moment it was called: on one Redis
+# the pipe's timeout; on a cluster or over TLS, the whole of the lane's round trip, tries again
+# and readings of the slot map included (redis_cluster.py `deadline`).
+TIMEOUT_S = 5.0
 RELEASE_RETRY_S = 0.05  # between two tries to give back a lease while Redis is unreachable
 
 
@@ -248,9 +252,9 @@ class RedisStore:
                 "(pip install '/path/to/layers-mock[redis]', from a checkout or a wheel built "
                 "from one)"
             ) from None
-        from .redis_cluster import Listener, another, connect, fresh  # one server or a cluster
+        from .redis_cluster import Listener, another, bounded, connect, fresh  # (or a cluster)
 
-        options = {"socket_timeout": 5, "socket_connect_timeout": 5}
+        options = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S}
         client, self._conn = connect(self.url, self.keys["rows"], self.where, **options)
         self._client = client
         self._scripts = {
@@ -271,16 +275,16 @@ class RedisStore:
             "journal-sizes": client.register_script(SIZES),
             "journal-shed": client.register_script(SHED),
         }
-        if type(self._conn) is redis.Connection:  # not a cluster's, not TLS: see redis_pipe.py
+        if type(self._conn) is bounded(redis.Connection):  # not a cluster's, not TLS: the pipe
             # Each a connection of its own, not counted by the pool (redis_cluster.fresh)
             make = functools.partial(fresh, client.connection_pool)
 
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ_ALL, EVERYTHING, CHANGES_FULL, RESERVE]
             scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS, SIZES, SHED]
-            self.pipe = Pipe(make, scripts, self.where, timeout=5)
+            self.pipe = Pipe(make, scripts, self.where, timeout=TIMEOUT_S)
             self.handoff = Handoff(make, self.keys["handoff"], self.ident)
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
-            self.lane, self._lane_conn = Lane(self.where), another(client, self._conn)
+            self.lane, self._lane_conn = Lane(self.where, TIMEOUT_S), another(client, self._conn)
             listener = Listener(client, self.keys["handoff"])
             channel, aim, refresh = self.keys["handoff"], listener.aim, listener.refresh
             self.handoff = Handoff(listener, channel, self.ident, aim, refresh)
@@ -500,7 +504,8 @@ class RedisStore:
 
         led = f"{self.ident} ".encode()
         with contextlib.suppress(Exception):
-            client, conn = connect(self.url, self.keys["rows"], self.where, socket_timeout=5)
+            where, rows = self.where, self.keys["rows"]
+            client, conn = connect(self.url, rows, where, socket_timeout=TIMEOUT_S)
             try:
                 marks = client.zrange(self.keys["workers"], 0, -1)
                 if ours := [m for m in marks if m.startswith(led)]:
@@ -979,7 +984,8 @@ class RedisStore:
         once (Redis unreachable for a moment). Any script not sent at all because its shard
         died is tried again at the shard the cluster names instead (a failover)."""
         try:
-            answer = self._call_once(script, keys, args, retry)
+            with deadline(time.monotonic() + TIMEOUT_S):  # (on a cluster or TLS: all of it)
+                answer = self._call_once(script, keys, args, retry)
         except Refused as exc:
             if script in ROOMY:
                 self._answered(exc)
@@ -1019,7 +1025,8 @@ class RedisStore:
                 # Nothing left, and the cluster now names another owner of the slot (the
                 # shard died, a replica took over): sent there, it runs once.
                 followed = not sent and getattr(conn, "node", None) != aimed
-                if not (retry or followed) or attempt == 2 or answer:
+                late = left() == 0  # (its deadline passed: what failed is the answer)
+                if not (retry or followed) or attempt == 2 or answer or late:
                     if not answer:
                         self.down = str(failure)
                     if sent and not answer and not retry:  # it went, and may have run

@@ -16,7 +16,11 @@ script, the script has not run, and the command is handed to redis-py's cluster 
 which follows it as a cluster client should (`RedisCluster._execute_command`):
 
 - MOVED (the slot was resharded, or a replica took over): the slot map is read again and
-  the command is sent to the new owner; the request goes on as if nothing happened.
+  the command is sent to the new owner; the request goes on as if nothing happened. For a
+  moment after a move the nodes' maps may disagree, each naming another, until the client's
+  tries are spent ("TTL exhausted"): nothing ran, so the map is read again and the command
+  sent to the owner it names, round again on a MOVED until the round trip's deadline
+  (`_redirected`). Before, that was a 503 "refused before running: MOVED".
 - ASK (a reshard of this slot is half-way, and the keys are on the importing shard):
   ASKING and the command on that shard.
 - TRYAGAIN (half-way, and the script's keys are split between the two shards, or some of
@@ -34,12 +38,25 @@ The connection then points at the slot's owner as the client's map has it (`foll
 does the same after a connection error, so that a worker whose shard died finds the replica
 that took over on its next try instead of calling the dead address for ever.
 
+A round trip has one deadline (`deadline`: the lane sets it, redis_lane.py, from the moment
+the round trip was called), not a timeout per socket operation: every connect, send and read
+that the round trip makes on the cluster's connections (`bounded`), its own, the tries again
+of redis-py's cluster client and its readings of the slot map from every node, waits at most
+what is left of it. A cluster whose nodes all hang (paused, blackholed: a connect still
+succeeds, nothing is answered) had each try wait its socket timeout and then read the slot map
+from each node with the same timeout: ~60 s for a create at the default 5 s, where one Redis
+answers 503 after 5 s. Now both answer within the same bound.
+
 Cluster mode has one database: a `/DB` other than 0 is refused at start-up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,6 +72,8 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
     from redis.exceptions import RedisClusterException
 
     client = redis.Redis.from_url(url, **options)
+    pool = client.connection_pool
+    pool.connection_class = bounded(pool.connection_class)  # (before any connection is made)
     try:
         clustered = _cluster_enabled(client)
     except redis.RedisError as exc:
@@ -74,11 +93,109 @@ def connect(url: str, key: str, where: str, **options: Any) -> tuple[Any, Any]:
     except (redis.RedisError, RedisClusterException) as exc:  # the latter is no RedisError:
         # slots not all served (a cluster still forming, or one that lost a shard)
         raise ValueError(f"{where}: {exc or type(exc).__name__}") from None
+    _bound(cluster)
     try:
         return cluster, SlotConnection(cluster, key)
     except (redis.RedisError, RedisClusterException) as exc:
         cluster.close()
         raise ValueError(f"{where}: {exc or type(exc).__name__}") from None
+
+
+_DEADLINE = threading.local()  # `until`: the deadline of the round trip this thread makes
+
+
+@contextlib.contextmanager
+def deadline(until: float) -> Iterator[None]:
+    """The round trip this thread makes now ends by `until` (time.monotonic()), whatever it
+    takes: every operation of a `bounded` connection waits at most what is left of it."""
+    outer = getattr(_DEADLINE, "until", None)
+    _DEADLINE.until = until if outer is None else min(outer, until)
+    try:
+        yield
+    finally:
+        _DEADLINE.until = outer
+
+
+def left() -> float | None:
+    """What is left of this thread's deadline (0 once passed), or None if none is set."""
+    until = getattr(_DEADLINE, "until", None)
+    return None if until is None else max(0.0, until - time.monotonic())
+
+
+class Bounded:
+    """A redis-py connection whose connects, sends and reads wait at most what is left of the
+    calling thread's `deadline` (as they always did without one: their socket timeouts). A
+    deadline passed makes each of them time out at once, as a socket timeout would (redis-py
+    raises its TimeoutError, and the cluster client gives up as it does on one)."""
+
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    _sock: Any
+
+    def _connect(self) -> Any:
+        rest = left()
+        if rest is None:
+            return super()._connect()  # type: ignore[misc]
+        if rest <= 0:  # (in words of its own, told apart from a connect that timed out)
+            from redis.exceptions import TimeoutError as Late
+
+            raise Late("Timeout: the round trip's time ran out before it could connect")
+        saved = self.socket_connect_timeout, self.socket_timeout
+        self.socket_connect_timeout = _least(saved[0], rest)
+        self.socket_timeout = _least(saved[1], rest)
+        try:
+            return super()._connect()  # type: ignore[misc]
+        finally:
+            self.socket_connect_timeout, self.socket_timeout = saved
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        rest = left()
+        sock = self._sock
+        if rest is None or sock is None:  # (not connected: the connect is bounded)
+            super().send_packed_command(command, check_health)  # type: ignore[misc]
+            return
+        sock.settimeout(_least(self.socket_timeout, rest) or 1e-3)
+        try:
+            super().send_packed_command(command, check_health)  # type: ignore[misc]
+        finally:
+            if self._sock is sock:
+                sock.settimeout(self.socket_timeout)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        rest = left()
+        if rest is not None and "timeout" not in kwargs:
+            kwargs["timeout"] = max(_least(self.socket_timeout, rest), 1e-3)
+        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+
+
+def _least(timeout: float | None, rest: float) -> float:
+    return rest if timeout is None else min(timeout, rest)
+
+
+@functools.cache
+def bounded(connection_class: type) -> type:
+    """`connection_class` (redis-py's Connection, SSLConnection) made `Bounded`."""
+    if issubclass(connection_class, Bounded):
+        return connection_class
+    return type(f"Bounded{connection_class.__name__}", (Bounded, connection_class), {})
+
+
+def _bound(cluster: Any) -> None:
+    """Make every connection of `cluster` `Bounded`: the nodes' pools made from now on (a
+    reading of the slot map makes one for a node it did not know) and those made already
+    (their idle connections, of the class before, dropped: none is in use yet)."""
+    import redis
+
+    kwargs = cluster.nodes_manager.connection_kwargs
+    kwargs["connection_class"] = bounded(kwargs.get("connection_class", redis.Connection))
+    nodes = [*cluster.nodes_manager.nodes_cache.values()]
+    nodes += cluster.nodes_manager.startup_nodes.values()
+    for node in nodes:
+        if node.redis_connection is not None:
+            pool = node.redis_connection.connection_pool
+            pool.disconnect()
+            pool.reset()
+            pool.connection_class = bounded(pool.connection_class)
 
 
 def fresh(pool: Any) -> Any:
@@ -177,7 +294,7 @@ class SlotConnection:
             raise
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        from redis.exceptions import AskError, ClusterError, TryAgainError
+        from redis.exceptions import AskError, TryAgainError
 
         try:
             return self.conn.read_response(*args, **kwargs)
@@ -188,16 +305,42 @@ class SlotConnection:
         except self._unanswered:
             self._lost()
             raise
-        try:
-            return self.cluster.execute_command(*self.sent)
-        except ClusterError as exc:
-            if type(exc) is not ClusterError:  # CLUSTERDOWN and the like: as they are
+        return self._redirected(redirected, self.sent)
+
+    def _redirected(self, redirected: Exception, sent: tuple[Any, ...]) -> Any:
+        """The command a shard redirected, sent where redis-py's cluster client follows it.
+        When the client gave up ("TTL exhausted": redirected every time it tried), nothing
+        ran: the slot map is read again and the command sent to the owner it names. Its
+        MOVED again (the nodes' maps still disagree, as for a moment after a move) goes round
+        again while the round trip's deadline leaves time (once, without one); any other
+        answer is final: TRYAGAIN or ASK there is a slot still half-way, refused (what the
+        shard said first), as a reshard still running is (see the module docstring)."""
+        from redis.exceptions import AskError, ClusterError, MovedError, TryAgainError
+
+        tries = 0
+        while True:
+            try:
+                return self.cluster.execute_command(*sent)
+            except ClusterError as exc:
+                if type(exc) is not ClusterError:  # CLUSTERDOWN and the like: as they are
+                    raise
+            finally:
+                self.follow(reread=False)
+            tries += 1
+            rest = left()
+            if (rest is None and tries > 1) or rest == 0:
+                raise redirected from None  # what the shard said first, and that nothing ran
+            try:
+                self.follow()
+                self.conn.send_command(*sent)
+                return self.conn.read_response()
+            except MovedError:
+                continue  # (not sent again on this connection: through the client)
+            except (AskError, TryAgainError):
+                raise redirected from None
+            except self._unanswered:
+                self._lost()
                 raise
-            # redis-py's "TTL exhausted": redirected every time it tried (the slot is still
-            # moving); what the shard said first, and that nothing ran
-            raise redirected from None
-        finally:
-            self.follow(reread=False)
 
     def follow(self, reread: bool = True) -> None:
         """Point at the slot's owner: as the client's slot map has it now (after the client
@@ -263,8 +406,10 @@ class Listener:
     def refresh(self) -> None:
         """Read the slot map again (the listener's thread: its connection to the owner the
         map named failed, the owner may have died and its replica taken over)."""
-        if self.cluster:
-            self.client.nodes_manager.initialize()
+        if self.cluster:  # (bounded as a round trip is: the lane may wait for this reading)
+            timeout = self.client.nodes_manager.connection_kwargs.get("socket_timeout") or 5
+            with deadline(time.monotonic() + timeout):
+                self.client.nodes_manager.initialize()
 
     def aim(self, said: str) -> bool:
         """A node's refusal of the SSUBSCRIBE: True if it is a MOVED (the next connection

@@ -12,6 +12,11 @@ A `Lane` runs them on a thread of its own instead, one at a time in the order th
 (the order the shared gate, http/shared.py, counts on, as it does on the pipe's), each on the
 lane's own connection (a `SlotConnection` on a cluster, which follows the slot), and hands
 each answer to its future on the event loop. Only the requests that need Redis wait for it.
+
+Each round trip ends `timeout` after it was called at the latest, as a command on the pipe
+does (redis_cluster.py `deadline`: its tries again and readings of the slot map included).
+One that waited that long behind the one ahead of it fails unsent (StoreUnavailable: nothing
+of it ran), so a request waits the timeout at most whatever the lane was doing.
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..core.store import Reach, StoreUnavailable
+from .redis_cluster import deadline
 from .redis_pipe import handled
 
 
 class Lane:
     """One thread that runs a worker's round trips in order (see the module docstring)."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, timeout: float) -> None:
         self.where = where
+        self.timeout = timeout
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="redis-lane")
         # Each round trip in flight: when it was called, and its future.
         self.sent: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
@@ -42,8 +49,9 @@ class Lane:
         """`run()` on the lane's thread, after everything called before it; its future (on
         the running loop) gets what it returns or raises."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.thread, self._guarded, run)
-        self.sent.append((time.monotonic(), future))
+        called = time.monotonic()
+        future = loop.run_in_executor(self.thread, self._guarded, run, called + self.timeout)
+        self.sent.append((called, future))
         future.add_done_callback(self._answered)
         return future
 
@@ -64,10 +72,15 @@ class Lane:
         with contextlib.suppress(Exception):
             self.thread.shutdown(wait=True)
 
-    def _guarded(self, run: Callable[[], Any]) -> Any:
+    def _guarded(self, run: Callable[[], Any], until: float) -> Any:
         if self.closed:  # (nothing of it was sent)
             raise StoreUnavailable(f"{self.where} is not open")
-        return run()
+        if time.monotonic() >= until:  # (nor of this one)
+            raise StoreUnavailable(
+                f"{self.where}: Timeout: the round trips ahead of this one took {self.timeout:g} s"
+            )
+        with deadline(until):
+            return run()
 
     def _answered(self, _: asyncio.Future[Any]) -> None:
         # Answers come in the order the round trips went (a cancelled one may end first)

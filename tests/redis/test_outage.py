@@ -399,9 +399,46 @@ def test_a_503_of_the_gate_is_journaled_only_for_what_one_server_journals(
     worker = Worker(own.sandbox())
     own.kill()
     during = answered(worker, *requests)
-    assert [a[2] for a in during] == [503] * 5
+    assert [a[2] for a in during] == [503] * 4 + [501]  # a 501 needs nothing of Redis
     own.start()
     assert journal(worker) == [during[0], during[4]]
+    worker.close()
+
+
+NOT_SIMULATED = [  # with a key, with an Idempotency-Key, with an unknown key, with none
+    ("GET", "/v1/audit-log", auth(FULL), None),
+    ("POST", "/v1/organizations", auth(FULL, **{"Idempotency-Key": "org-1"}), {"name": "x"}),
+    ("POST", "/v1/api-keys/key_1/kill", auth("lp_test_unknown_0000000000000000"), None),
+    ("DELETE", "/v1/api-keys/key_1", {}, None),
+]
+
+
+def test_a_not_simulated_operation_answers_501_while_redis_is_down_as_memory_does(
+    own: RedisServer,
+) -> None:
+    """cluster15: a Layers operation the mock does not simulate answers 501 NOT_SIMULATED
+    whatever the key and whatever the state (CONTRACT.md "Changes"): on memory at once. On
+    Redis a request with a bearer key (or to a path no partner route knows, with or without
+    one) waited for a catch-up or the write lease first, so while Redis was down it answered
+    503 where memory answered 501. Now it needs no round trip (none is counted), and its
+    journal entry reaches Redis once it is back."""
+    alone = Worker("memory")
+    by_memory = [alone.together(request)[0] for request in NOT_SIMULATED]
+    alone.close()
+    assert [status for status, _ in by_memory] == [501] * len(NOT_SIMULATED)
+    worker = Worker(own.sandbox())
+    own.kill()
+    trips = len(worker.trips)
+    during, by_redis = [], []
+    for request in NOT_SIMULATED:
+        by_redis += worker.together(request)
+        during.append((request[0], request[1], by_redis[-1][0], worker.request_ids[-1]))
+    assert worker.trips[trips:] == []
+    for (status, body), (got, answer) in zip(by_memory, by_redis, strict=True):
+        assert got == status, answer
+        assert answer["error"]["details"] == body["error"]["details"]
+    own.start()
+    assert journal(worker) == during
     worker.close()
 
 

@@ -269,3 +269,32 @@ def test_an_upgraded_worker_that_followed_the_previous_version_commits_everythin
     again = worker(url)
     assert export(again) == served
     again.close()
+
+
+def test_a_group_dropped_unsent_on_an_old_layout_leaves_every_part_to_the_next_commit(
+    old: tuple[str, Any, Sandbox],
+) -> None:
+    """cluster15 (final14's open edge): an upgraded worker that read a sandbox in the old
+    layout holds every rule, rate window and clock marked, for its first commit to write them
+    as rows. A group whose commit is never sent (the lease lost behind a failed commit:
+    http/shared.py `_close`) clears the copy's marks (`drop_group`) and lands as a failed
+    commit (`commit_failed`), as the gate does; the copy is then read again whole, from the
+    old meta row still in Redis, which marks them all again. The next commit writes every
+    one as a row, and a restart serves the sandbox as the worker did. Had the copy not been
+    read again, that commit would have written a lean meta row and no rows: a restart would
+    have found no rule, window or clock."""
+    url, _, keys = old
+    first = worker(url)  # (it only read: no request yet, nothing committed)
+    sim = first.deps.sim
+    sim.drop_group()  # what the gate does with a group it cannot send, then
+    sim.commit_failed()  # ... when that group lands (`_landed`)
+    assert not {"rules", "rates", "clocks"} & set(keys.tables())
+    ok(first, "POST", CREATE, auth(FULL), BODY)  # the first commit after the upgrade
+    tables = keys.tables()
+    found = (tables.get("rules"), tables.get("clocks"), tables.get("rates"))
+    assert found == (5, 1, 2), tables
+    served = export(first)
+    first.close()
+    again = worker(url)  # a restart reads the rows
+    assert export(again) == served
+    again.close()
