@@ -116,6 +116,10 @@ GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
 CHAIN_S = 0.05  # a worker keeps the lease for its next groups for at most this long ...
 LINGER_S = 0.002  # ... and after its last commit came back, in case another comes
+# ... or this long, when it would hear another worker ask for it (`_linger`): under load the
+# clients of a group's answers send their next requests 1-4 ms later, past LINGER_S, and a
+# lease given back then was taken again with every request queued behind it (60 times a second)
+IDLE_S = 0.02
 FOLLOW_S = 0.2  # an idle worker catches up this often, so it never falls far behind
 LOST = "the sandbox's lease was lost before the group's commit"
 # A read woken before a commit of this worker failed, and not caught up since, answers 503:
@@ -253,6 +257,9 @@ class SharedGate:
         self.broken: StoreUnavailable | None = None  # why the last commit failed
         self.changed: list[asyncio.Future[None]] = []  # tasks waiting for the next change
         deps.shared = self
+        store: Any = self.store
+        if hasattr(store, "on_wanted"):  # (a test's stand-in may have none)
+            store.on_wanted = self._wanted  # another worker is in line for the lease
         deps.sim.may_commit = _HOLDING.get  # only the request holding the lease writes
         deps.sim.defers = _DEFERS.get  # ... and a partner request's batch waits for its group
         # ... and its journal entry, so that the journal records what the client got (a 503
@@ -566,6 +573,23 @@ class SharedGate:
         in turns."""
         return not self.wanted and asyncio.get_running_loop().time() - self.chain < CHAIN_S
 
+    def _linger(self) -> float:
+        """How long a lease kept for a next group waits for it once every commit came back:
+        IDLE_S when this worker would hear another ask for it (`_wanted` gives it back then),
+        else LINGER_S (another worker's ask would not reach it; it learns of one only from a
+        commit's answer, and gives it back when that says so)."""
+        if self.wanted or not self.store.listens():
+            return LINGER_S
+        return max(LINGER_S, IDLE_S)
+
+    def _wanted(self) -> None:
+        """Another worker was refused the lease and is in line for it (its try published so,
+        stores/redis_handoff.py): the next commit gives it back, or, none running, it goes
+        back now."""
+        self.wanted = True
+        if self.group is None and not self.flying and not self.turn.locked():
+            self._let_go(self.began)
+
     def _let_go(self, began: int) -> None:
         """The lease kept for a group that did not come: give it back."""
         if self.began == began and self.group is None and self.deps.sim.holds_lease():
@@ -688,7 +712,7 @@ class SharedGate:
             if self.group is None and self.deps.sim.holds_lease():
                 # kept for a write that has not come: its clients got their answers just
                 # now, and may send the next one; if none comes, the lease goes back
-                loop.call_later(LINGER_S, self._let_go, self.began)
+                loop.call_later(self._linger(), self._let_go, self.began)
 
     def _close_idle(self) -> None:
         """An open group whose next request went away (cancelled while waiting)."""
