@@ -27,7 +27,14 @@ refuses a commit sent behind one that was refused, so a failure takes down every
 it, never a part. For that the lease is kept across groups (a chain): it is taken once, and
 given back when a commit's answer says another worker waits for it, after CHAIN_S at most, or
 LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault gives it
-back while it sleeps, so a slow answer does not hold other workers' writes. A worker refused
+back while it sleeps, so a slow answer does not hold other workers' writes. The lease kept
+after the last commit came back waits IDLE_S (20 ms), not LINGER_S, for the next group when this
+worker would hear another ask for it (its handoff listener is subscribed, and no commit's answer
+said another waits): a worker refused the lease and in line says so on the handoff channel, and
+the lease goes back at once (`_wanted`). Measured under wrk (bench/README.md, 2026-12-03
+perf15): a create's clients send their next request 1-4 ms after its answer, so with LINGER_S
+alone one worker gave the lease back and took it again ~60 times a second, each take a round trip
+with every request of the worker (~22) queued behind it for the turn. A worker refused
 the lease waits until it hears it given back (stores/redis_handoff.py: the release is
 published, and the worker next in line tries again at once), or for a fallback's time when no
 one says so (a holder killed, whose lease runs out). A lease whose request went away
