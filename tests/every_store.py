@@ -125,6 +125,7 @@ def _served(
     # as in tests/redis: no idle worker's catch-up, a kept lease back on the loop's next turn
     monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)
     monkeypatch.setattr(shared, "LINGER_S", 0.0)
+    monkeypatch.setattr(shared, "IDLE_S", 0.0)
     state, count = STORES[request.param](request, tmp_path)
     workers = [Worker(state, admin_token=operator, bodies=bodies) for _ in range(count)]
     yield Servers(workers, operator)

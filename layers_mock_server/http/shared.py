@@ -27,7 +27,14 @@ refuses a commit sent behind one that was refused, so a failure takes down every
 it, never a part. For that the lease is kept across groups (a chain): it is taken once, and
 given back when a commit's answer says another worker waits for it, after CHAIN_S at most, or
 LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault gives it
-back while it sleeps, so a slow answer does not hold other workers' writes. A worker refused
+back while it sleeps, so a slow answer does not hold other workers' writes. The lease kept
+after the last commit came back waits IDLE_S (20 ms), not LINGER_S, for the next group when this
+worker would hear another ask for it (its handoff listener is subscribed, and no commit's answer
+said another waits): a worker refused the lease and in line says so on the handoff channel, and
+the lease goes back at once (`_wanted`). Measured under wrk (bench/README.md, 2026-12-03
+perf15): a create's clients send their next request 1-4 ms after its answer, so with LINGER_S
+alone one worker gave the lease back and took it again ~60 times a second, each take a round trip
+with every request of the worker (~22) queued behind it for the turn. A worker refused
 the lease waits until it hears it given back (stores/redis_handoff.py: the release is
 published, and the worker next in line tries again at once), or for a fallback's time when no
 one says so (a holder killed, whose lease runs out). A lease whose request went away
@@ -117,6 +124,10 @@ GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
 CHAIN_S = 0.05  # a worker keeps the lease for its next groups for at most this long ...
 LINGER_S = 0.002  # ... and after its last commit came back, in case another comes
+# ... or this long, when it would hear another worker ask for it (`_linger`): under load the
+# clients of a group's answers send their next requests 1-4 ms later, past LINGER_S, and a
+# lease given back then was taken again with every request queued behind it (60 times a second)
+IDLE_S = 0.02
 FOLLOW_S = 0.2  # an idle worker catches up this often, so it never falls far behind
 LOST = "the sandbox's lease was lost before the group's commit"
 # A read woken before a commit of this worker failed, and not caught up since, answers 503:
@@ -257,6 +268,9 @@ class SharedGate:
         # come after the partner ones in the app's routes): their 501 needs nothing of Redis.
         self.unsimulated = PartnerPaths([r for r in app.routes if _unsimulated(r)])
         deps.shared = self
+        store: Any = self.store
+        if hasattr(store, "on_wanted"):  # (a test's stand-in may have none)
+            store.on_wanted = self._wanted  # another worker is in line for the lease
         deps.sim.may_commit = _HOLDING.get  # only the request holding the lease writes
         deps.sim.defers = _DEFERS.get  # ... and a partner request's batch waits for its group
         # ... and its journal entry, so that the journal records what the client got (a 503
@@ -575,6 +589,23 @@ class SharedGate:
         in turns."""
         return not self.wanted and asyncio.get_running_loop().time() - self.chain < CHAIN_S
 
+    def _linger(self) -> float:
+        """How long a lease kept for a next group waits for it once every commit came back:
+        IDLE_S when this worker would hear another ask for it (`_wanted` gives it back then),
+        else LINGER_S (another worker's ask would not reach it; it learns of one only from a
+        commit's answer, and gives it back when that says so)."""
+        if self.wanted or not self.store.listens():
+            return LINGER_S
+        return max(LINGER_S, IDLE_S)
+
+    def _wanted(self) -> None:
+        """Another worker was refused the lease and is in line for it (its try published so,
+        stores/redis_handoff.py): the next commit gives it back, or, none running, it goes
+        back now."""
+        self.wanted = True
+        if self.group is None and not self.flying and not self.turn.locked():
+            self._let_go(self.began)
+
     def _let_go(self, began: int) -> None:
         """The lease kept for a group that did not come: give it back."""
         if self.began == began and self.group is None and self.deps.sim.holds_lease():
@@ -697,7 +728,7 @@ class SharedGate:
             if self.group is None and self.deps.sim.holds_lease():
                 # kept for a write that has not come: its clients got their answers just
                 # now, and may send the next one; if none comes, the lease goes back
-                loop.call_later(LINGER_S, self._let_go, self.began)
+                loop.call_later(self._linger(), self._let_go, self.began)
 
     def _close_idle(self) -> None:
         """An open group whose next request went away (cancelled while waiting)."""

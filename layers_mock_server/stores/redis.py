@@ -212,6 +212,7 @@ class RedisStore:
         self.lane: Lane | None = None
         self._lane_conn: Any = None
         self.handoff: Handoff | None = None  # ... and one that hears the lease given back
+        self.on_wanted: Callable[[], None] | None = None  # ... and asked for (the gate's)
         self.in_line = False  # the last refused lease try left this worker next in line
         self.down: str | None = None  # why the last synchronous round trip failed (no pipe)
         self.outbox = Outbox()  # journal entries not appended yet (redis_journal.py)
@@ -282,12 +283,12 @@ class RedisStore:
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ_ALL, EVERYTHING, CHANGES_FULL, RESERVE]
             scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS, SIZES, SHED]
             self.pipe = Pipe(make, scripts, self.where, timeout=TIMEOUT_S)
-            self.handoff = Handoff(make, self.keys["handoff"], self.ident)
+            self.handoff = Handoff(make, self.keys["handoff"], self.ident, wanted=self._wanted)
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
             self.lane, self._lane_conn = Lane(self.where, TIMEOUT_S), another(client, self._conn)
             listener = Listener(client, self.keys["handoff"])
             channel, aim, refresh = self.keys["handoff"], listener.aim, listener.refresh
-            self.handoff = Handoff(listener, channel, self.ident, aim, refresh)
+            self.handoff = Handoff(listener, channel, self.ident, aim, refresh, wanted=self._wanted)
         try:
             self._claim()
             return self._first_look()
@@ -636,6 +637,15 @@ class RedisStore:
             await asyncio.sleep(DEAF_S)
         else:
             await self.handoff.wait(heard, self.in_line)
+
+    def listens(self) -> bool:
+        """Whether this worker hears the lease asked for (its listener is subscribed): a
+        lease it keeps with no group running goes back as soon as another worker is in line."""
+        return self.handoff is not None and self.handoff.listening
+
+    def _wanted(self) -> None:
+        if self.on_wanted is not None:
+            self.on_wanted()
 
     def _gave(self, token: str) -> None:
         if self.handoff is not None and token:

@@ -54,6 +54,9 @@ WANTS_MS = int(3 * WAKE_S * 1000)
 # release, by its fallback's try when it does not), and one killed while in line holds the
 # other workers' writes no longer (it held them the rest of WANTS_MS: ~190 ms measured).
 GRACE_MS = int(WAKE_S * 1000)
+# What the try of a worker refused and in line publishes (redis_scripts.py CHANGES): the holder,
+# if it keeps the lease with no group running (http/shared.py IDLE_S), gives it back at once.
+WANTED = b"w"
 
 
 # What a worker had heard when a try went: whether it listened, the releases, the takes, and
@@ -71,8 +74,11 @@ class Handoff:
         ident: str,
         aim: Callable[[str], bool] | None = None,
         refresh: Callable[[], None] | None = None,
+        *,
+        wanted: Callable[[], None] | None = None,
     ) -> None:
         self.make = make  # a redis-py Connection, not connected yet
+        self.wanted = wanted  # called when a worker refused the lease is in line for it (`w`)
         # On a cluster: takes a node's refusal of the SSUBSCRIBE, True if it is a MOVED (the
         # next connection goes where it says: redis_cluster.Listener)
         self.aim = aim
@@ -231,7 +237,10 @@ class Handoff:
                     self.hops = 0
                 elif kind == b"smessage":
                     said = reply[-1]
-                    if said in self.own:
+                    if said == WANTED:  # not a release: no wait ends; a holder may give it back
+                        if self.wanted is not None:
+                            self.wanted()
+                    elif said in self.own:
                         self.own.remove(said)
                     else:
                         self._heard(take=said[:1] == b"t", promoted=said == self.promoted)

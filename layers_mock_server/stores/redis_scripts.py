@@ -527,6 +527,7 @@ CHANGES = (
     if redis.call('GET', lease) ~= token then
       if ours then
         redis.call('SET', wants, me, 'PX', ARGV[8])
+        redis.pcall('SPUBLISH', KEYS[11], 'w')  -- a holder keeping it idle gives it back now
         return {'HELD', 1}  -- in line: only a release concerns it
       end
       local second = redis.call('GET', KEYS[12])

@@ -24,6 +24,7 @@ def unfollowed(monkeypatch: pytest.MonkeyPatch) -> None:
     # A kept lease goes back on the loop's next turn, not 2 ms of real time later: a test
     # waits for it (`Worker.together` ends with `settled()`) without waiting on a clock.
     monkeypatch.setattr(shared, "LINGER_S", 0.0)
+    monkeypatch.setattr(shared, "IDLE_S", 0.0)  # (the same, when it would hear a worker ask)
 
 
 @pytest.fixture

@@ -117,6 +117,7 @@ def report(own: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Report:
         monkeypatch.setattr(redis_store, name, checked(getattr(redis_store, name), name, made.tag))
     monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)  # no catch-up the test does not make
     monkeypatch.setattr(shared, "LINGER_S", 0.0)
+    monkeypatch.setattr(shared, "IDLE_S", 0.0)
     monkeypatch.setattr(redis_journal, "FLUSH_S", 3600.0)  # entries go with round trips
     return made
 

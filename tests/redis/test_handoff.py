@@ -22,6 +22,7 @@ from redisd import RedisServer
 from support import FULL, auth
 
 from layers_mock_server.core.store import Batch
+from layers_mock_server.http import shared
 from layers_mock_server.stores import redis_handoff
 from layers_mock_server.stores.redis import RedisStore
 
@@ -118,8 +119,10 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
     sandbox: str,
 ) -> None:
     """What the scripts say on the handoff channel: nothing while no one waits (an idle
-    worker hears nothing); the release when one is in line; and the take by the one in line,
-    naming the worker that was behind it and is in line now."""
+    worker hears nothing); `w` when a worker refused is in line (a holder keeping the lease
+    idle gives it back: http/shared.py IDLE_S), not when it is behind another; the release
+    when one is in line; and the take by the one in line, naming the worker that was behind
+    it and is in line now."""
     first, second, third = (RedisStore(sandbox) for _ in range(3))
     assert first.open() is None
     first.write(Batch([], (), b"1", wipe=True))
@@ -141,8 +144,9 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
         first.write(Batch([], (), b"2"))  # nor here
         assert said() == 0
         assert first.lock() is not None
-        assert second.lock() is None  # in line
-        assert third.lock() is None  # behind it
+        assert second.lock() is None  # in line: it says so
+        assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"w"
+        assert third.lock() is None  # behind it: it does not
         assert second.in_line and not third.in_line
         first.unlock()
         # the release, with the lease's token (its worker does not wake for its own)
@@ -151,7 +155,8 @@ def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_t
         assert second.lock() is not None
         # the take, which puts the third, behind the second, in line
         assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"t" + third.ident.encode()
-        assert third.lock() is None and third.in_line  # so it is ...
+        assert third.lock() is None and third.in_line  # so it is (and says so) ...
+        assert pubsub.get_message(timeout=ANSWER_S)["data"] == b"w"
         second.write(Batch([], (), b"3"))
         assert pubsub.get_message(timeout=ANSWER_S)["data"][:1] == b"r"  # ... and hears it
         assert third.lock() is not None
@@ -344,3 +349,45 @@ def test_a_listener_told_moved_again_and_again_follows_hops_times_then_waits(
         node.close()
         for conn in accepted:
             conn.close()
+
+
+def test_a_worker_keeping_the_lease_idle_gives_it_back_as_soon_as_another_is_in_line(
+    sandbox: str, no_poll: None, patient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose last commit came back keeps the lease for its clients' next requests
+    (IDLE_S, here without end); a second worker's create is refused, and its try publishes
+    that it is in line: the first gives the lease back at once, and the second's next try
+    takes it (no timer would wake either here). Before, a lease kept idle went back after
+    LINGER_S (2 ms) whether or not anyone asked: under load, between a group's answers and
+    its clients' next requests, some 60 times a second, each time with every request queued
+    behind a new lease's round trip."""
+    first, second = Waiter(sandbox), Waiter(sandbox)
+    with served(first) as (host, port), served(second) as (other_host, other_port):
+        base, other = f"http://{host}:{port}", f"http://{other_host}:{other_port}"
+        listening(second, other)  # (its lease went back: IDLE_S is 0 in these tests)
+        listening(first, base)
+        monkeypatch.setattr(shared, "IDLE_S", 3600.0)
+        made: list[httpx.Response] = []
+        first.create(base, made).join(ANSWER_S)  # (heard: the lease is kept idle now)
+        assert [r.status_code for r in made] == [202]
+        assert first.store._client.get(first.store.keys["lease"]) is not None
+        second.create(other, made).join(ANSWER_S)
+        assert [r.status_code for r in made] == [202, 202]
+        assert second.tries == [False, True]
+
+
+def test_a_worker_writing_alone_keeps_the_lease_between_its_clients_requests(
+    sandbox: str, patient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests one after another, each sent once the last was answered: the lease taken for
+    one is kept for the next (IDLE_S), not taken again for each (LINGER_S: 0 here)."""
+    alone = Waiter(sandbox)
+    with served(alone) as (host, port):
+        base = f"http://{host}:{port}"
+        listening(alone, base)  # its listener is subscribed: it would hear another ask
+        monkeypatch.setattr(shared, "IDLE_S", 3600.0)
+        made: list[httpx.Response] = []
+        for _ in range(4):
+            alone.create(base, made).join(ANSWER_S)
+        assert [r.status_code for r in made] == [202] * 4
+        assert alone.tries == [True]  # the first took it (the one before gave it back)

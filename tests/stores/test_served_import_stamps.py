@@ -213,6 +213,7 @@ def test_a_wall_clock_sandbox_of_two_workers_exports_what_it_imports(
     the other wrote (it takes the later instant when it catches up)."""
     monkeypatch.setattr(shared, "FOLLOW_S", 3600.0)  # as every_store's workers
     monkeypatch.setattr(shared, "LINGER_S", 0.0)
+    monkeypatch.setattr(shared, "IDLE_S", 0.0)
     url = redis_server.sandbox()
     workers = [Worker(url, clock="wall") for _ in range(2)]
     try:
