@@ -32,9 +32,9 @@ way (what OpenSSL decrypted and holds is read before waiting for the socket agai
 The journal's flush barrier (redis_journal.py) speaks on the same channel, each worker
 starting its listener as it starts serving: `f` and a nonce, a journal read asks every worker
 to send the entries it holds (`on_ask`); `a`, the nonce and a worker's name, that worker did
-(sent behind its entries); `h` and a worker's name, that worker subscribed and sent what it
-held (`on_listen`), which a barrier whose ask was heard before takes as that worker's word.
-None of them wakes a wait for the lease.
+(sent behind its entries); `h` and a worker's name, that worker subscribed (the first time
+as it serves) and sent what it held (`on_listen`), which a barrier whose ask was heard before
+takes as that worker's word. None of them wakes a wait for the lease.
 """
 
 from __future__ import annotations
@@ -139,6 +139,13 @@ class Handoff:
         self.subscribed: list[asyncio.Future[None]] = []
         self.on_ask: Callable[[bytes], None] | None = None
         self.on_listen: Callable[[], None] | None = None
+        # ... once, on the first subscription of this serving: a listener that connects
+        # again (Redis restarted, the slot moved) says nothing. (With a word after every
+        # subscription, the creates of a worker on a cluster whose slot moved 210 times were
+        # refused on MOVED three times in a row: tests/redis/test_cluster_outage.py; why is
+        # not understood yet.) An ask it missed meanwhile costs the asker the bound
+        # (BARRIER_S), by when the FLUSH_S timer has sent its entries.
+        self.greeted = False
 
     def mark(self) -> Mark:
         """Taken before a lease try is sent: whether this worker listens, and the releases it
@@ -213,6 +220,7 @@ class Handoff:
 
     def close(self) -> None:
         """Stop listening (a stopping worker: its loop may be closed already)."""
+        self.greeted = False
         self.attempt = None
         self.tried = -RECONNECT_S
         self._drop()
@@ -327,7 +335,8 @@ class Handoff:
         subscribed, self.subscribed = self.subscribed, []
         for woken in subscribed:
             _wake(woken)
-        if self.on_listen is not None:
+        if self.on_listen is not None and not self.greeted:
+            self.greeted = True
             with contextlib.suppress(Exception):
                 self.on_listen()
 

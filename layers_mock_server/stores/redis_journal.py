@@ -74,13 +74,14 @@ listeners heard it, and the live workers' liveness marks) and every worker that 
 ask sends what it holds, then its word (FLUSH_ACK: `a`, the nonce and its name) through the
 same pipe or lane: Redis has its entries when the word is heard. The read waits until every
 listener that heard the ask gave its word, and every live worker (redis.answering) gave it or
-subscribed after the ask (a worker whose listener subscribes sends what it holds, then `h`
-and its name). Every request answered before the read was sent was recorded, in its worker's
-outbox, before that worker could hear the ask; so the read sees it. Bounded by BARRIER_S: a
-worker that looks live but does not answer (stalled; killed, its mark not run out; refused
-the channel by an ACL) costs each journal read that much, and its last FLUSH_S of reads may
-be missed. A Redis that is full takes no entry: they wait in their workers (the word still
-comes), as before.
+subscribed after the ask (a worker whose listener first subscribes, as it starts serving,
+sends what it holds, then `h` and its name). Every request answered before the read was
+sent was recorded in its worker's outbox as the answer was handed to the server (the step
+after `send_response`, http/pipeline.py), before that worker could hear the ask: the read
+sees it. Bounded by BARRIER_S: a worker that looks live but does not answer (stalled; killed,
+its mark not run out; refused the channel by an ACL; its listener reconnecting) costs each
+journal read that much, and its last FLUSH_S of reads may be missed. A Redis that is full
+takes no entry: they wait in their workers (the word still comes), as before.
 
 A tenant's numbers are its organization's own (core/journal.py): the script that appends an
 entry numbers it among its organization's too (`journal-seq:org`, cleared with the journal),
