@@ -13,6 +13,7 @@ import httpx
 from clusterd import RedisClusterServers, slot_of
 from support import FULL, PROJECT, SEED, auth
 
+from layers_mock import connect
 from layers_mock_server import serving
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
@@ -34,6 +35,22 @@ def workers(url: str, count: int = 2, **options: Any) -> Iterator[list[str]]:
             host, port = stack.enter_context(serving.running(build_app(make_deps(settings))))
             bases.append(f"http://{host}:{port}")
         yield bases
+
+
+def counted_across(url: str, tries: int = 5) -> None:
+    """A read answered by one worker is counted by the journal read asked of another just
+    after (the flush barrier, stores/redis_journal.py): the test holds each worker's entries
+    until its next round trip (`FLUSH_S`), so without the barrier every try misses it."""
+    token = "operator-secret"
+    with (
+        workers(url, admin_token=token) as (a, b),
+        httpx.Client(base_url=a, headers=auth(FULL), timeout=30) as on_a,
+        connect(b, key=FULL) as tenant,
+    ):
+        for _ in range(tries):
+            tenant.reset()  # on B
+            assert on_a.get("/v1/whoami").status_code == 200  # answered by A
+            tenant.assert_called("GET", "/v1/whoami", times=1)  # asked of B
 
 
 def burst(bases: list[str], key: str, count: int = 10) -> list[tuple[int, Any]]:

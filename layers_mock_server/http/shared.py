@@ -301,6 +301,11 @@ class SharedGate:
         first request, 2.7 s after 49,000 creates, and every request on it waited."""
         if self.follower is None:
             self.follower = asyncio.get_running_loop().call_later(FOLLOW_S, self._follow, -1)
+            # ... and hear another worker's journal read ask for the entries this one holds
+            # (stores/redis_journal.py: the flush barrier)
+            listen = getattr(self.store, "listen", None)
+            if listen is not None:
+                listen()
 
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         """The coroutine that serves the request. A plain function, not a coroutine: `Gated`

@@ -115,6 +115,8 @@ from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import (
     APPEND,
     CLEAR,
+    FLUSH_ACK,
+    FLUSH_ASK,
     ORG_MARKS,
     ORGS,
     READ_ALL,
@@ -275,13 +277,15 @@ class RedisStore:
             "org-marks": client.register_script(ORG_MARKS),
             "journal-sizes": client.register_script(SIZES),
             "journal-shed": client.register_script(SHED),
+            "flush-ask": client.register_script(FLUSH_ASK),
+            "flush-ack": client.register_script(FLUSH_ACK),
         }
         if type(self._conn) is bounded(redis.Connection):  # not a cluster's, not TLS: the pipe
             # Each a connection of its own, not counted by the pool (redis_cluster.fresh)
             make = functools.partial(fresh, client.connection_pool)
 
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ_ALL, EVERYTHING, CHANGES_FULL, RESERVE]
-            scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS, SIZES, SHED]
+            scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS, SIZES, SHED, FLUSH_ASK, FLUSH_ACK]
             self.pipe = Pipe(make, scripts, self.where, timeout=TIMEOUT_S)
             self.handoff = Handoff(make, self.keys["handoff"], self.ident, wanted=self._wanted)
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
@@ -289,6 +293,8 @@ class RedisStore:
             listener = Listener(client, self.keys["handoff"])
             channel, aim, refresh = self.keys["handoff"], listener.aim, listener.refresh
             self.handoff = Handoff(listener, channel, self.ident, aim, refresh, wanted=self._wanted)
+        self.handoff.on_ask = self._flush_asked  # the journal's flush barrier
+        self.handoff.on_listen = self._flush_told
         try:
             self._claim()
             return self._first_look()
@@ -730,6 +736,56 @@ class RedisStore:
         except StoreUnavailable:
             self.outbox.back(first, entries)
             raise
+
+    def listen(self) -> None:
+        """Listen on the sandbox's handoff channel from now on (a worker as it starts serving,
+        on its loop): another worker's journal read asks there for what this one holds."""
+        if self.handoff is not None:
+            self.handoff.listen()
+
+    async def journal_barrier(self, bound_s: float) -> None:
+        """Before a journal read: every live worker sends the entries it holds (a read's goes
+        after its answer) and says so on the handoff channel, behind them on its connection;
+        this waits for every word, `bound_s` at most (a worker that looks live but does not
+        answer costs that), never blocking the loop (redis_journal.py)."""
+        handoff = self.handoff
+        if handoff is None or not self._sending():
+            return  # (outside a server: nothing is held past the synchronous flush)
+        self.journal_flush()  # this worker's own, ahead of the ask on its connection
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound_s
+        if not await handoff.listened(deadline):
+            return  # it could not hear the others' word: it reads what is there
+        nonce = secrets.token_hex(8).encode()
+        asked = handoff.ask(nonce)
+        try:
+            keys = [self.keys["handoff"], self.keys["workers"]]
+            sent = self._send("flush-ask", keys, [b"f" + nonce])
+            sent.add_done_callback(handled)  # (its failure, if any, is only waited out)
+            await asyncio.wait({sent}, timeout=max(0.0, deadline - loop.time()))
+            if not sent.done() or sent.cancelled() or sent.exception() is not None:
+                return  # (a failed ask's read fails too, or reads what is there)
+            heard, marks = sent.result()
+            asked.expect(int(heard), answering(marks))
+            await asyncio.wait({asked.done}, timeout=max(0.0, deadline - loop.time()))
+        finally:
+            handoff.forget(nonce)
+
+    def _flush_asked(self, nonce: bytes) -> None:
+        """Another worker's journal read (or this one's) asked for what this worker holds:
+        sent now, and the word behind it on the same connection."""
+        self.journal_flush()
+        self._flush_word(b"a" + nonce + b" " + self.ident.encode())
+
+    def _flush_told(self) -> None:
+        """The listener subscribed: what this worker holds goes now, and the word that it
+        listens (a barrier whose ask it could not hear takes it as its word)."""
+        self.journal_flush()
+        self._flush_word(b"h" + self.ident.encode())
+
+    def _flush_word(self, word: bytes) -> None:
+        if self._sending():
+            self._send("flush-ack", [self.keys["handoff"]], [word]).add_done_callback(handled)
 
     def journal_read(self, capacity: int, org: str | None = None) -> list[tuple[int, bytes]]:
         """(number, entry), oldest first: the organization's newest `capacity` entries and
@@ -1196,6 +1252,15 @@ def _read_all(found: Any, capacity: int) -> list[tuple[int, bytes]]:
         read += org_entries(stream, numbered=True)
     read.sort()  # no number is in two
     return read[-capacity:]
+
+
+def answering(marks: list[bytes]) -> frozenset[bytes]:
+    """The names of the live workers that answer requests, from their liveness marks
+    (`LEADER WORKER`, redis_serving.py): the main process of `serve --workers N` (its own
+    leader) answers none, and its mark stands for its workers only until theirs are there."""
+    pairs = [m.partition(b" ")[::2] for m in marks]
+    leading = {leader for leader, worker in pairs if leader != worker}
+    return frozenset(w for leader, w in pairs if leader != w or leader not in leading)
 
 
 def _looping() -> bool:

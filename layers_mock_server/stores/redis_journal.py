@@ -6,7 +6,8 @@ sandbox's streams with its next round trip to Redis (a catch-up or a commit: und
 round trip of their own), or within `FLUSH_S` when no request comes: each organization's to its
 own stream (`journal-org:<its id in hex>`), those of no organization (no key, or an unknown one)
 to one more (`journal-org:`). A read of `/_mock/requests` on any worker sends that worker's own
-first, then reads: a tenant its organization's stream, the operator the newest of every stream
+first, has every other worker send its own (the flush barrier, below), then reads: a
+tenant its organization's stream, the operator the newest of every stream
 (JOURNAL, READ_ORG, READ_ALL). It shows what every worker answered, newest first in the order
 the entries reached Redis (entries of two workers answered within a few milliseconds of each
 other may swap places). Each stream keeps its organization's newest `capacity` entries (1,000),
@@ -64,6 +65,24 @@ failed) has no order against another worker's reset that any worker could know: 
 position is UNORDERED, past every floor and mark, so that no reset drops it (the answer may
 have come after the reset); such an answer given just before a reset is shown after it.
 
+The flush barrier: a read's entry leaves its worker after the answer, so a journal read on
+another worker just after it (a CI test's client and its handle are two connections, which
+the kernel gives to two workers of one port) would miss it (76 of 100 tries on `serve
+--workers 2`). So a journal read first asks (FLUSH_ASK: `f` and a nonce, published on the
+sandbox's handoff channel every worker listens on, redis_handoff.py; its answer: how many
+listeners heard it, and the live workers' liveness marks) and every worker that hears the
+ask sends what it holds, then its word (FLUSH_ACK: `a`, the nonce and its name) through the
+same pipe or lane: Redis has its entries when the word is heard. The read waits until every
+listener that heard the ask gave its word, and every live worker (redis.answering) gave it or
+subscribed after the ask (a worker whose listener first subscribes, as it starts serving,
+sends what it holds, then `h` and its name). Every request answered before the read was
+sent was recorded in its worker's outbox as the answer was handed to the server (the step
+after `send_response`, http/pipeline.py), before that worker could hear the ask: the read
+sees it. Bounded by BARRIER_S: a worker that looks live but does not answer (stalled; killed,
+its mark not run out; refused the channel by an ACL; its listener reconnecting) costs each
+journal read that much, and its last FLUSH_S of reads may be missed. A Redis that is full
+takes no entry: they wait in their workers (the word still comes), as before.
+
 A tenant's numbers are its organization's own (core/journal.py): the script that appends an
 entry numbers it among its organization's too (`journal-seq:org`, cleared with the journal),
 and a tenant's reset keeps the organization's marks (the sandbox's mark of each of its
@@ -100,6 +119,10 @@ if TYPE_CHECKING:
     from .redis import RedisStore
 
 FLUSH_S = 0.01
+# The longest a journal read waits for the other workers' word that they sent what they held
+# (the flush barrier, module docstring): what a worker that looks live but does not answer
+# (stalled, killed with its liveness mark not run out yet, unable to listen) costs it.
+BARRIER_S = 0.5
 # The position of an answer not made from a copy caught up for it (module docstring): past
 # every floor and mark (the largest integer a JSON reader keeps exactly).
 UNORDERED = 2**53 - 1
@@ -310,6 +333,23 @@ CLEAR = """#!lua flags=allow-oom
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 for i = 7, #KEYS do redis.call('DEL', KEYS[i]) end  -- the organizations' the worker named
 redis.call('SET', KEYS[4], ARGV[1])
+"""
+
+# The flush barrier's ask (module docstring): publish `f<nonce>` on the sandbox's handoff
+# channel KEYS[1] and answer how many listeners heard it, and the live workers' liveness
+# marks (KEYS[2], `workers`: redis_serving.py). Publishes only: `allow-oom`, a full Redis's
+# journal reads wait for their workers too.
+FLUSH_ASK = """#!lua flags=allow-oom
+local heard = redis.call('SPUBLISH', KEYS[1], ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {heard, redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')}
+"""
+
+# A worker's word on the channel KEYS[1] (`a<nonce> <worker>`, or `h<worker>`), sent behind
+# the entries it held, on the same connection: Redis has them when the word is heard.
+FLUSH_ACK = """#!lua flags=allow-oom
+return redis.call('SPUBLISH', KEYS[1], ARGV[1])
 """
 
 # An organization's journal marks (`org-marks`, a field an organization, its id in hex): the
@@ -652,10 +692,12 @@ class SharedJournal(Journal):
         """Read every worker's entries for the request about to read the journal (`org`: a
         tenant's, its organization's stream; None: the operator's): on a serving worker, a
         read of the journal waits for Redis here, not in the read (which would hold the
-        worker's event loop for a round trip)."""
+        worker's event loop for a round trip), after every live worker sent what it held
+        (the flush barrier: `BARRIER_S` at most)."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        await self.store.journal_barrier(BARRIER_S)
         _FETCHED.set(await self.store.journal_fetch(self.capacity, org))
 
     def query(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], int]:

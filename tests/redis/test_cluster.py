@@ -17,11 +17,12 @@ import threading
 import httpx
 import pytest
 from clusterd import RedisClusterServers, slot_of
-from clustered import CREATE, burst, influencers, keys_on, workers
+from clustered import CREATE, burst, counted_across, influencers, keys_on, workers
 from served import BANNER_TIMEOUT_S
 from support import FULL, GLOBEX, SEED, auth
 
 from layers_mock_server.cli import main
+from layers_mock_server.stores import redis_journal
 
 
 def test_sandboxes_on_different_shards_each_work_as_one_mock(
@@ -42,6 +43,14 @@ def test_sandboxes_on_different_shards_each_work_as_one_mock(
         assert len(influencers(one[1])) == 2 and len(influencers(two[0])) == 1
     assert keys_on(redis_cluster, 0, first_name) and keys_on(redis_cluster, 2, second_name)
     assert not keys_on(redis_cluster, 1, first_name) and not keys_on(redis_cluster, 1, second_name)
+
+
+def test_a_read_answered_by_one_worker_is_in_the_next_journal_read_of_another_on_a_cluster(
+    redis_cluster: RedisClusterServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's flush barrier on a cluster: asks and words on the sandbox's shard."""
+    monkeypatch.setattr(redis_journal, "FLUSH_S", 3600.0)  # entries wait for the barrier
+    counted_across(redis_cluster.sandbox(on=1)[0])
 
 
 class Serve:

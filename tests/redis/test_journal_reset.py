@@ -14,10 +14,12 @@ port, all on one sandbox: what two `serve` processes on one Redis are to each ot
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 from redisd import RedisServer
 from support import FULL, PROJECT, SEED, auth
 
@@ -132,17 +134,6 @@ def test_an_answer_no_worker_can_order_against_a_reset_is_never_dropped_by_one(
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "attack15: a read's journal entry leaves its worker after the answer (its next round "
-        "trip, or FLUSH_S later); a journal read on another worker cannot wait for it, so "
-        "requests()/assert_called miss a read answered just before them (76 of 100 tries on "
-        "`serve --workers 2`, 92 of 100 with two serves). Needs a flush barrier across "
-        "workers (a journal read asks every live worker to send what it holds and waits for "
-        "their word): not done."
-    ),
-)
 def test_a_read_answered_on_another_worker_is_counted_by_the_next_journal_read(
     redis_server: RedisServer,
 ) -> None:
@@ -154,3 +145,21 @@ def test_a_read_answered_on_another_worker_is_counted_by_the_next_journal_read(
         tenant.reset()  # on B
         assert on_a.get("/v1/whoami").status_code == 200  # answered (by A) after the reset
         tenant.assert_called("GET", "/v1/whoami", times=1)  # asked (of B) after the answer
+
+
+def test_a_worker_that_looks_live_but_never_answers_costs_only_the_bound(
+    redis_server: RedisServer,
+) -> None:
+    """A worker killed with `kill -9` keeps its liveness mark until it runs out: the journal
+    read waits for its word no longer than BARRIER_S, then reads what the live ones sent."""
+    with sandbox(redis_server) as (on_a, tenant, _):
+        tenant.reset()
+        ghost = "0123456789abcdef 0123456789abcdef"  # a mark as RedisStore.member writes
+        with contextlib.closing(redis.Redis.from_url(redis_server.url)) as client:
+            workers = f"{{lm:t{redis_server.sandboxes}}}:workers"  # this test's sandbox
+            assert client.zcard(workers) == 2  # A's and B's
+            client.zadd(workers, {ghost: time.time() * 1000 + 60_000})
+        assert on_a.get("/v1/whoami").status_code == 200
+        began = time.monotonic()
+        tenant.assert_called("GET", "/v1/whoami", times=1)
+        assert time.monotonic() - began >= redis_journal.BARRIER_S  # it waited for the ghost

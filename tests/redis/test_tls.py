@@ -21,14 +21,14 @@ import httpx
 import pytest
 import redis
 from clusterd import RedisClusterServers, slot_of, started_cluster
-from clustered import keys_on
+from clustered import counted_across, keys_on
 from grouped import CREATE, Worker, serves_off_the_loop
 from handoffs import ANSWER_S, Waiter, failed_over, handed_over, listening, served
 from redis_served import killed_mid_burst
 from redisd import _free_port, started
 from support import FULL, auth
 
-from layers_mock_server.stores import redis_handoff
+from layers_mock_server.stores import redis_handoff, redis_journal
 from layers_mock_server.stores.redis import RedisStore
 
 
@@ -100,6 +100,14 @@ def test_a_tls_worker_hears_the_lease_given_back(sandbox: str, no_poll: None) ->
             handed_over(waiter, base, holder)
     finally:
         holder.close()
+
+
+def test_a_read_answered_by_one_tls_worker_is_in_the_next_journal_read_of_another(
+    sandbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's flush barrier over TLS: asks and words through the lane."""
+    monkeypatch.setattr(redis_journal, "FLUSH_S", 3600.0)  # entries wait for the barrier
+    counted_across(sandbox)
 
 
 def test_no_round_trip_of_a_serving_tls_worker_runs_on_its_loop(
