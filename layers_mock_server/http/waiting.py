@@ -8,7 +8,10 @@ killed during the outage) a client and a probe got no answer at all. It now answ
 
 - `GET /_mock/health` 200, saying Redis is unreachable (`sharedStore`, as a running worker's);
 - `/_mock/ready` 503 `STORAGE_UNAVAILABLE`, without Retry-After (a probe's "not ready");
-- anything else 503 `STORAGE_UNAVAILABLE` with `Retry-After: 1` and a request id.
+- a not-simulated operation its fixed 501 `NOT_SIMULATED`, `GET /` its links (JSON), a
+  dashboard asset the file: none of them needs the state;
+- anything else 503 `STORAGE_UNAVAILABLE` with `Retry-After: 1` and a request id (a path no
+  spec has too: the routes that tell a 404 from a 405 are the real app's).
 
 It knows no key (the keys are in Redis), so it cannot tell a tenant's key from a wrong one:
 health answers any bearer, and with an admin token set, a request without one gets the 401
@@ -21,6 +24,7 @@ reached").
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -29,11 +33,32 @@ import orjson
 
 from ..core.errors import ApiError
 from ..core.ids import ulid_from
+from ..spec import Operation
 from .pipeline import RETRY_AFTER
 from .render import encode_headers, error_body, send_response
 
 HEALTH = "/_mock/health"
 READY = "/_mock/ready"
+STATELESS = frozenset({"mockIndex", "mockDashboardAsset"})  # answered as by the real app
+
+
+Route = tuple[str, "re.Pattern[str]", Operation, bool]  # method, path, operation, not simulated
+
+
+def routes() -> list[Route]:
+    """Every operation of the three documents, in the real app's order (partner first)."""
+    from ..spec import control_spec, not_simulated_spec, partner_spec
+
+    found: list[Route] = []
+    documents = ((partner_spec(), False), (not_simulated_spec(), True), (control_spec(), False))
+    for spec, unsimulated in documents:
+        for op in spec.operations.values():
+            parts = [
+                "[^/]+" if part.startswith("{") and part.endswith("}") else re.escape(part)
+                for part in op.path.split("/")
+            ]
+            found.append((op.method, re.compile("/".join(parts)), op, unsimulated))
+    return found
 
 
 class Waiting:
@@ -44,6 +69,15 @@ class Waiting:
         self.admin_token = admin_token
         self.salt = int.from_bytes(os.urandom(8), "big")
         self.count = 0
+        self.routes = routes()
+
+    def operation(self, method: str, path: str) -> tuple[Operation | None, bool]:
+        """The operation a request reaches, and whether it is a not-simulated one."""
+        method = "GET" if method == "HEAD" else method
+        for verb, pattern, op, unsimulated in self.routes:
+            if verb == method and pattern.fullmatch(path):
+                return op, unsimulated
+        return None, False
 
     def request_id(self) -> str:
         """A fresh request id: random per process, numbered within it."""
@@ -57,6 +91,10 @@ class Waiting:
         request_id = self.request_id()
         headers = [(b"x-request-id", request_id.encode())]
         path = scope["path"]
+        op, unsimulated = self.operation(scope["method"], path)
+        if op is not None and (unsimulated or op.operation_id in STATELESS):
+            await self._stateless(scope, send, op, unsimulated, request_id)
+            return
         if path in (HEALTH, READY) and not self._let_in(scope):
             error = ApiError(
                 "UNAUTHENTICATED",
@@ -79,6 +117,36 @@ class Waiting:
         if error.headers:
             headers += encode_headers(list(error.headers.items()))
         await send_response(send, 503, headers, orjson.dumps(error_body(error, request_id)))
+
+    async def _stateless(
+        self, scope: dict[str, Any], send: Any, op: Operation, unsimulated: bool, request_id: str
+    ) -> None:
+        """What needs no state: as the real app answers it (not journaled, see above)."""
+        from ..ui.assets import asset
+        from .unsimulated import not_simulated
+
+        headers = [(b"x-request-id", request_id.encode())]
+        head = scope["method"] == "HEAD"
+        if unsimulated:
+            error = not_simulated(op)
+            body = orjson.dumps(error_body(error, request_id))
+            await send_response(send, error.status, headers, body)
+            return
+        if op.operation_id == "mockIndex":
+            links = {"service": "layers-mock", "dashboard": "/_mock/ui"}
+            links |= {"controlPlane": "/_mock/fixtures", "partnerApi": "/v1/whoami"}
+            await send_response(send, 200, headers, None if head else orjson.dumps(links))
+            return
+        found = asset(scope["path"].rsplit("/", 1)[1])
+        if found is None:
+            error = ApiError("NOT_FOUND", "No such dashboard asset.")
+            await send_response(send, 404, headers, orjson.dumps(error_body(error, request_id)))
+            return
+        sent = [*headers, (b"content-type", found.media_type.encode())]
+        sent += [(b"cache-control", b"no-cache"), (b"x-content-type-options", b"nosniff")]
+        sent.append((b"content-length", str(len(found.body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": sent})
+        await send({"type": "http.response.body", "body": b"" if head else found.body})
 
     def _let_in(self, scope: dict[str, Any]) -> bool:
         """A probe's call: open without an admin token; with one, the token or any bearer

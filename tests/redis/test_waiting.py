@@ -14,18 +14,24 @@ line the serve prints or an answer, never a timer; LIVENESS_S bounds a hung serv
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 from redis_served import LIVENESS_S, Said, Serve, created, workers_of
 from redisd import RedisServer, started
 from support import FULL, PROJECT, auth
 
 from layers_mock_server.http.strict import check_response
-from layers_mock_server.spec import control_spec, partner_spec
+from layers_mock_server.http.waiting import Waiting
+from layers_mock_server.spec import control_spec, not_simulated_spec, partner_spec
+from layers_mock_server.ui.assets import SCRIPT
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 ANSWER_S = 5  # a client's patience: an answer, not a hang (the defect: none within 5 s)
@@ -99,3 +105,58 @@ def test_a_serve_whose_workers_all_died_during_an_outage_answers_and_serves_when
     finally:
         code = server.stop()
     assert code == 0, said.rest()
+
+
+def exchange(
+    app: Waiting, method: str, path: str, authorization: str | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One request to the stand-in, in process: its status, headers and body."""
+    sent: list[dict[str, Any]] = []
+    headers = [] if authorization is None else [(b"authorization", authorization.encode())]
+    scope = {"type": "http", "method": method, "path": path, "headers": headers}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], sent[0]["headers"], sent[1]["body"]
+
+
+REASON = "redis://127.0.0.1:1/0: Error 111 connecting to 127.0.0.1:1. Connection refused."
+VALUES = {"projectId": PROJECT, "name": SCRIPT}
+
+
+@pytest.mark.parametrize("token", [None, "admin-secret"])
+def test_every_answer_of_a_waiting_worker_is_one_its_operation_documents(
+    token: str | None,
+) -> None:
+    """Each operation of the three documents, asked of the stand-in (with the admin token
+    when one is set): the answer is one the operation's spec declares, in the envelope."""
+    app = Waiting(REASON, token)
+    bearer = None if token is None else f"Bearer {token}"
+    statuses: dict[int, int] = {}
+    for spec in (partner_spec(), control_spec(), not_simulated_spec()):
+        for op in spec.operations.values():
+            path = re.sub(r"\{(\w+)\}", lambda m: VALUES.get(m[1], "x_1"), op.path)
+            status, headers, body = exchange(app, op.method, path, bearer)
+            check_response(op, status, headers, body, dict(headers)[b"content-type"].decode())
+            statuses[status] = statuses.get(status, 0) + 1
+            if status >= 400:
+                error = orjson.loads(body)["error"]
+                assert error["requestId"] == dict(headers)[b"x-request-id"].decode()
+    assert set(statuses) == {200, 501, 503}, statuses
+    assert statuses[200] == 3  # health, the links, the asset
+
+
+def test_a_waiting_worker_with_an_admin_token_asks_a_probe_for_a_bearer() -> None:
+    """As the real app: health without credentials is a 401 when an admin token is set; any
+    bearer passes (which key is an organization's is in Redis, out of reach)."""
+    app = Waiting(REASON, "admin-secret")
+    assert exchange(app, "GET", "/_mock/health")[0] == 401
+    assert exchange(app, "GET", "/_mock/health", "Bearer lp_live_anything")[0] == 200
+    assert exchange(app, "GET", "/_mock/ready", "Bearer admin-secret")[0] == 503
+    ids = {exchange(app, "POST", CREATE)[1][0] for _ in range(3)}
+    assert len(ids) == 3  # a fresh request id each
