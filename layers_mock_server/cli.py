@@ -352,6 +352,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         try:
             deps = make_deps(settings)
+        except StoreUnreachable as exc:  # it serves from a stand-in until Redis answers
+            return _serve_waiting(args, replace(settings, port=sock.getsockname()[1]), sock, exc)
         except (FixtureError, SpecError, ChaosError, ValueError, OSError) as exc:
             print(f"layers-mock: {exc}", file=sys.stderr)
             return 2
@@ -390,6 +392,46 @@ def _listen(args: argparse.Namespace, settings: Settings, deps: Deps, app: Any, 
     else:
         follow = deps.shared.follow if deps.shared is not None else None  # a worker on Redis
         serving.serve(FrozenHeap(app), sock, started=follow)
+    print("layers-mock stopped", flush=True)
+    return 0
+
+
+def _serve_waiting(
+    args: argparse.Namespace, settings: Settings, sock: Any, exc: StoreUnreachable
+) -> int:
+    """`serve` started while Redis cannot be reached: it listens, and answers as a worker that
+    waits for Redis does (http/waiting.py: health 200, 503s), until its store opens; then the
+    real app answers, with no restart. The banner cannot list the keys (they are the
+    sandbox's, in Redis): it says so."""
+    from . import serving
+    from .http.heap import FrozenHeap
+    from .http.waiting import Swap, Waiting
+
+    print(banner(settings, [], None, args.workers), flush=True)
+    print(
+        f"layers-mock: {exc}; it waits for Redis, trying every {OPEN_RETRY_S:g} s, and answers"
+        " 503 meanwhile (/_mock/health 200); the keys and the seed are the sandbox's, in Redis",
+        file=sys.stderr,
+        flush=True,
+    )
+    if args.workers > 1:  # each worker waits on its own (`worker_app`)
+        load = functools.partial(worker_app, settings, args.log_requests, os.getpid())
+        serving.serve_workers(load, sock, args.workers)
+    else:
+        swap = Swap(Waiting(str(exc), settings.admin_token))
+        openings: list[Opening] = []
+
+        def started() -> None:  # on the server's loop, as it starts
+            import asyncio
+
+            openings.append(Opening(settings, args.log_requests, swap, asyncio.get_running_loop()))
+            openings[0].start()
+
+        try:
+            serving.serve(FrozenHeap(swap), sock, started=started)
+        finally:
+            for opening in openings:
+                opening.stop()
     print("layers-mock stopped", flush=True)
     return 0
 

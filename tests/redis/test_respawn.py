@@ -27,8 +27,6 @@ from redis_served import LIVENESS_S, Said, Serve, created, workers_of
 from redisd import RedisServer, started
 from support import FULL, PROJECT, auth
 
-from layers_mock_server.cli import main
-
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 
 
@@ -100,21 +98,6 @@ def test_a_serve_whose_worker_waits_for_redis_stops_at_once_on_sigterm(
     assert code == 0, said.rest()
     stopped = [line for line in said.rest() if f"worker {replacement}: stopped" in line]
     assert stopped, "".join(said.all)
-
-
-def test_a_serve_started_while_redis_is_down_says_so_and_exits_2(
-    private_redis: RedisServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The first start is not a replacement: nothing is served yet, so `serve --workers 2`
-    says in one sentence that Redis cannot be reached and exits 2 (a supervisor restarts it)."""
-    private_redis.kill()
-    argv = ["serve", "--port", "0", "--state", private_redis.url, "--workers", "2"]
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert err.startswith(f"layers-mock: --state {private_redis.url}: "), err
-    assert "Connection refused" in err, err
 
 
 def test_workers_whose_serve_was_killed_stop_and_give_the_port_back(

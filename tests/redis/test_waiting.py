@@ -107,6 +107,42 @@ def test_a_serve_whose_workers_all_died_during_an_outage_answers_and_serves_when
     assert code == 0, said.rest()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_serve_started_while_redis_is_down_answers_and_serves_once_redis_is_up(
+    private_redis: RedisServer, workers: str
+) -> None:
+    """`serve` started with its Redis down used to say so and exit 2, and a supervisor's
+    restarts meanwhile left clients and probes with nothing to talk to. It now listens and
+    answers from the stand-in (health 200, a create 503 with Retry-After, ready 503), and
+    once Redis is up the same serve serves, with no restart."""
+    private_redis.kill()
+    server = Serve("--state", private_redis.url, "--workers", workers)
+    said = Said(server)
+    try:
+        for _ in range(int(workers)):  # every process that answers says it waits
+            said.wait_for("waits for Redis")
+        with httpx.Client(base_url=server.url, timeout=ANSWER_S) as client:
+            health = client.get("/_mock/health")
+            assert health.status_code == 200, health.text
+            assert health.json()["sharedStore"]["reachable"] is False
+            down = client.post(CREATE, headers=auth(FULL), json={})
+            assert down.status_code == 503, down.text
+            assert down.headers["retry-after"] == "1"
+            assert down.json()["error"]["requestId"] == down.headers["x-request-id"]
+            assert client.get("/_mock/ready").status_code == 503
+        private_redis.start()
+        for _ in range(int(workers)):
+            said.wait_for("answers again: it serves")
+        assert len(created(server.url, 3)) == 3
+        with httpx.Client(base_url=server.url, timeout=LIVENESS_S) as client:
+            assert client.get("/_mock/ready").status_code == 200
+        assert server.proc.poll() is None
+    finally:
+        code = server.stop()
+    assert code == 0, said.rest()
+    assert "Traceback" not in "".join(said.all), said.all
+
+
 def exchange(
     app: Waiting, method: str, path: str, authorization: str | None = None
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
