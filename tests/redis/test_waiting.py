@@ -119,8 +119,9 @@ def test_a_serve_started_while_redis_is_down_answers_and_serves_once_redis_is_up
     server = Serve("--state", private_redis.url, "--workers", workers)
     said = Said(server)
     try:
-        for _ in range(int(workers)):  # every process that answers says it waits
-            said.wait_for("waits for Redis")
+        said.wait_for("the keys and the seed are the sandbox's")  # the serve's own line
+        for _ in range(int(workers) if workers != "1" else 0):  # each worker's, forked after
+            assert "layers-mock: worker " in said.wait_for("waits for Redis")
         with httpx.Client(base_url=server.url, timeout=ANSWER_S) as client:
             health = client.get("/_mock/health")
             assert health.status_code == 200, health.text
