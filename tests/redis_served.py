@@ -86,6 +86,16 @@ def marks(url: str) -> dict[bytes, float]:
         return dict(client.zrange(f"{{lm:{name}}}:workers", 0, -1, withscores=True))
 
 
+def every_worker_serving(url: str, workers: int) -> None:
+    """Until each of a serve's `workers` has opened its store (its liveness mark, named after
+    the serve's: "serve worker"; the serve's own is "serve serve"). A serve answers as soon as
+    one worker does: a test that kills Redis or a worker next must not race a slow start (a
+    worker still opening as Redis goes waits for it, as a replacement does)."""
+    deadline = time.monotonic() + LIVENESS_S
+    while sum(len(set(m.split())) == 2 for m in marks(url)) < workers:
+        assert time.monotonic() < deadline, f"not every worker opened its store: {marks(url)}"
+
+
 def run_out(url: str) -> None:
     """Every liveness mark runs out now, as it does LIVE_MS after a killed worker's last
     beat: Redis drops it at the next start (the test moves its time, not the clock)."""

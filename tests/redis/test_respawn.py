@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis_served import LIVENESS_S, Said, Serve, created, workers_of
+from redis_served import LIVENESS_S, Said, Serve, created, every_worker_serving, workers_of
 from redisd import RedisServer, started
 from support import FULL, PROJECT, auth
 
@@ -47,6 +47,7 @@ def test_a_worker_killed_while_redis_is_down_is_replaced_by_one_that_waits_for_r
     said = Said(server)
     try:
         before = created(server.url, 10)
+        every_worker_serving(private_redis.url, 2)
         victim, survivor = workers_of(server.proc.pid)
         private_redis.kill()
         os.kill(victim, signal.SIGKILL)

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from redis_served import LIVENESS_S, Said, Serve, created, workers_of
+from redis_served import LIVENESS_S, Said, Serve, created, every_worker_serving, workers_of
 from redisd import RedisServer, started
 from support import FULL, PROJECT, auth
 
@@ -58,6 +58,7 @@ def test_a_serve_whose_workers_all_died_during_an_outage_answers_and_serves_when
     said = Said(server)
     try:
         before = created(server.url, 3)
+        every_worker_serving(private_redis.url, 2)
         workers = workers_of(server.proc.pid)
         private_redis.kill()
         replacements = set()
