@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.util
 import math
@@ -314,6 +315,18 @@ def _terminated(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+_SIGNALLED: list[int] = []  # the SIGTERMs and SIGINTs a starting worker got (`_worker_signal`)
+
+
+def _worker_signal(signum: int, frame: object) -> NoReturn:
+    """A starting worker's SIGTERM or SIGINT: kept, then raised as Ctrl-C. Kept, because the
+    KeyboardInterrupt can land where Python swallows it (a `__del__` run by the collector, as
+    redis-py's pool's after a failed connect), and `worker_app` looks again before it
+    returns: a lost one left the worker for granian to kill 10 s later."""
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     """`serve` from its first check on. Everything that can refuse the start (the contract,
     the port) is tried before the store opens, and the store's own refusals (a file in use,
@@ -339,6 +352,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         try:
             deps = make_deps(settings)
+        except StoreUnreachable as exc:  # it serves from a stand-in until Redis answers
+            return _serve_waiting(args, replace(settings, port=sock.getsockname()[1]), sock, exc)
         except (FixtureError, SpecError, ChaosError, ValueError, OSError) as exc:
             print(f"layers-mock: {exc}", file=sys.stderr)
             return 2
@@ -381,6 +396,46 @@ def _listen(args: argparse.Namespace, settings: Settings, deps: Deps, app: Any, 
     return 0
 
 
+def _serve_waiting(
+    args: argparse.Namespace, settings: Settings, sock: Any, exc: StoreUnreachable
+) -> int:
+    """`serve` started while Redis cannot be reached: it listens, and answers as a worker that
+    waits for Redis does (http/waiting.py: health 200, 503s), until its store opens; then the
+    real app answers, with no restart. The banner cannot list the keys (they are the
+    sandbox's, in Redis): it says so."""
+    from . import serving
+    from .http.heap import FrozenHeap
+    from .http.waiting import Swap, Waiting
+
+    print(banner(settings, [], None, args.workers), flush=True)
+    print(
+        f"layers-mock: {exc}; it waits for Redis, trying every {OPEN_RETRY_S:g} s, and answers"
+        " 503 meanwhile (/_mock/health 200); the keys and the seed are the sandbox's, in Redis",
+        file=sys.stderr,
+        flush=True,
+    )
+    if args.workers > 1:  # each worker waits on its own (`worker_app`)
+        load = functools.partial(worker_app, settings, args.log_requests, os.getpid())
+        serving.serve_workers(load, sock, args.workers)
+    else:
+        swap = Swap(Waiting(str(exc), settings.admin_token))
+        openings: list[Opening] = []
+
+        def started() -> None:  # on the server's loop, as it starts
+            import asyncio
+
+            openings.append(Opening(settings, args.log_requests, swap, asyncio.get_running_loop()))
+            openings[0].start()
+
+        try:
+            serving.serve(FrozenHeap(swap), sock, started=started)
+        finally:
+            for opening in openings:
+                opening.stop()
+    print("layers-mock stopped", flush=True)
+    return 0
+
+
 def serve_forked(deps: Deps, settings: Settings, args: argparse.Namespace, sock: Any) -> None:
     """`--workers N`: each worker opens its own connection after the fork, and marks itself
     live; this process's mark covers the sandbox until they have (stores/redis_serving.py),
@@ -415,25 +470,59 @@ def stopped(deps: Deps) -> None:
 
 
 def worker_app(settings: Settings, log_requests: bool, serve_pid: int | None = None) -> Any:
-    """The app of one `--workers` process, built in that process (its own store connection)."""
+    """The app of one `--workers` process, built in that process (its own store connection).
+    One started while Redis cannot be reached answers from a stand-in until its store opens
+    (`Opening`)."""
     import asyncio
     import multiprocessing.util  # granian's workers are multiprocessing's processes
 
-    from .http.app import build_app
     from .http.heap import FrozenHeap
+    from .http.waiting import Swap, Waiting
+
+    loop = asyncio.get_event_loop()  # granian made this worker's loop, which runs it first
+    # Its own handlers from here on: the ones it inherited (granian's main process's) only set
+    # a flag here, and a SIGTERM would wait for granian's SIGKILL 10 s later. Not put back:
+    # granian's worker sets its own as soon as the app is returned (no SIGTERM lost between).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _worker_signal)
+    opening: Opening | None = None
+    try:
+        if serve_pid is not None:
+            watch_serve(loop, serve_pid)
+        deps, reason = opened(settings)
+        if deps is not None:
+            # When the worker stops (SIGTERM), after its event loop ended: `stopped`.
+            multiprocessing.util.Finalize(None, stopped, args=(deps,), exitpriority=0)
+            app = FrozenHeap(real_app(deps, log_requests, loop))
+        else:
+            swap = Swap(Waiting(reason, settings.admin_token))
+            opening = Opening(settings, log_requests, swap, loop)
+            multiprocessing.util.Finalize(None, opening.stop, exitpriority=0)
+            opening.start()
+            app = FrozenHeap(swap)
+        if _SIGNALLED:  # one swallowed on its way (`_worker_signal`)
+            raise KeyboardInterrupt
+        return app
+    except KeyboardInterrupt:
+        if opening is not None:
+            opening.stop()
+        else:
+            print(f"{_worker()}: stopped as it started", file=sys.stderr, flush=True)
+        raise SystemExit(0) from None
+
+
+def real_app(deps: Deps, log_requests: bool, loop: Any) -> Any:
+    """The worker's app on its open store; on Redis it follows the others from the loop's
+    next turn (its first, when the worker starts)."""
+    from .http.app import build_app
     from .http.request_log import RequestLog
 
-    deps = opened(settings)
-    # When the worker stops (SIGTERM), after its event loop ended: `stopped`.
-    multiprocessing.util.Finalize(None, stopped, args=(deps,), exitpriority=0)
     app: Any = build_app(deps)
-    if deps.shared is not None:  # granian made this worker's loop, which runs it first
-        asyncio.get_event_loop().call_soon(deps.shared.follow)
-    if serve_pid is not None:
-        watch_serve(asyncio.get_event_loop(), serve_pid)
+    if deps.shared is not None:
+        loop.call_soon(deps.shared.follow)
     if log_requests:
         app = RequestLog(app, deps, sys.stdout)
-    return FrozenHeap(app)
+    return app
 
 
 ORPHAN_S = 1.0  # how often a worker looks whether its serve still runs (`watch_serve`)
@@ -458,51 +547,91 @@ def watch_serve(loop: Any, serve_pid: int) -> None:
     loop.call_later(0, look)  # (its serve may be gone already)
 
 
-OPEN_RETRY_S = 1.0  # between two tries of a worker that waits for Redis (`opened`)
+OPEN_RETRY_S = 1.0  # between two tries of a worker that waits for Redis (`Opening`)
 
 
-def opened(settings: Settings) -> Deps:
-    """A `--workers` process's deps. One that starts while Redis cannot be reached (granian
-    replaced a worker that died during an outage) waits for it, trying every OPEN_RETRY_S,
-    instead of exiting: granian takes a worker that exits within 5.5 s of its start for a
-    crash loop, and stops the whole serve, the workers that were answering with it. Until
-    Redis answers it takes no connection (it has no copy of the state to answer from): the
-    other workers answer meanwhile, 503 with Retry-After as while Redis is down. SIGTERM (the
-    serve stopping) or SIGINT ends the wait and the process; a refusal that needs someone to
-    act (other settings on the sandbox, a state this version cannot read) ends it at once,
-    as before. `serve` itself, started while Redis cannot be reached, says so and exits 2."""
-    import os
-    import time
+def _worker() -> str:
+    return f"layers-mock: worker {os.getpid()}"
 
-    from .stores import shown
 
-    me = f"layers-mock: worker {os.getpid()}"
-    said = ""
-    # Its own handlers from the first try on: the ones it inherited (granian's main process's)
-    # only set a flag here, and a SIGTERM would wait for granian's SIGKILL 10 s later.
-    previous = {s: signal.signal(s, _terminated) for s in (signal.SIGTERM, signal.SIGINT)}
+def opened(settings: Settings) -> tuple[Deps | None, str]:
+    """A `--workers` process's first try to open its store: its deps, or None and why while
+    Redis cannot be reached (granian replaced a worker that died during an outage). Such a
+    worker does not exit: granian takes a worker that exits within 5.5 s of its start for a
+    crash loop, and stops the whole serve, the workers that were answering with it. It answers
+    from a stand-in meanwhile (http/waiting.py) and tries again every OPEN_RETRY_S
+    (`Opening`). SIGTERM (the serve stopping) or SIGINT during this try ends the process
+    (`worker_app`); a refusal that needs someone to act (other settings on the sandbox, a
+    state this version cannot read) ends it at once, as before. `serve` itself, started
+    while Redis cannot be reached, says so and exits 2."""
     try:
-        while True:
+        return make_deps(settings), ""
+    except StoreUnreachable as exc:
+        said = f"{_worker()}: {exc}; it waits for Redis, trying every {OPEN_RETRY_S:g} s,"
+        said += " and answers 503 meanwhile (/_mock/health 200)"
+        print(said, file=sys.stderr, flush=True)
+        return None, str(exc)
+
+
+class Opening:
+    """A worker's store opening in a thread of its own while the stand-in answers; once it
+    opened, the real app is swapped in on the worker's event loop. `stop` (at the worker's
+    exit) ends the wait, or gives back the store it opened."""
+
+    def __init__(self, settings: Settings, log_requests: bool, swap: Any, loop: Any) -> None:
+        import threading
+
+        self.settings = settings
+        self.log_requests = log_requests
+        self.swap = swap
+        self.waiting = swap.app  # the stand-in, until `_install`
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.deps: Deps | None = None
+
+    def start(self) -> None:
+        import threading
+
+        threading.Thread(target=self._run, name="layers-mock-opening", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(OPEN_RETRY_S):
             try:
-                deps = make_deps(settings)
+                deps = make_deps(self.settings)
             except StoreUnreachable as exc:
-                if not said:
-                    said = f"{me}: {exc}; it waits for Redis, trying every {OPEN_RETRY_S:g} s,"
-                    said += " and takes no connection until then (the other workers answer)"
-                    print(said, file=sys.stderr, flush=True)
-                time.sleep(OPEN_RETRY_S)
+                self.waiting.reason = str(exc)  # what health says
                 continue
-            if said:
-                back = f"{me}: {shown(settings.state)} answers again: it serves"
-                print(back, file=sys.stderr, flush=True)
-            return deps
-    except KeyboardInterrupt:  # (granian's worker sets its own handlers once the app is built)
-        while_ = "while it waited for Redis" if said else "as it started"
-        print(f"{me}: stopped {while_}", file=sys.stderr, flush=True)
-        raise SystemExit(0) from None
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            except Exception as exc:  # a refusal that needs someone to act: as at a start
+                print(f"{_worker()}: {exc}", file=sys.stderr, flush=True)
+                os._exit(2)
+            with self.lock:
+                if self.stopping.is_set():
+                    stopped(deps)
+                    return
+                self.deps = deps
+            with contextlib.suppress(RuntimeError):  # the loop closed: `stop` gives it back
+                self.loop.call_soon_threadsafe(self._install, deps)
+            return
+
+    def _install(self, deps: Deps) -> None:
+        """On the worker's loop: the real app answers from the next request on."""
+        from .stores import shown
+
+        self.swap.app = real_app(deps, self.log_requests, self.loop)
+        back = f"{_worker()}: {shown(self.settings.state)} answers again: it serves"
+        print(back, file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.stopping.is_set():  # (on SIGTERM as the app was made, then at exit)
+                return
+            self.stopping.set()
+            deps = self.deps
+        if deps is not None:
+            stopped(deps)
+        else:
+            print(f"{_worker()}: stopped while it waited for Redis", file=sys.stderr, flush=True)
 
 
 def conform_engines_missing() -> bool:

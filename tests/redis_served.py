@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -83,6 +84,16 @@ def marks(url: str) -> dict[bytes, float]:
     name = url.partition("sandbox=")[2] or "default"
     with contextlib.closing(redis.Redis.from_url(url.partition("?")[0])) as client:
         return dict(client.zrange(f"{{lm:{name}}}:workers", 0, -1, withscores=True))
+
+
+def every_worker_serving(url: str, workers: int) -> None:
+    """Until each of a serve's `workers` has opened its store (its liveness mark, named after
+    the serve's: "serve worker"; the serve's own is "serve serve"). A serve answers as soon as
+    one worker does: a test that kills Redis or a worker next must not race a slow start (a
+    worker still opening as Redis goes waits for it, as a replacement does)."""
+    deadline = time.monotonic() + LIVENESS_S
+    while sum(len(set(m.split())) == 2 for m in marks(url)) < workers:
+        assert time.monotonic() < deadline, f"not every worker opened its store: {marks(url)}"
 
 
 def run_out(url: str) -> None:
@@ -165,3 +176,60 @@ def all_influencers(base: str) -> list[str]:
         cursor = page["nextCursor"]
         if cursor is None:
             return found
+
+
+EXITED = "(the serve's stderr closed)"
+
+
+class Said:
+    """The serve's stderr, line by line, as it comes (read on a thread of its own, so the
+    pipe never fills)."""
+
+    def __init__(self, server: Serve) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.all: list[str] = []
+        assert server.proc.stderr is not None
+        threading.Thread(target=self._pump, args=(server.proc.stderr,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(EXITED)
+
+    def wait_for(self, text: str) -> str:
+        """The first line (from here on) holding `text`; fails when the serve exits first
+        (its stderr closed), or after LIVENESS_S (a hung serve)."""
+        deadline = time.monotonic() + LIVENESS_S
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is EXITED:
+                self.lines.put(EXITED)  # (for the next wait)
+                pytest.fail(f"the serve exited before saying {text!r}: {''.join(self.all)}")
+            self.all.append(line)
+            if text in line:
+                return line
+
+    def rest(self) -> list[str]:
+        """Every line the serve said, once it exited (its stderr closed)."""
+        while (line := self.lines.get(timeout=LIVENESS_S)) is not EXITED:
+            self.all.append(line)
+        self.lines.put(EXITED)
+        return self.all
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of the serve (children of its main process)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # a thread that ended
+            continue
+    return children
+
+
+def created(base: str, n: int) -> list[str]:
+    with httpx.Client(base_url=base, timeout=LIVENESS_S) as client:
+        made = [client.post(CREATE, headers=auth(FULL), json={}) for _ in range(n)]
+    assert {m.status_code for m in made} == {202}, [m.text for m in made]
+    return [m.json()["influencerId"] for m in made]

@@ -19,6 +19,16 @@ from .strict import check_response
 SIMULATED = "projects, influencers, jobs, credits, whoami"
 
 
+def not_simulated(op: Operation) -> ApiError:
+    """The fixed 501 of a not-simulated operation (also a waiting worker's: http/waiting.py)."""
+    return ApiError(
+        "NOT_SIMULATED",
+        f"{op.method} {op.path} ({op.operation_id}) is a Layers operation that layers-mock "
+        f"does not simulate: it simulates the influencer flow ({SIMULATED}).",
+        {"operation": op.operation_id, "method": op.method, "path": op.path},
+    )
+
+
 class NotSimulated:
     """The ASGI endpoint of one not-simulated operation."""
 
@@ -27,12 +37,7 @@ class NotSimulated:
     def __init__(self, op: Operation, deps: Deps) -> None:
         self.op = op
         self.deps = deps
-        self.exc = ApiError(
-            "NOT_SIMULATED",
-            f"{op.method} {op.path} ({op.operation_id}) is a Layers operation that layers-mock "
-            f"does not simulate: it simulates the influencer flow ({SIMULATED}).",
-            {"operation": op.operation_id, "method": op.method, "path": op.path},
-        )
+        self.exc = not_simulated(op)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         deps = self.deps

@@ -16,85 +16,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import signal
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
-from redis_served import LIVENESS_S, Serve
+from redis_served import LIVENESS_S, Said, Serve, created, every_worker_serving, workers_of
 from redisd import RedisServer, started
 from support import FULL, PROJECT, auth
 
-from layers_mock_server.cli import main
-
 CREATE = f"/v1/projects/{PROJECT}/influencers"
-EXITED = "(the serve's stderr closed)"
 
 
 @pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
     with started(fsync="always") as server:
         yield server
-
-
-class Said:
-    """The serve's stderr, line by line, as it comes (read on a thread of its own, so the
-    pipe never fills)."""
-
-    def __init__(self, server: Serve) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.all: list[str] = []
-        assert server.proc.stderr is not None
-        threading.Thread(target=self._pump, args=(server.proc.stderr,), daemon=True).start()
-
-    def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.put(line)
-        self.lines.put(EXITED)
-
-    def wait_for(self, text: str) -> str:
-        """The first line (from here on) holding `text`; fails when the serve exits first
-        (its stderr closed), or after LIVENESS_S (a hung serve)."""
-        deadline = time.monotonic() + LIVENESS_S
-        while True:
-            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            if line is EXITED:
-                self.lines.put(EXITED)  # (for the next wait)
-                pytest.fail(f"the serve exited before saying {text!r}: {''.join(self.all)}")
-            self.all.append(line)
-            if text in line:
-                return line
-
-    def rest(self) -> list[str]:
-        """Every line the serve said, once it exited (its stderr closed)."""
-        while (line := self.lines.get(timeout=LIVENESS_S)) is not EXITED:
-            self.all.append(line)
-        self.lines.put(EXITED)
-        return self.all
-
-
-def workers_of(pid: int) -> list[int]:
-    """The worker processes of the serve (children of its main process)."""
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            children += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):  # a thread that ended
-            continue
-    return children
-
-
-def created(base: str, n: int) -> list[str]:
-    with httpx.Client(base_url=base, timeout=LIVENESS_S) as client:
-        made = [client.post(CREATE, headers=auth(FULL), json={}) for _ in range(n)]
-    assert {m.status_code for m in made} == {202}, [m.text for m in made]
-    return [m.json()["influencerId"] for m in made]
 
 
 def test_a_worker_killed_while_redis_is_down_is_replaced_by_one_that_waits_for_redis(
@@ -108,6 +47,7 @@ def test_a_worker_killed_while_redis_is_down_is_replaced_by_one_that_waits_for_r
     said = Said(server)
     try:
         before = created(server.url, 10)
+        every_worker_serving(private_redis.url, 2)
         victim, survivor = workers_of(server.proc.pid)
         private_redis.kill()
         os.kill(victim, signal.SIGKILL)
@@ -158,22 +98,7 @@ def test_a_serve_whose_worker_waits_for_redis_stops_at_once_on_sigterm(
         code = server.stop()
     assert code == 0, said.rest()
     stopped = [line for line in said.rest() if f"worker {replacement}: stopped" in line]
-    assert stopped, said.all
-
-
-def test_a_serve_started_while_redis_is_down_says_so_and_exits_2(
-    private_redis: RedisServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The first start is not a replacement: nothing is served yet, so `serve --workers 2`
-    says in one sentence that Redis cannot be reached and exits 2 (a supervisor restarts it)."""
-    private_redis.kill()
-    argv = ["serve", "--port", "0", "--state", private_redis.url, "--workers", "2"]
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert err.startswith(f"layers-mock: --state {private_redis.url}: "), err
-    assert "Connection refused" in err, err
+    assert stopped, "".join(said.all)
 
 
 def test_workers_whose_serve_was_killed_stop_and_give_the_port_back(
