@@ -123,6 +123,7 @@ class Waiting:
     ) -> None:
         """What needs no state: as the real app answers it (not journaled, see above)."""
         from ..ui.assets import asset
+        from ..ui.pages import LINKS
         from .unsimulated import not_simulated
 
         headers = [(b"x-request-id", request_id.encode())]
@@ -133,9 +134,7 @@ class Waiting:
             await send_response(send, error.status, headers, body)
             return
         if op.operation_id == "mockIndex":
-            links = {"service": "layers-mock", "dashboard": "/_mock/ui"}
-            links |= {"controlPlane": "/_mock/fixtures", "partnerApi": "/v1/whoami"}
-            await send_response(send, 200, headers, None if head else orjson.dumps(links))
+            await send_response(send, 200, headers, None if head else orjson.dumps(LINKS))
             return
         found = asset(scope["path"].rsplit("/", 1)[1])
         if found is None:

@@ -30,6 +30,15 @@ PAGE_HEADERS = [
     ("Referrer-Policy", "no-referrer"),
     ("Cache-Control", "no-store"),  # the page shows full API keys
 ]
+# GET / for a script: every link is a route that answers (a bare /_mock/ or /v1/ is a 404):
+# the control plane's keys and projects, and the partner API's "who am I" for a key. Also what
+# a worker waiting for Redis answers (http/waiting.py).
+LINKS = {
+    "service": "layers-mock",
+    "dashboard": "/_mock/ui",
+    "controlPlane": "/_mock/fixtures",
+    "partnerApi": "/v1/whoami",
+}
 JOURNAL_WINDOW = 1000  # the most /_mock/requests returns; older entries cannot be opened
 
 
@@ -66,10 +75,7 @@ def index(req: UiRequest) -> Page:
     """GET /: a person's browser gets a link to the dashboard, a script gets the same in JSON."""
     if "text/html" in req.accept:
         return Page(200, render("index.html", **_urls()))
-    # Every link is a route that answers (a bare /_mock/ or /v1/ is a 404): the control
-    # plane's keys and projects, and the partner API's "who am I" for a key.
-    links = {"service": "layers-mock", "dashboard": "/_mock/ui", "controlPlane": "/_mock/fixtures"}
-    return Page(200, dumps({**links, "partnerApi": "/v1/whoami"}), "application/json", [])
+    return Page(200, dumps(LINKS), "application/json", [])
 
 
 def dashboard(req: UiRequest) -> Page:
