@@ -18,6 +18,7 @@ from . import __version__
 from .core.chaos import ChaosError
 from .core.fixtures import FixtureError
 from .core.store import StoreUnreachable
+from .said import say
 from .settings import Settings, make_deps
 from .spec import SpecError
 
@@ -507,7 +508,7 @@ def worker_app(settings: Settings, log_requests: bool, serve_pid: int | None = N
         if opening is not None:
             opening.stop()
         else:
-            print(f"{_worker()}: stopped as it started", file=sys.stderr, flush=True)
+            say(f"{_worker()}: stopped as it started")
         raise SystemExit(0) from None
 
 
@@ -540,8 +541,7 @@ def watch_serve(loop: Any, serve_pid: int) -> None:
             loop.call_later(ORPHAN_S, look)
             return
         me = f"layers-mock: worker {os.getpid()}"
-        print(f"{me}: its serve (process {serve_pid}) is gone; it stops", file=sys.stderr)
-        sys.stderr.flush()
+        say(f"{me}: its serve (process {serve_pid}) is gone; it stops")
         os.kill(os.getpid(), signal.SIGTERM)
 
     loop.call_later(0, look)  # (its serve may be gone already)
@@ -569,7 +569,7 @@ def opened(settings: Settings) -> tuple[Deps | None, str]:
     except StoreUnreachable as exc:
         said = f"{_worker()}: {exc}; it waits for Redis, trying every {OPEN_RETRY_S:g} s,"
         said += " and answers 503 meanwhile (/_mock/health 200)"
-        print(said, file=sys.stderr, flush=True)
+        say(said)
         return None, str(exc)
 
 
@@ -603,7 +603,7 @@ class Opening:
                 self.waiting.reason = str(exc)  # what health says
                 continue
             except Exception as exc:  # a refusal that needs someone to act: as at a start
-                print(f"{_worker()}: {exc}", file=sys.stderr, flush=True)
+                say(f"{_worker()}: {exc}")
                 os._exit(2)
             with self.lock:
                 if self.stopping.is_set():
@@ -620,7 +620,7 @@ class Opening:
 
         self.swap.app = real_app(deps, self.log_requests, self.loop)
         back = f"{_worker()}: {shown(self.settings.state)} answers again: it serves"
-        print(back, file=sys.stderr, flush=True)
+        say(back)
 
     def stop(self) -> None:
         with self.lock:
@@ -631,7 +631,7 @@ class Opening:
         if deps is not None:
             stopped(deps)
         else:
-            print(f"{_worker()}: stopped while it waited for Redis", file=sys.stderr, flush=True)
+            say(f"{_worker()}: stopped while it waited for Redis")
 
 
 def conform_engines_missing() -> bool:

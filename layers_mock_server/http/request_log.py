@@ -20,6 +20,7 @@ from urllib.parse import quote
 from ..core.clock import format_ms
 from ..core.journal import redact
 from ..deps import Deps
+from ..said import say
 
 # The dashboard's `?token=<admin token>`: the value never reaches the log.
 TOKEN_PARAM = re.compile(r"(^|&)(token=)[^&]*", re.IGNORECASE)
@@ -82,4 +83,4 @@ class RequestLog:
         ]
         if injected:
             fields.append(injected)
-        print("  ".join(fields), file=self.out, flush=True)
+        say("  ".join(fields), self.out)  # one write: the workers share stdout

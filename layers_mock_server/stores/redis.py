@@ -89,7 +89,6 @@ import contextlib
 import dataclasses
 import functools
 import secrets
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -110,6 +109,7 @@ from ..core.store import (
     StoreUnavailable,
     StoreUnreachable,
 )
+from ..said import say
 from .redis_cluster import deadline, left, unstale
 from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
 from .redis_journal import (
@@ -336,12 +336,10 @@ class RedisStore:
             return
         if sent.result() == b"OTHER" and not self.usurped:
             self.usurped = True
-            print(
+            say(
                 f"layers-mock: {self.where}: the sandbox {self.name!r} is now served with other"
                 " settings (this worker's liveness mark ran out while it was stalled, and another"
-                " serve took the sandbox): stop this worker",
-                file=sys.stderr,
-                flush=True,
+                " serve took the sandbox): stop this worker"
             )
 
     def _first_look(self) -> Stored | None:

@@ -15,6 +15,7 @@ line the serve prints or an answer, never a timer; LIVENESS_S bounds a hung serv
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import signal
@@ -28,8 +29,10 @@ from redis_served import LIVENESS_S, Said, Serve, created, every_worker_serving,
 from redisd import RedisServer, started
 from support import FULL, PROJECT, auth
 
+from layers_mock_server.cli import opened
 from layers_mock_server.http.strict import check_response
 from layers_mock_server.http.waiting import Waiting
+from layers_mock_server.settings import Settings
 from layers_mock_server.spec import control_spec, not_simulated_spec, partner_spec
 from layers_mock_server.ui.assets import SCRIPT
 
@@ -146,6 +149,37 @@ def test_a_serve_started_while_redis_is_down_answers_and_serves_once_redis_is_up
         code = server.stop()
     assert code == 0, said.rest()
     assert "Traceback" not in "".join(said.all), said.all
+
+
+class Writes(io.StringIO):
+    """A stream that keeps each write call apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return super().write(text)
+
+
+def test_a_waiting_workers_line_reaches_stderr_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The workers of a serve share its stderr pipe, and stderr passes each write on at once:
+    a line printed as the text, then its newline, spliced into the other worker's line when
+    both started during an outage at the same moment (the serve's log showed one worker's
+    line inside the other's, and test_a_serve_started_while_redis_is_down... missed a worker,
+    1 run in 4). Each line is now one write, whole."""
+    stderr = Writes()
+    monkeypatch.setattr("sys.stderr", stderr)
+    deps, why = opened(Settings(state="redis://127.0.0.1:1/0"))
+    assert deps is None and "Connection refused" in why
+    assert len(stderr.calls) == 1, stderr.calls
+    assert stderr.calls[0].endswith(
+        "waits for Redis, trying every 1 s, and answers 503 meanwhile (/_mock/health 200)\n"
+    )
+    assert stderr.calls[0].startswith(f"layers-mock: worker {os.getpid()}: ")
 
 
 def exchange(
