@@ -107,6 +107,19 @@ def test_a_tenant_finds_the_503s_its_own_key_got_while_redis_was_down_in_its_jou
     worker.close()
 
 
+async def its_round_trip(worker: Worker) -> None:
+    """Until the request just started has sent its round trip (`Worker.trips` counts each as
+    it goes), so that the test may stop the loop. Waiting for `pipe.waiting` to fill instead
+    (as before) raced a command the worker sent without waiting for it (a block of request
+    numbers reserved ahead, a lease given back) whose answer the stopped loop had not read
+    yet: the wait ended before the request ran, its catch-up was never sent, and the test
+    waited 30 s for Redis to append what it never got (flake16: CI-like run on a loaded
+    machine, test_entries_whose_round_trip_ran_but_whose_answer_was_lost_are_journaled_once)."""
+    trips = len(worker.trips)
+    while len(worker.trips) == trips:
+        await Turn()
+
+
 def through(hole: Blackhole, server: RedisServer) -> str:
     """A fresh sandbox of `server`, reached through the proxy."""
     return server.sandbox().replace(f":{server.port}/", f":{hole.port}/")
@@ -126,8 +139,7 @@ def test_the_503s_of_a_blackholed_redis_reach_the_journal_once_it_is_back(
 
         async def waits_then_times_out(request: Any) -> None:
             sent = asyncio.ensure_future(worker.call(*request))
-            while not worker.store.pipe.waiting:  # its round trip is on its way
-                await Turn()
+            await its_round_trip(worker)
             timed_out(worker)
             await sent
 
@@ -158,8 +170,8 @@ def test_entries_whose_round_trip_ran_but_whose_answer_was_lost_are_journaled_on
 
         async def sent(request: Any) -> asyncio.Future[Any]:
             started = asyncio.ensure_future(worker.call(*request))
-            while not worker.store.pipe.waiting:  # its catch-up is on its way
-                await Turn()
+            await its_round_trip(worker)  # its catch-up is on its way ...
+            assert not worker.store.pipe.unsent  # ... whole: it reaches Redis, the loop stopped
             return started
 
         listed = worker.loop.run_until_complete(sent(LIST))
