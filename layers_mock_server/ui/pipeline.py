@@ -91,9 +91,15 @@ class UiPipeline:
                 out.extend(encode_headers(list(exc.headers.items())))
         if deps.strict:
             check_response(self.op, status, out, payload, media_type)
-        if payload:
-            charset = "" if media_type == JSON else "; charset=utf-8"
-            out.append((b"content-type", (media_type + charset).encode()))
-        out.append((b"content-length", str(len(payload)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        await send({"type": "http.response.body", "body": payload})
+        await send_page(send, status, out, payload, media_type)
+
+
+async def send_page(send: Any, status: int, out: Headers, payload: bytes, media_type: str) -> None:
+    """A dashboard answer on the wire: its type (text with its charset) and length. Also how
+    a worker waiting for Redis sends the pages it can answer (http/waiting.py)."""
+    if payload:
+        charset = "" if media_type == JSON else "; charset=utf-8"
+        out.append((b"content-type", (media_type + charset).encode()))
+    out.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": payload})
