@@ -154,7 +154,13 @@ def serve_workers(
 
     from granian.server.mp import MPServer
 
+    from .respawn import guard_deaths
+
     class _Workers(MPServer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            guard_deaths(self)  # two workers dying at once are two respawns (respawn.py)
+
         def _init_shared_socket(self) -> None:
             fd = os.dup(sock.fileno())  # inherited by the forked workers
             self._ssp = None
