@@ -56,11 +56,9 @@ from .render import encode_headers, error_body, send_response
 HEALTH = "/_mock/health"
 READY = "/_mock/ready"
 STATELESS = frozenset({"mockIndex", "mockDashboardAsset"})  # answered as by the real app
-DASHBOARD = "mockDashboard"  # a browser gets a page saying Redis is out of reach
 # Every key a state can hold has this form (control.yaml, StateKey.key; fixtures' keys are a
 # narrower form): a bearer of another form is no key of any sandbox.
 KEY_FORM = re.compile(r"^lp_(live|test)_[!-~]+_[!-~]+$")
-RETRY_AFTER_S = int(RETRY_AFTER["retry-after"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +150,8 @@ class Waiting:
         self, scope: dict[str, Any], send: Any, target: Target, out: Any, request_id: str
     ) -> None:
         """The operation's answer, as far as it needs no state."""
-        from ..ui.pages import UI_HANDLERS, unreachable_page
-        from ..ui.pipeline import _query_token, send_page
+        from ..ui.pages import UI_HANDLERS
+        from ..ui.pipeline import _query_token, browser_dashboard, send_unreachable
         from .unsimulated import not_simulated
 
         op, headers = target.op, inputs.header_map(scope)
@@ -175,10 +173,8 @@ class Waiting:
                 body = orjson.dumps({"status": "ok", "sharedStore": store})
                 await send_response(send, 200, out, body)
                 return
-            if op.operation_id == DASHBOARD and "text/html" in headers.get("accept", ""):
-                page = unreachable_page(RETRY_AFTER_S)
-                out.extend(encode_headers(page.headers))
-                await send_page(send, page.status, out, page.body, page.media_type)
+            if browser_dashboard("GET", op.path, headers.get("accept")):
+                await send_unreachable(send, out)
                 return
             raise ApiError(
                 "STORAGE_UNAVAILABLE",
