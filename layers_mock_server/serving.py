@@ -34,7 +34,8 @@ are always forked, as they inherit that socket (not with the spawn or forkserver
 granian would follow), so `--workers N > 1` needs a platform with fork: not Windows.
 
 Granian has no public way to serve an already-bound socket, so `_Embedded` overrides one
-private method (`_init_shared_socket`; `_Workers` that one and `_spawn_worker`); granian is
+private method (`_init_shared_socket`; `_Workers` that one and `_spawn_worker`, and gives
+granian's respawn loop a guarded list of dead workers and wake-up event: respawn.py); granian is
 pinned below its next major version for it, and every HTTP-level test runs through this
 module, so a change there fails the suite.
 """
