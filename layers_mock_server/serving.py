@@ -34,7 +34,8 @@ are always forked, as they inherit that socket (not with the spawn or forkserver
 granian would follow), so `--workers N > 1` needs a platform with fork: not Windows.
 
 Granian has no public way to serve an already-bound socket, so `_Embedded` overrides one
-private method (`_init_shared_socket`; `_Workers` that one and `_spawn_worker`); granian is
+private method (`_init_shared_socket`; `_Workers` that one and `_spawn_worker`, and gives
+granian's respawn loop a guarded list of dead workers and wake-up event: respawn.py); granian is
 pinned below its next major version for it, and every HTTP-level test runs through this
 module, so a change there fails the suite.
 """
@@ -154,7 +155,13 @@ def serve_workers(
 
     from granian.server.mp import MPServer
 
+    from .respawn import guard_deaths
+
     class _Workers(MPServer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            guard_deaths(self)  # two workers dying at once are two respawns (respawn.py)
+
         def _init_shared_socket(self) -> None:
             fd = os.dup(sock.fileno())  # inherited by the forked workers
             self._ssp = None

@@ -106,6 +106,14 @@ def check_site(
     In open mode (no admin token) Host must name loopback or the address the connection came
     in on (`server`, the ASGI scope's: the bound address, or an in-process client's host).
     """
+    check_origin(deps.admin_token, headers, server)
+
+
+def check_origin(
+    admin_token: str | None, headers: Mapping[str, str], server: Sequence[object] | None = None
+) -> None:
+    """`check_site` with the one setting it reads: what a worker waiting for Redis checks
+    too (http/waiting.py), as it needs no state."""
     bound_host = str(server[0]) if server else None
     host = headers.get("host")
     origin = headers.get("origin")
@@ -115,7 +123,7 @@ def check_site(
             "The control plane refuses requests from another site's page (Origin is neither "
             "this server nor a loopback address).",
         )
-    if deps.admin_token is None and host is not None:
+    if admin_token is None and host is not None:
         name = _hostname(host)
         if name is None or not _local(name, bound_host):
             raise ApiError(

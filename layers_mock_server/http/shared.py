@@ -972,9 +972,14 @@ class SharedGate:
         as on one server: a control-plane call, an unknown path or a 405 is not journaled
         whatever its answer, a 503 included (`_journaled`)."""
         request_id = self.deps.sim.request_id()
+        headers = [(b"x-request-id", request_id.encode())]
+        from ..ui.pipeline import browser_dashboard, send_unreachable  # (ui imports http)
+
+        if browser_dashboard(scope["method"], scope["path"], _accept(scope)):
+            await send_unreachable(send, headers)  # a control route: not journaled, below
+            return
         error = _unreachable(exc)
         body = dumps(error_body(error, request_id))
-        headers = [(b"x-request-id", request_id.encode())]
         if scope["path"] != READY:  # a probe's "not ready" is no invitation to retry it
             headers += error_headers(error)
         position = self.deps.journal.position()
@@ -1043,6 +1048,11 @@ def _unsimulated(route: Any) -> bool:
 def _bearer(authorization: bytes | None) -> bool:
     """Whether an Authorization header names a bearer key (any case of the scheme)."""
     return authorization is not None and authorization.partition(b" ")[0].lower() == b"bearer"
+
+
+def _accept(scope: dict[str, Any]) -> str | None:
+    """The request's Accept, if it sent one."""
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == b"accept"), None)
 
 
 def _failed(failure: StoreUnavailable, control: bool = False) -> Failed:

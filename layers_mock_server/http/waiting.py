@@ -4,60 +4,104 @@ A worker granian starts while Redis cannot be reached (it replaced one that died
 outage) has no copy of the state to answer from: its store opens only once Redis answers.
 It used to take no connection meanwhile, so with every worker in that wait (all of them
 killed during the outage) a client and a probe got no answer at all. It now answers from
-`Waiting`, in the contract's envelope, until the real app is swapped in (`Swap`):
+`Waiting`, in the contract's envelope, until the real app is swapped in (`Swap`).
 
-- `GET /_mock/health` 200, saying Redis is unreachable (`sharedStore`, as a running worker's);
-- `/_mock/ready` 503 `STORAGE_UNAVAILABLE`, without Retry-After (a probe's "not ready");
-- a not-simulated operation its fixed 501 `NOT_SIMULATED`, `GET /` its links (JSON), a
-  dashboard asset the file: none of them needs the state;
-- anything else 503 `STORAGE_UNAVAILABLE` with `Retry-After: 1` and a request id (a path no
-  spec has too: the routes that tell a 404 from a 405 are the real app's).
+Whatever the real app answers without reading the state, it answers alike (the same code
+where it can, tests/redis/test_waiting.py compares the two):
 
-It knows no key (the keys are in Redis), so it cannot tell a tenant's key from a wrong one:
-health answers any bearer, and with an admin token set, a request without one gets the 401
-the real app would give. Its request ids are random (no seed to mint them from: the seed
-is the state's), unique as a running worker's. Its answers are not journaled: the journal
-is in Redis, and the worker has no journal of its own yet (README, "A Redis that cannot be
-reached").
+- a path no spec has 404 `NOT_FOUND`, a method the path does not declare 405 with `Allow`,
+  HEAD as GET without the body;
+- a not-simulated operation its fixed 501 `NOT_SIMULATED`; `GET /` its links (HTML for a
+  browser, JSON otherwise) and a dashboard asset the file, with the same cache headers
+  (ui/pages.py `index_page`, `asset_page`);
+- a control request another site's page made 403 (access.py `check_origin`);
+- a partner request without an Authorization header, or whose bearer cannot be a key (no key
+  of any state has that form: control.yaml's `StateKey`), 401 `UNAUTHENTICATED`; with an
+  admin token set, a control request likewise when it carries neither the token nor
+  something of a key's form.
+
+What it cannot know it says: `GET /_mock/health` 200 with Redis unreachable (`sharedStore`,
+as a running worker's); `/_mock/ready` 503 `STORAGE_UNAVAILABLE` without Retry-After (a
+probe's "not ready"); a browser's `/_mock/ui` a 503 HTML page that says the sandbox's Redis
+cannot be reached and reloads itself; anything else 503 `STORAGE_UNAVAILABLE` with
+`Retry-After: 1` and a request id. A bearer of a key's form passes, whether the sandbox has
+that key or not (the keys are in Redis): such a request gets the 503, health its 200.
+
+Its request ids are random (no seed to mint them from: the seed is the state's), unique as
+a running worker's. Its answers are not journaled: the journal is in Redis, and the worker
+has no journal of its own yet (README, "A Redis that cannot be reached").
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import time
 from collections.abc import Awaitable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import orjson
 
 from ..core.errors import ApiError
 from ..core.ids import ulid_from
 from ..spec import Operation
+from . import inputs
+from .access import check_origin
+from .dispatch import routed_path
 from .pipeline import RETRY_AFTER
 from .render import encode_headers, error_body, send_response
 
 HEALTH = "/_mock/health"
 READY = "/_mock/ready"
 STATELESS = frozenset({"mockIndex", "mockDashboardAsset"})  # answered as by the real app
+# Every key a state can hold has this form (control.yaml, StateKey.key; fixtures' keys are a
+# narrower form): a bearer of another form is no key of any sandbox.
+KEY_FORM = re.compile(r"^lp_(live|test)_[!-~]+_[!-~]+$")
 
 
-Route = tuple[str, "re.Pattern[str]", Operation, bool]  # method, path, operation, not simulated
+@dataclass(frozen=True, slots=True)
+class Target:
+    op: Operation
+    kind: Literal["partner", "unsimulated", "control"]
 
 
-def routes() -> list[Route]:
-    """Every operation of the three documents, in the real app's order (partner first)."""
+@dataclass(frozen=True, slots=True)
+class Path:
+    """One route of the real app (app.py `_merged_routes`): its operations by method."""
+
+    pattern: re.Pattern[str]
+    by_method: dict[str, Target]
+
+    @property
+    def allow(self) -> str:
+        """As app.py's PathDispatch says it in a 405."""
+        methods = set(self.by_method)
+        return ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+
+
+def routes() -> list[Path]:
+    """One per path of the three documents, in the real app's order (partner paths, with the
+    not-simulated methods of the same paths, then the not-simulated paths, then control)."""
     from ..spec import control_spec, not_simulated_spec, partner_spec
 
-    found: list[Route] = []
-    documents = ((partner_spec(), False), (not_simulated_spec(), True), (control_spec(), False))
-    for spec, unsimulated in documents:
+    by_path: dict[str, dict[str, Target]] = {}
+    documents = (
+        (partner_spec(), "partner"),
+        (not_simulated_spec(), "unsimulated"),
+        (control_spec(), "control"),
+    )
+    for spec, kind in documents:
         for op in spec.operations.values():
-            parts = [
-                "[^/]+" if part.startswith("{") and part.endswith("}") else re.escape(part)
-                for part in op.path.split("/")
-            ]
-            found.append((op.method, re.compile("/".join(parts)), op, unsimulated))
+            by_path.setdefault(op.path, {})[op.method] = Target(op, kind)  # type: ignore[arg-type]
+    found: list[Path] = []
+    for path, by_method in by_path.items():
+        parts = [
+            "[^/]+" if part.startswith("{") and part.endswith("}") else re.escape(part)
+            for part in path.split("/")
+        ]
+        found.append(Path(re.compile("/".join(parts)), by_method))
     return found
 
 
@@ -71,13 +115,9 @@ class Waiting:
         self.count = 0
         self.routes = routes()
 
-    def operation(self, method: str, path: str) -> tuple[Operation | None, bool]:
-        """The operation a request reaches, and whether it is a not-simulated one."""
-        method = "GET" if method == "HEAD" else method
-        for verb, pattern, op, unsimulated in self.routes:
-            if verb == method and pattern.fullmatch(path):
-                return op, unsimulated
-        return None, False
+    def path(self, path: str) -> Path | None:
+        """The route a path reaches, the first that matches (as Starlette picks), or None."""
+        return next((p for p in self.routes if p.pattern.fullmatch(path)), None)
 
     def request_id(self) -> str:
         """A fresh request id: random per process, numbered within it."""
@@ -89,74 +129,122 @@ class Waiting:
         if scope["type"] != "http":
             return
         request_id = self.request_id()
-        headers = [(b"x-request-id", request_id.encode())]
-        path = scope["path"]
-        op, unsimulated = self.operation(scope["method"], path)
-        if op is not None and (unsimulated or op.operation_id in STATELESS):
-            await self._stateless(scope, send, op, unsimulated, request_id)
+        out = [(b"x-request-id", request_id.encode())]
+        path, method = routed_path(scope), scope["method"]
+        route = self.path(path) if path.startswith("/") else None  # `OPTIONS *`: no route
+        if route is None:
+            error = ApiError("NOT_FOUND", f"No route for {method} {path}.")
+            await send_response(send, 404, out, orjson.dumps(error_body(error, request_id)))
             return
-        if path in (HEALTH, READY) and not self._let_in(scope):
-            error = ApiError(
+        head = method == "HEAD" and "HEAD" not in route.by_method
+        target = route.by_method.get("GET" if head else method)
+        if target is None:
+            allowed = f"{method} is not allowed on this path; allowed: {route.allow}."
+            error = ApiError("METHOD_NOT_ALLOWED", allowed)
+            out.append((b"allow", route.allow.encode()))
+            await send_response(send, 405, out, orjson.dumps(error_body(error, request_id)))
+            return
+        await self._answer(scope, _without_body(send) if head else send, target, out, request_id)
+
+    async def _answer(
+        self, scope: dict[str, Any], send: Any, target: Target, out: Any, request_id: str
+    ) -> None:
+        """The operation's answer, as far as it needs no state."""
+        from ..ui.pages import UI_HANDLERS
+        from ..ui.pipeline import _query_token, browser_dashboard, send_unreachable
+        from .unsimulated import not_simulated
+
+        op, headers = target.op, inputs.header_map(scope)
+        query = scope.get("query_string", b"")
+        try:
+            if target.kind == "unsimulated":
+                raise not_simulated(op)  # (not authenticated: as the real app)
+            if op.operation_id in STATELESS:
+                await self._stateless(scope, send, op, out)
+                return
+            if target.kind == "partner":
+                _check_key(headers.get("authorization"))
+            else:
+                check_origin(self.admin_token, headers, scope.get("server"))
+                token = _query_token(query) if op.operation_id in UI_HANDLERS else None
+                self._check_control(headers.get("authorization"), token)
+            if op.path == HEALTH:
+                store = {"reachable": False, "reason": self.reason, "waitingMs": 0, "full": False}
+                body = orjson.dumps({"status": "ok", "sharedStore": store})
+                await send_response(send, 200, out, body)
+                return
+            if browser_dashboard("GET", op.path, headers.get("accept")):
+                await send_unreachable(send, out)
+                return
+            raise ApiError(
+                "STORAGE_UNAVAILABLE",
+                "The mock could not reach its shared state; nothing of this request was done.",
+                {"reason": self.reason},
+                None if op.path == READY else RETRY_AFTER,
+            )
+        except ApiError as error:
+            if error.headers:
+                out += encode_headers(list(error.headers.items()))
+            body = orjson.dumps(error_body(error, request_id))
+            await send_response(send, error.status, out, body)
+
+    async def _stateless(self, scope: dict[str, Any], send: Any, op: Operation, out: Any) -> None:
+        """The links and the dashboard's files, by the real app's own functions (ui/pages.py);
+        ApiError (an unknown file, a bad query) for the caller to send."""
+        from ..ui.pages import asset_page, index_page
+        from ..ui.pipeline import send_page
+
+        values = inputs.validate_query(op, scope.get("query_string", b""))
+        if op.operation_id == "mockIndex":
+            page = index_page(inputs.header_map(scope).get("accept", ""))
+        else:
+            page = asset_page(routed_path(scope).rsplit("/", 1)[1], values.get("v"))
+        out.extend(encode_headers(page.headers))
+        await send_page(send, page.status, out, page.body, page.media_type)
+
+    def _check_control(self, authorization: str | None, query_token: str | None) -> None:
+        """access.py `control_principal` as far as it needs no state: open without an admin
+        token; with one, the token, or a bearer (else `?token=` on a page) of a key's form,
+        which may be one of the sandbox's keys: not checked while waiting."""
+        if self.admin_token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        bearer = given if scheme.lower() == "bearer" else ""
+        if any(_matches(given, self.admin_token) for given in (bearer, query_token)):
+            return
+        candidate = bearer.strip() or (query_token or "").strip()
+        if not KEY_FORM.fullmatch(candidate):
+            raise ApiError(
                 "UNAUTHENTICATED",
                 "The control plane needs the admin token, or an API key of your organization "
                 "that is not killed.",
             )
-            await send_response(send, 401, headers, orjson.dumps(error_body(error, request_id)))
-            return
-        if path == HEALTH and scope["method"] in ("GET", "HEAD"):
-            store = {"reachable": False, "reason": self.reason, "waitingMs": 0, "full": False}
-            body = orjson.dumps({"status": "ok", "sharedStore": store})
-            await send_response(send, 200, headers, None if scope["method"] == "HEAD" else body)
-            return
-        error = ApiError(
-            "STORAGE_UNAVAILABLE",
-            "The mock could not reach its shared state; nothing of this request was done.",
-            {"reason": self.reason},
-            None if path == READY else RETRY_AFTER,
-        )
-        if error.headers:
-            headers += encode_headers(list(error.headers.items()))
-        await send_response(send, 503, headers, orjson.dumps(error_body(error, request_id)))
 
-    async def _stateless(
-        self, scope: dict[str, Any], send: Any, op: Operation, unsimulated: bool, request_id: str
-    ) -> None:
-        """What needs no state: as the real app answers it (not journaled, see above)."""
-        from ..ui.assets import asset
-        from ..ui.pages import LINKS
-        from .unsimulated import not_simulated
 
-        headers = [(b"x-request-id", request_id.encode())]
-        head = scope["method"] == "HEAD"
-        if unsimulated:
-            error = not_simulated(op)
-            body = orjson.dumps(error_body(error, request_id))
-            await send_response(send, error.status, headers, body)
-            return
-        if op.operation_id == "mockIndex":
-            await send_response(send, 200, headers, None if head else orjson.dumps(LINKS))
-            return
-        found = asset(scope["path"].rsplit("/", 1)[1])
-        if found is None:
-            error = ApiError("NOT_FOUND", "No such dashboard asset.")
-            await send_response(send, 404, headers, orjson.dumps(error_body(error, request_id)))
-            return
-        sent = [*headers, (b"content-type", found.media_type.encode())]
-        sent += [(b"cache-control", b"no-cache"), (b"x-content-type-options", b"nosniff")]
-        sent.append((b"content-length", str(len(found.body)).encode()))
-        await send({"type": "http.response.start", "status": 200, "headers": sent})
-        await send({"type": "http.response.body", "body": b"" if head else found.body})
+def _matches(given: str | None, token: str) -> bool:
+    """As access.py compares: in constant time; an empty token matches nothing."""
+    return bool(given) and hmac.compare_digest(str(given).encode(), token.encode())
 
-    def _let_in(self, scope: dict[str, Any]) -> bool:
-        """A probe's call: open without an admin token; with one, the token or any bearer
-        key (which of them is an organization's is in Redis: not checked while waiting)."""
-        if self.admin_token is None:
-            return True
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, credentials = value.decode("latin-1").partition(" ")
-                return scheme.lower() == "bearer" and bool(credentials.strip())
-        return False
+
+def _check_key(authorization: str | None) -> None:
+    """core/simulator.py `authenticate` as far as it needs no state: 401 without the header,
+    or with a bearer no sandbox can hold; a key of the right form may be the sandbox's."""
+    if not authorization:
+        raise ApiError("UNAUTHENTICATED", "Missing API key: send Authorization: Bearer <key>.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not KEY_FORM.fullmatch(token.strip()):
+        raise ApiError("UNAUTHENTICATED", "Missing, malformed, or wrong API key.")
+
+
+def _without_body(send: Any) -> Any:
+    """HEAD: the GET answer's status and headers (Content-Length included), no body bytes."""
+
+    async def head(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head
 
 
 class Swap:

@@ -72,10 +72,25 @@ def _urls() -> dict[str, str]:
 
 
 def index(req: UiRequest) -> Page:
-    """GET /: a person's browser gets a link to the dashboard, a script gets the same in JSON."""
-    if "text/html" in req.accept:
+    return index_page(req.accept)
+
+
+def index_page(accept: str) -> Page:
+    """GET /: a person's browser gets a link to the dashboard, a script gets the same in JSON.
+    Needs no state: a worker waiting for Redis answers it too (http/waiting.py)."""
+    if "text/html" in accept:
         return Page(200, render("index.html", **_urls()))
     return Page(200, dumps(LINKS), "application/json", [])
+
+
+def unreachable_page(retry_after_s: int) -> Page:
+    """The dashboard asked of a worker that waits for Redis (http/waiting.py): a page in the
+    dashboard's look saying so, which reloads itself (a meta refresh: no script needed) until
+    the real dashboard answers. It names no key, no reason and no address (the stand-in cannot
+    tell who asks: /_mock/health says why, to whoever may read it)."""
+    body = render("unreachable.html", refresh_s=retry_after_s, **_urls())
+    headers = [*PAGE_HEADERS, ("Retry-After", str(retry_after_s))]
+    return Page(503, body, headers=headers)
 
 
 def dashboard(req: UiRequest) -> Page:
@@ -113,10 +128,17 @@ def journal_entry(req: UiRequest) -> Page:
 
 
 def static_file(req: UiRequest) -> Page:
-    found = asset(req.path["name"])
+    return asset_page(req.path["name"], req.query.get("v"))
+
+
+def asset_page(name: str, version: str | None) -> Page:
+    """A dashboard file: kept for a year when asked with its current `?v=` (the URL changes
+    with the file), revalidated otherwise. Needs no state: a worker waiting for Redis answers
+    it too (http/waiting.py), with the same headers."""
+    found = asset(name)
     if found is None:
         raise ApiError("NOT_FOUND", "No such dashboard asset.")
-    current = req.query.get("v") == found.version
+    current = version == found.version
     cache = "public, max-age=31536000, immutable" if current else "no-cache"
     headers = [("Cache-Control", cache), ("X-Content-Type-Options", "nosniff")]
     return Page(200, found.body, found.media_type, headers)

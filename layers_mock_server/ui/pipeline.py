@@ -17,12 +17,29 @@ from ..http import inputs
 from ..http.access import OPEN, check_site, control_principal
 from ..http.control import journal_of
 from ..http.curl import base_url
-from ..http.pipeline import error_headers, storage_error
+from ..http.pipeline import RETRY_AFTER, error_headers, storage_error
 from ..http.render import Headers, dumps, encode_headers, error_body
 from ..http.strict import check_response
 from ..spec import JSON, Operation
-from .pages import PUBLIC, READS_JOURNAL, UiHandler, UiRequest
+from .pages import PUBLIC, READS_JOURNAL, UiHandler, UiRequest, unreachable_page
 from .views import journal_query
+
+DASHBOARD = "/_mock/ui"
+RETRY_AFTER_S = int(RETRY_AFTER["retry-after"])
+
+
+def browser_dashboard(method: str, path: str, accept: str | None) -> bool:
+    """A browser opening the dashboard: while Redis cannot be reached it gets a page that
+    says so and reloads itself (`unreachable_page`), from a running worker's gate
+    (http/shared.py), this pipeline, or a worker waiting for Redis (http/waiting.py) alike."""
+    return method == "GET" and path == DASHBOARD and "text/html" in (accept or "")
+
+
+async def send_unreachable(send: Any, out: Headers) -> None:
+    """That page, after the headers already in `out` (the request id)."""
+    page = unreachable_page(RETRY_AFTER_S)
+    out.extend(encode_headers(page.headers))
+    await send_page(send, page.status, out, page.body, page.media_type)
 
 
 def _query_token(query_string: bytes) -> str | None:
@@ -83,17 +100,28 @@ class UiPipeline:
             out.extend(encode_headers(page.headers))
         except StoreUnavailable as exc:  # the journal could not be read from Redis
             error = storage_error(exc)
-            status, payload = 503, dumps(error_body(error, request_id))
-            out.extend(error_headers(error))
+            if browser_dashboard(scope["method"], scope["path"], headers.get("accept")):
+                page = unreachable_page(RETRY_AFTER_S)
+                status, payload, media_type = page.status, page.body, page.media_type
+                out.extend(encode_headers(page.headers))
+            else:
+                status, payload = 503, dumps(error_body(error, request_id))
+                out.extend(error_headers(error))
         except ApiError as exc:
             status, payload = exc.status, dumps(error_body(exc, request_id))
             if exc.headers:
                 out.extend(encode_headers(list(exc.headers.items())))
         if deps.strict:
             check_response(self.op, status, out, payload, media_type)
-        if payload:
-            charset = "" if media_type == JSON else "; charset=utf-8"
-            out.append((b"content-type", (media_type + charset).encode()))
-        out.append((b"content-length", str(len(payload)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        await send({"type": "http.response.body", "body": payload})
+        await send_page(send, status, out, payload, media_type)
+
+
+async def send_page(send: Any, status: int, out: Headers, payload: bytes, media_type: str) -> None:
+    """A dashboard answer on the wire: its type (text with its charset) and length. Also how
+    a worker waiting for Redis sends the pages it can answer (http/waiting.py)."""
+    if payload:
+        charset = "" if media_type == JSON else "; charset=utf-8"
+        out.append((b"content-type", (media_type + charset).encode()))
+    out.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": payload})

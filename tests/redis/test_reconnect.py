@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import redis
@@ -27,6 +28,7 @@ from support import FULL, NORTH_ORG, auth
 
 from layers_mock_server.core.requestids import BLOCK
 from layers_mock_server.http.strict import check_response
+from layers_mock_server.http.waiting import Waiting
 from layers_mock_server.spec import control_spec
 from layers_mock_server.stores import redis_handoff, redis_journal
 
@@ -414,3 +416,34 @@ def test_workers_hold_no_more_connections_after_a_long_outage_than_before(
     assert after[2] <= before[2] < 100  # a pool's count
     for worker in pair:
         worker.close()
+
+
+def test_a_browser_opening_the_dashboard_while_redis_is_down_gets_the_page_that_reloads(
+    own: RedisServer,
+) -> None:
+    """A running worker's dashboard, Redis gone: a browser got the JSON 503. It now gets the
+    page a worker waiting for Redis at its start gives (http/waiting.py), the same bytes: it
+    says Redis cannot be reached and reloads itself; a script still gets the envelope."""
+    worker = Worker(own.sandbox())
+    own.kill()
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    status, headers, body = worker.loop.run_until_complete(
+        worker.exchange("GET", "/_mock/ui", browser)
+    )
+    op = next(o for o in control_spec().operations.values() if o.operation_id == "mockDashboard")
+    assert status == 503
+    check_response(op, status, headers, body, "text/html")
+    sent = dict(headers)
+    assert sent[b"content-type"] == b"text/html; charset=utf-8"
+    assert sent[b"retry-after"] == b"1"
+
+    async def stand_in() -> httpx.Response:
+        transport = httpx.ASGITransport(app=Waiting("redis: down", None))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            return await client.get("/_mock/ui", headers=browser)
+
+    waiting = asyncio.run(stand_in())
+    assert (waiting.status_code, waiting.content) == (503, body)
+    status, _, body = worker.loop.run_until_complete(worker.exchange("GET", "/_mock/ui", {}))
+    assert status == 503 and orjson.loads(body)["error"]["code"] == "STORAGE_UNAVAILABLE"
+    worker.close()
