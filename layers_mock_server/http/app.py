@@ -54,7 +54,7 @@ class PathDispatch:
             await pipeline(scope, receive, send)
             return
         if scope["method"] == "HEAD" and "GET" in self.by_method:
-            await self.by_method["GET"](scope, receive, _without_body(send))
+            await self.by_method["GET"](scope, receive, without_body(send))
             return
         exc = ApiError(
             "METHOD_NOT_ALLOWED",
@@ -65,7 +65,7 @@ class PathDispatch:
         )
 
 
-def _without_body(send: Any) -> Any:
+def without_body(send: Any) -> Any:
     """The GET answer's status and headers (Content-Length included), and no body bytes."""
 
     async def head(message: dict[str, Any]) -> None:

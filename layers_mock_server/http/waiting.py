@@ -49,6 +49,7 @@ from ..core.ids import ulid_from
 from ..spec import Operation
 from . import inputs
 from .access import check_origin
+from .app import without_body
 from .dispatch import routed_path
 from .pipeline import RETRY_AFTER
 from .render import encode_headers, error_body, send_response
@@ -144,7 +145,7 @@ class Waiting:
             out.append((b"allow", route.allow.encode()))
             await send_response(send, 405, out, orjson.dumps(error_body(error, request_id)))
             return
-        await self._answer(scope, _without_body(send) if head else send, target, out, request_id)
+        await self._answer(scope, without_body(send) if head else send, target, out, request_id)
 
     async def _answer(
         self, scope: dict[str, Any], send: Any, target: Target, out: Any, request_id: str
@@ -234,17 +235,6 @@ def _check_key(authorization: str | None) -> None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not KEY_FORM.fullmatch(token.strip()):
         raise ApiError("UNAUTHENTICATED", "Missing, malformed, or wrong API key.")
-
-
-def _without_body(send: Any) -> Any:
-    """HEAD: the GET answer's status and headers (Content-Length included), no body bytes."""
-
-    async def head(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            message = {**message, "body": b""}
-        await send(message)
-
-    return head
 
 
 class Swap:
