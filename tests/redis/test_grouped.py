@@ -268,6 +268,30 @@ def test_a_worker_keeping_the_lease_for_its_next_groups_gives_it_back_to_one_in_
     second.store.unlock()
 
 
+def test_a_worker_holds_no_copy_of_the_journal_but_its_last_entry(
+    redis_server: RedisServer,
+) -> None:
+    """The journal lives in Redis, and every read of it reads it there: a worker kept each
+    entry a second time (up to 1,000 an organization, and their bodies with
+    `--journal-bodies`), bounded, dropped and counted a request, for nothing but the request
+    log's last one (`last()`)."""
+    worker = Worker(redis_server.sandbox(), bodies=True)
+    try:
+        answers = worker.together(*[("POST", CREATE, auth(FULL), {})] * 20)
+        assert [status for status, _ in answers] == [202] * 20
+        [(status, _)] = worker.together(("GET", CREATE, auth(FULL), None))
+        assert status == 200
+        journal = worker.deps.journal
+        assert (len(journal), journal.bytes) == (0, 0)
+        last = journal.last()
+        assert last is not None and (last.method, last.status) == ("GET", 200)
+        [(status, read)] = worker.together(("GET", "/_mock/requests", {}, None))
+        assert status == 200
+        assert [e["status"] for e in read["items"]] == [200] + [202] * 20
+    finally:
+        worker.close()
+
+
 def test_the_next_group_runs_while_the_commits_before_it_are_on_their_way(
     two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
