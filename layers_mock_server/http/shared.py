@@ -25,8 +25,10 @@ on the copy, which already holds the first group's changes, and its commit follo
 the same connection; the write script's compare-and-append (the commit number each counted on)
 refuses a commit sent behind one that was refused, so a failure takes down everything sent after
 it, never a part. For that the lease is kept across groups (a chain): it is taken once, and
-given back when a commit's answer says another worker waits for it, after CHAIN_S at most, or
-LINGER_S after the last group if no other comes (`_keeps_lease`); a latency fault gives it
+given back when a commit's answer says another worker waits for it (a worker refused it is in
+line, `wants`, renewed at each of its tries, which every commit reads), after CHAIN_S (1 s, and
+never past half the lease's time to live) at most, or LINGER_S after the last group if no other
+comes (`_keeps_lease`); a latency fault gives it
 back while it sleeps, so a slow answer does not hold other workers' writes. The lease kept
 after the last commit came back waits IDLE_S (20 ms), not LINGER_S, for the next group when this
 worker would hear another ask for it (its handoff listener is subscribed, and no commit's answer
@@ -34,7 +36,9 @@ said another waits): a worker refused the lease and in line says so on the hando
 the lease goes back at once (`_wanted`). Measured under wrk (bench/README.md, 2026-12-03
 perf15): a create's clients send their next request 1-4 ms after its answer, so with LINGER_S
 alone one worker gave the lease back and took it again ~60 times a second, each take a round trip
-with every request of the worker (~22) queued behind it for the turn. A worker refused
+with every request of the worker (~22) queued behind it for the turn; and with CHAIN_S at 50 ms
+(until 2026-12-03 create16) a worker writing alone still took it 20 times a second (64 takes in
+4 s under wrk, 6 at 1 s), each after every commit in flight came back. A worker refused
 the lease waits until it hears it given back (stores/redis_handoff.py: the release is
 published, and the worker next in line tries again at once), or for a fallback's time when no
 one says so (a holder killed, whose lease runs out). A lease whose request went away
@@ -122,7 +126,13 @@ ASSETS = "/_mock/ui/assets/"  # ... and its static files
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
 GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
-CHAIN_S = 0.05  # a worker keeps the lease for its next groups for at most this long ...
+# A worker keeps the lease for its next groups for at most this long (and half the lease's
+# time to live, `lease=`: a chain never outlives the lease it runs on) ... Not what hands the
+# lease to another worker: one refused says it is in line (`wants`, renewed at each of its
+# tries, which every commit's answer reads), and the next commit gives it back. At 50 ms (until
+# 2026-12-03 create16) a worker writing alone took the lease again 20 times a second, each
+# time after every commit in flight came back, with every request queued behind the take.
+CHAIN_S = 1.0
 LINGER_S = 0.002  # ... and after its last commit came back, in case another comes
 # ... or this long, when it would hear another worker ask for it (`_linger`): under load the
 # clients of a group's answers send their next requests 1-4 ms later, past LINGER_S, and a
@@ -589,10 +599,14 @@ class SharedGate:
     def _keeps_lease(self) -> bool:
         """Whether the commit being sent keeps the lease for this worker's next group (a
         chain): until another worker waits for it (a commit's answer says so), and for at
-        most CHAIN_S; when no group follows, it goes back LINGER_S after the last commit came
-        back (`_landed`). So a worker writing alone takes the lease once, and two share it
-        in turns."""
-        return not self.wanted and asyncio.get_running_loop().time() - self.chain < CHAIN_S
+        most CHAIN_S, or half the lease's time to live if that is shorter (the lease is not
+        renewed by a commit: a chain must not outlive it); when no group follows, it goes
+        back LINGER_S after the last commit came back (`_landed`). So a worker writing
+        alone takes the lease once, and two share it in turns."""
+        if self.wanted:
+            return False
+        chain = min(CHAIN_S, getattr(self.store, "lease_ms", 0) / 2000 or CHAIN_S)
+        return asyncio.get_running_loop().time() - self.chain < chain
 
     def _linger(self) -> float:
         """How long a lease kept for a next group waits for it once every commit came back:

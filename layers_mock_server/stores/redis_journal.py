@@ -1,25 +1,26 @@
 """The request journal of a sandbox on Redis: every worker's entries, a capped stream for each
 organization.
 
-Each worker records its entries as a single server does (core/journal.py) and sends them to the
-sandbox's streams with its next round trip to Redis (a catch-up or a commit: under load, no
-round trip of their own), or within `FLUSH_S` when no request comes: each organization's to its
-own stream (`journal-org:<its id in hex>`), those of no organization (no key, or an unknown one)
-to one more (`journal-org:`). A read of `/_mock/requests` on any worker sends that worker's own
-first, has every other worker send its own (the flush barrier, below), then reads: a
-tenant its organization's stream, the operator the newest of every stream
-(JOURNAL, READ_ORG, READ_ALL). It shows what every worker answered, newest first in the order
-the entries reached Redis (entries of two workers answered within a few milliseconds of each
-other may swap places). Each stream keeps its organization's newest `capacity` entries (1,000),
-whatever the others send (issue 12 point 4: a tenant's journal is evicted by its own traffic
-only); the byte bound applies when the journal is read, to each organization's entries as in one
-process. Every stream of the sandbox together keeps at most the server-wide total one process
-keeps (256 MiB), cut by its rule: the scripts that append count the bytes, and the worker told
-the total is passed cuts the fullest streams (redis_total.py). While Redis is full it takes no
-entry (an append needs memory): they wait in the worker, its newest `capacity`, and go with its
-first round trip Redis takes again (redis.py). So do the entries of a round trip that failed for
-any reason (refused, never sent, its answer lost): an outage loses none, and the worker's
-numbering of its entries has Redis append each once (redis_outbox.py).
+Each worker records its entries as a single server does (core/journal.py), keeping none of them
+but its newest (the request log's), and sends them to the sandbox's streams with its next round
+trip to Redis (a catch-up or a commit: under load, no round trip of their own), or within
+`FLUSH_S` when no request comes: each organization's to its own stream (`journal-org:<its id in
+hex>`), those of no organization (no key, or an unknown one) to one more (`journal-org:`). A
+read of `/_mock/requests` on any worker sends that worker's own first, has every other worker
+send its own (the flush barrier, below), then reads: a tenant its organization's stream, the
+operator the newest of every stream (JOURNAL, READ_ORG, READ_ALL). It shows what every worker
+answered, newest first in the order the entries reached Redis (entries of two workers answered
+within a few milliseconds of each other may swap places). Each stream keeps its organization's
+newest `capacity` entries (1,000), whatever the others send (issue 12 point 4: a tenant's
+journal is evicted by its own traffic only); the byte bound applies when the journal is read, to
+each organization's entries as in one process. Every stream of the sandbox together keeps at
+most the server-wide total one process keeps (256 MiB), cut by its rule: the scripts that append
+count the bytes, and the worker told the total is passed cuts the fullest streams
+(redis_total.py). While Redis is full it takes no entry (an append needs memory): they wait in
+the worker, its newest `capacity`, and go with its first round trip Redis takes again
+(redis.py). So do the entries of a round trip that failed for any reason (refused, never sent,
+its answer lost): an outage loses none, and the worker's numbering of its entries has Redis
+append each once (redis_outbox.py).
 
 The entries a round trip takes along are one stream entry an organization (`JOURNAL`): what
 Redis spends on the journal is one INCRBY, one HMGET and one HSET a round trip and one HINCRBY,
@@ -550,7 +551,9 @@ def _decode(sequence: int, raw: bytes) -> JournalEntry:
 
 
 class SharedJournal(Journal):
-    """A Journal whose reads show every worker's entries (see the module docstring)."""
+    """A Journal whose reads show every worker's entries (see the module docstring). It keeps
+    none of them itself, only its newest, for the request log (`last()`): each read reads
+    Redis's."""
 
     __slots__ = ("held", "holding", "ordered", "store", "timer")
 
@@ -629,7 +632,7 @@ class SharedJournal(Journal):
         self._send(entry)
 
     def _send(self, entry: tuple[Any, ...] | JournalEntry) -> None:
-        super()._keep(entry)  # this worker's own, for `last()` (--log-requests)
+        self._last = entry  # this worker's own newest, for `last()` (--log-requests)
         self.store.outbox.add(_encode(entry))  # goes with the worker's next round trip
         self._schedule()
 
@@ -653,9 +656,11 @@ class SharedJournal(Journal):
         if held is None:
             held = self.detach()
         if failed is None:
-            keep = super()._keep  # (one super() a group, not one an entry)
-            for entry in held:
-                keep(entry)
+            # The journal is Redis's, and read there (`fetch`, `query`): the worker keeps no
+            # copy of its entries (it kept each, bounded, counted and dropped, ~150 bytecodes
+            # a request, and up to 1,000 bodies an organization, for `last()` alone).
+            if held:
+                self._last = held[-1]
             return
         for entry in held:
             fields = entry if isinstance(entry, tuple) else tuple(getattr(entry, f) for f in FIELDS)

@@ -174,6 +174,124 @@ def test_a_group_holds_group_writes_requests_and_the_lease_goes_back_after_chain
     assert len(influencers(second)) == 14
 
 
+def _ticking(worker: Worker, step_s: float) -> None:
+    """The worker's loop clock stands still, and moves `step_s` at each commit it sends (a
+    loaded worker's groups, each `step_s` apart): the chain's age is the test's, not the
+    machine's."""
+    now = [worker.loop.time()]
+    worker.loop.time = lambda: now[0]  # type: ignore[method-assign]
+    write = worker.store.send_write
+
+    def ticked(batches: Any, keep: bool) -> Any:
+        sent = write(batches, keep)
+        now[0] += step_s
+        return sent
+
+    worker.store.send_write = ticked
+
+
+def test_a_worker_writing_without_pause_keeps_the_lease_for_its_next_groups_past_50_ms(
+    two: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups 200 ms apart on the worker's clock: every commit keeps the lease for the next
+    (CHAIN_S, 1 s). At 50 ms the second commit gave it back and the third group took it
+    again: a worker writing alone did so 20 times a second, each take waiting for every
+    commit in flight, every request of the worker queued behind it."""
+    first, _ = two
+    monkeypatch.setattr(shared, "GROUP_WRITES", 3)
+    monkeypatch.setattr(shared, "GROUP_S", 3600.0)
+    _ticking(first, 0.2)
+    answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 7)
+    assert [status for status, _ in answers] == [202] * 7
+    assert first.trips == ["lock", "write", "write", "write"]
+    assert first.kept == [True, True, True]
+
+
+def test_a_chain_never_outlives_half_the_lease(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lease=200`: the lease runs out 200 ms after it was taken, so a worker keeps it for its
+    next groups 100 ms at most, whatever CHAIN_S says; groups 60 ms apart: the third commit
+    (120 ms into the chain) gives it back, and the next group takes it again."""
+    worker = Worker(redis_server.sandbox() + "&lease=200")
+    try:
+        monkeypatch.setattr(shared, "GROUP_WRITES", 2)
+        monkeypatch.setattr(shared, "GROUP_S", 3600.0)
+        monkeypatch.setattr(shared, "CHAIN_S", 3600.0)
+        _ticking(worker, 0.06)
+        answers = worker.together(*[("POST", CREATE, auth(FULL), {})] * 8)
+        assert [status for status, _ in answers] == [202] * 8
+        assert worker.trips == ["lock", "write", "write", "write", "lock", "write"]
+        assert worker.kept == [True, True, False, True]
+    finally:
+        worker.close()
+
+
+def test_a_worker_keeping_the_lease_for_its_next_groups_gives_it_back_to_one_in_line(
+    two: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No time cap would end the chain (CHAIN_S, LINGER_S and IDLE_S without end): another
+    worker asks for the lease as the first commit goes, and is in line; that commit's answer
+    says so, and the next commit (a write whose body came after that answer) gives the lease
+    back, whereupon the other's try takes it."""
+    first, second = two
+    for name in ("GROUP_S", "CHAIN_S", "LINGER_S", "IDLE_S"):
+        monkeypatch.setattr(shared, name, 3600.0)
+    monkeypatch.setattr(shared, "GROUP_WRITES", 1)
+    write = first.store.send_write
+    refused: list[bool] = []
+    answered: asyncio.Future[None] = first.loop.create_future()
+
+    def asked_first(batches: Any, keep: bool) -> Any:
+        if not refused:  # under the first's lease: the other worker asks, and is refused
+            refused.append(second.store.lock() is None)
+        sent = write(batches, keep)
+        if not answered.done():
+            sent.add_done_callback(lambda _: answered.set_result(None))
+        return sent
+
+    first.store.send_write = asked_first
+    create = ("POST", CREATE, auth(FULL), {})
+
+    async def run() -> list[tuple[int, Any]]:
+        calls = first.call(*create), first.call(*create, sent_after=answered)
+        answers = await asyncio.gather(*calls)
+        await first.deps.shared.settled()  # the lease went back: no timer would do it here
+        return list(answers)
+
+    answers = first.loop.run_until_complete(asyncio.wait_for(run(), 30))
+    assert [status for status, _ in answers] == [202, 202]
+    assert refused == [True]
+    assert first.trips == ["lock", "write", "write"]
+    assert first.kept == [True, False]
+    assert second.store.lock() is not None  # it was in line: its try takes the lease
+    second.store.unlock()
+
+
+def test_a_worker_holds_no_copy_of_the_journal_but_its_last_entry(
+    redis_server: RedisServer,
+) -> None:
+    """The journal lives in Redis, and every read of it reads it there: a worker kept each
+    entry a second time (up to 1,000 an organization, and their bodies with
+    `--journal-bodies`), bounded, dropped and counted a request, for nothing but the request
+    log's last one (`last()`)."""
+    worker = Worker(redis_server.sandbox(), bodies=True)
+    try:
+        answers = worker.together(*[("POST", CREATE, auth(FULL), {})] * 20)
+        assert [status for status, _ in answers] == [202] * 20
+        [(status, _)] = worker.together(("GET", CREATE, auth(FULL), None))
+        assert status == 200
+        journal = worker.deps.journal
+        assert (len(journal), journal.bytes) == (0, 0)
+        last = journal.last()
+        assert last is not None and (last.method, last.status) == ("GET", 200)
+        [(status, read)] = worker.together(("GET", "/_mock/requests", {}, None))
+        assert status == 200
+        assert [e["status"] for e in read["items"]] == [200] + [202] * 20
+    finally:
+        worker.close()
+
+
 def test_the_next_group_runs_while_the_commits_before_it_are_on_their_way(
     two: tuple[Worker, Worker], patient: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
