@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import journal_v2
 import orjson
 import pytest
+from grouped import Worker
 from redisd import RedisServer
 from starlette.testclient import TestClient
 from support import ACME_ORG, FULL, GLOBEX, SEED, auth
@@ -18,6 +19,7 @@ from layers_mock_server.core.journal import JournalEntry
 from layers_mock_server.core.store import Batch, StoreConflict
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.stores import redis_journal
 from layers_mock_server.stores.redis import RedisStore
 from layers_mock_server.stores.redis_journal import CHUNK, _decode, _encode, counted
 
@@ -472,3 +474,25 @@ def test_entries_in_a_row_go_to_their_own_organizations_streams_however_alike_th
     assert stored("org_a") == [row[0], row[1], row[3], row[4], row[7], row[8]]
     assert stored("org_ab") == [row[2]]
     assert stored(quoted) == [row[6]]
+
+
+def test_the_entries_of_reads_answered_one_after_another_reach_redis_as_one_stream_entry(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five reads, each answered after its own catch-up: their entries wait in the worker and
+    go together (the journal's flush, here the read of the journal), one append to the
+    organization's stream, not one a catch-up (each carried the entry of the read before
+    it: a stream entry, an XADD and its trim's XRANGE in Redis for every catch-up)."""
+    monkeypatch.setattr(redis_journal, "FLUSH_S", 3600.0)  # no flush on a timer of its own
+    worker = Worker(redis_server.sandbox())
+    listing = ("GET", "/v1/projects", auth(FULL), None)
+    for _ in range(5):
+        [(status, _)] = worker.together(listing)
+        assert status == 200
+    assert len(worker.store.outbox) == 5  # every read's entry still waits in the worker
+    [(status, page)] = worker.together(("GET", "/_mock/requests", {}, None))
+    assert status == 200
+    assert [i["path"] for i in page["items"]] == ["/v1/projects"] * 5
+    stream = worker.store._stream(ACME_ORG.encode())
+    assert worker.store._client.xlen(stream) == 1
+    worker.close()
