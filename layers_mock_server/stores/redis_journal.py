@@ -2,8 +2,11 @@
 organization.
 
 Each worker records its entries as a single server does (core/journal.py) and sends them to the
-sandbox's streams with its next round trip to Redis (a catch-up or a commit: under load, no
-round trip of their own), or within `FLUSH_S` when no request comes: each organization's to its
+sandbox's streams with its next commit or lease to Redis (under writes, no round trip of their
+own), or within `FLUSH_S` (a read's catch-up carries none: under reads alone they go together
+every `FLUSH_S`, not with each catch-up, where they cost Redis an append and its trim's XRANGE
+every catch-up, ~a quarter of its time in the catch-up script: bench/README.md, read16): each
+organization's to its
 own stream (`journal-org:<its id in hex>`), those of no organization (no key, or an unknown one)
 to one more (`journal-org:`). A read of `/_mock/requests` on any worker sends that worker's own
 first, has every other worker send its own (the flush barrier, below), then reads: a
@@ -24,8 +27,8 @@ numbering of its entries has Redis append each once (redis_outbox.py).
 The entries a round trip takes along are one stream entry an organization (`JOURNAL`): what
 Redis spends on the journal is one INCRBY, one HMGET and one HSET a round trip and one HINCRBY,
 one HSET and one XADD an organization in it (and an XRANGE of the stream entries its XADD trims,
-once its stream is full: their bytes), not commands a request (under load a catch-up carries a
-dozen reads' entries). Versions before kept every organization's in one stream, `journal-v2`
+once its stream is full: their bytes), not commands a request (under reads, a flush carries
+those of `FLUSH_S`). Versions before kept every organization's in one stream, `journal-v2`
 (many entries a stream entry) or `journal` (one): those are read with the new ones, in number
 order, until the journal is cleared; they number on from the same counters, so a rollback to the
 version before appends to its stream and reads it as it did, and this one reads those too once
