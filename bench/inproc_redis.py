@@ -117,13 +117,18 @@ def populate(sim: Any, args: argparse.Namespace) -> None:
 
 def _stretch(factor: float) -> None:
     """The gate's time bounds (a group's GROUP_S, a chain's CHAIN_S, a lease's LINGER_S, an
-    idle worker's FOLLOW_S) times `factor`: under valgrind (~80x slower) a group would close
-    on its 5 ms after two or three creates instead of on its size or its last arrival, and the
-    instructions counted would be those of another workload than a server's."""
+    idle worker's FOLLOW_S) and the journal's FLUSH_S times `factor`: under valgrind (~80x
+    slower) a group would close on its 5 ms after two or three creates instead of on its size
+    or its last arrival, and the instructions counted would be those of another workload than
+    a server's."""
     from layers_mock_server.http import shared
+    from layers_mock_server.stores import redis_journal
 
     for name in ("GROUP_S", "CHAIN_S", "LINGER_S", "FOLLOW_S"):
         setattr(shared, name, getattr(shared, name) * factor)
+    # ... and the journal's flush (a read's entries go with it: as many reads a flush as a
+    # server's, not the few a valgrind run answers in 10 ms)
+    redis_journal.FLUSH_S *= factor
 
 
 def _receiver(body: bytes) -> Any:
