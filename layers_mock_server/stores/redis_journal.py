@@ -631,9 +631,12 @@ class SharedJournal(Journal):
             return
         self._send(entry)
 
-    def _send(self, entry: tuple[Any, ...] | JournalEntry) -> None:
+    def _send(self, entry: tuple[Any, ...] | JournalEntry, pressing: bool = False) -> None:
         super()._keep(entry)  # this worker's own, for `last()` (--log-requests)
-        self.store.outbox.add(_encode(entry))  # goes with the worker's next round trip
+        # goes with the worker's next round trip; a read's answer (made from a copy caught up
+        # for it) with its next commit or lease, or the flush (redis.py `send_changes`)
+        pressing = pressing or not self.ordered()
+        self.store.outbox.add(_encode(entry), pressing=pressing)
         self._schedule()
 
     def _schedule(self) -> None:
@@ -666,7 +669,7 @@ class SharedJournal(Journal):
             if status:  # 0: the connection was dropped, nothing was sent either way
                 headers, body = failed(request_id, response[0] if response else ())
                 fields = reanswered(fields, 503, headers, body)
-            self._send((*fields[:POSITION], UNORDERED, *fields[POSITION + 1 :]))
+            self._send((*fields[:POSITION], UNORDERED, *fields[POSITION + 1 :]), pressing=True)
 
     def unstage(self, kept: bool) -> None:
         """The staged copies of a group that sends no commit: sent as they are when its

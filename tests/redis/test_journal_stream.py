@@ -496,3 +496,22 @@ def test_the_entries_of_reads_answered_one_after_another_reach_redis_as_one_stre
     stream = worker.store._stream(ACME_ORG.encode())
     assert worker.store._client.xlen(stream) == 1
     worker.close()
+
+
+def test_a_reads_catch_up_takes_along_every_waiting_entry_once_one_is_not_a_reads_answer(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 a failed commit answered (or an entry a failed round trip brought back) goes with
+    the worker's next round trip, a read's catch-up too, and the reads' entries waiting with
+    it: only reads' answers wait for the flush."""
+    monkeypatch.setattr(redis_journal, "FLUSH_S", 3600.0)
+    worker = Worker(redis_server.sandbox())
+    listing = ("GET", "/v1/projects", auth(FULL), None)
+    worker.together(listing)
+    worker.together(listing)
+    assert len(worker.store.outbox) == 2  # two reads' entries wait
+    worker.store.outbox.add(b"a 503's entry")  # (pressing, as `settle` adds a failed one's)
+    worker.together(listing)
+    assert len(worker.store.outbox) == 1  # the last read's own: the catch-up took the rest
+    assert worker.store.journal_read(10)[-1] == (3, b"a 503's entry")
+    worker.close()
