@@ -3,10 +3,10 @@ organization.
 
 Each worker records its entries as a single server does (core/journal.py) and sends them to the
 sandbox's streams with its next commit or lease to Redis (under writes, no round trip of their
-own), or within `FLUSH_S` (a read's catch-up carries none: under reads alone they go together
-every `FLUSH_S`, not with each catch-up, where they cost Redis an append and its trim's XRANGE
-every catch-up, ~a quarter of its time in the catch-up script: bench/README.md, read16): each
-organization's to its
+own), or within `FLUSH_S` (a read's catch-up carries no read's entry unless one of another
+kind waits, a 503 say: under reads alone they go together every `FLUSH_S`, not with each
+catch-up, where they cost Redis an append and its trim's XRANGE every catch-up, ~a quarter of
+its time in the catch-up script: bench/README.md, read16): each organization's to its
 own stream (`journal-org:<its id in hex>`), those of no organization (no key, or an unknown one)
 to one more (`journal-org:`). A read of `/_mock/requests` on any worker sends that worker's own
 first, has every other worker send its own (the flush barrier, below), then reads: a
