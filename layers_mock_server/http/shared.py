@@ -138,6 +138,8 @@ LINGER_S = 0.002  # ... and after its last commit came back, in case another com
 # clients of a group's answers send their next requests 1-4 ms later, past LINGER_S, and a
 # lease given back then was taken again with every request queued behind it (60 times a second)
 IDLE_S = 0.02
+TOKENS = 1024  # Authorization headers whose token `_key` keeps (cleared when full)
+_UNPARSED: Any = object()
 FOLLOW_S = 0.2  # an idle worker catches up this often, so it never falls far behind
 LOST = "the sandbox's lease was lost before the group's commit"
 # A read woken before a commit of this worker failed, and not caught up since, answers 503:
@@ -274,6 +276,7 @@ class SharedGate:
         self.target: int | None = None  # the catch-ups the writer holding the turn waits for
         self.broken: StoreUnavailable | None = None  # why the last commit failed
         self.changed: list[asyncio.Future[None]] = []  # tasks waiting for the next change
+        self.tokens: dict[bytes, str | None] = {}  # each Authorization's bearer token (`_key`)
         # The paths of operations the mock does not simulate that no partner route has (they
         # come after the partner ones in the app's routes): their 501 needs nothing of Redis.
         self.unsimulated = PartnerPaths([r for r in app.routes if _unsimulated(r)])
@@ -368,7 +371,7 @@ class SharedGate:
     ) -> None:
         """A read: answered from a copy caught up after it arrived (shared with the reads
         waiting with it), or, when it may write (`_writes`), in its turn as a write is."""
-        bucket = self._bucket(scope)
+        bucket = self._bucket(scope) if partner else None
         while True:
             if scope["path"] == EXPORT:
                 self.listing = True
@@ -853,10 +856,9 @@ class SharedGate:
             self._changed()
 
     def _bucket(self, scope: dict[str, Any]) -> Bucket | None:
-        """The read-light window a partner read of a rate-limited key counts in, so that it is
-        counted in Redis (exact across workers) with the catch-up; None for anything else."""
-        if self.app.partner.match(scope["path"], scope["method"]) is None:
-            return None
+        """The read-light window a partner read (`_read` knows it is one: the route was matched
+        once, in `__call__`) of a rate-limited key counts in, so that it is counted in Redis
+        (exact across workers) with the catch-up; None for anything else."""
         key = self._key(scope)
         if key is None or key.killed or key.tier not in LIMITS:
             return None
@@ -866,10 +868,18 @@ class SharedGate:
 
     def _key(self, scope: dict[str, Any]) -> ApiKey | None:
         """The key the request's `Authorization: Bearer` names in this worker's copy, as the
-        pipeline reads it (Simulator.authenticate); None when it names none."""
+        pipeline reads it (Simulator.authenticate); None when it names none. The token a
+        header names is kept (`tokens`: a few keys send every request), the key looked up in
+        the copy each time (a key killed or retiered since is seen)."""
         authorization = joined_authorization(scope)
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
-        return self.deps.sim.state.keys.get(token.strip()) if scheme.lower() == "bearer" else None
+        token = self.tokens.get(authorization, _UNPARSED)
+        if token is _UNPARSED:
+            scheme, _, value = authorization.decode("latin-1").partition(" ")
+            token = value.strip() if scheme.lower() == "bearer" else None
+            if len(self.tokens) >= TOKENS:
+                self.tokens.clear()
+            self.tokens[authorization] = token
+        return None if token is None else self.deps.sim.state.keys.get(token)
 
     async def _lease(self, mends: bool = False) -> None:
         """Take the lease, with the changes up to now (after every commit of this worker came

@@ -2,31 +2,33 @@
 organization.
 
 Each worker records its entries as a single server does (core/journal.py), keeping none of them
-but its newest (the request log's), and sends them to the sandbox's streams with its next round
-trip to Redis (a catch-up or a commit: under load, no round trip of their own), or within
-`FLUSH_S` when no request comes: each organization's to its own stream (`journal-org:<its id in
-hex>`), those of no organization (no key, or an unknown one) to one more (`journal-org:`). A
-read of `/_mock/requests` on any worker sends that worker's own first, has every other worker
-send its own (the flush barrier, below), then reads: a tenant its organization's stream, the
-operator the newest of every stream (JOURNAL, READ_ORG, READ_ALL). It shows what every worker
-answered, newest first in the order the entries reached Redis (entries of two workers answered
-within a few milliseconds of each other may swap places). Each stream keeps its organization's
-newest `capacity` entries (1,000), whatever the others send (issue 12 point 4: a tenant's
-journal is evicted by its own traffic only); the byte bound applies when the journal is read, to
-each organization's entries as in one process. Every stream of the sandbox together keeps at
-most the server-wide total one process keeps (256 MiB), cut by its rule: the scripts that append
-count the bytes, and the worker told the total is passed cuts the fullest streams
-(redis_total.py). While Redis is full it takes no entry (an append needs memory): they wait in
-the worker, its newest `capacity`, and go with its first round trip Redis takes again
-(redis.py). So do the entries of a round trip that failed for any reason (refused, never sent,
-its answer lost): an outage loses none, and the worker's numbering of its entries has Redis
-append each once (redis_outbox.py).
+but its newest (the request log's), and sends them to the sandbox's streams with its next commit or lease to Redis (under writes, no round trip of their
+own), or within `FLUSH_S` (a read's catch-up carries no read's entry unless one of another
+kind waits, a 503 say: under reads alone they go together every `FLUSH_S`, not with each
+catch-up, where they cost Redis an append and its trim's XRANGE every catch-up, ~a quarter of
+its time in the catch-up script: bench/README.md, read16): each organization's to its
+own stream (`journal-org:<its id in hex>`), those of no organization (no key, or an unknown one)
+to one more (`journal-org:`). A read of `/_mock/requests` on any worker sends that worker's own
+first, has every other worker send its own (the flush barrier, below), then reads: a
+tenant its organization's stream, the operator the newest of every stream
+(JOURNAL, READ_ORG, READ_ALL). It shows what every worker answered, newest first in the order
+the entries reached Redis (entries of two workers answered within a few milliseconds of each
+other may swap places). Each stream keeps its organization's newest `capacity` entries (1,000),
+whatever the others send (issue 12 point 4: a tenant's journal is evicted by its own traffic
+only); the byte bound applies when the journal is read, to each organization's entries as in one
+process. Every stream of the sandbox together keeps at most the server-wide total one process
+keeps (256 MiB), cut by its rule: the scripts that append count the bytes, and the worker told
+the total is passed cuts the fullest streams (redis_total.py). While Redis is full it takes no
+entry (an append needs memory): they wait in the worker, its newest `capacity`, and go with its
+first round trip Redis takes again (redis.py). So do the entries of a round trip that failed for
+any reason (refused, never sent, its answer lost): an outage loses none, and the worker's
+numbering of its entries has Redis append each once (redis_outbox.py).
 
 The entries a round trip takes along are one stream entry an organization (`JOURNAL`): what
 Redis spends on the journal is one INCRBY, one HMGET and one HSET a round trip and one HINCRBY,
 one HSET and one XADD an organization in it (and an XRANGE of the stream entries its XADD trims,
-once its stream is full: their bytes), not commands a request (under load a catch-up carries a
-dozen reads' entries). Versions before kept every organization's in one stream, `journal-v2`
+once its stream is full: their bytes), not commands a request (under reads, a flush carries
+those of `FLUSH_S`). Versions before kept every organization's in one stream, `journal-v2`
 (many entries a stream entry) or `journal` (one): those are read with the new ones, in number
 order, until the journal is cleared; they number on from the same counters, so a rollback to the
 version before appends to its stream and reads it as it did, and this one reads those too once
@@ -631,9 +633,12 @@ class SharedJournal(Journal):
             return
         self._send(entry)
 
-    def _send(self, entry: tuple[Any, ...] | JournalEntry) -> None:
+    def _send(self, entry: tuple[Any, ...] | JournalEntry, pressing: bool = False) -> None:
         self._last = entry  # this worker's own newest, for `last()` (--log-requests)
-        self.store.outbox.add(_encode(entry))  # goes with the worker's next round trip
+        # goes with the worker's next round trip; a read's answer (made from a copy caught up
+        # for it) with its next commit or lease, or the flush (redis.py `send_changes`)
+        pressing = pressing or not self.ordered()
+        self.store.outbox.add(_encode(entry), pressing=pressing)
         self._schedule()
 
     def _schedule(self) -> None:
@@ -668,7 +673,7 @@ class SharedJournal(Journal):
             if status:  # 0: the connection was dropped, nothing was sent either way
                 headers, body = failed(request_id, response[0] if response else ())
                 fields = reanswered(fields, 503, headers, body)
-            self._send((*fields[:POSITION], UNORDERED, *fields[POSITION + 1 :]))
+            self._send((*fields[:POSITION], UNORDERED, *fields[POSITION + 1 :]), pressing=True)
 
     def unstage(self, kept: bool) -> None:
         """The staged copies of a group that sends no commit: sent as they are when its

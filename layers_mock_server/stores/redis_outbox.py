@@ -27,12 +27,15 @@ from typing import Any
 class Outbox:
     """The entries waiting to go (numbered from `first` on) and those on their way."""
 
-    __slots__ = ("capacity", "entries", "first", "sending")
+    __slots__ = ("capacity", "entries", "first", "pressing", "sending")
 
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
         self.entries: list[bytes] = []
         self.first = 0  # the worker's number of entries[0]
+        # Whether one waiting is not a read's answer (a 503, a group's, one a round trip
+        # brought back): a read's catch-up carries them all then, else none (redis.py).
+        self.pressing = False
         # The round trips that carry entries, in the order they were sent: (its future, the
         # number of its first entry, the entries). Each is looked at once it came back.
         self.sending: deque[tuple[asyncio.Future[Any], int, list[bytes]]] = deque()
@@ -40,13 +43,15 @@ class Outbox:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def add(self, *entries: bytes) -> None:
+    def add(self, *entries: bytes, pressing: bool = True) -> None:
         self.entries += entries
+        self.pressing = self.pressing or pressing
 
     def take(self) -> tuple[int, list[bytes]]:
         """Every entry waiting, for a round trip about to go, and the number of the first."""
         self.settle()
         taken, self.entries = self.entries, []
+        self.pressing = False
         first, self.first = self.first, self.first + len(taken)
         return first, taken
 
@@ -76,6 +81,7 @@ class Outbox:
     def back(self, first: int, entries: list[bytes]) -> None:
         """Entries a round trip carried that may not have been appended, ahead of the rest:
         with their numbers if nothing sent after them went, else numbered after the rest."""
+        self.pressing = True
         if first + len(entries) == self.first:
             self.entries[:0] = entries
             self.first = first

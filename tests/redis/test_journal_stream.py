@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import journal_v2
 import orjson
 import pytest
+from grouped import Worker
 from redisd import RedisServer
 from starlette.testclient import TestClient
 from support import ACME_ORG, FULL, GLOBEX, SEED, auth
@@ -18,6 +19,7 @@ from layers_mock_server.core.journal import JournalEntry
 from layers_mock_server.core.store import Batch, StoreConflict
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
+from layers_mock_server.stores import redis_journal
 from layers_mock_server.stores.redis import RedisStore
 from layers_mock_server.stores.redis_journal import CHUNK, _decode, _encode, counted
 
@@ -472,3 +474,44 @@ def test_entries_in_a_row_go_to_their_own_organizations_streams_however_alike_th
     assert stored("org_a") == [row[0], row[1], row[3], row[4], row[7], row[8]]
     assert stored("org_ab") == [row[2]]
     assert stored(quoted) == [row[6]]
+
+
+def test_the_entries_of_reads_answered_one_after_another_reach_redis_as_one_stream_entry(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five reads, each answered after its own catch-up: their entries wait in the worker and
+    go together (the journal's flush, here the read of the journal), one append to the
+    organization's stream, not one a catch-up (each carried the entry of the read before
+    it: a stream entry, an XADD and its trim's XRANGE in Redis for every catch-up)."""
+    monkeypatch.setattr(redis_journal, "FLUSH_S", 3600.0)  # no flush on a timer of its own
+    worker = Worker(redis_server.sandbox())
+    listing = ("GET", "/v1/projects", auth(FULL), None)
+    for _ in range(5):
+        [(status, _)] = worker.together(listing)
+        assert status == 200
+    assert len(worker.store.outbox) == 5  # every read's entry still waits in the worker
+    [(status, page)] = worker.together(("GET", "/_mock/requests", {}, None))
+    assert status == 200
+    assert [i["path"] for i in page["items"]] == ["/v1/projects"] * 5
+    stream = worker.store._stream(ACME_ORG.encode())
+    assert worker.store._client.xlen(stream) == 1
+    worker.close()
+
+
+def test_a_reads_catch_up_takes_along_every_waiting_entry_once_one_is_not_a_reads_answer(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 a failed commit answered (or an entry a failed round trip brought back) goes with
+    the worker's next round trip, a read's catch-up too, and the reads' entries waiting with
+    it: only reads' answers wait for the flush."""
+    monkeypatch.setattr(redis_journal, "FLUSH_S", 3600.0)
+    worker = Worker(redis_server.sandbox())
+    listing = ("GET", "/v1/projects", auth(FULL), None)
+    worker.together(listing)
+    worker.together(listing)
+    assert len(worker.store.outbox) == 2  # two reads' entries wait
+    worker.store.outbox.add(b"a 503's entry")  # (pressing, as `settle` adds a failed one's)
+    worker.together(listing)
+    assert len(worker.store.outbox) == 1  # the last read's own: the catch-up took the rest
+    assert worker.store.journal_read(10)[-1] == (3, b"a 503's entry")
+    worker.close()

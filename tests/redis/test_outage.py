@@ -155,9 +155,10 @@ def test_the_503s_of_a_blackholed_redis_reach_the_journal_once_it_is_back(
 def test_entries_whose_round_trip_ran_but_whose_answer_was_lost_are_journaled_once(
     redis_server: RedisServer,
 ) -> None:
-    """A catch-up carries the worker's waiting entries; Redis runs it (they are appended) and
-    its answer is lost on the way back: the request answers 503 (it cannot know), its
-    entries go again with the next round trip, and Redis appends them only once."""
+    """A create's round trip carries the worker's waiting entries (a read's catch-up carries
+    none); Redis runs it (they are appended) and its answer is lost on the way back: the
+    request answers 503 (it cannot know), its entries go again with the next round trip, and
+    Redis appends them only once."""
     with Blackhole(redis_server.port) as hole:
         worker = Worker(through(hole, redis_server))
         worker.store.pipe.timeout = NEVER_S
@@ -174,12 +175,12 @@ def test_entries_whose_round_trip_ran_but_whose_answer_was_lost_are_journaled_on
             assert not worker.store.pipe.unsent  # ... whole: it reaches Redis, the loop stopped
             return started
 
-        listed = worker.loop.run_until_complete(sent(LIST))
+        created = worker.loop.run_until_complete(sent(CREATE_ONE))
         assert operator.xread({stream: last}, block=30_000)  # Redis appended what it carried
         timed_out(worker)
-        status, _ = worker.loop.run_until_complete(listed)
+        status, _ = worker.loop.run_until_complete(created)
         assert status == 503
-        during = [("GET", CREATE, 503, worker.request_ids[-1])]
+        during = [("POST", CREATE, 503, worker.request_ids[-1])]
         hole.restore()
         assert journal(worker) == before + during
         operator.close()
