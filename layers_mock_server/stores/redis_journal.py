@@ -1,28 +1,28 @@
 """The request journal of a sandbox on Redis: every worker's entries, a capped stream for each
 organization.
 
-Each worker records its entries as a single server does (core/journal.py), keeping none of them
-but its newest (the request log's), and sends them to the sandbox's streams with its next commit or lease to Redis (under writes, no round trip of their
-own), or within `FLUSH_S` (a read's catch-up carries no read's entry unless one of another
-kind waits, a 503 say: under reads alone they go together every `FLUSH_S`, not with each
-catch-up, where they cost Redis an append and its trim's XRANGE every catch-up, ~a quarter of
-its time in the catch-up script: bench/README.md, read16): each organization's to its
-own stream (`journal-org:<its id in hex>`), those of no organization (no key, or an unknown one)
-to one more (`journal-org:`). A read of `/_mock/requests` on any worker sends that worker's own
-first, has every other worker send its own (the flush barrier, below), then reads: a
-tenant its organization's stream, the operator the newest of every stream
-(JOURNAL, READ_ORG, READ_ALL). It shows what every worker answered, newest first in the order
-the entries reached Redis (entries of two workers answered within a few milliseconds of each
-other may swap places). Each stream keeps its organization's newest `capacity` entries (1,000),
-whatever the others send (issue 12 point 4: a tenant's journal is evicted by its own traffic
-only); the byte bound applies when the journal is read, to each organization's entries as in one
-process. Every stream of the sandbox together keeps at most the server-wide total one process
-keeps (256 MiB), cut by its rule: the scripts that append count the bytes, and the worker told
-the total is passed cuts the fullest streams (redis_total.py). While Redis is full it takes no
-entry (an append needs memory): they wait in the worker, its newest `capacity`, and go with its
-first round trip Redis takes again (redis.py). So do the entries of a round trip that failed for
-any reason (refused, never sent, its answer lost): an outage loses none, and the worker's
-numbering of its entries has Redis append each once (redis_outbox.py).
+Each worker records its entries as a single server does (core/journal.py), keeping none of them but
+its newest (the request log's), and sends them to the sandbox's streams with its next commit or
+lease to Redis (under writes, no round trip of their own), or within `FLUSH_S` (a read's catch-up
+carries no read's entry unless one of another kind waits, a 503 say: under reads alone they go
+together every `FLUSH_S`, not with each catch-up, where they cost Redis an append and its trim's
+XRANGE every catch-up, ~a quarter of its time in the catch-up script: bench/README.md, read16): each
+organization's to its own stream (`journal-org:<its id in hex>`), those of no organization (no key,
+or an unknown one) to one more (`journal-org:`). A read of `/_mock/requests` on any worker sends
+that worker's own first, has every other worker send its own (the flush barrier, below), then reads:
+a tenant its organization's stream, the operator the newest of every stream (JOURNAL, READ_ORG,
+READ_ALL). It shows what every worker answered, newest first in the order the entries reached Redis
+(entries of two workers answered within a few milliseconds of each other may swap places). Each
+stream keeps its organization's newest `capacity` entries (1,000), whatever the others send (issue
+12 point 4: a tenant's journal is evicted by its own traffic only); the byte bound applies when the
+journal is read, to each organization's entries as in one process. Every stream of the sandbox
+together keeps at most the server-wide total one process keeps (256 MiB), cut by its rule: the
+scripts that append count the bytes, and the worker told the total is passed cuts the fullest
+streams (redis_total.py). While Redis is full it takes no entry (an append needs memory): they wait
+in the worker, its newest `capacity`, and go with its first round trip Redis takes again (redis.py).
+So do the entries of a round trip that failed for any reason (refused, never sent, its answer lost):
+an outage loses none, and the worker's numbering of its entries has Redis append each once
+(redis_outbox.py).
 
 The entries a round trip takes along are one stream entry an organization (`JOURNAL`): what
 Redis spends on the journal is one INCRBY, one HMGET and one HSET a round trip and one HINCRBY,
