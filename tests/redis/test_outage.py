@@ -73,7 +73,7 @@ def test_the_503s_of_a_redis_restart_and_what_was_queued_before_reach_the_journa
     it is down, started again: the journal shows what was answered before (the last read's
     entry still waited in the worker when Redis went) and every 503, in order, with the
     request ids the clients got."""
-    worker = Worker(own.sandbox())
+    worker = Worker(own.sandbox()).listening()
     before = answered(worker, CREATE_ONE, LIST)
     assert [a[2] for a in before] == [202, 200]
     assert worker.store.outbox  # the read's entry had not gone yet
@@ -160,7 +160,7 @@ def test_entries_whose_round_trip_ran_but_whose_answer_was_lost_are_journaled_on
     request answers 503 (it cannot know), its entries go again with the next round trip, and
     Redis appends them only once."""
     with Blackhole(redis_server.port) as hole:
-        worker = Worker(through(hole, redis_server))
+        worker = Worker(through(hole, redis_server)).listening()
         worker.store.pipe.timeout = NEVER_S
         before = answered(worker, CREATE_ONE, LIST)
         assert worker.store.outbox  # the read's entry waits for the next round trip
@@ -464,7 +464,7 @@ def test_what_a_worker_stopping_after_a_redis_restart_still_held_reaches_the_jou
     was lost (its answer never came, and an append is not tried twice): the last answers a
     client got were missing from the journal."""
     url = own.sandbox()
-    worker = Worker(url)
+    worker = Worker(url).listening()
     before = answered(worker, CREATE_ONE)
     own.kill()
     own.start()
