@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 from clusterd import RedisClusterServers, slot_of
-from support import FULL, PROJECT, SEED, auth
+from support import FULL, HTTP_TIMEOUT_S, PROJECT, SEED, auth
 
 from layers_mock import connect
 from layers_mock_server import serving
@@ -69,7 +69,9 @@ def burst(bases: list[str], key: str, count: int = 10) -> list[tuple[int, Any]]:
 
 
 def influencers(base: str) -> list[str]:
-    page = httpx.get(base + CREATE, headers=auth(FULL), params={"limit": 100}).json()
+    page = httpx.get(
+        base + CREATE, headers=auth(FULL), params={"limit": 100}, timeout=HTTP_TIMEOUT_S
+    ).json()
     assert page["nextCursor"] is None
     return [item["influencerId"] for item in page["items"]]
 

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import httpx
-from support import FULL, PROJECT, SEED, auth
+from support import FULL, HTTP_TIMEOUT_S, PROJECT, SEED, auth
 
 from layers_mock_server import serving
 from layers_mock_server.http.app import build_app
@@ -77,7 +77,10 @@ def listening(waiter: Waiter, base: str) -> None:
             subscribed.set()
 
     handoff._readable = read
-    assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
+    assert (
+        httpx.post(base + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S).status_code
+        == 202
+    )
     assert subscribed.wait(ANSWER_S)
     waiter.tries.clear()
 

@@ -18,7 +18,7 @@ import pytest
 import redis
 from redisd import RedisServer
 from served import BANNER_TIMEOUT_S
-from support import FULL, PROJECT, SEED, auth
+from support import FULL, HTTP_TIMEOUT_S, PROJECT, SEED, auth
 
 from layers_mock_server.cli import main
 
@@ -123,7 +123,7 @@ def killed_mid_burst(redis_server: RedisServer, url: str) -> None:
     unexpected: list[str] = []
 
     def send(me: int) -> None:
-        with httpx.Client(base_url=server.url) as client:
+        with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
             while not enough.is_set():
                 try:
                     answer = client.post(CREATE, headers=auth(FULL), json={})
@@ -171,7 +171,9 @@ def all_influencers(base: str) -> list[str]:
     cursor: str | None = None
     while True:
         params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(base + CREATE, headers=auth(FULL), params=params).json()
+        page = httpx.get(
+            base + CREATE, headers=auth(FULL), params=params, timeout=HTTP_TIMEOUT_S
+        ).json()
         found += [i["influencerId"] for i in page["items"]]
         cursor = page["nextCursor"]
         if cursor is None:

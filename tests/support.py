@@ -39,6 +39,10 @@ CHILD_PROJECT = "prj_8e9f0a1b-2c3d-4e5f-9a6b-7c8d9e0f1a2b"
 PROJECT = "prj_254a4ce1-f4ca-42b1-9e36-17ca45ef3d39"  # Acme, targetGender female
 GLOBEX_PROJECT = "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d"  # Globex, targetGender all
 SEED = 7
+# How long a test waits for a real server's answer (one served on a socket, in a thread or a
+# process) before calling it stuck: httpx's default 5 s is a slow answer, not a hang, on a loaded
+# 2-core CI machine. The browser tests' page fixture waits as long (tests/ui/conftest.py).
+HTTP_TIMEOUT_S = 15.0
 # A partner's pytest session (pytester's, in a process of its own) with the plugins a partner's
 # `layers-mock[pytest]` install has: not the dev environment's Schemathesis and Hypothesis
 # plugins, whose imports were 1.5 s of each session's 2.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import HTTP_TIMEOUT_S
 
 from layers_mock_server import __version__, cli
 from layers_mock_server.cli import banner, main
@@ -193,11 +194,16 @@ def test_log_requests_prints_a_line_per_request_and_the_journal_keeps_bodies() -
             pass
         auth = {"Authorization": "Bearer lp_test_acmefull_Zx81Qm4TnR7vKp2W"}
         created = httpx.post(
-            f"{base}/v1/projects/{PROJECT}/influencers", headers=auth, json={"prompt": "hi"}
+            f"{base}/v1/projects/{PROJECT}/influencers",
+            headers=auth,
+            json={"prompt": "hi"},
+            timeout=HTTP_TIMEOUT_S,
         )
-        httpx.get(f"{base}/v1/whoami", headers={**auth, "Prefer": "fault=503"})
-        httpx.get(f"{base}/nowhere?x=1")
-        journal = httpx.get(f"{base}/_mock/requests").json()["items"]
+        httpx.get(
+            f"{base}/v1/whoami", headers={**auth, "Prefer": "fault=503"}, timeout=HTTP_TIMEOUT_S
+        )
+        httpx.get(f"{base}/nowhere?x=1", timeout=HTTP_TIMEOUT_S)
+        journal = httpx.get(f"{base}/_mock/requests", timeout=HTTP_TIMEOUT_S).json()["items"]
         lines = [process.stdout.readline() for _ in range(4)]
     finally:
         process.send_signal(signal.SIGINT)

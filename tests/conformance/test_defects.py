@@ -20,6 +20,7 @@ from support import (
     CHILD_PROJECT,
     FULL,
     GLOBEX_PROJECT,
+    HTTP_TIMEOUT_S,
     NO_INFLUENCERS,
     NORTH_ADMIN,
     NORTH_PLAIN,
@@ -275,7 +276,9 @@ def test_the_run_changes_only_what_it_created() -> None:
     app = fast_wall_app()
     with serve(Rewrite(app, on_request=record)) as url:
         theirs = httpx.post(
-            f"{url}/v1/projects/{PROJECT}/influencers", headers={"Authorization": f"Bearer {FULL}"}
+            f"{url}/v1/projects/{PROJECT}/influencers",
+            headers={"Authorization": f"Bearer {FULL}"},
+            timeout=HTTP_TIMEOUT_S,
         ).json()["influencerId"]
         writes.clear()
         options = Options(base_url=url, identities=IDS, profile="quick", poll_interval=0.02, seed=2)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from conformance.rewrite import Ctx, Req, Resp, Rewrite
 from conformance.serving import IDS, serve
-from support import BAKERY, FULL, GLOBEX, STANDARD, auth
+from support import BAKERY, FULL, GLOBEX, HTTP_TIMEOUT_S, STANDARD, auth
 
 from layers_mock_server.cli import main
 from layers_mock_server.conformance.report import NOT_CHECKED, PASS
@@ -49,8 +49,14 @@ def test_a_tenant_key_moves_its_own_organizations_clock_only() -> None:
             only=["steering.stage-timings"],
         )
         report, _ = run(options)
-        server = httpx.get(url + "/_mock/clock", headers=auth(GLOBEX)).json()
-        theirs = httpx.get(f"{url}/_mock/organizations/{GLOBEX_ORG}/clock", headers=auth(GLOBEX))
+        server = httpx.get(
+            url + "/_mock/clock", headers=auth(GLOBEX), timeout=HTTP_TIMEOUT_S
+        ).json()
+        theirs = httpx.get(
+            f"{url}/_mock/organizations/{GLOBEX_ORG}/clock",
+            headers=auth(GLOBEX),
+            timeout=HTTP_TIMEOUT_S,
+        )
     assert report.verdicts["steering.stage-timings"].status == PASS
     assert f"/_mock/organizations/{ACME}/clock/advance" in seen
     assert "/_mock/clock/advance" not in seen
@@ -88,7 +94,11 @@ def test_a_tenant_key_of_another_organization_than_the_api_key_is_refused(
         code = _conform(
             url, "--control-plane", "--tenant-key", GLOBEX, "--only", "idempotency.window-24h"
         )
-        globex = httpx.get(f"{url}/_mock/organizations/{GLOBEX_ORG}/clock", headers=auth(GLOBEX))
+        globex = httpx.get(
+            f"{url}/_mock/organizations/{GLOBEX_ORG}/clock",
+            headers=auth(GLOBEX),
+            timeout=HTTP_TIMEOUT_S,
+        )
     err = capsys.readouterr().err
     assert code == 2
     assert "--tenant-key is a key of organization " + GLOBEX_ORG in err
@@ -154,8 +164,14 @@ def test_a_429_on_a_virtual_clock_is_waited_out_on_the_mocks_clock_not_in_real_t
             target.send("POST", path, headers=target.auth(), json_body={}).status
             for _ in range(21)  # a standard key starts 20 jobs a minute
         ]
-        acme = httpx.get(f"{url}/_mock/organizations/{ACME}/clock", headers=auth(STANDARD))
-        server = httpx.get(url + "/_mock/clock", headers=auth(STANDARD)).json()
+        acme = httpx.get(
+            f"{url}/_mock/organizations/{ACME}/clock",
+            headers=auth(STANDARD),
+            timeout=HTTP_TIMEOUT_S,
+        )
+        server = httpx.get(
+            url + "/_mock/clock", headers=auth(STANDARD), timeout=HTTP_TIMEOUT_S
+        ).json()
     assert answers == [202] * 21  # the 21st waited for its window, on the mock's clock
     assert sum(slept) == 0
     assert acme.json()["detached"] is True  # the tenant's own clock moved, nobody else's
@@ -179,7 +195,9 @@ def test_a_throttle_key_of_another_organization_is_not_waited_out_on_the_tenants
             sleep=slept.append,
         )
         report, _ = run(options)
-        acme = httpx.get(f"{url}/_mock/organizations/{ACME}/clock", headers=auth(FULL))
+        acme = httpx.get(
+            f"{url}/_mock/organizations/{ACME}/clock", headers=auth(FULL), timeout=HTTP_TIMEOUT_S
+        )
     verdict = report.verdicts["ratelimits.429-retry-after"]
     assert verdict.status == NOT_CHECKED, verdict
     assert "--throttle-key" in verdict.reason

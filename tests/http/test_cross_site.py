@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support import FULL, Mock, auth, running_server
+from support import FULL, HTTP_TIMEOUT_S, Mock, auth, running_server
 
 from layers_mock_server.settings import Settings, make_app
 
@@ -99,7 +99,7 @@ def test_with_an_admin_token_the_host_is_the_operators_business(mock: Mock) -> N
 
 def test_a_served_mock_refuses_a_page_and_serves_its_own_dashboard() -> None:
     app = make_app(Settings(clock="virtual", strict=True))
-    with running_server(app) as url, httpx.Client(base_url=url) as client:
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_S) as client:
         assert (
             client.post("/_mock/reset", headers={"Origin": "https://evil.example"}).status_code
             == 403

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 import yaml
-from support import FULL, PROJECT, auth, make_mock, running_server
+from support import FULL, HTTP_TIMEOUT_S, PROJECT, auth, make_mock, running_server
 
 from layers_mock_server.http.app import build_app
 
@@ -124,7 +124,10 @@ def test_a_served_mock_routes_on_the_raw_path() -> None:
     """Through the server the mock runs on: the request line's `%2F` reaches the app undecoded
     in `raw_path`, and the answer is the same 404."""
     mock = make_mock()
-    with running_server(build_app(mock.deps)) as url, httpx.Client(base_url=url) as client:
+    with (
+        running_server(build_app(mock.deps)) as url,
+        httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_S) as client,
+    ):
         ok = client.get(f"/v1/projects/{PROJECT}/influencers", headers=auth(FULL))
         encoded = client.get(f"/v1/projects/{PROJECT}%2Finfluencers", headers=auth(FULL))
         control = client.get("/_mock%2Fhealth")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from support import FULL, PROJECT, Mock, auth, make_mock, running_server
+from support import FULL, HTTP_TIMEOUT_S, PROJECT, Mock, auth, make_mock, running_server
 
 OPERATION_HEADERS = ("location", "content-type", "content-length")
 
@@ -116,7 +116,9 @@ def test_twenty_concurrent_creates_with_one_key_make_one_influencer() -> None:
 
     with running_server(mock.client.app) as base:
         responses = asyncio.run(burst(base))
-        listing = httpx.get(f"{base}/v1/projects/{PROJECT}/influencers", headers=auth()).json()
+        listing = httpx.get(
+            f"{base}/v1/projects/{PROJECT}/influencers", headers=auth(), timeout=HTTP_TIMEOUT_S
+        ).json()
     assert {r.status_code for r in responses} == {202}
     assert len({r.content for r in responses}) == 1
     assert len(listing["items"]) == 1

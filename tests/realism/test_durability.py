@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import orjson
 from served import Servers, serve_command
-from support import FULL, PROJECT, SEED, auth
+from support import FULL, HTTP_TIMEOUT_S, PROJECT, SEED, auth
 
 from layers_mock_server.core.clock import Clock
 from layers_mock_server.core.fixtures import load_fixtures
@@ -69,7 +69,9 @@ def test_kill_during_an_import_leaves_the_old_state_or_the_new_one_whole(
     db = tmp_path / "state.sqlite"
     document = big_export()
     first = servers(db)
-    made = httpx.post(first.url + CREATE, headers=auth(FULL), json={}).json()["influencerId"]
+    made = httpx.post(
+        first.url + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+    ).json()["influencerId"]
     old = influencer_ids(first.url)
     assert made in old
     new = {i["influencer_id"] for i in _rows(document, "influencers")}
@@ -115,7 +117,7 @@ def test_a_second_server_on_a_file_in_use_refuses_to_start(
 ) -> None:
     db = tmp_path / "state.sqlite"
     first = servers(db)
-    created = httpx.post(first.url + CREATE, headers=auth(FULL), json={})
+    created = httpx.post(first.url + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S)
     assert created.status_code == 202
     refused = subprocess.run(
         serve_command(db), check=False, capture_output=True, text=True, timeout=60
@@ -126,7 +128,9 @@ def test_a_second_server_on_a_file_in_use_refuses_to_start(
     assert "listening" not in refused.stdout
     first.kill()  # the kernel drops the lock with the process
     second = servers(db)
-    job = httpx.get(second.url + created.headers["location"], headers=auth(FULL))
+    job = httpx.get(
+        second.url + created.headers["location"], headers=auth(FULL), timeout=HTTP_TIMEOUT_S
+    )
     assert job.status_code == 200  # nothing the first server acknowledged was overwritten
 
 

@@ -19,7 +19,7 @@ import pytest
 from clusterd import RedisClusterServers, slot_of
 from clustered import CREATE, burst, counted_across, influencers, keys_on, workers
 from served import BANNER_TIMEOUT_S
-from support import FULL, GLOBEX, SEED, auth
+from support import FULL, GLOBEX, HTTP_TIMEOUT_S, SEED, auth
 
 from layers_mock_server.cli import main
 from layers_mock_server.stores import redis_journal
@@ -84,14 +84,22 @@ def test_serve_on_a_cluster_creates_an_influencer_and_its_job_completes(
     url, _ = redis_cluster.sandbox(on=1)  # on node 1; the URL is node 0's
     server = Serve("--state", url)
     try:
-        created = httpx.post(server.url + CREATE, headers=auth(FULL), json={})
+        created = httpx.post(
+            server.url + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+        )
         assert created.status_code == 202, created.text
         job = created.json()["jobId"]
-        polled = httpx.get(f"{server.url}/v1/jobs/{job}", headers=auth(FULL)).json()
+        polled = httpx.get(
+            f"{server.url}/v1/jobs/{job}", headers=auth(FULL), timeout=HTTP_TIMEOUT_S
+        ).json()
         assert polled["status"] in ("queued", "running")
-        advanced = httpx.post(server.url + "/_mock/clock/advance", json={"seconds": 3600})
+        advanced = httpx.post(
+            server.url + "/_mock/clock/advance", json={"seconds": 3600}, timeout=HTTP_TIMEOUT_S
+        )
         assert advanced.status_code == 200, advanced.text
-        polled = httpx.get(f"{server.url}/v1/jobs/{job}", headers=auth(FULL)).json()
+        polled = httpx.get(
+            f"{server.url}/v1/jobs/{job}", headers=auth(FULL), timeout=HTTP_TIMEOUT_S
+        ).json()
         assert polled["status"] == "completed", polled
     finally:
         assert server.stop() == 0

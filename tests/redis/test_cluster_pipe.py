@@ -20,7 +20,7 @@ from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, keys_on, workers
 from grouped import serves_off_the_loop
 from handoffs import ANSWER_S, Waiter, dropped, failed_over, handed_over, listening, served
-from support import FULL, auth
+from support import FULL, HTTP_TIMEOUT_S, auth
 
 from layers_mock_server.stores.redis import RedisStore
 
@@ -34,7 +34,12 @@ def test_a_worker_answers_health_while_its_shard_says_tryagain(
     url, name = redis_cluster.sandbox(on=1)
     with workers(url, count=1) as bases:
         base = bases[0]
-        assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
+        assert (
+            httpx.post(
+                base + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+            ).status_code
+            == 202
+        )
         slot = slot_of(name)
         source = redis_cluster.owner(slot)
         redis_cluster.move(slot, to=2, keys=keys_on(redis_cluster, source, name)[::2])
@@ -110,7 +115,12 @@ def test_a_cluster_worker_hears_the_lease_given_back_and_follows_its_shard(
         assert ended.wait(ANSWER_S)  # the old shard ended the subscription
         # the listener connects again at once, and finds the slot's new owner (the old one
         # says MOVED); meanwhile a create takes the lease unopposed
-        assert httpx.post(base + CREATE, headers=auth(FULL), json={}).status_code == 202
+        assert (
+            httpx.post(
+                base + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+            ).status_code
+            == 202
+        )
         assert subscribed.wait(ANSWER_S)
         waiter.tries.clear()
         second = holder(url)

@@ -20,7 +20,7 @@ import pytest
 import redis
 from handoffs import ANSWER_S, CREATE, Waiter, listening, served
 from redisd import RedisServer
-from support import FULL, auth
+from support import FULL, HTTP_TIMEOUT_S, auth
 
 from layers_mock_server.core.store import Batch
 from layers_mock_server.http import shared
@@ -113,7 +113,12 @@ def test_a_waiter_whose_holder_was_killed_takes_the_lease_once_it_runs_out(
         thread.join(ANSWER_S)
         assert [r.status_code for r in made] == [202]
         assert waiter.tries[0] is False and waiter.tries[-1] is True
-        assert len(httpx.get(base + CREATE, headers=auth(FULL)).json()["items"]) == 2
+        assert (
+            len(
+                httpx.get(base + CREATE, headers=auth(FULL), timeout=HTTP_TIMEOUT_S).json()["items"]
+            )
+            == 2
+        )
 
 
 def test_a_release_is_published_only_when_a_worker_waits_and_those_behind_hear_the_next_take(

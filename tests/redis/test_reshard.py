@@ -22,7 +22,7 @@ from clusterd import RedisClusterServers, slot_of, started_cluster
 from clustered import CREATE, influencers, keys_on, workers
 from grouped import Worker
 from grouped import influencers as grouped_influencers
-from support import FULL, auth
+from support import FULL, HTTP_TIMEOUT_S, auth
 
 from layers_mock_server.stores.redis import RedisStore
 
@@ -64,17 +64,17 @@ def test_a_request_during_a_half_done_reshard_answers_503_and_loses_nothing(
         assert error["details"]["reason"].split(": ", 1)[1].startswith(("TRYAGAIN", "ASK")), error
         read = httpx.get(bases[0] + CREATE, headers=auth(FULL), timeout=30)
         assert read.status_code == 503 and "being moved" in read.json()["error"]["message"]
-        shared = httpx.get(bases[0] + "/_mock/health").json()["sharedStore"]
+        shared = httpx.get(bases[0] + "/_mock/health", timeout=HTTP_TIMEOUT_S).json()["sharedStore"]
         assert shared["reachable"] is True and "reason" not in shared, shared
         assert shared["refused"].split(": ", 1)[1].startswith(("TRYAGAIN", "ASK")), shared
-        assert httpx.get(bases[0] + "/_mock/ready").status_code == 503
+        assert httpx.get(bases[0] + "/_mock/ready", timeout=HTTP_TIMEOUT_S).status_code == 503
 
         redis_cluster.finish_move(slot, source, to=0)
         assert influencers(bases[0]) == [kept]  # the refused create left nothing
         again = create(bases[0], "mid")
         assert again.status_code == 202, again.text
         assert influencers(bases[0]) == [again.json()["influencerId"], kept]
-        assert httpx.get(bases[0] + "/_mock/ready").status_code == 200
+        assert httpx.get(bases[0] + "/_mock/ready", timeout=HTTP_TIMEOUT_S).status_code == 200
     assert keys_on(redis_cluster, 0, name) and not keys_on(redis_cluster, source, name)
 
 

@@ -21,7 +21,7 @@ from clusterd import RedisClusterServers, slot_of
 from clustered import CREATE, keys_on, workers
 from grouped import Worker
 from redisd import RedisServer, full, replica, started
-from support import FULL, auth
+from support import FULL, HTTP_TIMEOUT_S, auth
 
 from layers_mock_server.core.store import StoreUnavailable
 
@@ -91,7 +91,9 @@ def test_a_reshard_half_way_answers_503_with_retry_after_one_second(
             assert response.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
             assert response.headers.get("retry-after") == "1", response.headers
         assert ready.status_code == 503 and "retry-after" not in ready.headers
-        entries = httpx.get(base + "/_mock/requests", params={"limit": 100}).json()["items"]
+        entries = httpx.get(
+            base + "/_mock/requests", params={"limit": 100}, timeout=HTTP_TIMEOUT_S
+        ).json()["items"]
         assert journaled(entries, refused.headers["x-request-id"]) == "1"
         assert journaled(entries, read.headers["x-request-id"]) == "1"
         # ready's 503 is a control call's: not journaled, as on one server

@@ -17,7 +17,7 @@ import pytest
 import redis
 from redis_served import LIVENESS_S, Serve, marks, refused_with, run_out
 from redisd import RedisServer
-from support import FULL, SEED, auth
+from support import FULL, HTTP_TIMEOUT_S, SEED, auth
 
 from layers_mock_server import cli
 from layers_mock_server.settings import Settings, make_deps
@@ -203,7 +203,9 @@ def test_a_restart_with_new_flags_after_every_worker_stopped_is_taken(
         for _ in range(4):  # (over both workers, as the kernel spreads the connections)
             answer = httpx.get(first.url + "/_mock/chaos", timeout=LIVENESS_S)
             assert answer.status_code == 401  # the token guards it
-            answer = httpx.get(first.url + "/_mock/chaos", headers=auth("tok-1"))
+            answer = httpx.get(
+                first.url + "/_mock/chaos", headers=auth("tok-1"), timeout=HTTP_TIMEOUT_S
+            )
             assert answer.json()["profile"]["latency"] == {"probability": 0.5, "ms": 1}
     finally:
         assert first.stop() == 0

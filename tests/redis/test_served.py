@@ -46,7 +46,7 @@ from redis_served import (
 )
 from redisd import RedisServer, started
 from starlette.testclient import TestClient
-from support import FULL, PROJECT, SEED, auth
+from support import FULL, HTTP_TIMEOUT_S, PROJECT, SEED, auth
 
 from layers_mock_server.cli import main
 from layers_mock_server.http.app import build_app
@@ -116,7 +116,9 @@ def test_two_worker_processes_on_one_port_answer_as_one_mock(
 
         async def burst() -> list[httpx.Response]:
             limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each
-            async with httpx.AsyncClient(base_url=server.url, limits=limits) as client:
+            async with httpx.AsyncClient(
+                base_url=server.url, limits=limits, timeout=HTTP_TIMEOUT_S
+            ) as client:
                 sent = [client.post(CREATE, headers=headers, json={}) for _ in range(20)]
                 return list(await asyncio.gather(*sent))
 
@@ -216,7 +218,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_it_acknowledged(
     thirty, enough = threading.Event(), threading.Event()
 
     def send() -> None:
-        with httpx.Client(base_url=server.url) as client:
+        with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
             while not enough.is_set():
                 try:
                     answer = client.post(CREATE, headers=auth(FULL), json={})

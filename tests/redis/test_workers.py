@@ -23,7 +23,7 @@ import orjson
 import pytest
 from clustered import workers
 from starlette.testclient import TestClient
-from support import FULL, GLOBEX, PROJECT, SEED, STANDARD, auth
+from support import FULL, GLOBEX, HTTP_TIMEOUT_S, PROJECT, SEED, STANDARD, auth
 
 from layers_mock_server import serving
 from layers_mock_server.core.clock import Clock
@@ -61,7 +61,9 @@ def test_twenty_concurrent_creates_with_one_key_over_two_workers_make_one_influe
         assert {status for status, _ in answers} == {202}, [a for a in answers if a[0] != 202][:2]
         assert all(body == answers[0][1] for _, body in answers)  # 20 identical answers
         for base in bases:  # and both workers list exactly one influencer
-            listed = httpx.get(base + CREATE, headers=auth(FULL)).json()["items"]
+            listed = httpx.get(base + CREATE, headers=auth(FULL), timeout=HTTP_TIMEOUT_S).json()[
+                "items"
+            ]
             assert [i["influencerId"] for i in listed] == [answers[0][1]["influencerId"]]
 
 
@@ -79,20 +81,36 @@ def test_the_standard_tiers_read_limit_holds_exactly_across_workers(sandbox: str
         answers = spread(bases, [("GET", "/v1/whoami", auth(STANDARD), None)] * 130)
         assert sorted(status for status, _ in answers) == [200] * 120 + [429] * 10
         # a write in between carries windows in its commit: the count still holds after it
-        assert httpx.post(bases[0] + CREATE, headers=auth(STANDARD), json={}).status_code == 202
-        again = httpx.get(bases[1] + "/v1/whoami", headers=auth(STANDARD))
+        assert (
+            httpx.post(
+                bases[0] + CREATE, headers=auth(STANDARD), json={}, timeout=HTTP_TIMEOUT_S
+            ).status_code
+            == 202
+        )
+        again = httpx.get(bases[1] + "/v1/whoami", headers=auth(STANDARD), timeout=HTTP_TIMEOUT_S)
         assert again.status_code == 429
-        assert httpx.post(bases[1] + "/_mock/clock/advance", json={"seconds": 60}).is_success
-        assert httpx.get(bases[0] + "/v1/whoami", headers=auth(STANDARD)).status_code == 200
+        assert httpx.post(
+            bases[1] + "/_mock/clock/advance", json={"seconds": 60}, timeout=HTTP_TIMEOUT_S
+        ).is_success
+        assert (
+            httpx.get(
+                bases[0] + "/v1/whoami", headers=auth(STANDARD), timeout=HTTP_TIMEOUT_S
+            ).status_code
+            == 200
+        )
 
 
 def test_a_rule_with_a_count_fires_exactly_that_often_across_workers(sandbox: str) -> None:
     with workers(sandbox) as bases:
         rule = {"match": {"operationId": "createInfluencer"}, "fault": "500", "count": 2}
-        assert httpx.post(bases[1] + "/_mock/rules", json=rule).status_code == 201
+        assert (
+            httpx.post(bases[1] + "/_mock/rules", json=rule, timeout=HTTP_TIMEOUT_S).status_code
+            == 201
+        )
         answers = spread(bases, [("POST", CREATE, auth(FULL), {})] * 8)
         assert sorted(status for status, _ in answers) == [202] * 6 + [500] * 2
-        assert httpx.get(bases[0] + "/_mock/rules").json()["items"] == []  # used up, everywhere
+        rules = httpx.get(bases[0] + "/_mock/rules", timeout=HTTP_TIMEOUT_S).json()["items"]
+        assert rules == []  # used up, everywhere
 
 
 def test_ids_follow_the_order_of_requests_as_in_one_process(sandbox: str) -> None:
@@ -101,11 +119,16 @@ def test_ids_follow_the_order_of_requests_as_in_one_process(sandbox: str) -> Non
     bodies = [{"gender": g} for g in ("female", "male", "female", "male")]
     with workers(sandbox) as bases:
         shared = [
-            httpx.post(bases[n % 2] + CREATE, headers=auth(FULL), json=body).json()
+            httpx.post(
+                bases[n % 2] + CREATE, headers=auth(FULL), json=body, timeout=HTTP_TIMEOUT_S
+            ).json()
             for n, body in enumerate(bodies)
         ]
     with workers("memory", count=1) as (base,):
-        alone = [httpx.post(base + CREATE, headers=auth(FULL), json=body).json() for body in bodies]
+        alone = [
+            httpx.post(base + CREATE, headers=auth(FULL), json=body, timeout=HTTP_TIMEOUT_S).json()
+            for body in bodies
+        ]
     assert [a["influencerId"] for a in shared] == [a["influencerId"] for a in alone]
     assert [a["jobId"] for a in shared] == [a["jobId"] for a in alone]
 
@@ -114,40 +137,67 @@ def test_lists_read_on_one_worker_follow_what_another_changed(sandbox: str) -> N
     """Creates, a cancel, a delete and poll steps on one worker; every list and status filter
     read on the other (whose list index was built before) answers as the writer does."""
     with workers(sandbox) as (reader, writer):
-        made = [httpx.post(writer + CREATE, headers=auth(FULL), json={}).json() for _ in range(2)]
+        made = [
+            httpx.post(writer + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S).json()
+            for _ in range(2)
+        ]
 
         def lists(base: str) -> list[Any]:
             return [
-                httpx.get(base + CREATE, headers=auth(FULL), params=params).json()
+                httpx.get(
+                    base + CREATE, headers=auth(FULL), params=params, timeout=HTTP_TIMEOUT_S
+                ).json()
                 for params in [{}, {"status": "pending"}, {"status": "failed"}, {"limit": 1}]
             ]
 
         lists(reader)  # the reader builds its index now, before the changes below
         poll = auth(FULL, Prefer="progression=poll")
-        made += [httpx.post(writer + CREATE, headers=poll, json={}).json() for _ in range(3)]
-        cancel = httpx.post(f"{writer}/v1/jobs/{made[0]['jobId']}/cancel", headers=auth(FULL))
+        made += [
+            httpx.post(writer + CREATE, headers=poll, json={}, timeout=HTTP_TIMEOUT_S).json()
+            for _ in range(3)
+        ]
+        cancel = httpx.post(
+            f"{writer}/v1/jobs/{made[0]['jobId']}/cancel",
+            headers=auth(FULL),
+            timeout=HTTP_TIMEOUT_S,
+        )
         assert cancel.status_code == 202
         gone = httpx.delete(
-            f"{writer}/v1/influencers/{made[1]['influencerId']}", headers=auth(FULL)
+            f"{writer}/v1/influencers/{made[1]['influencerId']}",
+            headers=auth(FULL),
+            timeout=HTTP_TIMEOUT_S,
         )
         assert gone.status_code == 200
         for _ in range(3):  # poll steps move a job between statuses
-            assert httpx.get(f"{writer}/v1/jobs/{made[2]['jobId']}", headers=auth(FULL)).is_success
-        assert httpx.post(writer + "/_mock/clock/advance", json={"seconds": 5}).is_success
+            assert httpx.get(
+                f"{writer}/v1/jobs/{made[2]['jobId']}", headers=auth(FULL), timeout=HTTP_TIMEOUT_S
+            ).is_success
+        assert httpx.post(
+            writer + "/_mock/clock/advance", json={"seconds": 5}, timeout=HTTP_TIMEOUT_S
+        ).is_success
         assert lists(reader) == lists(writer)
         assert len(lists(reader)[0]["items"]) == 4
 
 
 def test_the_clock_moved_on_one_worker_moves_every_workers_jobs(sandbox: str) -> None:
     with workers(sandbox) as (first, second):
-        job = httpx.post(first + CREATE, headers=auth(FULL), json={}).json()["jobId"]
-        assert httpx.get(f"{second}/v1/jobs/{job}", headers=auth(FULL)).json()["status"] == (
-            "running"
-        )
-        assert httpx.post(first + "/_mock/clock/advance", json={"seconds": 3600}).is_success
-        done = httpx.get(f"{second}/v1/jobs/{job}", headers=auth(FULL)).json()
+        job = httpx.post(
+            first + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+        ).json()["jobId"]
+        assert httpx.get(
+            f"{second}/v1/jobs/{job}", headers=auth(FULL), timeout=HTTP_TIMEOUT_S
+        ).json()["status"] == ("running")
+        assert httpx.post(
+            first + "/_mock/clock/advance", json={"seconds": 3600}, timeout=HTTP_TIMEOUT_S
+        ).is_success
+        done = httpx.get(
+            f"{second}/v1/jobs/{job}", headers=auth(FULL), timeout=HTTP_TIMEOUT_S
+        ).json()
         assert done["status"] == "completed"
-        assert httpx.get(second + "/_mock/clock").json() == httpx.get(first + "/_mock/clock").json()
+        assert (
+            httpx.get(second + "/_mock/clock", timeout=HTTP_TIMEOUT_S).json()
+            == httpx.get(first + "/_mock/clock", timeout=HTTP_TIMEOUT_S).json()
+        )
 
 
 def test_a_worker_joining_a_wall_clock_sandbox_keeps_its_time(
@@ -163,11 +213,15 @@ def test_a_worker_joining_a_wall_clock_sandbox_keeps_its_time(
     monkeypatch.setitem(Clock.__init__.__kwdefaults__, "ticker", lambda: 0)
 
     def now(base: str) -> datetime:
-        return datetime.fromisoformat(httpx.get(base + "/_mock/clock").json()["now"])
+        return datetime.fromisoformat(
+            httpx.get(base + "/_mock/clock", timeout=HTTP_TIMEOUT_S).json()["now"]
+        )
 
     store = RedisStore(sandbox)
     with workers(sandbox, count=1, clock="wall") as (first,):
-        httpx.post(first + CREATE, headers=auth(FULL), json={}).raise_for_status()
+        httpx.post(
+            first + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+        ).raise_for_status()
         store.open()
         client = store._client
         committed = int(client.get(store.keys["at"]))  # Redis's clock at that commit, in ms
@@ -177,25 +231,37 @@ def test_a_worker_joining_a_wall_clock_sandbox_keeps_its_time(
             seconds, micros = client.time()
             since = timedelta(milliseconds=seconds * 1000 + micros // 1000 - committed)
             assert timedelta(hours=1) <= ahead <= timedelta(hours=1) + since
-            httpx.post(late + CREATE, headers=auth(FULL), json={}).raise_for_status()
+            httpx.post(
+                late + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+            ).raise_for_status()
             assert now(first) == now(late)
     store.close()
 
 
 def test_a_reset_or_an_import_on_one_worker_reaches_every_worker(sandbox: str) -> None:
     with workers(sandbox) as (first, second):
-        made = httpx.post(second + CREATE, headers=auth(FULL), json={}).json()
-        exported = httpx.get(second + "/_mock/state").content
-        assert httpx.post(first + "/_mock/reset", json={}).is_success
-        assert httpx.get(second + CREATE, headers=auth(FULL)).json()["items"] == []
+        made = httpx.post(
+            second + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+        ).json()
+        exported = httpx.get(second + "/_mock/state", timeout=HTTP_TIMEOUT_S).content
+        assert httpx.post(first + "/_mock/reset", json={}, timeout=HTTP_TIMEOUT_S).is_success
+        assert (
+            httpx.get(second + CREATE, headers=auth(FULL), timeout=HTTP_TIMEOUT_S).json()["items"]
+            == []
+        )
         put = httpx.put(
-            first + "/_mock/state", content=exported, headers={"content-type": "application/json"}
+            first + "/_mock/state",
+            content=exported,
+            headers={"content-type": "application/json"},
+            timeout=HTTP_TIMEOUT_S,
         )
         assert put.status_code == 200, put.text
-        listed = httpx.get(second + CREATE, headers=auth(FULL)).json()["items"]
+        listed = httpx.get(second + CREATE, headers=auth(FULL), timeout=HTTP_TIMEOUT_S).json()[
+            "items"
+        ]
         assert [i["influencerId"] for i in listed] == [made["influencerId"]]
         with workers(sandbox, count=1) as (late,):  # and a worker that starts afterwards
-            now = orjson.loads(httpx.get(late + "/_mock/state").content)
+            now = orjson.loads(httpx.get(late + "/_mock/state", timeout=HTTP_TIMEOUT_S).content)
             before = orjson.loads(exported)
             for document in (now, before):
                 del document["requests"]  # request numbers only move forward, per worker
@@ -204,15 +270,33 @@ def test_a_reset_or_an_import_on_one_worker_reaches_every_worker(sandbox: str) -
 
 def test_a_new_worker_starts_from_what_the_others_wrote(sandbox: str) -> None:
     with workers(sandbox, count=1) as (first,):
-        made = httpx.post(first + CREATE, headers=auth(GLOBEX.replace("globex", "acme")), json={})
+        made = httpx.post(
+            first + CREATE,
+            headers=auth(GLOBEX.replace("globex", "acme")),
+            json={},
+            timeout=HTTP_TIMEOUT_S,
+        )
         assert made.status_code == 401  # a key that does not exist, to be sure of the next line
-        made = httpx.post(first + CREATE, headers=auth(FULL), json={}).json()
+        made = httpx.post(
+            first + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+        ).json()
         with workers(sandbox, count=1) as (late,):
-            listed = httpx.get(late + CREATE, headers=auth(FULL)).json()["items"]
+            listed = httpx.get(late + CREATE, headers=auth(FULL), timeout=HTTP_TIMEOUT_S).json()[
+                "items"
+            ]
             assert [i["influencerId"] for i in listed] == [made["influencerId"]]
-            again = httpx.post(late + CREATE, headers=auth(FULL), json={}).json()
+            again = httpx.post(
+                late + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+            ).json()
             assert again["influencerId"] != made["influencerId"]
-        assert len(httpx.get(first + CREATE, headers=auth(FULL)).json()["items"]) == 2
+        assert (
+            len(
+                httpx.get(first + CREATE, headers=auth(FULL), timeout=HTTP_TIMEOUT_S).json()[
+                    "items"
+                ]
+            )
+            == 2
+        )
 
 
 def test_a_latency_fault_gives_the_lease_up_while_it_sleeps(sandbox: str) -> None:
@@ -362,7 +446,10 @@ def test_a_concurrent_mix_on_two_workers_leaves_them_agreeing(sandbox: str) -> N
         for c in clients:
             c.join()
         assert refused == []
-        states = [orjson.loads(httpx.get(base + "/_mock/state").content) for base in bases]
+        states = [
+            orjson.loads(httpx.get(base + "/_mock/state", timeout=HTTP_TIMEOUT_S).content)
+            for base in bases
+        ]
         for state in states:
             del state["requests"]  # request numbers are each worker's own
         assert states[0] == states[1]
@@ -371,7 +458,10 @@ def test_a_concurrent_mix_on_two_workers_leaves_them_agreeing(sandbox: str) -> N
                 params = {"limit": 100, **({"status": status} if status else {})}
                 path = f"/v1/projects/{project}/influencers"
                 pages = [
-                    httpx.get(b + path, headers=auth(key), params=params).json() for b in bases
+                    httpx.get(
+                        b + path, headers=auth(key), params=params, timeout=HTTP_TIMEOUT_S
+                    ).json()
+                    for b in bases
                 ]
                 assert pages[0] == pages[1]
 
@@ -390,20 +480,27 @@ def test_an_organizations_own_clock_moved_on_one_worker_is_its_clock_on_every_wo
     globex = "org_8d1e5f3a-6c2b-4e7d-a9f0-1b3c5d7e9f02"
     foreign_project = "prj_7b3e9d21-4a5c-4f6e-8d9b-0c1a2e3f4b5d"
     with workers(sandbox) as (first, second):
-        ours = httpx.post(first + CREATE, headers=auth(FULL), json={}).json()["jobId"]
+        ours = httpx.post(
+            first + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+        ).json()["jobId"]
         theirs = httpx.post(
-            f"{first}/v1/projects/{foreign_project}/influencers", headers=auth(GLOBEX), json={}
+            f"{first}/v1/projects/{foreign_project}/influencers",
+            headers=auth(GLOBEX),
+            json={},
+            timeout=HTTP_TIMEOUT_S,
         ).json()["jobId"]
         moved = httpx.post(
-            f"{second}/_mock/organizations/{globex}/clock/advance", json={"seconds": 86400}
+            f"{second}/_mock/organizations/{globex}/clock/advance",
+            json={"seconds": 86400},
+            timeout=HTTP_TIMEOUT_S,
         )
         assert moved.status_code == 200, moved.text
-        assert httpx.get(f"{first}/v1/jobs/{theirs}", headers=auth(GLOBEX)).json()["status"] == (
-            "completed"
-        )
-        assert httpx.get(f"{first}/v1/jobs/{ours}", headers=auth(FULL)).json()["status"] == (
-            "running"
-        )
+        assert httpx.get(
+            f"{first}/v1/jobs/{theirs}", headers=auth(GLOBEX), timeout=HTTP_TIMEOUT_S
+        ).json()["status"] == ("completed")
+        assert httpx.get(
+            f"{first}/v1/jobs/{ours}", headers=auth(FULL), timeout=HTTP_TIMEOUT_S
+        ).json()["status"] == ("running")
 
 
 def test_a_store_that_went_back_is_read_again_whole(sandbox: str) -> None:
@@ -504,7 +601,9 @@ def test_a_worker_no_request_reached_follows_what_the_others_write(
     try:
         with workers(sandbox, count=1) as [base]:
             made = sorted(
-                httpx.post(base + CREATE, headers=auth(FULL), json={}).json()["influencerId"]
+                httpx.post(
+                    base + CREATE, headers=auth(FULL), json={}, timeout=HTTP_TIMEOUT_S
+                ).json()["influencerId"]
                 for _ in range(3)
             )
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from redisd import started
 from served import BANNER_TIMEOUT_S, serve_command
-from support import BAKERY, CHILD_ORG, FULL, GLOBEX, KILLED, NORTH_ADMIN
+from support import BAKERY, CHILD_ORG, FULL, GLOBEX, HTTP_TIMEOUT_S, KILLED, NORTH_ADMIN
 
 from layers_mock import LayersMock, LayersMockError, RemoteMock, connect
 from layers_mock_server import serving
@@ -311,7 +311,7 @@ def test_a_tenant_on_an_open_server_still_resets_and_reads_only_its_own(
         assert [r.method for r in globex.requests()] == ["POST"]
         globex.reset()
         assert globex.requests() == []
-        with httpx.Client(base_url=layers_mock_server.base_url) as api:
+        with httpx.Client(base_url=layers_mock_server.base_url, timeout=HTTP_TIMEOUT_S) as api:
             kept = api.get(f"/v1/jobs/{acme_job}", headers={"Authorization": f"Bearer {FULL}"})
         assert kept.status_code == 200  # Acme's job survived Globex's reset
 
@@ -325,7 +325,7 @@ def test_a_tenant_on_an_open_server_counts_its_requests_after_anothers_burst(
     with connect(layers_mock_server.base_url, key=GLOBEX) as globex:
         with globex.client() as api:
             assert api.get("/v1/whoami").status_code == 200
-        with httpx.Client(base_url=layers_mock_server.base_url) as api:
+        with httpx.Client(base_url=layers_mock_server.base_url, timeout=HTTP_TIMEOUT_S) as api:
             for _ in range(1_000):
                 api.get("/v1/whoami", headers={"Authorization": f"Bearer {FULL}"})
         globex.assert_called("GET", "/v1/whoami", times=1)

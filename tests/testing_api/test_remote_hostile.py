@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from support import FULL
+from support import FULL, HTTP_TIMEOUT_S
 
 from layers_mock import LayersMock, LayersMockError, connect
 
@@ -147,7 +147,7 @@ def test_a_tenants_reset_on_an_older_mock_says_so_rather_than_miscount(
 ) -> None:
     """Counting by `sequence` was wrong on a shared sandbox; without a mark to count by,
     `reset()` says what is missing instead of a KeyError."""
-    with httpx.Client(base_url=layers_mock_server.base_url) as api:
+    with httpx.Client(base_url=layers_mock_server.base_url, timeout=HTTP_TIMEOUT_S) as api:
         OlderMock.fixtures = api.get("/_mock/fixtures").content
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OlderMock)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()

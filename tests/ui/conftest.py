@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import SEED, running_server
+from support import HTTP_TIMEOUT_S, SEED, running_server
 
 from layers_mock_server.core.clock import Clock
 from layers_mock_server.core.fixtures import load_fixtures
@@ -42,6 +42,9 @@ ARGS = [
 EXPECTED_REFUSAL = re.compile(
     r"^Failed to load resource: the server responded with a status of 4\d\d"
 )
+# How long a page step (a click, an `expect`) waits: Playwright's own 5 s is a slow step, not a
+# hang, on a loaded 2-core CI machine; the same patience the tests give a server's answer.
+PAGE_TIMEOUT_MS = round(HTTP_TIMEOUT_S * 1000)
 STUCK_AFTER_S = 120  # a browser test takes 1 to 5 s; this is a hang, not a slow machine
 HOW = (
     "install Debian's chromium (`apt-get install chromium`) or point LAYERS_MOCK_CHROMIUM at a "
@@ -60,9 +63,10 @@ def browser() -> Iterator[Any]:
     # Module scope: Playwright's sync API keeps an event loop running on this thread until it
     # stops, so it must stop with the module that used it, or a later asyncio.run() fails.
     try:
-        from playwright.sync_api import Error, sync_playwright
+        from playwright.sync_api import Error, expect, sync_playwright
     except ImportError:
         _cannot_run("the playwright package is not installed")
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)  # every `expect` in tests/ui, not just some
     if not os.path.exists(CHROMIUM):
         _cannot_run(f"no Chromium at {CHROMIUM}")
     playwright = sync_playwright().start()
@@ -90,7 +94,10 @@ class Served:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     deps = Deps(sim=Simulator(load_fixtures(), Clock("virtual"), SEED), strict=True)
-    with running_server(build_app(deps)) as url, httpx.Client(base_url=url) as api:
+    with (
+        running_server(build_app(deps)) as url,
+        httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_S) as api,
+    ):
         yield Served(url, deps, api)
 
 
@@ -133,7 +140,7 @@ def page(browser: Any, server: Served) -> Iterator[Any]:
         viewport={"width": 1440, "height": 900},
         permissions=["clipboard-read", "clipboard-write"],
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
     tab = context.new_page()
     tab.on("pageerror", lambda exc: server.errors.append(str(exc)))
     tab.on("console", lambda message: _console_error(server, message))
