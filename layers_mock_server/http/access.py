@@ -18,7 +18,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ..core.errors import ApiError
 from ..core.records import canonical_id
@@ -47,6 +47,17 @@ def _matches(given: str | None, token: str) -> bool:
     if not given:
         return False
     return hmac.compare_digest(given.encode(), token.encode())
+
+
+def token_in_query(query_string: bytes) -> str | None:
+    """The `?token=` a dashboard page URL carries (the first, blank kept as blank), or None.
+
+    A browser following a link cannot add an Authorization header, so a page's URL may carry
+    the admin token or a tenant's key instead: read here, for `control_principal`, by the
+    dashboard's pipeline (ui/pipeline.py) and a worker waiting for Redis (http/waiting.py) alike.
+    """
+    pairs = parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True)
+    return next((value for name, value in pairs if name == "token"), None)
 
 
 def control_principal(

@@ -48,7 +48,7 @@ from ..core.errors import ApiError
 from ..core.ids import ulid_from
 from ..spec import Operation
 from . import inputs
-from .access import check_origin
+from .access import check_origin, token_in_query
 from .app import without_body
 from .dispatch import routed_path
 from .pipeline import RETRY_AFTER
@@ -152,7 +152,7 @@ class Waiting:
     ) -> None:
         """The operation's answer, as far as it needs no state."""
         from ..ui.pages import UI_HANDLERS
-        from ..ui.pipeline import _query_token, browser_dashboard, send_unreachable
+        from ..ui.pipeline import browser_dashboard, send_unreachable
         from .unsimulated import not_simulated
 
         op, headers = target.op, inputs.header_map(scope)
@@ -167,7 +167,7 @@ class Waiting:
                 _check_key(headers.get("authorization"))
             else:
                 check_origin(self.admin_token, headers, scope.get("server"))
-                token = _query_token(query) if op.operation_id in UI_HANDLERS else None
+                token = token_in_query(query) if op.operation_id in UI_HANDLERS else None
                 self._check_control(headers.get("authorization"), token)
             if op.path == HEALTH:
                 store = {"reachable": False, "reason": self.reason, "waitingMs": 0, "full": False}

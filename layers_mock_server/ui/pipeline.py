@@ -8,13 +8,12 @@ browser following a link cannot add an Authorization header.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from ..core.errors import ApiError
 from ..core.store import StoreUnavailable
 from ..deps import Deps
 from ..http import inputs
-from ..http.access import OPEN, check_site, control_principal
+from ..http.access import OPEN, check_site, control_principal, token_in_query
 from ..http.control import journal_of
 from ..http.curl import base_url
 from ..http.pipeline import RETRY_AFTER, error_headers, storage_error
@@ -42,11 +41,6 @@ async def send_unreachable(send: Any, out: Headers) -> None:
     await send_page(send, page.status, out, page.body, page.media_type)
 
 
-def _query_token(query_string: bytes) -> str | None:
-    pairs = parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True)
-    return next((value for name, value in pairs if name == "token"), None)
-
-
 class UiPipeline:
     __slots__ = ("deps", "handler", "op", "public")
 
@@ -67,7 +61,7 @@ class UiPipeline:
         raw_query = scope.get("query_string", b"")
         media_type = JSON
         try:
-            token = _query_token(raw_query)
+            token = token_in_query(raw_query)
             if not self.public:
                 check_site(deps, headers, scope.get("server"))
             principal = (
