@@ -563,7 +563,8 @@ def opened(settings: Settings) -> tuple[Deps | None, str]:
     (`Opening`). SIGTERM (the serve stopping) or SIGINT during this try ends the process
     (`worker_app`); a refusal that needs someone to act (other settings on the sandbox, a
     state this version cannot read) ends it at once, as before. `serve` itself, started
-    while Redis cannot be reached, says so and exits 2."""
+    while Redis cannot be reached, does not exit either: it says so and answers from the same
+    stand-in until Redis answers (`_serve_waiting`)."""
     try:
         return make_deps(settings), ""
     except StoreUnreachable as exc:

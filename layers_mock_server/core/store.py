@@ -38,9 +38,10 @@ class StoreUnavailable(Exception):
 
 class StoreUnreachable(ValueError):
     """A shared store that could not be reached as it opened (the connection refused or not
-    made in time, Redis loading its dataset): a cause that passes by itself. `serve` says so
-    in one sentence and exits 2, as for any other ValueError of its start; a worker started
-    in place of one that died waits for the store instead (cli.py `opened`)."""
+    made in time, Redis loading its dataset): a cause that passes by itself. Unlike any other
+    ValueError of its start (one sentence, exit 2), `serve` does not exit for it: it says so
+    and answers from a stand-in (http/waiting.py) until the store opens (cli.py
+    `_serve_waiting`), as a worker started in place of one that died does (cli.py `opened`)."""
 
 
 class StoreBroken(StoreUnavailable):
