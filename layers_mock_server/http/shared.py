@@ -998,6 +998,10 @@ class SharedGate:
         request_id = self.deps.sim.request_id()
         headers = [(b"x-request-id", request_id.encode())]
         from ..ui.pipeline import browser_dashboard, send_unreachable  # (ui imports http)
+        from .app import without_body  # (app imports this module)
+
+        if scope["method"] == "HEAD":  # the GET's answer without its body, as the app sends
+            send = without_body(send)
 
         if browser_dashboard(scope["method"], scope["path"], _accept(scope)):
             await send_unreachable(send, headers)  # a control route: not journaled, below

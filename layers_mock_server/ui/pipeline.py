@@ -30,8 +30,9 @@ RETRY_AFTER_S = int(RETRY_AFTER["retry-after"])
 def browser_dashboard(method: str, path: str, accept: str | None) -> bool:
     """A browser opening the dashboard: while Redis cannot be reached it gets a page that
     says so and reloads itself (`unreachable_page`), from a running worker's gate
-    (http/shared.py), this pipeline, or a worker waiting for Redis (http/waiting.py) alike."""
-    return method == "GET" and path == DASHBOARD and "text/html" in (accept or "")
+    (http/shared.py), this pipeline, or a worker waiting for Redis (http/waiting.py) alike.
+    HEAD too: its answer is the GET's headers without the body (RFC 9110 §9.3.2)."""
+    return method in ("GET", "HEAD") and path == DASHBOARD and "text/html" in (accept or "")
 
 
 async def send_unreachable(send: Any, out: Headers) -> None:

@@ -447,3 +447,42 @@ def test_a_browser_opening_the_dashboard_while_redis_is_down_gets_the_page_that_
     status, _, body = worker.loop.run_until_complete(worker.exchange("GET", "/_mock/ui", {}))
     assert status == 503 and orjson.loads(body)["error"]["code"] == "STORAGE_UNAVAILABLE"
     worker.close()
+
+
+def test_a_browsers_head_of_the_dashboard_while_redis_is_down_is_the_stand_ins_and_its_get(
+    own: RedisServer,
+) -> None:
+    """HEAD is GET without the body (RFC 9110 §9.3.2). A browser's HEAD of the dashboard, Redis
+    gone: the stand-in (http/waiting.py) answered with the page's headers, a running worker
+    with the JSON 503's (application/json, another length). Both now answer the page's
+    headers, those of the GET, and no body."""
+    worker = Worker(own.sandbox())
+    own.kill()
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+    def kept(headers: Any) -> dict[str, str]:  # all but the request id, each answer's own
+        found = {k.decode() if isinstance(k, bytes) else k: v for k, v in headers}
+        found.pop("x-request-id")
+        return {k: v.decode() if isinstance(v, bytes) else v for k, v in found.items()}
+
+    def running(method: str) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = worker.loop.run_until_complete(
+            worker.exchange(method, "/_mock/ui", browser)
+        )
+        return status, kept(headers), body
+
+    async def stand_in(method: str) -> tuple[int, dict[str, str], bytes]:
+        transport = httpx.ASGITransport(app=Waiting("redis: down", None))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            answer = await client.request(method, "/_mock/ui", headers=browser)
+        return answer.status_code, kept(answer.headers.raw), answer.content
+
+    get = running("GET")
+    assert get[1]["content-type"] == "text/html; charset=utf-8"
+    head = running("HEAD")
+    assert head == (get[0], get[1], b"")
+    assert asyncio.run(stand_in("HEAD")) == head
+    assert asyncio.run(stand_in("GET"))[:2] == get[:2]
+    partner = worker.loop.run_until_complete(worker.exchange("HEAD", "/v1/whoami", auth(FULL)))
+    assert (partner[0], partner[2]) == (503, b"")  # any HEAD: no body after the headers
+    worker.close()
