@@ -98,6 +98,8 @@ def seed(text: str) -> int:
 
 
 MAX_WORKERS = 64
+# where the banner's links point for a serve on every interface (`banner`): no binding
+WILDCARD_LINKS = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}  # noqa: S104
 
 
 def workers(text: str) -> int:
@@ -228,6 +230,9 @@ def banner(
     # an IPv6 address goes in brackets (RFC 3986), or the URLs below cannot be pasted
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{settings.port}"
+    # 0.0.0.0 and :: name every interface to listen on, not a host to reach (RFC 1122
+    # §3.2.1.3): the links to paste go to loopback, which every interface includes
+    link = f"http://{WILDCARD_LINKS.get(settings.host, host)}:{settings.port}"
     state = f"{shown(settings.state or 'memory')} · {workers} worker{'s' if workers > 1 else ''}"
     clock = f"wall (speed {settings.speed:g})" if settings.clock == "wall" else settings.clock
     fixtures = "default (shipped with layers-mock)" if settings.fixtures is None else None
@@ -251,11 +256,11 @@ def banner(
     if settings.admin_token:
         lines.append(f"  control plane token: {settings.admin_token}")
     token = f"?token={settings.admin_token}" if settings.admin_token else ""
-    lines.append(f"  dashboard: {url}/_mock/ui{token}")
+    lines.append(f"  dashboard: {link}/_mock/ui{token}")
     if deps_keys and project:
         lines += [
             "  try:",
-            f"    curl -s -X POST {url}/v1/projects/{project}/influencers \\",
+            f"    curl -s -X POST {link}/v1/projects/{project}/influencers \\",
             f"      -H 'Authorization: Bearer {deps_keys[0][0]}' \\",
             "      -H 'Content-Type: application/json' \\",
             '      -d \'{"gender": "female", "prompt": "barista energy"}\'',

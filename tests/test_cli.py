@@ -165,6 +165,28 @@ def test_the_banner_brackets_an_ipv6_address_so_its_urls_can_be_pasted() -> None
     assert "listening on http://127.0.0.1:4010" in banner(Settings(), keys, None)
 
 
+@pytest.mark.parametrize(
+    ("host", "listening", "link"),
+    [
+        ("0.0.0.0", "http://0.0.0.0:4010", "http://127.0.0.1:4010"),
+        ("::", "http://[::]:4010", "http://[::1]:4010"),
+    ],
+)
+def test_the_banner_of_a_serve_on_every_interface_links_to_loopback(
+    host: str, listening: str, link: str
+) -> None:
+    """`serve --host 0.0.0.0` (the README's Redis example) printed its dashboard link and
+    sample curl as http://0.0.0.0:4010/...: an address to listen on, not one to reach (RFC 1122
+    §3.2.1.3), which not every client connects to. The first line still says where it listens;
+    the links go to loopback, which every interface includes."""
+    keys = [("lp_test_x_y", "org", "*")]
+    shown = banner(Settings(host=host, port=4010, admin_token="t"), keys, PROJECT)
+    assert shown.splitlines()[0] == f"layers-mock listening on {listening}"
+    assert f"  dashboard: {link}/_mock/ui?token=t" in shown
+    assert f"curl -s -X POST {link}/v1/projects/{PROJECT}/influencers" in shown
+    assert shown.count(listening) == 1
+
+
 def test_the_banner_names_the_state_and_the_workers_and_never_a_password() -> None:
     """A user starting a second `serve` on the same Redis checks, from the banner, which
     sandbox and how many workers answer; a Redis password never reaches the terminal."""
