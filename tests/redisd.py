@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import components
 import pytest
 
 if TYPE_CHECKING:
@@ -216,9 +217,9 @@ def sockets_to(ports: Iterable[int]) -> int:
 
 
 def cannot_run(reason: str) -> NoReturn:
-    """No redis-server here: a failure that says how to get one (.ci/run installs it), never
-    a skip: a suite that passes without running its Redis tests would say nothing of them."""
-    pytest.fail(f"{reason}: {HOW}", pytrace=False)
+    """No redis-server that starts here: tests/components.py (skipped on a laptop without
+    it, a failure on CI, which installs it, and wherever it is installed but fails)."""
+    components.cannot_run(reason, HOW, missing=shutil.which("redis-server") is None)
 
 
 @contextlib.contextmanager
