@@ -211,6 +211,16 @@ class Said:
             if text in line:
                 return line
 
+    def waiting_worker(self, *before: int) -> int:
+        """The pid of the first worker, none of `before` (those alive before a kill), that
+        says it waits for Redis: on a loaded machine a worker's first open can time out and
+        wait too, and say so at its own start (seen once in a loaded suite)."""
+        while True:
+            line = self.wait_for("waits for Redis")
+            worker = int(line.split("worker ", 1)[1].split(":", 1)[0])
+            if worker not in before:
+                return worker
+
     def rest(self) -> list[str]:
         """Every line the serve said, once it exited (its stderr closed)."""
         while (line := self.lines.get(timeout=LIVENESS_S)) is not EXITED:

@@ -51,13 +51,7 @@ def test_a_worker_killed_while_redis_is_down_is_replaced_by_one_that_waits_for_r
         victim, survivor = workers_of(server.proc.pid)
         private_redis.kill()
         os.kill(victim, signal.SIGKILL)
-        # The replacement says it waits, not a crash loop. A line of the victim's or the
-        # survivor's is from their own start, before the kill: on a loaded machine a worker's
-        # first open can time out and wait too (seen once in a loaded suite), then serve.
-        replacement = victim
-        while replacement in (victim, survivor):
-            waiting = said.wait_for("waits for Redis")
-            replacement = int(waiting.split("worker ", 1)[1].split(":", 1)[0])
+        replacement = said.waiting_worker(victim, survivor)  # it waits, not a crash loop
         assert "Traceback" not in "".join(said.all), said.all
         assert sorted(workers_of(server.proc.pid)) == sorted([survivor, replacement])
         with httpx.Client(base_url=server.url, timeout=LIVENESS_S) as client:
@@ -93,11 +87,10 @@ def test_a_serve_whose_worker_waits_for_redis_stops_at_once_on_sigterm(
     said = Said(server)
     try:
         created(server.url, 1)
-        victim = workers_of(server.proc.pid)[0]
+        before = workers_of(server.proc.pid)
         private_redis.kill()
-        os.kill(victim, signal.SIGKILL)
-        waiting = said.wait_for("waits for Redis")
-        replacement = waiting.split("worker ", 1)[1].split(":", 1)[0]
+        os.kill(before[0], signal.SIGKILL)
+        replacement = said.waiting_worker(*before)
     finally:
         code = server.stop()
     assert code == 0, said.rest()

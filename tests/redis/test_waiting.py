@@ -72,12 +72,10 @@ def test_a_serve_whose_workers_all_died_during_an_outage_answers_and_serves_when
         private_redis.kill()
         for pid in workers:  # at once
             os.kill(pid, signal.SIGKILL)
-        replacements = set()
+        replacements: set[int] = set()
         for _ in workers:
-            line = said.wait_for("waits for Redis")
-            replacements.add(int(line.split("worker ", 1)[1].split(":", 1)[0]))
+            replacements.add(said.waiting_worker(*workers, *replacements))
         assert sorted(workers_of(server.proc.pid)) == sorted(replacements), said.all
-        assert not replacements & set(workers)
         partner, control = partner_spec(), control_spec()
         create_op = next(
             o
