@@ -20,7 +20,10 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   (it keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
 - `reads` holds the read-light windows, one field a key (core/store.Bucket): a partner read
   is counted there in its catch-up's round trip (CHANGES), not in a commit; a reset's commit
-  drops the windows of the keys it resets (all, for a wipe), as the meta row's go.
+  drops the windows of the keys it resets (all, for a wipe), as the meta row's go. A read's
+  catch-up with nothing to count (no window: an `unlimited` key's reads) and no journal entry
+  to carry goes as PEEK instead, which reads what the copy is made of and holds it to the
+  census, and writes nothing (redis_scripts.py; `send_changes`).
 - `whole` is the census of the state (redis_scripts.py INTACT): every round trip holds
   `rows`, `order`, `meta` and `commits` to what the last commit left, so that a key spoiled
   by hand is refused by every worker alike (DAMAGED), not answered from one worker's copy

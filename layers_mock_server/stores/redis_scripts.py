@@ -588,12 +588,29 @@ CHANGES_FULL = "#!lua flags=allow-oom\nlocal over = false" + _CHANGES_HEAD + _CO
 # CHANGES was), and a PEEK that ran says Redis takes writes again (ROOMY).
 # KEYS: log, commits, reset mark, floor, census, meta, rows, order; ARGV: seen, far, salt.
 PEEK = (
-    "#!lua"
+    """#!lua
+local found = redis.call('MGET', KEYS[2], KEYS[5], KEYS[3], KEYS[4])
+local now, c, reset, floor = found[1], found[2], found[3], found[4]
+-- The common case first, before any function is made (a closure a call each): the count at
+-- the worker's own, the census of that count, `rows`, `order` and `meta` of its sizes, the
+-- marks numbers or missing (EXISTS: MGET reads a key of another type as missing). Anything
+-- else goes the whole way below, which says what is wrong exactly as CHANGES does.
+if now == ARGV[1] and c and (not reset or tonumber(reset)) and (not floor or tonumber(floor)) then
+  local born, n, h, z, m = string.match(c, '^(%x+):(%d+):(%d+):(%d+):(%d+)$')
+  if n == now and redis.pcall('HLEN', KEYS[7]) == tonumber(h)
+      and redis.pcall('ZCARD', KEYS[8]) == tonumber(z)
+      and redis.pcall('STRLEN', KEYS[6]) == tonumber(m) then
+    local absent = (reset and 0 or 1) + (floor and 0 or 1)
+    if absent == 0 or redis.call('EXISTS', KEYS[3], KEYS[4]) == 2 - absent then
+      return {'OK', tonumber(now), {}, {}, reset or floor or false, false, born, 0}
+    end
+  end
+end
+"""
     + INTACT
     + NAMED
     + """
 local commits, seen, far = KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2])
-local found = redis.call('MGET', commits, KEYS[5], KEYS[3], KEYS[4])
 local now = number(commits, found[1])
 local c = found[2]
 if c then
