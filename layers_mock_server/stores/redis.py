@@ -542,7 +542,9 @@ class RedisStore:
         back, everything is read the same way, after the answer. `listed`: with every counted
         window (`Changes.windows`). `mend`: a lease for a commit that replaces the sandbox
         whole (a global reset, an import), taken even when the sandbox is not as the mock
-        left it (`_changes_args`)."""
+        left it (`_changes_args`). A read's with nothing to count, list, mend or carry, on a
+        Redis not known full, goes as PEEK (`_peek`): CHANGES's fixed cost, paid whatever
+        it had to do, was most of a read's in Redis (bench/README.md, read17)."""
         token = secrets.token_hex(8) if lease else ""
         if token:
             self._give_back()
