@@ -187,3 +187,27 @@ def test_a_light_catch_up_after_a_script_flush_is_refused_then_loaded_again(
     assert job_of(second, made["jobId"])[0] == 200  # (with the 503's entry: CHANGES carries it)
     assert job_of(second, made["jobId"])[0] == 200
     assert sent[-1] == "peek"
+
+
+def test_a_census_an_older_versions_commits_ran_past_is_adopted_through_changes(
+    two: tuple[Worker, Worker],
+) -> None:
+    """PEEK writes nothing: a census behind the commit count whose commits are honest (an
+    earlier version's, test_damaged.py) is answered MORE, and the read goes again as CHANGES,
+    which takes the census again; the read answers from everything read again, as before."""
+    first, second = two
+    [(status, made)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    assert job_of(second, made["jobId"])[0] == 200
+    client, whole = first.store._client, first.store.keys["whole"]
+    kept = client.get(whole)
+    [(status, later)] = first.together(("POST", CREATE, auth(FULL), {}))
+    assert status == 202
+    client.set(whole, kept)  # as a worker before the census would have left it
+    sent = scripts(second)
+    status, job = job_of(second, later["jobId"])
+    assert status == 200, job
+    assert sent == ["peek", "changes"]
+    assert client.get(whole) != kept  # taken again
+    assert job_of(second, later["jobId"])[0] == 200
+    assert sent[-1] == "peek"
