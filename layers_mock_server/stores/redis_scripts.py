@@ -568,24 +568,26 @@ sent(KEYS[7], n, count)
 # window is a few dozen bytes a key, rewritten in place as its minutes go by.
 CHANGES_FULL = "#!lua flags=allow-oom\nlocal over = false" + _CHANGES_HEAD + _COUNT + _AFTER
 
-# A read's catch-up in the common case (PEEK): nothing to count (no read window: an
-# `unlimited` key's reads, or no partner read), no journal entry to carry, no lease, no list of
-# windows, no mending. CHANGES then writes nothing, but still paid for all it may do: 17 keys
-# and their arguments made Lua strings, six keys held to their types for the writes it did
-# not make (journal-seq, the worker's mark, the floor, `reads`, the reset mark, `behind`), the
-# journal's functions; a catch-up's fixed cost was most of a read's in Redis (read16, ~0.4 M
-# instructions a catch-up). PEEK reads what the copy is made of and nothing else, and holds
-# exactly that to the census (INTACT): the commit count, the census itself, `meta`, `rows`
-# and `order` (STRLEN, HLEN, ZCARD as CHANGES), the reset mark and the floor (numbers, as
-# CHANGES counts them; MGET reads all four strings at once, TYPE only for one it finds
-# missing), and the log it reads (NAMED, as CHANGES). A key it does not read (the journal's,
-# `reads`, `behind`) is still caught by the next round trip that writes it, as before: a read
-# never depended on it. Its answer is CHANGES's, so the worker reads both alike. A census a
-# commit count ran past (an older version's commits, INTACT `adopted`) is answered `MORE`:
-# adopting it writes a new census, which is CHANGES's to do. No `no-writes` flag, on purpose:
-# a Redis that refuses writes (full, a replica, MISCONF, NOREPLICAS) refuses it as it refused
-# CHANGES, so reads answer as the README says (a full Redis: CHANGES_FULL, as a refused
-# CHANGES was), and a PEEK that ran says Redis takes writes again (ROOMY).
+# A read's catch-up in the common case (PEEK): nothing to count (no read window: an `unlimited`
+# key's reads, or no partner read), no journal entry to carry, no lease, no list of windows, no
+# mending. CHANGES then writes nothing, but still paid for all it may do: 17 keys and their
+# arguments made Lua strings, six keys held to their types for the writes it did not make
+# (journal-seq, the worker's mark, the floor, `reads`, the reset mark, `behind`), the journal's
+# functions; a catch-up's fixed cost was most of a read's in Redis (read16, ~0.4 M instructions a
+# catch-up). PEEK reads what the copy is made of and nothing else, and holds exactly that to the
+# census (INTACT): the commit count, the census itself, `meta`, `rows` and `order` (STRLEN, HLEN,
+# ZCARD as CHANGES), the reset mark and the floor (numbers, as CHANGES counts them; MGET reads all
+# four strings at once, then EXISTS, or on the whole way TYPE, only for a mark it finds missing),
+# and the log it reads (NAMED, as CHANGES). In Redis, a catch-up with nothing changed: CHANGES 184k
+# instructions, PEEK 69k (bench/README.md, read17; the whole way every time, 111k: INTACT's
+# functions made and ~10 tonumber a call). A key it does not read (the journal's, `reads`, `behind`)
+# is still caught by the next round trip that writes it, as before: a read never depended on it. Its
+# answer is CHANGES's, so the worker reads both alike. A census a commit count ran past (an older
+# version's commits, INTACT `adopted`) is answered `MORE`: adopting it writes a new census, which is
+# CHANGES's to do. No `no-writes` flag, on purpose: a Redis that refuses writes (full, a replica,
+# MISCONF, NOREPLICAS) refuses it as it refused CHANGES, so reads answer as the README says (a full
+# Redis: CHANGES_FULL, as a refused CHANGES was), and a PEEK that ran says Redis takes writes again
+# (ROOMY).
 # KEYS: log, commits, reset mark, floor, census, meta, rows, order; ARGV: seen, far, salt.
 PEEK = (
     """#!lua
