@@ -20,7 +20,10 @@ state and Redis keeps the truth, as a log of committed batches beside the rows t
   (it keeps about the newest `LOG_LENGTH` batches) or when an entry is a wipe (reset, import).
 - `reads` holds the read-light windows, one field a key (core/store.Bucket): a partner read
   is counted there in its catch-up's round trip (CHANGES), not in a commit; a reset's commit
-  drops the windows of the keys it resets (all, for a wipe), as the meta row's go.
+  drops the windows of the keys it resets (all, for a wipe), as the meta row's go. A read's
+  catch-up with nothing to count (no window: an `unlimited` key's reads) and no journal entry
+  to carry goes as PEEK instead, which reads what the copy is made of and holds it to the
+  census, and writes nothing (redis_scripts.py; `send_changes`).
 - `whole` is the census of the state (redis_scripts.py INTACT): every round trip holds
   `rows`, `order`, `meta` and `commits` to what the last commit left, so that a key spoiled
   by hand is refused by every worker alike (DAMAGED), not answered from one worker's copy
@@ -131,7 +134,7 @@ from .redis_lane import Lane
 from .redis_log import SEP, read_entry, read_field, write_args
 from .redis_outbox import Outbox
 from .redis_pipe import Pipe, error, handled
-from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, RESERVE, ROOMY, UNLOCK, WRITE
+from .redis_scripts import CHANGES, CHANGES_FULL, EVERYTHING, PEEK, RESERVE, ROOMY, UNLOCK, WRITE
 from .redis_serving import BEAT, CLAIM, arguments, decoded, refusal
 from .redis_total import SHED, SIZES, plan
 from .redis_url import parse_url, shown
@@ -145,7 +148,7 @@ LOG_LENGTH = 10_000  # batches kept in the log; a worker further behind reads ev
 # `_call(retry=True)` sends one again on a new connection when the first got no answer.
 RETRIABLE = frozenset(
     {"changes", "changes-full", "journal-read", "journal-read-org", "journal-orgs"}
-    | {"everything", "unlock", "org-marks"}
+    | {"everything", "unlock", "org-marks", "peek"}
 )
 # How long a round trip waits for Redis at most, from the moment it was called: on one Redis
 # the pipe's timeout; on a cluster or over TLS, the whole of the lane's round trip, tries again
@@ -186,6 +189,8 @@ class RedisStore:
         # Since: each organization's own stream, `journal-org:<its id in hex>`, and this one for
         # the entries of no organization (a request with no key, or an unknown one).
         self.keys["journal-org"] = f"{tag}:journal-org:"
+        peeked = ("log", "commits", "reset-mark", "journal-floor", "whole", "meta", "rows", "order")
+        self._peek_keys = [self.keys[k] for k in peeked]  # (redis_scripts.py PEEK)
         self.log_length = log_length
         self.seen = 0  # the number of the last commit this worker's copy includes
         # ... and the birth mark of the commit count it was read under (the census's, INTACT in
@@ -270,6 +275,7 @@ class RedisStore:
             "journal-orgs": client.register_script(ORGS),
             "everything": client.register_script(EVERYTHING),
             "changes-full": client.register_script(CHANGES_FULL),
+            "peek": client.register_script(PEEK),
             "reserve": client.register_script(RESERVE),
             "claim": client.register_script(CLAIM),
             "beat": client.register_script(BEAT),
@@ -286,6 +292,7 @@ class RedisStore:
 
             scripts = [WRITE, CHANGES, UNLOCK, APPEND, READ_ALL, EVERYTHING, CHANGES_FULL, RESERVE]
             scripts += [BEAT, CLEAR, ORG_MARKS, READ_ORG, ORGS, SIZES, SHED, FLUSH_ASK, FLUSH_ACK]
+            scripts.append(PEEK)
             self.pipe = Pipe(make, scripts, self.where, timeout=TIMEOUT_S)
             self.handoff = Handoff(make, self.keys["handoff"], self.ident, wanted=self._wanted)
         else:  # a cluster's, or TLS: redis_lane.py, and a listener on the sandbox's shard
@@ -535,7 +542,9 @@ class RedisStore:
         back, everything is read the same way, after the answer. `listed`: with every counted
         window (`Changes.windows`). `mend`: a lease for a commit that replaces the sandbox
         whole (a global reset, an import), taken even when the sandbox is not as the mock
-        left it (`_changes_args`)."""
+        left it (`_changes_args`). A read's with nothing to count, list, mend or carry, on a
+        Redis not known full, goes as PEEK (`_peek`): CHANGES's fixed cost, paid whatever
+        it had to do, was most of a read's in Redis (bench/README.md, read17)."""
         token = secrets.token_hex(8) if lease else ""
         if token:
             self._give_back()
@@ -546,13 +555,17 @@ class RedisStore:
         # waiting (a 503, a group's, one a failed round trip brought back) goes at once with
         # the rest, as before (`Outbox.pressing`).
         carry = bool(token) or self.outbox.pressing
-        keys, args, windows, carried = self._changes_args(
-            token, None, buckets, listed, mend, carry=carry
-        )
-        sent = self._send("changes", keys, args + carried[1])
-        self.outbox.sent(sent, *carried)
-        if not token:  # a read's: answered on a full Redis too
-            sent = self._when_full(sent, keys, args)
+        windows: dict[Bucket, int] = {}
+        if not (token or buckets or listed or mend or carry or self.full):
+            sent = self._peek()  # nothing to write: the light catch-up (redis_scripts.py PEEK)
+        else:
+            keys, args, windows, carried = self._changes_args(
+                token, None, buckets, listed, mend, carry=carry
+            )
+            sent = self._send("changes", keys, args + carried[1])
+            self.outbox.sent(sent, *carried)
+            if not token:  # a read's: answered on a full Redis too
+                sent = self._when_full(sent, keys, args)
         done: asyncio.Future[Changes | None] = sent.get_loop().create_future()
 
         def answered(sent: asyncio.Future[Any]) -> None:
@@ -578,6 +591,29 @@ class RedisStore:
 
         sent.add_done_callback(answered)
         return done
+
+    def _peek(self) -> asyncio.Future[Any]:
+        """A read's catch-up with nothing to count or carry, as PEEK (redis_scripts.py): its
+        future gets an answer as CHANGES's. Refused for want of room, it goes again as
+        CHANGES_FULL (as a refused CHANGES does: `_when_full`); answered `MORE` (a census to
+        adopt, which writes), again as CHANGES."""
+        far = self.log_length // 2
+        sent = self._send("peek", self._peek_keys, [self.seen, far, self.ident])
+        out: asyncio.Future[Any] = sent.get_loop().create_future()
+
+        def back(done: asyncio.Future[Any]) -> None:
+            full = not done.cancelled() and isinstance(done.exception(), StoreFull)
+            if full or (not done.cancelled() and done.exception() is None and _more(done)):
+                keys, args, _, carried = self._changes_args("", None, (), carry=False)
+                again = self._send("changes-full" if full else "changes", keys, args + carried[1])
+                if not full:
+                    again = self._when_full(again, keys, args)
+                again.add_done_callback(functools.partial(_forward, out))
+            else:
+                _forward(out, done)
+
+        sent.add_done_callback(back)
+        return out
 
     def _unleased(self, done: asyncio.Future[Any], token: str, exc: Exception) -> None:
         """A catch-up that cannot be applied: a lease it took goes back (else this worker's
@@ -943,7 +979,7 @@ class RedisStore:
         (its answer's `over`, last: JOURNAL): the worker cuts it then (`journal_shed`)."""
         if not isinstance(answer, list):
             return
-        if script == "changes":
+        if script in {"changes", "peek"}:  # (PEEK's `over` is always 0)
             over = len(answer) > 7 and answer[0] != b"HELD" and answer[7] == 1
         elif script == "write":
             over = answer[-1] == 1 and len(answer) in (2, 5)
@@ -1238,6 +1274,24 @@ class RedisStore:
                 found.append((table, ident, data))
         elapsed = int(now[0]) * 1000 + int(now[1]) // 1000 - int(at) if at is not None else 0
         return Stored(meta, iter(found), max(0, elapsed))
+
+
+def _more(done: asyncio.Future[Any]) -> bool:
+    """PEEK's answer says it is CHANGES's to do (a census to adopt)."""
+    answer = done.result()
+    return isinstance(answer, list) and answer[:1] == [b"MORE"]
+
+
+def _forward(out: asyncio.Future[Any], done: asyncio.Future[Any]) -> None:
+    """`done`'s outcome, handed to `out` (unless `out` was cancelled)."""
+    if out.done():
+        return
+    if done.cancelled():
+        out.cancel()
+    elif done.exception() is not None:
+        out.set_exception(done.exception())  # type: ignore[arg-type]
+    else:
+        out.set_result(done.result())
 
 
 def _resolve(done: asyncio.Future[T], result: T) -> None:

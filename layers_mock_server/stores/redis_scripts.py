@@ -108,8 +108,9 @@ local function adopted(whole, count, log, meta, rows, order, salt)
   redis.call('SET', whole, table.concat({born, count, h, z, m}, ':'), 'KEEPTTL')
   return born
 end
-local function census(whole, commits, now, meta, rows, order, check, log, salt)
-  local c = redis.pcall('GET', whole)
+local function census(whole, commits, now, meta, rows, order, check, log, salt, got)
+  local c = got  -- (the census as the caller read it already: PEEK's MGET)
+  if not c then c = redis.pcall('GET', whole) end
   if type(c) == 'table' then holds(whole, 'string') end
   if not c then return '0' end  -- (the mark of a count no census was written for)
   local born, n, h, z, m = string.match(c, '^(%x+):(%d+):(%d+):(%d+):(%d+)$')
@@ -567,6 +568,69 @@ sent(KEYS[7], n, count)
 # window is a few dozen bytes a key, rewritten in place as its minutes go by.
 CHANGES_FULL = "#!lua flags=allow-oom\nlocal over = false" + _CHANGES_HEAD + _COUNT + _AFTER
 
+# A read's catch-up in the common case (PEEK): nothing to count (no read window: an `unlimited`
+# key's reads, or no partner read), no journal entry to carry, no lease, no list of windows, no
+# mending. CHANGES then writes nothing, but still paid for all it may do: 17 keys and their
+# arguments made Lua strings, six keys held to their types for the writes it did not make
+# (journal-seq, the worker's mark, the floor, `reads`, the reset mark, `behind`), the journal's
+# functions; a catch-up's fixed cost was most of a read's in Redis (read16, ~0.4 M instructions a
+# catch-up). PEEK reads what the copy is made of and nothing else, and holds exactly that to the
+# census (INTACT): the commit count, the census itself, `meta`, `rows` and `order` (STRLEN, HLEN,
+# ZCARD as CHANGES), the reset mark and the floor (numbers, as CHANGES counts them; MGET reads all
+# four strings at once, then EXISTS, or on the whole way TYPE, only for a mark it finds missing),
+# and the log it reads (NAMED, as CHANGES). In Redis, a catch-up with nothing changed: CHANGES 184k
+# instructions, PEEK 69k (bench/README.md, read17; the whole way every time, 111k: INTACT's
+# functions made and ~10 tonumber a call). A key it does not read (the journal's, `reads`, `behind`)
+# is still caught by the next round trip that writes it, as before: a read never depended on it. Its
+# answer is CHANGES's, so the worker reads both alike. A census a commit count ran past (an older
+# version's commits, INTACT `adopted`) is answered `MORE`: adopting it writes a new census, which is
+# CHANGES's to do. No `no-writes` flag, on purpose: a Redis that refuses writes (full, a replica,
+# MISCONF, NOREPLICAS) refuses it as it refused CHANGES, so reads answer as the README says (a full
+# Redis: CHANGES_FULL, as a refused CHANGES was), and a PEEK that ran says Redis takes writes again
+# (ROOMY).
+# KEYS: log, commits, reset mark, floor, census, meta, rows, order; ARGV: seen, far, salt.
+PEEK = (
+    """#!lua
+local found = redis.call('MGET', KEYS[2], KEYS[5], KEYS[3], KEYS[4])
+local now, c, reset, floor = found[1], found[2], found[3], found[4]
+-- The common case first, before any function is made (a closure a call each): the count at
+-- the worker's own, the census of that count, `rows`, `order` and `meta` of its sizes, the
+-- marks numbers or missing (EXISTS: MGET reads a key of another type as missing). Anything
+-- else goes the whole way below, which says what is wrong exactly as CHANGES does.
+if now == ARGV[1] and c and (not reset or tonumber(reset)) and (not floor or tonumber(floor)) then
+  local born, n, h, z, m = string.match(c, '^(%x+):(%d+):(%d+):(%d+):(%d+)$')
+  if n == now and redis.pcall('HLEN', KEYS[7]) == tonumber(h)
+      and redis.pcall('ZCARD', KEYS[8]) == tonumber(z)
+      and redis.pcall('STRLEN', KEYS[6]) == tonumber(m) then
+    local absent = (reset and 0 or 1) + (floor and 0 or 1)
+    if absent == 0 or redis.call('EXISTS', KEYS[3], KEYS[4]) == 2 - absent then
+      return {'OK', tonumber(now), {}, {}, reset or floor or false, false, born, 0}
+    end
+  end
+end
+"""
+    + INTACT
+    + NAMED
+    + """
+local commits, seen, far = KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = number(commits, found[1])
+local c = found[2]
+if c then
+  local n = string.match(c, '^%x+:(%d+):%d+:%d+:%d+$')
+  if n and tonumber(now or '0') > tonumber(n) then return {'MORE'} end
+end
+local born = census(KEYS[5], commits, now, KEYS[6], KEYS[7], KEYS[8], true, KEYS[1], ARGV[3], c)
+local reset, floor = number(KEYS[3], found[3]), number(KEYS[4], found[4])
+local marked = reset or floor or false  -- (nil would end the answer's table there)
+local n = tonumber(now or '0')
+if n == seen then return {'OK', n, {}, {}, marked, false, born, 0} end
+if n - seen > far or n < seen then return {'FAR', n, {}, {}, marked, false, born, 0} end
+local after = string.format('(%d-0', math.max(seen, 0))
+local entries = redis.call('XREVRANGE', KEYS[1], '+', after, 'COUNT', string.format('%d', n - seen))
+return {'OK', n, named(entries, KEYS[7], KEYS[6]), {}, marked, false, born, 0}
+"""
+)
+
 # Everything, as of one instant: meta, rows, their order, the commit number, when meta was
 # written, Redis's clock and the latest reset's mark (or the journal's floor, as CHANGES). A
 # script, not a MULTI: Redis Cluster clients cannot route TIME (it has no key) inside a
@@ -623,4 +687,4 @@ end
 return {redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]), born}
 """
 # The scripts Redis refuses while full: their answers say whether it is (`RedisStore.full`).
-ROOMY = frozenset({"write", "changes", "journal"})
+ROOMY = frozenset({"write", "changes", "peek", "journal"})

@@ -40,7 +40,7 @@ from layers_mock_server.stores import redis_journal
 SCRIPTS = (
     *("WRITE", "CHANGES", "CHANGES_FULL", "UNLOCK", "EVERYTHING", "RESERVE"),
     *("APPEND", "READ_ORG", "ORGS", "READ_ALL", "CLEAR", "ORG_MARKS", "CLAIM", "BEAT"),
-    *("SIZES", "SHED", "FLUSH_ASK", "FLUSH_ACK"),
+    *("SIZES", "SHED", "FLUSH_ASK", "FLUSH_ACK", "PEEK"),
 )
 # Keys a script reaches through ARGV on purpose, by their place in ARGV. UNLOCK names only the
 # lease: the one in line and the handoff channel, reached with pcall, would make a release

@@ -52,7 +52,7 @@ from layers_mock_server.cli import main
 from layers_mock_server.http.app import build_app
 from layers_mock_server.settings import Settings, make_deps
 from layers_mock_server.stores.redis import RedisStore
-from layers_mock_server.stores.redis_scripts import CHANGES
+from layers_mock_server.stores.redis_scripts import CHANGES, PEEK
 
 CREATE = f"/v1/projects/{PROJECT}/influencers"
 
@@ -291,8 +291,10 @@ def test_every_worker_follows_the_sandbox_before_any_request_reaches_it(workers:
     """`serve` starts each worker following what the others commit (a catch-up, without the
     lease, every FOLLOW_S) as it starts, not at its first request: a worker no connection
     reached while the others wrote would read the whole sandbox on its first request (2.7 s
-    after 49,000 creates). Redis's MONITOR shows each worker's catch-ups, no request sent."""
+    after 49,000 creates). Redis's MONITOR shows each worker's catch-ups (CHANGES without the
+    lease, or PEEK: redis_scripts.py), no request sent."""
     changes = hashlib.sha1(CHANGES.encode()).hexdigest()
+    peek = hashlib.sha1(PEEK.encode()).hexdigest()  # (a read's catch-up with nothing to count)
     with (
         started() as redis_server,
         socket.create_connection(("127.0.0.1", redis_server.port), LIVENESS_S) as monitor,
@@ -309,6 +311,8 @@ def test_every_worker_follows_the_sandbox_before_any_request_reaches_it(workers:
                 head, _, command = lines.readline().partition("] ")
                 argv = shlex.split(command)
                 token = argv[4 + int(argv[2])] if argv[:2] == ["EVALSHA", changes] else None
+                if argv[:2] == ["EVALSHA", peek]:
+                    token = ""  # (PEEK never takes the lease)
                 if token == "":  # a catch-up without the lease: no request asked for it
                     following.add(head.rpartition(" ")[2])
         finally:
