@@ -116,7 +116,7 @@ def test_thirty_two_creates_waiting_together_go_to_redis_in_one_commit(
     two: tuple[Worker, Worker], patient: None
 ) -> None:
     """A group holds up to GROUP_WRITES = 32 requests: wrk's 32 connections on one worker
-    make one commit where 16 made two, each commit costing Redis ~630,000 instructions
+    make one commit where 16 made two, each commit costing Redis ~560,000 instructions
     whatever it holds (bench/README.md, create17)."""
     first, second = two
     answers = first.together(*[("POST", CREATE, auth(FULL), {})] * 33)
