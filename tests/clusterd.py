@@ -43,6 +43,9 @@ CLUSTER_OPTIONS = (
 )
 SYNCED = "MASTER <-> REPLICA sync: Finished with success"  # a replica's log, once it has all
 TAKEOVER_TIMEOUT_S = 10
+# How long a node may take to hear of the cluster's greatest config epoch (`finish_move`):
+# gossip carries it within cluster-node-timeout / 2 (2.5 s) at worst, usually at once.
+GOSSIP_TIMEOUT_S = 10
 
 
 def slot_of(sandbox: str) -> int:
@@ -126,14 +129,42 @@ class RedisClusterServers:
 
     def finish_move(self, slot: int, source: int, to: int) -> None:
         """Migrate what is left of `slot` on `source` and give the slot to `to` everywhere
-        (the new owner first, as redis-cli does)."""
+        (the new owner first, as redis-cli does), once `to` knows the cluster's greatest
+        config epoch (`knows_epochs`)."""
         with self.client(source) as old:
             while names := old.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000):
                 self._migrate(old, to, names)
+        self.knows_epochs(to)
         others = [i for i in range(len(self.nodes)) if i not in (to, source)]
         for node in (to, source, *others):
             with self.client(node) as client:
                 client.execute_command("CLUSTER SETSLOT", slot, "NODE", self.ids[to])
+
+    def knows_epochs(self, node: int) -> None:
+        """Wait until `node` has heard of the greatest config epoch any live node has.
+
+        A node given a slot it imports (SETSLOT NODE itself) takes an epoch greater than
+        every one it knows of, so that its claim of the slot beats any other's. One it has
+        not heard of is not beaten: the 210-move test (test_cluster_outage.py) moves a slot
+        back to the node it left ~30 ms before, and now and then that node had not heard of
+        the epoch the other took for it then. It kept its lower one (its log says no
+        "configEpoch updated" for that move), a gossip message the other sent while it still
+        held the slot arrived after, and the node gave the slot back to it; the other, told
+        the new owner, named this one: each answered MOVED naming the other until the next
+        move, and the create between was a 503 after its 5 s. No client gets past two nodes
+        that name each other, and no reshard by redis-cli (which starts only from nodes that
+        agree) moves a slot faster than gossip: the harness made that state, not the mock.
+        Gossip usually brings the epoch before the next move; when not, this waits for it
+        (a condition polled: nothing announces it)."""
+        deadline = time.monotonic() + GOSSIP_TIMEOUT_S
+        live = [i for i, n in enumerate(self.nodes) if n.process is not None]
+        while True:
+            greatest = max(int(self._info(i)["cluster_my_epoch"]) for i in live)
+            if int(self._info(node)["cluster_current_epoch"]) >= greatest:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node {node} did not hear of config epoch {greatest}")
+            threading.Event().wait(0.01)
 
     def _migrate(self, old: redis.Redis, to: int, names: list[bytes]) -> None:
         if names:

@@ -113,8 +113,9 @@ from ..core.store import (
     StoreUnreachable,
 )
 from ..said import say
+from . import redis_handoff
 from .redis_cluster import deadline, left, unstale
-from .redis_handoff import DEAF_S, WANTS_MS, Handoff, Mark
+from .redis_handoff import DEAF_S, Handoff, Mark
 from .redis_journal import (
     APPEND,
     CLEAR,
@@ -449,7 +450,7 @@ class RedisStore:
         orgs, self.org_marking = self.org_marking, {}
         reset = ("c" if clears else "") + (str(marking) if marking else "")
         reset += "".join(f"|{_field(org)}={' '.join(map(str, m))}" for org, m in orgs.items())
-        args += [reset, *commits]
+        args += [reset, redis_handoff.GRACE_MS, *commits]  # (read as sent: tests widen it)
         keys += self._staged_streams(entries, staged)  # the journal's (JOURNAL) and
         keys += sweep  # those a clearing deletes (or an import, uncounted ones)
         return keys, args + entries + staged, self.seen + len(batches), carried
@@ -701,7 +702,7 @@ class RedisStore:
             self.handoff.gave(token)
 
     def _unlock_args(self, token: str) -> list[str]:
-        return [token, self.keys["wants"], self.keys["handoff"]]
+        return [token, self.keys["wants"], self.keys["handoff"], str(redis_handoff.GRACE_MS)]
 
     def holds(self) -> bool:
         return bool(self.token)
@@ -1201,7 +1202,8 @@ class RedisStore:
         args: list[Any] = [self.seen, token, self.lease_ms, far, self._journal_bounds()]
         # (on a full Redis `_carried` carries none either, and keeps the newest waiting)
         carried = self._carried() if carry or self.full else (self.outbox.first, [])
-        args += [self.ident, carried[0], WANTS_MS, WANTS_MS, len(windows)]
+        wants = redis_handoff.WANTS_MS  # (read as sent: the lease-protocol tests widen both)
+        args += [self.ident, carried[0], wants, wants, len(windows)]
         args += [
             f"{b.window}:{n}:{read_field(b.api_key_id, b.endpoint_class)}"
             for b, n in windows.items()

@@ -7,7 +7,6 @@ is applied whole or refused whole, and a lease is taken with the changes a worke
 
 from __future__ import annotations
 
-from .redis_handoff import GRACE_MS
 from .redis_journal import JOURNAL
 
 # What a create costs redis-server (redis15, 2026-12-03; bench/README.md "instructions a create
@@ -199,7 +198,9 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- versions before's KEYS[10] and KEYS[15]) and leaves its number
 -- as the floor KEYS[14] (redis_journal.py); then the reset's mark, the latest (KEYS[17]);
 -- then, for a tenant's reset, `|org=m1 m2 ...`: that organization's marks (KEYS[20]).
--- ARGV[10..]: the commits (ARGV[5] arguments), then journal entries:
+-- ARGV[10]: how long (ms) the worker in line keeps its place once the lease is given back
+-- (GRACE_MS, redis_handoff.py).
+-- ARGV[11..]: the commits (ARGV[5] arguments), then journal entries:
 -- ARGV[6] of them whatever happens (recorded since this worker's last round trip, numbered by
 -- it from ARGV[8] on, its mark KEYS[13]: late, so held against the floor), then the group's
 -- own, kept only with the write (their answers). KEYS[16]: the read windows CHANGES counts.
@@ -208,7 +209,7 @@ local token, seen, maxlen, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 
 -- KEYS[22..]: the journal's streams, of no organization and of each the entries name (JOURNAL),
 -- then for a global reset's, the organizations' streams it deletes (SharedJournal.clear), for
 -- an import's those of the organizations it brings (SharedJournal.imported).
-local first, always, keep = 10 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local first, always, keep = 11 + tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local from, mark, floor = tonumber(ARGV[8]), KEYS[13], KEYS[14]
 local clears, marked = string.sub(ARGV[9], 1, 1) == 'c', string.match(ARGV[9], '^c?(%d+)')
 local late = first + always - 1
@@ -223,7 +224,7 @@ local found = redis.call('MGET', seq, commits, KEYS[11], KEYS[17], lease, KEYS[1
 local placed = number(seq, found[1])
 local now = number(commits, found[2])
 -- a wipe (a global reset, an import) replaces the sandbox, whole or not: it mends it
-local wipes = first > 10 and tonumber(ARGV[10]) % 2 == 1
+local wipes = first > 11 and tonumber(ARGV[11]) % 2 == 1
 local born, sized = census(KEYS[19], commits, now, meta, rows, order, not wipes, log, token)
 if not sized then  -- (the census's HLEN and ZCARD hold them to their types)
   holds(rows, 'hash')
@@ -251,7 +252,7 @@ if (holder and holder ~= token) or n ~= seen then
   return {(holder and holder ~= token) and 'LEASE' or 'BEHIND', over and 1 or 0}
 end
 local newmeta = false
-local i = 10
+local i = 11
 while i < first do
   -- a commit (redis_log.write_args): flags (1: a wipe, 2: with a meta row), k, the meta
   -- row, the log's entry as a document (or '': made here of the commit's own arguments), how
@@ -325,10 +326,8 @@ redis.call('SET', KEYS[19], sizes, 'KEEPTTL')
 local wanted = 0
 if holder and keep == '' then
   redis.call('DEL', lease)
-  if found[6] then  -- the one in line tries, within GRACE_MS (redis_handoff.py)
-    redis.call('PEXPIRE', KEYS[12], """
-    + str(GRACE_MS)
-    + """, 'LT')
+  if found[6] then  -- the one in line tries, within ARGV[10] ms (GRACE_MS)
+    redis.call('PEXPIRE', KEYS[12], ARGV[10], 'LT')
     redis.pcall('SPUBLISH', KEYS[18], 'r' .. token)
   end
 elseif keep ~= '' and found[6] and found[6] ~= keep then  -- another worker waits (`wants`)
@@ -643,7 +642,7 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
 """
 
 # Give the lease back, if it is still ours, and say so on the handoff channel when a worker
-# waits for it (`wants`, which keeps its place GRACE_MS more at most: redis_handoff.py). Only
+# waits for it (`wants`, which keeps its place ARGV[4] ms more at most: GRACE_MS). Only
 # the lease is a declared key: half-way through a reshard of the sandbox's slot
 # (redis_cluster.py) Redis runs a script there only if it holds every key the script names,
 # and `wants` is rarely there, so a release naming it would wait for the reshard to end (and
@@ -652,19 +651,15 @@ return {redis.call('GET', meta), redis.call('HGETALL', rows), redis.call('ZRANGE
 # (redis_handoff.py) finds the lease free. `allow-oom`: it only deletes, shortens a TTL and
 # publishes, which take no memory, so a full Redis runs it (else a lease taken before Redis
 # filled up would hold every worker's writes until it ran out).
-UNLOCK = (
-    """#!lua flags=allow-oom
+UNLOCK = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 if redis.pcall('EXISTS', ARGV[2]) == 1 then
-  redis.pcall('PEXPIRE', ARGV[2], """
-    + str(GRACE_MS)
-    + """, 'LT')
+  redis.pcall('PEXPIRE', ARGV[2], ARGV[4], 'LT')
   redis.pcall('SPUBLISH', ARGV[3], 'r' .. ARGV[1])
 end
 return 1
 """
-)
 
 
 # A block of request numbers (core/requestids.py): a HINCRBY of one of two fields, which takes

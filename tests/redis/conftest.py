@@ -51,6 +51,16 @@ def patient(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def unhurried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lease protocol's windows on Redis's clock at ten minutes: a refused worker's place
+    in line (WANTS_MS) and what is left of it once the lease is given back (GRACE_MS, an
+    argument of the scripts that release). A test driving the protocol step by step then
+    sees the same on any machine: none of its steps races a 50 ms grace (flake16)."""
+    monkeypatch.setattr(redis_handoff, "WANTS_MS", 600_000)
+    monkeypatch.setattr(redis_handoff, "GRACE_MS", 600_000)
+
+
+@pytest.fixture
 def on_the_loop(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """The commands redis-py sends synchronously from a thread whose event loop runs (a
     serving worker's): each a round trip that every request of the worker waits for."""

@@ -122,6 +122,36 @@ def test_a_sandbox_whose_slot_moves_to_another_shard_keeps_working_and_loses_not
         assert len(influencers(bases[1])) == 4
 
 
+def my_epochs(cluster: RedisClusterServers) -> list[int]:
+    """Each node's own config epoch."""
+    epochs = []
+    for node in range(len(cluster.nodes)):
+        with cluster.client(node) as client:
+            epochs.append(int(client.execute_command("CLUSTER INFO")["cluster_my_epoch"]))
+    return epochs
+
+
+def test_the_harness_moves_a_slot_to_a_node_whose_epoch_then_beats_every_other(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """`move` (tests/clusterd.py) gives the slot to a node once it knows the cluster's
+    greatest config epoch, so the epoch it takes for the slot beats every node's, one taken
+    a moment before included: no gossip sent before the move can take the slot back to
+    another node (which made two nodes each answer MOVED naming the other, and a create of
+    test_cluster_outage.py's 210 moves a 503, one run in ~10). Here node 2 takes the
+    greatest epoch (CLUSTER BUMPEPOCH, which tells no one: gossip does, later) just before
+    the slot moves to node 0: without the wait node 0 took an epoch no greater than it."""
+    _, name = redis_cluster.sandbox(on=0)
+    slot = slot_of(name)
+    redis_cluster.move(slot, to=1)  # node 1 has the greatest epoch, and node 2 knows it
+    redis_cluster.knows_epochs(2)
+    with redis_cluster.client(2) as client:
+        assert client.execute_command("CLUSTER BUMPEPOCH").startswith(b"BUMPED")
+    redis_cluster.move(slot, to=0)
+    epochs = my_epochs(redis_cluster)
+    assert epochs[0] > max(epochs[1:]), epochs
+
+
 def test_a_database_other_than_0_on_a_cluster_is_refused_in_one_sentence(
     redis_cluster: RedisClusterServers, capsys: pytest.CaptureFixture[str]
 ) -> None:
