@@ -249,7 +249,8 @@ def test_a_frozen_cluster_answers_503_within_the_bound_of_one_redis(
     read's catch-up was tried twice: a create and a read each took ~16 times the timeout
     (~80 s at the default 5 s). Now one deadline covers the whole round trip, tries and
     slot-map readings included: a create, a read and the journal each answer 503 within the
-    timeout (with the machine's slack), and the worker answers again once the nodes do."""
+    timeout (with the machine's slack: 4 times it, not 16), and the worker answers again once
+    the nodes do."""
     monkeypatch.setattr(redis_store, "TIMEOUT_S", 1.0)
     with started_cluster() as cluster:
         url, _ = cluster.sandbox(on=0)
@@ -265,7 +266,9 @@ def test_a_frozen_cluster_answers_503_within_the_bound_of_one_redis(
                 took, status, answer = timed(worker, *request)
                 assert status == 503, answer
                 assert answer["error"]["code"] == "STORAGE_UNAVAILABLE"
-                assert took < 2 * redis_store.TIMEOUT_S, (request[:2], took, answer)
+                # (the journal's read adds its barrier's bound, 0.5 s; a loaded machine took
+                # 2.008 s; the defect this guards took ~16 times the timeout)
+                assert took < 4 * redis_store.TIMEOUT_S, (request[:2], took, answer)
         took, status, answer = timed(worker, "POST", CREATE, auth(FULL), {})
         assert status == 202, answer
         worker.close()
