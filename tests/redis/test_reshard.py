@@ -13,6 +13,7 @@ TRYAGAIN, and only the end of the reshard lets them run.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from grouped import influencers as grouped_influencers
 from support import FULL, HTTP_TIMEOUT_S, auth
 
 from layers_mock_server.stores.redis import RedisStore
+from layers_mock_server.stores.redis_url import LEASE_MS
 
 
 def create(base: str, key: str) -> httpx.Response:
@@ -203,11 +205,17 @@ def test_a_write_whose_master_dies_before_answering_says_it_may_have_been_kept(
         assert "same Idempotency-Key" in body["error"]["message"], body
         replicated.fail_over(1)
         worker.trips.clear()
+        began = time.monotonic()
         [(status, again)] = worker.together(("POST", CREATE, headers, {}))
+        took = time.monotonic() - began
         assert status == 202, again
         # The lease the failed write held went to the replica with the rest: the worker gave
-        # it back first, and took it at once, not after it ran out (LEASE_MS, 10 s).
-        assert worker.trips == ["lock", "write"], worker.trips
+        # it back first, and took it at once, not after it ran out (LEASE_MS, 10 s). Mostly
+        # in one try; under two busy loops, 1 run in 3 (on main too) tried twice, the first
+        # refused while the give-back was on its way, and the second taken at its release.
+        assert worker.trips[-1] == "write", worker.trips
+        assert set(worker.trips[:-1]) == {"lock"} and len(worker.trips) <= 3, worker.trips
+        assert took < LEASE_MS / 1000 / 2, took
         assert len(grouped_influencers(worker)) == 2
     finally:
         worker.close()
