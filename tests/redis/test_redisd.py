@@ -1,4 +1,5 @@
-"""Without redis-server the Redis tests fail and say how to run them (never a skip).
+"""Without redis-server the Redis tests say how to run them: a failure on CI (.ci/run sets
+LAYERS_MOCK_REQUIRE_COMPONENTS), a skip on a laptop (tests/components.py).
 
 A fresh pytest session (pytester, in a process of its own) whose PATH holds no redis-server,
 running one test that needs it: what a developer without Redis sees.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from components import REQUIRED
 
 TESTS = Path(__file__).resolve().parents[1]  # where redisd.py is
 NEEDS_REDIS = """
@@ -20,13 +22,18 @@ def test_needs_redis():
 """
 
 
-def test_without_redis_server_the_redis_tests_fail_and_say_how(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("required", [True, False], ids=["on CI", "on a laptop"])
+def test_without_redis_server_the_redis_tests_fail_on_ci_and_are_skipped_elsewhere_saying_how(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: bool
 ) -> None:
     empty = pytester.mkdir("empty")
     monkeypatch.setenv("PATH", str(empty))  # nothing there: no redis-server
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    if required:  # as .ci/run sets it
+        monkeypatch.setenv(REQUIRED, "1")
+    else:
+        monkeypatch.delenv(REQUIRED, raising=False)
     pytester.makepyfile(test_redis=NEEDS_REDIS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(**({"failed": 1} if required else {"skipped": 1}))
     result.stdout.fnmatch_lines(["*redis-server is not on PATH*apt install redis-server*"])
