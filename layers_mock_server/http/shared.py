@@ -124,10 +124,11 @@ EXPORT = "/_mock/state"
 MENDS = frozenset({("POST", "/_mock/reset"), ("PUT", EXPORT)})
 ASSETS = "/_mock/ui/assets/"  # ... and its static files
 JOB_READ = "/v1/jobs/"  # GET /v1/jobs/{jobId}: records a poll step of a job moved by polls
-# 32 (16 until 2026-12-03 create17): a commit costs Redis ~560,000 instructions whatever it
-# holds (its keys and checks, the journal's and the census's commands, the AOF's MULTI), on top
-# of ~79,000 a create: at 16 that was a third of Redis's work a create (bench/README.md).
-GROUP_WRITES = 32  # requests at most in one group commit ...
+# 16: a commit costs Redis ~560,000 instructions whatever it holds, on top of ~79,000 a create
+# (create17), and 32 cut Redis's work a create by 15 %, but fewer creates a second came of it
+# (4 rounds of 5 side by side, p99 7.4 ms vs 6.0): one group of 32 leaves no commit to overlap
+# with the next group's work (bench/README.md, 2026-12-03 23:2xZ).
+GROUP_WRITES = 16  # requests at most in one group commit ...
 GROUP_S = 0.005  # ... and for at most this long after it began
 # A worker keeps the lease for its next groups for at most this long (and half the lease's
 # time to live, `lease=`: a chain never outlives the lease it runs on) ... Not what hands the
