@@ -7,23 +7,21 @@ import pytest
 from components import REQUIRED, cannot_run
 
 
-def test_a_component_missing_on_a_laptop_is_a_skip_that_says_how_to_get_it(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("required", "missing", "outcome"),
+    [
+        (False, True, pytest.skip.Exception),  # a laptop without it: how to get it
+        (True, True, pytest.fail.Exception),  # CI, which installs it
+        (False, False, pytest.fail.Exception),  # installed, and it did not start: a bug
+    ],
+    ids=["missing on a laptop", "missing on CI", "not starting on a laptop"],
+)
+def test_a_component_that_cannot_run_says_how_and_fails_unless_missing_on_a_laptop(
+    monkeypatch: pytest.MonkeyPatch, required: bool, missing: bool, outcome: type
 ) -> None:
-    monkeypatch.delenv(REQUIRED, raising=False)
-    with pytest.raises(pytest.skip.Exception, match="no redis-server: install it"):
-        cannot_run("no redis-server", "install it", missing=True)
-
-
-def test_a_component_missing_on_ci_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(REQUIRED, "1")
-    with pytest.raises(pytest.fail.Exception, match="no redis-server: install it"):
-        cannot_run("no redis-server", "install it", missing=True)
-
-
-def test_a_component_installed_that_does_not_start_fails_even_on_a_laptop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(REQUIRED, raising=False)
-    with pytest.raises(pytest.fail.Exception, match="did not start"):
-        cannot_run("redis-server did not start", "see its log", missing=False)
+    if required:
+        monkeypatch.setenv(REQUIRED, "1")
+    else:
+        monkeypatch.delenv(REQUIRED, raising=False)
+    with pytest.raises(outcome, match="redis-server cannot run: install it"):
+        cannot_run("redis-server cannot run", "install it", missing=missing)

@@ -1041,16 +1041,7 @@ class RedisStore:
         """A read's catch-up (`sent`), sent again as CHANGES_FULL if Redis refused it for want
         of room: the reads are answered (and counted) whether Redis has room or not."""
         out: asyncio.Future[Any] = sent.get_loop().create_future()
-
-        def settle(done: asyncio.Future[Any]) -> None:
-            if out.done():
-                return
-            if done.cancelled():
-                out.cancel()
-            elif done.exception() is not None:
-                out.set_exception(done.exception())  # type: ignore[arg-type]
-            else:
-                out.set_result(done.result())
+        settle = functools.partial(_forward, out)
 
         def back(done: asyncio.Future[Any]) -> None:
             if not done.cancelled() and isinstance(done.exception(), StoreFull):
