@@ -41,9 +41,11 @@ OPEN = Principal("open")
 ADMIN = Principal("admin")
 
 
-def _matches(given: str | None, token: str) -> bool:
-    # compare_digest: the time taken must not tell an attacker how much of the token matched.
-    # An empty token never matches, so an empty --admin-token locks rather than opens.
+def token_matches(given: str | None, token: str) -> bool:
+    """Whether `given` is the admin token (here and in the stand-in, http/waiting.py).
+
+    compare_digest: the time taken must not tell an attacker how much of the token matched.
+    An empty token never matches, so an empty --admin-token locks rather than opens."""
     if not given:
         return False
     return hmac.compare_digest(given.encode(), token.encode())
@@ -82,7 +84,7 @@ def control_principal(
         return OPEN
     scheme, _, given = (authorization or "").partition(" ")
     bearer = given if scheme.lower() == "bearer" else ""
-    if _matches(bearer, token) or _matches(query_token, token):
+    if token_matches(bearer, token) or token_matches(query_token, token):
         return ADMIN
     # as the partner API reads a key (Simulator.authenticate); a page URL may carry the
     # tenant's key as it carries the admin token, or a tenant could not open its dashboard
