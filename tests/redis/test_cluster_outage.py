@@ -132,10 +132,11 @@ def settled(cluster: RedisClusterServers, pair: list[Worker]) -> tuple[int, list
 def test_cluster_workers_answer_again_after_more_failed_attempts_than_a_pool_would_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The whole cluster is down (kill -9 of every node) while two workers take 110 creates
+    """The whole cluster is down (kill -9 of every node) while two workers take 130 creates
     each: every one a 503, and each a try of the worker's lane connection, a reading of the
     slot map by its cluster client (`initialize`, through the nodes' pools) and a connect of
-    its handoff listener (RECONNECT_S 0: one at every lease try), more than redis-py's pools
+    its handoff listener (RECONNECT_S 0: about one a lease try; a run beside a busy loop
+    counted 197 connects for 220 creates, under the 200 asserted), more than redis-py's pools
     would count (100; past it, MaxConnectionsError for ever). The cluster starts again: each
     worker creates (202) as soon as it answers, and holds no more sockets, Redis clients or
     pooled connections than before (but the one idle connection a node's pool may keep)."""
@@ -158,7 +159,7 @@ def test_cluster_workers_answer_again_after_more_failed_attempts_than_a_pool_wou
         tried.clear()
         for node in cluster.nodes:
             node.kill()
-        for _ in range(110):
+        for _ in range(130):
             for worker in pair:
                 guarded = asyncio.wait_for(worker.call("POST", CREATE, auth(FULL), {}), 60)
                 status, down = worker.loop.run_until_complete(guarded)  # wedged: fails here
