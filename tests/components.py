@@ -17,8 +17,13 @@ import pytest
 REQUIRED = "LAYERS_MOCK_REQUIRE_COMPONENTS"
 
 
+def skips(missing: bool) -> bool:
+    """Whether a component that cannot run skips its tests here: missing, and not on CI."""
+    return missing and not os.environ.get(REQUIRED)
+
+
 def cannot_run(reason: str, how: str, *, missing: bool) -> NoReturn:
-    """Skip (`missing`, and not on CI) or fail, saying `reason` and `how` to run the test."""
-    if missing and not os.environ.get(REQUIRED):
+    """Skip (`skips`) or fail, saying `reason` and `how` to run the test."""
+    if skips(missing):
         pytest.skip(f"{reason}: {how} (CI sets {REQUIRED}=1: these fail there)")
     pytest.fail(f"{reason}: {how}", pytrace=False)
